@@ -1,0 +1,75 @@
+//! Where bearer tokens come from. The token itself never reaches `Debug`, `Display` or an error.
+
+use std::fmt;
+
+use crate::Error;
+
+/// An OAuth bearer token. Its `Debug` output is redacted, so it can sit in structs that are logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a bearer token (without the `Bearer ` prefix).
+    pub fn new(token: impl Into<String>) -> AccessToken {
+        AccessToken(token.into())
+    }
+
+    /// The token text, for the `Authorization` header. Do not log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// Supplies bearer tokens to a [`Client`](crate::Client). Called on the calling thread before each
+/// request is sent, so it must be cheap when a cached token is still valid; it blocks when it must
+/// fetch a new one.
+pub trait TokenProvider: Send + Sync {
+    /// A token valid for Graph now. Errors should be [`Error::Auth`].
+    fn token(&self) -> Result<AccessToken, Error>;
+
+    /// Graph rejected `token` (401): drop it from any cache so the next [`token`](Self::token)
+    /// fetches a new one. The default does nothing.
+    fn invalidate(&self, _token: &AccessToken) {}
+}
+
+/// A fixed token the caller obtained elsewhere (an agent's own identity stack, a test).
+#[derive(Clone)]
+pub struct StaticToken(AccessToken);
+
+impl StaticToken {
+    /// A provider that always answers `token`.
+    pub fn new(token: impl Into<String>) -> StaticToken {
+        StaticToken(AccessToken::new(token))
+    }
+}
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StaticToken").field(&self.0).finish()
+    }
+}
+
+impl TokenProvider for StaticToken {
+    fn token(&self) -> Result<AccessToken, Error> {
+        Ok(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let provider = StaticToken::new("eyJ0eXAiOi-secret");
+        let shown = format!("{provider:?} {:?}", provider.token().unwrap());
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+}

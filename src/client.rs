@@ -1,0 +1,222 @@
+//! The client and its operations: each is a request description plus a response decoder.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ureq::http::Method;
+
+use crate::pipeline::{Pipeline, Request, Response};
+use crate::{
+    ApiVersion, ClientBuilder, DeviceConfigurationUserStatus, Error, Target, UserStatusPatch,
+    response,
+};
+
+/// A blocking Microsoft Graph client for deviceConfigurationUserStatus.
+///
+/// Cheap to clone (clones share one HTTP agent and its connection pool) and `Send + Sync`: build
+/// one per process and share it between threads.
+///
+/// ```no_run
+/// use intune_user_status::{Client, ComplianceStatus, Target, UpdateOutcome, UserStatusPatch};
+/// let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+/// let patch = UserStatusPatch::new().status(ComplianceStatus::Compliant).devices_count(3);
+/// match client.update_user_status(&Target::new("config-id", "status-id"), &patch)? {
+///     UpdateOutcome::NoContent => println!("updated (Graph answered 204)"),
+///     UpdateOutcome::Updated(entity) | UpdateOutcome::Fetched(entity) => println!("{entity:?}"),
+/// }
+/// # Ok::<(), intune_user_status::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pipeline: Arc<Pipeline>,
+    api_version: ApiVersion,
+    fetch_after_no_content: bool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("root", &self.pipeline.root())
+            .field("api_version", &self.api_version)
+            .field("fetch_after_no_content", &self.fetch_after_no_content)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an update returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpdateOutcome {
+    /// Graph answered 200 with the updated object (what the documentation describes).
+    Updated(DeviceConfigurationUserStatus),
+    /// Graph answered 204 No Content (what Intune does in practice): the update was applied.
+    NoContent,
+    /// Graph answered 204 and the client fetched the object with a GET, as asked
+    /// ([`ClientBuilder::fetch_after_no_content`]).
+    Fetched(DeviceConfigurationUserStatus),
+}
+
+impl UpdateOutcome {
+    /// The updated object, when the service returned it or it was fetched.
+    pub fn entity(&self) -> Option<&DeviceConfigurationUserStatus> {
+        match self {
+            UpdateOutcome::Updated(entity) | UpdateOutcome::Fetched(entity) => Some(entity),
+            UpdateOutcome::NoContent => None,
+        }
+    }
+
+    /// The updated object, by value.
+    pub fn into_entity(self) -> Option<DeviceConfigurationUserStatus> {
+        match self {
+            UpdateOutcome::Updated(entity) | UpdateOutcome::Fetched(entity) => Some(entity),
+            UpdateOutcome::NoContent => None,
+        }
+    }
+}
+
+/// Per-call settings that override the client's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// The API version for this call (default: the client's).
+    pub api_version: Option<ApiVersion>,
+    /// Whether to GET the object after a 204 (default: the client's).
+    pub fetch_after_no_content: Option<bool>,
+}
+
+impl CallOptions {
+    /// No overrides.
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    /// Uses `version` for this call.
+    pub fn api_version(mut self, version: ApiVersion) -> Self {
+        self.api_version = Some(version);
+        self
+    }
+
+    /// Fetches (or not) the object after a 204 for this call.
+    pub fn fetch_after_no_content(mut self, fetch: bool) -> Self {
+        self.fetch_after_no_content = Some(fetch);
+        self
+    }
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    pub(crate) fn from_parts(
+        pipeline: Pipeline,
+        api_version: ApiVersion,
+        fetch_after_no_content: bool,
+    ) -> Client {
+        Client {
+            pipeline: Arc::new(pipeline),
+            api_version,
+            fetch_after_no_content,
+        }
+    }
+
+    /// The API version calls use unless told otherwise.
+    pub fn api_version(&self) -> ApiVersion {
+        self.api_version
+    }
+
+    /// PATCHes `target` with `patch` and returns what Graph returned.
+    ///
+    /// The patch is validated and the URL built before anything is sent; an invalid patch, an empty
+    /// id, a route v1.0 does not serve or a patch `id` other than the target's is an
+    /// [`Error::InvalidInput`] and no request is made.
+    pub fn update_user_status(
+        &self,
+        target: &Target,
+        patch: &UserStatusPatch,
+    ) -> Result<UpdateOutcome, Error> {
+        self.update_user_status_with(target, patch, &CallOptions::default())
+    }
+
+    /// [`update_user_status`](Self::update_user_status) with per-call options.
+    pub fn update_user_status_with(
+        &self,
+        target: &Target,
+        patch: &UserStatusPatch,
+        options: &CallOptions,
+    ) -> Result<UpdateOutcome, Error> {
+        patch.validate()?;
+        if let Some(id) = patch.get_id()
+            && id != target.user_status_id()
+        {
+            return Err(Error::invalid(
+                "id",
+                format!(
+                    "\"{id}\" differs from the target's user status id \"{}\"; the id cannot be changed",
+                    target.user_status_id()
+                ),
+            ));
+        }
+        let url = self.url(target, options)?;
+        let body = patch.to_json();
+        let response = self.pipeline.send(&Request {
+            method: Method::PATCH,
+            url,
+            body: Some(&body),
+        })?;
+        match response.status {
+            200 => Ok(UpdateOutcome::Updated(response::entity(&response)?)),
+            204 => {
+                if options
+                    .fetch_after_no_content
+                    .unwrap_or(self.fetch_after_no_content)
+                {
+                    self.get_user_status_with(target, options)
+                        .map(UpdateOutcome::Fetched)
+                } else {
+                    Ok(UpdateOutcome::NoContent)
+                }
+            }
+            _ => Err(self.failure(response, "PATCH answers 200 or 204")),
+        }
+    }
+
+    /// GETs the user status at `target`.
+    pub fn get_user_status(&self, target: &Target) -> Result<DeviceConfigurationUserStatus, Error> {
+        self.get_user_status_with(target, &CallOptions::default())
+    }
+
+    /// [`get_user_status`](Self::get_user_status) with per-call options.
+    pub fn get_user_status_with(
+        &self,
+        target: &Target,
+        options: &CallOptions,
+    ) -> Result<DeviceConfigurationUserStatus, Error> {
+        let url = self.url(target, options)?;
+        let response = self.pipeline.send(&Request {
+            method: Method::GET,
+            url,
+            body: None,
+        })?;
+        match response.status {
+            200 => response::entity(&response),
+            _ => Err(self.failure(response, "GET answers 200")),
+        }
+    }
+
+    fn url(&self, target: &Target, options: &CallOptions) -> Result<String, Error> {
+        let mut url = String::with_capacity(self.pipeline.root().len() + 160);
+        url.push_str(self.pipeline.root());
+        target.write_url(&mut url, options.api_version.unwrap_or(self.api_version))?;
+        Ok(url)
+    }
+
+    fn failure(&self, response: Response, expected: &str) -> Error {
+        if response.status >= 400 {
+            response::graph_error(response)
+        } else {
+            response::unexpected(&response, &format!("{expected}, not this status"))
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Client configuration: the cloud or base URL, the API version, timeouts, identity of the caller.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::Uri;
+
+use crate::client::Client;
+use crate::pipeline::Pipeline;
+use crate::{ApiVersion, Error, StaticToken, TokenProvider};
+
+/// Microsoft's Graph deployments (national clouds), each with its own Graph root and token host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Cloud {
+    /// `https://graph.microsoft.com` (the default).
+    #[default]
+    Global,
+    /// US Government L4: `https://graph.microsoft.us`.
+    UsGov,
+    /// US Government L5 (DoD): `https://dod-graph.microsoft.us`.
+    UsGovDoD,
+    /// China, operated by 21Vianet: `https://microsoftgraph.chinacloudapi.cn`.
+    China,
+}
+
+impl Cloud {
+    /// The Graph service root, without a version segment.
+    pub const fn graph_root(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://graph.microsoft.com",
+            Cloud::UsGov => "https://graph.microsoft.us",
+            Cloud::UsGovDoD => "https://dod-graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+
+    /// The Microsoft identity platform host that issues tokens for this cloud.
+    pub const fn authority_host(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::UsGov | Cloud::UsGovDoD => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// The name the C API's `cloud` key uses: `global`, `usGov`, `usGovDoD`, `china`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Global => "global",
+            Cloud::UsGov => "usGov",
+            Cloud::UsGovDoD => "usGovDoD",
+            Cloud::China => "china",
+        }
+    }
+}
+
+impl FromStr for Cloud {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Cloud::Global, Cloud::UsGov, Cloud::UsGovDoD, Cloud::China]
+            .into_iter()
+            .find(|cloud| cloud.as_str() == s)
+            .ok_or_else(|| {
+                Error::config(
+                    "cloud",
+                    format!("must be one of global, usGov, usGovDoD, china; got \"{s}\""),
+                )
+            })
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Default time to open a connection (Microsoft's Python SDK uses the same).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time for one request, from sending to the last byte of the response (Microsoft's SDKs).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// Builds a [`Client`]. Obtained from [`Client::builder`].
+///
+/// ```
+/// use intune_user_status::{ApiVersion, Client, Cloud};
+/// let client = Client::builder()
+///     .cloud(Cloud::UsGov)
+///     .api_version(ApiVersion::V1_0)
+///     .access_token("eyJ0eXAi...")
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ClientBuilder {
+    root: Root,
+    api_version: ApiVersion,
+    token: Option<Arc<dyn TokenProvider>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    user_agent_suffix: Option<String>,
+    fetch_after_no_content: bool,
+    runtime_environment: &'static str,
+}
+
+#[derive(Debug, Clone)]
+enum Root {
+    Cloud(Cloud),
+    BaseUrl(String),
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token provider is left out on purpose: it holds secrets.
+        f.debug_struct("ClientBuilder")
+            .field("root", &self.root)
+            .field("api_version", &self.api_version)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("user_agent_suffix", &self.user_agent_suffix)
+            .field("fetch_after_no_content", &self.fetch_after_no_content)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            root: Root::Cloud(Cloud::Global),
+            api_version: ApiVersion::Beta,
+            token: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            user_agent_suffix: None,
+            fetch_after_no_content: false,
+            runtime_environment: "Rust",
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Talks to `cloud`'s Graph root (the default is [`Cloud::Global`]).
+    pub fn cloud(mut self, cloud: Cloud) -> Self {
+        self.root = Root::Cloud(cloud);
+        self
+    }
+
+    /// Talks to an explicit service root without the version segment, e.g. `http://127.0.0.1:8080`
+    /// for the emulator; `/beta` or `/v1.0` is appended. Plain `http` is accepted only for loopback
+    /// hosts; anything else must be `https`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.root = Root::BaseUrl(url.into());
+        self
+    }
+
+    /// The API version used unless a call asks for another (default [`ApiVersion::Beta`]).
+    pub fn api_version(mut self, version: ApiVersion) -> Self {
+        self.api_version = version;
+        self
+    }
+
+    /// Authenticates every request with this bearer token (a [`StaticToken`]).
+    pub fn access_token(self, token: impl Into<String>) -> Self {
+        self.token_provider(StaticToken::new(token))
+    }
+
+    /// Authenticates every request with tokens from `provider`.
+    pub fn token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
+        self.token = Some(Arc::new(provider));
+        self
+    }
+
+    /// Time allowed to open a connection, TLS included (default 30 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for one request, until the last byte of its response (default 100 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Appended to the `User-Agent` header, e.g. `contoso-agent/4.2`, so the caller's traffic can be
+    /// told apart in Graph's logs.
+    pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent_suffix = Some(suffix.into());
+        self
+    }
+
+    /// After a 204 No Content (what Intune answers in practice), GET the updated object so the call
+    /// returns it (default off: one request per update).
+    pub fn fetch_after_no_content(mut self, fetch: bool) -> Self {
+        self.fetch_after_no_content = fetch;
+        self
+    }
+
+    /// Names the caller's runtime in the `SdkVersion` header (the C layer says `C`).
+    pub(crate) fn runtime_environment(mut self, name: &'static str) -> Self {
+        self.runtime_environment = name;
+        self
+    }
+
+    /// Checks the configuration and builds the client (and its one HTTP agent).
+    pub fn build(self) -> Result<Client, Error> {
+        let token = self.token.ok_or_else(|| {
+            Error::config(
+                "accessToken",
+                "no credentials: set an access token or a token provider",
+            )
+        })?;
+        let (root, plain_http) = match &self.root {
+            Root::Cloud(cloud) => (cloud.graph_root().to_owned(), false),
+            Root::BaseUrl(url) => check_base_url(url)?,
+        };
+        for (field, timeout) in [
+            ("timeouts.connectMs", self.connect_timeout),
+            ("timeouts.requestMs", self.request_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(Error::config(field, "must be greater than zero"));
+            }
+        }
+        if let Some(suffix) = &self.user_agent_suffix
+            && (suffix.is_empty() || suffix.chars().any(|c| c.is_control() || !c.is_ascii()))
+        {
+            return Err(Error::config(
+                "userAgent",
+                "must be non-empty printable ASCII",
+            ));
+        }
+        let pipeline = Pipeline::new(
+            root,
+            plain_http,
+            token,
+            self.connect_timeout,
+            self.request_timeout,
+            self.user_agent_suffix.as_deref(),
+            self.runtime_environment,
+        );
+        Ok(Client::from_parts(
+            pipeline,
+            self.api_version,
+            self.fetch_after_no_content,
+        ))
+    }
+}
+
+/// Validates a base URL; returns it without a trailing slash, and whether it is plain http.
+fn check_base_url(url: &str) -> Result<(String, bool), Error> {
+    let field = "baseUrl";
+    let uri = Uri::from_str(url).map_err(|err| {
+        Error::config(
+            field,
+            format!("\"{url}\" is not a URL ({err}); expected e.g. http://127.0.0.1:8080"),
+        )
+    })?;
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::config(field, format!("\"{url}\" has no host")))?;
+    let plain_http = match uri.scheme_str() {
+        Some("https") => false,
+        Some("http") if is_loopback(host) => true,
+        Some("http") => {
+            return Err(Error::config(
+                field,
+                format!("\"{url}\" uses plain http; only loopback hosts may, use https"),
+            ));
+        }
+        _ => {
+            return Err(Error::config(
+                field,
+                format!("\"{url}\" must start with https:// (or http:// for a loopback host)"),
+            ));
+        }
+    };
+    if uri.query().is_some() || url.contains('#') {
+        return Err(Error::config(
+            field,
+            format!("\"{url}\" must not have a query or fragment"),
+        ));
+    }
+    let trimmed = url.trim_end_matches('/');
+    if trimmed.ends_with("/beta") || trimmed.ends_with("/v1.0") {
+        return Err(Error::config(
+            field,
+            format!(
+                "\"{url}\" ends with a version segment; give the service root (e.g. https://graph.microsoft.com) and set apiVersion"
+            ),
+        ));
+    }
+    Ok((trimmed.to_owned(), plain_http))
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        assert_eq!(
+            check_base_url("http://127.0.0.1:8080/").unwrap(),
+            ("http://127.0.0.1:8080".to_owned(), true)
+        );
+        assert!(check_base_url("http://[::1]:80").unwrap().1);
+        assert!(check_base_url("http://localhost:1").unwrap().1);
+        assert!(!check_base_url("https://graph.example").unwrap().1);
+        for bad in [
+            "http://graph.microsoft.com",
+            "http://10.0.0.1:80",
+            "ftp://127.0.0.1",
+            "https://graph.microsoft.com/beta",
+            "https://graph.microsoft.com/v1.0/",
+            "not a url",
+            "https://h/?q=1",
+        ] {
+            let err = check_base_url(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { field, .. } if field == "baseUrl"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

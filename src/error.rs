@@ -1,0 +1,232 @@
+//! The one error type every operation returns.
+//!
+//! Errors are born typed in the layer that knows what went wrong (validation, Graph, transport) and
+//! are translated to C status codes and error JSON in one place, `ffi::error`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything that can go wrong when talking to Microsoft Graph through this crate.
+///
+/// Messages are written for an operator reading a log: they name the field or the HTTP status,
+/// Graph's error code and the `request-id` Microsoft support asks for. Tokens and secrets never
+/// appear in them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller's input was rejected before anything was sent.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The property, id or argument at fault, as Graph or the C API names it (`devicesCount`,
+        /// `userStatusId`, `route`, ...).
+        field: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The client configuration was rejected by [`ClientBuilder::build`](crate::ClientBuilder::build).
+    #[error("invalid configuration {field}: {reason}")]
+    Config {
+        /// The setting at fault (`baseUrl`, `timeouts.connectMs`, ...).
+        field: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The token provider could not supply an access token.
+    #[error("authentication failed: {message}")]
+    Auth {
+        /// What the token provider reported. Never contains the token itself.
+        message: String,
+    },
+
+    /// Graph answered with an HTTP error status (4xx or 5xx).
+    #[error("{0}")]
+    Graph(Box<GraphError>),
+
+    /// The request could not be sent or its response could not be read (connection refused or
+    /// reset, DNS failure, TLS failure, ...).
+    #[error("{kind} error: {message} (client-request-id {client_request_id})")]
+    Transport {
+        /// Which stage failed.
+        kind: TransportKind,
+        /// The underlying error, for the log.
+        message: String,
+        /// The `client-request-id` this SDK sent, to find the call in client-side logs.
+        client_request_id: String,
+    },
+
+    /// No complete response arrived within the configured time.
+    #[error(
+        "timed out after {elapsed:?} waiting for {stage} (client-request-id {client_request_id})"
+    )]
+    Timeout {
+        /// What was being waited for (`connect`, `response`, ...).
+        stage: String,
+        /// How long the call ran before giving up.
+        elapsed: Duration,
+        /// The `client-request-id` this SDK sent.
+        client_request_id: String,
+    },
+
+    /// Graph answered, but not with something this operation can accept (a 2xx whose body is not the
+    /// entity, an unexpected status such as a redirect that was not followed, a body over the size cap).
+    #[error("unexpected response: HTTP {status}: {reason}{}", fmt_ids(request_id.as_deref(), client_request_id))]
+    UnexpectedResponse {
+        /// The HTTP status received.
+        status: u16,
+        /// What was wrong with it.
+        reason: String,
+        /// The `request-id` response header, when present.
+        request_id: Option<String>,
+        /// The `client-request-id` this SDK sent.
+        client_request_id: String,
+    },
+}
+
+/// The stage at which a transport failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// The host name could not be resolved.
+    Dns,
+    /// No connection could be opened (refused, unreachable).
+    Connect,
+    /// The TLS handshake or certificate check failed.
+    Tls,
+    /// The connection failed while sending or receiving (reset, closed mid-body, malformed HTTP).
+    Io,
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportKind::Dns => "DNS",
+            TransportKind::Connect => "connect",
+            TransportKind::Tls => "TLS",
+            TransportKind::Io => "network",
+        })
+    }
+}
+
+/// An HTTP error answered by Graph, with everything support needs to trace it.
+///
+/// Program against [`code`](GraphError::code), never against the message: Graph documents codes
+/// as stable and messages as free text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    /// The HTTP status (e.g. 404, 429, 503).
+    pub status: u16,
+    /// Graph's `error.code` (e.g. `ResourceNotFound`), when the body was Graph JSON.
+    pub code: Option<String>,
+    /// Graph's `error.message`, when the body was Graph JSON.
+    pub message: Option<String>,
+    /// The `request-id` Microsoft support asks for: from the response header, else from `innerError`.
+    pub request_id: Option<String>,
+    /// The `client-request-id` this SDK sent (echoed by Graph).
+    pub client_request_id: String,
+    /// `innerError.date`, or the `Date` header, when present.
+    pub date: Option<String>,
+    /// How long the service asked the caller to wait (`Retry-After`), when it said.
+    pub retry_after: Option<Duration>,
+    /// The body, when it was not Graph's error JSON (e.g. an HTML page from a proxy), cut to 4 KiB.
+    pub raw_body: Option<String>,
+}
+
+impl fmt::Display for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Graph answered HTTP {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " {code}")?;
+        }
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        if let Some(wait) = self.retry_after {
+            write!(f, " (Retry-After {:.3} s)", wait.as_secs_f64())?;
+        }
+        if let Some(body) = &self.raw_body {
+            let shown: String = body.chars().take(200).collect();
+            write!(f, "; body: {shown}")?;
+        }
+        f.write_str(&fmt_ids(
+            self.request_id.as_deref(),
+            &self.client_request_id,
+        ))?;
+        if let Some(date) = &self.date {
+            write!(f, " at {date}")?;
+        }
+        Ok(())
+    }
+}
+
+fn fmt_ids(request_id: Option<&str>, client_request_id: &str) -> String {
+    match request_id {
+        Some(id) => format!(" (request-id {id}, client-request-id {client_request_id})"),
+        None => format!(" (client-request-id {client_request_id})"),
+    }
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The Graph error details, when Graph answered with an HTTP error.
+    pub fn graph(&self) -> Option<&GraphError> {
+        match self {
+            Error::Graph(graph) => Some(graph),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the response this error came from, if one arrived.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Graph(graph) => Some(graph.status),
+            Error::UnexpectedResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The `request-id` Microsoft support asks for, when the service sent one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Graph(graph) => graph.request_id.as_deref(),
+            Error::UnexpectedResponse { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The `client-request-id` this SDK sent, when a request was sent.
+    pub fn client_request_id(&self) -> Option<&str> {
+        match self {
+            Error::Graph(graph) => Some(&graph.client_request_id),
+            Error::Transport {
+                client_request_id, ..
+            }
+            | Error::Timeout {
+                client_request_id, ..
+            }
+            | Error::UnexpectedResponse {
+                client_request_id, ..
+            } => Some(client_request_id),
+            _ => None,
+        }
+    }
+
+    /// True when Graph throttled the call (HTTP 429).
+    pub fn is_throttled(&self) -> bool {
+        self.http_status() == Some(429)
+    }
+}

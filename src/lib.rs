@@ -1,0 +1,48 @@
+//! # intune-user-status
+//!
+//! A blocking Rust SDK, with a C ABI, for Microsoft Graph's **Update deviceConfigurationUserStatus**
+//! (`PATCH .../deviceConfigurations/{id}/userStatuses/{id}`), on every documented path, in beta and
+//! v1.0.
+//!
+//! ```no_run
+//! use intune_user_status::{Client, ComplianceStatus, Target, UserStatusPatch};
+//!
+//! let client = Client::builder()
+//!     .base_url("http://127.0.0.1:8080") // or .cloud(Cloud::UsGov); the default is global Graph
+//!     .access_token("eyJ0eXAi...")
+//!     .build()?;
+//! let patch = UserStatusPatch::new().status(ComplianceStatus::Compliant).devices_count(3);
+//! let outcome = client.update_user_status(&Target::new("config-id", "status-id"), &patch)?;
+//! println!("{outcome:?}"); // NoContent: Intune answers 204 in practice
+//! # Ok::<(), intune_user_status::Error>(())
+//! ```
+//!
+//! The flow of one update: the [`UserStatusPatch`] is validated and serialized once, the [`Target`]
+//! builds the URL with percent-encoded ids, and the client's one request pipeline adds the token and
+//! Graph's headers and sends it on a shared connection pool. C callers reach the same code through
+//! `include/intune_user_status.h`.
+
+#![deny(missing_docs)]
+
+mod auth;
+mod client;
+mod config;
+mod datetime;
+mod error;
+mod model;
+mod patch;
+mod pipeline;
+mod response;
+mod target;
+
+pub use auth::{AccessToken, StaticToken, TokenProvider};
+pub use client::{CallOptions, Client, UpdateOutcome};
+pub use config::{ClientBuilder, Cloud, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+pub use datetime::{DateTimeOffset, InvalidDateTime};
+pub use error::{Error, GraphError, TransportKind};
+pub use model::{
+    ComplianceStatus, DeviceConfigurationUserStatus, ODATA_TYPE, StatusValue,
+    UnknownComplianceStatus,
+};
+pub use patch::UserStatusPatch;
+pub use target::{ApiVersion, Route, Target};

@@ -1,0 +1,513 @@
+//! Which user status to update: the documented paths, and the URL each one builds.
+
+use std::fmt;
+use std::str::FromStr;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::Error;
+
+/// Graph API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ApiVersion {
+    /// `/beta`: every documented path. The default, since most paths exist only here.
+    #[default]
+    Beta,
+    /// `/v1.0`: the direct path only.
+    V1_0,
+}
+
+impl ApiVersion {
+    /// The URL segment: `beta` or `v1.0`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::Beta => "beta",
+            ApiVersion::V1_0 => "v1.0",
+        }
+    }
+}
+
+impl FromStr for ApiVersion {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "beta" => Ok(ApiVersion::Beta),
+            "v1.0" => Ok(ApiVersion::V1_0),
+            other => Err(Error::invalid(
+                "apiVersion",
+                format!("must be \"beta\" or \"v1.0\", got \"{other}\""),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The navigation between a device configuration and its `userStatuses`: one variant for each path
+/// the documentation and the beta metadata list, and nothing else.
+///
+/// Routes through a trusted root certificate collection carry that certificate's id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Route {
+    /// `.../deviceConfigurations/{id}/userStatuses` (beta and v1.0).
+    Direct,
+    /// `rootCertificate`
+    RootCertificate,
+    /// `identityCertificate`
+    IdentityCertificate,
+    /// `identityCertificate/rootCertificate`
+    IdentityCertificateRootCertificate,
+    /// `microsoft.graph.iosScepCertificateProfile/rootCertificate`
+    IosScepCertificateProfileRootCertificate,
+    /// `microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate`
+    WindowsPhone81VpnIdentityCertificate,
+    /// `microsoft.graph.macOSWiredNetworkConfiguration/rootCertificateForServerValidation`
+    MacOsWiredNetworkRootCertificateForServerValidation,
+    /// `microsoft.graph.macOSWiredNetworkConfiguration/identityCertificateForClientAuthentication`
+    MacOsWiredNetworkIdentityCertificateForClientAuthentication,
+    /// `microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication`
+    WindowsWifiEnterpriseEapIdentityCertificateForClientAuthentication,
+    /// `microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation/{windows81TrustedRootCertificateId}`
+    WindowsWifiEnterpriseEapRootCertificatesForServerValidation {
+        /// The windows81TrustedRootCertificate id.
+        certificate_id: String,
+    },
+    /// `microsoft.graph.macOSScepCertificateProfile/rootCertificate` (an older revision of the page).
+    MacOsScepCertificateProfileRootCertificate,
+    /// `microsoft.graph.windowsPhone81SCEPCertificateProfile/rootCertificate` (an older revision of the page).
+    WindowsPhone81ScepCertificateProfileRootCertificate,
+    /// `microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{iosTrustedRootCertificateId}` (beta metadata).
+    IosEnterpriseWiFiRootCertificatesForServerValidation {
+        /// The iosTrustedRootCertificate id.
+        certificate_id: String,
+    },
+    /// `microsoft.graph.macOSEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{macOSTrustedRootCertificateId}` (beta metadata).
+    MacOsEnterpriseWiFiRootCertificatesForServerValidation {
+        /// The macOSTrustedRootCertificate id.
+        certificate_id: String,
+    },
+}
+
+/// Route shapes without their ids: (template as the page writes it, fixed segments, takes an id).
+struct RouteShape {
+    template: &'static str,
+    segments: &'static str,
+    certificate_placeholder: Option<&'static str>,
+}
+
+const fn shape(
+    template: &'static str,
+    segments: &'static str,
+    certificate_placeholder: Option<&'static str>,
+) -> RouteShape {
+    RouteShape {
+        template,
+        segments,
+        certificate_placeholder,
+    }
+}
+
+const SHAPES: [RouteShape; 14] = [
+    shape("", "", None),
+    shape("rootCertificate", "rootCertificate", None),
+    shape("identityCertificate", "identityCertificate", None),
+    shape(
+        "identityCertificate/rootCertificate",
+        "identityCertificate/rootCertificate",
+        None,
+    ),
+    shape(
+        "microsoft.graph.iosScepCertificateProfile/rootCertificate",
+        "microsoft.graph.iosScepCertificateProfile/rootCertificate",
+        None,
+    ),
+    shape(
+        "microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate",
+        "microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate",
+        None,
+    ),
+    shape(
+        "microsoft.graph.macOSWiredNetworkConfiguration/rootCertificateForServerValidation",
+        "microsoft.graph.macOSWiredNetworkConfiguration/rootCertificateForServerValidation",
+        None,
+    ),
+    shape(
+        "microsoft.graph.macOSWiredNetworkConfiguration/identityCertificateForClientAuthentication",
+        "microsoft.graph.macOSWiredNetworkConfiguration/identityCertificateForClientAuthentication",
+        None,
+    ),
+    shape(
+        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication",
+        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication",
+        None,
+    ),
+    shape(
+        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation/{windows81TrustedRootCertificateId}",
+        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation",
+        Some("windows81TrustedRootCertificateId"),
+    ),
+    shape(
+        "microsoft.graph.macOSScepCertificateProfile/rootCertificate",
+        "microsoft.graph.macOSScepCertificateProfile/rootCertificate",
+        None,
+    ),
+    shape(
+        "microsoft.graph.windowsPhone81SCEPCertificateProfile/rootCertificate",
+        "microsoft.graph.windowsPhone81SCEPCertificateProfile/rootCertificate",
+        None,
+    ),
+    shape(
+        "microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{iosTrustedRootCertificateId}",
+        "microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation",
+        Some("iosTrustedRootCertificateId"),
+    ),
+    shape(
+        "microsoft.graph.macOSEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{macOSTrustedRootCertificateId}",
+        "microsoft.graph.macOSEnterpriseWiFiConfiguration/rootCertificatesForServerValidation",
+        Some("macOSTrustedRootCertificateId"),
+    ),
+];
+
+/// The Autopilot route's fixed segments, under `windowsAutopilotDeploymentProfiles/{id}`.
+const AUTOPILOT_ROUTE: &str =
+    "microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile/domainJoinConfiguration";
+
+impl Route {
+    fn index(&self) -> usize {
+        match self {
+            Route::Direct => 0,
+            Route::RootCertificate => 1,
+            Route::IdentityCertificate => 2,
+            Route::IdentityCertificateRootCertificate => 3,
+            Route::IosScepCertificateProfileRootCertificate => 4,
+            Route::WindowsPhone81VpnIdentityCertificate => 5,
+            Route::MacOsWiredNetworkRootCertificateForServerValidation => 6,
+            Route::MacOsWiredNetworkIdentityCertificateForClientAuthentication => 7,
+            Route::WindowsWifiEnterpriseEapIdentityCertificateForClientAuthentication => 8,
+            Route::WindowsWifiEnterpriseEapRootCertificatesForServerValidation { .. } => 9,
+            Route::MacOsScepCertificateProfileRootCertificate => 10,
+            Route::WindowsPhone81ScepCertificateProfileRootCertificate => 11,
+            Route::IosEnterpriseWiFiRootCertificatesForServerValidation { .. } => 12,
+            Route::MacOsEnterpriseWiFiRootCertificatesForServerValidation { .. } => 13,
+        }
+    }
+
+    fn from_index(index: usize, certificate_id: Option<String>) -> Route {
+        let id = || certificate_id.clone().unwrap_or_default();
+        match index {
+            1 => Route::RootCertificate,
+            2 => Route::IdentityCertificate,
+            3 => Route::IdentityCertificateRootCertificate,
+            4 => Route::IosScepCertificateProfileRootCertificate,
+            5 => Route::WindowsPhone81VpnIdentityCertificate,
+            6 => Route::MacOsWiredNetworkRootCertificateForServerValidation,
+            7 => Route::MacOsWiredNetworkIdentityCertificateForClientAuthentication,
+            8 => Route::WindowsWifiEnterpriseEapIdentityCertificateForClientAuthentication,
+            9 => Route::WindowsWifiEnterpriseEapRootCertificatesForServerValidation {
+                certificate_id: id(),
+            },
+            10 => Route::MacOsScepCertificateProfileRootCertificate,
+            11 => Route::WindowsPhone81ScepCertificateProfileRootCertificate,
+            12 => Route::IosEnterpriseWiFiRootCertificatesForServerValidation {
+                certificate_id: id(),
+            },
+            13 => Route::MacOsEnterpriseWiFiRootCertificatesForServerValidation {
+                certificate_id: id(),
+            },
+            _ => Route::Direct,
+        }
+    }
+
+    /// Every route's template as the documentation page writes it (`""` for the direct path), with
+    /// `{...Id}` where the route takes a certificate id.
+    pub fn templates() -> impl Iterator<Item = &'static str> {
+        SHAPES.iter().map(|shape| shape.template)
+    }
+
+    /// The route as the documentation page writes it, e.g. `identityCertificate/rootCertificate`
+    /// (`""` for the direct path).
+    pub fn template(&self) -> &'static str {
+        SHAPES[self.index()].template
+    }
+
+    /// The certificate id, for routes through a trusted root certificate collection.
+    pub fn certificate_id(&self) -> Option<&str> {
+        match self {
+            Route::WindowsWifiEnterpriseEapRootCertificatesForServerValidation {
+                certificate_id,
+            }
+            | Route::IosEnterpriseWiFiRootCertificatesForServerValidation { certificate_id }
+            | Route::MacOsEnterpriseWiFiRootCertificatesForServerValidation { certificate_id } => {
+                Some(certificate_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// Parses a route as the page writes it. The trailing `/{...}` placeholder of a certificate
+    /// route may be written or left out; its id comes from `certificate_id`, which must be given
+    /// for those routes and only for them.
+    ///
+    /// ```
+    /// use intune_user_status::Route;
+    /// let route = Route::parse(
+    ///     "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation/{windows81TrustedRootCertificateId}",
+    ///     Some("cert-1"),
+    /// ).unwrap();
+    /// assert_eq!(route.certificate_id(), Some("cert-1"));
+    /// assert_eq!(Route::parse("identityCertificate/rootCertificate", None).unwrap(),
+    ///            Route::IdentityCertificateRootCertificate);
+    /// ```
+    pub fn parse(route: &str, certificate_id: Option<&str>) -> Result<Route, Error> {
+        let trimmed = route.trim_matches('/');
+        let (index, shape) = SHAPES
+            .iter()
+            .enumerate()
+            .find(|(_, shape)| {
+                trimmed == shape.segments
+                    || (shape.certificate_placeholder.is_some()
+                        && trimmed
+                            .strip_prefix(shape.segments)
+                            .and_then(|rest| rest.strip_prefix("/{"))
+                            .is_some_and(|rest| rest.ends_with('}') && !rest.contains('/')))
+            })
+            .ok_or_else(|| {
+                Error::invalid(
+                    "route",
+                    format!(
+                        "\"{route}\" is not a documented route; expected \"\" (direct) or one of: {}",
+                        SHAPES[1..]
+                            .iter()
+                            .map(|shape| shape.template)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+        match (shape.certificate_placeholder, certificate_id) {
+            (Some(placeholder), None) => Err(Error::invalid(
+                "certificateId",
+                format!("route \"{}\" needs the {placeholder}", shape.segments),
+            )),
+            (None, Some(_)) => Err(Error::invalid(
+                "certificateId",
+                format!(
+                    "route \"{}\" takes no certificate id",
+                    if index == 0 {
+                        "(direct)"
+                    } else {
+                        shape.segments
+                    }
+                ),
+            )),
+            (_, id) => Ok(Route::from_index(index, id.map(str::to_owned))),
+        }
+    }
+}
+
+/// The user status to update: the parent (a device configuration and the route under it, or an
+/// Autopilot deployment profile) and the user status id.
+///
+/// Ids are checked (not empty) and percent-encoded as exactly one path segment when the request is
+/// built, so `/`, `?`, `#`, `%`, spaces and non-ASCII characters are all safe.
+///
+/// ```
+/// use intune_user_status::{Route, Target};
+/// let direct = Target::new("config-1", "status-1");
+/// let nested = Target::with_route("config-1", Route::IdentityCertificate, "status-1");
+/// let autopilot = Target::autopilot_domain_join("profile-1", "status-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    parent: Parent,
+    user_status_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Parent {
+    DeviceConfiguration { id: String, route: Route },
+    AutopilotDomainJoin { profile_id: String },
+}
+
+/// RFC 3986 `unreserved` stays as is; everything else is escaped, so an id is always one segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+impl Target {
+    /// The direct path: `/deviceManagement/deviceConfigurations/{id}/userStatuses/{id}`.
+    pub fn new(
+        device_configuration_id: impl Into<String>,
+        user_status_id: impl Into<String>,
+    ) -> Target {
+        Target::with_route(device_configuration_id, Route::Direct, user_status_id)
+    }
+
+    /// A path under a device configuration, through `route`.
+    pub fn with_route(
+        device_configuration_id: impl Into<String>,
+        route: Route,
+        user_status_id: impl Into<String>,
+    ) -> Target {
+        Target {
+            parent: Parent::DeviceConfiguration {
+                id: device_configuration_id.into(),
+                route,
+            },
+            user_status_id: user_status_id.into(),
+        }
+    }
+
+    /// `/deviceManagement/windowsAutopilotDeploymentProfiles/{id}/microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile/domainJoinConfiguration/userStatuses/{id}` (beta).
+    pub fn autopilot_domain_join(
+        profile_id: impl Into<String>,
+        user_status_id: impl Into<String>,
+    ) -> Target {
+        Target {
+            parent: Parent::AutopilotDomainJoin {
+                profile_id: profile_id.into(),
+            },
+            user_status_id: user_status_id.into(),
+        }
+    }
+
+    /// The route template for the Autopilot path, as the C API's `target_json` names it.
+    pub const AUTOPILOT_ROUTE: &'static str = AUTOPILOT_ROUTE;
+
+    /// The user status id.
+    pub fn user_status_id(&self) -> &str {
+        &self.user_status_id
+    }
+
+    /// The route under the device configuration (`None` for the Autopilot path).
+    pub fn route(&self) -> Option<&Route> {
+        match &self.parent {
+            Parent::DeviceConfiguration { route, .. } => Some(route),
+            Parent::AutopilotDomainJoin { .. } => None,
+        }
+    }
+
+    /// Checks the ids and the version, then appends
+    /// `/{version}/deviceManagement/.../userStatuses/{id}` to `url` (the service root).
+    pub(crate) fn write_url(&self, url: &mut String, version: ApiVersion) -> Result<(), Error> {
+        self.write_collection_url(url, version)?;
+        url.push('/');
+        push_id(url, "userStatusId", &self.user_status_id)
+    }
+
+    fn write_collection_url(&self, url: &mut String, version: ApiVersion) -> Result<(), Error> {
+        url.push('/');
+        url.push_str(version.as_str());
+        match &self.parent {
+            Parent::DeviceConfiguration { id, route } => {
+                if version == ApiVersion::V1_0 && *route != Route::Direct {
+                    return Err(Error::invalid(
+                        "route",
+                        format!(
+                            "v1.0 serves only the direct path; \"{}\" exists in beta only",
+                            route.template()
+                        ),
+                    ));
+                }
+                url.push_str("/deviceManagement/deviceConfigurations/");
+                push_id(url, "deviceConfigurationId", id)?;
+                let shape = &SHAPES[route.index()];
+                if !shape.segments.is_empty() {
+                    url.push('/');
+                    url.push_str(shape.segments);
+                }
+                if let (Some(placeholder), Some(certificate_id)) =
+                    (shape.certificate_placeholder, route.certificate_id())
+                {
+                    url.push('/');
+                    push_id(url, placeholder, certificate_id)?;
+                }
+            }
+            Parent::AutopilotDomainJoin { profile_id } => {
+                if version == ApiVersion::V1_0 {
+                    return Err(Error::invalid(
+                        "route",
+                        format!(
+                            "v1.0 serves only the direct path; \"{AUTOPILOT_ROUTE}\" exists in beta only"
+                        ),
+                    ));
+                }
+                url.push_str("/deviceManagement/windowsAutopilotDeploymentProfiles/");
+                push_id(url, "windowsAutopilotDeploymentProfileId", profile_id)?;
+                url.push('/');
+                url.push_str(AUTOPILOT_ROUTE);
+            }
+        }
+        url.push_str("/userStatuses");
+        Ok(())
+    }
+}
+
+fn push_id(url: &mut String, field: &str, id: &str) -> Result<(), Error> {
+    if id.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    url.extend(utf8_percent_encode(id, SEGMENT));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(target: &Target, version: ApiVersion) -> Result<String, Error> {
+        let mut url = String::new();
+        target.write_url(&mut url, version).map(|()| url)
+    }
+
+    #[test]
+    fn every_template_parses_back_to_its_route() {
+        for (index, template) in Route::templates().enumerate() {
+            let id = template.contains('{').then_some("c");
+            let route = Route::parse(template, id).unwrap();
+            assert_eq!(route.index(), index);
+            assert_eq!(route.template(), template);
+        }
+    }
+
+    #[test]
+    fn ids_are_one_encoded_segment() {
+        let target = Target::new("a/b?c#d%e f", "é✓");
+        assert_eq!(
+            url(&target, ApiVersion::Beta).unwrap(),
+            "/beta/deviceManagement/deviceConfigurations/a%2Fb%3Fc%23d%25e%20f/userStatuses/%C3%A9%E2%9C%93"
+        );
+    }
+
+    #[test]
+    fn v1_accepts_only_the_direct_path() {
+        let nested = Target::with_route("c", Route::RootCertificate, "u");
+        assert!(url(&nested, ApiVersion::V1_0).is_err());
+        assert!(url(&Target::autopilot_domain_join("p", "u"), ApiVersion::V1_0).is_err());
+        assert_eq!(
+            url(&Target::new("c", "u"), ApiVersion::V1_0).unwrap(),
+            "/v1.0/deviceManagement/deviceConfigurations/c/userStatuses/u"
+        );
+    }
+
+    #[test]
+    fn unknown_routes_and_misplaced_certificate_ids_are_rejected() {
+        assert!(Route::parse("rootCertificates", None).is_err());
+        assert!(Route::parse("rootCertificate", Some("x")).is_err());
+        assert!(
+            Route::parse(
+                "microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation",
+                None
+            )
+            .is_err()
+        );
+    }
+}
