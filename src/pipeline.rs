@@ -111,13 +111,13 @@ impl Pipeline {
         if request.body.is_some() {
             builder = builder.header("Content-Type", "application/json");
         }
-        let body = request.body.unwrap_or_default();
-        let http_request = builder
-            .body(body)
-            .map_err(|err| transport(TransportKind::Io, err, &client_request_id))?;
-        let mut response = self
-            .agent
-            .run(http_request)
+        let sent = match request.body {
+            // A GET carries no body and so no Content-Length.
+            Some(body) => builder.body(body).map(|req| self.agent.run(req)),
+            None => builder.body(()).map(|req| self.agent.run(req)),
+        };
+        let mut response = sent
+            .map_err(|err| transport(TransportKind::Io, err, &client_request_id))?
             .map_err(|err| map_error(err, started, &client_request_id))?;
         let status = response.status().as_u16();
         let body = response

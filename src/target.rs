@@ -379,6 +379,34 @@ impl Target {
         }
     }
 
+    /// Names a target from the route as the documentation page writes it, as the C API and
+    /// command lines do: `""` for the direct path, any [`Route`] template, or
+    /// [`Target::AUTOPILOT_ROUTE`] (then `parent_id` is the deployment profile's id).
+    ///
+    /// ```
+    /// use intune_user_status::Target;
+    /// let target = Target::from_route("cfg", "identityCertificate/rootCertificate", None, "u").unwrap();
+    /// assert_eq!(target.route().unwrap().template(), "identityCertificate/rootCertificate");
+    /// ```
+    pub fn from_route(
+        parent_id: impl Into<String>,
+        route: &str,
+        certificate_id: Option<&str>,
+        user_status_id: impl Into<String>,
+    ) -> Result<Target, Error> {
+        if route.trim_matches('/') == AUTOPILOT_ROUTE {
+            if certificate_id.is_some() {
+                return Err(Error::invalid(
+                    "certificateId",
+                    format!("route \"{AUTOPILOT_ROUTE}\" takes no certificate id"),
+                ));
+            }
+            return Ok(Target::autopilot_domain_join(parent_id, user_status_id));
+        }
+        let route = Route::parse(route, certificate_id)?;
+        Ok(Target::with_route(parent_id, route, user_status_id))
+    }
+
     /// The route template for the Autopilot path, as the C API's `target_json` names it.
     pub const AUTOPILOT_ROUTE: &'static str = AUTOPILOT_ROUTE;
 

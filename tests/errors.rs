@@ -1,0 +1,329 @@
+//! What the caller sees when things go wrong: invalid input (and nothing sent), Graph's errors with
+//! their ids, transport failures, timeouts and responses that are not the entity.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{RawServer, TOKEN, builder, client, emulator, http_response, silent_server};
+use intune_user_status::{
+    Client, Error, Route, Target, TransportKind, UpdateOutcome, UserStatusPatch,
+};
+use ius_emulator::PatchReturns;
+
+const DIRECT: &str = "/deviceManagement/deviceConfigurations/cfg-1/userStatuses";
+
+fn patch() -> UserStatusPatch {
+    UserStatusPatch::new().devices_count(1)
+}
+
+fn field_of(err: &Error) -> &str {
+    match err {
+        Error::InvalidInput { field, .. } | Error::Config { field, .. } => field,
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+}
+
+#[test]
+fn invalid_input_names_the_field_and_sends_nothing() {
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let client = client(&emu.base_url());
+    let good = Target::new("cfg-1", "u1");
+    let cases: Vec<(Target, UserStatusPatch, &str)> = vec![
+        (good.clone(), UserStatusPatch::new(), "patch"),
+        (
+            good.clone(),
+            UserStatusPatch::new().devices_count(-1),
+            "devicesCount",
+        ),
+        (good.clone(), patch().id("someone-else"), "id"),
+        (Target::new("", "u1"), patch(), "deviceConfigurationId"),
+        (Target::new("cfg-1", ""), patch(), "userStatusId"),
+        (
+            Target::autopilot_domain_join("", "u1"),
+            patch(),
+            "windowsAutopilotDeploymentProfileId",
+        ),
+        (
+            Target::with_route(
+                "cfg-1",
+                Route::IosEnterpriseWiFiRootCertificatesForServerValidation {
+                    certificate_id: String::new(),
+                },
+                "u1",
+            ),
+            patch(),
+            "iosTrustedRootCertificateId",
+        ),
+    ];
+    for (target, patch, field) in cases {
+        let err = client.update_user_status(&target, &patch).unwrap_err();
+        assert_eq!(field_of(&err), field, "{err}");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    // A matching id is fine and goes on the wire.
+    client.update_user_status(&good, &patch().id("u1")).unwrap();
+    let requests = emu.requests();
+    assert_eq!(requests.len(), 1, "only the valid update was sent");
+    assert_eq!(requests[0].body_str(), r#"{"id":"u1","devicesCount":1}"#);
+}
+
+#[test]
+fn json_patches_that_microsofts_python_sdk_would_send_as_empty_are_rejected() {
+    for (json, field) in [
+        (r#"{"status":"bogus"}"#, "status"),
+        (r#"{"devicesCount":"12"}"#, "devicesCount"),
+        (r#"{"devicesCount":3000000000}"#, "devicesCount"),
+        (
+            r#"{"lastReportedDateTime":"2017-01-01T00:00:17"}"#,
+            "lastReportedDateTime",
+        ),
+        (r#"{"userPrincipalName":["a"]}"#, "userPrincipalName"),
+        (r#"{"status":"compliant","devicecount":1}"#, "devicecount"),
+    ] {
+        let err = UserStatusPatch::from_json(json).unwrap_err();
+        assert_eq!(field_of(&err), field, "{json}: {err}");
+    }
+}
+
+#[test]
+fn not_found_carries_graphs_code_and_both_request_ids() {
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let err = client(&emu.base_url())
+        .update_user_status(&Target::new("cfg-1", "missing"), &patch())
+        .unwrap_err();
+    let graph = err.graph().expect("a Graph error");
+    assert_eq!(graph.status, 404);
+    assert_eq!(graph.code.as_deref(), Some("ResourceNotFound"));
+    assert!(graph.message.is_some());
+    assert!(graph.date.is_some());
+    assert!(
+        graph.raw_body.is_none(),
+        "Graph JSON is parsed, not kept raw"
+    );
+    let request_id = graph.request_id.as_deref().expect("request-id");
+    assert!(uuid::Uuid::parse_str(request_id).is_ok());
+    let sent = &emu.requests()[0];
+    assert_eq!(
+        Some(graph.client_request_id.as_str()),
+        sent.header("client-request-id")
+    );
+    let shown = err.to_string();
+    for part in [
+        "404",
+        "ResourceNotFound",
+        request_id,
+        &graph.client_request_id,
+    ] {
+        assert!(shown.contains(part), "{shown} lacks {part}");
+    }
+}
+
+#[test]
+fn a_rejected_token_is_a_401_that_never_shows_the_token() {
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let secret = "wrong-token-with-a-secret-tail";
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .access_token(secret)
+        .build()
+        .unwrap();
+    let err = client
+        .update_user_status(&Target::new("cfg-1", "u1"), &patch())
+        .unwrap_err();
+    assert_eq!(err.http_status(), Some(401));
+    assert_eq!(
+        err.graph().unwrap().code.as_deref(),
+        Some("InvalidAuthenticationToken")
+    );
+    let shown = format!("{err} {err:?} {client:?}");
+    assert!(!shown.contains(secret), "{shown}");
+    assert!(!shown.contains(TOKEN));
+}
+
+#[test]
+fn an_html_error_page_is_kept_raw_with_its_status() {
+    let server = RawServer::start(http_response(
+        "502 Bad Gateway",
+        &[("Content-Type", "text/html"), ("request-id", "rid-502")],
+        b"<html><body>upstream proxy failed</body></html>",
+    ));
+    let err = client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    let graph = err.graph().unwrap();
+    assert_eq!(graph.status, 502);
+    assert_eq!(graph.code, None);
+    assert_eq!(graph.request_id.as_deref(), Some("rid-502"));
+    assert!(
+        graph
+            .raw_body
+            .as_deref()
+            .unwrap()
+            .contains("upstream proxy failed")
+    );
+    assert!(err.to_string().contains("upstream proxy failed"));
+}
+
+#[test]
+fn throttling_is_reported_with_the_wait_graph_asked_for() {
+    let server = RawServer::start(http_response(
+        "429 Too Many Requests",
+        &[("Retry-After", "2.128"), ("Content-Type", "application/json")],
+        br#"{"error":{"code":"TooManyRequests","message":"Too many requests","innerError":{"request-id":"rid-429","date":"2026-11-29T17:00:00"}}}"#,
+    ));
+    let err = client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    assert!(err.is_throttled());
+    let graph = err.graph().unwrap();
+    assert_eq!(graph.retry_after, Some(Duration::from_millis(2128)));
+    assert_eq!(
+        graph.request_id.as_deref(),
+        Some("rid-429"),
+        "from innerError"
+    );
+    assert_eq!(graph.date.as_deref(), Some("2026-11-29T17:00:00"));
+}
+
+#[test]
+fn a_200_that_is_not_the_entity_is_an_unexpected_response() {
+    let server = RawServer::start(http_response(
+        "200 OK",
+        &[
+            ("Content-Type", "application/json"),
+            ("request-id", "rid-200"),
+        ],
+        br#"{"devicesCount":"three"}"#,
+    ));
+    let err = client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnexpectedResponse { status: 200, request_id: Some(id), .. } if id == "rid-200"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_redirect_is_reported_not_followed() {
+    let server = RawServer::start(http_response(
+        "307 Temporary Redirect",
+        &[("Location", "http://127.0.0.1:9/elsewhere")],
+        b"",
+    ));
+    let err = client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UnexpectedResponse { status: 307, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_oversized_body_is_refused() {
+    let mut body = br#"{"id":"u","userDisplayName":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    body.extend_from_slice(br#""}"#);
+    let server = RawServer::start(http_response("200 OK", &[], &body));
+    let err = client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnexpectedResponse { status: 200, reason, .. } if reason.contains("larger")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn connections_are_reused_after_success_and_after_errors() {
+    for response in [
+        http_response("204 No Content", &[], b""),
+        http_response(
+            "404 Not Found",
+            &[("Content-Type", "application/json")],
+            br#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#,
+        ),
+    ] {
+        let server = RawServer::start(response);
+        let client = client(&server.base_url);
+        for _ in 0..20 {
+            let _ = client.update_user_status(&Target::new("c", "u"), &patch());
+        }
+        assert_eq!(server.connections(), 1, "every body was read to the end");
+    }
+}
+
+#[test]
+fn a_refused_connection_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = client(&url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport { kind: TransportKind::Connect, client_request_id, .. } if !client_request_id.is_empty()),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_on_time() {
+    let (url, _listener) = silent_server();
+    let client = builder(&url)
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_setting() {
+    let cases: Vec<(intune_user_status::ClientBuilder, &str)> = vec![
+        (
+            Client::builder().base_url("http://127.0.0.1:1"),
+            "accessToken",
+        ),
+        (builder("http://graph.microsoft.com"), "baseUrl"),
+        (builder("https://graph.microsoft.com/v1.0"), "baseUrl"),
+        (
+            builder("http://127.0.0.1:1").request_timeout(Duration::ZERO),
+            "timeouts.requestMs",
+        ),
+        (
+            builder("http://127.0.0.1:1").user_agent_suffix("bad\nvalue"),
+            "userAgent",
+        ),
+    ];
+    for (builder, field) in cases {
+        let err = builder.build().unwrap_err();
+        assert_eq!(field_of(&err), field, "{err}");
+    }
+}
+
+#[test]
+fn an_unknown_status_from_graph_is_kept_not_an_error() {
+    let server = RawServer::start(http_response(
+        "200 OK",
+        &[("Content-Type", "application/json")],
+        br##"{"@odata.type":"#microsoft.graph.deviceConfigurationUserStatus","id":"u","status":"quarantined","devicesCount":1}"##,
+    ));
+    let outcome = client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap();
+    let UpdateOutcome::Updated(entity) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(entity.status.unwrap().as_str(), "quarantined");
+}
