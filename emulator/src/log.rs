@@ -1,0 +1,92 @@
+//! The request log: every Graph request the emulator received, in arrival order.
+
+use std::sync::Mutex;
+
+/// One HTTP request as the emulator received it.
+///
+/// Everything is kept as it arrived on the wire (target not decoded, header
+/// names in their original case and order) so tests can assert on exactly
+/// what a client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The request method, e.g. `PATCH`.
+    pub method: String,
+    /// The raw request-target: path plus query, percent-encoding untouched.
+    pub target: String,
+    /// Header fields in the order and case they were received.
+    pub headers: Vec<(String, String)>,
+    /// The request body, de-chunked if it was sent with chunked encoding.
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    /// The target without its query string.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The raw query string (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The first header value with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header value with this name (case-insensitive), in received order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The body as text; invalid UTF-8 is replaced (lossy).
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The JSON form served by `GET /_emulator/requests`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "method": self.method,
+            "target": self.target,
+            "headers": self.headers.iter().map(|(n, v)| [n, v]).collect::<Vec<_>>(),
+            "body": self.body_str(),
+        })
+    }
+}
+
+/// Thread-safe, append-only (until cleared) list of recorded requests.
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    entries: Mutex<Vec<RecordedRequest>>,
+}
+
+impl RequestLog {
+    /// Appends one request.
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        self.lock().push(request);
+    }
+
+    /// A copy of every recorded request.
+    pub(crate) fn snapshot(&self) -> Vec<RecordedRequest> {
+        self.lock().clone()
+    }
+
+    /// Forgets every recorded request.
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordedRequest>> {
+        // A panicking handler must not take the log down with it.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
