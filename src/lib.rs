@@ -29,9 +29,11 @@ mod client;
 mod config;
 mod datetime;
 mod error;
+mod ffi;
 mod model;
 mod patch;
 mod pipeline;
+mod resolver;
 mod response;
 mod target;
 

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::http::{HeaderMap, Method};
 
+use crate::resolver::CachingResolver;
 use crate::{Error, TokenProvider, TransportKind};
 
 /// The largest response body accepted; a deviceConfigurationUserStatus is a few hundred bytes.
@@ -81,7 +83,11 @@ impl Pipeline {
             .max_idle_connections_per_host(32)
             .build();
         Pipeline {
-            agent: config.new_agent(),
+            agent: Agent::with_parts(
+                config,
+                DefaultConnector::new(),
+                CachingResolver::default(),
+            ),
             root,
             token,
             sdk_version: format!(
