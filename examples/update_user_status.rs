@@ -124,7 +124,6 @@ fn print_outcome(outcome: &UpdateOutcome) {
             "Graph answered 204 No Content; the object read back is:\n{}",
             serde_json::to_string_pretty(entity).unwrap_or_default()
         ),
-        _ => println!("{outcome:?}"),
     }
 }
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use ureq::http::Method;
 
-use crate::pipeline::{Pipeline, Request, Response};
+use crate::pipeline::{Budget, Pipeline, Request, Response};
 use crate::{
-    ApiVersion, ClientBuilder, DeviceConfigurationUserStatus, Error, Target, UserStatusPatch,
-    response,
+    ApiVersion, ClientBuilder, DeviceConfigurationUserStatus, Error, RetryPolicy, Target,
+    UserStatusPatch, response,
 };
 
 /// A blocking Microsoft Graph client for deviceConfigurationUserStatus.
@@ -31,6 +31,7 @@ pub struct Client {
     pipeline: Arc<Pipeline>,
     api_version: ApiVersion,
     fetch_after_no_content: bool,
+    budget: Budget,
 }
 
 impl fmt::Debug for Client {
@@ -39,13 +40,13 @@ impl fmt::Debug for Client {
             .field("root", &self.pipeline.root())
             .field("api_version", &self.api_version)
             .field("fetch_after_no_content", &self.fetch_after_no_content)
+            .field("budget", &self.budget)
             .finish_non_exhaustive()
     }
 }
 
 /// What an update returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum UpdateOutcome {
     /// Graph answered 200 with the updated object (what the documentation describes).
     Updated(DeviceConfigurationUserStatus),
@@ -82,6 +83,10 @@ pub struct CallOptions {
     pub api_version: Option<ApiVersion>,
     /// Whether to GET the object after a 204 (default: the client's).
     pub fetch_after_no_content: Option<bool>,
+    /// How this call retries (default: the client's policy).
+    pub retry: Option<RetryPolicy>,
+    /// This call's total time budget (default: the client's).
+    pub total_timeout: Option<std::time::Duration>,
 }
 
 impl CallOptions {
@@ -101,6 +106,18 @@ impl CallOptions {
         self.fetch_after_no_content = Some(fetch);
         self
     }
+
+    /// Retries this call by `policy` (e.g. [`RetryPolicy::none`] for a call that must not wait).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Bounds this whole call, retries and waits included.
+    pub fn total_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.total_timeout = Some(timeout);
+        self
+    }
 }
 
 impl Client {
@@ -113,11 +130,13 @@ impl Client {
         pipeline: Pipeline,
         api_version: ApiVersion,
         fetch_after_no_content: bool,
+        budget: Budget,
     ) -> Client {
         Client {
             pipeline: Arc::new(pipeline),
             api_version,
             fetch_after_no_content,
+            budget,
         }
     }
 
@@ -159,12 +178,22 @@ impl Client {
             ));
         }
         let url = self.url(target, options)?;
+        let budget = self.budget(options)?;
         let body = patch.to_json();
-        let response = self.pipeline.send(&Request {
-            method: Method::PATCH,
-            url,
-            body: Some(&body),
-        })?;
+        let response = self.pipeline.execute(
+            &Request {
+                method: Method::PATCH,
+                url,
+                body: Some(&body),
+            },
+            budget,
+        )?;
+        if response.redirected_to_get {
+            return Err(response::unexpected(
+                &response,
+                "a 303 redirect turned the PATCH into a GET; the update was not applied there",
+            ));
+        }
         match response.status {
             200 => Ok(UpdateOutcome::Updated(response::entity(&response)?)),
             204 => {
@@ -194,11 +223,14 @@ impl Client {
         options: &CallOptions,
     ) -> Result<DeviceConfigurationUserStatus, Error> {
         let url = self.url(target, options)?;
-        let response = self.pipeline.send(&Request {
-            method: Method::GET,
-            url,
-            body: None,
-        })?;
+        let response = self.pipeline.execute(
+            &Request {
+                method: Method::GET,
+                url,
+                body: None,
+            },
+            self.budget(options)?,
+        )?;
         match response.status {
             200 => response::entity(&response),
             _ => Err(self.failure(response, "GET answers 200")),
@@ -210,6 +242,15 @@ impl Client {
         url.push_str(self.pipeline.root());
         target.write_url(&mut url, options.api_version.unwrap_or(self.api_version))?;
         Ok(url)
+    }
+
+    fn budget(&self, options: &CallOptions) -> Result<Budget, Error> {
+        let retry = options.retry.unwrap_or(self.budget.retry);
+        retry.validate("retry")?;
+        Ok(Budget {
+            retry,
+            total: options.total_timeout.or(self.budget.total),
+        })
     }
 
     fn failure(&self, response: Response, expected: &str) -> Error {

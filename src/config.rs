@@ -9,8 +9,8 @@ use std::time::Duration;
 use ureq::http::Uri;
 
 use crate::client::Client;
-use crate::pipeline::Pipeline;
-use crate::{ApiVersion, Error, StaticToken, TokenProvider};
+use crate::pipeline::{Budget, Pipeline, PipelineConfig};
+use crate::{ApiVersion, Error, Pacing, RetryPolicy, StaticToken, TokenProvider};
 
 /// Microsoft's Graph deployments (national clouds), each with its own Graph root and token host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -105,6 +105,9 @@ pub struct ClientBuilder {
     user_agent_suffix: Option<String>,
     fetch_after_no_content: bool,
     runtime_environment: &'static str,
+    retry: RetryPolicy,
+    total_timeout: Option<Duration>,
+    pacing: Option<Pacing>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +126,9 @@ impl fmt::Debug for ClientBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("user_agent_suffix", &self.user_agent_suffix)
             .field("fetch_after_no_content", &self.fetch_after_no_content)
+            .field("retry", &self.retry)
+            .field("total_timeout", &self.total_timeout)
+            .field("pacing", &self.pacing)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +144,9 @@ impl Default for ClientBuilder {
             user_agent_suffix: None,
             fetch_after_no_content: false,
             runtime_environment: "Rust",
+            retry: RetryPolicy::default(),
+            total_timeout: None,
+            pacing: None,
         }
     }
 }
@@ -186,6 +195,28 @@ impl ClientBuilder {
         self
     }
 
+    /// A budget for a whole call: every attempt, redirect and wait between retries (default: none,
+    /// so a call is bounded by its attempts' timeouts and the retry policy's waits). A call never
+    /// outlives it by more than a small margin, whatever the server does.
+    pub fn total_timeout(mut self, timeout: Duration) -> Self {
+        self.total_timeout = Some(timeout);
+        self
+    }
+
+    /// How calls retry throttling, unavailability and failed connections (default
+    /// [`RetryPolicy::default`]: 3 retries, as Microsoft's SDKs).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Paces every thread of this client to at most `pacing.requests` per `pacing.per` (default:
+    /// no pacing). `Pacing::new(100, Duration::from_secs(20))` stays under Intune's write limit.
+    pub fn pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = Some(pacing);
+        self
+    }
+
     /// Appended to the `User-Agent` header, e.g. `contoso-agent/4.2`, so the caller's traffic can be
     /// told apart in Graph's logs.
     pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
@@ -221,6 +252,10 @@ impl ClientBuilder {
         for (field, timeout) in [
             ("timeouts.connectMs", self.connect_timeout),
             ("timeouts.requestMs", self.request_timeout),
+            (
+                "timeouts.totalMs",
+                self.total_timeout.unwrap_or(Duration::MAX),
+            ),
         ] {
             if timeout.is_zero() {
                 return Err(Error::config(field, "must be greater than zero"));
@@ -234,19 +269,28 @@ impl ClientBuilder {
                 "must be non-empty printable ASCII",
             ));
         }
-        let pipeline = Pipeline::new(
+        self.retry.validate("retry")?;
+        if let Some(pacing) = &self.pacing {
+            pacing.validate()?;
+        }
+        let pipeline = Pipeline::new(PipelineConfig {
             root,
             plain_http,
             token,
-            self.connect_timeout,
-            self.request_timeout,
-            self.user_agent_suffix.as_deref(),
-            self.runtime_environment,
-        );
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            user_agent_suffix: self.user_agent_suffix.as_deref(),
+            runtime_environment: self.runtime_environment,
+            pacing: self.pacing,
+        });
         Ok(Client::from_parts(
             pipeline,
             self.api_version,
             self.fetch_after_no_content,
+            Budget {
+                retry: self.retry,
+                total: self.total_timeout,
+            },
         ))
     }
 }
@@ -297,7 +341,7 @@ fn check_base_url(url: &str) -> Result<(String, bool), Error> {
     Ok((trimmed.to_owned(), plain_http))
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

@@ -54,6 +54,8 @@ pub enum Error {
         message: String,
         /// The `client-request-id` this SDK sent, to find the call in client-side logs.
         client_request_id: String,
+        /// Requests actually sent, retries included.
+        attempts: u32,
     },
 
     /// No complete response arrived within the configured time.
@@ -67,6 +69,23 @@ pub enum Error {
         elapsed: Duration,
         /// The `client-request-id` this SDK sent.
         client_request_id: String,
+        /// Requests actually sent, retries included.
+        attempts: u32,
+    },
+
+    /// The client held the request back (its pacing limit, or a 429 another thread received) for
+    /// longer than the call's time budget allows, so it gave up without waiting.
+    #[error(
+        "throttled by the client: the next request could leave only in {:.3} s, past the call's time budget (client-request-id {client_request_id})",
+        wait.as_secs_f64()
+    )]
+    Throttled {
+        /// How long the request would have had to wait.
+        wait: Duration,
+        /// The `client-request-id` of the call.
+        client_request_id: String,
+        /// Requests actually sent, retries included.
+        attempts: u32,
     },
 
     /// Graph answered, but not with something this operation can accept (a 2xx whose body is not the
@@ -81,6 +100,8 @@ pub enum Error {
         request_id: Option<String>,
         /// The `client-request-id` this SDK sent.
         client_request_id: String,
+        /// Requests actually sent, retries included.
+        attempts: u32,
     },
 }
 
@@ -131,6 +152,10 @@ pub struct GraphError {
     pub retry_after: Option<Duration>,
     /// The body, when it was not Graph's error JSON (e.g. an HTML page from a proxy), cut to 4 KiB.
     pub raw_body: Option<String>,
+    /// Requests actually sent, retries included.
+    pub attempts: u32,
+    /// Why retrying stopped before the retries ran out, e.g. a `Retry-After` past the budget.
+    pub retry_stopped: Option<String>,
 }
 
 impl fmt::Display for GraphError {
@@ -218,6 +243,9 @@ impl Error {
             | Error::Timeout {
                 client_request_id, ..
             }
+            | Error::Throttled {
+                client_request_id, ..
+            }
             | Error::UnexpectedResponse {
                 client_request_id, ..
             } => Some(client_request_id),
@@ -225,8 +253,41 @@ impl Error {
         }
     }
 
-    /// True when Graph throttled the call (HTTP 429).
+    /// Requests actually sent for the call, retries included (0 when nothing was sent).
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Error::Graph(graph) => graph.attempts,
+            Error::Transport { attempts, .. }
+            | Error::Timeout { attempts, .. }
+            | Error::Throttled { attempts, .. }
+            | Error::UnexpectedResponse { attempts, .. } => *attempts,
+            _ => 0,
+        }
+    }
+
+    /// How long the service (or the client's own hold) asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Graph(graph) => graph.retry_after,
+            Error::Throttled { wait, .. } => Some(*wait),
+            _ => None,
+        }
+    }
+
+    /// True when the call was throttled: Graph answered 429, or the client could not send within
+    /// the call's budget because of pacing or an earlier 429.
     pub fn is_throttled(&self) -> bool {
-        self.http_status() == Some(429)
+        matches!(self, Error::Throttled { .. }) || self.http_status() == Some(429)
+    }
+
+    pub(crate) fn set_attempts(&mut self, count: u32) {
+        match self {
+            Error::Graph(graph) => graph.attempts = count,
+            Error::Transport { attempts, .. }
+            | Error::Timeout { attempts, .. }
+            | Error::Throttled { attempts, .. }
+            | Error::UnexpectedResponse { attempts, .. } => *attempts = count,
+            _ => {}
+        }
     }
 }

@@ -31,10 +31,12 @@ mod datetime;
 mod error;
 mod ffi;
 mod model;
+mod pacing;
 mod patch;
 mod pipeline;
 mod resolver;
 mod response;
+mod retry;
 mod target;
 
 pub use auth::{AccessToken, StaticToken, TokenProvider};
@@ -46,5 +48,7 @@ pub use model::{
     ComplianceStatus, DeviceConfigurationUserStatus, ODATA_TYPE, StatusValue,
     UnknownComplianceStatus,
 };
+pub use pacing::Pacing;
 pub use patch::UserStatusPatch;
+pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
 pub use target::{ApiVersion, Route, Target};

@@ -1,36 +1,56 @@
-//! The one request pipeline every operation goes through: auth, headers, the shared ureq agent, and
-//! reading the whole response (so the connection returns to the pool).
+//! The one request pipeline every operation goes through: the pacing gate, auth, Graph's headers,
+//! the shared ureq agent, redirects, and the retry loop. Responses are always read to the end, so
+//! the connection returns to the pool.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
+use ureq::http::{HeaderMap, Method, Uri};
 use ureq::unversioned::transport::DefaultConnector;
-use ureq::http::{HeaderMap, Method};
 
+use crate::config::is_loopback;
+use crate::pacing::{Gate, Pacing};
 use crate::resolver::CachingResolver;
+use crate::retry::{RetryPolicy, Verdict, decide, retryable_status};
 use crate::{Error, TokenProvider, TransportKind};
 
 /// The largest response body accepted; a deviceConfigurationUserStatus is a few hundred bytes.
 pub(crate) const MAX_BODY: u64 = 1024 * 1024;
 
+/// Redirects followed at most, as in Microsoft's SDKs.
+pub(crate) const MAX_REDIRECTS: u32 = 5;
+
 const SDK_NAME: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 
-/// What to send: built by an operation, executed by [`Pipeline::send`].
+/// What to send: built by an operation, executed by [`Pipeline::execute`].
 pub(crate) struct Request<'a> {
     pub method: Method,
     pub url: String,
-    /// Serialized once by the caller and borrowed, so a retry resends the same bytes.
+    /// Serialized once by the caller and borrowed, so every retry resends the same bytes.
     pub body: Option<&'a [u8]>,
 }
 
-/// A complete response: status, the headers operations need, and the whole body.
+/// How one call may retry and how long it may take in all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub retry: RetryPolicy,
+    pub total: Option<Duration>,
+}
+
+/// A complete response: status, headers, the whole body, and how it was obtained.
 pub(crate) struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-    /// The `client-request-id` sent with the request.
+    /// The `client-request-id` sent with every attempt of the call.
     pub client_request_id: String,
+    /// Requests sent, retries included.
+    pub attempts: u32,
+    /// Why retrying stopped early, when it did.
+    pub retry_stopped: Option<String>,
+    /// A 303 turned the request into a GET: the answer is not the operation's.
+    pub redirected_to_get: bool,
 }
 
 impl Response {
@@ -40,38 +60,51 @@ impl Response {
     }
 }
 
-/// Shared by every clone of a [`Client`](crate::Client): one agent, so connections are reused.
+/// Settings the pipeline is built from (see [`ClientBuilder`](crate::ClientBuilder)).
+pub(crate) struct PipelineConfig<'a> {
+    pub root: String,
+    pub plain_http: bool,
+    pub token: Arc<dyn TokenProvider>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub user_agent_suffix: Option<&'a str>,
+    pub runtime_environment: &'a str,
+    pub pacing: Option<Pacing>,
+}
+
+/// Shared by every clone of a [`Client`](crate::Client): one agent (one connection pool) and one
+/// pacing gate for all threads.
 pub(crate) struct Pipeline {
     agent: Agent,
     root: String,
     token: Arc<dyn TokenProvider>,
     sdk_version: String,
+    request_timeout: Duration,
+    gate: Gate,
+}
+
+/// One attempt's failure, and whether it happened before any response (so it may be retried).
+struct Failure {
+    error: Error,
+    before_response: bool,
 }
 
 impl Pipeline {
-    pub fn new(
-        root: String,
-        plain_http: bool,
-        token: Arc<dyn TokenProvider>,
-        connect_timeout: Duration,
-        request_timeout: Duration,
-        user_agent_suffix: Option<&str>,
-        runtime_environment: &str,
-    ) -> Pipeline {
-        let user_agent = match user_agent_suffix {
+    pub fn new(config: PipelineConfig<'_>) -> Pipeline {
+        let user_agent = match config.user_agent_suffix {
             Some(suffix) => format!("{SDK_NAME} {suffix}"),
             None => SDK_NAME.to_owned(),
         };
         // Every default here is chosen, not inherited (see STYLE.md on ureq's defaults).
-        let config = Agent::config_builder()
+        let agent_config = Agent::config_builder()
             // 4xx/5xx must come back as responses: their body is Graph's error and Retry-After.
             .http_status_as_error(false)
-            // Only a loopback base URL may be plain http; nothing else (redirects included).
-            .https_only(!plain_http)
-            .timeout_connect(Some(connect_timeout))
-            .timeout_global(Some(request_timeout))
-            // Redirects are not followed: a PATCH that is redirected is reported, never replayed
-            // with the token to somewhere else.
+            // Only a loopback base URL may be plain http; redirects are checked the same way.
+            .https_only(!config.plain_http)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            // Redirects are followed here, not by ureq: ureq's same-host rule ignores scheme and
+            // port, and it does not follow a 307/308 for PATCH.
             .max_redirects(0)
             .max_redirects_will_error(false)
             // Proxies are opt-in configuration, not inherited from the environment.
@@ -84,17 +117,20 @@ impl Pipeline {
             .build();
         Pipeline {
             agent: Agent::with_parts(
-                config,
+                agent_config,
                 DefaultConnector::new(),
                 CachingResolver::default(),
             ),
-            root,
-            token,
+            root: config.root,
+            token: config.token,
             sdk_version: format!(
-                "{SDK_NAME} (hostOS={}; hostArch={}; runtimeEnvironment={runtime_environment})",
+                "{SDK_NAME} (hostOS={}; hostArch={}; runtimeEnvironment={})",
                 std::env::consts::OS,
-                std::env::consts::ARCH
+                std::env::consts::ARCH,
+                config.runtime_environment
             ),
+            request_timeout: config.request_timeout,
+            gate: Gate::new(config.pacing),
         }
     }
 
@@ -103,58 +139,345 @@ impl Pipeline {
         &self.root
     }
 
-    /// Sends one request and reads its whole response.
-    pub fn send(&self, request: &Request<'_>) -> Result<Response, Error> {
-        let token = self.token.token()?;
+    /// Sends `request`, retrying as `budget` allows, and returns the final response, whatever
+    /// its status; the operation decides what the status means.
+    pub fn execute(&self, request: &Request<'_>, budget: Budget) -> Result<Response, Error> {
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
-        let mut builder = ureq::http::Request::builder()
-            .method(request.method.clone())
-            .uri(&request.url)
-            .header("Authorization", format!("Bearer {}", token.secret()))
-            .header("client-request-id", &client_request_id)
-            .header("SdkVersion", &self.sdk_version);
-        if request.body.is_some() {
-            builder = builder.header("Content-Type", "application/json");
+        let deadline = budget.total.map(|total| started + total);
+        let mut attempts = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            if let Err(wait) = self.gate.admit(deadline) {
+                return Err(Error::Throttled {
+                    wait,
+                    client_request_id,
+                    attempts,
+                });
+            }
+            attempts += 1;
+            let outcome = self.attempt(request, &client_request_id, attempts, deadline);
+            let asked = match &outcome {
+                Ok(response) if retryable_status(response.status) => Some(
+                    response
+                        .header("retry-after")
+                        .and_then(crate::response::parse_retry_after),
+                ),
+                Err(failure) if failure.before_response => Some(None),
+                _ => None,
+            };
+            let Some(asked) = asked else {
+                return finish(outcome, attempts, None);
+            };
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match decide(&budget.retry, attempts - 1, asked, waited, remaining) {
+                Verdict::Retry(wait) => {
+                    let why = match &outcome {
+                        Ok(response) => format!("HTTP {}", response.status),
+                        Err(failure) => failure.error.to_string(),
+                    };
+                    log::info!(
+                        "{} {}: {why}; retry {} of {} in {:.3} s (client-request-id {client_request_id})",
+                        request.method,
+                        path_of(&request.url),
+                        attempts,
+                        budget.retry.max_retries,
+                        wait.as_secs_f64()
+                    );
+                    if matches!(&outcome, Ok(response) if response.status == 429) {
+                        // Every thread of this client waits, not only the one that was told.
+                        self.gate.hold_until(Instant::now() + wait);
+                    }
+                    std::thread::sleep(wait);
+                    waited += wait;
+                }
+                Verdict::Exhausted => return finish(outcome, attempts, None),
+                Verdict::OverBudget(why) => return finish(outcome, attempts, Some(why)),
+            }
         }
-        let sent = match request.body {
-            // A GET carries no body and so no Content-Length.
-            Some(body) => builder.body(body).map(|req| self.agent.run(req)),
-            None => builder.body(()).map(|req| self.agent.run(req)),
-        };
-        let mut response = sent
-            .map_err(|err| transport(TransportKind::Io, err, &client_request_id))?
-            .map_err(|err| map_error(err, started, &client_request_id))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-            .map_err(|err| match err {
-                ureq::Error::BodyExceedsLimit(_) => Error::UnexpectedResponse {
-                    status,
-                    reason: format!("body larger than {MAX_BODY} bytes"),
-                    request_id: response_header(response.headers(), "request-id"),
-                    client_request_id: client_request_id.clone(),
+    }
+
+    /// One attempt: send, follow redirects, read the whole response.
+    fn attempt(
+        &self,
+        request: &Request<'_>,
+        client_request_id: &str,
+        attempt: u32,
+        deadline: Option<Instant>,
+    ) -> Result<Response, Failure> {
+        let token = self.token.token().map_err(|error| Failure {
+            error,
+            before_response: false,
+        })?;
+        let authorization = format!("Bearer {}", token.secret());
+        let mut method = request.method.clone();
+        let mut body = request.body;
+        let mut url = request.url.clone();
+        let mut same_origin = true;
+        let mut redirected_to_get = false;
+        let mut redirects = 0;
+        loop {
+            let started = Instant::now();
+            let (timeout, bounded_by_total) = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(started);
+                    (self.request_timeout.min(left), left < self.request_timeout)
+                }
+                None => (self.request_timeout, false),
+            };
+            let mut builder = ureq::http::Request::builder()
+                .method(method.clone())
+                .uri(&url)
+                .header("client-request-id", client_request_id)
+                .header("SdkVersion", &self.sdk_version);
+            // Authorization never goes to another scheme, host or port.
+            if same_origin {
+                builder = builder.header("Authorization", &authorization);
+            }
+            if attempt > 1 {
+                builder = builder.header("Retry-Attempt", (attempt - 1).to_string());
+            }
+            if body.is_some() {
+                builder = builder.header("Content-Type", "application/json");
+            }
+            let context = ErrorContext {
+                started,
+                client_request_id,
+                bounded_by_total,
+            };
+            let sent = match body {
+                // A GET carries no body and so no Content-Length.
+                Some(bytes) => builder.body(bytes).map(|req| self.run(req, timeout)),
+                None => builder.body(()).map(|req| self.run(req, timeout)),
+            };
+            let mut response = sent
+                .map_err(|err| Failure {
+                    error: transport(TransportKind::Io, err, client_request_id),
+                    before_response: false,
+                })?
+                .map_err(|err| {
+                    let error = context.map(err);
+                    // Refused, reset, or a pooled connection the server had closed: nothing was
+                    // answered, so sending again is safe. DNS, TLS and timeouts are not retried.
+                    let before_response = matches!(
+                        error,
+                        Error::Transport {
+                            kind: TransportKind::Connect | TransportKind::Io,
+                            ..
+                        }
+                    );
+                    Failure {
+                        error,
+                        before_response,
+                    }
+                })?;
+            let status = response.status().as_u16();
+            let request_id = response
+                .headers()
+                .get("request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let read = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_vec();
+            log::debug!(
+                "{method} {} -> HTTP {status} request-id={} attempt={attempt} took={:?}",
+                path_of(&url),
+                request_id.as_deref().unwrap_or("-"),
+                started.elapsed()
+            );
+            let body_bytes = read.map_err(|err| Failure {
+                error: match err {
+                    ureq::Error::BodyExceedsLimit(_) => Error::UnexpectedResponse {
+                        status,
+                        reason: format!("body larger than {MAX_BODY} bytes"),
+                        request_id: request_id.clone(),
+                        client_request_id: client_request_id.to_owned(),
+                        attempts: 0,
+                    },
+                    other => context.map(other),
                 },
-                other => map_error(other, started, &client_request_id),
+                before_response: false,
             })?;
-        let (parts, _drained) = response.into_parts();
-        Ok(Response {
-            status,
-            headers: parts.headers,
-            body,
-            client_request_id,
-        })
+            let (parts, _drained) = response.into_parts();
+            let response = Response {
+                status,
+                headers: parts.headers,
+                body: body_bytes,
+                client_request_id: client_request_id.to_owned(),
+                attempts: 0,
+                retry_stopped: None,
+                redirected_to_get,
+            };
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) || redirects == MAX_REDIRECTS {
+                return Ok(response);
+            }
+            let Some(location) = response.header("location") else {
+                return Ok(response);
+            };
+            let next = follow(&url, location).map_err(|reason| Failure {
+                error: Error::UnexpectedResponse {
+                    status,
+                    reason,
+                    request_id: request_id.clone(),
+                    client_request_id: client_request_id.to_owned(),
+                    attempts: 0,
+                },
+                before_response: false,
+            })?;
+            same_origin = same_origin && origin(&next) == origin(&request.url);
+            if status == 303 {
+                // HTTP: "see other" is fetched with GET, whatever the first method was.
+                method = Method::GET;
+                body = None;
+                redirected_to_get = true;
+            }
+            log::debug!(
+                "HTTP {status}: following the redirect to {}",
+                path_of(&next)
+            );
+            url = next;
+            redirects += 1;
+        }
+    }
+
+    fn run(
+        &self,
+        request: ureq::http::Request<impl ureq::AsSendBody>,
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let request = if timeout < self.request_timeout {
+            // The call's total budget leaves less than a full attempt.
+            self.agent
+                .configure_request(request)
+                .timeout_global(Some(timeout))
+                .build()
+        } else {
+            request
+        };
+        self.agent.run(request)
     }
 }
 
-fn response_header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
+/// Attaches the attempt count (and why retrying stopped) to the call's final result.
+fn finish(
+    outcome: Result<Response, Failure>,
+    attempts: u32,
+    retry_stopped: Option<String>,
+) -> Result<Response, Error> {
+    match outcome {
+        Ok(mut response) => {
+            response.attempts = attempts;
+            response.retry_stopped = retry_stopped;
+            Ok(response)
+        }
+        Err(mut failure) => {
+            failure.error.set_attempts(attempts);
+            Err(failure.error)
+        }
+    }
+}
+
+/// The path of a URL, for logs (ids are not secrets; the host is the client's).
+fn path_of(url: &str) -> &str {
+    url.find("://")
+        .and_then(|scheme_end| {
+            url[scheme_end + 3..]
+                .find('/')
+                .map(|p| &url[scheme_end + 3 + p..])
+        })
+        .unwrap_or(url)
+}
+
+/// `scheme://host:port`, with the port made explicit, to compare origins.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some((scheme, uri.host()?.to_ascii_lowercase(), port))
+}
+
+/// Resolves a `Location` against the current URL and checks it may be followed.
+fn follow(current: &str, location: &str) -> Result<String, String> {
+    let next = if location.starts_with("https://") || location.starts_with("http://") {
+        location.to_owned()
+    } else if let Some(path) = location.strip_prefix('/') {
+        if path.starts_with('/') {
+            return Err(format!(
+                "redirect to a scheme-relative location \"{location}\""
+            ));
+        }
+        let (scheme, host, port) = origin(current).ok_or("redirect from an unparsable URL")?;
+        format!("{scheme}://{host}:{port}/{path}")
+    } else {
+        let base = current.rsplit_once('/').map_or(current, |(base, _)| base);
+        format!("{base}/{location}")
+    };
+    let uri: Uri = next
+        .parse()
+        .map_err(|_| format!("redirect to an invalid location \"{location}\""))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), Some(_)) => Ok(next),
+        (Some("http"), Some(host)) if is_loopback(host) => Ok(next),
+        _ => Err(format!(
+            "redirect to \"{location}\" refused: only https (or http on loopback) is followed"
+        )),
+    }
+}
+
+/// What an attempt's transport error needs to be described.
+#[derive(Clone, Copy)]
+struct ErrorContext<'a> {
+    started: Instant,
+    client_request_id: &'a str,
+    bounded_by_total: bool,
+}
+
+impl ErrorContext<'_> {
+    /// Sorts ureq's errors into the stages an operator can act on.
+    fn map(&self, err: ureq::Error) -> Error {
+        use std::io::ErrorKind;
+        let timeout = |stage: String| Error::Timeout {
+            stage: if self.bounded_by_total {
+                format!("{stage} (the call's total time budget ran out)")
+            } else {
+                stage
+            },
+            elapsed: self.started.elapsed(),
+            client_request_id: self.client_request_id.to_owned(),
+            attempts: 0,
+        };
+        let kind = match &err {
+            ureq::Error::Timeout(stage) => return timeout(stage.to_string()),
+            ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
+                return timeout("response".to_owned());
+            }
+            ureq::Error::HostNotFound => TransportKind::Dns,
+            ureq::Error::ConnectionFailed => TransportKind::Connect,
+            ureq::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    ErrorKind::ConnectionRefused
+                        | ErrorKind::AddrNotAvailable
+                        | ErrorKind::HostUnreachable
+                        | ErrorKind::NetworkUnreachable
+                ) =>
+            {
+                TransportKind::Connect
+            }
+            ureq::Error::Tls(_)
+            | ureq::Error::Pem(_)
+            | ureq::Error::Rustls(_)
+            | ureq::Error::TlsRequired
+            | ureq::Error::RequireHttpsOnly(_) => TransportKind::Tls,
+            _ => TransportKind::Io,
+        };
+        transport(kind, err, self.client_request_id)
+    }
 }
 
 fn transport(kind: TransportKind, err: impl std::fmt::Display, client_request_id: &str) -> Error {
@@ -162,46 +485,38 @@ fn transport(kind: TransportKind, err: impl std::fmt::Display, client_request_id
         kind,
         message: err.to_string(),
         client_request_id: client_request_id.to_owned(),
+        attempts: 0,
     }
 }
 
-/// Sorts ureq's errors into the stages an operator can act on.
-fn map_error(err: ureq::Error, started: Instant, client_request_id: &str) -> Error {
-    use std::io::ErrorKind;
-    let kind = match &err {
-        ureq::Error::Timeout(stage) => {
-            return Error::Timeout {
-                stage: stage.to_string(),
-                elapsed: started.elapsed(),
-                client_request_id: client_request_id.to_owned(),
-            };
-        }
-        ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
-            return Error::Timeout {
-                stage: "response".to_owned(),
-                elapsed: started.elapsed(),
-                client_request_id: client_request_id.to_owned(),
-            };
-        }
-        ureq::Error::HostNotFound => TransportKind::Dns,
-        ureq::Error::ConnectionFailed => TransportKind::Connect,
-        ureq::Error::Io(io)
-            if matches!(
-                io.kind(),
-                ErrorKind::ConnectionRefused
-                    | ErrorKind::AddrNotAvailable
-                    | ErrorKind::HostUnreachable
-                    | ErrorKind::NetworkUnreachable
-            ) =>
-        {
-            TransportKind::Connect
-        }
-        ureq::Error::Tls(_)
-        | ureq::Error::Pem(_)
-        | ureq::Error::Rustls(_)
-        | ureq::Error::TlsRequired
-        | ureq::Error::RequireHttpsOnly(_) => TransportKind::Tls,
-        _ => TransportKind::Io,
-    };
-    transport(kind, err, client_request_id)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_locations_resolve_and_insecure_ones_are_refused() {
+        let here = "https://graph.example/beta/a/b";
+        assert_eq!(
+            follow(here, "/v1.0/x").unwrap(),
+            "https://graph.example:443/v1.0/x"
+        );
+        assert_eq!(follow(here, "c").unwrap(), "https://graph.example/beta/a/c");
+        assert_eq!(
+            follow(here, "https://other.example/y").unwrap(),
+            "https://other.example/y"
+        );
+        assert!(follow(here, "http://other.example/y").is_err());
+        assert!(follow(here, "//other.example/y").is_err());
+        assert!(follow("http://127.0.0.1:1/a", "http://127.0.0.1:2/b").is_ok());
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(origin("https://h/x"), origin("https://H:443/y"));
+        assert_ne!(origin("http://h/x"), origin("https://h/x"));
+        assert_ne!(
+            origin("http://127.0.0.1:1/x"),
+            origin("http://127.0.0.1:2/x")
+        );
+    }
 }

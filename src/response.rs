@@ -12,11 +12,11 @@ const RAW_BODY_KEPT: usize = 4096;
 
 /// The entity in a 200/201 body.
 pub(crate) fn entity(response: &Response) -> Result<DeviceConfigurationUserStatus, Error> {
-    serde_json::from_slice(&response.body).map_err(|err| Error::UnexpectedResponse {
-        status: response.status,
-        reason: format!("body is not a deviceConfigurationUserStatus: {err}"),
-        request_id: response.header("request-id").map(str::to_owned),
-        client_request_id: response.client_request_id.clone(),
+    serde_json::from_slice(&response.body).map_err(|err| {
+        unexpected(
+            response,
+            &format!("body is not a deviceConfigurationUserStatus: {err}"),
+        )
     })
 }
 
@@ -27,6 +27,7 @@ pub(crate) fn unexpected(response: &Response, what: &str) -> Error {
         reason: what.to_owned(),
         request_id: response.header("request-id").map(str::to_owned),
         client_request_id: response.client_request_id.clone(),
+        attempts: response.attempts,
     }
 }
 
@@ -88,6 +89,8 @@ pub(crate) fn graph_error(response: Response) -> Error {
         date,
         retry_after,
         raw_body,
+        attempts: response.attempts,
+        retry_stopped: response.retry_stopped,
     }))
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use intune_user_status::{Client, ClientBuilder};
+use intune_user_status::{Client, ClientBuilder, RetryPolicy};
 use ius_emulator::{Config, Emulator, PatchReturns, SeedEntry};
 
 pub const TOKEN: &str = "test-token-6f1c2e";
@@ -30,9 +30,13 @@ pub fn emulator(patch_returns: PatchReturns, collections: &[&str]) -> Emulator {
     .expect("start emulator")
 }
 
-/// A builder pointed at `base_url` with [`TOKEN`].
+/// A builder pointed at `base_url` with [`TOKEN`], and backoff shortened to 10 ms so retries
+/// keep tests fast (the default policy's retry count is kept).
 pub fn builder(base_url: &str) -> ClientBuilder {
-    Client::builder().base_url(base_url).access_token(TOKEN)
+    Client::builder()
+        .base_url(base_url)
+        .access_token(TOKEN)
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(10)))
 }
 
 pub fn client(base_url: &str) -> Client {

@@ -1,0 +1,170 @@
+//! The pacing gate every request passes before it is sent: an optional client-side rate limit, and
+//! the hold that a 429 puts on every thread of the client.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::Error;
+
+/// A client-side rate limit: at most `requests` requests in any `per` window, shared by every
+/// thread using the client.
+///
+/// Intune allows 100 writes per 20 s per app and tenant; `Pacing::new(100, Duration::from_secs(20))`
+/// keeps a bulk updater under that instead of collecting 429s. The limit holds for *every* window
+/// of that length (a sliding window), which a token bucket of the same rate does not promise: a
+/// full bucket plus its refill can send twice the limit within one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    pub(crate) requests: u32,
+    pub(crate) per: Duration,
+}
+
+impl Pacing {
+    /// At most `requests` requests per `per`.
+    pub fn new(requests: u32, per: Duration) -> Pacing {
+        Pacing { requests, per }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.requests == 0 {
+            return Err(Error::config("pacing.requests", "must be at least 1"));
+        }
+        if self.per.is_zero() {
+            return Err(Error::config(
+                "pacing.perSeconds",
+                "must be greater than zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Shared by all threads of one client.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    pacing: Option<Pacing>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Send times of the last `pacing.requests` requests, oldest first.
+    sent: VecDeque<Instant>,
+    /// No request leaves before this (set by a 429's wait).
+    held_until: Option<Instant>,
+}
+
+impl Gate {
+    pub fn new(pacing: Option<Pacing>) -> Gate {
+        Gate {
+            pacing,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Blocks until a request may be sent and counts it as sent. When the wait would pass
+    /// `deadline`, returns at once with the wait that was needed instead.
+    pub fn admit(&self, deadline: Option<Instant>) -> Result<(), Duration> {
+        if self.pacing.is_none() && self.lock().held_until.is_none() {
+            return Ok(()); // the common case costs one uncontended lock
+        }
+        loop {
+            let now = Instant::now();
+            let wait = {
+                let mut state = self.lock();
+                let wait = state.wait_needed(self.pacing, now);
+                if wait.is_zero() {
+                    if let Some(pacing) = self.pacing {
+                        if state.sent.len() == pacing.requests as usize {
+                            state.sent.pop_front();
+                        }
+                        state.sent.push_back(now);
+                    }
+                    return Ok(());
+                }
+                wait
+            };
+            if deadline.is_some_and(|deadline| now + wait > deadline) {
+                return Err(wait);
+            }
+            // Sleep outside the lock; another thread may take the slot first, so check again.
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Holds every thread's next request until `until` (a 429's `Retry-After` has passed).
+    pub fn hold_until(&self, until: Instant) {
+        let mut state = self.lock();
+        if state.held_until.is_none_or(|held| held < until) {
+            state.held_until = Some(until);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn wait_needed(&mut self, pacing: Option<Pacing>, now: Instant) -> Duration {
+        let mut wait = Duration::ZERO;
+        if let Some(until) = self.held_until {
+            if until > now {
+                wait = until - now;
+            } else {
+                self.held_until = None;
+            }
+        }
+        if let Some(pacing) = pacing
+            && self.sent.len() == pacing.requests as usize
+            && let Some(&oldest) = self.sent.front()
+        {
+            wait = wait.max((oldest + pacing.per).saturating_duration_since(now));
+        }
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_window_ever_holds_more_than_the_limit() {
+        let gate = Gate::new(Some(Pacing::new(5, Duration::from_millis(100))));
+        let mut sent = Vec::new();
+        for _ in 0..12 {
+            gate.admit(None).unwrap();
+            sent.push(Instant::now());
+        }
+        for (i, at) in sent.iter().enumerate() {
+            let in_window = sent[i..]
+                .iter()
+                .filter(|later| later.duration_since(*at) < Duration::from_millis(100))
+                .count();
+            assert!(in_window <= 5, "{in_window} requests within 100 ms");
+        }
+        // 12 requests at 5 per 100 ms need at least two full windows.
+        assert!(sent[11].duration_since(sent[0]) >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_hold_delays_the_next_request_and_a_short_deadline_gives_up_at_once() {
+        let gate = Gate::new(None);
+        let started = Instant::now();
+        gate.hold_until(started + Duration::from_millis(80));
+        let needed = gate
+            .admit(Some(started + Duration::from_millis(10)))
+            .unwrap_err();
+        assert!(needed > Duration::from_millis(50));
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "no pointless sleep"
+        );
+        gate.admit(None).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(80));
+    }
+}
