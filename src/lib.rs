@@ -52,3 +52,8 @@ pub use pacing::Pacing;
 pub use patch::UserStatusPatch;
 pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
 pub use target::{ApiVersion, Route, Target};
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
