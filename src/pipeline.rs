@@ -474,6 +474,14 @@ impl ErrorContext<'_> {
             | ureq::Error::Rustls(_)
             | ureq::Error::TlsRequired
             | ureq::Error::RequireHttpsOnly(_) => TransportKind::Tls,
+            // rustls reports handshake and certificate failures through the I/O stream.
+            ureq::Error::Io(io)
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+            {
+                TransportKind::Tls
+            }
             _ => TransportKind::Io,
         };
         transport(kind, err, self.client_request_id)

@@ -316,3 +316,40 @@ fn an_unknown_status_from_graph_is_kept_not_an_error() {
     };
     assert_eq!(entity.status.unwrap().as_str(), "quarantined");
 }
+
+#[test]
+fn a_token_provider_failure_is_an_auth_error_and_nothing_is_sent() {
+    struct Broken;
+    impl intune_user_status::TokenProvider for Broken {
+        fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+            Err(Error::Auth {
+                message: "the agent's identity store is locked".into(),
+            })
+        }
+    }
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(Broken)
+        .build()
+        .unwrap();
+    let err = client
+        .update_user_status(&Target::new("cfg-1", "u1"), &patch())
+        .unwrap_err();
+    assert!(matches!(err, Error::Auth { .. }), "{err:?}");
+    assert!(err.to_string().contains("identity store is locked"));
+    assert!(emu.requests().is_empty());
+}
+
+#[test]
+fn https_to_a_plain_http_server_is_a_tls_error() {
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let url = emu.base_url().replace("http://", "https://");
+    let err = client(&url)
+        .update_user_status(&Target::new("cfg-1", "u1"), &patch())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Transport { kind: TransportKind::Tls, attempts: 1, .. }),
+        "{err:?}"
+    );
+}
