@@ -1,9 +1,12 @@
 //! Graph semantics: auth, the user status handlers, validation and
 //! Graph-shaped error bodies. Also the `/_emulator/*` admin endpoints.
 
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::faults::{self, Fault, FaultRule};
 use crate::router::{self, CollectionKey, RouteMatch, UnknownSegment};
 use crate::server::{Ctx, Request, Response, lock};
 use crate::store::{ODATA_TYPE, UserStatus};
@@ -27,15 +30,37 @@ const STATUSES: [&str; 8] = [
     "notAssigned",
 ];
 
+/// What to do with a request: answer it, or misbehave as a fault says.
+pub(crate) enum Answer {
+    /// Send this response.
+    Response(Response),
+    /// Apply this fault (see `faults::perform`).
+    Fault(Fault),
+}
+
 /// Answers one request (admin or Graph). Graph requests are recorded first,
-/// so the log holds a request before its response leaves.
-pub(crate) fn handle(shared: &Shared, req: &Request, ctx: &Ctx) -> Response {
+/// so the log holds a request before its response leaves, and then checked
+/// against the fault plan, so faulted attempts are in the log too.
+pub(crate) fn handle(shared: &Shared, req: &Request, ctx: &Ctx) -> Answer {
     let path = req.path();
     if path == "/_emulator" || path.starts_with("/_emulator/") {
-        return admin(shared, req, ctx);
+        return Answer::Response(admin(shared, req, ctx));
     }
     shared.log.record(req.to_recorded());
+    match shared.faults.pick(req) {
+        Some(fault) => Answer::Fault(fault),
+        None => Answer::Response(serve(shared, req, ctx)),
+    }
+}
+
+/// Answers a Graph request that is already recorded: auth, write
+/// throttling, then the handler.
+pub(crate) fn serve(shared: &Shared, req: &Request, ctx: &Ctx) -> Response {
+    let path = req.path();
     if let Err(resp) = check_auth(shared, req, ctx) {
+        return resp;
+    }
+    if let Some(resp) = faults::throttle(shared, req, ctx) {
         return resp;
     }
     let route = match router::match_path(path) {
@@ -495,6 +520,32 @@ fn admin(shared: &Shared, req: &Request, ctx: &Ctx) -> Response {
             Response::with_body(200, json, br#"{"status":"ok"}"#.to_vec())
         }
         ("/_emulator/health", _) => method_not_allowed(ctx, "GET"),
+        ("/_emulator/faults", "POST") => {
+            let rule = std::str::from_utf8(&req.body)
+                .map_err(|_| "The fault rule is not UTF-8.".to_owned())
+                .and_then(FaultRule::from_json);
+            match rule {
+                Ok(rule) => {
+                    shared.faults.add(rule);
+                    Response::empty(204)
+                }
+                Err(message) => error(ctx, 400, "BadRequest", &message),
+            }
+        }
+        ("/_emulator/faults", "DELETE") => {
+            shared.faults.clear();
+            Response::empty(204)
+        }
+        ("/_emulator/faults", _) => method_not_allowed(ctx, "POST, DELETE"),
+        ("/_emulator/stats", "GET") => {
+            let stats = serde_json::json!({
+                "connectionsAccepted": shared.connections.load(Ordering::SeqCst),
+                "throttled": shared.throttled.load(Ordering::SeqCst),
+                "requests": shared.log.len(),
+            });
+            Response::with_body(200, json, stats.to_string().into_bytes())
+        }
+        ("/_emulator/stats", _) => method_not_allowed(ctx, "GET"),
         _ => error(
             ctx,
             404,

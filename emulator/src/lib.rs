@@ -20,8 +20,47 @@
 //! emu.shutdown();
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! # Faults and throttling
+//!
+//! To test a client's retry, timeout and redirect handling, the emulator
+//! misbehaves on demand. A [`FaultRule`] pairs a [`Fault`] (an error status
+//! with any `Retry-After`, latency, no answer, a stall after the headers, a
+//! trickled body, a TCP reset or close, a truncated, HTML or oversized body,
+//! a redirect) with a [`Scope`] (the next N matching requests, a repeatable
+//! share of them, or all) and optional method and path filters. Rules are
+//! checked in order, after the request is recorded, so the request log shows
+//! every attempt. [`Config::throttle_writes`] adds Intune-like throttling of
+//! writes over a sliding window.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ius_emulator::{Config, Emulator, Fault, FaultRule};
+//!
+//! let emu = Emulator::start(Config {
+//!     faults: vec![FaultRule::next(2, Fault::Status { status: 503, retry_after: Some("1".into()) })],
+//!     throttle_writes: Some((100, Duration::from_secs(20))),
+//!     ..Config::default()
+//! })?;
+//! emu.add_fault(FaultRule::share(0.1, Fault::Reset).method("PATCH"));
+//! // ... run the client; then inspect emu.requests(), emu.throttled_count(),
+//! // emu.connections_accepted() ...
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! The same is available at run time, without auth and unrecorded:
+//! `POST /_emulator/faults` with a rule as JSON (see
+//! [`FaultRule::from_json`]), e.g.
+//! `{"fault":"status","status":503,"retryAfter":"2.5","count":2}` or
+//! `{"fault":"latency","ms":200,"share":0.5}` (400 naming the problem if it
+//! is invalid); `DELETE /_emulator/faults` clears the rules; and
+//! `GET /_emulator/stats` answers
+//! `{"connectionsAccepted":N,"throttled":N,"requests":N}`. The binary takes
+//! `--fault JSON` (repeatable), `--throttle-writes 100/20s` (also `10/1s`,
+//! `5/500ms`) and `--throttle-no-retry-after`.
 #![warn(missing_docs)]
 
+mod faults;
 mod graph;
 mod log;
 mod router;
@@ -29,12 +68,15 @@ mod server;
 mod store;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+pub use faults::{Fault, FaultRule, Scope};
 pub use log::RecordedRequest;
 
+use faults::{FaultPlan, Throttle};
 use log::RequestLog;
 use server::lock;
 use store::Store;
@@ -70,6 +112,16 @@ pub struct Config {
     pub patch_returns: PatchReturns,
     /// User statuses present from the start.
     pub seed: Vec<SeedEntry>,
+    /// Fault rules active from the start, checked in order (more can be
+    /// added with [`Emulator::add_fault`] or `POST /_emulator/faults`).
+    pub faults: Vec<FaultRule>,
+    /// Write throttling like Intune's: at most `limit` PATCH/POST/PUT/DELETE
+    /// requests per sliding `window`; the rest are answered `429`.
+    /// `None` (the default) never throttles.
+    pub throttle_writes: Option<(u32, Duration)>,
+    /// Whether throttled answers carry `Retry-After` (whole seconds until a
+    /// slot frees). Default `true`; Intune often omits it.
+    pub throttle_retry_after: bool,
 }
 
 impl Default for Config {
@@ -79,6 +131,9 @@ impl Default for Config {
             token: None,
             patch_returns: PatchReturns::NoContent,
             seed: Vec::new(),
+            faults: Vec::new(),
+            throttle_writes: None,
+            throttle_retry_after: true,
         }
     }
 }
@@ -93,6 +148,16 @@ pub(crate) struct Shared {
     pub(crate) conns: Mutex<server::ConnMap>,
     /// `http://ip:port`, used when a request has no Host header.
     pub(crate) base_url: String,
+    /// Fault rules, consulted for every recorded Graph request.
+    pub(crate) faults: FaultPlan,
+    /// Write throttling, if configured.
+    pub(crate) throttle: Option<Throttle>,
+    /// Whether throttled answers carry `Retry-After`.
+    pub(crate) throttle_retry_after: bool,
+    /// How many requests the throttle answered `429`.
+    pub(crate) throttled: AtomicUsize,
+    /// How many TCP connections were accepted.
+    pub(crate) connections: AtomicUsize,
 }
 
 /// A running emulator. Dropping it (or calling [`Emulator::shutdown`])
@@ -127,6 +192,13 @@ impl Emulator {
             stopping: AtomicBool::new(false),
             conns: Mutex::new(Default::default()),
             base_url: base_url_of(addr),
+            faults: FaultPlan::new(config.faults),
+            throttle: config
+                .throttle_writes
+                .map(|(limit, window)| Throttle::new(limit, window)),
+            throttle_retry_after: config.throttle_retry_after,
+            throttled: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
         });
         for entry in config.seed {
             insert(&shared, &entry.collection, entry.entity).map_err(|e| {
@@ -178,6 +250,29 @@ impl Emulator {
         entity: serde_json::Value,
     ) -> Result<(), String> {
         insert(&self.shared, collection, entity)
+    }
+
+    /// Appends a fault rule to the plan (rules are checked in order; the
+    /// first that matches a request and still has count left applies).
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.shared.faults.add(rule);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// How many requests the write throttle answered `429` so far.
+    pub fn throttled_count(&self) -> usize {
+        self.shared.throttled.load(Ordering::SeqCst)
+    }
+
+    /// How many TCP connections were accepted so far (the internal wake-up
+    /// connection made by shutdown is not counted). Lets tests check that a
+    /// client reused a connection, or did not reuse a broken one.
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// Stops accepting, shuts open connections down and joins every thread.

@@ -80,6 +80,11 @@ impl RequestLog {
         self.lock().clone()
     }
 
+    /// How many requests are recorded.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Forgets every recorded request.
     pub(crate) fn clear(&self) {
         self.lock().clear();

@@ -2,8 +2,8 @@
 //! persistent connections, Content-Length and chunked request bodies.
 //!
 //! Hand-rolled on `std::net` (with `httparse` for the request head) rather
-//! than a framework so that later fault injection can control every byte
-//! and every socket operation.
+//! than a framework so that fault injection (see `faults.rs`) can control
+//! every byte and every socket operation.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -14,6 +14,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::Shared;
+use crate::faults::After;
+use crate::graph::Answer;
 use crate::log::RecordedRequest;
 
 /// Largest request head (request line + headers) accepted.
@@ -67,7 +69,7 @@ impl Request {
     }
 
     /// Whether the connection may stay open after this request.
-    fn keep_alive(&self) -> bool {
+    pub(crate) fn keep_alive(&self) -> bool {
         if self.header_has_token("connection", "close") {
             false
         } else if self.minor == 0 {
@@ -175,6 +177,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         let _ = stream.set_nodelay(true);
+        shared.connections.fetch_add(1, Ordering::SeqCst);
         let id = next_id;
         next_id += 1;
         if let Ok(clone) = stream.try_clone() {
@@ -295,7 +298,17 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
         }
         let ctx = new_ctx(request.header("client-request-id"));
         let keep_alive = request.keep_alive();
-        let response = crate::graph::handle(shared, &request, &ctx);
+        let response = match crate::graph::handle(shared, &request, &ctx) {
+            Answer::Response(r) => r,
+            // A fault may answer in its own way, or not at all.
+            Answer::Fault(fault) => {
+                match crate::faults::perform(shared, &mut conn.stream, &request, &ctx, fault) {
+                    After::Respond(r) => r,
+                    After::Continue => continue,
+                    After::End => return,
+                }
+            }
+        };
         if write_response(&mut conn.stream, response, &ctx, !keep_alive, request.minor).is_err()
             || !keep_alive
         {
@@ -484,6 +497,11 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -494,6 +512,7 @@ fn reason(status: u16) -> &'static str {
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Unknown",
@@ -508,6 +527,24 @@ fn write_response(
     close: bool,
     minor: u8,
 ) -> io::Result<()> {
+    // RFC 9110 §8.6: no Content-Length on 204.
+    let length = (response.status != 204).then_some(response.body.len());
+    let mut bytes = encode_head(&response, ctx, close, minor, length);
+    bytes.extend_from_slice(&response.body);
+    stream.write_all(&bytes)?;
+    stream.flush()
+}
+
+/// The status line and headers of `response` (its body is not included),
+/// with the per-response headers added. `content_length` is sent as given,
+/// so faults can announce a length other than the body's.
+pub(crate) fn encode_head(
+    response: &Response,
+    ctx: &Ctx,
+    close: bool,
+    minor: u8,
+    content_length: Option<usize>,
+) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\n",
         response.status,
@@ -525,9 +562,8 @@ fn write_response(
     push("request-id", &ctx.request_id);
     push("client-request-id", &ctx.client_request_id);
     push("Date", &http_date(time::OffsetDateTime::now_utc()));
-    // RFC 9110 §8.6: no Content-Length on 204.
-    if response.status != 204 {
-        push("Content-Length", &response.body.len().to_string());
+    if let Some(n) = content_length {
+        push("Content-Length", &n.to_string());
     }
     if close {
         push("Connection", "close");
@@ -535,10 +571,7 @@ fn write_response(
         push("Connection", "keep-alive");
     }
     head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(&response.body);
-    stream.write_all(&bytes)?;
-    stream.flush()
+    head.into_bytes()
 }
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).

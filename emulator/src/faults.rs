@@ -1,0 +1,730 @@
+//! The fault plan: rules that make the emulator misbehave on demand, and
+//! Intune-like write throttling, so a client's retry, timeout and redirect
+//! handling can be tested.
+//!
+//! A fault applies to a Graph request after it was read and recorded in the
+//! request log, so tests can count attempts and inspect faulted requests.
+//! Only [`Fault::Latency`] lets the request reach the handler; every other
+//! fault answers (or fails to) in its place, so the store is untouched.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::Shared;
+use crate::graph::{self, JSON_CONTENT_TYPE};
+use crate::server::{self, Ctx, Request, Response, lock};
+
+/// One way for the emulator to misbehave on a request.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer this status with a Graph error body (`TooManyRequests` for
+    /// 429, `ServiceUnavailable` for 503, `GatewayTimeout` for 504, ...).
+    Status {
+        /// The status code.
+        status: u16,
+        /// The raw `Retry-After` value, sent as given (`2`, `2.128`, an HTTP
+        /// date, or anything else); `None` sends no `Retry-After`.
+        retry_after: Option<String>,
+    },
+    /// Wait this long, then handle the request normally.
+    Latency(Duration),
+    /// Never answer; keep the connection open until the client closes it
+    /// or the emulator shuts down.
+    NoAnswer,
+    /// Send a `200` head announcing `Content-Length: 500`, then nothing
+    /// (the connection stays open).
+    StallAfterHeaders,
+    /// Send a `200` head at once, then a small JSON body one byte per
+    /// `interval`.
+    TrickleBody {
+        /// The pause before each body byte.
+        interval: Duration,
+    },
+    /// Close the connection with a TCP RST (`SO_LINGER` 0), without answering.
+    Reset,
+    /// Close the connection cleanly (FIN), without answering.
+    Close,
+    /// Answer `200` with a `Content-Length` larger than the body sent, then
+    /// close the connection.
+    Truncated,
+    /// Answer with `Content-Type: text/html` and an HTML body, as a proxy
+    /// or load balancer might.
+    NonJson {
+        /// The status code (e.g. `500`, or `200`).
+        status: u16,
+    },
+    /// Answer `200` with a valid JSON body of exactly `bytes` bytes (for
+    /// `bytes >= 2`).
+    Oversized {
+        /// The body size.
+        bytes: usize,
+    },
+    /// Answer a redirect with a `Location` header and an empty body.
+    Redirect {
+        /// The status code: 301, 302, 303, 307 or 308.
+        status: u16,
+        /// The `Location` value, sent as given.
+        location: String,
+    },
+}
+
+/// Which of the matching requests a [`FaultRule`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scope {
+    /// The next N matching requests; then the rule is spent and removed
+    /// (`Next(0)` never applies).
+    Next(u32),
+    /// This share (0.0 to 1.0) of matching requests, drawn from a PRNG with
+    /// a fixed seed per rule, so a run is repeatable.
+    Share(f64),
+    /// Every matching request.
+    Always,
+}
+
+/// A fault, which requests it applies to, and how often.
+///
+/// ```
+/// use ius_emulator::{Fault, FaultRule};
+///
+/// let rule = FaultRule::next(2, Fault::Status { status: 503, retry_after: Some("1".into()) })
+///     .method("PATCH")
+///     .path_contains("/userStatuses/");
+/// # let _ = rule;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    /// What to do.
+    pub fault: Fault,
+    /// How many of the matching requests to do it to.
+    pub scope: Scope,
+    /// Only requests with this method (case-insensitive); `None` matches any.
+    pub method: Option<String>,
+    /// Only requests whose raw path (no query) contains this; `None`
+    /// matches any.
+    pub path_contains: Option<String>,
+}
+
+/// Keys every JSON rule may have, besides the fault's own.
+const COMMON_KEYS: [&str; 5] = ["fault", "count", "share", "method", "pathContains"];
+
+/// The fault names the JSON form accepts (matched case-insensitively).
+const FAULT_NAMES: &str = "status, latency, noAnswer, stall, trickle, reset, close, truncated, nonJson, oversized, redirect";
+
+impl FaultRule {
+    /// Applies `fault` to the next `n` matching requests.
+    pub fn next(n: u32, fault: Fault) -> Self {
+        Self::with_scope(Scope::Next(n), fault)
+    }
+
+    /// Applies `fault` to a share `p` (0.0 to 1.0) of matching requests.
+    pub fn share(p: f64, fault: Fault) -> Self {
+        Self::with_scope(Scope::Share(p), fault)
+    }
+
+    /// Applies `fault` to every matching request.
+    pub fn always(fault: Fault) -> Self {
+        Self::with_scope(Scope::Always, fault)
+    }
+
+    fn with_scope(scope: Scope, fault: Fault) -> Self {
+        FaultRule {
+            fault,
+            scope,
+            method: None,
+            path_contains: None,
+        }
+    }
+
+    /// Restricts the rule to requests with this method, e.g. `"PATCH"`.
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    /// Restricts the rule to requests whose raw path contains `part`.
+    pub fn path_contains(mut self, part: impl Into<String>) -> Self {
+        self.path_contains = Some(part.into());
+        self
+    }
+
+    /// Parses the JSON form used by `POST /_emulator/faults` and `--fault`,
+    /// e.g. `{"fault":"status","status":503,"retryAfter":"2.5","count":2}`.
+    ///
+    /// Keys: `fault` (one of `status`, `latency`, `noAnswer`, `stall`,
+    /// `trickle`, `reset`, `close`, `truncated`, `nonJson`, `oversized`,
+    /// `redirect`), its parameters (`status`, `retryAfter` (string or
+    /// number), `ms`, `intervalMs`, `bytes`, `location`), and optionally
+    /// `count` or `share` (neither means every request), `method` and
+    /// `pathContains`. Unknown keys are refused, to catch typos. The error
+    /// names the problem.
+    pub fn from_json(text: &str) -> Result<FaultRule, String> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| format!("The fault rule is not valid JSON: {e}."))?;
+        let Value::Object(map) = value else {
+            return Err("A fault rule must be a JSON object.".to_owned());
+        };
+        let kind = match map.get("fault") {
+            Some(Value::String(k)) => k.as_str(),
+            Some(other) => return Err(format!("'fault' must be a string, not {other}.")),
+            None => return Err(format!("Missing 'fault' (one of {FAULT_NAMES}).")),
+        };
+        let (fault, params): (Fault, &[&str]) = match kind.to_ascii_lowercase().as_str() {
+            "status" => (
+                Fault::Status {
+                    status: status_key(&map, "status", 200..=599)?
+                        .ok_or("Missing 'status' (200 to 599).")?,
+                    retry_after: match map.get("retryAfter") {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(Value::Number(n)) => Some(n.to_string()),
+                        Some(other) => {
+                            return Err(format!(
+                                "'retryAfter' must be a string or a number, not {other}."
+                            ));
+                        }
+                    },
+                },
+                &["status", "retryAfter"],
+            ),
+            "latency" => (
+                Fault::Latency(Duration::from_millis(
+                    uint_key(&map, "ms")?.ok_or("Missing 'ms' (the delay).")?,
+                )),
+                &["ms"],
+            ),
+            "noanswer" => (Fault::NoAnswer, &[]),
+            "stall" | "stallafterheaders" => (Fault::StallAfterHeaders, &[]),
+            "trickle" | "tricklebody" => (
+                Fault::TrickleBody {
+                    interval: Duration::from_millis(
+                        uint_key(&map, "intervalMs")?
+                            .ok_or("Missing 'intervalMs' (the pause per byte).")?,
+                    ),
+                },
+                &["intervalMs"],
+            ),
+            "reset" => (Fault::Reset, &[]),
+            "close" => (Fault::Close, &[]),
+            "truncated" => (Fault::Truncated, &[]),
+            "nonjson" => (
+                Fault::NonJson {
+                    status: status_key(&map, "status", 200..=599)?.unwrap_or(200),
+                },
+                &["status"],
+            ),
+            "oversized" => {
+                let bytes = uint_key(&map, "bytes")?.ok_or("Missing 'bytes' (the body size).")?;
+                let bytes = usize::try_from(bytes).map_err(|_| "'bytes' is too large.")?;
+                (Fault::Oversized { bytes }, &["bytes"])
+            }
+            "redirect" => {
+                let status = status_key(&map, "status", 300..=399)?
+                    .ok_or("Missing 'status' (301, 302, 303, 307 or 308).")?;
+                let location = match map.get("location") {
+                    Some(Value::String(l)) => l.clone(),
+                    Some(other) => {
+                        return Err(format!("'location' must be a string, not {other}."));
+                    }
+                    None => return Err("Missing 'location'.".to_owned()),
+                };
+                (
+                    Fault::Redirect { status, location },
+                    &["status", "location"],
+                )
+            }
+            _ => return Err(format!("Unknown fault '{kind}' (one of {FAULT_NAMES}).")),
+        };
+        if let Some(key) = map
+            .keys()
+            .find(|k| !COMMON_KEYS.contains(&k.as_str()) && !params.contains(&k.as_str()))
+        {
+            let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
+            allowed.extend_from_slice(params);
+            return Err(format!(
+                "Unknown key '{key}' for fault '{kind}' (allowed: {}).",
+                allowed.join(", ")
+            ));
+        }
+        let scope = match (map.get("count"), map.get("share")) {
+            (Some(_), Some(_)) => return Err("Give 'count' or 'share', not both.".to_owned()),
+            (Some(_), None) => {
+                let n = uint_key(&map, "count")?.unwrap_or(0);
+                Scope::Next(u32::try_from(n).map_err(|_| "'count' is too large.")?)
+            }
+            (None, Some(v)) => match v.as_f64() {
+                Some(p) if (0.0..=1.0).contains(&p) => Scope::Share(p),
+                _ => return Err(format!("'share' must be a number from 0 to 1, not {v}.")),
+            },
+            (None, None) => Scope::Always,
+        };
+        let mut rule = FaultRule::with_scope(scope, fault);
+        rule.method = opt_string_key(&map, "method")?;
+        rule.path_contains = opt_string_key(&map, "pathContains")?;
+        Ok(rule)
+    }
+
+    fn matches(&self, req: &Request) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(&req.method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| req.path().contains(p))
+    }
+}
+
+/// A non-negative integer key, if present.
+fn uint_key(map: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("'{key}' must be a non-negative integer, not {v}.")),
+    }
+}
+
+/// A status code key in `range`, if present.
+fn status_key(
+    map: &Map<String, Value>,
+    key: &str,
+    range: std::ops::RangeInclusive<u16>,
+) -> Result<Option<u16>, String> {
+    let Some(v) = map.get(key) else {
+        return Ok(None);
+    };
+    match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
+        Some(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "'{key}' must be a status code from {} to {}, not {v}.",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
+/// A string key, if present.
+fn opt_string_key(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("'{key}' must be a string, not {other}.")),
+    }
+}
+
+/// A rule in the plan, with its own PRNG state for [`Scope::Share`].
+#[derive(Debug)]
+struct ActiveRule {
+    rule: FaultRule,
+    rng: u64,
+}
+
+/// A fixed seed: every share rule draws the same sequence, so runs repeat.
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl ActiveRule {
+    fn new(rule: FaultRule) -> Self {
+        ActiveRule { rule, rng: SEED }
+    }
+
+    /// A uniform draw in `[0, 1)` (xorshift64).
+    fn draw(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The ordered fault rules of one emulator.
+#[derive(Debug, Default)]
+pub(crate) struct FaultPlan {
+    rules: Mutex<Vec<ActiveRule>>,
+}
+
+impl FaultPlan {
+    /// A plan with these rules, in order.
+    pub(crate) fn new(rules: Vec<FaultRule>) -> Self {
+        FaultPlan {
+            rules: Mutex::new(rules.into_iter().map(ActiveRule::new).collect()),
+        }
+    }
+
+    /// Appends a rule.
+    pub(crate) fn add(&self, rule: FaultRule) {
+        lock(&self.rules).push(ActiveRule::new(rule));
+    }
+
+    /// Removes every rule.
+    pub(crate) fn clear(&self) {
+        lock(&self.rules).clear();
+    }
+
+    /// The fault for this request, if any rule applies; counts it against
+    /// that rule.
+    pub(crate) fn pick(&self, req: &Request) -> Option<Fault> {
+        let mut rules = lock(&self.rules);
+        for i in 0..rules.len() {
+            let active = &mut rules[i];
+            if !active.rule.matches(req) {
+                continue;
+            }
+            match active.rule.scope {
+                Scope::Always => return Some(active.rule.fault.clone()),
+                Scope::Share(p) => {
+                    // A miss lets later rules have a go.
+                    if active.draw() < p {
+                        return Some(active.rule.fault.clone());
+                    }
+                }
+                Scope::Next(0) => {}
+                Scope::Next(n) => {
+                    let fault = active.rule.fault.clone();
+                    if n == 1 {
+                        rules.remove(i);
+                    } else {
+                        active.rule.scope = Scope::Next(n - 1);
+                    }
+                    return Some(fault);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What the connection loop does after [`perform`].
+pub(crate) enum After {
+    /// Send this response as usual.
+    Respond(Response),
+    /// The fault answered in full; read the next request.
+    Continue,
+    /// The fault is done with the connection: drop it without more ado.
+    End,
+}
+
+/// The body the stall, trickle and truncated faults (pretend to) send.
+const SMALL_BODY: &[u8] = br#"{"@odata.context":"emulator#fault","value":[]}"#;
+
+/// Applies `fault` to a recorded request, writing to `stream` itself when
+/// the fault needs byte-level control.
+pub(crate) fn perform(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    req: &Request,
+    ctx: &Ctx,
+    fault: Fault,
+) -> After {
+    let close = !req.keep_alive();
+    let head = |response: &Response, length: usize| {
+        server::encode_head(response, ctx, close, req.minor, Some(length))
+    };
+    let ok_json = || Response::with_body(200, JSON_CONTENT_TYPE, Vec::new());
+    match fault {
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let (code, message) = match status {
+                429 => ("TooManyRequests", "Too many requests."),
+                500 => ("InternalServerError", "An internal server error occurred."),
+                502 => ("BadGateway", "Bad gateway."),
+                503 => (
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable.",
+                ),
+                504 => ("GatewayTimeout", "The gateway timed out."),
+                _ => ("UnknownError", "An injected fault occurred."),
+            };
+            let mut resp = graph::error(ctx, status, code, message);
+            if let Some(value) = retry_after {
+                resp = resp.header("Retry-After", value);
+            }
+            After::Respond(resp)
+        }
+        Fault::Latency(delay) => {
+            if nap(shared, delay) {
+                After::Respond(graph::serve(shared, req, ctx))
+            } else {
+                After::End
+            }
+        }
+        Fault::NoAnswer => {
+            hold(shared, stream);
+            After::End
+        }
+        Fault::StallAfterHeaders => {
+            if send(stream, &head(&ok_json(), 500)).is_ok() {
+                hold(shared, stream);
+            }
+            After::End
+        }
+        Fault::TrickleBody { interval } => {
+            if send(stream, &head(&ok_json(), SMALL_BODY.len())).is_err() {
+                return After::End;
+            }
+            for byte in SMALL_BODY.chunks(1) {
+                if !nap(shared, interval) || send(stream, byte).is_err() {
+                    return After::End;
+                }
+            }
+            if close {
+                let _ = stream.shutdown(Shutdown::Write);
+                After::End
+            } else {
+                After::Continue
+            }
+        }
+        Fault::Reset => {
+            // With linger 0, the close that follows sends RST, not FIN. The
+            // socket is closed once the connection map's clone is dropped too,
+            // which happens right after the connection thread returns.
+            let _ = socket2::SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
+            After::End
+        }
+        Fault::Close => {
+            let _ = stream.shutdown(Shutdown::Both);
+            After::End
+        }
+        Fault::Truncated => {
+            let mut bytes = head(&ok_json(), SMALL_BODY.len());
+            bytes.extend_from_slice(&SMALL_BODY[..SMALL_BODY.len() / 2]);
+            let _ = send(stream, &bytes);
+            let _ = stream.shutdown(Shutdown::Write);
+            After::End
+        }
+        Fault::NonJson { status } => {
+            let html = format!(
+                "<!DOCTYPE html>\n<html><head><title>{status}</title></head>\
+                 <body><h1>{status}</h1><p>Injected non-JSON answer.</p></body></html>\n"
+            );
+            After::Respond(Response::with_body(
+                status,
+                "text/html; charset=utf-8",
+                html.into_bytes(),
+            ))
+        }
+        Fault::Oversized { bytes } => After::Respond(Response::with_body(
+            200,
+            JSON_CONTENT_TYPE,
+            padded_json(bytes),
+        )),
+        Fault::Redirect { status, location } => {
+            After::Respond(Response::empty(status).header("Location", location))
+        }
+    }
+}
+
+/// A JSON object of exactly `bytes` bytes (a shorter object padded with
+/// trailing whitespace when there is no room for the padding property).
+fn padded_json(bytes: usize) -> Vec<u8> {
+    const OPEN: &[u8] = br#"{"padding":""#;
+    const CLOSE: &[u8] = br#""}"#;
+    if bytes >= OPEN.len() + CLOSE.len() {
+        let mut body = Vec::with_capacity(bytes);
+        body.extend_from_slice(OPEN);
+        body.resize(bytes - CLOSE.len(), b'x');
+        body.extend_from_slice(CLOSE);
+        body
+    } else {
+        let mut body = b"{}".to_vec();
+        body.resize(bytes, b' ');
+        body.truncate(bytes);
+        body
+    }
+}
+
+/// Writes and flushes.
+fn send(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes)?;
+    stream.flush()
+}
+
+/// Keeps a connection open without answering: reads and discards until the
+/// client closes it, or shutdown shuts the socket down (which ends the read).
+fn hold(shared: &Shared, stream: &mut TcpStream) {
+    let mut sink = [0u8; 4096];
+    while !shared.stopping.load(Ordering::SeqCst) {
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Sleeps for `delay` in short slices so shutdown is not held up; false if
+/// the emulator began stopping meanwhile.
+fn nap(shared: &Shared, delay: Duration) -> bool {
+    let end = Instant::now() + delay;
+    loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        thread::sleep((end - now).min(Duration::from_millis(10)));
+    }
+}
+
+/// Intune-like write throttling over a sliding window.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    limit: u32,
+    window: Duration,
+    /// When each write still inside the window was admitted, oldest first.
+    admitted: Mutex<VecDeque<Instant>>,
+}
+
+impl Throttle {
+    /// At most `limit` writes per `window`.
+    pub(crate) fn new(limit: u32, window: Duration) -> Self {
+        Throttle {
+            limit,
+            window,
+            admitted: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Admits one write now, or says how long until a slot frees.
+    fn admit(&self) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut admitted = lock(&self.admitted);
+        while admitted
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            admitted.pop_front();
+        }
+        if admitted.len() < self.limit as usize {
+            admitted.push_back(now);
+            return Ok(());
+        }
+        Err(match admitted.front() {
+            Some(oldest) => (*oldest + self.window).saturating_duration_since(now),
+            None => self.window,
+        })
+    }
+}
+
+/// The methods the throttle counts.
+fn is_write(method: &str) -> bool {
+    ["PATCH", "POST", "PUT", "DELETE"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// The `429` for a write beyond the throttle's limit, or `None` to let the
+/// request through (and count it).
+pub(crate) fn throttle(shared: &Shared, req: &Request, ctx: &Ctx) -> Option<Response> {
+    if !is_write(&req.method) {
+        return None;
+    }
+    let wait = shared.throttle.as_ref()?.admit().err()?;
+    shared.throttled.fetch_add(1, Ordering::SeqCst);
+    let resp = graph::error(ctx, 429, "TooManyRequests", "Too many requests.");
+    Some(if shared.throttle_retry_after {
+        // Whole seconds, rounded up: a client waiting that long finds a slot.
+        let secs = wait.as_millis().div_ceil(1000).max(1);
+        resp.header("Retry-After", secs.to_string())
+    } else {
+        resp
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_json_has_the_exact_size() {
+        for n in [0, 1, 2, 5, 13, 14, 15, 1000] {
+            let body = padded_json(n);
+            assert_eq!(body.len(), n);
+            if n >= 2 {
+                serde_json::from_slice::<Value>(&body).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_examples() {
+        let r =
+            FaultRule::from_json(r#"{"fault":"status","status":503,"retryAfter":"2.5","count":2}"#)
+                .unwrap();
+        assert_eq!(
+            r,
+            FaultRule::next(
+                2,
+                Fault::Status {
+                    status: 503,
+                    retry_after: Some("2.5".into())
+                }
+            )
+        );
+        let r = FaultRule::from_json(r#"{"fault":"latency","ms":200,"share":0.5}"#).unwrap();
+        assert_eq!(
+            r,
+            FaultRule::share(0.5, Fault::Latency(Duration::from_millis(200)))
+        );
+        let r = FaultRule::from_json(r#"{"fault":"reset","count":1,"method":"PATCH"}"#).unwrap();
+        assert_eq!(r, FaultRule::next(1, Fault::Reset).method("PATCH"));
+        let r = FaultRule::from_json(r#"{"fault":"noAnswer"}"#).unwrap();
+        assert_eq!(r, FaultRule::always(Fault::NoAnswer));
+        let r = FaultRule::from_json(r#"{"fault":"status","status":429,"retryAfter":2}"#).unwrap();
+        assert!(matches!(r.fault, Fault::Status { retry_after: Some(ref v), .. } if v == "2"));
+        let r = FaultRule::from_json(r#"{"fault":"nonJson"}"#).unwrap();
+        assert_eq!(r.fault, Fault::NonJson { status: 200 });
+    }
+
+    #[test]
+    fn bad_rules_name_the_problem() {
+        let cases = [
+            ("{", "not valid JSON"),
+            ("[]", "JSON object"),
+            (r#"{"count":1}"#, "Missing 'fault'"),
+            (r#"{"fault":"boom"}"#, "Unknown fault 'boom'"),
+            (r#"{"fault":"status"}"#, "'status'"),
+            (r#"{"fault":"status","status":99}"#, "'status'"),
+            (r#"{"fault":"latency","ms":-1}"#, "'ms'"),
+            (r#"{"fault":"reset","cuont":1}"#, "'cuont'"),
+            (r#"{"fault":"reset","count":1,"share":0.5}"#, "not both"),
+            (r#"{"fault":"reset","share":1.5}"#, "'share'"),
+            (r#"{"fault":"redirect","status":307}"#, "'location'"),
+            (
+                r#"{"fault":"redirect","status":200,"location":"x"}"#,
+                "'status'",
+            ),
+            (r#"{"fault":"reset","method":1}"#, "'method'"),
+        ];
+        for (json, needle) in cases {
+            let err = FaultRule::from_json(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn throttle_slides() {
+        let t = Throttle::new(2, Duration::from_millis(50));
+        assert!(t.admit().is_ok());
+        assert!(t.admit().is_ok());
+        let wait = t.admit().unwrap_err();
+        assert!(wait <= Duration::from_millis(50));
+        thread::sleep(Duration::from_millis(60));
+        assert!(t.admit().is_ok());
+    }
+}
