@@ -1,0 +1,476 @@
+//! The fault matrix (README, "Reliability"): one test per fault, through the Rust API, against the
+//! emulator's fault injection. Each asserts what the caller sees, the attempts and headers the
+//! emulator received, and that waits honoured `Retry-After` and the budgets. Delays are kept small
+//! through configuration; time bounds are wide so a busy 2-core machine cannot make them flake.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{TOKEN, builder};
+use intune_user_status::{
+    CallOptions, Client, Error, Pacing, RetryPolicy, Target, TransportKind, UpdateOutcome,
+    UserStatusPatch,
+};
+use ius_emulator::{Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry};
+
+const DIRECT: &str = "/deviceManagement/deviceConfigurations/cfg-1/userStatuses";
+
+fn seeded(config: Config) -> Emulator {
+    Emulator::start(Config {
+        token: Some(TOKEN.into()),
+        seed: vec![SeedEntry {
+            collection: DIRECT.into(),
+            entity: serde_json::json!({"id": "u1"}),
+        }],
+        ..config
+    })
+    .expect("start emulator")
+}
+
+/// An emulator whose next PATCHes meet `faults`, in order.
+fn faulty(faults: Vec<FaultRule>) -> Emulator {
+    seeded(Config {
+        faults,
+        ..Config::default()
+    })
+}
+
+fn patch_once(client: &Client) -> Result<UpdateOutcome, Error> {
+    client.update_user_status(
+        &Target::new("cfg-1", "u1"),
+        &UserStatusPatch::new().devices_count(9),
+    )
+}
+
+fn next_patch(n: u32, fault: Fault) -> FaultRule {
+    FaultRule::next(n, fault).method("PATCH")
+}
+
+fn status(status: u16, retry_after: Option<&str>) -> Fault {
+    Fault::Status {
+        status,
+        retry_after: retry_after.map(str::to_owned),
+    }
+}
+
+/// The requests the emulator saw, and that they were one call: same client-request-id, and
+/// `Retry-Attempt: N` on the Nth retry only.
+fn assert_one_call_of(emu: &Emulator, attempts: usize) {
+    let requests = emu.requests();
+    assert_eq!(requests.len(), attempts, "attempts sent");
+    let id = requests[0].header("client-request-id").unwrap();
+    for (n, request) in requests.iter().enumerate() {
+        assert_eq!(request.header("client-request-id"), Some(id));
+        let retry_attempt = n.to_string();
+        assert_eq!(
+            request.header("retry-attempt"),
+            (n > 0).then_some(retry_attempt.as_str()),
+            "request {n}"
+        );
+        assert_eq!(request.body_str(), r#"{"devicesCount":9}"#, "same bytes resent");
+    }
+}
+
+fn applied(emu: &Emulator) -> bool {
+    emu.user_status(DIRECT, "u1").unwrap()["devicesCount"] == 9
+}
+
+#[test]
+fn r01_429_with_fractional_retry_after_is_waited_out_then_succeeds() {
+    let emu = faulty(vec![next_patch(2, status(429, Some("0.25")))]);
+    let started = Instant::now();
+    let outcome = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap();
+    assert_eq!(outcome, UpdateOutcome::NoContent);
+    assert!(started.elapsed() >= Duration::from_millis(500), "two waits of 0.25 s");
+    assert_one_call_of(&emu, 3);
+    assert!(applied(&emu));
+}
+
+#[test]
+fn r02_503_with_integer_retry_after_is_retried() {
+    let emu = faulty(vec![next_patch(1, status(503, Some("1")))]);
+    let started = Instant::now();
+    patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_one_call_of(&emu, 2);
+}
+
+#[test]
+fn r03_retry_after_as_an_http_date_is_honoured() {
+    let when = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    let emu = faulty(vec![next_patch(1, status(429, Some(&when)))]);
+    let started = Instant::now();
+    patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap();
+    // The date has one-second resolution: at least one second of the two remains.
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_one_call_of(&emu, 2);
+}
+
+#[test]
+fn r04_504_without_retry_after_backs_off_exponentially() {
+    let emu = faulty(vec![next_patch(2, status(504, None))]);
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    patch_once(&client).unwrap();
+    // 100 ms then 200 ms, each with at most 20% jitter off.
+    assert!(started.elapsed() >= Duration::from_millis(240), "{:?}", started.elapsed());
+    assert_one_call_of(&emu, 3);
+}
+
+#[test]
+fn r05_500_is_not_retried() {
+    let emu = faulty(vec![next_patch(1, status(500, None))]);
+    let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
+    let graph = err.graph().unwrap();
+    assert_eq!((graph.status, graph.attempts), (500, 1));
+    assert_eq!(graph.code.as_deref(), Some("InternalServerError"));
+    assert_one_call_of(&emu, 1);
+    assert!(!applied(&emu));
+}
+
+#[test]
+fn r06_persistent_429_gives_up_after_the_last_retry_keeping_graphs_answer() {
+    let emu = faulty(vec![FaultRule::always(status(429, Some("0.05")))]);
+    let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
+    assert!(err.is_throttled());
+    let graph = err.graph().unwrap();
+    assert_eq!(graph.attempts, 4, "1 + 3 retries");
+    assert_eq!(graph.code.as_deref(), Some("TooManyRequests"));
+    assert!(graph.request_id.is_some());
+    assert_eq!(graph.retry_after, Some(Duration::from_millis(50)));
+    assert_one_call_of(&emu, 4);
+}
+
+#[test]
+fn r07_a_retry_after_longer_than_one_wait_may_be_gives_up_at_once() {
+    let emu = faulty(vec![next_patch(1, status(429, Some("30")))]);
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().max_delay(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = patch_once(&client).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "no pointless sleep");
+    assert!(err.is_throttled());
+    let graph = err.graph().unwrap();
+    assert_eq!(graph.retry_after, Some(Duration::from_secs(30)));
+    assert!(graph.retry_stopped.as_deref().unwrap().contains("maxDelayMs"));
+    assert!(err.to_string().contains("30.000 s"), "{err}");
+    assert_one_call_of(&emu, 1);
+}
+
+#[test]
+fn r08_a_wait_past_the_total_budget_gives_up_at_once() {
+    let emu = faulty(vec![next_patch(1, status(503, Some("3")))]);
+    let client = builder(&emu.base_url())
+        .total_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = patch_once(&client).unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(900));
+    let graph = err.graph().unwrap();
+    assert_eq!(graph.status, 503);
+    assert!(graph.retry_stopped.as_deref().unwrap().contains("totalMs"));
+    assert_one_call_of(&emu, 1);
+}
+
+#[test]
+fn r09_a_reset_connection_is_retried() {
+    let emu = faulty(vec![next_patch(1, Fault::Reset)]);
+    patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap();
+    assert_one_call_of(&emu, 2);
+    assert!(applied(&emu));
+}
+
+#[test]
+fn r10_a_pooled_connection_closed_by_the_server_is_retried() {
+    let emu = faulty(vec![]);
+    let client = builder(&emu.base_url()).build().unwrap();
+    patch_once(&client).unwrap(); // leaves a pooled connection
+    emu.clear_requests();
+    emu.add_fault(next_patch(1, Fault::Close));
+    patch_once(&client).unwrap();
+    assert_one_call_of(&emu, 2);
+}
+
+#[test]
+fn r11_a_server_that_never_answers_times_out_per_attempt_and_is_not_retried() {
+    let emu = faulty(vec![FaultRule::always(Fault::NoAnswer).method("PATCH")]);
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = patch_once(&client).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, Error::Timeout { attempts: 1, .. }), "{err:?}");
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+    assert_one_call_of(&emu, 1);
+}
+
+#[test]
+fn r12_headers_then_a_stall_is_bounded_by_the_total_budget() {
+    let emu = faulty(vec![FaultRule::always(Fault::StallAfterHeaders).method("PATCH")]);
+    let client = builder(&emu.base_url())
+        .total_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = patch_once(&client).unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, Error::Timeout { stage, .. } if stage.contains("total")),
+        "{err:?}"
+    );
+    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn r13_a_trickled_body_is_bounded_by_the_total_budget() {
+    let emu = faulty(vec![
+        FaultRule::always(Fault::TrickleBody {
+            interval: Duration::from_millis(100),
+        })
+        .method("PATCH"),
+    ]);
+    let client = builder(&emu.base_url())
+        .total_timeout(Duration::from_millis(600))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = patch_once(&client).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn r14_slow_answers_within_the_timeout_succeed() {
+    let emu = faulty(vec![next_patch(1, Fault::Latency(Duration::from_millis(200)))]);
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    patch_once(&client).unwrap();
+    assert_one_call_of(&emu, 1);
+}
+
+#[test]
+fn r15_a_truncated_body_is_an_error_and_the_connection_is_not_reused() {
+    let emu = seeded(Config {
+        patch_returns: PatchReturns::Ok,
+        faults: vec![next_patch(1, Fault::Truncated)],
+        ..Config::default()
+    });
+    let client = builder(&emu.base_url()).build().unwrap();
+    let err = patch_once(&client).unwrap_err();
+    assert!(
+        matches!(err, Error::Transport { kind: TransportKind::Io, attempts: 1, .. }),
+        "{err:?}"
+    );
+    let before = emu.connections_accepted();
+    patch_once(&client).unwrap();
+    assert_eq!(emu.connections_accepted(), before + 1, "a fresh connection");
+}
+
+#[test]
+fn r16_an_html_error_page_is_kept_raw() {
+    let emu = faulty(vec![next_patch(1, Fault::NonJson { status: 500 })]);
+    let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
+    let graph = err.graph().unwrap();
+    assert_eq!((graph.status, graph.code.as_deref()), (500, None));
+    assert!(graph.raw_body.as_deref().unwrap().contains("<"));
+}
+
+#[test]
+fn r17_a_200_that_is_not_the_entity_is_unexpected() {
+    let emu = faulty(vec![next_patch(1, Fault::NonJson { status: 200 })]);
+    let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
+    assert!(matches!(err, Error::UnexpectedResponse { status: 200, .. }), "{err:?}");
+}
+
+#[test]
+fn r18_an_oversized_body_is_refused() {
+    let emu = faulty(vec![next_patch(1, Fault::Oversized { bytes: 2 << 20 })]);
+    let client = builder(&emu.base_url()).build().unwrap();
+    let err = patch_once(&client).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnexpectedResponse { reason, .. } if reason.contains("larger")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn r19_a_redirect_on_the_same_origin_keeps_the_method_body_and_token() {
+    let emu = faulty(vec![]);
+    let path = format!("/beta{DIRECT}/u1");
+    emu.add_fault(next_patch(
+        1,
+        Fault::Redirect {
+            status: 307,
+            location: path.clone(),
+        },
+    ));
+    patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap();
+    let requests = emu.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!((requests[1].method.as_str(), requests[1].target.as_str()), ("PATCH", path.as_str()));
+    assert_eq!(requests[1].header("authorization"), Some(&*format!("Bearer {TOKEN}")));
+    assert_eq!(requests[1].body_str(), r#"{"devicesCount":9}"#);
+    assert!(applied(&emu));
+}
+
+#[test]
+fn r20_a_redirect_to_another_port_drops_the_token() {
+    let elsewhere = seeded(Config::default());
+    let emu = faulty(vec![next_patch(
+        1,
+        Fault::Redirect {
+            status: 308,
+            location: format!("{}/beta{DIRECT}/u1", elsewhere.base_url()),
+        },
+    )]);
+    let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
+    assert_eq!(err.http_status(), Some(401), "the other listener wants a token");
+    let seen = elsewhere.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "PATCH");
+    assert_eq!(seen[0].header("authorization"), None, "no token to another origin");
+}
+
+#[test]
+fn r21_a_303_turns_into_a_get_and_is_unexpected_for_an_update() {
+    let emu = faulty(vec![next_patch(
+        1,
+        Fault::Redirect {
+            status: 303,
+            location: format!("/beta{DIRECT}/u1"),
+        },
+    )]);
+    let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnexpectedResponse { reason, .. } if reason.contains("303")),
+        "{err:?}"
+    );
+    let requests = emu.requests();
+    assert_eq!(requests[1].method, "GET");
+    assert!(requests[1].body.is_empty());
+}
+
+#[test]
+fn r22_more_than_five_redirects_are_not_followed() {
+    let emu = faulty(vec![FaultRule::always(Fault::Redirect {
+        status: 302,
+        location: format!("/beta{DIRECT}/u1"),
+    })]);
+    let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
+    assert!(matches!(err, Error::UnexpectedResponse { status: 302, .. }), "{err:?}");
+    assert_eq!(emu.requests().len(), 6, "the request and 5 redirects");
+}
+
+#[test]
+fn r23_a_429_holds_every_thread_of_the_client() {
+    let emu = faulty(vec![next_patch(1, status(429, Some("0.6")))]);
+    let client = builder(&emu.base_url()).build().unwrap();
+    let first = {
+        let client = client.clone();
+        std::thread::spawn(move || patch_once(&client))
+    };
+    // Wait until the 429 has been answered, then send from another thread.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while emu.requests().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    patch_once(&client).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the second thread waited for the first one's Retry-After: {:?}",
+        started.elapsed()
+    );
+    first.join().unwrap().unwrap();
+}
+
+#[test]
+fn r24_retries_can_be_turned_off_per_call() {
+    let emu = faulty(vec![next_patch(1, status(503, Some("0.05")))]);
+    let client = builder(&emu.base_url()).build().unwrap();
+    let err = client
+        .update_user_status_with(
+            &Target::new("cfg-1", "u1"),
+            &UserStatusPatch::new().devices_count(9),
+            &CallOptions::new().retry(RetryPolicy::none()),
+        )
+        .unwrap_err();
+    assert_eq!(err.http_status(), Some(503));
+    assert_one_call_of(&emu, 1);
+}
+
+/// Intune's write limit, scaled down: 10 writes per second.
+fn throttling() -> Emulator {
+    let collections: Vec<SeedEntry> = (0..4)
+        .map(|t| SeedEntry {
+            collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
+            entity: serde_json::json!({"id": "u1"}),
+        })
+        .collect();
+    Emulator::start(Config {
+        token: Some(TOKEN.into()),
+        seed: collections,
+        throttle_writes: Some((10, Duration::from_secs(1))),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+/// 4 threads x 8 updates on one client; every update must land.
+fn bulk_update(client: &Client, emu: &Emulator) {
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            scope.spawn(move || {
+                for n in 1..=8 {
+                    client
+                        .update_user_status(
+                            &Target::new(format!("cfg-{t}"), "u1"),
+                            &UserStatusPatch::new().devices_count(n),
+                        )
+                        .unwrap();
+                }
+            });
+        }
+    });
+    for t in 0..4 {
+        let collection = format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses");
+        assert_eq!(emu.user_status(&collection, "u1").unwrap()["devicesCount"], 8);
+    }
+}
+
+#[test]
+fn r25_a_paced_client_never_meets_the_write_limit() {
+    let emu = throttling();
+    let client = builder(&emu.base_url())
+        .pacing(Pacing::new(10, Duration::from_millis(1050)))
+        .build()
+        .unwrap();
+    bulk_update(&client, &emu);
+    assert_eq!(emu.throttled_count(), 0);
+    assert_eq!(emu.requests().len(), 32);
+}
+
+#[test]
+fn r26_an_unpaced_client_meets_429s_retries_them_and_applies_everything() {
+    let emu = throttling();
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().max_retries(10))
+        .build()
+        .unwrap();
+    bulk_update(&client, &emu);
+    assert!(emu.throttled_count() > 0, "the limit was met");
+    assert_eq!(emu.requests().len(), 32 + emu.throttled_count());
+}
