@@ -349,7 +349,14 @@ fn https_to_a_plain_http_server_is_a_tls_error() {
         .update_user_status(&Target::new("cfg-1", "u1"), &patch())
         .unwrap_err();
     assert!(
-        matches!(err, Error::Transport { kind: TransportKind::Tls, attempts: 1, .. }),
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Tls,
+                attempts: 1,
+                ..
+            }
+        ),
         "{err:?}"
     );
 }

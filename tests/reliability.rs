@@ -68,7 +68,11 @@ fn assert_one_call_of(emu: &Emulator, attempts: usize) {
             (n > 0).then_some(retry_attempt.as_str()),
             "request {n}"
         );
-        assert_eq!(request.body_str(), r#"{"devicesCount":9}"#, "same bytes resent");
+        assert_eq!(
+            request.body_str(),
+            r#"{"devicesCount":9}"#,
+            "same bytes resent"
+        );
     }
 }
 
@@ -82,7 +86,10 @@ fn r01_429_with_fractional_retry_after_is_waited_out_then_succeeds() {
     let started = Instant::now();
     let outcome = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap();
     assert_eq!(outcome, UpdateOutcome::NoContent);
-    assert!(started.elapsed() >= Duration::from_millis(500), "two waits of 0.25 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "two waits of 0.25 s"
+    );
     assert_one_call_of(&emu, 3);
     assert!(applied(&emu));
 }
@@ -117,7 +124,11 @@ fn r04_504_without_retry_after_backs_off_exponentially() {
     let started = Instant::now();
     patch_once(&client).unwrap();
     // 100 ms then 200 ms, each with at most 20% jitter off.
-    assert!(started.elapsed() >= Duration::from_millis(240), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(240),
+        "{:?}",
+        started.elapsed()
+    );
     assert_one_call_of(&emu, 3);
 }
 
@@ -154,11 +165,20 @@ fn r07_a_retry_after_longer_than_one_wait_may_be_gives_up_at_once() {
         .unwrap();
     let started = Instant::now();
     let err = patch_once(&client).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "no pointless sleep");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no pointless sleep"
+    );
     assert!(err.is_throttled());
     let graph = err.graph().unwrap();
     assert_eq!(graph.retry_after, Some(Duration::from_secs(30)));
-    assert!(graph.retry_stopped.as_deref().unwrap().contains("maxDelayMs"));
+    assert!(
+        graph
+            .retry_stopped
+            .as_deref()
+            .unwrap()
+            .contains("maxDelayMs")
+    );
     assert!(err.to_string().contains("30.000 s"), "{err}");
     assert_one_call_of(&emu, 1);
 }
@@ -209,13 +229,18 @@ fn r11_a_server_that_never_answers_times_out_per_attempt_and_is_not_retried() {
     let err = patch_once(&client).unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, Error::Timeout { attempts: 1, .. }), "{err:?}");
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     assert_one_call_of(&emu, 1);
 }
 
 #[test]
 fn r12_headers_then_a_stall_is_bounded_by_the_total_budget() {
-    let emu = faulty(vec![FaultRule::always(Fault::StallAfterHeaders).method("PATCH")]);
+    let emu = faulty(vec![
+        FaultRule::always(Fault::StallAfterHeaders).method("PATCH"),
+    ]);
     let client = builder(&emu.base_url())
         .total_timeout(Duration::from_millis(500))
         .build()
@@ -227,7 +252,10 @@ fn r12_headers_then_a_stall_is_bounded_by_the_total_budget() {
         matches!(&err, Error::Timeout { stage, .. } if stage.contains("total")),
         "{err:?}"
     );
-    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -251,7 +279,10 @@ fn r13_a_trickled_body_is_bounded_by_the_total_budget() {
 
 #[test]
 fn r14_slow_answers_within_the_timeout_succeed() {
-    let emu = faulty(vec![next_patch(1, Fault::Latency(Duration::from_millis(200)))]);
+    let emu = faulty(vec![next_patch(
+        1,
+        Fault::Latency(Duration::from_millis(200)),
+    )]);
     let client = builder(&emu.base_url())
         .request_timeout(Duration::from_secs(5))
         .build()
@@ -270,7 +301,14 @@ fn r15_a_truncated_body_is_an_error_and_the_connection_is_not_reused() {
     let client = builder(&emu.base_url()).build().unwrap();
     let err = patch_once(&client).unwrap_err();
     assert!(
-        matches!(err, Error::Transport { kind: TransportKind::Io, attempts: 1, .. }),
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Io,
+                attempts: 1,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let before = emu.connections_accepted();
@@ -291,7 +329,10 @@ fn r16_an_html_error_page_is_kept_raw() {
 fn r17_a_200_that_is_not_the_entity_is_unexpected() {
     let emu = faulty(vec![next_patch(1, Fault::NonJson { status: 200 })]);
     let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
-    assert!(matches!(err, Error::UnexpectedResponse { status: 200, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::UnexpectedResponse { status: 200, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -319,8 +360,14 @@ fn r19_a_redirect_on_the_same_origin_keeps_the_method_body_and_token() {
     patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap();
     let requests = emu.requests();
     assert_eq!(requests.len(), 2);
-    assert_eq!((requests[1].method.as_str(), requests[1].target.as_str()), ("PATCH", path.as_str()));
-    assert_eq!(requests[1].header("authorization"), Some(&*format!("Bearer {TOKEN}")));
+    assert_eq!(
+        (requests[1].method.as_str(), requests[1].target.as_str()),
+        ("PATCH", path.as_str())
+    );
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
     assert_eq!(requests[1].body_str(), r#"{"devicesCount":9}"#);
     assert!(applied(&emu));
 }
@@ -336,11 +383,19 @@ fn r20_a_redirect_to_another_port_drops_the_token() {
         },
     )]);
     let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
-    assert_eq!(err.http_status(), Some(401), "the other listener wants a token");
+    assert_eq!(
+        err.http_status(),
+        Some(401),
+        "the other listener wants a token"
+    );
     let seen = elsewhere.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].method, "PATCH");
-    assert_eq!(seen[0].header("authorization"), None, "no token to another origin");
+    assert_eq!(
+        seen[0].header("authorization"),
+        None,
+        "no token to another origin"
+    );
 }
 
 #[test]
@@ -369,7 +424,10 @@ fn r22_more_than_five_redirects_are_not_followed() {
         location: format!("/beta{DIRECT}/u1"),
     })]);
     let err = patch_once(&builder(&emu.base_url()).build().unwrap()).unwrap_err();
-    assert!(matches!(err, Error::UnexpectedResponse { status: 302, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::UnexpectedResponse { status: 302, .. }),
+        "{err:?}"
+    );
     assert_eq!(emu.requests().len(), 6, "the request and 5 redirects");
 }
 
@@ -447,7 +505,10 @@ fn bulk_update(client: &Client, emu: &Emulator) {
     });
     for t in 0..4 {
         let collection = format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses");
-        assert_eq!(emu.user_status(&collection, "u1").unwrap()["devicesCount"], 8);
+        assert_eq!(
+            emu.user_status(&collection, "u1").unwrap()["devicesCount"],
+            8
+        );
     }
 }
 
