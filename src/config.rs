@@ -9,6 +9,7 @@ use std::time::Duration;
 use ureq::http::Uri;
 
 use crate::client::Client;
+use crate::network::NetworkSettings;
 use crate::pipeline::{Budget, Pipeline, PipelineConfig};
 use crate::{ApiVersion, Error, Pacing, RetryPolicy, StaticToken, TokenProvider};
 
@@ -108,6 +109,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     total_timeout: Option<Duration>,
     pacing: Option<Pacing>,
+    network: NetworkSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +131,7 @@ impl fmt::Debug for ClientBuilder {
             .field("retry", &self.retry)
             .field("total_timeout", &self.total_timeout)
             .field("pacing", &self.pacing)
+            .field("network", &self.network)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +150,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             total_timeout: None,
             pacing: None,
+            network: NetworkSettings::default(),
         }
     }
 }
@@ -217,6 +221,34 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends every request (Graph's and the token endpoint's) through this proxy, e.g.
+    /// `http://user:password@proxy.contoso.example:3128` (`socks5://` works too).
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.network.proxy = Some(url.into());
+        self
+    }
+
+    /// Whether `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured when no proxy
+    /// is given (default true).
+    pub fn use_env_proxy(mut self, honour: bool) -> Self {
+        self.network.use_env_proxy = honour;
+        self
+    }
+
+    /// Verifies servers with the operating system's certificate verifier instead of the bundled
+    /// Mozilla roots (default false), for machines whose administrators manage trust centrally.
+    pub fn tls_platform_verifier(mut self, enabled: bool) -> Self {
+        self.network.platform_verifier = enabled;
+        self
+    }
+
+    /// Trusts these CA certificates (PEM) in addition to the bundled Mozilla roots, for networks
+    /// that inspect TLS with their own CA.
+    pub fn extra_root_certificates_pem(mut self, pem: impl Into<String>) -> Self {
+        self.network.extra_roots_pem = Some(pem.into());
+        self
+    }
+
     /// Appended to the `User-Agent` header, e.g. `contoso-agent/4.2`, so the caller's traffic can be
     /// told apart in Graph's logs.
     pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
@@ -273,6 +305,8 @@ impl ClientBuilder {
         if let Some(pacing) = &self.pacing {
             pacing.validate()?;
         }
+        let proxy = self.network.proxy()?;
+        let tls = self.network.tls()?;
         let pipeline = Pipeline::new(PipelineConfig {
             root,
             plain_http,
@@ -282,6 +316,8 @@ impl ClientBuilder {
             user_agent_suffix: self.user_agent_suffix.as_deref(),
             runtime_environment: self.runtime_environment,
             pacing: self.pacing,
+            proxy,
+            tls,
         });
         Ok(Client::from_parts(
             pipeline,

@@ -31,6 +31,7 @@ mod datetime;
 mod error;
 mod ffi;
 mod model;
+mod network;
 mod pacing;
 mod patch;
 mod pipeline;

@@ -70,6 +70,8 @@ pub(crate) struct PipelineConfig<'a> {
     pub user_agent_suffix: Option<&'a str>,
     pub runtime_environment: &'a str,
     pub pacing: Option<Pacing>,
+    pub proxy: Option<ureq::Proxy>,
+    pub tls: ureq::tls::TlsConfig,
 }
 
 /// Shared by every clone of a [`Client`](crate::Client): one agent (one connection pool) and one
@@ -107,8 +109,9 @@ impl Pipeline {
             // port, and it does not follow a 307/308 for PATCH.
             .max_redirects(0)
             .max_redirects_will_error(false)
-            // Proxies are opt-in configuration, not inherited from the environment.
-            .proxy(None)
+            // Chosen by NetworkSettings: explicit, from the environment, or none.
+            .proxy(config.proxy)
+            .tls_config(config.tls)
             .user_agent(user_agent)
             .accept("application/json")
             // Many agent threads share one client and one host.

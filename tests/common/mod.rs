@@ -126,3 +126,79 @@ pub fn silent_server() -> (String, TcpListener) {
         listener,
     )
 }
+
+/// A loopback HTTP proxy that tunnels `CONNECT` requests and records each request head it sees
+/// (request line and `Proxy-Authorization`), so tests can prove traffic went through it.
+pub struct TunnelProxy {
+    pub url: String,
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TunnelProxy {
+    pub fn start() -> TunnelProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || tunnel(client, &log));
+            }
+        });
+        TunnelProxy { url, seen }
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn tunnel(client: TcpStream, log: &std::sync::Mutex<Vec<String>>) {
+    let Ok(mut writer) = client.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(client);
+    let mut head = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let keep = line.trim_end().to_owned();
+        if head.is_empty() || keep.to_ascii_lowercase().starts_with("proxy-authorization") {
+            head.push(keep);
+        }
+    }
+    log.lock().unwrap().push(head.join(" | "));
+    let Some(target) = head[0]
+        .strip_prefix("CONNECT ")
+        .and_then(|rest| rest.split(' ').next())
+    else {
+        let _ = writer.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let Ok(upstream) = TcpStream::connect(target) else {
+        let _ = writer.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let _ = writer.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+    let (Ok(mut up_reader), Ok(mut up_writer)) = (upstream.try_clone(), upstream.try_clone())
+    else {
+        return;
+    };
+    let buffered = reader.buffer().to_vec();
+    let _ = up_writer.write_all(&buffered);
+    let mut client_reader = reader.into_inner();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_reader, &mut writer);
+        let _ = writer.shutdown(std::net::Shutdown::Both);
+    });
+    let _ = std::io::copy(&mut client_reader, &mut up_writer);
+    let _ = up_writer.shutdown(std::net::Shutdown::Both);
+}

@@ -1,0 +1,167 @@
+//! How the client reaches the network: the proxy and the TLS trust store. Graph requests and
+//! token requests share these settings because they share one agent.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ureq::Proxy;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
+
+use crate::Error;
+
+/// Network settings of a [`ClientBuilder`](crate::ClientBuilder).
+#[derive(Clone)]
+pub(crate) struct NetworkSettings {
+    /// An explicit proxy URL, e.g. `http://user:password@proxy.contoso.example:3128`.
+    pub proxy: Option<String>,
+    /// Honour `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` when no proxy is given.
+    pub use_env_proxy: bool,
+    /// Verify servers with the operating system's verifier instead of the bundled Mozilla roots.
+    pub platform_verifier: bool,
+    /// CA certificates (PEM) trusted in addition to the bundled Mozilla roots, for networks that
+    /// inspect TLS.
+    pub extra_roots_pem: Option<String>,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            proxy: None,
+            use_env_proxy: true,
+            platform_verifier: false,
+            extra_roots_pem: None,
+        }
+    }
+}
+
+impl fmt::Debug for NetworkSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A proxy URL may carry a password: show only whether one is set.
+        f.debug_struct("NetworkSettings")
+            .field("proxy", &self.proxy.as_ref().map(|_| "<set>"))
+            .field("use_env_proxy", &self.use_env_proxy)
+            .field("platform_verifier", &self.platform_verifier)
+            .field(
+                "extra_roots_pem",
+                &self.extra_roots_pem.as_ref().map(|_| "<set>"),
+            )
+            .finish()
+    }
+}
+
+impl NetworkSettings {
+    /// The proxy to use, if any. Errors never repeat the URL, which may hold a password.
+    pub fn proxy(&self) -> Result<Option<Proxy>, Error> {
+        match &self.proxy {
+            Some(url) => Proxy::new(url).map(Some).map_err(|err| {
+                Error::config(
+                    "proxy",
+                    format!(
+                        "is not a usable proxy URL ({}); expected e.g. http://user:password@host:3128",
+                        redact_proxy_error(err)
+                    ),
+                )
+            }),
+            None if self.use_env_proxy => Ok(Proxy::try_from_env()),
+            None => Ok(None),
+        }
+    }
+
+    /// The TLS configuration: bundled Mozilla roots (the default), the platform verifier, or the
+    /// Mozilla roots plus the caller's CAs.
+    pub fn tls(&self) -> Result<TlsConfig, Error> {
+        let roots = match (&self.extra_roots_pem, self.platform_verifier) {
+            (Some(_), true) => {
+                return Err(Error::config(
+                    "tls",
+                    "platformVerifier and extraRootsPem cannot be combined; add the CA to the \
+                     operating system's store instead",
+                ));
+            }
+            (Some(pem), false) => {
+                let extra = parse_roots(pem)?;
+                let mut all: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+                    .collect();
+                all.extend(extra);
+                RootCerts::Specific(Arc::new(all))
+            }
+            (None, true) => RootCerts::PlatformVerifier,
+            (None, false) => RootCerts::WebPki,
+        };
+        Ok(TlsConfig::builder().root_certs(roots).build())
+    }
+}
+
+/// The CA certificates in a PEM bundle; at least one, and nothing unreadable.
+fn parse_roots(pem: &str) -> Result<Vec<Certificate<'static>>, Error> {
+    let field = "tls.extraRootsPem";
+    let mut certs = Vec::new();
+    for item in parse_pem(pem.as_bytes()) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {} // keys and other blocks are not roots; ignore them
+            Err(err) => {
+                return Err(Error::config(field, format!("is not valid PEM: {err}")));
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::config(
+            field,
+            "holds no certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+        ));
+    }
+    Ok(certs)
+}
+
+/// ureq's proxy errors are generic, but keep only the error kind, never the URL.
+fn redact_proxy_error(err: ureq::Error) -> &'static str {
+    match err {
+        ureq::Error::InvalidProxyUrl => "invalid proxy URL",
+        _ => "unsupported proxy",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_errors_never_echo_the_url() {
+        let settings = NetworkSettings {
+            proxy: Some("ftp://user:hunter2@proxy:21".into()),
+            ..NetworkSettings::default()
+        };
+        let err = settings.proxy().unwrap_err().to_string();
+        assert!(err.contains("proxy") && !err.contains("hunter2"), "{err}");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn extra_roots_must_hold_a_certificate_and_exclude_the_platform_verifier() {
+        let empty = NetworkSettings {
+            extra_roots_pem: Some("not pem".into()),
+            ..NetworkSettings::default()
+        };
+        assert!(
+            empty
+                .tls()
+                .unwrap_err()
+                .to_string()
+                .contains("extraRootsPem")
+        );
+        let both = NetworkSettings {
+            extra_roots_pem: Some(String::new()),
+            platform_verifier: true,
+            ..NetworkSettings::default()
+        };
+        assert!(
+            both.tls()
+                .unwrap_err()
+                .to_string()
+                .contains("platformVerifier")
+        );
+    }
+}
