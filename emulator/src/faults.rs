@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::Shared;
 use crate::graph::{self, JSON_CONTENT_TYPE};
-use crate::server::{self, Ctx, Request, Response, lock};
+use crate::server::{self, Ctx, Request, Response, Stream, lock};
 
 /// One way for the emulator to misbehave on a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +150,10 @@ impl FaultRule {
     }
 
     /// Restricts the rule to requests whose raw path contains `part`.
+    ///
+    /// Only rules with a path filter apply to token requests
+    /// (`/{tenant}/oauth2/v2.0/token`), e.g. `path_contains("/oauth2/")`;
+    /// rules without one apply to Graph requests only.
     pub fn path_contains(mut self, part: impl Into<String>) -> Self {
         self.path_contains = Some(part.into());
         self
@@ -272,9 +276,14 @@ impl FaultRule {
     }
 
     fn matches(&self, req: &Request) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(&req.method))
+        // A rule without a path filter is about Graph: letting it hit token
+        // requests too would shift every count as soon as a client fetches
+        // a token first.
+        (self.path_contains.is_some() || !crate::identity::is_token_path(req.path()))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(&req.method))
             && self
                 .path_contains
                 .as_deref()
@@ -421,7 +430,7 @@ const SMALL_BODY: &[u8] = br#"{"@odata.context":"emulator#fault","value":[]}"#;
 /// the fault needs byte-level control.
 pub(crate) fn perform(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     req: &Request,
     ctx: &Ctx,
     fault: Fault,
@@ -490,7 +499,7 @@ pub(crate) fn perform(
             // With linger 0, the close that follows sends RST, not FIN. The
             // socket is closed once the connection map's clone is dropped too,
             // which happens right after the connection thread returns.
-            let _ = socket2::SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(stream.tcp()).set_linger(Some(Duration::ZERO));
             After::End
         }
         Fault::Close => {
@@ -546,14 +555,14 @@ fn padded_json(bytes: usize) -> Vec<u8> {
 }
 
 /// Writes and flushes.
-fn send(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
     stream.write_all(bytes)?;
     stream.flush()
 }
 
 /// Keeps a connection open without answering: reads and discards until the
 /// client closes it, or shutdown shuts the socket down (which ends the read).
-fn hold(shared: &Shared, stream: &mut TcpStream) {
+fn hold(shared: &Shared, stream: &mut Stream) {
     let mut sink = [0u8; 4096];
     while !shared.stopping.load(Ordering::SeqCst) {
         match stream.read(&mut sink) {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::faults::{self, Fault, FaultRule};
+use crate::identity::{self, TokenState};
 use crate::router::{self, CollectionKey, RouteMatch, UnknownSegment};
 use crate::server::{Ctx, Request, Response, lock};
 use crate::store::{ODATA_TYPE, UserStatus};
@@ -46,17 +47,26 @@ pub(crate) fn handle(shared: &Shared, req: &Request, ctx: &Ctx) -> Answer {
     if path == "/_emulator" || path.starts_with("/_emulator/") {
         return Answer::Response(admin(shared, req, ctx));
     }
-    shared.log.record(req.to_recorded());
+    // Token requests have their own log, so Graph request counts do not
+    // depend on how the client authenticates.
+    if identity::is_token_path(path) {
+        shared.identity.log.record(req.to_recorded());
+    } else {
+        shared.log.record(req.to_recorded());
+    }
     match shared.faults.pick(req) {
         Some(fault) => Answer::Fault(fault),
         None => Answer::Response(serve(shared, req, ctx)),
     }
 }
 
-/// Answers a Graph request that is already recorded: auth, write
-/// throttling, then the handler.
+/// Answers a request that is already recorded: a token request, or a Graph
+/// request (auth, write throttling, then the handler).
 pub(crate) fn serve(shared: &Shared, req: &Request, ctx: &Ctx) -> Response {
     let path = req.path();
+    if identity::is_token_path(path) {
+        return identity::token(shared, req, ctx);
+    }
     if let Err(resp) = check_auth(shared, req, ctx) {
         return resp;
     }
@@ -171,17 +181,39 @@ fn check_auth(shared: &Shared, req: &Request, ctx: &Ctx) -> Result<(), Response>
             .then(|| token.trim())
             .filter(|t| !t.is_empty())
     });
-    let message = match (token, shared.token.as_deref()) {
-        (None, _) => "Access token is empty.",
-        (Some(got), Some(want)) if got != want => {
+    let Some(got) = token else {
+        return Err(unauthorized(ctx, "Access token is empty."));
+    };
+    if shared.token.as_deref() == Some(got) {
+        return Ok(());
+    }
+    let message = match shared.identity.check(got) {
+        TokenState::Valid => return Ok(()),
+        TokenState::Expired => "Lifetime validation failed, the token is expired.",
+        TokenState::Unknown if shared.token.is_some() => {
             "Access token validation failure. Invalid audience."
         }
-        _ => return Ok(()),
+        TokenState::Unknown if shared.identity.has_apps() => "Access token validation failure.",
+        TokenState::Unknown => return Ok(()),
     };
-    Err(error(ctx, 401, "InvalidAuthenticationToken", message).header(
+    Err(unauthorized(ctx, message))
+}
+
+/// Graph's `401 InvalidAuthenticationToken`.
+fn unauthorized(ctx: &Ctx, message: &str) -> Response {
+    error(ctx, 401, "InvalidAuthenticationToken", message).header(
         "WWW-Authenticate",
         "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
-    ))
+    )
+}
+
+/// `scheme://host` as the client addressed us (the Host header when
+/// present, so absolute URLs work through any hostname used).
+pub(crate) fn base_of(shared: &Shared, req: &Request) -> String {
+    match req.header("host").map(str::trim) {
+        Some(h) if !h.is_empty() => format!("{}://{h}", shared.scheme),
+        _ => shared.base_url.clone(),
+    }
 }
 
 /// Absolute URLs derived from how the client addressed us (the Host
@@ -195,10 +227,7 @@ struct Links {
 
 impl Links {
     fn new(shared: &Shared, req: &Request, route: &RouteMatch) -> Links {
-        let base = match req.header("host").map(str::trim) {
-            Some(h) if !h.is_empty() => format!("http://{h}"),
-            _ => shared.base_url.clone(),
-        };
+        let base = base_of(shared, req);
         Links {
             context: format!(
                 "{base}/{}/$metadata#{}",
@@ -537,11 +566,33 @@ fn admin(shared: &Shared, req: &Request, ctx: &Ctx) -> Response {
             Response::empty(204)
         }
         ("/_emulator/faults", _) => method_not_allowed(ctx, "POST, DELETE"),
+        ("/_emulator/token-requests", "GET") => {
+            let all: Vec<Value> = shared
+                .identity
+                .log
+                .snapshot()
+                .iter()
+                .map(|r| r.to_json())
+                .collect();
+            Response::with_body(200, json, serde_json::to_vec(&all).unwrap_or_default())
+        }
+        ("/_emulator/token-requests", "DELETE") => {
+            shared.identity.log.clear();
+            Response::empty(204)
+        }
+        ("/_emulator/token-requests", _) => method_not_allowed(ctx, "GET, DELETE"),
+        ("/_emulator/tokens/expire", "POST") => {
+            shared.identity.expire_all();
+            Response::empty(204)
+        }
+        ("/_emulator/tokens/expire", _) => method_not_allowed(ctx, "POST"),
         ("/_emulator/stats", "GET") => {
             let stats = serde_json::json!({
                 "connectionsAccepted": shared.connections.load(Ordering::SeqCst),
                 "throttled": shared.throttled.load(Ordering::SeqCst),
                 "requests": shared.log.len(),
+                "tokenRequests": shared.identity.log.len(),
+                "issuedTokens": shared.identity.issued_count(),
             });
             Response::with_body(200, json, stats.to_string().into_bytes())
         }

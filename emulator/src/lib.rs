@@ -58,10 +58,62 @@
 //! `{"connectionsAccepted":N,"throttled":N,"requests":N}`. The binary takes
 //! `--fault JSON` (repeatable), `--throttle-writes 100/20s` (also `10/1s`,
 //! `5/500ms`) and `--throttle-no-retry-after`.
+//!
+//! # App-only tokens
+//!
+//! On the same port, `POST /{tenant}/oauth2/v2.0/token` fakes the Microsoft
+//! identity platform's token endpoint for OAuth2 client credentials, with a
+//! client secret or a client assertion (a JWT signed by the app's
+//! certificate, verified like Entra ID does). Apps are registered in
+//! [`Config::apps`]; [`Config::expected_scope`] is the one scope accepted
+//! (set `https://graph.microsoft.us/.default` to test a national cloud) and
+//! [`Config::token_lifetime`] the lifetime of issued tokens. Once an app is
+//! registered (and no static [`Config::token`] is set) Graph accepts only
+//! tokens issued here, answering `401` to unknown ones and to expired ones
+//! ([`Emulator::expire_issued_tokens`] forces that). Errors are shaped like
+//! Entra ID's (`error`, `error_description` with an `AADSTSnnnn` code,
+//! `error_codes`, `trace_id`, `correlation_id`, ...); the [`identity`]
+//! module lists the codes used and the checks made on client assertions. Token requests are logged
+//! apart from Graph requests ([`Emulator::token_requests`]); fault rules with
+//! a path filter (e.g. [`FaultRule::path_contains`]`("/oauth2/")`) apply to
+//! them too.
+//!
+//! ```no_run
+//! use ius_emulator::{App, Config, Emulator};
+//!
+//! let emu = Emulator::start(Config {
+//!     apps: vec![App {
+//!         tenant: "contoso.onmicrosoft.com".into(),
+//!         client_id: "11111111-1111-1111-1111-111111111111".into(),
+//!         secret: Some("test-only-secret".into()),
+//!         certificate_pem: None,
+//!     }],
+//!     ..Config::default()
+//! })?;
+//! let token_url = format!("{}/contoso.onmicrosoft.com/oauth2/v2.0/token", emu.base_url());
+//! // ... the client gets a token from `token_url`, then calls Graph with it ...
+//! assert_eq!(emu.issued_tokens(), 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! The binary takes `--app TENANT:CLIENT_ID:SECRET` and
+//! `--app-cert TENANT:CLIENT_ID:CERT_PEM_FILE` (both repeatable),
+//! `--token-lifetime SECS` and `--scope SCOPE`; admin endpoints
+//! `GET`/`DELETE /_emulator/token-requests` and `POST /_emulator/tokens/expire`.
+//!
+//! # HTTPS
+//!
+//! With [`Config::tls`] (binary: `--tls-cert FILE --tls-key FILE`) the
+//! emulator serves HTTPS only (rustls, ring provider); [`Emulator::base_url`]
+//! and the binary's first line then say `https://`. Every fault works over
+//! TLS too: faults write through the TLS session, and socket-level ones
+//! (reset, close) act on the TCP connection underneath, so the client sees
+//! the connection die without a TLS `close_notify`.
 #![warn(missing_docs)]
 
 mod faults;
 mod graph;
+pub mod identity;
 mod log;
 mod router;
 mod server;
@@ -74,9 +126,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use faults::{Fault, FaultRule, Scope};
+pub use identity::App;
 pub use log::RecordedRequest;
 
 use faults::{FaultPlan, Throttle};
+use identity::Identity;
 use log::RequestLog;
 use server::lock;
 use store::Store;
@@ -101,6 +155,24 @@ pub struct SeedEntry {
     pub entity: serde_json::Value,
 }
 
+/// A certificate chain and its private key, for serving HTTPS.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsIdentity {
+    /// The server certificate first, then any intermediates (PEM).
+    pub certificate_chain_pem: String,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of test logs, even test-only ones.
+        f.debug_struct("TlsIdentity")
+            .field("certificate_chain_pem", &self.certificate_chain_pem)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How to run an [`Emulator`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -122,6 +194,18 @@ pub struct Config {
     /// Whether throttled answers carry `Retry-After` (whole seconds until a
     /// slot frees). Default `true`; Intune often omits it.
     pub throttle_retry_after: bool,
+    /// Apps the token endpoint (`POST /{tenant}/oauth2/v2.0/token`) issues
+    /// tokens to. When any is registered and [`Config::token`] is `None`,
+    /// Graph accepts only tokens issued here.
+    pub apps: Vec<App>,
+    /// Lifetime of issued access tokens (`expires_in`). Default 3599 s.
+    pub token_lifetime: Duration,
+    /// The only `scope` the token endpoint accepts. Default
+    /// `https://graph.microsoft.com/.default`; national cloud tests set
+    /// e.g. `https://graph.microsoft.us/.default`.
+    pub expected_scope: String,
+    /// Serve HTTPS with this identity instead of plain HTTP. Default `None`.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Config {
@@ -134,6 +218,10 @@ impl Default for Config {
             faults: Vec::new(),
             throttle_writes: None,
             throttle_retry_after: true,
+            apps: Vec::new(),
+            token_lifetime: Duration::from_secs(3599),
+            expected_scope: "https://graph.microsoft.com/.default".to_owned(),
+            tls: None,
         }
     }
 }
@@ -146,8 +234,14 @@ pub(crate) struct Shared {
     pub(crate) log: RequestLog,
     pub(crate) stopping: AtomicBool,
     pub(crate) conns: Mutex<server::ConnMap>,
-    /// `http://ip:port`, used when a request has no Host header.
+    /// `http://ip:port` (or `https://`), used when a request has no Host header.
     pub(crate) base_url: String,
+    /// `http` or `https`.
+    pub(crate) scheme: &'static str,
+    /// The TLS configuration, when serving HTTPS.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The token endpoint's apps, issued tokens and request log.
+    pub(crate) identity: Identity,
     /// Fault rules, consulted for every recorded Graph request.
     pub(crate) faults: FaultPlan,
     /// Write throttling, if configured.
@@ -180,8 +274,21 @@ impl Emulator {
     /// Binds `config.listen`, loads the seed and starts serving on a
     /// background thread; returns at once.
     ///
-    /// Fails with `InvalidInput` if a seed entry is invalid.
+    /// Fails with `InvalidInput` if a seed entry, an app's certificate or
+    /// the TLS identity is invalid.
     pub fn start(config: Config) -> std::io::Result<Emulator> {
+        let invalid = |what: &str, e: String| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+        };
+        let identity = Identity::new(config.apps, config.token_lifetime, config.expected_scope)
+            .map_err(|e| invalid("apps", e))?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(server::tls_config)
+            .transpose()
+            .map_err(|e| invalid("tls", e))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(config.listen)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -191,7 +298,10 @@ impl Emulator {
             log: RequestLog::default(),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(Default::default()),
-            base_url: base_url_of(addr),
+            base_url: base_url_of(scheme, addr),
+            scheme,
+            tls,
+            identity,
             faults: FaultPlan::new(config.faults),
             throttle: config
                 .throttle_writes
@@ -213,7 +323,8 @@ impl Emulator {
         })
     }
 
-    /// `http://127.0.0.1:PORT` (no version segment).
+    /// `http://127.0.0.1:PORT`, or `https://...` when serving TLS (no
+    /// version segment).
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }
@@ -250,6 +361,31 @@ impl Emulator {
         entity: serde_json::Value,
     ) -> Result<(), String> {
         insert(&self.shared, collection, entity)
+    }
+
+    /// Every token request received so far (`/{tenant}/oauth2/v2.0/token`),
+    /// in arrival order. They are kept apart from [`Emulator::requests`] so
+    /// Graph request counts do not depend on how a client got its token.
+    pub fn token_requests(&self) -> Vec<RecordedRequest> {
+        self.shared.identity.log.snapshot()
+    }
+
+    /// Forgets the recorded token requests.
+    pub fn clear_token_requests(&self) {
+        self.shared.identity.log.clear();
+    }
+
+    /// How many access tokens the token endpoint issued so far (expired ones
+    /// included).
+    pub fn issued_tokens(&self) -> usize {
+        self.shared.identity.issued_count()
+    }
+
+    /// Makes every access token issued so far expired, so Graph answers
+    /// `401` "Lifetime validation failed, the token is expired." to it.
+    /// Tokens issued afterwards are unaffected.
+    pub fn expire_issued_tokens(&self) {
+        self.shared.identity.expire_all();
     }
 
     /// Appends a fault rule to the plan (rules are checked in order; the
@@ -308,8 +444,8 @@ fn insert(shared: &Shared, collection: &str, entity: serde_json::Value) -> Resul
         .map_err(|_| format!("a user status with id '{id}' already exists in '{collection}'"))
 }
 
-/// `http://ip:port`, with loopback in place of an unspecified address.
-fn base_url_of(addr: SocketAddr) -> String {
+/// `scheme://ip:port`, with loopback in place of an unspecified address.
+fn base_url_of(scheme: &str, addr: SocketAddr) -> String {
     let mut shown = addr;
     if shown.ip().is_unspecified() {
         shown.set_ip(match addr {
@@ -317,5 +453,5 @@ fn base_url_of(addr: SocketAddr) -> String {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    format!("http://{shown}")
+    format!("{scheme}://{shown}")
 }

@@ -1,16 +1,19 @@
 //! `ius-emulator`: runs the Graph user status emulator until killed.
 //!
-//! The first stdout line is exactly `listening on http://IP:PORT`; tools
-//! parse it to find the port chosen for `--listen 127.0.0.1:0`.
+//! The first stdout line is exactly `listening on http://IP:PORT` (or
+//! `https://` with `--tls-cert`/`--tls-key`); tools parse it to find the
+//! port chosen for `--listen 127.0.0.1:0`.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ius_emulator::{Config, Emulator, FaultRule, PatchReturns, SeedEntry};
+use ius_emulator::{App, Config, Emulator, FaultRule, PatchReturns, SeedEntry, TlsIdentity};
 
 const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-returns 204|200] [--seed FILE]
                     [--fault JSON]... [--throttle-writes N/WINDOW] [--throttle-no-retry-after]
+                    [--app TENANT:CLIENT_ID:SECRET]... [--app-cert TENANT:CLIENT_ID:CERT_PEM_FILE]...
+                    [--token-lifetime SECS] [--scope SCOPE] [--tls-cert FILE --tls-key FILE]
 
   --listen ADDR              address to bind (default 127.0.0.1:0, a free port)
   --token T                  the only bearer token accepted (default: any non-empty)
@@ -24,19 +27,79 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
   --throttle-writes N/WINDOW answer 429 to PATCH/POST/PUT/DELETE beyond N per sliding WINDOW
                              (e.g. 100/20s, 10/1s, 5/500ms), with Retry-After in whole seconds
   --throttle-no-retry-after  omit Retry-After from throttled answers (as Intune often does)
+  --app TENANT:CLIENT_ID:SECRET
+                             register an app for the token endpoint POST /TENANT/oauth2/v2.0/token
+                             (client secret flow; repeatable); with any app registered and no --token,
+                             Graph accepts only tokens issued by the emulator
+  --app-cert TENANT:CLIENT_ID:CERT_PEM_FILE
+                             register an app certificate (RSA) for client assertions (repeatable; the
+                             same TENANT:CLIENT_ID as an --app adds the certificate to that app)
+  --token-lifetime SECS      lifetime of issued tokens (default 3599)
+  --scope SCOPE              the only scope accepted (default https://graph.microsoft.com/.default)
+  --tls-cert FILE            serve HTTPS with this certificate chain (PEM; needs --tls-key)
+  --tls-key FILE             the private key of --tls-cert (PEM)
 
 admin endpoints (no auth, not recorded): GET/DELETE /_emulator/requests, GET /_emulator/health,
-  POST /_emulator/faults (a rule as for --fault), DELETE /_emulator/faults, GET /_emulator/stats";
+  POST /_emulator/faults (a rule as for --fault), DELETE /_emulator/faults, GET /_emulator/stats,
+  GET/DELETE /_emulator/token-requests, POST /_emulator/tokens/expire (expire every issued token)";
 
 /// What the command line asked for.
 enum Command {
-    Run(Config, Option<String>),
+    Run(Box<Config>, Files),
     Help,
+}
+
+/// Files named on the command line, read after parsing.
+#[derive(Debug, Default)]
+struct Files {
+    seed: Option<String>,
+    /// For each `--app-cert`, the index of its app in `Config::apps`.
+    app_certs: Vec<(usize, String)>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+}
+
+/// Splits `TENANT:CLIENT_ID:REST` (REST may hold colons, e.g. a secret or a
+/// Windows path).
+fn split_app(flag: &str, value: &str) -> Result<(String, String, String), String> {
+    let mut parts = value.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(t), Some(c), Some(r)) if !t.is_empty() && !c.is_empty() && !r.is_empty() => {
+            Ok((t.to_owned(), c.to_owned(), r.to_owned()))
+        }
+        _ => Err(format!(
+            "{flag} '{value}': expected TENANT:CLIENT_ID:{}",
+            if flag == "--app" {
+                "SECRET"
+            } else {
+                "CERT_PEM_FILE"
+            }
+        )),
+    }
+}
+
+/// The app registered for `tenant`/`client_id`, added if new.
+fn app_entry<'a>(apps: &'a mut Vec<App>, tenant: &str, client_id: &str) -> (usize, &'a mut App) {
+    let index = match apps
+        .iter()
+        .position(|a| a.tenant == tenant && a.client_id == client_id)
+    {
+        Some(i) => i,
+        None => {
+            apps.push(App {
+                tenant: tenant.to_owned(),
+                client_id: client_id.to_owned(),
+                ..App::default()
+            });
+            apps.len() - 1
+        }
+    };
+    (index, &mut apps[index])
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut config = Config::default();
-    let mut seed_file = None;
+    let mut files = Files::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // Accept both `--flag value` and `--flag=value`.
@@ -56,7 +119,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         }
         if !matches!(
             flag.as_str(),
-            "--listen" | "--token" | "--patch-returns" | "--seed" | "--fault" | "--throttle-writes"
+            "--listen"
+                | "--token"
+                | "--patch-returns"
+                | "--seed"
+                | "--fault"
+                | "--throttle-writes"
+                | "--app"
+                | "--app-cert"
+                | "--token-lifetime"
+                | "--scope"
+                | "--tls-cert"
+                | "--tls-key"
         ) {
             return Err(format!("unknown argument '{arg}'"));
         }
@@ -87,10 +161,67 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                         .map_err(|e| format!("--throttle-writes '{value}': {e}"))?,
                 );
             }
-            _ => seed_file = Some(value),
+            "--app" => {
+                let (tenant, client_id, secret) = split_app(&flag, &value)?;
+                let (_, app) = app_entry(&mut config.apps, &tenant, &client_id);
+                if app.secret.is_some() {
+                    return Err(format!("--app '{tenant}:{client_id}' is given twice"));
+                }
+                app.secret = Some(secret);
+            }
+            "--app-cert" => {
+                let (tenant, client_id, path) = split_app(&flag, &value)?;
+                let (index, _) = app_entry(&mut config.apps, &tenant, &client_id);
+                files.app_certs.push((index, path));
+            }
+            "--token-lifetime" => {
+                let secs: u64 = value
+                    .parse()
+                    .map_err(|_| format!("--token-lifetime '{value}': expected whole seconds"))?;
+                config.token_lifetime = Duration::from_secs(secs);
+            }
+            "--scope" => config.expected_scope = value,
+            "--tls-cert" => files.tls_cert = Some(value),
+            "--tls-key" => files.tls_key = Some(value),
+            _ => files.seed = Some(value),
         }
     }
-    Ok(Command::Run(config, seed_file))
+    if files.tls_cert.is_some() != files.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".to_owned());
+    }
+    Ok(Command::Run(Box::new(config), files))
+}
+
+/// Reads the files named on the command line into `config`.
+fn load_files(config: &mut Config, files: Files) -> Result<(), String> {
+    let read = |flag: &str, path: &str| {
+        std::fs::read_to_string(path).map_err(|e| format!("{flag} {path}: {e}"))
+    };
+    if let Some(path) = files.seed {
+        let bytes = std::fs::read(&path).map_err(|e| format!("--seed {path}: {e}"))?;
+        config.seed = serde_json::from_slice::<Vec<SeedEntry>>(&bytes)
+            .map_err(|e| format!("--seed {path}: {e}"))?;
+    }
+    for (index, path) in files.app_certs {
+        let pem = read("--app-cert", &path)?;
+        // Several certificates for one app are concatenated: all are registered.
+        let app = &mut config.apps[index];
+        app.certificate_pem = Some(match app.certificate_pem.take() {
+            Some(mut previous) => {
+                previous.push('\n');
+                previous.push_str(&pem);
+                previous
+            }
+            None => pem,
+        });
+    }
+    if let (Some(cert), Some(key)) = (files.tls_cert, files.tls_key) {
+        config.tls = Some(TlsIdentity {
+            certificate_chain_pem: read("--tls-cert", &cert)?,
+            private_key_pem: read("--tls-key", &key)?,
+        });
+    }
+    Ok(())
 }
 
 /// Parses `N/WINDOW`, e.g. `100/20s` or `5/500ms` (units `ms`, `s`, `m`).
@@ -121,8 +252,8 @@ fn parse_throttle(value: &str) -> Result<(u32, Duration), String> {
 }
 
 fn main() -> ExitCode {
-    let (mut config, seed_file) = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(c, s)) => (c, s),
+    let (mut config, files) = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(c, f)) => (*c, f),
         Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -132,17 +263,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(path) = seed_file {
-        let seed = std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Vec<SeedEntry>>(&b).map_err(|e| e.to_string()));
-        match seed {
-            Ok(s) => config.seed = s,
-            Err(e) => {
-                eprintln!("ius-emulator: --seed {path}: {e}");
-                return ExitCode::from(2);
-            }
-        }
+    if let Err(e) = load_files(&mut config, files) {
+        eprintln!("ius-emulator: {e}");
+        return ExitCode::from(2);
     }
     let emulator = match Emulator::start(config) {
         Ok(e) => e,
@@ -175,7 +298,7 @@ mod tests {
 
     #[test]
     fn parses_flags() {
-        let Ok(Command::Run(c, seed)) = parse(&[
+        let Ok(Command::Run(c, files)) = parse(&[
             "--listen",
             "127.0.0.1:8080",
             "--token=t",
@@ -189,7 +312,7 @@ mod tests {
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.token.as_deref(), Some("t"));
         assert_eq!(c.patch_returns, PatchReturns::Ok);
-        assert_eq!(seed.as_deref(), Some("f.json"));
+        assert_eq!(files.seed.as_deref(), Some("f.json"));
     }
 
     #[test]
@@ -219,6 +342,76 @@ mod tests {
         assert_eq!(c.throttle_writes, Some((100, Duration::from_secs(20))));
         assert!(!c.throttle_retry_after);
         assert!(Config::default().throttle_retry_after);
+    }
+
+    #[test]
+    fn parses_identity_and_tls_flags() {
+        let Ok(Command::Run(c, files)) = parse(&[
+            "--app",
+            "t1:c1:s:e:c",
+            "--app-cert=t1:c1:C:\\certs\\a.pem",
+            "--app-cert",
+            "t2:c2:b.pem",
+            "--token-lifetime",
+            "60",
+            "--scope",
+            "https://graph.microsoft.us/.default",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ]) else {
+            panic!("should parse");
+        };
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(c.apps[0].secret.as_deref(), Some("s:e:c"));
+        assert_eq!(
+            (c.apps[1].tenant.as_str(), c.apps[1].client_id.as_str()),
+            ("t2", "c2")
+        );
+        assert_eq!(
+            files.app_certs,
+            vec![(0, "C:\\certs\\a.pem".to_owned()), (1, "b.pem".to_owned())]
+        );
+        assert_eq!(c.token_lifetime, Duration::from_secs(60));
+        assert_eq!(c.expected_scope, "https://graph.microsoft.us/.default");
+        assert_eq!(files.tls_cert.as_deref(), Some("cert.pem"));
+        assert_eq!(files.tls_key.as_deref(), Some("key.pem"));
+        assert_eq!(Config::default().token_lifetime, Duration::from_secs(3599));
+    }
+
+    #[test]
+    fn rejects_bad_identity_flags() {
+        assert!(parse(&["--app", "t1:c1"]).is_err());
+        assert!(parse(&["--app", "t1::s"]).is_err());
+        assert!(parse(&["--app", "t:c:a", "--app", "t:c:b"]).is_err());
+        assert!(parse(&["--app-cert", "t1:c1:"]).is_err());
+        assert!(parse(&["--token-lifetime", "1.5"]).is_err());
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+    }
+
+    #[test]
+    fn loads_cert_files() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let Ok(Command::Run(mut c, files)) = parse(&[
+            "--app-cert",
+            &format!("t:c:{dir}/test-only-app-cert.pem"),
+            "--app-cert",
+            &format!("t:c:{dir}/test-only-other-cert.pem"),
+            "--tls-cert",
+            &format!("{dir}/test-only-server-cert.pem"),
+            "--tls-key",
+            &format!("{dir}/test-only-server-key.pem"),
+        ]) else {
+            panic!("should parse");
+        };
+        load_files(&mut c, files).unwrap();
+        let pem = c.apps[0].certificate_pem.as_deref().unwrap();
+        assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
+        assert!(c.tls.is_some());
+        let emu = Emulator::start(*c).unwrap();
+        assert!(emu.base_url().starts_with("https://127.0.0.1:"));
     }
 
     #[test]

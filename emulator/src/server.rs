@@ -3,7 +3,9 @@
 //!
 //! Hand-rolled on `std::net` (with `httparse` for the request head) rather
 //! than a framework so that fault injection (see `faults.rs`) can control
-//! every byte and every socket operation.
+//! every byte and every socket operation. With a TLS identity configured,
+//! each connection is wrapped in a rustls [`ServerConnection`]; faults still
+//! write through [`Stream`], so they behave the same over HTTPS.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -12,6 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+use rustls::{ServerConnection, StreamOwned};
 
 use crate::Shared;
 use crate::faults::After;
@@ -138,6 +142,85 @@ pub(crate) struct Ctx {
     pub(crate) client_request_id: String,
 }
 
+/// One accepted connection, plain or TLS. Reads and writes go through the
+/// TLS session when there is one; socket operations (shutdown, linger) act
+/// on the TCP stream underneath.
+pub(crate) enum Stream {
+    /// Plain HTTP.
+    Plain(TcpStream),
+    /// HTTPS; boxed because a rustls connection is large.
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP stream underneath.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
+    /// Shuts the TCP stream down (after a TLS `close_notify` when closing
+    /// the write side, so a TLS client sees a clean end, not a truncation).
+    pub(crate) fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        if let (Stream::Tls(s), Shutdown::Write) = (&mut *self, how) {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        self.tcp().shutdown(how)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A rustls server configuration (ring provider) for `identity`.
+pub(crate) fn tls_config(
+    identity: &crate::TlsIdentity,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(identity.certificate_chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad certificate chain PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("no CERTIFICATE block in the certificate chain PEM".to_owned());
+    }
+    let key = PrivateKeyDer::from_pem_slice(identity.private_key_pem.as_bytes())
+        .map_err(|e| format!("bad private key PEM: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
+    Ok(Arc::new(config))
+}
+
 /// Starts the accept thread. It owns cleanup: once `stopping` is set and it
 /// is woken, it shuts every open connection down and joins their threads.
 pub(crate) fn spawn_accept(
@@ -188,7 +271,16 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let spawned = thread::Builder::new()
             .name(format!("ius-emulator-conn-{id}"))
             .spawn(move || {
-                serve_connection(&sh, stream);
+                // The TLS handshake happens lazily, on the first read.
+                let stream = match &sh.tls {
+                    None => Some(Stream::Plain(stream)),
+                    Some(config) => ServerConnection::new(Arc::clone(config))
+                        .ok()
+                        .map(|tls| Stream::Tls(Box::new(StreamOwned::new(tls, stream)))),
+                };
+                if let Some(stream) = stream {
+                    serve_connection(&sh, stream);
+                }
                 lock(&sh.conns).remove(&id);
             });
         match spawned {
@@ -229,7 +321,7 @@ impl From<io::Error> for ReadError {
 
 /// A connection with its read buffer (which may hold pipelined bytes).
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
 }
 
@@ -277,7 +369,7 @@ impl Conn {
     }
 }
 
-fn serve_connection(shared: &Shared, stream: TcpStream) {
+fn serve_connection(shared: &Shared, stream: Stream) {
     let mut conn = Conn {
         stream,
         buf: Vec::new(),
@@ -387,6 +479,7 @@ fn read_request(conn: &mut Conn) -> Result<Option<Request>, ReadError> {
     let framing = body_framing(&request)?;
     if expects_continue && conn.buf.is_empty() && !matches!(framing, Framing::Length(0)) {
         conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        conn.stream.flush()?;
     }
     request.body = match framing {
         Framing::Length(n) => conn.take(n)?,
@@ -521,7 +614,7 @@ fn reason(status: u16) -> &'static str {
 
 /// Serializes and sends one response in a single write.
 fn write_response(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     response: Response,
     ctx: &Ctx,
     close: bool,
