@@ -48,3 +48,55 @@ fn a_bad_proxy_url_is_a_config_error_that_hides_its_password() {
     );
     assert!(!format!("{err} {err:?}").contains("hunter2"));
 }
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/emulator/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn https_emulator() -> ius_emulator::Emulator {
+    ius_emulator::Emulator::start(ius_emulator::Config {
+        token: Some(common::TOKEN.into()),
+        seed: vec![ius_emulator::SeedEntry {
+            collection: DIRECT.into(),
+            entity: serde_json::json!({"id": "u1"}),
+        }],
+        tls: Some(ius_emulator::TlsIdentity {
+            certificate_chain_pem: fixture("test-only-server-cert.pem"),
+            private_key_pem: fixture("test-only-server-key.pem"),
+        }),
+        ..ius_emulator::Config::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn https_succeeds_with_the_inspecting_ca_added_and_fails_without_it() {
+    let emu = https_emulator();
+    assert!(emu.base_url().starts_with("https://"));
+    let target = Target::new("cfg-1", "u1");
+    let patch = UserStatusPatch::new().devices_count(4);
+
+    let err = builder(&emu.base_url())
+        .build()
+        .unwrap()
+        .update_user_status(&target, &patch)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport { kind: intune_user_status::TransportKind::Tls, message, .. }
+            if message.to_lowercase().contains("certificate")),
+        "{err:?}"
+    );
+    assert!(emu.requests().is_empty());
+
+    builder(&emu.base_url())
+        .extra_root_certificates_pem(fixture("test-only-ca.pem"))
+        .build()
+        .unwrap()
+        .update_user_status(&target, &patch)
+        .unwrap();
+    assert_eq!(emu.user_status(DIRECT, "u1").unwrap()["devicesCount"], 4);
+}
