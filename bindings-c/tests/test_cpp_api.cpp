@@ -1,0 +1,120 @@
+// Exercises the C++ wrapper (include/intune_user_status.hpp): creation errors, moves, results and
+// the parsed error fields, against the emulator. Usage: test_cpp_api PREFIX
+#include "intune_user_status.hpp"
+
+#include <string>
+#include <type_traits>
+
+#include "test_support.h"
+
+static_assert(!std::is_copy_constructible_v<ius::Client>, "Client is move-only");
+static_assert(std::is_nothrow_move_constructible_v<ius::Client>, "Client moves cheaply");
+
+static std::string config(const std::string &url, const std::string &extra = "") {
+  return "{\"baseUrl\":\"" + url + "\",\"accessToken\":\"" + ius_env("IUS_TEST_TOKEN") + "\"" +
+         extra + "}";
+}
+
+static bool contains(const std::optional<std::string> &text, const std::string &needle) {
+  return text && text->find(needle) != std::string::npos;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) return 2;
+  const std::string prefix = argv[1];
+  const std::string base_url = ius_env("IUS_TEST_BASE_URL");
+  const std::string base_url_200 = ius_env("IUS_TEST_BASE_URL_200");
+  CHECK(ius::version() == ius_env("IUS_TEST_VERSION"));
+
+  // Creation errors carry the parsed fields; escapes in the JSON are decoded.
+  {
+    auto bad = ius::Client::create("{\"accessToken\":\"t\",\"we\\\"ird\\u00e9\":1}");
+    CHECK(!bad.ok() && !bad);
+    CHECK(bad.error().status == IUS_STATUS_CONFIG);
+    CHECK(std::string(bad.error().status_name()) == "CONFIG");
+    CHECK(bad.error().field == std::string("we\"ird\xc3\xa9"));
+    CHECK(!bad.error().message.empty() && !bad.error().http_status);
+    CHECK(bad.error().json.find("\"status\":\"CONFIG\"") != std::string::npos);
+    auto not_json = ius::Client::create("{");
+    CHECK(!not_json && not_json.error().status == IUS_STATUS_INVALID_JSON &&
+          not_json.error().field == std::string("config_json"));
+    auto with_nul = ius::Client::create(std::string("{\"accessToken\":\"t\"}\0x", 20));
+    CHECK(!with_nul && with_nul.error().status == IUS_STATUS_INVALID_INPUT);
+  }
+
+  auto created = ius::Client::create(config(base_url));
+  CHECK(created.ok());
+  if (!created) return ius_summary();
+  ius::Client first = std::move(created).value();
+  CHECK(first.get() != nullptr);
+
+  // Move construction leaves the source empty and safe to call.
+  ius::Client second = std::move(first);
+  CHECK(first.get() == nullptr && second.get() != nullptr);  // NOLINT(bugprone-use-after-move)
+  {
+    auto moved_from = first.update("c1", "s1", "{\"devicesCount\":1}");  // NOLINT
+    CHECK(!moved_from && moved_from.error().status == IUS_STATUS_NULL_ARGUMENT &&
+          moved_from.error().field == std::string("client"));
+  }
+
+  // 204: success without an object.
+  {
+    auto updated = second.update("c1", "s1", "{\"devicesCount\":11}");
+    CHECK(updated.ok() && !updated.value().has_value());
+  }
+  // 404 with Graph's ids.
+  {
+    auto missing = second.update("c1", "missing", "{\"devicesCount\":1}");
+    CHECK(!missing.ok());
+    const ius::Error &error = missing.error();
+    CHECK(error.status == IUS_STATUS_GRAPH && error.http_status == 404);
+    CHECK(error.code == std::string("ResourceNotFound"));
+    CHECK(error.request_id && !error.request_id->empty());
+    CHECK(error.client_request_id && error.client_request_id->size() == 36);
+    CHECK(!error.field && !error.retry_after_seconds);
+  }
+  // Input errors and a NUL byte C cannot carry.
+  {
+    auto bad = second.update("c1", "s1", "{\"devicesCount\":-4}");
+    CHECK(!bad && bad.error().status == IUS_STATUS_INVALID_INPUT &&
+          bad.error().field == std::string("devicesCount"));
+    auto nul = second.update("c1", "s1", std::string("{}\0", 3));
+    CHECK(!nul && nul.error().field == std::string("patch_json"));
+    auto bad_target = second.update_at("{\"deviceConfigurationId\":\"c1\"}", "{\"devicesCount\":1}");
+    CHECK(!bad_target && bad_target.error().field == std::string("userStatusId"));
+  }
+
+  // Move assignment frees the old handle (valgrind would report it) and takes the new one.
+  {
+    auto other = ius::Client::create(config(base_url_200));
+    CHECK(other.ok());
+    if (other) {
+      second = std::move(other).value();
+      auto updated = second.update_at(
+          "{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"" + prefix + "-t0\"}",
+          "{\"devicesCount\":77}");
+      CHECK(updated.ok() && contains(updated.value(), "\"devicesCount\":77") &&
+            contains(updated.value(), "\"id\":\"" + prefix + "-t0\""));
+    }
+  }
+
+  // 429: the fractional Retry-After arrives as a double.
+  {
+    struct ius_canned canned;
+    int port = ius_canned_start(
+        &canned,
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2.5\r\nrequest-id: rq-429\r\n"
+        "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    auto client = ius::Client::create(
+        config("http://127.0.0.1:" + std::to_string(port), ",\"retry\":{\"maxRetries\":0}"));
+    CHECK(client.ok());
+    if (client) {
+      auto throttled = client.value().update("c1", "s1", "{\"devicesCount\":1}");
+      CHECK(!throttled && throttled.error().status == IUS_STATUS_THROTTLED);
+      CHECK(throttled.error().retry_after_seconds == 2.5 && throttled.error().http_status == 429);
+      CHECK(throttled.error().request_id == std::string("rq-429"));
+    }
+    ius_canned_join(&canned);
+  }
+  return ius_summary();
+}

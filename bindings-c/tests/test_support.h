@@ -1,0 +1,98 @@
+/* Shared helpers for the C and C++ tests: pass/fail counters and a canned one-shot HTTP server.
+ * The emulator (started by tests/c_api.rs) covers Graph; the canned server covers answers the
+ * emulator never gives (429, a 200 that is not the entity, silence, non-TLS on an https URL). */
+#ifndef IUS_TEST_SUPPORT_H
+#define IUS_TEST_SUPPORT_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int ius_passed, ius_failed;
+
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (cond) {                                                                      \
+      ius_passed++;                                                                  \
+    } else {                                                                         \
+      ius_failed++;                                                                  \
+      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                \
+    }                                                                                \
+  } while (0)
+
+/* Prints the summary and returns the exit code. */
+static int ius_summary(void) {
+  printf("%d passed, %d failed\n", ius_passed, ius_failed);
+  return ius_failed == 0 && ius_passed > 0 ? 0 : 1;
+}
+
+static const char *ius_env(const char *name) {
+  const char *value = getenv(name);
+  if (value == NULL || value[0] == '\0') {
+    fprintf(stderr, "environment variable %s is not set (run through cargo test --test c_api)\n",
+            name);
+    exit(2);
+  }
+  return value;
+}
+
+/* A listening socket on 127.0.0.1 with a free port. */
+static int ius_listen(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr;
+  socklen_t len = sizeof addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 8) != 0 ||
+      getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+    perror("canned server");
+    exit(2);
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+struct ius_canned {
+  int fd;
+  const char *response;
+  pthread_t thread;
+};
+
+/* Accepts one connection, reads what the client sends first, answers `response`, closes. */
+static void *ius_canned_main(void *arg) {
+  struct ius_canned *canned = (struct ius_canned *)arg;
+  char buf[8192];
+  int conn = accept(canned->fd, NULL, NULL);
+  if (conn >= 0) {
+    /* One read is enough: the request (or TLS ClientHello) is small and sent at once. */
+    ssize_t n = recv(conn, buf, sizeof buf, 0);
+    (void)n;
+    ssize_t sent = send(conn, canned->response, strlen(canned->response), MSG_NOSIGNAL);
+    (void)sent;
+    shutdown(conn, SHUT_RDWR);
+    close(conn);
+  }
+  return NULL;
+}
+
+/* Starts a one-shot server answering `response`; returns its port. */
+static int ius_canned_start(struct ius_canned *canned, const char *response) {
+  int port = 0;
+  canned->fd = ius_listen(&port);
+  canned->response = response;
+  pthread_create(&canned->thread, NULL, ius_canned_main, canned);
+  return port;
+}
+
+static void ius_canned_join(struct ius_canned *canned) {
+  pthread_join(canned->thread, NULL);
+  close(canned->fd);
+}
+
+#endif /* IUS_TEST_SUPPORT_H */

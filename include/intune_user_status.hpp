@@ -1,0 +1,322 @@
+// intune_user_status.hpp: a header-only C++17 layer over intune_user_status.h.
+//
+// - ius::Client owns an ius_client (move-only; freed with ius_client_free when it goes away).
+// - Every fallible call returns a [[nodiscard]] ius::Result<T>: a value, or an ius::Error with the
+//   fields of the C error JSON. The wrapper throws nothing of its own (only std::bad_alloc can
+//   escape, from copying strings).
+// - Every string the library returns is copied into a std::string and freed at once with
+//   ius_string_free.
+// - One Client may be used from many threads at once (its calls are const), but must not be
+//   destroyed or moved from while in use. A moved-from Client answers IUS_STATUS_NULL_ARGUMENT.
+//
+//   auto client = ius::Client::create(R"({"baseUrl":"http://127.0.0.1:8080","accessToken":"t"})");
+//   if (!client) { std::cerr << client.error().message << "\n"; return 1; }
+//   auto updated = client.value().update("config-id", "status-id", R"({"devicesCount":3})");
+//   if (!updated) std::cerr << updated.error().status_name() << ": " << updated.error().message;
+#ifndef INTUNE_USER_STATUS_HPP
+#define INTUNE_USER_STATUS_HPP
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "intune_user_status.h"
+
+namespace ius {
+
+/// A failed call: the fields of the C error JSON (see ius_update_user_status in the C header).
+struct Error {
+  /// The status the C call returned.
+  ius_status status = IUS_STATUS_INTERNAL;
+  /// A message for a log: what went wrong, naming the field or the HTTP status and ids.
+  std::string message;
+  /// The argument, property or setting at fault (`devicesCount`, `timeouts.readMs`, ...).
+  std::optional<std::string> field;
+  /// The HTTP status Graph answered, when one arrived.
+  std::optional<int> http_status;
+  /// Graph's error code, e.g. `ResourceNotFound`: program against this, not the message.
+  std::optional<std::string> code;
+  /// The `request-id` Microsoft support asks for.
+  std::optional<std::string> request_id;
+  /// The `client-request-id` the library sent.
+  std::optional<std::string> client_request_id;
+  /// How long Graph asked the caller to wait (429/503), in seconds.
+  std::optional<double> retry_after_seconds;
+  /// The error JSON exactly as the library wrote it (empty if none was written).
+  std::string json;
+
+  /// The status's name: "INVALID_INPUT", "GRAPH", ...
+  const char *status_name() const noexcept { return ius_status_name(status); }
+};
+
+/// A value or an Error. Check ok() (or the bool conversion) before value(); value() on an error
+/// and error() on a value print a message and abort, since the wrapper throws nothing.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : inner_(std::in_place_index<0>, std::move(value)) {}       // NOLINT
+  Result(Error error) : inner_(std::in_place_index<1>, std::move(error)) {}   // NOLINT
+
+  /// True when the call succeeded.
+  bool ok() const noexcept { return inner_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+
+  /// The value; the call must have succeeded.
+  T &value() & { return std::get<0>(checked(true)); }
+  const T &value() const & { return std::get<0>(checked(true)); }
+  T &&value() && { return std::get<0>(std::move(checked(true))); }
+
+  /// The error; the call must have failed.
+  const Error &error() const & { return std::get<1>(checked(false)); }
+
+ private:
+  std::variant<T, Error> &checked(bool want_value) {
+    require(want_value);
+    return inner_;
+  }
+  const std::variant<T, Error> &checked(bool want_value) const {
+    require(want_value);
+    return inner_;
+  }
+  void require(bool want_value) const {
+    if (ok() != want_value) {
+      std::fprintf(stderr, "ius::Result::%s() called on %s\n", want_value ? "value" : "error",
+                   want_value ? std::get<1>(inner_).message.c_str() : "a value");
+      std::abort();
+    }
+  }
+  std::variant<T, Error> inner_;
+};
+
+namespace detail {
+
+struct StringFree {
+  void operator()(char *s) const noexcept { ius_string_free(s); }
+};
+/// Owns a library string until it is copied.
+using LibraryString = std::unique_ptr<char, StringFree>;
+
+/// A reader for the error JSON: one flat object whose values are strings or numbers.
+class FlatJson {
+ public:
+  explicit FlatJson(const std::string &text) : s_(text) {}
+
+  /// Calls on_string(key, value) / on_number(key, value) per member; false if malformed.
+  template <typename OnString, typename OnNumber>
+  bool read(OnString on_string, OnNumber on_number) {
+    if (!eat('{')) return false;
+    if (eat('}')) return true;
+    do {
+      std::string key;
+      if (!string(key) || !eat(':')) return false;
+      skip_space();
+      if (i_ < s_.size() && s_[i_] == '"') {
+        std::string value;
+        if (!string(value)) return false;
+        on_string(key, value);
+      } else {
+        std::size_t start = i_;
+        while (i_ < s_.size() && std::string("+-.0123456789eE").find(s_[i_]) != std::string::npos) ++i_;
+        if (start == i_) return false;
+        on_number(key, std::strtod(s_.substr(start, i_ - start).c_str(), nullptr));
+      }
+    } while (eat(','));
+    return eat('}');
+  }
+
+ private:
+  void skip_space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
+  }
+  bool eat(char c) {
+    skip_space();
+    if (i_ < s_.size() && s_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool hex4(std::uint32_t &out) {
+    if (i_ + 4 > s_.size()) return false;
+    out = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = s_[i_++];
+      out <<= 4;
+      if (c >= '0' && c <= '9') out |= static_cast<std::uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') out |= static_cast<std::uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') out |= static_cast<std::uint32_t>(c - 'A' + 10);
+      else return false;
+    }
+    return true;
+  }
+  static void utf8(std::string &out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  bool string(std::string &out) {
+    if (!eat('"')) return false;
+    while (i_ < s_.size()) {
+      char c = s_[i_++];
+      if (c == '"') return true;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i_ >= s_.size()) return false;
+      switch (s_[i_++]) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          std::uint32_t cp = 0, low = 0;
+          if (!hex4(cp)) return false;
+          // A high surrogate is followed by \uDC00-\uDFFF: join them into one code point.
+          if (cp >= 0xD800 && cp < 0xDC00 && i_ + 1 < s_.size() && s_[i_] == '\\' && s_[i_ + 1] == 'u') {
+            i_ += 2;
+            if (!hex4(low)) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          }
+          utf8(out, cp);
+          break;
+        }
+        default: return false;
+      }
+    }
+    return false;
+  }
+
+  const std::string &s_;
+  std::size_t i_ = 0;
+};
+
+/// Builds an Error from a failed call's status and error JSON (which it frees).
+inline Error make_error(ius_status status, char *error_json) {
+  LibraryString owned(error_json);
+  Error error;
+  error.status = status;
+  if (owned) error.json = owned.get();
+  owned.reset();
+  bool parsed = FlatJson(error.json).read(
+      [&](const std::string &key, const std::string &value) {
+        if (key == "message") error.message = value;
+        else if (key == "field") error.field = value;
+        else if (key == "code") error.code = value;
+        else if (key == "requestId") error.request_id = value;
+        else if (key == "clientRequestId") error.client_request_id = value;
+      },
+      [&](const std::string &key, double value) {
+        if (key == "httpStatus") error.http_status = static_cast<int>(value);
+        else if (key == "retryAfterSeconds") error.retry_after_seconds = value;
+      });
+  if (!parsed || error.message.empty()) error.message = ius_status_name(status);
+  return error;
+}
+
+/// An argument C cannot carry (a NUL byte would cut the string short).
+inline std::optional<Error> check_argument(const std::string &value, const char *name) {
+  if (value.find('\0') == std::string::npos) return std::nullopt;
+  Error error;
+  error.status = IUS_STATUS_INVALID_INPUT;
+  error.field = name;
+  error.message = std::string(name) + " contains a NUL byte";
+  return error;
+}
+
+}  // namespace detail
+
+/// A Graph client (see ius_client_new for config_json). Move-only; thread-safe to share.
+class Client {
+ public:
+  /// The updated object as JSON, or nullopt when Graph answered 204 No Content.
+  using Response = std::optional<std::string>;
+
+  /// Creates a client from config_json (the keys of ius_client_new).
+  static Result<Client> create(const std::string &config_json) {
+    if (auto bad = detail::check_argument(config_json, "config_json")) return *bad;
+    ius_client *raw = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_client_new(config_json.c_str(), &raw, &error);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return Client(raw);
+  }
+
+  Client(Client &&) noexcept = default;
+  Client &operator=(Client &&) noexcept = default;
+  Client(const Client &) = delete;
+  Client &operator=(const Client &) = delete;
+  ~Client() = default;
+
+  /// Updates /deviceConfigurations/{cfg_id}/userStatuses/{status_id} with patch_json.
+  Result<Response> update(const std::string &cfg_id, const std::string &status_id,
+                          const std::string &patch_json) const {
+    for (auto [value, name] : {std::pair{&cfg_id, "device_configuration_id"},
+                               std::pair{&status_id, "user_status_id"},
+                               std::pair{&patch_json, "patch_json"}}) {
+      if (auto bad = detail::check_argument(*value, name)) return *bad;
+    }
+    char *response = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_update_user_status(handle_.get(), cfg_id.c_str(), status_id.c_str(),
+                                               patch_json.c_str(), &response, &error);
+    return finish(status, response, error);
+  }
+
+  /// Updates the user status named by target_json (any documented path) with patch_json.
+  Result<Response> update_at(const std::string &target_json, const std::string &patch_json) const {
+    if (auto bad = detail::check_argument(target_json, "target_json")) return *bad;
+    if (auto bad = detail::check_argument(patch_json, "patch_json")) return *bad;
+    char *response = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_update_user_status_at(handle_.get(), target_json.c_str(),
+                                                  patch_json.c_str(), &response, &error);
+    return finish(status, response, error);
+  }
+
+  /// The C handle, for calls the wrapper does not cover; still owned by this Client.
+  ius_client *get() const noexcept { return handle_.get(); }
+
+ private:
+  struct Deleter {
+    void operator()(ius_client *client) const noexcept { ius_client_free(client); }
+  };
+  explicit Client(ius_client *raw) : handle_(raw) {}
+
+  static Result<Response> finish(ius_status status, char *response, char *error) {
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    detail::LibraryString owned(response);
+    if (!owned) return Response();
+    return Response(std::string(owned.get()));
+  }
+
+  std::unique_ptr<ius_client, Deleter> handle_;
+};
+
+/// The library version, e.g. "0.1.0".
+inline std::string version() { return ius_version(); }
+
+}  // namespace ius
+
+#endif  // INTUNE_USER_STATUS_HPP

@@ -1,0 +1,245 @@
+//! Core [`Error`] -> C status + error JSON, in one place.
+
+use std::str::Utf8Error;
+
+use serde_json::{Map, Value};
+
+use super::status::ius_status;
+use crate::{Error, TransportKind};
+
+/// A failed call as C sees it: a status and the fields of the error JSON.
+///
+/// Boxed so `Result<_, FfiError>` stays one pointer wide on the success path.
+#[derive(Debug)]
+pub(crate) struct FfiError(Box<Details>);
+
+#[derive(Debug)]
+struct Details {
+    status: ius_status,
+    message: String,
+    field: Option<String>,
+    http_status: Option<u16>,
+    code: Option<String>,
+    request_id: Option<String>,
+    client_request_id: Option<String>,
+    retry_after_seconds: Option<f64>,
+}
+
+impl FfiError {
+    fn new(status: ius_status, message: String, field: Option<&str>) -> FfiError {
+        FfiError(Box::new(Details {
+            status,
+            message,
+            field: field.map(str::to_owned),
+            http_status: None,
+            code: None,
+            request_id: None,
+            client_request_id: None,
+            retry_after_seconds: None,
+        }))
+    }
+
+    /// A required pointer argument `name` was NULL.
+    pub(crate) fn null_argument(name: &'static str) -> FfiError {
+        FfiError::new(
+            ius_status::NullArgument,
+            format!("{name} must not be NULL"),
+            Some(name),
+        )
+    }
+
+    /// The string argument `name` was not UTF-8.
+    pub(crate) fn invalid_utf8(name: &'static str, err: &Utf8Error) -> FfiError {
+        FfiError::new(
+            ius_status::InvalidUtf8,
+            format!("{name} is not valid UTF-8: {err}"),
+            Some(name),
+        )
+    }
+
+    /// The argument `name` was not JSON. serde_json's message gives a line and column, never
+    /// the text itself, so a secret in the input is not echoed.
+    pub(crate) fn invalid_json(name: &'static str, err: &serde_json::Error) -> FfiError {
+        FfiError::new(
+            ius_status::InvalidJson,
+            format!("{name} is not valid JSON: {err}"),
+            Some(name),
+        )
+    }
+
+    /// The library panicked.
+    pub(crate) fn panic(message: String) -> FfiError {
+        FfiError::new(ius_status::Panic, message, None)
+    }
+
+    /// The library failed in a way no input should cause.
+    pub(crate) fn internal(message: &str) -> FfiError {
+        FfiError::new(ius_status::Internal, message.to_owned(), None)
+    }
+
+    /// The status the call returns.
+    pub(crate) fn status(&self) -> ius_status {
+        self.0.status
+    }
+
+    /// `{"status":"...","message":"...",...}` with only the keys that apply.
+    pub(crate) fn to_json(&self) -> String {
+        let d = &self.0;
+        let mut map = Map::new();
+        map.insert("status".into(), d.status.name().into());
+        map.insert("message".into(), d.message.clone().into());
+        let optional = [
+            ("field", d.field.clone().map(Value::from)),
+            ("httpStatus", d.http_status.map(Value::from)),
+            ("code", d.code.clone().map(Value::from)),
+            ("requestId", d.request_id.clone().map(Value::from)),
+            (
+                "clientRequestId",
+                d.client_request_id.clone().map(Value::from),
+            ),
+            // A NaN or infinite wait cannot be written as JSON; leave it out rather than lie.
+            (
+                "retryAfterSeconds",
+                d.retry_after_seconds
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number),
+            ),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                map.insert(key.into(), value);
+            }
+        }
+        Value::Object(map).to_string()
+    }
+}
+
+impl From<Error> for FfiError {
+    fn from(error: Error) -> FfiError {
+        let (status, field) = match &error {
+            Error::InvalidInput { field, .. } => (ius_status::InvalidInput, Some(field.as_str())),
+            Error::Config { field, .. } => (ius_status::Config, Some(field.as_str())),
+            Error::Auth { .. } => (ius_status::Auth, None),
+            Error::Graph(_) if error.is_throttled() => (ius_status::Throttled, None),
+            Error::Graph(_) => (ius_status::Graph, None),
+            // Exhaustive on purpose: a new transport kind must choose its status here.
+            Error::Transport { kind, .. } => match kind {
+                TransportKind::Tls => (ius_status::Tls, None),
+                TransportKind::Dns | TransportKind::Connect | TransportKind::Io => {
+                    (ius_status::Network, None)
+                }
+            },
+            Error::Timeout { .. } => (ius_status::Timeout, None),
+            // The client's own hold (pacing, an earlier 429) outlasted the call's budget.
+            Error::Throttled { .. } => (ius_status::Throttled, None),
+            Error::UnexpectedResponse { .. } => (ius_status::UnexpectedResponse, None),
+        };
+        let mut ffi = FfiError::new(status, error.to_string(), field);
+        let d = &mut ffi.0;
+        d.http_status = error.http_status();
+        d.request_id = error.request_id().map(str::to_owned);
+        d.client_request_id = error.client_request_id().map(str::to_owned);
+        d.code = error.graph().and_then(|graph| graph.code.clone());
+        d.retry_after_seconds = error.retry_after().map(|wait| wait.as_secs_f64());
+        ffi
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GraphError;
+    use std::time::Duration;
+
+    fn json(error: Error) -> (ius_status, Value) {
+        let ffi = FfiError::from(error);
+        (ffi.status(), serde_json::from_str(&ffi.to_json()).unwrap())
+    }
+
+    fn graph(status: u16, retry_after: Option<Duration>) -> Error {
+        Error::Graph(Box::new(GraphError {
+            status,
+            code: Some("TooManyRequests".into()),
+            message: Some("slow down".into()),
+            request_id: Some("req-1".into()),
+            client_request_id: "crid-1".into(),
+            date: None,
+            retry_after,
+            raw_body: None,
+            attempts: 1,
+            retry_stopped: None,
+        }))
+    }
+
+    #[test]
+    fn throttling_carries_a_fractional_retry_after_and_the_ids() {
+        let (status, value) = json(graph(429, Some(Duration::from_millis(1500))));
+        assert_eq!(status, ius_status::Throttled);
+        assert_eq!(value["status"], "THROTTLED");
+        assert_eq!(value["httpStatus"], 429);
+        assert_eq!(value["code"], "TooManyRequests");
+        assert_eq!(value["requestId"], "req-1");
+        assert_eq!(value["clientRequestId"], "crid-1");
+        assert_eq!(value["retryAfterSeconds"], 1.5);
+        assert!(value.get("field").is_none());
+    }
+
+    #[test]
+    fn only_the_keys_that_apply_are_written() {
+        let (status, value) = json(graph(503, None));
+        assert_eq!(status, ius_status::Graph);
+        assert!(value.get("retryAfterSeconds").is_none());
+
+        let (status, value) = json(Error::invalid("devicesCount", "must not be negative"));
+        assert_eq!(status, ius_status::InvalidInput);
+        let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 3, "{value}");
+        assert_eq!(value["field"], "devicesCount");
+
+        let (status, value) = json(Error::Auth {
+            message: "token endpoint said no".into(),
+        });
+        assert_eq!(status, ius_status::Auth);
+        assert_eq!(value.as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn transport_kinds_and_timeouts_map_to_their_statuses() {
+        let transport = |kind| Error::Transport {
+            kind,
+            message: "x".into(),
+            client_request_id: "c".into(),
+            attempts: 1,
+        };
+        assert_eq!(json(transport(TransportKind::Tls)).0, ius_status::Tls);
+        assert_eq!(json(transport(TransportKind::Dns)).0, ius_status::Network);
+        let (status, value) = json(transport(TransportKind::Connect));
+        assert_eq!(status, ius_status::Network);
+        assert_eq!(value["clientRequestId"], "c");
+        let (status, value) = json(Error::Timeout {
+            stage: "response".into(),
+            elapsed: Duration::from_millis(200),
+            client_request_id: "c".into(),
+            attempts: 1,
+        });
+        assert_eq!(status, ius_status::Timeout);
+        assert_eq!(value["status"], "TIMEOUT");
+        let (status, value) = json(Error::UnexpectedResponse {
+            status: 200,
+            reason: "body is not an entity".into(),
+            request_id: None,
+            client_request_id: "c".into(),
+            attempts: 1,
+        });
+        assert_eq!(status, ius_status::UnexpectedResponse);
+        assert_eq!(value["httpStatus"], 200);
+        let (status, value) = json(Error::Throttled {
+            wait: Duration::from_millis(250),
+            client_request_id: "c".into(),
+            attempts: 0,
+        });
+        assert_eq!(status, ius_status::Throttled);
+        assert_eq!(value["retryAfterSeconds"], 0.25);
+        assert!(value.get("httpStatus").is_none());
+    }
+}

@@ -1,0 +1,23 @@
+//! The C ABI: JSON text in and out, status codes, the panic boundary. No other logic lives here.
+//!
+//! Every rule (validation, routes, timeouts) is the Rust core's; this layer only translates C
+//! strings and JSON into the core's types and the core's [`Error`](crate::Error) into a status
+//! code plus an error JSON object. `include/intune_user_status.h` is generated from these files by
+//! cbindgen (`IUS_BLESS=1 cargo test --test c_header`).
+//!
+//! One module per area, plumbing in modules of its own:
+//! - [`status`]: the `ius_status` codes and their names, `ius_version`;
+//! - [`error`]: core `Error` -> status + error JSON, in one place;
+//! - [`config`]: `config_json` -> `ClientBuilder`; [`target`]: `target_json` -> `Target`;
+//! - [`client`]: `ius_client_new` / `ius_client_free`; [`update`]: the update calls;
+//! - [`panic`]: the boundary every exported body runs in; [`strings`]: C string in/out.
+
+#[macro_use]
+mod panic;
+mod client;
+mod config;
+mod error;
+mod status;
+mod strings;
+mod target;
+mod update;

@@ -1,0 +1,120 @@
+//! The update calls: parse the C arguments, call [`Client::update_user_status_with`], write the
+//! result.
+
+use std::ffi::c_char;
+
+use serde_json::Value;
+
+use super::client::{client_ref, ius_client};
+use super::error::FfiError;
+use super::status::ius_status;
+use super::strings::{arg_str, to_c_string, write_out};
+use super::target::target_from_json;
+use crate::{CallOptions, Target, UpdateOutcome, UserStatusPatch};
+
+/// Updates the user status at the direct path
+/// `/deviceManagement/deviceConfigurations/{device_configuration_id}/userStatuses/{user_status_id}`
+/// with `patch_json`, a JSON object of deviceConfigurationUserStatus properties
+/// (`userDisplayName`, `devicesCount`, `status`, `lastReportedDateTime`, `userPrincipalName`,
+/// optionally `id` and `@odata.type`), e.g. `{"status":"compliant","devicesCount":3}`.
+///
+/// The ids are sent percent-encoded as one path segment each. The patch is checked (names, types,
+/// ranges, dates) before anything is sent.
+///
+/// Ownership: every input is borrowed, NUL-terminated UTF-8, for the call only. On success
+/// `*out_response_json` (if `out_response_json` is not NULL) receives the updated object as JSON
+/// when Graph returned it (200) or the client fetched it after a 204 (`fetchAfterNoContent`), else
+/// NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
+/// `*out_response_json` is not written and `*out_error_json` (if not NULL) receives
+/// `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
+/// "clientRequestId":...,"retryAfterSeconds":...}` with only the keys that apply. Free every
+/// returned string with `ius_string_free`.
+///
+/// Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
+/// `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
+/// `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+/// Thread safety: may be called from many threads at once with the same client. Blocks until
+/// Graph answers or the request timeout expires.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_update_user_status(
+    client: *const ius_client,
+    device_configuration_id: *const c_char,
+    user_status_id: *const c_char,
+    patch_json: *const c_char,
+    out_response_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, {
+        // SAFETY (all four): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let configuration = unsafe { arg_str(device_configuration_id, "device_configuration_id") }?;
+        let status = unsafe { arg_str(user_status_id, "user_status_id") }?;
+        let patch = parse_patch(unsafe { arg_str(patch_json, "patch_json") }?)?;
+        let target = Target::new(configuration, status);
+        let outcome = client.update_user_status_with(&target, &patch, &CallOptions::new())?;
+        // SAFETY: out_response_json is NULL or writable, per the contract.
+        unsafe { write_response(out_response_json, outcome) }
+    })
+}
+
+/// Updates the user status named by `target_json`, on any documented path:
+///
+/// - `{"deviceConfigurationId":"..","userStatusId":".."}`: the direct path;
+/// - add `"route"`, written as the documentation page writes it, e.g.
+///   `"identityCertificate/rootCertificate"` or
+///   `"microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation/{windows81TrustedRootCertificateId}"`
+///   (the trailing placeholder may be left out), and `"certificateId"` for the routes that end in a
+///   certificate collection; an absent or empty route is the direct path;
+/// - `{"windowsAutopilotDeploymentProfileId":"..","userStatusId":".."}`: the Autopilot domain join
+///   path (`"route"` absent or equal to that path's template);
+/// - `"apiVersion"`: `"beta"` or `"v1.0"` for this call (v1.0 serves the direct path only).
+///
+/// Unknown keys are rejected (`IUS_STATUS_INVALID_INPUT`, `field` names the key). Otherwise the
+/// same as `ius_update_user_status`: the same patch, outputs, ownership and thread rules.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_update_user_status_at(
+    client: *const ius_client,
+    target_json: *const c_char,
+    patch_json: *const c_char,
+    out_response_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, {
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
+        let patch = parse_patch(unsafe { arg_str(patch_json, "patch_json") }?)?;
+        let outcome = client.update_user_status_with(&target, &patch, &options)?;
+        // SAFETY: out_response_json is NULL or writable, per the contract.
+        unsafe { write_response(out_response_json, outcome) }
+    })
+}
+
+fn parse_patch(text: &str) -> Result<UserStatusPatch, FfiError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("patch_json", &err))?;
+    Ok(UserStatusPatch::from_value(value)?)
+}
+
+/// Writes the entity (or NULL for a bare 204). Serialized before anything is written, so a failure
+/// leaves `out` untouched.
+///
+/// # Safety
+/// `out` must be NULL or valid for a write.
+unsafe fn write_response(out: *mut *mut c_char, outcome: UpdateOutcome) -> Result<(), FfiError> {
+    if out.is_null() {
+        return Ok(());
+    }
+    let json = match outcome.entity() {
+        Some(entity) => {
+            let text = serde_json::to_string(entity).map_err(|err| {
+                FfiError::internal(&format!("could not serialize the response: {err}"))
+            })?;
+            to_c_string(text)?
+        }
+        None => std::ptr::null_mut(),
+    };
+    // SAFETY: non-NULL and writable per the caller's contract.
+    unsafe { write_out(out, json) };
+    Ok(())
+}

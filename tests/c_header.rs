@@ -1,0 +1,101 @@
+//! The checked-in C header must be exactly what the pinned cbindgen generates from `src/ffi/`.
+//!
+//! Regenerate it with `IUS_BLESS=1 cargo test --test c_header`.
+
+use std::path::Path;
+
+const HEADER: &str = "include/intune_user_status.h";
+const REGENERATE: &str = "IUS_BLESS=1 cargo test --test c_header";
+
+fn generate() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(root.join("src/lib.rs"))
+        .generate()
+        .expect("cbindgen could not generate the header");
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    String::from_utf8(out).expect("the header is UTF-8")
+}
+
+#[test]
+fn header_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(HEADER);
+    let generated = generate();
+    if std::env::var_os("IUS_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("write the header");
+        return;
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current != generated {
+        let line = current
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| "(length)".to_owned(), |n| (n + 1).to_string());
+        panic!(
+            "{HEADER} is out of date with src/ffi/ (first difference at line {line}).\n\
+             Regenerate it with:\n\n    {REGENERATE}\n"
+        );
+    }
+}
+
+#[test]
+fn header_declares_the_whole_api_with_explicit_status_values() {
+    let header = generate();
+    for decl in [
+        "typedef struct ius_client ius_client;",
+        "const char *ius_version(void);",
+        "void ius_client_free(ius_client *client);",
+        "void ius_string_free(char *s);",
+        "const char *ius_status_name(ius_status status);",
+        "IUS_STATUS_OK = 0,",
+        "IUS_STATUS_NULL_ARGUMENT = 1,",
+        "IUS_STATUS_CONFIG = 5,",
+        "IUS_STATUS_AUTH = 100,",
+        "IUS_STATUS_THROTTLED = 102,",
+        "IUS_STATUS_PANIC = 200,",
+        "typedef uint32_t ius_status;",
+        "#include <stdbool.h>",
+        "Do not edit",
+    ] {
+        assert!(header.contains(decl), "missing `{decl}` in:\n{header}");
+    }
+    for function in [
+        "ius_client_new(",
+        "ius_update_user_status(",
+        "ius_update_user_status_at(",
+    ] {
+        assert!(
+            header.contains(&format!("ius_status {function}")),
+            "{function}"
+        );
+    }
+    assert!(
+        !header.contains("ius_status_value"),
+        "the raw alias leaked into the header"
+    );
+    assert!(
+        !header.contains("ODATA_TYPE"),
+        "Rust constants leaked into the header"
+    );
+    // Only the C API's own types: a new public Rust type must not appear as a stray opaque type.
+    let mut types: Vec<_> = header
+        .lines()
+        .filter(|line| line.starts_with("typedef"))
+        .map(|line| {
+            line.trim_end_matches(';')
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+        })
+        .collect();
+    types.dedup();
+    assert_eq!(
+        types,
+        ["ius_status", "ius_client"],
+        "unexpected types in the header"
+    );
+}
