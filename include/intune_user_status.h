@@ -125,9 +125,19 @@ extern "C" {
  * - `cloud` (string): `"global"` (default), `"usGov"`, `"usGovDoD"` or `"china"` (not both);
  * - `apiVersion` (string): `"beta"` (default) or `"v1.0"`;
  * - `accessToken` (string, required): the bearer token; never echoed in any message;
- * - `timeouts` (object): `connectMs`, `requestMs`, positive integers (defaults 30000, 100000);
- * - `retry` (object): `maxRetries` (0-10, default 3), `baseDelayMs`, `maxDelayMs`,
- *   `maxTotalWaitMs`: how 429, 503, 504 and failed connections are retried;
+ * - `timeouts` (object): `connectMs` (default 30000), `requestMs` (one attempt, default 100000),
+ *   `totalMs` (the whole call: attempts, redirects and waits; default none); positive integers,
+ *   at most one day;
+ * - `retry` (object): how 429, 503, 504 and failed connections are retried: `maxRetries` (0-10,
+ *   default 3), `baseDelayMs` (backoff without Retry-After, default 3000), `maxDelayMs` (one
+ *   wait, default 180000), `maxTotalMs` (all waits, default 180000); a wait past a budget ends
+ *   the call at once;
+ * - `pacing` (object): `requests` and `perSeconds`: at most that many requests in any window of
+ *   that length, shared by every thread using the client (e.g. 100 per 20 for Intune writes);
+ * - `proxy` (string): a proxy URL, e.g. `"http://user:password@proxy:3128"`; never echoed;
+ * - `useEnvProxy` (boolean): honour HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY (default true);
+ * - `tls` (object): `platformVerifier` (boolean: the operating system's verifier instead of the
+ *   bundled Mozilla roots) or `extraRootsPem` (string: CA certificates trusted in addition);
  * - `userAgent` (string): appended to the User-Agent header, e.g. `"contoso-agent/4.2"`;
  * - `fetchAfterNoContent` (boolean): after a 204, GET the object so updates return it.
  *
@@ -197,8 +207,9 @@ void ius_string_free(char *s);
  * NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
  * `*out_response_json` is not written and `*out_error_json` (if not NULL) receives
  * `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
- * "clientRequestId":...,"retryAfterSeconds":...}` with only the keys that apply. Free every
- * returned string with `ius_string_free`.
+ * "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
+ * (`attempts`: requests actually sent, retries included). Free every returned string with
+ * `ius_string_free`.
  *
  * Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
  * `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,

@@ -247,6 +247,9 @@ impl Client {
     fn budget(&self, options: &CallOptions) -> Result<Budget, Error> {
         let retry = options.retry.unwrap_or(self.budget.retry);
         retry.validate("retry")?;
+        if let Some(total) = options.total_timeout {
+            crate::config::check_duration("timeouts.totalMs", total, false)?;
+        }
         Ok(Budget {
             retry,
             total: options.total_timeout.or(self.budget.total),

@@ -282,15 +282,12 @@ impl ClientBuilder {
             Root::BaseUrl(url) => check_base_url(url)?,
         };
         for (field, timeout) in [
-            ("timeouts.connectMs", self.connect_timeout),
-            ("timeouts.requestMs", self.request_timeout),
-            (
-                "timeouts.totalMs",
-                self.total_timeout.unwrap_or(Duration::MAX),
-            ),
+            ("timeouts.connectMs", Some(self.connect_timeout)),
+            ("timeouts.requestMs", Some(self.request_timeout)),
+            ("timeouts.totalMs", self.total_timeout),
         ] {
-            if timeout.is_zero() {
-                return Err(Error::config(field, "must be greater than zero"));
+            if let Some(timeout) = timeout {
+                check_duration(field, timeout, false)?;
             }
         }
         if let Some(suffix) = &self.user_agent_suffix
@@ -329,6 +326,28 @@ impl ClientBuilder {
             },
         ))
     }
+}
+
+/// The longest duration any setting accepts: one day. No Graph call legitimately waits longer, and
+/// deadlines computed from larger values could overflow.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Checks a duration setting is within (0 or more, as allowed) and at most [`MAX_DURATION`].
+pub(crate) fn check_duration(field: &str, value: Duration, zero_ok: bool) -> Result<(), Error> {
+    if value.is_zero() && !zero_ok {
+        return Err(Error::config(field, "must be greater than zero"));
+    }
+    if value > MAX_DURATION {
+        return Err(Error::config(
+            field,
+            format!(
+                "must be at most one day ({} ms), got {} ms",
+                MAX_DURATION.as_millis(),
+                value.as_millis()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a base URL; returns it without a trailing slash, and whether it is plain http.

@@ -5,6 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use crate::Error;
+use crate::config::check_duration;
 
 /// Largest `max_retries` accepted, as in Microsoft's SDKs.
 pub const MAX_RETRIES_LIMIT: u32 = 10;
@@ -76,6 +77,13 @@ impl RetryPolicy {
 
     /// Rejects settings outside what Graph's guidance allows.
     pub(crate) fn validate(&self, field: &str) -> Result<(), Error> {
+        for (name, value) in [
+            ("baseDelayMs", self.base_delay),
+            ("maxDelayMs", self.max_delay),
+            ("maxTotalMs", self.max_total_wait),
+        ] {
+            check_duration(&format!("{field}.{name}"), value, true)?;
+        }
         if self.max_retries > MAX_RETRIES_LIMIT {
             return Err(Error::config(
                 format!("{field}.maxRetries"),
@@ -138,7 +146,7 @@ pub(crate) fn decide(
     } else {
         "the backoff is"
     };
-    if waited + wait > policy.max_total_wait {
+    if waited.saturating_add(wait) > policy.max_total_wait {
         return Verdict::OverBudget(format!(
             "{what} {:.3} s, past the {:.3} s left for waiting (retry.maxTotalMs)",
             wait.as_secs_f64(),

@@ -6,13 +6,15 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::FfiError;
-use crate::{ApiVersion, Client, ClientBuilder, Cloud, Error, RetryPolicy};
+use crate::{ApiVersion, Client, ClientBuilder, Cloud, Error, Pacing, RetryPolicy};
 
 /// The keys `config_json` accepts, for the unknown-key message.
-const KEYS: &str =
-    "baseUrl, cloud, apiVersion, accessToken, timeouts, retry, userAgent, fetchAfterNoContent";
-const RETRY_KEYS: &str = "maxRetries, baseDelayMs, maxDelayMs, maxTotalWaitMs";
-const TIMEOUT_KEYS: &str = "connectMs, requestMs";
+const KEYS: &str = "baseUrl, cloud, apiVersion, accessToken, timeouts, retry, pacing, proxy, \
+                    useEnvProxy, tls, userAgent, fetchAfterNoContent";
+const RETRY_KEYS: &str = "maxRetries, baseDelayMs, maxDelayMs, maxTotalMs";
+const TIMEOUT_KEYS: &str = "connectMs, requestMs, totalMs";
+const PACING_KEYS: &str = "requests, perSeconds";
+const TLS_KEYS: &str = "platformVerifier, extraRootsPem";
 
 /// Parses `config_json` into a builder that names the C runtime in the `SdkVersion` header.
 pub(crate) fn builder_from_json(text: &str) -> Result<ClientBuilder, FfiError> {
@@ -54,6 +56,11 @@ pub(crate) fn builder_from_json(text: &str) -> Result<ClientBuilder, FfiError> {
             "accessToken" => builder.access_token(string(&key, value)?),
             "timeouts" => timeouts(builder, value)?,
             "retry" => builder.retry_policy(retry(value)?),
+            "pacing" => builder.pacing(pacing(value)?),
+            // Never echoed: a proxy URL may carry a password.
+            "proxy" => builder.proxy(string(&key, value)?),
+            "useEnvProxy" => builder.use_env_proxy(boolean(&key, value)?),
+            "tls" => tls(builder, value)?,
             "userAgent" => builder.user_agent_suffix(string(&key, value)?),
             "fetchAfterNoContent" => builder.fetch_after_no_content(boolean(&key, value)?),
             _ => return Err(unknown(&key, KEYS).into()),
@@ -69,6 +76,7 @@ fn timeouts(mut builder: ClientBuilder, value: Value) -> Result<ClientBuilder, E
         builder = match key.as_str() {
             "connectMs" => builder.connect_timeout(millis(&field, &value)?),
             "requestMs" => builder.request_timeout(millis(&field, &value)?),
+            "totalMs" => builder.total_timeout(millis(&field, &value)?),
             _ => return Err(unknown(&field, TIMEOUT_KEYS)),
         };
     }
@@ -83,11 +91,55 @@ fn retry(value: Value) -> Result<RetryPolicy, Error> {
             "maxRetries" => policy.max_retries(count(&field, &value)?),
             "baseDelayMs" => policy.base_delay(millis(&field, &value)?),
             "maxDelayMs" => policy.max_delay(millis(&field, &value)?),
-            "maxTotalWaitMs" => policy.max_total_wait(millis(&field, &value)?),
+            "maxTotalMs" => policy.max_total_wait(millis(&field, &value)?),
             _ => return Err(unknown(&field, RETRY_KEYS)),
         };
     }
     Ok(policy)
+}
+
+fn pacing(value: Value) -> Result<Pacing, Error> {
+    let (mut requests, mut per) = (None, None);
+    for (key, value) in object("pacing", value)? {
+        let field = format!("pacing.{key}");
+        match key.as_str() {
+            "requests" => requests = Some(count(&field, &value)?),
+            "perSeconds" => {
+                per = Some(
+                    value
+                        .as_f64()
+                        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                        .ok_or_else(|| {
+                            Error::config(
+                                &field,
+                                format!(
+                                    "must be a positive number of seconds, got {}",
+                                    kind(&value)
+                                ),
+                            )
+                        })?,
+                )
+            }
+            _ => return Err(unknown(&field, PACING_KEYS)),
+        }
+    }
+    match (requests, per) {
+        (Some(requests), Some(per)) => Ok(Pacing::new(requests, per)),
+        (None, _) => Err(Error::config("pacing.requests", "is required")),
+        (_, None) => Err(Error::config("pacing.perSeconds", "is required")),
+    }
+}
+
+fn tls(mut builder: ClientBuilder, value: Value) -> Result<ClientBuilder, Error> {
+    for (key, value) in object("tls", value)? {
+        let field = format!("tls.{key}");
+        builder = match key.as_str() {
+            "platformVerifier" => builder.tls_platform_verifier(boolean(&field, value)?),
+            "extraRootsPem" => builder.extra_root_certificates_pem(string(&field, value)?),
+            _ => return Err(unknown(&field, TLS_KEYS)),
+        };
+    }
+    Ok(builder)
 }
 
 /// A non-negative integer count; the builder checks the upper limit.
@@ -103,22 +155,17 @@ fn count(field: &str, value: &Value) -> Result<u32, Error> {
         })
 }
 
-/// The longest timeout accepted: one day. Longer values would overflow deadline arithmetic in the
-/// HTTP stack and no Graph call legitimately waits that long.
-const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
-
-/// A duration in whole milliseconds; zero is passed on for the builder to judge.
+/// A duration in whole milliseconds; the builder judges zero and the upper limit.
 fn millis(field: &str, value: &Value) -> Result<Duration, Error> {
-    match value.as_u64() {
-        Some(ms) if ms <= MAX_TIMEOUT_MS => Ok(Duration::from_millis(ms)),
-        _ => Err(Error::config(
+    value.as_u64().map(Duration::from_millis).ok_or_else(|| {
+        Error::config(
             field,
             format!(
-                "must be a positive integer number of milliseconds up to {MAX_TIMEOUT_MS}, got {}",
+                "must be a non-negative integer number of milliseconds, got {}",
                 kind(value)
             ),
-        )),
-    }
+        )
+    })
 }
 
 fn one_root(seen: &mut Option<&'static str>, key: &'static str) -> Result<(), Error> {
@@ -191,7 +238,10 @@ mod tests {
         let builder = builder_from_json(
             r#"{"baseUrl":"http://127.0.0.1:9","apiVersion":"v1.0","accessToken":"t",
                 "timeouts":{"connectMs":1000,"requestMs":2000},"userAgent":"agent/1",
-                "retry":{"maxRetries":2,"baseDelayMs":100,"maxDelayMs":1000,"maxTotalWaitMs":5000},
+                "retry":{"maxRetries":2,"baseDelayMs":100,"maxDelayMs":1000,"maxTotalMs":5000},
+                "timeouts":{"totalMs":9000},"pacing":{"requests":100,"perSeconds":20},
+                "proxy":"http://user:pw@127.0.0.1:3128","useEnvProxy":false,
+                "tls":{"platformVerifier":false},
                 "fetchAfterNoContent":true}"#,
         )
         .unwrap();
@@ -256,6 +306,31 @@ mod tests {
                 "fetchAfterNoContent",
             ),
             (r#"{"accessToken":42}"#, "accessToken"),
+            (
+                r#"{"accessToken":"t","timeouts":{"totalMs":86400001}}"#,
+                "timeouts.totalMs",
+            ),
+            (
+                r#"{"accessToken":"t","pacing":{"requests":0,"perSeconds":1}}"#,
+                "pacing.requests",
+            ),
+            (
+                r#"{"accessToken":"t","pacing":{"requests":5}}"#,
+                "pacing.perSeconds",
+            ),
+            (
+                r#"{"accessToken":"t","pacing":{"requests":5,"perSeconds":-1}}"#,
+                "pacing.perSeconds",
+            ),
+            (
+                r#"{"accessToken":"t","tls":{"extraRootsPem":"junk"}}"#,
+                "tls.extraRootsPem",
+            ),
+            (
+                r#"{"accessToken":"t","tls":{"pinning":true}}"#,
+                "tls.pinning",
+            ),
+            (r#"{"accessToken":"t","proxy":"gopher://u:pw@p"}"#, "proxy"),
             (r#"{}"#, "accessToken"),
             (r#"[]"#, "config_json"),
         ];

@@ -23,6 +23,7 @@ struct Details {
     request_id: Option<String>,
     client_request_id: Option<String>,
     retry_after_seconds: Option<f64>,
+    attempts: Option<u32>,
 }
 
 impl FfiError {
@@ -36,6 +37,7 @@ impl FfiError {
             request_id: None,
             client_request_id: None,
             retry_after_seconds: None,
+            attempts: None,
         }))
     }
 
@@ -104,6 +106,7 @@ impl FfiError {
                     .and_then(serde_json::Number::from_f64)
                     .map(Value::Number),
             ),
+            ("attempts", d.attempts.map(Value::from)),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -141,6 +144,8 @@ impl From<Error> for FfiError {
         d.client_request_id = error.client_request_id().map(str::to_owned);
         d.code = error.graph().and_then(|graph| graph.code.clone());
         d.retry_after_seconds = error.retry_after().map(|wait| wait.as_secs_f64());
+        // Requests actually sent; absent when nothing was (invalid input, configuration).
+        d.attempts = Some(error.attempts()).filter(|&n| n > 0);
         ffi
     }
 }
@@ -181,6 +186,7 @@ mod tests {
         assert_eq!(value["requestId"], "req-1");
         assert_eq!(value["clientRequestId"], "crid-1");
         assert_eq!(value["retryAfterSeconds"], 1.5);
+        assert_eq!(value["attempts"], 1);
         assert!(value.get("field").is_none());
     }
 

@@ -27,8 +27,9 @@ use crate::{CallOptions, Target, UpdateOutcome, UserStatusPatch};
 /// NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
 /// `*out_response_json` is not written and `*out_error_json` (if not NULL) receives
 /// `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
-/// "clientRequestId":...,"retryAfterSeconds":...}` with only the keys that apply. Free every
-/// returned string with `ius_string_free`.
+/// "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
+/// (`attempts`: requests actually sent, retries included). Free every returned string with
+/// `ius_string_free`.
 ///
 /// Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
 /// `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
