@@ -31,13 +31,7 @@ impl Pacing {
         if self.requests == 0 {
             return Err(Error::config("pacing.requests", "must be at least 1"));
         }
-        if self.per.is_zero() {
-            return Err(Error::config(
-                "pacing.perSeconds",
-                "must be greater than zero",
-            ));
-        }
-        Ok(())
+        check_duration("pacing.perSeconds", self.per, false)
     }
 }
 

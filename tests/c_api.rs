@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use ius_emulator::{Config, Emulator, PatchReturns, SeedEntry};
+use ius_emulator::{Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "c-test-token";
@@ -56,6 +57,185 @@ fn emulator(patch_returns: PatchReturns) -> Emulator {
     .expect("start the emulator")
 }
 
+/// The build kinds `test_c_faults` runs as (argv[1]); each gets its own fault emulators.
+const FAULT_KINDS: [&str; 2] = ["shared", "static"];
+/// `test_c_faults`'s scenarios: each runs against its own emulator, named to the program by the
+/// environment variable `IUS_FAULT_<KIND>_<SCENARIO>`.
+const FAULT_SCENARIOS: [&str; 10] = [
+    "RETRY_AFTER",
+    "BACKOFF_503",
+    "LONG_RETRY_AFTER",
+    "PERSISTENT_503",
+    "STATUS_500",
+    "RESET",
+    "NO_ANSWER",
+    "OVERSIZED",
+    "THROTTLE_UNPACED",
+    "THROTTLE_PACED",
+];
+/// The throttling scenarios' threads and updates per thread (statuses `t0` ..).
+const FAULT_THREADS: usize = 4;
+const FAULT_UPDATES_PER_THREAD: i64 = 8;
+
+fn status_fault(status: u16, retry_after: Option<&str>) -> Fault {
+    Fault::Status {
+        status,
+        retry_after: retry_after.map(str::to_owned),
+    }
+}
+
+/// The emulator for one fault scenario: its fault plan or write throttling, and the statuses
+/// `c1/u1` (single calls) and `c1/t0` .. (threads).
+fn fault_emulator(scenario: &str) -> Emulator {
+    let next = |n: u32, fault: Fault| FaultRule::next(n, fault).method("PATCH");
+    let always = |fault: Fault| FaultRule::always(fault).method("PATCH");
+    let (faults, throttle_writes) = match scenario {
+        "RETRY_AFTER" => (vec![next(2, status_fault(429, Some("0.2")))], None),
+        "BACKOFF_503" => (vec![next(1, status_fault(503, None))], None),
+        "LONG_RETRY_AFTER" => (vec![always(status_fault(429, Some("30")))], None),
+        "PERSISTENT_503" => (vec![always(status_fault(503, None))], None),
+        "STATUS_500" => (vec![next(1, status_fault(500, None))], None),
+        "RESET" => (vec![next(1, Fault::Reset)], None),
+        "NO_ANSWER" => (vec![always(Fault::NoAnswer)], None),
+        "OVERSIZED" => (vec![next(1, Fault::Oversized { bytes: 2 << 20 })], None),
+        // Intune's write limit, scaled down: 10 writes per second.
+        "THROTTLE_UNPACED" | "THROTTLE_PACED" => (vec![], Some((10, Duration::from_secs(1)))),
+        other => unreachable!("unknown fault scenario {other}"),
+    };
+    let ids = std::iter::once("u1".to_owned()).chain((0..FAULT_THREADS).map(|t| format!("t{t}")));
+    Emulator::start(Config {
+        token: Some(TOKEN.to_owned()),
+        seed: ids
+            .map(|id| SeedEntry {
+                collection: DIRECT.to_owned(),
+                entity: json!({ "id": id, "devicesCount": 0 }),
+            })
+            .collect(),
+        faults,
+        throttle_writes,
+        ..Config::default()
+    })
+    .expect("start a fault emulator")
+}
+
+/// Every fault emulator of one ctest run: (kind, scenario, emulator).
+struct FaultEmulators(Vec<(&'static str, &'static str, Emulator)>);
+
+impl FaultEmulators {
+    fn start() -> FaultEmulators {
+        FaultEmulators(
+            FAULT_KINDS
+                .iter()
+                .flat_map(|&kind| FAULT_SCENARIOS.iter().map(move |&s| (kind, s)))
+                .map(|(kind, scenario)| (kind, scenario, fault_emulator(scenario)))
+                .collect(),
+        )
+    }
+
+    /// `IUS_FAULT_<KIND>_<SCENARIO>` = base URL, for ctest's environment.
+    fn env(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(kind, scenario, emu)| {
+                (
+                    format!("IUS_FAULT_{}_{scenario}", kind.to_uppercase()),
+                    emu.base_url(),
+                )
+            })
+            .collect()
+    }
+
+    /// What each emulator must have seen from `test_c_faults`.
+    fn assert_state(&self) {
+        for (kind, scenario, emu) in &self.0 {
+            let what = format!("{kind} {scenario}");
+            match *scenario {
+                "RETRY_AFTER" => assert_one_call(emu, 3, true, &what),
+                "BACKOFF_503" | "RESET" => assert_one_call(emu, 2, true, &what),
+                "PERSISTENT_503" => assert_one_call(emu, 3, false, &what),
+                "LONG_RETRY_AFTER" | "STATUS_500" | "NO_ANSWER" | "OVERSIZED" => {
+                    assert_one_call(emu, 1, false, &what)
+                }
+                "THROTTLE_UNPACED" => {
+                    let throttled = assert_threads_applied(emu, &what);
+                    assert!(throttled > 0, "{what}: the write limit was met");
+                }
+                "THROTTLE_PACED" => {
+                    let throttled = assert_threads_applied(emu, &what);
+                    assert_eq!(throttled, 0, "{what}: pacing kept under the write limit");
+                }
+                other => unreachable!("unknown fault scenario {other}"),
+            }
+        }
+    }
+
+    fn shutdown(self) {
+        for (_, _, emu) in self.0 {
+            emu.shutdown();
+        }
+    }
+}
+
+/// The emulator saw one call of `attempts` requests: the same PATCH each time, with the same
+/// `client-request-id` and `Retry-Attempt: N` on the Nth retry only; and whether it was applied.
+fn assert_one_call(emu: &Emulator, attempts: usize, applied: bool, what: &str) {
+    let requests = emu.requests();
+    assert_eq!(requests.len(), attempts, "{what}: attempts sent");
+    let id = requests[0]
+        .header("client-request-id")
+        .unwrap_or_else(|| panic!("{what}: no client-request-id"));
+    let path = format!("/beta{DIRECT}/u1");
+    for (n, request) in requests.iter().enumerate() {
+        assert_eq!(
+            (request.method.as_str(), request.path()),
+            ("PATCH", path.as_str()),
+            "{what}"
+        );
+        assert_eq!(request.header("client-request-id"), Some(id), "{what}");
+        let retry_attempt = n.to_string();
+        assert_eq!(
+            request.header("retry-attempt"),
+            (n > 0).then_some(retry_attempt.as_str()),
+            "{what}: request {n}"
+        );
+        assert_eq!(
+            request.body_str(),
+            r#"{"devicesCount":9}"#,
+            "{what}: same bytes resent"
+        );
+        let sdk = request.header("SdkVersion").unwrap_or_default();
+        assert!(sdk.contains("runtimeEnvironment=C"), "{what}: {sdk}");
+    }
+    let stored = emu.user_status(DIRECT, "u1").expect("seeded");
+    assert_eq!(
+        stored["devicesCount"],
+        if applied { 9 } else { 0 },
+        "{what}: applied"
+    );
+}
+
+/// Every thread's last update landed, and every 429 was followed by exactly one retry. Returns
+/// how many writes the emulator throttled.
+fn assert_threads_applied(emu: &Emulator, what: &str) -> usize {
+    for t in 0..FAULT_THREADS {
+        let stored = emu.user_status(DIRECT, &format!("t{t}")).expect("seeded");
+        assert_eq!(
+            stored["devicesCount"], FAULT_UPDATES_PER_THREAD,
+            "{what}: t{t}"
+        );
+    }
+    let throttled = emu.throttled_count();
+    let requests = emu.requests();
+    let updates = FAULT_THREADS * FAULT_UPDATES_PER_THREAD as usize;
+    assert_eq!(requests.len(), updates + throttled, "{what}: requests");
+    let retries = requests
+        .iter()
+        .filter(|r| r.header("retry-attempt").is_some())
+        .count();
+    assert_eq!(retries, throttled, "{what}: one retry per 429");
+    throttled
+}
+
 /// target/debug (or target/release): where cargo put this test and the library.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -102,7 +282,7 @@ fn build_and_ctest(
     cmake_args: &[&str],
     ctest_filter: Option<&str>,
     env: &[(&str, &str)],
-) -> (Emulator, Emulator) {
+) -> Emulators {
     for tool in ["cmake", "ctest", "cc", "c++", "pkg-config"] {
         require_tool(tool);
     }
@@ -145,6 +325,7 @@ fn build_and_ctest(
 
     let no_content = emulator(PatchReturns::NoContent);
     let ok = emulator(PatchReturns::Ok);
+    let faults = FaultEmulators::start();
     let mut ctest = Command::new("ctest");
     ctest
         .arg("--test-dir")
@@ -159,12 +340,27 @@ fn build_and_ctest(
         .env("IUS_TEST_BASE_URL_200", ok.base_url())
         .env("IUS_TEST_TOKEN", TOKEN)
         .env("IUS_TEST_VERSION", env!("CARGO_PKG_VERSION"));
+    ctest.envs(faults.env());
     ctest.envs(env.iter().copied());
     if let Some(filter) = ctest_filter {
         ctest.args(["-R", filter]);
     }
     run(&format!("ctest ({name})"), &mut ctest);
-    (no_content, ok)
+    Emulators {
+        no_content,
+        ok,
+        faults,
+    }
+}
+
+/// The emulators of one ctest run.
+struct Emulators {
+    /// PATCH answers 204: the C and C++ API tests.
+    no_content: Emulator,
+    /// PATCH answers 200.
+    ok: Emulator,
+    /// One per fault scenario and build kind: `test_c_faults`.
+    faults: FaultEmulators,
 }
 
 fn count(emulator: &Emulator, method: &str, path: &str) -> usize {
@@ -231,8 +427,13 @@ fn assert_emulator_state(no_content: &Emulator, prefixes: &[&str]) {
 
 #[test]
 fn c_and_cpp_tests_pass_against_the_emulator() {
-    let (no_content, ok) = build_and_ctest("plain", &[], None, &[]);
+    let Emulators {
+        no_content,
+        ok,
+        faults,
+    } = build_and_ctest("plain", &[], None, &[]);
     assert_emulator_state(&no_content, &PREFIXES);
+    faults.assert_state();
     // The 200 emulator holds what the C++ test wrote through a moved-into client.
     let stored = ok.user_status(DIRECT, "cpp-shared-t0").expect("seeded");
     assert_eq!(stored["devicesCount"], 77);
@@ -244,29 +445,43 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
     );
     no_content.shutdown();
     ok.shutdown();
+    faults.shutdown();
 }
 
 #[test]
 fn c_tests_are_clean_under_valgrind() {
     require_tool("valgrind");
-    let (no_content, ok) = build_and_ctest(
+    let Emulators {
+        no_content,
+        ok,
+        faults,
+    } = build_and_ctest(
         "valgrind",
         &["-DIUS_VALGRIND=ON"],
-        Some("^c_api_|^cpp_api_"),
-        &[],
+        Some("^c_api_|^cpp_api_|^c_faults_"),
+        // The paced client counts a request when it leaves, the emulator when it arrives; under
+        // valgrind the gap varies by more than the usual 50 ms margin (10 per 1.05 s against 10
+        // per second), so the window is widened to 1.5 s there.
+        &[("IUS_FAULT_PACING_PER_SECONDS", "1.5")],
     );
     assert_emulator_state(&no_content, &PREFIXES);
+    faults.assert_state();
     no_content.shutdown();
     ok.shutdown();
+    faults.shutdown();
 }
 
 #[test]
 fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
     // Leaks are errors; UBSan stops at the first finding (also compiled with -fno-sanitize-recover).
-    let (no_content, ok) = build_and_ctest(
+    let Emulators {
+        no_content,
+        ok,
+        faults,
+    } = build_and_ctest(
         "sanitize",
         &["-DIUS_SANITIZE=ON"],
-        Some("^c_api_|^cpp_api_"),
+        Some("^c_api_|^cpp_api_|^c_faults_"),
         &[
             (
                 "ASAN_OPTIONS",
@@ -276,6 +491,8 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
         ],
     );
     assert_emulator_state(&no_content, &PREFIXES);
+    faults.assert_state();
     no_content.shutdown();
     ok.shutdown();
+    faults.shutdown();
 }

@@ -1,0 +1,246 @@
+/* The fault matrix (README, "Reliability") through the C API: one emulator per scenario, started
+ * by tests/c_api.rs with a fault plan or write throttling, and one ius_update_user_status call per
+ * scenario (the throttling scenarios: 4 threads x 8 updates on one client). This program checks
+ * what C sees (status, error JSON, elapsed time); the driver then checks what each emulator saw
+ * (attempts, client-request-id, Retry-Attempt, whether the update was applied).
+ *
+ * Usage: test_c_faults KIND (shared or static). Scenario S's emulator is in the environment
+ * variable IUS_FAULT_<KIND>_<S>, e.g. IUS_FAULT_SHARED_RETRY_AFTER. Every emulator holds the user
+ * statuses c1/u1 (single calls) and c1/t0 .. c1/t3 (threads). Waits are kept to 20-300 ms through
+ * config_json and time bounds are wide, so a busy machine (or valgrind) cannot make them flake. */
+#include <time.h>
+
+#include "intune_user_status.h"
+#include "test_support.h"
+
+#define SENTINEL ((char *)(uintptr_t)0x1)
+#define THREADS 4
+#define UPDATES_PER_THREAD 8
+
+static const char *token;
+static char kind_upper[16];
+
+/* The base URL of this build kind's emulator for `scenario`. */
+static const char *url_of(const char *scenario) {
+  char name[128];
+  snprintf(name, sizeof name, "IUS_FAULT_%s_%s", kind_upper, scenario);
+  return ius_env(name);
+}
+
+static ius_client *client_for(const char *scenario, const char *extra) {
+  char cfg[1024];
+  ius_client *client = NULL;
+  char *error = NULL;
+  snprintf(cfg, sizeof cfg, "{\"baseUrl\":\"%s\",\"accessToken\":\"%s\"%s}", url_of(scenario),
+           token, extra);
+  if (ius_client_new(cfg, &client, &error) != IUS_STATUS_OK) {
+    fprintf(stderr, "ius_client_new(%s): %s\n", cfg, error ? error : "(no error JSON)");
+    exit(2);
+  }
+  return client;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The number after `"key":` in compact JSON; 0 if the key is absent. */
+static int number_of(const char *json, const char *key, double *out) {
+  char needle[64];
+  const char *at;
+  snprintf(needle, sizeof needle, "\"%s\":", key);
+  at = json ? strstr(json, needle) : NULL;
+  if (at == NULL) return 0;
+  *out = strtod(at + strlen(needle), NULL);
+  return 1;
+}
+
+/* True if `key` is absent (want < 0) or present with exactly `want`; says what it found if not. */
+static int number_is(const char *json, const char *key, double want) {
+  double got = 0;
+  int present = number_of(json, key, &got);
+  if (want < 0 ? !present : present && got == want) return 1;
+  fprintf(stderr, "  %s: want %g%s in %s\n", key, want, want < 0 ? " (absent)" : "",
+          json ? json : "(null)");
+  return 0;
+}
+
+/* True if `key` is absent (want NULL) or present with the string `want` ("" means any non-empty
+ * string). */
+static int string_is(const char *json, const char *key, const char *want) {
+  char needle[128];
+  const char *at;
+  int ok;
+  snprintf(needle, sizeof needle, "\"%s\":\"%s", key, want ? want : "");
+  at = json ? strstr(json, needle) : NULL;
+  if (want == NULL)
+    ok = at == NULL;
+  else if (want[0] == '\0')
+    ok = at != NULL && at[strlen(needle)] != '"';
+  else
+    ok = at != NULL && at[strlen(needle)] == '"';
+  if (!ok)
+    fprintf(stderr, "  %s: want %s in %s\n", key, want ? (want[0] ? want : "a value") : "absent",
+            json ? json : "(null)");
+  return ok;
+}
+
+/* One call, one fault. Numbers < 0 and NULL strings mean "absent from the error JSON". */
+struct scenario {
+  const char *name;   /* IUS_FAULT_<KIND>_<name> */
+  const char *config; /* extra config_json keys */
+  ius_status want;
+  double min_seconds, max_seconds; /* elapsed time of the call */
+  double attempts, http_status, retry_after;
+  const char *code;       /* Graph's error code */
+  const char *request_id; /* "" for any non-empty request-id, NULL when not checked */
+};
+
+static const struct scenario SCENARIOS[] = {
+    /* 429 + Retry-After: 0.2 on the next 2 PATCHes: two waits, then the update lands. */
+    {"RETRY_AFTER", ",\"retry\":{\"baseDelayMs\":50}", IUS_STATUS_OK, 0.4, 10, -1, -1, -1, NULL,
+     NULL},
+    /* 503 without Retry-After: backoff of 50 ms (+-20% jitter), then the update lands. */
+    {"BACKOFF_503", ",\"retry\":{\"baseDelayMs\":50}", IUS_STATUS_OK, 0.035, 10, -1, -1, -1, NULL,
+     NULL},
+    /* 429 + Retry-After: 30 against a 5 s limit on one wait: no pointless sleep. */
+    {"LONG_RETRY_AFTER", ",\"retry\":{\"maxDelayMs\":5000,\"baseDelayMs\":50}",
+     IUS_STATUS_THROTTLED, 0, 2, 1, 429, 30, "TooManyRequests", ""},
+    /* 503 every time: 1 + 2 retries (20 ms then 40 ms), then Graph's answer. */
+    {"PERSISTENT_503", ",\"retry\":{\"maxRetries\":2,\"baseDelayMs\":20}", IUS_STATUS_GRAPH, 0.04,
+     10, 3, 503, -1, "ServiceUnavailable", ""},
+    /* 500 is not retried. */
+    {"STATUS_500", ",\"retry\":{\"baseDelayMs\":50}", IUS_STATUS_GRAPH, 0, 5, 1, 500, -1,
+     "InternalServerError", ""},
+    /* A reset before any response is retried on a fresh connection. */
+    {"RESET", ",\"retry\":{\"baseDelayMs\":50}", IUS_STATUS_OK, 0.035, 10, -1, -1, -1, NULL, NULL},
+    /* No answer at all: the whole call's budget ends it; a timeout is not retried. */
+    {"NO_ANSWER", ",\"retry\":{\"baseDelayMs\":50},\"timeouts\":{\"totalMs\":400}",
+     IUS_STATUS_TIMEOUT, 0.4, 3, 1, -1, -1, NULL, NULL},
+    /* A 2 MiB 200 body is refused (the limit is 1 MiB). */
+    {"OVERSIZED", ",\"retry\":{\"baseDelayMs\":50}", IUS_STATUS_UNEXPECTED_RESPONSE, 0, 10, 1,
+     200, -1, NULL, ""},
+};
+
+static void run_scenario(const struct scenario *s) {
+  ius_client *client = client_for(s->name, s->config);
+  char *response = SENTINEL, *error = SENTINEL;
+  double started = now_seconds(), elapsed;
+  ius_status got =
+      ius_update_user_status(client, "c1", "u1", "{\"devicesCount\":9}", &response, &error);
+  elapsed = now_seconds() - started;
+  printf("%-16s %-20s %.3f s %s\n", s->name, ius_status_name(got), elapsed,
+         error && error != SENTINEL ? error : "");
+  if (got != s->want)
+    fprintf(stderr, "FAIL %s: want %s, got %s: %s\n", s->name, ius_status_name(s->want),
+            ius_status_name(got), error && error != SENTINEL ? error : "(no error JSON)");
+  CHECK(got == s->want);
+  if (elapsed < s->min_seconds || elapsed >= s->max_seconds)
+    fprintf(stderr, "FAIL %s: took %.3f s, want %.3f .. %.3f s\n", s->name, elapsed,
+            s->min_seconds, s->max_seconds);
+  CHECK(elapsed >= s->min_seconds && elapsed < s->max_seconds);
+  if (s->want == IUS_STATUS_OK) {
+    /* 204: success without an object; no error JSON. */
+    CHECK(response == NULL && error == NULL);
+  } else {
+    CHECK(response == SENTINEL);
+    CHECK(error != SENTINEL && string_is(error, "status", ius_status_name(s->want)));
+    CHECK(string_is(error, "message", ""));
+    CHECK(string_is(error, "clientRequestId", ""));
+    CHECK(number_is(error, "attempts", s->attempts));
+    CHECK(number_is(error, "httpStatus", s->http_status));
+    CHECK(number_is(error, "retryAfterSeconds", s->retry_after));
+    CHECK(string_is(error, "code", s->code));
+    if (s->request_id != NULL) CHECK(string_is(error, "requestId", s->request_id));
+    CHECK(strstr(error, "\"field\"") == NULL);
+    ius_string_free(error);
+  }
+  ius_client_free(client);
+}
+
+struct worker {
+  const ius_client *client;
+  int index;
+  int failures;
+};
+
+static void *worker_main(void *arg) {
+  struct worker *w = (struct worker *)arg;
+  char status_id[16], patch[64];
+  int n;
+  snprintf(status_id, sizeof status_id, "t%d", w->index);
+  for (n = 1; n <= UPDATES_PER_THREAD; n++) {
+    char *error = NULL;
+    snprintf(patch, sizeof patch, "{\"devicesCount\":%d}", n);
+    if (ius_update_user_status(w->client, "c1", status_id, patch, NULL, &error) !=
+        IUS_STATUS_OK) {
+      fprintf(stderr, "  thread %d update %d: %s\n", w->index, n, error ? error : "(null)");
+      w->failures++;
+    }
+    ius_string_free(error);
+  }
+  return NULL;
+}
+
+/* 4 threads x 8 updates through one client against Intune-like throttling (10 writes per
+ * second); every update must succeed. The driver checks how many were throttled. */
+static void run_threads(const char *scenario, const char *extra, double min_seconds) {
+  ius_client *client = client_for(scenario, extra);
+  pthread_t threads[THREADS];
+  struct worker workers[THREADS];
+  double started = now_seconds(), elapsed;
+  int i, failures = 0;
+  for (i = 0; i < THREADS; i++) {
+    workers[i].client = client;
+    workers[i].index = i;
+    workers[i].failures = 0;
+    CHECK(pthread_create(&threads[i], NULL, worker_main, &workers[i]) == 0);
+  }
+  for (i = 0; i < THREADS; i++) {
+    pthread_join(threads[i], NULL);
+    failures += workers[i].failures;
+  }
+  elapsed = now_seconds() - started;
+  printf("%-16s %d failures, %.3f s\n", scenario, failures, elapsed);
+  CHECK(failures == 0);
+  if (elapsed < min_seconds)
+    fprintf(stderr, "FAIL %s: took %.3f s, want at least %.3f s\n", scenario, elapsed,
+            min_seconds);
+  CHECK(elapsed >= min_seconds);
+  ius_client_free(client);
+}
+
+int main(int argc, char **argv) {
+  size_t i;
+  if (argc != 2 || strlen(argv[1]) >= sizeof kind_upper) {
+    fprintf(stderr, "usage: %s shared|static\n", argv[0]);
+    return 2;
+  }
+  for (i = 0; argv[1][i] != '\0'; i++)
+    kind_upper[i] = (char)(argv[1][i] >= 'a' && argv[1][i] <= 'z' ? argv[1][i] - 'a' + 'A'
+                                                                  : argv[1][i]);
+  token = ius_env("IUS_TEST_TOKEN");
+  /* Every fault here comes from the emulators; the canned server is not needed. */
+  (void)ius_canned_start;
+  (void)ius_canned_join;
+  for (i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++) run_scenario(&SCENARIOS[i]);
+  /* Unpaced first: it meets 429s (Retry-After in whole seconds) and retries them. */
+  run_threads("THROTTLE_UNPACED", ",\"retry\":{\"maxRetries\":10,\"baseDelayMs\":50}", 0);
+  /* Paced: 10 per 1.05 s never meets the emulator's 10 per second, and the 31st request cannot
+   * leave before 3 windows have passed. The client paces when a request leaves, the emulator
+   * counts when it arrives; under valgrind the time between the two varies by more than the 50 ms
+   * margin, so the driver widens the window there (IUS_FAULT_PACING_PER_SECONDS). */
+  {
+    const char *per = getenv("IUS_FAULT_PACING_PER_SECONDS");
+    double per_seconds = per != NULL && per[0] != '\0' ? strtod(per, NULL) : 1.05;
+    char extra[128];
+    CHECK(per_seconds >= 1.05 && per_seconds <= 2);
+    snprintf(extra, sizeof extra,
+             ",\"retry\":{\"baseDelayMs\":50},\"pacing\":{\"requests\":10,\"perSeconds\":%.3f}",
+             per_seconds);
+    run_threads("THROTTLE_PACED", extra, 3 * per_seconds * 0.98);
+  }
+  return ius_summary();
+}
