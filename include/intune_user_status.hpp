@@ -47,6 +47,8 @@ struct Error {
   std::optional<std::string> client_request_id;
   /// How long Graph asked the caller to wait (429/503), in seconds.
   std::optional<double> retry_after_seconds;
+  /// Requests actually sent for the call, retries included (absent when nothing was sent).
+  std::optional<int> attempts;
   /// The error JSON exactly as the library wrote it (empty if none was written).
   std::string json;
 
@@ -230,6 +232,7 @@ inline Error make_error(ius_status status, char *error_json) {
       [&](const std::string &key, double value) {
         if (key == "httpStatus") error.http_status = static_cast<int>(value);
         else if (key == "retryAfterSeconds") error.retry_after_seconds = value;
+        else if (key == "attempts") error.attempts = static_cast<int>(value);
       });
   if (!parsed || error.message.empty()) error.message = ius_status_name(status);
   return error;

@@ -99,3 +99,20 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
         "unexpected types in the header"
     );
 }
+
+/// The README's C and C++ quick starts are the files CMake compiles, word for word.
+#[test]
+fn readme_quick_starts_are_the_compiled_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for (fence, file) in [
+        ("```c\n", "bindings-c/quickstart/quickstart.c"),
+        ("```cpp\n", "bindings-c/quickstart/quickstart.cpp"),
+    ] {
+        let code = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            readme.contains(&format!("{fence}{code}```")),
+            "README.md's quick start differs from {file}; copy the file into the README"
+        );
+    }
+}
