@@ -11,7 +11,10 @@ use ureq::http::Uri;
 use crate::client::Client;
 use crate::network::NetworkSettings;
 use crate::pipeline::{Budget, Pipeline, PipelineConfig};
-use crate::{ApiVersion, Error, Pacing, RetryPolicy, StaticToken, TokenProvider};
+use crate::{
+    ApiVersion, ClientSecretCredential, Credential, Error, Pacing, RetryPolicy, StaticToken,
+    TokenProvider,
+};
 
 /// Microsoft's Graph deployments (national clouds), each with its own Graph root and token host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -100,7 +103,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
 pub struct ClientBuilder {
     root: Root,
     api_version: ApiVersion,
-    token: Option<Arc<dyn TokenProvider>>,
+    auth: Option<Auth>,
     connect_timeout: Duration,
     request_timeout: Duration,
     user_agent_suffix: Option<String>,
@@ -110,6 +113,14 @@ pub struct ClientBuilder {
     total_timeout: Option<Duration>,
     pacing: Option<Pacing>,
     network: NetworkSettings,
+}
+
+/// Where tokens come from: a ready provider, or a credential made into one at build time (it
+/// needs the client's agent, so token requests share its proxy, TLS and timeouts).
+#[derive(Clone)]
+enum Auth {
+    Provider(Arc<dyn TokenProvider>),
+    Credential(Credential),
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +152,7 @@ impl Default for ClientBuilder {
         ClientBuilder {
             root: Root::Cloud(Cloud::Global),
             api_version: ApiVersion::Beta,
-            token: None,
+            auth: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             user_agent_suffix: None,
@@ -183,8 +194,48 @@ impl ClientBuilder {
 
     /// Authenticates every request with tokens from `provider`.
     pub fn token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
-        self.token = Some(Arc::new(provider));
+        self.auth = Some(Auth::Provider(Arc::new(provider)));
         self
+    }
+
+    /// Authenticates as an app: app-only tokens from the Microsoft identity platform of the
+    /// client's cloud (or the credential's own authority host and scope), cached per client and
+    /// refreshed 5 minutes before they expire. Token requests use this client's proxy, TLS and
+    /// timeout settings.
+    ///
+    /// ```
+    /// use intune_user_status::{Client, ClientCertificateCredential, Cloud};
+    /// # let (certificate_pem, key_pem) = (
+    /// #     include_str!("../tests/fixtures/test-only-rsa-cert.pem"),
+    /// #     include_str!("../tests/fixtures/test-only-rsa-key.pkcs8.pem"),
+    /// # );
+    /// let credential = ClientCertificateCredential::from_pem(
+    ///     "contoso.onmicrosoft.com",
+    ///     "11111111-2222-3333-4444-555555555555",
+    ///     certificate_pem,
+    ///     key_pem,
+    /// )?;
+    /// let client = Client::builder().cloud(Cloud::UsGov).credential(credential).build()?;
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn credential(mut self, credential: impl Into<Credential>) -> Self {
+        self.auth = Some(Auth::Credential(credential.into()));
+        self
+    }
+
+    /// Authenticates as the app `client_id` of tenant `tenant_id` with a client secret; short for
+    /// [`credential`](Self::credential) with a [`ClientSecretCredential`].
+    pub fn client_secret(
+        self,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.credential(ClientSecretCredential::new(
+            tenant_id,
+            client_id,
+            client_secret,
+        ))
     }
 
     /// Time allowed to open a connection, TLS included (default 30 s).
@@ -271,15 +322,20 @@ impl ClientBuilder {
 
     /// Checks the configuration and builds the client (and its one HTTP agent).
     pub fn build(self) -> Result<Client, Error> {
-        let token = self.token.ok_or_else(|| {
+        let auth = self.auth.ok_or_else(|| {
             Error::config(
                 "accessToken",
-                "no credentials: set an access token or a token provider",
+                "no credentials: set an access token, a credential or a token provider",
             )
         })?;
-        let (root, plain_http) = match &self.root {
-            Root::Cloud(cloud) => (cloud.graph_root().to_owned(), false),
-            Root::BaseUrl(url) => check_base_url(url)?,
+        // A base URL (the emulator, a gateway) keeps the global cloud's token defaults; the
+        // credential's authority_host and scope override them.
+        let (root, plain_http, cloud) = match &self.root {
+            Root::Cloud(cloud) => (cloud.graph_root().to_owned(), false, *cloud),
+            Root::BaseUrl(url) => {
+                let (root, plain_http) = check_base_url(url)?;
+                (root, plain_http, Cloud::Global)
+            }
         };
         for (field, timeout) in [
             ("timeouts.connectMs", Some(self.connect_timeout)),
@@ -307,7 +363,10 @@ impl ClientBuilder {
         let pipeline = Pipeline::new(PipelineConfig {
             root,
             plain_http,
-            token,
+            token: Box::new(move |agent| match auth {
+                Auth::Provider(provider) => Ok(provider),
+                Auth::Credential(credential) => credential.into_provider(agent.clone(), cloud),
+            }),
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             user_agent_suffix: self.user_agent_suffix.as_deref(),
@@ -315,7 +374,7 @@ impl ClientBuilder {
             pacing: self.pacing,
             proxy,
             tls,
-        });
+        })?;
         Ok(Client::from_parts(
             pipeline,
             self.api_version,

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::AuthError;
+
 /// Everything that can go wrong when talking to Microsoft Graph through this crate.
 ///
 /// Messages are written for an operator reading a log: they name the field or the HTTP status,
@@ -33,12 +35,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// The token provider could not supply an access token.
-    #[error("authentication failed: {message}")]
-    Auth {
-        /// What the token provider reported. Never contains the token itself.
-        message: String,
-    },
+    /// No access token could be obtained: the identity platform refused the app's credentials
+    /// (see [`AuthError::aadsts`]), could not be reached, or a custom provider failed. Never
+    /// contains a token, secret or assertion.
+    #[error("authentication failed: {0}")]
+    Auth(Box<AuthError>),
 
     /// Graph answered with an HTTP error status (4xx or 5xx).
     #[error("{0}")]
@@ -204,6 +205,14 @@ impl Error {
         Error::Config {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The token request's details, when no access token could be obtained.
+    pub fn auth(&self) -> Option<&AuthError> {
+        match self {
+            Error::Auth(auth) => Some(auth),
+            _ => None,
         }
     }
 

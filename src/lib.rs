@@ -40,7 +40,10 @@ mod response;
 mod retry;
 mod target;
 
-pub use auth::{AccessToken, StaticToken, TokenProvider};
+pub use auth::{
+    AccessToken, AssertionAlgorithm, AuthError, ClientCertificateCredential,
+    ClientSecretCredential, Credential, StaticToken, TokenProvider,
+};
 pub use client::{CallOptions, Client, UpdateOutcome};
 pub use config::{ClientBuilder, Cloud, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use datetime::{DateTimeOffset, InvalidDateTime};

@@ -2,7 +2,7 @@
 //! token requests share these settings because they share one agent.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use ureq::Proxy;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
@@ -68,7 +68,7 @@ impl NetworkSettings {
     }
 
     /// The TLS configuration: bundled Mozilla roots (the default), the platform verifier, or the
-    /// Mozilla roots plus the caller's CAs.
+    /// Mozilla roots plus the caller's CAs; always rustls with the ring provider.
     pub fn tls(&self) -> Result<TlsConfig, Error> {
         let roots = match (&self.extra_roots_pem, self.platform_verifier) {
             (Some(_), true) => {
@@ -79,20 +79,33 @@ impl NetworkSettings {
                 ));
             }
             (Some(pem), false) => {
-                let extra = parse_roots(pem)?;
-                let mut all: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                    .iter()
-                    .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-                    .collect();
-                all.extend(extra);
+                let mut all = MOZILLA_ROOTS.as_ref().clone();
+                all.extend(parse_roots(pem)?);
                 RootCerts::Specific(Arc::new(all))
             }
             (None, true) => RootCerts::PlatformVerifier,
-            (None, false) => RootCerts::WebPki,
+            (None, false) => RootCerts::Specific(Arc::clone(&MOZILLA_ROOTS)),
         };
-        Ok(TlsConfig::builder().root_certs(roots).build())
+        Ok(TlsConfig::builder()
+            .root_certs(roots)
+            .unversioned_rustls_crypto_provider(Arc::clone(&RING))
+            .build())
     }
 }
+
+/// Mozilla's root certificates, shared by every client of the process.
+static MOZILLA_ROOTS: LazyLock<Arc<Vec<Certificate<'static>>>> = LazyLock::new(|| {
+    Arc::new(
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|der| Certificate::from_der(der.as_ref()))
+            .collect(),
+    )
+});
+
+/// rustls' ring provider: the crypto the rest of the stack (and `ring` signing) already uses.
+static RING: LazyLock<Arc<rustls::crypto::CryptoProvider>> =
+    LazyLock::new(|| Arc::new(rustls::crypto::ring::default_provider()));
 
 /// The CA certificates in a PEM bundle; at least one, and nothing unreadable.
 fn parse_roots(pem: &str) -> Result<Vec<Certificate<'static>>, Error> {

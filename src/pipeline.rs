@@ -13,7 +13,7 @@ use crate::config::is_loopback;
 use crate::pacing::{Gate, Pacing};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, retryable_status};
-use crate::{Error, TokenProvider, TransportKind};
+use crate::{AccessToken, Error, TokenProvider, TransportKind};
 
 /// The largest response body accepted; a deviceConfigurationUserStatus is a few hundred bytes.
 pub(crate) const MAX_BODY: u64 = 1024 * 1024;
@@ -64,7 +64,9 @@ impl Response {
 pub(crate) struct PipelineConfig<'a> {
     pub root: String,
     pub plain_http: bool,
-    pub token: Arc<dyn TokenProvider>,
+    /// Makes the token provider from the pipeline's agent, so a credential's token requests share
+    /// its proxy, TLS, resolver and timeouts.
+    pub token: TokenFactory<'a>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub user_agent_suffix: Option<&'a str>,
@@ -73,6 +75,10 @@ pub(crate) struct PipelineConfig<'a> {
     pub proxy: Option<ureq::Proxy>,
     pub tls: ureq::tls::TlsConfig,
 }
+
+/// See [`PipelineConfig::token`].
+pub(crate) type TokenFactory<'a> =
+    Box<dyn FnOnce(&Agent) -> Result<Arc<dyn TokenProvider>, Error> + 'a>;
 
 /// Shared by every clone of a [`Client`](crate::Client): one agent (one connection pool) and one
 /// pacing gate for all threads.
@@ -92,7 +98,7 @@ struct Failure {
 }
 
 impl Pipeline {
-    pub fn new(config: PipelineConfig<'_>) -> Pipeline {
+    pub fn new(config: PipelineConfig<'_>) -> Result<Pipeline, Error> {
         let user_agent = match config.user_agent_suffix {
             Some(suffix) => format!("{SDK_NAME} {suffix}"),
             None => SDK_NAME.to_owned(),
@@ -118,14 +124,16 @@ impl Pipeline {
             .max_idle_connections(32)
             .max_idle_connections_per_host(32)
             .build();
-        Pipeline {
-            agent: Agent::with_parts(
-                agent_config,
-                DefaultConnector::new(),
-                CachingResolver::default(),
-            ),
+        let agent = Agent::with_parts(
+            agent_config,
+            DefaultConnector::new(),
+            CachingResolver::default(),
+        );
+        let token = (config.token)(&agent)?;
+        Ok(Pipeline {
+            agent,
             root: config.root,
-            token: config.token,
+            token,
             sdk_version: format!(
                 "{SDK_NAME} (hostOS={}; hostArch={}; runtimeEnvironment={})",
                 std::env::consts::OS,
@@ -134,7 +142,7 @@ impl Pipeline {
             ),
             request_timeout: config.request_timeout,
             gate: Gate::new(config.pacing),
-        }
+        })
     }
 
     /// The service root (no version segment, no trailing slash).
@@ -150,6 +158,7 @@ impl Pipeline {
         let deadline = budget.total.map(|total| started + total);
         let mut attempts = 0u32;
         let mut waited = Duration::ZERO;
+        let mut reauthenticated = false;
         loop {
             if let Err(wait) = self.gate.admit(deadline) {
                 return Err(Error::Throttled {
@@ -159,7 +168,32 @@ impl Pipeline {
                 });
             }
             attempts += 1;
-            let outcome = self.attempt(request, &client_request_id, attempts, deadline);
+            let token = match self.token.token() {
+                Ok(token) => token,
+                Err(error) => {
+                    let failure = Failure {
+                        error,
+                        before_response: false,
+                    };
+                    return finish(Err(failure), attempts - 1, None);
+                }
+            };
+            let outcome = self.attempt(request, &token, &client_request_id, attempts, deadline);
+            if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
+                // Graph refused the token (revoked, or expired early): drop it from the cache and
+                // send once more with a fresh one. A provider that hands back the same token (a
+                // static one) gets its 401 at once instead of a pointless second request.
+                reauthenticated = true;
+                self.token.invalidate(&token);
+                if self.token.token().is_ok_and(|fresh| fresh != token) {
+                    log::info!(
+                        "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
+                        request.method,
+                        path_of(&request.url)
+                    );
+                    continue;
+                }
+            }
             let asked = match &outcome {
                 Ok(response) if retryable_status(response.status) => Some(
                     response
@@ -204,14 +238,11 @@ impl Pipeline {
     fn attempt(
         &self,
         request: &Request<'_>,
+        token: &AccessToken,
         client_request_id: &str,
         attempt: u32,
         deadline: Option<Instant>,
     ) -> Result<Response, Failure> {
-        let token = self.token.token().map_err(|error| Failure {
-            error,
-            before_response: false,
-        })?;
         let authorization = format!("Bearer {}", token.secret());
         let mut method = request.method.clone();
         let mut body = request.body;

@@ -322,9 +322,7 @@ fn a_token_provider_failure_is_an_auth_error_and_nothing_is_sent() {
     struct Broken;
     impl intune_user_status::TokenProvider for Broken {
         fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
-            Err(Error::Auth {
-                message: "the agent's identity store is locked".into(),
-            })
+            Err(intune_user_status::AuthError::new("the agent's identity store is locked").into())
         }
     }
     let emu = emulator(PatchReturns::NoContent, &[DIRECT]);

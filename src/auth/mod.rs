@@ -1,8 +1,19 @@
-//! Where bearer tokens come from. The token itself never reaches `Debug`, `Display` or an error.
+//! Where bearer tokens come from: a fixed token, a caller's [`TokenProvider`], or app-only tokens
+//! from the Microsoft identity platform (`credentials`), signed assertions (`assertion`) and the
+//! per-client cache (`cache`). The token itself never reaches `Debug`, `Display` or an error.
+
+mod assertion;
+mod cache;
+mod credentials;
+mod error;
 
 use std::fmt;
 
 use crate::Error;
+
+pub use assertion::AssertionAlgorithm;
+pub use credentials::{ClientCertificateCredential, ClientSecretCredential, Credential};
+pub use error::AuthError;
 
 /// An OAuth bearer token. Its `Debug` output is redacted, so it can sit in structs that are logged.
 #[derive(Clone, PartialEq, Eq)]

@@ -202,9 +202,7 @@ mod tests {
         assert_eq!(keys.len(), 3, "{value}");
         assert_eq!(value["field"], "devicesCount");
 
-        let (status, value) = json(Error::Auth {
-            message: "token endpoint said no".into(),
-        });
+        let (status, value) = json(crate::AuthError::new("token endpoint said no").into());
         assert_eq!(status, ius_status::Auth);
         assert_eq!(value.as_object().unwrap().len(), 2);
     }

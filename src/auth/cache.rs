@@ -1,0 +1,349 @@
+//! One token cache per client, shared by every thread that sends through it.
+//!
+//! A Mutex + Condvar rather than a Mutex held across the fetch: with the lock held, the waiters
+//! would queue on it and, after a failed fetch, each would try again in turn (a herd of serial
+//! retries against a failing token endpoint). Here exactly one thread fetches, the others wait on the
+//! Condvar and all of them get that one fetch's outcome, success or failure.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::auth::error::{AuthError, AuthResult};
+use crate::auth::{AccessToken, TokenProvider};
+
+/// A token is refreshed once it has less than this left (what Microsoft's libraries do).
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// A freshly issued token and how long the issuer said it lives.
+pub(crate) struct FreshToken {
+    /// The token.
+    pub token: AccessToken,
+    /// `expires_in`, counted from when the request was sent.
+    pub expires_in: Duration,
+}
+
+/// Fetches a new token every time it is called; [`TokenCache`] decides when to call it.
+pub(crate) trait TokenSource: Send + Sync {
+    /// Asks the issuer for a new token (blocking, retries included).
+    fn fetch(&self) -> AuthResult<FreshToken>;
+}
+
+struct Cached {
+    token: AccessToken,
+    refresh_at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<Cached>,
+    /// A thread is fetching; the others wait on `refreshed`.
+    refreshing: bool,
+    /// Bumped by every finished fetch, so a waiter can tell that the one it waited for is done.
+    generation: u64,
+    /// The outcome of the last finished fetch, handed to every thread that waited for it.
+    last: Option<AuthResult<AccessToken>>,
+}
+
+/// A [`TokenProvider`] that caches the token of a [`TokenSource`].
+pub(crate) struct TokenCache<S> {
+    source: S,
+    state: Mutex<State>,
+    refreshed: Condvar,
+    margin: Duration,
+    clock: Box<dyn Fn() -> Instant + Send + Sync>,
+}
+
+impl<S: TokenSource> TokenCache<S> {
+    /// A cache over `source`, refreshing 5 minutes before expiry.
+    pub(crate) fn new(source: S) -> TokenCache<S> {
+        TokenCache::with_clock(source, REFRESH_MARGIN, Box::new(Instant::now))
+    }
+
+    fn with_clock(
+        source: S,
+        margin: Duration,
+        clock: Box<dyn Fn() -> Instant + Send + Sync>,
+    ) -> TokenCache<S> {
+        TokenCache {
+            source,
+            state: Mutex::default(),
+            refreshed: Condvar::new(),
+            margin,
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is consistent after every statement, so a panicked holder leaves nothing half-done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fetches on this thread and publishes the outcome to the waiters.
+    fn refresh(&self) -> AuthResult<AccessToken> {
+        let _wake = WakeWaiters(self);
+        let started = (self.clock)();
+        let outcome = self.source.fetch().map(|fresh| {
+            // A token that lives less than twice the margin is refreshed at half its life instead,
+            // so a short-lived token is not fetched again on every call.
+            let margin = self.margin.min(fresh.expires_in / 2);
+            (fresh.token, started + fresh.expires_in - margin)
+        });
+        let mut state = self.lock();
+        state.refreshing = false;
+        state.generation += 1;
+        let published = match outcome {
+            Ok((token, refresh_at)) => {
+                state.current = Some(Cached {
+                    token: token.clone(),
+                    refresh_at,
+                });
+                Ok(token)
+            }
+            Err(err) => Err(err),
+        };
+        state.last = Some(published.clone());
+        published
+    }
+}
+
+/// Ends a refresh even when the source panics, so no waiter sleeps forever.
+struct WakeWaiters<'a, S: TokenSource>(&'a TokenCache<S>);
+
+impl<S: TokenSource> Drop for WakeWaiters<'_, S> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        if state.refreshing {
+            state.refreshing = false;
+            state.generation += 1;
+            state.last = Some(Err(Box::new(AuthError::new("the token source panicked"))));
+        }
+        drop(state);
+        self.0.refreshed.notify_all();
+    }
+}
+
+impl<S: TokenSource> TokenProvider for TokenCache<S> {
+    fn token(&self) -> Result<AccessToken, Error> {
+        let mut state = self.lock();
+        if let Some(cached) = &state.current
+            && (self.clock)() < cached.refresh_at
+        {
+            return Ok(cached.token.clone());
+        }
+        if state.refreshing {
+            let waited_for = state.generation;
+            state = self
+                .refreshed
+                .wait_while(state, |state| state.generation == waited_for)
+                .unwrap_or_else(PoisonError::into_inner);
+            let last = state
+                .last
+                .clone()
+                .expect("a finished refresh left its outcome");
+            return last.map_err(Error::from);
+        }
+        state.refreshing = true;
+        drop(state);
+        self.refresh().map_err(Error::from)
+    }
+
+    fn invalidate(&self, token: &AccessToken) {
+        let mut state = self.lock();
+        // Only the token Graph rejected: another thread may already have replaced it.
+        if state
+            .current
+            .as_ref()
+            .is_some_and(|cached| &cached.token == token)
+        {
+            state.current = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::thread;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Counts fetches; each takes `delay` and yields `t1`, `t2`, ... or fails while `failing` is set.
+    struct Counting {
+        fetches: AtomicUsize,
+        delay: Duration,
+        failing: AtomicBool,
+    }
+
+    impl TokenSource for Arc<Counting> {
+        fn fetch(&self) -> AuthResult<FreshToken> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            thread::sleep(self.delay);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(Box::new(
+                    AuthError::new(format!("fetch {n} failed")).transient(true),
+                ));
+            }
+            Ok(FreshToken {
+                token: AccessToken::new(format!("t{n}")),
+                expires_in: HOUR,
+            })
+        }
+    }
+
+    /// The cache, its source (to count fetches) and the clock the test moves by hand.
+    type Fixture = (
+        Arc<TokenCache<Arc<Counting>>>,
+        Arc<Counting>,
+        Arc<Mutex<Instant>>,
+    );
+
+    fn cache(delay: Duration) -> Fixture {
+        let source = Arc::new(Counting {
+            fetches: AtomicUsize::new(0),
+            delay,
+            failing: AtomicBool::new(false),
+        });
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let clock = Arc::clone(&now);
+        let cache = TokenCache::with_clock(
+            Arc::clone(&source),
+            REFRESH_MARGIN,
+            Box::new(move || *clock.lock().unwrap()),
+        );
+        (Arc::new(cache), source, now)
+    }
+
+    /// `threads` threads start together and call `token()` `calls` times each.
+    fn hammer<S: TokenSource + 'static>(
+        cache: &Arc<TokenCache<S>>,
+        threads: usize,
+        calls: usize,
+    ) -> Vec<Result<AccessToken, String>> {
+        let start = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let cache = Arc::clone(cache);
+                let start = Arc::clone(&start);
+                thread::spawn(move || {
+                    start.wait();
+                    (0..calls)
+                        .map(|_| cache.token().map_err(|err| err.to_string()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap())
+            .collect()
+    }
+
+    fn fetches(source: &Counting) -> usize {
+        source.fetches.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn many_threads_share_one_fetch() {
+        let (cache, source, _) = cache(Duration::from_millis(50));
+        let tokens = hammer(&cache, 8, 50);
+        assert_eq!(tokens.len(), 400);
+        assert!(tokens.iter().all(|t| t.as_ref().unwrap().secret() == "t1"));
+        assert_eq!(fetches(&source), 1);
+    }
+
+    #[test]
+    fn refreshes_once_five_minutes_before_expiry() {
+        let (cache, source, now) = cache(Duration::from_millis(20));
+        assert_eq!(cache.token().unwrap().secret(), "t1");
+        *now.lock().unwrap() += HOUR - REFRESH_MARGIN - Duration::from_secs(1);
+        assert_eq!(
+            cache.token().unwrap().secret(),
+            "t1",
+            "still 5 min + 1 s left"
+        );
+        *now.lock().unwrap() += Duration::from_secs(2);
+        let tokens = hammer(&cache, 8, 10);
+        assert!(tokens.iter().all(|t| t.as_ref().unwrap().secret() == "t2"));
+        assert_eq!(fetches(&source), 2);
+    }
+
+    #[test]
+    fn short_lived_tokens_are_refreshed_at_half_life() {
+        struct Short;
+        impl TokenSource for Short {
+            fn fetch(&self) -> AuthResult<FreshToken> {
+                Ok(FreshToken {
+                    token: AccessToken::new("short"),
+                    expires_in: Duration::from_secs(120),
+                })
+            }
+        }
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let clock = Arc::clone(&now);
+        let cache = TokenCache::with_clock(
+            Short,
+            REFRESH_MARGIN,
+            Box::new(move || *clock.lock().unwrap()),
+        );
+        cache.token().unwrap();
+        let refresh_at = cache.lock().current.as_ref().unwrap().refresh_at;
+        assert_eq!(refresh_at, *now.lock().unwrap() + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn invalidate_drops_only_the_rejected_token() {
+        let (cache, source, _) = cache(Duration::ZERO);
+        let first = cache.token().unwrap();
+        cache.invalidate(&first);
+        let second = cache.token().unwrap();
+        assert_eq!(second.secret(), "t2");
+        // A late 401 for the old token must not drop the new one.
+        cache.invalidate(&first);
+        assert_eq!(cache.token().unwrap(), second);
+        assert_eq!(fetches(&source), 2);
+    }
+
+    #[test]
+    fn a_failed_fetch_reaches_every_waiter_and_the_next_call_tries_again() {
+        // Long enough that all eight threads arrive while the one fetch is running.
+        let (cache, source, _) = cache(Duration::from_millis(300));
+        source.failing.store(true, Ordering::SeqCst);
+        let outcomes = hammer(&cache, 8, 1);
+        assert_eq!(outcomes.len(), 8);
+        for outcome in &outcomes {
+            let err = outcome.as_ref().unwrap_err();
+            assert!(err.contains("fetch 1 failed"), "{err}");
+        }
+        assert_eq!(fetches(&source), 1);
+
+        source.failing.store(false, Ordering::SeqCst);
+        assert_eq!(cache.token().unwrap().secret(), "t2");
+        assert_eq!(fetches(&source), 2);
+    }
+
+    #[test]
+    fn a_panicking_source_does_not_strand_waiters() {
+        struct Panics;
+        impl TokenSource for Panics {
+            fn fetch(&self) -> AuthResult<FreshToken> {
+                thread::sleep(Duration::from_millis(100));
+                panic!("boom");
+            }
+        }
+        let cache = Arc::new(TokenCache::new(Panics));
+        let first = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || cache.token().map(drop))
+        };
+        thread::sleep(Duration::from_millis(20));
+        let waiter = cache.token().unwrap_err();
+        assert!(waiter.to_string().contains("panicked"), "{waiter}");
+        assert!(
+            first.join().is_err(),
+            "the fetching thread's panic propagates"
+        );
+    }
+}
