@@ -101,7 +101,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
 /// ```
 #[derive(Clone)]
 pub struct ClientBuilder {
-    root: Root,
+    cloud: Cloud,
+    base_url: Option<String>,
     api_version: ApiVersion,
     auth: Option<Auth>,
     connect_timeout: Duration,
@@ -123,17 +124,12 @@ enum Auth {
     Credential(Credential),
 }
 
-#[derive(Debug, Clone)]
-enum Root {
-    Cloud(Cloud),
-    BaseUrl(String),
-}
-
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The token provider is left out on purpose: it holds secrets.
         f.debug_struct("ClientBuilder")
-            .field("root", &self.root)
+            .field("cloud", &self.cloud)
+            .field("base_url", &self.base_url)
             .field("api_version", &self.api_version)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -150,7 +146,8 @@ impl fmt::Debug for ClientBuilder {
 impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
-            root: Root::Cloud(Cloud::Global),
+            cloud: Cloud::Global,
+            base_url: None,
             api_version: ApiVersion::Beta,
             auth: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -167,17 +164,19 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Talks to `cloud`'s Graph root (the default is [`Cloud::Global`]).
+    /// The national cloud (default [`Cloud::Global`]): it selects the Graph root, the token
+    /// authority and the token scope together. [`base_url`](Self::base_url) overrides the Graph
+    /// root, and a credential's `authority_host` and `scope` override the other two.
     pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.root = Root::Cloud(cloud);
+        self.cloud = cloud;
         self
     }
 
-    /// Talks to an explicit service root without the version segment, e.g. `http://127.0.0.1:8080`
-    /// for the emulator; `/beta` or `/v1.0` is appended. Plain `http` is accepted only for loopback
-    /// hosts; anything else must be `https`.
+    /// Talks to an explicit service root without the version segment instead of the cloud's, e.g.
+    /// `http://127.0.0.1:8080` for the emulator; `/beta` or `/v1.0` is appended. Plain `http` is
+    /// accepted only for loopback hosts; anything else must be `https`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.root = Root::BaseUrl(url.into());
+        self.base_url = Some(url.into());
         self
     }
 
@@ -328,14 +327,12 @@ impl ClientBuilder {
                 "no credentials: set an access token, a credential or a token provider",
             )
         })?;
-        // A base URL (the emulator, a gateway) keeps the global cloud's token defaults; the
-        // credential's authority_host and scope override them.
-        let (root, plain_http, cloud) = match &self.root {
-            Root::Cloud(cloud) => (cloud.graph_root().to_owned(), false, *cloud),
-            Root::BaseUrl(url) => {
-                let (root, plain_http) = check_base_url(url)?;
-                (root, plain_http, Cloud::Global)
-            }
+        // A base URL (the emulator, a gateway) replaces only the Graph root: the cloud still
+        // chooses the token authority and scope unless the credential overrides them.
+        let cloud = self.cloud;
+        let (root, plain_http) = match &self.base_url {
+            None => (cloud.graph_root().to_owned(), false),
+            Some(url) => check_base_url(url)?,
         };
         for (field, timeout) in [
             ("timeouts.connectMs", Some(self.connect_timeout)),
