@@ -9,6 +9,8 @@
  * - One ius_client may be used from many threads at once, but must not be freed while in use.
  * - NULL where a value is required gives IUS_STATUS_NULL_ARGUMENT; nothing a caller passes
  *   crashes the process (a library panic is caught and reported as IUS_STATUS_PANIC).
+ * - Callbacks (ius_token_callback, ius_log_callback) run on the threads making library calls and
+ *   must not call back into what they serve; their user_data must stay valid as documented.
  */
 
 #ifndef INTUNE_USER_STATUS_H
@@ -59,7 +61,14 @@ enum ius_status
    */
   IUS_STATUS_CONFIG = 5,
   /**
-   * No access token could be obtained.
+   * `ius_set_log_callback`: other code in the process already installed a logger for Rust's
+   * `log` crate, so the callback could not be.
+   */
+  IUS_STATUS_LOGGER_IN_USE = 6,
+  /**
+   * No access token could be obtained: the token endpoint refused (see `aadsts`, `error`,
+   * `traceId`, `correlationId`, `httpStatus`), could not be reached, or the token callback
+   * failed. Nothing was sent to Graph.
    */
   IUS_STATUS_AUTH = 100,
   /**
@@ -106,12 +115,83 @@ typedef uint32_t ius_status;
 #endif // __cplusplus
 
 /**
+ * How much a log message matters; a callback gets messages up to its `max_level`.
+ */
+enum ius_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A call failed in a way an operator should see.
+   */
+  IUS_LOG_LEVEL_ERROR = 1,
+  /**
+   * Something was wrong but the library coped.
+   */
+  IUS_LOG_LEVEL_WARN = 2,
+  /**
+   * Retries and re-authentication after a 401.
+   */
+  IUS_LOG_LEVEL_INFO = 3,
+  /**
+   * Every attempt (method, path, HTTP status, request-id, attempt, time) and token fetch.
+   */
+  IUS_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Finer detail.
+   */
+  IUS_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ius_log_level ius_log_level;
+#else
+typedef uint32_t ius_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A Graph client: one connection pool and configuration, shared by every call made with it.
  *
  * Opaque; create it with `ius_client_new` and free it with `ius_client_free`. Thread-safe: any
  * number of threads may call `ius_update_user_status*` with the same client at once.
  */
 typedef struct ius_client ius_client;
+
+/**
+ * Supplies a bearer token (without the `Bearer ` prefix) for `ius_client_new_with_token_callback`.
+ *
+ * `token_buffer` holds `token_buffer_len` bytes, all zero on entry. Return:
+ * - `0`: success. The buffer holds the token, NUL-terminated (at most `token_buffer_len - 1`
+ *   bytes of visible ASCII), and `*out_expires_in_seconds` how long it stays valid from now
+ *   (`0` or less: do not cache it, ask again before every request);
+ * - a positive number N: the token needs N bytes with its NUL, more than `token_buffer_len`. The
+ *   library calls once more at once, with a buffer of at least N bytes (N may be at most 65536);
+ * - a negative number: no token. The buffer may hold a NUL-terminated UTF-8 message for the
+ *   error JSON (it is never used as a token); the update returns `IUS_STATUS_AUTH`.
+ *
+ * Ownership: the buffer and `out_expires_in_seconds` belong to the library and are valid only
+ * during the call; the library wipes the buffer afterwards.
+ * Threads: called on a thread making an update call, never by two threads at once for one
+ * client; it must not call back into the client it serves.
+ */
+typedef int32_t (*ius_token_callback)(void *user_data,
+                                      char *token_buffer,
+                                      size_t token_buffer_len,
+                                      int64_t *out_expires_in_seconds);
+
+/**
+ * Receives one log message: `message` is NUL-terminated UTF-8, borrowed for the duration of the
+ * call only (copy it to keep it).
+ *
+ * Threads: called on whichever thread is making a library call, possibly on several threads at
+ * once, so `user_data` must be safe to use from any thread. It must not call into this library.
+ * Messages never contain tokens, client secrets, assertions or keys.
+ */
+typedef void (*ius_log_callback)(void *user_data,
+                                 ius_log_level level,
+                                 const char *message);
 
 #ifdef __cplusplus
 extern "C" {
@@ -120,11 +200,25 @@ extern "C" {
 /**
  * Creates a client from `config_json`, a JSON object (camelCase keys):
  *
- * - `baseUrl` (string): the service root without a version segment, e.g.
- *   `"http://127.0.0.1:8080"` (plain http only for loopback hosts); or
- * - `cloud` (string): `"global"` (default), `"usGov"`, `"usGovDoD"` or `"china"` (not both);
+ * - `cloud` (string): `"global"` (default), `"usGov"`, `"usGovDoD"` or `"china"`: the Graph
+ *   root, the token authority and the token scope together;
+ * - `baseUrl` (string): replaces the cloud's Graph root with this service root (no version
+ *   segment), e.g. `"http://127.0.0.1:8080"` (plain http only for loopback hosts);
  * - `apiVersion` (string): `"beta"` (default) or `"v1.0"`;
- * - `accessToken` (string, required): the bearer token; never echoed in any message;
+ * - credentials, one of (required; secrets are never echoed in any message):
+ *   - `accessToken` (string): a bearer token, used as is;
+ *   - `auth` (object): `{"accessToken"}` (the same), or an app registration's app-only
+ *     credentials: `{"tenantId","clientId","clientSecret"}` or
+ *     `{"tenantId","clientId","certificatePem","privateKeyPem"}` (PEM text; the key RSA, not
+ *     encrypted) with optional `"algorithm"`: `"PS256"` (default) or `"RS256"`. Tokens are
+ *     fetched from the cloud's Microsoft identity platform on the first update, cached by the
+ *     client, refreshed 5 minutes before they expire, and fetched again after a 401;
+ *   - `auth` and `accessToken` together, or a secret and a certificate together, are rejected;
+ * - `authorityHost` (string): the identity host to ask instead of the cloud's, e.g.
+ *   `"https://login.microsoftonline.us"` (http only for loopback hosts); only with `auth`
+ *   credentials;
+ * - `scope` (string): the scope to ask for instead of `{graph root}/.default`; only with `auth`
+ *   credentials;
  * - `timeouts` (object): `connectMs` (default 30000), `requestMs` (one attempt, default 100000),
  *   `totalMs` (the whole call: attempts, redirects and waits; default none); positive integers,
  *   at most one day;
@@ -142,7 +236,7 @@ extern "C" {
  * - `fetchAfterNoContent` (boolean): after a 204, GET the object so updates return it.
  *
  * Unknown keys are rejected (`IUS_STATUS_CONFIG`, the error JSON's `field` names the key, e.g.
- * `timeouts.readMs`). No request is made here.
+ * `timeouts.readMs` or `auth.password`). No request is made here, not even for a token.
  *
  * Ownership: `config_json` is borrowed for the call. On success `*out_client` receives a client
  * the caller owns and frees with `ius_client_free`, and `*out_error_json` (if not NULL) is set to
@@ -158,12 +252,65 @@ ius_status ius_client_new(const char *config_json,
                           char **out_error_json);
 
 /**
+ * Creates a client that gets its bearer tokens from `callback`, for agents that already have a
+ * token source (their own identity stack, a broker). `config_json` takes the keys of
+ * `ius_client_new` except the credentials: `accessToken`, `auth`, `authorityHost` and `scope`
+ * are rejected (`IUS_STATUS_CONFIG`).
+ *
+ * The client calls `callback(user_data, ...)` when it needs a token (see `ius_token_callback`
+ * for the buffer and the return values): not here, but on the thread making an update call,
+ * before the first request, again when the lifetime it reported is 5 minutes from its end (at
+ * half of it for lifetimes under 10 minutes), and once more when Graph answers 401 to its token.
+ * Calls are one at a time per client: threads needing a token meanwhile wait for that call and
+ * share its outcome. A failure (a negative return, a bad token) makes the update return
+ * `IUS_STATUS_AUTH` with the callback's message in the error JSON, and nothing is sent to Graph;
+ * the next update calls the callback again.
+ *
+ * Ownership: `config_json` is borrowed for the call. `callback` and `user_data` (which may be
+ * NULL) must stay valid until `ius_client_free` returns. Outputs as for `ius_client_new`.
+ *
+ * Returns `IUS_STATUS_OK`, `IUS_STATUS_NULL_ARGUMENT` (`config_json`, `callback` or
+ * `out_client` NULL), `IUS_STATUS_INVALID_UTF8`, `IUS_STATUS_INVALID_JSON` or
+ * `IUS_STATUS_CONFIG`.
+ * Thread safety: may be called from any thread. The callback may run on any thread that uses
+ * the client (so `user_data` must be safe to use from any thread) and must not call into the
+ * client it serves (that would deadlock).
+ */
+ius_status ius_client_new_with_token_callback(const char *config_json,
+                                              ius_token_callback callback,
+                                              void *user_data,
+                                              ius_client **out_client,
+                                              char **out_error_json);
+
+/**
  * Frees a client and closes its connections. NULL is allowed and does nothing.
  *
  * Ownership: takes back a client from `ius_client_new`; it must not be used or freed again.
  * Thread safety: no other thread may be using the client when it is freed.
  */
 void ius_client_free(ius_client *client);
+
+/**
+ * Sends the library's log messages up to `max_level` to `callback`, replacing any callback set
+ * before; a NULL `callback` turns logging off. Off by default.
+ *
+ * The library logs each request attempt at DEBUG (method, path, HTTP status, request-id,
+ * attempt, time), retries and re-authentication at INFO, and token fetches at DEBUG. Messages
+ * never contain tokens, client secrets, client assertions or keys.
+ *
+ * Ownership: `user_data` is passed to every call of `callback` and must stay valid until the
+ * callback is replaced or removed. When this function returns, the previous callback is no longer
+ * running on any thread and will not be called again, so its `user_data` may be freed.
+ *
+ * Returns `IUS_STATUS_OK`; `IUS_STATUS_INVALID_INPUT` if `max_level` is not an `ius_log_level`,
+ * or if called from inside the log callback (nothing changes); or `IUS_STATUS_LOGGER_IN_USE` if
+ * other code in the process already installed a logger for Rust's `log` crate (this library's
+ * messages then go there, and the callback is not installed). No error JSON is written.
+ * Thread safety: may be called from any thread at any time, but not from inside the callback.
+ */
+ius_status ius_set_log_callback(ius_log_callback callback,
+                                void *user_data,
+                                ius_log_level max_level);
 
 /**
  * Returns the name of `status` without its prefix (`"OK"`, `"INVALID_INPUT"`, ...), or

@@ -49,6 +49,14 @@ struct Error {
   std::optional<double> retry_after_seconds;
   /// Requests actually sent for the call, retries included (absent when nothing was sent).
   std::optional<int> attempts;
+  /// IUS_STATUS_AUTH: the Microsoft Entra error code, e.g. `AADSTS7000215` (wrong secret).
+  std::optional<std::string> aadsts;
+  /// IUS_STATUS_AUTH: the OAuth error, e.g. `invalid_client` (the error JSON's `error`).
+  std::optional<std::string> oauth_error;
+  /// IUS_STATUS_AUTH: the token endpoint's `trace_id` Microsoft support asks for.
+  std::optional<std::string> trace_id;
+  /// IUS_STATUS_AUTH: the token endpoint's `correlation_id`.
+  std::optional<std::string> correlation_id;
   /// The error JSON exactly as the library wrote it (empty if none was written).
   std::string json;
 
@@ -228,6 +236,10 @@ inline Error make_error(ius_status status, char *error_json) {
         else if (key == "code") error.code = value;
         else if (key == "requestId") error.request_id = value;
         else if (key == "clientRequestId") error.client_request_id = value;
+        else if (key == "aadsts") error.aadsts = value;
+        else if (key == "error") error.oauth_error = value;
+        else if (key == "traceId") error.trace_id = value;
+        else if (key == "correlationId") error.correlation_id = value;
       },
       [&](const std::string &key, double value) {
         if (key == "httpStatus") error.http_status = static_cast<int>(value);

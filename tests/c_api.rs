@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ius_emulator::{Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry};
+use ius_emulator::{App, Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "c-test-token";
@@ -236,6 +236,191 @@ fn assert_threads_applied(emu: &Emulator, what: &str) -> usize {
     throttled
 }
 
+/// `test_c_auth`'s tenant and apps (test-only credentials; the certificate is the emulator's
+/// test fixture).
+const AUTH_TENANT: &str = "contoso.onmicrosoft.com";
+const SECRET_APP: &str = "11111111-0000-0000-0000-00000000c0de";
+const LOG_APP: &str = "22222222-0000-0000-0000-00000000c0de";
+const WRONG_APP: &str = "33333333-0000-0000-0000-00000000c0de";
+const CERT_APP: &str = "44444444-0000-0000-0000-00000000c0de";
+const AUTH_SECRET: &str = "c-test-client-secret~value";
+const AUTH_THREADS: usize = 4;
+const AUTH_UPDATES_PER_THREAD: i64 = 10;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("emulator/tests/fixtures")
+        .join(name)
+}
+
+/// One emulator per build kind for `test_c_auth`: the apps' token endpoint and Graph, which
+/// accepts the issued tokens and [`TOKEN`] (what the token callbacks hand out).
+struct AuthEmulators(Vec<(&'static str, Emulator)>);
+
+impl AuthEmulators {
+    fn start() -> AuthEmulators {
+        let certificate = std::fs::read_to_string(fixture("test-only-app-cert.pem")).unwrap();
+        let app = |client_id: &str, secret: bool| App {
+            tenant: AUTH_TENANT.to_owned(),
+            client_id: client_id.to_owned(),
+            secret: secret.then(|| AUTH_SECRET.to_owned()),
+            certificate_pem: (!secret).then(|| certificate.clone()),
+        };
+        let mut ids: Vec<String> = ["cert-1", "wrong-1", "cb-1", "cb-2", "cb-3", "cbfail-1"]
+            .into_iter()
+            .chain(["log-1", "log-2"])
+            .map(str::to_owned)
+            .collect();
+        for prefix in ["secret", "cb"] {
+            ids.extend((0..AUTH_THREADS).map(|t| format!("{prefix}-t{t}")));
+        }
+        AuthEmulators(
+            FAULT_KINDS
+                .iter()
+                .map(|&kind| {
+                    let emu = Emulator::start(Config {
+                        token: Some(TOKEN.to_owned()),
+                        apps: vec![
+                            app(SECRET_APP, true),
+                            app(LOG_APP, true),
+                            app(WRONG_APP, true),
+                            app(CERT_APP, false),
+                        ],
+                        seed: ids
+                            .iter()
+                            .map(|id| SeedEntry {
+                                collection: DIRECT.to_owned(),
+                                entity: json!({ "id": id, "devicesCount": 0 }),
+                            })
+                            .collect(),
+                        ..Config::default()
+                    })
+                    .expect("start an auth emulator");
+                    (kind, emu)
+                })
+                .collect(),
+        )
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .0
+            .iter()
+            .map(|(kind, emu)| {
+                (
+                    format!("IUS_AUTH_{}_URL", kind.to_uppercase()),
+                    emu.base_url(),
+                )
+            })
+            .collect();
+        for (name, value) in [
+            ("IUS_AUTH_TENANT", AUTH_TENANT.to_owned()),
+            ("IUS_AUTH_SECRET_APP", SECRET_APP.to_owned()),
+            ("IUS_AUTH_LOG_APP", LOG_APP.to_owned()),
+            ("IUS_AUTH_WRONG_APP", WRONG_APP.to_owned()),
+            ("IUS_AUTH_CERT_APP", CERT_APP.to_owned()),
+            ("IUS_AUTH_SECRET", AUTH_SECRET.to_owned()),
+            (
+                "IUS_AUTH_CERT_FILE",
+                fixture("test-only-app-cert.pem").display().to_string(),
+            ),
+            (
+                "IUS_AUTH_KEY_FILE",
+                fixture("test-only-app-key.pkcs8.pem").display().to_string(),
+            ),
+        ] {
+            env.push((name.to_owned(), value));
+        }
+        env
+    }
+
+    /// What each emulator must have seen from `test_c_auth`.
+    fn assert_state(&self) {
+        for (kind, emu) in &self.0 {
+            let tokens = emu.token_requests();
+            let for_app = |app: &str| -> Vec<std::collections::HashMap<String, String>> {
+                tokens
+                    .iter()
+                    .map(|r| form(&r.body_str()))
+                    .filter(|f| f.get("client_id").map(String::as_str) == Some(app))
+                    .collect()
+            };
+            // One token for every update of every thread; one per other app.
+            let secret = for_app(SECRET_APP);
+            assert_eq!(secret.len(), 1, "{kind}: token requests of the secret app");
+            assert_eq!(secret[0]["client_secret"], AUTH_SECRET);
+            assert_eq!(secret[0]["scope"], "https://graph.microsoft.com/.default");
+            assert_eq!(for_app(LOG_APP).len(), 1, "{kind}: log app");
+            assert_eq!(for_app(WRONG_APP).len(), 1, "{kind}: a 401 is not retried");
+            let cert = for_app(CERT_APP);
+            assert_eq!(cert.len(), 1, "{kind}: certificate app");
+            assert!(
+                cert[0].contains_key("client_assertion") && !cert[0].contains_key("client_secret")
+            );
+            assert_eq!(
+                emu.issued_tokens(),
+                3,
+                "{kind}: secret, log and certificate apps"
+            );
+
+            let requests = emu.requests();
+            let patches = |id: &str| -> Vec<_> {
+                let path = format!("/beta{DIRECT}/{id}");
+                requests
+                    .iter()
+                    .filter(|r| r.method == "PATCH" && r.path() == path)
+                    .collect()
+            };
+            // Every thread's updates landed, all with the one issued token.
+            let mut authorizations = std::collections::HashSet::new();
+            for t in 0..AUTH_THREADS {
+                let id = format!("secret-t{t}");
+                let sent = patches(&id);
+                assert_eq!(sent.len(), AUTH_UPDATES_PER_THREAD as usize, "{kind}: {id}");
+                authorizations.extend(sent.iter().map(|r| r.header("Authorization").unwrap_or("")));
+                let stored = emu.user_status(DIRECT, &id).expect("seeded");
+                assert_eq!(
+                    stored["devicesCount"], AUTH_UPDATES_PER_THREAD,
+                    "{kind}: {id}"
+                );
+            }
+            assert_eq!(authorizations.len(), 1, "{kind}: one token for all threads");
+            let only = authorizations.into_iter().next().unwrap_or_default();
+            assert!(
+                only.starts_with("Bearer ") && !only.ends_with(TOKEN),
+                "{kind}: the issued token, not the static one"
+            );
+            assert_eq!(patches("cert-1").len(), 2, "{kind}: certificate updates");
+            // Failed authentication sends nothing to Graph.
+            assert!(patches("wrong-1").is_empty(), "{kind}: wrong secret");
+            assert!(patches("cbfail-1").is_empty(), "{kind}: failing callback");
+            // The refused first token, then the good one: two PATCHes for one update.
+            assert_eq!(patches("cb-2").len(), 2, "{kind}: 401 then a fresh token");
+        }
+    }
+
+    fn shutdown(self) {
+        for (_, emu) in self.0 {
+            emu.shutdown();
+        }
+    }
+}
+
+/// A form body's fields (the token requests' values here need no percent-decoding beyond `~`).
+fn form(body: &str) -> std::collections::HashMap<String, String> {
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.replace("%7E", "~")
+                    .replace("%2F", "/")
+                    .replace("%3A", ":"),
+            )
+        })
+        .collect()
+}
+
 /// target/debug (or target/release): where cargo put this test and the library.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -326,6 +511,7 @@ fn build_and_ctest(
     let no_content = emulator(PatchReturns::NoContent);
     let ok = emulator(PatchReturns::Ok);
     let faults = FaultEmulators::start();
+    let auth = AuthEmulators::start();
     let mut ctest = Command::new("ctest");
     ctest
         .arg("--test-dir")
@@ -341,6 +527,7 @@ fn build_and_ctest(
         .env("IUS_TEST_TOKEN", TOKEN)
         .env("IUS_TEST_VERSION", env!("CARGO_PKG_VERSION"));
     ctest.envs(faults.env());
+    ctest.envs(auth.env());
     ctest.envs(env.iter().copied());
     if let Some(filter) = ctest_filter {
         ctest.args(["-R", filter]);
@@ -350,6 +537,7 @@ fn build_and_ctest(
         no_content,
         ok,
         faults,
+        auth,
     }
 }
 
@@ -361,6 +549,8 @@ struct Emulators {
     ok: Emulator,
     /// One per fault scenario and build kind: `test_c_faults`.
     faults: FaultEmulators,
+    /// One per build kind: `test_c_auth`.
+    auth: AuthEmulators,
 }
 
 fn count(emulator: &Emulator, method: &str, path: &str) -> usize {
@@ -431,9 +621,11 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
         no_content,
         ok,
         faults,
+        auth,
     } = build_and_ctest("plain", &[], None, &[]);
     assert_emulator_state(&no_content, &PREFIXES);
     faults.assert_state();
+    auth.assert_state();
     // The 200 emulator holds what the C++ test wrote through a moved-into client.
     let stored = ok.user_status(DIRECT, "cpp-shared-t0").expect("seeded");
     assert_eq!(stored["devicesCount"], 77);
@@ -446,6 +638,7 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
     no_content.shutdown();
     ok.shutdown();
     faults.shutdown();
+    auth.shutdown();
 }
 
 #[test]
@@ -455,10 +648,11 @@ fn c_tests_are_clean_under_valgrind() {
         no_content,
         ok,
         faults,
+        auth,
     } = build_and_ctest(
         "valgrind",
         &["-DIUS_VALGRIND=ON"],
-        Some("^c_api_|^cpp_api_|^c_faults_"),
+        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_"),
         // The paced client counts a request when it leaves, the emulator when it arrives; under
         // valgrind the gap varies by more than the usual 50 ms margin (10 per 1.05 s against 10
         // per second), so the window is widened to 1.5 s there.
@@ -466,9 +660,11 @@ fn c_tests_are_clean_under_valgrind() {
     );
     assert_emulator_state(&no_content, &PREFIXES);
     faults.assert_state();
+    auth.assert_state();
     no_content.shutdown();
     ok.shutdown();
     faults.shutdown();
+    auth.shutdown();
 }
 
 #[test]
@@ -478,10 +674,11 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
         no_content,
         ok,
         faults,
+        auth,
     } = build_and_ctest(
         "sanitize",
         &["-DIUS_SANITIZE=ON"],
-        Some("^c_api_|^cpp_api_|^c_faults_"),
+        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_"),
         &[
             (
                 "ASAN_OPTIONS",
@@ -492,7 +689,9 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
     );
     assert_emulator_state(&no_content, &PREFIXES);
     faults.assert_state();
+    auth.assert_state();
     no_content.shutdown();
     ok.shutdown();
     faults.shutdown();
+    auth.shutdown();
 }

@@ -54,6 +54,12 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
         "IUS_STATUS_OK = 0,",
         "IUS_STATUS_NULL_ARGUMENT = 1,",
         "IUS_STATUS_CONFIG = 5,",
+        "IUS_STATUS_LOGGER_IN_USE = 6,",
+        "IUS_LOG_LEVEL_ERROR = 1,",
+        "IUS_LOG_LEVEL_TRACE = 5,",
+        "typedef uint32_t ius_log_level;",
+        "typedef int32_t (*ius_token_callback)(void *user_data,",
+        "typedef void (*ius_log_callback)(void *user_data,",
         "IUS_STATUS_AUTH = 100,",
         "IUS_STATUS_THROTTLED = 102,",
         "IUS_STATUS_PANIC = 200,",
@@ -67,6 +73,8 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
         "ius_client_new(",
         "ius_update_user_status(",
         "ius_update_user_status_at(",
+        "ius_client_new_with_token_callback(",
+        "ius_set_log_callback(",
     ] {
         assert!(
             header.contains(&format!("ius_status {function}")),
@@ -74,7 +82,7 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
         );
     }
     assert!(
-        !header.contains("ius_status_value"),
+        !header.contains("ius_status_value") && !header.contains("ius_log_level_value"),
         "the raw alias leaked into the header"
     );
     assert!(
@@ -85,17 +93,26 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
     let mut types: Vec<_> = header
         .lines()
         .filter(|line| line.starts_with("typedef"))
-        .map(|line| {
-            line.trim_end_matches(';')
+        .map(|line| match line.split_once("(*") {
+            // A function pointer: `typedef R (*name)(args...`.
+            Some((_, rest)) => rest.split(')').next().unwrap_or_default(),
+            None => line
+                .trim_end_matches(';')
                 .rsplit(' ')
                 .next()
-                .unwrap_or_default()
+                .unwrap_or_default(),
         })
         .collect();
     types.dedup();
     assert_eq!(
         types,
-        ["ius_status", "ius_client"],
+        [
+            "ius_status",
+            "ius_log_level",
+            "ius_client",
+            "ius_token_callback",
+            "ius_log_callback"
+        ],
         "unexpected types in the header"
     );
 }

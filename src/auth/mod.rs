@@ -12,6 +12,8 @@ use std::fmt;
 use crate::Error;
 
 pub use assertion::AssertionAlgorithm;
+// The C layer's token callback is a TokenSource behind the same cache as the credentials.
+pub(crate) use cache::{FreshToken, TokenCache, TokenSource};
 pub use credentials::{ClientCertificateCredential, ClientSecretCredential, Credential};
 pub use error::AuthError;
 

@@ -1,11 +1,12 @@
 //! `ius_client`: the opaque handle C holds, and its constructor and destructor.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 
-use super::config::builder_from_json;
+use super::config::{Tokens, build, builder_from_json};
 use super::error::FfiError;
 use super::status::ius_status;
 use super::strings::{arg_str, require_out, write_out};
+use super::token::{CallbackTokens, ius_token_callback};
 use crate::Client;
 
 /// A Graph client: one connection pool and configuration, shared by every call made with it.
@@ -30,11 +31,25 @@ pub(crate) unsafe fn client_ref<'a>(client: *const ius_client) -> Result<&'a Cli
 
 /// Creates a client from `config_json`, a JSON object (camelCase keys):
 ///
-/// - `baseUrl` (string): the service root without a version segment, e.g.
-///   `"http://127.0.0.1:8080"` (plain http only for loopback hosts); or
-/// - `cloud` (string): `"global"` (default), `"usGov"`, `"usGovDoD"` or `"china"` (not both);
+/// - `cloud` (string): `"global"` (default), `"usGov"`, `"usGovDoD"` or `"china"`: the Graph
+///   root, the token authority and the token scope together;
+/// - `baseUrl` (string): replaces the cloud's Graph root with this service root (no version
+///   segment), e.g. `"http://127.0.0.1:8080"` (plain http only for loopback hosts);
 /// - `apiVersion` (string): `"beta"` (default) or `"v1.0"`;
-/// - `accessToken` (string, required): the bearer token; never echoed in any message;
+/// - credentials, one of (required; secrets are never echoed in any message):
+///   - `accessToken` (string): a bearer token, used as is;
+///   - `auth` (object): `{"accessToken"}` (the same), or an app registration's app-only
+///     credentials: `{"tenantId","clientId","clientSecret"}` or
+///     `{"tenantId","clientId","certificatePem","privateKeyPem"}` (PEM text; the key RSA, not
+///     encrypted) with optional `"algorithm"`: `"PS256"` (default) or `"RS256"`. Tokens are
+///     fetched from the cloud's Microsoft identity platform on the first update, cached by the
+///     client, refreshed 5 minutes before they expire, and fetched again after a 401;
+///   - `auth` and `accessToken` together, or a secret and a certificate together, are rejected;
+/// - `authorityHost` (string): the identity host to ask instead of the cloud's, e.g.
+///   `"https://login.microsoftonline.us"` (http only for loopback hosts); only with `auth`
+///   credentials;
+/// - `scope` (string): the scope to ask for instead of `{graph root}/.default`; only with `auth`
+///   credentials;
 /// - `timeouts` (object): `connectMs` (default 30000), `requestMs` (one attempt, default 100000),
 ///   `totalMs` (the whole call: attempts, redirects and waits; default none); positive integers,
 ///   at most one day;
@@ -52,7 +67,7 @@ pub(crate) unsafe fn client_ref<'a>(client: *const ius_client) -> Result<&'a Cli
 /// - `fetchAfterNoContent` (boolean): after a 204, GET the object so updates return it.
 ///
 /// Unknown keys are rejected (`IUS_STATUS_CONFIG`, the error JSON's `field` names the key, e.g.
-/// `timeouts.readMs`). No request is made here.
+/// `timeouts.readMs` or `auth.password`). No request is made here, not even for a token.
 ///
 /// Ownership: `config_json` is borrowed for the call. On success `*out_client` receives a client
 /// the caller owns and frees with `ius_client_free`, and `*out_error_json` (if not NULL) is set to
@@ -75,7 +90,54 @@ pub unsafe extern "C" fn ius_client_new(
         unsafe { write_out(out_client, std::ptr::null_mut()) };
         // SAFETY: config_json is NULL or a NUL-terminated string valid for the call.
         let text = unsafe { arg_str(config_json, "config_json") }?;
-        let client = builder_from_json(text)?.build()?;
+        let client = build(builder_from_json(text, Tokens::FromConfig)?)?;
+        let handle = Box::into_raw(Box::new(ius_client { client }));
+        // SAFETY: as above.
+        unsafe { write_out(out_client, handle) };
+        Ok(())
+    })
+}
+
+/// Creates a client that gets its bearer tokens from `callback`, for agents that already have a
+/// token source (their own identity stack, a broker). `config_json` takes the keys of
+/// `ius_client_new` except the credentials: `accessToken`, `auth`, `authorityHost` and `scope`
+/// are rejected (`IUS_STATUS_CONFIG`).
+///
+/// The client calls `callback(user_data, ...)` when it needs a token (see `ius_token_callback`
+/// for the buffer and the return values): not here, but on the thread making an update call,
+/// before the first request, again when the lifetime it reported is 5 minutes from its end (at
+/// half of it for lifetimes under 10 minutes), and once more when Graph answers 401 to its token.
+/// Calls are one at a time per client: threads needing a token meanwhile wait for that call and
+/// share its outcome. A failure (a negative return, a bad token) makes the update return
+/// `IUS_STATUS_AUTH` with the callback's message in the error JSON, and nothing is sent to Graph;
+/// the next update calls the callback again.
+///
+/// Ownership: `config_json` is borrowed for the call. `callback` and `user_data` (which may be
+/// NULL) must stay valid until `ius_client_free` returns. Outputs as for `ius_client_new`.
+///
+/// Returns `IUS_STATUS_OK`, `IUS_STATUS_NULL_ARGUMENT` (`config_json`, `callback` or
+/// `out_client` NULL), `IUS_STATUS_INVALID_UTF8`, `IUS_STATUS_INVALID_JSON` or
+/// `IUS_STATUS_CONFIG`.
+/// Thread safety: may be called from any thread. The callback may run on any thread that uses
+/// the client (so `user_data` must be safe to use from any thread) and must not call into the
+/// client it serves (that would deadlock).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_client_new_with_token_callback(
+    config_json: *const c_char,
+    callback: ius_token_callback,
+    user_data: *mut c_void,
+    out_client: *mut *mut ius_client,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, {
+        require_out(out_client, "out_client")?;
+        // SAFETY: out_client is non-NULL and writable per the contract; cleared first so every
+        // failure leaves NULL behind.
+        unsafe { write_out(out_client, std::ptr::null_mut()) };
+        // SAFETY: config_json is NULL or a NUL-terminated string valid for the call.
+        let text = unsafe { arg_str(config_json, "config_json") }?;
+        let tokens = CallbackTokens::new(callback, user_data)?;
+        let client = build(builder_from_json(text, Tokens::Callback(tokens))?)?;
         let handle = Box::into_raw(Box::new(ius_client { client }));
         // SAFETY: as above.
         unsafe { write_out(out_client, handle) };

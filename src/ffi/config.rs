@@ -6,18 +6,32 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::FfiError;
-use crate::{ApiVersion, Client, ClientBuilder, Cloud, Error, Pacing, RetryPolicy};
+use super::token::CallbackTokens;
+use crate::{
+    ApiVersion, AssertionAlgorithm, Client, ClientBuilder, ClientCertificateCredential,
+    ClientSecretCredential, Cloud, Credential, Error, Pacing, RetryPolicy,
+};
 
 /// The keys `config_json` accepts, for the unknown-key message.
-const KEYS: &str = "baseUrl, cloud, apiVersion, accessToken, timeouts, retry, pacing, proxy, \
-                    useEnvProxy, tls, userAgent, fetchAfterNoContent";
+const KEYS: &str = "baseUrl, cloud, apiVersion, accessToken, auth, authorityHost, scope, timeouts, \
+                    retry, pacing, proxy, useEnvProxy, tls, userAgent, fetchAfterNoContent";
+const AUTH_KEYS: &str =
+    "accessToken, tenantId, clientId, clientSecret, certificatePem, privateKeyPem, algorithm";
 const RETRY_KEYS: &str = "maxRetries, baseDelayMs, maxDelayMs, maxTotalMs";
 const TIMEOUT_KEYS: &str = "connectMs, requestMs, totalMs";
 const PACING_KEYS: &str = "requests, perSeconds";
 const TLS_KEYS: &str = "platformVerifier, extraRootsPem";
 
+/// Where a client's tokens come from.
+pub(crate) enum Tokens {
+    /// `config_json`'s `accessToken` or `auth`.
+    FromConfig,
+    /// The caller's token callback; `config_json` must then hold no credentials.
+    Callback(CallbackTokens),
+}
+
 /// Parses `config_json` into a builder that names the C runtime in the `SdkVersion` header.
-pub(crate) fn builder_from_json(text: &str) -> Result<ClientBuilder, FfiError> {
+pub(crate) fn builder_from_json(text: &str, tokens: Tokens) -> Result<ClientBuilder, FfiError> {
     let value: Value =
         serde_json::from_str(text).map_err(|err| FfiError::invalid_json("config_json", &err))?;
     let Value::Object(map) = value else {
@@ -28,17 +42,16 @@ pub(crate) fn builder_from_json(text: &str) -> Result<ClientBuilder, FfiError> {
         .into());
     };
     let mut builder = Client::builder().runtime_environment("C");
-    let mut root: Option<&'static str> = None;
+    // Applied after the loop: authorityHost and scope refine the credential, in any key order.
+    let mut access_token: Option<String> = None;
+    let mut auth: Option<Value> = None;
+    let mut overrides = Overrides::default();
     for (key, value) in map {
         builder = match key.as_str() {
-            "baseUrl" => {
-                one_root(&mut root, "baseUrl")?;
-                builder.base_url(string(&key, value)?)
-            }
-            "cloud" => {
-                one_root(&mut root, "cloud")?;
-                builder.cloud(string(&key, value)?.parse::<Cloud>()?)
-            }
+            // Both may be given: the cloud chooses the token authority and scope, the base URL
+            // replaces its Graph root (e.g. a gateway in a government cloud).
+            "baseUrl" => builder.base_url(string(&key, value)?),
+            "cloud" => builder.cloud(string(&key, value)?.parse::<Cloud>()?),
             "apiVersion" => {
                 let version =
                     string(&key, value)?
@@ -53,7 +66,22 @@ pub(crate) fn builder_from_json(text: &str) -> Result<ClientBuilder, FfiError> {
                 builder.api_version(version)
             }
             // The value is never echoed, not even in a type error: it is a secret.
-            "accessToken" => builder.access_token(string(&key, value)?),
+            "accessToken" => {
+                access_token = Some(string(&key, value)?);
+                builder
+            }
+            "auth" => {
+                auth = Some(value);
+                builder
+            }
+            "authorityHost" => {
+                overrides.authority_host = Some(string(&key, value)?);
+                builder
+            }
+            "scope" => {
+                overrides.scope = Some(string(&key, value)?);
+                builder
+            }
             "timeouts" => timeouts(builder, value)?,
             "retry" => builder.retry_policy(retry(value)?),
             "pacing" => builder.pacing(pacing(value)?),
@@ -66,7 +94,200 @@ pub(crate) fn builder_from_json(text: &str) -> Result<ClientBuilder, FfiError> {
             _ => return Err(unknown(&key, KEYS).into()),
         };
     }
-    Ok(builder)
+    Ok(match (tokens, access_token, auth) {
+        (Tokens::Callback(_), Some(_), _) => {
+            return Err(
+                Error::config("accessToken", "must not be given with a token callback").into(),
+            );
+        }
+        (Tokens::Callback(_), None, Some(_)) => {
+            return Err(Error::config("auth", "must not be given with a token callback").into());
+        }
+        (Tokens::Callback(tokens), None, None) => {
+            overrides.refuse("the token callback supplies the tokens")?;
+            builder.token_provider(tokens)
+        }
+        (Tokens::FromConfig, Some(_), Some(_)) => {
+            return Err(Error::config("auth", "give either auth or accessToken, not both").into());
+        }
+        (Tokens::FromConfig, Some(token), None) => {
+            overrides.refuse("accessToken is the token")?;
+            builder.access_token(token)
+        }
+        (Tokens::FromConfig, None, Some(auth)) => match credential(auth, overrides)? {
+            Auth::Token(token) => builder.access_token(token),
+            Auth::Credential(credential) => builder.credential(credential),
+        },
+        // The builder reports the missing credentials.
+        (Tokens::FromConfig, None, None) => {
+            overrides.refuse("there is no auth with a clientSecret or certificate")?;
+            builder
+        }
+    })
+}
+
+/// Builds the client from a parsed builder. Core errors about a credential's parts name them as
+/// `config_json` spells them (`auth.tenantId`, not `tenantId`).
+pub(crate) fn build(builder: ClientBuilder) -> Result<Client, FfiError> {
+    builder.build().map_err(|err| match err {
+        Error::Config { field, reason } if CREDENTIAL_FIELDS.contains(&field.as_str()) => {
+            Error::config(format!("auth.{field}"), reason).into()
+        }
+        other => other.into(),
+    })
+}
+
+/// The core's names for the parts of a credential, which `config_json` holds in `auth`.
+const CREDENTIAL_FIELDS: [&str; 5] = [
+    "tenantId",
+    "clientId",
+    "clientSecret",
+    "certificatePem",
+    "privateKeyPem",
+];
+
+/// `authorityHost` and `scope`: they refine a credential, and mean nothing without one.
+#[derive(Default)]
+struct Overrides {
+    authority_host: Option<String>,
+    scope: Option<String>,
+}
+
+impl Overrides {
+    /// Rejects the overrides when there is no credential to apply them to.
+    fn refuse(&self, why: &str) -> Result<(), Error> {
+        let given = [
+            ("authorityHost", &self.authority_host),
+            ("scope", &self.scope),
+        ];
+        match given.into_iter().find(|(_, value)| value.is_some()) {
+            Some((field, _)) => Err(Error::config(
+                field,
+                format!("applies only to auth with a clientSecret or certificatePem; here {why}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the `auth` object describes.
+enum Auth {
+    Token(String),
+    Credential(Credential),
+}
+
+/// `auth` -> a token or a core credential; the core checks the values (tenant, client, PEM).
+/// Secrets (`accessToken`, `clientSecret`, `privateKeyPem`) are never echoed.
+fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
+    let mut parts = std::collections::BTreeMap::new();
+    for (key, value) in object("auth", value)? {
+        let field = format!("auth.{key}");
+        if !AUTH_KEYS.split(", ").any(|known| known == key) {
+            return Err(unknown(&field, AUTH_KEYS));
+        }
+        parts.insert(key, string(&field, value)?);
+    }
+    let mut take = |key: &str| parts.remove(key);
+    let token = take("accessToken");
+    let tenant = take("tenantId");
+    let client = take("clientId");
+    let secret = take("clientSecret");
+    let certificate = take("certificatePem");
+    let key = take("privateKeyPem");
+    let algorithm = take("algorithm");
+    if let Some(token) = token {
+        let others = [
+            ("tenantId", &tenant),
+            ("clientId", &client),
+            ("clientSecret", &secret),
+            ("certificatePem", &certificate),
+            ("privateKeyPem", &key),
+            ("algorithm", &algorithm),
+        ];
+        if let Some((other, _)) = others.into_iter().find(|(_, v)| v.is_some()) {
+            return Err(Error::config(
+                format!("auth.{other}"),
+                "give either auth.accessToken or an app's credentials, not both",
+            ));
+        }
+        overrides.refuse("auth.accessToken is the token")?;
+        return Ok(Auth::Token(token));
+    }
+    let tenant = tenant.ok_or_else(|| Error::config("auth.tenantId", "is required"))?;
+    let client = client.ok_or_else(|| Error::config("auth.clientId", "is required"))?;
+    let credential: Credential = match (secret, certificate, key) {
+        (Some(_), Some(_), _) | (Some(_), None, Some(_)) => {
+            return Err(Error::config(
+                "auth.clientSecret",
+                "give either clientSecret or certificatePem and privateKeyPem, not both",
+            ));
+        }
+        (Some(secret), None, None) => {
+            if algorithm.is_some() {
+                return Err(Error::config(
+                    "auth.algorithm",
+                    "applies only to a certificate credential",
+                ));
+            }
+            let mut credential = ClientSecretCredential::new(tenant, client, secret);
+            if let Some(host) = overrides.authority_host {
+                credential = credential.authority_host(host);
+            }
+            if let Some(scope) = overrides.scope {
+                credential = credential.scope(scope);
+            }
+            credential.into()
+        }
+        (None, Some(certificate), Some(key)) => {
+            let mut credential =
+                ClientCertificateCredential::from_pem(tenant, client, certificate, key).map_err(
+                    |err| match err {
+                        Error::Config { field, reason } => {
+                            Error::config(format!("auth.{field}"), reason)
+                        }
+                        other => other,
+                    },
+                )?;
+            if let Some(algorithm) = algorithm {
+                credential = credential.algorithm(match algorithm.as_str() {
+                    "PS256" => AssertionAlgorithm::Ps256,
+                    "RS256" => AssertionAlgorithm::Rs256,
+                    other => {
+                        return Err(Error::config(
+                            "auth.algorithm",
+                            format!("must be \"PS256\" or \"RS256\", got \"{other}\""),
+                        ));
+                    }
+                });
+            }
+            if let Some(host) = overrides.authority_host {
+                credential = credential.authority_host(host);
+            }
+            if let Some(scope) = overrides.scope {
+                credential = credential.scope(scope);
+            }
+            credential.into()
+        }
+        (None, Some(_), None) => {
+            return Err(Error::config(
+                "auth.privateKeyPem",
+                "is required with certificatePem",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(Error::config(
+                "auth.certificatePem",
+                "is required with privateKeyPem",
+            ));
+        }
+        (None, None, None) => {
+            return Err(Error::config(
+                "auth",
+                "needs accessToken, or tenantId and clientId with clientSecret or certificatePem and privateKeyPem",
+            ));
+        }
+    };
+    Ok(Auth::Credential(credential))
 }
 
 fn timeouts(mut builder: ClientBuilder, value: Value) -> Result<ClientBuilder, Error> {
@@ -168,13 +389,6 @@ fn millis(field: &str, value: &Value) -> Result<Duration, Error> {
     })
 }
 
-fn one_root(seen: &mut Option<&'static str>, key: &'static str) -> Result<(), Error> {
-    match seen.replace(key) {
-        Some(_) => Err(Error::config(key, "give either baseUrl or cloud, not both")),
-        None => Ok(()),
-    }
-}
-
 fn string(field: &str, value: Value) -> Result<String, Error> {
     match value {
         Value::String(text) => Ok(text),
@@ -227,8 +441,8 @@ mod tests {
     use crate::ffi::status::ius_status;
 
     fn rejected(json: &str) -> (ius_status, Value) {
-        let err = builder_from_json(json)
-            .and_then(|b| b.build().map_err(FfiError::from))
+        let err = builder_from_json(json, Tokens::FromConfig)
+            .and_then(build)
             .expect_err(json);
         (err.status(), serde_json::from_str(&err.to_json()).unwrap())
     }
@@ -243,14 +457,134 @@ mod tests {
                 "proxy":"http://user:pw@127.0.0.1:3128","useEnvProxy":false,
                 "tls":{"platformVerifier":false},
                 "fetchAfterNoContent":true}"#,
+            Tokens::FromConfig,
         )
         .unwrap();
-        let client = builder.build().unwrap();
+        let client = build(builder).unwrap();
         assert_eq!(client.api_version(), ApiVersion::V1_0);
-        builder_from_json(r#"{"cloud":"usGovDoD","accessToken":"t"}"#)
-            .unwrap()
-            .build()
-            .unwrap();
+        for config in [
+            r#"{"cloud":"usGovDoD","accessToken":"t"}"#,
+            r#"{"auth":{"accessToken":"t"}}"#,
+            r#"{"cloud":"usGov","auth":{"tenantId":"contoso.onmicrosoft.com","clientId":"app",
+                "clientSecret":"s"},"authorityHost":"http://127.0.0.1:9","scope":"api://x/.default"}"#,
+        ] {
+            build(builder_from_json(config, Tokens::FromConfig).unwrap()).unwrap();
+        }
+        let certificate = serde_json::json!({
+            "auth": {
+                "tenantId": "contoso.onmicrosoft.com",
+                "clientId": "app",
+                "certificatePem": CERT,
+                "privateKeyPem": KEY,
+                "algorithm": "RS256",
+            },
+            "authorityHost": "https://login.microsoftonline.us",
+        });
+        build(builder_from_json(&certificate.to_string(), Tokens::FromConfig).unwrap()).unwrap();
+    }
+
+    const CERT: &str = include_str!("../../tests/fixtures/test-only-rsa-cert.pem");
+    const KEY: &str = include_str!("../../tests/fixtures/test-only-rsa-key.pkcs8.pem");
+
+    #[test]
+    fn bad_auth_names_the_field_and_never_echoes_a_secret() {
+        let secret = "S3CR3T-value";
+        let app = r#""tenantId":"contoso.onmicrosoft.com","clientId":"app""#;
+        let cases = [
+            (
+                format!(r#"{{"accessToken":"{secret}","auth":{{"accessToken":"{secret}"}}}}"#),
+                "auth",
+            ),
+            (
+                format!(
+                    r#"{{"auth":{{{app},"clientSecret":"{secret}","certificatePem":"x","privateKeyPem":"{secret}"}}}}"#
+                ),
+                "auth.clientSecret",
+            ),
+            (
+                format!(
+                    r#"{{"auth":{{{app},"clientSecret":"{secret}","privateKeyPem":"{secret}"}}}}"#
+                ),
+                "auth.clientSecret",
+            ),
+            (
+                format!(r#"{{"auth":{{"accessToken":"{secret}","clientId":"app"}}}}"#),
+                "auth.clientId",
+            ),
+            (
+                format!(r#"{{"auth":{{{app},"password":"{secret}"}}}}"#),
+                "auth.password",
+            ),
+            (
+                format!(r#"{{"auth":{{"clientId":"a","clientSecret":"{secret}"}}}}"#),
+                "auth.tenantId",
+            ),
+            (
+                format!(r#"{{"auth":{{"tenantId":"t","clientSecret":"{secret}"}}}}"#),
+                "auth.clientId",
+            ),
+            (format!(r#"{{"auth":{{{app}}}}}"#), "auth"),
+            (r#"{"auth":"token"}"#.to_owned(), "auth"),
+            (
+                format!(r#"{{"auth":{{{app},"clientSecret":7}}}}"#),
+                "auth.clientSecret",
+            ),
+            (
+                format!(r#"{{"auth":{{{app},"clientSecret":""}}}}"#),
+                "auth.clientSecret",
+            ),
+            (
+                format!(
+                    r#"{{"auth":{{"tenantId":"a/b","clientId":"app","clientSecret":"{secret}"}}}}"#
+                ),
+                "auth.tenantId",
+            ),
+            (
+                format!(r#"{{"auth":{{{app},"clientSecret":"{secret}","algorithm":"RS256"}}}}"#),
+                "auth.algorithm",
+            ),
+            (
+                format!(
+                    r#"{{"auth":{{{app},"certificatePem":"{secret}","privateKeyPem":"{secret}"}}}}"#
+                ),
+                "auth.privateKeyPem",
+            ),
+            (
+                format!(r#"{{"auth":{{{app},"privateKeyPem":"{secret}"}}}}"#),
+                "auth.certificatePem",
+            ),
+            (
+                format!(
+                    r#"{{"auth":{{{app},"clientSecret":"{secret}"}},"authorityHost":"http://login.example"}}"#
+                ),
+                "authorityHost",
+            ),
+            (
+                format!(r#"{{"auth":{{{app},"clientSecret":"{secret}"}},"scope":""}}"#),
+                "scope",
+            ),
+            (
+                format!(r#"{{"accessToken":"{secret}","authorityHost":"https://login.example"}}"#),
+                "authorityHost",
+            ),
+            (
+                format!(r#"{{"auth":{{"accessToken":"{secret}"}},"scope":"api://x/.default"}}"#),
+                "scope",
+            ),
+        ];
+        for (json, field) in cases {
+            let (status, value) = rejected(&json);
+            assert_eq!(status, ius_status::Config, "{json}: {value}");
+            assert_eq!(value["field"], field, "{json}: {value}");
+            assert!(!value.to_string().contains(secret), "{json}: {value}");
+        }
+        let bad_algorithm = serde_json::json!({
+            "auth": {"tenantId": "t", "clientId": "a", "certificatePem": CERT,
+                     "privateKeyPem": KEY, "algorithm": "HS256"},
+        });
+        let (_, value) = rejected(&bad_algorithm.to_string());
+        assert_eq!(value["field"], "auth.algorithm");
+        assert!(!value.to_string().contains("PRIVATE KEY"));
     }
 
     #[test]
@@ -289,10 +623,6 @@ mod tests {
             (
                 r#"{"accessToken":"t","retry":{"jitter":true}}"#,
                 "retry.jitter",
-            ),
-            (
-                r#"{"accessToken":"t","baseUrl":"http://127.0.0.1:1","cloud":"global"}"#,
-                "cloud",
             ),
             (r#"{"accessToken":"t","cloud":"mars"}"#, "cloud"),
             (r#"{"accessToken":"t","apiVersion":"v2"}"#, "apiVersion"),

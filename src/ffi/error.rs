@@ -24,6 +24,11 @@ struct Details {
     client_request_id: Option<String>,
     retry_after_seconds: Option<f64>,
     attempts: Option<u32>,
+    /// The token endpoint's answer, for `IUS_STATUS_AUTH`.
+    aadsts: Option<String>,
+    oauth_error: Option<String>,
+    trace_id: Option<String>,
+    correlation_id: Option<String>,
 }
 
 impl FfiError {
@@ -38,6 +43,10 @@ impl FfiError {
             client_request_id: None,
             retry_after_seconds: None,
             attempts: None,
+            aadsts: None,
+            oauth_error: None,
+            trace_id: None,
+            correlation_id: None,
         }))
     }
 
@@ -107,6 +116,10 @@ impl FfiError {
                     .map(Value::Number),
             ),
             ("attempts", d.attempts.map(Value::from)),
+            ("aadsts", d.aadsts.clone().map(Value::from)),
+            ("error", d.oauth_error.clone().map(Value::from)),
+            ("traceId", d.trace_id.clone().map(Value::from)),
+            ("correlationId", d.correlation_id.clone().map(Value::from)),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -139,13 +152,22 @@ impl From<Error> for FfiError {
         };
         let mut ffi = FfiError::new(status, error.to_string(), field);
         let d = &mut ffi.0;
-        d.http_status = error.http_status();
+        // An AUTH error's status is the token endpoint's, when it answered.
+        d.http_status = error
+            .http_status()
+            .or_else(|| error.auth().and_then(|auth| auth.http_status));
         d.request_id = error.request_id().map(str::to_owned);
         d.client_request_id = error.client_request_id().map(str::to_owned);
         d.code = error.graph().and_then(|graph| graph.code.clone());
         d.retry_after_seconds = error.retry_after().map(|wait| wait.as_secs_f64());
         // Requests actually sent; absent when nothing was (invalid input, configuration).
         d.attempts = Some(error.attempts()).filter(|&n| n > 0);
+        if let Some(auth) = error.auth() {
+            d.aadsts = auth.aadsts.clone();
+            d.oauth_error = auth.error.clone();
+            d.trace_id = auth.trace_id.clone();
+            d.correlation_id = auth.correlation_id.clone();
+        }
         ffi
     }
 }
@@ -205,6 +227,29 @@ mod tests {
         let (status, value) = json(crate::AuthError::new("token endpoint said no").into());
         assert_eq!(status, ius_status::Auth);
         assert_eq!(value.as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn auth_errors_carry_the_token_endpoints_ids() {
+        let auth = crate::AuthError {
+            error: Some("invalid_client".into()),
+            error_description: Some("AADSTS7000215: Invalid client secret provided.".into()),
+            aadsts: Some("AADSTS7000215".into()),
+            trace_id: Some("trace-1".into()),
+            correlation_id: Some("corr-1".into()),
+            http_status: Some(401),
+            ..crate::AuthError::new("token request for client app failed")
+        };
+        let (status, value) = json(auth.into());
+        assert_eq!(status, ius_status::Auth);
+        assert_eq!(value["status"], "AUTH");
+        assert_eq!(value["aadsts"], "AADSTS7000215");
+        assert_eq!(value["error"], "invalid_client");
+        assert_eq!(value["traceId"], "trace-1");
+        assert_eq!(value["correlationId"], "corr-1");
+        assert_eq!(value["httpStatus"], 401);
+        assert!(value.get("attempts").is_none(), "nothing reached Graph");
+        assert!(value["message"].as_str().unwrap().contains("AADSTS7000215"));
     }
 
     #[test]

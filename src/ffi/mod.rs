@@ -9,7 +9,9 @@
 //! - [`status`]: the `ius_status` codes and their names, `ius_version`;
 //! - [`error`]: core `Error` -> status + error JSON, in one place;
 //! - [`config`]: `config_json` -> `ClientBuilder`; [`target`]: `target_json` -> `Target`;
-//! - [`client`]: `ius_client_new` / `ius_client_free`; [`update`]: the update calls;
+//! - [`client`]: `ius_client_new` / `ius_client_new_with_token_callback` / `ius_client_free`;
+//!   [`update`]: the update calls;
+//! - [`token`]: the token callback behind the core's token cache; [`log`]: the log callback;
 //! - [`panic`]: the boundary every exported body runs in; [`strings`]: C string in/out.
 
 #[macro_use]
@@ -17,7 +19,9 @@ mod panic;
 mod client;
 mod config;
 mod error;
+mod log;
 mod status;
 mod strings;
 mod target;
+mod token;
 mod update;

@@ -24,7 +24,12 @@ pub enum ius_status {
     InvalidInput = 4,
     /// `config_json` was rejected (unknown key, both `baseUrl` and `cloud`, bad timeout, ...).
     Config = 5,
-    /// No access token could be obtained.
+    /// `ius_set_log_callback`: other code in the process already installed a logger for Rust's
+    /// `log` crate, so the callback could not be.
+    LoggerInUse = 6,
+    /// No access token could be obtained: the token endpoint refused (see `aadsts`, `error`,
+    /// `traceId`, `correlationId`, `httpStatus`), could not be reached, or the token callback
+    /// failed. Nothing was sent to Graph.
     Auth = 100,
     /// Graph answered with an HTTP error (4xx/5xx other than 429): see `httpStatus`, `code`,
     /// `requestId`.
@@ -48,13 +53,14 @@ pub enum ius_status {
 
 impl ius_status {
     /// Every status, for `ius_status_name` and the tests.
-    pub(crate) const ALL: [ius_status; 15] = [
+    pub(crate) const ALL: [ius_status; 16] = [
         ius_status::Ok,
         ius_status::NullArgument,
         ius_status::InvalidUtf8,
         ius_status::InvalidJson,
         ius_status::InvalidInput,
         ius_status::Config,
+        ius_status::LoggerInUse,
         ius_status::Auth,
         ius_status::Graph,
         ius_status::Throttled,
@@ -75,6 +81,7 @@ impl ius_status {
             ius_status::InvalidJson => "INVALID_JSON\0",
             ius_status::InvalidInput => "INVALID_INPUT\0",
             ius_status::Config => "CONFIG\0",
+            ius_status::LoggerInUse => "LOGGER_IN_USE\0",
             ius_status::Auth => "AUTH\0",
             ius_status::Graph => "GRAPH\0",
             ius_status::Throttled => "THROTTLED\0",
@@ -148,7 +155,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), ius_status::ALL.len());
         assert!(!names.contains(&"UNKNOWN"));
-        for raw in [6, 99, 107, 202, 999, u32::MAX] {
+        for raw in [7, 99, 107, 202, 999, u32::MAX] {
             assert_eq!(name_of(raw), "UNKNOWN");
         }
     }
