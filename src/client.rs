@@ -245,13 +245,15 @@ impl Client {
     }
 
     fn budget(&self, options: &CallOptions) -> Result<Budget, Error> {
-        let retry = options.retry.unwrap_or(self.budget.retry);
-        retry.validate("retry")?;
+        // The client's own settings were checked when it was built; only a call's are new.
+        if let Some(retry) = &options.retry {
+            retry.validate("retry")?;
+        }
         if let Some(total) = options.total_timeout {
             crate::config::check_duration("timeouts.totalMs", total, false)?;
         }
         Ok(Budget {
-            retry,
+            retry: options.retry.unwrap_or(self.budget.retry),
             total: options.total_timeout.or(self.budget.total),
         })
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
-use ureq::http::{HeaderMap, Method, Uri};
+use ureq::http::{HeaderMap, HeaderValue, Method, Uri};
 use ureq::unversioned::transport::DefaultConnector;
 
 use crate::config::is_loopback;
@@ -86,7 +86,8 @@ pub(crate) struct Pipeline {
     agent: Agent,
     root: String,
     token: Arc<dyn TokenProvider>,
-    sdk_version: String,
+    /// Built once: the same for every request of the client.
+    sdk_version: HeaderValue,
     request_timeout: Duration,
     gate: Gate,
 }
@@ -134,12 +135,13 @@ impl Pipeline {
             agent,
             root: config.root,
             token,
-            sdk_version: format!(
+            sdk_version: HeaderValue::try_from(format!(
                 "{SDK_NAME} (hostOS={}; hostArch={}; runtimeEnvironment={})",
                 std::env::consts::OS,
                 std::env::consts::ARCH,
                 config.runtime_environment
-            ),
+            ))
+            .unwrap_or(HeaderValue::from_static(SDK_NAME)),
             request_timeout: config.request_timeout,
             gate: Gate::new(config.pacing),
         })
@@ -243,7 +245,9 @@ impl Pipeline {
         attempt: u32,
         deadline: Option<Instant>,
     ) -> Result<Response, Failure> {
-        let authorization = format!("Bearer {}", token.secret());
+        let mut authorization = String::with_capacity(7 + token.secret().len());
+        authorization.push_str("Bearer ");
+        authorization.push_str(token.secret());
         let mut method = request.method.clone();
         let mut body = request.body;
         let mut url = request.url.clone();
@@ -263,7 +267,7 @@ impl Pipeline {
                 .method(method.clone())
                 .uri(&url)
                 .header("client-request-id", client_request_id)
-                .header("SdkVersion", &self.sdk_version);
+                .header("SdkVersion", self.sdk_version.clone());
             // Authorization never goes to another scheme, host or port.
             if same_origin {
                 builder = builder.header("Authorization", &authorization);

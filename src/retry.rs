@@ -82,7 +82,12 @@ impl RetryPolicy {
             ("maxDelayMs", self.max_delay),
             ("maxTotalMs", self.max_total_wait),
         ] {
-            check_duration(&format!("{field}.{name}"), value, true)?;
+            check_duration(name, value, true).map_err(|err| match err {
+                Error::Config { field: name, reason } => {
+                    Error::config(format!("{field}.{name}"), reason)
+                }
+                other => other,
+            })?;
         }
         if self.max_retries > MAX_RETRIES_LIMIT {
             return Err(Error::config(
