@@ -57,7 +57,7 @@ enum ius_status
    */
   IUS_STATUS_INVALID_INPUT = 4,
   /**
-   * `config_json` was rejected (unknown key, both `baseUrl` and `cloud`, bad timeout, ...).
+   * `config_json` was rejected (unknown key, two sources of tokens, bad timeout, ...).
    */
   IUS_STATUS_CONFIG = 5,
   /**
@@ -174,7 +174,9 @@ typedef struct ius_client ius_client;
  * Ownership: the buffer and `out_expires_in_seconds` belong to the library and are valid only
  * during the call; the library wipes the buffer afterwards.
  * Threads: called on a thread making an update call, never by two threads at once for one
- * client; it must not call back into the client it serves.
+ * client; it must not call back into the client it serves. It must return normally: a C++
+ * exception or a `longjmp` out of it crosses Rust frames, which aborts the process or leaves the
+ * client's token state stuck.
  */
 typedef int32_t (*ius_token_callback)(void *user_data,
                                       char *token_buffer,
@@ -186,7 +188,8 @@ typedef int32_t (*ius_token_callback)(void *user_data,
  * call only (copy it to keep it).
  *
  * Threads: called on whichever thread is making a library call, possibly on several threads at
- * once, so `user_data` must be safe to use from any thread. It must not call into this library.
+ * once, so `user_data` must be safe to use from any thread. It must not call into this library,
+ * and must return normally (no C++ exception or `longjmp` out of it).
  * Messages never contain tokens, client secrets, assertions or keys.
  */
 typedef void (*ius_log_callback)(void *user_data,

@@ -79,7 +79,8 @@ class [[nodiscard]] Result {
   /// The value; the call must have succeeded.
   T &value() & { return std::get<0>(checked(true)); }
   const T &value() const & { return std::get<0>(checked(true)); }
-  T &&value() && { return std::get<0>(std::move(checked(true))); }
+  // By value: a reference into a temporary Result would dangle once the full expression ends.
+  T value() && { return std::get<0>(std::move(checked(true))); }
 
   /// The error; the call must have failed.
   const Error &error() const & { return std::get<1>(checked(false)); }

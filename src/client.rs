@@ -179,6 +179,7 @@ impl Client {
         }
         let url = self.url(target, options)?;
         let budget = self.budget(options)?;
+        let started = std::time::Instant::now();
         let body = patch.to_json();
         let response = self.pipeline.execute(
             &Request {
@@ -201,8 +202,7 @@ impl Client {
                     .fetch_after_no_content
                     .unwrap_or(self.fetch_after_no_content)
                 {
-                    self.get_user_status_with(target, options)
-                        .map(UpdateOutcome::Fetched)
+                    Ok(self.fetch_after_update(target, options, &budget, started))
                 } else {
                     Ok(UpdateOutcome::NoContent)
                 }
@@ -242,6 +242,34 @@ impl Client {
         url.push_str(self.pipeline.root());
         target.write_url(&mut url, options.api_version.unwrap_or(self.api_version))?;
         Ok(url)
+    }
+
+    /// The GET after a 204, within what is left of the call's budget. The update has already
+    /// succeeded, so a failed read is logged and reported as `NoContent`, never as an error that
+    /// would make the caller think the update failed and send it again.
+    fn fetch_after_update(
+        &self,
+        target: &Target,
+        options: &CallOptions,
+        budget: &Budget,
+        started: std::time::Instant,
+    ) -> UpdateOutcome {
+        let mut get_options = options.clone();
+        if let Some(total) = budget.total {
+            let left = total.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                log::warn!("the update was applied (204); no time was left to read it back");
+                return UpdateOutcome::NoContent;
+            }
+            get_options.total_timeout = Some(left);
+        }
+        match self.get_user_status_with(target, &get_options) {
+            Ok(entity) => UpdateOutcome::Fetched(entity),
+            Err(err) => {
+                log::warn!("the update was applied (204) but reading it back failed: {err}");
+                UpdateOutcome::NoContent
+            }
+        }
     }
 
     fn budget(&self, options: &CallOptions) -> Result<Budget, Error> {

@@ -307,7 +307,9 @@ impl ClientBuilder {
     }
 
     /// After a 204 No Content (what Intune answers in practice), GET the updated object so the call
-    /// returns it (default off: one request per update).
+    /// returns it (default off: one request per update). The GET shares the call's time budget; if
+    /// it fails, the update still succeeded, so the call returns
+    /// [`UpdateOutcome::NoContent`](crate::UpdateOutcome::NoContent) and logs a warning.
     pub fn fetch_after_no_content(mut self, fetch: bool) -> Self {
         self.fetch_after_no_content = fetch;
         self
@@ -415,6 +417,13 @@ fn check_base_url(url: &str) -> Result<(String, bool), Error> {
             format!("\"{url}\" is not a URL ({err}); expected e.g. http://127.0.0.1:8080"),
         )
     })?;
+    // Credentials in a URL would end up in logs and Debug output; they are never needed here.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(Error::config(
+            field,
+            "must not carry a user name or password; authenticate with a token or credential",
+        ));
+    }
     let host = uri
         .host()
         .ok_or_else(|| Error::config(field, format!("\"{url}\" has no host")))?;
@@ -479,6 +488,7 @@ mod tests {
             "https://graph.microsoft.com/v1.0/",
             "not a url",
             "https://h/?q=1",
+            "https://user:pw@graph.example",
         ] {
             let err = check_base_url(bad).unwrap_err();
             assert!(

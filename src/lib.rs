@@ -52,7 +52,7 @@ pub use model::{
     ComplianceStatus, DeviceConfigurationUserStatus, ODATA_TYPE, StatusValue,
     UnknownComplianceStatus,
 };
-pub use pacing::Pacing;
+pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;
 pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
 pub use target::{ApiVersion, Route, Target};

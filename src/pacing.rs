@@ -28,12 +28,22 @@ impl Pacing {
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        if self.requests == 0 {
-            return Err(Error::config("pacing.requests", "must be at least 1"));
+        // The window keeps one timestamp per request: bound it.
+        if self.requests == 0 || self.requests > MAX_PACED_REQUESTS {
+            return Err(Error::config(
+                "pacing.requests",
+                format!(
+                    "must be between 1 and {MAX_PACED_REQUESTS}, got {}",
+                    self.requests
+                ),
+            ));
         }
         check_duration("pacing.perSeconds", self.per, false)
     }
 }
+
+/// The largest `requests` a pacing window accepts (Intune's own limits are 100 and 1000).
+pub const MAX_PACED_REQUESTS: u32 = 100_000;
 
 /// Shared by all threads of one client.
 #[derive(Debug)]

@@ -180,7 +180,13 @@ impl Pipeline {
                     return finish(Err(failure), attempts - 1, None);
                 }
             };
-            let outcome = self.attempt(request, &token, &client_request_id, attempts, deadline);
+            let outcome = self.attempt(
+                request,
+                &token,
+                &client_request_id,
+                attempts,
+                (started, deadline),
+            );
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
                 // Graph refused the token (revoked, or expired early): drop it from the cache and
                 // send once more with a fresh one. A provider that hands back the same token (a
@@ -208,6 +214,12 @@ impl Pipeline {
             let Some(asked) = asked else {
                 return finish(outcome, attempts, None);
             };
+            if let (Ok(response), Some(wait)) = (&outcome, asked)
+                && response.status == 429
+            {
+                // Every thread of this client waits, whether or not this call retries.
+                self.gate.hold_until(Instant::now() + wait);
+            }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             match decide(&budget.retry, attempts - 1, asked, waited, remaining) {
                 Verdict::Retry(wait) => {
@@ -224,7 +236,7 @@ impl Pipeline {
                         wait.as_secs_f64()
                     );
                     if matches!(&outcome, Ok(response) if response.status == 429) {
-                        // Every thread of this client waits, not only the one that was told.
+                        // Without a Retry-After the backoff is the hold (with one, it is set).
                         self.gate.hold_until(Instant::now() + wait);
                     }
                     std::thread::sleep(wait);
@@ -243,7 +255,7 @@ impl Pipeline {
         token: &AccessToken,
         client_request_id: &str,
         attempt: u32,
-        deadline: Option<Instant>,
+        (call_started, deadline): (Instant, Option<Instant>),
     ) -> Result<Response, Failure> {
         let mut authorization = String::with_capacity(7 + token.secret().len());
         authorization.push_str("Bearer ");
@@ -279,7 +291,7 @@ impl Pipeline {
                 builder = builder.header("Content-Type", "application/json");
             }
             let context = ErrorContext {
-                started,
+                started: call_started,
                 client_request_id,
                 bounded_by_total,
             };
@@ -470,6 +482,7 @@ fn follow(current: &str, location: &str) -> Result<String, String> {
 /// What an attempt's transport error needs to be described.
 #[derive(Clone, Copy)]
 struct ErrorContext<'a> {
+    /// When the call began: a timeout reports how long the whole call ran.
     started: Instant,
     client_request_id: &'a str,
     bounded_by_total: bool,

@@ -52,7 +52,10 @@ impl Resolver for CachingResolver {
         }
         let addrs = self.inner.resolve(uri, config, timeout)?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|e| !(e.scheme == scheme && e.authority == authority));
+        cache.retain(|e| {
+            !(e.scheme == scheme && e.authority == authority)
+                && now.duration_since(e.resolved_at) < TTL
+        });
         cache.push(Entry {
             scheme: scheme.to_owned(),
             authority: authority.to_owned(),

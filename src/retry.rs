@@ -83,9 +83,10 @@ impl RetryPolicy {
             ("maxTotalMs", self.max_total_wait),
         ] {
             check_duration(name, value, true).map_err(|err| match err {
-                Error::Config { field: name, reason } => {
-                    Error::config(format!("{field}.{name}"), reason)
-                }
+                Error::Config {
+                    field: name,
+                    reason,
+                } => Error::config(format!("{field}.{name}"), reason),
                 other => other,
             })?;
         }

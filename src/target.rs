@@ -483,6 +483,14 @@ fn push_id(url: &mut String, field: &str, id: &str) -> Result<(), Error> {
     if id.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
+    // Servers and proxies resolve dot segments (RFC 3986), even percent-encoded: `..` would
+    // address the parent resource instead.
+    if id == "." || id == ".." {
+        return Err(Error::invalid(
+            field,
+            format!("\"{id}\" is a dot segment, which cannot name a resource"),
+        ));
+    }
     url.extend(utf8_percent_encode(id, SEGMENT));
     Ok(())
 }
@@ -513,6 +521,16 @@ mod tests {
             url(&target, ApiVersion::Beta).unwrap(),
             "/beta/deviceManagement/deviceConfigurations/a%2Fb%3Fc%23d%25e%20f/userStatuses/%C3%A9%E2%9C%93"
         );
+    }
+
+    #[test]
+    fn dot_segments_are_refused() {
+        for id in [".", ".."] {
+            let err = url(&Target::new("c", id), ApiVersion::Beta).unwrap_err();
+            assert!(err.to_string().contains("userStatusId"), "{err}");
+            assert!(url(&Target::new(id, "u"), ApiVersion::Beta).is_err());
+        }
+        assert!(url(&Target::new("c", "..."), ApiVersion::Beta).is_ok());
     }
 
     #[test]

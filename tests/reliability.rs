@@ -535,3 +535,33 @@ fn r26_an_unpaced_client_meets_429s_retries_them_and_applies_everything() {
     assert!(emu.throttled_count() > 0, "the limit was met");
     assert_eq!(emu.requests().len(), 32 + emu.throttled_count());
 }
+
+#[test]
+fn r27_a_429_holds_the_client_even_when_the_call_does_not_retry() {
+    let emu = faulty(vec![next_patch(1, status(429, Some("0.5")))]);
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    assert!(patch_once(&client).unwrap_err().is_throttled());
+    let started = Instant::now();
+    patch_once(&client).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the next request waited for the Retry-After: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn r28_a_failed_read_back_after_a_204_still_reports_the_applied_update() {
+    let emu = faulty(vec![FaultRule::next(1, status(500, None)).method("GET")]);
+    let client = builder(&emu.base_url())
+        .fetch_after_no_content(true)
+        .build()
+        .unwrap();
+    assert_eq!(patch_once(&client).unwrap(), UpdateOutcome::NoContent);
+    assert!(applied(&emu));
+    let methods: Vec<String> = emu.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["PATCH", "GET"]);
+}

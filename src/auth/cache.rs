@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 use crate::Error;
 use crate::auth::error::{AuthError, AuthResult};
 use crate::auth::{AccessToken, TokenProvider};
+use crate::config::MAX_DURATION;
 
 /// A token is refreshed once it has less than this left (what Microsoft's libraries do).
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// After a failed refresh while the token is still valid, the next try waits this long.
+const RETRY_REFRESH_AFTER: Duration = Duration::from_secs(30);
 
 /// A freshly issued token and how long the issuer said it lives.
 pub(crate) struct FreshToken {
@@ -32,6 +35,8 @@ pub(crate) trait TokenSource: Send + Sync {
 struct Cached {
     token: AccessToken,
     refresh_at: Instant,
+    /// When the token stops working: until then a failed refresh falls back to it.
+    expires_at: Instant,
 }
 
 #[derive(Default)]
@@ -84,23 +89,38 @@ impl<S: TokenSource> TokenCache<S> {
         let _wake = WakeWaiters(self);
         let started = (self.clock)();
         let outcome = self.source.fetch().map(|fresh| {
+            // Whatever the endpoint claims, a day is the longest any deadline here may reach.
+            let lifetime = fresh.expires_in.min(MAX_DURATION);
             // A token that lives less than twice the margin is refreshed at half its life instead,
             // so a short-lived token is not fetched again on every call.
-            let margin = self.margin.min(fresh.expires_in / 2);
-            (fresh.token, started + fresh.expires_in - margin)
+            let margin = self.margin.min(lifetime / 2);
+            (fresh.token, started + lifetime - margin, started + lifetime)
         });
         let mut state = self.lock();
         state.refreshing = false;
         state.generation += 1;
+        let now = (self.clock)();
         let published = match outcome {
-            Ok((token, refresh_at)) => {
+            Ok((token, refresh_at, expires_at)) => {
                 state.current = Some(Cached {
                     token: token.clone(),
                     refresh_at,
+                    expires_at,
                 });
                 Ok(token)
             }
-            Err(err) => Err(err),
+            // The refresh started early: while the old token still works, keep using it and try
+            // again a little later rather than failing every call during an endpoint blip.
+            Err(err) => match state.current.as_mut().filter(|c| now < c.expires_at) {
+                Some(cached) => {
+                    log::warn!(
+                        "token refresh failed ({err}); the current token stays in use until it expires"
+                    );
+                    cached.refresh_at = (now + RETRY_REFRESH_AFTER).min(cached.expires_at);
+                    Ok(cached.token.clone())
+                }
+                None => Err(err),
+            },
         };
         state.last = Some(published.clone());
         published
@@ -345,5 +365,48 @@ mod tests {
             first.join().is_err(),
             "the fetching thread's panic propagates"
         );
+    }
+
+    #[test]
+    fn a_failed_early_refresh_keeps_the_valid_token_and_waits_before_trying_again() {
+        let (cache, source, now) = cache(Duration::ZERO);
+        assert_eq!(cache.token().unwrap().secret(), "t1");
+        // Inside the refresh margin, but the token still works for 4 more minutes.
+        *now.lock().unwrap() += HOUR - Duration::from_secs(4 * 60);
+        source.failing.store(true, Ordering::SeqCst);
+        assert_eq!(
+            cache.token().unwrap().secret(),
+            "t1",
+            "the old token is still good"
+        );
+        assert_eq!(cache.token().unwrap().secret(), "t1");
+        assert_eq!(
+            fetches(&source),
+            2,
+            "no new fetch within RETRY_REFRESH_AFTER"
+        );
+        *now.lock().unwrap() += RETRY_REFRESH_AFTER;
+        source.failing.store(false, Ordering::SeqCst);
+        assert_eq!(cache.token().unwrap().secret(), "t3");
+        // Past expiry a failure is the caller's.
+        *now.lock().unwrap() += 2 * HOUR;
+        source.failing.store(true, Ordering::SeqCst);
+        assert!(cache.token().is_err());
+    }
+
+    #[test]
+    fn an_absurd_lifetime_from_the_endpoint_cannot_overflow() {
+        struct Forever;
+        impl TokenSource for Forever {
+            fn fetch(&self) -> AuthResult<FreshToken> {
+                Ok(FreshToken {
+                    token: AccessToken::new("t"),
+                    expires_in: Duration::MAX,
+                })
+            }
+        }
+        let cache = TokenCache::new(Forever);
+        assert_eq!(cache.token().unwrap().secret(), "t");
+        assert_eq!(cache.token().unwrap().secret(), "t");
     }
 }

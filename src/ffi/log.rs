@@ -39,7 +39,8 @@ pub type ius_log_level_value = u32;
 /// call only (copy it to keep it).
 ///
 /// Threads: called on whichever thread is making a library call, possibly on several threads at
-/// once, so `user_data` must be safe to use from any thread. It must not call into this library.
+/// once, so `user_data` must be safe to use from any thread. It must not call into this library,
+/// and must return normally (no C++ exception or `longjmp` out of it).
 /// Messages never contain tokens, client secrets, assertions or keys.
 #[allow(non_camel_case_types)] // The C name, so cbindgen emits it as is.
 pub type ius_log_callback = Option<

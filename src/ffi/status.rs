@@ -22,7 +22,7 @@ pub enum ius_status {
     /// An argument was well-formed but rejected (unknown or mistyped property, out-of-range
     /// number, bad date, unknown route, empty id); nothing was sent.
     InvalidInput = 4,
-    /// `config_json` was rejected (unknown key, both `baseUrl` and `cloud`, bad timeout, ...).
+    /// `config_json` was rejected (unknown key, two sources of tokens, bad timeout, ...).
     Config = 5,
     /// `ius_set_log_callback`: other code in the process already installed a logger for Rust's
     /// `log` crate, so the callback could not be.

@@ -26,7 +26,9 @@ use crate::{AccessToken, AuthError, Error, TokenProvider};
 /// Ownership: the buffer and `out_expires_in_seconds` belong to the library and are valid only
 /// during the call; the library wipes the buffer afterwards.
 /// Threads: called on a thread making an update call, never by two threads at once for one
-/// client; it must not call back into the client it serves.
+/// client; it must not call back into the client it serves. It must return normally: a C++
+/// exception or a `longjmp` out of it crosses Rust frames, which aborts the process or leaves the
+/// client's token state stuck.
 #[allow(non_camel_case_types)] // The C name, so cbindgen emits it as is.
 pub type ius_token_callback = Option<
     unsafe extern "C" fn(
