@@ -48,6 +48,7 @@ pub enum Error {
     /// The request could not be sent or its response could not be read (connection refused or
     /// reset, DNS failure, TLS failure, ...).
     #[error("{kind} error: {message} (client-request-id {client_request_id})")]
+    #[non_exhaustive]
     Transport {
         /// Which stage failed.
         kind: TransportKind,
@@ -63,6 +64,7 @@ pub enum Error {
     #[error(
         "timed out after {elapsed:?} waiting for {stage} (client-request-id {client_request_id})"
     )]
+    #[non_exhaustive]
     Timeout {
         /// What was being waited for (`connect`, `response`, ...).
         stage: String,
@@ -80,6 +82,7 @@ pub enum Error {
         "throttled by the client: the next request could leave only in {:.3} s, past the call's time budget (client-request-id {client_request_id})",
         wait.as_secs_f64()
     )]
+    #[non_exhaustive]
     Throttled {
         /// How long the request would have had to wait.
         wait: Duration,
@@ -92,6 +95,7 @@ pub enum Error {
     /// Graph answered, but not with something this operation can accept (a 2xx whose body is not the
     /// entity, an unexpected status such as a redirect that was not followed, a body over the size cap).
     #[error("unexpected response: HTTP {status}: {reason}{}", fmt_ids(request_id.as_deref(), client_request_id))]
+    #[non_exhaustive]
     UnexpectedResponse {
         /// The HTTP status received.
         status: u16,
@@ -136,6 +140,7 @@ impl fmt::Display for TransportKind {
 /// Program against [`code`](GraphError::code), never against the message: Graph documents codes
 /// as stable and messages as free text.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GraphError {
     /// The HTTP status (e.g. 404, 429, 503).
     pub status: u16,

@@ -170,7 +170,7 @@ impl Pipeline {
                 });
             }
             attempts += 1;
-            let token = match self.token.token() {
+            let token = match self.token.token_before(deadline) {
                 Ok(token) => token,
                 Err(error) => {
                     let failure = Failure {
@@ -193,7 +193,11 @@ impl Pipeline {
                 // static one) gets its 401 at once instead of a pointless second request.
                 reauthenticated = true;
                 self.token.invalidate(&token);
-                if self.token.token().is_ok_and(|fresh| fresh != token) {
+                if self
+                    .token
+                    .token_before(deadline)
+                    .is_ok_and(|fresh| fresh != token)
+                {
                     log::info!(
                         "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
                         request.method,
@@ -266,14 +270,20 @@ impl Pipeline {
         let mut same_origin = true;
         let mut redirected_to_get = false;
         let mut redirects = 0;
+        // One request timeout covers the attempt with all its redirect hops.
+        let attempt_ends = Instant::now() + self.request_timeout;
+        let (ends, bounded_by_total) = match deadline {
+            Some(deadline) if deadline < attempt_ends => (deadline, true),
+            _ => (attempt_ends, false),
+        };
         loop {
             let started = Instant::now();
-            let (timeout, bounded_by_total) = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(started);
-                    (self.request_timeout.min(left), left < self.request_timeout)
-                }
-                None => (self.request_timeout, false),
+            // The first hop of an unbounded attempt runs on the agent's own timeout, so the common
+            // case needs no per-request configuration.
+            let timeout = if redirects == 0 && !bounded_by_total {
+                self.request_timeout
+            } else {
+                ends.saturating_duration_since(started)
             };
             let mut builder = ureq::http::Request::builder()
                 .method(method.clone())

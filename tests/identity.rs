@@ -311,3 +311,24 @@ fn logs_and_errors_of_a_whole_run_never_hold_a_secret_token_or_assertion() {
         );
     }
 }
+
+#[test]
+fn a_stalled_token_endpoint_cannot_outlast_the_calls_total_budget() {
+    let emu = emulator();
+    emu.add_fault(
+        ius_emulator::FaultRule::always(ius_emulator::Fault::NoAnswer).path_contains("/oauth2/"),
+    );
+    let client = client_with(&emu, secret_credential(&emu, SECRET))
+        .total_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = update(&client, 0, 1).unwrap_err();
+    let took = started.elapsed();
+    assert!(err.auth().is_some(), "{err:?}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(emu.requests().is_empty(), "nothing reached Graph");
+}

@@ -28,8 +28,8 @@ pub(crate) struct FreshToken {
 
 /// Fetches a new token every time it is called; [`TokenCache`] decides when to call it.
 pub(crate) trait TokenSource: Send + Sync {
-    /// Asks the issuer for a new token (blocking, retries included).
-    fn fetch(&self) -> AuthResult<FreshToken>;
+    /// Asks the issuer for a new token (blocking, retries included), giving up at `deadline`.
+    fn fetch(&self, deadline: Option<Instant>) -> AuthResult<FreshToken>;
 }
 
 struct Cached {
@@ -85,10 +85,10 @@ impl<S: TokenSource> TokenCache<S> {
     }
 
     /// Fetches on this thread and publishes the outcome to the waiters.
-    fn refresh(&self) -> AuthResult<AccessToken> {
+    fn refresh(&self, deadline: Option<Instant>) -> AuthResult<AccessToken> {
         let _wake = WakeWaiters(self);
         let started = (self.clock)();
-        let outcome = self.source.fetch().map(|fresh| {
+        let outcome = self.source.fetch(deadline).map(|fresh| {
             // Whatever the endpoint claims, a day is the longest any deadline here may reach.
             let lifetime = fresh.expires_in.min(MAX_DURATION);
             // A token that lives less than twice the margin is refreshed at half its life instead,
@@ -145,6 +145,10 @@ impl<S: TokenSource> Drop for WakeWaiters<'_, S> {
 
 impl<S: TokenSource> TokenProvider for TokenCache<S> {
     fn token(&self) -> Result<AccessToken, Error> {
+        self.token_before(None)
+    }
+
+    fn token_before(&self, deadline: Option<Instant>) -> Result<AccessToken, Error> {
         let mut state = self.lock();
         if let Some(cached) = &state.current
             && (self.clock)() < cached.refresh_at
@@ -153,10 +157,28 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
         }
         if state.refreshing {
             let waited_for = state.generation;
-            state = self
-                .refreshed
-                .wait_while(state, |state| state.generation == waited_for)
-                .unwrap_or_else(PoisonError::into_inner);
+            let refreshed = |state: &mut State| state.generation == waited_for;
+            state = match deadline {
+                None => self
+                    .refreshed
+                    .wait_while(state, refreshed)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let (state, timeout) = self
+                        .refreshed
+                        .wait_timeout_while(state, left, refreshed)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if timeout.timed_out() {
+                        return Err(Box::new(AuthError::new(
+                            "timed out waiting for another thread's token refresh \
+                             (the call's total time budget ran out)",
+                        ))
+                        .into());
+                    }
+                    state
+                }
+            };
             let last = state
                 .last
                 .clone()
@@ -165,7 +187,7 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
         }
         state.refreshing = true;
         drop(state);
-        self.refresh().map_err(Error::from)
+        self.refresh(deadline).map_err(Error::from)
     }
 
     fn invalidate(&self, token: &AccessToken) {
@@ -198,7 +220,7 @@ mod tests {
     }
 
     impl TokenSource for Arc<Counting> {
-        fn fetch(&self) -> AuthResult<FreshToken> {
+        fn fetch(&self, _deadline: Option<Instant>) -> AuthResult<FreshToken> {
             let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
             thread::sleep(self.delay);
             if self.failing.load(Ordering::SeqCst) {
@@ -294,7 +316,7 @@ mod tests {
     fn short_lived_tokens_are_refreshed_at_half_life() {
         struct Short;
         impl TokenSource for Short {
-            fn fetch(&self) -> AuthResult<FreshToken> {
+            fn fetch(&self, _deadline: Option<Instant>) -> AuthResult<FreshToken> {
                 Ok(FreshToken {
                     token: AccessToken::new("short"),
                     expires_in: Duration::from_secs(120),
@@ -348,7 +370,7 @@ mod tests {
     fn a_panicking_source_does_not_strand_waiters() {
         struct Panics;
         impl TokenSource for Panics {
-            fn fetch(&self) -> AuthResult<FreshToken> {
+            fn fetch(&self, _deadline: Option<Instant>) -> AuthResult<FreshToken> {
                 thread::sleep(Duration::from_millis(100));
                 panic!("boom");
             }
@@ -398,7 +420,7 @@ mod tests {
     fn an_absurd_lifetime_from_the_endpoint_cannot_overflow() {
         struct Forever;
         impl TokenSource for Forever {
-            fn fetch(&self) -> AuthResult<FreshToken> {
+            fn fetch(&self, _deadline: Option<Instant>) -> AuthResult<FreshToken> {
                 Ok(FreshToken {
                     token: AccessToken::new("t"),
                     expires_in: Duration::MAX,

@@ -276,8 +276,8 @@ impl ClientCredentials {
         })
     }
 
-    /// One token request: no retries.
-    fn request(&self) -> AuthResult<FreshToken> {
+    /// One token request: no retries; it gives up at `deadline`.
+    fn request(&self, deadline: Option<Instant>) -> AuthResult<FreshToken> {
         let assertion;
         let mut form = vec![
             ("client_id", self.client_id.as_str()),
@@ -303,7 +303,16 @@ impl ClientCredentials {
             }
         };
         let started = Instant::now();
-        let result = self.agent.post(&self.token_url).send_form(form);
+        let mut post = self.agent.post(&self.token_url);
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(started);
+            if left.is_zero() {
+                return Err(self.timed_out());
+            }
+            // Never past the call's budget, however long the agent would wait.
+            post = post.config().timeout_global(Some(left)).build();
+        }
+        let result = post.send_form(form);
         let outcome = match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -348,6 +357,15 @@ impl ClientCredentials {
             "token request for client {} to {} failed",
             self.client_id, self.token_url
         )))
+    }
+
+    /// The call's time budget ran out before a token request could be sent.
+    fn timed_out(&self) -> Box<AuthError> {
+        let mut failure = self.failure();
+        failure
+            .message
+            .push_str(": the call's total time budget ran out");
+        failure
     }
 
     fn parse_token(&self, body: &str) -> AuthResult<FreshToken> {
@@ -436,11 +454,17 @@ impl ClientCredentials {
 }
 
 impl TokenSource for ClientCredentials {
-    fn fetch(&self) -> AuthResult<FreshToken> {
+    fn fetch(&self, deadline: Option<Instant>) -> AuthResult<FreshToken> {
         let mut retries = 0;
         loop {
-            match self.request() {
-                Err(err) if err.transient && retries < MAX_RETRIES => {
+            match self.request(deadline) {
+                Err(err)
+                    if err.transient
+                        && retries < MAX_RETRIES
+                        && deadline.is_none_or(|deadline| {
+                            Instant::now() + self.backoff * 2u32.pow(retries) < deadline
+                        }) =>
+                {
                     let wait = self.backoff * 2u32.pow(retries);
                     debug!("token request failed transiently, retrying in {wait:?}: {err}");
                     thread::sleep(wait);
@@ -658,7 +682,7 @@ mod tests {
     #[test]
     fn aadsts_error_is_parsed_and_not_retried() {
         let (host, server) = serve(vec![(401, AADSTS_JSON)]);
-        let err = secret_source(&host).fetch().err().unwrap();
+        let err = secret_source(&host).fetch(None).err().unwrap();
         assert_eq!(server.join().unwrap().len(), 1, "a 4xx is not retried");
         assert_eq!(err.http_status, Some(401));
         assert_eq!(err.error.as_deref(), Some("invalid_client"));
@@ -683,7 +707,7 @@ mod tests {
             400,
             r#"{"error":"invalid_request","error_description":"AADSTS900144: The request body must contain client_id."}"#,
         )]);
-        let err = secret_source(&host).fetch().err().unwrap();
+        let err = secret_source(&host).fetch(None).err().unwrap();
         server.join().unwrap();
         assert_eq!(err.aadsts.as_deref(), Some("AADSTS900144"));
     }
@@ -694,7 +718,7 @@ mod tests {
             (500, r#"{"error":"temporarily_unavailable"}"#),
             (200, TOKEN_JSON),
         ]);
-        let fresh = secret_source(&host).fetch().unwrap();
+        let fresh = secret_source(&host).fetch(None).unwrap();
         assert_eq!(fresh.expires_in, Duration::from_secs(3599));
         assert_eq!(server.join().unwrap().len(), 2);
     }
@@ -702,7 +726,7 @@ mod tests {
     #[test]
     fn retries_stop_after_two() {
         let (host, server) = serve(vec![(503, "<html>busy</html>"); 3]);
-        let err = secret_source(&host).fetch().err().unwrap();
+        let err = secret_source(&host).fetch(None).err().unwrap();
         assert_eq!(server.join().unwrap().len(), 3);
         assert!(err.transient);
         assert_eq!(err.http_status, Some(503));
@@ -716,7 +740,7 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             format!("http://{}", listener.local_addr().unwrap())
         };
-        let err = secret_source(&host).fetch().err().unwrap();
+        let err = secret_source(&host).fetch(None).err().unwrap();
         assert!(err.transient && err.http_status.is_none(), "{err:?}");
     }
 
@@ -733,8 +757,8 @@ mod tests {
             ),
         ]);
         let source = secret_source(&host);
-        assert_eq!(source.fetch().unwrap().token.secret(), "v1");
-        let err = source.fetch().err().unwrap();
+        assert_eq!(source.fetch(None).unwrap().token.secret(), "v1");
+        let err = source.fetch(None).err().unwrap();
         server.join().unwrap();
         assert!(
             !err.transient && !err.to_string().contains("leaked"),

@@ -8,6 +8,7 @@ mod credentials;
 mod error;
 
 use std::fmt;
+use std::time::Instant;
 
 use crate::Error;
 
@@ -45,6 +46,14 @@ impl fmt::Debug for AccessToken {
 pub trait TokenProvider: Send + Sync {
     /// A token valid for Graph now. Errors should be [`Error::Auth`].
     fn token(&self) -> Result<AccessToken, Error>;
+
+    /// Like [`token`](Self::token), but gives up once `deadline` (the call's total time budget)
+    /// has passed, with [`Error::Timeout`]. The default ignores the deadline; providers that may
+    /// block (a token request, a wait for another thread's refresh) should honour it.
+    fn token_before(&self, deadline: Option<Instant>) -> Result<AccessToken, Error> {
+        let _ = deadline;
+        self.token()
+    }
 
     /// Graph rejected `token` (401): drop it from any cache so the next [`token`](Self::token)
     /// fetches a new one. The default does nothing.

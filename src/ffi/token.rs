@@ -86,7 +86,8 @@ impl TokenProvider for CallbackTokens {
 }
 
 impl TokenSource for CallbackSource {
-    fn fetch(&self) -> Result<FreshToken, Box<AuthError>> {
+    // A callback cannot be interrupted: bounding its time is the callback's own business.
+    fn fetch(&self, _deadline: Option<Instant>) -> Result<FreshToken, Box<AuthError>> {
         let mut len = FIRST_BUFFER;
         loop {
             // Wiped on drop: it held a token, or may have.
@@ -226,7 +227,7 @@ mod tests {
             callback: scripted,
             user_data: std::ptr::from_ref(script).cast_mut().cast(),
         }
-        .fetch()
+        .fetch(None)
     }
 
     #[test]
