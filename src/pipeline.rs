@@ -159,6 +159,8 @@ impl Pipeline {
         let started = Instant::now();
         let deadline = budget.total.map(|total| started + total);
         let mut attempts = 0u32;
+        // Retries the policy granted: a resend after re-authentication is not one of them.
+        let mut retries = 0u32;
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
@@ -184,7 +186,7 @@ impl Pipeline {
                 request,
                 &token,
                 &client_request_id,
-                attempts,
+                retries,
                 (started, deadline),
             );
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
@@ -225,7 +227,7 @@ impl Pipeline {
                 self.gate.hold_until(Instant::now() + wait);
             }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match decide(&budget.retry, attempts - 1, asked, waited, remaining) {
+            match decide(&budget.retry, retries, asked, waited, remaining) {
                 Verdict::Retry(wait) => {
                     let why = match &outcome {
                         Ok(response) => format!("HTTP {}", response.status),
@@ -245,6 +247,7 @@ impl Pipeline {
                     }
                     std::thread::sleep(wait);
                     waited += wait;
+                    retries += 1;
                 }
                 Verdict::Exhausted => return finish(outcome, attempts, None),
                 Verdict::OverBudget(why) => return finish(outcome, attempts, Some(why)),
@@ -258,7 +261,7 @@ impl Pipeline {
         request: &Request<'_>,
         token: &AccessToken,
         client_request_id: &str,
-        attempt: u32,
+        retry: u32,
         (call_started, deadline): (Instant, Option<Instant>),
     ) -> Result<Response, Failure> {
         let mut authorization = String::with_capacity(7 + token.secret().len());
@@ -294,8 +297,8 @@ impl Pipeline {
             if same_origin {
                 builder = builder.header("Authorization", &authorization);
             }
-            if attempt > 1 {
-                builder = builder.header("Retry-Attempt", (attempt - 1).to_string());
+            if retry > 0 {
+                builder = builder.header("Retry-Attempt", retry.to_string());
             }
             if body.is_some() {
                 builder = builder.header("Content-Type", "application/json");
@@ -343,9 +346,10 @@ impl Pipeline {
                 .limit(MAX_BODY)
                 .read_to_vec();
             log::debug!(
-                "{method} {} -> HTTP {status} request-id={} attempt={attempt} took={:?}",
+                "{method} {} -> HTTP {status} request-id={} attempt={} took={:?}",
                 path_of(&url),
                 request_id.as_deref().unwrap_or("-"),
+                retry + 1,
                 started.elapsed()
             );
             let body_bytes = read.map_err(|err| Failure {

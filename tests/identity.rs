@@ -332,3 +332,20 @@ fn a_stalled_token_endpoint_cannot_outlast_the_calls_total_budget() {
     );
     assert!(emu.requests().is_empty(), "nothing reached Graph");
 }
+
+#[test]
+fn a_resend_after_reauthentication_is_not_a_retry() {
+    let emu = emulator();
+    let client = client_with(&emu, secret_credential(&emu, SECRET))
+        .retry_policy(intune_user_status::RetryPolicy::none())
+        .build()
+        .unwrap();
+    update(&client, 0, 1).unwrap();
+    emu.expire_issued_tokens();
+    emu.clear_requests();
+    // Retries are off, yet the 401 still earns its one resend with a fresh token.
+    update(&client, 0, 2).unwrap();
+    let requests = emu.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].header("retry-attempt"), None);
+}
