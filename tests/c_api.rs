@@ -4,11 +4,14 @@
 //! cmake, ctest, a C/C++ compiler, pkg-config and valgrind must be installed; a missing tool is a
 //! failure with a message, never a silent skip (CI installs them).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ius_emulator::{App, Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry};
+use common::TunnelProxy;
+use ius_emulator::{App, Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry, TlsIdentity};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "c-test-token";
@@ -421,6 +424,189 @@ fn form(body: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// `test_c_network`'s app on its token endpoint (test-only credentials).
+const NET_APP: &str = "55555555-0000-0000-0000-00000000c0de";
+const NET_SECRET: &str = "c-network-client-secret~value";
+/// base64("agent:s3cret"), the credentials `test_c_network` puts in the proxy URL.
+const PROXY_BASIC: &str = "Basic YWdlbnQ6czNjcmV0";
+
+/// One build kind's servers for `test_c_network`.
+struct NetworkSet {
+    kind: &'static str,
+    /// HTTPS with the test-only server certificate (signed by `test-only-ca.pem`); status `u1`.
+    https: Emulator,
+    /// Plain HTTP, any bearer token; statuses `p1` (static token) and `p2` (client secret).
+    graph: Emulator,
+    /// The token endpoint of [`NET_APP`]; a host of its own, so the proxy sees both.
+    login: Emulator,
+    /// The CONNECT proxy both `p1` and `p2`'s clients use.
+    proxy: TunnelProxy,
+}
+
+/// One [`NetworkSet`] per build kind.
+struct NetworkServers(Vec<NetworkSet>);
+
+impl NetworkServers {
+    fn start() -> NetworkServers {
+        let read = |name: &str| std::fs::read_to_string(fixture(name)).unwrap();
+        let seeded = |ids: &[&str]| -> Vec<SeedEntry> {
+            ids.iter()
+                .map(|id| SeedEntry {
+                    collection: DIRECT.to_owned(),
+                    entity: json!({ "id": id, "devicesCount": 0 }),
+                })
+                .collect()
+        };
+        NetworkServers(
+            FAULT_KINDS
+                .iter()
+                .map(|&kind| NetworkSet {
+                    kind,
+                    https: Emulator::start(Config {
+                        token: Some(TOKEN.to_owned()),
+                        seed: seeded(&["u1"]),
+                        tls: Some(TlsIdentity {
+                            certificate_chain_pem: read("test-only-server-cert.pem"),
+                            private_key_pem: read("test-only-server-key.pem"),
+                        }),
+                        ..Config::default()
+                    })
+                    .expect("start an HTTPS emulator"),
+                    // No token and no apps: Graph accepts any bearer token, the static one and
+                    // the one `login` issues.
+                    graph: Emulator::start(Config {
+                        seed: seeded(&["p1", "p2"]),
+                        ..Config::default()
+                    })
+                    .expect("start a Graph emulator"),
+                    login: Emulator::start(Config {
+                        apps: vec![App {
+                            tenant: AUTH_TENANT.to_owned(),
+                            client_id: NET_APP.to_owned(),
+                            secret: Some(NET_SECRET.to_owned()),
+                            certificate_pem: None,
+                        }],
+                        ..Config::default()
+                    })
+                    .expect("start a token emulator"),
+                    proxy: TunnelProxy::start(),
+                })
+                .collect(),
+        )
+    }
+
+    /// `IUS_NET_<KIND>_{HTTPS,GRAPH,LOGIN,PROXY}_URL`, the CA file and the app, for ctest.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for set in &self.0 {
+            let kind = set.kind.to_uppercase();
+            env.push((format!("IUS_NET_{kind}_HTTPS_URL"), set.https.base_url()));
+            env.push((format!("IUS_NET_{kind}_GRAPH_URL"), set.graph.base_url()));
+            env.push((format!("IUS_NET_{kind}_LOGIN_URL"), set.login.base_url()));
+            env.push((format!("IUS_NET_{kind}_PROXY_URL"), set.proxy.url.clone()));
+        }
+        for (name, value) in [
+            (
+                "IUS_NET_CA_FILE",
+                fixture("test-only-ca.pem").display().to_string(),
+            ),
+            ("IUS_NET_TENANT", AUTH_TENANT.to_owned()),
+            ("IUS_NET_APP", NET_APP.to_owned()),
+            ("IUS_NET_SECRET", NET_SECRET.to_owned()),
+        ] {
+            env.push((name.to_owned(), value));
+        }
+        env
+    }
+
+    /// What the servers must have seen from `test_c_network`.
+    fn assert_state(&self) {
+        for NetworkSet {
+            kind,
+            https,
+            graph,
+            login,
+            proxy,
+        } in &self.0
+        {
+            // HTTPS: the refused handshake sent nothing; the update with the CA landed.
+            let requests = https.requests();
+            assert_eq!(requests.len(), 1, "{kind}: one request over HTTPS");
+            assert_eq!(requests[0].method, "PATCH", "{kind}");
+            let stored = https.user_status(DIRECT, "u1").expect("seeded");
+            assert_eq!(stored["devicesCount"], 4, "{kind}: HTTPS update");
+
+            // Both updates landed, each with its own client's token.
+            let authorization = |id: &str| -> Vec<String> {
+                let path = format!("/beta{DIRECT}/{id}");
+                graph
+                    .requests()
+                    .iter()
+                    .filter(|r| r.method == "PATCH" && r.path() == path)
+                    .map(|r| r.header("Authorization").unwrap_or("").to_owned())
+                    .collect()
+            };
+            assert_eq!(
+                authorization("p1"),
+                [format!("Bearer {TOKEN}")],
+                "{kind}: p1"
+            );
+            let p2 = authorization("p2");
+            assert!(
+                p2.len() == 1 && p2[0].starts_with("Bearer ius-emulator-at."),
+                "{kind}: p2 carried the token `login` issued: {p2:?}"
+            );
+            for (id, count) in [("p1", 2), ("p2", 3)] {
+                let stored = graph.user_status(DIRECT, id).expect("seeded");
+                assert_eq!(stored["devicesCount"], count, "{kind}: {id}");
+            }
+            let tokens = login.token_requests();
+            assert_eq!(tokens.len(), 1, "{kind}: one token request");
+            let token_form = form(&tokens[0].body_str());
+            assert_eq!(token_form["client_id"], NET_APP, "{kind}");
+            assert_eq!(token_form["client_secret"], NET_SECRET, "{kind}");
+            assert!(
+                login.requests().is_empty(),
+                "{kind}: no Graph request to login"
+            );
+
+            // Every connection went through the proxy, tunnelled and with the credentials.
+            let seen = proxy.seen();
+            let graph_connect = format!("CONNECT {} ", graph.base_url().replace("http://", ""));
+            let login_connect = format!("CONNECT {} ", login.base_url().replace("http://", ""));
+            let to = |connect: &str| seen.iter().filter(|s| s.starts_with(connect)).count();
+            assert!(
+                to(&graph_connect) >= 2,
+                "{kind}: both clients reached Graph through the proxy: {seen:?}"
+            );
+            assert!(
+                to(&login_connect) >= 1,
+                "{kind}: the token request went through the proxy: {seen:?}"
+            );
+            assert_eq!(
+                to(&graph_connect) + to(&login_connect),
+                seen.len(),
+                "{kind}: nothing else went through the proxy: {seen:?}"
+            );
+            for head in &seen {
+                let lower = head.to_ascii_lowercase();
+                assert!(
+                    lower.contains("proxy-authorization:") && head.contains(PROXY_BASIC),
+                    "{kind}: the proxy credentials on every CONNECT: {seen:?}"
+                );
+            }
+        }
+    }
+
+    fn shutdown(self) {
+        for set in self.0 {
+            set.https.shutdown();
+            set.graph.shutdown();
+            set.login.shutdown();
+        }
+    }
+}
+
 /// target/debug (or target/release): where cargo put this test and the library.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -512,6 +698,7 @@ fn build_and_ctest(
     let ok = emulator(PatchReturns::Ok);
     let faults = FaultEmulators::start();
     let auth = AuthEmulators::start();
+    let network = NetworkServers::start();
     let mut ctest = Command::new("ctest");
     ctest
         .arg("--test-dir")
@@ -528,6 +715,7 @@ fn build_and_ctest(
         .env("IUS_TEST_VERSION", env!("CARGO_PKG_VERSION"));
     ctest.envs(faults.env());
     ctest.envs(auth.env());
+    ctest.envs(network.env());
     ctest.envs(env.iter().copied());
     if let Some(filter) = ctest_filter {
         ctest.args(["-R", filter]);
@@ -538,6 +726,7 @@ fn build_and_ctest(
         ok,
         faults,
         auth,
+        network,
     }
 }
 
@@ -551,6 +740,8 @@ struct Emulators {
     faults: FaultEmulators,
     /// One per build kind: `test_c_auth`.
     auth: AuthEmulators,
+    /// One set per build kind: `test_c_network`.
+    network: NetworkServers,
 }
 
 fn count(emulator: &Emulator, method: &str, path: &str) -> usize {
@@ -622,10 +813,12 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
         ok,
         faults,
         auth,
+        network,
     } = build_and_ctest("plain", &[], None, &[]);
     assert_emulator_state(&no_content, &PREFIXES);
     faults.assert_state();
     auth.assert_state();
+    network.assert_state();
     // The 200 emulator holds what the C++ test wrote through a moved-into client.
     let stored = ok.user_status(DIRECT, "cpp-shared-t0").expect("seeded");
     assert_eq!(stored["devicesCount"], 77);
@@ -639,6 +832,7 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
     ok.shutdown();
     faults.shutdown();
     auth.shutdown();
+    network.shutdown();
 }
 
 #[test]
@@ -649,10 +843,11 @@ fn c_tests_are_clean_under_valgrind() {
         ok,
         faults,
         auth,
+        network,
     } = build_and_ctest(
         "valgrind",
         &["-DIUS_VALGRIND=ON"],
-        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_"),
+        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_|^c_network_"),
         // The paced client counts a request when it leaves, the emulator when it arrives; under
         // valgrind the gap varies by more than the usual 50 ms margin (10 per 1.05 s against 10
         // per second), so the window is widened to 1.5 s there.
@@ -661,10 +856,12 @@ fn c_tests_are_clean_under_valgrind() {
     assert_emulator_state(&no_content, &PREFIXES);
     faults.assert_state();
     auth.assert_state();
+    network.assert_state();
     no_content.shutdown();
     ok.shutdown();
     faults.shutdown();
     auth.shutdown();
+    network.shutdown();
 }
 
 #[test]
@@ -675,10 +872,11 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
         ok,
         faults,
         auth,
+        network,
     } = build_and_ctest(
         "sanitize",
         &["-DIUS_SANITIZE=ON"],
-        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_"),
+        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_|^c_network_"),
         &[
             (
                 "ASAN_OPTIONS",
@@ -690,8 +888,10 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
     assert_emulator_state(&no_content, &PREFIXES);
     faults.assert_state();
     auth.assert_state();
+    network.assert_state();
     no_content.shutdown();
     ok.shutdown();
     faults.shutdown();
     auth.shutdown();
+    network.shutdown();
 }
