@@ -30,6 +30,7 @@ mod config;
 mod datetime;
 mod error;
 mod ffi;
+mod json;
 mod model;
 mod network;
 mod pacing;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::json;
 use crate::model::ODATA_TYPE;
 use crate::{ComplianceStatus, DateTimeOffset, Error};
 
@@ -134,7 +135,7 @@ impl UserStatusPatch {
         let Value::Object(map) = value else {
             return Err(Error::invalid(
                 "patch",
-                format!("must be a JSON object, got {}", json_kind(&value)),
+                format!("must be a JSON object, got {}", json::kind(&value)),
             ));
         };
         let mut patch = UserStatusPatch::new();
@@ -215,25 +216,8 @@ impl UserStatusPatch {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn expect_string(key: &str, value: Value) -> Result<String, Error> {
-    match value {
-        Value::String(text) => Ok(text),
-        other => Err(Error::invalid(
-            key,
-            format!("must be a string, got {}", json_kind(&other)),
-        )),
-    }
+    json::string(value).map_err(|reason| Error::invalid(key, reason))
 }
 
 fn expect_nullable(key: &str, value: Value) -> Result<Option<String>, Error> {
@@ -242,7 +226,7 @@ fn expect_nullable(key: &str, value: Value) -> Result<Option<String>, Error> {
         Value::String(text) => Ok(Some(text)),
         other => Err(Error::invalid(
             key,
-            format!("must be a string or null, got {}", json_kind(&other)),
+            format!("must be a string or null, got {}", json::kind(&other)),
         )),
     }
 }
@@ -251,7 +235,7 @@ fn expect_int32(key: &str, value: &Value) -> Result<i32, Error> {
     let Value::Number(number) = value else {
         return Err(Error::invalid(
             key,
-            format!("must be an integer (Int32), got {}", json_kind(value)),
+            format!("must be an integer (Int32), got {}", json::kind(value)),
         ));
     };
     if let Some(wide) = number.as_i64() {

@@ -1,6 +1,7 @@
 //! `config_json` -> [`ClientBuilder`]: one match arm per key, checked by name and type only; the
 //! builder owns every rule about the values.
 
+use crate::json::{self, kind};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -390,13 +391,7 @@ fn millis(field: &str, value: &Value) -> Result<Duration, Error> {
 }
 
 fn string(field: &str, value: Value) -> Result<String, Error> {
-    match value {
-        Value::String(text) => Ok(text),
-        other => Err(Error::config(
-            field,
-            format!("must be a string, got {}", kind(&other)),
-        )),
-    }
+    json::string(value).map_err(|reason| Error::config(field, reason))
 }
 
 fn boolean(field: &str, value: Value) -> Result<bool, Error> {
@@ -420,19 +415,6 @@ fn object(field: &str, value: Value) -> Result<Map<String, Value>, Error> {
 
 fn unknown(field: &str, known: &str) -> Error {
     Error::config(field, format!("unknown key; expected one of {known}"))
-}
-
-/// The JSON kind of a value, for messages that must not echo the value itself.
-pub(crate) fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_u64() || n.is_i64() => "an integer",
-        Value::Number(_) => "a fractional number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

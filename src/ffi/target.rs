@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::config::kind;
 use super::error::FfiError;
+use crate::json::{self, kind};
 use crate::{CallOptions, Error, Route, Target};
 
 const KEYS: &str = "deviceConfigurationId, windowsAutopilotDeploymentProfileId, route, \
@@ -98,13 +98,7 @@ pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiE
 }
 
 fn string(field: &str, value: Value) -> Result<String, Error> {
-    match value {
-        Value::String(text) => Ok(text),
-        other => Err(Error::invalid(
-            field,
-            format!("must be a string, got {}", kind(&other)),
-        )),
-    }
+    json::string(value).map_err(|reason| Error::invalid(field, reason))
 }
 
 #[cfg(test)]
