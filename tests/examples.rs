@@ -1,0 +1,78 @@
+//! The README's main job, `cargo run --example update_user_status`, run as a user would: with no
+//! arguments against the bundled emulator, and against a service named on the command line.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use ius_emulator::{Config, Emulator, SeedEntry};
+
+/// `target/<profile>/examples/update_user_status`, built by `cargo test` with the tests.
+fn example() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let path = deps
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/update_user_status");
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+#[test]
+fn with_no_arguments_it_updates_a_status_in_the_bundled_emulator() {
+    let out = Command::new(example()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(
+        "sent: PATCH /beta/deviceManagement/deviceConfigurations/wifi-policy-1/userStatuses/user-42"
+    ));
+    assert!(stdout.contains("Bearer <redacted>") && !stdout.contains("emulator-token"));
+    assert!(stdout.contains("Graph answered 204 No Content; the object read back is"));
+    assert!(stdout.contains(r#""devicesCount": 3"#) && stdout.contains(r#""status": "compliant""#));
+}
+
+#[test]
+fn against_a_named_service_it_updates_or_exits_non_zero_with_the_error() {
+    let emu = Emulator::start(Config {
+        token: Some("tk".into()),
+        seed: vec![SeedEntry {
+            collection: "/deviceManagement/deviceConfigurations/c/identityCertificate/userStatuses"
+                .into(),
+            entity: serde_json::json!({"id": "u"}),
+        }],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = |status: &str, patch: &str| {
+        Command::new(example())
+            .args([
+                "--base-url",
+                &emu.base_url(),
+                "--config-id",
+                "c",
+                "--status-id",
+                status,
+            ])
+            .args(["--patch", patch, "--route", "identityCertificate"])
+            .env("IUS_TOKEN", "tk")
+            .output()
+            .unwrap()
+    };
+    let ok = run("u", r#"{"devicesCount":7}"#);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("204 No Content"));
+    let collection = "/deviceManagement/deviceConfigurations/c/identityCertificate/userStatuses";
+    assert_eq!(emu.user_status(collection, "u").unwrap()["devicesCount"], 7);
+
+    let missing = run("nope", r#"{"devicesCount":7}"#);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFound"));
+
+    let invalid = run("u", r#"{"status":"bogus"}"#);
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("invalid status"));
+}
