@@ -43,6 +43,27 @@ pub enum Credential {
     ClientCertificate(ClientCertificateCredential),
 }
 
+impl Credential {
+    /// Requests tokens from this identity host instead of the client's cloud's, whichever kind of
+    /// credential this is.
+    pub fn authority_host(self, url: impl Into<String>) -> Self {
+        self.with_app(|app| app.authority_host = Some(url.into()))
+    }
+
+    /// Requests this scope instead of `{graph root}/.default`, whichever kind of credential this is.
+    pub fn scope(self, scope: impl Into<String>) -> Self {
+        self.with_app(|app| app.scope = Some(scope.into()))
+    }
+
+    fn with_app(mut self, change: impl FnOnce(&mut App)) -> Self {
+        match &mut self {
+            Credential::ClientSecret(credential) => change(&mut credential.app),
+            Credential::ClientCertificate(credential) => change(&mut credential.app),
+        }
+        self
+    }
+}
+
 impl From<ClientSecretCredential> for Credential {
     fn from(credential: ClientSecretCredential) -> Credential {
         Credential::ClientSecret(credential)

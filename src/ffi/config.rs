@@ -216,7 +216,7 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
     }
     let tenant = tenant.ok_or_else(|| Error::config("auth.tenantId", "is required"))?;
     let client = client.ok_or_else(|| Error::config("auth.clientId", "is required"))?;
-    let credential: Credential = match (secret, certificate, key) {
+    let mut credential: Credential = match (secret, certificate, key) {
         (Some(_), Some(_), _) | (Some(_), None, Some(_)) => {
             return Err(Error::config(
                 "auth.clientSecret",
@@ -230,14 +230,7 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
                     "applies only to a certificate credential",
                 ));
             }
-            let mut credential = ClientSecretCredential::new(tenant, client, secret);
-            if let Some(host) = overrides.authority_host {
-                credential = credential.authority_host(host);
-            }
-            if let Some(scope) = overrides.scope {
-                credential = credential.scope(scope);
-            }
-            credential.into()
+            ClientSecretCredential::new(tenant, client, secret).into()
         }
         (None, Some(certificate), Some(key)) => {
             let mut credential =
@@ -261,12 +254,6 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
                     }
                 });
             }
-            if let Some(host) = overrides.authority_host {
-                credential = credential.authority_host(host);
-            }
-            if let Some(scope) = overrides.scope {
-                credential = credential.scope(scope);
-            }
             credential.into()
         }
         (None, Some(_), None) => {
@@ -288,6 +275,12 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
             ));
         }
     };
+    if let Some(host) = overrides.authority_host {
+        credential = credential.authority_host(host);
+    }
+    if let Some(scope) = overrides.scope {
+        credential = credential.scope(scope);
+    }
     Ok(Auth::Credential(credential))
 }
 
