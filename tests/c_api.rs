@@ -744,6 +744,24 @@ struct Emulators {
     network: NetworkServers,
 }
 
+impl Emulators {
+    /// What every C program should have left on the servers, whichever way it ran.
+    fn assert_state(&self) {
+        assert_emulator_state(&self.no_content, &PREFIXES);
+        self.faults.assert_state();
+        self.auth.assert_state();
+        self.network.assert_state();
+    }
+
+    fn shutdown(self) {
+        self.no_content.shutdown();
+        self.ok.shutdown();
+        self.faults.shutdown();
+        self.auth.shutdown();
+        self.network.shutdown();
+    }
+}
+
 fn count(emulator: &Emulator, method: &str, path: &str) -> usize {
     emulator
         .requests()
@@ -808,43 +826,27 @@ fn assert_emulator_state(no_content: &Emulator, prefixes: &[&str]) {
 
 #[test]
 fn c_and_cpp_tests_pass_against_the_emulator() {
-    let Emulators {
-        no_content,
-        ok,
-        faults,
-        auth,
-        network,
-    } = build_and_ctest("plain", &[], None, &[]);
-    assert_emulator_state(&no_content, &PREFIXES);
-    faults.assert_state();
-    auth.assert_state();
-    network.assert_state();
+    let servers = build_and_ctest("plain", &[], None, &[]);
+    servers.assert_state();
     // The 200 emulator holds what the C++ test wrote through a moved-into client.
-    let stored = ok.user_status(DIRECT, "cpp-shared-t0").expect("seeded");
+    let stored = servers
+        .ok
+        .user_status(DIRECT, "cpp-shared-t0")
+        .expect("seeded");
     assert_eq!(stored["devicesCount"], 77);
     assert!(
-        ok.requests().iter().any(|r| r
+        servers.ok.requests().iter().any(|r| r
             .header("User-Agent")
             .is_some_and(|ua| ua.ends_with(" c-tests/1.0"))),
         "userAgent reached the User-Agent header"
     );
-    no_content.shutdown();
-    ok.shutdown();
-    faults.shutdown();
-    auth.shutdown();
-    network.shutdown();
+    servers.shutdown();
 }
 
 #[test]
 fn c_tests_are_clean_under_valgrind() {
     require_tool("valgrind");
-    let Emulators {
-        no_content,
-        ok,
-        faults,
-        auth,
-        network,
-    } = build_and_ctest(
+    let servers = build_and_ctest(
         "valgrind",
         &["-DIUS_VALGRIND=ON"],
         Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_|^c_network_"),
@@ -853,27 +855,14 @@ fn c_tests_are_clean_under_valgrind() {
         // per second), so the window is widened to 1.5 s there.
         &[("IUS_FAULT_PACING_PER_SECONDS", "1.5")],
     );
-    assert_emulator_state(&no_content, &PREFIXES);
-    faults.assert_state();
-    auth.assert_state();
-    network.assert_state();
-    no_content.shutdown();
-    ok.shutdown();
-    faults.shutdown();
-    auth.shutdown();
-    network.shutdown();
+    servers.assert_state();
+    servers.shutdown();
 }
 
 #[test]
 fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
     // Leaks are errors; UBSan stops at the first finding (also compiled with -fno-sanitize-recover).
-    let Emulators {
-        no_content,
-        ok,
-        faults,
-        auth,
-        network,
-    } = build_and_ctest(
+    let servers = build_and_ctest(
         "sanitize",
         &["-DIUS_SANITIZE=ON"],
         Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_|^c_network_"),
@@ -885,13 +874,6 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
             ("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
         ],
     );
-    assert_emulator_state(&no_content, &PREFIXES);
-    faults.assert_state();
-    auth.assert_state();
-    network.assert_state();
-    no_content.shutdown();
-    ok.shutdown();
-    faults.shutdown();
-    auth.shutdown();
-    network.shutdown();
+    servers.assert_state();
+    servers.shutdown();
 }

@@ -94,24 +94,6 @@ static ius_client *must_create(const char *config_json) {
   return client;
 }
 
-static ius_status update(const ius_client *client, const char *status_id, int count,
-                         char **error) {
-  char patch[64];
-  snprintf(patch, sizeof patch, "{\"devicesCount\":%d}", count);
-  return ius_update_user_status(client, "c1", status_id, patch, NULL, error);
-}
-
-/* One update that must succeed. */
-static void update_ok(const ius_client *client, const char *status_id, int count) {
-  char *error = NULL;
-  ius_status status = update(client, status_id, count, &error);
-  if (status != IUS_STATUS_OK)
-    fprintf(stderr, "  update %s: %s %s\n", status_id, ius_status_name(status),
-            error ? error : "");
-  CHECK(status == IUS_STATUS_OK && error == NULL);
-  ius_string_free(error);
-}
-
 struct worker {
   const ius_client *client;
   char status_id[32];
@@ -124,7 +106,7 @@ static void *worker_main(void *arg) {
   int n;
   for (n = 1; n <= UPDATES_PER_THREAD; n++) {
     char *error = NULL;
-    if (update(w->client, w->status_id, n, &error) != IUS_STATUS_OK) {
+    if (ius_test_update(w->client, w->status_id, n, &error) != IUS_STATUS_OK) {
       fprintf(stderr, "  %s update %d: %s\n", w->status_id, n, error ? error : "(null)");
       w->failures++;
     }
@@ -170,8 +152,8 @@ static void test_certificate(void) {
            "\"%s\",\"certificatePem\":\"%s\",\"privateKeyPem\":\"%s\",\"algorithm\":\"RS256\"}}",
            url, url, tenant, ius_env("IUS_AUTH_CERT_APP"), cert, key);
   client = must_create(config_json);
-  update_ok(client, "cert-1", 1);
-  update_ok(client, "cert-1", 2);
+  ius_test_update_ok(client, "cert-1", 1);
+  ius_test_update_ok(client, "cert-1", 2);
   ius_client_free(client);
 
   /* A key that is not a key: CONFIG naming it, and the PEM text is not echoed. */
@@ -197,7 +179,7 @@ static void test_certificate(void) {
 static void test_wrong_secret(void) {
   ius_client *client = must_create(secret_config(ius_env("IUS_AUTH_WRONG_APP"), "not-the-secret"));
   char *error = SENTINEL;
-  ius_status status = update(client, "wrong-1", 1, &error);
+  ius_status status = ius_test_update(client, "wrong-1", 1, &error);
   CHECK(status == IUS_STATUS_AUTH);
   CHECK_HAS(error, "\"status\":\"AUTH\"", 1);
   CHECK_HAS(error, "\"aadsts\":\"AADSTS7000215\"", 1);
@@ -350,12 +332,12 @@ static void test_token_callback(void) {
    * another after it. (Timing-dependent counts are only checked when the machine kept up.) */
   cb_init(&s, CB_OK, 2);
   client = callback_client(&s);
-  update_ok(client, "cb-1", 1);
-  update_ok(client, "cb-1", 2);
+  ius_test_update_ok(client, "cb-1", 1);
+  ius_test_update_ok(client, "cb-1", 2);
   since_first = now_seconds() - s.first_call;
   if (since_first < 0.9) CHECK(cb_calls(&s) == 1);
   sleep_seconds(1.3 - since_first);
-  update_ok(client, "cb-1", 3);
+  ius_test_update_ok(client, "cb-1", 3);
   CHECK(cb_calls(&s) == 2);
   ius_client_free(client);
   pthread_mutex_destroy(&s.lock);
@@ -363,7 +345,7 @@ static void test_token_callback(void) {
   /* Graph refuses the first token (401): the client asks once more and the update lands. */
   cb_init(&s, CB_STALE_FIRST, 3600);
   client = callback_client(&s);
-  update_ok(client, "cb-2", 1);
+  ius_test_update_ok(client, "cb-2", 1);
   CHECK(cb_calls(&s) == 2);
   ius_client_free(client);
   pthread_mutex_destroy(&s.lock);
@@ -371,7 +353,7 @@ static void test_token_callback(void) {
   /* A callback that needs a larger buffer says so and gets one. */
   cb_init(&s, CB_GROW_FIRST, 3600);
   client = callback_client(&s);
-  update_ok(client, "cb-3", 1);
+  ius_test_update_ok(client, "cb-3", 1);
   CHECK(cb_calls(&s) == 2);
   CHECK(s.first_len > 0 && s.last_len >= s.first_len + 1);
   ius_client_free(client);
@@ -381,14 +363,14 @@ static void test_token_callback(void) {
   cb_init(&s, CB_FAIL, 3600);
   client = callback_client(&s);
   error = SENTINEL;
-  CHECK(update(client, "cbfail-1", 1, &error) == IUS_STATUS_AUTH);
+  CHECK(ius_test_update(client, "cbfail-1", 1, &error) == IUS_STATUS_AUTH);
   CHECK_HAS(error, "\"status\":\"AUTH\"", 1);
   CHECK_HAS(error, "returned -7", 1);
   CHECK_HAS(error, "agent identity service is down", 1);
   CHECK_HAS(error, "\"attempts\"", 0);
   ius_string_free(error);
   error = NULL;
-  CHECK(update(client, "cbfail-1", 2, &error) == IUS_STATUS_AUTH);
+  CHECK(ius_test_update(client, "cbfail-1", 2, &error) == IUS_STATUS_AUTH);
   ius_string_free(error);
   CHECK(cb_calls(&s) == 2);
   ius_client_free(client);
@@ -398,7 +380,7 @@ static void test_token_callback(void) {
   cb_init(&s, CB_HUGE, 3600);
   client = callback_client(&s);
   error = NULL;
-  CHECK(update(client, "cbfail-1", 3, &error) == IUS_STATUS_AUTH);
+  CHECK(ius_test_update(client, "cbfail-1", 3, &error) == IUS_STATUS_AUTH);
   CHECK_HAS(error, "at most", 1);
   ius_string_free(error);
   ius_client_free(client);
@@ -512,17 +494,17 @@ static void test_log_callback(void) {
 
   /* A secret client (a token request), and a callback client whose first token Graph refuses. */
   client = must_create(secret_config(ius_env("IUS_AUTH_LOG_APP"), secret));
-  update_ok(client, "log-1", 1);
-  update_ok(client, "log-1", 2);
+  ius_test_update_ok(client, "log-1", 1);
+  ius_test_update_ok(client, "log-1", 2);
   ius_client_free(client);
   cb_init(&s, CB_STALE_FIRST, 3600);
   client = callback_client(&s);
-  update_ok(client, "log-2", 1);
+  ius_test_update_ok(client, "log-2", 1);
 
   /* Off: nothing more arrives, and c may be freed. */
   CHECK(ius_set_log_callback(NULL, NULL, IUS_LOG_LEVEL_TRACE) == IUS_STATUS_OK);
   count = c.count;
-  update_ok(client, "log-2", 2);
+  ius_test_update_ok(client, "log-2", 2);
   CHECK(c.count == count);
   ius_client_free(client);
   pthread_mutex_destroy(&s.lock);

@@ -99,24 +99,6 @@ static ius_client *must_create(const char *config_json) {
   return client;
 }
 
-static ius_status update(const ius_client *client, const char *status_id, int count,
-                         char **error) {
-  char patch[64];
-  snprintf(patch, sizeof patch, "{\"devicesCount\":%d}", count);
-  return ius_update_user_status(client, "c1", status_id, patch, NULL, error);
-}
-
-/* One update that must succeed. */
-static void update_ok(const ius_client *client, const char *status_id, int count) {
-  char *error = NULL;
-  ius_status status = update(client, status_id, count, &error);
-  if (status != IUS_STATUS_OK)
-    fprintf(stderr, "  update %s: %s %s\n", status_id, ius_status_name(status),
-            error ? error : "");
-  CHECK(status == IUS_STATUS_OK && error == NULL);
-  ius_string_free(error);
-}
-
 /* HTTPS: the server's CA is not a public root, so the update fails with TLS (nothing is sent)
  * until the CA is added with tls.extraRootsPem; then it lands (the driver checks u1 = 4). */
 static void test_https(void) {
@@ -136,7 +118,7 @@ static void test_https(void) {
            url, token);
   client = must_create(config_json);
   error = SENTINEL;
-  status = update(client, "u1", 4, &error);
+  status = ius_test_update(client, "u1", 4, &error);
   if (status != IUS_STATUS_TLS)
     fprintf(stderr, "  without the CA: %s %s\n", ius_status_name(status),
             error && error != SENTINEL ? error : "");
@@ -154,7 +136,7 @@ static void test_https(void) {
            "\"tls\":{\"extraRootsPem\":\"%s\"}}",
            url, token, ca);
   client = must_create(config_json);
-  update_ok(client, "u1", 4);
+  ius_test_update_ok(client, "u1", 4);
   ius_client_free(client);
 
   /* PEM without a certificate: CONFIG naming the field, no client. */
@@ -200,7 +182,7 @@ static void test_proxy(void) {
            "\"retry\":{\"baseDelayMs\":50}}",
            graph, token, proxy);
   client = must_create(config_json);
-  update_ok(client, "p1", 2);
+  ius_test_update_ok(client, "p1", 2);
   ius_client_free(client);
 
   snprintf(config_json, sizeof config_json,
@@ -210,7 +192,7 @@ static void test_proxy(void) {
            graph, login, ius_env("IUS_NET_TENANT"), ius_env("IUS_NET_APP"),
            ius_env("IUS_NET_SECRET"), proxy);
   client = must_create(config_json);
-  update_ok(client, "p2", 3);
+  ius_test_update_ok(client, "p2", 3);
   ius_client_free(client);
   free(proxy);
 }

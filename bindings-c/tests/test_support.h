@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "intune_user_status.h"
+
 static int ius_passed, ius_failed;
 
 #define CHECK(cond)                                                                  \
@@ -26,6 +28,27 @@ static int ius_passed, ius_failed;
   } while (0)
 
 /* Prints the summary and returns the exit code. */
+/* Sets devicesCount of user status `status_id` under configuration c1. `static inline` so a
+ * program that does not use it gets no unused-function warning. */
+static inline ius_status ius_test_update(const ius_client *client, const char *status_id,
+                                         int count, char **error) {
+  char patch[64];
+  snprintf(patch, sizeof patch, "{\"devicesCount\":%d}", count);
+  return ius_update_user_status(client, "c1", status_id, patch, NULL, error);
+}
+
+/* One update that must succeed. */
+static inline void ius_test_update_ok(const ius_client *client, const char *status_id,
+                                      int count) {
+  char *error = NULL;
+  ius_status status = ius_test_update(client, status_id, count, &error);
+  if (status != IUS_STATUS_OK)
+    fprintf(stderr, "  update %s: %s %s\n", status_id, ius_status_name(status),
+            error ? error : "");
+  CHECK(status == IUS_STATUS_OK && error == NULL);
+  ius_string_free(error);
+}
+
 static int ius_summary(void) {
   printf("%d passed, %d failed\n", ius_passed, ius_failed);
   return ius_failed == 0 && ius_passed > 0 ? 0 : 1;
