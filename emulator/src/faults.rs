@@ -1,25 +1,23 @@
-//! The fault plan: rules that make the emulator misbehave on demand, and
-//! Intune-like write throttling, so a client's retry, timeout and redirect
-//! handling can be tested.
+//! The fault plan: rules that make the emulator misbehave on demand, so a
+//! client's retry, timeout and redirect handling can be tested.
 //!
 //! A fault applies to a Graph request after it was read and recorded in the
 //! request log, so tests can count attempts and inspect faulted requests.
 //! Only [`Fault::Latency`] lets the request reach the handler; every other
 //! fault answers (or fails to) in its place, so the store is untouched.
+//! Requests inside a `$batch` are matched on their own method and path, like
+//! direct ones; the envelope is matched as `POST /{version}/$batch`.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::Shared;
-use crate::graph::{self, JSON_CONTENT_TYPE};
-use crate::server::{self, Ctx, Request, Response, Stream, lock};
+use crate::identity::is_token_path;
+use crate::message::{Request, RequestIds, Response};
+use crate::odata::{self, JSON_CONTENT_TYPE};
+use crate::server::WireFault;
+use crate::sync::lock;
 
 /// One way for the emulator to misbehave on a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,7 +277,7 @@ impl FaultRule {
         // A rule without a path filter is about Graph: letting it hit token
         // requests too would shift every count as soon as a client fetches
         // a token first.
-        (self.path_contains.is_some() || !crate::identity::is_token_path(req.path()))
+        (self.path_contains.is_some() || !is_token_path(req.path()))
             && self
                 .method
                 .as_deref()
@@ -413,124 +411,70 @@ impl FaultPlan {
     }
 }
 
-/// What the connection loop does after [`perform`].
-pub(crate) enum After {
-    /// Send this response as usual.
+/// What a fault does to the request it picked.
+pub(crate) enum Effect {
+    /// Answer this instead of the handler.
     Respond(Response),
-    /// The fault answered in full; read the next request.
-    Continue,
-    /// The fault is done with the connection: drop it without more ado.
-    End,
+    /// Wait this long, then let the handler answer.
+    Delay(Duration),
+    /// Misbehave on the connection (for a request inside a `$batch`, the
+    /// envelope's connection).
+    Wire(WireFault),
 }
 
-/// The body the stall, trickle and truncated faults (pretend to) send.
-const SMALL_BODY: &[u8] = br#"{"@odata.context":"emulator#fault","value":[]}"#;
-
-/// Applies `fault` to a recorded request, writing to `stream` itself when
-/// the fault needs byte-level control.
-pub(crate) fn perform(
-    shared: &Shared,
-    stream: &mut Stream,
-    req: &Request,
-    ctx: &Ctx,
-    fault: Fault,
-) -> After {
-    let close = !req.keep_alive();
-    let head = |response: &Response, length: usize| {
-        server::encode_head(response, ctx, close, req.minor, Some(length))
-    };
-    let ok_json = || Response::with_body(200, JSON_CONTENT_TYPE, Vec::new());
-    match fault {
-        Fault::Status {
-            status,
-            retry_after,
-        } => {
-            let (code, message) = match status {
-                429 => ("TooManyRequests", "Too many requests."),
-                500 => ("InternalServerError", "An internal server error occurred."),
-                502 => ("BadGateway", "Bad gateway."),
-                503 => (
-                    "ServiceUnavailable",
-                    "The service is temporarily unavailable.",
-                ),
-                504 => ("GatewayTimeout", "The gateway timed out."),
-                _ => ("UnknownError", "An injected fault occurred."),
-            };
-            let mut resp = graph::error(ctx, status, code, message);
-            if let Some(value) = retry_after {
-                resp = resp.header("Retry-After", value);
-            }
-            After::Respond(resp)
-        }
-        Fault::Latency(delay) => {
-            if nap(shared, delay) {
-                After::Respond(graph::serve(shared, req, ctx))
-            } else {
-                After::End
-            }
-        }
-        Fault::NoAnswer => {
-            hold(shared, stream);
-            After::End
-        }
-        Fault::StallAfterHeaders => {
-            if send(stream, &head(&ok_json(), 500)).is_ok() {
-                hold(shared, stream);
-            }
-            After::End
-        }
-        Fault::TrickleBody { interval } => {
-            if send(stream, &head(&ok_json(), SMALL_BODY.len())).is_err() {
-                return After::End;
-            }
-            for byte in SMALL_BODY.chunks(1) {
-                if !nap(shared, interval) || send(stream, byte).is_err() {
-                    return After::End;
-                }
-            }
-            if close {
-                let _ = stream.shutdown(Shutdown::Write);
-                After::End
-            } else {
-                After::Continue
-            }
-        }
-        Fault::Reset => {
-            // With linger 0, the close that follows sends RST, not FIN. The
-            // socket is closed once the connection map's clone is dropped too,
-            // which happens right after the connection thread returns.
-            let _ = socket2::SockRef::from(stream.tcp()).set_linger(Some(Duration::ZERO));
-            After::End
-        }
-        Fault::Close => {
-            let _ = stream.shutdown(Shutdown::Both);
-            After::End
-        }
-        Fault::Truncated => {
-            let mut bytes = head(&ok_json(), SMALL_BODY.len());
-            bytes.extend_from_slice(&SMALL_BODY[..SMALL_BODY.len() / 2]);
-            let _ = send(stream, &bytes);
-            let _ = stream.shutdown(Shutdown::Write);
-            After::End
-        }
-        Fault::NonJson { status } => {
-            let html = format!(
-                "<!DOCTYPE html>\n<html><head><title>{status}</title></head>\
-                 <body><h1>{status}</h1><p>Injected non-JSON answer.</p></body></html>\n"
-            );
-            After::Respond(Response::with_body(
+impl Fault {
+    /// What this fault does; `ids` go into any error body.
+    pub(crate) fn effect(&self, ids: &RequestIds) -> Effect {
+        match self {
+            Fault::Status {
                 status,
-                "text/html; charset=utf-8",
-                html.into_bytes(),
-            ))
-        }
-        Fault::Oversized { bytes } => After::Respond(Response::with_body(
-            200,
-            JSON_CONTENT_TYPE,
-            padded_json(bytes),
-        )),
-        Fault::Redirect { status, location } => {
-            After::Respond(Response::empty(status).header("Location", location))
+                retry_after,
+            } => {
+                let (code, message) = match status {
+                    429 => ("TooManyRequests", "Too many requests."),
+                    500 => ("InternalServerError", "An internal server error occurred."),
+                    502 => ("BadGateway", "Bad gateway."),
+                    503 => (
+                        "ServiceUnavailable",
+                        "The service is temporarily unavailable.",
+                    ),
+                    504 => ("GatewayTimeout", "The gateway timed out."),
+                    _ => ("UnknownError", "An injected fault occurred."),
+                };
+                let mut resp = odata::error(ids, *status, code, message);
+                if let Some(value) = retry_after {
+                    resp = resp.header("Retry-After", value.clone());
+                }
+                Effect::Respond(resp)
+            }
+            Fault::Latency(delay) => Effect::Delay(*delay),
+            Fault::NoAnswer => Effect::Wire(WireFault::NoAnswer),
+            Fault::StallAfterHeaders => Effect::Wire(WireFault::StallAfterHeaders),
+            Fault::TrickleBody { interval } => Effect::Wire(WireFault::TrickleBody {
+                interval: *interval,
+            }),
+            Fault::Reset => Effect::Wire(WireFault::Reset),
+            Fault::Close => Effect::Wire(WireFault::Close),
+            Fault::Truncated => Effect::Wire(WireFault::Truncated),
+            Fault::NonJson { status } => {
+                let html = format!(
+                    "<!DOCTYPE html>\n<html><head><title>{status}</title></head>\
+                     <body><h1>{status}</h1><p>Injected non-JSON answer.</p></body></html>\n"
+                );
+                Effect::Respond(Response::with_body(
+                    *status,
+                    "text/html; charset=utf-8",
+                    html.into_bytes(),
+                ))
+            }
+            Fault::Oversized { bytes } => Effect::Respond(Response::with_body(
+                200,
+                JSON_CONTENT_TYPE,
+                padded_json(*bytes),
+            )),
+            Fault::Redirect { status, location } => {
+                Effect::Respond(Response::empty(*status).header("Location", location.clone()))
+            }
         }
     }
 }
@@ -552,107 +496,6 @@ fn padded_json(bytes: usize) -> Vec<u8> {
         body.truncate(bytes);
         body
     }
-}
-
-/// Writes and flushes.
-fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
-    stream.write_all(bytes)?;
-    stream.flush()
-}
-
-/// Keeps a connection open without answering: reads and discards until the
-/// client closes it, or shutdown shuts the socket down (which ends the read).
-fn hold(shared: &Shared, stream: &mut Stream) {
-    let mut sink = [0u8; 4096];
-    while !shared.stopping.load(Ordering::SeqCst) {
-        match stream.read(&mut sink) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
-}
-
-/// Sleeps for `delay` in short slices so shutdown is not held up; false if
-/// the emulator began stopping meanwhile.
-fn nap(shared: &Shared, delay: Duration) -> bool {
-    let end = Instant::now() + delay;
-    loop {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= end {
-            return true;
-        }
-        thread::sleep((end - now).min(Duration::from_millis(10)));
-    }
-}
-
-/// Intune-like write throttling over a sliding window.
-#[derive(Debug)]
-pub(crate) struct Throttle {
-    limit: u32,
-    window: Duration,
-    /// When each write still inside the window was admitted, oldest first.
-    admitted: Mutex<VecDeque<Instant>>,
-}
-
-impl Throttle {
-    /// At most `limit` writes per `window`.
-    pub(crate) fn new(limit: u32, window: Duration) -> Self {
-        Throttle {
-            limit,
-            window,
-            admitted: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    /// Admits one write now, or says how long until a slot frees.
-    fn admit(&self) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut admitted = lock(&self.admitted);
-        while admitted
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            admitted.pop_front();
-        }
-        if admitted.len() < self.limit as usize {
-            admitted.push_back(now);
-            return Ok(());
-        }
-        Err(match admitted.front() {
-            Some(oldest) => (*oldest + self.window).saturating_duration_since(now),
-            None => self.window,
-        })
-    }
-}
-
-/// The methods the throttle counts.
-fn is_write(method: &str) -> bool {
-    ["PATCH", "POST", "PUT", "DELETE"]
-        .iter()
-        .any(|m| m.eq_ignore_ascii_case(method))
-}
-
-/// The `429` for a write beyond the throttle's limit, or `None` to let the
-/// request through (and count it).
-pub(crate) fn throttle(shared: &Shared, req: &Request, ctx: &Ctx) -> Option<Response> {
-    if !is_write(&req.method) {
-        return None;
-    }
-    let wait = shared.throttle.as_ref()?.admit().err()?;
-    shared.throttled.fetch_add(1, Ordering::SeqCst);
-    let resp = graph::error(ctx, 429, "TooManyRequests", "Too many requests.");
-    Some(if shared.throttle_retry_after {
-        // Whole seconds, rounded up: a client waiting that long finds a slot.
-        let secs = wait.as_millis().div_ceil(1000).max(1);
-        resp.header("Retry-After", secs.to_string())
-    } else {
-        resp
-    })
 }
 
 #[cfg(test)]
@@ -724,16 +567,5 @@ mod tests {
             let err = FaultRule::from_json(json).unwrap_err();
             assert!(err.contains(needle), "{json}: {err}");
         }
-    }
-
-    #[test]
-    fn throttle_slides() {
-        let t = Throttle::new(2, Duration::from_millis(50));
-        assert!(t.admit().is_ok());
-        assert!(t.admit().is_ok());
-        let wait = t.admit().unwrap_err();
-        assert!(wait <= Duration::from_millis(50));
-        thread::sleep(Duration::from_millis(60));
-        assert!(t.admit().is_ok());
     }
 }

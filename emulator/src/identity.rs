@@ -70,9 +70,9 @@ use serde_json::{Map, Value};
 use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
-use crate::Shared;
 use crate::log::RequestLog;
-use crate::server::{Ctx, Request, Response, lock};
+use crate::message::{Request, RequestIds, Response};
+use crate::sync::lock;
 
 /// The only `client_assertion_type` accepted.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -285,11 +285,12 @@ fn missing(param: &str) -> Reject {
     )
 }
 
-/// Answers a token request (already recorded in the token log).
-pub(crate) fn token(shared: &Shared, req: &Request, ctx: &Ctx) -> Response {
-    match issue_for(shared, req) {
+/// Answers a token request (already recorded in the token log); `base` is
+/// `scheme://host` as the client addressed us (the assertion audience).
+pub(crate) fn answer(identity: &Identity, req: &Request, ids: &RequestIds, base: &str) -> Response {
+    match issue_for(identity, req, base) {
         Ok(token) => {
-            let secs = shared.identity.lifetime.as_secs();
+            let secs = identity.lifetime.as_secs();
             #[derive(Serialize)]
             struct Success {
                 token_type: &'static str,
@@ -303,14 +304,13 @@ pub(crate) fn token(shared: &Shared, req: &Request, ctx: &Ctx) -> Response {
                 ext_expires_in: secs,
                 access_token: token,
             };
-            json(200, ctx, serde_json::to_vec(&body).unwrap_or_default())
+            json(200, ids, serde_json::to_vec(&body).unwrap_or_default())
         }
-        Err(r) => error_response(ctx, &r),
+        Err(r) => error_response(ids, &r),
     }
 }
 
-fn issue_for(shared: &Shared, req: &Request) -> Result<String, Reject> {
-    let identity = &shared.identity;
+fn issue_for(identity: &Identity, req: &Request, base: &str) -> Result<String, Reject> {
     if req.method != "POST" {
         return Err(reject(
             400,
@@ -426,7 +426,7 @@ fn issue_for(shared: &Shared, req: &Request) -> Result<String, Reject> {
                 }
                 None => return Err(missing("client_assertion_type")),
             }
-            let audience = format!("{}{}", crate::graph::base_of(shared, req), req.path());
+            let audience = format!("{base}{}", req.path());
             verify_assertion(identity, registered, client_id, assertion, &audience)?;
         }
         (Some(_), Some(_)) => {
@@ -614,14 +614,14 @@ fn parse_form(body: &[u8]) -> HashMap<String, String> {
     form
 }
 
-fn json(status: u16, ctx: &Ctx, body: Vec<u8>) -> Response {
+fn json(status: u16, ids: &RequestIds, body: Vec<u8>) -> Response {
     Response::with_body(status, "application/json; charset=utf-8", body)
         .header("Cache-Control", "no-store, no-cache")
         .header("Pragma", "no-cache")
-        .header("x-ms-request-id", ctx.request_id.clone())
+        .header("x-ms-request-id", ids.request_id.clone())
 }
 
-fn error_response(ctx: &Ctx, r: &Reject) -> Response {
+fn error_response(ids: &RequestIds, r: &Reject) -> Response {
     let now = time::OffsetDateTime::now_utc();
     let timestamp = format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
@@ -632,11 +632,11 @@ fn error_response(ctx: &Ctx, r: &Reject) -> Response {
         now.minute(),
         now.second()
     );
-    let trace_id = ctx.request_id.clone();
+    let trace_id = ids.request_id.clone();
     // Entra takes the client's client-request-id as the correlation id when
     // it is a GUID.
-    let correlation_id = match uuid::Uuid::parse_str(&ctx.client_request_id) {
-        Ok(_) => ctx.client_request_id.clone(),
+    let correlation_id = match uuid::Uuid::parse_str(&ids.client_request_id) {
+        Ok(_) => ids.client_request_id.clone(),
         Err(_) => uuid::Uuid::new_v4().to_string(),
     };
     #[derive(Serialize)]
@@ -661,7 +661,7 @@ fn error_response(ctx: &Ctx, r: &Reject) -> Response {
         correlation_id: &correlation_id,
         error_uri: format!("https://login.microsoftonline.com/error?code={}", r.code),
     };
-    json(r.status, ctx, serde_json::to_vec(&body).unwrap_or_default())
+    json(r.status, ids, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 #[cfg(test)]

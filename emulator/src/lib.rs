@@ -109,41 +109,59 @@
 //! TLS too: faults write through the TLS session, and socket-level ones
 //! (reset, close) act on the TCP connection underneath, so the client sees
 //! the connection die without a TLS `close_notify`.
+//!
+//! # Written apart from the SDK
+//!
+//! The emulator shares no code with the `intune-user-status` SDK, on
+//! purpose: a test double must not share code with what it tests, or a
+//! mistake in the shared part would pass both sides. It follows Graph's
+//! documentation, not the SDK.
+//!
+//! # Layers
+//!
+//! Each module imports only modules below it: `server` (with `http1` and
+//! `tls`) reads requests and calls a handler; `dispatch` is that handler:
+//! it records the request, applies `faults`, and routes to `admin`,
+//! `identity` or `graph` (which has its own `handlers`, `validation` and
+//! `throttle`). At the bottom sit the leaves: `message` (requests and
+//! responses), `odata` (Graph error bodies and wire conventions), `log`,
+//! `router`, `store` and `sync` (the lock helper and the stop signal).
 #![warn(missing_docs)]
 
+mod admin;
+mod dispatch;
 mod faults;
 mod graph;
+mod http1;
 pub mod identity;
 mod log;
+mod message;
+mod odata;
 mod router;
 mod server;
 mod store;
+mod sync;
+mod tls;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use faults::{Fault, FaultRule, Scope};
+pub use graph::PatchReturns;
 pub use identity::App;
-pub use log::RecordedRequest;
+pub use log::{BatchItem, RecordedRequest};
+pub use tls::TlsIdentity;
 
-use faults::{FaultPlan, Throttle};
+use dispatch::Dispatcher;
+use faults::FaultPlan;
+use graph::Graph;
 use identity::Identity;
 use log::RequestLog;
-use server::lock;
-use store::Store;
-
-/// What a successful PATCH answers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PatchReturns {
-    /// `204 No Content`, as real Intune does.
-    #[default]
-    NoContent,
-    /// `200 OK` with the full updated entity.
-    Ok,
-}
+use message::Origin;
+use server::Server;
+use sync::StopSignal;
 
 /// One user status to load at start-up.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -153,24 +171,6 @@ pub struct SeedEntry {
     pub collection: String,
     /// The entity, validated like a POST body (absent properties get defaults).
     pub entity: serde_json::Value,
-}
-
-/// A certificate chain and its private key, for serving HTTPS.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TlsIdentity {
-    /// The server certificate first, then any intermediates (PEM).
-    pub certificate_chain_pem: String,
-    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    pub private_key_pem: String,
-}
-
-impl std::fmt::Debug for TlsIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Keys stay out of test logs, even test-only ones.
-        f.debug_struct("TlsIdentity")
-            .field("certificate_chain_pem", &self.certificate_chain_pem)
-            .finish_non_exhaustive()
-    }
 }
 
 /// How to run an [`Emulator`].
@@ -226,40 +226,12 @@ impl Default for Config {
     }
 }
 
-/// State shared by the accept thread, the connection threads and the handle.
-pub(crate) struct Shared {
-    pub(crate) token: Option<String>,
-    pub(crate) patch_returns: PatchReturns,
-    pub(crate) store: Mutex<Store>,
-    pub(crate) log: RequestLog,
-    pub(crate) stopping: AtomicBool,
-    pub(crate) conns: Mutex<server::ConnMap>,
-    /// `http://ip:port` (or `https://`), used when a request has no Host header.
-    pub(crate) base_url: String,
-    /// `http` or `https`.
-    pub(crate) scheme: &'static str,
-    /// The TLS configuration, when serving HTTPS.
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
-    /// The token endpoint's apps, issued tokens and request log.
-    pub(crate) identity: Identity,
-    /// Fault rules, consulted for every recorded Graph request.
-    pub(crate) faults: FaultPlan,
-    /// Write throttling, if configured.
-    pub(crate) throttle: Option<Throttle>,
-    /// Whether throttled answers carry `Retry-After`.
-    pub(crate) throttle_retry_after: bool,
-    /// How many requests the throttle answered `429`.
-    pub(crate) throttled: AtomicUsize,
-    /// How many TCP connections were accepted.
-    pub(crate) connections: AtomicUsize,
-}
-
 /// A running emulator. Dropping it (or calling [`Emulator::shutdown`])
 /// stops it.
 pub struct Emulator {
-    shared: Arc<Shared>,
+    dispatcher: Arc<Dispatcher>,
     addr: SocketAddr,
-    accept: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -285,48 +257,50 @@ impl Emulator {
         let tls = config
             .tls
             .as_ref()
-            .map(server::tls_config)
+            .map(tls::tls_config)
             .transpose()
             .map_err(|e| invalid("tls", e))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(config.listen)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            token: config.token,
-            patch_returns: config.patch_returns,
-            store: Mutex::new(Store::default()),
-            log: RequestLog::default(),
-            stopping: AtomicBool::new(false),
-            conns: Mutex::new(Default::default()),
-            base_url: base_url_of(scheme, addr),
-            scheme,
-            tls,
-            identity,
-            faults: FaultPlan::new(config.faults),
-            throttle: config
-                .throttle_writes
-                .map(|(limit, window)| Throttle::new(limit, window)),
-            throttle_retry_after: config.throttle_retry_after,
-            throttled: AtomicUsize::new(0),
-            connections: AtomicUsize::new(0),
-        });
+        let graph = Graph::new(
+            config.token,
+            config.patch_returns,
+            config.throttle_writes,
+            config.throttle_retry_after,
+        );
         for entry in config.seed {
-            insert(&shared, &entry.collection, entry.entity).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("seed: {e}"))
-            })?;
+            graph
+                .insert(&entry.collection, entry.entity)
+                .map_err(|e| invalid("seed", e))?;
         }
-        let accept = server::spawn_accept(listener, Arc::clone(&shared))?;
+        let stop = StopSignal::default();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let dispatcher = Arc::new(Dispatcher {
+            log: RequestLog::default(),
+            faults: FaultPlan::new(config.faults),
+            graph,
+            identity,
+            origin: Origin {
+                scheme,
+                bound_url: base_url_of(scheme, addr),
+            },
+            stop: stop.clone(),
+            connections: Arc::clone(&connections),
+        });
+        let handler: Arc<dyn server::Handler> = dispatcher.clone();
+        let server = Server::start(listener, tls, handler, stop, connections)?;
         Ok(Emulator {
-            shared,
+            dispatcher,
             addr,
-            accept: Some(accept),
+            server,
         })
     }
 
     /// `http://127.0.0.1:PORT`, or `https://...` when serving TLS (no
     /// version segment).
     pub fn base_url(&self) -> String {
-        self.shared.base_url.clone()
+        self.dispatcher.origin.bound_url.clone()
     }
 
     /// The bound address.
@@ -337,20 +311,19 @@ impl Emulator {
     /// Every Graph request received so far, in arrival order (admin requests
     /// under `/_emulator/` are not recorded).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.log.snapshot()
+        self.dispatcher.log.snapshot()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.log.clear();
+        self.dispatcher.log.clear();
     }
 
     /// The stored user status `id` (plain, not percent-encoded) in
     /// `collection` (as in [`SeedEntry::collection`]), as Graph would
     /// serialize it (without `@odata.context`).
     pub fn user_status(&self, collection: &str, id: &str) -> Option<serde_json::Value> {
-        let key = router::collection_key(collection).ok()?;
-        lock(&self.shared.store).get(&key, id).map(|e| e.to_value())
+        self.dispatcher.graph.user_status(collection, id)
     }
 
     /// Adds a user status to `collection`, validated like a POST body.
@@ -360,88 +333,67 @@ impl Emulator {
         collection: &str,
         entity: serde_json::Value,
     ) -> Result<(), String> {
-        insert(&self.shared, collection, entity)
+        self.dispatcher.graph.insert(collection, entity)
     }
 
     /// Every token request received so far (`/{tenant}/oauth2/v2.0/token`),
     /// in arrival order. They are kept apart from [`Emulator::requests`] so
     /// Graph request counts do not depend on how a client got its token.
     pub fn token_requests(&self) -> Vec<RecordedRequest> {
-        self.shared.identity.log.snapshot()
+        self.dispatcher.identity.log.snapshot()
     }
 
     /// Forgets the recorded token requests.
     pub fn clear_token_requests(&self) {
-        self.shared.identity.log.clear();
+        self.dispatcher.identity.log.clear();
     }
 
     /// How many access tokens the token endpoint issued so far (expired ones
     /// included).
     pub fn issued_tokens(&self) -> usize {
-        self.shared.identity.issued_count()
+        self.dispatcher.identity.issued_count()
     }
 
     /// Makes every access token issued so far expired, so Graph answers
     /// `401` "Lifetime validation failed, the token is expired." to it.
     /// Tokens issued afterwards are unaffected.
     pub fn expire_issued_tokens(&self) {
-        self.shared.identity.expire_all();
+        self.dispatcher.identity.expire_all();
     }
 
     /// Appends a fault rule to the plan (rules are checked in order; the
     /// first that matches a request and still has count left applies).
     pub fn add_fault(&self, rule: FaultRule) {
-        self.shared.faults.add(rule);
+        self.dispatcher.faults.add(rule);
     }
 
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
-        self.shared.faults.clear();
+        self.dispatcher.faults.clear();
     }
 
     /// How many requests the write throttle answered `429` so far.
     pub fn throttled_count(&self) -> usize {
-        self.shared.throttled.load(Ordering::SeqCst)
+        self.dispatcher.graph.throttled_count()
     }
 
     /// How many TCP connections were accepted so far (the internal wake-up
     /// connection made by shutdown is not counted). Lets tests check that a
     /// client reused a connection, or did not reuse a broken one.
     pub fn connections_accepted(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
+        self.dispatcher.connections.load(Ordering::SeqCst)
     }
 
     /// Stops accepting, shuts open connections down and joins every thread.
     pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        let Some(accept) = self.accept.take() else {
-            return;
-        };
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // If the wake-up connection fails the accept thread could block
-        // forever, so it is left detached rather than joined.
-        if server::wake(self.addr) {
-            let _ = accept.join();
-        }
+        self.server.stop();
     }
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
-}
-
-fn insert(shared: &Shared, collection: &str, entity: serde_json::Value) -> Result<(), String> {
-    let key = router::collection_key(collection)?;
-    let entity = graph::new_entity(graph::validate(entity)?);
-    let id = entity.id.clone();
-    lock(&shared.store)
-        .insert(&key, entity)
-        .map_err(|_| format!("a user status with id '{id}' already exists in '{collection}'"))
 }
 
 /// `scheme://ip:port`, with loopback in place of an unspecified address.

@@ -1,4 +1,5 @@
-//! The request log: every Graph request the emulator received, in arrival order.
+//! The request log: every Graph request the emulator received, in arrival
+//! order, with the requests a `$batch` carried marked as such.
 
 use std::sync::Mutex;
 
@@ -16,7 +17,28 @@ pub struct RecordedRequest {
     /// Header fields in the order and case they were received.
     pub headers: Vec<(String, String)>,
     /// The request body, de-chunked if it was sent with chunked encoding.
+    /// For a request that came inside a `$batch`, the bytes of its `body`
+    /// exactly as they stood in the batch JSON.
     pub body: Vec<u8>,
+    /// `Some` for a request that came inside a `POST /{version}/$batch`
+    /// (recorded right after its envelope); `None` for one received on the
+    /// wire, the envelope included. For an inner request, `target` is
+    /// `/{version}` followed by its `url`, and `headers` are its own
+    /// `headers` in the order given.
+    pub batch: Option<BatchItem>,
+}
+
+/// Where an inner request of a `$batch` came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItem {
+    /// Its `id` in the batch, as given.
+    pub id: String,
+    /// Its `url`, as given (relative to the version root).
+    pub url: String,
+    /// Its `dependsOn` ids, as given.
+    pub depends_on: Vec<String>,
+    /// The `request-id` of the answer to its envelope.
+    pub envelope_request_id: String,
 }
 
 impl RecordedRequest {
@@ -52,6 +74,11 @@ impl RecordedRequest {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Whether this request came inside a `$batch`.
+    pub fn is_batch_item(&self) -> bool {
+        self.batch.is_some()
+    }
+
     /// The JSON form served by `GET /_emulator/requests`.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -59,6 +86,12 @@ impl RecordedRequest {
             "target": self.target,
             "headers": self.headers.iter().map(|(n, v)| [n, v]).collect::<Vec<_>>(),
             "body": self.body_str(),
+            "batch": self.batch.as_ref().map(|b| serde_json::json!({
+                "id": b.id,
+                "url": b.url,
+                "dependsOn": b.depends_on,
+                "envelopeRequestId": b.envelope_request_id,
+            })),
         })
     }
 }
@@ -91,7 +124,6 @@ impl RequestLog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordedRequest>> {
-        // A panicking handler must not take the log down with it.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.entries)
     }
 }

@@ -6,125 +6,137 @@
 
 use percent_encoding::percent_decode_str;
 
-/// One pattern segment.
+/// One segment of a route pattern.
 #[derive(Debug, Clone, Copy)]
-enum Seg {
-    /// A fixed segment, matched case-insensitively.
-    Lit(&'static str),
-    /// A key segment (an id), matched by any non-empty decoded value.
-    Param,
+enum Segment {
+    /// A fixed name, matched case-insensitively.
+    Fixed(&'static str),
+    /// A key (an id), matched by any non-empty decoded value.
+    Key,
 }
 
-use Seg::{Lit, Param};
+use Segment::{Fixed, Key};
 
-const DM: Seg = Lit("deviceManagement");
-const DC: Seg = Lit("deviceConfigurations");
-const US: Seg = Lit("userStatuses");
+const DEVICE_MANAGEMENT: Segment = Fixed("deviceManagement");
+const DEVICE_CONFIGURATIONS: Segment = Fixed("deviceConfigurations");
+const USER_STATUSES: Segment = Fixed("userStatuses");
 
 /// The 15 collection patterns, after the version segment. Index + 1 is the
 /// route number used as part of the store key.
-const ROUTES: [&[Seg]; 15] = [
-    &[DM, DC, Param, US],
-    &[DM, DC, Param, Lit("rootCertificate"), US],
-    &[DM, DC, Param, Lit("identityCertificate"), US],
+const ROUTES: [&[Segment]; 15] = [
+    &[DEVICE_MANAGEMENT, DEVICE_CONFIGURATIONS, Key, USER_STATUSES],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("identityCertificate"),
-        Lit("rootCertificate"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("rootCertificate"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.iosScepCertificateProfile"),
-        Lit("rootCertificate"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("identityCertificate"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.windowsPhone81VpnConfiguration"),
-        Lit("identityCertificate"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("identityCertificate"),
+        Fixed("rootCertificate"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.macOSWiredNetworkConfiguration"),
-        Lit("rootCertificateForServerValidation"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.iosScepCertificateProfile"),
+        Fixed("rootCertificate"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.macOSWiredNetworkConfiguration"),
-        Lit("identityCertificateForClientAuthentication"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.windowsPhone81VpnConfiguration"),
+        Fixed("identityCertificate"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.windowsWifiEnterpriseEAPConfiguration"),
-        Lit("identityCertificateForClientAuthentication"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.macOSWiredNetworkConfiguration"),
+        Fixed("rootCertificateForServerValidation"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.windowsWifiEnterpriseEAPConfiguration"),
-        Lit("rootCertificatesForServerValidation"),
-        Param,
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.macOSWiredNetworkConfiguration"),
+        Fixed("identityCertificateForClientAuthentication"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.macOSScepCertificateProfile"),
-        Lit("rootCertificate"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.windowsWifiEnterpriseEAPConfiguration"),
+        Fixed("identityCertificateForClientAuthentication"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.windowsPhone81SCEPCertificateProfile"),
-        Lit("rootCertificate"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.windowsWifiEnterpriseEAPConfiguration"),
+        Fixed("rootCertificatesForServerValidation"),
+        Key,
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.iosEnterpriseWiFiConfiguration"),
-        Lit("rootCertificatesForServerValidation"),
-        Param,
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.macOSScepCertificateProfile"),
+        Fixed("rootCertificate"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        DC,
-        Param,
-        Lit("microsoft.graph.macOSEnterpriseWiFiConfiguration"),
-        Lit("rootCertificatesForServerValidation"),
-        Param,
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.windowsPhone81SCEPCertificateProfile"),
+        Fixed("rootCertificate"),
+        USER_STATUSES,
     ],
     &[
-        DM,
-        Lit("windowsAutopilotDeploymentProfiles"),
-        Param,
-        Lit("microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile"),
-        Lit("domainJoinConfiguration"),
-        US,
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.iosEnterpriseWiFiConfiguration"),
+        Fixed("rootCertificatesForServerValidation"),
+        Key,
+        USER_STATUSES,
+    ],
+    &[
+        DEVICE_MANAGEMENT,
+        DEVICE_CONFIGURATIONS,
+        Key,
+        Fixed("microsoft.graph.macOSEnterpriseWiFiConfiguration"),
+        Fixed("rootCertificatesForServerValidation"),
+        Key,
+        USER_STATUSES,
+    ],
+    &[
+        DEVICE_MANAGEMENT,
+        Fixed("windowsAutopilotDeploymentProfiles"),
+        Key,
+        Fixed("microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile"),
+        Fixed("domainJoinConfiguration"),
+        USER_STATUSES,
     ],
 ];
 
@@ -171,13 +183,13 @@ impl CollectionKey {
         let mut ids = self.ids.iter();
         for seg in ROUTES[self.route - 1] {
             match seg {
-                Lit(name) => {
+                Fixed(name) => {
                     if !out.is_empty() {
                         out.push('/');
                     }
                     out.push_str(name);
                 }
-                Param => {
+                Key => {
                     let id = ids.next().map(String::as_str).unwrap_or("");
                     out.push_str("('");
                     // OData doubles quotes inside string literals.
@@ -234,8 +246,8 @@ pub(crate) fn match_path(path: &str) -> Result<RouteMatch, UnknownSegment> {
         let mut matched = 0;
         for (seg, pat) in tail.iter().zip(pattern.iter()) {
             let ok = match pat {
-                Lit(name) => seg.eq_ignore_ascii_case(name),
-                Param => match decode(seg) {
+                Fixed(name) => seg.eq_ignore_ascii_case(name),
+                Key => match decode(seg) {
                     Some(id) => {
                         ids.push(id);
                         true
@@ -319,8 +331,8 @@ mod tests {
             let path: Vec<String> = pattern
                 .iter()
                 .map(|s| match s {
-                    Lit(n) => (*n).to_owned(),
-                    Param => "k".to_owned(),
+                    Fixed(n) => (*n).to_owned(),
+                    Key => "k".to_owned(),
                 })
                 .collect();
             let path = path.join("/");

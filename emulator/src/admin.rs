@@ -1,0 +1,97 @@
+//! The `/_emulator/*` endpoints: the request logs, fault rules, token
+//! expiry, health and stats. No auth, not recorded.
+
+use serde_json::Value;
+
+use crate::faults::{FaultPlan, FaultRule};
+use crate::identity::Identity;
+use crate::log::RequestLog;
+use crate::message::{Request, RequestIds, Response};
+use crate::odata::{self, method_not_allowed};
+
+/// Whether `path` is an admin endpoint.
+pub(crate) fn is_admin_path(path: &str) -> bool {
+    path == "/_emulator" || path.starts_with("/_emulator/")
+}
+
+/// What the admin endpoints read and change.
+pub(crate) struct AdminView<'a> {
+    /// The Graph request log.
+    pub(crate) requests: &'a RequestLog,
+    /// The fault rules.
+    pub(crate) faults: &'a FaultPlan,
+    /// The token endpoint (its log, issued tokens).
+    pub(crate) identity: &'a Identity,
+    /// How many writes the throttle answered `429`.
+    pub(crate) throttled: usize,
+    /// How many TCP connections were accepted.
+    pub(crate) connections: usize,
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+
+fn log_json(log: &RequestLog) -> Response {
+    let all: Vec<Value> = log.snapshot().iter().map(|r| r.to_json()).collect();
+    Response::with_body(200, JSON, serde_json::to_vec(&all).unwrap_or_default())
+}
+
+/// Answers one admin request.
+pub(crate) fn answer(view: &AdminView<'_>, req: &Request, ids: &RequestIds) -> Response {
+    match (req.path(), req.method.as_str()) {
+        ("/_emulator/requests", "GET") => log_json(view.requests),
+        ("/_emulator/requests", "DELETE") => {
+            view.requests.clear();
+            Response::empty(204)
+        }
+        ("/_emulator/requests", _) => method_not_allowed(ids, "GET, DELETE"),
+        ("/_emulator/health", "GET") => {
+            Response::with_body(200, JSON, br#"{"status":"ok"}"#.to_vec())
+        }
+        ("/_emulator/health", _) => method_not_allowed(ids, "GET"),
+        ("/_emulator/faults", "POST") => {
+            let rule = std::str::from_utf8(&req.body)
+                .map_err(|_| "The fault rule is not UTF-8.".to_owned())
+                .and_then(FaultRule::from_json);
+            match rule {
+                Ok(rule) => {
+                    view.faults.add(rule);
+                    Response::empty(204)
+                }
+                Err(message) => odata::bad_request(ids, &message),
+            }
+        }
+        ("/_emulator/faults", "DELETE") => {
+            view.faults.clear();
+            Response::empty(204)
+        }
+        ("/_emulator/faults", _) => method_not_allowed(ids, "POST, DELETE"),
+        ("/_emulator/token-requests", "GET") => log_json(&view.identity.log),
+        ("/_emulator/token-requests", "DELETE") => {
+            view.identity.log.clear();
+            Response::empty(204)
+        }
+        ("/_emulator/token-requests", _) => method_not_allowed(ids, "GET, DELETE"),
+        ("/_emulator/tokens/expire", "POST") => {
+            view.identity.expire_all();
+            Response::empty(204)
+        }
+        ("/_emulator/tokens/expire", _) => method_not_allowed(ids, "POST"),
+        ("/_emulator/stats", "GET") => {
+            let stats = serde_json::json!({
+                "connectionsAccepted": view.connections,
+                "throttled": view.throttled,
+                "requests": view.requests.len(),
+                "tokenRequests": view.identity.log.len(),
+                "issuedTokens": view.identity.issued_count(),
+            });
+            Response::with_body(200, JSON, stats.to_string().into_bytes())
+        }
+        ("/_emulator/stats", _) => method_not_allowed(ids, "GET"),
+        _ => odata::error(
+            ids,
+            404,
+            "ResourceNotFound",
+            "Unknown emulator admin endpoint.",
+        ),
+    }
+}

@@ -1,0 +1,267 @@
+//! The user status handlers: list (paged), get, create, update, delete and
+//! `$count` on one collection, over the in-memory store.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::validation::{self, apply, new_entity, parse_body};
+use crate::message::{Request, RequestIds, Response};
+use crate::odata::{self, bad_request, encode_segment, json_response, query_pairs};
+use crate::router::{self, CollectionKey, RouteMatch};
+use crate::store::{Store, UserStatus};
+use crate::sync::lock;
+
+/// What a successful PATCH answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PatchReturns {
+    /// `204 No Content`, as real Intune does.
+    #[default]
+    NoContent,
+    /// `200 OK` with the full updated entity.
+    Ok,
+}
+
+/// Default page size of a collection GET.
+const DEFAULT_PAGE: usize = 100;
+
+/// The user statuses of every collection and how the handlers answer.
+#[derive(Debug)]
+pub(crate) struct UserStatuses {
+    store: Mutex<Store>,
+    patch_returns: PatchReturns,
+}
+
+/// Absolute URLs derived from how the client addressed us.
+pub(crate) struct Links {
+    /// `<base>/<version>/$metadata#<collection context>`.
+    context: String,
+    /// `<base><collection path as sent>`.
+    collection_url: String,
+}
+
+impl Links {
+    /// The links of `route`, with `base` = `scheme://host`.
+    pub(crate) fn new(base: &str, route: &RouteMatch) -> Links {
+        Links {
+            context: format!(
+                "{base}/{}/$metadata#{}",
+                route.version.as_str(),
+                route.collection.context_path()
+            ),
+            collection_url: format!("{base}{}", route.collection_path),
+        }
+    }
+}
+
+/// An entity preceded by its `@odata.context`.
+#[derive(Serialize)]
+struct WithContext<'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(flatten)]
+    entity: &'a UserStatus,
+}
+
+/// One page of a collection. Graph puts the next link before `value`.
+#[derive(Serialize)]
+struct Page {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    value: Vec<UserStatus>,
+}
+
+fn entity_response(status: u16, links: &Links, entity: &UserStatus) -> Response {
+    let body = WithContext {
+        context: format!("{}/$entity", links.context),
+        entity,
+    };
+    json_response(status, &body)
+}
+
+fn not_found(ids: &RequestIds, id: &str) -> Response {
+    odata::error(
+        ids,
+        404,
+        "ResourceNotFound",
+        &format!("Resource not found: no deviceConfigurationUserStatus with id '{id}'."),
+    )
+}
+
+impl UserStatuses {
+    /// An empty store; successful PATCHes answer as `patch_returns` says.
+    pub(crate) fn new(patch_returns: PatchReturns) -> Self {
+        UserStatuses {
+            store: Mutex::new(Store::default()),
+            patch_returns,
+        }
+    }
+
+    /// Adds a user status to a version-less `collection` path, validated
+    /// like a POST body (for seeds and the library API).
+    pub(crate) fn insert(&self, collection: &str, entity: Value) -> Result<(), String> {
+        let key = router::collection_key(collection)?;
+        let entity = new_entity(validation::validate(entity)?);
+        let id = entity.id.clone();
+        lock(&self.store)
+            .insert(&key, entity)
+            .map_err(|_| format!("a user status with id '{id}' already exists in '{collection}'"))
+    }
+
+    /// The stored status `id` in a version-less `collection` path, as JSON.
+    pub(crate) fn user_status(&self, collection: &str, id: &str) -> Option<Value> {
+        let key = router::collection_key(collection).ok()?;
+        lock(&self.store).get(&key, id).map(|e| e.to_value())
+    }
+
+    /// `GET .../userStatuses/$count`.
+    pub(crate) fn count(&self, key: &CollectionKey) -> Response {
+        let n = lock(&self.store).len(key);
+        Response::with_body(200, "text/plain;charset=utf-8", n.to_string().into_bytes())
+    }
+
+    /// `GET .../userStatuses`: one page.
+    pub(crate) fn list(
+        &self,
+        req: &Request,
+        ids: &RequestIds,
+        route: &RouteMatch,
+        links: &Links,
+    ) -> Response {
+        let mut top: Option<usize> = None;
+        let mut after: u64 = 0;
+        for (name, value) in query_pairs(req.query().unwrap_or("")) {
+            match name.as_str() {
+                "$top" => match value.parse::<usize>() {
+                    Ok(n) => top = Some(n),
+                    Err(_) => {
+                        return bad_request(
+                            ids,
+                            &format!(
+                                "Invalid $top value '{value}': expected a non-negative integer."
+                            ),
+                        );
+                    }
+                },
+                "$skiptoken" => match value.parse::<u64>() {
+                    Ok(n) => after = n,
+                    Err(_) => {
+                        return bad_request(ids, &format!("Invalid $skiptoken value '{value}'."));
+                    }
+                },
+                _ => {}
+            }
+        }
+        let page_size = top.unwrap_or(DEFAULT_PAGE);
+        let (value, next) = lock(&self.store).page(&route.collection, after, page_size);
+        let next_link = next.map(|seq| match top {
+            Some(t) => format!("{}?$top={t}&$skiptoken={seq}", links.collection_url),
+            None => format!("{}?$skiptoken={seq}", links.collection_url),
+        });
+        json_response(
+            200,
+            &Page {
+                context: links.context.clone(),
+                next_link,
+                value,
+            },
+        )
+    }
+
+    /// `GET .../userStatuses/{id}`.
+    pub(crate) fn get(
+        &self,
+        ids: &RequestIds,
+        key: &CollectionKey,
+        id: &str,
+        links: &Links,
+    ) -> Response {
+        match lock(&self.store).get(key, id) {
+            Some(entity) => entity_response(200, links, entity),
+            None => not_found(ids, id),
+        }
+    }
+
+    /// `POST .../userStatuses`.
+    pub(crate) fn create(
+        &self,
+        req: &Request,
+        ids: &RequestIds,
+        route: &RouteMatch,
+        links: &Links,
+    ) -> Response {
+        let props = match parse_body(&req.body) {
+            Ok(p) => p,
+            Err(message) => return bad_request(ids, &message),
+        };
+        let entity = new_entity(props);
+        let mut store = lock(&self.store);
+        if store.insert(&route.collection, entity.clone()).is_err() {
+            return odata::error(
+                ids,
+                409,
+                "Conflict",
+                &format!(
+                    "A deviceConfigurationUserStatus with id '{}' already exists.",
+                    entity.id
+                ),
+            );
+        }
+        drop(store);
+        let location = format!("{}/{}", links.collection_url, encode_segment(&entity.id));
+        entity_response(201, links, &entity).header("Location", location)
+    }
+
+    /// `PATCH .../userStatuses/{id}`.
+    pub(crate) fn update(
+        &self,
+        req: &Request,
+        ids: &RequestIds,
+        key: &CollectionKey,
+        id: &str,
+        links: &Links,
+    ) -> Response {
+        // Absence is checked first: Graph reports a missing entity before
+        // looking at the body.
+        if lock(&self.store).get(key, id).is_none() {
+            return not_found(ids, id);
+        }
+        let props = match parse_body(&req.body) {
+            Ok(p) => p,
+            Err(message) => return bad_request(ids, &message),
+        };
+        if let Some(Value::String(body_id)) = props.get("id")
+            && body_id != id
+        {
+            return bad_request(
+                ids,
+                &format!(
+                    "The property 'id' in the request body ('{body_id}') does not match the key in the URL ('{id}')."
+                ),
+            );
+        }
+        let mut store = lock(&self.store);
+        let Some(entity) = store.get_mut(key, id) else {
+            return not_found(ids, id);
+        };
+        apply(entity, props);
+        let updated = entity.clone();
+        drop(store);
+        match self.patch_returns {
+            PatchReturns::NoContent => Response::empty(204),
+            PatchReturns::Ok => entity_response(200, links, &updated),
+        }
+    }
+
+    /// `DELETE .../userStatuses/{id}`.
+    pub(crate) fn delete(&self, ids: &RequestIds, key: &CollectionKey, id: &str) -> Response {
+        if lock(&self.store).remove(key, id) {
+            Response::empty(204)
+        } else {
+            not_found(ids, id)
+        }
+    }
+}
