@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::admin::{self, AdminView};
+use crate::batch::{self, ResponseOrder};
 use crate::faults::{Effect, FaultPlan};
 use crate::graph::Graph;
 use crate::identity::{self, Identity};
@@ -30,12 +32,18 @@ pub(crate) struct Dispatcher {
     pub(crate) stop: StopSignal,
     /// How many TCP connections the server accepted.
     pub(crate) connections: Arc<AtomicUsize>,
+    /// Added to every recorded request received on the wire (a `$batch`
+    /// envelope once, not per inner request).
+    pub(crate) latency: Duration,
+    /// The order of `$batch` responses.
+    pub(crate) batch_order: ResponseOrder,
 }
 
 impl Handler for Dispatcher {
     /// Graph and token requests are recorded first, so the log holds a
     /// request before its response leaves, and then checked against the
-    /// fault plan, so faulted attempts are in the log too.
+    /// fault plan, so faulted attempts are in the log too. A `$batch`
+    /// envelope goes the same way, and then each of its requests.
     fn handle(&self, req: &Request, ids: &RequestIds) -> Answer {
         let path = req.path();
         if admin::is_admin_path(path) {
@@ -49,15 +57,20 @@ impl Handler for Dispatcher {
         } else {
             self.log.record(req.to_recorded());
         }
+        if !self.latency.is_zero() && !self.stop.sleep(self.latency) {
+            return Answer::Wire(WireFault::Close);
+        }
         if let Some(answer) = self.apply_fault(req, ids) {
             return answer;
         }
         let base = self.origin.url_for(req);
-        Answer::Respond(if is_token {
-            identity::answer(&self.identity, req, ids, &base)
+        if is_token {
+            Answer::Respond(identity::answer(&self.identity, req, ids, &base))
+        } else if let Some(version) = batch::batch_version(path) {
+            self.answer_batch(req, ids, version, &base)
         } else {
-            self.graph.serve(req, ids, &base, &self.identity)
-        })
+            Answer::Respond(self.graph.serve(req, ids, &base, &self.identity))
+        }
     }
 }
 
@@ -71,6 +84,24 @@ impl Dispatcher {
             Effect::Delay(delay) if self.stop.sleep(delay) => None,
             Effect::Delay(_) => Some(Answer::Wire(WireFault::Close)),
         }
+    }
+
+    /// A `$batch` envelope: authenticated like any Graph request, then each
+    /// inner request recorded, faulted and served like a direct one.
+    fn answer_batch(&self, req: &Request, ids: &RequestIds, version: &str, base: &str) -> Answer {
+        if let Err(resp) = self.graph.authenticate(req, ids, &self.identity) {
+            return Answer::Respond(resp);
+        }
+        batch::answer(req, ids, version, &self.batch_order, &mut |inner| {
+            self.log.record(inner.recorded.clone());
+            if let Some(answer) = self.apply_fault(&inner.request, &inner.ids) {
+                return answer;
+            }
+            Answer::Respond(
+                self.graph
+                    .serve(&inner.request, &inner.ids, base, &self.identity),
+            )
+        })
     }
 
     fn admin_view(&self) -> AdminView<'_> {

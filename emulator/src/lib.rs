@@ -59,6 +59,26 @@
 //! `--fault JSON` (repeatable), `--throttle-writes 100/20s` (also `10/1s`,
 //! `5/500ms`) and `--throttle-no-retry-after`.
 //!
+//! # Batching and paging
+//!
+//! `POST /{version}/$batch` follows Graph's JSON batching rules (at most 20
+//! requests, ids unique without regard to case, relative `url`s,
+//! `Content-Type` with a body, `dependsOn` with `424`); `src/batch.rs` lists
+//! every rule. Each inner request runs like a direct one:
+//! recorded (marked with [`RecordedRequest::batch`]), matched by fault
+//! rules on its own method and path, authenticated, counted by the write
+//! throttle, handled. An inner `429` carries `Retry-After` in its own
+//! `headers` while the batch answers `200`. A fault rule with
+//! `path_contains("/$batch")` targets the envelope itself.
+//! [`Emulator::wire_requests`] and [`Emulator::batch_items`] split the log;
+//! [`Config::batch_shuffle_seed`] shuffles the responses repeatably.
+//!
+//! Collections answer in pages of [`Config::page_size`] (default 100) with
+//! an absolute `@odata.nextLink` carrying `$skiptoken` (and the other query
+//! options); [`Config::next_link_base`] makes that link point at another
+//! host. `$top=N` sets the page size. [`Config::latency`] adds a fixed delay
+//! to every request on the wire (a batch once).
+//!
 //! # App-only tokens
 //!
 //! On the same port, `POST /{tenant}/oauth2/v2.0/token` fakes the Microsoft
@@ -129,6 +149,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod batch;
 mod dispatch;
 mod faults;
 mod graph;
@@ -154,9 +175,10 @@ pub use identity::App;
 pub use log::{BatchItem, RecordedRequest};
 pub use tls::TlsIdentity;
 
+use batch::ResponseOrder;
 use dispatch::Dispatcher;
 use faults::FaultPlan;
-use graph::Graph;
+use graph::{Graph, Paging};
 use identity::Identity;
 use log::RequestLog;
 use message::Origin;
@@ -206,6 +228,26 @@ pub struct Config {
     pub expected_scope: String,
     /// Serve HTTPS with this identity instead of plain HTTP. Default `None`.
     pub tls: Option<TlsIdentity>,
+    /// Shuffle the responses of every `$batch` with a PRNG seeded by this
+    /// (the same seed gives the same orders, batch after batch); `None`
+    /// (the default) lists them in input order. Binary:
+    /// `--batch-shuffle-seed N`.
+    pub batch_shuffle_seed: Option<u64>,
+    /// How many entities a collection GET answers per page when the client
+    /// gives no `$top`. Default 100; 0 is taken as 1. Binary: `--page-size N`.
+    pub page_size: usize,
+    /// The `scheme://host[:port]` that `@odata.nextLink` starts with;
+    /// `None` (the default) uses the host the client addressed. Set it to
+    /// another host to test that a client refuses a foreign link. Binary:
+    /// `--next-link-base URL`.
+    pub next_link_base: Option<String>,
+    /// Added to every request received on the wire (Graph and token
+    /// requests, a `$batch` envelope once), after it is recorded and
+    /// before faults and handlers; e.g. 50 ms for a benchmark. A
+    /// [`Fault::Latency`] rule adds to each request it matches instead,
+    /// including every request inside a batch. Default zero. Binary:
+    /// `--latency 50ms`.
+    pub latency: Duration,
 }
 
 impl Default for Config {
@@ -222,6 +264,10 @@ impl Default for Config {
             token_lifetime: Duration::from_secs(3599),
             expected_scope: "https://graph.microsoft.com/.default".to_owned(),
             tls: None,
+            batch_shuffle_seed: None,
+            page_size: 100,
+            next_link_base: None,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -268,6 +314,10 @@ impl Emulator {
             config.patch_returns,
             config.throttle_writes,
             config.throttle_retry_after,
+            Paging {
+                page_size: config.page_size,
+                next_link_base: config.next_link_base,
+            },
         );
         for entry in config.seed {
             graph
@@ -287,6 +337,8 @@ impl Emulator {
             },
             stop: stop.clone(),
             connections: Arc::clone(&connections),
+            latency: config.latency,
+            batch_order: ResponseOrder::new(config.batch_shuffle_seed),
         });
         let handler: Arc<dyn server::Handler> = dispatcher.clone();
         let server = Server::start(listener, tls, handler, stop, connections)?;
@@ -309,9 +361,23 @@ impl Emulator {
     }
 
     /// Every Graph request received so far, in arrival order (admin requests
-    /// under `/_emulator/` are not recorded).
+    /// under `/_emulator/` are not recorded). A `$batch` envelope is
+    /// followed by each request it carried that ran, marked with
+    /// [`RecordedRequest::batch`].
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.dispatcher.log.snapshot()
+    }
+
+    /// The Graph requests received on the wire: [`Emulator::requests`]
+    /// without the requests inside batches (envelopes included).
+    pub fn wire_requests(&self) -> Vec<RecordedRequest> {
+        self.dispatcher.log.filtered(|r| r.batch.is_none())
+    }
+
+    /// The requests that came inside `$batch` envelopes and ran, in the
+    /// order they ran (see [`BatchItem`] for their id and envelope).
+    pub fn batch_items(&self) -> Vec<RecordedRequest> {
+        self.dispatcher.log.filtered(|r| r.batch.is_some())
     }
 
     /// Forgets the recorded requests.

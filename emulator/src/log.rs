@@ -113,6 +113,11 @@ impl RequestLog {
         self.lock().clone()
     }
 
+    /// A copy of the recorded requests that pass `keep`.
+    pub(crate) fn filtered(&self, keep: impl Fn(&RecordedRequest) -> bool) -> Vec<RecordedRequest> {
+        self.lock().iter().filter(|r| keep(r)).cloned().collect()
+    }
+
     /// How many requests are recorded.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()

@@ -14,6 +14,7 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
                     [--fault JSON]... [--throttle-writes N/WINDOW] [--throttle-no-retry-after]
                     [--app TENANT:CLIENT_ID:SECRET]... [--app-cert TENANT:CLIENT_ID:CERT_PEM_FILE]...
                     [--token-lifetime SECS] [--scope SCOPE] [--tls-cert FILE --tls-key FILE]
+                    [--page-size N] [--next-link-base URL] [--batch-shuffle-seed N] [--latency DURATION]
 
   --listen ADDR              address to bind (default 127.0.0.1:0, a free port)
   --token T                  the only bearer token accepted (default: any non-empty)
@@ -38,6 +39,10 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
   --scope SCOPE              the only scope accepted (default https://graph.microsoft.com/.default)
   --tls-cert FILE            serve HTTPS with this certificate chain (PEM; needs --tls-key)
   --tls-key FILE             the private key of --tls-cert (PEM)
+  --page-size N              entities per collection page without $top (default 100)
+  --next-link-base URL       scheme://host[:port] for @odata.nextLink (default: the host addressed)
+  --batch-shuffle-seed N     shuffle $batch responses, repeatably for a seed (default: input order)
+  --latency DURATION         add this to every request on the wire, a $batch once (e.g. 50ms, 1s)
 
 admin endpoints (no auth, not recorded): GET/DELETE /_emulator/requests, GET /_emulator/health,
   POST /_emulator/faults (a rule as for --fault), DELETE /_emulator/faults, GET /_emulator/stats,
@@ -131,6 +136,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 | "--scope"
                 | "--tls-cert"
                 | "--tls-key"
+                | "--page-size"
+                | "--next-link-base"
+                | "--batch-shuffle-seed"
+                | "--latency"
         ) {
             return Err(format!("unknown argument '{arg}'"));
         }
@@ -183,6 +192,23 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             "--scope" => config.expected_scope = value,
             "--tls-cert" => files.tls_cert = Some(value),
             "--tls-key" => files.tls_key = Some(value),
+            "--page-size" => {
+                config.page_size = match value.parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(format!("--page-size '{value}': expected a positive number")),
+                };
+            }
+            "--next-link-base" => config.next_link_base = Some(value),
+            "--batch-shuffle-seed" => {
+                config.batch_shuffle_seed =
+                    Some(value.parse().map_err(|_| {
+                        format!("--batch-shuffle-seed '{value}': expected a number")
+                    })?);
+            }
+            "--latency" => {
+                config.latency =
+                    parse_duration(&value).map_err(|e| format!("--latency '{value}': {e}"))?;
+            }
             _ => files.seed = Some(value),
         }
     }
@@ -233,22 +259,27 @@ fn parse_throttle(value: &str) -> Result<(u32, Duration), String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{limit}' is not a whole number of writes"))?;
-    let window = window.trim();
-    let digits = window.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = window.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("window '{window}' must start with a whole number"))?;
-    let window = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        _ => return Err(format!("window unit '{unit}' must be ms, s or m")),
-    };
+    let window = parse_duration(window).map_err(|e| format!("window {e}"))?;
     if limit == 0 || window.is_zero() {
         return Err("the limit and the window must be positive".to_owned());
     }
     Ok((limit, window))
+}
+
+/// Parses a whole number with a unit: `500ms`, `20s`, `2m`.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = value.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{value}' must start with a whole number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(format!("unit '{unit}' must be ms, s or m")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -412,6 +443,40 @@ mod tests {
         assert!(c.tls.is_some());
         let emu = Emulator::start(*c).unwrap();
         assert!(emu.base_url().starts_with("https://127.0.0.1:"));
+    }
+
+    #[test]
+    fn parses_batch_paging_and_latency_flags() {
+        let Ok(Command::Run(c, _)) = parse(&[
+            "--page-size",
+            "2",
+            "--next-link-base=http://elsewhere.example",
+            "--batch-shuffle-seed",
+            "7",
+            "--latency",
+            "50ms",
+        ]) else {
+            panic!("should parse");
+        };
+        assert_eq!(c.page_size, 2);
+        assert_eq!(
+            c.next_link_base.as_deref(),
+            Some("http://elsewhere.example")
+        );
+        assert_eq!(c.batch_shuffle_seed, Some(7));
+        assert_eq!(c.latency, Duration::from_millis(50));
+        let d = Config::default();
+        assert_eq!(
+            (d.page_size, d.batch_shuffle_seed, d.latency),
+            (100, None, Duration::ZERO)
+        );
+        for bad in [
+            &["--page-size", "0"][..],
+            &["--batch-shuffle-seed", "x"],
+            &["--latency", "50"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

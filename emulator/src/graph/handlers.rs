@@ -23,14 +23,21 @@ pub enum PatchReturns {
     Ok,
 }
 
-/// Default page size of a collection GET.
-const DEFAULT_PAGE: usize = 100;
+/// How collections are paged.
+#[derive(Debug, Clone)]
+pub(crate) struct Paging {
+    /// Entities per page when the client gives no `$top` (at least 1).
+    pub(crate) page_size: usize,
+    /// What `@odata.nextLink` starts with instead of the client's host.
+    pub(crate) next_link_base: Option<String>,
+}
 
 /// The user statuses of every collection and how the handlers answer.
 #[derive(Debug)]
 pub(crate) struct UserStatuses {
     store: Mutex<Store>,
     patch_returns: PatchReturns,
+    paging: Paging,
 }
 
 /// Absolute URLs derived from how the client addressed us.
@@ -93,10 +100,11 @@ fn not_found(ids: &RequestIds, id: &str) -> Response {
 
 impl UserStatuses {
     /// An empty store; successful PATCHes answer as `patch_returns` says.
-    pub(crate) fn new(patch_returns: PatchReturns) -> Self {
+    pub(crate) fn new(patch_returns: PatchReturns, paging: Paging) -> Self {
         UserStatuses {
             store: Mutex::new(Store::default()),
             patch_returns,
+            paging,
         }
     }
 
@@ -155,11 +163,15 @@ impl UserStatuses {
                 _ => {}
             }
         }
-        let page_size = top.unwrap_or(DEFAULT_PAGE);
+        let page_size = top.unwrap_or(self.paging.page_size.max(1));
         let (value, next) = lock(&self.store).page(&route.collection, after, page_size);
+        let collection_url = match &self.paging.next_link_base {
+            Some(base) => format!("{}{}", base.trim_end_matches('/'), route.collection_path),
+            None => links.collection_url.clone(),
+        };
         let next_link = next.map(|seq| match top {
-            Some(t) => format!("{}?$top={t}&$skiptoken={seq}", links.collection_url),
-            None => format!("{}?$skiptoken={seq}", links.collection_url),
+            Some(t) => format!("{collection_url}?$top={t}&$skiptoken={seq}"),
+            None => format!("{collection_url}?$skiptoken={seq}"),
         });
         json_response(
             200,

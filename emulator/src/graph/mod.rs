@@ -19,6 +19,7 @@ use crate::identity::{Identity, TokenState};
 use crate::message::{Request, RequestIds, Response};
 use crate::odata::{self, bad_request, method_not_allowed};
 use crate::router::{self, UnknownSegment};
+pub(crate) use handlers::Paging;
 use handlers::{Links, UserStatuses};
 use throttle::WriteThrottle;
 
@@ -39,10 +40,11 @@ impl Graph {
         patch_returns: PatchReturns,
         throttle_writes: Option<(u32, Duration)>,
         throttle_retry_after: bool,
+        paging: Paging,
     ) -> Self {
         Graph {
             token,
-            statuses: UserStatuses::new(patch_returns),
+            statuses: UserStatuses::new(patch_returns, paging),
             throttle: WriteThrottle::new(throttle_writes, throttle_retry_after),
         }
     }
