@@ -76,8 +76,12 @@
 //! Collections answer in pages of [`Config::page_size`] (default 100) with
 //! an absolute `@odata.nextLink` carrying `$skiptoken` (and the other query
 //! options); [`Config::next_link_base`] makes that link point at another
-//! host. `$top=N` sets the page size. [`Config::latency`] adds a fixed delay
-//! to every request on the wire (a batch once).
+//! host. `$top=N` sets the page size; `$select=a,b` keeps only those
+//! properties (also on a single GET); `$filter` takes `property eq|ne
+//! literal` comparisons joined by `and` (a `'string'`, an integer or
+//! `null`); anything else in `$filter`, and unknown property names, are
+//! `400` saying so. Other query options are ignored. [`Config::latency`]
+//! adds a fixed delay to every request on the wire (a batch once).
 //!
 //! # App-only tokens
 //!

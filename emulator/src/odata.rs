@@ -118,6 +118,18 @@ pub(crate) fn encode_segment(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
 }
 
+/// Percent-encodes a query parameter value (everything but unreserved
+/// characters and `$`).
+pub(crate) fn encode_query_value(value: &str) -> String {
+    const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'$');
+    percent_encoding::utf8_percent_encode(value, VALUE).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,18 +116,22 @@ impl Store {
         }
     }
 
-    /// Up to `top` statuses after sequence `after`, plus the skiptoken of the
-    /// next page when more remain.
+    /// Up to `top` statuses that pass `keep` after sequence `after`, plus
+    /// the skiptoken of the next page when more remain.
     pub(crate) fn page(
         &self,
         key: &CollectionKey,
         after: u64,
         top: usize,
+        keep: impl Fn(&UserStatus) -> bool,
     ) -> (Vec<UserStatus>, Option<u64>) {
         let Some(c) = self.collections.get(key) else {
             return (Vec::new(), None);
         };
-        let mut iter = c.by_seq.range(after.saturating_add(1)..);
+        let mut iter = c
+            .by_seq
+            .range(after.saturating_add(1)..)
+            .filter(|(_, u)| keep(u));
         let page: Vec<(u64, UserStatus)> = iter
             .by_ref()
             .take(top)
@@ -165,13 +169,13 @@ mod tests {
                 .insert(&key, UserStatus::with_defaults("a".into()))
                 .is_err()
         );
-        let (page, next) = store.page(&key, 0, 2);
+        let (page, next) = store.page(&key, 0, 2, |_| true);
         assert_eq!(
             page.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
             ["b", "a"]
         );
         assert!(store.remove(&key, "b"));
-        let (page, next) = store.page(&key, next.unwrap(), 2);
+        let (page, next) = store.page(&key, next.unwrap(), 2, |_| true);
         assert_eq!(
             page.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
             ["c"]

@@ -1,4 +1,4 @@
-//! The user status handlers: list (paged), get, create, update, delete and
+//! The user status handlers: list (paged, see `query`), get, create, update, delete and
 //! `$count` on one collection, over the in-memory store.
 
 use std::sync::Mutex;
@@ -6,11 +6,12 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::query::{Options, Shaped};
 use super::validation::{self, apply, new_entity, parse_body};
 use crate::message::{Request, RequestIds, Response};
-use crate::odata::{self, bad_request, encode_segment, json_response, query_pairs};
+use crate::odata::{self, bad_request, encode_segment, json_response};
 use crate::router::{self, CollectionKey, RouteMatch};
-use crate::store::{Store, UserStatus};
+use crate::store::Store;
 use crate::sync::lock;
 
 /// What a successful PATCH answers.
@@ -68,20 +69,20 @@ struct WithContext<'a> {
     #[serde(rename = "@odata.context")]
     context: String,
     #[serde(flatten)]
-    entity: &'a UserStatus,
+    entity: Shaped<'a>,
 }
 
 /// One page of a collection. Graph puts the next link before `value`.
 #[derive(Serialize)]
-struct Page {
+struct Page<'a> {
     #[serde(rename = "@odata.context")]
     context: String,
     #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
     next_link: Option<String>,
-    value: Vec<UserStatus>,
+    value: Vec<Shaped<'a>>,
 }
 
-fn entity_response(status: u16, links: &Links, entity: &UserStatus) -> Response {
+fn entity_response(status: u16, links: &Links, entity: Shaped<'_>) -> Response {
     let body = WithContext {
         context: format!("{}/$entity", links.context),
         entity,
@@ -139,40 +140,21 @@ impl UserStatuses {
         route: &RouteMatch,
         links: &Links,
     ) -> Response {
-        let mut top: Option<usize> = None;
-        let mut after: u64 = 0;
-        for (name, value) in query_pairs(req.query().unwrap_or("")) {
-            match name.as_str() {
-                "$top" => match value.parse::<usize>() {
-                    Ok(n) => top = Some(n),
-                    Err(_) => {
-                        return bad_request(
-                            ids,
-                            &format!(
-                                "Invalid $top value '{value}': expected a non-negative integer."
-                            ),
-                        );
-                    }
-                },
-                "$skiptoken" => match value.parse::<u64>() {
-                    Ok(n) => after = n,
-                    Err(_) => {
-                        return bad_request(ids, &format!("Invalid $skiptoken value '{value}'."));
-                    }
-                },
-                _ => {}
-            }
-        }
-        let page_size = top.unwrap_or(self.paging.page_size.max(1));
-        let (value, next) = lock(&self.store).page(&route.collection, after, page_size);
+        let options = match Options::parse(req.query().unwrap_or("")) {
+            Ok(o) => o,
+            Err(message) => return bad_request(ids, &message),
+        };
+        let page_size = options.top.unwrap_or(self.paging.page_size.max(1));
+        let (entities, next) =
+            lock(&self.store).page(&route.collection, options.after, page_size, |e| {
+                options.keeps(e)
+            });
         let collection_url = match &self.paging.next_link_base {
             Some(base) => format!("{}{}", base.trim_end_matches('/'), route.collection_path),
             None => links.collection_url.clone(),
         };
-        let next_link = next.map(|seq| match top {
-            Some(t) => format!("{collection_url}?$top={t}&$skiptoken={seq}"),
-            None => format!("{collection_url}?$skiptoken={seq}"),
-        });
+        let next_link = next.map(|seq| format!("{collection_url}?{}", options.next_query(seq)));
+        let value: Vec<Shaped<'_>> = entities.iter().map(|e| options.shape(e)).collect();
         json_response(
             200,
             &Page {
@@ -183,16 +165,21 @@ impl UserStatuses {
         )
     }
 
-    /// `GET .../userStatuses/{id}`.
+    /// `GET .../userStatuses/{id}` (honouring `$select`).
     pub(crate) fn get(
         &self,
+        req: &Request,
         ids: &RequestIds,
         key: &CollectionKey,
         id: &str,
         links: &Links,
     ) -> Response {
+        let options = match Options::parse(req.query().unwrap_or("")) {
+            Ok(o) => o,
+            Err(message) => return bad_request(ids, &message),
+        };
         match lock(&self.store).get(key, id) {
-            Some(entity) => entity_response(200, links, entity),
+            Some(entity) => entity_response(200, links, options.shape(entity)),
             None => not_found(ids, id),
         }
     }
@@ -224,7 +211,7 @@ impl UserStatuses {
         }
         drop(store);
         let location = format!("{}/{}", links.collection_url, encode_segment(&entity.id));
-        entity_response(201, links, &entity).header("Location", location)
+        entity_response(201, links, Options::default().shape(&entity)).header("Location", location)
     }
 
     /// `PATCH .../userStatuses/{id}`.
@@ -264,7 +251,7 @@ impl UserStatuses {
         drop(store);
         match self.patch_returns {
             PatchReturns::NoContent => Response::empty(204),
-            PatchReturns::Ok => entity_response(200, links, &updated),
+            PatchReturns::Ok => entity_response(200, links, Options::default().shape(&updated)),
         }
     }
 

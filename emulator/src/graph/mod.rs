@@ -6,6 +6,7 @@
 //! already recorded and past the fault plan (see `dispatch`).
 
 mod handlers;
+mod query;
 mod throttle;
 mod validation;
 
@@ -94,7 +95,7 @@ impl Graph {
             // `$count` is an OData segment, not an id (the SDKs expose it).
             (Some("$count"), "GET") => statuses.count(&route.collection),
             (Some("$count"), _) => method_not_allowed(ids, "GET"),
-            (Some(id), "GET") => statuses.get(ids, &route.collection, id, &links),
+            (Some(id), "GET") => statuses.get(req, ids, &route.collection, id, &links),
             (Some(id), "PATCH") => statuses.update(req, ids, &route.collection, id, &links),
             (Some(id), "DELETE") => statuses.delete(ids, &route.collection, id),
             (Some(_), _) => method_not_allowed(ids, "GET, PATCH, DELETE"),
