@@ -146,10 +146,12 @@
 //! Each module imports only modules below it: `server` (with `http1` and
 //! `tls`) reads requests and calls a handler; `dispatch` is that handler:
 //! it records the request, applies `faults`, and routes to `admin`,
-//! `identity` or `graph` (which has its own `handlers`, `validation` and
-//! `throttle`). At the bottom sit the leaves: `message` (requests and
-//! responses), `odata` (Graph error bodies and wire conventions), `log`,
-//! `router`, `store` and `sync` (the lock helper and the stop signal).
+//! `identity`, `batch` or `graph` (which has its own `handlers`, `query`,
+//! `validation` and `throttle`). `batch` gets each inner request run by a
+//! callback from `dispatch`, so it needs nothing above it. At the bottom
+//! sit the leaves: `message` (requests and responses), `odata` (Graph error
+//! bodies and wire conventions), `log`, `router`, `store` and `sync` (the
+//! lock helper and the stop signal).
 #![warn(missing_docs)]
 
 mod admin;
@@ -365,8 +367,8 @@ impl Emulator {
     }
 
     /// Every Graph request received so far, in arrival order (admin requests
-    /// under `/_emulator/` are not recorded). A `$batch` envelope is
-    /// followed by each request it carried that ran, marked with
+    /// under `/_emulator/` are not recorded). Each request a `$batch`
+    /// carried that ran is recorded after its envelope, marked with
     /// [`RecordedRequest::batch`].
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.dispatcher.log.snapshot()

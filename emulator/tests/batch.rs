@@ -421,7 +421,7 @@ fn the_envelope_needs_a_token_and_is_not_a_write() {
 }
 
 #[test]
-fn configured_latency_applies_once_per_envelope() {
+fn configured_latency_delays_a_batch_and_latency_rules_each_inner_request() {
     let emu = start(Config {
         latency: Duration::from_millis(150),
         ..Config::default()
