@@ -71,7 +71,7 @@ use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
 use crate::log::RequestLog;
-use crate::message::{Request, RequestIds, Response};
+use crate::message::{Request, RequestIds, Response, utc_seconds};
 use crate::sync::lock;
 
 /// The only `client_assertion_type` accepted.
@@ -622,16 +622,7 @@ fn json(status: u16, ids: &RequestIds, body: Vec<u8>) -> Response {
 }
 
 fn error_response(ids: &RequestIds, r: &Reject) -> Response {
-    let now = time::OffsetDateTime::now_utc();
-    let timestamp = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let timestamp = format!("{}Z", utc_seconds(time::OffsetDateTime::now_utc(), ' '));
     let trace_id = ids.request_id.clone();
     // Entra takes the client's client-request-id as the correlation id when
     // it is a GUID.

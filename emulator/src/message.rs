@@ -153,6 +153,21 @@ impl Origin {
     }
 }
 
+/// `YYYY-MM-DD<separator>HH:MM:SS` of `t` in UTC, whole seconds, no
+/// offset (Graph's and Entra's error bodies write times so).
+pub(crate) fn utc_seconds(t: time::OffsetDateTime, separator: char) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}{separator}{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub(crate) fn http_date(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -173,6 +188,12 @@ pub(crate) fn http_date(t: time::OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_seconds_has_no_fraction_or_offset() {
+        let t = time::OffsetDateTime::from_unix_timestamp(784_111_777).unwrap();
+        assert_eq!(utc_seconds(t, 'T'), "1994-11-06T08:49:37");
+    }
 
     #[test]
     fn http_date_is_imf_fixdate() {

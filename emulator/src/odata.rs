@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::message::{RequestIds, Response};
+use crate::message::{RequestIds, Response, utc_seconds};
 
 /// Content type of every Graph JSON response.
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
@@ -36,16 +36,7 @@ struct InnerError<'a> {
 }
 
 fn error_body<'a>(ids: &'a RequestIds, code: &'a str, message: &'a str) -> ErrorBody<'a> {
-    let now = time::OffsetDateTime::now_utc();
-    let date = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let date = utc_seconds(time::OffsetDateTime::now_utc(), 'T');
     ErrorBody {
         error: ErrorDetail {
             code,

@@ -34,26 +34,15 @@ pub(crate) enum Answer {
     Wire(WireFault),
 }
 
-/// The ways to misbehave that need the connection itself.
+/// The ways to misbehave that need the connection itself: the wire side of
+/// the `Fault` variants of the same names (their docs say what each does).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum WireFault {
-    /// Never answer; keep the connection open until the client closes it
-    /// or the emulator shuts down.
     NoAnswer,
-    /// Send a `200` head announcing `Content-Length: 500`, then nothing.
     StallAfterHeaders,
-    /// Send a `200` head at once, then a small JSON body one byte per
-    /// `interval`.
-    TrickleBody {
-        /// The pause before each body byte.
-        interval: Duration,
-    },
-    /// Close the connection with a TCP RST (`SO_LINGER` 0).
+    TrickleBody { interval: Duration },
     Reset,
-    /// Close the connection cleanly (FIN).
     Close,
-    /// Answer `200` with a `Content-Length` larger than the body sent, then
-    /// close the connection.
     Truncated,
 }
 

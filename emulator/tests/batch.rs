@@ -2,42 +2,29 @@
 //! the same handlers, faults and write throttle as direct ones, and the
 //! request log's view of them.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{Resp, request};
 use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "Bearer test-token";
 const C1: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
 
-/// An answer read in full.
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
+/// The inner responses of a batch answer, in the order given.
+fn responses(resp: &Resp) -> Vec<Value> {
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    resp.json()["responses"].as_array().unwrap().clone()
 }
 
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The inner responses, by id, in the order given.
-    fn responses(&self) -> Vec<Value> {
-        assert_eq!(self.status, 200, "{}", self.body);
-        self.body["responses"].as_array().unwrap().clone()
-    }
-
-    /// The inner response with this id.
-    fn item(&self, id: &str) -> Value {
-        self.responses()
-            .into_iter()
-            .find(|r| r["id"] == id)
-            .unwrap_or_else(|| panic!("no response '{id}' in {}", self.body))
-    }
+/// The inner response with this id.
+fn item(resp: &Resp, id: &str) -> Value {
+    responses(resp)
+        .into_iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no response '{id}' in {}", resp.body))
 }
 
 fn start(config: Config) -> Emulator {
@@ -54,33 +41,8 @@ fn start(config: Config) -> Emulator {
 }
 
 fn send(emu: &Emulator, method: &str, path: &str, body: Option<&str>) -> Resp {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let req = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", emu.base_url()))
-        .header("Authorization", TOKEN);
-    let mut resp = match body {
-        Some(b) => agent.run(
-            req.header("Content-Type", "application/json")
-                .body(b.to_owned())
-                .unwrap(),
-        ),
-        None => agent.run(req.body(()).unwrap()),
-    }
-    .unwrap();
-    let text = resp.body_mut().read_to_string().unwrap();
-    Resp {
-        status: resp.status().as_u16(),
-        headers: resp
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-    }
+    let url = format!("{}{path}", emu.base_url());
+    request(method, &url, body, &[("Authorization", TOKEN)])
 }
 
 fn batch(emu: &Emulator, requests: Value) -> Resp {
@@ -111,9 +73,9 @@ fn twenty_one_requests_are_refused_whole() {
     let requests: Vec<Value> = (0..21).map(|i| patch(&i.to_string(), i, 5)).collect();
     let resp = batch(&emu, Value::Array(requests));
     assert_eq!(resp.status, 400, "{}", resp.body);
-    assert_eq!(resp.body["error"]["code"], "BadRequest");
+    assert_eq!(resp.json()["error"]["code"], "BadRequest");
     assert!(
-        resp.body["error"]["message"]
+        resp.json()["error"]["message"]
             .as_str()
             .unwrap()
             .contains("limit is 20")
@@ -124,7 +86,7 @@ fn twenty_one_requests_are_refused_whole() {
     assert_eq!(devices(&emu, 0), 0);
     // Twenty is fine.
     let requests: Vec<Value> = (0..20).map(|i| patch(&i.to_string(), i, 5)).collect();
-    assert_eq!(batch(&emu, Value::Array(requests)).responses().len(), 20);
+    assert_eq!(responses(&batch(&emu, Value::Array(requests))).len(), 20);
 }
 
 #[test]
@@ -132,7 +94,8 @@ fn ids_differing_only_in_case_are_duplicates() {
     let emu = start(Config::default());
     let resp = batch(&emu, json!([patch("a1", 1, 5), patch("A1", 2, 5)]));
     assert_eq!(resp.status, 400, "{}", resp.body);
-    let message = resp.body["error"]["message"].as_str().unwrap();
+    let body = resp.json();
+    let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("'a1' and 'A1'"), "{message}");
     assert_eq!((devices(&emu, 1), devices(&emu, 2)), (0, 0));
 }
@@ -155,7 +118,8 @@ fn other_malformed_batches_are_400_naming_the_problem() {
     ] {
         let resp = batch(&emu, requests);
         assert_eq!(resp.status, 400, "{}", resp.body);
-        let message = resp.body["error"]["message"].as_str().unwrap();
+        let body = resp.json();
+        let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(needle), "{message}");
     }
     assert_eq!(devices(&emu, 1), 0);
@@ -169,8 +133,7 @@ fn answered_order(emu: &Emulator) -> Vec<String> {
     let requests: Vec<Value> = (0..10)
         .map(|i| json!({ "id": format!("r{i}"), "method": "GET", "url": format!("{C1}/u{i}") }))
         .collect();
-    batch(emu, Value::Array(requests))
-        .responses()
+    responses(&batch(emu, Value::Array(requests)))
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect()
@@ -221,15 +184,18 @@ fn a_failed_dependency_answers_424_and_does_not_run() {
         &emu,
         json!([missing, dependent, chained, fine, patch("5", 5, 9)]),
     );
-    assert_eq!(resp.item("1")["status"], 404);
-    assert_eq!(resp.item("1")["body"]["error"]["code"], "ResourceNotFound");
+    assert_eq!(item(&resp, "1")["status"], 404);
+    assert_eq!(
+        item(&resp, "1")["body"]["error"]["code"],
+        "ResourceNotFound"
+    );
     for id in ["2", "3"] {
-        let item = resp.item(id);
+        let item = item(&resp, id);
         assert_eq!(item["status"], 424);
         assert_eq!(item["body"]["error"]["code"], "FailedDependency");
     }
-    assert_eq!(resp.item("4")["status"], 204);
-    assert_eq!(resp.item("5")["status"], 204);
+    assert_eq!(item(&resp, "4")["status"], 204);
+    assert_eq!(item(&resp, "5")["status"], 204);
     assert_eq!((devices(&emu, 2), devices(&emu, 3)), (0, 0));
     assert_eq!((devices(&emu, 4), devices(&emu, 5)), (9, 9));
     // Only what ran is recorded; "5" ran before "4", which depends on it.
@@ -252,9 +218,9 @@ fn a_throttled_item_answers_429_with_retry_after_in_its_headers() {
         json!([patch("1", 1, 3), patch("2", 2, 3), patch("3", 3, 3)]),
     );
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.item("1")["status"], 204);
-    assert_eq!(resp.item("2")["status"], 204);
-    let throttled = resp.item("3");
+    assert_eq!(item(&resp, "1")["status"], 204);
+    assert_eq!(item(&resp, "2")["status"], 204);
+    let throttled = item(&resp, "3");
     assert_eq!(throttled["status"], 429);
     assert_eq!(throttled["headers"]["Retry-After"], "20");
     assert_eq!(throttled["body"]["error"]["code"], "TooManyRequests");
@@ -274,7 +240,7 @@ fn twenty_patches_in_a_batch_count_as_twenty_writes() {
     });
     let requests: Vec<Value> = (0..20).map(|i| patch(&i.to_string(), i, 1)).collect();
     let resp = batch(&emu, Value::Array(requests));
-    assert!(resp.responses().iter().all(|r| r["status"] == 204));
+    assert!(responses(&resp).iter().all(|r| r["status"] == 204));
     let direct = send(
         &emu,
         "PATCH",
@@ -300,9 +266,9 @@ fn fault_rules_reach_inner_requests_and_the_envelope() {
         .path_contains("/userStatuses/u2"),
     );
     let resp = batch(&emu, json!([patch("1", 1, 4), patch("2", 2, 4)]));
-    assert_eq!(resp.item("1")["status"], 204);
-    assert_eq!(resp.item("2")["status"], 429);
-    assert_eq!(resp.item("2")["headers"]["Retry-After"], "2.5");
+    assert_eq!(item(&resp, "1")["status"], 204);
+    assert_eq!(item(&resp, "2")["status"], 429);
+    assert_eq!(item(&resp, "2")["headers"]["Retry-After"], "2.5");
     assert_eq!((devices(&emu, 1), devices(&emu, 2)), (4, 0));
 
     // A rule on `/$batch` hits the envelope: nothing inside runs.
@@ -346,16 +312,16 @@ fn inner_requests_are_applied_and_recorded_as_sent() {
         first
     );
     let resp = send(&emu, "POST", "/beta/$batch", Some(&body));
-    assert_eq!(resp.item("Item-1")["status"], 204);
-    assert!(resp.item("Item-1").get("body").is_none());
+    assert_eq!(item(&resp, "Item-1")["status"], 204);
+    assert!(item(&resp, "Item-1").get("body").is_none());
     assert_eq!(
-        resp.item("Item-1")["headers"]["client-request-id"],
+        item(&resp, "Item-1")["headers"]["client-request-id"],
         "c0ffee00-0000-0000-0000-000000000001"
     );
-    let got = resp.item("g");
+    let got = item(&resp, "g");
     assert_eq!(got["status"], 200);
     assert_eq!(got["body"]["devicesCount"], 11);
-    let created = resp.item("p");
+    let created = item(&resp, "p");
     assert_eq!(created["status"], 201);
     assert_eq!(
         created["headers"]["Location"],
@@ -428,7 +394,7 @@ fn configured_latency_delays_a_batch_and_latency_rules_each_inner_request() {
     });
     let started = Instant::now();
     let resp = batch(&emu, json!([patch("1", 1, 2), patch("2", 2, 2)]));
-    assert_eq!(resp.responses().len(), 2);
+    assert_eq!(responses(&resp).len(), 2);
     assert!(started.elapsed() >= Duration::from_millis(150));
     // A latency fault rule, by contrast, matches every inner request too.
     let emu = start(Config {

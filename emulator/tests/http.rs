@@ -1,7 +1,11 @@
 //! Behaviour over real loopback HTTP, as a client (or the SDK) sees it.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+
+use common::{Resp, agent, request};
 
 use ius_emulator::{Config, Emulator, PatchReturns, SeedEntry};
 use serde_json::{Value, json};
@@ -12,25 +16,7 @@ const P10: &str = "/deviceManagement/deviceConfigurations/c%2F1/microsoft.graph.
 const P15: &str = "/deviceManagement/windowsAutopilotDeploymentProfiles/p1/microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile/domainJoinConfiguration/userStatuses";
 const JSON_CT: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
-/// A response read in full.
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
     /// Asserts a Graph error with this status and code; returns its message.
     fn graph_error(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status, status, "{}", self.body);
@@ -42,13 +28,6 @@ impl Resp {
         );
         v["error"]["message"].as_str().unwrap().to_owned()
     }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
 }
 
 /// Sends one request with the test bearer token.
@@ -63,31 +42,7 @@ fn send_with(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Resp {
-    let url = format!("{}{path}", emu.base_url());
-    let mut req = ureq::http::Request::builder().method(method).uri(&url);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let agent = agent();
-    let mut resp = match body {
-        Some(b) => agent
-            .run(
-                req.header("Content-Type", "application/json")
-                    .body(b.to_owned())
-                    .unwrap(),
-            )
-            .unwrap(),
-        None => agent.run(req.body(()).unwrap()).unwrap(),
-    };
-    Resp {
-        status: resp.status().as_u16(),
-        headers: resp
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-        body: resp.body_mut().read_to_string().unwrap(),
-    }
+    request(method, &format!("{}{path}", emu.base_url()), body, headers)
 }
 
 fn start(config: Config) -> Emulator {

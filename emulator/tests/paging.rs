@@ -1,6 +1,9 @@
 //! Collections in pages: `@odata.nextLink`, the page size, `$top`,
 //! `$select`, `$filter`, and a next link pointing elsewhere.
 
+mod common;
+
+use common::request;
 use ius_emulator::{Config, Emulator, SeedEntry};
 use serde_json::{Value, json};
 
@@ -27,19 +30,13 @@ fn start(n: usize, config: Config) -> Emulator {
 /// GETs an absolute URL (spaces sent as `%20`); returns the status and the
 /// JSON body.
 fn get(url: &str) -> (u16, Value) {
-    let url = url.replace(' ', "%20");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent
-        .get(&url)
-        .header("Authorization", "Bearer t")
-        .call()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap())
+    let resp = request(
+        "GET",
+        &url.replace(' ', "%20"),
+        None,
+        &[("Authorization", "Bearer t")],
+    );
+    (resp.status, resp.json())
 }
 
 /// Follows next links from `first`; returns each page's ids and the links.
