@@ -152,6 +152,10 @@ impl FaultRule {
     /// Only rules with a path filter apply to token requests
     /// (`/{tenant}/oauth2/v2.0/token`), e.g. `path_contains("/oauth2/")`;
     /// rules without one apply to Graph requests only.
+    ///
+    /// A request inside a `$batch` is matched on its own path
+    /// (`/{version}` + its `url`); `path_contains("/$batch")` matches the
+    /// envelope only.
     pub fn path_contains(mut self, part: impl Into<String>) -> Self {
         self.path_contains = Some(part.into());
         self

@@ -55,7 +55,8 @@
 //! `{"fault":"latency","ms":200,"share":0.5}` (400 naming the problem if it
 //! is invalid); `DELETE /_emulator/faults` clears the rules; and
 //! `GET /_emulator/stats` answers
-//! `{"connectionsAccepted":N,"throttled":N,"requests":N}`. The binary takes
+//! `{"connectionsAccepted":N,"throttled":N,"requests":N,...}` (`requests`
+//! counts the requests inside batches too). The binary takes
 //! `--fault JSON` (repeatable), `--throttle-writes 100/20s` (also `10/1s`,
 //! `5/500ms`) and `--throttle-no-retry-after`.
 //!
