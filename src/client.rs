@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use ureq::http::Method;
 
-use crate::pipeline::{Budget, Pipeline, Request, Response};
+use crate::limits::check_duration;
+use crate::pipeline::{Budget, Pipeline, PipelineSettings, Request, Response};
 use crate::{
-    ApiVersion, ClientBuilder, DeviceConfigurationUserStatus, Error, RetryPolicy, Target,
-    UserStatusPatch, response,
+    ApiVersion, DeviceConfigurationUserStatus, Error, RetryPolicy, Target, UserStatusPatch,
+    response,
 };
 
 /// A blocking Microsoft Graph client for deviceConfigurationUserStatus.
@@ -120,24 +121,24 @@ impl CallOptions {
     }
 }
 
-impl Client {
-    /// Starts configuring a client.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
+/// What a client is made of: the settings [`ClientBuilder::build`](crate::ClientBuilder::build)
+/// checked.
+pub(crate) struct ClientSettings<'a> {
+    pub pipeline: PipelineSettings<'a>,
+    pub api_version: ApiVersion,
+    pub fetch_after_no_content: bool,
+    pub budget: Budget,
+}
 
-    pub(crate) fn from_parts(
-        pipeline: Pipeline,
-        api_version: ApiVersion,
-        fetch_after_no_content: bool,
-        budget: Budget,
-    ) -> Client {
-        Client {
-            pipeline: Arc::new(pipeline),
-            api_version,
-            fetch_after_no_content,
-            budget,
-        }
+impl Client {
+    /// Builds the client and its one pipeline from checked settings.
+    pub(crate) fn new(settings: ClientSettings<'_>) -> Result<Client, Error> {
+        Ok(Client {
+            pipeline: Arc::new(Pipeline::new(settings.pipeline)?),
+            api_version: settings.api_version,
+            fetch_after_no_content: settings.fetch_after_no_content,
+            budget: settings.budget,
+        })
     }
 
     /// The API version calls use unless told otherwise.
@@ -278,7 +279,7 @@ impl Client {
             retry.validate("retry")?;
         }
         if let Some(total) = options.total_timeout {
-            crate::config::check_duration("timeouts.totalMs", total, false)?;
+            check_duration("timeouts.totalMs", total, false)?;
         }
         Ok(Budget {
             retry: options.retry.unwrap_or(self.budget.retry),

@@ -1,87 +1,22 @@
-//! Client configuration: the cloud or base URL, the API version, timeouts, identity of the caller.
+//! The client builder: collects and checks the settings, then hands them to [`Client::new`].
 
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::Uri;
 
-use crate::client::Client;
+use crate::auth::Tokens;
+use crate::client::{Client, ClientSettings};
+use crate::limits::check_duration;
 use crate::network::NetworkSettings;
-use crate::pipeline::{Budget, Pipeline, PipelineConfig};
+use crate::pipeline::{Budget, PipelineSettings};
+use crate::url::{Insecure, check_secure};
 use crate::{
-    ApiVersion, ClientSecretCredential, Credential, Error, Pacing, RetryPolicy, StaticToken,
+    ApiVersion, ClientSecretCredential, Cloud, Credential, Error, Pacing, RetryPolicy, StaticToken,
     TokenProvider,
 };
-
-/// Microsoft's Graph deployments (national clouds), each with its own Graph root and token host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Cloud {
-    /// `https://graph.microsoft.com` (the default).
-    #[default]
-    Global,
-    /// US Government L4: `https://graph.microsoft.us`.
-    UsGov,
-    /// US Government L5 (DoD): `https://dod-graph.microsoft.us`.
-    UsGovDoD,
-    /// China, operated by 21Vianet: `https://microsoftgraph.chinacloudapi.cn`.
-    China,
-}
-
-impl Cloud {
-    /// The Graph service root, without a version segment.
-    pub const fn graph_root(self) -> &'static str {
-        match self {
-            Cloud::Global => "https://graph.microsoft.com",
-            Cloud::UsGov => "https://graph.microsoft.us",
-            Cloud::UsGovDoD => "https://dod-graph.microsoft.us",
-            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
-        }
-    }
-
-    /// The Microsoft identity platform host that issues tokens for this cloud.
-    pub const fn authority_host(self) -> &'static str {
-        match self {
-            Cloud::Global => "https://login.microsoftonline.com",
-            Cloud::UsGov | Cloud::UsGovDoD => "https://login.microsoftonline.us",
-            Cloud::China => "https://login.chinacloudapi.cn",
-        }
-    }
-
-    /// The name the C API's `cloud` key uses: `global`, `usGov`, `usGovDoD`, `china`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Cloud::Global => "global",
-            Cloud::UsGov => "usGov",
-            Cloud::UsGovDoD => "usGovDoD",
-            Cloud::China => "china",
-        }
-    }
-}
-
-impl FromStr for Cloud {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Cloud::Global, Cloud::UsGov, Cloud::UsGovDoD, Cloud::China]
-            .into_iter()
-            .find(|cloud| cloud.as_str() == s)
-            .ok_or_else(|| {
-                Error::config(
-                    "cloud",
-                    format!("must be one of global, usGov, usGovDoD, china; got \"{s}\""),
-                )
-            })
-    }
-}
-
-impl fmt::Display for Cloud {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Default time to open a connection (Microsoft's Python SDK uses the same).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -104,7 +39,7 @@ pub struct ClientBuilder {
     cloud: Cloud,
     base_url: Option<String>,
     api_version: ApiVersion,
-    auth: Option<Auth>,
+    auth: Option<Tokens>,
     connect_timeout: Duration,
     request_timeout: Duration,
     user_agent_suffix: Option<String>,
@@ -114,14 +49,6 @@ pub struct ClientBuilder {
     total_timeout: Option<Duration>,
     pacing: Option<Pacing>,
     network: NetworkSettings,
-}
-
-/// Where tokens come from: a ready provider, or a credential made into one at build time (it
-/// needs the client's agent, so token requests share its proxy, TLS and timeouts).
-#[derive(Clone)]
-enum Auth {
-    Provider(Arc<dyn TokenProvider>),
-    Credential(Credential),
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -193,7 +120,7 @@ impl ClientBuilder {
 
     /// Authenticates every request with tokens from `provider`.
     pub fn token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
-        self.auth = Some(Auth::Provider(Arc::new(provider)));
+        self.auth = Some(Tokens::Provider(Arc::new(provider)));
         self
     }
 
@@ -218,7 +145,7 @@ impl ClientBuilder {
     /// # Ok::<(), intune_user_status::Error>(())
     /// ```
     pub fn credential(mut self, credential: impl Into<Credential>) -> Self {
-        self.auth = Some(Auth::Credential(credential.into()));
+        self.auth = Some(Tokens::Credential(credential.into()));
         self
     }
 
@@ -357,55 +284,36 @@ impl ClientBuilder {
         if let Some(pacing) = &self.pacing {
             pacing.validate()?;
         }
-        let proxy = self.network.proxy()?;
-        let tls = self.network.tls()?;
-        let pipeline = Pipeline::new(PipelineConfig {
-            root,
-            plain_http,
-            token: Box::new(move |agent| match auth {
-                Auth::Provider(provider) => Ok(provider),
-                Auth::Credential(credential) => credential.into_provider(agent.clone(), cloud),
-            }),
-            connect_timeout: self.connect_timeout,
-            request_timeout: self.request_timeout,
-            user_agent_suffix: self.user_agent_suffix.as_deref(),
-            runtime_environment: self.runtime_environment,
-            pacing: self.pacing,
-            proxy,
-            tls,
-        })?;
-        Ok(Client::from_parts(
-            pipeline,
-            self.api_version,
-            self.fetch_after_no_content,
-            Budget {
+        Client::new(ClientSettings {
+            pipeline: PipelineSettings {
+                root,
+                plain_http,
+                tokens: auth,
+                cloud,
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                user_agent_suffix: self.user_agent_suffix.as_deref(),
+                runtime_environment: self.runtime_environment,
+                pacing: self.pacing,
+                proxy: self.network.proxy()?,
+                tls: self.network.tls()?,
+            },
+            api_version: self.api_version,
+            fetch_after_no_content: self.fetch_after_no_content,
+            budget: Budget {
                 retry: self.retry,
                 total: self.total_timeout,
             },
-        ))
+        })
     }
 }
 
-/// The longest duration any setting accepts: one day. No Graph call legitimately waits longer, and
-/// deadlines computed from larger values could overflow.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Checks a duration setting is within (0 or more, as allowed) and at most [`MAX_DURATION`].
-pub(crate) fn check_duration(field: &str, value: Duration, zero_ok: bool) -> Result<(), Error> {
-    if value.is_zero() && !zero_ok {
-        return Err(Error::config(field, "must be greater than zero"));
+/// Client::builder lives here, beside what it returns, so the client never imports its builder.
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
     }
-    if value > MAX_DURATION {
-        return Err(Error::config(
-            field,
-            format!(
-                "must be at most one day ({} ms), got {} ms",
-                MAX_DURATION.as_millis(),
-                value.as_millis()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Validates a base URL; returns it without a trailing slash, and whether it is plain http.
@@ -424,25 +332,20 @@ fn check_base_url(url: &str) -> Result<(String, bool), Error> {
             "must not carry a user name or password; authenticate with a token or credential",
         ));
     }
-    let host = uri
-        .host()
-        .ok_or_else(|| Error::config(field, format!("\"{url}\" has no host")))?;
-    let plain_http = match uri.scheme_str() {
-        Some("https") => false,
-        Some("http") if is_loopback(host) => true,
-        Some("http") => {
-            return Err(Error::config(
-                field,
-                format!("\"{url}\" uses plain http; only loopback hosts may, use https"),
-            ));
-        }
-        _ => {
-            return Err(Error::config(
-                field,
-                format!("\"{url}\" must start with https:// (or http:// for a loopback host)"),
-            ));
-        }
-    };
+    let plain_http = check_secure(&uri).map_err(|insecure| {
+        Error::config(
+            field,
+            match insecure {
+                Insecure::NoHost => format!("\"{url}\" has no host"),
+                Insecure::PlainHttp => {
+                    format!("\"{url}\" uses plain http; only loopback hosts may, use https")
+                }
+                Insecure::OtherScheme => {
+                    format!("\"{url}\" must start with https:// (or http:// for a loopback host)")
+                }
+            },
+        )
+    })?;
     if uri.query().is_some() || url.contains('#') {
         return Err(Error::config(
             field,
@@ -459,12 +362,6 @@ fn check_base_url(url: &str) -> Result<(String, bool), Error> {
         ));
     }
     Ok((trimmed.to_owned(), plain_http))
-}
-
-pub(crate) fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::AuthError;
+use crate::auth_error::AuthError;
 
 /// Everything that can go wrong when talking to Microsoft Graph through this crate.
 ///
@@ -303,5 +303,17 @@ impl Error {
             | Error::UnexpectedResponse { attempts, .. } => *attempts = count,
             _ => {}
         }
+    }
+}
+
+impl From<AuthError> for Error {
+    fn from(err: AuthError) -> Error {
+        Error::from(Box::new(err))
+    }
+}
+
+impl From<Box<AuthError>> for Error {
+    fn from(err: Box<AuthError>) -> Error {
+        Error::Auth(err)
     }
 }

@@ -25,12 +25,15 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod auth_error;
 mod client;
+mod cloud;
 mod config;
 mod datetime;
 mod error;
 mod ffi;
 mod json;
+mod limits;
 mod model;
 mod network;
 mod pacing;
@@ -40,13 +43,16 @@ mod resolver;
 mod response;
 mod retry;
 mod target;
+mod url;
 
 pub use auth::{
-    AccessToken, AssertionAlgorithm, AuthError, ClientCertificateCredential,
-    ClientSecretCredential, Credential, StaticToken, TokenProvider,
+    AccessToken, AssertionAlgorithm, ClientCertificateCredential, ClientSecretCredential,
+    Credential, StaticToken, TokenProvider,
 };
+pub use auth_error::AuthError;
 pub use client::{CallOptions, Client, UpdateOutcome};
-pub use config::{ClientBuilder, Cloud, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+pub use cloud::Cloud;
+pub use config::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use datetime::{DateTimeOffset, InvalidDateTime};
 pub use error::{Error, GraphError, TransportKind};
 pub use model::{

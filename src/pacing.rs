@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::config::check_duration;
+use crate::limits::check_duration;
 
 /// A client-side rate limit: at most `requests` requests in any `per` window, shared by every
 /// thread using the client.

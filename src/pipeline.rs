@@ -9,11 +9,12 @@ use ureq::Agent;
 use ureq::http::{HeaderMap, HeaderValue, Method, Uri};
 use ureq::unversioned::transport::DefaultConnector;
 
-use crate::config::is_loopback;
+use crate::auth::Tokens;
 use crate::pacing::{Gate, Pacing};
 use crate::resolver::CachingResolver;
-use crate::retry::{RetryPolicy, Verdict, decide, retryable_status};
-use crate::{AccessToken, Error, TokenProvider, TransportKind};
+use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
+use crate::url::check_secure;
+use crate::{AccessToken, Cloud, Error, TokenProvider, TransportKind};
 
 /// The largest response body accepted; a deviceConfigurationUserStatus is a few hundred bytes.
 pub(crate) const MAX_BODY: u64 = 1024 * 1024;
@@ -60,13 +61,15 @@ impl Response {
     }
 }
 
-/// Settings the pipeline is built from (see [`ClientBuilder`](crate::ClientBuilder)).
-pub(crate) struct PipelineConfig<'a> {
+/// Settings the pipeline is built from (checked by [`ClientBuilder`](crate::ClientBuilder)).
+pub(crate) struct PipelineSettings<'a> {
     pub root: String,
     pub plain_http: bool,
-    /// Makes the token provider from the pipeline's agent, so a credential's token requests share
-    /// its proxy, TLS, resolver and timeouts.
-    pub token: TokenFactory<'a>,
+    /// Made into the token provider with the pipeline's agent, so a credential's token requests
+    /// share its proxy, TLS, resolver and timeouts.
+    pub tokens: Tokens,
+    /// Chooses a credential's token authority and scope unless it names its own.
+    pub cloud: Cloud,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub user_agent_suffix: Option<&'a str>,
@@ -75,10 +78,6 @@ pub(crate) struct PipelineConfig<'a> {
     pub proxy: Option<ureq::Proxy>,
     pub tls: ureq::tls::TlsConfig,
 }
-
-/// See [`PipelineConfig::token`].
-pub(crate) type TokenFactory<'a> =
-    Box<dyn FnOnce(&Agent) -> Result<Arc<dyn TokenProvider>, Error> + 'a>;
 
 /// Shared by every clone of a [`Client`](crate::Client): one agent (one connection pool) and one
 /// pacing gate for all threads.
@@ -99,12 +98,13 @@ struct Failure {
 }
 
 impl Pipeline {
-    pub fn new(config: PipelineConfig<'_>) -> Result<Pipeline, Error> {
+    pub fn new(config: PipelineSettings<'_>) -> Result<Pipeline, Error> {
         let user_agent = match config.user_agent_suffix {
             Some(suffix) => format!("{SDK_NAME} {suffix}"),
             None => SDK_NAME.to_owned(),
         };
-        // Every default here is chosen, not inherited (see STYLE.md on ureq's defaults).
+        // Every default here is chosen, not inherited: ureq's own would turn 4xx/5xx into errors,
+        // set no timeouts and follow redirects by its own rules.
         let agent_config = Agent::config_builder()
             // 4xx/5xx must come back as responses: their body is Graph's error and Retry-After.
             .http_status_as_error(false)
@@ -130,7 +130,7 @@ impl Pipeline {
             DefaultConnector::new(),
             CachingResolver::default(),
         );
-        let token = (config.token)(&agent)?;
+        let token = config.tokens.into_provider(&agent, config.cloud)?;
         Ok(Pipeline {
             agent,
             root: config.root,
@@ -209,11 +209,9 @@ impl Pipeline {
                 }
             }
             let asked = match &outcome {
-                Ok(response) if retryable_status(response.status) => Some(
-                    response
-                        .header("retry-after")
-                        .and_then(crate::response::parse_retry_after),
-                ),
+                Ok(response) if retryable_status(response.status) => {
+                    Some(response.header("retry-after").and_then(parse_retry_after))
+                }
                 Err(failure) if failure.before_response => Some(None),
                 _ => None,
             };
@@ -484,10 +482,9 @@ fn follow(current: &str, location: &str) -> Result<String, String> {
     let uri: Uri = next
         .parse()
         .map_err(|_| format!("redirect to an invalid location \"{location}\""))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("https"), Some(_)) => Ok(next),
-        (Some("http"), Some(host)) if is_loopback(host) => Ok(next),
-        _ => Err(format!(
+    match check_secure(&uri) {
+        Ok(_) => Ok(next),
+        Err(_) => Err(format!(
             "redirect to \"{location}\" refused: only https (or http on loopback) is followed"
         )),
     }

@@ -1,10 +1,9 @@
 //! Turning a complete HTTP response into the typed entity or a typed error.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use crate::pipeline::Response;
+use crate::retry::parse_retry_after;
 use crate::{DeviceConfigurationUserStatus, Error, GraphError};
 
 /// How much of a non-Graph error body is kept (an HTML page from a proxy can be large).
@@ -97,38 +96,4 @@ pub(crate) fn graph_error(response: Response) -> Error {
 fn truncate(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(RAW_BODY_KEPT)]);
     text.into_owned()
-}
-
-/// `Retry-After` as integer or fractional seconds (Graph sends `2.128`), or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("2.128"),
-            Some(Duration::from_millis(2128))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("soon"), None);
-    }
 }

@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use crate::Error;
-use crate::config::check_duration;
+use crate::limits::check_duration;
 
 /// Largest `max_retries` accepted, as in Microsoft's SDKs.
 pub const MAX_RETRIES_LIMIT: u32 = 10;
@@ -176,6 +176,20 @@ pub(crate) fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 503 | 504)
 }
 
+/// `Retry-After` as integer or fractional seconds (Graph sends `2.128`), or an HTTP date.
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 /// A uniform value in [0, 1) from the standard library's randomly keyed hasher: jitter needs no
 /// more than that, and no extra dependency.
 fn random_unit() -> f64 {
@@ -226,6 +240,21 @@ mod tests {
                 other => panic!("expected OverBudget({budget}), got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("2.128"),
+            Some(Duration::from_millis(2128))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

@@ -14,7 +14,8 @@ use serde::Serialize;
 use zeroize::Zeroize;
 
 use crate::Error;
-use crate::auth::error::{AuthError, AuthResult};
+use crate::auth::AuthResult;
+use crate::auth_error::AuthError;
 
 /// How long an assertion is valid. Microsoft Entra accepts at most 10 minutes; a fresh one is signed
 /// for every token request, so a short life costs nothing.

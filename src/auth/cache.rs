@@ -9,9 +9,10 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::auth::error::{AuthError, AuthResult};
+use crate::auth::AuthResult;
 use crate::auth::{AccessToken, TokenProvider};
-use crate::config::MAX_DURATION;
+use crate::auth_error::AuthError;
+use crate::limits::MAX_DURATION;
 
 /// A token is refreshed once it has less than this left (what Microsoft's libraries do).
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);

@@ -17,18 +17,24 @@ use ureq::Agent;
 use ureq::http::Uri;
 use zeroize::Zeroizing;
 
+use crate::auth::AuthResult;
 use crate::auth::assertion::{AssertionAlgorithm, AssertionSigner};
 use crate::auth::cache::{FreshToken, TokenCache, TokenSource};
-use crate::auth::error::{AuthError, AuthResult};
 use crate::auth::{AccessToken, TokenProvider};
-use crate::config::is_loopback;
+use crate::auth_error::AuthError;
+use crate::retry::{RetryPolicy, Verdict, decide};
+use crate::url::{Insecure, check_secure};
 use crate::{Cloud, Error};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Retries of a token request that failed transiently (5xx, 429, network).
-const MAX_RETRIES: u32 = 2;
-/// The first retry waits this long, the second twice as long.
-const RETRY_BACKOFF: Duration = Duration::from_millis(250);
+/// How a token request that failed transiently (5xx, 429, network) is retried: twice, after
+/// 250 ms and then 500 ms (with the policy's jitter), within the call's budget.
+const TOKEN_RETRY: RetryPolicy = RetryPolicy {
+    max_retries: 2,
+    base_delay: Duration::from_millis(250),
+    max_delay: Duration::from_secs(1),
+    max_total_wait: Duration::from_secs(2),
+};
 /// Token responses are a few KiB; anything far larger is not one.
 const MAX_BODY: u64 = 64 * 1024;
 
@@ -254,7 +260,7 @@ pub(crate) struct ClientCredentials {
     scope: String,
     token_url: String,
     proof: Proof,
-    backoff: Duration,
+    retry: RetryPolicy,
 }
 
 impl ClientCredentials {
@@ -293,7 +299,7 @@ impl ClientCredentials {
             client_id: app.client_id,
             scope,
             proof,
-            backoff: RETRY_BACKOFF,
+            retry: TOKEN_RETRY,
         })
     }
 
@@ -477,21 +483,22 @@ impl ClientCredentials {
 impl TokenSource for ClientCredentials {
     fn fetch(&self, deadline: Option<Instant>) -> AuthResult<FreshToken> {
         let mut retries = 0;
+        let mut waited = Duration::ZERO;
         loop {
-            match self.request(deadline) {
-                Err(err)
-                    if err.transient
-                        && retries < MAX_RETRIES
-                        && deadline.is_none_or(|deadline| {
-                            Instant::now() + self.backoff * 2u32.pow(retries) < deadline
-                        }) =>
-                {
-                    let wait = self.backoff * 2u32.pow(retries);
+            let err = match self.request(deadline) {
+                Err(err) if err.transient => err,
+                outcome => return outcome,
+            };
+            // The same decision Graph requests get, under the token request's own policy.
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match decide(&self.retry, retries, None, waited, remaining) {
+                Verdict::Retry(wait) => {
                     debug!("token request failed transiently, retrying in {wait:?}: {err}");
                     thread::sleep(wait);
+                    waited += wait;
                     retries += 1;
                 }
-                outcome => return outcome,
+                Verdict::Exhausted | Verdict::OverBudget(_) => return Err(err),
             }
         }
     }
@@ -521,19 +528,17 @@ fn check_authority_host(url: &str) -> Result<String, Error> {
     let field = "authorityHost";
     let uri = Uri::from_str(url)
         .map_err(|err| Error::config(field, format!("\"{url}\" is not a URL ({err})")))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| Error::config(field, format!("\"{url}\" has no host")))?;
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if is_loopback(host) => {}
-        _ => {
-            return Err(Error::config(
-                field,
-                format!("\"{url}\" must start with https:// (or http:// for a loopback host)"),
-            ));
-        }
-    }
+    check_secure(&uri).map_err(|insecure| {
+        Error::config(
+            field,
+            match insecure {
+                Insecure::NoHost => format!("\"{url}\" has no host"),
+                Insecure::PlainHttp | Insecure::OtherScheme => {
+                    format!("\"{url}\" must start with https:// (or http:// for a loopback host)")
+                }
+            },
+        )
+    })?;
     if uri.query().is_some() || url.contains('#') || !uri.path().trim_end_matches('/').is_empty() {
         return Err(Error::config(
             field,
@@ -640,7 +645,7 @@ mod tests {
         };
         let proof = Proof::Secret(Zeroizing::new(SECRET.to_owned()));
         let mut source = ClientCredentials::new(agent(), Cloud::UsGov, app, proof).unwrap();
-        source.backoff = Duration::from_millis(5);
+        source.retry = TOKEN_RETRY.base_delay(Duration::from_millis(5));
         source
     }
 

@@ -5,18 +5,46 @@
 mod assertion;
 mod cache;
 mod credentials;
-mod error;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::Error;
+use ureq::Agent;
+
+use crate::auth_error::AuthError;
+use crate::{Cloud, Error};
 
 pub use assertion::AssertionAlgorithm;
 // The C layer's token callback is a TokenSource behind the same cache as the credentials.
 pub(crate) use cache::{FreshToken, TokenCache, TokenSource};
 pub use credentials::{ClientCertificateCredential, ClientSecretCredential, Credential};
-pub use error::AuthError;
+
+/// Results inside the auth module: the error is boxed, as it is inside [`Error`].
+pub(crate) type AuthResult<T> = Result<T, Box<AuthError>>;
+
+/// Where a client's tokens come from: a ready provider, or a credential made into one when the
+/// client is built (it needs the client's agent, so token requests share its proxy, TLS and
+/// timeouts).
+#[derive(Clone)]
+pub(crate) enum Tokens {
+    Provider(Arc<dyn TokenProvider>),
+    Credential(Credential),
+}
+
+impl Tokens {
+    /// The client's token provider; a credential is checked here and gets its own cache.
+    pub(crate) fn into_provider(
+        self,
+        agent: &Agent,
+        cloud: Cloud,
+    ) -> Result<Arc<dyn TokenProvider>, Error> {
+        match self {
+            Tokens::Provider(provider) => Ok(provider),
+            Tokens::Credential(credential) => credential.into_provider(agent.clone(), cloud),
+        }
+    }
+}
 
 /// An OAuth bearer token. Its `Debug` output is redacted, so it can sit in structs that are logged.
 #[derive(Clone, PartialEq, Eq)]

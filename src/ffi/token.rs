@@ -9,7 +9,7 @@ use log::debug;
 use zeroize::Zeroizing;
 
 use crate::auth::{FreshToken, TokenCache, TokenSource};
-use crate::config::MAX_DURATION;
+use crate::limits::MAX_DURATION;
 use crate::{AccessToken, AuthError, Error, TokenProvider};
 
 /// Supplies a bearer token (without the `Bearer ` prefix) for `ius_client_new_with_token_callback`.

@@ -1,8 +1,7 @@
-//! Why a token could not be obtained, with what Microsoft Entra support asks for.
+//! Why a token could not be obtained, with what Microsoft Entra support asks for. A leaf, so
+//! that [`Error`](crate::Error) can hold it without importing the auth layer.
 
 use std::fmt;
-
-use crate::Error;
 
 /// A token request that failed, as the Microsoft identity platform (or the network) reported it.
 ///
@@ -93,21 +92,6 @@ impl fmt::Display for AuthError {
 }
 
 impl std::error::Error for AuthError {}
-
-impl From<AuthError> for Error {
-    fn from(err: AuthError) -> Error {
-        Error::from(Box::new(err))
-    }
-}
-
-impl From<Box<AuthError>> for Error {
-    fn from(err: Box<AuthError>) -> Error {
-        Error::Auth(err)
-    }
-}
-
-/// Results inside the auth module: the error is boxed, as it is inside [`Error`].
-pub(crate) type AuthResult<T> = Result<T, Box<AuthError>>;
 
 #[cfg(test)]
 mod tests {
