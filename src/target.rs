@@ -335,6 +335,16 @@ enum Parent {
     AutopilotDomainJoin { profile_id: String },
 }
 
+/// What a parent id names: a device configuration or an Autopilot deployment profile.
+pub(crate) enum ParentId {
+    DeviceConfiguration(String),
+    AutopilotProfile(String),
+}
+
+fn is_autopilot(route: &str) -> bool {
+    route.trim_matches('/') == AUTOPILOT_ROUTE
+}
+
 /// RFC 3986 `unreserved` stays as is; everything else is escaped, so an id is always one segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -394,17 +404,53 @@ impl Target {
         certificate_id: Option<&str>,
         user_status_id: impl Into<String>,
     ) -> Result<Target, Error> {
-        if route.trim_matches('/') == AUTOPILOT_ROUTE {
-            if certificate_id.is_some() {
-                return Err(Error::invalid(
-                    "certificateId",
-                    format!("route \"{AUTOPILOT_ROUTE}\" takes no certificate id"),
-                ));
+        let parent_id = parent_id.into();
+        let parent = if is_autopilot(route) {
+            ParentId::AutopilotProfile(parent_id)
+        } else {
+            ParentId::DeviceConfiguration(parent_id)
+        };
+        Target::under(parent, route, certificate_id, user_status_id)
+    }
+
+    /// The route rules, for every route: a device configuration takes any [`Route`] but not the
+    /// Autopilot one; a deployment profile takes only the Autopilot route (or none), without a
+    /// certificate id. The C API's `target_json` names the parent by its key, so it comes here.
+    pub(crate) fn under(
+        parent: ParentId,
+        route: &str,
+        certificate_id: Option<&str>,
+        user_status_id: impl Into<String>,
+    ) -> Result<Target, Error> {
+        match parent {
+            ParentId::DeviceConfiguration(id) => {
+                if is_autopilot(route) {
+                    return Err(Error::invalid(
+                        "route",
+                        "the Autopilot route is under windowsAutopilotDeploymentProfileId, not deviceConfigurationId",
+                    ));
+                }
+                let route = Route::parse(route, certificate_id)?;
+                Ok(Target::with_route(id, route, user_status_id))
             }
-            return Ok(Target::autopilot_domain_join(parent_id, user_status_id));
+            ParentId::AutopilotProfile(id) => {
+                if !route.is_empty() && !is_autopilot(route) {
+                    return Err(Error::invalid(
+                        "route",
+                        format!(
+                            "with windowsAutopilotDeploymentProfileId, route must be absent or \"{AUTOPILOT_ROUTE}\""
+                        ),
+                    ));
+                }
+                if certificate_id.is_some() {
+                    return Err(Error::invalid(
+                        "certificateId",
+                        format!("route \"{AUTOPILOT_ROUTE}\" takes no certificate id"),
+                    ));
+                }
+                Ok(Target::autopilot_domain_join(id, user_status_id))
+            }
         }
-        let route = Route::parse(route, certificate_id)?;
-        Ok(Target::with_route(parent_id, route, user_status_id))
     }
 
     /// The route template for the Autopilot path, as the C API's `target_json` names it.

@@ -13,7 +13,9 @@ const LAYERS: &[(u32, &[&str])] = &[
     // The model of the resource, and the policies of the pipeline.
     (
         1,
-        &["datetime", "model", "patch", "target", "cloud", "retry", "pacing"],
+        &[
+            "datetime", "model", "patch", "target", "cloud", "retry", "pacing",
+        ],
     ),
     // Where tokens come from, and how the network is reached.
     (2, &["auth", "network", "resolver"]),
@@ -131,7 +133,10 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         if module == "lib" {
             continue; // re-exports only
         }
-        assert!(modules.contains(&module), "{relative:?} is not a module of lib.rs");
+        assert!(
+            modules.contains(&module),
+            "{relative:?} is not a module of lib.rs"
+        );
         let imported = graph.entry(module.clone()).or_default();
         for name in crate_paths(&code(&file)) {
             let target = if modules.contains(&name) {
@@ -186,10 +191,7 @@ fn imports_point_down_and_never_cycle() {
         done: &mut BTreeSet<String>,
     ) {
         if let Some(start) = path.iter().position(|m| m == module) {
-            panic!(
-                "import cycle: {} -> {module}",
-                path[start..].join(" -> ")
-            );
+            panic!("import cycle: {} -> {module}", path[start..].join(" -> "));
         }
         if !done.insert(module.to_owned()) {
             return;

@@ -2,6 +2,7 @@
 //! request carries instead of a client secret.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -33,6 +34,10 @@ pub enum AssertionAlgorithm {
 }
 
 impl AssertionAlgorithm {
+    /// Every algorithm, for parsing names.
+    const ALL: [AssertionAlgorithm; 2] = [AssertionAlgorithm::Ps256, AssertionAlgorithm::Rs256];
+
+    /// The JWT `alg` name: `PS256` or `RS256`.
     fn jwt_name(self) -> &'static str {
         match self {
             AssertionAlgorithm::Ps256 => "PS256",
@@ -45,6 +50,30 @@ impl AssertionAlgorithm {
             AssertionAlgorithm::Ps256 => &RSA_PSS_SHA256,
             AssertionAlgorithm::Rs256 => &RSA_PKCS1_SHA256,
         }
+    }
+}
+
+/// Parses the JWT name, `PS256` or `RS256`; anything else is [`Error::Config`] naming
+/// `algorithm`.
+///
+/// ```
+/// use intune_user_status::AssertionAlgorithm;
+/// assert_eq!("RS256".parse::<AssertionAlgorithm>().unwrap(), AssertionAlgorithm::Rs256);
+/// assert!("HS256".parse::<AssertionAlgorithm>().is_err());
+/// ```
+impl FromStr for AssertionAlgorithm {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AssertionAlgorithm::ALL
+            .into_iter()
+            .find(|algorithm| algorithm.jwt_name() == s)
+            .ok_or_else(|| {
+                Error::config(
+                    "algorithm",
+                    format!("must be \"PS256\" or \"RS256\", got \"{s}\""),
+                )
+            })
     }
 }
 

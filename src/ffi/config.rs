@@ -9,15 +9,25 @@ use serde_json::{Map, Value};
 use super::error::FfiError;
 use super::token::CallbackTokens;
 use crate::{
-    ApiVersion, AssertionAlgorithm, Client, ClientBuilder, ClientCertificateCredential,
-    ClientSecretCredential, Cloud, Credential, Error, Pacing, RetryPolicy,
+    ApiVersion, Client, ClientBuilder, ClientCertificateCredential, ClientSecretCredential, Cloud,
+    Credential, Error, Pacing, RetryPolicy,
 };
 
 /// The keys `config_json` accepts, for the unknown-key message.
 const KEYS: &str = "baseUrl, cloud, apiVersion, accessToken, auth, authorityHost, scope, timeouts, \
                     retry, pacing, proxy, useEnvProxy, tls, userAgent, fetchAfterNoContent";
-const AUTH_KEYS: &str =
-    "accessToken, tenantId, clientId, clientSecret, certificatePem, privateKeyPem, algorithm";
+/// The keys of the `auth` object. The core names a credential's parts without the prefix
+/// (`tenantId`); [`in_auth`] adds `auth.` to those names, here and nowhere else.
+/// `accessToken` comes first: it is also a top-level key, which is what the core's means.
+const AUTH_KEYS: [&str; 7] = [
+    "accessToken",
+    "tenantId",
+    "clientId",
+    "clientSecret",
+    "certificatePem",
+    "privateKeyPem",
+    "algorithm",
+];
 const RETRY_KEYS: &str = "maxRetries, baseDelayMs, maxDelayMs, maxTotalMs";
 const TIMEOUT_KEYS: &str = "connectMs, requestMs, totalMs";
 const PACING_KEYS: &str = "requests, perSeconds";
@@ -130,22 +140,18 @@ pub(crate) fn builder_from_json(text: &str, tokens: Tokens) -> Result<ClientBuil
 /// Builds the client from a parsed builder. Core errors about a credential's parts name them as
 /// `config_json` spells them (`auth.tenantId`, not `tenantId`).
 pub(crate) fn build(builder: ClientBuilder) -> Result<Client, FfiError> {
-    builder.build().map_err(|err| match err {
-        Error::Config { field, reason } if CREDENTIAL_FIELDS.contains(&field.as_str()) => {
-            Error::config(format!("auth.{field}"), reason).into()
-        }
-        other => other.into(),
-    })
+    builder.build().map_err(|err| in_auth(err).into())
 }
 
-/// The core's names for the parts of a credential, which `config_json` holds in `auth`.
-const CREDENTIAL_FIELDS: [&str; 5] = [
-    "tenantId",
-    "clientId",
-    "clientSecret",
-    "certificatePem",
-    "privateKeyPem",
-];
+/// Names a core error about a credential's part by its `config_json` path, `auth.{field}`.
+fn in_auth(err: Error) -> Error {
+    match err {
+        Error::Config { field, reason } if AUTH_KEYS[1..].contains(&field.as_str()) => {
+            Error::config(format!("auth.{field}"), reason)
+        }
+        other => other,
+    }
+}
 
 /// `authorityHost` and `scope`: they refine a credential, and mean nothing without one.
 #[derive(Default)]
@@ -183,8 +189,8 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
     let mut parts = std::collections::BTreeMap::new();
     for (key, value) in object("auth", value)? {
         let field = format!("auth.{key}");
-        if !AUTH_KEYS.split(", ").any(|known| known == key) {
-            return Err(unknown(&field, AUTH_KEYS));
+        if !AUTH_KEYS.contains(&key.as_str()) {
+            return Err(unknown(&field, &AUTH_KEYS.join(", ")));
         }
         parts.insert(key, string(&field, value)?);
     }
@@ -234,25 +240,10 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
         }
         (None, Some(certificate), Some(key)) => {
             let mut credential =
-                ClientCertificateCredential::from_pem(tenant, client, certificate, key).map_err(
-                    |err| match err {
-                        Error::Config { field, reason } => {
-                            Error::config(format!("auth.{field}"), reason)
-                        }
-                        other => other,
-                    },
-                )?;
+                ClientCertificateCredential::from_pem(tenant, client, certificate, key)
+                    .map_err(in_auth)?;
             if let Some(algorithm) = algorithm {
-                credential = credential.algorithm(match algorithm.as_str() {
-                    "PS256" => AssertionAlgorithm::Ps256,
-                    "RS256" => AssertionAlgorithm::Rs256,
-                    other => {
-                        return Err(Error::config(
-                            "auth.algorithm",
-                            format!("must be \"PS256\" or \"RS256\", got \"{other}\""),
-                        ));
-                    }
-                });
+                credential = credential.algorithm(algorithm.parse().map_err(in_auth)?);
             }
             credential.into()
         }

@@ -4,13 +4,14 @@ use serde_json::Value;
 
 use super::error::FfiError;
 use crate::json::{self, kind};
-use crate::{CallOptions, Error, Route, Target};
+use crate::target::ParentId;
+use crate::{CallOptions, Error, Target};
 
 const KEYS: &str = "deviceConfigurationId, windowsAutopilotDeploymentProfileId, route, \
                     certificateId, userStatusId, apiVersion";
 
-/// Parses `target_json`. The route is written as the documentation page writes it and parsed by
-/// [`Route::parse`]; the Autopilot path is named by `windowsAutopilotDeploymentProfileId`.
+/// Parses `target_json`. The route is written as the documentation page writes it; the core's
+/// route rules ([`Target::from_route`]'s) decide what it names under the parent the keys give.
 pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiError> {
     let value: Value =
         serde_json::from_str(text).map_err(|err| FfiError::invalid_json("target_json", &err))?;
@@ -43,42 +44,9 @@ pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiE
         }
     }
     let status = status.ok_or_else(|| Error::invalid("userStatusId", "is required"))?;
-    let route = route.unwrap_or_default();
-    let target = match (configuration, profile) {
-        (Some(configuration), None) => {
-            if route == Target::AUTOPILOT_ROUTE {
-                return Err(Error::invalid(
-                    "route",
-                    "the Autopilot route is under windowsAutopilotDeploymentProfileId, not deviceConfigurationId",
-                )
-                .into());
-            }
-            Target::with_route(
-                configuration,
-                Route::parse(&route, certificate.as_deref())?,
-                status,
-            )
-        }
-        (None, Some(profile)) => {
-            if !route.is_empty() && route != Target::AUTOPILOT_ROUTE {
-                return Err(Error::invalid(
-                    "route",
-                    format!(
-                        "with windowsAutopilotDeploymentProfileId, route must be absent or \"{}\"",
-                        Target::AUTOPILOT_ROUTE
-                    ),
-                )
-                .into());
-            }
-            if certificate.is_some() {
-                return Err(Error::invalid(
-                    "certificateId",
-                    "the Autopilot route takes no certificate id",
-                )
-                .into());
-            }
-            Target::autopilot_domain_join(profile, status)
-        }
+    let parent = match (configuration, profile) {
+        (Some(configuration), None) => ParentId::DeviceConfiguration(configuration),
+        (None, Some(profile)) => ParentId::AutopilotProfile(profile),
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
                 "windowsAutopilotDeploymentProfileId",
@@ -94,6 +62,8 @@ pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiE
             .into());
         }
     };
+    let route = route.unwrap_or_default();
+    let target = Target::under(parent, &route, certificate.as_deref(), status)?;
     Ok((target, options))
 }
 
@@ -104,7 +74,7 @@ fn string(field: &str, value: Value) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ApiVersion;
+    use crate::{ApiVersion, Route};
 
     #[test]
     fn routes_are_written_as_the_page_writes_them() {
