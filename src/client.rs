@@ -54,7 +54,7 @@ pub enum UpdateOutcome {
     /// Graph answered 204 No Content (what Intune does in practice): the update was applied.
     NoContent,
     /// Graph answered 204 and the client fetched the object with a GET, as asked
-    /// ([`ClientBuilder::fetch_after_no_content`]).
+    /// ([`ClientBuilder::fetch_after_no_content`](crate::ClientBuilder::fetch_after_no_content)).
     Fetched(DeviceConfigurationUserStatus),
 }
 

@@ -48,192 +48,146 @@ impl fmt::Display for ApiVersion {
     }
 }
 
-/// The navigation between a device configuration and its `userStatuses`: one variant for each path
-/// the documentation and the beta metadata list, and nothing else.
-///
-/// Routes through a trusted root certificate collection carry that certificate's id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Route {
+/// Declares [`Route`] and its table from one row per route: the variant, the template as the
+/// documentation page writes it (with `{...Id}` where the route takes a certificate id), and the
+/// API versions that serve it.
+macro_rules! routes {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $({ $(#[$id_doc:meta])* $id:ident })? => $template:literal, [$($version:ident),+];
+    )+) => {
+        /// The navigation between a device configuration and its `userStatuses`: one variant for
+        /// each path the documentation and the beta metadata list, and nothing else.
+        ///
+        /// Routes through a trusted root certificate collection carry that certificate's id.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Route {
+            $( $(#[$doc])* $variant $({ $(#[$id_doc])* $id: String })?, )+
+        }
+
+        /// The variants without their ids, numbered in declaration order: a route's row in [`ROUTES`].
+        #[derive(Clone, Copy)]
+        enum RowIndex {
+            $( $variant, )+
+        }
+
+        /// Every route's row, in declaration order.
+        static ROUTES: &[RouteRow] = &[
+            $( RouteRow {
+                template: $template,
+                versions: &[$(ApiVersion::$version),+],
+                make: make_route!($variant $($id)?),
+            }, )+
+        ];
+
+        impl Route {
+            fn row(&self) -> &'static RouteRow {
+                let index = match self {
+                    $( Route::$variant { .. } => RowIndex::$variant, )+
+                };
+                &ROUTES[index as usize]
+            }
+        }
+    };
+}
+
+/// A row's constructor: a certificate route takes the id [`Route::parse`] checked it has.
+macro_rules! make_route {
+    ($variant:ident) => {
+        |_| Route::$variant
+    };
+    ($variant:ident $id:ident) => {
+        |id: Option<String>| Route::$variant {
+            $id: id.unwrap_or_default(),
+        }
+    };
+}
+
+routes! {
     /// `.../deviceConfigurations/{id}/userStatuses` (beta and v1.0).
-    Direct,
+    Direct => "", [Beta, V1_0];
     /// `rootCertificate`
-    RootCertificate,
+    RootCertificate => "rootCertificate", [Beta];
     /// `identityCertificate`
-    IdentityCertificate,
+    IdentityCertificate => "identityCertificate", [Beta];
     /// `identityCertificate/rootCertificate`
-    IdentityCertificateRootCertificate,
+    IdentityCertificateRootCertificate => "identityCertificate/rootCertificate", [Beta];
     /// `microsoft.graph.iosScepCertificateProfile/rootCertificate`
-    IosScepCertificateProfileRootCertificate,
+    IosScepCertificateProfileRootCertificate =>
+        "microsoft.graph.iosScepCertificateProfile/rootCertificate", [Beta];
     /// `microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate`
-    WindowsPhone81VpnIdentityCertificate,
+    WindowsPhone81VpnIdentityCertificate =>
+        "microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate", [Beta];
     /// `microsoft.graph.macOSWiredNetworkConfiguration/rootCertificateForServerValidation`
-    MacOsWiredNetworkRootCertificateForServerValidation,
+    MacOsWiredNetworkRootCertificateForServerValidation =>
+        "microsoft.graph.macOSWiredNetworkConfiguration/rootCertificateForServerValidation", [Beta];
     /// `microsoft.graph.macOSWiredNetworkConfiguration/identityCertificateForClientAuthentication`
-    MacOsWiredNetworkIdentityCertificateForClientAuthentication,
+    MacOsWiredNetworkIdentityCertificateForClientAuthentication =>
+        "microsoft.graph.macOSWiredNetworkConfiguration/identityCertificateForClientAuthentication", [Beta];
     /// `microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication`
-    WindowsWifiEnterpriseEapIdentityCertificateForClientAuthentication,
+    WindowsWifiEnterpriseEapIdentityCertificateForClientAuthentication =>
+        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication", [Beta];
     /// `microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation/{windows81TrustedRootCertificateId}`
     WindowsWifiEnterpriseEapRootCertificatesForServerValidation {
         /// The windows81TrustedRootCertificate id.
-        certificate_id: String,
-    },
+        certificate_id
+    } => "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation/{windows81TrustedRootCertificateId}", [Beta];
     /// `microsoft.graph.macOSScepCertificateProfile/rootCertificate` (an older revision of the page).
-    MacOsScepCertificateProfileRootCertificate,
+    MacOsScepCertificateProfileRootCertificate =>
+        "microsoft.graph.macOSScepCertificateProfile/rootCertificate", [Beta];
     /// `microsoft.graph.windowsPhone81SCEPCertificateProfile/rootCertificate` (an older revision of the page).
-    WindowsPhone81ScepCertificateProfileRootCertificate,
+    WindowsPhone81ScepCertificateProfileRootCertificate =>
+        "microsoft.graph.windowsPhone81SCEPCertificateProfile/rootCertificate", [Beta];
     /// `microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{iosTrustedRootCertificateId}` (beta metadata).
     IosEnterpriseWiFiRootCertificatesForServerValidation {
         /// The iosTrustedRootCertificate id.
-        certificate_id: String,
-    },
+        certificate_id
+    } => "microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{iosTrustedRootCertificateId}", [Beta];
     /// `microsoft.graph.macOSEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{macOSTrustedRootCertificateId}` (beta metadata).
     MacOsEnterpriseWiFiRootCertificatesForServerValidation {
         /// The macOSTrustedRootCertificate id.
-        certificate_id: String,
-    },
+        certificate_id
+    } => "microsoft.graph.macOSEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{macOSTrustedRootCertificateId}", [Beta];
 }
 
-/// Route shapes without their ids: (template as the page writes it, fixed segments, takes an id).
-struct RouteShape {
+/// One route: what the page writes, what the URL holds, who serves it, and how to make it.
+struct RouteRow {
     template: &'static str,
-    segments: &'static str,
-    certificate_placeholder: Option<&'static str>,
+    versions: &'static [ApiVersion],
+    make: fn(Option<String>) -> Route,
 }
 
-const fn shape(
-    template: &'static str,
-    segments: &'static str,
-    certificate_placeholder: Option<&'static str>,
-) -> RouteShape {
-    RouteShape {
-        template,
-        segments,
-        certificate_placeholder,
+impl RouteRow {
+    /// The fixed segments: the template without its `/{...Id}` placeholder.
+    fn segments(&self) -> &'static str {
+        self.template
+            .split_once("/{")
+            .map_or(self.template, |(segments, _)| segments)
+    }
+
+    /// The certificate id's name (`windows81TrustedRootCertificateId`), when the route takes one.
+    fn certificate_placeholder(&self) -> Option<&'static str> {
+        let (_, placeholder) = self.template.split_once("/{")?;
+        placeholder.strip_suffix('}')
     }
 }
-
-const SHAPES: [RouteShape; 14] = [
-    shape("", "", None),
-    shape("rootCertificate", "rootCertificate", None),
-    shape("identityCertificate", "identityCertificate", None),
-    shape(
-        "identityCertificate/rootCertificate",
-        "identityCertificate/rootCertificate",
-        None,
-    ),
-    shape(
-        "microsoft.graph.iosScepCertificateProfile/rootCertificate",
-        "microsoft.graph.iosScepCertificateProfile/rootCertificate",
-        None,
-    ),
-    shape(
-        "microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate",
-        "microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate",
-        None,
-    ),
-    shape(
-        "microsoft.graph.macOSWiredNetworkConfiguration/rootCertificateForServerValidation",
-        "microsoft.graph.macOSWiredNetworkConfiguration/rootCertificateForServerValidation",
-        None,
-    ),
-    shape(
-        "microsoft.graph.macOSWiredNetworkConfiguration/identityCertificateForClientAuthentication",
-        "microsoft.graph.macOSWiredNetworkConfiguration/identityCertificateForClientAuthentication",
-        None,
-    ),
-    shape(
-        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication",
-        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication",
-        None,
-    ),
-    shape(
-        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation/{windows81TrustedRootCertificateId}",
-        "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/rootCertificatesForServerValidation",
-        Some("windows81TrustedRootCertificateId"),
-    ),
-    shape(
-        "microsoft.graph.macOSScepCertificateProfile/rootCertificate",
-        "microsoft.graph.macOSScepCertificateProfile/rootCertificate",
-        None,
-    ),
-    shape(
-        "microsoft.graph.windowsPhone81SCEPCertificateProfile/rootCertificate",
-        "microsoft.graph.windowsPhone81SCEPCertificateProfile/rootCertificate",
-        None,
-    ),
-    shape(
-        "microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{iosTrustedRootCertificateId}",
-        "microsoft.graph.iosEnterpriseWiFiConfiguration/rootCertificatesForServerValidation",
-        Some("iosTrustedRootCertificateId"),
-    ),
-    shape(
-        "microsoft.graph.macOSEnterpriseWiFiConfiguration/rootCertificatesForServerValidation/{macOSTrustedRootCertificateId}",
-        "microsoft.graph.macOSEnterpriseWiFiConfiguration/rootCertificatesForServerValidation",
-        Some("macOSTrustedRootCertificateId"),
-    ),
-];
 
 /// The Autopilot route's fixed segments, under `windowsAutopilotDeploymentProfiles/{id}`.
 const AUTOPILOT_ROUTE: &str =
     "microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile/domainJoinConfiguration";
 
 impl Route {
-    fn index(&self) -> usize {
-        match self {
-            Route::Direct => 0,
-            Route::RootCertificate => 1,
-            Route::IdentityCertificate => 2,
-            Route::IdentityCertificateRootCertificate => 3,
-            Route::IosScepCertificateProfileRootCertificate => 4,
-            Route::WindowsPhone81VpnIdentityCertificate => 5,
-            Route::MacOsWiredNetworkRootCertificateForServerValidation => 6,
-            Route::MacOsWiredNetworkIdentityCertificateForClientAuthentication => 7,
-            Route::WindowsWifiEnterpriseEapIdentityCertificateForClientAuthentication => 8,
-            Route::WindowsWifiEnterpriseEapRootCertificatesForServerValidation { .. } => 9,
-            Route::MacOsScepCertificateProfileRootCertificate => 10,
-            Route::WindowsPhone81ScepCertificateProfileRootCertificate => 11,
-            Route::IosEnterpriseWiFiRootCertificatesForServerValidation { .. } => 12,
-            Route::MacOsEnterpriseWiFiRootCertificatesForServerValidation { .. } => 13,
-        }
-    }
-
-    fn from_index(index: usize, certificate_id: Option<String>) -> Route {
-        let id = || certificate_id.clone().unwrap_or_default();
-        match index {
-            1 => Route::RootCertificate,
-            2 => Route::IdentityCertificate,
-            3 => Route::IdentityCertificateRootCertificate,
-            4 => Route::IosScepCertificateProfileRootCertificate,
-            5 => Route::WindowsPhone81VpnIdentityCertificate,
-            6 => Route::MacOsWiredNetworkRootCertificateForServerValidation,
-            7 => Route::MacOsWiredNetworkIdentityCertificateForClientAuthentication,
-            8 => Route::WindowsWifiEnterpriseEapIdentityCertificateForClientAuthentication,
-            9 => Route::WindowsWifiEnterpriseEapRootCertificatesForServerValidation {
-                certificate_id: id(),
-            },
-            10 => Route::MacOsScepCertificateProfileRootCertificate,
-            11 => Route::WindowsPhone81ScepCertificateProfileRootCertificate,
-            12 => Route::IosEnterpriseWiFiRootCertificatesForServerValidation {
-                certificate_id: id(),
-            },
-            13 => Route::MacOsEnterpriseWiFiRootCertificatesForServerValidation {
-                certificate_id: id(),
-            },
-            _ => Route::Direct,
-        }
-    }
-
     /// Every route's template as the documentation page writes it (`""` for the direct path), with
     /// `{...Id}` where the route takes a certificate id.
     pub fn templates() -> impl Iterator<Item = &'static str> {
-        SHAPES.iter().map(|shape| shape.template)
+        ROUTES.iter().map(|row| row.template)
     }
 
     /// The route as the documentation page writes it, e.g. `identityCertificate/rootCertificate`
     /// (`""` for the direct path).
     pub fn template(&self) -> &'static str {
-        SHAPES[self.index()].template
+        self.row().template
     }
 
     /// The certificate id, for routes through a trusted root certificate collection.
@@ -266,14 +220,13 @@ impl Route {
     /// ```
     pub fn parse(route: &str, certificate_id: Option<&str>) -> Result<Route, Error> {
         let trimmed = route.trim_matches('/');
-        let (index, shape) = SHAPES
+        let row = ROUTES
             .iter()
-            .enumerate()
-            .find(|(_, shape)| {
-                trimmed == shape.segments
-                    || (shape.certificate_placeholder.is_some()
+            .find(|row| {
+                trimmed == row.segments()
+                    || (row.certificate_placeholder().is_some()
                         && trimmed
-                            .strip_prefix(shape.segments)
+                            .strip_prefix(row.segments())
                             .and_then(|rest| rest.strip_prefix("/{"))
                             .is_some_and(|rest| rest.ends_with('}') && !rest.contains('/')))
             })
@@ -282,31 +235,31 @@ impl Route {
                     "route",
                     format!(
                         "\"{route}\" is not a documented route; expected \"\" (direct) or one of: {}",
-                        SHAPES[1..]
+                        ROUTES[1..]
                             .iter()
-                            .map(|shape| shape.template)
+                            .map(|row| row.template)
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
                 )
             })?;
-        match (shape.certificate_placeholder, certificate_id) {
+        match (row.certificate_placeholder(), certificate_id) {
             (Some(placeholder), None) => Err(Error::invalid(
                 "certificateId",
-                format!("route \"{}\" needs the {placeholder}", shape.segments),
+                format!("route \"{}\" needs the {placeholder}", row.segments()),
             )),
             (None, Some(_)) => Err(Error::invalid(
                 "certificateId",
                 format!(
                     "route \"{}\" takes no certificate id",
-                    if index == 0 {
+                    if row.template.is_empty() {
                         "(direct)"
                     } else {
-                        shape.segments
+                        row.segments()
                     }
                 ),
             )),
-            (_, id) => Ok(Route::from_index(index, id.map(str::to_owned))),
+            (_, id) => Ok((row.make)(id.map(str::to_owned))),
         }
     }
 }
@@ -482,24 +435,25 @@ impl Target {
         url.push_str(version.as_str());
         match &self.parent {
             Parent::DeviceConfiguration { id, route } => {
-                if version == ApiVersion::V1_0 && *route != Route::Direct {
+                let row = route.row();
+                if !row.versions.contains(&version) {
                     return Err(Error::invalid(
                         "route",
                         format!(
                             "v1.0 serves only the direct path; \"{}\" exists in beta only",
-                            route.template()
+                            row.template
                         ),
                     ));
                 }
                 url.push_str("/deviceManagement/deviceConfigurations/");
                 push_id(url, "deviceConfigurationId", id)?;
-                let shape = &SHAPES[route.index()];
-                if !shape.segments.is_empty() {
+                let segments = row.segments();
+                if !segments.is_empty() {
                     url.push('/');
-                    url.push_str(shape.segments);
+                    url.push_str(segments);
                 }
                 if let (Some(placeholder), Some(certificate_id)) =
-                    (shape.certificate_placeholder, route.certificate_id())
+                    (row.certificate_placeholder(), route.certificate_id())
                 {
                     url.push('/');
                     push_id(url, placeholder, certificate_id)?;
@@ -555,7 +509,7 @@ mod tests {
         for (index, template) in Route::templates().enumerate() {
             let id = template.contains('{').then_some("c");
             let route = Route::parse(template, id).unwrap();
-            assert_eq!(route.index(), index);
+            assert!(std::ptr::eq(route.row(), &ROUTES[index]));
             assert_eq!(route.template(), template);
         }
     }
