@@ -93,42 +93,47 @@ impl FfiError {
         self.0.status
     }
 
-    /// `{"status":"...","message":"...",...}` with only the keys that apply.
+    /// `{"status":"...","message":"...",...}` with only the keys that apply, in [`KEYS`] order.
     pub(crate) fn to_json(&self) -> String {
-        let d = &self.0;
         let mut map = Map::new();
-        map.insert("status".into(), d.status.name().into());
-        map.insert("message".into(), d.message.clone().into());
-        let optional = [
-            ("field", d.field.clone().map(Value::from)),
-            ("httpStatus", d.http_status.map(Value::from)),
-            ("code", d.code.clone().map(Value::from)),
-            ("requestId", d.request_id.clone().map(Value::from)),
-            (
-                "clientRequestId",
-                d.client_request_id.clone().map(Value::from),
-            ),
-            // A NaN or infinite wait cannot be written as JSON; leave it out rather than lie.
-            (
-                "retryAfterSeconds",
-                d.retry_after_seconds
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number),
-            ),
-            ("attempts", d.attempts.map(Value::from)),
-            ("aadsts", d.aadsts.clone().map(Value::from)),
-            ("error", d.oauth_error.clone().map(Value::from)),
-            ("traceId", d.trace_id.clone().map(Value::from)),
-            ("correlationId", d.correlation_id.clone().map(Value::from)),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
+        for (key, value) in KEYS {
+            if let Some(value) = value(&self.0) {
                 map.insert(key.into(), value);
             }
         }
         Value::Object(map).to_string()
     }
 }
+
+/// How a detail is written as JSON: absent (`None`) when it does not apply.
+type Writer = fn(&Details) -> Option<Value>;
+
+/// The error JSON's keys, declared once: each key and the detail it writes. The C++ header reads
+/// them back (a test checks that it knows every one).
+const KEYS: [(&str, Writer); 13] = [
+    ("status", |d| Some(d.status.name().into())),
+    ("message", |d| Some(d.message.clone().into())),
+    ("field", |d| d.field.clone().map(Value::from)),
+    ("httpStatus", |d| d.http_status.map(Value::from)),
+    ("code", |d| d.code.clone().map(Value::from)),
+    ("requestId", |d| d.request_id.clone().map(Value::from)),
+    ("clientRequestId", |d| {
+        d.client_request_id.clone().map(Value::from)
+    }),
+    // A NaN or infinite wait cannot be written as JSON; leave it out rather than lie.
+    ("retryAfterSeconds", |d| {
+        d.retry_after_seconds
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+    }),
+    ("attempts", |d| d.attempts.map(Value::from)),
+    ("aadsts", |d| d.aadsts.clone().map(Value::from)),
+    ("error", |d| d.oauth_error.clone().map(Value::from)),
+    ("traceId", |d| d.trace_id.clone().map(Value::from)),
+    ("correlationId", |d| {
+        d.correlation_id.clone().map(Value::from)
+    }),
+];
 
 impl From<Error> for FfiError {
     fn from(error: Error) -> FfiError {
@@ -196,6 +201,25 @@ mod tests {
             attempts: 1,
             retry_stopped: None,
         }))
+    }
+
+    #[test]
+    fn the_cpp_header_reads_back_every_key() {
+        let header = include_str!("../../include/intune_user_status.hpp");
+        let mut read: Vec<&str> = header
+            .split("key == \"")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('"').map(|(key, _)| key))
+            .collect();
+        // `status` is the C call's return value, which the C++ Error keeps as it is.
+        read.push("status");
+        read.sort_unstable();
+        let mut declared: Vec<&str> = KEYS.iter().map(|(key, _)| *key).collect();
+        declared.sort_unstable();
+        assert_eq!(
+            read, declared,
+            "include/intune_user_status.hpp's make_error and KEYS differ"
+        );
     }
 
     #[test]

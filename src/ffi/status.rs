@@ -1,6 +1,7 @@
 //! The status codes every fallible C call returns, their names, and the library version.
 
-use std::ffi::c_char;
+use std::ffi::{CStr, CString, c_char};
+use std::sync::LazyLock;
 
 /// The outcome of a call. Values are explicit, grouped by who must act, and never renumbered:
 /// 1-99 the caller's input, 100-199 the service or the network, 200-299 the library itself.
@@ -52,7 +53,8 @@ pub enum ius_status {
 }
 
 impl ius_status {
-    /// Every status, for `ius_status_name` and the tests.
+    /// Every status, for `ius_status_name`. The enum above is the one declaration (number, name,
+    /// meaning); a test checks this list against the header cbindgen writes from it.
     pub(crate) const ALL: [ius_status; 16] = [
         ius_status::Ok,
         ius_status::NullArgument,
@@ -72,32 +74,35 @@ impl ius_status {
         ius_status::Internal,
     ];
 
-    /// The name without the `IUS_STATUS_` prefix, NUL-terminated: `"OK\0"`, `"INVALID_INPUT\0"`.
-    const fn c_name(self) -> &'static str {
-        match self {
-            ius_status::Ok => "OK\0",
-            ius_status::NullArgument => "NULL_ARGUMENT\0",
-            ius_status::InvalidUtf8 => "INVALID_UTF8\0",
-            ius_status::InvalidJson => "INVALID_JSON\0",
-            ius_status::InvalidInput => "INVALID_INPUT\0",
-            ius_status::Config => "CONFIG\0",
-            ius_status::LoggerInUse => "LOGGER_IN_USE\0",
-            ius_status::Auth => "AUTH\0",
-            ius_status::Graph => "GRAPH\0",
-            ius_status::Throttled => "THROTTLED\0",
-            ius_status::UnexpectedResponse => "UNEXPECTED_RESPONSE\0",
-            ius_status::Timeout => "TIMEOUT\0",
-            ius_status::Network => "NETWORK\0",
-            ius_status::Tls => "TLS\0",
-            ius_status::Panic => "PANIC\0",
-            ius_status::Internal => "INTERNAL\0",
-        }
+    /// The name as the error JSON's `status` writes it: `"OK"`, `"INVALID_INPUT"`.
+    pub(crate) fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or_default()
     }
 
-    /// The name as the error JSON's `status` writes it.
-    pub(crate) fn name(self) -> &'static str {
-        let name = self.c_name();
-        &name[..name.len() - 1]
+    /// The name, NUL-terminated, made from the variant's name the way cbindgen makes the C
+    /// constant's (`InvalidUtf8` -> `INVALID_UTF8`), so the two cannot differ.
+    fn c_name(self) -> &'static CStr {
+        static NAMES: LazyLock<Vec<(ius_status, CString)>> = LazyLock::new(|| {
+            ius_status::ALL
+                .iter()
+                .map(|status| {
+                    let variant = format!("{status:?}");
+                    let mut name = String::with_capacity(variant.len() + 4);
+                    for (i, c) in variant.char_indices() {
+                        if i > 0 && c.is_ascii_uppercase() {
+                            name.push('_');
+                        }
+                        name.push(c.to_ascii_uppercase());
+                    }
+                    // Variant names hold no NUL, so this never falls back.
+                    (*status, CString::new(name).unwrap_or_default())
+                })
+                .collect()
+        });
+        NAMES
+            .iter()
+            .find(|(known, _)| *known == self)
+            .map_or(c"INTERNAL", |(_, name)| name.as_c_str())
     }
 }
 
@@ -107,8 +112,6 @@ impl ius_status {
 /// the enum.
 #[allow(non_camel_case_types)]
 pub type ius_status_value = u32;
-
-const UNKNOWN: &str = "UNKNOWN\0";
 
 /// Returns the name of `status` without its prefix (`"OK"`, `"INVALID_INPUT"`, ...), or
 /// `"UNKNOWN"` for a value this version does not define.
@@ -120,9 +123,8 @@ pub extern "C" fn ius_status_name(status: ius_status_value) -> *const c_char {
     ius_status::ALL
         .iter()
         .find(|known| **known as u32 == status)
-        .map_or(UNKNOWN, |known| known.c_name())
+        .map_or(c"UNKNOWN", |known| known.c_name())
         .as_ptr()
-        .cast()
 }
 
 /// Returns the library version, e.g. `"0.1.0"`.
@@ -158,6 +160,22 @@ mod tests {
         for raw in [7, 99, 107, 202, 999, u32::MAX] {
             assert_eq!(name_of(raw), "UNKNOWN");
         }
+    }
+
+    #[test]
+    fn the_list_and_the_names_are_the_headers_constants() {
+        let header = include_str!("../../include/intune_user_status.h");
+        let declared: Vec<(String, u32)> = header
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("IUS_STATUS_"))
+            .filter_map(|rest| rest.trim_end_matches(',').split_once(" = "))
+            .map(|(name, value)| (name.to_owned(), value.parse().unwrap()))
+            .collect();
+        let listed: Vec<(String, u32)> = ius_status::ALL
+            .iter()
+            .map(|status| (name_of(*status as u32).to_owned(), *status as u32))
+            .collect();
+        assert_eq!(listed, declared);
     }
 
     #[test]
