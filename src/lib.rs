@@ -23,6 +23,8 @@
 //! `include/intune_user_status.h`.
 
 #![deny(missing_docs)]
+// Only the C ABI may use unsafe code (raw pointers, `no_mangle`); the core is safe Rust.
+#![deny(unsafe_code)]
 
 mod auth;
 mod auth_error;
@@ -31,6 +33,7 @@ mod cloud;
 mod config;
 mod datetime;
 mod error;
+#[allow(unsafe_code)]
 mod ffi;
 mod json;
 mod limits;
