@@ -294,6 +294,26 @@ ius_status ius_client_new_with_token_callback(const char *config_json,
 void ius_client_free(ius_client *client);
 
 /**
+ * Reads one key of an error JSON object, for callers without a JSON parser (the C++ header uses
+ * it): `key` is one of the keys the error JSON documents (`message`, `field`, `httpStatus`,
+ * `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `attempts`, `aadsts`, `error`,
+ * `traceId`, `correlationId`, `status`).
+ *
+ * Ownership: both inputs are borrowed for the call. On success `*out_value` receives the value as
+ * text (a string's contents, or a number as the JSON writes it, e.g. `429` or `1.5`), which the
+ * caller frees with `ius_string_free`, or NULL when the object does not have the key. On failure
+ * `*out_value` is set to NULL.
+ *
+ * Returns `IUS_STATUS_OK`, `IUS_STATUS_NULL_ARGUMENT` (an argument is NULL),
+ * `IUS_STATUS_INVALID_UTF8`, `IUS_STATUS_INVALID_JSON` (`error_json` is not JSON) or
+ * `IUS_STATUS_INVALID_INPUT` (`error_json` is not an object, or `key` is not an error JSON key).
+ * Thread safety: may be called from any thread.
+ */
+ius_status ius_error_json_get(const char *error_json,
+                              const char *key,
+                              char **out_value);
+
+/**
  * Sends the library's log messages up to `max_level` to `callback`, replacing any callback set
  * before; a NULL `callback` turns logging off. Off by default.
  *

@@ -16,7 +16,6 @@
 #ifndef INTUNE_USER_STATUS_HPP
 #define INTUNE_USER_STATUS_HPP
 
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -112,116 +111,13 @@ struct StringFree {
 /// Owns a library string until it is copied.
 using LibraryString = std::unique_ptr<char, StringFree>;
 
-/// A reader for the error JSON: one flat object whose values are strings or numbers.
-class FlatJson {
- public:
-  explicit FlatJson(const std::string &text) : s_(text) {}
-
-  /// Calls on_string(key, value) / on_number(key, value) per member; false if malformed.
-  template <typename OnString, typename OnNumber>
-  bool read(OnString on_string, OnNumber on_number) {
-    if (!eat('{')) return false;
-    if (eat('}')) return true;
-    do {
-      std::string key;
-      if (!string(key) || !eat(':')) return false;
-      skip_space();
-      if (i_ < s_.size() && s_[i_] == '"') {
-        std::string value;
-        if (!string(value)) return false;
-        on_string(key, value);
-      } else {
-        std::size_t start = i_;
-        while (i_ < s_.size() && std::string("+-.0123456789eE").find(s_[i_]) != std::string::npos) ++i_;
-        if (start == i_) return false;
-        on_number(key, std::strtod(s_.substr(start, i_ - start).c_str(), nullptr));
-      }
-    } while (eat(','));
-    return eat('}');
-  }
-
- private:
-  void skip_space() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
-  }
-  bool eat(char c) {
-    skip_space();
-    if (i_ < s_.size() && s_[i_] == c) {
-      ++i_;
-      return true;
-    }
-    return false;
-  }
-  bool hex4(std::uint32_t &out) {
-    if (i_ + 4 > s_.size()) return false;
-    out = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = s_[i_++];
-      out <<= 4;
-      if (c >= '0' && c <= '9') out |= static_cast<std::uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') out |= static_cast<std::uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') out |= static_cast<std::uint32_t>(c - 'A' + 10);
-      else return false;
-    }
-    return true;
-  }
-  static void utf8(std::string &out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  bool string(std::string &out) {
-    if (!eat('"')) return false;
-    while (i_ < s_.size()) {
-      char c = s_[i_++];
-      if (c == '"') return true;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) return false;
-      switch (s_[i_++]) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          std::uint32_t cp = 0, low = 0;
-          if (!hex4(cp)) return false;
-          // A high surrogate is followed by \uDC00-\uDFFF: join them into one code point.
-          if (cp >= 0xD800 && cp < 0xDC00 && i_ + 1 < s_.size() && s_[i_] == '\\' && s_[i_ + 1] == 'u') {
-            i_ += 2;
-            if (!hex4(low)) return false;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          utf8(out, cp);
-          break;
-        }
-        default: return false;
-      }
-    }
-    return false;
-  }
-
-  const std::string &s_;
-  std::size_t i_ = 0;
-};
+/// One key of an error JSON, read by the library (ius_error_json_get); nullopt when absent.
+inline std::optional<std::string> error_value(const std::string &json, const char *key) {
+  char *value = nullptr;
+  if (ius_error_json_get(json.c_str(), key, &value) != IUS_STATUS_OK || !value) return std::nullopt;
+  LibraryString owned(value);
+  return std::string(owned.get());
+}
 
 /// Builds an Error from a failed call's status and error JSON (which it frees).
 inline Error make_error(ius_status status, char *error_json) {
@@ -230,24 +126,25 @@ inline Error make_error(ius_status status, char *error_json) {
   error.status = status;
   if (owned) error.json = owned.get();
   owned.reset();
-  bool parsed = FlatJson(error.json).read(
-      [&](const std::string &key, const std::string &value) {
-        if (key == "message") error.message = value;
-        else if (key == "field") error.field = value;
-        else if (key == "code") error.code = value;
-        else if (key == "requestId") error.request_id = value;
-        else if (key == "clientRequestId") error.client_request_id = value;
-        else if (key == "aadsts") error.aadsts = value;
-        else if (key == "error") error.oauth_error = value;
-        else if (key == "traceId") error.trace_id = value;
-        else if (key == "correlationId") error.correlation_id = value;
-      },
-      [&](const std::string &key, double value) {
-        if (key == "httpStatus") error.http_status = static_cast<int>(value);
-        else if (key == "retryAfterSeconds") error.retry_after_seconds = value;
-        else if (key == "attempts") error.attempts = static_cast<int>(value);
-      });
-  if (!parsed || error.message.empty()) error.message = ius_status_name(status);
+  auto text = [&](const char *key) { return error_value(error.json, key); };
+  auto number = [&](const char *key) -> std::optional<double> {
+    auto value = error_value(error.json, key);
+    if (!value) return std::nullopt;
+    return std::strtod(value->c_str(), nullptr);
+  };
+  error.message = text("message").value_or("");
+  error.field = text("field");
+  error.code = text("code");
+  error.request_id = text("requestId");
+  error.client_request_id = text("clientRequestId");
+  error.aadsts = text("aadsts");
+  error.oauth_error = text("error");
+  error.trace_id = text("traceId");
+  error.correlation_id = text("correlationId");
+  if (auto value = number("httpStatus")) error.http_status = static_cast<int>(*value);
+  error.retry_after_seconds = number("retryAfterSeconds");
+  if (auto value = number("attempts")) error.attempts = static_cast<int>(*value);
+  if (error.message.empty()) error.message = ius_status_name(status);
   return error;
 }
 
