@@ -23,6 +23,13 @@
 #include <stddef.h>
 #include <stdbool.h>
 
+/* The version this header belongs to (from Cargo.toml); ius_version() gives the loaded
+ * library's at run time. See the README's "ABI" section. */
+#define IUS_VERSION_MAJOR 0
+#define IUS_VERSION_MINOR 1
+#define IUS_VERSION_PATCH 0
+#define IUS_VERSION_STRING "0.1.0"
+
 /**
  * The outcome of a call. Values are explicit, grouped by who must act, and never renumbered:
  * 1-99 the caller's input, 100-199 the service or the network, 200-299 the library itself.

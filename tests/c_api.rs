@@ -1,15 +1,21 @@
-//! Builds the C library, the CMake project in `bindings-c/` and runs its C and C++ tests (CTest)
-//! against in-process emulators: plainly, under valgrind, and with AddressSanitizer + UBSan.
+//! The C and C++ tests: `bindings-c/`'s programs, compiled by `c_build` (no cmake), run against
+//! in-process emulators plainly, under valgrind and with AddressSanitizer + UBSan; then what the
+//! servers received is checked here. Also: the shared object's exported symbols and SONAME, and
+//! the CMake package (`cmake --install` and its consumers), the one test that needs cmake.
 //!
-//! cmake, ctest, a C/C++ compiler, pkg-config and valgrind must be installed; a missing tool is a
-//! failure with a message, never a silent skip (CI installs them).
+//! A C/C++ compiler and valgrind must be installed; a missing one is a failure with a message.
+//! Without cmake the CMake package test prints one line and passes, unless `IUS_REQUIRE_CMAKE=1`
+//! (`.ci/run` sets it). To add a C test program, see `tests/c_build/mod.rs`.
+#![cfg(unix)]
 
+mod c_build;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use c_build::{KINDS, SONAME, Suite, Variant};
 use common::TunnelProxy;
 use ius_emulator::{App, Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry, TlsIdentity};
 use serde_json::{Value, json};
@@ -60,8 +66,6 @@ fn emulator(patch_returns: PatchReturns) -> Emulator {
     .expect("start the emulator")
 }
 
-/// The build kinds `test_c_faults` runs as (argv[1]); each gets its own fault emulators.
-const FAULT_KINDS: [&str; 2] = ["shared", "static"];
 /// `test_c_faults`'s scenarios: each runs against its own emulator, named to the program by the
 /// environment variable `IUS_FAULT_<KIND>_<SCENARIO>`.
 const FAULT_SCENARIOS: [&str; 10] = [
@@ -127,7 +131,7 @@ struct FaultEmulators(Vec<(&'static str, &'static str, Emulator)>);
 impl FaultEmulators {
     fn start() -> FaultEmulators {
         FaultEmulators(
-            FAULT_KINDS
+            KINDS
                 .iter()
                 .flat_map(|&kind| FAULT_SCENARIOS.iter().map(move |&s| (kind, s)))
                 .map(|(kind, scenario)| (kind, scenario, fault_emulator(scenario)))
@@ -278,7 +282,7 @@ impl AuthEmulators {
             ids.extend((0..AUTH_THREADS).map(|t| format!("{prefix}-t{t}")));
         }
         AuthEmulators(
-            FAULT_KINDS
+            KINDS
                 .iter()
                 .map(|&kind| {
                     let emu = Emulator::start(Config {
@@ -458,7 +462,7 @@ impl NetworkServers {
                 .collect()
         };
         NetworkServers(
-            FAULT_KINDS
+            KINDS
                 .iter()
                 .map(|&kind| NetworkSet {
                     kind,
@@ -607,120 +611,28 @@ impl NetworkServers {
     }
 }
 
-/// target/debug (or target/release): where cargo put this test and the library.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
-}
-
-fn run(what: &str, command: &mut Command) {
-    let output = command.output().unwrap_or_else(|err| {
-        panic!("{what}: could not run {command:?}: {err} (is it installed?)")
-    });
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn require_tool(tool: &str) {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "`{tool}` is required by the C API tests but was not found; install it (Debian: apt-get install -y {})",
-        match tool {
-            "cmake" | "ctest" => "cmake",
-            "cc" | "c++" => "build-essential",
-            other => other,
-        }
-    );
-}
-
-/// Builds the library with cargo (shared and static), then configures and builds `bindings-c`
-/// into `target/<profile>/bindings-c/<name>` with `cmake_args`, and runs ctest against fresh
-/// emulators. Returns the emulators for assertions on what they received.
-fn build_and_ctest(
-    name: &str,
-    cmake_args: &[&str],
-    ctest_filter: Option<&str>,
-    env: &[(&str, &str)],
-) -> Emulators {
-    for tool in ["cmake", "ctest", "cc", "c++", "pkg-config"] {
-        require_tool(tool);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let profile = profile_dir();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(root)
-        .args(["build", "-p", "intune-user-status", "--lib"]);
-    if profile.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    run("cargo build of the library", &mut build);
-
-    let build_dir = profile.join("bindings-c").join(name);
-    let _ = std::fs::remove_dir_all(build_dir.join("stage"));
-    run(
-        "cmake configure",
-        Command::new("cmake")
-            .arg("-S")
-            .arg(root.join("bindings-c"))
-            .arg("-B")
-            .arg(&build_dir)
-            .arg(format!("-DIUS_LIB_DIR={}", profile.display()))
-            .arg(format!(
-                "-DIUS_INCLUDE_DIR={}",
-                root.join("include").display()
-            ))
-            .arg(format!("-DIUS_VERSION={}", env!("CARGO_PKG_VERSION")))
-            .args(cmake_args),
-    );
-    run(
-        "cmake build",
-        Command::new("cmake")
-            .arg("--build")
-            .arg(&build_dir)
-            .args(["-j", "2"]),
-    );
-
+/// Starts fresh servers, runs the suite's test programs against them and returns the servers
+/// for assertions on what they received. `env` is added to the programs' environment.
+fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let no_content = emulator(PatchReturns::NoContent);
     let ok = emulator(PatchReturns::Ok);
     let faults = FaultEmulators::start();
     let auth = AuthEmulators::start();
     let network = NetworkServers::start();
-    let mut ctest = Command::new("ctest");
-    ctest
-        .arg("--test-dir")
-        .arg(&build_dir)
-        .args([
-            "--output-on-failure",
-            "--no-tests=error",
-            "--timeout",
-            "120",
-        ])
-        .env("IUS_TEST_BASE_URL", no_content.base_url())
-        .env("IUS_TEST_BASE_URL_200", ok.base_url())
-        .env("IUS_TEST_TOKEN", TOKEN)
-        .env("IUS_TEST_VERSION", env!("CARGO_PKG_VERSION"));
-    ctest.envs(faults.env());
-    ctest.envs(auth.env());
-    ctest.envs(network.env());
-    ctest.envs(env.iter().copied());
-    if let Some(filter) = ctest_filter {
-        ctest.args(["-R", filter]);
-    }
-    run(&format!("ctest ({name})"), &mut ctest);
+    let mut all: Vec<(String, String)> = [
+        ("IUS_TEST_BASE_URL", no_content.base_url()),
+        ("IUS_TEST_BASE_URL_200", ok.base_url()),
+        ("IUS_TEST_TOKEN", TOKEN.to_owned()),
+        ("IUS_TEST_VERSION", env!("CARGO_PKG_VERSION").to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    all.extend(faults.env());
+    all.extend(auth.env());
+    all.extend(network.env());
+    all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    suite.run(&all);
     Emulators {
         no_content,
         ok,
@@ -730,7 +642,7 @@ fn build_and_ctest(
     }
 }
 
-/// The emulators of one ctest run.
+/// The servers of one run of the test programs.
 struct Emulators {
     /// PATCH answers 204: the C and C++ API tests.
     no_content: Emulator,
@@ -826,7 +738,8 @@ fn assert_emulator_state(no_content: &Emulator, prefixes: &[&str]) {
 
 #[test]
 fn c_and_cpp_tests_pass_against_the_emulator() {
-    let servers = build_and_ctest("plain", &[], None, &[]);
+    let suite = Suite::compile(Variant::Plain);
+    let servers = run_against_servers(&suite, &[]);
     servers.assert_state();
     // The 200 emulator holds what the C++ test wrote through a moved-into client.
     let stored = servers
@@ -845,11 +758,9 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
 
 #[test]
 fn c_tests_are_clean_under_valgrind() {
-    require_tool("valgrind");
-    let servers = build_and_ctest(
-        "valgrind",
-        &["-DIUS_VALGRIND=ON"],
-        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_|^c_network_"),
+    let suite = Suite::compile(Variant::Valgrind);
+    let servers = run_against_servers(
+        &suite,
         // The paced client counts a request when it leaves, the emulator when it arrives; under
         // valgrind the gap varies by more than the usual 50 ms margin (10 per 1.05 s against 10
         // per second), so the window is widened to 1.5 s there.
@@ -862,10 +773,9 @@ fn c_tests_are_clean_under_valgrind() {
 #[test]
 fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
     // Leaks are errors; UBSan stops at the first finding (also compiled with -fno-sanitize-recover).
-    let servers = build_and_ctest(
-        "sanitize",
-        &["-DIUS_SANITIZE=ON"],
-        Some("^c_api_|^cpp_api_|^c_faults_|^c_auth_|^c_network_"),
+    let suite = Suite::compile(Variant::Sanitize);
+    let servers = run_against_servers(
+        &suite,
         &[
             (
                 "ASAN_OPTIONS",
@@ -876,4 +786,104 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
     );
     servers.assert_state();
     servers.shutdown();
+}
+
+/// `cmake --install` lays out the versioned library and its links, and programs built with
+/// `find_package` and with pkg-config against that copy link and run (shared and static).
+#[test]
+fn cmake_package_installs_and_its_consumers_build() {
+    let Some(stage) = c_build::cmake_package() else {
+        return;
+    };
+    assert_symlink_chain(&stage.join("lib"));
+    for header in ["intune_user_status.h", "intune_user_status.hpp"] {
+        let installed = std::fs::read(stage.join("include").join(header)).expect(header);
+        let source = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("include")
+                .join(header),
+        );
+        assert_eq!(
+            Some(installed),
+            source.ok(),
+            "{header} installed as checked in"
+        );
+    }
+    assert!(stage.join("lib/libintune_user_status.a").is_file());
+    let pc = std::fs::read_to_string(stage.join("lib/pkgconfig/intune_user_status.pc")).unwrap();
+    assert!(
+        pc.contains(concat!("Version: ", env!("CARGO_PKG_VERSION"))),
+        "{pc}"
+    );
+}
+
+/// `libintune_user_status.so` -> `.so.<major>` -> `.so.<version>`, a regular file.
+fn assert_symlink_chain(lib: &Path) {
+    let full = concat!("libintune_user_status.so.", env!("CARGO_PKG_VERSION"));
+    for (link, target) in [("libintune_user_status.so", SONAME), (SONAME, full)] {
+        let found = std::fs::read_link(lib.join(link))
+            .unwrap_or_else(|err| panic!("{link} is not a symlink: {err}"));
+        assert_eq!(found, Path::new(target), "{link}");
+    }
+    let real = std::fs::symlink_metadata(lib.join(full)).expect(full);
+    assert!(real.is_file(), "{full} is the library itself");
+}
+
+/// The shared object exports exactly the functions the header declares, nothing else.
+#[test]
+fn shared_object_exports_only_the_header_functions() {
+    if !c_build::tool_found("nm") {
+        println!(
+            "skipped: nm is not installed (binutils), so the exported symbols were not listed"
+        );
+        return;
+    }
+    let shared = c_build::build_library();
+    let listing = c_build::run(
+        "nm -D --defined-only",
+        Command::new("nm")
+            .args(["-D", "--defined-only"])
+            .arg(&shared),
+    );
+    let mut exported: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .collect();
+    exported.sort_unstable();
+    let header = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("include/intune_user_status.h"),
+    )
+    .unwrap();
+    // Every `ius_name(` in the header: a function (callback typedefs are `(*ius_name)(`).
+    let mut declared: Vec<&str> = header
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '('))
+        .filter_map(|word| word.split_once('(').map(|(name, _)| name))
+        .filter(|name| name.starts_with("ius_"))
+        .collect();
+    declared.sort_unstable();
+    declared.dedup();
+    assert!(
+        declared.len() >= 9,
+        "functions found in the header: {declared:?}"
+    );
+    assert_eq!(
+        exported,
+        declared,
+        "dynamic symbols of {}",
+        shared.display()
+    );
+}
+
+/// The shared object names the ABI's major version as its SONAME.
+#[test]
+fn shared_object_has_the_abi_major_version_as_soname() {
+    if !c_build::tool_found("readelf") {
+        println!("skipped: readelf is not installed (binutils), so the SONAME was not read");
+        return;
+    }
+    let shared = c_build::build_library();
+    let dynamic = c_build::run("readelf -d", Command::new("readelf").arg("-d").arg(&shared));
+    let soname: Vec<&str> = dynamic.lines().filter(|l| l.contains("(SONAME)")).collect();
+    assert_eq!(soname.len(), 1, "{dynamic}");
+    assert!(soname[0].ends_with(&format!("[{SONAME}]")), "{}", soname[0]);
 }

@@ -1,15 +1,34 @@
 //! The checked-in C header must be exactly what the pinned cbindgen generates from `src/ffi/`.
 //!
-//! Regenerate it with `IUS_BLESS=1 cargo test --test c_header`.
+//! Regenerate it with `IUS_BLESS=1 cargo test --test c_header`. The version macros
+//! (`IUS_VERSION_MAJOR` ..) come from `Cargo.toml`, so a version bump needs a regeneration too.
 
 use std::path::Path;
 
 const HEADER: &str = "include/intune_user_status.h";
 const REGENERATE: &str = "IUS_BLESS=1 cargo test --test c_header";
 
+/// The header's version macros: the version of `Cargo.toml` it was generated from.
+fn version_macros() -> String {
+    format!(
+        "\n/* The version this header belongs to (from Cargo.toml); ius_version() gives the loaded\n \
+         * library's at run time. See the README's \"ABI\" section. */\n\
+         #define IUS_VERSION_MAJOR {}\n\
+         #define IUS_VERSION_MINOR {}\n\
+         #define IUS_VERSION_PATCH {}\n\
+         #define IUS_VERSION_STRING \"{}\"",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_PATCH"),
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
 fn generate() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    config.after_includes = Some(version_macros());
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(root.join("src/lib.rs"))
@@ -65,6 +84,11 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
         "IUS_STATUS_PANIC = 200,",
         "typedef uint32_t ius_status;",
         "#include <stdbool.h>",
+        concat!(
+            "#define IUS_VERSION_STRING \"",
+            env!("CARGO_PKG_VERSION"),
+            "\""
+        ),
         "Do not edit",
     ] {
         assert!(header.contains(decl), "missing `{decl}` in:\n{header}");

@@ -12,9 +12,9 @@ get_filename_component(_ius_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE
 if(NOT TARGET IntuneUserStatus::intune_user_status)
   add_library(IntuneUserStatus::intune_user_status SHARED IMPORTED)
   set_target_properties(IntuneUserStatus::intune_user_status PROPERTIES
+    # The development link; programs record the library's SONAME (libintune_user_status.so.<major>)
+    # and find it at run time through their RPATH, LD_LIBRARY_PATH or the system's library path.
     IMPORTED_LOCATION "${_ius_prefix}/lib/libintune_user_status.so"
-    # The library has no SONAME: link it by name, find it through the RPATH or LD_LIBRARY_PATH.
-    IMPORTED_NO_SONAME TRUE
     INTERFACE_INCLUDE_DIRECTORIES "${_ius_prefix}/include")
 endif()
 if(NOT TARGET IntuneUserStatus::intune_user_status_static)

@@ -51,6 +51,12 @@ static int has(const char *json, const char *needle) {
 static void test_static_functions(void) {
   const char *version = ius_version();
   CHECK(version != NULL && strcmp(version, ius_env("IUS_TEST_VERSION")) == 0);
+  /* The header's version macros agree with each other and with the library it is linked to. */
+  char from_numbers[48];
+  snprintf(from_numbers, sizeof from_numbers, "%d.%d.%d", IUS_VERSION_MAJOR, IUS_VERSION_MINOR,
+           IUS_VERSION_PATCH);
+  CHECK(strcmp(from_numbers, IUS_VERSION_STRING) == 0);
+  CHECK(version != NULL && strcmp(version, IUS_VERSION_STRING) == 0);
   CHECK(strcmp(ius_status_name(IUS_STATUS_OK), "OK") == 0);
   CHECK(strcmp(ius_status_name(IUS_STATUS_NULL_ARGUMENT), "NULL_ARGUMENT") == 0);
   CHECK(strcmp(ius_status_name(IUS_STATUS_INVALID_UTF8), "INVALID_UTF8") == 0);
