@@ -141,7 +141,7 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
     );
 }
 
-/// The README's C and C++ quick starts are the files CMake compiles, word for word.
+/// The README's C and C++ quick starts are the files `tests/c_api.rs` compiles, word for word.
 #[test]
 fn readme_quick_starts_are_the_compiled_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
