@@ -46,6 +46,7 @@ mod resolver;
 mod response;
 mod retry;
 mod target;
+mod tls;
 mod url;
 
 pub use auth::{

@@ -88,7 +88,7 @@ impl NetworkSettings {
         };
         Ok(TlsConfig::builder()
             .root_certs(roots)
-            .unversioned_rustls_crypto_provider(Arc::clone(&RING))
+            .unversioned_rustls_crypto_provider(Arc::clone(&crate::tls::PROVIDER))
             .build())
     }
 }
@@ -101,25 +101,6 @@ static MOZILLA_ROOTS: LazyLock<Arc<Vec<Certificate<'static>>>> = LazyLock::new(|
             .map(|der| Certificate::from_der(der.as_ref()))
             .collect(),
     )
-});
-
-/// rustls' ring provider (the crypto `ring` signing already uses) with the AES-GCM cipher suites
-/// only. AES-GCM is mandatory in TLS 1.3 (RFC 8446) and what Graph and the identity endpoints
-/// negotiate in TLS 1.2 too; leaving ChaCha20-Poly1305 out keeps its ~55 KB of code out of the
-/// library. Key exchange and signature algorithms are ring's defaults.
-static RING: LazyLock<Arc<rustls::crypto::CryptoProvider>> = LazyLock::new(|| {
-    use rustls::crypto::ring::cipher_suite as suite;
-    Arc::new(rustls::crypto::CryptoProvider {
-        cipher_suites: vec![
-            suite::TLS13_AES_256_GCM_SHA384,
-            suite::TLS13_AES_128_GCM_SHA256,
-            suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-            suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-            suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-        ],
-        ..rustls::crypto::ring::default_provider()
-    })
 });
 
 /// The CA certificates in a PEM bundle; at least one, and nothing unreadable.

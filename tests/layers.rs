@@ -18,7 +18,7 @@ const LAYERS: &[(u32, &[&str])] = &[
         ],
     ),
     // Where tokens come from, and how the network is reached.
-    (2, &["auth", "network", "resolver"]),
+    (2, &["auth", "network", "resolver", "tls"]),
     // The one request pipeline.
     (3, &["pipeline"]),
     // The operations and what their responses mean.
