@@ -13,7 +13,6 @@
 //!
 //! [`cmake_package`] is the one part that needs cmake: the CMake project's install and its
 //! `find_package` and pkg-config consumers.
-#![allow(dead_code)]
 
 use std::ffi::OsString;
 use std::fs::File;
