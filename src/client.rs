@@ -166,18 +166,7 @@ impl Client {
         patch: &UserStatusPatch,
         options: &CallOptions,
     ) -> Result<UpdateOutcome, Error> {
-        patch.validate()?;
-        if let Some(id) = patch.get_id()
-            && id != target.user_status_id()
-        {
-            return Err(Error::invalid(
-                "id",
-                format!(
-                    "\"{id}\" differs from the target's user status id \"{}\"; the id cannot be changed",
-                    target.user_status_id()
-                ),
-            ));
-        }
+        patch.validate_for(target)?;
         let url = self.url(target, options)?;
         let budget = self.budget(options)?;
         let started = std::time::Instant::now();
@@ -199,10 +188,7 @@ impl Client {
         match response.status {
             200 => Ok(UpdateOutcome::Updated(response::entity(&response)?)),
             204 => {
-                if options
-                    .fetch_after_no_content
-                    .unwrap_or(self.fetch_after_no_content)
-                {
+                if self.fetches_after_no_content(options) {
                     Ok(self.fetch_after_update(target, options, &budget, started))
                 } else {
                     Ok(UpdateOutcome::NoContent)
@@ -238,7 +224,18 @@ impl Client {
         }
     }
 
-    fn url(&self, target: &Target, options: &CallOptions) -> Result<String, Error> {
+    pub(crate) fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Whether this call GETs the object after a 204.
+    pub(crate) fn fetches_after_no_content(&self, options: &CallOptions) -> bool {
+        options
+            .fetch_after_no_content
+            .unwrap_or(self.fetch_after_no_content)
+    }
+
+    pub(crate) fn url(&self, target: &Target, options: &CallOptions) -> Result<String, Error> {
         let mut url = String::with_capacity(self.pipeline.root().len() + 160);
         url.push_str(self.pipeline.root());
         target.write_url(&mut url, options.api_version.unwrap_or(self.api_version))?;
@@ -273,7 +270,7 @@ impl Client {
         }
     }
 
-    fn budget(&self, options: &CallOptions) -> Result<Budget, Error> {
+    pub(crate) fn budget(&self, options: &CallOptions) -> Result<Budget, Error> {
         // The client's own settings were checked when it was built; only a call's are new.
         if let Some(retry) = &options.retry {
             retry.validate("retry")?;
@@ -287,7 +284,7 @@ impl Client {
         })
     }
 
-    fn failure(&self, response: Response, expected: &str) -> Error {
+    pub(crate) fn failure(&self, response: Response, expected: &str) -> Error {
         if response.status >= 400 {
             response::graph_error(response)
         } else {

@@ -13,7 +13,7 @@ use crate::auth_error::AuthError;
 /// Messages are written for an operator reading a log: they name the field or the HTTP status,
 /// Graph's error code and the `request-id` Microsoft support asks for. Tokens and secrets never
 /// appear in them.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The caller's input was rejected before anything was sent.

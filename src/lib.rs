@@ -28,8 +28,11 @@
 
 mod auth;
 mod auth_error;
+mod batch;
+mod bulk;
 mod client;
 mod cloud;
+mod collection;
 mod config;
 mod datetime;
 mod error;
@@ -43,8 +46,10 @@ mod pacing;
 mod patch;
 mod pipeline;
 mod resolver;
+mod resource;
 mod response;
 mod retry;
+mod scheduler;
 mod target;
 mod tls;
 mod url;
@@ -54,8 +59,10 @@ pub use auth::{
     Credential, StaticToken, TokenProvider,
 };
 pub use auth_error::AuthError;
+pub use bulk::BulkItem;
 pub use client::{CallOptions, Client, UpdateOutcome};
 pub use cloud::Cloud;
+pub use collection::Collection;
 pub use config::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use datetime::{DateTimeOffset, InvalidDateTime};
 pub use error::{Error, GraphError, TransportKind};
@@ -65,6 +72,7 @@ pub use model::{
 };
 pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;
+pub use resource::{DEFAULT_MAX_PAGES, ListOptions};
 pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
 pub use target::{ApiVersion, Route, Target};
 

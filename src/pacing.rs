@@ -68,9 +68,15 @@ impl Gate {
         }
     }
 
-    /// Blocks until a request may be sent and counts it as sent. When the wait would pass
-    /// `deadline`, returns at once with the wait that was needed instead.
-    pub fn admit(&self, deadline: Option<Instant>) -> Result<(), Duration> {
+    /// Blocks until a request that counts as `count` requests may be sent (a `$batch` counts
+    /// each of its inner requests, as Intune does) and counts it as sent. When the wait would pass
+    /// `deadline`, returns at once with the wait that was needed instead. A count above the limit
+    /// is taken as the limit: the request waits for a whole empty window.
+    pub fn admit_many(&self, count: u32, deadline: Option<Instant>) -> Result<(), Duration> {
+        let count = match self.pacing {
+            Some(pacing) => count.clamp(1, pacing.requests) as usize,
+            None => 1,
+        };
         if self.pacing.is_none() && self.lock().held_until.is_none() {
             return Ok(()); // the common case costs one uncontended lock
         }
@@ -78,13 +84,13 @@ impl Gate {
             let now = Instant::now();
             let wait = {
                 let mut state = self.lock();
-                let wait = state.wait_needed(self.pacing, now);
+                let wait = state.wait_needed(self.pacing, count, now);
                 if wait.is_zero() {
                     if let Some(pacing) = self.pacing {
-                        if state.sent.len() == pacing.requests as usize {
+                        while state.sent.len() + count > pacing.requests as usize {
                             state.sent.pop_front();
                         }
-                        state.sent.push_back(now);
+                        state.sent.extend(std::iter::repeat_n(now, count));
                     }
                     return Ok(());
                 }
@@ -96,6 +102,11 @@ impl Gate {
             // Sleep outside the lock; another thread may take the slot first, so check again.
             std::thread::sleep(wait);
         }
+    }
+
+    /// The client-side rate limit, if any.
+    pub fn pacing(&self) -> Option<Pacing> {
+        self.pacing
     }
 
     /// Holds every thread's next request until `until` (a 429's `Retry-After` has passed).
@@ -114,7 +125,8 @@ impl Gate {
 }
 
 impl State {
-    fn wait_needed(&mut self, pacing: Option<Pacing>, now: Instant) -> Duration {
+    /// How long until `count` more requests fit in every window.
+    fn wait_needed(&mut self, pacing: Option<Pacing>, count: usize, now: Instant) -> Duration {
         let mut wait = Duration::ZERO;
         if let Some(until) = self.held_until {
             if until > now {
@@ -123,9 +135,11 @@ impl State {
                 self.held_until = None;
             }
         }
+        // The request may leave once the send that would be the window's oldest has aged out.
         if let Some(pacing) = pacing
-            && self.sent.len() == pacing.requests as usize
-            && let Some(&oldest) = self.sent.front()
+            && let Some(excess) = (self.sent.len() + count).checked_sub(pacing.requests as usize)
+            && excess > 0
+            && let Some(&oldest) = self.sent.get(excess - 1)
         {
             wait = wait.max((oldest + pacing.per).saturating_duration_since(now));
         }
@@ -142,7 +156,7 @@ mod tests {
         let gate = Gate::new(Some(Pacing::new(5, Duration::from_millis(100))));
         let mut sent = Vec::new();
         for _ in 0..12 {
-            gate.admit(None).unwrap();
+            gate.admit_many(1, None).unwrap();
             sent.push(Instant::now());
         }
         for (i, at) in sent.iter().enumerate() {
@@ -157,19 +171,39 @@ mod tests {
     }
 
     #[test]
+    fn a_weighted_request_counts_as_many_and_no_window_overflows() {
+        let gate = Gate::new(Some(Pacing::new(10, Duration::from_millis(200))));
+        let started = Instant::now();
+        gate.admit_many(6, None).unwrap();
+        gate.admit_many(4, None).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "10 fit at once"
+        );
+        // The window is full: 6 more must wait for the first 6 to age out.
+        let needed = gate.admit_many(6, Some(Instant::now())).unwrap_err();
+        assert!(needed > Duration::from_millis(100), "{needed:?}");
+        gate.admit_many(6, None).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // More than the limit waits for a whole empty window instead of never leaving.
+        gate.admit_many(25, None).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    }
+
+    #[test]
     fn a_hold_delays_the_next_request_and_a_short_deadline_gives_up_at_once() {
         let gate = Gate::new(None);
         let started = Instant::now();
         gate.hold_until(started + Duration::from_millis(80));
         let needed = gate
-            .admit(Some(started + Duration::from_millis(10)))
+            .admit_many(1, Some(started + Duration::from_millis(10)))
             .unwrap_err();
         assert!(needed > Duration::from_millis(50));
         assert!(
             started.elapsed() < Duration::from_millis(50),
             "no pointless sleep"
         );
-        gate.admit(None).unwrap();
+        gate.admit_many(1, None).unwrap();
         assert!(started.elapsed() >= Duration::from_millis(80));
     }
 }

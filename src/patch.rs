@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::json;
 use crate::model::ODATA_TYPE;
-use crate::{ComplianceStatus, DateTimeOffset, Error};
+use crate::{ComplianceStatus, DateTimeOffset, Error, Target};
 
 const PROPERTIES: &str = "@odata.type, id, userDisplayName, devicesCount, status, lastReportedDateTime, userPrincipalName";
 
@@ -204,6 +204,24 @@ impl UserStatusPatch {
                 "patch",
                 "is empty; set at least one of userDisplayName, devicesCount, status, \
                  lastReportedDateTime, userPrincipalName",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`validate`](Self::validate), and checks that an `id` in the patch is the target's: Graph
+    /// cannot change an entity's key.
+    pub(crate) fn validate_for(&self, target: &Target) -> Result<(), Error> {
+        self.validate()?;
+        if let Some(id) = self.get_id()
+            && id != target.user_status_id()
+        {
+            return Err(Error::invalid(
+                "id",
+                format!(
+                    "\"{id}\" differs from the target's user status id \"{}\"; the id cannot be changed",
+                    target.user_status_id()
+                ),
             ));
         }
         Ok(())

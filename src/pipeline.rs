@@ -152,9 +152,30 @@ impl Pipeline {
         &self.root
     }
 
+    /// The client-side rate limit, if any.
+    pub fn pacing(&self) -> Option<Pacing> {
+        self.gate.pacing()
+    }
+
+    /// Holds every request of the client until `until` (a throttled inner request of a batch).
+    pub fn hold_until(&self, until: Instant) {
+        self.gate.hold_until(until);
+    }
+
     /// Sends `request`, retrying as `budget` allows, and returns the final response, whatever
     /// its status; the operation decides what the status means.
     pub fn execute(&self, request: &Request<'_>, budget: Budget) -> Result<Response, Error> {
+        self.execute_counted(request, 1, budget)
+    }
+
+    /// [`execute`](Self::execute) for a request the pacing gate counts as `count` requests (a
+    /// `$batch` of `count` inner requests: Intune counts each).
+    pub fn execute_counted(
+        &self,
+        request: &Request<'_>,
+        count: u32,
+        budget: Budget,
+    ) -> Result<Response, Error> {
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let deadline = budget.total.map(|total| started + total);
@@ -164,7 +185,7 @@ impl Pipeline {
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
-            if let Err(wait) = self.gate.admit(deadline) {
+            if let Err(wait) = self.gate.admit_many(count, deadline) {
                 return Err(Error::Throttled {
                     wait,
                     client_request_id,
@@ -454,7 +475,7 @@ fn path_of(url: &str) -> &str {
 }
 
 /// `scheme://host:port`, with the port made explicit, to compare origins.
-fn origin(url: &str) -> Option<(String, String, u16)> {
+pub(crate) fn origin(url: &str) -> Option<(String, String, u16)> {
     let uri: Uri = url.parse().ok()?;
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let port = uri

@@ -282,8 +282,9 @@ pub struct Target {
     user_status_id: String,
 }
 
+/// What a collection of user statuses hangs under (see [`Collection`](crate::Collection)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Parent {
+pub(crate) enum Parent {
     DeviceConfiguration { id: String, route: Route },
     AutopilotDomainJoin { profile_id: String },
 }
@@ -416,24 +417,50 @@ impl Target {
 
     /// The route under the device configuration (`None` for the Autopilot path).
     pub fn route(&self) -> Option<&Route> {
-        match &self.parent {
-            Parent::DeviceConfiguration { route, .. } => Some(route),
-            Parent::AutopilotDomainJoin { .. } => None,
-        }
+        self.parent.route()
     }
 
     /// Checks the ids and the version, then appends
     /// `/{version}/deviceManagement/.../userStatuses/{id}` to `url` (the service root).
     pub(crate) fn write_url(&self, url: &mut String, version: ApiVersion) -> Result<(), Error> {
-        self.write_collection_url(url, version)?;
+        self.parent.write_collection_url(url, version)?;
         url.push('/');
         push_id(url, "userStatusId", &self.user_status_id)
     }
 
-    fn write_collection_url(&self, url: &mut String, version: ApiVersion) -> Result<(), Error> {
+    /// A target under `parent`.
+    pub(crate) fn from_parent(parent: Parent, user_status_id: String) -> Target {
+        Target {
+            parent,
+            user_status_id,
+        }
+    }
+
+    /// Where the target's collection hangs.
+    pub(crate) fn parent(&self) -> &Parent {
+        &self.parent
+    }
+}
+
+impl Parent {
+    /// The route under the device configuration (`None` for the Autopilot path).
+    pub(crate) fn route(&self) -> Option<&Route> {
+        match self {
+            Parent::DeviceConfiguration { route, .. } => Some(route),
+            Parent::AutopilotDomainJoin { .. } => None,
+        }
+    }
+
+    /// Checks the ids and the version, then appends `/{version}/deviceManagement/.../userStatuses`
+    /// to `url` (the service root).
+    pub(crate) fn write_collection_url(
+        &self,
+        url: &mut String,
+        version: ApiVersion,
+    ) -> Result<(), Error> {
         url.push('/');
         url.push_str(version.as_str());
-        match &self.parent {
+        match self {
             Parent::DeviceConfiguration { id, route } => {
                 let row = route.row();
                 if !row.versions.contains(&version) {

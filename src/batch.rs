@@ -1,0 +1,215 @@
+//! Graph's JSON batching wire format (`POST /{version}/$batch`): the request envelope and the
+//! decoder that splits its answer into one response per inner request.
+//!
+//! Bodies are written into the envelope as the bytes the caller serialized once, so a retried
+//! item costs no new serialization; inner answers become [`Response`]s, so the same decoders
+//! (`response::entity`, `response::graph_error`) read them as they read a direct answer.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::pipeline::Response;
+
+/// At most this many requests go in one batch (Graph's limit).
+pub(crate) const MAX_BATCH: usize = 20;
+
+/// One inner request, borrowed from what the caller prepared once.
+pub(crate) struct InnerRequest<'a> {
+    /// Unique within the batch, compared without regard to case.
+    pub id: &'a str,
+    pub method: &'a str,
+    /// Relative to the version root: `/deviceManagement/...`.
+    pub url: &'a str,
+    /// A JSON document, written into the envelope as is.
+    pub body: Option<&'a [u8]>,
+}
+
+/// `{"requests":[{"id","method","url","headers":{"Content-Type":"application/json"},"body"}]}`.
+pub(crate) fn encode<'a>(requests: impl IntoIterator<Item = InnerRequest<'a>>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"requests\":[");
+    for (n, request) in requests.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":");
+        push_string(&mut out, request.id);
+        out.extend_from_slice(b",\"method\":");
+        push_string(&mut out, request.method);
+        out.extend_from_slice(b",\"url\":");
+        push_string(&mut out, request.url);
+        if let Some(body) = request.body {
+            out.extend_from_slice(
+                b",\"headers\":{\"Content-Type\":\"application/json\"},\"body\":",
+            );
+            out.extend_from_slice(body);
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn push_string(out: &mut Vec<u8>, text: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    responses: Vec<Inner>,
+}
+
+#[derive(Deserialize)]
+struct Inner {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: HashMap<String, Value>,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+/// The inner responses of a 200 `$batch` answer, keyed by id in lower case (Graph compares ids
+/// without regard to case). Each is a complete [`Response`] carrying the batch's
+/// `client-request-id`; `attempts` is left for the caller to set per item.
+pub(crate) fn decode(batch: &Response) -> Result<HashMap<String, Response>, String> {
+    let envelope: Envelope = serde_json::from_slice(&batch.body)
+        .map_err(|err| format!("the $batch body is not a batch response: {err}"))?;
+    let mut by_id = HashMap::with_capacity(envelope.responses.len());
+    for inner in envelope.responses {
+        let key = inner.id.to_lowercase();
+        if by_id.contains_key(&key) {
+            return Err(format!(
+                "the $batch answer holds two responses for id \"{}\"",
+                inner.id
+            ));
+        }
+        let mut headers = HeaderMap::with_capacity(inner.headers.len());
+        for (name, value) in inner.headers {
+            let text = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            // A header Graph could not have sent on the wire is dropped, not fatal.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(text),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let body = match inner.body {
+            None | Some(Value::Null) => Vec::new(),
+            // Graph sends non-JSON inner bodies base64-encoded as a string; kept as the text.
+            Some(Value::String(text)) => text.into_bytes(),
+            Some(value) => serde_json::to_vec(&value).unwrap_or_default(),
+        };
+        by_id.insert(
+            key,
+            Response {
+                status: inner.status,
+                headers,
+                body,
+                client_request_id: batch.client_request_id.clone(),
+                attempts: 0,
+                retry_stopped: None,
+                redirected_to_get: false,
+            },
+        );
+    }
+    Ok(by_id)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A 200 `$batch` answer with `body`, as the pipeline would return it.
+    pub(crate) fn batch_response(body: &str) -> Response {
+        Response {
+            status: 200,
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+            client_request_id: "crid-batch".into(),
+            attempts: 1,
+            retry_stopped: None,
+            redirected_to_get: false,
+        }
+    }
+
+    #[test]
+    fn the_envelope_carries_each_body_byte_for_byte() {
+        let body = br#"{"devicesCount":3,"status":"compliant"}"#;
+        let encoded = encode([
+            InnerRequest {
+                id: "0",
+                method: "PATCH",
+                url: "/deviceManagement/deviceConfigurations/c%2F1/userStatuses/u\"1",
+                body: Some(body),
+            },
+            InnerRequest {
+                id: "1",
+                method: "GET",
+                url: "/deviceManagement/x",
+                body: None,
+            },
+        ]);
+        let text = String::from_utf8(encoded).unwrap();
+        assert!(
+            text.contains(r#""body":{"devicesCount":3,"status":"compliant"}}"#),
+            "{text}"
+        );
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let requests = value["requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(
+            requests[0],
+            serde_json::json!({
+                "id": "0", "method": "PATCH",
+                "url": "/deviceManagement/deviceConfigurations/c%2F1/userStatuses/u\"1",
+                "headers": {"Content-Type": "application/json"},
+                "body": {"devicesCount": 3, "status": "compliant"}
+            })
+        );
+        assert_eq!(
+            requests[1],
+            serde_json::json!({"id": "1", "method": "GET", "url": "/deviceManagement/x"})
+        );
+        assert_eq!(encode([]), b"{\"requests\":[]}");
+    }
+
+    #[test]
+    fn answers_are_keyed_by_id_without_regard_to_case_with_their_own_headers() {
+        let batch = batch_response(
+            r#"{"responses":[
+                {"id":"B","status":429,"headers":{"Retry-After":"0.249","x-n":5},"body":{"error":{"code":"TooManyRequests"}}},
+                {"id":"a","status":204,"body":null}
+            ]}"#,
+        );
+        let by_id = decode(&batch).unwrap();
+        assert_eq!(by_id.len(), 2);
+        let throttled = &by_id["b"];
+        assert_eq!(throttled.status, 429);
+        assert_eq!(throttled.header("retry-after"), Some("0.249"));
+        assert_eq!(throttled.header("x-n"), Some("5"));
+        assert_eq!(throttled.client_request_id, "crid-batch");
+        assert!(String::from_utf8_lossy(&throttled.body).contains("TooManyRequests"));
+        assert!(by_id["a"].body.is_empty());
+    }
+
+    #[test]
+    fn malformed_answers_and_duplicate_ids_are_refused() {
+        for body in [
+            "",
+            "{}",
+            r#"{"responses":[{"status":200}]}"#,
+            r#"{"responses":[{"id":"x","status":204},{"id":"X","status":204}]}"#,
+        ] {
+            assert!(decode(&batch_response(body)).is_err(), "{body}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Bulk updates: many (target, patch) items in `$batch` requests, one result per item.
+
+use crate::client::CallOptions;
+use crate::pipeline::Budget;
+use crate::scheduler::{self, Prepared};
+use crate::{ApiVersion, Client, Error, Target, UpdateOutcome, UserStatusPatch, response};
+
+/// One item of a bulk update: which user status, what to set, and optionally the API version
+/// (default: the call's, else the client's).
+///
+/// ```
+/// use intune_user_status::{ApiVersion, BulkItem, ComplianceStatus, Target, UserStatusPatch};
+/// let item = BulkItem::new(
+///     Target::new("config-1", "status-1"),
+///     UserStatusPatch::new().status(ComplianceStatus::Compliant),
+/// )
+/// .api_version(ApiVersion::V1_0);
+/// assert_eq!(item.target().user_status_id(), "status-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkItem {
+    target: Target,
+    patch: UserStatusPatch,
+    api_version: Option<ApiVersion>,
+}
+
+impl BulkItem {
+    /// Sets `patch` on `target`.
+    pub fn new(target: Target, patch: UserStatusPatch) -> BulkItem {
+        BulkItem {
+            target,
+            patch,
+            api_version: None,
+        }
+    }
+
+    /// Sends this item to `version` (default: the call's, else the client's).
+    pub fn api_version(mut self, version: ApiVersion) -> BulkItem {
+        self.api_version = Some(version);
+        self
+    }
+
+    /// The user status this item updates.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// What this item sets.
+    pub fn patch(&self) -> &UserStatusPatch {
+        &self.patch
+    }
+
+    /// The API version this item asked for, if it did.
+    pub fn requested_api_version(&self) -> Option<ApiVersion> {
+        self.api_version
+    }
+
+    /// Validates the item and serializes its body once.
+    fn prepare(&self, default_version: ApiVersion) -> Result<Prepared, Error> {
+        self.patch
+            .validate_for(&self.target)
+            .map_err(|err| nest("patch", err))?;
+        let version = self.api_version.unwrap_or(default_version);
+        let mut url = String::with_capacity(160);
+        self.target
+            .write_url(&mut url, version)
+            .map_err(|err| nest("target", err))?;
+        // A batch's inner URLs are relative to the version root.
+        let path = url.split_off(1 + version.as_str().len());
+        Ok(Prepared {
+            version,
+            path,
+            body: Some(self.patch.to_json()),
+        })
+    }
+}
+
+/// Names an item's invalid field relative to the item: `patch.devicesCount`, `target.route`.
+fn nest(part: &str, error: Error) -> Error {
+    match error {
+        Error::InvalidInput { field, reason } => Error::InvalidInput {
+            field: if field == part {
+                field
+            } else {
+                format!("{part}.{field}")
+            },
+            reason,
+        },
+        other => other,
+    }
+}
+
+impl Client {
+    /// Updates many user statuses through Graph's JSON batching and returns one result per item,
+    /// in input order.
+    ///
+    /// Items go in `POST /{version}/$batch` requests of at most 20 (fewer when the client's
+    /// pacing window is smaller), one API version per batch, each inner request the PATCH a
+    /// single [`update_user_status`](Self::update_user_status) would send (same encoded path, same
+    /// body bytes). An invalid item gets its own [`Error::InvalidInput`], whose `field` is
+    /// relative to the item (`patch.devicesCount`, `target.route`), and is not sent; the others
+    /// are.
+    ///
+    /// An item answered 429, 503 or 504 is sent again in a later batch after its own
+    /// `Retry-After` (or the backoff), within the retry policy counted per item; when its retries
+    /// run out its result is that answer as an [`Error::Graph`] (with `retry_after` and its own
+    /// `attempts`), as a single update reports it. A 429 also holds every request of the client,
+    /// as a direct one does. The batch itself is retried whole on 429, 503, 504 and failed
+    /// connections (every item is a PATCH, so resending is safe); a 401 refreshes the token
+    /// once; any other failure of the batch becomes each of its items' result. The call's total
+    /// budget bounds the whole call: an item whose next retry would pass it gets
+    /// [`Error::Throttled`] (after a 429) or [`Error::Timeout`] with the wait it was given.
+    /// Pacing counts every inner request.
+    ///
+    /// Each body is serialized once; memory stays proportional to the input.
+    ///
+    /// ```no_run
+    /// use intune_user_status::{BulkItem, Client, ComplianceStatus, Target, UserStatusPatch};
+    /// let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+    /// let items: Vec<BulkItem> = (0..45)
+    ///     .map(|n| BulkItem::new(
+    ///         Target::new("config-id", format!("status-{n}")),
+    ///         UserStatusPatch::new().status(ComplianceStatus::Compliant),
+    ///     ))
+    ///     .collect();
+    /// for (item, result) in items.iter().zip(client.update_user_statuses(&items)) {
+    ///     if let Err(err) = result {
+    ///         eprintln!("{}: {err}", item.target().user_status_id());
+    ///     }
+    /// }
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn update_user_statuses(&self, items: &[BulkItem]) -> Vec<Result<UpdateOutcome, Error>> {
+        self.update_user_statuses_with(items, &CallOptions::default())
+    }
+
+    /// [`update_user_statuses`](Self::update_user_statuses) with per-call options: the API
+    /// version of items that name none, the retry policy (counted per item), the total budget,
+    /// and whether to GET each object after a 204 (those GETs are batched too).
+    pub fn update_user_statuses_with(
+        &self,
+        items: &[BulkItem],
+        options: &CallOptions,
+    ) -> Vec<Result<UpdateOutcome, Error>> {
+        let budget = match self.budget(options) {
+            Ok(budget) => budget,
+            Err(error) => return items.iter().map(|_| Err(error.clone())).collect(),
+        };
+        let started = std::time::Instant::now();
+        let version = options.api_version.unwrap_or(self.api_version());
+        let mut results: Vec<Result<UpdateOutcome, Error>> = Vec::with_capacity(items.len());
+        let mut prepared = Vec::with_capacity(items.len());
+        // Where each prepared request's result goes.
+        let mut slots = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            match item.prepare(version) {
+                Ok(request) => {
+                    prepared.push(request);
+                    slots.push(index);
+                    results.push(Ok(UpdateOutcome::NoContent));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        let answers = scheduler::run(self.pipeline(), "PATCH", &prepared, budget);
+        for (&index, answer) in slots.iter().zip(answers) {
+            results[index] = answer.and_then(|inner| match inner.status {
+                200 => response::entity(&inner).map(UpdateOutcome::Updated),
+                204 => Ok(UpdateOutcome::NoContent),
+                _ => Err(self.failure(inner, "PATCH answers 200 or 204")),
+            });
+        }
+        if self.fetches_after_no_content(options) {
+            self.fetch_after_updates(&mut results, prepared, &slots, budget, started);
+        }
+        results
+    }
+
+    /// The batched GETs after 204s, within what is left of the budget. As for a single update,
+    /// a failed read leaves `NoContent` (the update was applied) and is logged.
+    fn fetch_after_updates(
+        &self,
+        results: &mut [Result<UpdateOutcome, Error>],
+        prepared: Vec<Prepared>,
+        slots: &[usize],
+        budget: Budget,
+        started: std::time::Instant,
+    ) {
+        let mut gets = Vec::new();
+        let mut get_slots = Vec::new();
+        for (request, &index) in prepared.into_iter().zip(slots) {
+            if matches!(results[index], Ok(UpdateOutcome::NoContent)) {
+                gets.push(Prepared {
+                    body: None,
+                    ..request
+                });
+                get_slots.push(index);
+            }
+        }
+        if gets.is_empty() {
+            return;
+        }
+        let mut budget = budget;
+        if let Some(total) = budget.total {
+            let left = total.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                log::warn!("the updates were applied (204); no time was left to read them back");
+                return;
+            }
+            budget.total = Some(left);
+        }
+        let answers = scheduler::run(self.pipeline(), "GET", &gets, budget);
+        for (index, answer) in get_slots.into_iter().zip(answers) {
+            let read = answer.and_then(|inner| match inner.status {
+                200 => response::entity(&inner),
+                _ => Err(self.failure(inner, "GET answers 200")),
+            });
+            match read {
+                Ok(entity) => results[index] = Ok(UpdateOutcome::Fetched(entity)),
+                Err(err) => {
+                    log::warn!("an update was applied (204) but reading it back failed: {err}")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The rest of the resource: list (every page), create and delete, each a request description
+//! plus a response decoder over the one pipeline.
+
+use std::time::{Duration, Instant};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use ureq::http::Method;
+
+use crate::client::CallOptions;
+use crate::pipeline::{Budget, Request, origin};
+use crate::{
+    ApiVersion, Client, Collection, DeviceConfigurationUserStatus, Error, Target, UserStatusPatch,
+    response,
+};
+
+/// Pages followed at most unless [`ListOptions::max_pages`] says otherwise.
+pub const DEFAULT_MAX_PAGES: u32 = 1000;
+
+/// What [`Client::list_user_statuses`] asks for: OData `$top`, `$filter`, `$select`, and how many
+/// pages it may follow.
+///
+/// ```
+/// use intune_user_status::ListOptions;
+/// let options = ListOptions::new().top(50).filter("status eq 'error'").select(["id", "status"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListOptions {
+    /// `$top`: entities per page (the service may send fewer).
+    pub top: Option<u32>,
+    /// `$filter`, sent as written (percent-encoded).
+    pub filter: Option<String>,
+    /// `$select`: the properties to return (default: all).
+    pub select: Vec<String>,
+    /// Pages followed at most (default 1000); a collection with more is an error, never a
+    /// truncated list.
+    pub max_pages: u32,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            top: None,
+            filter: None,
+            select: Vec::new(),
+            max_pages: DEFAULT_MAX_PAGES,
+        }
+    }
+}
+
+impl ListOptions {
+    /// Every entity, default page size.
+    pub fn new() -> ListOptions {
+        ListOptions::default()
+    }
+
+    /// Sets `$top`.
+    pub fn top(mut self, top: u32) -> Self {
+        self.top = Some(top);
+        self
+    }
+
+    /// Sets `$filter`.
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+
+    /// Sets `$select`.
+    pub fn select(mut self, properties: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.select = properties.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Follows at most `pages` pages (at least 1).
+    pub fn max_pages(mut self, pages: u32) -> Self {
+        self.max_pages = pages;
+        self
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.max_pages == 0 {
+            return Err(Error::invalid("maxPages", "must be at least 1"));
+        }
+        if self.top == Some(0) {
+            return Err(Error::invalid("top", "must be at least 1"));
+        }
+        if self.filter.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::invalid("filter", "must not be empty"));
+        }
+        if let Some(bad) = self.select.iter().find(|p| {
+            p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '@' || c == '.')
+        }) {
+            return Err(Error::invalid(
+                "select",
+                format!("\"{bad}\" is not a property name"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `?$top=..&$filter=..&$select=..`, each value percent-encoded.
+    fn write_query(&self, url: &mut String) {
+        let mut separator = '?';
+        let mut push = |url: &mut String, name: &str, value: &str| {
+            url.push(separator);
+            separator = '&';
+            url.push_str(name);
+            url.push('=');
+            url.extend(utf8_percent_encode(value, QUERY_VALUE));
+        };
+        if let Some(top) = self.top {
+            push(url, "$top", &top.to_string());
+        }
+        if let Some(filter) = &self.filter {
+            push(url, "$filter", filter);
+        }
+        if !self.select.is_empty() {
+            push(url, "$select", &self.select.join(","));
+        }
+    }
+}
+
+/// Everything but RFC 3986 `unreserved` and `,` is escaped in a query value.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b',');
+
+#[derive(Deserialize)]
+struct Page {
+    value: Vec<DeviceConfigurationUserStatus>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+impl Client {
+    /// Lists every user status of `collection`: follows `@odata.nextLink` page after page, only
+    /// to the client's own origin and API version (a link elsewhere is
+    /// [`Error::UnexpectedResponse`], and the token is never sent there), up to
+    /// [`ListOptions::max_pages`] (more is an error). Each page goes through the pipeline
+    /// (retries, pacing, auth); the call's total budget spans all pages.
+    pub fn list_user_statuses(
+        &self,
+        collection: &Collection,
+        list: &ListOptions,
+    ) -> Result<Vec<DeviceConfigurationUserStatus>, Error> {
+        self.list_user_statuses_with(collection, list, &CallOptions::default())
+    }
+
+    /// [`list_user_statuses`](Self::list_user_statuses) with per-call options.
+    pub fn list_user_statuses_with(
+        &self,
+        collection: &Collection,
+        list: &ListOptions,
+        options: &CallOptions,
+    ) -> Result<Vec<DeviceConfigurationUserStatus>, Error> {
+        list.validate()?;
+        let version = self.version(options);
+        let mut url = String::with_capacity(self.pipeline().root().len() + 200);
+        url.push_str(self.pipeline().root());
+        collection.write_url(&mut url, version)?;
+        list.write_query(&mut url);
+        let budget = self.budget(options)?;
+        let started = Instant::now();
+        let mut entities = Vec::new();
+        let mut pages = 0;
+        loop {
+            let response = self.pipeline().execute(
+                &Request {
+                    method: Method::GET,
+                    url,
+                    body: None,
+                },
+                left_of(budget, started)?,
+            )?;
+            if response.status != 200 {
+                return Err(self.failure(response, "GET of a collection answers 200"));
+            }
+            let page: Page = serde_json::from_slice(&response.body).map_err(|err| {
+                response::unexpected(
+                    &response,
+                    &format!("body is not a page of deviceConfigurationUserStatus: {err}"),
+                )
+            })?;
+            entities.extend(page.value);
+            pages += 1;
+            let Some(next) = page.next_link else {
+                return Ok(entities);
+            };
+            if pages == list.max_pages {
+                return Err(response::unexpected(
+                    &response,
+                    &format!(
+                        "the collection has more than {} pages (maxPages); raise maxPages or narrow the filter",
+                        list.max_pages
+                    ),
+                ));
+            }
+            url = self
+                .check_next_link(&next, version)
+                .map_err(|reason| response::unexpected(&response, &reason))?;
+        }
+    }
+
+    /// A next link may only lead to this client's origin and the same API version: the token
+    /// goes with it.
+    fn check_next_link(&self, next: &str, version: ApiVersion) -> Result<String, String> {
+        let root = self.pipeline().root();
+        let same_origin = origin(next).is_some_and(|o| origin(root) == Some(o));
+        let prefix = format!("{}/{}/", path_of(root), version.as_str());
+        let path = path_of(next);
+        if same_origin && path.starts_with(&prefix) && !path.contains("/../") {
+            Ok(next.to_owned())
+        } else {
+            Err(format!(
+                "@odata.nextLink \"{next}\" leaves {root}/{version}; it was not followed (the token is sent only to the client's own service root)"
+            ))
+        }
+    }
+
+    /// Creates a user status in `collection` (POST; Graph answers 201 with the entity). The
+    /// entity is validated as a patch is; its `id` may be given or left to the service.
+    pub fn create_user_status(
+        &self,
+        collection: &Collection,
+        entity: &UserStatusPatch,
+    ) -> Result<DeviceConfigurationUserStatus, Error> {
+        self.create_user_status_with(collection, entity, &CallOptions::default())
+    }
+
+    /// [`create_user_status`](Self::create_user_status) with per-call options.
+    pub fn create_user_status_with(
+        &self,
+        collection: &Collection,
+        entity: &UserStatusPatch,
+        options: &CallOptions,
+    ) -> Result<DeviceConfigurationUserStatus, Error> {
+        entity.validate()?;
+        let mut url = String::with_capacity(self.pipeline().root().len() + 160);
+        url.push_str(self.pipeline().root());
+        collection.write_url(&mut url, self.version(options))?;
+        let body = entity.to_json();
+        let response = self.pipeline().execute(
+            &Request {
+                method: Method::POST,
+                url,
+                body: Some(&body),
+            },
+            self.budget(options)?,
+        )?;
+        if response.redirected_to_get {
+            return Err(response::unexpected(
+                &response,
+                "a 303 redirect turned the POST into a GET; nothing was created there",
+            ));
+        }
+        match response.status {
+            200 | 201 => response::entity(&response),
+            _ => Err(self.failure(response, "POST answers 201")),
+        }
+    }
+
+    /// Deletes the user status at `target` (Graph answers 204).
+    pub fn delete_user_status(&self, target: &Target) -> Result<(), Error> {
+        self.delete_user_status_with(target, &CallOptions::default())
+    }
+
+    /// [`delete_user_status`](Self::delete_user_status) with per-call options.
+    pub fn delete_user_status_with(
+        &self,
+        target: &Target,
+        options: &CallOptions,
+    ) -> Result<(), Error> {
+        let url = self.url(target, options)?;
+        let response = self.pipeline().execute(
+            &Request {
+                method: Method::DELETE,
+                url,
+                body: None,
+            },
+            self.budget(options)?,
+        )?;
+        match response.status {
+            200 | 204 if !response.redirected_to_get => Ok(()),
+            _ => Err(self.failure(response, "DELETE answers 204")),
+        }
+    }
+
+    fn version(&self, options: &CallOptions) -> ApiVersion {
+        options.api_version.unwrap_or(self.api_version())
+    }
+}
+
+/// The path (and query) of an absolute URL; empty when it has none.
+fn path_of(url: &str) -> &str {
+    url.find("://")
+        .and_then(|at| url[at + 3..].find('/').map(|p| &url[at + 3 + p..]))
+        .unwrap_or("")
+}
+
+/// What is left of the call's total budget for the next page.
+fn left_of(budget: Budget, started: Instant) -> Result<Budget, Error> {
+    let Some(total) = budget.total else {
+        return Ok(budget);
+    };
+    let left = total.saturating_sub(started.elapsed());
+    if left.is_zero() {
+        return Err(Error::Timeout {
+            stage: "the next page (the call's total time budget ran out)".into(),
+            elapsed: started.elapsed(),
+            client_request_id: String::new(),
+            attempts: 0,
+        });
+    }
+    Ok(Budget {
+        total: Some(left.max(Duration::from_millis(1))),
+        ..budget
+    })
+}
