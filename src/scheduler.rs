@@ -355,3 +355,352 @@ fn log_batch(
         answer.client_request_id
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::RetryPolicy;
+    use crate::batch::tests::batch_response;
+
+    /// Answers each batch with `answer(batch number, inner requests)`, recording every envelope.
+    struct Canned<F> {
+        answer: F,
+        limit: usize,
+        sent: RefCell<Vec<(ApiVersion, Value, u32)>>,
+        holds: RefCell<Vec<Instant>>,
+    }
+
+    impl<F: Fn(usize, &[Value]) -> Result<Response, Error>> Canned<F> {
+        fn new(answer: F) -> Self {
+            Canned {
+                answer,
+                limit: MAX_BATCH,
+                sent: RefCell::default(),
+                holds: RefCell::default(),
+            }
+        }
+
+        /// The ids of each batch sent, in order.
+        fn batches(&self) -> Vec<Vec<String>> {
+            self.sent
+                .borrow()
+                .iter()
+                .map(|(_, envelope, _)| {
+                    envelope["requests"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r["id"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .collect()
+        }
+    }
+
+    impl<F: Fn(usize, &[Value]) -> Result<Response, Error>> Sender for Canned<F> {
+        fn batch_limit(&self) -> usize {
+            self.limit
+        }
+
+        fn send(
+            &self,
+            version: ApiVersion,
+            envelope: &[u8],
+            count: u32,
+            _budget: Budget,
+        ) -> Result<Response, Error> {
+            let value: Value = serde_json::from_slice(envelope).unwrap();
+            let requests = value["requests"].as_array().unwrap().clone();
+            assert_eq!(
+                requests.len(),
+                count as usize,
+                "pacing counts inner requests"
+            );
+            let n = self.sent.borrow().len();
+            self.sent.borrow_mut().push((version, value, count));
+            (self.answer)(n, &requests)
+        }
+
+        fn hold_until(&self, until: Instant) {
+            self.holds.borrow_mut().push(until);
+        }
+    }
+
+    fn prepared(count: usize, version: ApiVersion) -> Vec<Prepared> {
+        (0..count)
+            .map(|n| Prepared {
+                version,
+                path: format!("/deviceManagement/deviceConfigurations/c/userStatuses/u{n}"),
+                body: Some(format!(r#"{{"devicesCount":{n}}}"#).into_bytes()),
+            })
+            .collect()
+    }
+
+    fn budget(total: Option<Duration>) -> Budget {
+        Budget {
+            retry: RetryPolicy::default().base_delay(Duration::from_millis(5)),
+            total,
+        }
+    }
+
+    /// A 200 batch answer with one inner response per request, from `inner(id, request)`,
+    /// in reverse order (Graph answers in any order).
+    fn answer_each(requests: &[Value], inner: impl Fn(&str, &Value) -> Value) -> Response {
+        let responses: Vec<Value> = requests
+            .iter()
+            .rev()
+            .map(|r| inner(r["id"].as_str().unwrap(), r))
+            .collect();
+        batch_response(&json!({ "responses": responses }).to_string())
+    }
+
+    #[test]
+    fn items_go_in_batches_of_twenty_and_results_follow_the_input_order() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(requests, |id, request| {
+                // Echo the body back so each result shows which request it answers.
+                json!({"id": id, "status": 200, "body": request["body"]})
+            }))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(45, ApiVersion::Beta),
+            budget(None),
+        );
+        let sizes: Vec<usize> = sender.batches().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [20, 20, 5]);
+        for (n, result) in results.iter().enumerate() {
+            let response = result.as_ref().unwrap();
+            let body: Value = serde_json::from_slice(&response.body).unwrap();
+            assert_eq!(body["devicesCount"], n, "result {n} answers request {n}");
+            assert_eq!(response.attempts, 1);
+        }
+        let first = &sender.sent.borrow()[0].1["requests"][0];
+        assert_eq!(first["method"], "PATCH");
+        assert_eq!(
+            first["url"],
+            "/deviceManagement/deviceConfigurations/c/userStatuses/u0"
+        );
+        assert_eq!(first["headers"]["Content-Type"], "application/json");
+    }
+
+    #[test]
+    fn a_smaller_limit_makes_smaller_batches_and_versions_never_mix() {
+        let mut requests = prepared(6, ApiVersion::Beta);
+        for request in requests.iter_mut().skip(1).step_by(2) {
+            request.version = ApiVersion::V1_0;
+        }
+        let mut sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(
+                requests,
+                |id, _| json!({"id": id, "status": 204}),
+            ))
+        });
+        sender.limit = 2;
+        let results = run(&sender, "PATCH", &requests, budget(None));
+        assert!(results.iter().all(Result::is_ok));
+        let sent = sender.sent.borrow();
+        assert_eq!(sent.len(), 4, "3 beta and 3 v1.0 items in batches of 2");
+        for (version, envelope, _) in sent.iter() {
+            for request in envelope["requests"].as_array().unwrap() {
+                let index: usize = request["id"].as_str().unwrap().parse().unwrap();
+                assert_eq!(requests[index].version, *version);
+            }
+        }
+    }
+
+    #[test]
+    fn a_throttled_item_goes_again_alone_after_its_retry_after() {
+        let sender = Canned::new(|n, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                if n == 0 && id == "2" {
+                    json!({"id": id, "status": 429, "headers": {"Retry-After": "0.05"},
+                           "body": {"error": {"code": "TooManyRequests", "message": "slow"}}})
+                } else {
+                    json!({"id": id, "status": 204})
+                }
+            }))
+        });
+        let started = Instant::now();
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(5, ApiVersion::Beta),
+            budget(None),
+        );
+        assert_eq!(sender.batches(), [vec!["0", "1", "2", "3", "4"], vec!["2"]]);
+        assert!(started.elapsed() >= Duration::from_millis(50), "waited");
+        assert_eq!(sender.holds.borrow().len(), 1, "the client was held");
+        for (n, result) in results.iter().enumerate() {
+            let response = result.as_ref().unwrap();
+            assert_eq!(response.status, 204);
+            assert_eq!(response.attempts, if n == 2 { 2 } else { 1 });
+        }
+    }
+
+    #[test]
+    fn retries_are_counted_per_item_and_the_last_answer_is_kept() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                if id == "0" {
+                    json!({"id": id, "status": 503, "body": {"error": {"code": "ServiceUnavailable"}}})
+                } else {
+                    json!({"id": id, "status": 404, "body": {"error": {"code": "ResourceNotFound",
+                        "innerError": {"request-id": "inner-req-1"}}}})
+                }
+            }))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(2, ApiVersion::Beta),
+            budget(None),
+        );
+        // Item 0: first try and 3 retries; item 1 (404) is final at once.
+        assert_eq!(sender.batches().len(), 4);
+        let unavailable = results[0].as_ref().unwrap();
+        assert_eq!((unavailable.status, unavailable.attempts), (503, 4));
+        let missing = results[1].as_ref().unwrap();
+        assert_eq!((missing.status, missing.attempts), (404, 1));
+        match response::graph_error(results.into_iter().nth(1).unwrap().unwrap()) {
+            Error::Graph(graph) => {
+                assert_eq!(graph.code.as_deref(), Some("ResourceNotFound"));
+                assert_eq!(graph.request_id.as_deref(), Some("inner-req-1"));
+                assert_eq!(graph.client_request_id, "crid-batch");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_retry_past_the_total_budget_ends_the_item_with_the_wait() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                json!({"id": id, "status": if id == "0" { 429 } else { 503 },
+                       "headers": {"Retry-After": "5"}})
+            }))
+        });
+        let started = Instant::now();
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(2, ApiVersion::Beta),
+            budget(Some(Duration::from_millis(500))),
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "no pointless wait"
+        );
+        match &results[0] {
+            Err(Error::Throttled { wait, attempts, .. }) => {
+                assert_eq!((*wait, *attempts), (Duration::from_secs(5), 1));
+            }
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+        match &results[1] {
+            Err(Error::Timeout {
+                stage, attempts, ..
+            }) => {
+                assert!(stage.contains("5.000 s"), "{stage}");
+                assert_eq!(*attempts, 1);
+            }
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+    }
+
+    #[test]
+    fn a_wait_past_the_policy_keeps_the_answer_and_says_why() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(
+                requests,
+                |id, _| json!({"id": id, "status": 429, "headers": {"Retry-After": "500"}}),
+            ))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(1, ApiVersion::Beta),
+            budget(None),
+        );
+        let answer = results[0].as_ref().unwrap();
+        assert_eq!(answer.status, 429);
+        assert!(
+            answer
+                .retry_stopped
+                .as_deref()
+                .unwrap()
+                .contains("maxDelayMs")
+        );
+        assert_eq!(sender.batches().len(), 1);
+    }
+
+    #[test]
+    fn a_missing_answer_is_an_error_never_a_success() {
+        let sender = Canned::new(|_, _: &[Value]| {
+            Ok(batch_response(r#"{"responses":[{"id":"0","status":204}]}"#))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(2, ApiVersion::Beta),
+            budget(None),
+        );
+        assert!(results[0].is_ok());
+        match &results[1] {
+            Err(Error::UnexpectedResponse {
+                reason, attempts, ..
+            }) => {
+                assert!(reason.contains("no response for this item"), "{reason}");
+                assert_eq!(*attempts, 1);
+            }
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+    }
+
+    #[test]
+    fn a_failed_batch_is_each_of_its_items_result() {
+        let sender = Canned::new(|n, _: &[Value]| match n {
+            0 => Err(Error::Transport {
+                kind: crate::TransportKind::Connect,
+                message: "refused".into(),
+                client_request_id: "crid-x".into(),
+                attempts: 4,
+            }),
+            1 => Ok(Response {
+                status: 400,
+                body: br#"{"error":{"code":"BadRequest","message":"Duplicate id"}}"#.to_vec(),
+                ..batch_response("")
+            }),
+            _ => Ok(batch_response("not json")),
+        });
+        let mut requests = prepared(3, ApiVersion::Beta);
+        requests[1].version = ApiVersion::V1_0;
+        requests[2].version = ApiVersion::V1_0;
+        let mut sender = sender;
+        sender.limit = 1;
+        let results = run(&sender, "PATCH", &requests, budget(None));
+        match &results[0] {
+            Err(error @ Error::Transport { .. }) => assert_eq!(error.attempts(), 4),
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+        match &results[1] {
+            Err(Error::Graph(graph)) => assert_eq!(
+                (graph.status, graph.code.as_deref()),
+                (400, Some("BadRequest"))
+            ),
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+        assert!(matches!(&results[2], Err(Error::UnexpectedResponse { .. })));
+    }
+
+    #[test]
+    fn nothing_to_send_sends_nothing() {
+        let sender = Canned::new(|_, _: &[Value]| panic!("nothing should be sent"));
+        assert!(run(&sender, "PATCH", &[], budget(None)).is_empty());
+    }
+}
