@@ -105,6 +105,11 @@ enum ius_status
    */
   IUS_STATUS_TLS = 106,
   /**
+   * A bulk call ran and wrote one result per item, and at least one item failed (each
+   * failed item's result carries its own status and error object).
+   */
+  IUS_STATUS_PARTIAL = 107,
+  /**
    * The library panicked; the call was abandoned and the process is intact. Please report it.
    */
   IUS_STATUS_PANIC = 200,
@@ -206,6 +211,51 @@ typedef void (*ius_log_callback)(void *user_data,
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Updates many user statuses in `$batch` requests of at most 20 and writes one result per item,
+ * in the items' order.
+ *
+ * `items_json` is a JSON array of `{"target": T, "patch": P}`: `T` exactly what
+ * `ius_update_user_status_at` takes as `target_json` (any documented path, optional
+ * `apiVersion`), `P` a patch as for `ius_update_user_status`. An empty array gives `[]`.
+ *
+ * Each inner request is the PATCH a single update sends (same encoded path, same body); items go
+ * in batches of one API version each. An item answered 429, 503 or 504 is sent again in a later
+ * batch after its own `Retry-After` (or the backoff), within the client's retry policy counted
+ * per item, and a 429 holds the client as a direct one does; other item failures are final. The
+ * batch itself is retried whole on 429, 503, 504 and failed connections, and a 401 refreshes the
+ * token once. `timeouts.totalMs` bounds the whole call: an item whose next retry would pass it
+ * gets `THROTTLED` (after a 429) or `TIMEOUT`, with the wait it was given. Pacing counts every
+ * inner request.
+ *
+ * `*out_results_json` receives a JSON array, one element per item:
+ * `{"status":"OK","httpStatus":204,"response":null}`,
+ * `{"status":"OK","httpStatus":200,"response":{...entity...}}` (with `fetchAfterNoContent`, a
+ * 204's entity is read back and written as `response`, `httpStatus` staying 204), or
+ * `{"status":"THROTTLED","error":{...}}` where `status` is the item's own status name and
+ * `error` has the keys of the single update's error JSON (`status`, `message`, `field`,
+ * `httpStatus`, `code`, `requestId` (the inner response's), `clientRequestId`,
+ * `retryAfterSeconds`, `attempts`: the requests that carried this item). An item that fails
+ * validation (not an object, a bad target or patch, v1.0 with a route only beta serves) gets
+ * `INVALID_INPUT` with `field` naming it from the array, e.g. `items[3].patch.devicesCount`, and
+ * is not sent; the others are.
+ *
+ * Ownership: inputs are borrowed for the call. `*out_results_json` and `*out_error_json` (if not
+ * NULL) are set to NULL first; free what they receive with `ius_string_free`.
+ *
+ * Returns `IUS_STATUS_OK` when every item succeeded; `IUS_STATUS_PARTIAL` when the results are
+ * written and at least one item failed (`*out_error_json` then says how many); otherwise the
+ * call's own failure, and then nothing was sent and `*out_results_json` is NULL:
+ * `NULL_ARGUMENT` (`client`, `items_json` or `out_results_json`), `INVALID_UTF8`,
+ * `INVALID_JSON`, or `INVALID_INPUT` when `items_json` is not an array.
+ * Thread safety: may be called from many threads at once with the same client. Blocks until
+ * every item has its result.
+ */
+ius_status ius_update_user_statuses(const ius_client *client,
+                                    const char *items_json,
+                                    char **out_results_json,
+                                    char **out_error_json);
 
 /**
  * Creates a client from `config_json`, a JSON object (camelCase keys):
@@ -341,6 +391,73 @@ ius_status ius_error_json_get(const char *error_json,
 ius_status ius_set_log_callback(ius_log_callback callback,
                                 void *user_data,
                                 ius_log_level max_level);
+
+/**
+ * Reads the user status named by `target_json` (as for `ius_update_user_status_at`: any
+ * documented path, optional `apiVersion`) with a GET through the client's pipeline (retries,
+ * pacing, auth).
+ *
+ * Ownership: inputs are borrowed for the call. `*out_response_json` and `*out_error_json` (if
+ * not NULL) are set to NULL first; on success `*out_response_json` receives the entity as JSON;
+ * on failure `*out_error_json` receives the error JSON (see `ius_update_user_status`). Free both
+ * with `ius_string_free`.
+ *
+ * Returns `IUS_STATUS_OK`, or `NULL_ARGUMENT` (`client`, `target_json`, `out_response_json`),
+ * `INVALID_UTF8`, `INVALID_JSON`, `INVALID_INPUT`, `GRAPH` (e.g. `httpStatus` 404 with `code`
+ * `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+ * Thread safety: may be called from many threads at once with the same client.
+ */
+ius_status ius_get_user_status(const ius_client *client,
+                               const char *target_json,
+                               char **out_response_json,
+                               char **out_error_json);
+
+/**
+ * Lists every user status of the collection named by `collection_json` (a `target_json` without
+ * `userStatusId`), following `@odata.nextLink` page after page: only to the client's own
+ * service root and API version (a link elsewhere is `IUS_STATUS_UNEXPECTED_RESPONSE`, and the
+ * token is never sent there), up to `maxPages` pages (more is `UNEXPECTED_RESPONSE`, never a
+ * truncated list).
+ *
+ * `options_json` may be NULL or `{"top":N,"filter":"...","select":["..."],"maxPages":N}`
+ * (`top`: entities per page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the
+ * properties to return; `maxPages`: default 1000); unknown keys are `INVALID_INPUT`.
+ *
+ * On success `*out_response_json` receives a JSON array of every entity of every page. Outputs,
+ * ownership, statuses and thread safety as for `ius_get_user_status` (`collection_json` instead
+ * of `target_json`).
+ */
+ius_status ius_list_user_statuses(const ius_client *client,
+                                  const char *collection_json,
+                                  const char *options_json,
+                                  char **out_response_json,
+                                  char **out_error_json);
+
+/**
+ * Creates a user status in the collection named by `collection_json` (a `target_json` without
+ * `userStatusId`) with a POST. `entity_json` is checked like a patch (names, types, ranges,
+ * dates; at least one property); its `id` may be given or left to the service.
+ *
+ * On success `*out_response_json` receives the created entity Graph returned (201). A taken id
+ * is `GRAPH` with `httpStatus` 409. Outputs, ownership, statuses and thread safety as for
+ * `ius_get_user_status`.
+ */
+ius_status ius_create_user_status(const ius_client *client,
+                                  const char *collection_json,
+                                  const char *entity_json,
+                                  char **out_response_json,
+                                  char **out_error_json);
+
+/**
+ * Deletes the user status named by `target_json` (as for `ius_update_user_status_at`); Graph
+ * answers 204. A missing one is `GRAPH` with `httpStatus` 404.
+ *
+ * `*out_error_json` (if not NULL) is set to NULL on success and receives the error JSON on
+ * failure. Statuses and thread safety as for `ius_get_user_status`.
+ */
+ius_status ius_delete_user_status(const ius_client *client,
+                                  const char *target_json,
+                                  char **out_error_json);
 
 /**
  * Returns the name of `status` without its prefix (`"OK"`, `"INVALID_INPUT"`, ...), or

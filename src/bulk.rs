@@ -55,16 +55,17 @@ impl BulkItem {
         self.api_version
     }
 
-    /// Validates the item and serializes its body once.
+    /// Validates the item and serializes its body once. An invalid field is named relative to
+    /// the item: `patch.devicesCount`, `target.route`.
     fn prepare(&self, default_version: ApiVersion) -> Result<Prepared, Error> {
         self.patch
             .validate_for(&self.target)
-            .map_err(|err| nest("patch", err))?;
+            .map_err(|err| err.within("patch"))?;
         let version = self.api_version.unwrap_or(default_version);
         let mut url = String::with_capacity(160);
         self.target
             .write_url(&mut url, version)
-            .map_err(|err| nest("target", err))?;
+            .map_err(|err| err.within("target"))?;
         // A batch's inner URLs are relative to the version root.
         let path = url.split_off(1 + version.as_str().len());
         Ok(Prepared {
@@ -72,21 +73,6 @@ impl BulkItem {
             path,
             body: Some(self.patch.to_json()),
         })
-    }
-}
-
-/// Names an item's invalid field relative to the item: `patch.devicesCount`, `target.route`.
-fn nest(part: &str, error: Error) -> Error {
-    match error {
-        Error::InvalidInput { field, reason } => Error::InvalidInput {
-            field: if field == part {
-                field
-            } else {
-                format!("{part}.{field}")
-            },
-            reason,
-        },
-        other => other,
     }
 }
 

@@ -1,6 +1,6 @@
 //! A `userStatuses` collection: what list and create address (a [`Target`] without its id).
 
-use crate::target::Parent;
+use crate::target::{Parent, ParentId};
 use crate::{ApiVersion, Error, Route, Target};
 
 /// The `userStatuses` collection under a device configuration (through any documented route) or
@@ -47,6 +47,15 @@ impl Collection {
         certificate_id: Option<&str>,
     ) -> Result<Collection, Error> {
         Target::from_route(parent_id, route, certificate_id, String::new()).map(|t| t.collection())
+    }
+
+    /// The route rules of [`Target::under`], for a collection.
+    pub(crate) fn under(
+        parent: ParentId,
+        route: &str,
+        certificate_id: Option<&str>,
+    ) -> Result<Collection, Error> {
+        Target::under(parent, route, certificate_id, String::new()).map(|t| t.collection())
     }
 
     /// The user status `user_status_id` in this collection.

@@ -206,6 +206,22 @@ impl Error {
         }
     }
 
+    /// Names an invalid field as part of `outer` (`patch` + `devicesCount` ->
+    /// `patch.devicesCount`; `patch` + `patch` stays `patch`). Other errors pass unchanged.
+    pub(crate) fn within(self, outer: &str) -> Error {
+        match self {
+            Error::InvalidInput { field, reason } => Error::InvalidInput {
+                field: if field == outer {
+                    field
+                } else {
+                    format!("{outer}.{field}")
+                },
+                reason,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Error {
         Error::Config {
             field: field.into(),

@@ -90,6 +90,15 @@ impl FfiError {
         FfiError::new(ius_status::Internal, message.to_owned(), None)
     }
 
+    /// A bulk call whose results are written, `failed` of its `total` items having failed.
+    pub(crate) fn partial(failed: usize, total: usize) -> FfiError {
+        FfiError::new(
+            ius_status::Partial,
+            format!("{failed} of {total} items failed; each result says why"),
+            None,
+        )
+    }
+
     /// The status the call returns.
     pub(crate) fn status(&self) -> ius_status {
         self.0.status
@@ -97,13 +106,18 @@ impl FfiError {
 
     /// `{"status":"...","message":"...",...}` with only the keys that apply, in [`KEYS`] order.
     pub(crate) fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    /// The error JSON as a value, e.g. to embed in a bulk call's results.
+    pub(crate) fn to_value(&self) -> Value {
         let mut map = Map::new();
         for (key, value) in KEYS {
             if let Some(value) = value(&self.0) {
                 map.insert(key.into(), value);
             }
         }
-        Value::Object(map).to_string()
+        Value::Object(map)
     }
 }
 

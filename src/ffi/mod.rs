@@ -10,16 +10,19 @@
 //! - [`error`]: core `Error` -> status + error JSON, in one place;
 //! - [`config`]: `config_json` -> `ClientBuilder`; [`target`]: `target_json` -> `Target`;
 //! - [`client`]: `ius_client_new` / `ius_client_new_with_token_callback` / `ius_client_free`;
-//!   [`update`]: the update calls;
+//!   [`update`]: the update calls; [`bulk`]: `ius_update_user_statuses`; [`resource`]: get,
+//!   list, create and delete;
 //! - [`token`]: the token callback behind the core's token cache; [`log`]: the log callback;
 //! - [`panic`]: the boundary every exported body runs in; [`strings`]: C string in/out.
 
 #[macro_use]
 mod panic;
+mod bulk;
 mod client;
 mod config;
 mod error;
 mod log;
+mod resource;
 mod status;
 mod strings;
 mod target;

@@ -46,6 +46,9 @@ pub enum ius_status {
     Network = 105,
     /// The TLS handshake or certificate check failed.
     Tls = 106,
+    /// A bulk call ran and wrote one result per item, and at least one item failed (each
+    /// failed item's result carries its own status and error object).
+    Partial = 107,
     /// The library panicked; the call was abandoned and the process is intact. Please report it.
     Panic = 200,
     /// The library failed internally (e.g. could not serialize a result). Please report it.
@@ -55,7 +58,7 @@ pub enum ius_status {
 impl ius_status {
     /// Every status, for `ius_status_name`. The enum above is the one declaration (number, name,
     /// meaning); a test checks this list against the header cbindgen writes from it.
-    pub(crate) const ALL: [ius_status; 16] = [
+    pub(crate) const ALL: [ius_status; 17] = [
         ius_status::Ok,
         ius_status::NullArgument,
         ius_status::InvalidUtf8,
@@ -70,6 +73,7 @@ impl ius_status {
         ius_status::Timeout,
         ius_status::Network,
         ius_status::Tls,
+        ius_status::Partial,
         ius_status::Panic,
         ius_status::Internal,
     ];
@@ -153,11 +157,12 @@ mod tests {
         let mut names: Vec<_> = ius_status::ALL.iter().map(|s| name_of(*s as u32)).collect();
         assert_eq!(name_of(0), "OK");
         assert_eq!(name_of(102), "THROTTLED");
+        assert_eq!(name_of(107), "PARTIAL");
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ius_status::ALL.len());
         assert!(!names.contains(&"UNKNOWN"));
-        for raw in [7, 99, 107, 202, 999, u32::MAX] {
+        for raw in [7, 99, 108, 202, 999, u32::MAX] {
             assert_eq!(name_of(raw), "UNKNOWN");
         }
     }

@@ -69,3 +69,20 @@ pub unsafe extern "C" fn ius_string_free(s: *mut c_char) {
         }
     })
 }
+
+/// Serializes `value` and writes it through `out` (which must not be NULL). Serialized before
+/// anything is written, so a failure leaves `*out` as it was.
+///
+/// # Safety
+/// `out` must be valid for a write.
+pub(crate) unsafe fn write_json(
+    out: *mut *mut c_char,
+    value: &impl serde::Serialize,
+) -> Result<(), FfiError> {
+    let text = serde_json::to_string(value)
+        .map_err(|err| FfiError::internal(&format!("could not serialize the response: {err}")))?;
+    let json = to_c_string(text)?;
+    // SAFETY: writable per the caller's contract.
+    unsafe { write_out(out, json) };
+    Ok(())
+}

@@ -1,11 +1,12 @@
-//! `target_json` -> [`Target`] and the per-call options it carries.
+//! `target_json` -> [`Target`], `collection_json` -> [`Collection`], and the per-call options
+//! they carry.
 
 use serde_json::Value;
 
 use super::error::FfiError;
 use crate::json::{self, kind};
 use crate::target::ParentId;
-use crate::{CallOptions, Error, Target};
+use crate::{CallOptions, Collection, Error, Target};
 
 const KEYS: &str = "deviceConfigurationId, windowsAutopilotDeploymentProfileId, route, \
                     certificateId, userStatusId, apiVersion";
@@ -15,12 +16,42 @@ const KEYS: &str = "deviceConfigurationId, windowsAutopilotDeploymentProfileId, 
 pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiError> {
     let value: Value =
         serde_json::from_str(text).map_err(|err| FfiError::invalid_json("target_json", &err))?;
+    Ok(target_from_value(value, "target_json")?)
+}
+
+/// A target given as a parsed value (a bulk item's); `name` is the field a value that is not an
+/// object is reported as.
+pub(crate) fn target_from_value(value: Value, name: &str) -> Result<(Target, CallOptions), Error> {
+    let (parent, route, certificate, status, options) = parse(value, name, true)?;
+    let status = status.ok_or_else(|| Error::invalid("userStatusId", "is required"))?;
+    let target = Target::under(parent, &route, certificate.as_deref(), status)?;
+    Ok((target, options))
+}
+
+/// Parses `collection_json`: a `target_json` without `userStatusId`.
+pub(crate) fn collection_from_json(text: &str) -> Result<(Collection, CallOptions), FfiError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|err| FfiError::invalid_json("collection_json", &err))?;
+    let (parent, route, certificate, _, options) = parse(value, "collection_json", false)?;
+    let collection = Collection::under(parent, &route, certificate.as_deref())?;
+    Ok((collection, options))
+}
+
+/// The parent, route, certificate id, user status id and options a target or collection names.
+type Parts = (
+    ParentId,
+    String,
+    Option<String>,
+    Option<String>,
+    CallOptions,
+);
+
+fn parse(value: Value, name: &str, with_status: bool) -> Result<Parts, Error> {
     let Value::Object(map) = value else {
         return Err(Error::invalid(
-            "target_json",
+            name,
             format!("must be a JSON object, got {}", kind(&value)),
-        )
-        .into());
+        ));
     };
     let mut configuration = None;
     let mut profile = None;
@@ -34,16 +65,22 @@ pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiE
             "windowsAutopilotDeploymentProfileId" => profile = Some(string(&key, value)?),
             "route" => route = Some(string(&key, value)?),
             "certificateId" => certificate = Some(string(&key, value)?),
-            "userStatusId" => status = Some(string(&key, value)?),
+            "userStatusId" if with_status => status = Some(string(&key, value)?),
+            "userStatusId" => {
+                return Err(Error::invalid(
+                    key,
+                    "a collection names no user status; leave userStatusId out",
+                ));
+            }
             "apiVersion" => options = options.api_version(string(&key, value)?.parse()?),
             _ => {
-                return Err(
-                    Error::invalid(key, format!("unknown key; expected one of {KEYS}")).into(),
-                );
+                return Err(Error::invalid(
+                    key,
+                    format!("unknown key; expected one of {KEYS}"),
+                ));
             }
         }
     }
-    let status = status.ok_or_else(|| Error::invalid("userStatusId", "is required"))?;
     let parent = match (configuration, profile) {
         (Some(configuration), None) => ParentId::DeviceConfiguration(configuration),
         (None, Some(profile)) => ParentId::AutopilotProfile(profile),
@@ -51,20 +88,22 @@ pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiE
             return Err(Error::invalid(
                 "windowsAutopilotDeploymentProfileId",
                 "give either deviceConfigurationId or windowsAutopilotDeploymentProfileId, not both",
-            )
-            .into());
+            ));
         }
         (None, None) => {
             return Err(Error::invalid(
                 "deviceConfigurationId",
                 "is required (or windowsAutopilotDeploymentProfileId for the Autopilot route)",
-            )
-            .into());
+            ));
         }
     };
-    let route = route.unwrap_or_default();
-    let target = Target::under(parent, &route, certificate.as_deref(), status)?;
-    Ok((target, options))
+    Ok((
+        parent,
+        route.unwrap_or_default(),
+        certificate,
+        status,
+        options,
+    ))
 }
 
 fn string(field: &str, value: Value) -> Result<String, Error> {
@@ -94,6 +133,33 @@ mod tests {
             target_from_json(r#"{"deviceConfigurationId":"c","route":"","userStatusId":"s"}"#)
                 .unwrap();
         assert_eq!(target.route(), Some(&Route::Direct));
+    }
+
+    #[test]
+    fn a_collection_is_a_target_without_its_user_status() {
+        let (collection, _) = collection_from_json(
+            r#"{"deviceConfigurationId":"c","route":"identityCertificate/rootCertificate"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            collection.target("s"),
+            Target::with_route("c", Route::IdentityCertificateRootCertificate, "s")
+        );
+        for (json, field) in [
+            (
+                r#"{"deviceConfigurationId":"c","userStatusId":"s"}"#,
+                "userStatusId",
+            ),
+            ("[]", "collection_json"),
+            (
+                r#"{"windowsAutopilotDeploymentProfileId":"p","route":"rootCertificate"}"#,
+                "route",
+            ),
+        ] {
+            let err = collection_from_json(json).unwrap_err();
+            let value: Value = serde_json::from_str(&err.to_json()).unwrap();
+            assert_eq!(value["field"], field, "{json}");
+        }
     }
 
     #[test]

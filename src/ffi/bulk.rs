@@ -1,0 +1,176 @@
+//! `ius_update_user_statuses`: parse the items, call [`Client::update_user_statuses_with`], write
+//! one result per item.
+//!
+//! [`Client::update_user_statuses_with`]: crate::Client::update_user_statuses_with
+
+use std::ffi::c_char;
+
+use serde_json::{Map, Value, json};
+
+use super::client::{client_ref, ius_client};
+use super::error::FfiError;
+use super::status::ius_status;
+use super::strings::{arg_str, require_out, write_json, write_out};
+use super::target::target_from_value;
+use crate::json::kind;
+use crate::{BulkItem, CallOptions, Error, UpdateOutcome, UserStatusPatch};
+
+/// Updates many user statuses in `$batch` requests of at most 20 and writes one result per item,
+/// in the items' order.
+///
+/// `items_json` is a JSON array of `{"target": T, "patch": P}`: `T` exactly what
+/// `ius_update_user_status_at` takes as `target_json` (any documented path, optional
+/// `apiVersion`), `P` a patch as for `ius_update_user_status`. An empty array gives `[]`.
+///
+/// Each inner request is the PATCH a single update sends (same encoded path, same body); items go
+/// in batches of one API version each. An item answered 429, 503 or 504 is sent again in a later
+/// batch after its own `Retry-After` (or the backoff), within the client's retry policy counted
+/// per item, and a 429 holds the client as a direct one does; other item failures are final. The
+/// batch itself is retried whole on 429, 503, 504 and failed connections, and a 401 refreshes the
+/// token once. `timeouts.totalMs` bounds the whole call: an item whose next retry would pass it
+/// gets `THROTTLED` (after a 429) or `TIMEOUT`, with the wait it was given. Pacing counts every
+/// inner request.
+///
+/// `*out_results_json` receives a JSON array, one element per item:
+/// `{"status":"OK","httpStatus":204,"response":null}`,
+/// `{"status":"OK","httpStatus":200,"response":{...entity...}}` (with `fetchAfterNoContent`, a
+/// 204's entity is read back and written as `response`, `httpStatus` staying 204), or
+/// `{"status":"THROTTLED","error":{...}}` where `status` is the item's own status name and
+/// `error` has the keys of the single update's error JSON (`status`, `message`, `field`,
+/// `httpStatus`, `code`, `requestId` (the inner response's), `clientRequestId`,
+/// `retryAfterSeconds`, `attempts`: the requests that carried this item). An item that fails
+/// validation (not an object, a bad target or patch, v1.0 with a route only beta serves) gets
+/// `INVALID_INPUT` with `field` naming it from the array, e.g. `items[3].patch.devicesCount`, and
+/// is not sent; the others are.
+///
+/// Ownership: inputs are borrowed for the call. `*out_results_json` and `*out_error_json` (if not
+/// NULL) are set to NULL first; free what they receive with `ius_string_free`.
+///
+/// Returns `IUS_STATUS_OK` when every item succeeded; `IUS_STATUS_PARTIAL` when the results are
+/// written and at least one item failed (`*out_error_json` then says how many); otherwise the
+/// call's own failure, and then nothing was sent and `*out_results_json` is NULL:
+/// `NULL_ARGUMENT` (`client`, `items_json` or `out_results_json`), `INVALID_UTF8`,
+/// `INVALID_JSON`, or `INVALID_INPUT` when `items_json` is not an array.
+/// Thread safety: may be called from many threads at once with the same client. Blocks until
+/// every item has its result.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_update_user_statuses(
+    client: *const ius_client,
+    items_json: *const c_char,
+    out_results_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
+    unsafe { write_out(out_results_json, std::ptr::null_mut()) };
+    ffi_status_body!(out_error_json, {
+        require_out(out_results_json, "out_results_json")?;
+        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let text = unsafe { arg_str(items_json, "items_json") }?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|err| FfiError::invalid_json("items_json", &err))?;
+        let Value::Array(elements) = value else {
+            return Err(Error::invalid(
+                "items_json",
+                format!(
+                    "must be a JSON array of {{\"target\",\"patch\"}} objects, got {}",
+                    kind(&value)
+                ),
+            )
+            .into());
+        };
+        let total = elements.len();
+        let mut results: Vec<Value> = Vec::with_capacity(total);
+        let mut items = Vec::with_capacity(total);
+        let mut slots = Vec::with_capacity(total);
+        for (index, element) in elements.into_iter().enumerate() {
+            match item_from_value(element, index) {
+                Ok(item) => {
+                    items.push(item);
+                    slots.push(index);
+                    results.push(Value::Null);
+                }
+                Err(error) => results.push(failed(index, error)),
+            }
+        }
+        let outcomes = client.update_user_statuses_with(&items, &CallOptions::new());
+        drop(items);
+        for (index, outcome) in slots.into_iter().zip(outcomes) {
+            results[index] = match outcome {
+                Ok(outcome) => succeeded(outcome),
+                Err(error) => failed(index, error),
+            };
+        }
+        let failures = results.iter().filter(|r| r["status"] != "OK").count();
+        // SAFETY: checked non-NULL above; writable per the contract.
+        unsafe { write_json(out_results_json, &results) }?;
+        if failures > 0 {
+            return Err(FfiError::partial(failures, total));
+        }
+        Ok(())
+    })
+}
+
+/// `{"target": T, "patch": P}`; a bad field is named from the item (`patch.devicesCount`), an
+/// item that is no object by its place (`items[3]`).
+fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Error> {
+    let Value::Object(map) = value else {
+        return Err(Error::invalid(
+            place(index),
+            format!(
+                "must be a JSON object {{\"target\",\"patch\"}}, got {}",
+                kind(&value)
+            ),
+        ));
+    };
+    let mut target = None;
+    let mut patch = None;
+    for (key, value) in map {
+        match key.as_str() {
+            "target" => target = Some(value),
+            "patch" => patch = Some(value),
+            _ => {
+                return Err(Error::invalid(
+                    key,
+                    "unknown key; an item has \"target\" and \"patch\"",
+                ));
+            }
+        }
+    }
+    let target = target.ok_or_else(|| Error::invalid("target", "is required"))?;
+    let patch = patch.ok_or_else(|| Error::invalid("patch", "is required"))?;
+    let (target, options) =
+        target_from_value(target, "target").map_err(|err| err.within("target"))?;
+    let patch = UserStatusPatch::from_value(patch).map_err(|err| err.within("patch"))?;
+    let item = BulkItem::new(target, patch);
+    Ok(match options.api_version {
+        Some(version) => item.api_version(version),
+        None => item,
+    })
+}
+
+fn succeeded(outcome: UpdateOutcome) -> Value {
+    let (status, entity) = match outcome {
+        UpdateOutcome::Updated(entity) => (200, Some(entity)),
+        UpdateOutcome::Fetched(entity) => (204, Some(entity)),
+        UpdateOutcome::NoContent => (204, None),
+    };
+    json!({
+        "status": ius_status::Ok.name(),
+        "httpStatus": status,
+        "response": entity.and_then(|e| serde_json::to_value(e).ok()),
+    })
+}
+
+/// `{"status": NAME, "error": {...}}`, the field named from the array: `items[3].patch.x`.
+fn failed(index: usize, error: Error) -> Value {
+    let error = FfiError::from(error.within(&place(index)));
+    let mut result = Map::new();
+    result.insert("status".into(), error.status().name().into());
+    result.insert("error".into(), error.to_value());
+    Value::Object(result)
+}
+
+fn place(index: usize) -> String {
+    format!("items[{index}]")
+}

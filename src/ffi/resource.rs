@@ -1,0 +1,244 @@
+//! The rest of the resource from C: get, list, create and delete, each parsing its arguments,
+//! calling the [`Client`](crate::Client) method of the same name and writing the result.
+
+use std::ffi::c_char;
+
+use serde_json::Value;
+
+use super::client::{client_ref, ius_client};
+use super::error::FfiError;
+use super::status::ius_status;
+use super::strings::{arg_str, require_out, write_json, write_out};
+use super::target::{collection_from_json, target_from_json};
+use crate::json::kind;
+use crate::{Error, ListOptions, UserStatusPatch};
+
+/// Reads the user status named by `target_json` (as for `ius_update_user_status_at`: any
+/// documented path, optional `apiVersion`) with a GET through the client's pipeline (retries,
+/// pacing, auth).
+///
+/// Ownership: inputs are borrowed for the call. `*out_response_json` and `*out_error_json` (if
+/// not NULL) are set to NULL first; on success `*out_response_json` receives the entity as JSON;
+/// on failure `*out_error_json` receives the error JSON (see `ius_update_user_status`). Free both
+/// with `ius_string_free`.
+///
+/// Returns `IUS_STATUS_OK`, or `NULL_ARGUMENT` (`client`, `target_json`, `out_response_json`),
+/// `INVALID_UTF8`, `INVALID_JSON`, `INVALID_INPUT`, `GRAPH` (e.g. `httpStatus` 404 with `code`
+/// `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+/// Thread safety: may be called from many threads at once with the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_get_user_status(
+    client: *const ius_client,
+    target_json: *const c_char,
+    out_response_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
+    unsafe { write_out(out_response_json, std::ptr::null_mut()) };
+    ffi_status_body!(out_error_json, {
+        require_out(out_response_json, "out_response_json")?;
+        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
+        let entity = client.get_user_status_with(&target, &options)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_json(out_response_json, &entity) }
+    })
+}
+
+/// Lists every user status of the collection named by `collection_json` (a `target_json` without
+/// `userStatusId`), following `@odata.nextLink` page after page: only to the client's own
+/// service root and API version (a link elsewhere is `IUS_STATUS_UNEXPECTED_RESPONSE`, and the
+/// token is never sent there), up to `maxPages` pages (more is `UNEXPECTED_RESPONSE`, never a
+/// truncated list).
+///
+/// `options_json` may be NULL or `{"top":N,"filter":"...","select":["..."],"maxPages":N}`
+/// (`top`: entities per page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the
+/// properties to return; `maxPages`: default 1000); unknown keys are `INVALID_INPUT`.
+///
+/// On success `*out_response_json` receives a JSON array of every entity of every page. Outputs,
+/// ownership, statuses and thread safety as for `ius_get_user_status` (`collection_json` instead
+/// of `target_json`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_list_user_statuses(
+    client: *const ius_client,
+    collection_json: *const c_char,
+    options_json: *const c_char,
+    out_response_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
+    unsafe { write_out(out_response_json, std::ptr::null_mut()) };
+    ffi_status_body!(out_error_json, {
+        require_out(out_response_json, "out_response_json")?;
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let (collection, options) =
+            collection_from_json(unsafe { arg_str(collection_json, "collection_json") }?)?;
+        let list = if options_json.is_null() {
+            ListOptions::new()
+        } else {
+            list_options(unsafe { arg_str(options_json, "options_json") }?)?
+        };
+        let entities = client.list_user_statuses_with(&collection, &list, &options)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_json(out_response_json, &entities) }
+    })
+}
+
+/// Creates a user status in the collection named by `collection_json` (a `target_json` without
+/// `userStatusId`) with a POST. `entity_json` is checked like a patch (names, types, ranges,
+/// dates; at least one property); its `id` may be given or left to the service.
+///
+/// On success `*out_response_json` receives the created entity Graph returned (201). A taken id
+/// is `GRAPH` with `httpStatus` 409. Outputs, ownership, statuses and thread safety as for
+/// `ius_get_user_status`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_create_user_status(
+    client: *const ius_client,
+    collection_json: *const c_char,
+    entity_json: *const c_char,
+    out_response_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
+    unsafe { write_out(out_response_json, std::ptr::null_mut()) };
+    ffi_status_body!(out_error_json, {
+        require_out(out_response_json, "out_response_json")?;
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let (collection, options) =
+            collection_from_json(unsafe { arg_str(collection_json, "collection_json") }?)?;
+        let text = unsafe { arg_str(entity_json, "entity_json") }?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|err| FfiError::invalid_json("entity_json", &err))?;
+        let entity = UserStatusPatch::from_value(value)?;
+        let created = client.create_user_status_with(&collection, &entity, &options)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_json(out_response_json, &created) }
+    })
+}
+
+/// Deletes the user status named by `target_json` (as for `ius_update_user_status_at`); Graph
+/// answers 204. A missing one is `GRAPH` with `httpStatus` 404.
+///
+/// `*out_error_json` (if not NULL) is set to NULL on success and receives the error JSON on
+/// failure. Statuses and thread safety as for `ius_get_user_status`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_delete_user_status(
+    client: *const ius_client,
+    target_json: *const c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, {
+        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
+        Ok(client.delete_user_status_with(&target, &options)?)
+    })
+}
+
+/// `{"top","filter","select","maxPages"}` -> [`ListOptions`]; the core checks the values.
+fn list_options(text: &str) -> Result<ListOptions, FfiError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("options_json", &err))?;
+    let Value::Object(map) = value else {
+        return Err(Error::invalid(
+            "options_json",
+            format!("must be a JSON object or NULL, got {}", kind(&value)),
+        )
+        .into());
+    };
+    let mut list = ListOptions::new();
+    for (key, value) in map {
+        match key.as_str() {
+            "top" => list = list.top(count(&key, &value)?),
+            "maxPages" => list = list.max_pages(count(&key, &value)?),
+            "filter" => match value {
+                Value::String(filter) => list = list.filter(filter),
+                other => {
+                    return Err(Error::invalid(
+                        key,
+                        format!("must be a string, got {}", kind(&other)),
+                    )
+                    .into());
+                }
+            },
+            "select" => {
+                let Value::Array(names) = value else {
+                    return Err(Error::invalid(
+                        key,
+                        format!("must be an array of property names, got {}", kind(&value)),
+                    )
+                    .into());
+                };
+                let names = names
+                    .into_iter()
+                    .map(|name| match name {
+                        Value::String(name) => Ok(name),
+                        other => Err(Error::invalid(
+                            "select",
+                            format!("must hold strings, got {}", kind(&other)),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                list = list.select(names);
+            }
+            _ => {
+                return Err(Error::invalid(
+                    key,
+                    "unknown key; expected one of top, filter, select, maxPages",
+                )
+                .into());
+            }
+        }
+    }
+    Ok(list)
+}
+
+fn count(key: &str, value: &Value) -> Result<u32, Error> {
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            let got = match value {
+                Value::Number(n) => n.to_string(),
+                other => kind(other).to_owned(),
+            };
+            Error::invalid(
+                key,
+                format!("must be a positive integer up to 4294967295, got {got}"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_options_name_the_bad_key() {
+        let list =
+            list_options(r#"{"top":5,"filter":"status eq 'error'","select":["id"],"maxPages":3}"#)
+                .unwrap();
+        assert_eq!(list.top, Some(5));
+        assert_eq!(list.max_pages, 3);
+        assert_eq!(list.select, ["id"]);
+        for (json, field) in [
+            (r#"{"top":0}"#, "top"),
+            (r#"{"top":-1}"#, "top"),
+            (r#"{"maxPages":"many"}"#, "maxPages"),
+            (r#"{"select":"id"}"#, "select"),
+            (r#"{"select":[1]}"#, "select"),
+            (r#"{"filter":3}"#, "filter"),
+            (r#"{"skip":3}"#, "skip"),
+            ("[]", "options_json"),
+        ] {
+            let err = list_options(json).expect_err(json);
+            let value: Value = serde_json::from_str(&err.to_json()).unwrap();
+            assert_eq!(value["field"], field, "{json}");
+            assert_eq!(value["status"], "INVALID_INPUT", "{json}");
+        }
+    }
+}
