@@ -324,3 +324,65 @@ fn left_of(budget: Budget, started: Instant) -> Result<Budget, Error> {
         ..budget
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links_stay_on_the_clients_root_and_version() {
+        let client = Client::builder()
+            .base_url("http://127.0.0.1:8080")
+            .access_token("t")
+            .build()
+            .unwrap();
+        let ok = "http://127.0.0.1:8080/beta/deviceManagement/x?$skiptoken=2";
+        assert_eq!(client.check_next_link(ok, ApiVersion::Beta).unwrap(), ok);
+        assert!(
+            client
+                .check_next_link("http://LOCALHOST:8080/beta/x", ApiVersion::Beta)
+                .is_err(),
+            "another host name is another origin"
+        );
+        for refused in [
+            "http://127.0.0.1:8080/v1.0/deviceManagement/x",
+            "http://127.0.0.1:8081/beta/deviceManagement/x",
+            "https://127.0.0.1:8080/beta/deviceManagement/x",
+            "http://127.0.0.1:8080/beta/../v1.0/x",
+            "http://127.0.0.1:8080/betax/y",
+            "/beta/deviceManagement/x",
+            "",
+        ] {
+            let err = client
+                .check_next_link(refused, ApiVersion::Beta)
+                .unwrap_err();
+            assert!(err.contains("not followed"), "{refused}: {err}");
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        let mut url = String::new();
+        ListOptions::new()
+            .top(5)
+            .filter("userPrincipalName eq 'a&b=c'")
+            .select(["id", "status"])
+            .write_query(&mut url);
+        assert_eq!(
+            url,
+            "?$top=5&$filter=userPrincipalName%20eq%20%27a%26b%3Dc%27&$select=id,status"
+        );
+        for (bad, field) in [
+            (ListOptions::new().max_pages(0), "maxPages"),
+            (ListOptions::new().top(0), "top"),
+            (ListOptions::new().filter(""), "filter"),
+            (ListOptions::new().select(["id,status"]), "select"),
+        ] {
+            let err = bad.validate().unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput { field: f, .. } if f == field),
+                "{err}"
+            );
+        }
+    }
+}
