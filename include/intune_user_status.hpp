@@ -208,6 +208,75 @@ class Client {
     return finish(status, response, error);
   }
 
+  /// What update_many wrote: the results array (one element per item, in the items' order) and
+  /// whether any item failed (IUS_STATUS_PARTIAL).
+  struct BulkResults {
+    std::string json;
+    bool partial = false;
+  };
+
+  /// Updates many user statuses through $batch (see ius_update_user_statuses for items_json and
+  /// the results). A value when the results were written (every item OK, or partial); an Error
+  /// when nothing was sent.
+  Result<BulkResults> update_many(const std::string &items_json) const {
+    if (auto bad = detail::check_argument(items_json, "items_json")) return *bad;
+    char *results = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_update_user_statuses(handle_.get(), items_json.c_str(), &results, &error);
+    detail::LibraryString owned(results);
+    if (status != IUS_STATUS_OK && status != IUS_STATUS_PARTIAL) return detail::make_error(status, error);
+    detail::LibraryString(error).reset();
+    BulkResults out;
+    if (owned) out.json = owned.get();
+    out.partial = status == IUS_STATUS_PARTIAL;
+    return out;
+  }
+
+  /// Reads the user status named by target_json: the entity as JSON.
+  Result<std::string> get_status(const std::string &target_json) const {
+    if (auto bad = detail::check_argument(target_json, "target_json")) return *bad;
+    char *response = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_get_user_status(handle_.get(), target_json.c_str(), &response, &error);
+    return text(status, response, error);
+  }
+
+  /// Every user status of collection_json, every page: a JSON array (see ius_list_user_statuses
+  /// for options_json).
+  Result<std::string> list(const std::string &collection_json,
+                           const std::optional<std::string> &options_json = std::nullopt) const {
+    if (auto bad = detail::check_argument(collection_json, "collection_json")) return *bad;
+    if (options_json) {
+      if (auto bad = detail::check_argument(*options_json, "options_json")) return *bad;
+    }
+    char *response = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_list_user_statuses(handle_.get(), collection_json.c_str(),
+                                               options_json ? options_json->c_str() : nullptr,
+                                               &response, &error);
+    return text(status, response, error);
+  }
+
+  /// Creates a user status in collection_json: the created entity as JSON.
+  Result<std::string> create(const std::string &collection_json, const std::string &entity_json) const {
+    if (auto bad = detail::check_argument(collection_json, "collection_json")) return *bad;
+    if (auto bad = detail::check_argument(entity_json, "entity_json")) return *bad;
+    char *response = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_create_user_status(handle_.get(), collection_json.c_str(),
+                                               entity_json.c_str(), &response, &error);
+    return text(status, response, error);
+  }
+
+  /// Deletes the user status named by target_json.
+  Result<std::monostate> remove(const std::string &target_json) const {
+    if (auto bad = detail::check_argument(target_json, "target_json")) return *bad;
+    char *error = nullptr;
+    ius_status status = ius_delete_user_status(handle_.get(), target_json.c_str(), &error);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return std::monostate{};
+  }
+
   /// The C handle, for calls the wrapper does not cover; still owned by this Client.
   ius_client *get() const noexcept { return handle_.get(); }
 
@@ -222,6 +291,12 @@ class Client {
     detail::LibraryString owned(response);
     if (!owned) return Response();
     return Response(std::string(owned.get()));
+  }
+
+  static Result<std::string> text(ius_status status, char *response, char *error) {
+    detail::LibraryString owned(response);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return std::string(owned ? owned.get() : "");
   }
 
   std::unique_ptr<ius_client, Deleter> handle_;
