@@ -91,7 +91,12 @@ fn forty_five_items_go_as_twenty_twenty_and_five_with_the_single_updates_bytes()
             .all(|r| matches!(r, Ok(UpdateOutcome::NoContent)))
     );
     let sent = batches(&emu);
-    assert_eq!(emu.requests().len(), 3, "nothing but the three batches");
+    assert_eq!(
+        emu.wire_requests().len(),
+        3,
+        "nothing but the three batches"
+    );
+    assert_eq!(emu.batch_items().len(), 45, "every inner request ran");
     let sizes: Vec<usize> = sent.iter().map(|b| inner(b).len()).collect();
     assert_eq!(sizes, [20, 20, 5]);
     let ids: Vec<String> = sent.iter().flat_map(ids_in).collect();
@@ -107,7 +112,10 @@ fn forty_five_items_go_as_twenty_twenty_and_five_with_the_single_updates_bytes()
         let mut inner_ids: Vec<String> = Vec::new();
         for request in inner(batch) {
             assert_eq!(request["method"], "PATCH");
-            assert_eq!(request["headers"], json!({"Content-Type": "application/json"}));
+            assert_eq!(
+                request["headers"],
+                json!({"Content-Type": "application/json"})
+            );
             inner_ids.push(request["id"].as_str().unwrap().to_lowercase());
         }
         let mut unique = inner_ids.clone();
@@ -134,17 +142,20 @@ fn forty_five_items_go_as_twenty_twenty_and_five_with_the_single_updates_bytes()
     client
         .update_user_status(odd.target(), odd.patch())
         .unwrap();
-    let requests = emu.requests();
-    let single = &requests[1];
-    let batched = &inner(&requests[0])[0];
+    let wire = emu.wire_requests();
+    let single = &wire[1];
+    let batched = &emu.batch_items()[0];
     assert_eq!(
-        format!("/beta{}", batched["url"].as_str().unwrap()),
-        single.target
+        (batched.method.as_str(), single.method.as_str()),
+        ("PATCH", "PATCH")
     );
-    let body = &requests[0].body_str();
+    assert_eq!(batched.target, single.target, "the same encoded path");
+    assert_eq!(batched.body_str(), single.body_str(), "the same body bytes");
     assert!(
-        body.contains(&format!("\"body\":{}", single.body_str())),
-        "the body bytes are the single update's: {body}"
+        wire[0]
+            .body_str()
+            .contains(&format!("\"body\":{}", single.body_str())),
+        "the envelope carries the body as the single update sends it"
     );
 }
 
@@ -178,11 +189,18 @@ fn a_throttled_item_goes_again_in_a_later_batch_and_the_others_are_not_resent() 
     let started = Instant::now();
     let results = client.update_user_statuses(&items(5));
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    assert!(started.elapsed() >= Duration::from_millis(200), "waited Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "waited Retry-After"
+    );
     let sent = batches(&emu);
     assert_eq!(sent.len(), 2);
     assert_eq!(ids_in(&sent[0]), ["s0", "s1", "s2", "s3", "s4"]);
-    assert_eq!(ids_in(&sent[1]), ["s3"], "only the throttled item went again");
+    assert_eq!(
+        ids_in(&sent[1]),
+        ["s3"],
+        "only the throttled item went again"
+    );
     assert_eq!(
         inner(&sent[0])[3]["body"],
         inner(&sent[1])[0]["body"],
@@ -261,7 +279,10 @@ fn a_batch_answered_503_is_sent_again_whole() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let sent = batches(&emu);
     assert_eq!(sent.len(), 2);
-    assert_eq!(sent[0].body, sent[1].body, "the same envelope, byte for byte");
+    assert_eq!(
+        sent[0].body, sent[1].body,
+        "the same envelope, byte for byte"
+    );
     assert_eq!(sent[1].header("retry-attempt"), Some("1"));
     assert_eq!(
         sent[0].header("client-request-id"),
@@ -288,7 +309,10 @@ fn invalid_items_are_not_sent_and_name_their_field_from_the_item() {
             Target::new("cfg-1", "s3"),
             UserStatusPatch::new().id("other").devices_count(1),
         ),
-        BulkItem::new(Target::new("cfg-1", ""), UserStatusPatch::new().devices_count(1)),
+        BulkItem::new(
+            Target::new("cfg-1", ""),
+            UserStatusPatch::new().devices_count(1),
+        ),
         item(2),
     ];
     let results = client.update_user_statuses(&all);
@@ -303,7 +327,11 @@ fn invalid_items_are_not_sent_and_name_their_field_from_the_item() {
     assert!(results[0].is_ok() && results[5].is_ok());
     let sent = batches(&emu);
     assert_eq!(sent.len(), 1);
-    assert_eq!(ids_in(&sent[0]), ["s0", "s2"], "only the valid items were sent");
+    assert_eq!(
+        ids_in(&sent[0]),
+        ["s0", "s2"],
+        "only the valid items were sent"
+    );
 }
 
 #[test]
@@ -356,7 +384,8 @@ fn the_emulator_refuses_duplicate_ids_without_regard_to_case() {
         .send(body.to_string())
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
-    let error: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let error: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(error["error"]["code"], "BadRequest");
 }
 
@@ -377,7 +406,10 @@ fn an_item_still_waiting_when_the_total_budget_runs_out_is_throttled_with_its_wa
         &items(2),
         &CallOptions::new().total_timeout(Duration::from_secs(1)),
     );
-    assert!(started.elapsed() < Duration::from_millis(900), "no wait in vain");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "no wait in vain"
+    );
     assert!(results[0].is_ok());
     match &results[1] {
         Err(Error::Throttled { wait, .. }) => assert_eq!(*wait, Duration::from_secs(5)),
@@ -421,7 +453,11 @@ fn fetch_after_no_content_reads_the_objects_back_in_batches() {
     }
     let sent = batches(&emu);
     assert_eq!(sent.len(), 2);
-    assert!(inner(&sent[1]).iter().all(|r| r["method"] == "GET" && r.get("body").is_none()));
+    assert!(
+        inner(&sent[1])
+            .iter()
+            .all(|r| r["method"] == "GET" && r.get("body").is_none())
+    );
 }
 
 #[test]

@@ -256,8 +256,61 @@ fn a_page_answered_503_is_retried_by_the_pipeline() {
         .unwrap();
     assert_eq!(listed.len(), 4);
     let requests = emu.requests();
-    assert_eq!(requests.len(), 3, "page 1 answered 503, page 1 again, page 2");
+    assert_eq!(
+        requests.len(),
+        3,
+        "page 1 answered 503, page 1 again, page 2"
+    );
     assert_eq!(requests[0].target, requests[1].target);
     assert_eq!(requests[1].header("retry-attempt"), Some("1"));
     assert!(requests[2].target.contains("$skiptoken="));
+}
+
+#[test]
+fn pages_of_the_emulators_page_size_are_all_read() {
+    let emu = ius_emulator::Emulator::start(ius_emulator::Config {
+        token: Some(TOKEN.into()),
+        page_size: 2,
+        ..ius_emulator::Config::default()
+    })
+    .unwrap();
+    for n in 0..6 {
+        emu.insert_user_status(DIRECT, json!({"id": format!("s{n}")}))
+            .unwrap();
+    }
+    let client = client(&emu.base_url());
+    let listed = client
+        .list_user_statuses(&Collection::new("cfg-1"), &ListOptions::new())
+        .unwrap();
+    assert_eq!(listed.len(), 6);
+    assert_eq!(emu.requests().len(), 3, "three pages of two");
+}
+
+#[test]
+fn a_next_link_based_elsewhere_by_the_emulator_is_refused() {
+    let elsewhere = RawServer::start(http_response("200 OK", &[], b"{}"));
+    let emu = ius_emulator::Emulator::start(ius_emulator::Config {
+        token: Some(TOKEN.into()),
+        page_size: 1,
+        next_link_base: Some(elsewhere.base_url.clone()),
+        ..ius_emulator::Config::default()
+    })
+    .unwrap();
+    for n in 0..2 {
+        emu.insert_user_status(DIRECT, json!({"id": format!("s{n}")}))
+            .unwrap();
+    }
+    let err = client(&emu.base_url())
+        .list_user_statuses(&Collection::new("cfg-1"), &ListOptions::new())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnexpectedResponse { reason, .. } if reason.contains("not followed")),
+        "{err}"
+    );
+    assert_eq!(emu.requests().len(), 1);
+    assert_eq!(
+        elsewhere.connections(),
+        0,
+        "the token never left for the other host"
+    );
 }
