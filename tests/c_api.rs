@@ -611,6 +611,156 @@ impl NetworkServers {
     }
 }
 
+/// `test_c_bulk`'s emulators, per build kind: `IUS_BULK_<KIND>_URL` holds `c1/b0..b44`,
+/// `c1/hot` (its first PATCH answers 429 with Retry-After 0.2; the first envelope answers 503),
+/// `c1/missing` absent, `c1/v1`,
+/// `c1/v2` and `pg/p0..p5`; `IUS_BULK_<KIND>_ELSEWHERE_URL` pages one entity at a time with next
+/// links based on a decoy emulator, which must receive nothing.
+struct BulkEmulators(Vec<(&'static str, Emulator, Emulator, Emulator)>);
+
+const PAGED: &str = "/deviceManagement/deviceConfigurations/pg/userStatuses";
+
+impl BulkEmulators {
+    fn start() -> BulkEmulators {
+        let entry = |collection: &str, id: String| SeedEntry {
+            collection: collection.to_owned(),
+            entity: json!({ "id": id, "devicesCount": 0 }),
+        };
+        let sets = KINDS.iter().map(|&kind| {
+            let mut seed: Vec<SeedEntry> =
+                (0..45).map(|n| entry(DIRECT, format!("b{n}"))).collect();
+            for id in ["hot", "v1", "v2"] {
+                seed.push(entry(DIRECT, id.to_owned()));
+            }
+            seed.extend((0..6).map(|n| entry(PAGED, format!("p{n}"))));
+            let bulk = Emulator::start(Config {
+                token: Some(TOKEN.to_owned()),
+                seed,
+                batch_shuffle_seed: Some(11),
+                faults: vec![
+                    FaultRule::next(1, status_fault(429, Some("0.2")))
+                        .method("PATCH")
+                        .path_contains("/userStatuses/hot"),
+                    // The first envelope answers 503: the whole batch goes again.
+                    FaultRule::next(1, status_fault(503, Some("0.05"))).path_contains("/$batch"),
+                ],
+                ..Config::default()
+            })
+            .expect("start the bulk emulator");
+            let decoy = Emulator::start(Config::default()).expect("start the decoy");
+            let elsewhere = Emulator::start(Config {
+                token: Some(TOKEN.to_owned()),
+                seed: (0..2).map(|n| entry(PAGED, format!("p{n}"))).collect(),
+                page_size: 1,
+                next_link_base: Some(decoy.base_url()),
+                ..Config::default()
+            })
+            .expect("start the elsewhere emulator");
+            (kind, bulk, elsewhere, decoy)
+        });
+        BulkEmulators(sets.collect())
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .flat_map(|(kind, bulk, elsewhere, _)| {
+                let kind = kind.to_uppercase();
+                [
+                    (format!("IUS_BULK_{kind}_URL"), bulk.base_url()),
+                    (
+                        format!("IUS_BULK_{kind}_ELSEWHERE_URL"),
+                        elsewhere.base_url(),
+                    ),
+                ]
+            })
+            .collect()
+    }
+
+    /// What `test_c_bulk` must have sent: the chunking, only valid items, the throttled item
+    /// again alone, one batch per version, nothing to the other host.
+    fn assert_state(&self) {
+        for (kind, bulk, elsewhere, decoy) in &self.0 {
+            let wire = bulk.wire_requests();
+            let batches: Vec<_> = wire
+                .iter()
+                .filter(|r| r.method == "POST" && r.path().ends_with("/$batch"))
+                .collect();
+            let ids = |batch: &ius_emulator::RecordedRequest| -> Vec<String> {
+                let envelope: Value = serde_json::from_slice(&batch.body).unwrap();
+                envelope["requests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        r["url"]
+                            .as_str()
+                            .unwrap()
+                            .rsplit('/')
+                            .next()
+                            .unwrap()
+                            .to_owned()
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                batches[0].body, batches[1].body,
+                "{kind}: the 503 batch again, whole"
+            );
+            assert_eq!(batches[1].header("retry-attempt"), Some("1"), "{kind}");
+            let batches = &batches[1..];
+            let sizes: Vec<usize> = batches[..3].iter().map(|b| ids(b).len()).collect();
+            assert_eq!(sizes, [20, 20, 5], "{kind}: 45 items as 20, 20, 5");
+            assert_eq!(
+                ids(batches[3]),
+                ["b0", "b1"],
+                "{kind}: only the valid items"
+            );
+            assert_eq!(ids(batches[4]), ["hot", "missing", "b2"], "{kind}");
+            assert_eq!(ids(batches[5]), ["hot"], "{kind}: the throttled item alone");
+            let v1: Vec<_> = batches
+                .iter()
+                .filter(|b| b.target == "/v1.0/$batch")
+                .collect();
+            assert_eq!(v1.len(), 1, "{kind}");
+            assert_eq!(ids(v1[0]), ["v1"], "{kind}");
+            assert!(
+                bulk.batch_items()
+                    .iter()
+                    .all(|r| !r.target.contains("never-")),
+                "{kind}: invalid items were never sent"
+            );
+            assert_eq!(
+                bulk.user_status(DIRECT, "b44").unwrap()["devicesCount"],
+                144
+            );
+            assert_eq!(bulk.user_status(DIRECT, "hot").unwrap()["devicesCount"], 7);
+            assert_eq!(
+                bulk.user_status(DIRECT, "v1").unwrap()["status"],
+                "compliant"
+            );
+            assert!(bulk.user_status(PAGED, "made").is_none(), "{kind}: deleted");
+            assert!(batches.iter().all(|b| {
+                b.header("SdkVersion")
+                    .is_some_and(|v| v.contains("runtimeEnvironment=C"))
+            }));
+            assert_eq!(elsewhere.requests().len(), 1, "{kind}: one page read");
+            assert!(
+                decoy.requests().is_empty(),
+                "{kind}: nothing reached the other host"
+            );
+        }
+    }
+
+    fn shutdown(self) {
+        for (_, bulk, elsewhere, decoy) in self.0 {
+            bulk.shutdown();
+            elsewhere.shutdown();
+            decoy.shutdown();
+        }
+    }
+}
+
 /// Starts fresh servers, runs the suite's test programs against them and returns the servers
 /// for assertions on what they received. `env` is added to the programs' environment.
 fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
@@ -619,6 +769,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let faults = FaultEmulators::start();
     let auth = AuthEmulators::start();
     let network = NetworkServers::start();
+    let bulk = BulkEmulators::start();
     let mut all: Vec<(String, String)> = [
         ("IUS_TEST_BASE_URL", no_content.base_url()),
         ("IUS_TEST_BASE_URL_200", ok.base_url()),
@@ -631,6 +782,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     all.extend(faults.env());
     all.extend(auth.env());
     all.extend(network.env());
+    all.extend(bulk.env());
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     suite.run(&all);
     Emulators {
@@ -639,6 +791,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
         faults,
         auth,
         network,
+        bulk,
     }
 }
 
@@ -654,6 +807,8 @@ struct Emulators {
     auth: AuthEmulators,
     /// One set per build kind: `test_c_network`.
     network: NetworkServers,
+    /// One set per build kind: `test_c_bulk`.
+    bulk: BulkEmulators,
 }
 
 impl Emulators {
@@ -663,6 +818,7 @@ impl Emulators {
         self.faults.assert_state();
         self.auth.assert_state();
         self.network.assert_state();
+        self.bulk.assert_state();
     }
 
     fn shutdown(self) {
@@ -671,6 +827,7 @@ impl Emulators {
         self.faults.shutdown();
         self.auth.shutdown();
         self.network.shutdown();
+        self.bulk.shutdown();
     }
 }
 

@@ -92,6 +92,8 @@ pub const PROGRAMS: &[Program] = &[
     Program::test("tests/test_c_auth.c", "{kind}"),
     // HTTPS with an extra CA, a CONNECT proxy with credentials: the servers are IUS_NET_<KIND>_*.
     Program::test("tests/test_c_network.c", "{kind}"),
+    // Bulk updates and get/list/create/delete: the emulators are IUS_BULK_<KIND>_*.
+    Program::test("tests/test_c_bulk.c", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.
