@@ -116,5 +116,32 @@ int main(int argc, char **argv) {
     }
     ius_canned_join(&canned);
   }
+
+  // Get, list, delete, create and bulk through the wrapper (nothing here changes a status).
+  {
+    auto client = ius::Client::create(config(base_url));
+    CHECK(client.ok());
+    if (client) {
+      const ius::Client &c = client.value();
+      const auto npos = std::string::npos;
+      auto got = c.get_status("{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"s1\"}");
+      CHECK(got.ok() && got.value().find("\"id\":\"s1\"") != npos);
+      auto listed = c.list("{\"deviceConfigurationId\":\"c1\"}", std::string("{\"top\":5}"));
+      CHECK(listed.ok() && listed.value().front() == '[' &&
+            listed.value().find("\"id\":\"s1\"") != npos);
+      auto gone = c.remove("{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"missing\"}");
+      CHECK(!gone && gone.error().http_status == 404);
+      auto invalid = c.create("{\"deviceConfigurationId\":\"c1\"}", "{\"devicesCount\":-1}");
+      CHECK(!invalid && invalid.error().field == std::string("devicesCount"));
+      auto none = c.update_many("[]");
+      CHECK(none.ok() && none.value().json == "[]" && !none.value().partial);
+      auto partial = c.update_many("[7]");
+      CHECK(partial.ok() && partial.value().partial &&
+            partial.value().json.find("\"field\":\"items[0]\"") != npos);
+      auto not_array = c.update_many("{}");
+      CHECK(!not_array && not_array.error().status == IUS_STATUS_INVALID_INPUT &&
+            not_array.error().field == std::string("items_json"));
+    }
+  }
   return ius_summary();
 }
