@@ -266,7 +266,7 @@ impl Error {
     /// The `client-request-id` this SDK sent, when a request was sent.
     pub fn client_request_id(&self) -> Option<&str> {
         match self {
-            Error::Graph(graph) => Some(&graph.client_request_id),
+            Error::Graph(graph) => Some(graph.client_request_id.as_str()),
             Error::Transport {
                 client_request_id, ..
             }
@@ -278,9 +278,11 @@ impl Error {
             }
             | Error::UnexpectedResponse {
                 client_request_id, ..
-            } => Some(client_request_id),
+            } => Some(client_request_id.as_str()),
             _ => None,
         }
+        // A bulk item whose turn never came was sent with no id.
+        .filter(|id| !id.is_empty())
     }
 
     /// Requests actually sent for the call, retries included (0 when nothing was sent).

@@ -467,3 +467,16 @@ fn an_empty_input_sends_nothing() {
     assert!(client.update_user_statuses(&[]).is_empty());
     assert!(emu.requests().is_empty());
 }
+
+#[test]
+fn a_batch_whose_connection_was_reset_is_sent_again_whole() {
+    let emu = emulator_with(2, PatchReturns::NoContent);
+    emu.add_fault(FaultRule::next(1, Fault::Reset).path_contains("/$batch"));
+    let client = client(&emu.base_url());
+    let results = client.update_user_statuses(&items(2));
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let sent = batches(&emu);
+    assert_eq!(sent.len(), 2, "the reset envelope, then the same again");
+    assert_eq!(sent[0].body, sent[1].body);
+    assert_eq!(emu.batch_items().len(), 2, "the items ran once");
+}
