@@ -480,3 +480,87 @@ fn a_batch_whose_connection_was_reset_is_sent_again_whole() {
     assert_eq!(sent[0].body, sent[1].body);
     assert_eq!(emu.batch_items().len(), 2, "the items ran once");
 }
+
+/// Every log line of this test binary (tests run in parallel, so each test picks its own lines).
+fn log_lines() -> &'static std::sync::Mutex<Vec<String>> {
+    struct Capture;
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            log_lines()
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", record.level(), record.args()));
+        }
+        fn flush(&self) {}
+    }
+    static LINES: std::sync::OnceLock<std::sync::Mutex<Vec<String>>> = std::sync::OnceLock::new();
+    static CAPTURE: Capture = Capture;
+    LINES.get_or_init(|| {
+        log::set_logger(&CAPTURE).expect("no other logger");
+        log::set_max_level(log::LevelFilter::Info);
+        std::sync::Mutex::default()
+    })
+}
+
+#[test]
+fn the_log_has_one_line_per_batch_and_one_per_item_retry() {
+    let lines = log_lines();
+    let emu = emulator_with(3, PatchReturns::NoContent);
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("0.05".into()),
+            },
+        )
+        .method("PATCH")
+        .path_contains("/userStatuses/s1"),
+    );
+    let client = client(&emu.base_url());
+    assert!(
+        client
+            .update_user_statuses(&items(3))
+            .iter()
+            .all(Result::is_ok)
+    );
+    let envelopes: Vec<String> = emu
+        .batch_items()
+        .iter()
+        .map(|r| r.batch.as_ref().unwrap().envelope_request_id.clone())
+        .collect();
+    let lines = lines.lock().unwrap().clone();
+    let batch_line = |request_id: &str| {
+        lines
+            .iter()
+            .filter(|line| line.contains(request_id))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let first = batch_line(&envelopes[0]);
+    assert_eq!(first.len(), 1, "one line for the first batch: {first:?}");
+    assert!(
+        first[0].contains("POST /beta/$batch: 3 requests -> HTTP 200: 204x2 429x1"),
+        "{}",
+        first[0]
+    );
+    let second = batch_line(envelopes.last().unwrap());
+    assert!(
+        second[0].contains("1 requests -> HTTP 200: 204x1"),
+        "{second:?}"
+    );
+    let retry: Vec<_> = lines
+        .iter()
+        .filter(|line| {
+            line.contains("/cfg-1/userStatuses/s1: HTTP 429 in $batch; retry 1 of 3 in 0.050 s")
+        })
+        .collect();
+    assert!(!retry.is_empty(), "the item's retry is logged");
+    assert!(
+        lines.iter().all(|line| !line.contains(TOKEN)),
+        "no token in the log"
+    );
+}
