@@ -5,7 +5,8 @@
  * emulator saw (the $batch envelopes, which items went again, what was never sent).
  *
  * Usage: test_c_bulk KIND (shared or static). The emulator is IUS_BULK_<KIND>_URL; it holds c1/b0
- * .. c1/b44, c1/hot (its first PATCH answers 429 with Retry-After 0.2), c1/v1, c1/v2, and pg/p0 ..
+ * .. c1/b44, c1/hot (its first PATCH answers 429 with Retry-After 0.2; the first envelope answers
+ * 503, so the chunking call's first batch goes twice), c1/v1, c1/v2, and pg/p0 ..
  * pg/p5. IUS_BULK_<KIND>_ELSEWHERE_URL is an emulator whose next links lead to another host (a
  * decoy emulator that must receive nothing). */
 #include "intune_user_status.h"
