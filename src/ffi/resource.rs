@@ -11,7 +11,7 @@ use super::status::ius_status;
 use super::strings::{arg_str, require_out, write_json, write_out};
 use super::target::{collection_from_json, target_from_json};
 use crate::json::kind;
-use crate::{Error, ListOptions, UserStatusPatch};
+use crate::{CallOptions, Client, Collection, Error, ListOptions, Target, UserStatusPatch};
 
 /// Reads the user status named by `target_json` (as for `ius_update_user_status_at`: any
 /// documented path, optional `apiVersion`) with a GET through the client's pipeline (retries,
@@ -37,9 +37,8 @@ pub unsafe extern "C" fn ius_get_user_status(
     unsafe { write_out(out_response_json, std::ptr::null_mut()) };
     ffi_status_body!(out_error_json, {
         require_out(out_response_json, "out_response_json")?;
-        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
-        let client = unsafe { client_ref(client) }?;
-        let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
+        // SAFETY: each pointer is NULL or valid for the call, per the contract.
+        let (client, target, options) = unsafe { client_and_target(client, target_json) }?;
         let entity = client.get_user_status_with(&target, &options)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_json(out_response_json, &entity) }
@@ -71,10 +70,9 @@ pub unsafe extern "C" fn ius_list_user_statuses(
     unsafe { write_out(out_response_json, std::ptr::null_mut()) };
     ffi_status_body!(out_error_json, {
         require_out(out_response_json, "out_response_json")?;
-        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
-        let client = unsafe { client_ref(client) }?;
-        let (collection, options) =
-            collection_from_json(unsafe { arg_str(collection_json, "collection_json") }?)?;
+        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
+        let (client, collection, options) =
+            unsafe { client_and_collection(client, collection_json) }?;
         let list = if options_json.is_null() {
             ListOptions::new()
         } else {
@@ -105,10 +103,9 @@ pub unsafe extern "C" fn ius_create_user_status(
     unsafe { write_out(out_response_json, std::ptr::null_mut()) };
     ffi_status_body!(out_error_json, {
         require_out(out_response_json, "out_response_json")?;
-        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
-        let client = unsafe { client_ref(client) }?;
-        let (collection, options) =
-            collection_from_json(unsafe { arg_str(collection_json, "collection_json") }?)?;
+        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
+        let (client, collection, options) =
+            unsafe { client_and_collection(client, collection_json) }?;
         let text = unsafe { arg_str(entity_json, "entity_json") }?;
         let value: Value = serde_json::from_str(text)
             .map_err(|err| FfiError::invalid_json("entity_json", &err))?;
@@ -131,11 +128,39 @@ pub unsafe extern "C" fn ius_delete_user_status(
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
     ffi_status_body!(out_error_json, {
-        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
-        let client = unsafe { client_ref(client) }?;
-        let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
+        // SAFETY: each pointer is NULL or valid for the call, per the contract.
+        let (client, target, options) = unsafe { client_and_target(client, target_json) }?;
         Ok(client.delete_user_status_with(&target, &options)?)
     })
+}
+
+/// The client and the user status a call names.
+///
+/// # Safety
+/// Each pointer must be NULL or valid for the call (a live handle, a NUL-terminated string).
+unsafe fn client_and_target<'a>(
+    client: *const ius_client,
+    target_json: *const c_char,
+) -> Result<(&'a Client, Target, CallOptions), FfiError> {
+    // SAFETY: per this function's contract.
+    let client = unsafe { client_ref(client) }?;
+    let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
+    Ok((client, target, options))
+}
+
+/// The client and the collection a call names.
+///
+/// # Safety
+/// As for [`client_and_target`].
+unsafe fn client_and_collection<'a>(
+    client: *const ius_client,
+    collection_json: *const c_char,
+) -> Result<(&'a Client, Collection, CallOptions), FfiError> {
+    // SAFETY: per this function's contract.
+    let client = unsafe { client_ref(client) }?;
+    let (collection, options) =
+        collection_from_json(unsafe { arg_str(collection_json, "collection_json") }?)?;
+    Ok((client, collection, options))
 }
 
 /// `{"top","filter","select","maxPages"}` -> [`ListOptions`]; the core checks the values.
