@@ -14,15 +14,33 @@ const LAYERS: &[(u32, &[&str])] = &[
     (
         1,
         &[
-            "datetime", "model", "patch", "target", "cloud", "retry", "pacing",
+            "datetime",
+            "model",
+            "patch",
+            "target",
+            "collection",
+            "cloud",
+            "retry",
+            "pacing",
         ],
     ),
     // Where tokens come from, and how the network is reached.
     (2, &["auth", "network", "resolver", "tls"]),
     // The one request pipeline.
     (3, &["pipeline"]),
-    // The operations and what their responses mean.
-    (4, &["response", "client"]),
+    // The operations and what their responses mean; bulk (the $batch wire format, the per-item
+    // retry scheduler) and the rest of the resource beside the client.
+    (
+        4,
+        &[
+            "response",
+            "client",
+            "batch",
+            "scheduler",
+            "bulk",
+            "resource",
+        ],
+    ),
     // The builder.
     (5, &["config"]),
     // The C ABI.
