@@ -21,6 +21,11 @@
 //! builds the URL with percent-encoded ids, and the client's one request pipeline adds the token and
 //! Graph's headers and sends it on a shared connection pool. C callers reach the same code through
 //! `include/intune_user_status.h`.
+//!
+//! Many updates go in one call, [`Client::update_user_statuses`]: Graph's JSON batches of 20, each
+//! throttled item retried on its own, one result per item. The rest of the resource is there too:
+//! [`Client::get_user_status`], [`Client::list_user_statuses`] (every page),
+//! [`Client::create_user_status`] and [`Client::delete_user_status`].
 
 #![deny(missing_docs)]
 // Only the C ABI may use unsafe code (raw pointers, `no_mangle`); the core is safe Rust.
