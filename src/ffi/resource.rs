@@ -33,16 +33,13 @@ pub unsafe extern "C" fn ius_get_user_status(
     out_response_json: *mut *mut c_char,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
-    unsafe { write_out(out_response_json, std::ptr::null_mut()) };
-    ffi_status_body!(out_error_json, {
-        require_out(out_response_json, "out_response_json")?;
+    let call = || {
         // SAFETY: each pointer is NULL or valid for the call, per the contract.
         let (client, target, options) = unsafe { client_and_target(client, target_json) }?;
-        let entity = client.get_user_status_with(&target, &options)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { write_json(out_response_json, &entity) }
-    })
+        Ok(client.get_user_status_with(&target, &options)?)
+    };
+    // SAFETY: the out-pointers are NULL or writable, per the contract.
+    unsafe { answer_json(out_response_json, out_error_json, call) }
 }
 
 /// Lists every user status of the collection named by `collection_json` (a `target_json` without
@@ -66,10 +63,7 @@ pub unsafe extern "C" fn ius_list_user_statuses(
     out_response_json: *mut *mut c_char,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
-    unsafe { write_out(out_response_json, std::ptr::null_mut()) };
-    ffi_status_body!(out_error_json, {
-        require_out(out_response_json, "out_response_json")?;
+    let call = || {
         // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
         let (client, collection, options) =
             unsafe { client_and_collection(client, collection_json) }?;
@@ -78,10 +72,10 @@ pub unsafe extern "C" fn ius_list_user_statuses(
         } else {
             list_options(unsafe { arg_str(options_json, "options_json") }?)?
         };
-        let entities = client.list_user_statuses_with(&collection, &list, &options)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { write_json(out_response_json, &entities) }
-    })
+        Ok(client.list_user_statuses_with(&collection, &list, &options)?)
+    };
+    // SAFETY: the out-pointers are NULL or writable, per the contract.
+    unsafe { answer_json(out_response_json, out_error_json, call) }
 }
 
 /// Creates a user status in the collection named by `collection_json` (a `target_json` without
@@ -99,10 +93,7 @@ pub unsafe extern "C" fn ius_create_user_status(
     out_response_json: *mut *mut c_char,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
-    unsafe { write_out(out_response_json, std::ptr::null_mut()) };
-    ffi_status_body!(out_error_json, {
-        require_out(out_response_json, "out_response_json")?;
+    let call = || {
         // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
         let (client, collection, options) =
             unsafe { client_and_collection(client, collection_json) }?;
@@ -110,10 +101,10 @@ pub unsafe extern "C" fn ius_create_user_status(
         let value: Value = serde_json::from_str(text)
             .map_err(|err| FfiError::invalid_json("entity_json", &err))?;
         let entity = UserStatusPatch::from_value(value)?;
-        let created = client.create_user_status_with(&collection, &entity, &options)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { write_json(out_response_json, &created) }
-    })
+        Ok(client.create_user_status_with(&collection, &entity, &options)?)
+    };
+    // SAFETY: the out-pointers are NULL or writable, per the contract.
+    unsafe { answer_json(out_response_json, out_error_json, call) }
 }
 
 /// Deletes the user status named by `target_json` (as for `ius_update_user_status_at`); Graph
@@ -131,6 +122,27 @@ pub unsafe extern "C" fn ius_delete_user_status(
         // SAFETY: each pointer is NULL or valid for the call, per the contract.
         let (client, target, options) = unsafe { client_and_target(client, target_json) }?;
         Ok(client.delete_user_status_with(&target, &options)?)
+    })
+}
+
+/// The body of a call that answers JSON: `*out` is cleared first and required, then receives
+/// what `call` returns, serialized; a failure or panic goes to `*out_error_json`.
+///
+/// # Safety
+/// `out` and `out_error_json` must each be NULL or valid for a write.
+unsafe fn answer_json<T: serde::Serialize>(
+    out: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+    call: impl FnOnce() -> Result<T, FfiError>,
+) -> ius_status {
+    // SAFETY: NULL or writable, per this function's contract; cleared so every failure leaves
+    // NULL behind.
+    unsafe { write_out(out, std::ptr::null_mut()) };
+    ffi_status_body!(out_error_json, {
+        require_out(out, "out_response_json")?;
+        let answer = call()?;
+        // SAFETY: checked non-NULL above; writable per this function's contract.
+        unsafe { write_json(out, &answer) }
     })
 }
 
