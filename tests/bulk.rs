@@ -564,3 +564,48 @@ fn the_log_has_one_line_per_batch_and_one_per_item_retry() {
         "no token in the log"
     );
 }
+
+#[test]
+fn a_batch_answered_401_is_sent_once_more_with_a_fresh_token() {
+    use intune_user_status::{AccessToken, TokenProvider};
+    /// Hands out a revoked token until Graph refuses it, then the good one.
+    struct Rotating(std::sync::atomic::AtomicBool);
+    impl TokenProvider for Rotating {
+        fn token(&self) -> Result<AccessToken, Error> {
+            Ok(AccessToken::new(
+                if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                    TOKEN
+                } else {
+                    "revoked-token"
+                },
+            ))
+        }
+        fn invalidate(&self, _: &AccessToken) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let emu = emulator_with(2, PatchReturns::NoContent);
+    let client = intune_user_status::Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(Rotating(std::sync::atomic::AtomicBool::new(false)))
+        .build()
+        .unwrap();
+    let results = client.update_user_statuses(&items(2));
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let sent = batches(&emu);
+    assert_eq!(
+        sent.len(),
+        2,
+        "refused once, then sent with the fresh token"
+    );
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some("Bearer revoked-token")
+    );
+    assert_eq!(
+        sent[1].header("authorization"),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+    assert_eq!(sent[0].body, sent[1].body);
+    assert_eq!(emu.batch_items().len(), 2, "only the accepted batch ran");
+}
