@@ -1,20 +1,14 @@
 /* bench BASE_URL TOKEN N: N sequential ius_update_user_status calls with fixed ids; prints one
- * JSON line like examples/bench.rs: {"n":..,"updates_per_s":..,"cpu_ms_per_update":..}.
- * Same ids and patch as examples/bench.rs (bench-config/bench-status, {"status":"compliant",
- * "devicesCount":3}); the response object, when the server returns one, is taken and freed as a
- * C caller would. */
+ * JSON line like examples/bench.rs: {"client":"c","n":..,"updates_per_s":..,"cpu_ms_per_update":..}.
+ * Sends the documentation page's example patch (bench_patch.h), parsed from JSON on every call as
+ * a C caller's would be; the response object, when the server returns one, is taken and freed as
+ * a C caller would. bench_curl.c is the same loop over a bare libcurl easy handle. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_patch.h"
 #include "intune_user_status.h"
-
-static double seconds(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv) {
   char config[2048];
@@ -33,12 +27,11 @@ int main(int argc, char **argv) {
     ius_string_free(error);
     return 1;
   }
-  wall = seconds(CLOCK_MONOTONIC);
-  cpu = seconds(CLOCK_PROCESS_CPUTIME_ID);
+  wall = bench_seconds(CLOCK_MONOTONIC);
+  cpu = bench_seconds(CLOCK_PROCESS_CPUTIME_ID);
   for (i = 0; i < n; i++) {
     char *response = NULL;
-    if (ius_update_user_status(client, "bench-config", "bench-status",
-                               "{\"status\":\"compliant\",\"devicesCount\":3}", &response,
+    if (ius_update_user_status(client, BENCH_CONFIG_ID, BENCH_STATUS_ID, BENCH_PATCH, &response,
                                &error) != IUS_STATUS_OK) {
       fprintf(stderr, "update %ld: %s\n", i, error);
       ius_string_free(error);
@@ -47,8 +40,8 @@ int main(int argc, char **argv) {
     }
     ius_string_free(response);
   }
-  wall = seconds(CLOCK_MONOTONIC) - wall;
-  cpu = seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu;
+  wall = bench_seconds(CLOCK_MONOTONIC) - wall;
+  cpu = bench_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu;
   ius_client_free(client);
   printf("{\"client\":\"c\",\"n\":%ld,\"updates_per_s\":%.1f,\"cpu_ms_per_update\":%.4f}\n", n, (double)n / wall,
          cpu * 1000.0 / (double)n);

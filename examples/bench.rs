@@ -1,6 +1,9 @@
 //! Sequential updates on one client, in a release build; prints one JSON line:
 //! `{"client":"sdk","n":..,"updates_per_s":..,"cpu_ms_per_update":..}`.
 //!
+//! Every update sends the documentation page's example patch (the one `bindings-c/bench_patch.h`
+//! holds for the C benches), so `examples/bench_c.sh` compares Rust, C and libcurl on one request.
+//!
 //! `--bare` runs the baseline instead: a bare ureq 3 agent sending the same PATCH and parsing the
 //! 200 into a plain struct, so the SDK's own cost (validation, headers, ids, typed parse) shows as
 //! the ratio of the two. `examples/bench.sh` runs both, pinned to one CPU, against
@@ -91,12 +94,21 @@ fn sdk(args: &Args) {
         .build()
         .expect("client");
     let target = Target::new(&args.config_id, &args.status_id);
-    let patch = UserStatusPatch::new()
-        .status(ComplianceStatus::Compliant)
-        .devices_count(3);
+    let patch = doc_patch();
     for _ in 0..args.n {
         client.update_user_status(&target, &patch).expect("update");
     }
+}
+
+/// The documentation page's example patch, as `bindings-c/bench_patch.h` sends it.
+fn doc_patch() -> UserStatusPatch {
+    UserStatusPatch::new()
+        .with_odata_type()
+        .user_display_name("User Display Name value")
+        .devices_count(12)
+        .status(ComplianceStatus::NotApplicable)
+        .last_reported_date_time("2017-01-01T00:00:17.7769392-08:00".parse().expect("date"))
+        .user_principal_name("User Principal Name value")
 }
 
 /// What a hand-written client would parse the 200 into.
@@ -122,7 +134,7 @@ fn bare(args: &Args) {
         args.base_url, args.config_id, args.status_id
     );
     let auth = format!("Bearer {}", args.token);
-    let body = br#"{"devicesCount":3,"status":"compliant"}"#;
+    let body = doc_patch().to_json();
     for _ in 0..args.n {
         let mut response = agent
             .patch(&url)

@@ -37,6 +37,7 @@ mod batch;
 mod bulk;
 mod client;
 mod cloud;
+mod coalesce;
 mod collection;
 mod config;
 mod datetime;

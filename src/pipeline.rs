@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use ureq::http::{HeaderMap, HeaderValue, Method, Uri};
-use ureq::unversioned::transport::DefaultConnector;
+use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::auth::Tokens;
+use crate::coalesce::CoalescingConnector;
 use crate::pacing::{Gate, Pacing};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
@@ -127,7 +128,7 @@ impl Pipeline {
             .build();
         let agent = Agent::with_parts(
             agent_config,
-            DefaultConnector::new(),
+            DefaultConnector::new().chain(CoalescingConnector),
             CachingResolver::default(),
         );
         let token = config.tokens.into_provider(&agent, config.cloud)?;

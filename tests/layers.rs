@@ -25,7 +25,7 @@ const LAYERS: &[(u32, &[&str])] = &[
         ],
     ),
     // Where tokens come from, and how the network is reached.
-    (2, &["auth", "network", "resolver", "tls"]),
+    (2, &["auth", "network", "resolver", "tls", "coalesce"]),
     // The one request pipeline.
     (3, &["pipeline"]),
     // The operations and what their responses mean; bulk (the $batch wire format, the per-item
