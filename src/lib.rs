@@ -51,6 +51,7 @@ mod network;
 mod pacing;
 mod patch;
 mod pipeline;
+mod request_id;
 mod resolver;
 mod resource;
 mod response;

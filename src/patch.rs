@@ -1,6 +1,9 @@
 //! The change to send: only the properties the caller set, validated before anything is sent.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::json;
@@ -123,9 +126,28 @@ impl UserStatusPatch {
 
     /// Parses a patch from JSON text, checking every property by name, type and range.
     pub fn from_json(text: &str) -> Result<UserStatusPatch, Error> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|err| Error::invalid("patch", format!("is not valid JSON: {err}")))?;
-        UserStatusPatch::from_value(value)
+        UserStatusPatch::parse(text).map_err(|err| match err {
+            ParseError::Syntax(err) => Error::invalid("patch", format!("is not valid JSON: {err}")),
+            ParseError::Invalid(err) => err,
+        })
+    }
+
+    /// [`from_json`](Self::from_json) telling text that is not JSON apart from a patch that breaks
+    /// a rule, for callers that report the two differently (the C layer).
+    ///
+    /// An object is read straight into its properties, with no map in between; the rules, their
+    /// order and their messages are those of [`from_value`](Self::from_value).
+    pub(crate) fn parse(text: &str) -> Result<UserStatusPatch, ParseError> {
+        // serde_json's whitespace: after it, `{` starts an object, anything else is not one.
+        if text
+            .trim_start_matches([' ', '\n', '\t', '\r'])
+            .starts_with('{')
+        {
+            let fields: Fields = serde_json::from_str(text).map_err(ParseError::Syntax)?;
+            return fields.into_patch().map_err(ParseError::Invalid);
+        }
+        let value: Value = serde_json::from_str(text).map_err(ParseError::Syntax)?;
+        UserStatusPatch::from_value(value).map_err(ParseError::Invalid)
     }
 
     /// Builds a patch from a parsed JSON value, checking every property by name, type and range.
@@ -138,50 +160,11 @@ impl UserStatusPatch {
                 format!("must be a JSON object, got {}", json::kind(&value)),
             ));
         };
-        let mut patch = UserStatusPatch::new();
+        let mut fields = Fields::default();
         for (key, value) in map {
-            match key.as_str() {
-                "@odata.type" => {
-                    let text = expect_string(&key, value)?;
-                    if text != ODATA_TYPE {
-                        return Err(Error::invalid(
-                            key,
-                            format!("must be \"{ODATA_TYPE}\", got \"{text}\""),
-                        ));
-                    }
-                    patch.odata_type = Some(ODATA_TYPE);
-                }
-                "id" => patch.id = Some(expect_string(&key, value)?),
-                "userDisplayName" => patch.user_display_name = Some(expect_nullable(&key, value)?),
-                "userPrincipalName" => {
-                    patch.user_principal_name = Some(expect_nullable(&key, value)?)
-                }
-                "devicesCount" => patch.devices_count = Some(expect_int32(&key, &value)?),
-                "status" => {
-                    let text = expect_string(&key, value)?;
-                    let status = text
-                        .parse()
-                        .map_err(|err| Error::invalid(&key, format!("{err}")))?;
-                    patch.status = Some(status);
-                }
-                "lastReportedDateTime" => {
-                    let text = expect_string(&key, value)?;
-                    let when = DateTimeOffset::parse(&text)
-                        .map_err(|err| Error::invalid(&key, format!("\"{text}\" {err}")))?;
-                    patch.last_reported_date_time = Some(when);
-                }
-                _ => {
-                    return Err(Error::invalid(
-                        &key,
-                        format!(
-                            "unknown property; a deviceConfigurationUserStatus patch may contain {PROPERTIES}"
-                        ),
-                    ));
-                }
-            }
+            fields.insert(&key, value);
         }
-        patch.validate()?;
-        Ok(patch)
+        fields.into_patch()
     }
 
     /// Checks the rules a typed patch cannot express: at least one property, a non-negative count.
@@ -229,8 +212,175 @@ impl UserStatusPatch {
 
     /// The body exactly as it goes on the wire.
     pub fn to_json(&self) -> Vec<u8> {
+        // Sized for a full patch, so the body is written without growing.
+        let mut body = Vec::with_capacity(320);
         // Serializing plain strings, integers and enums into a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        if serde_json::to_writer(&mut body, self).is_err() {
+            body.clear();
+        }
+        body
+    }
+}
+
+/// Why a patch's JSON text was refused: not JSON at all, or JSON that breaks a rule.
+#[derive(Debug)]
+pub(crate) enum ParseError {
+    Syntax(serde_json::Error),
+    Invalid(Error),
+}
+
+/// The properties a patch may hold, in the order their rules are checked: the byte order of their
+/// names, the order in which [`UserStatusPatch::from_value`] meets them in a `serde_json::Map`.
+const NAMES: [&str; 7] = [
+    "@odata.type",
+    "devicesCount",
+    "id",
+    "lastReportedDateTime",
+    "status",
+    "userDisplayName",
+    "userPrincipalName",
+];
+
+/// A patch object as read, before any rule is checked: each known property's JSON value (the last
+/// one, if a name repeats, as in a map) and the first unknown name in byte order, which is the one
+/// the rules would meet first.
+#[derive(Default)]
+struct Fields {
+    values: [Option<Value>; NAMES.len()],
+    unknown: Option<String>,
+}
+
+impl Fields {
+    fn insert(&mut self, key: &str, value: Value) {
+        match NAMES.iter().position(|name| *name == key) {
+            Some(index) => self.values[index] = Some(value),
+            None => {
+                if self.unknown.as_deref().is_none_or(|first| key < first) {
+                    self.unknown = Some(key.to_owned());
+                }
+            }
+        }
+    }
+
+    /// Checks every property in name order (the first failure is the one reported), then the
+    /// rules across properties.
+    fn into_patch(self) -> Result<UserStatusPatch, Error> {
+        let mut patch = UserStatusPatch::new();
+        let mut unknown = self.unknown;
+        for (name, value) in NAMES.into_iter().zip(self.values) {
+            if let Some(key) = unknown.take_if(|key| key.as_str() < name) {
+                return Err(unknown_property(&key));
+            }
+            if let Some(value) = value {
+                set(&mut patch, name, value)?;
+            }
+        }
+        if let Some(key) = unknown {
+            return Err(unknown_property(&key));
+        }
+        patch.validate()?;
+        Ok(patch)
+    }
+}
+
+fn unknown_property(key: &str) -> Error {
+    Error::invalid(
+        key,
+        format!("unknown property; a deviceConfigurationUserStatus patch may contain {PROPERTIES}"),
+    )
+}
+
+/// Checks one known property's value and sets it.
+fn set(patch: &mut UserStatusPatch, key: &str, value: Value) -> Result<(), Error> {
+    match key {
+        "@odata.type" => {
+            let text = expect_string(key, value)?;
+            if text != ODATA_TYPE {
+                return Err(Error::invalid(
+                    key,
+                    format!("must be \"{ODATA_TYPE}\", got \"{text}\""),
+                ));
+            }
+            patch.odata_type = Some(ODATA_TYPE);
+        }
+        "id" => patch.id = Some(expect_string(key, value)?),
+        "userDisplayName" => patch.user_display_name = Some(expect_nullable(key, value)?),
+        "userPrincipalName" => patch.user_principal_name = Some(expect_nullable(key, value)?),
+        "devicesCount" => patch.devices_count = Some(expect_int32(key, &value)?),
+        "status" => {
+            let text = expect_string(key, value)?;
+            let status = text
+                .parse()
+                .map_err(|err| Error::invalid(key, format!("{err}")))?;
+            patch.status = Some(status);
+        }
+        "lastReportedDateTime" => {
+            let text = expect_string(key, value)?;
+            let when = DateTimeOffset::parse(&text)
+                .map_err(|err| Error::invalid(key, format!("\"{text}\" {err}")))?;
+            patch.last_reported_date_time = Some(when);
+        }
+        _ => return Err(unknown_property(key)),
+    }
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        // Keys are borrowed from the text where they can be; only an unknown one is copied.
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            fields.insert(key.as_str(), map.next_value()?);
+        }
+        Ok(fields)
+    }
+}
+
+/// A property name, borrowed from the text unless it holds escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(key) => key,
+            Key::Owned(key) => key,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a property name")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(key))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(key.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -340,6 +490,48 @@ mod tests {
             assert_eq!(got_field, field, "{json}");
             assert!(got_reason.contains(reason), "{json}: {got_reason}");
         }
+    }
+
+    #[test]
+    fn text_is_read_as_the_map_reader_reads_it() {
+        // The direct read must report what parsing into a map and checking it reports: the first
+        // failing name in byte order, the last value of a repeated name, syntax errors first.
+        let cases = [
+            r#"{"stauts":"x","status":"bogus"}"#,
+            r#"{"status":"bogus","stauts":"x"}"#,
+            r#"{"zzz":1,"aaa":2,"devicesCount":-1}"#,
+            r#"{"devicesCount":"1","aaa":2}"#,
+            r#"{"devicesCount":-1,"devicesCount":3}"#,
+            r#"{"devicesCount":3,"devicesCount":-1}"#,
+            r#"{"status":"compliant","userDisplayName":[1,{"a":2}]}"#,
+            r#"{"status":"compliant","id":{}}"#,
+            r#"{"st\u0061tus":"compliant"}"#,
+            r#"{"\u0041":1,"status":"error"}"#,
+            r#"{"devicesCount":1e3}"#,
+            r#"{"devicesCount":-0}"#,
+            r#"{"status":"compliant"} x"#,
+            r#"{"bogus":1,"status":"compliant""#,
+            " \n{\"status\":\"remediated\"}\t",
+            "\u{a0}{}",
+            "null",
+            r#""text""#,
+            "",
+        ];
+        for text in cases {
+            let direct = UserStatusPatch::from_json(text);
+            let via_map = serde_json::from_str::<Value>(text)
+                .map_err(|err| Error::invalid("patch", format!("is not valid JSON: {err}")))
+                .and_then(UserStatusPatch::from_value);
+            assert_eq!(format!("{direct:?}"), format!("{via_map:?}"), "{text}");
+        }
+    }
+
+    #[test]
+    fn names_are_in_byte_order() {
+        assert!(
+            NAMES.is_sorted(),
+            "the rules must meet names as a map orders them"
+        );
     }
 
     #[test]

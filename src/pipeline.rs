@@ -2,11 +2,13 @@
 //! the shared ureq agent, redirects, and the retry loop. Responses are always read to the end, so
 //! the connection returns to the pool.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
-use ureq::http::{HeaderMap, HeaderValue, Method, Uri};
+use ureq::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::auth::Tokens;
@@ -24,6 +26,11 @@ pub(crate) const MAX_BODY: u64 = 1024 * 1024;
 pub(crate) const MAX_REDIRECTS: u32 = 5;
 
 const SDK_NAME: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
+// Graph's request headers, named once (http keeps names lower-case; the wire is case-blind).
+const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+const SDK_VERSION: HeaderName = HeaderName::from_static("sdkversion");
+const RETRY_ATTEMPT: HeaderName = HeaderName::from_static("retry-attempt");
 
 /// What to send: built by an operation, executed by [`Pipeline::execute`].
 pub(crate) struct Request<'a> {
@@ -177,7 +184,7 @@ impl Pipeline {
         count: u32,
         budget: Budget,
     ) -> Result<Response, Error> {
-        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let client_request_id = crate::request_id::new();
         let started = Instant::now();
         let deadline = budget.total.map(|total| started + total);
         let mut attempts = 0u32;
@@ -308,31 +315,36 @@ impl Pipeline {
             } else {
                 ends.saturating_duration_since(started)
             };
-            let mut builder = ureq::http::Request::builder()
-                .method(method.clone())
-                .uri(&url)
-                .header("client-request-id", client_request_id)
-                .header("SdkVersion", self.sdk_version.clone());
-            // Authorization never goes to another scheme, host or port.
-            if same_origin {
-                builder = builder.header("Authorization", &authorization);
-            }
-            if retry > 0 {
-                builder = builder.header("Retry-Attempt", retry.to_string());
-            }
-            if body.is_some() {
-                builder = builder.header("Content-Type", "application/json");
-            }
+            // Built in place: http's builder moves the whole request through every header.
+            let head = || -> Result<ureq::http::request::Parts, ureq::http::Error> {
+                let (mut head, ()) = ureq::http::Request::new(()).into_parts();
+                head.method = method.clone();
+                head.uri = url.parse()?;
+                let headers = &mut head.headers;
+                headers.insert(CLIENT_REQUEST_ID, HeaderValue::from_str(client_request_id)?);
+                headers.insert(SDK_VERSION, self.sdk_version.clone());
+                // Authorization never goes to another scheme, host or port.
+                if same_origin {
+                    headers.insert(AUTHORIZATION, HeaderValue::from_str(&authorization)?);
+                }
+                if retry > 0 {
+                    headers.insert(RETRY_ATTEMPT, HeaderValue::from(retry));
+                }
+                if body.is_some() {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                Ok(head)
+            };
             let context = ErrorContext {
                 started: call_started,
                 client_request_id,
                 bounded_by_total,
             };
-            let sent = match body {
+            let sent = head().map(|head| match body {
                 // A GET carries no body and so no Content-Length.
-                Some(bytes) => builder.body(bytes).map(|req| self.run(req, timeout)),
-                None => builder.body(()).map(|req| self.run(req, timeout)),
-            };
+                Some(bytes) => self.run(ureq::http::Request::from_parts(head, bytes), timeout),
+                None => self.run(ureq::http::Request::from_parts(head, ()), timeout),
+            });
             let mut response = sent
                 .map_err(|err| Failure {
                     error: transport(TransportKind::Io, err, client_request_id),
@@ -360,11 +372,20 @@ impl Pipeline {
                 .get("request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            // Sized from Content-Length, so a small body is read without growing the buffer.
+            let capacity = response
+                .body()
+                .content_length()
+                .unwrap_or(1024)
+                .min(MAX_BODY);
+            let mut body_bytes = Vec::with_capacity(capacity as usize);
             let read = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_BODY)
-                .read_to_vec();
+                .reader()
+                .read_to_end(&mut body_bytes)
+                .map_err(ureq::Error::from);
             log::debug!(
                 "{method} {} -> HTTP {status} request-id={} attempt={} took={:?}",
                 path_of(&url),
@@ -372,7 +393,7 @@ impl Pipeline {
                 retry + 1,
                 started.elapsed()
             );
-            let body_bytes = read.map_err(|err| Failure {
+            read.map_err(|err| Failure {
                 error: match err {
                     ureq::Error::BodyExceedsLimit(_) => Error::UnexpectedResponse {
                         status,

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// in the layer it belongs to (and to docs/ARCHITECTURE.md).
 const LAYERS: &[(u32, &[&str])] = &[
     // Leaves: the errors, the shared limits, the secure-URL rule, JSON reading.
-    (0, &["error", "auth_error", "limits", "url", "json"]),
+    (
+        0,
+        &["error", "auth_error", "limits", "url", "json", "request_id"],
+    ),
     // The model of the resource, and the policies of the pipeline.
     (
         1,

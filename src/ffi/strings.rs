@@ -37,7 +37,7 @@ pub(crate) fn require_out<T>(out: *mut T, name: &'static str) -> Result<(), FfiE
 }
 
 /// Turns `text` into a string C owns until it calls `ius_string_free`.
-pub(crate) fn to_c_string(text: String) -> Result<*mut c_char, FfiError> {
+pub(crate) fn to_c_string(text: impl Into<Vec<u8>>) -> Result<*mut c_char, FfiError> {
     // The JSON this layer returns escapes control characters, so an inner NUL is a bug.
     CString::new(text)
         .map(CString::into_raw)

@@ -3,13 +3,12 @@
 
 use std::ffi::c_char;
 
-use serde_json::Value;
-
 use super::client::{client_ref, ius_client};
 use super::error::FfiError;
 use super::status::ius_status;
 use super::strings::{arg_str, to_c_string, write_out};
 use super::target::target_from_json;
+use crate::patch::ParseError;
 use crate::{CallOptions, Target, UpdateOutcome, UserStatusPatch};
 
 /// Updates the user status at the direct path
@@ -91,10 +90,14 @@ pub unsafe extern "C" fn ius_update_user_status_at(
     })
 }
 
+/// Room for the response JSON of a typical deviceConfigurationUserStatus (about 350 bytes).
+const RESPONSE_CAPACITY: usize = 512;
+
 fn parse_patch(text: &str) -> Result<UserStatusPatch, FfiError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("patch_json", &err))?;
-    Ok(UserStatusPatch::from_value(value)?)
+    UserStatusPatch::parse(text).map_err(|err| match err {
+        ParseError::Syntax(err) => FfiError::invalid_json("patch_json", &err),
+        ParseError::Invalid(err) => err.into(),
+    })
 }
 
 /// Writes the entity (or NULL for a bare 204). Serialized before anything is written, so a failure
@@ -108,7 +111,9 @@ unsafe fn write_response(out: *mut *mut c_char, outcome: UpdateOutcome) -> Resul
     }
     let json = match outcome.entity() {
         Some(entity) => {
-            let text = serde_json::to_string(entity).map_err(|err| {
+            // Sized for a typical entity and its NUL, so neither the JSON nor the C string grows.
+            let mut text = Vec::with_capacity(RESPONSE_CAPACITY);
+            serde_json::to_writer(&mut text, entity).map_err(|err| {
                 FfiError::internal(&format!("could not serialize the response: {err}"))
             })?;
             to_c_string(text)?
