@@ -99,6 +99,25 @@ fn each_request_gets_a_fresh_client_request_id() {
 }
 
 #[test]
+fn a_body_larger_than_the_write_buffer_arrives_whole_and_the_connection_stays_usable() {
+    // The transport holds writes back until the answer is awaited, and sends early only when its
+    // buffer (128 KiB) is half full: a long name crosses that point several times.
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let client = client(&emu.base_url());
+    let long = UserStatusPatch::new().user_display_name("n".repeat(300_000));
+    for patch in [&long, &patch(), &long] {
+        client
+            .update_user_status(&Target::new("cfg-1", "u1"), patch)
+            .unwrap();
+    }
+    let requests = emu.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0].body, long.to_json());
+    assert_eq!(requests[1].body, patch().to_json());
+    assert_eq!(requests[2].body, long.to_json());
+}
+
+#[test]
 fn ids_are_percent_encoded_as_one_segment() {
     let config = "cfg/1?x#y%z é";
     let status = "user 1/✓";
