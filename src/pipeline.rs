@@ -321,17 +321,17 @@ impl Pipeline {
                 head.method = method.clone();
                 head.uri = url.parse()?;
                 let headers = &mut head.headers;
-                headers.insert(CLIENT_REQUEST_ID, HeaderValue::from_str(client_request_id)?);
-                headers.insert(SDK_VERSION, self.sdk_version.clone());
+                headers.append(CLIENT_REQUEST_ID, HeaderValue::from_str(client_request_id)?);
+                headers.append(SDK_VERSION, self.sdk_version.clone());
                 // Authorization never goes to another scheme, host or port.
                 if same_origin {
-                    headers.insert(AUTHORIZATION, HeaderValue::from_str(&authorization)?);
+                    headers.append(AUTHORIZATION, HeaderValue::from_str(&authorization)?);
                 }
                 if retry > 0 {
-                    headers.insert(RETRY_ATTEMPT, HeaderValue::from(retry));
+                    headers.append(RETRY_ATTEMPT, HeaderValue::from(retry));
                 }
                 if body.is_some() {
-                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 }
                 Ok(head)
             };
