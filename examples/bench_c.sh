@@ -21,8 +21,11 @@ nginx_pid=
 trap '[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 cargo build --release --quiet --lib --example bench
+# The library's SONAME is libintune_user_status.so.0: the loader finds it through a link beside
+# the program.
+ln -s "$root/target/release/libintune_user_status.so" "$work/libintune_user_status.so.0"
 "$cc" -O2 -Wall -Iinclude -Ibindings-c bindings-c/bench.c -o "$work/bench_c" \
-  -L target/release -lintune_user_status -Wl,-rpath,"$root/target/release"
+  -L target/release -lintune_user_status -Wl,-rpath,"$work"
 # shellcheck disable=SC2046
 "$cc" -O2 -Wall -Ibindings-c bindings-c/bench_curl.c -o "$work/bench_curl" $(curl-config --cflags --libs)
 
