@@ -48,7 +48,18 @@ struct State {
     /// Bumped by every finished fetch, so a waiter can tell that the one it waited for is done.
     generation: u64,
     /// The outcome of the last finished fetch, handed to every thread that waited for it.
-    last: Option<AuthResult<AccessToken>>,
+    last: Option<Published>,
+    /// Threads waiting for the running fetch (the tests wait for a waiter to arrive).
+    waiting: usize,
+}
+
+/// A finished fetch's outcome, as the threads that waited for it see it.
+#[derive(Clone)]
+struct Published {
+    outcome: AuthResult<AccessToken>,
+    /// The fetch failed once the fetching call's own budget had run out: a failure of that call's
+    /// deadline, not of the token source, so a waiter with budget left fetches again.
+    fetcher_out_of_time: bool,
 }
 
 /// A [`TokenProvider`] that caches the token of a [`TokenSource`].
@@ -97,10 +108,14 @@ impl<S: TokenSource> TokenCache<S> {
             let margin = self.margin.min(lifetime / 2);
             (fresh.token, started + lifetime - margin, started + lifetime)
         });
+        let fetcher_out_of_time =
+            outcome.is_err() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
         let mut state = self.lock();
         state.refreshing = false;
         state.generation += 1;
         let now = (self.clock)();
+        // Logged after the lock is released: a log callback must never stall token lookups.
+        let mut kept_after = None;
         let published = match outcome {
             Ok((token, refresh_at, expires_at)) => {
                 state.current = Some(Cached {
@@ -114,16 +129,23 @@ impl<S: TokenSource> TokenCache<S> {
             // again a little later rather than failing every call during an endpoint blip.
             Err(err) => match state.current.as_mut().filter(|c| now < c.expires_at) {
                 Some(cached) => {
-                    log::warn!(
-                        "token refresh failed ({err}); the current token stays in use until it expires"
-                    );
                     cached.refresh_at = (now + RETRY_REFRESH_AFTER).min(cached.expires_at);
+                    kept_after = Some(err);
                     Ok(cached.token.clone())
                 }
                 None => Err(err),
             },
         };
-        state.last = Some(published.clone());
+        state.last = Some(Published {
+            outcome: published.clone(),
+            fetcher_out_of_time,
+        });
+        drop(state);
+        if let Some(err) = kept_after {
+            log::warn!(
+                "token refresh failed ({err}); the current token stays in use until it expires"
+            );
+        }
         published
     }
 }
@@ -137,7 +159,10 @@ impl<S: TokenSource> Drop for WakeWaiters<'_, S> {
         if state.refreshing {
             state.refreshing = false;
             state.generation += 1;
-            state.last = Some(Err(Box::new(AuthError::new("the token source panicked"))));
+            state.last = Some(Published {
+                outcome: Err(Box::new(AuthError::new("the token source panicked"))),
+                fetcher_out_of_time: false,
+            });
         }
         drop(state);
         self.0.refreshed.notify_all();
@@ -151,26 +176,34 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
 
     fn token_before(&self, deadline: Option<Instant>) -> Result<AccessToken, Error> {
         let mut state = self.lock();
-        if let Some(cached) = &state.current
-            && (self.clock)() < cached.refresh_at
-        {
-            return Ok(cached.token.clone());
-        }
-        if state.refreshing {
+        loop {
+            if let Some(cached) = &state.current
+                && (self.clock)() < cached.refresh_at
+            {
+                return Ok(cached.token.clone());
+            }
+            if !state.refreshing {
+                state.refreshing = true;
+                drop(state);
+                return self.refresh(deadline).map_err(Error::from);
+            }
+            // Another thread is fetching: wait for its outcome, within this call's own budget.
             let waited_for = state.generation;
-            let refreshed = |state: &mut State| state.generation == waited_for;
+            let running = |state: &mut State| state.generation == waited_for;
+            state.waiting += 1;
             state = match deadline {
                 None => self
                     .refreshed
-                    .wait_while(state, refreshed)
+                    .wait_while(state, running)
                     .unwrap_or_else(PoisonError::into_inner),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let (state, timeout) = self
+                    let (mut state, timeout) = self
                         .refreshed
-                        .wait_timeout_while(state, left, refreshed)
+                        .wait_timeout_while(state, left, running)
                         .unwrap_or_else(PoisonError::into_inner);
                     if timeout.timed_out() {
+                        state.waiting -= 1;
                         return Err(Box::new(AuthError::new(
                             "timed out waiting for another thread's token refresh \
                              (the call's total time budget ran out)",
@@ -180,15 +213,21 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
                     state
                 }
             };
+            state.waiting -= 1;
             let last = state
                 .last
                 .clone()
                 .expect("a finished refresh left its outcome");
-            return last.map_err(Error::from);
+            match last {
+                // The fetching call ran out of its own time: that says nothing about this call,
+                // which looks again (and fetches itself if nobody else has started).
+                Published {
+                    outcome: Err(_),
+                    fetcher_out_of_time: true,
+                } => continue,
+                Published { outcome, .. } => return outcome.map_err(Error::from),
+            }
         }
-        state.refreshing = true;
-        drop(state);
-        self.refresh(deadline).map_err(Error::from)
     }
 
     fn invalidate(&self, token: &AccessToken) {
@@ -367,27 +406,120 @@ mod tests {
         assert_eq!(fetches(&source), 2);
     }
 
+    /// A source that holds its first fetch until another thread waits for it, so tests about
+    /// waiters need no sleeps racing each other; `first` then decides that fetch's outcome.
+    struct HeldFirst {
+        cache: std::sync::Weak<TokenCache<HeldFirst>>,
+        fetches: AtomicUsize,
+        first: fn(Option<Instant>) -> AuthResult<FreshToken>,
+    }
+
+    impl TokenSource for HeldFirst {
+        fn fetch(&self, deadline: Option<Instant>) -> AuthResult<FreshToken> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 1 {
+                let cache = self.cache.upgrade().expect("the cache is alive");
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while cache.lock().waiting == 0 && Instant::now() < give_up {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                return (self.first)(deadline);
+            }
+            Ok(FreshToken {
+                token: AccessToken::new(format!("t{n}")),
+                expires_in: HOUR,
+            })
+        }
+    }
+
+    fn held_first(
+        first: fn(Option<Instant>) -> AuthResult<FreshToken>,
+    ) -> Arc<TokenCache<HeldFirst>> {
+        Arc::new_cyclic(|cache| {
+            TokenCache::new(HeldFirst {
+                cache: cache.clone(),
+                fetches: AtomicUsize::new(0),
+                first,
+            })
+        })
+    }
+
     #[test]
     fn a_panicking_source_does_not_strand_waiters() {
-        struct Panics;
-        impl TokenSource for Panics {
-            fn fetch(&self, _deadline: Option<Instant>) -> AuthResult<FreshToken> {
-                thread::sleep(Duration::from_millis(100));
-                panic!("boom");
-            }
-        }
-        let cache = Arc::new(TokenCache::new(Panics));
+        let cache = held_first(|_| panic!("boom"));
         let first = {
             let cache = Arc::clone(&cache);
             thread::spawn(move || cache.token().map(drop))
         };
-        thread::sleep(Duration::from_millis(20));
+        // Once the other thread is fetching, this one can only wait: the source holds that fetch
+        // until it does, then panics.
+        while !cache.lock().refreshing {
+            thread::sleep(Duration::from_millis(1));
+        }
         let waiter = cache.token().unwrap_err();
         assert!(waiter.to_string().contains("panicked"), "{waiter}");
         assert!(
             first.join().is_err(),
             "the fetching thread's panic propagates"
         );
+        assert_eq!(cache.source.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_fetch_that_ran_out_of_its_callers_budget_does_not_fail_a_waiter_with_time_left() {
+        // The first fetch honours its caller's 100 ms budget and fails when it runs out.
+        let cache = held_first(|deadline| {
+            let deadline = deadline.expect("the first caller has a budget");
+            thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            Err(Box::new(
+                AuthError::new("token request timed out").transient(true),
+            ))
+        });
+        let hurried = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                cache.token_before(Some(Instant::now() + Duration::from_millis(100)))
+            })
+        };
+        // Wait until the hurried call is fetching, then ask without a budget.
+        while !cache.lock().refreshing {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let patient = cache.token_before(None);
+        let hurried = hurried.join().unwrap();
+        assert!(hurried.is_err(), "the hurried call ran out of its own time");
+        assert_eq!(
+            patient.expect("the patient call fetched again").secret(),
+            "t2"
+        );
+        assert_eq!(cache.source.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_waiter_gives_up_at_its_own_deadline() {
+        // The first fetch takes 1.5 s; a waiter with 200 ms left must not wait for it.
+        let cache = held_first(|_| {
+            thread::sleep(Duration::from_millis(1500));
+            Ok(FreshToken {
+                token: AccessToken::new("slow"),
+                expires_in: HOUR,
+            })
+        });
+        let fetching = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || cache.token())
+        };
+        while !cache.lock().refreshing {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        let err = cache
+            .token_before(Some(started + Duration::from_millis(200)))
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1000), "waited {took:?}");
+        assert!(err.to_string().contains("time budget"), "{err}");
+        assert_eq!(fetching.join().unwrap().unwrap().secret(), "slow");
     }
 
     #[test]
