@@ -322,7 +322,9 @@ ius_status ius_client_new(const char *config_json,
  * before the first request, again when the lifetime it reported is 5 minutes from its end (at
  * half of it for lifetimes under 10 minutes), and once more when Graph answers 401 to its token.
  * Calls are one at a time per client: threads needing a token meanwhile wait for that call and
- * share its outcome. A failure (a negative return, a bad token) makes the update return
+ * share its outcome, each for at most what is left of its own `timeouts.totalMs` (then its update
+ * returns `IUS_STATUS_AUTH`). The thread running the callback cannot be interrupted: its update
+ * may outlast its `totalMs` by as long as the callback takes. A failure (a negative return, a bad token) makes the update return
  * `IUS_STATUS_AUTH` with the callback's message in the error JSON, and nothing is sent to Graph;
  * the next update calls the callback again.
  *

@@ -80,6 +80,12 @@ impl TokenProvider for CallbackTokens {
         self.0.token()
     }
 
+    // Threads waiting for another thread's callback are bounded by their own budget; the thread
+    // running the callback cannot be interrupted.
+    fn token_before(&self, deadline: Option<Instant>) -> Result<AccessToken, Error> {
+        self.0.token_before(deadline)
+    }
+
     fn invalidate(&self, token: &AccessToken) {
         self.0.invalidate(token);
     }
@@ -187,6 +193,8 @@ mod tests {
         /// Asks for this many bytes on the first call, then succeeds.
         first_needs: Option<usize>,
         seen_len: AtomicUsize,
+        /// How long each call takes.
+        delay: Duration,
     }
 
     unsafe extern "C" fn scripted(
@@ -199,6 +207,7 @@ mod tests {
         let script = unsafe { &*user_data.cast::<Script>() };
         let call = script.calls.fetch_add(1, Ordering::SeqCst);
         script.seen_len.store(len, Ordering::SeqCst);
+        std::thread::sleep(script.delay);
         if let (0, Some(needed)) = (call, script.first_needs) {
             return needed as i32;
         }
@@ -219,6 +228,7 @@ mod tests {
             expires_in: 3600,
             first_needs: None,
             seen_len: AtomicUsize::new(0),
+            delay: Duration::ZERO,
         }
     }
 
@@ -287,5 +297,32 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_thread_waiting_for_another_threads_callback_keeps_its_own_budget() {
+        let mut slow = script(b"slow-token\0", 0);
+        slow.delay = Duration::from_millis(1500);
+        let slow: &'static Script = Box::leak(Box::new(slow));
+        let tokens = std::sync::Arc::new(
+            CallbackTokens::new(Some(scripted), std::ptr::from_ref(slow).cast_mut().cast())
+                .unwrap(),
+        );
+        let fetching = {
+            let tokens = std::sync::Arc::clone(&tokens);
+            std::thread::spawn(move || tokens.token().map(|t| t.secret().to_owned()))
+        };
+        while slow.calls.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        let waited = tokens.token_before(Some(started + Duration::from_millis(300)));
+        let took = started.elapsed();
+        assert!(
+            waited.is_err() && took < Duration::from_millis(1000),
+            "the waiter returned {:?} after {took:?}",
+            waited.map(|t| t.secret().to_owned())
+        );
+        assert_eq!(fetching.join().unwrap().unwrap(), "slow-token");
     }
 }
