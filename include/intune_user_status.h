@@ -501,11 +501,12 @@ void ius_string_free(char *s);
  * `*out_response_json` (if `out_response_json` is not NULL) receives the updated object as JSON
  * when Graph returned it (200) or the client fetched it after a 204 (`fetchAfterNoContent`), else
  * NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
- * `*out_response_json` is not written and `*out_error_json` (if not NULL) receives
+ * `*out_response_json` (if not NULL) is NULL and `*out_error_json` (if not NULL) receives
  * `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
  * "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
- * (`attempts`: requests actually sent, retries included). Free every returned string with
- * `ius_string_free`.
+ * (`attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
+ * at entry, so after any return each holds NULL or a string the caller owns (a pointer left
+ * from an earlier call is never kept). Free every returned string with `ius_string_free`.
  *
  * Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
  * `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
@@ -541,6 +542,29 @@ ius_status ius_update_user_status_at(const ius_client *client,
                                      const char *patch_json,
                                      char **out_response_json,
                                      char **out_error_json);
+
+extern uint32_t ius_client_new(const char *config_json,
+                               void **out_client,
+                               char **out_error_json);
+
+extern void ius_client_free(void *client);
+
+extern uint32_t ius_update_user_status(const void *client,
+                                       const char *device_configuration_id,
+                                       const char *user_status_id,
+                                       const char *patch_json,
+                                       char **out_response_json,
+                                       char **out_error_json);
+
+extern uint32_t ius_update_user_status_at(const void *client,
+                                          const char *target_json,
+                                          const char *patch_json,
+                                          char **out_response_json,
+                                          char **out_error_json);
+
+extern void ius_string_free(char *s);
+
+extern const char *ius_status_name(uint32_t status);
 
 #ifdef __cplusplus
 }  // extern "C"

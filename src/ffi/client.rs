@@ -83,11 +83,8 @@ pub unsafe extern "C" fn ius_client_new(
     out_client: *mut *mut ius_client,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    ffi_status_body!(out_error_json, {
+    ffi_status_body!(out_error_json, [out_client], {
         require_out(out_client, "out_client")?;
-        // SAFETY: out_client is non-NULL and writable per the contract; cleared first so every
-        // failure leaves NULL behind.
-        unsafe { write_out(out_client, std::ptr::null_mut()) };
         // SAFETY: config_json is NULL or a NUL-terminated string valid for the call.
         let text = unsafe { arg_str(config_json, "config_json") }?;
         let client = build(builder_from_json(text, Tokens::FromConfig)?)?;
@@ -131,11 +128,8 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
     out_client: *mut *mut ius_client,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    ffi_status_body!(out_error_json, {
+    ffi_status_body!(out_error_json, [out_client], {
         require_out(out_client, "out_client")?;
-        // SAFETY: out_client is non-NULL and writable per the contract; cleared first so every
-        // failure leaves NULL behind.
-        unsafe { write_out(out_client, std::ptr::null_mut()) };
         // SAFETY: config_json is NULL or a NUL-terminated string valid for the call.
         let text = unsafe { arg_str(config_json, "config_json") }?;
         let tokens = CallbackTokens::new(callback, user_data)?;

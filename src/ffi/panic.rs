@@ -14,13 +14,21 @@ use super::strings;
 
 /// Runs the body of a fallible exported function: `Ok(())` returns `IUS_STATUS_OK` and sets
 /// `*out_error_json` to NULL; an error or a panic returns its status and writes the error JSON.
+///
+/// Every out-parameter is listed (`[out_response_json, ...]`, `out_error_json` apart) and set to
+/// NULL before the body runs, so each is defined on every return whatever the body does.
 macro_rules! ffi_status_body {
-    ($out_error_json:expr, $body:block) => {
+    ($out_error_json:expr, [$($out:expr),* $(,)?], $body:block) => {{
+        $(
+            // SAFETY: every out-parameter is NULL or writable, per the exported function's
+            // contract; write_out skips NULL.
+            unsafe { $crate::ffi::strings::write_out($out, ::std::ptr::null_mut()) };
+        )*
         $crate::ffi::panic::status_boundary(
             $out_error_json,
             || -> ::std::result::Result<(), $crate::ffi::error::FfiError> { $body },
         )
-    };
+    }};
 }
 
 /// Runs the body of an infallible exported function, returning `$on_panic` if it panics.
@@ -37,6 +45,9 @@ pub(crate) fn status_boundary(
     out_error_json: *mut *mut c_char,
     body: impl FnOnce() -> Result<(), FfiError>,
 ) -> ius_status {
+    // SAFETY: out_error_json is NULL or writable, per the exported function's contract. Set at
+    // entry, so it is defined even if building the error JSON fails below.
+    unsafe { strings::write_out(out_error_json, std::ptr::null_mut()) };
     // The body only touches its own locals and the caller's pointers; nothing it leaves half-done
     // is observed after a panic, so asserting unwind safety is sound.
     let error = match catch_unwind(AssertUnwindSafe(body)) {
@@ -95,7 +106,7 @@ mod tests {
     #[test]
     fn a_panic_becomes_a_status_and_error_json() {
         let mut out: *mut c_char = std::ptr::dangling_mut();
-        let status = ffi_status_body!(&mut out, { panic!("boom") });
+        let status = ffi_status_body!(&mut out, [], { panic!("boom") });
         assert_eq!(status, ius_status::Panic);
         let json = take(out);
         assert_eq!(json["status"], "PANIC");
@@ -105,9 +116,9 @@ mod tests {
     #[test]
     fn success_clears_the_error_pointer_and_null_error_pointer_is_fine() {
         let mut out: *mut c_char = std::ptr::dangling_mut();
-        assert_eq!(ffi_status_body!(&mut out, { Ok(()) }), ius_status::Ok);
+        assert_eq!(ffi_status_body!(&mut out, [], { Ok(()) }), ius_status::Ok);
         assert!(out.is_null());
-        let status = ffi_status_body!(std::ptr::null_mut(), { panic!("no out pointer") });
+        let status = ffi_status_body!(std::ptr::null_mut(), [], { panic!("no out pointer") });
         assert_eq!(status, ius_status::Panic);
         assert_eq!(ffi_body_or!(7, { panic!("x") }), 7);
     }

@@ -24,11 +24,12 @@ use crate::{CallOptions, Target, UpdateOutcome, UserStatusPatch};
 /// `*out_response_json` (if `out_response_json` is not NULL) receives the updated object as JSON
 /// when Graph returned it (200) or the client fetched it after a 204 (`fetchAfterNoContent`), else
 /// NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
-/// `*out_response_json` is not written and `*out_error_json` (if not NULL) receives
+/// `*out_response_json` (if not NULL) is NULL and `*out_error_json` (if not NULL) receives
 /// `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
 /// "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
-/// (`attempts`: requests actually sent, retries included). Free every returned string with
-/// `ius_string_free`.
+/// (`attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
+/// at entry, so after any return each holds NULL or a string the caller owns (a pointer left
+/// from an earlier call is never kept). Free every returned string with `ius_string_free`.
 ///
 /// Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
 /// `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
@@ -44,7 +45,7 @@ pub unsafe extern "C" fn ius_update_user_status(
     out_response_json: *mut *mut c_char,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    ffi_status_body!(out_error_json, {
+    ffi_status_body!(out_error_json, [out_response_json], {
         // SAFETY (all four): each pointer is NULL or valid for the call, per the contract.
         let client = unsafe { client_ref(client) }?;
         let configuration = unsafe { arg_str(device_configuration_id, "device_configuration_id") }?;
@@ -79,7 +80,7 @@ pub unsafe extern "C" fn ius_update_user_status_at(
     out_response_json: *mut *mut c_char,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    ffi_status_body!(out_error_json, {
+    ffi_status_body!(out_error_json, [out_response_json], {
         // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
         let client = unsafe { client_ref(client) }?;
         let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
@@ -100,8 +101,7 @@ fn parse_patch(text: &str) -> Result<UserStatusPatch, FfiError> {
     })
 }
 
-/// Writes the entity (or NULL for a bare 204). Serialized before anything is written, so a failure
-/// leaves `out` untouched.
+/// Writes the entity (or leaves the NULL set at entry, for a bare 204).
 ///
 /// # Safety
 /// `out` must be NULL or valid for a write.
@@ -123,4 +123,78 @@ unsafe fn write_response(out: *mut *mut c_char, outcome: UpdateOutcome) -> Resul
     // SAFETY: non-NULL and writable per the caller's contract.
     unsafe { write_out(out, json) };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::client::{ius_client_free, ius_client_new};
+    use crate::ffi::strings::ius_string_free;
+    use ius_emulator::{Config, Emulator, PatchReturns, SeedEntry};
+    use std::ffi::CString;
+
+    /// The README quick start in a loop: a success, the caller frees the response, then a
+    /// failure. The out-parameter must not still point at the freed string.
+    #[test]
+    fn a_failure_after_a_success_leaves_no_stale_response_pointer() {
+        let emu = Emulator::start(Config {
+            token: Some("t".into()),
+            patch_returns: PatchReturns::Ok,
+            seed: vec![SeedEntry {
+                collection: "/deviceManagement/deviceConfigurations/cfg/userStatuses".into(),
+                entity: serde_json::json!({"id": "u1"}),
+            }],
+            ..Config::default()
+        })
+        .unwrap();
+        let config = CString::new(format!(
+            r#"{{"baseUrl":"{}","accessToken":"t","useEnvProxy":false}}"#,
+            emu.base_url()
+        ))
+        .unwrap();
+        let (mut client, mut error) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: NUL-terminated input, writable outputs.
+        let status = unsafe { ius_client_new(config.as_ptr(), &mut client, &mut error) };
+        assert_eq!(status, ius_status::Ok);
+        let (cfg, user) = (c"cfg", c"u1");
+        let mut response: *mut c_char = std::ptr::null_mut();
+        for (patch, expected) in [
+            (
+                CString::new(r#"{"devicesCount":3}"#).unwrap(),
+                ius_status::Ok,
+            ),
+            (
+                CString::new(r#"{"devicesCount":-1}"#).unwrap(),
+                ius_status::InvalidInput,
+            ),
+        ] {
+            // SAFETY: a live client, NUL-terminated inputs, writable outputs.
+            let status = unsafe {
+                ius_update_user_status(
+                    client,
+                    cfg.as_ptr(),
+                    user.as_ptr(),
+                    patch.as_ptr(),
+                    &mut response,
+                    &mut error,
+                )
+            };
+            assert_eq!(status, expected);
+            if expected == ius_status::Ok {
+                assert!(!response.is_null(), "PatchReturns::Ok answers the entity");
+            } else {
+                assert!(
+                    response.is_null(),
+                    "the freed response pointer was left behind"
+                );
+            }
+            // SAFETY: strings this library returned (or NULL), freed once, as the README does.
+            unsafe {
+                ius_string_free(response);
+                ius_string_free(error);
+            }
+        }
+        // SAFETY: the client from ius_client_new, freed once.
+        unsafe { ius_client_free(client) };
+    }
 }
