@@ -44,6 +44,11 @@ mod datetime;
 mod error;
 #[allow(unsafe_code)]
 mod ffi;
+// It calls the C ABI exactly as C does, so it needs unsafe like ffi.
+#[allow(unsafe_code)]
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod limits;
 mod model;

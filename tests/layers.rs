@@ -48,6 +48,9 @@ const LAYERS: &[(u32, &[&str])] = &[
     (5, &["config"]),
     // The C ABI.
     (6, &["ffi"]),
+    // The fuzz targets' entry points (tests and the `fuzzing` feature only): they drive the
+    // parsers and the C ABI from above.
+    (7, &["fuzzing"]),
 ];
 
 fn src() -> PathBuf {

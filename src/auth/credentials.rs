@@ -441,24 +441,29 @@ impl ClientCredentials {
         let mut err = self.failure();
         err.http_status = Some(status);
         err.transient = status >= 500 || status == 429;
+        // Every text the service sends back is scrubbed, whichever field echoes the secret.
+        let scrubbed = |text: Option<String>| text.map(|text| scrub(text, confidential));
         match serde_json::from_str::<ErrorBody>(body) {
             Ok(parsed) => {
-                let description = parsed.error_description.map(|d| scrub(d, confidential));
+                let description = scrubbed(parsed.error_description);
                 err.aadsts = parsed
                     .error_codes
                     .first()
                     .map(|code| format!("AADSTS{code}"))
                     .or_else(|| description.as_deref().and_then(aadsts_in));
-                err.error = parsed.error;
+                err.error = scrubbed(parsed.error);
                 err.error_description = description;
-                err.trace_id = parsed.trace_id;
-                err.correlation_id = parsed.correlation_id;
+                err.trace_id = scrubbed(parsed.trace_id);
+                err.correlation_id = scrubbed(parsed.correlation_id);
             }
-            // Not the identity platform's JSON (a proxy's page, say): show its start.
+            // Not the identity platform's JSON (a proxy's page, say): show its start, scrubbed
+            // before it is cut so that no part of the secret survives at the cut.
             Err(_) if !body.trim().is_empty() => {
-                let start: String = body.chars().take(200).collect();
-                err.message
-                    .push_str(&format!("; body: {}", scrub(start, confidential)));
+                let start: String = scrub(body.to_owned(), confidential)
+                    .chars()
+                    .take(200)
+                    .collect();
+                err.message.push_str(&format!("; body: {start}"));
             }
             Err(_) => {}
         }
@@ -501,6 +506,28 @@ impl TokenSource for ClientCredentials {
                 Verdict::Exhausted | Verdict::OverBudget(_) => return Err(err),
             }
         }
+    }
+}
+
+/// The client secret of [`read_token_answer`]'s credential.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) const FUZZ_SECRET: &str = "fuzz-client-secret-9d2c";
+
+/// A token endpoint's answer (`status`, `body`) read as a secret credential reads it: a fresh
+/// token, or the error the caller would see. For the fuzz targets (`crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn read_token_answer(status: u16, body: &str) -> AuthResult<FreshToken> {
+    static SOURCE: std::sync::OnceLock<ClientCredentials> = std::sync::OnceLock::new();
+    let source = SOURCE.get_or_init(|| {
+        let app = App::new("contoso.onmicrosoft.com", "app-id");
+        let proof = Proof::Secret(Zeroizing::new(FUZZ_SECRET.to_owned()));
+        ClientCredentials::new(Agent::new_with_defaults(), Cloud::Global, app, proof)
+            .expect("a valid credential")
+    });
+    if status == 200 {
+        source.parse_token(body)
+    } else {
+        Err(source.service_error(status, body, FUZZ_SECRET))
     }
 }
 
@@ -831,6 +858,22 @@ mod tests {
         );
         assert!(check_authority_host("https://login.microsoftonline.com/tenant").is_err());
         assert!(check_authority_host("http://[::1]:8080").is_ok());
+    }
+
+    #[test]
+    fn a_secret_echoed_in_any_field_or_cut_in_a_body_is_scrubbed() {
+        let source = secret_source("http://127.0.0.1:9");
+        let cut = format!("{}{SECRET}", "x".repeat(195));
+        for body in [
+            format!(r#"{{"error":"{SECRET}","trace_id":"{SECRET}","correlation_id":"{SECRET}"}}"#),
+            format!(r#"{{"error_description":"echo {SECRET}"}}"#),
+            cut,
+        ] {
+            let err = source.service_error(400, &body, SECRET);
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains(&SECRET[..4]), "a cut secret: {shown}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub use assertion::AssertionAlgorithm;
 // The C layer's token callback is a TokenSource behind the same cache as the credentials.
 pub(crate) use cache::{FreshToken, TokenCache, TokenSource};
 pub use credentials::{ClientCertificateCredential, ClientSecretCredential, Credential};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use credentials::{FUZZ_SECRET, read_token_answer};
 
 /// Results inside the auth module: the error is boxed, as it is inside [`Error`].
 pub(crate) type AuthResult<T> = Result<T, Box<AuthError>>;

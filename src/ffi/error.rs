@@ -171,11 +171,8 @@ pub unsafe extern "C" fn ius_error_json_get(
     key: *const c_char,
     out_value: *mut *mut c_char,
 ) -> ius_status {
-    ffi_status_body!(std::ptr::null_mut(), {
+    ffi_status_body!(std::ptr::null_mut(), [out_value], {
         require_out(out_value, "out_value")?;
-        // SAFETY: out_value is non-NULL and writable per the contract; cleared first so every
-        // failure leaves NULL behind.
-        unsafe { write_out(out_value, std::ptr::null_mut()) };
         // SAFETY (both): NULL or NUL-terminated strings valid for the call, per the contract.
         let text = unsafe { arg_str(error_json, "error_json") }?;
         let key = unsafe { arg_str(key, "key") }?;
