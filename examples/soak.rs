@@ -1,0 +1,422 @@
+//! Soak run: 8 threads of mixed updates and reads on one client against the in-process emulator,
+//! with random faults, for a fixed time. It then checks that
+//! - the emulator holds exactly what the successful updates wrote (every entity is written by one
+//!   thread only, so the last success is known), and every read saw the last success;
+//! - every call returned within its budget (`totalMs` plus a small margin);
+//! - resident memory and open file descriptors at the end are within 10% of their values after
+//!   warm-up (each the median of the samples of a 5 s window, taken under load);
+//!
+//! and prints calls, faults, failures by kind, RSS and fds. Exits non-zero when a check fails.
+//!
+//! Faults, armed at random before a call on that call's entity (`FaultRule::next(1, ..)` with the
+//! entity's path): 429 with `Retry-After` in seconds, fractional seconds and as an HTTP date; 503;
+//! a reset connection; a stall after the headers; a truncated body; and, every few seconds, the
+//! expiry of every issued token (the next Graph request meets a 401 and re-authenticates).
+//!
+//! ```text
+//! cargo run --release --example soak -- [--seconds 600] [--threads 8]
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use intune_user_status::{
+    Client, ClientSecretCredential, Error, RetryPolicy, Target, UserStatusPatch,
+};
+use ius_emulator::{App, Config, Emulator, Fault, FaultRule, SeedEntry};
+
+const TENANT: &str = "contoso.onmicrosoft.com";
+const APP: &str = "11111111-1111-1111-1111-111111111111";
+const SECRET: &str = "soak-secret-value";
+const CONFIGURATION: &str = "soak";
+const COLLECTION: &str = "/deviceManagement/deviceConfigurations/soak/userStatuses";
+/// Entities per thread: each written by its thread only.
+const ENTITIES: usize = 4;
+/// Share of calls that meet a fault.
+const FAULT_SHARE: f64 = 0.2;
+/// Every call's budget; a call may overrun it by at most `MARGIN` (scheduling on a busy machine).
+const BUDGET: Duration = Duration::from_millis(2500);
+const MARGIN: Duration = Duration::from_millis(250);
+const TOKEN_EXPIRY_EVERY: Duration = Duration::from_secs(5);
+/// RSS and fds are sampled over this long after warm-up and before the end.
+const SAMPLE_WINDOW: Duration = Duration::from_secs(5);
+
+struct Args {
+    seconds: u64,
+    threads: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        seconds: 60,
+        threads: 8,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(flag) = iter.next() {
+        let mut value = || iter.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--threads" => args.threads = value()?.parse().map_err(|e| format!("{e}"))?,
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; usage: soak [--seconds N] [--threads N]"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// A small xorshift generator: the run needs cheap randomness, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The faults a call may meet, by name.
+const FAULTS: [&str; 7] = [
+    "429 Retry-After seconds",
+    "429 Retry-After fractional",
+    "429 Retry-After date",
+    "503",
+    "reset",
+    "stall after headers",
+    "truncated body",
+];
+
+fn fault(index: usize) -> Fault {
+    let status = |status, retry_after: Option<String>| Fault::Status {
+        status,
+        retry_after,
+    };
+    match index {
+        0 => status(429, Some("1".into())),
+        1 => status(429, Some("0.2".into())),
+        2 => status(
+            429,
+            Some(httpdate::fmt_http_date(
+                SystemTime::now() + Duration::from_secs(1),
+            )),
+        ),
+        3 => status(503, None),
+        4 => Fault::Reset,
+        5 => Fault::StallAfterHeaders,
+        _ => Fault::Truncated,
+    }
+}
+
+/// What one thread saw.
+#[derive(Default)]
+struct Tally {
+    calls: u64,
+    ok: u64,
+    faults: BTreeMap<&'static str, u64>,
+    failures: BTreeMap<String, u64>,
+    over_budget: Vec<Duration>,
+    longest: Duration,
+    stale_reads: u64,
+    /// Per entity: the last value a successful update wrote.
+    written: BTreeMap<String, Option<i32>>,
+}
+
+fn kind(err: &Error) -> String {
+    match err {
+        Error::Graph(graph) => format!("GRAPH {}", graph.status),
+        Error::Timeout { .. } => "TIMEOUT".into(),
+        Error::Throttled { .. } => "THROTTLED (client hold)".into(),
+        Error::Transport { kind, .. } => format!("TRANSPORT {kind}"),
+        Error::Auth(_) => "AUTH".into(),
+        Error::UnexpectedResponse { status, .. } => format!("UNEXPECTED_RESPONSE {status}"),
+        Error::InvalidInput { field, .. } => format!("INVALID_INPUT {field}"),
+        Error::Config { field, .. } => format!("CONFIG {field}"),
+        _ => "OTHER".into(),
+    }
+}
+
+fn worker(thread: usize, client: &Client, emu: &Emulator, stop: &AtomicBool, seed: u64) -> Tally {
+    let mut rng = Rng::new(seed ^ (thread as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut tally = Tally::default();
+    let ids: Vec<String> = (0..ENTITIES).map(|e| format!("t{thread}-e{e}")).collect();
+    for id in &ids {
+        tally.written.insert(id.clone(), None);
+    }
+    let mut value = 0i32;
+    while !stop.load(Ordering::Relaxed) {
+        let id = &ids[(rng.next() % ENTITIES as u64) as usize];
+        let target = Target::new(CONFIGURATION, id.as_str());
+        if rng.unit() < FAULT_SHARE {
+            let index = (rng.next() % FAULTS.len() as u64) as usize;
+            emu.add_fault(FaultRule::next(1, fault(index)).path_contains(format!("/{id}")));
+            *tally.faults.entry(FAULTS[index]).or_default() += 1;
+        }
+        let started = Instant::now();
+        let read = rng.unit() < 0.25;
+        let outcome = if read {
+            client.get_user_status(&target).map(|entity| {
+                let expected = tally.written[id];
+                if entity.devices_count != expected && expected.is_some() {
+                    tally.stale_reads += 1;
+                }
+            })
+        } else {
+            value += 1;
+            client
+                .update_user_status(&target, &UserStatusPatch::new().devices_count(value))
+                .map(|_| {
+                    tally.written.insert(id.clone(), Some(value));
+                })
+        };
+        let took = started.elapsed();
+        tally.calls += 1;
+        tally.longest = tally.longest.max(took);
+        if took > BUDGET + MARGIN {
+            tally.over_budget.push(took);
+        }
+        match outcome {
+            Ok(()) => tally.ok += 1,
+            Err(err) => *tally.failures.entry(kind(&err)).or_default() += 1,
+        }
+    }
+    tally
+}
+
+/// Resident memory in KiB and open file descriptors of this process (Linux; `None` elsewhere).
+fn rss_and_fds() -> (Option<u64>, Option<usize>) {
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        });
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|dir| dir.count());
+    (rss, fds)
+}
+
+/// The median RSS and the median fd count of `samples`.
+fn median(samples: &[(Option<u64>, Option<usize>)]) -> (Option<u64>, Option<usize>) {
+    let mut rss: Vec<u64> = samples.iter().filter_map(|s| s.0).collect();
+    let mut fds: Vec<usize> = samples.iter().filter_map(|s| s.1).collect();
+    rss.sort_unstable();
+    fds.sort_unstable();
+    (
+        rss.get(rss.len() / 2).copied(),
+        fds.get(fds.len() / 2).copied(),
+    )
+}
+
+fn within_ten_percent(warm: Option<u64>, end: Option<u64>) -> bool {
+    match (warm, end) {
+        (Some(warm), Some(end)) => end.abs_diff(warm) * 10 <= warm,
+        _ => true,
+    }
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|err| {
+        eprintln!("{err}");
+        std::process::exit(2);
+    });
+    let duration = Duration::from_secs(args.seconds);
+    let warm_up = (duration / 10).min(Duration::from_secs(30));
+    let emu = Arc::new(
+        Emulator::start(Config {
+            apps: vec![App {
+                tenant: TENANT.into(),
+                client_id: APP.into(),
+                secret: Some(SECRET.into()),
+                certificate_pem: None,
+            }],
+            seed: (0..args.threads)
+                .flat_map(|t| (0..ENTITIES).map(move |e| format!("t{t}-e{e}")))
+                .map(|id| SeedEntry {
+                    collection: COLLECTION.into(),
+                    entity: serde_json::json!({"id": id}),
+                })
+                .collect(),
+            ..Config::default()
+        })
+        .expect("start the emulator"),
+    );
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .credential(ClientSecretCredential::new(TENANT, APP, SECRET).authority_host(emu.base_url()))
+        .use_env_proxy(false)
+        .request_timeout(Duration::from_secs(1))
+        .total_timeout(BUDGET)
+        .retry_policy(
+            RetryPolicy::default()
+                .base_delay(Duration::from_millis(20))
+                .max_delay(Duration::from_millis(1500)),
+        )
+        .build()
+        .expect("build the client");
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
+    let token_expiries = Arc::new(AtomicU64::new(0));
+    let samples = Arc::new(Mutex::new(((None, None), (None, None))));
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    println!(
+        "soak: {} threads, {} s, fault share {FAULT_SHARE}, budget {} ms, seed {seed}",
+        args.threads,
+        args.seconds,
+        BUDGET.as_millis()
+    );
+    let started = Instant::now();
+    let tallies: Vec<Tally> = std::thread::scope(|scope| {
+        // The driver: expires tokens now and then, keeps the emulator's request log from growing
+        // (its memory is this process's too), samples RSS and fds after warm-up, stops the run.
+        scope.spawn(|| {
+            let mut last_expiry = Instant::now();
+            let (mut warm_samples, mut end_samples) = (Vec::new(), Vec::new());
+            while started.elapsed() < duration {
+                std::thread::sleep(Duration::from_millis(200));
+                requests.fetch_add(emu.requests().len() as u64, Ordering::Relaxed);
+                emu.clear_requests();
+                emu.clear_token_requests();
+                if last_expiry.elapsed() >= TOKEN_EXPIRY_EVERY {
+                    emu.expire_issued_tokens();
+                    token_expiries.fetch_add(1, Ordering::Relaxed);
+                    last_expiry = Instant::now();
+                }
+                // Under load, as at the end: the median of the samples of each window, since
+                // connections in flight come and go.
+                let now = started.elapsed();
+                if now >= warm_up && now < warm_up + SAMPLE_WINDOW {
+                    warm_samples.push(rss_and_fds());
+                }
+                if now + SAMPLE_WINDOW >= duration {
+                    end_samples.push(rss_and_fds());
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            *samples.lock().unwrap() = (median(&warm_samples), median(&end_samples));
+        });
+        let workers: Vec<_> = (0..args.threads)
+            .map(|t| {
+                let (client, emu, stop) = (&client, &emu, &stop);
+                scope.spawn(move || worker(t, client, emu, stop, seed))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    requests.fetch_add(emu.requests().len() as u64, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let ((rss_warm, fds_warm), (rss_end, fds_end)) = *samples.lock().unwrap();
+
+    let mut calls = 0;
+    let mut ok = 0;
+    let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut over_budget = Vec::new();
+    let mut longest = Duration::ZERO;
+    let mut stale_reads = 0;
+    let mut state_mismatches = Vec::new();
+    for tally in tallies {
+        calls += tally.calls;
+        ok += tally.ok;
+        for (name, n) in tally.faults {
+            *faults.entry(name).or_default() += n;
+        }
+        for (name, n) in tally.failures {
+            *failures.entry(name).or_default() += n;
+        }
+        over_budget.extend(tally.over_budget);
+        longest = longest.max(tally.longest);
+        stale_reads += tally.stale_reads;
+        for (id, written) in tally.written {
+            let held = emu
+                .user_status(COLLECTION, &id)
+                .and_then(|entity| entity["devicesCount"].as_i64())
+                .map(|n| n as i32);
+            if held != written {
+                state_mismatches.push(format!("{id}: emulator {held:?}, last success {written:?}"));
+            }
+        }
+    }
+    let faults_total: u64 = faults.values().sum();
+    let failures_total: u64 = failures.values().sum();
+    println!(
+        "calls {calls} in {:.0} s ({:.0}/s), succeeded {ok}, failed {failures_total}, Graph requests {}",
+        elapsed.as_secs_f64(),
+        calls as f64 / elapsed.as_secs_f64(),
+        requests.load(Ordering::Relaxed)
+    );
+    println!(
+        "faults armed {faults_total} + token expiries {}:",
+        token_expiries.load(Ordering::Relaxed)
+    );
+    for (name, n) in &faults {
+        println!("  {name:<28} {n}");
+    }
+    println!("failures by kind:");
+    for (name, n) in &failures {
+        println!("  {name:<28} {n}");
+    }
+    println!(
+        "longest call {:.3} s (budget {:.3} s + {:.3} s margin), over budget: {}",
+        longest.as_secs_f64(),
+        BUDGET.as_secs_f64(),
+        MARGIN.as_secs_f64(),
+        over_budget.len()
+    );
+    let show = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| v.to_string());
+    println!(
+        "RSS KiB after warm-up {} at end {}; fds after warm-up {} at end {}",
+        show(rss_warm),
+        show(rss_end),
+        show(fds_warm.map(|n| n as u64)),
+        show(fds_end.map(|n| n as u64))
+    );
+    println!(
+        "state: {} entities, mismatches {}; stale reads {stale_reads}",
+        args.threads * ENTITIES,
+        state_mismatches.len()
+    );
+    let checks = [
+        (
+            "final state equals the successful writes",
+            state_mismatches.is_empty() && stale_reads == 0,
+        ),
+        ("every call within its budget", over_budget.is_empty()),
+        (
+            "RSS within 10% of warm-up",
+            within_ten_percent(rss_warm, rss_end),
+        ),
+        (
+            "fds within 10% of warm-up",
+            within_ten_percent(fds_warm.map(|n| n as u64), fds_end.map(|n| n as u64)),
+        ),
+        ("faults were met", faults_total > 0 && failures_total > 0),
+    ];
+    let mut failed = false;
+    for (check, passed) in checks {
+        println!("{} {check}", if passed { "PASS" } else { "FAIL" });
+        failed |= !passed;
+    }
+    for mismatch in state_mismatches.iter().take(10) {
+        println!("  {mismatch}");
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
