@@ -543,29 +543,6 @@ ius_status ius_update_user_status_at(const ius_client *client,
                                      char **out_response_json,
                                      char **out_error_json);
 
-extern uint32_t ius_client_new(const char *config_json,
-                               void **out_client,
-                               char **out_error_json);
-
-extern void ius_client_free(void *client);
-
-extern uint32_t ius_update_user_status(const void *client,
-                                       const char *device_configuration_id,
-                                       const char *user_status_id,
-                                       const char *patch_json,
-                                       char **out_response_json,
-                                       char **out_error_json);
-
-extern uint32_t ius_update_user_status_at(const void *client,
-                                          const char *target_json,
-                                          const char *patch_json,
-                                          char **out_response_json,
-                                          char **out_error_json);
-
-extern void ius_string_free(char *s);
-
-extern const char *ius_status_name(uint32_t status);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -44,6 +44,7 @@ mod datetime;
 mod error;
 #[allow(unsafe_code)]
 mod ffi;
+/// cbindgen:ignore
 // It calls the C ABI exactly as C does, so it needs unsafe like ffi.
 #[allow(unsafe_code)]
 #[cfg(any(test, feature = "fuzzing"))]
