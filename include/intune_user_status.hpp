@@ -8,6 +8,9 @@
 //   ius_string_free.
 // - One Client may be used from many threads at once (its calls are const), but must not be
 //   destroyed or moved from while in use. A moved-from Client answers IUS_STATUS_NULL_ARGUMENT.
+// - Tokens may come from a C++ function (Client::create_with_token_source) or a C callback
+//   (Client::create_with_token_callback); log messages may go to a C++ function
+//   (ius::set_log_callback). Exceptions thrown by these functions are caught at the boundary.
 //
 //   auto client = ius::Client::create(R"({"baseUrl":"http://127.0.0.1:8080","accessToken":"t"})");
 //   if (!client) { std::cerr << client.error().message << "\n"; return 1; }
@@ -18,7 +21,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -83,6 +89,8 @@ class [[nodiscard]] Result {
 
   /// The error; the call must have failed.
   const Error &error() const & { return std::get<1>(checked(false)); }
+  // By value, as value() &&: `const Error &e = client.update(...).error();` must not dangle.
+  Error error() && { return std::get<1>(std::move(checked(false))); }
 
  private:
   std::variant<T, Error> &checked(bool want_value) {
@@ -160,11 +168,116 @@ inline std::optional<Error> check_argument(const std::string &value, const char 
 
 }  // namespace detail
 
+/// A bearer token (without the `Bearer ` prefix) and how long it stays valid from now.
+struct Token {
+  std::string value;
+  /// 0 or less: not cached, asked for again before every request.
+  std::int64_t expires_in_seconds = 0;
+};
+
+/// Supplies tokens for Client::create_with_token_source: a Token, or a message saying why there
+/// is none (the update then fails with IUS_STATUS_AUTH and that message). Called as
+/// ius_token_callback is: on a thread making an update, one call at a time per client; it must not
+/// call into the client it serves. An exception it throws becomes IUS_STATUS_AUTH.
+using TokenSource = std::function<std::variant<Token, std::string>()>;
+
+namespace detail {
+
+/// The TokenSource behind a client, and a token too long for the first buffer, kept for the
+/// library's second call (so the source is asked once).
+struct TokenState {
+  TokenSource source;
+  std::string pending;
+  std::int64_t pending_expires_in = 0;
+};
+
+inline void copy_message(char *buffer, std::size_t len, const std::string &message) noexcept {
+  if (len == 0) return;
+  std::size_t n = message.size() < len - 1 ? message.size() : len - 1;
+  std::memcpy(buffer, message.data(), n);
+  buffer[n] = '\0';
+}
+
+/// The ius_token_callback that calls a TokenState's source; no exception leaves it.
+inline std::int32_t call_token_source(void *user_data, char *buffer, std::size_t len,
+                                      std::int64_t *out_expires_in) noexcept {
+  auto *state = static_cast<TokenState *>(user_data);
+  try {
+    if (state->pending.empty()) {
+      auto outcome = state->source();
+      if (auto *message = std::get_if<std::string>(&outcome)) {
+        copy_message(buffer, len, message->empty() ? "the token source gave no token" : *message);
+        return -1;
+      }
+      Token &token = std::get<Token>(outcome);
+      state->pending = std::move(token.value);
+      state->pending_expires_in = token.expires_in_seconds;
+    }
+    std::size_t needed = state->pending.size() + 1;
+    if (needed > len) {
+      if (needed > 65536) {
+        state->pending.assign(state->pending.size(), '\0');
+        state->pending.clear();
+        copy_message(buffer, len, "the token source gave a token longer than 65535 bytes");
+        return -1;
+      }
+      return static_cast<std::int32_t>(needed);  // the library calls again with this much room
+    }
+    std::memcpy(buffer, state->pending.c_str(), needed);
+    *out_expires_in = state->pending_expires_in;
+    state->pending.assign(state->pending.size(), '\0');  // wipe before letting go
+    state->pending.clear();
+    return 0;
+  } catch (...) {
+    state->pending.clear();
+    copy_message(buffer, len, "the C++ token source threw an exception");
+    return -1;
+  }
+}
+
+}  // namespace detail
+
 /// A Graph client (see ius_client_new for config_json). Move-only; thread-safe to share.
 class Client {
  public:
   /// The updated object as JSON, or nullopt when Graph answered 204 No Content.
   using Response = std::optional<std::string>;
+
+  /// Creates a client whose tokens come from `source` (see ius_client_new_with_token_callback
+  /// for config_json, which then holds no credentials, and for when the source is called). The
+  /// Client owns the source and keeps it alive as long as the C client.
+  static Result<Client> create_with_token_source(const std::string &config_json,
+                                                 TokenSource source) {
+    if (auto bad = detail::check_argument(config_json, "config_json")) return *bad;
+    auto state = std::make_unique<detail::TokenState>();
+    state->source = std::move(source);
+    ius_client *raw = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_client_new_with_token_callback(
+        config_json.c_str(), state->source ? &detail::call_token_source : nullptr, state.get(),
+        &raw, &error);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    Client client(raw);
+    client.tokens_ = std::move(state);
+    return client;
+  }
+
+  /// Creates a client whose tokens come from a C `callback` (ius_client_new_with_token_callback);
+  /// `user_data` must outlive the Client.
+  static Result<Client> create_with_token_callback(const std::string &config_json,
+                                                   ius_token_callback callback, void *user_data) {
+    if (auto bad = detail::check_argument(config_json, "config_json")) return *bad;
+    ius_client *raw = nullptr;
+    char *error = nullptr;
+    ius_status status =
+        ius_client_new_with_token_callback(config_json.c_str(), callback, user_data, &raw, &error);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return Client(raw);
+  }
+
+  /// Takes ownership of a client made with the C API (e.g. by a constructor this wrapper does
+  /// not cover); it is freed with ius_client_free when the Client goes away.
+  static Client adopt(ius_client *raw) noexcept { return Client(raw); }
 
   /// Creates a client from config_json (the keys of ius_client_new).
   static Result<Client> create(const std::string &config_json) {
@@ -299,8 +412,42 @@ class Client {
     return std::string(owned ? owned.get() : "");
   }
 
+  // Declared before handle_, so destroyed after it: the C client may call the source until
+  // ius_client_free returns.
+  std::unique_ptr<detail::TokenState> tokens_;
   std::unique_ptr<ius_client, Deleter> handle_;
 };
+
+/// Receives the library's log messages (see ius_set_log_callback): on any thread, possibly on
+/// several at once; it must not call into this library. An exception it throws is swallowed.
+using LogSink = std::function<void(ius_log_level level, const char *message)>;
+
+namespace detail {
+
+inline void call_log_sink(void *user_data, ius_log_level level, const char *message) noexcept {
+  try {
+    (*static_cast<const LogSink *>(user_data))(level, message);
+  } catch (...) {
+  }
+}
+
+}  // namespace detail
+
+/// Sends the library's log messages up to `max_level` to `sink`, replacing the sink (or C
+/// callback) set before; an empty sink turns logging off. Returns ius_set_log_callback's status;
+/// on failure the previous sink stays.
+inline ius_status set_log_callback(LogSink sink, ius_log_level max_level) {
+  static std::mutex guard;
+  static std::unique_ptr<LogSink> current;
+  std::lock_guard<std::mutex> lock(guard);
+  std::unique_ptr<LogSink> fresh;
+  if (sink) fresh = std::make_unique<LogSink>(std::move(sink));
+  ius_status status =
+      ius_set_log_callback(fresh ? &detail::call_log_sink : nullptr, fresh.get(), max_level);
+  // Once ius_set_log_callback returns, the old sink is not running and is never called again.
+  if (status == IUS_STATUS_OK) current.swap(fresh);
+  return status;
+}
 
 /// The library version, e.g. "0.1.0".
 inline std::string version() { return ius_version(); }

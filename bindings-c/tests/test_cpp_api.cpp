@@ -2,13 +2,23 @@
 // the parsed error fields, against the emulator. Usage: test_cpp_api PREFIX
 #include "intune_user_status.hpp"
 
+#include <mutex>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <variant>
+#include <vector>
 
 #include "test_support.h"
 
 static_assert(!std::is_copy_constructible_v<ius::Client>, "Client is move-only");
 static_assert(std::is_nothrow_move_constructible_v<ius::Client>, "Client moves cheaply");
+// error() on a temporary Result returns by value, so binding it to a reference cannot dangle.
+static_assert(std::is_same_v<decltype(std::declval<ius::Result<int>>().error()), ius::Error>,
+              "Result::error() && returns a value");
+static_assert(std::is_same_v<decltype(std::declval<ius::Result<int> &>().error()),
+                             const ius::Error &>,
+              "Result::error() & returns a reference");
 
 static std::string config(const std::string &url, const std::string &extra = "") {
   return "{\"baseUrl\":\"" + url + "\",\"accessToken\":\"" + ius_env("IUS_TEST_TOKEN") + "\"" +
@@ -142,6 +152,66 @@ int main(int argc, char **argv) {
       CHECK(!not_array && not_array.error().status == IUS_STATUS_INVALID_INPUT &&
             not_array.error().field == std::string("items_json"));
     }
+  }
+
+  // Tokens from a C++ function: used, and its failures (a message, an exception) become AUTH.
+  {
+    int calls = 0;
+    const std::string token = ius_env("IUS_TEST_TOKEN");
+    auto sourced = ius::Client::create_with_token_source(
+        "{\"baseUrl\":\"" + base_url + "\"}", [&]() -> std::variant<ius::Token, std::string> {
+          ++calls;
+          return ius::Token{token, 3600};
+        });
+    CHECK(sourced.ok());
+    if (sourced) {
+      ius::Client moved = std::move(sourced).value();  // the source moves with the client
+      CHECK(moved.update("c1", "s1", "{\"devicesCount\":21}").ok());
+      CHECK(moved.update("c1", "s1", "{\"devicesCount\":22}").ok());
+      CHECK(calls == 1);  // cached for its lifetime
+    }
+    auto refusing = ius::Client::create_with_token_source(
+        "{\"baseUrl\":\"" + base_url + "\"}",
+        []() -> std::variant<ius::Token, std::string> { return std::string("broker is down"); });
+    CHECK(refusing.ok());
+    if (refusing) {
+      auto failed = refusing.value().update("c1", "s1", "{\"devicesCount\":1}");
+      CHECK(!failed && failed.error().status == IUS_STATUS_AUTH &&
+            failed.error().message.find("broker is down") != std::string::npos);
+    }
+    auto throwing = ius::Client::create_with_token_source(
+        "{\"baseUrl\":\"" + base_url + "\"}",
+        []() -> std::variant<ius::Token, std::string> { throw std::runtime_error("boom"); });
+    CHECK(throwing.ok());
+    if (throwing) {
+      const ius::Error error = throwing.value().update("c1", "s1", "{\"devicesCount\":1}").error();
+      CHECK(error.status == IUS_STATUS_AUTH &&
+            error.message.find("threw") != std::string::npos);
+    }
+    auto with_token = ius::Client::create_with_token_source(config(base_url), [] {
+      return std::variant<ius::Token, std::string>(ius::Token{"t", 60});
+    });
+    CHECK(!with_token && with_token.error().field == std::string("accessToken"));
+  }
+
+  // Log messages to a C++ function, then off again.
+  {
+    std::vector<std::string> seen;
+    std::mutex seen_guard;
+    CHECK(ius::set_log_callback(
+              [&](ius_log_level, const char *message) {
+                std::lock_guard<std::mutex> lock(seen_guard);
+                seen.emplace_back(message);
+              },
+              IUS_LOG_LEVEL_DEBUG) == IUS_STATUS_OK);
+    CHECK(second.update("c1", prefix + "-t0", "{\"devicesCount\":78}").ok());
+    CHECK(ius::set_log_callback(nullptr, IUS_LOG_LEVEL_DEBUG) == IUS_STATUS_OK);
+    bool saw_patch = false;
+    for (const auto &message : seen) saw_patch |= message.find("PATCH") != std::string::npos;
+    CHECK(saw_patch);
+    std::size_t after_off = seen.size();
+    CHECK(second.update("c1", prefix + "-t0", "{\"devicesCount\":79}").ok());
+    CHECK(seen.size() == after_off);
   }
   return ius_summary();
 }
