@@ -226,18 +226,26 @@ fn an_oversized_body_is_refused() {
 
 #[test]
 fn connections_are_reused_after_success_and_after_errors() {
-    for response in [
-        http_response("204 No Content", &[], b""),
-        http_response(
-            "404 Not Found",
-            &[("Content-Type", "application/json")],
-            br#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#,
+    for (response, expected) in [
+        (http_response("204 No Content", &[], b""), None),
+        (
+            http_response(
+                "404 Not Found",
+                &[("Content-Type", "application/json")],
+                br#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#,
+            ),
+            Some(404),
         ),
     ] {
         let server = RawServer::start(response);
         let client = client(&server.base_url);
         for _ in 0..20 {
-            let _ = client.update_user_status(&Target::new("c", "u"), &patch());
+            let outcome = client.update_user_status(&Target::new("c", "u"), &patch());
+            match (expected, outcome) {
+                (None, Ok(outcome)) => assert_eq!(outcome, UpdateOutcome::NoContent),
+                (Some(status), Err(err)) => assert_eq!(err.http_status(), Some(status), "{err}"),
+                (_, other) => panic!("expected {expected:?}, got {other:?}"),
+            }
         }
         assert_eq!(server.connections(), 1, "every body was read to the end");
     }

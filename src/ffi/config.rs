@@ -417,15 +417,34 @@ mod tests {
     fn every_key_is_accepted() {
         let builder = builder_from_json(
             r#"{"baseUrl":"http://127.0.0.1:9","apiVersion":"v1.0","accessToken":"t",
-                "timeouts":{"connectMs":1000,"requestMs":2000},"userAgent":"agent/1",
+                "timeouts":{"connectMs":1000,"requestMs":2000,"totalMs":9000},"userAgent":"agent/1",
                 "retry":{"maxRetries":2,"baseDelayMs":100,"maxDelayMs":1000,"maxTotalMs":5000},
-                "timeouts":{"totalMs":9000},"pacing":{"requests":100,"perSeconds":20},
+                "pacing":{"requests":100,"perSeconds":20},
                 "proxy":"http://user:pw@127.0.0.1:3128","useEnvProxy":false,
-                "tls":{"platformVerifier":false},
+                "tls":{"platformVerifier":true},
                 "fetchAfterNoContent":true}"#,
             Tokens::FromConfig,
         )
         .unwrap();
+        // Every key reached the builder with its value (the Debug form shows them all, secrets
+        // redacted).
+        let shown = format!("{builder:?}");
+        for setting in [
+            r#"base_url: Some("http://127.0.0.1:9")"#,
+            "api_version: V1_0",
+            "connect_timeout: 1s",
+            "request_timeout: 2s",
+            "total_timeout: Some(9s)",
+            r#"user_agent_suffix: Some("agent/1")"#,
+            "max_retries: 2, base_delay: 100ms, max_delay: 1s, max_total_wait: 5s",
+            "pacing: Some(Pacing { requests: 100, per: 20s })",
+            r#"proxy: Some("<set>")"#,
+            "use_env_proxy: false",
+            "platform_verifier: true",
+            "fetch_after_no_content: true",
+        ] {
+            assert!(shown.contains(setting), "{setting} missing from {shown}");
+        }
         let client = build(builder).unwrap();
         assert_eq!(client.api_version(), ApiVersion::V1_0);
         for config in [
