@@ -153,7 +153,9 @@ pub unsafe extern "C" fn ius_set_log_callback(
         let Some(callback) = callback else {
             // Nothing to remove unless ours was installed.
             if INSTALLED.get() == Some(&true) {
-                *LOGGER.sink.write().unwrap_or_else(PoisonError::into_inner) = None;
+                let mut sink = LOGGER.sink.write().unwrap_or_else(PoisonError::into_inner);
+                *sink = None;
+                // Under the lock, so the level and the callback change together.
                 log::set_max_level(LevelFilter::Off);
             }
             return ius_status::Ok;
@@ -169,12 +171,70 @@ pub unsafe extern "C" fn ius_set_log_callback(
         if !*INSTALLED.get_or_init(|| log::set_logger(&LOGGER).is_ok()) {
             return ius_status::LoggerInUse;
         }
-        *LOGGER.sink.write().unwrap_or_else(PoisonError::into_inner) = Some(Sink {
+        let mut sink = LOGGER.sink.write().unwrap_or_else(PoisonError::into_inner);
+        *sink = Some(Sink {
             callback,
             user_data,
             max,
         });
+        // Under the lock: two concurrent calls must not leave one's level with the other's
+        // callback.
         log::set_max_level(max);
         ius_status::Ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    unsafe extern "C" fn quiet(_: *mut c_void, _: ius_log_level, _: *const c_char) {}
+
+    /// Two threads set different levels at once while a third, under the read lock (where no
+    /// change may be half done), compares the callback's level with the `log` crate's.
+    #[test]
+    fn the_level_and_the_callback_change_together() {
+        let done = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let start = std::sync::Barrier::new(3);
+        let mismatches = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for level in [ius_log_level::Error, ius_log_level::Trace] {
+                let (done, start) = (&done, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    for _ in 0..100_000 {
+                        // SAFETY: a callback that does nothing, with no user_data.
+                        let status = unsafe {
+                            ius_set_log_callback(Some(quiet), std::ptr::null_mut(), level as u32)
+                        };
+                        assert_eq!(status, ius_status::Ok);
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            scope.spawn(|| {
+                start.wait();
+                while !stop.load(Ordering::SeqCst) {
+                    let sink = LOGGER.sink.read().unwrap_or_else(PoisonError::into_inner);
+                    let max = sink.as_ref().map_or(LevelFilter::Off, |sink| sink.max);
+                    if max != log::max_level() {
+                        mismatches.fetch_add(1, Ordering::SeqCst);
+                    }
+                    drop(sink);
+                    if done.load(Ordering::SeqCst) == 2 {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                }
+            });
+        });
+        // SAFETY: NULL turns logging off.
+        unsafe { ius_set_log_callback(None, std::ptr::null_mut(), 0) };
+        assert_eq!(
+            mismatches.load(Ordering::SeqCst),
+            0,
+            "level and callback out of step"
+        );
+    }
 }
