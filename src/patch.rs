@@ -241,19 +241,24 @@ const NAMES: [&str; 7] = [
     "userPrincipalName",
 ];
 
-/// A patch object as read, before any rule is checked: each known property's JSON value (the last
-/// one, if a name repeats, as in a map) and the first unknown name in byte order, which is the one
-/// the rules would meet first.
+/// A patch object as read, before any rule is checked: each known property's JSON value, the
+/// first known name given twice (a repeat is refused, never resolved as a map would), and the
+/// first unknown name in byte order, which is the one the rules would meet first.
 #[derive(Default)]
 struct Fields {
     values: [Option<Value>; NAMES.len()],
+    repeated: Option<&'static str>,
     unknown: Option<String>,
 }
 
 impl Fields {
     fn insert(&mut self, key: &str, value: Value) {
         match NAMES.iter().position(|name| *name == key) {
-            Some(index) => self.values[index] = Some(value),
+            Some(index) => {
+                if self.values[index].replace(value).is_some() && self.repeated.is_none() {
+                    self.repeated = Some(NAMES[index]);
+                }
+            }
             None => {
                 if self.unknown.as_deref().is_none_or(|first| key < first) {
                     self.unknown = Some(key.to_owned());
@@ -265,6 +270,10 @@ impl Fields {
     /// Checks every property in name order (the first failure is the one reported), then the
     /// rules across properties.
     fn into_patch(self) -> Result<UserStatusPatch, Error> {
+        // {"devicesCount":-1,"devicesCount":3} must not quietly send 3.
+        if let Some(name) = self.repeated {
+            return Err(Error::invalid(name, json::ParseError::DUPLICATE));
+        }
         let mut patch = UserStatusPatch::new();
         let mut unknown = self.unknown;
         for (name, value) in NAMES.into_iter().zip(self.values) {
@@ -483,6 +492,11 @@ mod tests {
                 "must be",
             ),
             (r#"{"id":"x"}"#, "patch", "empty"),
+            (
+                r#"{"devicesCount":-1,"devicesCount":3}"#,
+                "devicesCount",
+                "more than once",
+            ),
             ("{}", "patch", "empty"),
             ("[1]", "patch", "JSON object"),
             ("{", "patch", "not valid JSON"),

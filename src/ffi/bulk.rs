@@ -8,9 +8,9 @@ use std::ffi::c_char;
 use serde_json::{Map, Value, json};
 
 use super::client::{client_ref, ius_client};
-use super::error::FfiError;
+use super::error::{FfiError, parse_json};
 use super::status::ius_status;
-use super::strings::{arg_str, require_out, write_json, write_out};
+use super::strings::{arg_str, require_out, write_json};
 use super::target::target_from_value;
 use crate::json::kind;
 use crate::{BulkItem, CallOptions, Error, UpdateOutcome, UserStatusPatch};
@@ -60,15 +60,12 @@ pub unsafe extern "C" fn ius_update_user_statuses(
     out_results_json: *mut *mut c_char,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    // SAFETY: NULL or writable, per the contract; cleared so every failure leaves NULL behind.
-    unsafe { write_out(out_results_json, std::ptr::null_mut()) };
-    ffi_status_body!(out_error_json, {
+    ffi_status_body!(out_error_json, [out_results_json], {
         require_out(out_results_json, "out_results_json")?;
         // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
         let client = unsafe { client_ref(client) }?;
         let text = unsafe { arg_str(items_json, "items_json") }?;
-        let value: Value =
-            serde_json::from_str(text).map_err(|err| FfiError::invalid_json("items_json", &err))?;
+        let value = parse_json(text, "items_json", Error::invalid)?;
         let Value::Array(elements) = value else {
             return Err(Error::invalid(
                 "items_json",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::error::FfiError;
+use super::error::{FfiError, parse_json};
 use super::token::CallbackTokens;
 use crate::{
     ApiVersion, Client, ClientBuilder, ClientCertificateCredential, ClientSecretCredential, Cloud,
@@ -43,8 +43,7 @@ pub(crate) enum Tokens {
 
 /// Parses `config_json` into a builder that names the C runtime in the `SdkVersion` header.
 pub(crate) fn builder_from_json(text: &str, tokens: Tokens) -> Result<ClientBuilder, FfiError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("config_json", &err))?;
+    let value = parse_json(text, "config_json", Error::config)?;
     let Value::Object(map) = value else {
         return Err(Error::config(
             "config_json",
@@ -648,12 +647,31 @@ mod tests {
             (r#"{"accessToken":"t","proxy":"gopher://u:pw@p"}"#, "proxy"),
             (r#"{}"#, "accessToken"),
             (r#"[]"#, "config_json"),
+            (
+                r#"{"accessToken":"t","timeouts":{"connectMs":1000},"timeouts":{"totalMs":1}}"#,
+                "timeouts",
+            ),
+            (
+                r#"{"accessToken":"t","retry":{"maxRetries":1,"maxRetries":9}}"#,
+                "retry.maxRetries",
+            ),
+            (
+                r#"{"auth":{"tenantId":"t","clientId":"a","clientSecret":"x","clientSecret":"y"}}"#,
+                "auth.clientSecret",
+            ),
         ];
         for (json, field) in cases {
             let (status, value) = rejected(json);
             assert_eq!(status, ius_status::Config, "{json}: {value}");
             assert_eq!(value["field"], field, "{json}: {value}");
         }
+        let (status, value) =
+            rejected(r#"{"accessToken":"s3cr3t-token","accessToken":"s3cr3t-other"}"#);
+        assert_eq!(
+            (status, &value["field"]),
+            (ius_status::Config, &"accessToken".into())
+        );
+        assert!(!value.to_string().contains("s3cr3t"));
         let (status, value) = rejected(r#"{"accessToken":"s3cr3t-token","bogus":true}"#);
         assert_eq!(status, ius_status::Config);
         assert!(!value.to_string().contains("s3cr3t"));

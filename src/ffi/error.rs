@@ -7,7 +7,22 @@ use serde_json::{Map, Value};
 
 use super::status::ius_status;
 use super::strings::{arg_str, require_out, to_c_string, write_out};
+use crate::json::ParseError;
 use crate::{Error, TransportKind};
+
+/// Parses the JSON argument `name`. Text that is not JSON is `IUS_STATUS_INVALID_JSON`; an object
+/// that names a key twice is `rejected(key path, reason)` (`Error::invalid` or `Error::config`),
+/// so the error JSON's `field` names the key.
+pub(crate) fn parse_json(
+    text: &str,
+    name: &'static str,
+    rejected: fn(String, &'static str) -> Error,
+) -> Result<Value, FfiError> {
+    crate::json::parse(text).map_err(|err| match err {
+        ParseError::Syntax(err) => FfiError::invalid_json(name, &err),
+        ParseError::DuplicateKey(key) => rejected(key, ParseError::DUPLICATE).into(),
+    })
+}
 
 /// A failed call as C sees it: a status and the fields of the error JSON.
 ///

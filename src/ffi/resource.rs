@@ -6,9 +6,9 @@ use std::ffi::c_char;
 use serde_json::Value;
 
 use super::client::{client_ref, ius_client};
-use super::error::FfiError;
+use super::error::{FfiError, parse_json};
 use super::status::ius_status;
-use super::strings::{arg_str, require_out, write_json, write_out};
+use super::strings::{arg_str, require_out, write_json};
 use super::target::{collection_from_json, target_from_json};
 use crate::json::kind;
 use crate::{CallOptions, Client, Collection, Error, ListOptions, Target, UserStatusPatch};
@@ -98,8 +98,7 @@ pub unsafe extern "C" fn ius_create_user_status(
         let (client, collection, options) =
             unsafe { client_and_collection(client, collection_json) }?;
         let text = unsafe { arg_str(entity_json, "entity_json") }?;
-        let value: Value = serde_json::from_str(text)
-            .map_err(|err| FfiError::invalid_json("entity_json", &err))?;
+        let value = parse_json(text, "entity_json", Error::invalid)?;
         let entity = UserStatusPatch::from_value(value)?;
         Ok(client.create_user_status_with(&collection, &entity, &options)?)
     };
@@ -118,7 +117,7 @@ pub unsafe extern "C" fn ius_delete_user_status(
     target_json: *const c_char,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
-    ffi_status_body!(out_error_json, {
+    ffi_status_body!(out_error_json, [], {
         // SAFETY: each pointer is NULL or valid for the call, per the contract.
         let (client, target, options) = unsafe { client_and_target(client, target_json) }?;
         Ok(client.delete_user_status_with(&target, &options)?)
@@ -135,10 +134,7 @@ unsafe fn answer_json<T: serde::Serialize>(
     out_error_json: *mut *mut c_char,
     call: impl FnOnce() -> Result<T, FfiError>,
 ) -> ius_status {
-    // SAFETY: NULL or writable, per this function's contract; cleared so every failure leaves
-    // NULL behind.
-    unsafe { write_out(out, std::ptr::null_mut()) };
-    ffi_status_body!(out_error_json, {
+    ffi_status_body!(out_error_json, [out], {
         require_out(out, "out_response_json")?;
         let answer = call()?;
         // SAFETY: checked non-NULL above; writable per this function's contract.
@@ -177,8 +173,7 @@ unsafe fn client_and_collection<'a>(
 
 /// `{"top","filter","select","maxPages"}` -> [`ListOptions`]; the core checks the values.
 fn list_options(text: &str) -> Result<ListOptions, FfiError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("options_json", &err))?;
+    let value = parse_json(text, "options_json", Error::invalid)?;
     let Value::Object(map) = value else {
         return Err(Error::invalid(
             "options_json",

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::error::FfiError;
+use super::error::{FfiError, parse_json};
 use crate::json::{self, kind};
 use crate::target::ParentId;
 use crate::{CallOptions, Collection, Error, Target};
@@ -14,8 +14,7 @@ const KEYS: &str = "deviceConfigurationId, windowsAutopilotDeploymentProfileId, 
 /// Parses `target_json`. The route is written as the documentation page writes it; the core's
 /// route rules ([`Target::from_route`]'s) decide what it names under the parent the keys give.
 pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("target_json", &err))?;
+    let value = parse_json(text, "target_json", Error::invalid)?;
     Ok(target_from_value(value, "target_json")?)
 }
 
@@ -30,8 +29,7 @@ pub(crate) fn target_from_value(value: Value, name: &str) -> Result<(Target, Cal
 
 /// Parses `collection_json`: a `target_json` without `userStatusId`.
 pub(crate) fn collection_from_json(text: &str) -> Result<(Collection, CallOptions), FfiError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|err| FfiError::invalid_json("collection_json", &err))?;
+    let value = parse_json(text, "collection_json", Error::invalid)?;
     let (parent, route, certificate, _, options) = parse(value, "collection_json", false)?;
     let collection = Collection::under(parent, &route, certificate.as_deref())?;
     Ok((collection, options))
@@ -196,6 +194,10 @@ mod tests {
                 "apiVersion",
             ),
             (r#""text""#, "target_json"),
+            (
+                r#"{"deviceConfigurationId":"c","userStatusId":"s","userStatusId":"t"}"#,
+                "userStatusId",
+            ),
         ] {
             let err = target_from_json(json).expect_err(json);
             let value: Value = serde_json::from_str(&err.to_json()).unwrap();
