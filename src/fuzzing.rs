@@ -327,7 +327,6 @@ fn assert_names_a_field(err: &Error) {
 }
 
 // The C ABI exactly as C calls it (the definitions are in `ffi`); statuses as their raw values.
-/// cbindgen:ignore
 unsafe extern "C" {
     fn ius_client_new(
         config_json: *const c_char,
