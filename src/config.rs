@@ -14,7 +14,7 @@ use crate::network::NetworkSettings;
 use crate::pipeline::{Budget, PipelineSettings};
 use crate::url::{Insecure, check_secure};
 use crate::{
-    ApiVersion, ClientSecretCredential, Cloud, Credential, Error, Pacing, RetryPolicy, StaticToken,
+    ApiVersion, ClientSecretCredential, Cloud, Credential, Error, Pacing, RetryPolicy,
     TokenProvider,
 };
 
@@ -113,9 +113,11 @@ impl ClientBuilder {
         self
     }
 
-    /// Authenticates every request with this bearer token (a [`StaticToken`]).
-    pub fn access_token(self, token: impl Into<String>) -> Self {
-        self.token_provider(StaticToken::new(token))
+    /// Authenticates every request with this bearer token (a [`StaticToken`](crate::StaticToken)). An empty token,
+    /// or one with anything but visible ASCII, is refused by [`build`](Self::build).
+    pub fn access_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Some(Tokens::Static(token.into()));
+        self
     }
 
     /// Authenticates every request with tokens from `provider`.

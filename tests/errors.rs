@@ -366,3 +366,23 @@ fn https_to_a_plain_http_server_is_a_tls_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn an_empty_or_malformed_static_token_is_a_config_error() {
+    let secretish = "s3cr3t";
+    for token in [
+        String::new(),
+        format!("{secretish}\r\nX-Injected: 1"),
+        format!("{secretish} with spaces"),
+        format!("{secretish}\ttab"),
+        format!("{secretish}é"),
+    ] {
+        let err = Client::builder()
+            .base_url("http://127.0.0.1:1")
+            .access_token(token.as_str())
+            .build()
+            .unwrap_err();
+        assert_eq!(field_of(&err), "accessToken", "{token:?}: {err}");
+        assert!(!err.to_string().contains(secretish), "{err}");
+    }
+}

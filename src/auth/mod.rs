@@ -30,6 +30,8 @@ pub(crate) type AuthResult<T> = Result<T, Box<AuthError>>;
 /// timeouts).
 #[derive(Clone)]
 pub(crate) enum Tokens {
+    /// A fixed token, checked when the client is built.
+    Static(String),
     Provider(Arc<dyn TokenProvider>),
     Credential(Credential),
 }
@@ -42,6 +44,10 @@ impl Tokens {
         cloud: Cloud,
     ) -> Result<Arc<dyn TokenProvider>, Error> {
         match self {
+            Tokens::Static(token) => match AccessToken::refusal(token.as_bytes()) {
+                Some(reason) => Err(Error::config("accessToken", reason)),
+                None => Ok(Arc::new(StaticToken::new(token))),
+            },
             Tokens::Provider(provider) => Ok(provider),
             Tokens::Credential(credential) => credential.into_provider(agent.clone(), cloud),
         }
@@ -61,6 +67,19 @@ impl AccessToken {
     /// The token text, for the `Authorization` header. Do not log it.
     pub fn secret(&self) -> &str {
         &self.0
+    }
+
+    /// Why `token` cannot go into an `Authorization` header, if it cannot: it is empty, or holds
+    /// something other than visible ASCII (a line break would inject a header). Never says what
+    /// the token is.
+    pub(crate) fn refusal(token: &[u8]) -> Option<&'static str> {
+        if token.is_empty() {
+            Some("must not be empty")
+        } else if !token.iter().all(u8::is_ascii_graphic) {
+            Some("must be visible ASCII only (letters, digits, punctuation; no line breaks)")
+        } else {
+            None
+        }
     }
 }
 

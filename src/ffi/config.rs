@@ -646,6 +646,9 @@ mod tests {
             ),
             (r#"{"accessToken":"t","proxy":"gopher://u:pw@p"}"#, "proxy"),
             (r#"{}"#, "accessToken"),
+            (r#"{"accessToken":""}"#, "accessToken"),
+            (r#"{"accessToken":"a\r\nX-Injected: 1"}"#, "accessToken"),
+            (r#"{"auth":{"accessToken":"two words"}}"#, "accessToken"),
             (r#"[]"#, "config_json"),
             (
                 r#"{"accessToken":"t","timeouts":{"connectMs":1000},"timeouts":{"totalMs":1}}"#,

@@ -144,13 +144,10 @@ fn accept(buffer: &[u8], expires_in: i64) -> Result<FreshToken, Box<AuthError>> 
         ))
     })?;
     let token = token.to_bytes();
-    if token.is_empty() {
-        return Err(failure("the token callback returned 0 but an empty token"));
-    }
-    if !token.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(failure(
-            "the token callback returned a token with characters other than visible ASCII",
-        ));
+    if let Some(reason) = AccessToken::refusal(token) {
+        return Err(failure(format!(
+            "the token callback returned 0 but its token is refused: it {reason}"
+        )));
     }
     let token = String::from_utf8_lossy(token).into_owned();
     // Negative or zero: not cached. Capped so the cache's deadline arithmetic cannot overflow.
