@@ -94,10 +94,10 @@ pub enum Error {
 
     /// Graph answered, but not with something this operation can accept (a 2xx whose body is not the
     /// entity, an unexpected status such as a redirect that was not followed, a body over the size cap).
-    #[error("unexpected response: HTTP {status}: {reason}{}", fmt_ids(request_id.as_deref(), client_request_id))]
+    #[error("unexpected response{}: {reason}{}", fmt_status(*status), fmt_ids(request_id.as_deref(), client_request_id))]
     #[non_exhaustive]
     UnexpectedResponse {
-        /// The HTTP status received.
+        /// The HTTP status received; 0 when the response was too malformed to have one.
         status: u16,
         /// What was wrong with it.
         reason: String,
@@ -191,6 +191,14 @@ impl fmt::Display for GraphError {
     }
 }
 
+fn fmt_status(status: u16) -> String {
+    if status == 0 {
+        String::new()
+    } else {
+        format!(": HTTP {status}")
+    }
+}
+
 fn fmt_ids(request_id: Option<&str>, client_request_id: &str) -> String {
     match request_id {
         Some(id) => format!(" (request-id {id}, client-request-id {client_request_id})"),
@@ -249,7 +257,7 @@ impl Error {
     pub fn http_status(&self) -> Option<u16> {
         match self {
             Error::Graph(graph) => Some(graph.status),
-            Error::UnexpectedResponse { status, .. } => Some(*status),
+            Error::UnexpectedResponse { status, .. } => Some(*status).filter(|&status| status != 0),
             _ => None,
         }
     }

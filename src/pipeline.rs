@@ -97,6 +97,8 @@ pub(crate) struct Pipeline {
     sdk_version: HeaderValue,
     request_timeout: Duration,
     gate: Gate,
+    /// `host:port` of the proxy, if any, to name it when it refuses (never its credentials).
+    proxy: Option<String>,
 }
 
 /// One attempt's failure, and whether it happened before any response (so it may be retried).
@@ -107,6 +109,10 @@ struct Failure {
 
 impl Pipeline {
     pub fn new(config: PipelineSettings<'_>) -> Result<Pipeline, Error> {
+        let proxy = config
+            .proxy
+            .as_ref()
+            .map(|proxy| format!("{}:{}", proxy.host(), proxy.port()));
         let user_agent = match config.user_agent_suffix {
             Some(suffix) => format!("{SDK_NAME} {suffix}"),
             None => SDK_NAME.to_owned(),
@@ -152,6 +158,7 @@ impl Pipeline {
             .unwrap_or(HeaderValue::from_static(SDK_NAME)),
             request_timeout: config.request_timeout,
             gate: Gate::new(config.pacing),
+            proxy,
         })
     }
 
@@ -339,6 +346,7 @@ impl Pipeline {
                 started: call_started,
                 client_request_id,
                 bounded_by_total,
+                proxy: self.proxy.as_deref(),
             };
             let sent = head().map(|head| match body {
                 // A GET carries no body and so no Content-Length.
@@ -350,21 +358,9 @@ impl Pipeline {
                     error: transport(TransportKind::Io, err, client_request_id),
                     before_response: false,
                 })?
-                .map_err(|err| {
-                    let error = context.map(err);
-                    // Refused, reset, or a pooled connection the server had closed: nothing was
-                    // answered, so sending again is safe. DNS, TLS and timeouts are not retried.
-                    let before_response = matches!(
-                        error,
-                        Error::Transport {
-                            kind: TransportKind::Connect | TransportKind::Io,
-                            ..
-                        }
-                    );
-                    Failure {
-                        error,
-                        before_response,
-                    }
+                .map_err(|err| Failure {
+                    before_response: nothing_answered(&err),
+                    error: context.map(err),
                 })?;
             let status = response.status().as_u16();
             let request_id = response
@@ -533,6 +529,29 @@ fn follow(current: &str, location: &str) -> Result<String, String> {
     }
 }
 
+/// Whether a failed send got no answer at all, so that sending again is safe and useful: the
+/// connection was refused, reset, broken or closed before any response (a pooled connection the
+/// server had closed). A response that began is an answer, never resent: a malformed status line,
+/// a header block over the limit, a proxy's refusal; nor are DNS, TLS and timeouts retried.
+fn nothing_answered(err: &ureq::Error) -> bool {
+    use std::io::ErrorKind;
+    match err {
+        ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
+    }
+}
+
 /// What an attempt's transport error needs to be described.
 #[derive(Clone, Copy)]
 struct ErrorContext<'a> {
@@ -540,6 +559,8 @@ struct ErrorContext<'a> {
     started: Instant,
     client_request_id: &'a str,
     bounded_by_total: bool,
+    /// The proxy's `host:port`, to name it when it refuses.
+    proxy: Option<&'a str>,
 }
 
 impl ErrorContext<'_> {
@@ -558,6 +579,29 @@ impl ErrorContext<'_> {
         };
         let kind = match &err {
             ureq::Error::Timeout(stage) => return timeout(stage.to_string()),
+            // The server answered, but not in HTTP this client can read.
+            ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => {
+                return Error::UnexpectedResponse {
+                    status: 0,
+                    reason: format!("malformed response: {err}"),
+                    request_id: None,
+                    client_request_id: self.client_request_id.to_owned(),
+                    attempts: 0,
+                };
+            }
+            ureq::Error::ConnectProxyFailed(why) => {
+                let proxy = self.proxy.unwrap_or("(from the environment)");
+                let hint = if why.contains("407") {
+                    "; it wants credentials: give them in the proxy URL (http://user:password@host:port)"
+                } else {
+                    ""
+                };
+                return transport(
+                    TransportKind::Connect,
+                    format!("the proxy {proxy} refused the connection: {why}{hint}"),
+                    self.client_request_id,
+                );
+            }
             ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
                 return timeout("response".to_owned());
             }

@@ -386,3 +386,57 @@ fn an_empty_or_malformed_static_token_is_a_config_error() {
         assert!(!err.to_string().contains(secretish), "{err}");
     }
 }
+
+/// A response that began is an answer: read once, reported, never resent.
+fn assert_unexpected_and_sent_once(response: Vec<u8>, what: &str) {
+    let server = RawServer::start(response);
+    let err = client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnexpectedResponse { reason, attempts: 1, .. } if reason.contains("malformed")),
+        "{what}: {err:?}"
+    );
+    assert_eq!(err.http_status(), None, "{what}: no status could be read");
+    assert_eq!(server.connections(), 1, "{what}: sent once");
+}
+
+#[test]
+fn a_malformed_status_line_is_unexpected_and_not_resent() {
+    assert_unexpected_and_sent_once(
+        b"HTTP/1.1 abc\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "HTTP/1.1 abc",
+    );
+}
+
+#[test]
+fn an_oversized_header_block_is_unexpected_and_not_resent() {
+    let huge = "x".repeat(100 * 1024);
+    assert_unexpected_and_sent_once(
+        http_response("204 No Content", &[("X-Padding", &huge)], b""),
+        "a 100 KiB header",
+    );
+}
+
+#[test]
+fn a_proxy_refusal_is_reported_at_once_naming_the_proxy() {
+    let proxy = RawServer::start(
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n"
+            .to_vec(),
+    );
+    let started = Instant::now();
+    let err = builder("https://graph.example.invalid")
+        .proxy(&proxy.base_url)
+        .build()
+        .unwrap()
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .unwrap_err();
+    let named = proxy.base_url.trim_start_matches("http://");
+    assert!(
+        matches!(&err, Error::Transport { kind: TransportKind::Connect, message, attempts: 1, .. }
+            if message.contains(named) && message.contains("407")),
+        "{err:?}"
+    );
+    assert_eq!(proxy.connections(), 1, "not retried");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
