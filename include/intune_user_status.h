@@ -355,7 +355,8 @@ void ius_client_free(ius_client *client);
 /**
  * Reads one key of an error JSON object, for callers without a JSON parser (the C++ header uses
  * it): `key` is one of the keys the error JSON documents (`message`, `field`, `httpStatus`,
- * `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `attempts`, `aadsts`, `error`,
+ * `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `retryStopped`, `attempts`,
+ * `aadsts`, `error`,
  * `traceId`, `correlationId`, `status`).
  *
  * Ownership: both inputs are borrowed for the call. On success `*out_value` receives the value as
@@ -503,8 +504,9 @@ void ius_string_free(char *s);
  * NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
  * `*out_response_json` (if not NULL) is NULL and `*out_error_json` (if not NULL) receives
  * `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
- * "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
- * (`attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
+ * "clientRequestId":...,"retryAfterSeconds":...,"retryStopped":...,"attempts":...}` with only
+ * the keys that apply (`retryStopped`: why retrying stopped before the retries ran out, e.g. a
+ * `Retry-After` past `retry.maxDelayMs`; `attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
  * at entry, so after any return each holds NULL or a string the caller owns (a pointer left
  * from an earlier call is never kept). Free every returned string with `ius_string_free`.
  *

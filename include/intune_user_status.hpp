@@ -52,6 +52,8 @@ struct Error {
   std::optional<std::string> client_request_id;
   /// How long Graph asked the caller to wait (429/503), in seconds.
   std::optional<double> retry_after_seconds;
+  /// Why retrying stopped before the retries ran out, e.g. a Retry-After past retry.maxDelayMs.
+  std::optional<std::string> retry_stopped;
   /// Requests actually sent for the call, retries included (absent when nothing was sent).
   std::optional<int> attempts;
   /// IUS_STATUS_AUTH: the Microsoft Entra error code, e.g. `AADSTS7000215` (wrong secret).
@@ -149,6 +151,7 @@ inline Error make_error(ius_status status, char *error_json) {
   error.oauth_error = text("error");
   error.trace_id = text("traceId");
   error.correlation_id = text("correlationId");
+  error.retry_stopped = text("retryStopped");
   if (auto value = number("httpStatus")) error.http_status = static_cast<int>(*value);
   error.retry_after_seconds = number("retryAfterSeconds");
   if (auto value = number("attempts")) error.attempts = static_cast<int>(*value);

@@ -176,6 +176,9 @@ impl fmt::Display for GraphError {
         if let Some(wait) = self.retry_after {
             write!(f, " (Retry-After {:.3} s)", wait.as_secs_f64())?;
         }
+        if let Some(why) = &self.retry_stopped {
+            write!(f, "; not retried: {why}")?;
+        }
         if let Some(body) = &self.raw_body {
             let shown: String = body.chars().take(200).collect();
             write!(f, "; body: {shown}")?;
@@ -312,6 +315,13 @@ impl Error {
             Error::Throttled { wait, .. } => Some(*wait),
             _ => None,
         }
+    }
+
+    /// Why retrying stopped before the retries ran out (e.g. a `Retry-After` past
+    /// `retry.maxDelayMs`), when it did.
+    pub fn retry_stopped(&self) -> Option<&str> {
+        self.graph()
+            .and_then(|graph| graph.retry_stopped.as_deref())
     }
 
     /// True when the call was throttled: Graph answered 429, or the client could not send within

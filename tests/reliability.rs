@@ -180,6 +180,11 @@ fn r07_a_retry_after_longer_than_one_wait_may_be_gives_up_at_once() {
             .contains("maxDelayMs")
     );
     assert!(err.to_string().contains("30.000 s"), "{err}");
+    assert!(
+        err.to_string().contains("not retried: ") && err.to_string().contains("maxDelayMs"),
+        "the reason is in the message: {err}"
+    );
+    assert_eq!(err.retry_stopped(), graph.retry_stopped.as_deref());
     assert_one_call_of(&emu, 1);
 }
 

@@ -116,13 +116,14 @@ int main(int argc, char **argv) {
         "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2.5\r\nrequest-id: rq-429\r\n"
         "Content-Length: 0\r\nConnection: close\r\n\r\n");
     auto client = ius::Client::create(
-        config("http://127.0.0.1:" + std::to_string(port), ",\"retry\":{\"maxRetries\":0}"));
+        config("http://127.0.0.1:" + std::to_string(port), ",\"retry\":{\"maxDelayMs\":1000}"));
     CHECK(client.ok());
     if (client) {
       auto throttled = client.value().update("c1", "s1", "{\"devicesCount\":1}");
       CHECK(!throttled && throttled.error().status == IUS_STATUS_THROTTLED);
       CHECK(throttled.error().retry_after_seconds == 2.5 && throttled.error().http_status == 429);
       CHECK(throttled.error().request_id == std::string("rq-429"));
+      CHECK(contains(throttled.error().retry_stopped, "maxDelayMs"));
     }
     ius_canned_join(&canned);
   }

@@ -40,6 +40,8 @@ struct Details {
     request_id: Option<String>,
     client_request_id: Option<String>,
     retry_after_seconds: Option<f64>,
+    /// Why retrying stopped before the retries ran out.
+    retry_stopped: Option<String>,
     attempts: Option<u32>,
     /// The token endpoint's answer, for `IUS_STATUS_AUTH`.
     aadsts: Option<String>,
@@ -59,6 +61,7 @@ impl FfiError {
             request_id: None,
             client_request_id: None,
             retry_after_seconds: None,
+            retry_stopped: None,
             attempts: None,
             aadsts: None,
             oauth_error: None,
@@ -141,7 +144,7 @@ type Writer = fn(&Details) -> Option<Value>;
 
 /// The error JSON's keys, declared once: each key and the detail it writes. The C++ header reads
 /// them back (a test checks that it knows every one).
-const KEYS: [(&str, Writer); 13] = [
+const KEYS: [(&str, Writer); 14] = [
     ("status", |d| Some(d.status.name().into())),
     ("message", |d| Some(d.message.clone().into())),
     ("field", |d| d.field.clone().map(Value::from)),
@@ -157,6 +160,7 @@ const KEYS: [(&str, Writer); 13] = [
             .and_then(serde_json::Number::from_f64)
             .map(Value::Number)
     }),
+    ("retryStopped", |d| d.retry_stopped.clone().map(Value::from)),
     ("attempts", |d| d.attempts.map(Value::from)),
     ("aadsts", |d| d.aadsts.clone().map(Value::from)),
     ("error", |d| d.oauth_error.clone().map(Value::from)),
@@ -168,7 +172,8 @@ const KEYS: [(&str, Writer); 13] = [
 
 /// Reads one key of an error JSON object, for callers without a JSON parser (the C++ header uses
 /// it): `key` is one of the keys the error JSON documents (`message`, `field`, `httpStatus`,
-/// `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `attempts`, `aadsts`, `error`,
+/// `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `retryStopped`, `attempts`,
+/// `aadsts`, `error`,
 /// `traceId`, `correlationId`, `status`).
 ///
 /// Ownership: both inputs are borrowed for the call. On success `*out_value` receives the value as
@@ -241,6 +246,7 @@ impl From<Error> for FfiError {
         d.client_request_id = error.client_request_id().map(str::to_owned);
         d.code = error.graph().and_then(|graph| graph.code.clone());
         d.retry_after_seconds = error.retry_after().map(|wait| wait.as_secs_f64());
+        d.retry_stopped = error.retry_stopped().map(str::to_owned);
         // Requests actually sent; absent when nothing was (invalid input, configuration).
         d.attempts = Some(error.attempts()).filter(|&n| n > 0);
         if let Some(auth) = error.auth() {
@@ -351,6 +357,23 @@ mod tests {
         assert_eq!(value["retryAfterSeconds"], 1.5);
         assert_eq!(value["attempts"], 1);
         assert!(value.get("field").is_none());
+    }
+
+    #[test]
+    fn why_retrying_stopped_is_in_the_message_and_its_own_key() {
+        let why = "the service asked to wait 30.000 s, more than the 10.000 s allowed for one wait (retry.maxDelayMs)";
+        let mut error = graph(429, Some(Duration::from_secs(30)));
+        if let Error::Graph(graph) = &mut error {
+            graph.retry_stopped = Some(why.into());
+        }
+        let (status, value) = json(error);
+        assert_eq!(status, ius_status::Throttled);
+        assert_eq!(value["retryStopped"], why);
+        let message = value["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("not retried: {why}")),
+            "{message}"
+        );
     }
 
     #[test]

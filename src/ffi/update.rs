@@ -26,8 +26,9 @@ use crate::{CallOptions, Target, UpdateOutcome, UserStatusPatch};
 /// NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
 /// `*out_response_json` (if not NULL) is NULL and `*out_error_json` (if not NULL) receives
 /// `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
-/// "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
-/// (`attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
+/// "clientRequestId":...,"retryAfterSeconds":...,"retryStopped":...,"attempts":...}` with only
+/// the keys that apply (`retryStopped`: why retrying stopped before the retries ran out, e.g. a
+/// `Retry-After` past `retry.maxDelayMs`; `attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
 /// at entry, so after any return each holds NULL or a string the caller owns (a pointer left
 /// from an earlier call is never kept). Free every returned string with `ius_string_free`.
 ///
