@@ -69,17 +69,19 @@ impl Gate {
     }
 
     /// Blocks until a request that counts as `count` requests may be sent (a `$batch` counts
-    /// each of its inner requests, as Intune does) and counts it as sent. When the wait would pass
+    /// each of its inner requests, as Intune does), counts it as sent and returns how long it
+    /// waited. When the wait would pass
     /// `deadline`, returns at once with the wait that was needed instead. A count above the limit
     /// is taken as the limit: the request waits for a whole empty window.
-    pub fn admit_many(&self, count: u32, deadline: Option<Instant>) -> Result<(), Duration> {
+    pub fn admit_many(&self, count: u32, deadline: Option<Instant>) -> Result<Duration, Duration> {
         let count = match self.pacing {
             Some(pacing) => count.clamp(1, pacing.requests) as usize,
             None => 1,
         };
         if self.pacing.is_none() && self.lock().held_until.is_none() {
-            return Ok(()); // the common case costs one uncontended lock
+            return Ok(Duration::ZERO); // the common case costs one uncontended lock
         }
+        let started = Instant::now();
         loop {
             let now = Instant::now();
             let wait = {
@@ -92,7 +94,7 @@ impl Gate {
                         }
                         state.sent.extend(std::iter::repeat_n(now, count));
                     }
-                    return Ok(());
+                    return Ok(now.saturating_duration_since(started));
                 }
                 wait
             };

@@ -200,12 +200,19 @@ impl Pipeline {
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
-            if let Err(wait) = self.gate.admit_many(count, deadline) {
-                return Err(Error::Throttled {
-                    wait,
-                    client_request_id,
-                    attempts,
-                });
+            // A wait at the gate (pacing, another thread's 429) is a wait like any other: it
+            // counts against the call's total budget and against retry.maxTotalMs.
+            let waits_end = Instant::now() + budget.retry.max_total_wait.saturating_sub(waited);
+            let admit_by = deadline.map_or(waits_end, |deadline| deadline.min(waits_end));
+            match self.gate.admit_many(count, Some(admit_by)) {
+                Ok(held) => waited += held,
+                Err(wait) => {
+                    return Err(Error::Throttled {
+                        wait,
+                        client_request_id,
+                        attempts,
+                    });
+                }
             }
             attempts += 1;
             let token = match self.token.token_before(deadline) {
@@ -257,8 +264,10 @@ impl Pipeline {
             if let (Ok(response), Some(wait)) = (&outcome, asked)
                 && response.status == 429
             {
-                // Every thread of this client waits, whether or not this call retries.
-                self.gate.hold_until(Instant::now() + wait);
+                // Every thread of this client waits, whether or not this call retries; never
+                // longer than the policy would wait once, whatever the service asked.
+                self.gate
+                    .hold_until(Instant::now() + wait.min(budget.retry.max_delay));
             }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             match decide(&budget.retry, retries, asked, waited, remaining) {

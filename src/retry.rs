@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use crate::Error;
-use crate::limits::check_duration;
+use crate::limits::{MAX_DURATION, check_duration};
 
 /// Largest `max_retries` accepted, as in Microsoft's SDKs.
 pub const MAX_RETRIES_LIMIT: u32 = 10;
@@ -176,18 +176,21 @@ pub(crate) fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 503 | 504)
 }
 
-/// `Retry-After` as integer or fractional seconds (Graph sends `2.128`), or an HTTP date.
+/// `Retry-After` as integer or fractional seconds (Graph sends `2.128`), or an HTTP date; either
+/// form capped alike at [`MAX_DURATION`] (a day), so no answer can ask for centuries.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
+    let wait = if let Ok(seconds) = value.parse::<f64>() {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return None;
+        }
+        Duration::from_secs_f64(seconds.min(MAX_DURATION.as_secs_f64()))
+    } else {
+        let when = httpdate::parse_http_date(value).ok()?;
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_DURATION))
 }
 
 /// A uniform value in [0, 1) from the standard library's randomly keyed hasher: jitter needs no
@@ -253,6 +256,12 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(MAX_DURATION),
+            "a date centuries away is capped like the seconds form"
+        );
+        assert_eq!(parse_retry_after("1e308"), Some(MAX_DURATION));
         assert_eq!(parse_retry_after("-1"), None);
         assert_eq!(parse_retry_after("soon"), None);
     }

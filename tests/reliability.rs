@@ -571,3 +571,76 @@ fn r28_a_failed_read_back_after_a_204_still_reports_the_applied_update() {
     let methods: Vec<String> = emu.requests().iter().map(|r| r.method.clone()).collect();
     assert_eq!(methods, ["PATCH", "GET"]);
 }
+
+/// Runs `call` on another thread and waits at most `limit` for it: a hold of centuries must show
+/// as a failed test, not a hung one.
+fn within<T: Send + 'static>(limit: Duration, call: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(call());
+    });
+    finished
+        .recv_timeout(limit)
+        .expect("the call returned in time")
+}
+
+#[test]
+fn r29_a_retry_after_date_centuries_away_holds_the_client_no_longer_than_max_delay() {
+    for (retry_after, total) in [
+        ("Fri, 31 Dec 9999 23:59:59 GMT", None),
+        (
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            Some(Duration::from_secs(2)),
+        ),
+        ("31536000", None),
+    ] {
+        let emu = faulty(vec![next_patch(1, status(429, Some(retry_after)))]);
+        let mut builder = builder(&emu.base_url())
+            .retry_policy(RetryPolicy::default().max_delay(Duration::from_millis(300)));
+        if let Some(total) = total {
+            builder = builder.total_timeout(total);
+        }
+        let client = builder.build().unwrap();
+        let err = patch_once(&client).unwrap_err();
+        assert!(err.is_throttled(), "{retry_after}: {err}");
+        assert!(
+            err.retry_stopped()
+                .is_some_and(|why| why.contains("maxDelayMs")),
+            "{retry_after}: {err}"
+        );
+        // The next call waits out the hold, capped at maxDelayMs, and goes through.
+        let started = Instant::now();
+        let next = within(Duration::from_secs(5), move || patch_once(&client));
+        assert!(next.is_ok(), "{retry_after} {total:?}: {next:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{retry_after}: waited {:?}",
+            started.elapsed()
+        );
+        assert!(applied(&emu));
+    }
+}
+
+#[test]
+fn r30_a_wait_on_another_threads_hold_counts_against_max_total_wait() {
+    // One 429 asks for 0.8 s; this client may wait 0.3 s in all: the next call gives up at once
+    // instead of waiting out a hold its policy would never wait.
+    let emu = faulty(vec![next_patch(1, status(429, Some("0.8")))]);
+    let client = builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::none()
+                .max_delay(Duration::from_secs(1))
+                .max_total_wait(Duration::from_millis(300)),
+        )
+        .build()
+        .unwrap();
+    assert!(patch_once(&client).unwrap_err().is_throttled());
+    let started = Instant::now();
+    let err = patch_once(&client).unwrap_err();
+    assert!(matches!(err, Error::Throttled { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "no pointless sleep"
+    );
+    assert_eq!(emu.requests().len(), 1, "nothing more was sent");
+}
