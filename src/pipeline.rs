@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ureq::Agent;
 use ureq::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::auth::Tokens;
@@ -16,7 +17,7 @@ use crate::coalesce::CoalescingConnector;
 use crate::pacing::{Gate, Pacing};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
-use crate::url::check_secure;
+use crate::url::{check_secure, never_proxied};
 use crate::{AccessToken, Cloud, Error, TokenProvider, TransportKind};
 
 /// The largest response body accepted; a deviceConfigurationUserStatus is a few hundred bytes.
@@ -109,10 +110,13 @@ struct Failure {
 
 impl Pipeline {
     pub fn new(config: PipelineSettings<'_>) -> Result<Pipeline, Error> {
-        let proxy = config
+        let proxy_address = config
             .proxy
             .as_ref()
-            .map(|proxy| format!("{}:{}", proxy.host(), proxy.port()));
+            .map(|proxy| (proxy.host().to_owned(), proxy.port()));
+        let proxy = proxy_address
+            .as_ref()
+            .map(|(host, port)| format!("{host}:{port}"));
         let user_agent = match config.user_agent_suffix {
             Some(suffix) => format!("{SDK_NAME} {suffix}"),
             None => SDK_NAME.to_owned(),
@@ -142,7 +146,7 @@ impl Pipeline {
         let agent = Agent::with_parts(
             agent_config,
             DefaultConnector::new().chain(CoalescingConnector),
-            CachingResolver::default(),
+            CachingResolver::new(DefaultResolver::default(), proxy_address),
         );
         let token = config.tokens.into_provider(&agent, config.cloud)?;
         Ok(Pipeline {
@@ -458,12 +462,19 @@ impl Pipeline {
         request: ureq::http::Request<impl ureq::AsSendBody>,
         timeout: Duration,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-        let request = if timeout < self.request_timeout {
-            // The call's total budget leaves less than a full attempt.
-            self.agent
-                .configure_request(request)
-                .timeout_global(Some(timeout))
-                .build()
+        // Loopback never goes through a proxy (see url::never_proxied).
+        let direct = self.proxy.is_some() && never_proxied(request.uri());
+        let shorter = timeout < self.request_timeout;
+        let request = if direct || shorter {
+            let mut config = self.agent.configure_request(request);
+            if shorter {
+                // The call's total budget leaves less than a full attempt.
+                config = config.timeout_global(Some(timeout));
+            }
+            if direct {
+                config = config.proxy(None);
+            }
+            config.build()
         } else {
             request
         };

@@ -1,4 +1,5 @@
-//! DNS answers cached per host for a short while.
+//! DNS answers cached per host for a short while, and the check that plain http reaches only
+//! loopback addresses.
 //!
 //! ureq resolves the host before it looks for a pooled connection, and with a timeout set its
 //! default resolver spawns a thread per lookup: a thread per request. Caching the answer keeps
@@ -16,10 +17,51 @@ use ureq::unversioned::transport::NextTimeout;
 const TTL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
-pub(crate) struct CachingResolver {
-    inner: DefaultResolver,
+pub(crate) struct CachingResolver<R = DefaultResolver> {
+    inner: R,
     // A client talks to one or two hosts (Graph, the token endpoint): a short list beats a map.
     cache: Mutex<Vec<Entry>>,
+    /// The proxy's host and port: its own address is the one plain-http name not held to
+    /// loopback (the proxy is trusted as configured; the targets never go through it in clear).
+    proxy: Option<(String, u16)>,
+}
+
+impl<R> CachingResolver<R> {
+    /// A resolver over `inner` for an agent whose proxy (if any) is `proxy` (host, port).
+    pub(crate) fn new(inner: R, proxy: Option<(String, u16)>) -> CachingResolver<R> {
+        CachingResolver {
+            inner,
+            cache: Mutex::default(),
+            proxy,
+        }
+    }
+
+    /// Plain http is for loopback only, and a name is not enough: every address it resolved to
+    /// must be loopback, or a hosts file or DNS answer could send a token in clear off the machine.
+    fn check_plain_http(&self, uri: &Uri, addrs: &ResolvedSocketAddrs) -> Result<(), ureq::Error> {
+        if uri.scheme_str() != Some("http") {
+            return Ok(());
+        }
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().unwrap_or(80);
+        if self
+            .proxy
+            .as_ref()
+            .is_some_and(|(proxy_host, proxy_port)| proxy_host == host && *proxy_port == port)
+        {
+            return Ok(());
+        }
+        match addrs
+            .iter()
+            .find(|addr| !addr.ip().to_canonical().is_loopback())
+        {
+            Some(addr) => Err(ureq::Error::RequireHttpsOnly(format!(
+                "plain http is allowed only to loopback, but {host} resolved to {}; use https",
+                addr.ip()
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -30,7 +72,7 @@ struct Entry {
     addrs: ResolvedSocketAddrs,
 }
 
-impl Resolver for CachingResolver {
+impl<R: Resolver> Resolver for CachingResolver<R> {
     fn resolve(
         &self,
         uri: &Uri,
@@ -47,10 +89,12 @@ impl Resolver for CachingResolver {
                     && e.authority == authority
                     && now.duration_since(e.resolved_at) < TTL
             }) {
+                self.check_plain_http(uri, &entry.addrs)?;
                 return Ok(entry.addrs.clone());
             }
         }
         let addrs = self.inner.resolve(uri, config, timeout)?;
+        self.check_plain_http(uri, &addrs)?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|e| {
             !(e.scheme == scheme && e.authority == authority)
@@ -63,5 +107,62 @@ impl Resolver for CachingResolver {
             addrs: addrs.clone(),
         });
         Ok(addrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    /// Answers every name with one address, as a hosts file or DNS server might.
+    #[derive(Debug)]
+    struct Answers(SocketAddr);
+
+    impl Resolver for Answers {
+        fn resolve(
+            &self,
+            _: &Uri,
+            _: &ureq::config::Config,
+            _: NextTimeout,
+        ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+            let mut addrs = ResolvedSocketAddrs::from_fn(|_| self.0);
+            addrs.truncate(0);
+            addrs.push(self.0);
+            Ok(addrs)
+        }
+    }
+
+    fn resolve(answer: &str, url: &str) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let resolver = CachingResolver::new(
+            Answers(answer.parse().unwrap()),
+            Some(("proxy.corp.example".to_owned(), 3128)),
+        );
+        let config = ureq::config::Config::default();
+        let timeout = NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::NotHappening,
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        // Twice: the cached answer is held to the same rule.
+        let _ = resolver.resolve(&url.parse().unwrap(), &config, timeout);
+        resolver.resolve(&url.parse().unwrap(), &config, timeout)
+    }
+
+    #[test]
+    fn plain_http_to_a_name_that_resolves_off_loopback_is_refused() {
+        let err = resolve("10.1.2.3:8080", "http://localhost:8080/beta").unwrap_err();
+        assert!(
+            matches!(&err, ureq::Error::RequireHttpsOnly(why) if why.contains("10.1.2.3")),
+            "{err:?}"
+        );
+        assert!(resolve("127.0.0.1:8080", "http://localhost:8080/beta").is_ok());
+        assert!(resolve("[::1]:8080", "http://localhost:8080/beta").is_ok());
+        assert!(resolve("[::ffff:127.0.0.1]:8080", "http://localhost:8080/").is_ok());
+        // https is protected by TLS; the configured proxy's own address is its own business.
+        assert!(resolve("10.1.2.3:443", "https://graph.example/beta").is_ok());
+        assert!(resolve("10.1.2.3:3128", "http://proxy.corp.example:3128").is_ok());
+        assert!(resolve("10.1.2.3:3129", "http://proxy.corp.example:3129").is_err());
     }
 }

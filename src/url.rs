@@ -27,6 +27,14 @@ pub(crate) fn check_secure(uri: &Uri) -> Result<bool, Insecure> {
     }
 }
 
+/// Whether a request to `uri` must skip any proxy: plain http (which only loopback may use) and
+/// loopback hosts never go through one, so a plain-http emulator URL cannot send its token in
+/// clear through `HTTPS_PROXY`. (That a plain-http name really is loopback is checked where it is
+/// resolved, in `resolver`.)
+pub(crate) fn never_proxied(uri: &Uri) -> bool {
+    uri.scheme_str() == Some("http") || uri.host().is_some_and(is_loopback)
+}
+
 /// Whether `host` (as a URL writes it, IPv6 in brackets) is this machine.
 pub(crate) fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');

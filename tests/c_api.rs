@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use c_build::{KINDS, SONAME, Suite, Variant};
-use common::TunnelProxy;
+use common::{TunnelProxy, proxied_tls, proxied_url};
 use ius_emulator::{App, Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry, TlsIdentity};
 use serde_json::{Value, json};
 
@@ -439,9 +439,12 @@ struct NetworkSet {
     kind: &'static str,
     /// HTTPS with the test-only server certificate (signed by `test-only-ca.pem`); status `u1`.
     https: Emulator,
-    /// Plain HTTP, any bearer token; statuses `p1` (static token) and `p2` (client secret).
+    /// HTTPS as `graph.proxied.test` (loopback never goes through a proxy, and the proxy maps
+    /// `.test` names to loopback), any bearer token; statuses `p1` (static token) and `p2`
+    /// (client secret).
     graph: Emulator,
-    /// The token endpoint of [`NET_APP`]; a host of its own, so the proxy sees both.
+    /// The token endpoint of [`NET_APP`], HTTPS as `login.proxied.test`; a host of its own, so
+    /// the proxy sees both.
     login: Emulator,
     /// The CONNECT proxy both `p1` and `p2`'s clients use.
     proxy: TunnelProxy,
@@ -480,6 +483,7 @@ impl NetworkServers {
                     // the one `login` issues.
                     graph: Emulator::start(Config {
                         seed: seeded(&["p1", "p2"]),
+                        tls: Some(proxied_tls()),
                         ..Config::default()
                     })
                     .expect("start a Graph emulator"),
@@ -490,6 +494,7 @@ impl NetworkServers {
                             secret: Some(NET_SECRET.to_owned()),
                             certificate_pem: None,
                         }],
+                        tls: Some(proxied_tls()),
                         ..Config::default()
                     })
                     .expect("start a token emulator"),
@@ -505,8 +510,14 @@ impl NetworkServers {
         for set in &self.0 {
             let kind = set.kind.to_uppercase();
             env.push((format!("IUS_NET_{kind}_HTTPS_URL"), set.https.base_url()));
-            env.push((format!("IUS_NET_{kind}_GRAPH_URL"), set.graph.base_url()));
-            env.push((format!("IUS_NET_{kind}_LOGIN_URL"), set.login.base_url()));
+            env.push((
+                format!("IUS_NET_{kind}_GRAPH_URL"),
+                proxied_url("graph.proxied.test", &set.graph),
+            ));
+            env.push((
+                format!("IUS_NET_{kind}_LOGIN_URL"),
+                proxied_url("login.proxied.test", &set.login),
+            ));
             env.push((format!("IUS_NET_{kind}_PROXY_URL"), set.proxy.url.clone()));
         }
         for (name, value) in [
@@ -576,8 +587,14 @@ impl NetworkServers {
 
             // Every connection went through the proxy, tunnelled and with the credentials.
             let seen = proxy.seen();
-            let graph_connect = format!("CONNECT {} ", graph.base_url().replace("http://", ""));
-            let login_connect = format!("CONNECT {} ", login.base_url().replace("http://", ""));
+            let graph_connect = format!(
+                "CONNECT {} ",
+                proxied_url("graph.proxied.test", graph).replace("https://", "")
+            );
+            let login_connect = format!(
+                "CONNECT {} ",
+                proxied_url("login.proxied.test", login).replace("https://", "")
+            );
             let to = |connect: &str| seen.iter().filter(|s| s.starts_with(connect)).count();
             assert!(
                 to(&graph_connect) >= 2,

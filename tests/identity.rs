@@ -217,17 +217,43 @@ fn the_cloud_chooses_the_scope_even_with_a_base_url() {
     );
 }
 
+/// [`identity_emulator`] serving HTTPS as `graph.proxied.test` / `login.proxied.test`.
+fn proxied_emulator() -> Emulator {
+    let config = Config {
+        apps: vec![App {
+            tenant: TENANT.into(),
+            client_id: SECRET_APP.into(),
+            secret: Some(SECRET.into()),
+            certificate_pem: None,
+        }],
+        seed: (0..8)
+            .map(|t| SeedEntry {
+                collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
+                entity: serde_json::json!({"id": "u1"}),
+            })
+            .collect(),
+        tls: Some(common::proxied_tls()),
+        ..Config::default()
+    };
+    Emulator::start(config).unwrap()
+}
+
 #[test]
 fn token_and_graph_requests_both_go_through_the_proxy() {
-    let graph = emulator();
-    let login = emulator(); // a separate authority host, so the proxy sees both
+    // Loopback never goes through a proxy, so both hosts have names the proxy maps to loopback.
+    let graph = proxied_emulator();
+    let login = proxied_emulator(); // a separate authority host, so the proxy sees both
+    let (graph_url, login_url) = (
+        common::proxied_url("graph.proxied.test", &graph),
+        common::proxied_url("login.proxied.test", &login),
+    );
     let proxy = TunnelProxy::start();
     let client = Client::builder()
-        .base_url(graph.base_url())
+        .base_url(&graph_url)
         .credential(
-            ClientSecretCredential::new(TENANT, SECRET_APP, SECRET)
-                .authority_host(login.base_url()),
+            ClientSecretCredential::new(TENANT, SECRET_APP, SECRET).authority_host(&login_url),
         )
+        .extra_root_certificates_pem(common::TEST_CA)
         .proxy(&proxy.url)
         .build()
         .unwrap();
@@ -236,8 +262,8 @@ fn token_and_graph_requests_both_go_through_the_proxy() {
     let err = update(&client, 0, 1).unwrap_err();
     assert_eq!(err.http_status(), Some(401));
     let seen = proxy.seen().join("\n");
-    for host in [&login.base_url(), &graph.base_url()] {
-        let authority = host.trim_start_matches("http://");
+    for host in [&login_url, &graph_url] {
+        let authority = host.trim_start_matches("https://");
         assert!(seen.contains(&format!("CONNECT {authority} ")), "{seen}");
     }
     assert_eq!(
@@ -262,6 +288,23 @@ impl log::Log for Capture {
 }
 
 static LOGS: Capture = Capture(Mutex::new(Vec::new()));
+
+#[test]
+fn token_requests_to_a_loopback_authority_never_go_through_a_proxy() {
+    let emu = emulator();
+    let proxy = TunnelProxy::start();
+    let client = client_with(&emu, secret_credential(&emu, SECRET))
+        .proxy(&proxy.url)
+        .build()
+        .unwrap();
+    update(&client, 0, 1).unwrap();
+    assert_eq!(emu.token_requests().len(), 1);
+    assert_eq!(
+        proxy.seen(),
+        Vec::<String>::new(),
+        "nothing went through the proxy"
+    );
+}
 
 #[test]
 fn logs_and_errors_of_a_whole_run_never_hold_a_secret_token_or_assertion() {

@@ -137,7 +137,10 @@ fn lib_rs() -> (BTreeSet<String>, BTreeMap<String, String>) {
                     exports.insert(name.to_owned(), module.trim().to_owned());
                 }
             }
-        } else if let Some(name) = last_line.strip_prefix("mod ") {
+        } else if let Some(name) = last_line
+            .strip_prefix("mod ")
+            .or_else(|| last_line.strip_prefix("pub mod "))
+        {
             modules.insert(name.trim().to_owned());
         }
     }

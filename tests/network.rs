@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TunnelProxy, builder, emulator};
+use common::{TEST_CA, TunnelProxy, builder, emulator, proxied_tls, proxied_url};
 use intune_user_status::{Error, Target, UserStatusPatch};
 use ius_emulator::PatchReturns;
 
@@ -11,10 +11,21 @@ const DIRECT: &str = "/deviceManagement/deviceConfigurations/cfg-1/userStatuses"
 
 #[test]
 fn updates_go_through_an_explicit_proxy_with_its_credentials() {
-    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let emu = ius_emulator::Emulator::start(ius_emulator::Config {
+        token: Some(common::TOKEN.into()),
+        seed: vec![ius_emulator::SeedEntry {
+            collection: DIRECT.into(),
+            entity: serde_json::json!({"id": "u1"}),
+        }],
+        tls: Some(proxied_tls()),
+        ..ius_emulator::Config::default()
+    })
+    .unwrap();
     let proxy = TunnelProxy::start();
     let with_credentials = proxy.url.replace("http://", "http://agent:s3cret@");
-    let client = builder(&emu.base_url())
+    let base_url = proxied_url("graph.proxied.test", &emu);
+    let client = builder(&base_url)
+        .extra_root_certificates_pem(TEST_CA)
         .proxy(with_credentials)
         .build()
         .unwrap();
@@ -25,7 +36,7 @@ fn updates_go_through_an_explicit_proxy_with_its_credentials() {
         )
         .unwrap();
     let seen = proxy.seen();
-    let authority = emu.base_url().replace("http://", "");
+    let authority = base_url.replace("https://", "");
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(
         seen[0].starts_with(&format!("CONNECT {authority} ")),
@@ -34,6 +45,34 @@ fn updates_go_through_an_explicit_proxy_with_its_credentials() {
     // Basic base64("agent:s3cret")
     assert!(seen[0].contains("YWdlbnQ6czNjcmV0"), "{seen:?}");
     assert_eq!(emu.user_status(DIRECT, "u1").unwrap()["devicesCount"], 2);
+}
+
+#[test]
+fn loopback_never_goes_through_a_proxy() {
+    // A plain-http emulator URL with a proxy set (as HTTPS_PROXY would): the token must not go
+    // through the proxy in clear, for Graph requests and token requests alike.
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let proxy = TunnelProxy::start();
+    for base_url in [
+        emu.base_url(),
+        emu.base_url().replace("127.0.0.1", "localhost"),
+    ] {
+        builder(&base_url)
+            .proxy(&proxy.url)
+            .build()
+            .unwrap()
+            .update_user_status(
+                &Target::new("cfg-1", "u1"),
+                &UserStatusPatch::new().devices_count(5),
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        proxy.seen(),
+        Vec::<String>::new(),
+        "nothing went through the proxy"
+    );
+    assert_eq!(emu.requests().len(), 2);
 }
 
 #[test]

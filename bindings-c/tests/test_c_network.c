@@ -6,7 +6,8 @@
  *
  * Usage: test_c_network KIND (shared or static). The environment (set by tests/c_api.rs) names
  * this kind's servers: IUS_NET_<KIND>_HTTPS_URL (an HTTPS emulator whose certificate is signed by
- * the CA in the PEM file IUS_NET_CA_FILE; status c1/u1), IUS_NET_<KIND>_GRAPH_URL (plain HTTP,
+ * the CA in the PEM file IUS_NET_CA_FILE; status c1/u1), IUS_NET_<KIND>_GRAPH_URL (HTTPS as
+ * graph.proxied.test, reached only through the proxy, certificate from the same CA,
  * any bearer token; statuses c1/p1 and c1/p2), IUS_NET_<KIND>_LOGIN_URL (the token endpoint of
  * app IUS_NET_APP in tenant IUS_NET_TENANT with secret IUS_NET_SECRET) and IUS_NET_<KIND>_PROXY_URL
  * (a loopback CONNECT proxy, http://127.0.0.1:PORT); and the static token IUS_TEST_TOKEN. */
@@ -171,29 +172,35 @@ static char *proxy_with_credentials(void) {
 /* Graph through the proxy with a static token (p1), then a client secret whose token request and
  * update both go through it (p2). The driver checks the CONNECTs and Proxy-Authorization. */
 static void test_proxy(void) {
+  /* Named hosts (https://graph.proxied.test:PORT), since loopback never goes through a proxy;
+   * the proxy tunnels .test names to loopback, and their certificate is the test CA's. */
   const char *graph = kind_env("GRAPH_URL");
   const char *login = kind_env("LOGIN_URL");
   char *proxy = proxy_with_credentials();
-  char config_json[2048];
+  char *ca = json_escaped_file("IUS_NET_CA_FILE");
+  size_t size = strlen(ca) + 2048;
+  char *config_json = (char *)malloc(size);
   ius_client *client;
 
-  snprintf(config_json, sizeof config_json,
+  snprintf(config_json, size,
            "{\"baseUrl\":\"%s\",\"accessToken\":\"%s\",\"proxy\":\"%s\","
-           "\"retry\":{\"baseDelayMs\":50}}",
-           graph, token, proxy);
+           "\"tls\":{\"extraRootsPem\":\"%s\"},\"retry\":{\"baseDelayMs\":50}}",
+           graph, token, proxy, ca);
   client = must_create(config_json);
   ius_test_update_ok(client, "p1", 2);
   ius_client_free(client);
 
-  snprintf(config_json, sizeof config_json,
+  snprintf(config_json, size,
            "{\"baseUrl\":\"%s\",\"authorityHost\":\"%s\",\"auth\":{\"tenantId\":\"%s\","
            "\"clientId\":\"%s\",\"clientSecret\":\"%s\"},\"proxy\":\"%s\","
-           "\"retry\":{\"baseDelayMs\":50}}",
+           "\"tls\":{\"extraRootsPem\":\"%s\"},\"retry\":{\"baseDelayMs\":50}}",
            graph, login, ius_env("IUS_NET_TENANT"), ius_env("IUS_NET_APP"),
-           ius_env("IUS_NET_SECRET"), proxy);
+           ius_env("IUS_NET_SECRET"), proxy, ca);
   client = must_create(config_json);
   ius_test_update_ok(client, "p2", 3);
   ius_client_free(client);
+  free(config_json);
+  free(ca);
   free(proxy);
 }
 

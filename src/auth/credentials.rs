@@ -23,7 +23,7 @@ use crate::auth::cache::{FreshToken, TokenCache, TokenSource};
 use crate::auth::{AccessToken, TokenProvider};
 use crate::auth_error::AuthError;
 use crate::retry::{RetryPolicy, Verdict, decide};
-use crate::url::{Insecure, check_secure};
+use crate::url::{Insecure, check_secure, never_proxied};
 use crate::{Cloud, Error};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -259,6 +259,8 @@ pub(crate) struct ClientCredentials {
     client_id: String,
     scope: String,
     token_url: String,
+    /// The authority host is loopback: token requests skip any proxy.
+    direct: bool,
     proof: Proof,
     retry: RetryPolicy,
 }
@@ -292,6 +294,9 @@ impl ClientCredentials {
             None => format!("{}/.default", cloud.graph_root()),
         };
         Ok(ClientCredentials {
+            direct: authority_host
+                .parse::<Uri>()
+                .is_ok_and(|uri| never_proxied(&uri)),
             token_url: format!("{authority_host}/{tenant}/oauth2/v2.0/token"),
             agent,
             authority_host,
@@ -331,6 +336,10 @@ impl ClientCredentials {
         };
         let started = Instant::now();
         let mut post = self.agent.post(&self.token_url);
+        if self.direct {
+            // Loopback never goes through a proxy (see url::never_proxied).
+            post = post.config().proxy(None).build();
+        }
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(started);
             if left.is_zero() {

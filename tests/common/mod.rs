@@ -13,6 +13,22 @@ use ius_emulator::{Config, Emulator, PatchReturns, SeedEntry};
 
 pub const TOKEN: &str = "test-token-6f1c2e";
 
+/// The test CA that signed every test server certificate.
+pub const TEST_CA: &str = include_str!("../../emulator/tests/fixtures/test-only-ca.pem");
+
+/// A TLS identity for `graph.proxied.test` and `login.proxied.test`, signed by [`TEST_CA`].
+pub fn proxied_tls() -> ius_emulator::TlsIdentity {
+    ius_emulator::TlsIdentity {
+        certificate_chain_pem: include_str!("../fixtures/test-only-proxied-cert.pem").to_owned(),
+        private_key_pem: include_str!("../fixtures/test-only-proxied-key.pem").to_owned(),
+    }
+}
+
+/// `https://{name}:{port}` for an emulator serving [`proxied_tls`], reached through [`TunnelProxy`].
+pub fn proxied_url(name: &str, emulator: &Emulator) -> String {
+    format!("https://{name}:{}", emulator.addr().port())
+}
+
 /// An emulator that accepts only [`TOKEN`], with one user status `u1` in each of `collections`.
 pub fn emulator(patch_returns: PatchReturns, collections: &[&str]) -> Emulator {
     Emulator::start(Config {
@@ -128,7 +144,9 @@ pub fn silent_server() -> (String, TcpListener) {
 }
 
 /// A loopback HTTP proxy that tunnels `CONNECT` requests and records each request head it sees
-/// (request line and `Proxy-Authorization`), so tests can prove traffic went through it.
+/// (request line and `Proxy-Authorization`), so tests can prove traffic went through it. Hosts
+/// under the reserved `.test` domain are tunnelled to loopback: loopback itself never goes
+/// through a proxy, so the proxy tests name their servers e.g. `graph.proxied.test`.
 pub struct TunnelProxy {
     pub url: String,
     pub seen: Arc<std::sync::Mutex<Vec<String>>>,
@@ -182,6 +200,10 @@ fn tunnel(client: TcpStream, log: &std::sync::Mutex<Vec<String>>) {
     else {
         let _ = writer.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
         return;
+    };
+    let target = match target.rsplit_once(':') {
+        Some((host, port)) if host.ends_with(".test") => format!("127.0.0.1:{port}"),
+        _ => target.to_owned(),
     };
     let Ok(upstream) = TcpStream::connect(target) else {
         let _ = writer.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
