@@ -17,8 +17,11 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use crate::pipeline::Response;
 use crate::{ApiVersion, Error, Route, Target, UserStatusPatch};
 
+/// A fuzz target's entry point: arbitrary bytes in, a panic when an invariant fails.
+pub type Entry = fn(&[u8]);
+
 /// Every target: its name (the folder of its corpus, the binary in `fuzz/`) and its entry point.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Entry); 8] = [
     ("patch_json", patch_json),
     ("target_json", target_json),
     ("route", route),
