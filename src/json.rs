@@ -28,6 +28,16 @@ pub(crate) fn string(value: Value) -> Result<String, String> {
     }
 }
 
+/// The field an unknown `key` is reported under: the key, or `object` (the JSON object holding it)
+/// when the key is empty, since an empty name names nothing.
+pub(crate) fn unknown_key_field(object: &str, key: &str) -> String {
+    if key.is_empty() {
+        object.to_owned()
+    } else {
+        key.to_owned()
+    }
+}
+
 /// Why caller JSON text was refused before its meaning was read.
 #[derive(Debug)]
 pub(crate) enum ParseError {

@@ -294,8 +294,10 @@ impl Fields {
 
 fn unknown_property(key: &str) -> Error {
     Error::invalid(
-        key,
-        format!("unknown property; a deviceConfigurationUserStatus patch may contain {PROPERTIES}"),
+        json::unknown_key_field("patch", key),
+        format!(
+            "unknown property \"{key}\"; a deviceConfigurationUserStatus patch may contain {PROPERTIES}"
+        ),
     )
 }
 
@@ -486,6 +488,7 @@ mod tests {
                 "string or null",
             ),
             (r#"{"stauts":"compliant"}"#, "stauts", "unknown property"),
+            (r#"{"":1}"#, "patch", "unknown property \"\""),
             (
                 r##"{"@odata.type":"#microsoft.graph.user","status":"error"}"##,
                 "@odata.type",

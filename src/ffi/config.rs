@@ -396,8 +396,15 @@ fn object(field: &str, value: Value) -> Result<Map<String, Value>, Error> {
     }
 }
 
+/// An unknown key, named by its path (`timeouts.readMs`); an empty key names the object holding
+/// it (`timeouts`, or `config_json` at the top).
 fn unknown(field: &str, known: &str) -> Error {
-    Error::config(field, format!("unknown key; expected one of {known}"))
+    let (object, key) = field.rsplit_once('.').unwrap_or(("config_json", field));
+    let named = if key.is_empty() { object } else { field };
+    Error::config(
+        named,
+        format!("unknown key \"{key}\"; expected one of {known}"),
+    )
 }
 
 #[cfg(test)]
@@ -646,6 +653,8 @@ mod tests {
             ),
             (r#"{"accessToken":"t","proxy":"gopher://u:pw@p"}"#, "proxy"),
             (r#"{}"#, "accessToken"),
+            (r#"{"accessToken":"t","":1}"#, "config_json"),
+            (r#"{"accessToken":"t","timeouts":{"":1}}"#, "timeouts"),
             (r#"{"accessToken":""}"#, "accessToken"),
             (r#"{"accessToken":"a\r\nX-Injected: 1"}"#, "accessToken"),
             (r#"{"auth":{"accessToken":"two words"}}"#, "accessToken"),

@@ -73,8 +73,8 @@ fn parse(value: Value, name: &str, with_status: bool) -> Result<Parts, Error> {
             "apiVersion" => options = options.api_version(string(&key, value)?.parse()?),
             _ => {
                 return Err(Error::invalid(
-                    key,
-                    format!("unknown key; expected one of {KEYS}"),
+                    json::unknown_key_field(name, &key),
+                    format!("unknown key \"{key}\"; expected one of {KEYS}"),
                 ));
             }
         }
@@ -194,6 +194,7 @@ mod tests {
                 "apiVersion",
             ),
             (r#""text""#, "target_json"),
+            (r#"{"":"c","userStatusId":"s"}"#, "target_json"),
             (
                 r#"{"deviceConfigurationId":"c","userStatusId":"s","userStatusId":"t"}"#,
                 "userStatusId",
