@@ -28,8 +28,8 @@ pub(crate) fn string(value: Value) -> Result<String, String> {
     }
 }
 
-/// The field an unknown `key` is reported under: the key, or `object` (the JSON object holding it)
-/// when the key is empty, since an empty name names nothing.
+/// The field an unknown or repeated `key` is reported under: the key, or `object` (the JSON
+/// object holding it) when the key is empty, since an empty name names nothing.
 pub(crate) fn unknown_key_field(object: &str, key: &str) -> String {
     if key.is_empty() {
         object.to_owned()
@@ -43,7 +43,8 @@ pub(crate) fn unknown_key_field(object: &str, key: &str) -> String {
 pub(crate) enum ParseError {
     /// Not well-formed JSON.
     Syntax(serde_json::Error),
-    /// An object names a key twice; the path names it (`timeouts.connectMs`). serde_json would
+    /// An object names a key twice; the path names it (`timeouts.connectMs`), or the object
+    /// holding it when the key is empty (`timeouts`; empty at the top level). serde_json would
     /// keep the last, so `{"devicesCount":-1,"devicesCount":3}` would send 3 unseen.
     DuplicateKey(String),
 }
@@ -80,7 +81,12 @@ struct Strict<'a> {
 impl Strict<'_> {
     fn prefix(&self, part: &str) {
         if let Some(path) = self.duplicate.borrow_mut().as_mut() {
-            let sep = if path.starts_with('[') { "" } else { "." };
+            // An empty key names nothing: the path then ends at the object holding it.
+            let sep = if path.is_empty() || path.starts_with('[') {
+                ""
+            } else {
+                "."
+            };
             *path = format!("{part}{sep}{path}");
         }
     }
@@ -200,6 +206,12 @@ mod tests {
             )
             .unwrap(),
             "the same value serde_json builds"
+        );
+        assert_eq!(duplicate(r#"{"":1,"":2}"#).as_deref(), Some(""));
+        assert_eq!(
+            duplicate(r#"{"t":{"":1,"":2}}"#).as_deref(),
+            Some("t"),
+            "an empty key is named by its object"
         );
         assert!(matches!(parse(r#"{"a":1} x"#), Err(ParseError::Syntax(_))));
         assert!(matches!(parse("{"), Err(ParseError::Syntax(_))));

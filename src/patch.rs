@@ -489,6 +489,7 @@ mod tests {
             ),
             (r#"{"stauts":"compliant"}"#, "stauts", "unknown property"),
             (r#"{"":1}"#, "patch", "unknown property \"\""),
+            (r#"{"":"no","":"no"}"#, "patch", "unknown property \"\""),
             (
                 r##"{"@odata.type":"#microsoft.graph.user","status":"error"}"##,
                 "@odata.type",

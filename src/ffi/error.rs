@@ -20,7 +20,11 @@ pub(crate) fn parse_json(
 ) -> Result<Value, FfiError> {
     crate::json::parse(text).map_err(|err| match err {
         ParseError::Syntax(err) => FfiError::invalid_json(name, &err),
-        ParseError::DuplicateKey(key) => rejected(key, ParseError::DUPLICATE).into(),
+        ParseError::DuplicateKey(key) => rejected(
+            crate::json::unknown_key_field(name, &key),
+            ParseError::DUPLICATE,
+        )
+        .into(),
     })
 }
 
