@@ -4,7 +4,8 @@
 //!   thread only, so the last success is known), and every read saw the last success;
 //! - every call returned within its budget (`totalMs` plus a small margin);
 //! - resident memory and open file descriptors at the end are within 10% of their values after
-//!   warm-up (each the median of the samples of a 5 s window, taken under load);
+//!   warm-up (each taken at rest: the workers paused, or done, and every connection settled, so
+//!   calls in flight do not count);
 //!
 //! and prints calls, faults, failures by kind, RSS and fds. Exits non-zero when a check fails.
 //!
@@ -18,7 +19,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,8 +41,8 @@ const FAULT_SHARE: f64 = 0.2;
 const BUDGET: Duration = Duration::from_millis(2500);
 const MARGIN: Duration = Duration::from_millis(250);
 const TOKEN_EXPIRY_EVERY: Duration = Duration::from_secs(5);
-/// RSS and fds are sampled over this long after warm-up and before the end.
-const SAMPLE_WINDOW: Duration = Duration::from_secs(5);
+/// Before RSS and fds are sampled at rest, connections get this long to settle.
+const SETTLE: Duration = Duration::from_millis(1500);
 
 struct Args {
     seconds: u64,
@@ -147,7 +148,20 @@ fn kind(err: &Error) -> String {
     }
 }
 
-fn worker(thread: usize, client: &Client, emu: &Emulator, stop: &AtomicBool, seed: u64) -> Tally {
+/// Asks the workers to rest between calls, and counts those resting.
+#[derive(Default)]
+struct Pause {
+    asked: AtomicBool,
+    resting: AtomicUsize,
+}
+
+fn worker(
+    thread: usize,
+    client: &Client,
+    emu: &Emulator,
+    (stop, pause): (&AtomicBool, &Pause),
+    seed: u64,
+) -> Tally {
     let mut rng = Rng::new(seed ^ (thread as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut tally = Tally::default();
     let ids: Vec<String> = (0..ENTITIES).map(|e| format!("t{thread}-e{e}")).collect();
@@ -156,6 +170,13 @@ fn worker(thread: usize, client: &Client, emu: &Emulator, stop: &AtomicBool, see
     }
     let mut value = 0i32;
     while !stop.load(Ordering::Relaxed) {
+        if pause.asked.load(Ordering::SeqCst) {
+            pause.resting.fetch_add(1, Ordering::SeqCst);
+            while pause.asked.load(Ordering::SeqCst) && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            pause.resting.fetch_sub(1, Ordering::SeqCst);
+        }
         let id = &ids[(rng.next() % ENTITIES as u64) as usize];
         let target = Target::new(CONFIGURATION, id.as_str());
         if rng.unit() < FAULT_SHARE {
@@ -210,18 +231,6 @@ fn rss_and_fds() -> (Option<u64>, Option<usize>) {
     (rss, fds)
 }
 
-/// The median RSS and the median fd count of `samples`.
-fn median(samples: &[(Option<u64>, Option<usize>)]) -> (Option<u64>, Option<usize>) {
-    let mut rss: Vec<u64> = samples.iter().filter_map(|s| s.0).collect();
-    let mut fds: Vec<usize> = samples.iter().filter_map(|s| s.1).collect();
-    rss.sort_unstable();
-    fds.sort_unstable();
-    (
-        rss.get(rss.len() / 2).copied(),
-        fds.get(fds.len() / 2).copied(),
-    )
-}
-
 fn within_ten_percent(warm: Option<u64>, end: Option<u64>) -> bool {
     match (warm, end) {
         (Some(warm), Some(end)) => end.abs_diff(warm) * 10 <= warm,
@@ -271,7 +280,8 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));
     let token_expiries = Arc::new(AtomicU64::new(0));
-    let samples = Arc::new(Mutex::new(((None, None), (None, None))));
+    let warm = Arc::new(Mutex::new((None, None)));
+    let pause = Pause::default();
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
@@ -287,7 +297,7 @@ fn main() {
         // (its memory is this process's too), samples RSS and fds after warm-up, stops the run.
         scope.spawn(|| {
             let mut last_expiry = Instant::now();
-            let (mut warm_samples, mut end_samples) = (Vec::new(), Vec::new());
+            let mut sampled = false;
             while started.elapsed() < duration {
                 std::thread::sleep(Duration::from_millis(200));
                 requests.fetch_add(emu.requests().len() as u64, Ordering::Relaxed);
@@ -298,30 +308,37 @@ fn main() {
                     token_expiries.fetch_add(1, Ordering::Relaxed);
                     last_expiry = Instant::now();
                 }
-                // Under load, as at the end: the median of the samples of each window, since
-                // connections in flight come and go.
-                let now = started.elapsed();
-                if now >= warm_up && now < warm_up + SAMPLE_WINDOW {
-                    warm_samples.push(rss_and_fds());
-                }
-                if now + SAMPLE_WINDOW >= duration {
-                    end_samples.push(rss_and_fds());
+                if !sampled && started.elapsed() >= warm_up {
+                    // At rest: every worker between calls, every connection settled.
+                    pause.asked.store(true, Ordering::SeqCst);
+                    let give_up = Instant::now() + BUDGET + SETTLE;
+                    while pause.resting.load(Ordering::SeqCst) < args.threads
+                        && Instant::now() < give_up
+                    {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    std::thread::sleep(SETTLE);
+                    *warm.lock().unwrap() = rss_and_fds();
+                    pause.asked.store(false, Ordering::SeqCst);
+                    sampled = true;
                 }
             }
             stop.store(true, Ordering::Relaxed);
-            *samples.lock().unwrap() = (median(&warm_samples), median(&end_samples));
         });
         let workers: Vec<_> = (0..args.threads)
             .map(|t| {
-                let (client, emu, stop) = (&client, &emu, &stop);
-                scope.spawn(move || worker(t, client, emu, stop, seed))
+                let (client, emu, stop, pause) = (&client, &emu, &stop, &pause);
+                scope.spawn(move || worker(t, client, emu, (stop, pause), seed))
             })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     requests.fetch_add(emu.requests().len() as u64, Ordering::Relaxed);
     let elapsed = started.elapsed();
-    let ((rss_warm, fds_warm), (rss_end, fds_end)) = *samples.lock().unwrap();
+    // At rest again: the workers are done; connections settle as after warm-up.
+    std::thread::sleep(SETTLE);
+    let (rss_end, fds_end) = rss_and_fds();
+    let (rss_warm, fds_warm) = *warm.lock().unwrap();
 
     let mut calls = 0;
     let mut ok = 0;
