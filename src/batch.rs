@@ -6,6 +6,7 @@
 //! (`response::entity`, `response::graph_error`) read them as they read a direct answer.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -116,6 +117,7 @@ pub(crate) fn decode(batch: &Response) -> Result<HashMap<String, Response>, Stri
                 body,
                 client_request_id: batch.client_request_id.clone(),
                 attempts: 0,
+                waited: Duration::ZERO,
                 retry_stopped: None,
                 redirected_to_get: false,
             },
@@ -136,6 +138,7 @@ pub(crate) mod tests {
             body: body.as_bytes().to_vec(),
             client_request_id: "crid-batch".into(),
             attempts: 1,
+            waited: Duration::ZERO,
             retry_stopped: None,
             redirected_to_get: false,
         }

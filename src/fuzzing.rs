@@ -130,6 +130,7 @@ pub fn graph_response(data: &[u8]) {
         body: body.to_vec(),
         client_request_id: "fuzz".into(),
         attempts: 1,
+        waited: std::time::Duration::ZERO,
         retry_stopped: None,
         redirected_to_get: false,
     };

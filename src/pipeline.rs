@@ -57,6 +57,8 @@ pub(crate) struct Response {
     pub client_request_id: String,
     /// Requests sent, retries included.
     pub attempts: u32,
+    /// Time spent waiting between those requests (backoff and `Retry-After`).
+    pub waited: Duration,
     /// Why retrying stopped early, when it did.
     pub retry_stopped: Option<String>,
     /// A 303 turned the request into a GET: the answer is not the operation's.
@@ -176,9 +178,11 @@ impl Pipeline {
         self.gate.pacing()
     }
 
-    /// Holds every request of the client until `until` (a throttled inner request of a batch).
-    pub fn hold_until(&self, until: Instant) {
-        self.gate.hold_until(until);
+    /// Holds every request of the client for `wait` after a 429, direct or inside a batch
+    /// (Graph throttles the app, not the request), never longer than the policy would wait once.
+    pub fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy) {
+        self.gate
+            .hold_until(Instant::now() + wait.min(policy.max_delay));
     }
 
     /// Sends `request`, retrying as `budget` allows, and returns the final response, whatever
@@ -226,7 +230,7 @@ impl Pipeline {
                         error,
                         before_response: false,
                     };
-                    return finish(Err(failure), attempts - 1, None);
+                    return finish(Err(failure), attempts - 1, waited, None);
                 }
             };
             let outcome = self.attempt(
@@ -263,15 +267,14 @@ impl Pipeline {
                 _ => None,
             };
             let Some(asked) = asked else {
-                return finish(outcome, attempts, None);
+                return finish(outcome, attempts, waited, None);
             };
             if let (Ok(response), Some(wait)) = (&outcome, asked)
                 && response.status == 429
             {
                 // Every thread of this client waits, whether or not this call retries; never
                 // longer than the policy would wait once, whatever the service asked.
-                self.gate
-                    .hold_until(Instant::now() + wait.min(budget.retry.max_delay));
+                self.hold_after_429(wait, &budget.retry);
             }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             match decide(&budget.retry, retries, asked, waited, remaining) {
@@ -290,14 +293,14 @@ impl Pipeline {
                     );
                     if matches!(&outcome, Ok(response) if response.status == 429) {
                         // Without a Retry-After the backoff is the hold (with one, it is set).
-                        self.gate.hold_until(Instant::now() + wait);
+                        self.hold_after_429(wait, &budget.retry);
                     }
                     std::thread::sleep(wait);
                     waited += wait;
                     retries += 1;
                 }
-                Verdict::Exhausted => return finish(outcome, attempts, None),
-                Verdict::OverBudget(why) => return finish(outcome, attempts, Some(why)),
+                Verdict::Exhausted => return finish(outcome, attempts, waited, None),
+                Verdict::OverBudget(why) => return finish(outcome, attempts, waited, Some(why)),
             }
         }
     }
@@ -422,6 +425,7 @@ impl Pipeline {
                 body: body_bytes,
                 client_request_id: client_request_id.to_owned(),
                 attempts: 0,
+                waited: Duration::ZERO,
                 retry_stopped: None,
                 redirected_to_get,
             };
@@ -482,15 +486,18 @@ impl Pipeline {
     }
 }
 
-/// Attaches the attempt count (and why retrying stopped) to the call's final result.
+/// Attaches the attempt count, the time waited (and why retrying stopped) to the call's final
+/// result.
 fn finish(
     outcome: Result<Response, Failure>,
     attempts: u32,
+    waited: Duration,
     retry_stopped: Option<String>,
 ) -> Result<Response, Error> {
     match outcome {
         Ok(mut response) => {
             response.attempts = attempts;
+            response.waited = waited;
             response.retry_stopped = retry_stopped;
             Ok(response)
         }

@@ -17,7 +17,7 @@ use crate::batch::{self, InnerRequest, MAX_BATCH};
 use crate::pipeline::{Budget, Pipeline, Request, Response};
 use crate::response;
 use crate::retry::{Verdict, decide, parse_retry_after, retryable_status};
-use crate::{ApiVersion, Error};
+use crate::{ApiVersion, Error, RetryPolicy};
 
 /// One inner request, prepared once: its version, its URL relative to the version root, and its
 /// body serialized once (the bytes every retry resends).
@@ -39,8 +39,8 @@ pub(crate) trait Sender {
         count: u32,
         budget: Budget,
     ) -> Result<Response, Error>;
-    /// Holds every request of the client until `until` (an inner 429).
-    fn hold_until(&self, until: Instant);
+    /// Holds every request of the client for `wait` after an inner 429, as after a direct one.
+    fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy);
 }
 
 impl Sender for Pipeline {
@@ -71,17 +71,29 @@ impl Sender for Pipeline {
         self.execute_counted(&request, count, budget)
     }
 
-    fn hold_until(&self, until: Instant) {
-        Pipeline::hold_until(self, until);
+    fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy) {
+        Pipeline::hold_after_429(self, wait, policy);
     }
 }
 
-/// What one item has used of its retry policy.
+/// What one item has used of its retry policy: the pipeline's resends of its batches and the
+/// scheduler's own retries alike.
 #[derive(Default, Clone, Copy)]
 struct Spent {
     attempts: u32,
     retries: u32,
     waited: Duration,
+}
+
+/// What the pipeline may spend on one batch: what its most-spent item has left, so no item is
+/// sent more often or waits longer than its policy allows.
+fn left_for(policy: RetryPolicy, items: impl Iterator<Item = Spent>) -> RetryPolicy {
+    let (retries, waited) = items.fold((0, Duration::ZERO), |(retries, waited), item| {
+        (retries.max(item.retries), waited.max(item.waited))
+    });
+    policy
+        .max_retries(policy.max_retries.saturating_sub(retries))
+        .max_total_wait(policy.max_total_wait.saturating_sub(waited))
 }
 
 /// Sends every request of `requests` with `method` and returns, per request and in their order,
@@ -166,7 +178,7 @@ pub(crate) fn run(
             &envelope,
             batch.len() as u32,
             Budget {
-                retry: budget.retry,
+                retry: left_for(budget.retry, batch.iter().map(|&index| spent[index])),
                 total: remaining,
             },
         );
@@ -188,7 +200,11 @@ pub(crate) fn run(
             }
         };
         for &index in &batch {
-            spent[index].attempts += answers.attempts;
+            // The pipeline's resends of the batch are the item's retries too.
+            let item = &mut spent[index];
+            item.attempts += answers.attempts;
+            item.retries += answers.attempts.saturating_sub(1);
+            item.waited += answers.waited;
         }
         let mut by_id = match decode(&answers) {
             Ok(by_id) => by_id,
@@ -257,7 +273,7 @@ pub(crate) fn run(
                     );
                     if inner.status == 429 {
                         // Graph throttles the app, not the item: every request of the client waits.
-                        sender.hold_until(ready);
+                        sender.hold_after_429(wait, &budget.retry);
                     }
                     let at = waiting.partition_point(|&(other, _)| other <= ready);
                     waiting.insert(at, (ready, index));
@@ -309,6 +325,7 @@ fn decode(answer: &Response) -> Result<std::collections::HashMap<String, Respons
             body: answer.body.clone(),
             client_request_id: answer.client_request_id.clone(),
             attempts: answer.attempts,
+            waited: answer.waited,
             retry_stopped: answer.retry_stopped.clone(),
             redirected_to_get: false,
         })),
@@ -363,7 +380,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::RetryPolicy;
     use crate::batch::tests::batch_response;
 
     /// Answers each batch with `answer(batch number, inner requests)`, recording every envelope.
@@ -371,7 +387,7 @@ mod tests {
         answer: F,
         limit: usize,
         sent: RefCell<Vec<(ApiVersion, Value, u32)>>,
-        holds: RefCell<Vec<Instant>>,
+        holds: RefCell<Vec<Duration>>,
     }
 
     impl<F: Fn(usize, &[Value]) -> Result<Response, Error>> Canned<F> {
@@ -425,8 +441,8 @@ mod tests {
             (self.answer)(n, &requests)
         }
 
-        fn hold_until(&self, until: Instant) {
-            self.holds.borrow_mut().push(until);
+        fn hold_after_429(&self, wait: Duration, _policy: &RetryPolicy) {
+            self.holds.borrow_mut().push(wait);
         }
     }
 
@@ -702,5 +718,31 @@ mod tests {
     fn nothing_to_send_sends_nothing() {
         let sender = Canned::new(|_, _: &[Value]| panic!("nothing should be sent"));
         assert!(run(&sender, "PATCH", &[], budget(None)).is_empty());
+    }
+
+    #[test]
+    fn the_pipelines_resends_of_a_batch_count_against_each_items_retries() {
+        // Each envelope needed 4 attempts (3 whole-batch retries in the pipeline), and the item
+        // answers 429 with Retry-After 0 every time. Policy: 3 retries, so at most 4 sends.
+        let sender = Canned::new(|_, requests: &[Value]| {
+            let mut answer = answer_each(
+                requests,
+                |id, _| json!({"id": id, "status": 429, "headers": {"Retry-After": "0"}}),
+            );
+            answer.attempts = 4;
+            Ok(answer)
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(1, ApiVersion::Beta),
+            budget(None),
+        );
+        let answer = results[0].as_ref().unwrap();
+        assert!(
+            answer.attempts <= 4,
+            "the item was carried {} times under a policy of 3 retries",
+            answer.attempts
+        );
     }
 }
