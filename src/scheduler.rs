@@ -240,6 +240,13 @@ pub(crate) fn run(
                 continue;
             }
             let asked = inner.header("retry-after").and_then(parse_retry_after);
+            if inner.status == 429
+                && let Some(wait) = asked
+            {
+                // Graph throttles the app, not the item: every request of the client waits,
+                // whether or not this item is retried, as after a direct 429.
+                sender.hold_after_429(wait, &budget.retry);
+            }
             let item = &mut spent[index];
             match decide(&budget.retry, item.retries, asked, item.waited, None) {
                 Verdict::Retry(wait) => {
@@ -271,8 +278,8 @@ pub(crate) fn run(
                         wait.as_secs_f64(),
                         inner.client_request_id
                     );
-                    if inner.status == 429 {
-                        // Graph throttles the app, not the item: every request of the client waits.
+                    if inner.status == 429 && asked.is_none() {
+                        // Without a Retry-After the backoff is the hold (with one, it is set).
                         sender.hold_after_429(wait, &budget.retry);
                     }
                     let at = waiting.partition_point(|&(other, _)| other <= ready);
@@ -743,6 +750,27 @@ mod tests {
             answer.attempts <= 4,
             "the item was carried {} times under a policy of 3 retries",
             answer.attempts
+        );
+    }
+
+    #[test]
+    fn an_inner_429_holds_the_client_even_when_it_is_not_retried() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(
+                requests,
+                |id, _| json!({"id": id, "status": 429, "headers": {"Retry-After": "2"}}),
+            ))
+        });
+        let budget = Budget {
+            retry: RetryPolicy::none(),
+            total: None,
+        };
+        let results = run(&sender, "PATCH", &prepared(1, ApiVersion::Beta), budget);
+        assert_eq!(results[0].as_ref().unwrap().status, 429);
+        assert_eq!(
+            sender.holds.borrow().len(),
+            1,
+            "a direct 429 holds the client whether or not it is retried (pipeline.rs:242)"
         );
     }
 }
