@@ -95,7 +95,9 @@ impl Client {
     /// connections (every item is a PATCH, so resending is safe); a 401 refreshes the token
     /// once; any other failure of the batch becomes each of its items' result. The call's total
     /// budget bounds the whole call: an item whose next retry would pass it gets
-    /// [`Error::Throttled`] (after a 429) or [`Error::Timeout`] with the wait it was given.
+    /// [`Error::Throttled`] with the wait it was given (after a 429), or (after a 503 or 504)
+    /// that answer as an [`Error::Graph`] whose `retry_stopped` names the budget, as a single
+    /// update reports it; an item whose turn comes after the budget gets [`Error::Timeout`].
     /// Pacing counts every inner request.
     ///
     /// Each body is serialized once; memory stays proportional to the input.

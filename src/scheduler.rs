@@ -259,11 +259,13 @@ pub(crate) fn run(
                                 attempts: item.attempts,
                             }
                         } else {
-                            out_of_time(
-                                started,
-                                &format!("its retry in {:.3} s", wait.as_secs_f64()),
-                                *item,
-                            )
+                            // The answer itself, as a direct call reports it: Graph's code and
+                            // the request-id and client-request-id support needs.
+                            inner.retry_stopped = Some(format!(
+                                "its retry in {:.3} s would pass the call's total time budget (timeouts.totalMs)",
+                                wait.as_secs_f64()
+                            ));
+                            response::graph_error(inner)
                         }));
                         continue;
                     }
@@ -626,11 +628,11 @@ mod tests {
             other => panic!("{:?}", other.as_ref().map(|r| r.status)),
         }
         match &results[1] {
-            Err(Error::Timeout {
-                stage, attempts, ..
-            }) => {
-                assert!(stage.contains("5.000 s"), "{stage}");
-                assert_eq!(*attempts, 1);
+            Err(Error::Graph(graph)) => {
+                let why = graph.retry_stopped.as_deref().unwrap();
+                assert!(why.contains("5.000 s") && why.contains("totalMs"), "{why}");
+                assert_eq!((graph.status, graph.attempts), (503, 1));
+                assert_eq!(graph.retry_after, Some(Duration::from_secs(5)));
             }
             other => panic!("{:?}", other.as_ref().map(|r| r.status)),
         }
@@ -771,6 +773,31 @@ mod tests {
             sender.holds.borrow().len(),
             1,
             "a direct 429 holds the client whether or not it is retried (pipeline.rs:242)"
+        );
+    }
+
+    #[test]
+    fn a_503_item_out_of_time_keeps_graphs_code_and_the_ids_support_needs() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                json!({"id": id, "status": 503, "headers": {"Retry-After": "5", "request-id": "inner-1"},
+                       "body": {"error": {"code": "ServiceUnavailable", "message": "busy"}}})
+            }))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(1, ApiVersion::Beta),
+            budget(Some(Duration::from_secs(1))),
+        );
+        let Err(err) = &results[0] else {
+            panic!("a 503 past the budget is an error");
+        };
+        assert_eq!(err.client_request_id(), Some("crid-batch"), "{err:?}");
+        assert_eq!(err.request_id(), Some("inner-1"), "{err:?}");
+        assert_eq!(
+            err.graph().and_then(|graph| graph.code.as_deref()),
+            Some("ServiceUnavailable")
         );
     }
 }
