@@ -61,69 +61,84 @@ fn push_string(out: &mut Vec<u8>, text: &str) {
 
 #[derive(Deserialize)]
 struct Envelope {
-    responses: Vec<Inner>,
+    /// Each element decoded on its own, so one malformed answer does not sink its neighbours.
+    responses: Vec<Value>,
 }
 
 #[derive(Deserialize)]
 struct Inner {
-    id: String,
+    // The id is read before, from the element itself.
     status: u16,
+    /// `null` is no headers.
     #[serde(default)]
-    headers: HashMap<String, Value>,
+    headers: Option<HashMap<String, Value>>,
     #[serde(default)]
     body: Option<Value>,
 }
 
+/// One inner answer: a response, or why it could not be read.
+pub(crate) type Answer = Result<Response, String>;
+
 /// The inner responses of a 200 `$batch` answer, keyed by id in lower case (Graph compares ids
 /// without regard to case). Each is a complete [`Response`] carrying the batch's
-/// `client-request-id`; `attempts` is left for the caller to set per item.
-pub(crate) fn decode(batch: &Response) -> Result<HashMap<String, Response>, String> {
+/// `client-request-id`; `attempts` is left for the caller to set per item. An element that is
+/// malformed but has a string id is that id's `Err`; one without a readable id is left out (its
+/// item has no answer). Only a body that is not a batch response at all, or two answers for one
+/// id, fail the whole batch.
+pub(crate) fn decode(batch: &Response) -> Result<HashMap<String, Answer>, String> {
     let envelope: Envelope = serde_json::from_slice(&batch.body)
         .map_err(|err| format!("the $batch body is not a batch response: {err}"))?;
     let mut by_id = HashMap::with_capacity(envelope.responses.len());
-    for inner in envelope.responses {
-        let key = inner.id.to_lowercase();
+    for element in envelope.responses {
+        let Some(id) = element.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        let key = id.to_lowercase();
         if by_id.contains_key(&key) {
             return Err(format!(
-                "the $batch answer holds two responses for id \"{}\"",
-                inner.id
+                "the $batch answer holds two responses for id \"{id}\""
             ));
         }
-        let mut headers = HeaderMap::with_capacity(inner.headers.len());
-        for (name, value) in inner.headers {
-            let text = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            // A header Graph could not have sent on the wire is dropped, not fatal.
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::try_from(text),
-            ) {
-                headers.append(name, value);
-            }
-        }
-        let body = match inner.body {
-            None | Some(Value::Null) => Vec::new(),
-            // Graph sends non-JSON inner bodies base64-encoded as a string; kept as the text.
-            Some(Value::String(text)) => text.into_bytes(),
-            Some(value) => serde_json::to_vec(&value).unwrap_or_default(),
-        };
-        by_id.insert(
-            key,
-            Response {
-                status: inner.status,
-                headers,
-                body,
-                client_request_id: batch.client_request_id.clone(),
-                attempts: 0,
-                waited: Duration::ZERO,
-                retry_stopped: None,
-                redirected_to_get: false,
-            },
-        );
+        let answer = Inner::deserialize(element)
+            .map(|inner| to_response(inner, batch))
+            .map_err(|err| format!("the $batch answer for id \"{id}\" is malformed: {err}"));
+        by_id.insert(key, answer);
     }
     Ok(by_id)
+}
+
+fn to_response(inner: Inner, batch: &Response) -> Response {
+    let fields = inner.headers.unwrap_or_default();
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        let text = match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        // A header Graph could not have sent on the wire is dropped, not fatal.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(text),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let body = match inner.body {
+        None | Some(Value::Null) => Vec::new(),
+        // Graph sends non-JSON inner bodies base64-encoded as a string; kept as the text.
+        Some(Value::String(text)) => text.into_bytes(),
+        Some(value) => serde_json::to_vec(&value).unwrap_or_default(),
+    };
+    Response {
+        status: inner.status,
+        headers,
+        body,
+        client_request_id: batch.client_request_id.clone(),
+        attempts: 0,
+        waited: Duration::ZERO,
+        retry_stopped: None,
+        redirected_to_get: false,
+    }
 }
 
 #[cfg(test)]
@@ -195,13 +210,13 @@ pub(crate) mod tests {
         );
         let by_id = decode(&batch).unwrap();
         assert_eq!(by_id.len(), 2);
-        let throttled = &by_id["b"];
+        let throttled = by_id["b"].as_ref().unwrap();
         assert_eq!(throttled.status, 429);
         assert_eq!(throttled.header("retry-after"), Some("0.249"));
         assert_eq!(throttled.header("x-n"), Some("5"));
         assert_eq!(throttled.client_request_id, "crid-batch");
         assert!(String::from_utf8_lossy(&throttled.body).contains("TooManyRequests"));
-        assert!(by_id["a"].body.is_empty());
+        assert!(by_id["a"].as_ref().unwrap().body.is_empty());
     }
 
     #[test]
@@ -209,10 +224,35 @@ pub(crate) mod tests {
         for body in [
             "",
             "{}",
-            r#"{"responses":[{"status":200}]}"#,
+            r#"{"responses":{}}"#,
             r#"{"responses":[{"id":"x","status":204},{"id":"X","status":204}]}"#,
         ] {
             assert!(decode(&batch_response(body)).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn one_malformed_answer_is_its_own_items_error_and_spares_its_neighbours() {
+        for body in [
+            r#"{"responses":[{"id":"0","status":"204"},{"id":"1","status":204}]}"#,
+            r#"{"responses":[{"id":"0","status":70000},{"id":"1","status":204}]}"#,
+            r#"{"responses":[{"id":"0","status":204,"headers":7},{"id":"1","status":204}]}"#,
+        ] {
+            let by_id = decode(&batch_response(body)).expect(body);
+            assert_eq!(by_id["1"].as_ref().unwrap().status, 204, "{body}");
+            let Err(error) = &by_id["0"] else {
+                panic!("{body}: answer 0 was read");
+            };
+            assert!(error.contains("id \"0\" is malformed"), "{error}");
+        }
+        // No readable id: no answer for anyone; the others are kept.
+        let body = r#"{"responses":[{"id":0,"status":204},{"id":"1","status":204}]}"#;
+        let by_id = decode(&batch_response(body)).unwrap();
+        assert_eq!(by_id.len(), 1);
+        assert_eq!(by_id["1"].as_ref().unwrap().status, 204);
+        // `headers: null` is no headers.
+        let body = r#"{"responses":[{"id":"0","status":204,"headers":null}]}"#;
+        let answer = decode(&batch_response(body)).unwrap().remove("0").unwrap();
+        assert!(answer.unwrap().headers.is_empty());
     }
 }

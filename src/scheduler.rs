@@ -7,7 +7,7 @@
 //! Graph's headers, the retry of the whole batch on 429/503/504 and failed connections); this
 //! layer only decides which items go again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -224,15 +224,22 @@ pub(crate) fn run(
         log_batch(version, &batch, &by_id, &answers);
         let answered = Instant::now();
         for (&index, id) in batch.iter().zip(&ids) {
-            let Some(mut inner) = by_id.remove(id.as_str()) else {
-                results[index] = Some(Err(Error::UnexpectedResponse {
-                    status: answers.status,
-                    reason: format!("the $batch answer has no response for this item (id {id})"),
-                    request_id: answers.header("request-id").map(str::to_owned),
-                    client_request_id: answers.client_request_id.clone(),
-                    attempts: spent[index].attempts,
-                }));
-                continue;
+            let mut inner = match by_id.remove(id.as_str()) {
+                Some(Ok(inner)) => inner,
+                unreadable => {
+                    let reason = match unreadable {
+                        Some(Err(reason)) => reason,
+                        _ => format!("the $batch answer has no response for this item (id {id})"),
+                    };
+                    results[index] = Some(Err(Error::UnexpectedResponse {
+                        status: answers.status,
+                        reason,
+                        request_id: answers.header("request-id").map(str::to_owned),
+                        client_request_id: answers.client_request_id.clone(),
+                        attempts: spent[index].attempts,
+                    }));
+                    continue;
+                }
             };
             inner.attempts = spent[index].attempts;
             if !retryable_status(inner.status) {
@@ -319,7 +326,7 @@ fn slot(version: ApiVersion) -> usize {
 }
 
 /// The inner answers of a batch, or the error every item of it gets.
-fn decode(answer: &Response) -> Result<std::collections::HashMap<String, Response>, Error> {
+fn decode(answer: &Response) -> Result<HashMap<String, batch::Answer>, Error> {
     if answer.redirected_to_get {
         return Err(response::unexpected(
             answer,
@@ -359,7 +366,7 @@ fn out_of_time(started: Instant, waiting_for: &str, spent: Spent) -> Error {
 fn log_batch(
     version: ApiVersion,
     batch: &[usize],
-    by_id: &std::collections::HashMap<String, Response>,
+    by_id: &HashMap<String, batch::Answer>,
     answer: &Response,
 ) {
     if !log::log_enabled!(log::Level::Info) {
@@ -367,7 +374,9 @@ fn log_batch(
     }
     let mut statuses = BTreeMap::new();
     for inner in by_id.values() {
-        *statuses.entry(inner.status).or_insert(0usize) += 1;
+        // A malformed answer is counted as status 0.
+        let status = inner.as_ref().map_or(0, |inner| inner.status);
+        *statuses.entry(status).or_insert(0usize) += 1;
     }
     let mut summary = String::new();
     for (status, count) in statuses {
@@ -799,5 +808,33 @@ mod tests {
             err.graph().and_then(|graph| graph.code.as_deref()),
             Some("ServiceUnavailable")
         );
+    }
+
+    #[test]
+    fn a_malformed_inner_answer_fails_only_its_own_item() {
+        let sender = Canned::new(|_, _: &[Value]| {
+            Ok(batch_response(
+                r#"{"responses":[{"id":"0","status":"204","headers":null},{"id":"1","status":204,"headers":null},{"id":2,"status":204}]}"#,
+            ))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(3, ApiVersion::Beta),
+            budget(None),
+        );
+        match &results[0] {
+            Err(Error::UnexpectedResponse { reason, .. }) => {
+                assert!(reason.contains("malformed"), "{reason}")
+            }
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+        assert_eq!(results[1].as_ref().unwrap().status, 204);
+        match &results[2] {
+            Err(Error::UnexpectedResponse { reason, .. }) => {
+                assert!(reason.contains("no response for this item"), "{reason}")
+            }
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
     }
 }
