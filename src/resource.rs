@@ -1,11 +1,12 @@
 //! The rest of the resource: list (every page), create and delete, each a request description
 //! plus a response decoder over the one pipeline.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::Deserialize;
-use ureq::http::Method;
+use ureq::http::{Method, Uri};
 
 use crate::client::CallOptions;
 use crate::pipeline::{Budget, Request, origin};
@@ -171,6 +172,8 @@ impl Client {
         let started = Instant::now();
         let mut entities = Vec::new();
         let mut pages = 0;
+        // Every URL asked for, to refuse a next link that leads back (a loop).
+        let mut followed = HashSet::from([url.clone()]);
         loop {
             let response = self.pipeline().execute(
                 &Request {
@@ -206,23 +209,51 @@ impl Client {
             url = self
                 .check_next_link(&next, version)
                 .map_err(|reason| response::unexpected(&response, &reason))?;
+            if !followed.insert(url.clone()) {
+                return Err(response::unexpected(
+                    &response,
+                    &format!(
+                        "@odata.nextLink \"{url}\" was already followed (a loop); it was not followed again"
+                    ),
+                ));
+            }
         }
     }
 
     /// A next link may only lead to this client's origin and the same API version: the token
-    /// goes with it.
+    /// goes with it. The link is parsed as a URI, never matched as text: no user info, the path
+    /// (not the query) under `{root}/{version}/`, and no `.`/`..` segment or encoded `/` or `\`,
+    /// percent-encoded or not, that could climb out of it on the server.
     fn check_next_link(&self, next: &str, version: ApiVersion) -> Result<String, String> {
         let root = self.pipeline().root();
-        let same_origin = origin(next).is_some_and(|o| origin(root) == Some(o));
-        let prefix = format!("{}/{}/", path_of(root), version.as_str());
-        let path = path_of(next);
-        if same_origin && path.starts_with(&prefix) && !path.contains("/../") {
-            Ok(next.to_owned())
-        } else {
-            Err(format!(
-                "@odata.nextLink \"{next}\" leaves {root}/{version}; it was not followed (the token is sent only to the client's own service root)"
-            ))
+        let refuse = |why: &str| {
+            format!(
+                "@odata.nextLink \"{next}\" {why}; it was not followed (the token is sent only to the client's own service root, {root}/{version})"
+            )
+        };
+        let uri: Uri = next.parse().map_err(|_| refuse("is not a URL"))?;
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(refuse("carries user info"));
         }
+        if origin(next).is_none_or(|o| origin(root) != Some(o)) {
+            return Err(refuse("leads to another origin"));
+        }
+        let root_path = root
+            .parse::<Uri>()
+            .map(|root| root.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let prefix = format!("{root_path}/{}/", version.as_str());
+        let path = uri.path();
+        if !path.starts_with(&prefix) {
+            return Err(refuse("leaves the version"));
+        }
+        for segment in path.split('/') {
+            let decoded = percent_decode_str(segment).decode_utf8_lossy();
+            if decoded == "." || decoded == ".." || decoded.contains(['/', '\\']) {
+                return Err(refuse("has a dot segment or an encoded separator"));
+            }
+        }
+        Ok(next.to_owned())
     }
 
     /// Creates a user status in `collection` (POST; Graph answers 201 with the entity). The
@@ -296,13 +327,6 @@ impl Client {
     fn version(&self, options: &CallOptions) -> ApiVersion {
         options.api_version.unwrap_or(self.api_version())
     }
-}
-
-/// The path (and query) of an absolute URL; empty when it has none.
-fn path_of(url: &str) -> &str {
-    url.find("://")
-        .and_then(|at| url[at + 3..].find('/').map(|p| &url[at + 3 + p..]))
-        .unwrap_or("")
 }
 
 /// What is left of the call's total budget for the next page.
@@ -384,5 +408,33 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn next_links_cannot_leave_the_version_by_dot_segments_queries_or_user_info() {
+        let client = Client::builder()
+            .base_url("http://127.0.0.1:8080")
+            .access_token("t")
+            .build()
+            .unwrap();
+        let mut accepted = Vec::new();
+        for sneaky in [
+            "http://127.0.0.1:8080/beta/%2e%2e/v1.0/deviceManagement/x",
+            "http://127.0.0.1:8080/beta/%2E./v1.0/x",
+            "http://127.0.0.1:8080/beta/..",
+            "http://127.0.0.1:8080/beta/./x",
+            "http://127.0.0.1:8080/beta/a%2f..%2f..%2fv1.0/x",
+            "http://127.0.0.1:8080/beta/a%5c..%5cv1.0/x",
+            "http://127.0.0.1:8080?/beta/deviceManagement/x",
+            "http://user:pw@127.0.0.1:8080/beta/deviceManagement/x",
+            "http://@127.0.0.1:8080/beta/deviceManagement/x",
+        ] {
+            if client.check_next_link(sneaky, ApiVersion::Beta).is_ok() {
+                accepted.push(sneaky);
+            }
+        }
+        assert!(accepted.is_empty(), "followed: {accepted:#?}");
+        let fine = "http://127.0.0.1:8080/beta/deviceManagement/x..y/%41?$skiptoken=a/../b";
+        assert!(client.check_next_link(fine, ApiVersion::Beta).is_ok());
     }
 }

@@ -208,33 +208,52 @@ fn the_filter_is_sent_percent_encoded() {
     );
 }
 
+/// A server answering every request with one page of `s0` whose next link is
+/// `{next_base}/beta/...?$skiptoken=1` (`next_base` is given the server's own base URL).
+fn one_page_linking_to(next_base: impl FnOnce(&str) -> String) -> RawServer {
+    RawServer::start_with(|base_url| {
+        let page = json!({
+            "value": [{"id": "s0"}],
+            "@odata.nextLink": format!("{}/beta{DIRECT}?$skiptoken=1", next_base(base_url)),
+        })
+        .to_string();
+        http_response(
+            "200 OK",
+            &[("Content-Type", "application/json")],
+            page.as_bytes(),
+        )
+    })
+}
+
+/// Lists from `graph` and returns why the list was refused.
+fn refused_listing(graph: &RawServer) -> String {
+    let err = common::client(&graph.base_url)
+        .list_user_statuses(&Collection::new("cfg-1"), &ListOptions::new())
+        .unwrap_err();
+    match err {
+        Error::UnexpectedResponse { reason, .. } => reason,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_next_link_to_another_host_is_refused_and_never_sees_the_token() {
     // Another host (another port is another origin): any request reaching it counts a connection.
     let elsewhere = RawServer::start(http_response("200 OK", &[], b"{}"));
-    let page = json!({
-        "value": [{"id": "s0"}],
-        "@odata.nextLink": format!("{}/beta{DIRECT}?$skiptoken=1", elsewhere.base_url),
-    })
-    .to_string();
-    let graph = RawServer::start(http_response(
-        "200 OK",
-        &[("Content-Type", "application/json")],
-        page.as_bytes(),
-    ));
-    let client = common::client(&graph.base_url);
-    let err = client
-        .list_user_statuses(&Collection::new("cfg-1"), &ListOptions::new())
-        .unwrap_err();
-    match &err {
-        Error::UnexpectedResponse { reason, .. } => {
-            assert!(reason.contains("was not followed"), "{reason}");
-            assert!(!reason.contains(TOKEN));
-        }
-        other => panic!("{other:?}"),
-    }
+    let graph = one_page_linking_to(|_| elsewhere.base_url.clone());
+    let reason = refused_listing(&graph);
+    assert!(reason.contains("was not followed"), "{reason}");
+    assert!(!reason.contains(TOKEN));
     assert_eq!(graph.connections(), 1, "the first page was read");
     assert_eq!(elsewhere.connections(), 0, "nothing reached the other host");
+}
+
+#[test]
+fn a_next_link_that_leads_back_is_a_loop_refused_not_followed_forever() {
+    // Every page links to the same second page: the second time it is named, it is refused.
+    let graph = one_page_linking_to(str::to_owned);
+    let reason = refused_listing(&graph);
+    assert!(reason.contains("already followed (a loop)"), "{reason}");
 }
 
 #[test]

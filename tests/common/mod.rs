@@ -68,11 +68,16 @@ pub struct RawServer {
 
 impl RawServer {
     pub fn start(response: Vec<u8>) -> RawServer {
+        RawServer::start_with(|_| response)
+    }
+
+    /// [`start`](Self::start) with a response that may name the server's own base URL.
+    pub fn start_with(response: impl FnOnce(&str) -> Vec<u8>) -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&connections);
-        let response: Arc<[u8]> = response.into();
+        let response: Arc<[u8]> = response(&base_url).into();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
