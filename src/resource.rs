@@ -80,7 +80,9 @@ impl ListOptions {
         self
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    /// The one place the options' rules live (Rust and C callers alike); fields are named as
+    /// the C options JSON names them.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.max_pages == 0 {
             return Err(Error::invalid("maxPages", "must be at least 1"));
         }

@@ -225,14 +225,16 @@ fn list_options(text: &str) -> Result<ListOptions, FfiError> {
             }
         }
     }
+    // The core's rules (top and maxPages at least 1, ...), named as the C caller wrote them.
+    list.validate()?;
     Ok(list)
 }
 
+/// A JSON number as a `u32`; whether it is allowed (0 is not) is the core's rule.
 fn count(key: &str, value: &Value) -> Result<u32, Error> {
     value
         .as_u64()
         .and_then(|n| u32::try_from(n).ok())
-        .filter(|&n| n > 0)
         .ok_or_else(|| {
             let got = match value {
                 Value::Number(n) => n.to_string(),
@@ -240,7 +242,7 @@ fn count(key: &str, value: &Value) -> Result<u32, Error> {
             };
             Error::invalid(
                 key,
-                format!("must be a positive integer up to 4294967295, got {got}"),
+                format!("must be an integer from 0 to 4294967295, got {got}"),
             )
         })
 }
@@ -259,6 +261,8 @@ mod tests {
         assert_eq!(list.select, ["id"]);
         for (json, field) in [
             (r#"{"top":0}"#, "top"),
+            (r#"{"maxPages":0}"#, "maxPages"),
+            (r#"{"top":4294967296}"#, "top"),
             (r#"{"top":-1}"#, "top"),
             (r#"{"maxPages":"many"}"#, "maxPages"),
             (r#"{"select":"id"}"#, "select"),
@@ -272,5 +276,12 @@ mod tests {
             assert_eq!(value["field"], field, "{json}");
             assert_eq!(value["status"], "INVALID_INPUT", "{json}");
         }
+        // Zero is refused by the core's rule, with its words.
+        let err = list_options(r#"{"top":0}"#).unwrap_err();
+        let value: Value = serde_json::from_str(&err.to_json()).unwrap();
+        assert!(
+            value["message"].as_str().unwrap().contains("at least 1"),
+            "{value}"
+        );
     }
 }
