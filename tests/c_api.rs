@@ -4,8 +4,8 @@
 //! the CMake package (`cmake --install` and its consumers), the one test that needs cmake.
 //!
 //! A C/C++ compiler and valgrind must be installed; a missing one is a failure with a message.
-//! Without cmake the CMake package test prints one line and passes, unless `IUS_REQUIRE_CMAKE=1`
-//! (`.ci/run` sets it). To add a C test program, see `tests/c_build/mod.rs`.
+//! Without cmake (or nm, readelf) the test that needs it prints one line and passes, unless
+//! `IUS_REQUIRE_TOOLS=1` (`.ci/run` sets it). To add a C test program, see `tests/c_build/mod.rs`.
 #![cfg(unix)]
 
 mod c_build;
@@ -1006,10 +1006,7 @@ fn assert_symlink_chain(lib: &Path) {
 /// The shared object exports exactly the functions the header declares, nothing else.
 #[test]
 fn shared_object_exports_only_the_header_functions() {
-    if !c_build::tool_found("nm") {
-        println!(
-            "skipped: nm is not installed (binutils), so the exported symbols were not listed"
-        );
+    if !c_build::optional_tools(&["nm"], "binutils", "the exported symbols") {
         return;
     }
     let shared = c_build::build_library();
@@ -1051,8 +1048,7 @@ fn shared_object_exports_only_the_header_functions() {
 /// The shared object names the ABI's major version as its SONAME.
 #[test]
 fn shared_object_has_the_abi_major_version_as_soname() {
-    if !c_build::tool_found("readelf") {
-        println!("skipped: readelf is not installed (binutils), so the SONAME was not read");
+    if !c_build::optional_tools(&["readelf"], "binutils", "the SONAME") {
         return;
     }
     let shared = c_build::build_library();

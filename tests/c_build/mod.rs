@@ -407,23 +407,35 @@ fn stage_symlink_chain(shared: &Path, lib: &Path) {
     }
 }
 
-/// Set by `.ci/run`: a missing cmake fails [`cmake_package`] instead of skipping it.
-const REQUIRE_CMAKE: &str = "IUS_REQUIRE_CMAKE";
+/// Set by `.ci/run`: a missing optional tool (cmake, nm, readelf) fails its test instead of
+/// skipping it.
+const REQUIRE_TOOLS: &str = "IUS_REQUIRE_TOOLS";
+
+/// Whether every one of `tools` is installed. When one is not, prints one line saying that
+/// `what` was not checked and returns false, or fails with `IUS_REQUIRE_TOOLS=1`; `package` is
+/// the Debian package to install.
+pub fn optional_tools(tools: &[&str], package: &str, what: &str) -> bool {
+    let Some(missing) = tools.iter().find(|tool| !tool_found(tool)) else {
+        return true;
+    };
+    assert!(
+        std::env::var(REQUIRE_TOOLS).as_deref() != Ok("1"),
+        "{REQUIRE_TOOLS}=1 but {missing} is not installed (Debian: apt-get install -y {package})"
+    );
+    println!("skipped: {missing} is not installed ({package}); not checked: {what}");
+    false
+}
 
 /// Configures and builds the CMake project in `bindings-c/` against the cargo-built library,
 /// installs it into a stage with `cmake --install` and builds and runs its consumers
 /// (`find_package` and pkg-config, shared and static) against the installed copy. Returns the
-/// stage, or None when cmake is missing (one line says so; a failure with `IUS_REQUIRE_CMAKE=1`).
+/// stage, or None when cmake is missing (one line says so; a failure with `IUS_REQUIRE_TOOLS=1`).
 pub fn cmake_package() -> Option<PathBuf> {
-    if !tool_found("cmake") || !tool_found("ctest") {
-        let required = std::env::var(REQUIRE_CMAKE).is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "{REQUIRE_CMAKE}=1 but cmake/ctest is not installed (Debian: apt-get install -y cmake)"
-        );
-        println!(
-            "skipped: cmake is not installed, so the CMake package and its consumers were not tested"
-        );
+    if !optional_tools(
+        &["cmake", "ctest"],
+        "cmake",
+        "the CMake package and its consumers",
+    ) {
         return None;
     }
     require_tool("pkg-config");
