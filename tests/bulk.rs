@@ -609,3 +609,80 @@ fn a_batch_answered_401_is_sent_once_more_with_a_fresh_token() {
     assert_eq!(sent[0].body, sent[1].body);
     assert_eq!(emu.batch_items().len(), 2, "only the accepted batch ran");
 }
+
+#[test]
+fn an_inner_retry_after_as_an_http_date_is_waited_for() {
+    let emu = emulator_with(3, PatchReturns::NoContent);
+    // Whole seconds: the wait is over 1 s and at most 2 s.
+    let when = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some(when),
+            },
+        )
+        .method("PATCH")
+        .path_contains("/userStatuses/s1"),
+    );
+    // A backoff of 10 s or more would show the date was not read.
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let results = client.update_user_statuses(&items(3));
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "waited {elapsed:?} for a date 1 to 2 s away"
+    );
+    let sent = batches(&emu);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(ids_in(&sent[1]), ["s1"]);
+    assert_eq!(emu.user_status(DIRECT, "s1").unwrap()["devicesCount"], 1);
+}
+
+#[test]
+fn the_next_call_waits_out_the_hold_an_inner_429_set_even_when_not_retried() {
+    let emu = emulator_with(2, PatchReturns::NoContent);
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("1".into()),
+            },
+        )
+        .method("PATCH")
+        .path_contains("/userStatuses/s1"),
+    );
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let results = client.update_user_statuses(&items(2));
+    assert!(results[0].is_ok());
+    assert_eq!(results[1].as_ref().unwrap_err().http_status(), Some(429));
+    let before = emu.requests().len();
+    let started = Instant::now();
+    client
+        .update_user_status(
+            &Target::new("cfg-1", "s0"),
+            &UserStatusPatch::new().devices_count(9),
+        )
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the next call left after {waited:?}, inside the 1 s hold"
+    );
+    assert_eq!(
+        emu.requests().len(),
+        before + 1,
+        "one PATCH, sent after the hold"
+    );
+    assert_eq!(emu.user_status(DIRECT, "s0").unwrap()["devicesCount"], 9);
+}
