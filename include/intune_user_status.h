@@ -73,6 +73,18 @@ enum ius_status
    */
   IUS_STATUS_LOGGER_IN_USE = 6,
   /**
+   * `ius_outbox_enqueue*`: the outbox holds `maxPending` targets or `maxBytes`, so a report for
+   * a new target was refused and nothing was stored (reports for pending targets still merge).
+   * Flush, or raise the bound.
+   */
+  IUS_STATUS_OUTBOX_FULL = 7,
+  /**
+   * The outbox file could not be used (the error JSON's `path` names it and `message` says why):
+   * its folder is missing or not writable, it is not SQLite, not an outbox, from a newer version
+   * of this library, or the disk is full. The file was left as it was.
+   */
+  IUS_STATUS_STORAGE = 8,
+  /**
    * No access token could be obtained: the token endpoint refused (see `aadsts`, `error`,
    * `traceId`, `correlationId`, `httpStatus`), could not be reached, or the token callback
    * failed. Nothing was sent to Graph.
@@ -170,6 +182,14 @@ typedef uint32_t ius_log_level;
  * number of threads may call `ius_update_user_status*` with the same client at once.
  */
 typedef struct ius_client ius_client;
+
+/**
+ * A durable outbox of status reports in an SQLite file.
+ *
+ * Opaque; open it with `ius_outbox_open` and free it with `ius_outbox_free`. Thread-safe: any
+ * number of threads may use one outbox at once, and several processes may open the same file.
+ */
+typedef struct ius_outbox ius_outbox;
 
 /**
  * Supplies a bearer token (without the `Bearer ` prefix) for `ius_client_new_with_token_callback`.
@@ -322,9 +342,7 @@ ius_status ius_client_new(const char *config_json,
  * before the first request, again when the lifetime it reported is 5 minutes from its end (at
  * half of it for lifetimes under 10 minutes), and once more when Graph answers 401 to its token.
  * Calls are one at a time per client: threads needing a token meanwhile wait for that call and
- * share its outcome, each for at most what is left of its own `timeouts.totalMs` (then its update
- * returns `IUS_STATUS_AUTH`). The thread running the callback cannot be interrupted: its update
- * may outlast its `totalMs` by as long as the callback takes. A failure (a negative return, a bad token) makes the update return
+ * share its outcome. A failure (a negative return, a bad token) makes the update return
  * `IUS_STATUS_AUTH` with the callback's message in the error JSON, and nothing is sent to Graph;
  * the next update calls the callback again.
  *
@@ -354,9 +372,8 @@ void ius_client_free(ius_client *client);
 
 /**
  * Reads one key of an error JSON object, for callers without a JSON parser (the C++ header uses
- * it): `key` is one of the keys the error JSON documents (`message`, `field`, `httpStatus`,
- * `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `retryStopped`, `attempts`,
- * `aadsts`, `error`,
+ * it): `key` is one of the keys the error JSON documents (`message`, `field`, `path`, `httpStatus`,
+ * `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `attempts`, `aadsts`, `error`,
  * `traceId`, `correlationId`, `status`).
  *
  * Ownership: both inputs are borrowed for the call. On success `*out_value` receives the value as
@@ -394,6 +411,110 @@ ius_status ius_error_json_get(const char *error_json,
 ius_status ius_set_log_callback(ius_log_callback callback,
                                 void *user_data,
                                 ius_log_level max_level);
+
+/**
+ * Opens (or creates) the outbox file at `path`, which sends through a copy of `client` (so the
+ * outbox may outlive `client`).
+ *
+ * `options_json` is NULL (the defaults) or an object with any of `maxPending` (targets pending
+ * at most, default 100000), `maxBytes` (file size at most, default 67108864, at least 262144),
+ * `skipUnchanged` (boolean, default true: a report equal to what Graph acknowledged less than
+ * `resendAfterSeconds` ago, default 86400, is not stored); unknown keys are refused
+ * (`IUS_STATUS_CONFIG`, `field` names the key).
+ *
+ * A missing or unwritable folder, a file that is not SQLite, an SQLite file that is not an
+ * outbox, or one from a newer version of this library is `IUS_STATUS_STORAGE`, the error JSON's
+ * `path` naming the file and `message` the reason; the file is left as it was.
+ *
+ * Ownership: inputs are borrowed for the call. On success `*out_outbox` receives an outbox the
+ * caller frees with `ius_outbox_free`; on failure it is set to NULL and `*out_error_json` (if not
+ * NULL) receives an error JSON string to free with `ius_string_free`.
+ * Thread safety: may be called from any thread.
+ */
+ius_status ius_outbox_open(const ius_client *client,
+                           const char *path,
+                           const char *options_json,
+                           ius_outbox **out_outbox,
+                           char **out_error_json);
+
+/**
+ * Stores `patch_json` for `target_json` durably (committed before this returns). Both are as
+ * for `ius_update_user_status_at` and validated the same way (`IUS_STATUS_INVALID_INPUT` naming
+ * the field, and nothing stored). A report pending for the same user status (same API version,
+ * route and ids) is merged into, property by property, the later value winning. A report equal
+ * to what Graph acknowledged recently is skipped. A new user status when the outbox is full is
+ * `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped).
+ *
+ * Ownership: inputs are borrowed for the call; `*out_error_json` (if not NULL) is set to NULL on
+ * success, or receives an error JSON string to free with `ius_string_free`.
+ * Thread safety: may be called from many threads at once; never waits for a flush's network I/O.
+ */
+ius_status ius_outbox_enqueue(ius_outbox *outbox,
+                              const char *target_json,
+                              const char *patch_json,
+                              char **out_error_json);
+
+/**
+ * Stores every report of `items_json`, `[{"target":{...},"patch":{...}},...]` (each as for
+ * `ius_outbox_enqueue`), in one transaction: all of them or, on any error, none (an invalid
+ * item's error names it, e.g. `field` `items_json[2].devicesCount`).
+ *
+ * Ownership and thread safety as for `ius_outbox_enqueue`.
+ */
+ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
+                                   const char *items_json,
+                                   char **out_error_json);
+
+/**
+ * Sends every report that is due through the client and records each outcome, then writes
+ * `{"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}` to
+ * `*out_report_json` (`nextAttemptInSeconds`: when the earliest pending report is due, null when
+ * none is pending). Applied reports are removed; throttled or transiently failed ones kept for a
+ * later flush (after their Retry-After, or the client's backoff doubling per failed flush);
+ * those Graph refused for good (a 4xx other than 408/429) moved to the failed list.
+ *
+ * Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
+ * status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
+ * for a flush of the same file by another thread or process to end first.
+ *
+ * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free`, or
+ * NULL on failure; `*out_error_json` as for `ius_outbox_enqueue`.
+ * Thread safety: may be called from any thread; blocks while reports are sent.
+ */
+ius_status ius_outbox_flush(ius_outbox *outbox,
+                            char **out_report_json,
+                            char **out_error_json);
+
+/**
+ * Writes `{"pending","failed","skipped","applied","bytes","oldestPendingSeconds"}` to
+ * `*out_stats_json`: user statuses pending, reports in the failed list, reports skipped and
+ * applied since the file was made, the file's bytes, and the age of the oldest pending report
+ * (null when none is pending).
+ *
+ * Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
+ */
+ius_status ius_outbox_stats(ius_outbox *outbox,
+                            char **out_stats_json,
+                            char **out_error_json);
+
+/**
+ * Removes the failed list from the file and writes it to `*out_failed_json`, oldest first:
+ * `[{"target":{...},"patch":{...},"error":{...},"failedAt":"..."}]`, with the target and patch
+ * as `ius_outbox_enqueue` takes them and the error as any call's error JSON.
+ *
+ * Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
+ */
+ius_status ius_outbox_take_failed(ius_outbox *outbox,
+                                  char **out_failed_json,
+                                  char **out_error_json);
+
+/**
+ * Frees an outbox (its file stays). NULL is allowed and does nothing.
+ *
+ * Ownership: takes back an outbox from `ius_outbox_open`; it must not be used or freed again.
+ * Thread safety: no other thread may be using the outbox when it is freed.
+ */
+void ius_outbox_free(ius_outbox *outbox);
 
 /**
  * Reads the user status named by `target_json` (as for `ius_update_user_status_at`: any
@@ -502,13 +623,11 @@ void ius_string_free(char *s);
  * `*out_response_json` (if `out_response_json` is not NULL) receives the updated object as JSON
  * when Graph returned it (200) or the client fetched it after a 204 (`fetchAfterNoContent`), else
  * NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
- * `*out_response_json` (if not NULL) is NULL and `*out_error_json` (if not NULL) receives
+ * `*out_response_json` is not written and `*out_error_json` (if not NULL) receives
  * `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
- * "clientRequestId":...,"retryAfterSeconds":...,"retryStopped":...,"attempts":...}` with only
- * the keys that apply (`retryStopped`: why retrying stopped before the retries ran out, e.g. a
- * `Retry-After` past `retry.maxDelayMs`; `attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
- * at entry, so after any return each holds NULL or a string the caller owns (a pointer left
- * from an earlier call is never kept). Free every returned string with `ius_string_free`.
+ * "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
+ * (`attempts`: requests actually sent, retries included). Free every returned string with
+ * `ius_string_free`.
  *
  * Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
  * `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,

@@ -42,6 +42,8 @@ struct Error {
   std::string message;
   /// The argument, property or setting at fault (`devicesCount`, `timeouts.readMs`, ...).
   std::optional<std::string> field;
+  /// IUS_STATUS_STORAGE: the outbox file at fault.
+  std::optional<std::string> path;
   /// The HTTP status Graph answered, when one arrived.
   std::optional<int> http_status;
   /// Graph's error code, e.g. `ResourceNotFound`: program against this, not the message.
@@ -144,6 +146,7 @@ inline Error make_error(ius_status status, char *error_json) {
   };
   error.message = text("message").value_or("");
   error.field = text("field");
+  error.path = text("path");
   error.code = text("code");
   error.request_id = text("requestId");
   error.client_request_id = text("clientRequestId");

@@ -141,6 +141,18 @@ impl Client {
         })
     }
 
+    /// How calls retry unless told otherwise (the outbox's backoff between flushes follows it).
+    #[cfg(feature = "outbox")]
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.budget.retry
+    }
+
+    /// The time budget of one call, if the client has one.
+    #[cfg(feature = "outbox")]
+    pub(crate) fn total_timeout(&self) -> Option<std::time::Duration> {
+        self.budget.total
+    }
+
     /// The API version calls use unless told otherwise.
     pub fn api_version(&self) -> ApiVersion {
         self.api_version

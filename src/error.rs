@@ -108,6 +108,26 @@ pub enum Error {
         /// Requests actually sent, retries included.
         attempts: u32,
     },
+
+    /// The outbox is full ([`OutboxOptions::max_pending`](crate::OutboxOptions::max_pending)
+    /// targets or [`max_bytes`](crate::OutboxOptions::max_bytes)): a report for a new target was
+    /// refused and nothing was stored. Reports for targets already pending still merge.
+    #[error("outbox full: {reason}")]
+    OutboxFull {
+        /// Which bound was reached.
+        reason: String,
+    },
+
+    /// The outbox file could not be used: its folder is missing or not writable, it is not SQLite,
+    /// not an outbox, from a newer version of this library, or the disk is full. The file was
+    /// left as it was.
+    #[error("outbox storage {path}: {reason}")]
+    Storage {
+        /// The outbox file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The stage at which a transport failure happened.

@@ -54,6 +54,8 @@ mod json;
 mod limits;
 mod model;
 mod network;
+#[cfg(feature = "outbox")]
+mod outbox;
 mod pacing;
 mod patch;
 mod pipeline;
@@ -82,6 +84,11 @@ pub use error::{Error, GraphError, TransportKind};
 pub use model::{
     ComplianceStatus, DeviceConfigurationUserStatus, ODATA_TYPE, StatusValue,
     UnknownComplianceStatus,
+};
+#[cfg(feature = "outbox")]
+pub use outbox::{
+    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxItem, OutboxOptions,
+    OutboxStats,
 };
 pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;

@@ -210,6 +210,50 @@ impl UserStatusPatch {
         Ok(())
     }
 
+    /// Merges a later report into this one, property by property: what `later` sets wins, what it
+    /// leaves out is kept.
+    ///
+    /// ```
+    /// use intune_user_status::{ComplianceStatus, UserStatusPatch};
+    /// let mut patch = UserStatusPatch::new().status(ComplianceStatus::Error).devices_count(1);
+    /// patch.merge(&UserStatusPatch::new().devices_count(2));
+    /// assert_eq!(patch, UserStatusPatch::new().status(ComplianceStatus::Error).devices_count(2));
+    /// ```
+    pub fn merge(&mut self, later: &UserStatusPatch) {
+        fn take<T: Clone>(into: &mut Option<T>, from: &Option<T>) {
+            if from.is_some() {
+                into.clone_from(from);
+            }
+        }
+        take(&mut self.odata_type, &later.odata_type);
+        take(&mut self.id, &later.id);
+        take(&mut self.user_display_name, &later.user_display_name);
+        take(&mut self.devices_count, &later.devices_count);
+        take(&mut self.status, &later.status);
+        take(
+            &mut self.last_reported_date_time,
+            &later.last_reported_date_time,
+        );
+        take(&mut self.user_principal_name, &later.user_principal_name);
+    }
+
+    /// True when every property this patch sets is set to the same value in `state` (e.g. what
+    /// Graph acknowledged), so sending it would change nothing. `@odata.type` and `id` describe
+    /// the object rather than its state and are not compared.
+    pub fn is_within(&self, state: &UserStatusPatch) -> bool {
+        fn same<T: PartialEq>(mine: &Option<T>, theirs: &Option<T>) -> bool {
+            mine.is_none() || mine == theirs
+        }
+        same(&self.user_display_name, &state.user_display_name)
+            && same(&self.devices_count, &state.devices_count)
+            && same(&self.status, &state.status)
+            && same(
+                &self.last_reported_date_time,
+                &state.last_reported_date_time,
+            )
+            && same(&self.user_principal_name, &state.user_principal_name)
+    }
+
     /// The body exactly as it goes on the wire.
     pub fn to_json(&self) -> Vec<u8> {
         // Sized for a full patch, so the body is written without growing.

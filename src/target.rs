@@ -5,7 +5,13 @@ use std::str::FromStr;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::Error;
+use serde_json::{Map, Value};
+
+use crate::{Error, json};
+
+/// The keys of a target as JSON, for the unknown-key message.
+const TARGET_KEYS: &str = "deviceConfigurationId, windowsAutopilotDeploymentProfileId, route, \
+                           certificateId, userStatusId, apiVersion";
 
 /// Graph API version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -418,6 +424,98 @@ impl Target {
     /// The route under the device configuration (`None` for the Autopilot path).
     pub fn route(&self) -> Option<&Route> {
         self.parent.route()
+    }
+
+    /// This target as `target_json` names it (the C API's shape, which [`Target::from_value`]
+    /// reads back), with `apiVersion` set to `version`.
+    ///
+    /// ```
+    /// use intune_user_status::{ApiVersion, Target};
+    /// let target = Target::new("cfg", "u1");
+    /// let json = target.to_value(ApiVersion::Beta);
+    /// assert_eq!(json, serde_json::json!(
+    ///     {"deviceConfigurationId": "cfg", "userStatusId": "u1", "apiVersion": "beta"}));
+    /// assert_eq!(Target::from_value(json).unwrap(), (target, Some(ApiVersion::Beta)));
+    /// ```
+    pub fn to_value(&self, version: ApiVersion) -> Value {
+        let mut map = Map::new();
+        match &self.parent {
+            Parent::DeviceConfiguration { id, route } => {
+                map.insert("deviceConfigurationId".into(), id.as_str().into());
+                if *route != Route::Direct {
+                    map.insert("route".into(), route.template().into());
+                }
+                if let Some(certificate_id) = route.certificate_id() {
+                    map.insert("certificateId".into(), certificate_id.into());
+                }
+            }
+            Parent::AutopilotDomainJoin { profile_id } => {
+                map.insert(
+                    "windowsAutopilotDeploymentProfileId".into(),
+                    profile_id.as_str().into(),
+                );
+            }
+        }
+        map.insert("userStatusId".into(), self.user_status_id.as_str().into());
+        map.insert("apiVersion".into(), version.as_str().into());
+        Value::Object(map)
+    }
+
+    /// Reads a target named as the C API's `target_json` names it:
+    /// `{"deviceConfigurationId","route","certificateId","userStatusId","apiVersion"}` (route
+    /// as the documentation page writes it, absent or empty for the direct path) or
+    /// `{"windowsAutopilotDeploymentProfileId","userStatusId","apiVersion"}`. Returns the target
+    /// and the `apiVersion`, if given. Unknown keys are refused, naming the key.
+    pub fn from_value(value: Value) -> Result<(Target, Option<ApiVersion>), Error> {
+        let Value::Object(map) = value else {
+            return Err(Error::invalid(
+                "target_json",
+                format!("must be a JSON object, got {}", json::kind(&value)),
+            ));
+        };
+        let mut configuration = None;
+        let mut profile = None;
+        let mut route = None;
+        let mut certificate = None;
+        let mut status = None;
+        let mut version = None;
+        let string = |key: &str, value| json::string(value).map_err(|why| Error::invalid(key, why));
+        for (key, value) in map {
+            match key.as_str() {
+                "deviceConfigurationId" => configuration = Some(string(&key, value)?),
+                "windowsAutopilotDeploymentProfileId" => profile = Some(string(&key, value)?),
+                "route" => route = Some(string(&key, value)?),
+                "certificateId" => certificate = Some(string(&key, value)?),
+                "userStatusId" => status = Some(string(&key, value)?),
+                "apiVersion" => version = Some(string(&key, value)?.parse()?),
+                _ => {
+                    return Err(Error::invalid(
+                        key,
+                        format!("unknown key; expected one of {TARGET_KEYS}"),
+                    ));
+                }
+            }
+        }
+        let status = status.ok_or_else(|| Error::invalid("userStatusId", "is required"))?;
+        let parent = match (configuration, profile) {
+            (Some(configuration), None) => ParentId::DeviceConfiguration(configuration),
+            (None, Some(profile)) => ParentId::AutopilotProfile(profile),
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "windowsAutopilotDeploymentProfileId",
+                    "give either deviceConfigurationId or windowsAutopilotDeploymentProfileId, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "deviceConfigurationId",
+                    "is required (or windowsAutopilotDeploymentProfileId for the Autopilot route)",
+                ));
+            }
+        };
+        let route = route.unwrap_or_default();
+        let target = Target::under(parent, &route, certificate.as_deref(), status)?;
+        Ok((target, version))
     }
 
     /// Checks the ids and the version, then appends

@@ -56,6 +56,16 @@ fn seed() -> Vec<SeedEntry> {
     seed
 }
 
+/// User statuses `ids` on the direct path under `c1`, each with `devicesCount` 0.
+fn direct_statuses<S: AsRef<str>>(ids: impl IntoIterator<Item = S>) -> Vec<SeedEntry> {
+    ids.into_iter()
+        .map(|id| SeedEntry {
+            collection: DIRECT.to_owned(),
+            entity: json!({ "id": id.as_ref(), "devicesCount": 0 }),
+        })
+        .collect()
+}
+
 fn emulator(patch_returns: PatchReturns) -> Emulator {
     Emulator::start(Config {
         token: Some(TOKEN.to_owned()),
@@ -112,12 +122,7 @@ fn fault_emulator(scenario: &str) -> Emulator {
     let ids = std::iter::once("u1".to_owned()).chain((0..FAULT_THREADS).map(|t| format!("t{t}")));
     Emulator::start(Config {
         token: Some(TOKEN.to_owned()),
-        seed: ids
-            .map(|id| SeedEntry {
-                collection: DIRECT.to_owned(),
-                entity: json!({ "id": id, "devicesCount": 0 }),
-            })
-            .collect(),
+        seed: direct_statuses(ids),
         faults,
         throttle_writes,
         ..Config::default()
@@ -293,13 +298,7 @@ impl AuthEmulators {
                             app(WRONG_APP, true),
                             app(CERT_APP, false),
                         ],
-                        seed: ids
-                            .iter()
-                            .map(|id| SeedEntry {
-                                collection: DIRECT.to_owned(),
-                                entity: json!({ "id": id, "devicesCount": 0 }),
-                            })
-                            .collect(),
+                        seed: direct_statuses(&ids),
                         ..Config::default()
                     })
                     .expect("start an auth emulator");
@@ -456,14 +455,7 @@ struct NetworkServers(Vec<NetworkSet>);
 impl NetworkServers {
     fn start() -> NetworkServers {
         let read = |name: &str| std::fs::read_to_string(fixture(name)).unwrap();
-        let seeded = |ids: &[&str]| -> Vec<SeedEntry> {
-            ids.iter()
-                .map(|id| SeedEntry {
-                    collection: DIRECT.to_owned(),
-                    entity: json!({ "id": id, "devicesCount": 0 }),
-                })
-                .collect()
-        };
+        let seeded = |ids: &[&str]| direct_statuses(ids);
         NetworkServers(
             KINDS
                 .iter()
@@ -778,6 +770,122 @@ impl BulkEmulators {
     }
 }
 
+/// `test_c_outbox`'s emulators, one per build kind, and the folder for its files.
+struct OutboxEmulators {
+    emulators: Vec<(&'static str, Emulator)>,
+    dir: PathBuf,
+}
+
+impl OutboxEmulators {
+    fn start() -> OutboxEmulators {
+        // One folder per run: the plain, valgrind and sanitizer runs go at once.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ius-c-outbox-{}-{run}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("the outbox folder");
+        let ids = ["o1", "o2", "r1", "t0", "t1", "t2", "t3"];
+        let emulators = KINDS
+            .iter()
+            .map(|&kind| {
+                let emu = Emulator::start(Config {
+                    token: Some(TOKEN.to_owned()),
+                    seed: direct_statuses(ids),
+                    ..Config::default()
+                })
+                .expect("start an outbox emulator");
+                (kind, emu)
+            })
+            .collect();
+        OutboxEmulators { emulators, dir }
+    }
+
+    /// `IUS_OUTBOX_<KIND>_URL` and `IUS_OUTBOX_DIR`, for ctest.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<_> = self
+            .emulators
+            .iter()
+            .map(|(kind, emu)| {
+                (
+                    format!("IUS_OUTBOX_{}_URL", kind.to_uppercase()),
+                    emu.base_url(),
+                )
+            })
+            .collect();
+        env.push(("IUS_OUTBOX_DIR".to_owned(), self.dir.display().to_string()));
+        env
+    }
+
+    /// What `test_c_outbox` delivered: merged reports once each, the threads' last values,
+    /// nothing from the full outbox or invalid input.
+    fn assert_state(&self) {
+        for (kind, emu) in &self.emulators {
+            let o1 = emu.user_status(DIRECT, "o1").expect("seeded");
+            assert_eq!(
+                (&o1["devicesCount"], &o1["status"]),
+                (&json!(1), &json!("compliant")),
+                "{kind}"
+            );
+            let o1_path = format!("/beta{DIRECT}/o1");
+            let o1_writes: Vec<_> = emu
+                .requests()
+                .into_iter()
+                .filter(|r| r.method == "PATCH" && r.path() == o1_path)
+                .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+                .collect();
+            assert_eq!(
+                o1_writes,
+                [json!({"devicesCount": 1, "status": "compliant"})],
+                "{kind}: one merged write"
+            );
+            assert_eq!(
+                count(emu, "PATCH", &format!("/v1.0{DIRECT}/o2")),
+                1,
+                "{kind}"
+            );
+            assert_eq!(
+                emu.user_status(DIRECT, "o2").unwrap()["devicesCount"],
+                2,
+                "{kind}"
+            );
+            // Enqueued while offline, delivered once after the restart.
+            assert_eq!(
+                emu.user_status(DIRECT, "r1").unwrap()["devicesCount"],
+                5,
+                "{kind}"
+            );
+            assert_eq!(
+                count(emu, "PATCH", &format!("/beta{DIRECT}/r1")),
+                1,
+                "{kind}"
+            );
+            for t in 0..4 {
+                let id = format!("t{t}");
+                assert_eq!(
+                    emu.user_status(DIRECT, &id).unwrap()["devicesCount"],
+                    25,
+                    "{kind} {id}"
+                );
+                assert_eq!(
+                    count(emu, "PATCH", &format!("/beta{DIRECT}/{id}")),
+                    1,
+                    "{kind} {id}"
+                );
+            }
+            assert!(
+                !emu.requests().iter().any(|r| r.path().ends_with("/o3")),
+                "{kind}: full outbox sent nothing"
+            );
+        }
+    }
+
+    fn shutdown(self) {
+        for (_, emu) in self.emulators {
+            emu.shutdown();
+        }
+    }
+}
+
 /// Starts fresh servers, runs the suite's test programs against them and returns the servers
 /// for assertions on what they received. `env` is added to the programs' environment.
 fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
@@ -787,6 +895,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let auth = AuthEmulators::start();
     let network = NetworkServers::start();
     let bulk = BulkEmulators::start();
+    let outbox = OutboxEmulators::start();
     let mut all: Vec<(String, String)> = [
         ("IUS_TEST_BASE_URL", no_content.base_url()),
         ("IUS_TEST_BASE_URL_200", ok.base_url()),
@@ -800,6 +909,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     all.extend(auth.env());
     all.extend(network.env());
     all.extend(bulk.env());
+    all.extend(outbox.env());
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     suite.run(&all);
     Emulators {
@@ -809,6 +919,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
         auth,
         network,
         bulk,
+        outbox,
     }
 }
 
@@ -826,6 +937,8 @@ struct Emulators {
     network: NetworkServers,
     /// One set per build kind: `test_c_bulk`.
     bulk: BulkEmulators,
+    /// One per build kind: `test_c_outbox`.
+    outbox: OutboxEmulators,
 }
 
 impl Emulators {
@@ -836,6 +949,7 @@ impl Emulators {
         self.auth.assert_state();
         self.network.assert_state();
         self.bulk.assert_state();
+        self.outbox.assert_state();
     }
 
     fn shutdown(self) {
@@ -845,6 +959,7 @@ impl Emulators {
         self.auth.shutdown();
         self.network.shutdown();
         self.bulk.shutdown();
+        self.outbox.shutdown();
     }
 }
 

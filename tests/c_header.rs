@@ -74,6 +74,10 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
         "IUS_STATUS_NULL_ARGUMENT = 1,",
         "IUS_STATUS_CONFIG = 5,",
         "IUS_STATUS_LOGGER_IN_USE = 6,",
+        "IUS_STATUS_OUTBOX_FULL = 7,",
+        "IUS_STATUS_STORAGE = 8,",
+        "typedef struct ius_outbox ius_outbox;",
+        "void ius_outbox_free(ius_outbox *outbox);",
         "IUS_LOG_LEVEL_ERROR = 1,",
         "IUS_LOG_LEVEL_TRACE = 5,",
         "typedef uint32_t ius_log_level;",
@@ -99,6 +103,12 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
         "ius_update_user_status_at(",
         "ius_client_new_with_token_callback(",
         "ius_set_log_callback(",
+        "ius_outbox_open(",
+        "ius_outbox_enqueue(",
+        "ius_outbox_enqueue_many(",
+        "ius_outbox_flush(",
+        "ius_outbox_stats(",
+        "ius_outbox_take_failed(",
     ] {
         assert!(
             header.contains(&format!("ius_status {function}")),
@@ -134,6 +144,7 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
             "ius_status",
             "ius_log_level",
             "ius_client",
+            "ius_outbox",
             "ius_token_callback",
             "ius_log_callback"
         ],

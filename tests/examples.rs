@@ -76,3 +76,33 @@ fn against_a_named_service_it_updates_or_exits_non_zero_with_the_error() {
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("invalid status"));
 }
+
+/// `cargo run --example outbox`: the agent loop rides out the emulator's first unreachable
+/// flushes, then sends one merged write per status, and skips the unchanged reports after that.
+#[cfg(feature = "outbox")]
+#[test]
+fn the_outbox_example_delivers_merged_reports_once_the_service_is_back() {
+    let path = example().with_file_name("outbox");
+    let out = Command::new(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("flush: sent 2 applied 0 retry later 2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("flush: sent 2 applied 2 retry later 0 failed 0 pending 0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cycle 8: alice -> Skipped"), "{stdout}");
+    // Four resets while "offline", then one write per status.
+    assert!(
+        stdout.contains("PATCH requests the service saw: 6 (for 16 reports)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""status":"compliant""#) && stdout.contains(r#""devicesCount":4"#));
+}

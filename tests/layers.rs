@@ -44,8 +44,8 @@ const LAYERS: &[(u32, &[&str])] = &[
             "resource",
         ],
     ),
-    // The builder.
-    (5, &["config"]),
+    // The builder, and the durable outbox above the client (it sends through client operations).
+    (5, &["config", "outbox"]),
     // The C ABI.
     (6, &["ffi"]),
     // The fuzz targets' entry points (tests and the `fuzzing` feature only): they drive the

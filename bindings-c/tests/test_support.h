@@ -65,7 +65,7 @@ static const char *ius_env(const char *name) {
 }
 
 /* A listening socket on 127.0.0.1 with a free port. */
-static int ius_listen(int *port) {
+static inline int ius_listen(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in addr;
   socklen_t len = sizeof addr;
@@ -88,7 +88,7 @@ struct ius_canned {
 };
 
 /* Accepts one connection, reads what the client sends first, answers `response`, closes. */
-static void *ius_canned_main(void *arg) {
+static inline void *ius_canned_main(void *arg) {
   struct ius_canned *canned = (struct ius_canned *)arg;
   char buf[8192];
   int conn = accept(canned->fd, NULL, NULL);
@@ -105,7 +105,7 @@ static void *ius_canned_main(void *arg) {
 }
 
 /* Starts a one-shot server answering `response`; returns its port. */
-static int ius_canned_start(struct ius_canned *canned, const char *response) {
+static inline int ius_canned_start(struct ius_canned *canned, const char *response) {
   int port = 0;
   canned->fd = ius_listen(&port);
   canned->response = response;
@@ -113,7 +113,7 @@ static int ius_canned_start(struct ius_canned *canned, const char *response) {
   return port;
 }
 
-static void ius_canned_join(struct ius_canned *canned) {
+static inline void ius_canned_join(struct ius_canned *canned) {
   pthread_join(canned->thread, NULL);
   close(canned->fd);
 }

@@ -39,6 +39,8 @@ struct Details {
     status: ius_status,
     message: String,
     field: Option<String>,
+    /// The outbox file, for `IUS_STATUS_STORAGE`.
+    path: Option<String>,
     http_status: Option<u16>,
     code: Option<String>,
     request_id: Option<String>,
@@ -60,6 +62,7 @@ impl FfiError {
             status,
             message,
             field: field.map(str::to_owned),
+            path: None,
             http_status: None,
             code: None,
             request_id: None,
@@ -132,6 +135,7 @@ impl FfiError {
     }
 
     /// The error JSON as a value, e.g. to embed in a bulk call's results.
+    /// The error JSON as a value, to nest in another JSON (the outbox's failed list).
     pub(crate) fn to_value(&self) -> Value {
         let mut map = Map::new();
         for (key, value) in KEYS {
@@ -148,10 +152,11 @@ type Writer = fn(&Details) -> Option<Value>;
 
 /// The error JSON's keys, declared once: each key and the detail it writes. The C++ header reads
 /// them back (a test checks that it knows every one).
-const KEYS: [(&str, Writer); 14] = [
+const KEYS: [(&str, Writer); 15] = [
     ("status", |d| Some(d.status.name().into())),
     ("message", |d| Some(d.message.clone().into())),
     ("field", |d| d.field.clone().map(Value::from)),
+    ("path", |d| d.path.clone().map(Value::from)),
     ("httpStatus", |d| d.http_status.map(Value::from)),
     ("code", |d| d.code.clone().map(Value::from)),
     ("requestId", |d| d.request_id.clone().map(Value::from)),
@@ -175,7 +180,7 @@ const KEYS: [(&str, Writer); 14] = [
 ];
 
 /// Reads one key of an error JSON object, for callers without a JSON parser (the C++ header uses
-/// it): `key` is one of the keys the error JSON documents (`message`, `field`, `httpStatus`,
+/// it): `key` is one of the keys the error JSON documents (`message`, `field`, `path`, `httpStatus`,
 /// `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `retryStopped`, `attempts`,
 /// `aadsts`, `error`,
 /// `traceId`, `correlationId`, `status`).
@@ -239,6 +244,8 @@ impl From<Error> for FfiError {
             // The client's own hold (pacing, an earlier 429) outlasted the call's budget.
             Error::Throttled { .. } => (ius_status::Throttled, None),
             Error::UnexpectedResponse { .. } => (ius_status::UnexpectedResponse, None),
+            Error::OutboxFull { .. } => (ius_status::OutboxFull, None),
+            Error::Storage { .. } => (ius_status::Storage, None),
         };
         let mut ffi = FfiError::new(status, error.to_string(), field);
         let d = &mut ffi.0;
@@ -253,6 +260,9 @@ impl From<Error> for FfiError {
         d.retry_stopped = error.retry_stopped().map(str::to_owned);
         // Requests actually sent; absent when nothing was (invalid input, configuration).
         d.attempts = Some(error.attempts()).filter(|&n| n > 0);
+        if let Error::Storage { path, .. } = &error {
+            d.path = Some(path.clone());
+        }
         if let Some(auth) = error.auth() {
             d.aadsts = auth.aadsts.clone();
             d.oauth_error = auth.error.clone();

@@ -12,6 +12,7 @@
 //! - [`client`]: `ius_client_new` / `ius_client_new_with_token_callback` / `ius_client_free`;
 //!   [`update`]: the update calls; [`bulk`]: `ius_update_user_statuses`; [`resource`]: get,
 //!   list, create and delete;
+//!   [`update`]: the update calls; `outbox`: the `ius_outbox_*` calls (feature `outbox`);
 //! - [`token`]: the token callback behind the core's token cache; [`log`]: the log callback;
 //! - [`panic`]: the boundary every exported body runs in; [`strings`]: C string in/out.
 
@@ -22,6 +23,8 @@ mod client;
 mod config;
 mod error;
 mod log;
+#[cfg(feature = "outbox")]
+mod outbox;
 mod resource;
 mod status;
 mod strings;

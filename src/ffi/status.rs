@@ -28,6 +28,14 @@ pub enum ius_status {
     /// `ius_set_log_callback`: other code in the process already installed a logger for Rust's
     /// `log` crate, so the callback could not be.
     LoggerInUse = 6,
+    /// `ius_outbox_enqueue*`: the outbox holds `maxPending` targets or `maxBytes`, so a report for
+    /// a new target was refused and nothing was stored (reports for pending targets still merge).
+    /// Flush, or raise the bound.
+    OutboxFull = 7,
+    /// The outbox file could not be used (the error JSON's `path` names it and `message` says why):
+    /// its folder is missing or not writable, it is not SQLite, not an outbox, from a newer version
+    /// of this library, or the disk is full. The file was left as it was.
+    Storage = 8,
     /// No access token could be obtained: the token endpoint refused (see `aadsts`, `error`,
     /// `traceId`, `correlationId`, `httpStatus`), could not be reached, or the token callback
     /// failed. Nothing was sent to Graph.
@@ -58,7 +66,7 @@ pub enum ius_status {
 impl ius_status {
     /// Every status, for `ius_status_name`. The enum above is the one declaration (number, name,
     /// meaning); a test checks this list against the header cbindgen writes from it.
-    pub(crate) const ALL: [ius_status; 17] = [
+    pub(crate) const ALL: [ius_status; 19] = [
         ius_status::Ok,
         ius_status::NullArgument,
         ius_status::InvalidUtf8,
@@ -66,6 +74,8 @@ impl ius_status {
         ius_status::InvalidInput,
         ius_status::Config,
         ius_status::LoggerInUse,
+        ius_status::OutboxFull,
+        ius_status::Storage,
         ius_status::Auth,
         ius_status::Graph,
         ius_status::Throttled,
@@ -162,7 +172,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), ius_status::ALL.len());
         assert!(!names.contains(&"UNKNOWN"));
-        for raw in [7, 99, 108, 202, 999, u32::MAX] {
+        for raw in [9, 99, 108, 202, 999, u32::MAX] {
             assert_eq!(name_of(raw), "UNKNOWN");
         }
     }

@@ -95,7 +95,8 @@ pub unsafe extern "C" fn ius_update_user_status_at(
 /// Room for the response JSON of a typical deviceConfigurationUserStatus (about 350 bytes).
 const RESPONSE_CAPACITY: usize = 512;
 
-fn parse_patch(text: &str) -> Result<UserStatusPatch, FfiError> {
+/// Parses `patch_json` (also the outbox's).
+pub(crate) fn parse_patch(text: &str) -> Result<UserStatusPatch, FfiError> {
     UserStatusPatch::parse(text).map_err(|err| match err {
         ParseError::Syntax(err) => FfiError::invalid_json("patch_json", &err),
         ParseError::Invalid(err) => err.into(),

@@ -82,6 +82,7 @@ pub const PROGRAMS: &[Program] = &[
     Program::build("quickstart/quickstart.cpp"),
     Program::build("examples/update_user_status.c"),
     Program::build("examples/update_user_status.cpp"),
+    Program::build("examples/outbox_agent.c"),
     Program::build("bench.c"),
     // The C and C++ API tests; argv[1] is the prefix of the statuses their threads write.
     Program::test("tests/test_c_api.c", "{kind}"),
@@ -94,6 +95,8 @@ pub const PROGRAMS: &[Program] = &[
     Program::test("tests/test_c_network.c", "{kind}"),
     // Bulk updates and get/list/create/delete: the emulators are IUS_BULK_<KIND>_*.
     Program::test("tests/test_c_bulk.c", "{kind}"),
+    // The durable outbox: the emulator is IUS_OUTBOX_<KIND>_URL, files go under IUS_OUTBOX_DIR.
+    Program::test("tests/test_c_outbox.c", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.

@@ -1,0 +1,275 @@
+/* The durable outbox through the C API: options, bad files, validation, OUTBOX_FULL, merging,
+ * flush against the emulator (applied, 404 to the failed list), skip-unchanged, an outbox that
+ * outlives its client, threads. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
+ * (user statuses o1, o2, t0..t3 under c1) and files go under IUS_OUTBOX_DIR. tests/c_api.rs
+ * checks afterwards what reached the emulator. */
+#include <stdint.h>
+#include <time.h>
+
+#include "test_support.h"
+
+#define THREADS 4
+#define PER_THREAD 25
+
+static char dir[512];
+
+static void path_of(char *out, size_t size, const char *kind, const char *name) {
+  snprintf(out, size, "%s/%s-%s", dir, kind, name);
+}
+
+/* The whole file, for "left as it was" (NULL if missing); *len gets its size. */
+static char *slurp(const char *path, long *len) {
+  FILE *file = fopen(path, "rb");
+  if (file == NULL) return NULL;
+  fseek(file, 0, SEEK_END);
+  *len = ftell(file);
+  fseek(file, 0, SEEK_SET);
+  char *data = malloc((size_t)*len + 1);
+  size_t got = fread(data, 1, (size_t)*len, file);
+  (void)got;
+  fclose(file);
+  return data;
+}
+
+/* An open that must fail with `expected`, whose error JSON contains `needle`; out is NULL. */
+static void open_fails(const ius_client *client, const char *path, const char *options,
+                       ius_status expected, const char *needle) {
+  ius_outbox *outbox = (ius_outbox *)(uintptr_t)1;
+  char *error = NULL;
+  ius_status status = ius_outbox_open(client, path, options, &outbox, &error);
+  if (status != expected || error == NULL || strstr(error, needle) == NULL)
+    fprintf(stderr, "  open %s: %s %s\n", path, ius_status_name(status), error ? error : "");
+  CHECK(status == expected);
+  CHECK(outbox == NULL);
+  CHECK(error != NULL && strstr(error, needle) != NULL);
+  ius_string_free(error);
+}
+
+static ius_status enqueue(ius_outbox *outbox, const char *id, const char *patch, char **error) {
+  char target[128];
+  snprintf(target, sizeof target, "{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"%s\"}",
+           id);
+  return ius_outbox_enqueue(outbox, target, patch, error);
+}
+
+static void enqueue_ok(ius_outbox *outbox, const char *id, const char *patch) {
+  char *error = NULL;
+  ius_status status = enqueue(outbox, id, patch, &error);
+  if (status != IUS_STATUS_OK)
+    fprintf(stderr, "  enqueue %s %s: %s %s\n", id, patch, ius_status_name(status),
+            error ? error : "");
+  CHECK(status == IUS_STATUS_OK && error == NULL);
+  ius_string_free(error);
+}
+
+/* The JSON a call wrote (which must succeed); the caller frees it. */
+static char *stats_of(ius_outbox *outbox) {
+  char *stats = NULL, *error = NULL;
+  CHECK(ius_outbox_stats(outbox, &stats, &error) == IUS_STATUS_OK && error == NULL);
+  return stats;
+}
+
+static void contains(const char *json, const char *needle) {
+  if (json == NULL || strstr(json, needle) == NULL)
+    fprintf(stderr, "  expected %s in %s\n", needle, json ? json : "(null)");
+  CHECK(json != NULL && strstr(json, needle) != NULL);
+}
+
+struct worker {
+  ius_outbox *outbox;
+  int index;
+};
+
+static void *worker_main(void *arg) {
+  struct worker *w = (struct worker *)arg;
+  char id[16], patch[64];
+  snprintf(id, sizeof id, "t%d", w->index);
+  for (int n = 1; n <= PER_THREAD; n++) {
+    snprintf(patch, sizeof patch, "{\"devicesCount\":%d}", n);
+    enqueue_ok(w->outbox, id, patch);
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const char *kind = argc > 1 ? argv[1] : "shared";
+  char url_var[64], config[512], path[600], full_path[600];
+  snprintf(url_var, sizeof url_var, "IUS_OUTBOX_%s_URL", strcmp(kind, "static") == 0 ? "STATIC" : "SHARED");
+  snprintf(dir, sizeof dir, "%s", ius_env("IUS_OUTBOX_DIR"));
+  snprintf(config, sizeof config,
+           "{\"baseUrl\":\"%s\",\"accessToken\":\"%s\",\"retry\":{\"baseDelayMs\":10}}",
+           ius_env(url_var), ius_env("IUS_TEST_TOKEN"));
+  ius_client *client = NULL;
+  char *error = NULL;
+  CHECK(ius_client_new(config, &client, &error) == IUS_STATUS_OK);
+
+  CHECK(strcmp(ius_status_name(IUS_STATUS_OUTBOX_FULL), "OUTBOX_FULL") == 0);
+  CHECK(strcmp(ius_status_name(IUS_STATUS_STORAGE), "STORAGE") == 0);
+
+  /* Arguments and options. */
+  path_of(path, sizeof path, kind, "outbox.db");
+  CHECK(ius_outbox_open(client, path, NULL, NULL, NULL) == IUS_STATUS_NULL_ARGUMENT);
+  open_fails(NULL, path, NULL, IUS_STATUS_NULL_ARGUMENT, "\"field\":\"client\"");
+  open_fails(client, path, "{\"maxPendng\":5}", IUS_STATUS_CONFIG, "\"field\":\"maxPendng\"");
+  open_fails(client, path, "{\"maxPending\":0}", IUS_STATUS_CONFIG, "\"field\":\"maxPending\"");
+  open_fails(client, path, "{\"skipUnchanged\":1}", IUS_STATUS_CONFIG, "skipUnchanged");
+  open_fails(client, path, "{", IUS_STATUS_INVALID_JSON, "options_json");
+
+  /* Bad files: STORAGE with the path; the file left as it was. */
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/no-such-folder/outbox.db", dir);
+  open_fails(client, missing, NULL, IUS_STATUS_STORAGE, "\"path\":");
+  open_fails(client, missing, NULL, IUS_STATUS_STORAGE, "does not exist");
+  char notes[600];
+  path_of(notes, sizeof notes, kind, "notes.txt");
+  FILE *file = fopen(notes, "wb");
+  for (int i = 0; i < 100; i++) fputs("not a database\n", file);
+  fclose(file);
+  long before_len = 0, after_len = 0;
+  char *before = slurp(notes, &before_len);
+  open_fails(client, notes, NULL, IUS_STATUS_STORAGE, "not an SQLite database");
+  char *after = slurp(notes, &after_len);
+  CHECK(before && after && before_len == after_len && memcmp(before, after, (size_t)before_len) == 0);
+  free(before);
+  free(after);
+
+  /* A full outbox: new targets refused, merges still stored. */
+  path_of(full_path, sizeof full_path, kind, "full.db");
+  ius_outbox *full = NULL;
+  CHECK(ius_outbox_open(client, full_path, "{\"maxPending\":2,\"skipUnchanged\":false}", &full,
+                        &error) == IUS_STATUS_OK && error == NULL);
+  enqueue_ok(full, "o1", "{\"devicesCount\":1}");
+  enqueue_ok(full, "o2", "{\"devicesCount\":1}");
+  CHECK(enqueue(full, "o3", "{\"devicesCount\":1}", &error) == IUS_STATUS_OUTBOX_FULL);
+  contains(error, "\"status\":\"OUTBOX_FULL\"");
+  ius_string_free(error);
+  enqueue_ok(full, "o1", "{\"devicesCount\":2}");
+  char *stats = stats_of(full);
+  contains(stats, "\"pending\":2");
+  ius_string_free(stats);
+  ius_outbox_free(full);
+
+  /* The outbox used for delivery. */
+  ius_outbox *outbox = NULL;
+  CHECK(ius_outbox_open(client, path, NULL, &outbox, &error) == IUS_STATUS_OK && outbox != NULL);
+  /* Validated as an update is; nothing stored. */
+  CHECK(enqueue(outbox, "o1", "{\"devicesCount\":-1}", &error) == IUS_STATUS_INVALID_INPUT);
+  contains(error, "\"field\":\"devicesCount\"");
+  ius_string_free(error);
+  CHECK(enqueue(outbox, "o1", "{\"devicesCount\":", &error) == IUS_STATUS_INVALID_JSON);
+  ius_string_free(error);
+  CHECK(ius_outbox_enqueue(outbox, "{\"deviceConfigurationId\":\"c1\"}", "{\"devicesCount\":1}",
+                           &error) == IUS_STATUS_INVALID_INPUT);
+  contains(error, "\"field\":\"userStatusId\"");
+  ius_string_free(error);
+  CHECK(ius_outbox_enqueue(NULL, "{}", "{}", &error) == IUS_STATUS_NULL_ARGUMENT);
+  ius_string_free(error);
+  const char *bad_items =
+      "[{\"target\":{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"o1\"},"
+      "\"patch\":{\"devicesCount\":1}},"
+      "{\"target\":{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"o2\"},"
+      "\"patch\":{\"devicesCount\":-3}}]";
+  CHECK(ius_outbox_enqueue_many(outbox, bad_items, &error) == IUS_STATUS_INVALID_INPUT);
+  contains(error, "items_json[1].devicesCount");
+  ius_string_free(error);
+  stats = stats_of(outbox);
+  contains(stats, "\"pending\":0");
+  contains(stats, "\"oldestPendingSeconds\":null");
+  ius_string_free(stats);
+
+  /* Merged field by field: o1 goes out once with both properties. */
+  enqueue_ok(outbox, "o1", "{\"devicesCount\":1}");
+  enqueue_ok(outbox, "o1", "{\"status\":\"compliant\"}");
+  const char *items =
+      "[{\"target\":{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"o2\",\"apiVersion\":\"v1.0\"},"
+      "\"patch\":{\"devicesCount\":2}},"
+      "{\"target\":{\"deviceConfigurationId\":\"c1\",\"route\":\"identityCertificate\","
+      "\"userStatusId\":\"gone\"},\"patch\":{\"devicesCount\":3}}]";
+  CHECK(ius_outbox_enqueue_many(outbox, items, &error) == IUS_STATUS_OK && error == NULL);
+  stats = stats_of(outbox);
+  contains(stats, "\"pending\":3");
+  ius_string_free(stats);
+
+  /* The outbox outlives its client. */
+  ius_client_free(client);
+  char *report = NULL;
+  CHECK(ius_outbox_flush(outbox, NULL, &error) == IUS_STATUS_NULL_ARGUMENT);
+  ius_string_free(error);
+  CHECK(ius_outbox_flush(outbox, &report, &error) == IUS_STATUS_OK && error == NULL);
+  contains(report, "\"sent\":3");
+  contains(report, "\"applied\":2");
+  contains(report, "\"failed\":1");
+  contains(report, "\"pending\":0");
+  contains(report, "\"nextAttemptInSeconds\":null");
+  ius_string_free(report);
+
+  /* The 404 is in the failed list, in the shape enqueue takes, then gone from the file. */
+  char *failed = NULL;
+  CHECK(ius_outbox_take_failed(outbox, &failed, &error) == IUS_STATUS_OK && error == NULL);
+  contains(failed, "\"userStatusId\":\"gone\"");
+  contains(failed, "\"route\":\"identityCertificate\"");
+  contains(failed, "\"patch\":{\"devicesCount\":3}");
+  contains(failed, "\"httpStatus\":404");
+  contains(failed, "\"status\":\"GRAPH\"");
+  contains(failed, "\"failedAt\":\"");
+  ius_string_free(failed);
+  CHECK(ius_outbox_take_failed(outbox, &failed, &error) == IUS_STATUS_OK);
+  CHECK(failed != NULL && strcmp(failed, "[]") == 0);
+  ius_string_free(failed);
+
+  /* Unchanged: stored nothing, counted as skipped. */
+  enqueue_ok(outbox, "o1", "{\"status\":\"compliant\",\"devicesCount\":1}");
+  stats = stats_of(outbox);
+  contains(stats, "\"pending\":0");
+  contains(stats, "\"skipped\":1");
+  contains(stats, "\"applied\":2");
+  ius_string_free(stats);
+
+  /* Offline, then back after a restart: the report waits in the file. */
+  int port = 0;
+  close(ius_listen(&port)); /* nothing listens there now */
+  char offline_config[256], restart_path[600];
+  snprintf(offline_config, sizeof offline_config,
+           "{\"baseUrl\":\"http://127.0.0.1:%d\",\"accessToken\":\"t\",\"retry\":{\"baseDelayMs\":10}}",
+           port);
+  path_of(restart_path, sizeof restart_path, kind, "restart.db");
+  ius_client *offline = NULL;
+  ius_outbox *before_restart = NULL;
+  CHECK(ius_client_new(offline_config, &offline, &error) == IUS_STATUS_OK);
+  CHECK(ius_outbox_open(offline, restart_path, NULL, &before_restart, &error) == IUS_STATUS_OK);
+  ius_client_free(offline);
+  enqueue_ok(before_restart, "r1", "{\"devicesCount\":4}");
+  enqueue_ok(before_restart, "r1", "{\"devicesCount\":5}");
+  CHECK(ius_outbox_flush(before_restart, &report, &error) == IUS_STATUS_OK);
+  contains(report, "\"retryLater\":1");
+  contains(report, "\"pending\":1");
+  ius_string_free(report);
+  ius_outbox_free(before_restart);
+  ius_outbox *after_restart = NULL;
+  CHECK(ius_client_new(config, &client, &error) == IUS_STATUS_OK);
+  CHECK(ius_outbox_open(client, restart_path, NULL, &after_restart, &error) == IUS_STATUS_OK);
+  ius_client_free(client);
+  struct timespec backoff = {0, 300 * 1000 * 1000}; /* past the backoff of one failed flush */
+  nanosleep(&backoff, NULL);
+  CHECK(ius_outbox_flush(after_restart, &report, &error) == IUS_STATUS_OK);
+  contains(report, "\"applied\":1");
+  contains(report, "\"pending\":0");
+  ius_string_free(report);
+  ius_outbox_free(after_restart);
+
+  /* Threads share one outbox; each target's last value is what goes out. */
+  pthread_t threads[THREADS];
+  struct worker workers[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    workers[i].outbox = outbox;
+    workers[i].index = i;
+    pthread_create(&threads[i], NULL, worker_main, &workers[i]);
+  }
+  for (int i = 0; i < THREADS; i++) pthread_join(threads[i], NULL);
+  CHECK(ius_outbox_flush(outbox, &report, &error) == IUS_STATUS_OK);
+  contains(report, "\"applied\":4");
+  ius_string_free(report);
+  ius_outbox_free(outbox);
+  ius_outbox_free(NULL);
+  return ius_summary();
+}

@@ -1,0 +1,142 @@
+//! The outbox's costs, in a release build; prints one JSON line per figure:
+//!
+//! - `enqueue`: enqueues per second, one transaction (and one fsync) each, new targets;
+//! - `enqueue_many`: reports per second through `enqueue_many`, 100 per transaction;
+//! - `bare_insert`: a bare rusqlite `INSERT` per transaction into a table of the same shape, with
+//!   the same settings (WAL, `synchronous=FULL`): the floor the outbox builds on;
+//! - `flush`: reports per second flushing 10,000 pending reports to the in-process emulator.
+//!
+//! ```text
+//! cargo run --release --example bench_outbox -- [--n 2000] [--pending 10000] [--dir DIR]
+//! ```
+//! `--dir` is where the files go (default: the system's temporary folder); the figures are the
+//! disk's fsync rate as much as the code's.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use intune_user_status::{Client, Outbox, OutboxItem, OutboxOptions, Target, UserStatusPatch};
+use ius_emulator::{Config, Emulator, SeedEntry};
+
+fn line(name: &str, n: usize, seconds: f64) {
+    println!(
+        "{{\"bench\":\"{name}\",\"n\":{n},\"seconds\":{seconds:.3},\"per_s\":{:.0}}}",
+        n as f64 / seconds
+    );
+}
+
+fn fresh(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm", "-flush"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn patch(i: usize) -> UserStatusPatch {
+    UserStatusPatch::new().devices_count(i as i32)
+}
+
+fn main() {
+    let mut n = 2000usize;
+    let mut pending = 10_000usize;
+    let mut dir = std::env::temp_dir();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().expect("a value after each flag");
+        match flag.as_str() {
+            "--n" => n = value.parse().expect("--n N"),
+            "--pending" => pending = value.parse().expect("--pending N"),
+            "--dir" => dir = value.into(),
+            other => panic!(
+                "unknown flag {other}; usage: bench_outbox [--n N] [--pending N] [--dir DIR]"
+            ),
+        }
+    }
+    // Nothing is sent while enqueueing: the client points at a closed port.
+    let offline = Client::builder()
+        .base_url("http://127.0.0.1:9")
+        .access_token("bench")
+        .build()
+        .expect("client");
+
+    let outbox = Outbox::open(
+        &offline,
+        fresh(&dir, "bench-enqueue.db"),
+        OutboxOptions::new(),
+    )
+    .expect("open");
+    let started = Instant::now();
+    for i in 0..n {
+        outbox
+            .enqueue(&Target::new("bench", format!("u{i}")), &patch(i))
+            .expect("enqueue");
+    }
+    line("enqueue", n, started.elapsed().as_secs_f64());
+
+    let outbox =
+        Outbox::open(&offline, fresh(&dir, "bench-many.db"), OutboxOptions::new()).expect("open");
+    let items: Vec<_> = (0..n * 10)
+        .map(|i| OutboxItem::new(Target::new("bench", format!("u{i}")), patch(i)))
+        .collect();
+    let started = Instant::now();
+    for chunk in items.chunks(100) {
+        outbox.enqueue_many(chunk).expect("enqueue_many");
+    }
+    line("enqueue_many", items.len(), started.elapsed().as_secs_f64());
+
+    let conn = rusqlite::Connection::open(fresh(&dir, "bench-bare.db")).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE pending (key TEXT PRIMARY KEY, target TEXT, patch TEXT, revision INTEGER,
+                               enqueued_at INTEGER, next_attempt_at INTEGER);",
+    )
+    .expect("schema");
+    let started = Instant::now();
+    for i in 0..n {
+        conn.execute(
+            "INSERT INTO pending VALUES (?1, ?2, ?3, ?4, 0, 0)",
+            rusqlite::params![
+                format!("/beta/deviceManagement/deviceConfigurations/bench/userStatuses/u{i}"),
+                format!(r#"{{"deviceConfigurationId":"bench","userStatusId":"u{i}","apiVersion":"beta"}}"#),
+                format!(r#"{{"devicesCount":{i}}}"#),
+                i as i64
+            ],
+        )
+        .expect("insert");
+    }
+    line("bare_insert", n, started.elapsed().as_secs_f64());
+
+    let emulator = Emulator::start(Config {
+        token: Some("bench".into()),
+        seed: (0..pending)
+            .map(|i| SeedEntry {
+                collection: "/deviceManagement/deviceConfigurations/bench/userStatuses".into(),
+                entity: serde_json::json!({ "id": format!("u{i}") }),
+            })
+            .collect(),
+        ..Config::default()
+    })
+    .expect("emulator");
+    let client = Client::builder()
+        .base_url(emulator.base_url())
+        .access_token("bench")
+        .build()
+        .expect("client");
+    let outbox =
+        Outbox::open(&client, fresh(&dir, "bench-flush.db"), OutboxOptions::new()).expect("open");
+    let items: Vec<_> = (0..pending)
+        .map(|i| OutboxItem::new(Target::new("bench", format!("u{i}")), patch(i)))
+        .collect();
+    outbox.enqueue_many(&items).expect("enqueue_many");
+    let started = Instant::now();
+    let report = outbox.flush().expect("flush");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(
+        (report.applied, report.pending),
+        (pending as u64, 0),
+        "{report:?}"
+    );
+    line("flush", pending, seconds);
+    emulator.shutdown();
+}

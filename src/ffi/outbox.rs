@@ -1,0 +1,376 @@
+//! `ius_outbox`: the durable outbox for C. JSON in -> [`Outbox`] calls -> JSON out.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::client::{client_ref, ius_client};
+use super::error::FfiError;
+use super::status::ius_status;
+use super::strings::{arg_str, require_out, to_c_string, write_out};
+use super::target::target_from_json;
+use super::update::parse_patch;
+use crate::json::kind;
+use crate::{Error, FlushReport, Outbox, OutboxItem, OutboxOptions, OutboxStats, Target};
+
+const OPTION_KEYS: &str = "maxPending, maxBytes, skipUnchanged, resendAfterSeconds";
+const ITEM_KEYS: &str = "target, patch";
+
+/// A durable outbox of status reports in an SQLite file.
+///
+/// Opaque; open it with `ius_outbox_open` and free it with `ius_outbox_free`. Thread-safe: any
+/// number of threads may use one outbox at once, and several processes may open the same file.
+#[allow(non_camel_case_types)] // The C name, so cbindgen emits it as is.
+pub struct ius_outbox {
+    outbox: Outbox,
+}
+
+/// # Safety
+/// `outbox` must be NULL or a live handle from `ius_outbox_open`.
+unsafe fn outbox_ref<'a>(outbox: *const ius_outbox) -> Result<&'a Outbox, FfiError> {
+    // SAFETY: NULL or a live handle, per the caller's contract.
+    unsafe { outbox.as_ref() }
+        .map(|handle| &handle.outbox)
+        .ok_or_else(|| FfiError::null_argument("outbox"))
+}
+
+/// Opens (or creates) the outbox file at `path`, which sends through a copy of `client` (so the
+/// outbox may outlive `client`).
+///
+/// `options_json` is NULL (the defaults) or an object with any of `maxPending` (targets pending
+/// at most, default 100000), `maxBytes` (file size at most, default 67108864, at least 262144),
+/// `skipUnchanged` (boolean, default true: a report equal to what Graph acknowledged less than
+/// `resendAfterSeconds` ago, default 86400, is not stored); unknown keys are refused
+/// (`IUS_STATUS_CONFIG`, `field` names the key).
+///
+/// A missing or unwritable folder, a file that is not SQLite, an SQLite file that is not an
+/// outbox, or one from a newer version of this library is `IUS_STATUS_STORAGE`, the error JSON's
+/// `path` naming the file and `message` the reason; the file is left as it was.
+///
+/// Ownership: inputs are borrowed for the call. On success `*out_outbox` receives an outbox the
+/// caller frees with `ius_outbox_free`; on failure it is set to NULL and `*out_error_json` (if not
+/// NULL) receives an error JSON string to free with `ius_string_free`.
+/// Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_open(
+    client: *const ius_client,
+    path: *const c_char,
+    options_json: *const c_char,
+    out_outbox: *mut *mut ius_outbox,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, [out_outbox], {
+        require_out(out_outbox, "out_outbox")?;
+        // SAFETY: out_outbox is non-NULL and writable per the contract; cleared first.
+        unsafe { write_out(out_outbox, std::ptr::null_mut()) };
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        let client = unsafe { client_ref(client) }?;
+        let path = unsafe { arg_str(path, "path") }?;
+        let options = if options_json.is_null() {
+            OutboxOptions::new()
+        } else {
+            options_from_json(unsafe { arg_str(options_json, "options_json") }?)?
+        };
+        let outbox = Outbox::open(client, path, options)?;
+        let handle = Box::into_raw(Box::new(ius_outbox { outbox }));
+        // SAFETY: as above.
+        unsafe { write_out(out_outbox, handle) };
+        Ok(())
+    })
+}
+
+/// Stores `patch_json` for `target_json` durably (committed before this returns). Both are as
+/// for `ius_update_user_status_at` and validated the same way (`IUS_STATUS_INVALID_INPUT` naming
+/// the field, and nothing stored). A report pending for the same user status (same API version,
+/// route and ids) is merged into, property by property, the later value winning. A report equal
+/// to what Graph acknowledged recently is skipped. A new user status when the outbox is full is
+/// `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped).
+///
+/// Ownership: inputs are borrowed for the call; `*out_error_json` (if not NULL) is set to NULL on
+/// success, or receives an error JSON string to free with `ius_string_free`.
+/// Thread safety: may be called from many threads at once; never waits for a flush's network I/O.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_enqueue(
+    outbox: *mut ius_outbox,
+    target_json: *const c_char,
+    patch_json: *const c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, [], {
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        let outbox = unsafe { outbox_ref(outbox) }?;
+        let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
+        let patch = parse_patch(unsafe { arg_str(patch_json, "patch_json") }?)?;
+        let mut item = OutboxItem::new(target, patch);
+        if let Some(version) = options.api_version {
+            item = item.api_version(version);
+        }
+        outbox.enqueue_many(&[item])?;
+        Ok(())
+    })
+}
+
+/// Stores every report of `items_json`, `[{"target":{...},"patch":{...}},...]` (each as for
+/// `ius_outbox_enqueue`), in one transaction: all of them or, on any error, none (an invalid
+/// item's error names it, e.g. `field` `items_json[2].devicesCount`).
+///
+/// Ownership and thread safety as for `ius_outbox_enqueue`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_enqueue_many(
+    outbox: *mut ius_outbox,
+    items_json: *const c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, [], {
+        // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
+        let outbox = unsafe { outbox_ref(outbox) }?;
+        let text = unsafe { arg_str(items_json, "items_json") }?;
+        outbox.enqueue_many(&items_from_json(text)?)?;
+        Ok(())
+    })
+}
+
+/// Sends every report that is due through the client and records each outcome, then writes
+/// `{"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}` to
+/// `*out_report_json` (`nextAttemptInSeconds`: when the earliest pending report is due, null when
+/// none is pending). Applied reports are removed; throttled or transiently failed ones kept for a
+/// later flush (after their Retry-After, or the client's backoff doubling per failed flush);
+/// those Graph refused for good (a 4xx other than 408/429) moved to the failed list.
+///
+/// Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
+/// status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
+/// for a flush of the same file by another thread or process to end first.
+///
+/// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free`, or
+/// NULL on failure; `*out_error_json` as for `ius_outbox_enqueue`.
+/// Thread safety: may be called from any thread; blocks while reports are sent.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_flush(
+    outbox: *mut ius_outbox,
+    out_report_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, [out_report_json], {
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        unsafe { clear_required(out_report_json, "out_report_json") }?;
+        let outbox = unsafe { outbox_ref(outbox) }?;
+        let report = report_json(&outbox.flush()?);
+        unsafe { write_json(out_report_json, report) }
+    })
+}
+
+/// Writes `{"pending","failed","skipped","applied","bytes","oldestPendingSeconds"}` to
+/// `*out_stats_json`: user statuses pending, reports in the failed list, reports skipped and
+/// applied since the file was made, the file's bytes, and the age of the oldest pending report
+/// (null when none is pending).
+///
+/// Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_stats(
+    outbox: *mut ius_outbox,
+    out_stats_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, [out_stats_json], {
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        unsafe { clear_required(out_stats_json, "out_stats_json") }?;
+        let outbox = unsafe { outbox_ref(outbox) }?;
+        let stats = stats_json(&outbox.stats()?);
+        unsafe { write_json(out_stats_json, stats) }
+    })
+}
+
+/// Removes the failed list from the file and writes it to `*out_failed_json`, oldest first:
+/// `[{"target":{...},"patch":{...},"error":{...},"failedAt":"..."}]`, with the target and patch
+/// as `ius_outbox_enqueue` takes them and the error as any call's error JSON.
+///
+/// Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_take_failed(
+    outbox: *mut ius_outbox,
+    out_failed_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, [out_failed_json], {
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        unsafe { clear_required(out_failed_json, "out_failed_json") }?;
+        let outbox = unsafe { outbox_ref(outbox) }?;
+        let failed: Vec<Value> = outbox
+            .take_failed()?
+            .into_iter()
+            .map(|report| {
+                let error = FfiError::from(report.error).to_value();
+                json!({
+                    "target": report.target.to_value(report.api_version),
+                    "patch": serde_json::from_slice::<Value>(&report.patch.to_json())
+                        .unwrap_or(Value::Null),
+                    "error": error,
+                    "failedAt": report.failed_at.as_str(),
+                })
+            })
+            .collect();
+        unsafe { write_json(out_failed_json, Value::Array(failed)) }
+    })
+}
+
+/// Frees an outbox (its file stays). NULL is allowed and does nothing.
+///
+/// Ownership: takes back an outbox from `ius_outbox_open`; it must not be used or freed again.
+/// Thread safety: no other thread may be using the outbox when it is freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_free(outbox: *mut ius_outbox) {
+    ffi_body_or!((), {
+        if !outbox.is_null() {
+            // SAFETY: per the contract, outbox came from Box::into_raw in ius_outbox_open, is not
+            // in use and is freed once.
+            drop(unsafe { Box::from_raw(outbox) });
+        }
+    })
+}
+
+/// Checks that the required `out` is not NULL and sets it to NULL, so every failure leaves NULL.
+///
+/// # Safety
+/// `out` must be NULL or valid for a write.
+unsafe fn clear_required(out: *mut *mut c_char, name: &'static str) -> Result<(), FfiError> {
+    require_out(out, name)?;
+    // SAFETY: non-NULL and writable per the caller's contract.
+    unsafe { write_out(out, std::ptr::null_mut()) };
+    Ok(())
+}
+
+/// Writes `value` as a JSON string C owns through `out`.
+///
+/// # Safety
+/// `out` must be NULL or valid for a write.
+unsafe fn write_json(out: *mut *mut c_char, value: Value) -> Result<(), FfiError> {
+    let text = to_c_string(value.to_string())?;
+    // SAFETY: per the caller's contract.
+    unsafe { write_out(out, text) };
+    Ok(())
+}
+
+fn seconds(duration: Option<Duration>) -> Value {
+    duration.map_or(Value::Null, |d| json!(d.as_secs_f64()))
+}
+
+fn report_json(report: &FlushReport) -> Value {
+    json!({
+        "sent": report.sent,
+        "applied": report.applied,
+        "retryLater": report.retry_later,
+        "failed": report.failed,
+        "skipped": report.skipped,
+        "pending": report.pending,
+        "nextAttemptInSeconds": seconds(report.next_attempt_in),
+    })
+}
+
+fn stats_json(stats: &OutboxStats) -> Value {
+    json!({
+        "pending": stats.pending,
+        "failed": stats.failed,
+        "skipped": stats.skipped,
+        "applied": stats.applied,
+        "bytes": stats.bytes,
+        "oldestPendingSeconds": seconds(stats.oldest_pending),
+    })
+}
+
+/// `options_json` -> [`OutboxOptions`]: names and types here, value rules in the core.
+fn options_from_json(text: &str) -> Result<OutboxOptions, FfiError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("options_json", &err))?;
+    let Value::Object(map) = value else {
+        return Err(Error::config(
+            "options_json",
+            format!("must be a JSON object, got {}", kind(&value)),
+        )
+        .into());
+    };
+    let mut options = OutboxOptions::new();
+    for (key, value) in map {
+        let count = || {
+            value.as_u64().ok_or_else(|| {
+                Error::config(
+                    &key,
+                    format!("must be a non-negative integer, got {}", kind(&value)),
+                )
+            })
+        };
+        options = match key.as_str() {
+            "maxPending" => options.max_pending(count()?),
+            "maxBytes" => options.max_bytes(count()?),
+            "resendAfterSeconds" => options.resend_after(Duration::from_secs(count()?)),
+            "skipUnchanged" => options.skip_unchanged(value.as_bool().ok_or_else(|| {
+                Error::config(&key, format!("must be true or false, got {}", kind(&value)))
+            })?),
+            _ => {
+                return Err(Error::config(
+                    &key,
+                    format!("unknown key; expected one of {OPTION_KEYS}"),
+                )
+                .into());
+            }
+        };
+    }
+    Ok(options)
+}
+
+/// `items_json` -> items; an item's error names it (`items_json[2].devicesCount`).
+fn items_from_json(text: &str) -> Result<Vec<OutboxItem>, FfiError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("items_json", &err))?;
+    let Value::Array(items) = value else {
+        return Err(Error::invalid(
+            "items_json",
+            format!("must be a JSON array, got {}", kind(&value)),
+        )
+        .into());
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            item_from_value(item).map_err(|err| match err {
+                Error::InvalidInput { field, reason } => Error::InvalidInput {
+                    field: format!("items_json[{index}].{field}"),
+                    reason,
+                },
+                other => other,
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(FfiError::from)
+}
+
+fn item_from_value(item: Value) -> Result<OutboxItem, Error> {
+    let Value::Object(mut map): Value = item else {
+        return Err(Error::invalid("item", "must be a JSON object"));
+    };
+    let mut take = |key: &str| {
+        map.remove(key)
+            .ok_or_else(|| Error::invalid(key, "is required"))
+    };
+    let target = take("target")?;
+    let patch = take("patch")?;
+    if let Some(key) = map.keys().next() {
+        return Err(Error::invalid(
+            key,
+            format!("unknown key; expected one of {ITEM_KEYS}"),
+        ));
+    }
+    let (target, version) = Target::from_value(target).map_err(|err| match err {
+        Error::InvalidInput { field, reason } if field == "target_json" => Error::InvalidInput {
+            field: "target".into(),
+            reason,
+        },
+        other => other,
+    })?;
+    let mut item = OutboxItem::new(target, crate::UserStatusPatch::from_value(patch)?);
+    if let Some(version) = version {
+        item = item.api_version(version);
+    }
+    Ok(item)
+}

@@ -1,0 +1,114 @@
+//! Which failures end a report's delivery, and how such an error is kept in the failed list.
+//!
+//! The failed list stores the error as JSON with every field of the [`Error`], so
+//! [`Outbox::take_failed`](super::Outbox::take_failed) hands back the same error the flush saw
+//! (and the C layer writes its usual error JSON from it).
+
+use serde_json::{Value, json};
+
+use crate::{Error, GraphError};
+
+/// True when sending the report again cannot succeed by itself: Graph refused it with a 4xx
+/// other than 408 (timeout) or 429 (throttled), e.g. 404 for a user status that no longer
+/// exists, or the report itself is invalid. Everything else (throttling, 5xx, network, timeouts,
+/// tokens) is transient and retried by a later flush.
+pub(crate) fn is_permanent(error: &Error) -> bool {
+    match error {
+        Error::Graph(graph) => {
+            (400..500).contains(&graph.status) && !matches!(graph.status, 408 | 429)
+        }
+        Error::InvalidInput { .. } => true,
+        _ => false,
+    }
+}
+
+/// A permanent error as stored in the failed list.
+pub(crate) fn to_json(error: &Error) -> String {
+    let value = match error {
+        Error::Graph(g) => json!({
+            "kind": "graph",
+            "status": g.status,
+            "code": g.code,
+            "message": g.message,
+            "requestId": g.request_id,
+            "clientRequestId": g.client_request_id,
+            "date": g.date,
+            "rawBody": g.raw_body,
+            "attempts": g.attempts,
+        }),
+        Error::InvalidInput { field, reason } => json!({
+            "kind": "invalidInput",
+            "field": field,
+            "reason": reason,
+        }),
+        other => json!({ "kind": "other", "message": other.to_string() }),
+    };
+    value.to_string()
+}
+
+/// The stored error back as the [`Error`] the flush saw.
+pub(crate) fn from_json(text: &str) -> Error {
+    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let text_of = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    match value.get("kind").and_then(Value::as_str) {
+        Some("graph") => Error::Graph(Box::new(GraphError {
+            status: value
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(0),
+            code: text_of("code"),
+            message: text_of("message"),
+            request_id: text_of("requestId"),
+            client_request_id: text_of("clientRequestId").unwrap_or_default(),
+            date: text_of("date"),
+            retry_after: None,
+            raw_body: text_of("rawBody"),
+            attempts: value
+                .get("attempts")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            retry_stopped: None,
+        })),
+        Some("invalidInput") => Error::InvalidInput {
+            field: text_of("field").unwrap_or_default(),
+            reason: text_of("reason").unwrap_or_default(),
+        },
+        _ => Error::InvalidInput {
+            field: "error".into(),
+            reason: text_of("message").unwrap_or_else(|| format!("unreadable stored error {text}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graph_error_round_trips_and_only_real_refusals_are_permanent() {
+        let graph = |status| {
+            Error::Graph(Box::new(GraphError {
+                status,
+                code: Some("ResourceNotFound".into()),
+                message: Some("gone".into()),
+                request_id: Some("req".into()),
+                client_request_id: "crid".into(),
+                date: None,
+                retry_after: None,
+                raw_body: None,
+                attempts: 1,
+                retry_stopped: None,
+            }))
+        };
+        let back = from_json(&to_json(&graph(404)));
+        assert_eq!(back.graph(), graph(404).graph());
+        assert!(is_permanent(&graph(404)) && is_permanent(&graph(400)));
+        for status in [408, 429, 500, 503] {
+            assert!(!is_permanent(&graph(status)), "{status}");
+        }
+        let invalid = from_json(&to_json(&Error::invalid("route", "v1.0")));
+        assert!(matches!(invalid, Error::InvalidInput { field, .. } if field == "route"));
+    }
+}
