@@ -98,6 +98,13 @@ fn reports_merge_field_by_field_into_one_write_per_target() {
     assert_eq!(report.next_attempt_in, None);
     let sent = patches(&emu);
     assert_eq!(sent.len(), 2, "{sent:?}");
+    // Through the bulk path: one $batch carried both.
+    let batches: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path().ends_with("/$batch"))
+        .collect();
+    assert_eq!(batches.len(), 1);
     assert_eq!(sent[0].0, format!("/beta{DIRECT}/u0"));
     assert_eq!(
         sent[0].1,

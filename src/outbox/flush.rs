@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::lock::FlushLock;
 use super::store::{self, Due, Outcome, now_ms};
 use super::{FlushReport, Outbox, failure};
-use crate::{ApiVersion, CallOptions, Client, Error, Target, UpdateOutcome, UserStatusPatch};
+use crate::{BulkItem, CallOptions, Client, Error, Target, UpdateOutcome};
 
 /// Reports sent between two records: bounds what a kill makes the next flush send again.
 const ROUND: usize = 100;
@@ -110,36 +110,17 @@ fn rfc3339_now() -> String {
         .unwrap_or_default()
 }
 
-/// What one pending row sends.
-pub(crate) struct Item {
-    target: Target,
-    patch: UserStatusPatch,
-    version: ApiVersion,
-}
-
-fn to_item(due: &Due) -> Result<Item, Error> {
+fn to_item(due: &Due) -> Result<BulkItem, Error> {
     let value = serde_json::from_str(&due.target).map_err(|err| Error::Storage {
         path: due.key.clone(),
         reason: format!("a stored target cannot be read: {err}"),
     })?;
     let (target, version) = Target::from_value(value)?;
-    Ok(Item {
-        target,
-        patch: due.patch.clone(),
-        version: version.unwrap_or_default(),
-    })
+    Ok(BulkItem::new(target, due.patch.clone()).api_version(version.unwrap_or_default()))
 }
 
-/// Sends `items` and returns one result per item, in order. Until the bulk path lands this sends
-/// them one by one; then it is `client.update_user_statuses_with(...)`.
-fn deliver(client: &Client, items: &[Item]) -> Vec<Result<UpdateOutcome, Error>> {
-    items
-        .iter()
-        .map(|item| {
-            let options = CallOptions::new()
-                .api_version(item.version)
-                .fetch_after_no_content(false);
-            client.update_user_status_with(&item.target, &item.patch, &options)
-        })
-        .collect()
+/// Sends `items` through the bulk path (`$batch`, 20 per request, per-item retries, pacing) and
+/// returns one result per item, in order.
+fn deliver(client: &Client, items: &[BulkItem]) -> Vec<Result<UpdateOutcome, Error>> {
+    client.update_user_statuses_with(items, &CallOptions::new().fetch_after_no_content(false))
 }
