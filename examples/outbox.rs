@@ -24,7 +24,7 @@ use std::time::Duration;
 use intune_user_status::{
     Client, ComplianceStatus, Error, Outbox, OutboxOptions, Target, UserStatusPatch,
 };
-use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
+use ius_emulator::{Config, Emulator, SeedEntry};
 
 const USAGE: &str = "usage: outbox [--base-url URL --token T --outbox PATH --config-id X --status-id Y \
 [--every SECS] [--cycles N]]
@@ -74,22 +74,28 @@ fn agent(
 
 fn demo() -> Result<(), Error> {
     let collection = "/deviceManagement/deviceConfigurations/baseline-1/userStatuses";
-    let emulator = Emulator::start(Config {
-        token: Some("emulator-token".into()),
-        seed: ["alice", "bob"]
-            .iter()
-            .map(|id| SeedEntry {
-                collection: collection.into(),
-                entity: serde_json::json!({ "id": id, "devicesCount": 0 }),
-            })
-            .collect(),
-        // Offline at first: the first four requests find the connection reset.
-        faults: vec![FaultRule::next(4, Fault::Reset)],
-        ..Config::default()
-    })
-    .expect("start the emulator on 127.0.0.1");
+    // Offline at first: the service comes up on its port only after the first two flushes.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port");
+    let service = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        Emulator::start(Config {
+            listen: addr,
+            token: Some("emulator-token".into()),
+            seed: ["alice", "bob"]
+                .iter()
+                .map(|id| SeedEntry {
+                    collection: collection.into(),
+                    entity: serde_json::json!({ "id": id, "devicesCount": 0 }),
+                })
+                .collect(),
+            ..Config::default()
+        })
+        .expect("start the emulator on 127.0.0.1")
+    });
     let client = Client::builder()
-        .base_url(emulator.base_url())
+        .base_url(format!("http://{addr}"))
         .access_token("emulator-token")
         .retry_policy(intune_user_status::RetryPolicy::none().base_delay(Duration::from_millis(50)))
         .build()?;
@@ -109,7 +115,8 @@ fn demo() -> Result<(), Error> {
         }),
         _ => UserStatusPatch::new().devices_count(cycle.min(4) as i32),
     };
-    agent(&outbox, &targets, 8, 2, Duration::from_millis(60), compute)?;
+    agent(&outbox, &targets, 8, 2, Duration::from_millis(80), compute)?;
+    let emulator = service.join().expect("the emulator thread");
     let patches = emulator
         .requests()
         .iter()
