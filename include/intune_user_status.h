@@ -342,7 +342,9 @@ ius_status ius_client_new(const char *config_json,
  * before the first request, again when the lifetime it reported is 5 minutes from its end (at
  * half of it for lifetimes under 10 minutes), and once more when Graph answers 401 to its token.
  * Calls are one at a time per client: threads needing a token meanwhile wait for that call and
- * share its outcome. A failure (a negative return, a bad token) makes the update return
+ * share its outcome, each for at most what is left of its own `timeouts.totalMs` (then its update
+ * returns `IUS_STATUS_AUTH`). The thread running the callback cannot be interrupted: its update
+ * may outlast its `totalMs` by as long as the callback takes. A failure (a negative return, a bad token) makes the update return
  * `IUS_STATUS_AUTH` with the callback's message in the error JSON, and nothing is sent to Graph;
  * the next update calls the callback again.
  *
@@ -373,7 +375,8 @@ void ius_client_free(ius_client *client);
 /**
  * Reads one key of an error JSON object, for callers without a JSON parser (the C++ header uses
  * it): `key` is one of the keys the error JSON documents (`message`, `field`, `path`, `httpStatus`,
- * `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `attempts`, `aadsts`, `error`,
+ * `code`, `requestId`, `clientRequestId`, `retryAfterSeconds`, `retryStopped`, `attempts`,
+ * `aadsts`, `error`,
  * `traceId`, `correlationId`, `status`).
  *
  * Ownership: both inputs are borrowed for the call. On success `*out_value` receives the value as
@@ -623,11 +626,13 @@ void ius_string_free(char *s);
  * `*out_response_json` (if `out_response_json` is not NULL) receives the updated object as JSON
  * when Graph returned it (200) or the client fetched it after a 204 (`fetchAfterNoContent`), else
  * NULL (Graph answered 204); `*out_error_json` (if not NULL) is set to NULL. On failure
- * `*out_response_json` is not written and `*out_error_json` (if not NULL) receives
+ * `*out_response_json` (if not NULL) is NULL and `*out_error_json` (if not NULL) receives
  * `{"status":"...","message":"...","field":...,"httpStatus":...,"code":...,"requestId":...,
- * "clientRequestId":...,"retryAfterSeconds":...,"attempts":...}` with only the keys that apply
- * (`attempts`: requests actually sent, retries included). Free every returned string with
- * `ius_string_free`.
+ * "clientRequestId":...,"retryAfterSeconds":...,"retryStopped":...,"attempts":...}` with only
+ * the keys that apply (`retryStopped`: why retrying stopped before the retries ran out, e.g. a
+ * `Retry-After` past `retry.maxDelayMs`; `attempts`: requests actually sent, retries included). Both out-parameters are set to NULL
+ * at entry, so after any return each holds NULL or a string the caller owns (a pointer left
+ * from an earlier call is never kept). Free every returned string with `ius_string_free`.
  *
  * Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
  * `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
