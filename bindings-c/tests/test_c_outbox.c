@@ -170,7 +170,7 @@ int main(int argc, char **argv) {
       "{\"target\":{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"o2\"},"
       "\"patch\":{\"devicesCount\":-3}}]";
   CHECK(ius_outbox_enqueue_many(outbox, bad_items, &error) == IUS_STATUS_INVALID_INPUT);
-  contains(error, "items_json[1].devicesCount");
+  contains(error, "items[1].patch.devicesCount");
   ius_string_free(error);
   stats = stats_of(outbox);
   contains(stats, "\"pending\":0");

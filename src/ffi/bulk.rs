@@ -110,7 +110,7 @@ pub unsafe extern "C" fn ius_update_user_statuses(
 
 /// `{"target": T, "patch": P}`; a bad field is named from the item (`patch.devicesCount`), an
 /// item that is no object by its place (`items[3]`).
-fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Error> {
+pub(super) fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Error> {
     let Value::Object(map) = value else {
         return Err(Error::invalid(
             place(index),
@@ -168,6 +168,6 @@ fn failed(index: usize, error: Error) -> Value {
     Value::Object(result)
 }
 
-fn place(index: usize) -> String {
+pub(super) fn place(index: usize) -> String {
     format!("items[{index}]")
 }

@@ -5,17 +5,17 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::bulk::{item_from_value as bulk_item, place};
 use super::client::{client_ref, ius_client};
-use super::error::FfiError;
+use super::error::{FfiError, parse_json};
 use super::status::ius_status;
 use super::strings::{arg_str, require_out, to_c_string, write_out};
 use super::target::target_from_json;
 use super::update::parse_patch;
 use crate::json::kind;
-use crate::{Error, FlushReport, Outbox, OutboxItem, OutboxOptions, OutboxStats, Target};
+use crate::{Error, FlushReport, Outbox, OutboxItem, OutboxOptions, OutboxStats};
 
 const OPTION_KEYS: &str = "maxPending, maxBytes, skipUnchanged, resendAfterSeconds";
-const ITEM_KEYS: &str = "target, patch";
 
 /// A durable outbox of status reports in an SQLite file.
 ///
@@ -280,8 +280,7 @@ fn stats_json(stats: &OutboxStats) -> Value {
 
 /// `options_json` -> [`OutboxOptions`]: names and types here, value rules in the core.
 fn options_from_json(text: &str) -> Result<OutboxOptions, FfiError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("options_json", &err))?;
+    let value = parse_json(text, "options_json", Error::config)?;
     let Value::Object(map) = value else {
         return Err(Error::config(
             "options_json",
@@ -318,59 +317,28 @@ fn options_from_json(text: &str) -> Result<OutboxOptions, FfiError> {
     Ok(options)
 }
 
-/// `items_json` -> items; an item's error names it (`items_json[2].devicesCount`).
+/// `items_json` -> items, all or nothing: each item is read as `ius_update_user_statuses` reads
+/// it, and the first bad one is the error, named from the array (`items[2].patch.devicesCount`).
 fn items_from_json(text: &str) -> Result<Vec<OutboxItem>, FfiError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| FfiError::invalid_json("items_json", &err))?;
-    let Value::Array(items) = value else {
+    let value = parse_json(text, "items_json", Error::invalid)?;
+    let Value::Array(elements) = value else {
         return Err(Error::invalid(
             "items_json",
             format!("must be a JSON array, got {}", kind(&value)),
         )
         .into());
     };
-    items
+    elements
         .into_iter()
         .enumerate()
-        .map(|(index, item)| {
-            item_from_value(item).map_err(|err| match err {
-                Error::InvalidInput { field, reason } => Error::InvalidInput {
-                    field: format!("items_json[{index}].{field}"),
-                    reason,
-                },
-                other => other,
+        .map(|(index, element)| {
+            let item = bulk_item(element, index).map_err(|err| err.within(&place(index)))?;
+            let outbox_item = OutboxItem::new(item.target().clone(), item.patch().clone());
+            Ok(match item.requested_api_version() {
+                Some(version) => outbox_item.api_version(version),
+                None => outbox_item,
             })
         })
-        .collect::<Result<_, _>>()
+        .collect::<Result<_, Error>>()
         .map_err(FfiError::from)
-}
-
-fn item_from_value(item: Value) -> Result<OutboxItem, Error> {
-    let Value::Object(mut map): Value = item else {
-        return Err(Error::invalid("item", "must be a JSON object"));
-    };
-    let mut take = |key: &str| {
-        map.remove(key)
-            .ok_or_else(|| Error::invalid(key, "is required"))
-    };
-    let target = take("target")?;
-    let patch = take("patch")?;
-    if let Some(key) = map.keys().next() {
-        return Err(Error::invalid(
-            key,
-            format!("unknown key; expected one of {ITEM_KEYS}"),
-        ));
-    }
-    let (target, version) = Target::from_value(target).map_err(|err| match err {
-        Error::InvalidInput { field, reason } if field == "target_json" => Error::InvalidInput {
-            field: "target".into(),
-            reason,
-        },
-        other => other,
-    })?;
-    let mut item = OutboxItem::new(target, crate::UserStatusPatch::from_value(patch)?);
-    if let Some(version) = version {
-        item = item.api_version(version);
-    }
-    Ok(item)
 }
