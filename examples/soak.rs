@@ -3,9 +3,10 @@
 //! - the emulator holds exactly what the successful updates wrote (every entity is written by one
 //!   thread only, so the last success is known), and every read saw the last success;
 //! - every call returned within its budget (`totalMs` plus a small margin);
-//! - resident memory and open file descriptors at the end are within 10% of their values after
-//!   warm-up (each taken at rest: the workers paused, or done, and every connection settled, so
-//!   calls in flight do not count);
+//! - resident memory, and open file descriptors other than pooled connections, at the end are
+//!   within 10% of their values after warm-up, and the pooled connections stay within the pool's
+//!   bound with no emulator end outliving its client end (each taken at rest: the workers paused,
+//!   or done, and every connection settled, so calls in flight do not count);
 //!
 //! and prints calls, faults, failures by kind, RSS and fds. Exits non-zero when a check fails.
 //!
