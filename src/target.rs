@@ -467,55 +467,26 @@ impl Target {
     /// `{"windowsAutopilotDeploymentProfileId","userStatusId","apiVersion"}`. Returns the target
     /// and the `apiVersion`, if given. Unknown keys are refused, naming the key.
     pub fn from_value(value: Value) -> Result<(Target, Option<ApiVersion>), Error> {
-        let Value::Object(map) = value else {
-            return Err(Error::invalid(
-                "target_json",
-                format!("must be a JSON object, got {}", json::kind(&value)),
-            ));
-        };
-        let mut configuration = None;
-        let mut profile = None;
-        let mut route = None;
-        let mut certificate = None;
-        let mut status = None;
-        let mut version = None;
-        let string = |key: &str, value| json::string(value).map_err(|why| Error::invalid(key, why));
-        for (key, value) in map {
-            match key.as_str() {
-                "deviceConfigurationId" => configuration = Some(string(&key, value)?),
-                "windowsAutopilotDeploymentProfileId" => profile = Some(string(&key, value)?),
-                "route" => route = Some(string(&key, value)?),
-                "certificateId" => certificate = Some(string(&key, value)?),
-                "userStatusId" => status = Some(string(&key, value)?),
-                "apiVersion" => version = Some(string(&key, value)?.parse()?),
-                _ => {
-                    return Err(Error::invalid(
-                        key,
-                        format!("unknown key; expected one of {TARGET_KEYS}"),
-                    ));
-                }
-            }
-        }
-        let status = status.ok_or_else(|| Error::invalid("userStatusId", "is required"))?;
-        let parent = match (configuration, profile) {
-            (Some(configuration), None) => ParentId::DeviceConfiguration(configuration),
-            (None, Some(profile)) => ParentId::AutopilotProfile(profile),
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(
-                    "windowsAutopilotDeploymentProfileId",
-                    "give either deviceConfigurationId or windowsAutopilotDeploymentProfileId, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(Error::invalid(
-                    "deviceConfigurationId",
-                    "is required (or windowsAutopilotDeploymentProfileId for the Autopilot route)",
-                ));
-            }
-        };
-        let route = route.unwrap_or_default();
-        let target = Target::under(parent, &route, certificate.as_deref(), status)?;
-        Ok((target, version))
+        Target::from_named_value(value, "target_json")
+    }
+
+    /// [`Target::from_value`], with `name` the field a value that is not an object is reported
+    /// as (a bulk item's `target`).
+    pub(crate) fn from_named_value(
+        value: Value,
+        name: &str,
+    ) -> Result<(Target, Option<ApiVersion>), Error> {
+        let parts = TargetJson::parse(value, name, true)?;
+        let status = parts
+            .user_status_id
+            .ok_or_else(|| Error::invalid("userStatusId", "is required"))?;
+        let target = Target::under(
+            parts.parent,
+            &parts.route,
+            parts.certificate_id.as_deref(),
+            status,
+        )?;
+        Ok((target, parts.api_version))
     }
 
     /// Checks the ids and the version, then appends
@@ -618,6 +589,82 @@ fn push_id(url: &mut String, field: &str, id: &str) -> Result<(), Error> {
     }
     url.extend(utf8_percent_encode(id, SEGMENT));
     Ok(())
+}
+
+/// The keys of a `target_json` (or, without `userStatusId`, a `collection_json`): one reader for
+/// the C API's targets, bulk items, outbox rows and collections.
+pub(crate) struct TargetJson {
+    pub(crate) parent: ParentId,
+    /// As the documentation page writes it; empty for the direct path.
+    pub(crate) route: String,
+    pub(crate) certificate_id: Option<String>,
+    pub(crate) user_status_id: Option<String>,
+    pub(crate) api_version: Option<ApiVersion>,
+}
+
+impl TargetJson {
+    /// Reads the keys of `value`; `name` is what a value that is not an object is reported as, and
+    /// `with_status` whether `userStatusId` may be given (a collection names none).
+    pub(crate) fn parse(value: Value, name: &str, with_status: bool) -> Result<TargetJson, Error> {
+        let Value::Object(map) = value else {
+            return Err(Error::invalid(
+                name,
+                format!("must be a JSON object, got {}", json::kind(&value)),
+            ));
+        };
+        let mut configuration = None;
+        let mut profile = None;
+        let mut route = None;
+        let mut certificate_id = None;
+        let mut user_status_id = None;
+        let mut api_version = None;
+        let string = |key: &str, value| json::string(value).map_err(|why| Error::invalid(key, why));
+        for (key, value) in map {
+            match key.as_str() {
+                "deviceConfigurationId" => configuration = Some(string(&key, value)?),
+                "windowsAutopilotDeploymentProfileId" => profile = Some(string(&key, value)?),
+                "route" => route = Some(string(&key, value)?),
+                "certificateId" => certificate_id = Some(string(&key, value)?),
+                "userStatusId" if with_status => user_status_id = Some(string(&key, value)?),
+                "userStatusId" => {
+                    return Err(Error::invalid(
+                        key,
+                        "a collection names no user status; leave userStatusId out",
+                    ));
+                }
+                "apiVersion" => api_version = Some(string(&key, value)?.parse()?),
+                _ => {
+                    return Err(Error::invalid(
+                        json::unknown_key_field(name, &key),
+                        format!("unknown key \"{key}\"; expected one of {TARGET_KEYS}"),
+                    ));
+                }
+            }
+        }
+        let parent = match (configuration, profile) {
+            (Some(configuration), None) => ParentId::DeviceConfiguration(configuration),
+            (None, Some(profile)) => ParentId::AutopilotProfile(profile),
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "windowsAutopilotDeploymentProfileId",
+                    "give either deviceConfigurationId or windowsAutopilotDeploymentProfileId, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "deviceConfigurationId",
+                    "is required (or windowsAutopilotDeploymentProfileId for the Autopilot route)",
+                ));
+            }
+        };
+        Ok(TargetJson {
+            parent,
+            route: route.unwrap_or_default(),
+            certificate_id,
+            user_status_id,
+            api_version,
+        })
+    }
 }
 
 #[cfg(test)]

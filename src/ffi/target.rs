@@ -4,12 +4,8 @@
 use serde_json::Value;
 
 use super::error::{FfiError, parse_json};
-use crate::json::{self, kind};
-use crate::target::ParentId;
-use crate::{CallOptions, Collection, Error, Target};
-
-const KEYS: &str = "deviceConfigurationId, windowsAutopilotDeploymentProfileId, route, \
-                    certificateId, userStatusId, apiVersion";
+use crate::target::TargetJson;
+use crate::{ApiVersion, CallOptions, Collection, Error, Target};
 
 /// Parses `target_json`. The route is written as the documentation page writes it; the core's
 /// route rules ([`Target::from_route`]'s) decide what it names under the parent the keys give.
@@ -21,91 +17,24 @@ pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiE
 /// A target given as a parsed value (a bulk item's); `name` is the field a value that is not an
 /// object is reported as.
 pub(crate) fn target_from_value(value: Value, name: &str) -> Result<(Target, CallOptions), Error> {
-    let (parent, route, certificate, status, options) = parse(value, name, true)?;
-    let status = status.ok_or_else(|| Error::invalid("userStatusId", "is required"))?;
-    let target = Target::under(parent, &route, certificate.as_deref(), status)?;
-    Ok((target, options))
+    let (target, version) = Target::from_named_value(value, name)?;
+    Ok((target, options(version)))
 }
 
 /// Parses `collection_json`: a `target_json` without `userStatusId`.
 pub(crate) fn collection_from_json(text: &str) -> Result<(Collection, CallOptions), FfiError> {
     let value = parse_json(text, "collection_json", Error::invalid)?;
-    let (parent, route, certificate, _, options) = parse(value, "collection_json", false)?;
-    let collection = Collection::under(parent, &route, certificate.as_deref())?;
-    Ok((collection, options))
+    let parts = TargetJson::parse(value, "collection_json", false)?;
+    let collection =
+        Collection::under(parts.parent, &parts.route, parts.certificate_id.as_deref())?;
+    Ok((collection, options(parts.api_version)))
 }
 
-/// The parent, route, certificate id, user status id and options a target or collection names.
-type Parts = (
-    ParentId,
-    String,
-    Option<String>,
-    Option<String>,
-    CallOptions,
-);
-
-fn parse(value: Value, name: &str, with_status: bool) -> Result<Parts, Error> {
-    let Value::Object(map) = value else {
-        return Err(Error::invalid(
-            name,
-            format!("must be a JSON object, got {}", kind(&value)),
-        ));
-    };
-    let mut configuration = None;
-    let mut profile = None;
-    let mut route = None;
-    let mut certificate = None;
-    let mut status = None;
-    let mut options = CallOptions::new();
-    for (key, value) in map {
-        match key.as_str() {
-            "deviceConfigurationId" => configuration = Some(string(&key, value)?),
-            "windowsAutopilotDeploymentProfileId" => profile = Some(string(&key, value)?),
-            "route" => route = Some(string(&key, value)?),
-            "certificateId" => certificate = Some(string(&key, value)?),
-            "userStatusId" if with_status => status = Some(string(&key, value)?),
-            "userStatusId" => {
-                return Err(Error::invalid(
-                    key,
-                    "a collection names no user status; leave userStatusId out",
-                ));
-            }
-            "apiVersion" => options = options.api_version(string(&key, value)?.parse()?),
-            _ => {
-                return Err(Error::invalid(
-                    json::unknown_key_field(name, &key),
-                    format!("unknown key \"{key}\"; expected one of {KEYS}"),
-                ));
-            }
-        }
+fn options(version: Option<ApiVersion>) -> CallOptions {
+    match version {
+        Some(version) => CallOptions::new().api_version(version),
+        None => CallOptions::new(),
     }
-    let parent = match (configuration, profile) {
-        (Some(configuration), None) => ParentId::DeviceConfiguration(configuration),
-        (None, Some(profile)) => ParentId::AutopilotProfile(profile),
-        (Some(_), Some(_)) => {
-            return Err(Error::invalid(
-                "windowsAutopilotDeploymentProfileId",
-                "give either deviceConfigurationId or windowsAutopilotDeploymentProfileId, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(Error::invalid(
-                "deviceConfigurationId",
-                "is required (or windowsAutopilotDeploymentProfileId for the Autopilot route)",
-            ));
-        }
-    };
-    Ok((
-        parent,
-        route.unwrap_or_default(),
-        certificate,
-        status,
-        options,
-    ))
-}
-
-fn string(field: &str, value: Value) -> Result<String, Error> {
-    json::string(value).map_err(|reason| Error::invalid(field, reason))
 }
 
 #[cfg(test)]
