@@ -1,35 +1,12 @@
-//! Link settings of the C library.
-//!
-//! - On ELF platforms the shared object gets the SONAME `libintune_user_status.so.<major>`: the
-//!   ABI's major version, the crate's major version (0 for every 0.x: within a major version the
-//!   C ABI only grows, see the README's "ABI" section). Programs record that name when linking and
-//!   keep loading any later compatible release. Cargo itself sets no SONAME.
-//! - The target triple is handed to `tests/c_api.rs`, which finds the C and C++ compilers with the
-//!   `cc` crate the way a build script would.
+//! Hands the target and host triples to `tests/c_api.rs`, which finds the C and C++ compilers
+//! with the `cc` crate the way a build script would. (The C library's link settings are in
+//! `bindings-c/build.rs`.)
 
 use std::env;
-
-/// Target operating systems whose shared objects are ELF and take `-soname`.
-const ELF_OSES: [&str; 8] = [
-    "linux",
-    "android",
-    "freebsd",
-    "netbsd",
-    "openbsd",
-    "dragonfly",
-    "illumos",
-    "solaris",
-];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let var = |name: &str| env::var(name).unwrap_or_default();
     println!("cargo:rustc-env=IUS_BUILD_TARGET={}", var("TARGET"));
     println!("cargo:rustc-env=IUS_BUILD_HOST={}", var("HOST"));
-    if ELF_OSES.contains(&var("CARGO_CFG_TARGET_OS").as_str()) {
-        println!(
-            "cargo:rustc-cdylib-link-arg=-Wl,-soname,libintune_user_status.so.{}",
-            var("CARGO_PKG_VERSION_MAJOR")
-        );
-    }
 }

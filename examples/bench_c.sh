@@ -20,7 +20,8 @@ work=$(mktemp -d)
 nginx_pid=
 trap '[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
-cargo build --release --quiet --lib --example bench
+cargo build --release --quiet -p intune-user-status-c
+cargo build --release --quiet --example bench
 # The library's SONAME is libintune_user_status.so.0: the loader finds it through a link beside
 # the program.
 ln -s "$root/target/release/libintune_user_status.so" "$work/libintune_user_status.so.0"

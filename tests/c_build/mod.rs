@@ -170,10 +170,10 @@ pub fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The SONAME the library carries (build.rs): the ABI's major version.
+/// The SONAME the library carries (bindings-c/build.rs): the ABI's major version.
 pub const SONAME: &str = concat!("libintune_user_status.so.", env!("CARGO_PKG_VERSION_MAJOR"));
 
-/// Builds the shared and static library with cargo, in this test's profile; returns the
+/// Builds the shared and static library (the package `bindings-c/`) with cargo, in this test's profile; returns the
 /// shared object's path.
 pub fn build_library() -> PathBuf {
     let profile = profile_dir();
@@ -181,7 +181,7 @@ pub fn build_library() -> PathBuf {
     let mut build = Command::new(cargo);
     build
         .current_dir(root())
-        .args(["build", "-p", "intune-user-status", "--lib"]);
+        .args(["build", "-p", "intune-user-status-c", "--lib"]);
     if profile.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
