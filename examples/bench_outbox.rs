@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use intune_user_status::{Client, Outbox, OutboxItem, OutboxOptions, Target, UserStatusPatch};
+use intune_user_status::{BulkItem, Client, Outbox, OutboxOptions, Target, UserStatusPatch};
 use ius_emulator::{Config, Emulator, SeedEntry};
 
 fn line(name: &str, n: usize, seconds: f64) {
@@ -77,7 +77,7 @@ fn main() {
     let outbox =
         Outbox::open(&offline, fresh(&dir, "bench-many.db"), OutboxOptions::new()).expect("open");
     let items: Vec<_> = (0..n * 10)
-        .map(|i| OutboxItem::new(Target::new("bench", format!("u{i}")), patch(i)))
+        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i)))
         .collect();
     let started = Instant::now();
     for chunk in items.chunks(100) {
@@ -126,7 +126,7 @@ fn main() {
     let outbox =
         Outbox::open(&client, fresh(&dir, "bench-flush.db"), OutboxOptions::new()).expect("open");
     let items: Vec<_> = (0..pending)
-        .map(|i| OutboxItem::new(Target::new("bench", format!("u{i}")), patch(i)))
+        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i)))
         .collect();
     outbox.enqueue_many(&items).expect("enqueue_many");
     let started = Instant::now();

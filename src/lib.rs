@@ -87,8 +87,7 @@ pub use model::{
 };
 #[cfg(feature = "outbox")]
 pub use outbox::{
-    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxItem, OutboxOptions,
-    OutboxStats,
+    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxOptions, OutboxStats,
 };
 pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;

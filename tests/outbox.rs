@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{TOKEN, builder};
 use intune_user_status::{
-    ApiVersion, Client, ComplianceStatus, Enqueued, Error, MIN_OUTBOX_BYTES, Outbox, OutboxItem,
+    ApiVersion, BulkItem, Client, ComplianceStatus, Enqueued, Error, MIN_OUTBOX_BYTES, Outbox,
     OutboxOptions, RetryPolicy, Route, Target, UserStatusPatch,
 };
 use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
@@ -207,12 +207,12 @@ fn enqueue_validates_as_an_update_does_and_stores_nothing_invalid() {
         "deviceConfigurationId"
     );
     let nested = Target::with_route("c1", Route::RootCertificate, "u0");
-    let v1 = OutboxItem::new(nested, count(1)).api_version(ApiVersion::V1_0);
+    let v1 = BulkItem::new(nested, count(1)).api_version(ApiVersion::V1_0);
     assert_eq!(field(outbox.enqueue_many(&[v1]).unwrap_err()), "route");
     // All or nothing: one bad item stores none of the batch.
     let batch = [
-        OutboxItem::new(Target::new("c1", "a"), count(1)),
-        OutboxItem::new(Target::new("c1", "b"), count(-5)),
+        BulkItem::new(Target::new("c1", "a"), count(1)),
+        BulkItem::new(Target::new("c1", "b"), count(-5)),
     ];
     assert_eq!(
         field(outbox.enqueue_many(&batch).unwrap_err()),
@@ -220,9 +220,9 @@ fn enqueue_validates_as_an_update_does_and_stores_nothing_invalid() {
     );
     assert_eq!(outbox.stats().unwrap().pending, 0);
     let good = [
-        OutboxItem::new(Target::new("c1", "a"), count(1)),
-        OutboxItem::new(Target::new("c1", "a"), count(2)),
-        OutboxItem::new(Target::new("c1", "b"), count(3)).api_version(ApiVersion::V1_0),
+        BulkItem::new(Target::new("c1", "a"), count(1)),
+        BulkItem::new(Target::new("c1", "a"), count(2)),
+        BulkItem::new(Target::new("c1", "b"), count(3)).api_version(ApiVersion::V1_0),
     ];
     assert_eq!(
         outbox.enqueue_many(&good).unwrap(),
@@ -452,8 +452,8 @@ fn a_full_outbox_refuses_new_targets_but_still_merges() {
         Enqueued::Merged
     );
     let batch = [
-        OutboxItem::new(Target::new("c1", "u1"), count(5)),
-        OutboxItem::new(Target::new("c1", "u9"), count(5)),
+        BulkItem::new(Target::new("c1", "u1"), count(5)),
+        BulkItem::new(Target::new("c1", "u9"), count(5)),
     ];
     assert!(matches!(
         outbox.enqueue_many(&batch),

@@ -13,7 +13,7 @@ use super::strings::{arg_str, require_out, to_c_string, write_out};
 use super::target::target_from_json;
 use super::update::parse_patch;
 use crate::json::kind;
-use crate::{Error, FlushReport, Outbox, OutboxItem, OutboxOptions, OutboxStats};
+use crate::{BulkItem, Error, FlushReport, Outbox, OutboxOptions, OutboxStats};
 
 const OPTION_KEYS: &str = "maxPending, maxBytes, skipUnchanged, resendAfterSeconds";
 
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn ius_outbox_enqueue(
         let outbox = unsafe { outbox_ref(outbox) }?;
         let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
         let patch = parse_patch(unsafe { arg_str(patch_json, "patch_json") }?)?;
-        let mut item = OutboxItem::new(target, patch);
+        let mut item = BulkItem::new(target, patch);
         if let Some(version) = options.api_version {
             item = item.api_version(version);
         }
@@ -319,7 +319,7 @@ fn options_from_json(text: &str) -> Result<OutboxOptions, FfiError> {
 
 /// `items_json` -> items, all or nothing: each item is read as `ius_update_user_statuses` reads
 /// it, and the first bad one is the error, named from the array (`items[2].patch.devicesCount`).
-fn items_from_json(text: &str) -> Result<Vec<OutboxItem>, FfiError> {
+fn items_from_json(text: &str) -> Result<Vec<BulkItem>, FfiError> {
     let value = parse_json(text, "items_json", Error::invalid)?;
     let Value::Array(elements) = value else {
         return Err(Error::invalid(
@@ -331,14 +331,7 @@ fn items_from_json(text: &str) -> Result<Vec<OutboxItem>, FfiError> {
     elements
         .into_iter()
         .enumerate()
-        .map(|(index, element)| {
-            let item = bulk_item(element, index).map_err(|err| err.within(&place(index)))?;
-            let outbox_item = OutboxItem::new(item.target().clone(), item.patch().clone());
-            Ok(match item.requested_api_version() {
-                Some(version) => outbox_item.api_version(version),
-                None => outbox_item,
-            })
-        })
+        .map(|(index, element)| bulk_item(element, index).map_err(|err| err.within(&place(index))))
         .collect::<Result<_, Error>>()
         .map_err(FfiError::from)
 }

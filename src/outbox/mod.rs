@@ -25,7 +25,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use self::store::{Entry, StoreError, now_ms};
-use crate::{ApiVersion, Client, DateTimeOffset, Error, Target, UserStatusPatch};
+use crate::{ApiVersion, BulkItem, Client, DateTimeOffset, Error, Target, UserStatusPatch};
 
 /// The smallest `maxBytes`: room for the schema and a few reports.
 pub const MIN_OUTBOX_BYTES: u64 = 256 * 1024;
@@ -103,32 +103,6 @@ impl OutboxOptions {
             ));
         }
         Ok(())
-    }
-}
-
-/// One report for [`Outbox::enqueue_many`]: a target, a patch, and optionally the API version
-/// (default: the client's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxItem {
-    target: Target,
-    patch: UserStatusPatch,
-    api_version: Option<ApiVersion>,
-}
-
-impl OutboxItem {
-    /// `patch` for `target`, at the client's API version.
-    pub fn new(target: Target, patch: UserStatusPatch) -> OutboxItem {
-        OutboxItem {
-            target,
-            patch,
-            api_version: None,
-        }
-    }
-
-    /// Sends this report with API version `version`.
-    pub fn api_version(mut self, version: ApiVersion) -> OutboxItem {
-        self.api_version = Some(version);
-        self
     }
 }
 
@@ -269,11 +243,13 @@ impl Outbox {
         Ok(done.pop().unwrap_or(Enqueued::Stored))
     }
 
-    /// Stores every item in one transaction: all of them, or (on any error) none.
-    pub fn enqueue_many(&self, items: &[OutboxItem]) -> Result<Vec<Enqueued>, Error> {
+    /// Stores every item in one transaction: all of them, or (on any error) none. The items are
+    /// those of [`Client::update_user_statuses`]: a target, a patch and optionally the API version
+    /// (default: the client's).
+    pub fn enqueue_many(&self, items: &[BulkItem]) -> Result<Vec<Enqueued>, Error> {
         let entries = items
             .iter()
-            .map(|item| self.entry(&item.target, &item.patch, item.api_version))
+            .map(|item| self.entry(item.target(), item.patch(), item.requested_api_version()))
             .collect::<Result<Vec<_>, _>>()?;
         self.store(&entries)
     }
