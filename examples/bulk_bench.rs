@@ -165,9 +165,9 @@ fn paced(n: usize) {
     let work = items(n);
     // What the limit allows: `limit` writes at once, then `limit` more per window.
     let allowed = window.mul_f64((n as f64 / limit as f64).ceil() - 1.0);
-    // The client counts a request when it leaves, the emulator (like Intune) when it arrives and
-    // runs: a window 5% longer than the limit's absorbs that gap.
-    for pacing in [None, Some(Pacing::new(limit, window.mul_f64(1.05)))] {
+    // Paced at exactly the limit: the client's window runs from answers, which come after the
+    // emulator (like Intune) counted the request.
+    for pacing in [None, Some(Pacing::new(limit, window))] {
         let emu = emulator(n, Duration::ZERO, Some((limit, window)));
         let client = client(&emu, pacing);
         let started = Instant::now();

@@ -2,7 +2,7 @@
 //! the hold that a 429 puts on every thread of the client.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -14,7 +14,9 @@ use crate::limits::check_duration;
 /// Intune allows 100 writes per 20 s per app and tenant; `Pacing::new(100, Duration::from_secs(20))`
 /// keeps a bulk updater under that instead of collecting 429s. The limit holds for *every* window
 /// of that length (a sliding window), which a token bucket of the same rate does not promise: a
-/// full bucket plus its refill can send twice the limit within one window.
+/// full bucket plus its refill can send twice the limit within one window. A request's place in
+/// the window lasts from when it leaves until `per` after its answer, so the service, which
+/// counts arrivals, never sees more than the limit either, whatever the network's latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
     pub(crate) requests: u32,
@@ -46,18 +48,63 @@ impl Pacing {
 pub const MAX_PACED_REQUESTS: u32 = 100_000;
 
 /// Shared by all threads of one client.
+///
+/// A request holds its slot from the moment it is admitted until its answer is back (or it
+/// failed), and for `per` after that: the service counts a request when it arrives, which is
+/// after it left and before its answer, so a window measured from answers on the client can never
+/// hold more requests than the service's window of the same length, whatever the network's
+/// latency and its jitter. (Measured from sends, a request delayed on the way and one sent `per`
+/// later but delivered at once arrive closer together than `per`.)
 #[derive(Debug)]
 pub(crate) struct Gate {
     pacing: Option<Pacing>,
     state: Mutex<State>,
+    /// Signalled when a request's slot starts ageing (its answer is back).
+    answered: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Send times of the last `pacing.requests` requests, oldest first.
-    sent: VecDeque<Instant>,
+    /// Slots of requests admitted and not yet answered.
+    in_flight: usize,
+    /// When each answered request still inside a window was answered, oldest first.
+    answered: VecDeque<Instant>,
     /// No request leaves before this (set by a 429's wait).
     held_until: Option<Instant>,
+}
+
+/// A request admitted by the gate; its slots start ageing when it is dropped (the request was
+/// answered, failed, or was never sent).
+#[must_use = "the slot is released when the admission is dropped"]
+#[derive(Debug)]
+pub(crate) struct Admission<'a> {
+    gate: &'a Gate,
+    /// Slots taken in the window (0 without pacing).
+    slots: usize,
+    /// How long the request waited at the gate.
+    pub waited: Duration,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if self.slots == 0 {
+            return;
+        }
+        let mut state = self.gate.lock();
+        state.in_flight -= self.slots;
+        let now = Instant::now();
+        state.answered.extend(std::iter::repeat_n(now, self.slots));
+        drop(state);
+        self.gate.answered.notify_all();
+    }
+}
+
+/// What a request must wait for before it may leave.
+enum Wait {
+    None,
+    For(Duration),
+    /// Every slot is taken by requests not yet answered: until one is (then `per` more).
+    Answer(Duration),
 }
 
 impl Gate {
@@ -65,44 +112,62 @@ impl Gate {
         Gate {
             pacing,
             state: Mutex::new(State::default()),
+            answered: Condvar::new(),
         }
     }
 
     /// Blocks until a request that counts as `count` requests may be sent (a `$batch` counts
-    /// each of its inner requests, as Intune does), counts it as sent and returns how long it
-    /// waited. When the wait would pass
-    /// `deadline`, returns at once with the wait that was needed instead. A count above the limit
-    /// is taken as the limit: the request waits for a whole empty window.
-    pub fn admit_many(&self, count: u32, deadline: Option<Instant>) -> Result<Duration, Duration> {
-        let count = match self.pacing {
+    /// each of its inner requests, as Intune does) and admits it: the returned admission holds
+    /// its slots until it is dropped. When the wait would pass `deadline`, returns at once with
+    /// the wait that was needed instead (at least `per` when every slot waits for an answer). A
+    /// count above the limit is taken as the limit: the request waits for a whole empty window.
+    pub fn admit_many(
+        &self,
+        count: u32,
+        deadline: Option<Instant>,
+    ) -> Result<Admission<'_>, Duration> {
+        let slots = match self.pacing {
             Some(pacing) => count.clamp(1, pacing.requests) as usize,
-            None => 1,
+            None => 0,
         };
-        if self.pacing.is_none() && self.lock().held_until.is_none() {
-            return Ok(Duration::ZERO); // the common case costs one uncontended lock
-        }
         let started = Instant::now();
+        let mut state = self.lock();
+        if slots == 0 && state.held_until.is_none() {
+            // The common case costs one uncontended lock.
+            return Ok(Admission {
+                gate: self,
+                slots,
+                waited: Duration::ZERO,
+            });
+        }
         loop {
             let now = Instant::now();
-            let wait = {
-                let mut state = self.lock();
-                let wait = state.wait_needed(self.pacing, count, now);
-                if wait.is_zero() {
-                    if let Some(pacing) = self.pacing {
-                        while state.sent.len() + count > pacing.requests as usize {
-                            state.sent.pop_front();
-                        }
-                        state.sent.extend(std::iter::repeat_n(now, count));
-                    }
-                    return Ok(now.saturating_duration_since(started));
+            let (wait, needed) = match state.wait_needed(self.pacing, slots, now) {
+                Wait::None => {
+                    state.in_flight += slots;
+                    return Ok(Admission {
+                        gate: self,
+                        slots,
+                        waited: now.saturating_duration_since(started),
+                    });
                 }
-                wait
+                Wait::For(wait) => (Some(wait), wait),
+                Wait::Answer(needed) => (None, needed),
             };
-            if deadline.is_some_and(|deadline| now + wait > deadline) {
-                return Err(wait);
-            }
-            // Sleep outside the lock; another thread may take the slot first, so check again.
-            std::thread::sleep(wait);
+            let sleep = match (wait, deadline) {
+                (Some(wait), Some(deadline)) if now + wait > deadline => return Err(needed),
+                (None, Some(deadline)) if now >= deadline => return Err(needed),
+                (Some(wait), _) => wait,
+                (None, Some(deadline)) => deadline - now,
+                (None, None) => Duration::MAX,
+            };
+            // The lock is released while waiting; another thread may take the slot first, so
+            // check again.
+            state = self
+                .answered
+                .wait_timeout(state, sleep)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
         }
     }
 
@@ -119,7 +184,7 @@ impl Gate {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -127,8 +192,8 @@ impl Gate {
 }
 
 impl State {
-    /// How long until `count` more requests fit in every window.
-    fn wait_needed(&mut self, pacing: Option<Pacing>, count: usize, now: Instant) -> Duration {
+    /// What `slots` more requests wait for before they fit in every window.
+    fn wait_needed(&mut self, pacing: Option<Pacing>, slots: usize, now: Instant) -> Wait {
         let mut wait = Duration::ZERO;
         if let Some(until) = self.held_until {
             if until > now {
@@ -137,28 +202,53 @@ impl State {
                 self.held_until = None;
             }
         }
-        // The request may leave once the send that would be the window's oldest has aged out.
-        if let Some(pacing) = pacing
-            && let Some(excess) = (self.sent.len() + count).checked_sub(pacing.requests as usize)
-            && excess > 0
-            && let Some(&oldest) = self.sent.get(excess - 1)
+        let Some(pacing) = pacing else {
+            return if wait.is_zero() {
+                Wait::None
+            } else {
+                Wait::For(wait)
+            };
+        };
+        while self
+            .answered
+            .front()
+            .is_some_and(|&at| at + pacing.per <= now)
         {
+            self.answered.pop_front();
+        }
+        let taken = self.in_flight + self.answered.len();
+        let excess = (taken + slots).saturating_sub(pacing.requests as usize);
+        if excess > self.answered.len() {
+            return Wait::Answer(wait.max(pacing.per));
+        }
+        // The request may leave once the answer that would be the window's oldest has aged out.
+        if let Some(&oldest) = excess.checked_sub(1).and_then(|i| self.answered.get(i)) {
             wait = wait.max((oldest + pacing.per).saturating_duration_since(now));
         }
-        wait
+        if wait.is_zero() {
+            Wait::None
+        } else {
+            Wait::For(wait)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// Admits a request that is answered at once.
+    fn answered(gate: &Gate, count: u32) {
+        drop(gate.admit_many(count, None).unwrap());
+    }
 
     #[test]
     fn no_window_ever_holds_more_than_the_limit() {
         let gate = Gate::new(Some(Pacing::new(5, Duration::from_millis(100))));
         let mut sent = Vec::new();
         for _ in 0..12 {
-            gate.admit_many(1, None).unwrap();
+            answered(&gate, 1);
             sent.push(Instant::now());
         }
         for (i, at) in sent.iter().enumerate() {
@@ -173,11 +263,80 @@ mod tests {
     }
 
     #[test]
+    fn the_service_never_sees_more_than_the_limit_whatever_the_latency() {
+        // 4 threads send through a gate of 3 per 150 ms; each request reaches the "service"
+        // 0 or 60 ms after it leaves (alternating), and is answered 20 ms after that. Measured
+        // from sends, a delayed request and one sent 150 ms later but delivered at once would
+        // arrive 90 ms apart.
+        let per = Duration::from_millis(150);
+        let gate = Arc::new(Gate::new(Some(Pacing::new(3, per))));
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let (gate, arrivals) = (Arc::clone(&gate), Arc::clone(&arrivals));
+                std::thread::spawn(move || {
+                    for n in 0..3 {
+                        let admission = gate.admit_many(1, None).unwrap();
+                        let delay = if (thread + n) % 2 == 0 { 60 } else { 0 };
+                        std::thread::sleep(Duration::from_millis(delay));
+                        arrivals.lock().unwrap().push(Instant::now());
+                        std::thread::sleep(Duration::from_millis(20));
+                        drop(admission);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let mut arrivals = arrivals.lock().unwrap().clone();
+        arrivals.sort();
+        assert_eq!(arrivals.len(), 12);
+        for pair in arrivals.windows(4) {
+            let span = pair[3] - pair[0];
+            assert!(
+                span >= per,
+                "4 arrivals within {span:?}: more than 3 per {per:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_slot_ages_from_its_answer_not_from_its_send() {
+        let per = Duration::from_millis(100);
+        let gate = Arc::new(Gate::new(Some(Pacing::new(1, per))));
+        let first = gate.admit_many(1, None).unwrap();
+        // Every slot waits for an answer: a deadline is waited for, then the window is needed.
+        let started = Instant::now();
+        let needed = gate
+            .admit_many(1, Some(started + Duration::from_millis(30)))
+            .unwrap_err();
+        assert!(needed >= per, "{needed:?}");
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        let second = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || {
+                drop(gate.admit_many(1, None).unwrap());
+                Instant::now()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(150));
+        let answered_at = Instant::now();
+        drop(first);
+        let second_left = second.join().unwrap();
+        assert!(
+            second_left >= answered_at + per,
+            "left {:?} after the answer",
+            second_left - answered_at
+        );
+    }
+
+    #[test]
     fn a_weighted_request_counts_as_many_and_no_window_overflows() {
         let gate = Gate::new(Some(Pacing::new(10, Duration::from_millis(200))));
         let started = Instant::now();
-        gate.admit_many(6, None).unwrap();
-        gate.admit_many(4, None).unwrap();
+        answered(&gate, 6);
+        answered(&gate, 4);
         assert!(
             started.elapsed() < Duration::from_millis(100),
             "10 fit at once"
@@ -185,10 +344,10 @@ mod tests {
         // The window is full: 6 more must wait for the first 6 to age out.
         let needed = gate.admit_many(6, Some(Instant::now())).unwrap_err();
         assert!(needed > Duration::from_millis(100), "{needed:?}");
-        gate.admit_many(6, None).unwrap();
+        answered(&gate, 6);
         assert!(started.elapsed() >= Duration::from_millis(200));
         // More than the limit waits for a whole empty window instead of never leaving.
-        gate.admit_many(25, None).unwrap();
+        answered(&gate, 25);
         assert!(started.elapsed() >= Duration::from_millis(400));
     }
 
@@ -205,7 +364,7 @@ mod tests {
             started.elapsed() < Duration::from_millis(50),
             "no pointless sleep"
         );
-        gate.admit_many(1, None).unwrap();
+        answered(&gate, 1);
         assert!(started.elapsed() >= Duration::from_millis(80));
     }
 }

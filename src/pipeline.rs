@@ -212,8 +212,8 @@ impl Pipeline {
             // counts against the call's total budget and against retry.maxTotalMs.
             let waits_end = Instant::now() + budget.retry.max_total_wait.saturating_sub(waited);
             let admit_by = deadline.map_or(waits_end, |deadline| deadline.min(waits_end));
-            match self.gate.admit_many(count, Some(admit_by)) {
-                Ok(held) => waited += held,
+            let admission = match self.gate.admit_many(count, Some(admit_by)) {
+                Ok(admission) => admission,
                 Err(wait) => {
                     return Err(Error::Throttled {
                         wait,
@@ -221,7 +221,8 @@ impl Pipeline {
                         attempts,
                     });
                 }
-            }
+            };
+            waited += admission.waited;
             attempts += 1;
             let token = match self.token.token_before(deadline) {
                 Ok(token) => token,
@@ -240,6 +241,8 @@ impl Pipeline {
                 retries,
                 (started, deadline),
             );
+            // Answered (or failed): the request's pacing slots start ageing now.
+            drop(admission);
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
                 // Graph refused the token (revoked, or expired early): drop it from the cache and
                 // send once more with a fresh one. A provider that hands back the same token (a

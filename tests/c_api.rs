@@ -1048,13 +1048,7 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
 #[test]
 fn c_tests_are_clean_under_valgrind() {
     let suite = Suite::compile(Variant::Valgrind);
-    let servers = run_against_servers(
-        &suite,
-        // The paced client counts a request when it leaves, the emulator when it arrives; under
-        // valgrind the gap varies by more than the usual 50 ms margin (10 per 1.05 s against 10
-        // per second), so the window is widened to 1.5 s there.
-        &[("IUS_FAULT_PACING_PER_SECONDS", "1.5")],
-    );
+    let servers = run_against_servers(&suite, &[]);
     servers.assert_state();
     servers.shutdown();
 }
