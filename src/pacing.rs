@@ -157,17 +157,22 @@ impl Gate {
             let sleep = match (wait, deadline) {
                 (Some(wait), Some(deadline)) if now + wait > deadline => return Err(needed),
                 (None, Some(deadline)) if now >= deadline => return Err(needed),
-                (Some(wait), _) => wait,
-                (None, Some(deadline)) => deadline - now,
-                (None, None) => Duration::MAX,
+                (Some(wait), _) => Some(wait),
+                (None, Some(deadline)) => Some(deadline - now),
+                (None, None) => None,
             };
             // The lock is released while waiting; another thread may take the slot first, so
             // check again.
-            state = self
-                .answered
-                .wait_timeout(state, sleep)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            state = match sleep {
+                Some(sleep) => {
+                    let woken = self.answered.wait_timeout(state, sleep);
+                    woken.unwrap_or_else(|poisoned| poisoned.into_inner()).0
+                }
+                None => {
+                    let woken = self.answered.wait(state);
+                    woken.unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+            };
         }
     }
 
