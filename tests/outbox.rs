@@ -639,6 +639,13 @@ fn spawn_child(
     path: &Path,
     vars: &[(&str, String)],
 ) -> std::process::Child {
+    child_command(mode, base_url, path, vars)
+        .spawn()
+        .expect("spawn the child")
+}
+
+/// The command for [`spawn_child`]: stdout piped, stderr dropped.
+fn child_command(mode: &str, base_url: &str, path: &Path, vars: &[(&str, String)]) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
@@ -657,12 +664,12 @@ fn spawn_child(
     for (name, value) in vars {
         command.env(name, value);
     }
-    command.spawn().expect("spawn the child")
+    command
 }
 
 /// The child process: `enqueue` writes `IUS_OUTBOX_COUNT` values for targets `PREFIX0..` and
 /// exits; `agent` enqueues increasing values for 50 targets and flushes every 10, forever, printing
-/// `enqueued ID VALUE` after each enqueue returns OK.
+/// `enqueued ID VALUE` after each enqueue returns OK; `fulldisk` is [`fill_the_disk`].
 #[test]
 #[ignore = "a child process of the process and kill tests"]
 fn child() {
@@ -702,6 +709,8 @@ fn child() {
                 }
             }
         }
+        #[cfg(unix)]
+        "fulldisk" => fill_the_disk(&outbox, Path::new(&var("IUS_OUTBOX_PATH"))),
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -847,4 +856,221 @@ fn a_flush_without_a_token_fails_and_keeps_every_report() {
     // Still due: the next flush with a working token sends them.
     let outbox = open(&common::client(&emu.base_url()), &dir.join("outbox.db"));
     assert_eq!(outbox.flush().unwrap().applied, 2);
+}
+
+// ---- A full disk -------------------------------------------------------------------------------
+
+/// Caps the size every file of this process may reach (`RLIMIT_FSIZE`; `None`: back to the hard
+/// limit). A write past the cap fails with `EFBIG` as a write to a full disk fails with `ENOSPC`
+/// (SIGXFSZ, which would kill the process instead, is ignored). Only for the child process: the
+/// limit is the whole process's.
+#[cfg(unix)]
+fn limit_file_size(bytes: Option<u64>) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct; nothing else in the child runs meanwhile.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = bytes.map_or(limit.rlim_max, |b| b as libc::rlim_t);
+        assert_ne!(libc::signal(libc::SIGXFSZ, libc::SIG_IGN), libc::SIG_ERR);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
+/// How a child reports a call's result: `ok WHAT`, `storage WHAT\tPATH\tREASON`, `other WHAT\tERR`.
+#[cfg(unix)]
+fn describe<T>(what: &str, result: Result<T, Error>) -> String {
+    match result {
+        Ok(_) => format!("ok {what}"),
+        Err(Error::Storage { path, reason }) => format!("storage {what}\t{path}\t{reason}"),
+        Err(other) => format!("other {what}\t{other:?}"),
+    }
+}
+
+/// The `fulldisk` child. With room: `d0..d4 = 1` enqueued and flushed (the acknowledged state),
+/// then `d0..d4 = 2` enqueued (pending). Then the file size cap is set a little above the WAL's
+/// size, and new statuses are enqueued until one is refused; a merge, an `enqueue_many` and a
+/// flush are tried on the full disk. It prints `full` and waits for a line on stdin (the parent
+/// inspects the file meanwhile), lifts the cap (space is back), enqueues two reports and flushes
+/// with the same `Outbox`.
+#[cfg(unix)]
+fn fill_the_disk(outbox: &Outbox, path: &Path) {
+    use std::io::Write;
+    let say = |line: String| {
+        let mut out = std::io::stdout();
+        writeln!(out, "{line}").unwrap();
+        out.flush().unwrap();
+    };
+    let enqueue = |i: i32, value: i32| {
+        let result = outbox.enqueue(&Target::new("c1", format!("d{i}")), &count(value));
+        if result.is_ok() {
+            say(format!("enqueued d{i} {value}"));
+        }
+        result
+    };
+    for i in 0..5 {
+        outbox
+            .enqueue(&Target::new("c1", format!("d{i}")), &count(1))
+            .unwrap();
+    }
+    say(format!("flushed {}", outbox.flush().unwrap().applied));
+    for i in 0..5 {
+        enqueue(i, 2).unwrap();
+    }
+    let wal = std::fs::metadata(format!("{}-wal", path.display()))
+        .unwrap()
+        .len();
+    let slack: u64 = std::env::var("IUS_OUTBOX_SLACK").unwrap().parse().unwrap();
+    limit_file_size(Some(wal + slack));
+    say(format!("limit {}", wal + slack));
+    let mut next = 5;
+    let refused = loop {
+        match enqueue(next, next) {
+            Ok(_) => next += 1,
+            Err(err) => break err,
+        }
+        assert!(next < 100, "the cap never filled");
+    };
+    say(describe("enqueue", Err::<(), _>(refused)));
+    say(describe("merge", enqueue(0, 3)));
+    let batch = [
+        BulkItem::new(Target::new("c1", "d1"), count(3)),
+        BulkItem::new(Target::new("c1", format!("d{}", next + 1)), count(3)),
+    ];
+    say(describe("enqueue_many", outbox.enqueue_many(&batch)));
+    say(describe("flush", outbox.flush()));
+    say(format!("pending {}", outbox.stats().unwrap().pending));
+    say("full".into());
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    limit_file_size(None);
+    enqueue(0, 4).unwrap();
+    enqueue(next, next).unwrap();
+    let report = outbox.flush().unwrap();
+    say(format!("recovered {} {}", report.applied, report.pending));
+}
+
+/// The outbox's rows as read with `sqlite3`: `pending` and `acknowledged`, each user status id
+/// to its patch JSON; fails unless `PRAGMA integrity_check` is `ok`.
+#[cfg(unix)]
+fn rows(path: &Path) -> (HashMap<String, Value>, HashMap<String, Value>) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let read = |sql: &str| {
+        let mut statement = conn.prepare(sql).unwrap();
+        statement
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|row| {
+                let (key, patch) = row.unwrap();
+                let id = key.rsplit('/').next().unwrap().to_owned();
+                (id, serde_json::from_str(&patch).unwrap())
+            })
+            .collect::<HashMap<String, Value>>()
+    };
+    (
+        read("SELECT key, patch FROM pending"),
+        read("SELECT key, fields FROM acknowledged"),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_is_back() {
+    use std::io::Write;
+    let emu = emulator_with(ids("d", 100), Config::default());
+    let dir = folder("fulldisk");
+    let path = dir.join("outbox.db");
+    let mut child = child_command(
+        "fulldisk",
+        &emu.base_url(),
+        &path,
+        &[("IUS_OUTBOX_SLACK", "40000".into())],
+    )
+    .stdin(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn the child");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut next_line = |seen: &mut Vec<String>| {
+        let line = lines.next().map(Result::unwrap);
+        assert!(line.is_some(), "the child stopped early after {seen:#?}");
+        seen.push(line.clone().unwrap());
+        line.unwrap()
+    };
+    let mut last_ok: HashMap<String, i64> = HashMap::new();
+    let mut failures: HashMap<String, String> = HashMap::new();
+    loop {
+        let line = next_line(&mut seen);
+        let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        match word {
+            "enqueued" => {
+                let (id, value) = rest.split_once(' ').unwrap();
+                last_ok.insert(id.into(), value.parse().unwrap());
+            }
+            "full" => break,
+            "storage" | "other" | "ok" => {
+                let (what, detail) = rest.split_once('\t').unwrap_or((rest, ""));
+                failures.insert(what.into(), format!("{word}\t{detail}"));
+            }
+            _ => {}
+        }
+    }
+    assert!(seen.contains(&"flushed 5".to_owned()), "{seen:#?}");
+    // Every call on the full disk: STORAGE, naming the file and saying the disk is full.
+    for what in ["enqueue", "merge", "enqueue_many", "flush"] {
+        let outcome = &failures[what];
+        let parts: Vec<&str> = outcome.split('\t').collect();
+        assert_eq!(parts[0], "storage", "{what}: {outcome}");
+        assert_eq!(parts[1], path.display().to_string(), "{what}: {outcome}");
+        let reason = parts[2];
+        assert!(
+            reason.contains("disk") && reason.contains("full"),
+            "{what}: the reason names the full disk: {failures:#?}"
+        );
+    }
+    // The file while the disk is full: intact, holding exactly what returned OK.
+    let (pending, acknowledged) = rows(&path);
+    let expected: HashMap<String, Value> = last_ok
+        .iter()
+        .map(|(id, value)| (id.clone(), json!({ "devicesCount": value })))
+        .collect();
+    assert_eq!(pending, expected, "pending = every enqueue that returned OK");
+    // Room for about ten WAL frames under the cap: the disk filled during enqueues.
+    assert!(pending.len() > 5, "{pending:?}");
+    assert!(
+        seen.contains(&format!("pending {}", pending.len())),
+        "{seen:#?}"
+    );
+    // The flush's writes reached Graph; only its bookkeeping failed, so they are still pending
+    // (and sent again: PATCH is idempotent), and the acknowledged state is the last good flush's.
+    assert_eq!(devices(&emu, "d0"), 2);
+    let ones = (0..5).map(|i| (format!("d{i}"), json!({"devicesCount": 1})));
+    assert_eq!(acknowledged, ones.collect());
+
+    // Space is back: the same outbox enqueues and flushes.
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let mut recovered = None;
+    while recovered.is_none() {
+        let line = next_line(&mut seen);
+        if let Some(rest) = line.strip_prefix("enqueued ") {
+            let (id, value) = rest.split_once(' ').unwrap();
+            last_ok.insert(id.into(), value.parse().unwrap());
+        }
+        recovered = line.strip_prefix("recovered ").map(str::to_owned);
+    }
+    assert!(child.wait().unwrap().success());
+    let n = last_ok.len();
+    assert_eq!(recovered.unwrap(), format!("{n} 0"), "{seen:#?}");
+    for (id, value) in &last_ok {
+        assert_eq!(devices(&emu, id), *value, "{id}");
+    }
+    let (pending, acknowledged) = rows(&path);
+    assert!(pending.is_empty(), "{pending:?}");
+    assert_eq!(acknowledged.len(), n);
 }
