@@ -446,7 +446,9 @@ ius_status ius_outbox_open(const ius_client *client,
  * the field, and nothing stored). A report pending for the same user status (same API version,
  * route and ids) is merged into, property by property, the later value winning. A report equal
  * to what Graph acknowledged recently is skipped. A new user status when the outbox is full is
- * `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped).
+ * `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped). A file that cannot be written (a
+ * full disk) is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and `message` the
+ * reason; nothing of this call is stored and nothing stored before is lost.
  *
  * Ownership: inputs are borrowed for the call; `*out_error_json` (if not NULL) is set to NULL on
  * success, or receives an error JSON string to free with `ius_string_free`.

@@ -1040,7 +1040,10 @@ fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_i
         .iter()
         .map(|(id, value)| (id.clone(), json!({ "devicesCount": value })))
         .collect();
-    assert_eq!(pending, expected, "pending = every enqueue that returned OK");
+    assert_eq!(
+        pending, expected,
+        "pending = every enqueue that returned OK"
+    );
     // Room for about ten WAL frames under the cap: the disk filled during enqueues.
     assert!(pending.len() > 5, "{pending:?}");
     assert!(

@@ -1,9 +1,12 @@
 /* The durable outbox through the C API: options, bad files, validation, OUTBOX_FULL, merging,
  * flush against the emulator (applied, 404 to the failed list), skip-unchanged, an outbox that
- * outlives its client, threads. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
+ * outlives its client, threads, a full disk. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
  * (user statuses o1, o2, t0..t3 under c1) and files go under IUS_OUTBOX_DIR. tests/c_api.rs
  * checks afterwards what reached the emulator. */
+#include <signal.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "test_support.h"
@@ -271,5 +274,56 @@ int main(int argc, char **argv) {
   ius_string_free(report);
   ius_outbox_free(outbox);
   ius_outbox_free(NULL);
+
+  /* A full disk: no file of this process may grow past a cap a little above the WAL's size
+   * (RLIMIT_FSIZE, with SIGXFSZ ignored, so such a write fails as on a full disk). The enqueues
+   * that fit are kept; the first refused is STORAGE naming the file and the full disk; once the
+   * cap is lifted the same outbox stores again. (The Rust test in tests/outbox.rs also checks
+   * the file's rows and a flush.) */
+  char disk_path[600], wal_path[640], id[16];
+  path_of(disk_path, sizeof disk_path, kind, "disk.db");
+  snprintf(wal_path, sizeof wal_path, "%s-wal", disk_path);
+  ius_client *disk_client = NULL;
+  ius_outbox *disk = NULL;
+  CHECK(ius_client_new(offline_config, &disk_client, &error) == IUS_STATUS_OK);
+  CHECK(ius_outbox_open(disk_client, disk_path, NULL, &disk, &error) == IUS_STATUS_OK);
+  ius_client_free(disk_client);
+  enqueue_ok(disk, "f0", "{\"devicesCount\":1}");
+  struct stat wal;
+  CHECK(stat(wal_path, &wal) == 0);
+  struct rlimit cap;
+  CHECK(getrlimit(RLIMIT_FSIZE, &cap) == 0);
+  rlim_t unlimited = cap.rlim_cur;
+  cap.rlim_cur = (rlim_t)wal.st_size + 40000;
+  CHECK(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+  CHECK(setrlimit(RLIMIT_FSIZE, &cap) == 0);
+  int stored = 1;
+  ius_status status = IUS_STATUS_OK;
+  while (stored < 100) {
+    snprintf(id, sizeof id, "f%d", stored);
+    status = enqueue(disk, id, "{\"devicesCount\":1}", &error);
+    if (status != IUS_STATUS_OK) break;
+    stored++;
+  }
+  CHECK(status == IUS_STATUS_STORAGE);
+  contains(error, "\"status\":\"STORAGE\"");
+  contains(error, disk_path);
+  contains(error, "the disk or the disk quota may be full");
+  ius_string_free(error);
+  error = NULL;
+  CHECK(stored > 1 && stored < 100);
+  char expected[64];
+  snprintf(expected, sizeof expected, "\"pending\":%d", stored);
+  stats = stats_of(disk);
+  contains(stats, expected);
+  ius_string_free(stats);
+  cap.rlim_cur = unlimited;
+  CHECK(setrlimit(RLIMIT_FSIZE, &cap) == 0);
+  enqueue_ok(disk, id, "{\"devicesCount\":1}");
+  snprintf(expected, sizeof expected, "\"pending\":%d", stored + 1);
+  stats = stats_of(disk);
+  contains(stats, expected);
+  ius_string_free(stats);
+  ius_outbox_free(disk);
   return ius_summary();
 }

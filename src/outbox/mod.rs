@@ -236,7 +236,8 @@ impl Outbox {
     /// Validated exactly as [`Client::update_user_status`] validates it ([`Error::InvalidInput`]
     /// naming the field, and nothing stored). Merged into a report pending for the same target,
     /// or skipped if unchanged (see [`OutboxOptions::skip_unchanged`]); a new target beyond the
-    /// bounds is [`Error::OutboxFull`].
+    /// bounds is [`Error::OutboxFull`]. A file that cannot be written (a full disk) is
+    /// [`Error::Storage`] saying so: nothing of this call is stored, nothing stored before is lost.
     pub fn enqueue(&self, target: &Target, patch: &UserStatusPatch) -> Result<Enqueued, Error> {
         let entry = self.entry(target, patch, None)?;
         let mut done = self.store(&[entry])?;
@@ -260,6 +261,8 @@ impl Outbox {
     /// not run: the file failed ([`Error::Storage`]), no token could be obtained before anything
     /// was sent ([`Error::Auth`]), or another flush of the same file outlasted the client's total
     /// time budget ([`Error::Storage`]). Waits for another flush of the same file to finish first.
+    /// If the outcomes cannot be recorded (a full disk), the reports sent stay pending and a later
+    /// flush sends them again (PATCH is idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
         flush::flush(self)
     }
@@ -346,12 +349,7 @@ impl Outbox {
         match err {
             StoreError::Full(reason) => Error::OutboxFull { reason },
             StoreError::Corrupt(reason) => storage(reason),
-            StoreError::Sql(err) => match err.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::DiskFull) => {
-                    storage(format!("the disk or maxBytes is full: {err}"))
-                }
-                _ => storage(err.to_string()),
-            },
+            StoreError::Sql(err) => storage(store::reason(&err)),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::store::now_ms;
+use super::store::{now_ms, reason};
 use crate::Error;
 
 /// `IUSB` in the SQLite header's application id field: "this file is an intune-user-status outbox".
@@ -100,7 +100,7 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|err| storage(err.to_string()))?;
     create_if_new(&mut conn).map_err(storage)?;
-    let sql = |err: rusqlite::Error| storage(err.to_string());
+    let sql = |err: rusqlite::Error| storage(reason(&err));
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(sql)?;
@@ -157,7 +157,7 @@ fn create_if_new(conn: &mut Connection) -> Result<(), String> {
     if identify(conn)? {
         return Ok(());
     }
-    let sql = |err: rusqlite::Error| err.to_string();
+    let sql = |err: rusqlite::Error| reason(&err);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;

@@ -38,6 +38,38 @@ impl From<rusqlite::Error> for StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// What a failed SQLite call means for the file: the reason of an [`Error::Storage`](crate::Error).
+///
+/// SQLite reports a write refused for lack of space (`ENOSPC`) as "database or disk is full" but
+/// every other failed write (a full disk quota, the process's file size limit, a failing device)
+/// as a bare "disk I/O error", so the reason says what such a write failure can be.
+pub(crate) fn reason(err: &rusqlite::Error) -> String {
+    let Some(code) = err.sqlite_error_code() else {
+        return err.to_string();
+    };
+    let extended = match err {
+        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+        _ => 0,
+    };
+    use rusqlite::ffi;
+    match (code, extended) {
+        (ErrorCode::DiskFull, _) => {
+            format!("the disk is full, or the file reached maxBytes: {err}")
+        }
+        (
+            _,
+            ffi::SQLITE_IOERR_WRITE
+            | ffi::SQLITE_IOERR_FSYNC
+            | ffi::SQLITE_IOERR_TRUNCATE
+            | ffi::SQLITE_IOERR_SHMSIZE,
+        ) => format!(
+            "cannot write to the file: the disk or the disk quota may be full, the file may be at \
+             the process's file size limit (RLIMIT_FSIZE), or the device failed ({err})"
+        ),
+        _ => err.to_string(),
+    }
+}
+
 /// One validated report to store.
 pub(crate) struct Entry {
     /// The canonical key: API version and encoded request path.
