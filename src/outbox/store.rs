@@ -156,11 +156,18 @@ fn fresh_acknowledged(
 
 /// Bytes in use (pages not on the free list).
 fn used_bytes(conn: &Connection) -> Result<u64> {
-    let pragma = |name: &str| -> Result<i64> {
-        Ok(conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?)
-    };
-    let used = pragma("page_count")? - pragma("freelist_count")?;
-    Ok(unsigned(used * pragma("page_size")?))
+    let used = pragma(conn, "page_count")? - pragma(conn, "freelist_count")?;
+    Ok(unsigned(used * pragma(conn, "page_size")?))
+}
+
+/// The value of a read-only pragma such as `page_count`.
+fn pragma(conn: &Connection, name: &str) -> Result<i64> {
+    Ok(conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?)
+}
+
+/// Whether the file has as many pages as `maxBytes` allows (SQLite's `max_page_count`).
+fn at_page_limit(conn: &Connection) -> Result<bool> {
+    Ok(pragma(conn, "page_count")? >= pragma(conn, "max_page_count")?)
 }
 
 /// Stores `entries` in one transaction, all or nothing: each merges into its target's pending
@@ -221,7 +228,11 @@ pub(crate) fn enqueue(
             params![entry.key, entry.target, text(&entry.patch), revision, now],
         );
         match inserted {
-            Err(err) if err.sqlite_error_code() == Some(ErrorCode::DiskFull) => {
+            // SQLite says "full" for its page limit (maxBytes) and for a full disk alike; only
+            // the first is the outbox being full, the second is STORAGE.
+            Err(err)
+                if err.sqlite_error_code() == Some(ErrorCode::DiskFull) && at_page_limit(&tx)? =>
+            {
                 return Err(full_bytes(used, options));
             }
             other => other?,
@@ -441,4 +452,43 @@ pub(crate) fn take_failed(conn: &mut Connection) -> Result<Vec<FailedRow>> {
     tx.execute("DELETE FROM failed", [])?;
     tx.commit()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page limit met inside an INSERT (past the reserve check, which a caller's options
+    /// normally make first) is the outbox being full, not a storage failure. (SQLite's other
+    /// "full", a disk out of space, needs a full file system to show: it stays `Sql`, i.e.
+    /// STORAGE, by the same test of `at_page_limit`.)
+    #[test]
+    fn the_page_limit_inside_an_insert_is_full_not_storage() {
+        let path = std::env::temp_dir().join(format!(
+            "ius-store-page-limit-{}-{}.db",
+            std::process::id(),
+            now_ms()
+        ));
+        let mut conn = super::super::schema::open(&path, super::super::MIN_OUTBOX_BYTES).unwrap();
+        // Options that allow far more than the file's page limit, so only SQLite stops it.
+        let options = OutboxOptions::default();
+        let name = "n".repeat(4000);
+        let outcome = (0..1000).find_map(|i| {
+            let entry = Entry {
+                key: format!("/beta/x/{i}"),
+                target: "{}".into(),
+                patch: UserStatusPatch::new().user_display_name(format!("{name}{i}")),
+            };
+            enqueue(&mut conn, &[entry], &options).err()
+        });
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        match outcome {
+            Some(StoreError::Full(reason)) => assert!(reason.contains("maxBytes"), "{reason}"),
+            Some(other) => panic!("not Full: {other:?}"),
+            None => panic!("never full"),
+        }
+    }
 }
