@@ -177,6 +177,8 @@ pub unsafe extern "C" fn ius_set_log_callback(
             user_data,
             max,
         });
+        #[cfg(test)]
+        tests::between_callback_and_level();
         // Under the lock: two concurrent calls must not leave one's level with the other's
         // callback.
         log::set_max_level(max);
@@ -188,53 +190,90 @@ pub unsafe extern "C" fn ius_set_log_callback(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
-    unsafe extern "C" fn quiet(_: *mut c_void, _: ius_log_level, _: *const c_char) {}
+    thread_local! {
+        /// This thread pauses between installing its callback and setting the level.
+        static PAUSE: Cell<bool> = const { Cell::new(false) };
+    }
+    /// A paused thread is between its callback and its level.
+    static PAUSED: AtomicBool = AtomicBool::new(false);
 
-    /// Two threads set different levels at once while a third, under the read lock (where no
-    /// change may be half done), compares the callback's level with the `log` crate's.
+    /// The test seam in `ius_set_log_callback`, between the callback and the level: long enough
+    /// for another thread's whole call to run, if the lock lets it.
+    pub(super) fn between_callback_and_level() {
+        if PAUSE.with(Cell::get) {
+            PAUSED.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// What one callback received of the probes: `[ERROR probes, DEBUG probes]`.
+    type Seen = [AtomicUsize; 2];
+
+    /// Counts the probe messages (other tests' records may arrive too; they are ignored).
+    unsafe extern "C" fn counting(
+        user_data: *mut c_void,
+        level: ius_log_level,
+        message: *const c_char,
+    ) {
+        // SAFETY: user_data is a `Seen` that outlives the callback's installation, and the
+        // message is NUL-terminated for the duration of the call.
+        let (seen, message) = unsafe {
+            (
+                &*(user_data as *const Seen),
+                std::ffi::CStr::from_ptr(message),
+            )
+        };
+        if message.to_bytes() == b"probe" {
+            seen[usize::from(level != ius_log_level::Error)].fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn install(seen: &Seen, level: ius_log_level) {
+        let user_data = seen as *const Seen as *mut c_void;
+        // SAFETY: `seen` outlives the installation (the test turns logging off before it ends).
+        let status = unsafe { ius_set_log_callback(Some(counting), user_data, level as u32) };
+        assert_eq!(status, ius_status::Ok);
+    }
+
+    /// One thread installs an ERROR callback and, between its callback and its level, stalls
+    /// (the seam above); meanwhile another installs a TRACE callback. Whatever order the lock
+    /// gives them, the callback left installed must get what its level asks for: here the TRACE
+    /// callback, which must receive a DEBUG message. Before the fix the level was set outside the
+    /// lock, so the TRACE call ran whole inside the stall and the ERROR call's level landed after
+    /// it: the TRACE callback installed with the `log` crate's level at ERROR, DEBUG lost.
     #[test]
-    fn the_level_and_the_callback_change_together() {
-        let done = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let start = std::sync::Barrier::new(3);
-        let mismatches = AtomicUsize::new(0);
+    fn concurrent_calls_leave_the_installed_callback_with_its_own_level() {
+        let seen: [Seen; 2] = Default::default();
         std::thread::scope(|scope| {
-            for level in [ius_log_level::Error, ius_log_level::Trace] {
-                let (done, start) = (&done, &start);
-                scope.spawn(move || {
-                    start.wait();
-                    for _ in 0..100_000 {
-                        // SAFETY: a callback that does nothing, with no user_data.
-                        let status = unsafe {
-                            ius_set_log_callback(Some(quiet), std::ptr::null_mut(), level as u32)
-                        };
-                        assert_eq!(status, ius_status::Ok);
-                    }
-                    done.fetch_add(1, Ordering::SeqCst);
-                });
-            }
-            scope.spawn(|| {
-                start.wait();
-                while !stop.load(Ordering::SeqCst) {
-                    let sink = LOGGER.sink.read().unwrap_or_else(PoisonError::into_inner);
-                    let max = sink.as_ref().map_or(LevelFilter::Off, |sink| sink.max);
-                    if max != log::max_level() {
-                        mismatches.fetch_add(1, Ordering::SeqCst);
-                    }
-                    drop(sink);
-                    if done.load(Ordering::SeqCst) == 2 {
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                }
+            let first = scope.spawn(|| {
+                PAUSE.with(|pause| pause.set(true));
+                install(&seen[0], ius_log_level::Error);
             });
+            let give_up = Instant::now() + Duration::from_secs(5);
+            while !PAUSED.load(Ordering::SeqCst) && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(
+                PAUSED.load(Ordering::SeqCst),
+                "the first call reached the seam"
+            );
+            scope.spawn(|| install(&seen[1], ius_log_level::Trace));
+            first.join().unwrap();
         });
+        log::error!("probe");
+        log::debug!("probe");
+        let [error, trace] = seen
+            .each_ref()
+            .map(|s| s.each_ref().map(|n| n.load(Ordering::SeqCst)));
         // SAFETY: NULL turns logging off.
         unsafe { ius_set_log_callback(None, std::ptr::null_mut(), 0) };
         assert_eq!(
-            mismatches.load(Ordering::SeqCst),
-            0,
-            "level and callback out of step"
+            (error, trace[0]),
+            ([0, 0], 1),
+            "the second call's TRACE callback is the one installed"
         );
+        assert_eq!(trace[1], 1, "the TRACE callback got the DEBUG message");
     }
 }
