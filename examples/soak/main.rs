@@ -3,18 +3,17 @@
 //! - the emulator holds exactly what the successful updates wrote (every entity is written by one
 //!   thread only, so the last success is known), and every read saw the last success;
 //! - every call returned within its budget (`totalMs` plus a small margin);
-//! - the heap the SDK's calls hold, apart from the pooled connections' buffers, grew by less than
-//!   a byte per call between warm-up and the end (a call that kept even one allocation would
-//!   fail it); open file descriptors other than pooled connections at the end are within 10% of
-//!   their values after warm-up, and the pooled connections stay within the pool's bound with no
-//!   emulator end outliving its client end (each taken at rest: the workers paused, or done, and
-//!   every connection settled, so calls in flight do not count);
+//! - the heap the SDK's calls hold, apart from the pooled connections (what one holds is measured
+//!   before the run), grew by less than a byte per call between warm-up and the end (16 bytes
+//!   kept by one call in eight fails it); open file descriptors other than pooled connections at
+//!   the end are within 10% of their values after warm-up, and the pooled connections stay
+//!   within the pool's bound with no emulator end outliving its client end (each taken at rest:
+//!   the workers paused, or done, and every connection settled, so calls in flight do not count);
 //!
 //! and prints calls, faults, failures by kind, RSS, the heap and fds. Exits non-zero when a check
 //! fails. RSS is printed, not checked: it moves by more than 10% either way while the SDK's heap
-//! does not, with what glibc's arenas keep after frees and with the number of pooled
-//! connections (512 KiB of buffers each); `heap.rs` counts the SDK's heap, the README shows the
-//! figures.
+//! does not, with the freed memory glibc's arenas keep and with the number of pooled connections
+//! (about 513.6 KiB each); `heap.rs` counts the SDK's heap, the README shows the figures.
 //!
 //! Faults, armed at random before a call on that call's entity (`FaultRule::next(1, ..)` with the
 //! entity's path): 429 with `Retry-After` in seconds, fractional seconds and as an HTTP date; 503;
@@ -325,18 +324,46 @@ impl Fds {
     }
 }
 
-/// Each connection's buffers, allocated on its first use and kept while it is pooled: ureq's
-/// transport reads and writes through 128 KiB each (its default `input_buffer_size` and
-/// `output_buffer_size`), and the SDK's coalescing layer (`src/coalesce.rs`) keeps its own of the
-/// same sizes.
-const CONNECTION_BUFFERS: i64 = 4 * 128 * 1024;
+/// What one more pooled connection adds to the SDK's heap, measured before the run: one call
+/// (a token, one connection), then two at once held by the emulator (a second connection).
+/// About 513.6 KiB: ureq's transport reads and writes through 128 KiB buffers each (its default
+/// `input_buffer_size` and `output_buffer_size`), the SDK's coalescing layer (`src/coalesce.rs`)
+/// keeps its own of the same sizes, and the connection's state.
+fn connection_bytes(client: &Client, emu: &Emulator) -> Result<i64, String> {
+    let get = |entity: &str| {
+        heap::sdk_call(|| client.get_user_status(&Target::new(CONFIGURATION, entity)))
+            .map_err(|e| format!("calibration call: {e}"))
+    };
+    let port = emu.addr().port();
+    get("t0-e0")?;
+    let (one, _) = heap::live();
+    let pooled_one = Fds::sample(port).client.len();
+    emu.add_fault(
+        FaultRule::next(2, Fault::Latency(Duration::from_millis(300))).path_contains("/t0-e1"),
+    );
+    std::thread::scope(|scope| {
+        let both = [scope.spawn(|| get("t0-e1")), scope.spawn(|| get("t0-e1"))];
+        both.map(|call| call.join().unwrap())
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    std::thread::sleep(SETTLE);
+    let (two, _) = heap::live();
+    let pooled_two = Fds::sample(port).client.len();
+    if (pooled_one, pooled_two) != (1, 2) {
+        return Err(format!(
+            "calibration: expected 1 then 2 pooled connections, saw {pooled_one} then {pooled_two}"
+        ));
+    }
+    Ok(two - one)
+}
 
 /// The heap at rest (see `heap.rs`).
 #[derive(Debug, Default, Clone, Copy)]
 struct HeapAtRest {
     /// Live bytes allocated inside SDK calls.
     sdk: i64,
-    /// `sdk` without the pooled connections' buffers.
+    /// `sdk` without the pooled connections (each `connection_bytes`).
     sdk_apart: i64,
     /// Live bytes allocated anywhere in the process (the emulator's included).
     all: i64,
@@ -347,18 +374,18 @@ struct HeapAtRest {
 }
 
 impl HeapAtRest {
-    fn sample(pooled: usize, calls: u64) -> HeapAtRest {
+    fn sample(pooled: usize, per_connection: i64, calls: u64) -> HeapAtRest {
         let (sdk, all) = heap::live();
         HeapAtRest {
             sdk,
-            sdk_apart: sdk - pooled as i64 * CONNECTION_BUFFERS,
+            sdk_apart: sdk - pooled as i64 * per_connection,
             all,
             allocator_free: heap::allocator_free(),
             calls,
         }
     }
 
-    /// Bytes the SDK's heap, pooled connections' buffers apart, grew by per call since `warm`.
+    /// Bytes the SDK's heap, pooled connections apart, grew by per call since `warm`.
     fn growth_per_call(&self, warm: &HeapAtRest) -> f64 {
         (self.sdk_apart - warm.sdk_apart) as f64
             / self.calls.saturating_sub(warm.calls).max(1) as f64
@@ -422,11 +449,16 @@ fn main() {
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
+    let per_connection = connection_bytes(&client, &emu).unwrap_or_else(|err| {
+        eprintln!("{err}");
+        std::process::exit(1);
+    });
     println!(
-        "soak: {} threads, {} s, fault share {FAULT_SHARE}, budget {} ms, seed {seed}",
+        "soak: {} threads, {} s, fault share {FAULT_SHARE}, budget {} ms, seed {seed}; a pooled connection holds {:.1} KiB",
         args.threads,
         args.seconds,
-        BUDGET.as_millis()
+        BUDGET.as_millis(),
+        per_connection as f64 / 1024.0
     );
     let started = Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|scope| {
@@ -457,8 +489,11 @@ fn main() {
                     std::thread::sleep(SETTLE);
                     *warm.lock().unwrap() = rss_and_fds();
                     let fds = Fds::sample(port);
-                    *warm_heap.lock().unwrap() =
-                        HeapAtRest::sample(fds.client.len(), pause.calls.load(Ordering::SeqCst));
+                    *warm_heap.lock().unwrap() = HeapAtRest::sample(
+                        fds.client.len(),
+                        per_connection,
+                        pause.calls.load(Ordering::SeqCst),
+                    );
                     *warm_fds.lock().unwrap() = fds;
                     pause.asked.store(false, Ordering::SeqCst);
                     sampled = true;
@@ -482,7 +517,11 @@ fn main() {
     std::thread::sleep(SETTLE);
     let (rss_end, fds_end) = rss_and_fds();
     let end_fds = Fds::sample(port);
-    let end_heap = HeapAtRest::sample(end_fds.client.len(), pause.calls.load(Ordering::SeqCst));
+    let end_heap = HeapAtRest::sample(
+        end_fds.client.len(),
+        per_connection,
+        pause.calls.load(Ordering::SeqCst),
+    );
     let warm_heap = *warm_heap.lock().unwrap();
     let warm_fds = std::mem::take(&mut *warm_fds.lock().unwrap());
     let (rss_warm, fds_warm) = *warm.lock().unwrap();
@@ -565,7 +604,7 @@ fn main() {
     );
     let kib = |bytes: i64| format!("{:.1}", bytes as f64 / 1024.0);
     println!(
-        "heap at rest KiB: SDK {} / {} (pooled connections' buffers apart: {} / {}); whole process {} / {}",
+        "heap at rest KiB: SDK {} / {} (pooled connections apart: {} / {}); whole process {} / {}",
         kib(warm_heap.sdk),
         kib(end_heap.sdk),
         kib(warm_heap.sdk_apart),
@@ -596,7 +635,7 @@ fn main() {
         ),
         ("every call within its budget", over_budget.is_empty()),
         (
-            "SDK heap at rest, pooled connections' buffers apart, grew under 1 byte per call",
+            "SDK heap at rest, pooled connections apart, grew under 1 byte per call",
             end_heap.growth_per_call(&warm_heap) < 1.0,
         ),
         // Idle pooled connections (three fds each: the client's and the emulator's two) come and
