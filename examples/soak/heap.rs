@@ -1,8 +1,8 @@
 //! The heap the SDK holds, counted apart from the emulator's and the soak's own.
 //!
 //! RSS mixes the SDK's memory with the in-process emulator's (request logs, issued tokens, a
-//! thread per connection) and with what the allocator keeps after a free: glibc gives each thread
-//! group its own arena, and freed memory stays in its arena. So this global allocator counts the
+//! thread per connection) and with what the allocator keeps after a free: glibc spreads threads
+//! over several arenas, and freed memory stays in its arena. So this global allocator counts the
 //! bytes allocated while a thread is inside an SDK call ([`sdk_call`]) and not yet freed, on
 //! whichever thread they are freed (each allocation carries its class in a header before it).
 

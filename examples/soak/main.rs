@@ -52,7 +52,7 @@ const FAULT_SHARE: f64 = 0.2;
 const BUDGET: Duration = Duration::from_millis(2500);
 const MARGIN: Duration = Duration::from_millis(250);
 const TOKEN_EXPIRY_EVERY: Duration = Duration::from_secs(5);
-/// Before RSS and fds are sampled at rest, connections get this long to settle.
+/// Before RSS, the heap and fds are sampled at rest, connections get this long to settle.
 const SETTLE: Duration = Duration::from_millis(1500);
 
 struct Args {
