@@ -92,7 +92,7 @@ pub unsafe extern "C" fn ius_update_user_status_at(
     })
 }
 
-/// Room for the response JSON of a typical deviceConfigurationUserStatus (about 350 bytes).
+/// Room for the response JSON of a typical deviceConfigurationUserStatus (about 280 to 350 bytes).
 const RESPONSE_CAPACITY: usize = 512;
 
 /// Parses `patch_json` (also the outbox's).
@@ -113,7 +113,7 @@ unsafe fn write_response(out: *mut *mut c_char, outcome: UpdateOutcome) -> Resul
     }
     let json = match outcome.entity() {
         Some(entity) => {
-            // Sized for a typical entity and its NUL, so neither the JSON nor the C string grows.
+            // Sized for a typical entity, so the buffer does not grow while the JSON is written.
             let mut text = Vec::with_capacity(RESPONSE_CAPACITY);
             serde_json::to_writer(&mut text, entity).map_err(|err| {
                 FfiError::internal(&format!("could not serialize the response: {err}"))
