@@ -26,6 +26,16 @@ pub(crate) const MAX_BODY: u64 = 1024 * 1024;
 /// Redirects followed at most, as in Microsoft's SDKs.
 pub(crate) const MAX_REDIRECTS: u32 = 5;
 
+/// The largest response header block accepted (Graph's are about 1 KiB; nginx reads a proxied
+/// response's header into 4 or 8 KiB by default).
+const MAX_HEADER_BLOCK: usize = 16 * 1024;
+/// A connection's input buffer: a header block is read into it whole, and one over the limit must
+/// overfill the limit before it fills the buffer (else ureq sees a read that makes no progress).
+const INPUT_BUFFER: usize = MAX_HEADER_BLOCK + 4 * 1024;
+/// A connection's output buffer: the longest request header line must fit it (the
+/// `Authorization` line: Entra ID tokens are a few KiB).
+const OUTPUT_BUFFER: usize = 32 * 1024;
+
 const SDK_NAME: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 
 // Graph's request headers, named once (http keeps names lower-case; the wire is case-blind).
@@ -144,6 +154,13 @@ impl Pipeline {
             // Many agent threads share one client and one host.
             .max_idle_connections(32)
             .max_idle_connections_per_host(32)
+            // Every layer of a connection (TCP, TLS, src/coalesce.rs) keeps buffers of these
+            // sizes for as long as it is pooled: ureq's 128 KiB each made a pooled plain-http
+            // connection hold 514 KiB. Graph's answers are small and stream through the input
+            // buffer; a header block must fit it whole.
+            .input_buffer_size(INPUT_BUFFER)
+            .max_response_header_size(MAX_HEADER_BLOCK)
+            .output_buffer_size(OUTPUT_BUFFER)
             .build();
         let agent = Agent::with_parts(
             agent_config,

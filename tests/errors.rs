@@ -419,6 +419,52 @@ fn an_oversized_header_block_is_unexpected_and_not_resent() {
 }
 
 #[test]
+fn a_header_block_within_16_kib_is_read_and_one_over_it_is_unexpected() {
+    // The connection's input buffer is 16 KiB, and the header limit with it.
+    let padding = "x".repeat(12 * 1024);
+    let server = RawServer::start(http_response(
+        "204 No Content",
+        &[("X-Padding", &padding)],
+        b"",
+    ));
+    client(&server.base_url)
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .expect("a 12 KiB header block is read");
+    let padding = "x".repeat(17 * 1024);
+    assert_unexpected_and_sent_once(
+        http_response("204 No Content", &[("X-Padding", &padding)], b""),
+        "a 17 KiB header",
+    );
+}
+
+#[test]
+fn a_token_of_24_kib_is_sent_whole() {
+    // The Authorization line is the longest a request has; it must fit the output buffer.
+    let token = format!("eyJ{}", "a".repeat(24 * 1024));
+    let emu = ius_emulator::Emulator::start(ius_emulator::Config {
+        token: Some(token.clone()),
+        patch_returns: PatchReturns::NoContent,
+        seed: vec![ius_emulator::SeedEntry {
+            collection: "/deviceManagement/deviceConfigurations/c/userStatuses".into(),
+            entity: serde_json::json!({"id": "u"}),
+        }],
+        ..ius_emulator::Config::default()
+    })
+    .unwrap();
+    builder(&emu.base_url())
+        .access_token(token.clone())
+        .build()
+        .unwrap()
+        .update_user_status(&Target::new("c", "u"), &patch())
+        .expect("the emulator accepted the token");
+    let sent = emu.requests()[0]
+        .header("authorization")
+        .unwrap()
+        .to_owned();
+    assert_eq!(sent, format!("Bearer {token}"));
+}
+
+#[test]
 fn a_proxy_refusal_is_reported_at_once_naming_the_proxy() {
     let proxy = RawServer::start(
         b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n"
