@@ -130,7 +130,6 @@ impl Gate {
             Some(pacing) => count.clamp(1, pacing.requests) as usize,
             None => 0,
         };
-        let started = Instant::now();
         let mut state = self.lock();
         if slots == 0 && state.held_until.is_none() {
             // The common case costs one uncontended lock.
@@ -140,6 +139,7 @@ impl Gate {
                 waited: Duration::ZERO,
             });
         }
+        let started = Instant::now();
         loop {
             let now = Instant::now();
             let (wait, needed) = match state.wait_needed(self.pacing, slots, now) {
@@ -156,7 +156,8 @@ impl Gate {
             };
             let sleep = match (wait, deadline) {
                 (Some(wait), Some(deadline)) if now + wait > deadline => return Err(needed),
-                (None, Some(deadline)) if now >= deadline => return Err(needed),
+                // A slot an answer frees opens `per` after it: no sooner than `needed` from now.
+                (None, Some(deadline)) if now + needed > deadline => return Err(needed),
                 (Some(wait), _) => Some(wait),
                 (None, Some(deadline)) => Some(deadline - now),
                 (None, None) => None,
@@ -311,13 +312,17 @@ mod tests {
         let per = Duration::from_millis(100);
         let gate = Arc::new(Gate::new(Some(Pacing::new(1, per))));
         let first = gate.admit_many(1, None).unwrap();
-        // Every slot waits for an answer: a deadline is waited for, then the window is needed.
+        // Every slot waits for an answer, and a slot opens `per` after its answer: a deadline
+        // sooner than that is given up at once.
         let started = Instant::now();
         let needed = gate
-            .admit_many(1, Some(started + Duration::from_millis(30)))
+            .admit_many(1, Some(started + Duration::from_millis(60)))
             .unwrap_err();
         assert!(needed >= per, "{needed:?}");
-        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert!(
+            started.elapsed() < Duration::from_millis(40),
+            "no pointless wait"
+        );
         let second = {
             let gate = Arc::clone(&gate);
             std::thread::spawn(move || {
