@@ -492,6 +492,32 @@ fn a_full_outbox_refuses_new_targets_but_still_merges() {
     let stats = outbox.stats().unwrap();
     assert_eq!(stats.pending, stored);
     assert!(stats.bytes <= MIN_OUTBOX_BYTES, "{}", stats.bytes);
+
+    // One report larger than the room left is refused as full too, not as a storage failure.
+    for (file, size) in [("huge.db", 300_000), ("large.db", 200_000)] {
+        let outbox = Outbox::open(
+            &client,
+            dir.join(file),
+            OutboxOptions::new().max_bytes(MIN_OUTBOX_BYTES),
+        )
+        .unwrap();
+        outbox
+            .enqueue(&Target::new("c1", "small"), &count(1))
+            .unwrap();
+        let patch = UserStatusPatch::new().user_display_name("n".repeat(size));
+        let refused = outbox
+            .enqueue(&Target::new("c1", "big"), &patch)
+            .unwrap_err();
+        assert!(
+            matches!(&refused, Error::OutboxFull { reason } if reason.contains("maxBytes")),
+            "{size} bytes: {refused:?}"
+        );
+        assert_eq!(
+            outbox.stats().unwrap().pending,
+            1,
+            "nothing stored, nothing lost"
+        );
+    }
 }
 
 fn storage_reason(result: Result<Outbox, Error>) -> (String, String) {

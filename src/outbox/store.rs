@@ -165,9 +165,15 @@ fn pragma(conn: &Connection, name: &str) -> Result<i64> {
     Ok(conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?)
 }
 
-/// Whether the file has as many pages as `maxBytes` allows (SQLite's `max_page_count`).
-fn at_page_limit(conn: &Connection) -> Result<bool> {
-    Ok(pragma(conn, "page_count")? >= pragma(conn, "max_page_count")?)
+/// Whether the pages `maxBytes` still allows (SQLite's `max_page_count`, and the free pages)
+/// hold a row of `row` bytes with room to spare for the pages SQLite adds around it. A failed
+/// statement is rolled back, so this is the room the row had.
+fn room_for(conn: &Connection, row: u64) -> Result<bool> {
+    const SPARE: u64 = 64 * 1024;
+    let free_pages = pragma(conn, "max_page_count")? - pragma(conn, "page_count")?
+        + pragma(conn, "freelist_count")?;
+    let room = unsigned(free_pages * pragma(conn, "page_size")?);
+    Ok(room >= row.saturating_add(SPARE))
 }
 
 /// Stores `entries` in one transaction, all or nothing: each merges into its target's pending
@@ -215,23 +221,26 @@ pub(crate) fn enqueue(
                 options.max_pending
             )));
         }
+        let patch = text(&entry.patch);
+        // The row's own bytes (its key twice: the table and its index).
+        let row = (2 * entry.key.len() + entry.target.len() + patch.len()) as u64;
         // Room is kept for merges and for moving reports to the failed list.
         let reserve = (options.max_bytes / 64).max(32 * 1024);
         let used = used_bytes(&tx)?;
-        if used.saturating_add(reserve) > options.max_bytes {
+        if used.saturating_add(reserve).saturating_add(row) > options.max_bytes {
             return Err(full_bytes(used, options));
         }
         let revision = bump(&tx, "revision", 1)?;
         let inserted = tx.execute(
             "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![entry.key, entry.target, text(&entry.patch), revision, now],
+            params![entry.key, entry.target, patch, revision, now],
         );
         match inserted {
             // SQLite says "full" for its page limit (maxBytes) and for a full disk alike; only
             // the first is the outbox being full, the second is STORAGE.
             Err(err)
-                if err.sqlite_error_code() == Some(ErrorCode::DiskFull) && at_page_limit(&tx)? =>
+                if err.sqlite_error_code() == Some(ErrorCode::DiskFull) && !room_for(&tx, row)? =>
             {
                 return Err(full_bytes(used, options));
             }
