@@ -196,10 +196,10 @@ typedef struct ius_outbox ius_outbox;
  *
  * `token_buffer` holds `token_buffer_len` bytes, all zero on entry. Return:
  * - `0`: success. The buffer holds the token, NUL-terminated (at most `token_buffer_len - 1`
- *   bytes of visible ASCII), and `*out_expires_in_seconds` how long it stays valid from now
- *   (`0` or less: do not cache it, ask again before every request);
+ *   bytes of visible ASCII, and at most 16384), and `*out_expires_in_seconds` how long it stays
+ *   valid from now (`0` or less: do not cache it, ask again before every request);
  * - a positive number N: the token needs N bytes with its NUL, more than `token_buffer_len`. The
- *   library calls once more at once, with a buffer of at least N bytes (N may be at most 65536);
+ *   library calls once more at once, with a buffer of at least N bytes (N may be at most 16385);
  * - a negative number: no token. The buffer may hold a NUL-terminated UTF-8 message for the
  *   error JSON (it is never used as a token); the update returns `IUS_STATUS_AUTH`.
  *

@@ -221,10 +221,10 @@ inline std::int32_t call_token_source(void *user_data, char *buffer, std::size_t
     }
     std::size_t needed = state->pending.size() + 1;
     if (needed > len) {
-      if (needed > 65536) {
+      if (needed > 16385) {
         state->pending.assign(state->pending.size(), '\0');
         state->pending.clear();
-        copy_message(buffer, len, "the token source gave a token longer than 65535 bytes");
+        copy_message(buffer, len, "the token source gave a token longer than 16384 bytes");
         return -1;
       }
       return static_cast<std::int32_t>(needed);  // the library calls again with this much room

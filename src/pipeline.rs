@@ -14,6 +14,7 @@ use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::auth::Tokens;
 use crate::coalesce::CoalescingConnector;
+use crate::limits::{INPUT_BUFFER, MAX_HEADER_BLOCK, OUTPUT_BUFFER};
 use crate::pacing::{Gate, Pacing};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
@@ -25,16 +26,6 @@ pub(crate) const MAX_BODY: u64 = 1024 * 1024;
 
 /// Redirects followed at most, as in Microsoft's SDKs.
 pub(crate) const MAX_REDIRECTS: u32 = 5;
-
-/// The largest response header block accepted (Graph's are about 1 KiB; nginx reads a proxied
-/// response's header into 4 or 8 KiB by default).
-const MAX_HEADER_BLOCK: usize = 16 * 1024;
-/// A connection's input buffer: a header block is read into it whole, and one over the limit must
-/// overfill the limit before it fills the buffer (else ureq sees a read that makes no progress).
-const INPUT_BUFFER: usize = MAX_HEADER_BLOCK + 4 * 1024;
-/// A connection's output buffer: the longest request header line must fit it (the
-/// `Authorization` line: Entra ID tokens are a few KiB).
-const OUTPUT_BUFFER: usize = 32 * 1024;
 
 const SDK_NAME: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 

@@ -7,6 +7,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use serde_json::{Map, Value};
 
+use crate::limits::MAX_ID_BYTES;
 use crate::{Error, json};
 
 /// The keys of a target as JSON, for the unknown-key message.
@@ -578,6 +579,15 @@ impl Parent {
 fn push_id(url: &mut String, field: &str, id: &str) -> Result<(), Error> {
     if id.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must be at most {MAX_ID_BYTES} bytes, got {} (Graph's ids are GUIDs)",
+                id.len()
+            ),
+        ));
     }
     // Servers and proxies resolve dot segments (RFC 3986), even percent-encoded: `..` would
     // address the parent resource instead.

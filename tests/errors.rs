@@ -39,6 +39,17 @@ fn invalid_input_names_the_field_and_sends_nothing() {
         (good.clone(), patch().id("someone-else"), "id"),
         (Target::new("", "u1"), patch(), "deviceConfigurationId"),
         (Target::new("cfg-1", ""), patch(), "userStatusId"),
+        // Longer than any Graph id, and than a request line may grow.
+        (
+            Target::new("cfg-1", "u".repeat(1025)),
+            patch(),
+            "userStatusId",
+        ),
+        (
+            Target::new("é".repeat(513), "u1"),
+            patch(),
+            "deviceConfigurationId",
+        ),
         (
             Target::autopilot_domain_join("", "u1"),
             patch(),
@@ -376,6 +387,7 @@ fn an_empty_or_malformed_static_token_is_a_config_error() {
         format!("{secretish} with spaces"),
         format!("{secretish}\ttab"),
         format!("{secretish}é"),
+        format!("{secretish}{}", "a".repeat(16 * 1024)),
     ] {
         let err = Client::builder()
             .base_url("http://127.0.0.1:1")
@@ -420,7 +432,7 @@ fn an_oversized_header_block_is_unexpected_and_not_resent() {
 
 #[test]
 fn a_header_block_within_16_kib_is_read_and_one_over_it_is_unexpected() {
-    // The connection's input buffer is 16 KiB, and the header limit with it.
+    // The header limit is 16 KiB (the connection's input buffer is 20 KiB).
     let padding = "x".repeat(12 * 1024);
     let server = RawServer::start(http_response(
         "204 No Content",
@@ -438,15 +450,16 @@ fn a_header_block_within_16_kib_is_read_and_one_over_it_is_unexpected() {
 }
 
 #[test]
-fn a_token_of_24_kib_is_sent_whole() {
-    // The Authorization line is the longest a request has; it must fit the output buffer.
-    let token = format!("eyJ{}", "a".repeat(24 * 1024));
+fn a_token_of_16_kib_and_ids_of_1_kib_are_sent_whole() {
+    // The longest token and ids accepted; their lines must fit the connection's output buffer.
+    let token = format!("eyJ{}", "a".repeat(16 * 1024 - 3));
+    let id = "é".repeat(512);
     let emu = ius_emulator::Emulator::start(ius_emulator::Config {
         token: Some(token.clone()),
         patch_returns: PatchReturns::NoContent,
         seed: vec![ius_emulator::SeedEntry {
-            collection: "/deviceManagement/deviceConfigurations/c/userStatuses".into(),
-            entity: serde_json::json!({"id": "u"}),
+            collection: format!("/deviceManagement/deviceConfigurations/{id}/userStatuses"),
+            entity: serde_json::json!({ "id": id }),
         }],
         ..ius_emulator::Config::default()
     })
@@ -455,8 +468,8 @@ fn a_token_of_24_kib_is_sent_whole() {
         .access_token(token.clone())
         .build()
         .unwrap()
-        .update_user_status(&Target::new("c", "u"), &patch())
-        .expect("the emulator accepted the token");
+        .update_user_status(&Target::new(id.as_str(), id.as_str()), &patch())
+        .expect("the emulator accepted the token and found the ids");
     let sent = emu.requests()[0]
         .header("authorization")
         .unwrap()

@@ -13,6 +13,7 @@ use std::time::Instant;
 use ureq::Agent;
 
 use crate::auth_error::AuthError;
+use crate::limits::MAX_TOKEN_BYTES;
 use crate::{Cloud, Error};
 
 pub use assertion::AssertionAlgorithm;
@@ -69,12 +70,14 @@ impl AccessToken {
         &self.0
     }
 
-    /// Why `token` cannot go into an `Authorization` header, if it cannot: it is empty, or holds
-    /// something other than visible ASCII (a line break would inject a header). Never says what
-    /// the token is.
+    /// Why `token` cannot go into an `Authorization` header, if it cannot: it is empty, longer
+    /// than 16 KiB (a request's head lines must fit its connection's buffer), or holds something
+    /// other than visible ASCII (a line break would inject a header). Never says what the token is.
     pub(crate) fn refusal(token: &[u8]) -> Option<&'static str> {
         if token.is_empty() {
             Some("must not be empty")
+        } else if token.len() > MAX_TOKEN_BYTES {
+            Some("must be at most 16384 bytes (16 KiB)")
         } else if !token.iter().all(u8::is_ascii_graphic) {
             Some("must be visible ASCII only (letters, digits, punctuation; no line breaks)")
         } else {

@@ -9,17 +9,17 @@ use log::debug;
 use zeroize::Zeroizing;
 
 use crate::auth::{FreshToken, TokenCache, TokenSource};
-use crate::limits::MAX_DURATION;
+use crate::limits::{MAX_DURATION, MAX_TOKEN_BYTES};
 use crate::{AccessToken, AuthError, Error, TokenProvider};
 
 /// Supplies a bearer token (without the `Bearer ` prefix) for `ius_client_new_with_token_callback`.
 ///
 /// `token_buffer` holds `token_buffer_len` bytes, all zero on entry. Return:
 /// - `0`: success. The buffer holds the token, NUL-terminated (at most `token_buffer_len - 1`
-///   bytes of visible ASCII), and `*out_expires_in_seconds` how long it stays valid from now
-///   (`0` or less: do not cache it, ask again before every request);
+///   bytes of visible ASCII, and at most 16384), and `*out_expires_in_seconds` how long it stays
+///   valid from now (`0` or less: do not cache it, ask again before every request);
 /// - a positive number N: the token needs N bytes with its NUL, more than `token_buffer_len`. The
-///   library calls once more at once, with a buffer of at least N bytes (N may be at most 65536);
+///   library calls once more at once, with a buffer of at least N bytes (N may be at most 16385);
 /// - a negative number: no token. The buffer may hold a NUL-terminated UTF-8 message for the
 ///   error JSON (it is never used as a token); the update returns `IUS_STATUS_AUTH`.
 ///
@@ -41,8 +41,8 @@ pub type ius_token_callback = Option<
 
 /// The buffer offered first: app-only tokens are 1-3 KB, tokens with many claims up to ~8 KB.
 const FIRST_BUFFER: usize = 8 * 1024;
-/// The largest token accepted (with its NUL); no HTTP server takes a larger header anyway.
-const MAX_BUFFER: usize = 64 * 1024;
+/// The largest token accepted, with its NUL (the rule is `AccessToken::refusal`'s).
+const MAX_BUFFER: usize = MAX_TOKEN_BYTES + 1;
 /// A failure message is cut to this many characters.
 const MAX_MESSAGE: usize = 1024;
 
