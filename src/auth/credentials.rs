@@ -425,6 +425,11 @@ impl ClientCredentials {
         if !parsed.token_type.eq_ignore_ascii_case("Bearer") || parsed.access_token.is_empty() {
             return Err(not_a_token("no Bearer access_token"));
         }
+        // The same rule as for a caller's tokens: a line break would inject a header, and an
+        // over-long token could not be sent.
+        if let Some(why) = AccessToken::refusal(parsed.access_token.as_bytes()) {
+            return Err(not_a_token(&format!("its access_token {why}")));
+        }
         let expires_in = match &parsed.expires_in {
             serde_json::Value::Number(n) => n.as_u64(),
             serde_json::Value::String(s) => s.parse().ok(),
@@ -808,6 +813,10 @@ mod tests {
 
     #[test]
     fn odd_but_valid_answers_are_accepted_and_bad_ones_hide_the_body() {
+        let long = format!(
+            r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"leaked{}"}}"#,
+            "a".repeat(16 * 1024)
+        );
         let (host, server) = serve(vec![
             (
                 200,
@@ -817,15 +826,24 @@ mod tests {
                 200,
                 r#"{"token_type":"pop","expires_in":3600,"access_token":"leaked?"}"#,
             ),
+            (
+                200,
+                r#"{"token_type":"Bearer","expires_in":3600,"access_token":"leaked\r\nX-Injected: 1"}"#,
+            ),
+            (200, Box::leak(long.into_boxed_str())),
         ]);
         let source = secret_source(&host);
         assert_eq!(source.fetch(None).unwrap().token.secret(), "v1");
-        let err = source.fetch(None).err().unwrap();
+        for why in ["no Bearer", "visible ASCII", "at most 16384 bytes"] {
+            let err = source.fetch(None).err().unwrap();
+            assert!(
+                !err.transient
+                    && !err.to_string().contains("leaked")
+                    && err.to_string().contains(why),
+                "{why}: {err}"
+            );
+        }
         server.join().unwrap();
-        assert!(
-            !err.transient && !err.to_string().contains("leaked"),
-            "{err}"
-        );
     }
 
     #[test]
