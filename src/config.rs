@@ -292,6 +292,7 @@ impl ClientBuilder {
                 plain_http,
                 tokens: auth,
                 cloud,
+                retry: self.retry,
                 connect_timeout: self.connect_timeout,
                 request_timeout: self.request_timeout,
                 user_agent_suffix: self.user_agent_suffix.as_deref(),

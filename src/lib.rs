@@ -71,7 +71,7 @@ mod url;
 
 pub use auth::{
     AccessToken, AssertionAlgorithm, ClientCertificateCredential, ClientSecretCredential,
-    Credential, StaticToken, TokenProvider,
+    Credential, ManagedIdentityCredential, StaticToken, TokenProvider, WorkloadIdentityCredential,
 };
 pub use auth_error::AuthError;
 pub use bulk::BulkItem;

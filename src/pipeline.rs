@@ -82,6 +82,8 @@ pub(crate) struct PipelineSettings<'a> {
     pub tokens: Tokens,
     /// Chooses a credential's token authority and scope unless it names its own.
     pub cloud: Cloud,
+    /// The client's retry policy: a managed-identity endpoint's answers are retried under it.
+    pub retry: RetryPolicy,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub user_agent_suffix: Option<&'a str>,
@@ -158,7 +160,9 @@ impl Pipeline {
             DefaultConnector::new().chain(CoalescingConnector),
             CachingResolver::new(DefaultResolver::default(), proxy_address),
         );
-        let token = config.tokens.into_provider(&agent, config.cloud)?;
+        let token = config
+            .tokens
+            .into_provider(&agent, config.cloud, config.retry)?;
         Ok(Pipeline {
             agent,
             root: config.root,

@@ -1,5 +1,5 @@
 //! DNS answers cached per host for a short while, and the check that plain http reaches only
-//! loopback addresses.
+//! loopback addresses (or the link-local address a managed-identity URL names: `url`'s rule).
 //!
 //! ureq resolves the host before it looks for a pooled connection, and with a timeout set its
 //! default resolver spawns a thread per lookup: a thread per request. Caching the answer keeps
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
+
+use crate::url::plain_http_may_connect;
 
 /// How long an answer is reused; short, so a moved service is found again quickly.
 const TTL: Duration = Duration::from_secs(30);
@@ -38,6 +40,7 @@ impl<R> CachingResolver<R> {
 
     /// Plain http is for loopback only, and a name is not enough: every address it resolved to
     /// must be loopback, or a hosts file or DNS answer could send a token in clear off the machine.
+    /// (A link-local address passes only when the URL names it: `url::plain_http_may_connect`.)
     fn check_plain_http(&self, uri: &Uri, addrs: &ResolvedSocketAddrs) -> Result<(), ureq::Error> {
         if uri.scheme_str() != Some("http") {
             return Ok(());
@@ -53,7 +56,7 @@ impl<R> CachingResolver<R> {
         }
         match addrs
             .iter()
-            .find(|addr| !addr.ip().to_canonical().is_loopback())
+            .find(|addr| !plain_http_may_connect(host, addr.ip()))
         {
             Some(addr) => Err(ureq::Error::RequireHttpsOnly(format!(
                 "plain http is allowed only to loopback, but {host} resolved to {}; use https",
@@ -164,5 +167,15 @@ mod tests {
         assert!(resolve("10.1.2.3:443", "https://graph.example/beta").is_ok());
         assert!(resolve("10.1.2.3:3128", "http://proxy.corp.example:3128").is_ok());
         assert!(resolve("10.1.2.3:3129", "http://proxy.corp.example:3129").is_err());
+    }
+
+    #[test]
+    fn plain_http_reaches_a_link_local_address_only_when_the_url_names_it() {
+        // IMDS: the URL is the address (only a managed-identity URL may be one, `url`'s rule).
+        let imds = "http://169.254.169.254/metadata/identity/oauth2/token";
+        assert!(resolve("169.254.169.254:80", imds).is_ok());
+        // A name that resolves there is not the same.
+        let err = resolve("169.254.169.254:80", "http://metadata.example/x").unwrap_err();
+        assert!(matches!(err, ureq::Error::RequireHttpsOnly(_)), "{err:?}");
     }
 }

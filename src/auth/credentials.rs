@@ -1,11 +1,14 @@
 //! App-only tokens from the Microsoft identity platform (OAuth2 client credentials), with a client
-//! secret or a certificate.
+//! secret, a certificate or a federated token (workload identity); and the [`Credential`] that
+//! names every kind, managed identity included.
 //!
 //! The public types are descriptions: the client builder turns one into a cached
 //! [`TokenProvider`] with its own HTTP agent, so token requests share the proxy, TLS and timeout
 //! settings of Graph requests.
 
 use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::thread;
@@ -18,9 +21,12 @@ use ureq::http::Uri;
 use zeroize::Zeroizing;
 
 use crate::auth::AuthResult;
+use crate::auth::TokenProvider;
+use crate::auth::answer::{MAX_ANSWER_BYTES, read_answer, scrub};
 use crate::auth::assertion::{AssertionAlgorithm, AssertionSigner};
 use crate::auth::cache::{FreshToken, TokenCache, TokenSource};
-use crate::auth::{AccessToken, TokenProvider};
+use crate::auth::managed_identity::ManagedIdentityCredential;
+use crate::auth::workload_identity::WorkloadIdentityCredential;
 use crate::auth_error::AuthError;
 use crate::retry::{RetryPolicy, Verdict, decide};
 use crate::url::{Insecure, check_secure, never_proxied};
@@ -35,8 +41,6 @@ const TOKEN_RETRY: RetryPolicy = RetryPolicy {
     max_delay: Duration::from_secs(1),
     max_total_wait: Duration::from_secs(2),
 };
-/// Token responses are a few KiB; anything far larger is not one.
-const MAX_BODY: u64 = 64 * 1024;
 
 /// How a [`Client`](crate::Client) obtains app-only tokens for Graph. Give it to
 /// [`ClientBuilder::credential`](crate::ClientBuilder::credential).
@@ -47,24 +51,36 @@ pub enum Credential {
     ClientSecret(ClientSecretCredential),
     /// An app registration's certificate (a signed client assertion).
     ClientCertificate(ClientCertificateCredential),
+    /// The machine's managed identity (Azure VMs, App Service, Azure Arc).
+    ManagedIdentity(ManagedIdentityCredential),
+    /// A federated token from the platform (workload identity federation).
+    WorkloadIdentity(WorkloadIdentityCredential),
 }
 
 impl Credential {
     /// Requests tokens from this identity host instead of the client's cloud's, whichever kind of
-    /// credential this is.
-    pub fn authority_host(self, url: impl Into<String>) -> Self {
-        self.with_app(|app| app.authority_host = Some(url.into()))
-    }
-
-    /// Requests this scope instead of `{graph root}/.default`, whichever kind of credential this is.
-    pub fn scope(self, scope: impl Into<String>) -> Self {
-        self.with_app(|app| app.scope = Some(scope.into()))
-    }
-
-    fn with_app(mut self, change: impl FnOnce(&mut App)) -> Self {
+    /// credential this is. A managed identity has none (its endpoint comes from the environment):
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build) refuses it there.
+    pub fn authority_host(mut self, url: impl Into<String>) -> Self {
+        let url = Some(url.into());
         match &mut self {
-            Credential::ClientSecret(credential) => change(&mut credential.app),
-            Credential::ClientCertificate(credential) => change(&mut credential.app),
+            Credential::ClientSecret(credential) => credential.app.authority_host = url,
+            Credential::ClientCertificate(credential) => credential.app.authority_host = url,
+            Credential::ManagedIdentity(credential) => credential.authority_host = url,
+            Credential::WorkloadIdentity(credential) => credential.authority_host = url,
+        }
+        self
+    }
+
+    /// Requests this scope instead of `{graph root}/.default`, whichever kind of credential this
+    /// is (a managed identity asks for the scope's resource: the scope without `/.default`).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        let scope = Some(scope.into());
+        match &mut self {
+            Credential::ClientSecret(credential) => credential.app.scope = scope,
+            Credential::ClientCertificate(credential) => credential.app.scope = scope,
+            Credential::ManagedIdentity(credential) => credential.scope = scope,
+            Credential::WorkloadIdentity(credential) => credential.scope = scope,
         }
         self
     }
@@ -79,6 +95,18 @@ impl From<ClientSecretCredential> for Credential {
 impl From<ClientCertificateCredential> for Credential {
     fn from(credential: ClientCertificateCredential) -> Credential {
         Credential::ClientCertificate(credential)
+    }
+}
+
+impl From<ManagedIdentityCredential> for Credential {
+    fn from(credential: ManagedIdentityCredential) -> Credential {
+        Credential::ManagedIdentity(credential)
+    }
+}
+
+impl From<WorkloadIdentityCredential> for Credential {
+    fn from(credential: WorkloadIdentityCredential) -> Credential {
+        Credential::WorkloadIdentity(credential)
     }
 }
 
@@ -222,12 +250,15 @@ impl ClientCertificateCredential {
 
 impl Credential {
     /// Checks the description and makes the client's cached token provider. `agent` is the
-    /// client's own, so it must answer 4xx/5xx as responses (`http_status_as_error(false)`).
+    /// client's own, so it must answer 4xx/5xx as responses (`http_status_as_error(false)`);
+    /// `retry` is the client's policy (a managed-identity endpoint's answers are retried under it).
     pub(crate) fn into_provider(
         self,
         agent: Agent,
         cloud: Cloud,
+        retry: RetryPolicy,
     ) -> Result<Arc<dyn TokenProvider>, Error> {
+        let mut origins = Vec::new();
         let (app, proof) = match self {
             Credential::ClientSecret(credential) => {
                 if credential.secret.is_empty() {
@@ -239,8 +270,33 @@ impl Credential {
                 credential.app,
                 Proof::Assertion(credential.signer, credential.algorithm),
             ),
+            Credential::ManagedIdentity(credential) => {
+                return credential.into_provider(agent, cloud, retry);
+            }
+            Credential::WorkloadIdentity(credential) => {
+                let resolved = credential.resolve()?;
+                origins = resolved.origins;
+                let app = App {
+                    tenant_id: resolved.tenant_id,
+                    client_id: resolved.client_id,
+                    authority_host: resolved.authority_host,
+                    scope: resolved.scope,
+                };
+                (app, Proof::Federated(resolved.token_file))
+            }
         };
-        let source = ClientCredentials::new(agent, cloud, app, proof)?;
+        let source = ClientCredentials::new(agent, cloud, app, proof).map_err(|err| match err {
+            // A value read from the environment: say which variable held it.
+            Error::Config { field, reason } => {
+                match origins.iter().find(|(named, _)| *named == field) {
+                    Some((_, variable)) => {
+                        Error::config(field, format!("{reason} (from {variable})"))
+                    }
+                    None => Error::Config { field, reason },
+                }
+            }
+            other => other,
+        })?;
         Ok(Arc::new(TokenCache::new(source)))
     }
 }
@@ -249,6 +305,42 @@ impl Credential {
 enum Proof {
     Secret(Zeroizing<String>),
     Assertion(Arc<AssertionSigner>, AssertionAlgorithm),
+    /// The file the platform writes its token to, read again for every request.
+    Federated(PathBuf),
+}
+
+/// The largest federated token file read; a platform's token is a few KiB.
+const MAX_FEDERATED_TOKEN_BYTES: u64 = 64 * 1024;
+
+/// The platform's token from `path`, trimmed; an unreadable, empty or oversized file is an error
+/// naming the path (never the contents).
+fn read_federated_token(path: &Path) -> AuthResult<Zeroizing<String>> {
+    let refused = |why: String| {
+        Box::new(AuthError::new(format!(
+            "workload identity: the federated token file {} {why}",
+            path.display()
+        )))
+    };
+    let mut contents = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(MAX_FEDERATED_TOKEN_BYTES + 1)
+                .read_to_end(&mut contents)
+        })
+        .map_err(|err| refused(format!("cannot be read: {err}")))?;
+    if contents.len() as u64 > MAX_FEDERATED_TOKEN_BYTES {
+        return Err(refused(format!(
+            "is larger than {} KiB",
+            MAX_FEDERATED_TOKEN_BYTES / 1024
+        )));
+    }
+    let text = std::str::from_utf8(&contents)
+        .map_err(|_| refused("does not hold text".to_owned()))?
+        .trim();
+    if text.is_empty() {
+        return Err(refused("is empty".to_owned()));
+    }
+    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// A [`TokenSource`] that runs the client-credentials grant.
@@ -310,7 +402,7 @@ impl ClientCredentials {
 
     /// One token request: no retries; it gives up at `deadline`.
     fn request(&self, deadline: Option<Instant>) -> AuthResult<FreshToken> {
-        let assertion;
+        let assertion: Zeroizing<String>;
         let mut form = vec![
             ("client_id", self.client_id.as_str()),
             ("scope", self.scope.as_str()),
@@ -329,6 +421,13 @@ impl ClientCredentials {
                     &self.token_url,
                     SystemTime::now(),
                 )?);
+                form.push(("client_assertion_type", JWT_BEARER));
+                form.push(("client_assertion", assertion.as_str()));
+                assertion.as_str()
+            }
+            Proof::Federated(path) => {
+                // Read again every time: the platform rotates the token.
+                assertion = read_federated_token(path)?;
                 form.push(("client_assertion_type", JWT_BEARER));
                 form.push(("client_assertion", assertion.as_str()));
                 assertion.as_str()
@@ -355,7 +454,7 @@ impl ClientCredentials {
                 let body = response
                     .body_mut()
                     .with_config()
-                    .limit(MAX_BODY)
+                    .limit(MAX_ANSWER_BYTES)
                     .read_to_string();
                 match body {
                     Ok(body) if status == 200 => self.parse_token(&body),
@@ -405,40 +504,12 @@ impl ClientCredentials {
     }
 
     fn parse_token(&self, body: &str) -> AuthResult<FreshToken> {
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            token_type: String,
-            access_token: String,
-            // v2.0 answers a number; the v1.0 endpoint and some proxies answer a string.
-            expires_in: serde_json::Value,
-        }
         // The body holds the token: no part of it goes into an error.
-        let not_a_token = |what: &str| {
+        read_answer(body).map_err(|what| {
             let mut err = self.failure();
             err.message.push_str(&format!(": HTTP 200 but {what}"));
             err.http_status = Some(200);
             err
-        };
-        let parsed: TokenResponse = serde_json::from_str(body).map_err(|_| {
-            not_a_token("not a token response (token_type, access_token, expires_in)")
-        })?;
-        if !parsed.token_type.eq_ignore_ascii_case("Bearer") || parsed.access_token.is_empty() {
-            return Err(not_a_token("no Bearer access_token"));
-        }
-        // The same rule as for a caller's tokens: a line break would inject a header, and an
-        // over-long token could not be sent.
-        if let Some(why) = AccessToken::refusal(parsed.access_token.as_bytes()) {
-            return Err(not_a_token(&format!("its access_token {why}")));
-        }
-        let expires_in = match &parsed.expires_in {
-            serde_json::Value::Number(n) => n.as_u64(),
-            serde_json::Value::String(s) => s.parse().ok(),
-            _ => None,
-        }
-        .ok_or_else(|| not_a_token("expires_in is not a number of seconds"))?;
-        Ok(FreshToken {
-            token: AccessToken::new(parsed.access_token),
-            expires_in: Duration::from_secs(expires_in),
         })
     }
 
@@ -456,7 +527,7 @@ impl ClientCredentials {
         err.http_status = Some(status);
         err.transient = status >= 500 || status == 429;
         // Every text the service sends back is scrubbed, whichever field echoes the secret.
-        let scrubbed = |text: Option<String>| text.map(|text| scrub(text, confidential));
+        let scrubbed = |text: Option<String>| text.map(|text| scrub(text, &[confidential]));
         match serde_json::from_str::<ErrorBody>(body) {
             Ok(parsed) => {
                 let description = scrubbed(parsed.error_description);
@@ -473,7 +544,7 @@ impl ClientCredentials {
             // Not the identity platform's JSON (a proxy's page, say): show its start, scrubbed
             // before it is cut so that no part of the secret survives at the cut.
             Err(_) if !body.trim().is_empty() => {
-                let start: String = scrub(body.to_owned(), confidential)
+                let start: String = scrub(body.to_owned(), &[confidential])
                     .chars()
                     .take(200)
                     .collect();
@@ -542,15 +613,6 @@ pub(crate) fn read_token_answer(status: u16, body: &str) -> AuthResult<FreshToke
         source.parse_token(body)
     } else {
         Err(source.service_error(status, body, FUZZ_SECRET))
-    }
-}
-
-/// Removes `secret` from text the service sent back, should it ever echo it.
-fn scrub(text: String, secret: &str) -> String {
-    if secret.is_empty() || !text.contains(secret) {
-        text
-    } else {
-        text.replace(secret, "<redacted>")
     }
 }
 
@@ -696,7 +758,7 @@ mod tests {
         let credential =
             ClientSecretCredential::new(TENANT, "app-id", SECRET).authority_host(&host);
         let provider = Credential::from(credential)
-            .into_provider(agent(), Cloud::UsGov)
+            .into_provider(agent(), Cloud::UsGov, RetryPolicy::default())
             .unwrap();
         assert_eq!(provider.token().unwrap().secret(), "eyJ0eXAi.fresh");
         assert_eq!(provider.token().unwrap().secret(), "eyJ0eXAi.fresh");
@@ -729,7 +791,7 @@ mod tests {
             .authority_host(format!("{host}/"))
             .scope("api://custom/.default");
         let provider = Credential::from(credential)
-            .into_provider(agent(), Cloud::Global)
+            .into_provider(agent(), Cloud::Global, RetryPolicy::default())
             .unwrap();
         assert_eq!(provider.token().unwrap().secret(), "eyJ0eXAi.fresh");
 
@@ -874,7 +936,7 @@ mod tests {
             ),
         ];
         for (credential, field) in cases {
-            match credential.into_provider(agent(), Cloud::Global) {
+            match credential.into_provider(agent(), Cloud::Global, RetryPolicy::default()) {
                 Err(Error::Config { field: got, .. }) => assert_eq!(got, field),
                 other => panic!("{field}: {:?}", other.map(|_| ())),
             }

@@ -1,10 +1,18 @@
 //! Where bearer tokens come from: a fixed token, a caller's [`TokenProvider`], or app-only tokens
-//! from the Microsoft identity platform (`credentials`), signed assertions (`assertion`) and the
-//! per-client cache (`cache`). The token itself never reaches `Debug`, `Display` or an error.
+//! from the Microsoft identity platform (`credentials`, with signed assertions from `assertion`
+//! and federated tokens for `workload_identity`) or from the machine's managed-identity endpoint
+//! (`managed_identity`, with Azure Arc's key files in `arc_key`); what their endpoints answer
+//! (`answer`), the environment the identity sources read (`environment`) and the per-client
+//! cache they share (`cache`). The token itself never reaches `Debug`, `Display` or an error.
 
+mod answer;
+mod arc_key;
 mod assertion;
 mod cache;
 mod credentials;
+mod environment;
+mod managed_identity;
+mod workload_identity;
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,6 +22,7 @@ use ureq::Agent;
 
 use crate::auth_error::AuthError;
 use crate::limits::MAX_TOKEN_BYTES;
+use crate::retry::RetryPolicy;
 use crate::{Cloud, Error};
 
 pub use assertion::AssertionAlgorithm;
@@ -22,6 +31,8 @@ pub(crate) use cache::{FreshToken, TokenCache, TokenSource};
 pub use credentials::{ClientCertificateCredential, ClientSecretCredential, Credential};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use credentials::{FUZZ_SECRET, read_token_answer};
+pub use managed_identity::ManagedIdentityCredential;
+pub use workload_identity::WorkloadIdentityCredential;
 
 /// Results inside the auth module: the error is boxed, as it is inside [`Error`].
 pub(crate) type AuthResult<T> = Result<T, Box<AuthError>>;
@@ -38,11 +49,13 @@ pub(crate) enum Tokens {
 }
 
 impl Tokens {
-    /// The client's token provider; a credential is checked here and gets its own cache.
+    /// The client's token provider; a credential is checked here and gets its own cache
+    /// (`retry` is the client's policy, which a managed-identity endpoint's answers follow).
     pub(crate) fn into_provider(
         self,
         agent: &Agent,
         cloud: Cloud,
+        retry: RetryPolicy,
     ) -> Result<Arc<dyn TokenProvider>, Error> {
         match self {
             Tokens::Static(token) => match AccessToken::refusal(token.as_bytes()) {
@@ -50,7 +63,7 @@ impl Tokens {
                 None => Ok(Arc::new(StaticToken::new(token))),
             },
             Tokens::Provider(provider) => Ok(provider),
-            Tokens::Credential(credential) => credential.into_provider(agent.clone(), cloud),
+            Tokens::Credential(credential) => credential.into_provider(agent.clone(), cloud, retry),
         }
     }
 }
