@@ -1,9 +1,12 @@
 //! The `/_emulator/*` endpoints: the request logs, fault rules, token
-//! expiry, health and stats. No auth, not recorded.
+//! expiry, federated tokens, health and stats. No auth, not recorded.
+
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::faults::{FaultPlan, FaultRule};
+use crate::federated::DEFAULT_ISSUER;
 use crate::identity::Identity;
 use crate::log::RequestLog;
 use crate::message::{Request, RequestIds, Response};
@@ -33,6 +36,40 @@ const JSON: &str = "application/json; charset=utf-8";
 fn log_json(log: &RequestLog) -> Response {
     let all: Vec<Value> = log.snapshot().iter().map(|r| r.to_json()).collect();
     Response::with_body(200, JSON, serde_json::to_vec(&all).unwrap_or_default())
+}
+
+/// `POST /_emulator/federated-tokens`: `{"subject","issuer"?,"lifetimeSecs"?}`
+/// gives `{"token"}`, a platform token for workload identity federation.
+fn mint(identity: &Identity, body: &[u8], ids: &RequestIds) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        _ => return odata::bad_request(ids, "The body must be a JSON object with 'subject'."),
+    };
+    let Some(subject) = request.get("subject").and_then(Value::as_str) else {
+        return odata::bad_request(ids, "Missing 'subject' (a string).");
+    };
+    let issuer = match request.get("issuer") {
+        None => DEFAULT_ISSUER,
+        Some(Value::String(issuer)) => issuer.as_str(),
+        Some(_) => return odata::bad_request(ids, "'issuer' must be a string."),
+    };
+    let lifetime = match request.get("lifetimeSecs") {
+        None => 3600,
+        Some(value) => match value.as_u64() {
+            Some(secs) => secs,
+            None => return odata::bad_request(ids, "'lifetimeSecs' must be a whole number."),
+        },
+    };
+    let token = identity
+        .federated
+        .mint(issuer, subject, Duration::from_secs(lifetime));
+    Response::with_body(
+        200,
+        JSON,
+        serde_json::json!({ "token": token })
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 /// Answers one admin request.
@@ -76,6 +113,8 @@ pub(crate) fn answer(view: &AdminView<'_>, req: &Request, ids: &RequestIds) -> R
             Response::empty(204)
         }
         ("/_emulator/tokens/expire", _) => method_not_allowed(ids, "POST"),
+        ("/_emulator/federated-tokens", "POST") => mint(view.identity, &req.body, ids),
+        ("/_emulator/federated-tokens", _) => method_not_allowed(ids, "POST"),
         ("/_emulator/stats", "GET") => {
             let stats = serde_json::json!({
                 "connectionsAccepted": view.connections,

@@ -1,6 +1,6 @@
 //! The dispatcher: the [`Handler`] the server calls for every request. It
 //! records the request, applies the fault plan, and routes to the admin
-//! endpoints, the token endpoint or Graph.
+//! endpoints, the token endpoint, the managed-identity endpoints or Graph.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +12,7 @@ use crate::faults::{Effect, FaultPlan};
 use crate::graph::Graph;
 use crate::identity::{self, Identity};
 use crate::log::RequestLog;
+use crate::managed_identity::{self, ManagedIdentities};
 use crate::message::{Origin, Request, RequestIds};
 use crate::server::{Answer, Handler, WireFault};
 use crate::sync::StopSignal;
@@ -26,6 +27,8 @@ pub(crate) struct Dispatcher {
     pub(crate) graph: Graph,
     /// The token endpoint: apps, issued tokens, its own log.
     pub(crate) identity: Identity,
+    /// The managed-identity endpoints (IMDS, App Service, Azure Arc).
+    pub(crate) managed: ManagedIdentities,
     /// Where the emulator is reachable.
     pub(crate) origin: Origin,
     /// Set when the emulator stops; ends injected delays early.
@@ -51,7 +54,8 @@ impl Handler for Dispatcher {
         }
         // Token requests have their own log, so Graph request counts do not
         // depend on how the client authenticates.
-        let is_token = identity::is_token_path(path);
+        let is_managed = managed_identity::is_endpoint_path(path);
+        let is_token = is_managed || identity::is_token_path(path);
         if is_token {
             self.identity.log.record(req.to_recorded());
         } else {
@@ -64,7 +68,9 @@ impl Handler for Dispatcher {
             return answer;
         }
         let base = self.origin.url_for(req);
-        if is_token {
+        if is_managed {
+            Answer::Respond(self.managed.answer(&self.identity, req, ids))
+        } else if is_token {
             Answer::Respond(identity::answer(&self.identity, req, ids, &base))
         } else if let Some(version) = batch::batch_version(path) {
             self.answer_batch(req, ids, version, &base)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::identity::is_token_path;
+use crate::managed_identity::is_endpoint_path;
 use crate::message::{Request, RequestIds, Response};
 use crate::odata::{self, JSON_CONTENT_TYPE};
 use crate::server::WireFault;
@@ -150,7 +151,8 @@ impl FaultRule {
     /// Restricts the rule to requests whose raw path contains `part`.
     ///
     /// Only rules with a path filter apply to token requests
-    /// (`/{tenant}/oauth2/v2.0/token`), e.g. `path_contains("/oauth2/")`;
+    /// (`/{tenant}/oauth2/v2.0/token`, and the managed-identity endpoints),
+    /// e.g. `path_contains("/oauth2/")` or `path_contains("/metadata/identity/")`;
     /// rules without one apply to Graph requests only.
     ///
     /// A request inside a `$batch` is matched on its own path
@@ -281,7 +283,8 @@ impl FaultRule {
         // A rule without a path filter is about Graph: letting it hit token
         // requests too would shift every count as soon as a client fetches
         // a token first.
-        (self.path_contains.is_some() || !is_token_path(req.path()))
+        (self.path_contains.is_some()
+            || !(is_token_path(req.path()) || is_endpoint_path(req.path())))
             && self
                 .method
                 .as_deref()

@@ -24,6 +24,10 @@
 //! of the table below; the `jti` is only remembered once everything else
 //! passed, so a rejected assertion can be fixed and resent.
 //!
+//! For an app with [`crate::FederatedCredential`]s, an assertion whose
+//! header names no certificate (`x5t#S256` or `x5t`) is a platform's token
+//! (workload identity federation), checked as [`crate::federated`] lists.
+//!
 //! # Errors
 //!
 //! Shaped like Entra ID's: `{"error","error_description":"AADSTSn: ...\r\nTrace
@@ -70,6 +74,7 @@ use serde_json::{Map, Value};
 use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
+use crate::federated::{self, FederatedCredential, Issuer};
 use crate::log::RequestLog;
 use crate::message::{Request, RequestIds, Response, utc_seconds};
 use crate::sync::lock;
@@ -127,6 +132,8 @@ struct RegisteredCert {
 struct Registered {
     app: App,
     certs: Vec<RegisteredCert>,
+    /// The platform tokens the app accepts (workload identity federation).
+    federated: Vec<FederatedCredential>,
 }
 
 /// The token endpoint's state: registered apps, issued tokens, seen `jti`s
@@ -134,8 +141,13 @@ struct Registered {
 #[derive(Debug)]
 pub(crate) struct Identity {
     apps: Vec<Registered>,
+    /// Graph accepts only tokens issued here even without apps (managed
+    /// identity endpoints issue them).
+    managed_identity: bool,
     lifetime: Duration,
     scope: String,
+    /// The OIDC issuer whose tokens federated credentials accept.
+    pub(crate) federated: Issuer,
     /// Issued access tokens and when each expires.
     issued: Mutex<HashMap<String, Instant>>,
     /// Every `jti` of an accepted assertion, for replay detection.
@@ -145,9 +157,18 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    /// Parses the apps' certificates; fails naming the app whose PEM is bad.
-    pub(crate) fn new(apps: Vec<App>, lifetime: Duration, scope: String) -> Result<Self, String> {
-        let apps = apps
+    /// Parses the apps' certificates and attaches the federated credentials
+    /// (registering an app that has only those); fails naming the app whose
+    /// PEM is bad. `managed_identity`: the managed-identity endpoints issue
+    /// tokens too.
+    pub(crate) fn new(
+        apps: Vec<App>,
+        federated: Vec<FederatedCredential>,
+        managed_identity: bool,
+        lifetime: Duration,
+        scope: String,
+    ) -> Result<Self, String> {
+        let mut apps = apps
             .into_iter()
             .map(|app| {
                 let certs = match &app.certificate_pem {
@@ -156,23 +177,63 @@ impl Identity {
                         parse_certs(pem).map_err(|e| format!("app '{}': {e}", app.client_id))?
                     }
                 };
-                Ok(Registered { app, certs })
+                Ok(Registered {
+                    app,
+                    certs,
+                    federated: Vec::new(),
+                })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        for credential in federated {
+            let same = |r: &Registered| {
+                r.app.tenant.eq_ignore_ascii_case(&credential.tenant)
+                    && r.app.client_id.eq_ignore_ascii_case(&credential.client_id)
+            };
+            let index = match apps.iter().position(same) {
+                Some(index) => index,
+                None => {
+                    apps.push(Registered {
+                        app: App {
+                            tenant: credential.tenant.clone(),
+                            client_id: credential.client_id.clone(),
+                            ..App::default()
+                        },
+                        certs: Vec::new(),
+                        federated: Vec::new(),
+                    });
+                    apps.len() - 1
+                }
+            };
+            apps[index].federated.push(credential);
+        }
         Ok(Identity {
             apps,
+            managed_identity,
             lifetime,
             scope,
+            federated: Issuer::default(),
             issued: Mutex::new(HashMap::new()),
             jtis: Mutex::new(HashSet::new()),
             log: RequestLog::default(),
         })
     }
 
-    /// Whether any app is registered (then Graph accepts only issued
-    /// tokens, unless a static token is configured too).
-    pub(crate) fn has_apps(&self) -> bool {
-        !self.apps.is_empty()
+    /// Whether any app is registered or the managed-identity endpoints are
+    /// served (then Graph accepts only issued tokens, unless a static token
+    /// is configured too).
+    pub(crate) fn issues_tokens(&self) -> bool {
+        !self.apps.is_empty() || self.managed_identity
+    }
+
+    /// The lifetime of issued tokens.
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// The one resource tokens are issued for: the expected scope without
+    /// `/.default` (what managed-identity endpoints are asked for).
+    pub(crate) fn resource(&self) -> &str {
+        self.scope.trim_end_matches("/.default")
     }
 
     /// Whether `token` was issued here and is still valid.
@@ -197,7 +258,8 @@ impl Identity {
         }
     }
 
-    fn issue(&self) -> String {
+    /// A new opaque access token that Graph accepts until it expires.
+    pub(crate) fn issue(&self) -> String {
         // Opaque on purpose: clients must not parse access tokens.
         let token = format!(
             "ius-emulator-at.{}{}",
@@ -426,8 +488,17 @@ fn issue_for(identity: &Identity, req: &Request, base: &str) -> Result<String, R
                 }
                 None => return Err(missing("client_assertion_type")),
             }
-            let audience = format!("{base}{}", req.path());
-            verify_assertion(identity, registered, client_id, assertion, &audience)?;
+            // A token of the app's own making names the certificate that signed
+            // it; a platform's token (workload identity federation) does not.
+            if registered.federated.is_empty() || federated::names_a_certificate(assertion) {
+                let audience = format!("{base}{}", req.path());
+                verify_assertion(identity, registered, client_id, assertion, &audience)?;
+            } else {
+                identity
+                    .federated
+                    .verify(assertion, registered.federated.iter())
+                    .map_err(|(code, message)| bad_client(code, message))?;
+            }
         }
         (Some(_), Some(_)) => {
             return Err(bad_client(
@@ -595,9 +666,9 @@ fn verify_assertion(
     Ok(())
 }
 
-/// Decoded `name=value` pairs of a form body (`+` is a space); the first
-/// of repeated names wins.
-fn parse_form(body: &[u8]) -> HashMap<String, String> {
+/// Decoded `name=value` pairs of a form body or a query string (`+` is a
+/// space); the first of repeated names wins.
+pub(crate) fn parse_form(body: &[u8]) -> HashMap<String, String> {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8_lossy()

@@ -126,6 +126,55 @@
 //! `--token-lifetime SECS` and `--scope SCOPE`; admin endpoints
 //! `GET`/`DELETE /_emulator/token-requests` and `POST /_emulator/tokens/expire`.
 //!
+//! # Managed identity and workload identity federation
+//!
+//! With [`Config::managed_identity`] (binary: `--managed-identity`) the
+//! emulator also serves the three managed-identity endpoints a machine may
+//! have: IMDS at `/metadata/identity/oauth2/token` (point
+//! `AZURE_POD_IDENTITY_AUTHORITY_HOST` at the emulator's URL), App Service's
+//! at `/msi/token` and Azure Arc's at `/arc/metadata/identity/oauth2/token`
+//! (point `IDENTITY_ENDPOINT` there, with `IDENTITY_HEADER` or
+//! `IMDS_ENDPOINT`). Each checks its `api-version`, headers, `resource` and
+//! identity parameters exactly; Arc's challenge hands out key files it writes
+//! into [`ManagedIdentity::arc_tokens_folder`]; the [`managed_identity`]
+//! module lists every rule. The tokens they issue are Graph's like those of
+//! the token endpoint. Fault rules with a path filter (e.g.
+//! `path_contains("/metadata/identity/")`) make them answer 410, 500 or 429
+//! on demand.
+//!
+//! [`Config::federated_credentials`] (binary: `--federated
+//! TENANT:CLIENT_ID:SUBJECT`) registers an app's federated identity
+//! credentials: the token endpoint then exchanges a platform token from that
+//! issuer about that subject (`client_assertion`, workload identity
+//! federation) for an access token. The emulator is the issuer:
+//! [`Emulator::mint_federated_token`] (or `POST /_emulator/federated-tokens`
+//! with `{"subject","issuer"?,"lifetimeSecs"?}`) makes the token a platform
+//! would write to `AZURE_FEDERATED_TOKEN_FILE`; [`federated`] lists the
+//! checks.
+//!
+//! ```no_run
+//! use ius_emulator::{Config, Emulator, FederatedCredential, ManagedIdentity};
+//!
+//! let emu = Emulator::start(Config {
+//!     managed_identity: Some(ManagedIdentity::default()),
+//!     federated_credentials: vec![FederatedCredential {
+//!         tenant: "contoso.onmicrosoft.com".into(),
+//!         client_id: "11111111-1111-1111-1111-111111111111".into(),
+//!         issuer: "https://oidc.example".into(),
+//!         subject: "system:serviceaccount:agents:intune".into(),
+//!     }],
+//!     ..Config::default()
+//! })?;
+//! // IMDS: AZURE_POD_IDENTITY_AUTHORITY_HOST = emu.base_url()
+//! let token = emu.mint_federated_token(
+//!     "https://oidc.example",
+//!     "system:serviceaccount:agents:intune",
+//!     std::time::Duration::from_secs(3600),
+//! );
+//! // ... write `token` to the client's AZURE_FEDERATED_TOKEN_FILE ...
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # HTTPS
 //!
 //! With [`Config::tls`] (binary: `--tls-cert FILE --tls-key FILE`) the
@@ -147,22 +196,26 @@
 //! Each module imports only modules below it: `server` (with `http1` and
 //! `tls`) reads requests and calls a handler; `dispatch` is that handler:
 //! it records the request, applies `faults`, and routes to `admin`,
-//! `identity`, `batch` or `graph` (which has its own `handlers`, `query`,
-//! `validation` and `throttle`). `batch` gets each inner request run by a
-//! callback from `dispatch`, so it needs nothing above it. At the bottom
-//! sit the leaves: `message` (requests and responses), `odata` (Graph error
-//! bodies and wire conventions), `log`, `router`, `store` and `sync` (the
-//! lock helper and the stop signal).
+//! `identity` (the token endpoint), `managed_identity` (IMDS, App Service,
+//! Azure Arc; it issues `identity`'s tokens), `batch` or `graph` (which has
+//! its own `handlers`, `query`, `validation` and `throttle`). `batch` gets
+//! each inner request run by a callback from `dispatch`, so it needs nothing
+//! above it. At the bottom sit the leaves: `message` (requests and
+//! responses), `odata` (Graph error bodies and wire conventions), `log`,
+//! `router`, `store`, `federated` (the OIDC issuer of workload identity
+//! federation) and `sync` (the lock helper and the stop signal).
 #![warn(missing_docs)]
 
 mod admin;
 mod batch;
 mod dispatch;
 mod faults;
+pub mod federated;
 mod graph;
 mod http1;
 pub mod identity;
 mod log;
+pub mod managed_identity;
 mod message;
 mod odata;
 mod router;
@@ -177,9 +230,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use faults::{Fault, FaultRule, Scope};
+pub use federated::FederatedCredential;
 pub use graph::PatchReturns;
 pub use identity::App;
 pub use log::{BatchItem, RecordedRequest};
+pub use managed_identity::{ManagedIdentity, UserAssignedIdentity};
 pub use tls::TlsIdentity;
 
 use batch::ResponseOrder;
@@ -188,6 +243,7 @@ use faults::FaultPlan;
 use graph::{Graph, Paging};
 use identity::Identity;
 use log::RequestLog;
+use managed_identity::ManagedIdentities;
 use message::Origin;
 use server::Server;
 use sync::StopSignal;
@@ -231,8 +287,19 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// The only `scope` the token endpoint accepts. Default
     /// `https://graph.microsoft.com/.default`; national cloud tests set
-    /// e.g. `https://graph.microsoft.us/.default`.
+    /// e.g. `https://graph.microsoft.us/.default`. The managed-identity
+    /// endpoints accept this without `/.default` as their `resource`.
     pub expected_scope: String,
+    /// Serve the managed-identity endpoints (IMDS, App Service, Azure Arc)
+    /// for these identities; `None` (the default) serves none. Graph then
+    /// accepts only issued tokens (unless [`Config::token`] is set).
+    /// Binary: `--managed-identity` and the flags after it.
+    pub managed_identity: Option<ManagedIdentity>,
+    /// Federated identity credentials of apps (workload identity
+    /// federation); an app with only these is registered by them. Binary:
+    /// `--federated TENANT:CLIENT_ID:SUBJECT` (issuer
+    /// [`federated::DEFAULT_ISSUER`]).
+    pub federated_credentials: Vec<FederatedCredential>,
     /// Serve HTTPS with this identity instead of plain HTTP. Default `None`.
     pub tls: Option<TlsIdentity>,
     /// Shuffle the responses of every `$batch` with a PRNG seeded by this
@@ -270,6 +337,8 @@ impl Default for Config {
             apps: Vec::new(),
             token_lifetime: Duration::from_secs(3599),
             expected_scope: "https://graph.microsoft.com/.default".to_owned(),
+            managed_identity: None,
+            federated_credentials: Vec::new(),
             tls: None,
             batch_shuffle_seed: None,
             page_size: 100,
@@ -300,13 +369,21 @@ impl Emulator {
     /// background thread; returns at once.
     ///
     /// Fails with `InvalidInput` if a seed entry, an app's certificate or
-    /// the TLS identity is invalid.
+    /// the TLS identity is invalid, and with the I/O error if Azure Arc's
+    /// tokens folder cannot be created.
     pub fn start(config: Config) -> std::io::Result<Emulator> {
         let invalid = |what: &str, e: String| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
         };
-        let identity = Identity::new(config.apps, config.token_lifetime, config.expected_scope)
-            .map_err(|e| invalid("apps", e))?;
+        let identity = Identity::new(
+            config.apps,
+            config.federated_credentials,
+            config.managed_identity.is_some(),
+            config.token_lifetime,
+            config.expected_scope,
+        )
+        .map_err(|e| invalid("apps", e))?;
+        let managed = ManagedIdentities::new(config.managed_identity)?;
         let tls = config
             .tls
             .as_ref()
@@ -338,6 +415,7 @@ impl Emulator {
             faults: FaultPlan::new(config.faults),
             graph,
             identity,
+            managed,
             origin: Origin {
                 scheme,
                 bound_url: base_url_of(scheme, addr),
@@ -432,6 +510,27 @@ impl Emulator {
     /// Tokens issued afterwards are unaffected.
     pub fn expire_issued_tokens(&self) {
         self.dispatcher.identity.expire_all();
+    }
+
+    /// A platform token (workload identity federation) from `issuer` about
+    /// `subject`, valid for `lifetime`: what Kubernetes or GitHub Actions
+    /// would write to the client's `AZURE_FEDERATED_TOKEN_FILE`. The token
+    /// endpoint exchanges it for an access token when an app has a
+    /// [`FederatedCredential`] with this issuer and subject.
+    pub fn mint_federated_token(&self, issuer: &str, subject: &str, lifetime: Duration) -> String {
+        self.dispatcher
+            .identity
+            .federated
+            .mint(issuer, subject, lifetime)
+    }
+
+    /// Makes Azure Arc's challenge name `realm` (any path) instead of a key
+    /// file it writes, to test that a client refuses a path outside the
+    /// agent's tokens folder; `None` goes back to writing key files.
+    pub fn set_arc_challenge_realm(&self, realm: Option<&str>) {
+        self.dispatcher
+            .managed
+            .set_arc_realm(realm.map(str::to_owned));
     }
 
     /// Appends a fault rule to the plan (rules are checked in order; the

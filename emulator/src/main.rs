@@ -8,12 +8,19 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ius_emulator::{App, Config, Emulator, FaultRule, PatchReturns, SeedEntry, TlsIdentity};
+use ius_emulator::federated::DEFAULT_ISSUER;
+use ius_emulator::{
+    App, Config, Emulator, FaultRule, FederatedCredential, ManagedIdentity, PatchReturns,
+    SeedEntry, TlsIdentity, UserAssignedIdentity,
+};
 
 const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-returns 204|200] [--seed FILE]
                     [--fault JSON]... [--throttle-writes N/WINDOW] [--throttle-no-retry-after]
                     [--app TENANT:CLIENT_ID:SECRET]... [--app-cert TENANT:CLIENT_ID:CERT_PEM_FILE]...
                     [--token-lifetime SECS] [--scope SCOPE] [--tls-cert FILE --tls-key FILE]
+                    [--managed-identity] [--user-assigned CLIENT_ID,OBJECT_ID,RESOURCE_ID]...
+                    [--identity-header H] [--arc-tokens-folder DIR]
+                    [--federated TENANT:CLIENT_ID:SUBJECT]...
                     [--page-size N] [--next-link-base URL] [--batch-shuffle-seed N] [--latency DURATION]
 
   --listen ADDR              address to bind (default 127.0.0.1:0, a free port)
@@ -35,6 +42,20 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
   --app-cert TENANT:CLIENT_ID:CERT_PEM_FILE
                              register an app certificate (RSA) for client assertions (repeatable; the
                              same TENANT:CLIENT_ID as an --app adds the certificate to that app)
+  --managed-identity         serve the managed-identity endpoints: IMDS at /metadata/identity/oauth2/token
+                             (AZURE_POD_IDENTITY_AUTHORITY_HOST=this URL), App Service at /msi/token and
+                             Azure Arc at /arc/metadata/identity/oauth2/token (IDENTITY_ENDPOINT=this
+                             URL + path); the machine has a system-assigned identity
+  --user-assigned CLIENT_ID,OBJECT_ID,RESOURCE_ID
+                             attach a user-assigned identity (repeatable; implies --managed-identity)
+  --identity-header H        the X-IDENTITY-HEADER App Service requires (its IDENTITY_HEADER; default
+                             ius-emulator-identity-header; implies --managed-identity)
+  --arc-tokens-folder DIR    where Azure Arc's challenge writes its key files (default: a folder in the
+                             temporary folder; implies --managed-identity)
+  --federated TENANT:CLIENT_ID:SUBJECT
+                             accept, for that app, federated tokens about SUBJECT from the emulator's own
+                             issuer (workload identity; repeatable); mint one with
+                             POST /_emulator/federated-tokens {\"subject\": SUBJECT}
   --token-lifetime SECS      lifetime of issued tokens (default 3599)
   --scope SCOPE              the only scope accepted (default https://graph.microsoft.com/.default)
   --tls-cert FILE            serve HTTPS with this certificate chain (PEM; needs --tls-key)
@@ -46,7 +67,8 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
 
 admin endpoints (no auth, not recorded): GET/DELETE /_emulator/requests, GET /_emulator/health,
   POST /_emulator/faults (a rule as for --fault), DELETE /_emulator/faults, GET /_emulator/stats,
-  GET/DELETE /_emulator/token-requests, POST /_emulator/tokens/expire (expire every issued token)";
+  GET/DELETE /_emulator/token-requests, POST /_emulator/tokens/expire (expire every issued token),
+  POST /_emulator/federated-tokens {\"subject\", \"issuer\"?, \"lifetimeSecs\"?} (a federated token)";
 
 /// What the command line asked for.
 enum Command {
@@ -74,10 +96,10 @@ fn split_app(flag: &str, value: &str) -> Result<(String, String, String), String
         }
         _ => Err(format!(
             "{flag} '{value}': expected TENANT:CLIENT_ID:{}",
-            if flag == "--app" {
-                "SECRET"
-            } else {
-                "CERT_PEM_FILE"
+            match flag {
+                "--app" => "SECRET",
+                "--federated" => "SUBJECT",
+                _ => "CERT_PEM_FILE",
             }
         )),
     }
@@ -115,6 +137,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         if flag == "--help" || flag == "-h" {
             return Ok(Command::Help);
         }
+        if flag == "--managed-identity" {
+            if inline.is_some() {
+                return Err(format!("{flag} takes no value"));
+            }
+            config
+                .managed_identity
+                .get_or_insert_with(ManagedIdentity::default);
+            continue;
+        }
         if flag == "--throttle-no-retry-after" {
             if inline.is_some() {
                 return Err(format!("{flag} takes no value"));
@@ -140,6 +171,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 | "--next-link-base"
                 | "--batch-shuffle-seed"
                 | "--latency"
+                | "--user-assigned"
+                | "--identity-header"
+                | "--arc-tokens-folder"
+                | "--federated"
         ) {
             return Err(format!("unknown argument '{arg}'"));
         }
@@ -208,6 +243,43 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             "--latency" => {
                 config.latency =
                     parse_duration(&value).map_err(|e| format!("--latency '{value}': {e}"))?;
+            }
+            "--user-assigned" => {
+                let parts: Vec<&str> = value.split(',').collect();
+                let [client_id, object_id, resource_id] = parts[..] else {
+                    return Err(format!(
+                        "--user-assigned '{value}': expected CLIENT_ID,OBJECT_ID,RESOURCE_ID"
+                    ));
+                };
+                let managed = config
+                    .managed_identity
+                    .get_or_insert_with(ManagedIdentity::default);
+                managed.user_assigned.push(UserAssignedIdentity {
+                    client_id: client_id.to_owned(),
+                    object_id: object_id.to_owned(),
+                    resource_id: resource_id.to_owned(),
+                });
+            }
+            "--identity-header" => {
+                config
+                    .managed_identity
+                    .get_or_insert_with(ManagedIdentity::default)
+                    .identity_header = value;
+            }
+            "--arc-tokens-folder" => {
+                config
+                    .managed_identity
+                    .get_or_insert_with(ManagedIdentity::default)
+                    .arc_tokens_folder = value.into();
+            }
+            "--federated" => {
+                let (tenant, client_id, subject) = split_app(&flag, &value)?;
+                config.federated_credentials.push(FederatedCredential {
+                    tenant,
+                    client_id,
+                    issuer: DEFAULT_ISSUER.to_owned(),
+                    subject,
+                });
             }
             _ => files.seed = Some(value),
         }
@@ -373,6 +445,38 @@ mod tests {
         assert_eq!(c.throttle_writes, Some((100, Duration::from_secs(20))));
         assert!(!c.throttle_retry_after);
         assert!(Config::default().throttle_retry_after);
+    }
+
+    #[test]
+    fn parses_managed_and_workload_identity_flags() {
+        let Ok(Command::Run(c, _)) = parse(&[
+            "--user-assigned",
+            "c1,o1,/subscriptions/s/rg/x",
+            "--identity-header=h",
+            "--federated",
+            "t:c:system:serviceaccount:ns:sa",
+        ]) else {
+            panic!("should parse");
+        };
+        let managed = c.managed_identity.expect("implied");
+        assert!(managed.system_assigned);
+        assert_eq!(managed.identity_header, "h");
+        assert_eq!(
+            managed.user_assigned[0].resource_id,
+            "/subscriptions/s/rg/x"
+        );
+        assert_eq!(
+            c.federated_credentials[0].subject,
+            "system:serviceaccount:ns:sa"
+        );
+        assert_eq!(c.federated_credentials[0].issuer, DEFAULT_ISSUER);
+        let Ok(Command::Run(plain, _)) = parse(&["--managed-identity"]) else {
+            panic!("should parse");
+        };
+        assert!(plain.managed_identity.is_some());
+        assert!(parse(&["--managed-identity=yes"]).is_err());
+        assert!(parse(&["--user-assigned", "only-one"]).is_err());
+        assert!(parse(&["--federated", "t:c"]).is_err());
     }
 
     #[test]

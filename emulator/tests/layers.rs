@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(u32, &[&str])] = &[
     // Leaves.
     (0, &["sync", "router", "tls"]),
-    (1, &["log", "store"]),
+    (1, &["log", "store", "federated"]),
     (2, &["message"]),
     (3, &["odata", "http1"]),
-    // The HTTP server, and the token endpoint.
-    (4, &["server", "identity"]),
+    // The HTTP server, the token endpoint, and the managed-identity
+    // endpoints (which issue the token endpoint's tokens).
+    (4, &["server", "identity", "managed_identity"]),
     // Faults, Graph, batching.
     (5, &["faults", "graph", "batch"]),
     (6, &["admin"]),

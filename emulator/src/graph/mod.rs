@@ -130,7 +130,7 @@ impl Graph {
             TokenState::Unknown if self.token.is_some() => {
                 "Access token validation failure. Invalid audience."
             }
-            TokenState::Unknown if identity.has_apps() => "Access token validation failure.",
+            TokenState::Unknown if identity.issues_tokens() => "Access token validation failure.",
             TokenState::Unknown => return Ok(()),
         };
         Err(unauthorized(ids, message))
