@@ -1,0 +1,339 @@
+//! Workload identity federation end to end against the emulator (the token endpoint, and the
+//! emulator as the platform's OIDC issuer): the federated token on the wire, read again for every
+//! token request as the platform rotates it, the environment's values, files that cannot be used,
+//! refresh, one token for many threads, and logs and errors that never hold the assertion.
+//!
+//! The environment is given to each credential (`environment`), never set on the process: tests
+//! run in parallel threads.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use intune_user_status::{
+    Client, Credential, Error, Target, UserStatusPatch, WorkloadIdentityCredential,
+};
+use ius_emulator::{Config, Emulator, FederatedCredential, RecordedRequest, SeedEntry};
+
+const TENANT: &str = "contoso.onmicrosoft.com";
+const APP: &str = "33333333-aaaa-0000-0000-0000000000f1";
+const ISSUER: &str = "https://oidc.prod-aks.example/cluster-7/";
+const SUBJECT: &str = "system:serviceaccount:agents:intune-agent";
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A folder of its own under the temporary folder, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("ius-wi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("azure-identity-token")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn emulator_with(lifetime: Duration) -> Emulator {
+    Emulator::start(Config {
+        federated_credentials: vec![FederatedCredential {
+            tenant: TENANT.into(),
+            client_id: APP.into(),
+            issuer: ISSUER.into(),
+            subject: SUBJECT.into(),
+        }],
+        token_lifetime: lifetime,
+        seed: (0..8)
+            .map(|t| SeedEntry {
+                collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
+                entity: serde_json::json!({"id": "u1"}),
+            })
+            .collect(),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+fn emulator() -> Emulator {
+    emulator_with(Duration::from_secs(3599))
+}
+
+/// The platform writes a fresh token about the agent's service account.
+fn rotate(emu: &Emulator, file: &Path) -> String {
+    let token = emu.mint_federated_token(ISSUER, SUBJECT, HOUR);
+    // Written with a line break, as a mounted file may be: the client trims it.
+    std::fs::write(file, format!("{token}\n")).unwrap();
+    token
+}
+
+fn credential(emu: &Emulator, file: &Path) -> WorkloadIdentityCredential {
+    WorkloadIdentityCredential::new(TENANT, APP, file).authority_host(emu.base_url())
+}
+
+fn client(emu: &Emulator, credential: impl Into<Credential>) -> Client {
+    Client::builder()
+        .base_url(emu.base_url())
+        .credential(credential)
+        .build()
+        .unwrap()
+}
+
+fn update(client: &Client, config: usize, count: i32) -> Result<(), Error> {
+    client
+        .update_user_status(
+            &Target::new(format!("cfg-{config}"), "u1"),
+            &UserStatusPatch::new().devices_count(count),
+        )
+        .map(drop)
+}
+
+/// A token request's form, decoded.
+fn form(request: &RecordedRequest) -> HashMap<String, String> {
+    request
+        .body_str()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            let v = v.replace('+', " ");
+            let decoded = percent_encoding::percent_decode_str(&v)
+                .decode_utf8()
+                .unwrap();
+            (k.to_owned(), decoded.into_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_federated_token_is_the_client_assertion_and_is_read_again_after_rotation() {
+    let scratch = Scratch::new("rotate");
+    let emu = emulator();
+    let first = rotate(&emu, &scratch.file());
+    let client = client(&emu, credential(&emu, &scratch.file()));
+    update(&client, 0, 1).unwrap();
+    // The platform rotates the file; Graph refuses the cached token (401), a new one is fetched.
+    let second = rotate(&emu, &scratch.file());
+    assert_ne!(first, second);
+    emu.expire_issued_tokens();
+    update(&client, 0, 2).unwrap();
+
+    let sent = emu.token_requests();
+    assert_eq!(sent.len(), 2);
+    for (request, assertion) in sent.iter().zip([&first, &second]) {
+        assert_eq!(request.path(), format!("/{TENANT}/oauth2/v2.0/token"));
+        let form = form(request);
+        assert_eq!(form["client_id"], APP);
+        assert_eq!(form["grant_type"], "client_credentials");
+        assert_eq!(form["scope"], "https://graph.microsoft.com/.default");
+        assert_eq!(
+            form["client_assertion_type"],
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        assert_eq!(
+            &form["client_assertion"], assertion,
+            "the file's contents, trimmed"
+        );
+        assert!(!form.contains_key("client_secret"));
+    }
+    assert_eq!(
+        emu.user_status(
+            "/deviceManagement/deviceConfigurations/cfg-0/userStatuses",
+            "u1"
+        )
+        .unwrap()["devicesCount"],
+        2
+    );
+}
+
+#[test]
+fn from_env_takes_every_value_from_the_environment_and_a_given_one_wins() {
+    let scratch = Scratch::new("env");
+    let emu = emulator();
+    rotate(&emu, &scratch.file());
+    let env = [
+        ("AZURE_TENANT_ID", TENANT.to_owned()),
+        ("AZURE_CLIENT_ID", "not-the-app".to_owned()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            scratch.file().display().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", format!("{}/", emu.base_url())),
+    ];
+    let credential = WorkloadIdentityCredential::from_env()
+        .client_id(APP)
+        .environment(env);
+    update(&client(&emu, credential), 1, 1).unwrap();
+    let sent = emu.token_requests();
+    assert_eq!(sent.len(), 1, "AZURE_AUTHORITY_HOST was the emulator");
+    assert_eq!(form(&sent[0])["client_id"], APP);
+}
+
+#[test]
+fn an_unusable_token_file_is_an_auth_error_naming_it_and_graph_sees_nothing() {
+    let scratch = Scratch::new("unusable");
+    let emu = emulator();
+    let missing = scratch.0.join("missing-token");
+    let empty = scratch.0.join("empty-token");
+    std::fs::write(&empty, " \n").unwrap();
+    for (file, why) in [(&missing, "cannot be read"), (&empty, "is empty")] {
+        let err = update(&client(&emu, credential(&emu, file)), 0, 1).unwrap_err();
+        let auth = err
+            .auth()
+            .unwrap_or_else(|| panic!("an Auth error: {err:?}"));
+        assert!(
+            auth.message.contains(&file.display().to_string()) && auth.message.contains(why),
+            "{err}"
+        );
+    }
+    assert!(
+        emu.token_requests().is_empty(),
+        "no request without a token"
+    );
+    assert!(emu.requests().is_empty());
+    // A token the issuer did not mint is refused by the token endpoint (AADSTS).
+    std::fs::write(scratch.file(), "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln").unwrap();
+    let err = update(&client(&emu, credential(&emu, &scratch.file())), 0, 1).unwrap_err();
+    assert_eq!(err.auth().unwrap().aadsts.as_deref(), Some("AADSTS700027"));
+}
+
+#[test]
+fn missing_values_are_config_errors_naming_the_field_and_the_variable() {
+    let none: [(&str, &str); 0] = [];
+    let cases: [(WorkloadIdentityCredential, &str, &str); 4] = [
+        (
+            WorkloadIdentityCredential::from_env().environment(none),
+            "tenantId",
+            "AZURE_TENANT_ID",
+        ),
+        (
+            WorkloadIdentityCredential::from_env().environment([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+            ]),
+            "clientId",
+            "AZURE_CLIENT_ID",
+        ),
+        (
+            WorkloadIdentityCredential::from_env().environment([
+                ("AZURE_TENANT_ID", "a/b"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+            ]),
+            "tenantId",
+            "from AZURE_TENANT_ID",
+        ),
+        (
+            WorkloadIdentityCredential::new("t", "c", "/f").authority_host("http://login.example"),
+            "authorityHost",
+            "https://",
+        ),
+    ];
+    for (credential, field, says) in cases {
+        match Client::builder().credential(credential).build() {
+            Err(Error::Config { field: got, reason }) => {
+                assert_eq!(got, field, "{reason}");
+                assert!(reason.contains(says), "{field}: {reason}");
+            }
+            other => panic!("{field}: {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+#[test]
+fn one_token_serves_eight_threads_and_is_refreshed_once_before_it_expires() {
+    let scratch = Scratch::new("threads");
+    let emu = emulator_with(Duration::from_secs(2));
+    rotate(&emu, &scratch.file());
+    let client = client(&emu, credential(&emu, &scratch.file()));
+    let eight_threads = || {
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let client = &client;
+                scope.spawn(move || {
+                    for n in 0..6 {
+                        update(client, t, n + 1).unwrap();
+                    }
+                });
+            }
+        })
+    };
+    eight_threads();
+    assert_eq!(emu.token_requests().len(), 1, "one token for all threads");
+    std::thread::sleep(Duration::from_millis(1100));
+    eight_threads();
+    assert_eq!(emu.token_requests().len(), 2, "exactly one refresh");
+}
+
+/// Every log record of the process, for the secrecy test.
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(format!("{}", record.args()));
+    }
+    fn flush(&self) {}
+}
+
+static LOGS: Capture = Capture(Mutex::new(Vec::new()));
+
+#[test]
+fn logs_errors_and_debug_never_hold_the_federated_token_or_an_access_token() {
+    log::set_logger(&LOGS).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+    let scratch = Scratch::new("secrecy");
+    let emu = emulator();
+    let mut shown = Vec::new();
+    let mut assertions = vec![rotate(&emu, &scratch.file())];
+    let credential = credential(&emu, &scratch.file());
+    shown.push(format!("{credential:?}"));
+    let client = client(&emu, credential);
+    update(&client, 0, 1).unwrap();
+    assertions.push(rotate(&emu, &scratch.file()));
+    emu.expire_issued_tokens();
+    update(&client, 0, 2).unwrap();
+    let err = update(&client, 99, 1).unwrap_err();
+    shown.push(format!("{err} {err:?} {client:?}"));
+    // Refused by the endpoint: a token about another subject.
+    let foreign = emu.mint_federated_token(ISSUER, "system:serviceaccount:x:y", HOUR);
+    std::fs::write(scratch.file(), &foreign).unwrap();
+    assertions.push(foreign);
+    let refused = client_for_file(&emu, &scratch.file());
+    let err = update(&refused, 0, 1).unwrap_err();
+    assert_eq!(err.auth().unwrap().aadsts.as_deref(), Some("AADSTS700213"));
+    shown.push(format!("{err} {err:?}"));
+
+    let logs = LOGS.0.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("token request"),
+        "token requests are logged: {logs}"
+    );
+    let everything = format!("{logs}\n{}", shown.join("\n"));
+    for secret in assertions
+        .iter()
+        .map(String::as_str)
+        .chain(["ius-emulator-at.", "eyJ"])
+    {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+}
+
+fn client_for_file(emu: &Emulator, file: &Path) -> Client {
+    client(emu, credential(emu, file))
+}
