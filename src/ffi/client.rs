@@ -44,11 +44,29 @@ pub(crate) unsafe fn client_ref<'a>(client: *const ius_client) -> Result<&'a Cli
 ///     encrypted) with optional `"algorithm"`: `"PS256"` (default) or `"RS256"`. Tokens are
 ///     fetched from the cloud's Microsoft identity platform on the first update, cached by the
 ///     client, refreshed 5 minutes before they expire, and fetched again after a 401;
-///   - `auth` and `accessToken` together, or a secret and a certificate together, are rejected;
+///   - `auth` (object): `{"managedIdentity":{}}`: the machine's system-assigned managed
+///     identity, or `{"managedIdentity":{"clientId"}}` (or `"objectId"`, or `"resourceId"`; one
+///     of them) a user-assigned one. The endpoint is found from the environment here, as
+///     Microsoft's libraries find it: App Service (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`),
+///     Azure Arc (`IDENTITY_ENDPOINT` and `IMDS_ENDPOINT`, or the Arc agent installed; system-
+///     assigned only), else IMDS (`http://169.254.169.254`, or `AZURE_POD_IDENTITY_AUTHORITY_HOST`).
+///     These plain-http endpoints must be on loopback or a link-local address and never go
+///     through a proxy. No IMDS (a refused connection, none within 1 s) fails the update at once
+///     with `IUS_STATUS_AUTH`. `"arcTokensFolder"` is for tests only (Arc's key files are
+///     accepted only from `/var/opt/azcmagent/tokens`);
+///   - `auth` (object): `{"workloadIdentity":{}}`: workload identity federation, exchanging the
+///     platform's token in `tokenFile` (read again for every token request) for the app
+///     `clientId` of `tenantId`, at `authorityHost`; each absent one is read here from
+///     `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,
+///     `AZURE_AUTHORITY_HOST` (a missing required one is `IUS_STATUS_CONFIG` naming it). An
+///     unreadable or empty token file fails the update with `IUS_STATUS_AUTH` naming it;
+///   - `auth` and `accessToken` together, or a secret and a certificate together, or an identity
+///     source with other `auth` keys, are rejected;
 /// - `authorityHost` (string): the identity host to ask instead of the cloud's, e.g.
-///   `"https://login.microsoftonline.us"` (http only for loopback hosts); only with `auth`
-///   credentials;
-/// - `scope` (string): the scope to ask for instead of `{graph root}/.default`; only with `auth`
+///   `"https://login.microsoftonline.us"` (http only for loopback hosts); only with an app's
+///   `auth` credentials;
+/// - `scope` (string): the scope to ask for instead of `{graph root}/.default` (a managed
+///   identity asks for its resource, the scope without `/.default`); only with `auth`
 ///   credentials;
 /// - `timeouts` (object): `connectMs` (default 30000), `requestMs` (one attempt, default 100000),
 ///   `totalMs` (the whole call: attempts, redirects and waits; default none); positive integers,

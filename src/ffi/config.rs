@@ -10,14 +10,14 @@ use super::error::{FfiError, parse_json};
 use super::token::CallbackTokens;
 use crate::{
     ApiVersion, Client, ClientBuilder, ClientCertificateCredential, ClientSecretCredential, Cloud,
-    Credential, Error, Pacing, RetryPolicy,
+    Credential, Error, ManagedIdentityCredential, Pacing, RetryPolicy, WorkloadIdentityCredential,
 };
 
 /// The keys `config_json` accepts, for the unknown-key message.
 const KEYS: &str = "baseUrl, cloud, apiVersion, accessToken, auth, authorityHost, scope, timeouts, \
                     retry, pacing, proxy, useEnvProxy, tls, userAgent, fetchAfterNoContent";
 /// The keys of the `auth` object. The core names a credential's parts without the prefix
-/// (`tenantId`); [`in_auth`] adds `auth.` to those names, here and nowhere else.
+/// (`tenantId`); [`Named::path`] adds `auth.` to those names, here and nowhere else.
 /// `accessToken` comes first: it is also a top-level key, which is what the core's means.
 const AUTH_KEYS: [&str; 7] = [
     "accessToken",
@@ -28,6 +28,13 @@ const AUTH_KEYS: [&str; 7] = [
     "privateKeyPem",
     "algorithm",
 ];
+/// The identity sources, each the one key of `auth` when given, with an object of its own.
+const MANAGED_IDENTITY: &str = "managedIdentity";
+const WORKLOAD_IDENTITY: &str = "workloadIdentity";
+/// The keys of `auth.managedIdentity` (`arcTokensFolder` is for tests).
+const MANAGED_IDENTITY_KEYS: [&str; 4] = ["clientId", "objectId", "resourceId", "arcTokensFolder"];
+/// The keys of `auth.workloadIdentity`, each from its environment variable when absent.
+const WORKLOAD_IDENTITY_KEYS: [&str; 4] = ["tenantId", "clientId", "tokenFile", "authorityHost"];
 const RETRY_KEYS: &str = "maxRetries, baseDelayMs, maxDelayMs, maxTotalMs";
 const TIMEOUT_KEYS: &str = "connectMs, requestMs, totalMs";
 const PACING_KEYS: &str = "requests, perSeconds";
@@ -41,8 +48,49 @@ pub(crate) enum Tokens {
     Callback(CallbackTokens),
 }
 
+/// A parsed `config_json`: the builder, and where its credential's parts sit in the JSON.
+pub(crate) struct Parsed {
+    builder: ClientBuilder,
+    named: Named,
+}
+
+/// Where a credential's parts sit in `config_json`, so the core's names for them (`tenantId`)
+/// become paths (`auth.tenantId`, `auth.workloadIdentity.tenantId`).
+#[derive(Clone, Copy)]
+enum Named {
+    /// `auth` with an app's credentials (or no credential at all).
+    App,
+    /// `auth.managedIdentity`.
+    ManagedIdentity,
+    /// `auth.workloadIdentity`.
+    WorkloadIdentity,
+}
+
+impl Named {
+    /// The `config_json` path of the core's `field`, if it is a part of this credential.
+    fn path(self, field: &str) -> Option<String> {
+        let (object, keys): (&str, &[&str]) = match self {
+            Named::App => ("auth", &AUTH_KEYS[1..]),
+            Named::ManagedIdentity => ("auth.managedIdentity", &MANAGED_IDENTITY_KEYS),
+            Named::WorkloadIdentity => ("auth.workloadIdentity", &WORKLOAD_IDENTITY_KEYS),
+        };
+        keys.contains(&field).then(|| format!("{object}.{field}"))
+    }
+
+    /// The core error about a credential's part, named by its `config_json` path.
+    fn within(self, err: Error) -> Error {
+        match err {
+            Error::Config { field, reason } => match self.path(&field) {
+                Some(path) => Error::config(path, reason),
+                None => Error::Config { field, reason },
+            },
+            other => other,
+        }
+    }
+}
+
 /// Parses `config_json` into a builder that names the C runtime in the `SdkVersion` header.
-pub(crate) fn builder_from_json(text: &str, tokens: Tokens) -> Result<ClientBuilder, FfiError> {
+pub(crate) fn builder_from_json(text: &str, tokens: Tokens) -> Result<Parsed, FfiError> {
     let value = parse_json(text, "config_json", Error::config)?;
     let Value::Object(map) = value else {
         return Err(Error::config(
@@ -104,7 +152,8 @@ pub(crate) fn builder_from_json(text: &str, tokens: Tokens) -> Result<ClientBuil
             _ => return Err(unknown(&key, KEYS).into()),
         };
     }
-    Ok(match (tokens, access_token, auth) {
+    let mut named = Named::App;
+    let builder = match (tokens, access_token, auth) {
         (Tokens::Callback(_), Some(_), _) => {
             return Err(
                 Error::config("accessToken", "must not be given with a token callback").into(),
@@ -126,30 +175,30 @@ pub(crate) fn builder_from_json(text: &str, tokens: Tokens) -> Result<ClientBuil
         }
         (Tokens::FromConfig, None, Some(auth)) => match credential(auth, overrides)? {
             Auth::Token(token) => builder.access_token(token),
-            Auth::Credential(credential) => builder.credential(credential),
+            Auth::Credential(credential, parts) => {
+                named = parts;
+                builder.credential(credential)
+            }
         },
         // The builder reports the missing credentials.
         (Tokens::FromConfig, None, None) => {
-            overrides.refuse("there is no auth with a clientSecret or certificate")?;
+            overrides.refuse("there is no auth credential")?;
             builder
         }
-    })
+    };
+    Ok(Parsed { builder, named })
 }
 
 /// Builds the client from a parsed builder. Core errors about a credential's parts name them as
 /// `config_json` spells them (`auth.tenantId`, not `tenantId`).
-pub(crate) fn build(builder: ClientBuilder) -> Result<Client, FfiError> {
-    builder.build().map_err(|err| in_auth(err).into())
+pub(crate) fn build(parsed: Parsed) -> Result<Client, FfiError> {
+    let Parsed { builder, named } = parsed;
+    builder.build().map_err(|err| named.within(err).into())
 }
 
-/// Names a core error about a credential's part by its `config_json` path, `auth.{field}`.
+/// Names a core error about an app credential's part by its `config_json` path, `auth.{field}`.
 fn in_auth(err: Error) -> Error {
-    match err {
-        Error::Config { field, reason } if AUTH_KEYS[1..].contains(&field.as_str()) => {
-            Error::config(format!("auth.{field}"), reason)
-        }
-        other => other,
-    }
+    Named::App.within(err)
 }
 
 /// `authorityHost` and `scope`: they refine a credential, and mean nothing without one.
@@ -169,7 +218,9 @@ impl Overrides {
         match given.into_iter().find(|(_, value)| value.is_some()) {
             Some((field, _)) => Err(Error::config(
                 field,
-                format!("applies only to auth with a clientSecret or certificatePem; here {why}"),
+                format!(
+                    "applies only to an auth credential (an app's, or an identity's); here {why}"
+                ),
             )),
             None => Ok(()),
         }
@@ -179,17 +230,48 @@ impl Overrides {
 /// What the `auth` object describes.
 enum Auth {
     Token(String),
-    Credential(Credential),
+    /// A credential, and where its parts sit in `config_json`.
+    Credential(Credential, Named),
 }
 
 /// `auth` -> a token or a core credential; the core checks the values (tenant, client, PEM).
 /// Secrets (`accessToken`, `clientSecret`, `privateKeyPem`) are never echoed.
 fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
+    let mut map = object("auth", value)?;
+    for source in [MANAGED_IDENTITY, WORKLOAD_IDENTITY] {
+        let Some(value) = map.remove(source) else {
+            continue;
+        };
+        if let Some(other) = map.keys().next() {
+            return Err(Error::config(
+                format!("auth.{other}"),
+                format!("auth.{source} stands alone: give no other key in auth"),
+            ));
+        }
+        let (mut credential, named) = if source == MANAGED_IDENTITY {
+            (managed_identity(value)?, Named::ManagedIdentity)
+        } else {
+            (
+                workload_identity(value, &overrides)?,
+                Named::WorkloadIdentity,
+            )
+        };
+        if let Some(host) = overrides.authority_host {
+            credential = credential.authority_host(host);
+        }
+        if let Some(scope) = overrides.scope {
+            credential = credential.scope(scope);
+        }
+        return Ok(Auth::Credential(credential, named));
+    }
+    let known = [&AUTH_KEYS[..], &[MANAGED_IDENTITY, WORKLOAD_IDENTITY]]
+        .concat()
+        .join(", ");
     let mut parts = std::collections::BTreeMap::new();
-    for (key, value) in object("auth", value)? {
+    for (key, value) in map {
         let field = format!("auth.{key}");
         if !AUTH_KEYS.contains(&key.as_str()) {
-            return Err(unknown(&field, &AUTH_KEYS.join(", ")));
+            return Err(unknown(&field, &known));
         }
         parts.insert(key, string(&field, value)?);
     }
@@ -271,7 +353,67 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
     if let Some(scope) = overrides.scope {
         credential = credential.scope(scope);
     }
-    Ok(Auth::Credential(credential))
+    Ok(Auth::Credential(credential, Named::App))
+}
+
+/// `auth.managedIdentity`: `{}` (system-assigned) or one of `clientId`, `objectId`,
+/// `resourceId` (user-assigned); the core finds the endpoint in the environment.
+fn managed_identity(value: Value) -> Result<Credential, Error> {
+    let mut id: Option<(String, String)> = None;
+    let mut folder = None;
+    for (key, value) in object("auth.managedIdentity", value)? {
+        let field = format!("auth.managedIdentity.{key}");
+        match key.as_str() {
+            "clientId" | "objectId" | "resourceId" => {
+                let value = string(&field, value)?;
+                if let Some((first, _)) = &id {
+                    return Err(Error::config(
+                        field,
+                        format!(
+                            "give one of clientId, objectId and resourceId, not {first} and {key}"
+                        ),
+                    ));
+                }
+                id = Some((key, value));
+            }
+            "arcTokensFolder" => folder = Some(string(&field, value)?),
+            _ => return Err(unknown(&field, &MANAGED_IDENTITY_KEYS.join(", "))),
+        }
+    }
+    let mut credential = match id {
+        None => ManagedIdentityCredential::system_assigned(),
+        Some((key, value)) => match key.as_str() {
+            "clientId" => ManagedIdentityCredential::user_assigned_client_id(value),
+            "objectId" => ManagedIdentityCredential::user_assigned_object_id(value),
+            _ => ManagedIdentityCredential::user_assigned_resource_id(value),
+        },
+    };
+    if let Some(folder) = folder {
+        credential = credential.arc_tokens_folder(folder);
+    }
+    Ok(credential.into())
+}
+
+/// `auth.workloadIdentity`: each part given, or from the environment (the core reads it).
+fn workload_identity(value: Value, overrides: &Overrides) -> Result<Credential, Error> {
+    if overrides.authority_host.is_some() {
+        return Err(Error::config(
+            "authorityHost",
+            "give workload identity's as auth.workloadIdentity.authorityHost",
+        ));
+    }
+    let mut credential = WorkloadIdentityCredential::from_env();
+    for (key, value) in object("auth.workloadIdentity", value)? {
+        let field = format!("auth.workloadIdentity.{key}");
+        credential = match key.as_str() {
+            "tenantId" => credential.tenant_id(string(&field, value)?),
+            "clientId" => credential.client_id(string(&field, value)?),
+            "tokenFile" => credential.token_file(string(&field, value)?),
+            "authorityHost" => credential.authority_host(string(&field, value)?),
+            _ => return Err(unknown(&field, &WORKLOAD_IDENTITY_KEYS.join(", "))),
+        };
+    }
+    Ok(credential.into())
 }
 
 fn timeouts(mut builder: ClientBuilder, value: Value) -> Result<ClientBuilder, Error> {
@@ -434,7 +576,7 @@ mod tests {
         .unwrap();
         // Every key reached the builder with its value (the Debug form shows them all, secrets
         // redacted).
-        let shown = format!("{builder:?}");
+        let shown = format!("{:?}", builder.builder);
         for setting in [
             r#"base_url: Some("http://127.0.0.1:9")"#,
             "api_version: V1_0",
@@ -472,6 +614,80 @@ mod tests {
             "authorityHost": "https://login.microsoftonline.us",
         });
         build(builder_from_json(&certificate.to_string(), Tokens::FromConfig).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn identity_sources_are_accepted_and_their_errors_name_the_path() {
+        for config in [
+            r#"{"auth":{"managedIdentity":{}}}"#,
+            r#"{"auth":{"managedIdentity":{"resourceId":"/subscriptions/s/x"}},"scope":"https://graph.microsoft.us/.default"}"#,
+            r#"{"auth":{"workloadIdentity":{"tenantId":"t","clientId":"c","tokenFile":"/run/t",
+                "authorityHost":"http://127.0.0.1:9"}}}"#,
+        ] {
+            let parsed = builder_from_json(config, Tokens::FromConfig).unwrap();
+            build(parsed).unwrap_or_else(|err| panic!("{config}: {}", err.to_json()));
+        }
+        let workload = r#""tenantId":"t","clientId":"c","tokenFile":"/run/t""#;
+        let cases = [
+            (
+                r#"{"auth":{"managedIdentity":{"clientId":"a","objectId":"b"}}}"#.to_owned(),
+                "auth.managedIdentity.objectId",
+            ),
+            (
+                r#"{"auth":{"managedIdentity":{"principalId":"a"}}}"#.to_owned(),
+                "auth.managedIdentity.principalId",
+            ),
+            (
+                r#"{"auth":{"managedIdentity":{"clientId":" "}}}"#.to_owned(),
+                "auth.managedIdentity.clientId",
+            ),
+            (
+                r#"{"auth":{"managedIdentity":{"clientId":7}}}"#.to_owned(),
+                "auth.managedIdentity.clientId",
+            ),
+            (r#"{"auth":{"managedIdentity":true}}"#.to_owned(), "auth.managedIdentity"),
+            (
+                r#"{"auth":{"managedIdentity":{},"tenantId":"t"}}"#.to_owned(),
+                "auth.tenantId",
+            ),
+            (
+                r#"{"auth":{"managedIdentity":{}},"authorityHost":"https://login.example"}"#
+                    .to_owned(),
+                "authorityHost",
+            ),
+            (r#"{"auth":{"managedIdentity":{}},"scope":""}"#.to_owned(), "scope"),
+            (
+                format!(r#"{{"auth":{{"workloadIdentity":{{{workload}}},"managedIdentity":{{}}}}}}"#),
+                "auth.workloadIdentity",
+            ),
+            (
+                r#"{"auth":{"workloadIdentity":{"tenantId":"a/b","clientId":"c","tokenFile":"/f"}}}"#
+                    .to_owned(),
+                "auth.workloadIdentity.tenantId",
+            ),
+            (
+                format!(r#"{{"auth":{{"workloadIdentity":{{{workload},"authorityHost":"http://login.example"}}}}}}"#),
+                "auth.workloadIdentity.authorityHost",
+            ),
+            (
+                format!(r#"{{"auth":{{"workloadIdentity":{{{workload}}}}},"authorityHost":"https://login.example"}}"#),
+                "authorityHost",
+            ),
+            (
+                format!(r#"{{"auth":{{"workloadIdentity":{{{workload},"tokenFile":""}}}}}}"#),
+                "auth.workloadIdentity.tokenFile",
+            ),
+            (
+                format!(r#"{{"auth":{{"workloadIdentity":{{{workload},"audience":"x"}}}}}}"#),
+                "auth.workloadIdentity.audience",
+            ),
+            (r#"{"auth":{"workload":{}}}"#.to_owned(), "auth.workload"),
+        ];
+        for (json, field) in cases {
+            let (status, value) = rejected(&json);
+            assert_eq!(status, ius_status::Config, "{json}: {value}");
+            assert_eq!(value["field"], field, "{json}: {value}");
+        }
     }
 
     const CERT: &str = include_str!("../../tests/fixtures/test-only-rsa-cert.pem");
