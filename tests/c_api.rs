@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use c_build::{KINDS, SONAME, Suite, Variant};
 use common::{TunnelProxy, proxied_tls, proxied_url};
-use ius_emulator::{App, Config, Emulator, Fault, FaultRule, PatchReturns, SeedEntry, TlsIdentity};
+use ius_emulator::{
+    App, Config, Emulator, Fault, FaultRule, FederatedCredential, ManagedIdentity, PatchReturns,
+    RecordedRequest, SeedEntry, TlsIdentity, UserAssignedIdentity,
+};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "c-test-token";
@@ -886,6 +889,231 @@ impl OutboxEmulators {
     }
 }
 
+/// `test_c_identity`'s user-assigned identity, App Service header and workload app (test-only).
+const UAI_CLIENT: &str = "66666666-0000-0000-0000-00000000c0de";
+const UAI_OBJECT: &str = "77777777-0000-0000-0000-00000000c0de";
+const IDENTITY_HEADER: &str = "c-test-identity-header~value";
+const WORKLOAD_APP: &str = "88888888-0000-0000-0000-00000000c0de";
+const WORKLOAD_ISSUER: &str = "https://oidc.c-tests.example/";
+const WORKLOAD_SUBJECT: &str = "system:serviceaccount:agents:c-test";
+
+/// One build kind's emulator for `test_c_identity`, its Arc folder, its two federated tokens and
+/// the file the program writes them to.
+struct IdentitySet {
+    kind: &'static str,
+    emu: Emulator,
+    federated: [String; 2],
+}
+
+/// `test_c_identity`'s emulators (managed identity and a federated credential), one per build
+/// kind, and the folder for their files.
+struct IdentityEmulators {
+    sets: Vec<IdentitySet>,
+    dir: PathBuf,
+}
+
+impl IdentityEmulators {
+    fn start() -> IdentityEmulators {
+        // One folder per run: the plain, valgrind and sanitizer runs go at once.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ius-c-identity-{}-{run}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ids = [
+            "mi-system",
+            "mi-object",
+            "mi-app",
+            "mi-arc",
+            "mi-none",
+            "wi-1",
+            "wi-2",
+        ];
+        let sets = KINDS
+            .iter()
+            .map(|&kind| {
+                let emu = Emulator::start(Config {
+                    managed_identity: Some(ManagedIdentity {
+                        system_assigned: true,
+                        user_assigned: vec![UserAssignedIdentity {
+                            client_id: UAI_CLIENT.to_owned(),
+                            object_id: UAI_OBJECT.to_owned(),
+                            resource_id: "/subscriptions/s/providers/x/uai".to_owned(),
+                        }],
+                        identity_header: IDENTITY_HEADER.to_owned(),
+                        arc_tokens_folder: dir.join(format!("arc-{kind}")),
+                    }),
+                    federated_credentials: vec![FederatedCredential {
+                        tenant: AUTH_TENANT.to_owned(),
+                        client_id: WORKLOAD_APP.to_owned(),
+                        issuer: WORKLOAD_ISSUER.to_owned(),
+                        subject: WORKLOAD_SUBJECT.to_owned(),
+                    }],
+                    seed: direct_statuses(ids),
+                    ..Config::default()
+                })
+                .expect("start an identity emulator");
+                let hour = Duration::from_secs(3600);
+                let federated = [0, 1]
+                    .map(|_| emu.mint_federated_token(WORKLOAD_ISSUER, WORKLOAD_SUBJECT, hour));
+                IdentitySet {
+                    kind,
+                    emu,
+                    federated,
+                }
+            })
+            .collect();
+        IdentityEmulators { sets, dir }
+    }
+
+    /// `IUS_IDENTITY_<KIND>_{URL,ARC_DIR,FEDERATED_1,FEDERATED_2,TOKEN_FILE}` and the shared
+    /// values, for the program.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for set in &self.sets {
+            let kind = set.kind.to_uppercase();
+            let mut add = |name: &str, value: String| {
+                env.push((format!("IUS_IDENTITY_{kind}_{name}"), value));
+            };
+            add("URL", set.emu.base_url());
+            add(
+                "ARC_DIR",
+                self.dir
+                    .join(format!("arc-{}", set.kind))
+                    .display()
+                    .to_string(),
+            );
+            add("FEDERATED_1", set.federated[0].clone());
+            add("FEDERATED_2", set.federated[1].clone());
+            add(
+                "TOKEN_FILE",
+                self.dir
+                    .join(format!("token-{}", set.kind))
+                    .display()
+                    .to_string(),
+            );
+        }
+        for (name, value) in [
+            ("IUS_IDENTITY_HEADER", IDENTITY_HEADER),
+            ("IUS_IDENTITY_UAI_CLIENT", UAI_CLIENT),
+            ("IUS_IDENTITY_UAI_OBJECT", UAI_OBJECT),
+            ("IUS_IDENTITY_TENANT", AUTH_TENANT),
+            ("IUS_IDENTITY_APP", WORKLOAD_APP),
+        ] {
+            env.push((name.to_owned(), value.to_owned()));
+        }
+        env
+    }
+
+    /// What `test_c_identity` must have sent: each identity by its own name with each endpoint's
+    /// proof, Arc's key, the federated token before and after rotation; Graph got what the
+    /// tokens allowed and nothing after a failure.
+    fn assert_state(&self) {
+        for IdentitySet {
+            kind,
+            emu,
+            federated,
+        } in &self.sets
+        {
+            let tokens = emu.token_requests();
+            let at = |path: &str| -> Vec<&RecordedRequest> {
+                tokens.iter().filter(|r| r.path() == path).collect()
+            };
+            let query = |r: &RecordedRequest| -> Vec<(String, String)> {
+                r.target
+                    .split_once('?')
+                    .map_or("", |(_, q)| q)
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.replace("%3A", ":").replace("%2F", "/")))
+                    .collect()
+            };
+            let pairs = |expected: &[(&str, &str)]| -> Vec<(String, String)> {
+                expected
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect()
+            };
+            let resource = ("resource", "https://graph.microsoft.com");
+            // IMDS: the system-assigned identity, then the user-assigned one by object id; the
+            // refused port never reached the emulator.
+            let imds = at("/metadata/identity/oauth2/token");
+            assert_eq!(imds.len(), 2, "{kind}: IMDS");
+            assert_eq!(
+                query(imds[0]),
+                pairs(&[("api-version", "2018-02-01"), resource]),
+                "{kind}"
+            );
+            assert_eq!(
+                query(imds[1]),
+                pairs(&[
+                    ("api-version", "2018-02-01"),
+                    resource,
+                    ("object_id", UAI_OBJECT)
+                ]),
+                "{kind}"
+            );
+            assert!(imds.iter().all(|r| r.header("Metadata") == Some("true")));
+            let app = at("/msi/token");
+            assert_eq!(app.len(), 1, "{kind}: App Service");
+            assert_eq!(app[0].header("X-IDENTITY-HEADER"), Some(IDENTITY_HEADER));
+            assert_eq!(
+                query(app[0]),
+                pairs(&[
+                    ("api-version", "2019-08-01"),
+                    resource,
+                    ("client_id", UAI_CLIENT)
+                ]),
+                "{kind}"
+            );
+            let arc = at("/arc/metadata/identity/oauth2/token");
+            assert_eq!(arc.len(), 2, "{kind}: Arc's challenge, then the key");
+            assert_eq!(arc[0].header("Authorization"), None);
+            assert!(
+                arc[1]
+                    .header("Authorization")
+                    .is_some_and(|a| a.starts_with("Basic arc-key-")),
+                "{kind}"
+            );
+            let exchanged: Vec<String> = at(&format!("/{AUTH_TENANT}/oauth2/v2.0/token"))
+                .iter()
+                .map(|r| {
+                    form(&r.body_str())
+                        .remove("client_assertion")
+                        .unwrap_or_default()
+                })
+                .collect();
+            assert_eq!(
+                exchanged,
+                federated.to_vec(),
+                "{kind}: the federated token, then the rotated one"
+            );
+            for id in ["mi-system", "mi-object", "mi-app", "mi-arc"] {
+                let stored = emu.user_status(DIRECT, id).expect("seeded");
+                assert_eq!(stored["devicesCount"], 1, "{kind}: {id}");
+            }
+            assert_eq!(
+                emu.user_status(DIRECT, "wi-1").unwrap()["devicesCount"],
+                2,
+                "{kind}"
+            );
+            let patches = |id: &str| count(emu, "PATCH", &format!("/beta{DIRECT}/{id}"));
+            assert_eq!(patches("wi-1"), 3, "{kind}: one, then 401 and once more");
+            assert_eq!(
+                patches("mi-none") + patches("wi-2"),
+                0,
+                "{kind}: failures sent nothing"
+            );
+        }
+    }
+
+    fn shutdown(self) {
+        for set in self.sets {
+            set.emu.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Starts fresh servers, runs the suite's test programs against them and returns the servers
 /// for assertions on what they received. `env` is added to the programs' environment.
 fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
@@ -896,6 +1124,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let network = NetworkServers::start();
     let bulk = BulkEmulators::start();
     let outbox = OutboxEmulators::start();
+    let identity = IdentityEmulators::start();
     let mut all: Vec<(String, String)> = [
         ("IUS_TEST_BASE_URL", no_content.base_url()),
         ("IUS_TEST_BASE_URL_200", ok.base_url()),
@@ -910,6 +1139,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     all.extend(network.env());
     all.extend(bulk.env());
     all.extend(outbox.env());
+    all.extend(identity.env());
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     suite.run(&all);
     Emulators {
@@ -920,6 +1150,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
         network,
         bulk,
         outbox,
+        identity,
     }
 }
 
@@ -939,6 +1170,8 @@ struct Emulators {
     bulk: BulkEmulators,
     /// One per build kind: `test_c_outbox`.
     outbox: OutboxEmulators,
+    /// One per build kind: `test_c_identity`.
+    identity: IdentityEmulators,
 }
 
 impl Emulators {
@@ -950,6 +1183,7 @@ impl Emulators {
         self.network.assert_state();
         self.bulk.assert_state();
         self.outbox.assert_state();
+        self.identity.assert_state();
     }
 
     fn shutdown(self) {
@@ -960,6 +1194,7 @@ impl Emulators {
         self.network.shutdown();
         self.bulk.shutdown();
         self.outbox.shutdown();
+        self.identity.shutdown();
     }
 }
 

@@ -97,6 +97,8 @@ pub const PROGRAMS: &[Program] = &[
     Program::test("tests/test_c_bulk.c", "{kind}"),
     // The durable outbox: the emulator is IUS_OUTBOX_<KIND>_URL, files go under IUS_OUTBOX_DIR.
     Program::test("tests/test_c_outbox.c", "{kind}"),
+    // Managed and workload identity: the emulator is IUS_IDENTITY_<KIND>_URL.
+    Program::test("tests/test_c_identity.c", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.

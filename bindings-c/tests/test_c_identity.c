@@ -1,0 +1,315 @@
+/* Managed identity and workload identity through the C API, against the emulator's IMDS, App
+ * Service and Azure Arc endpoints and its token endpoint. The C API reads the real environment at
+ * ius_client_new, so this program sets it (setenv) before each client, on its one thread. This
+ * program checks what C sees; the driver (tests/c_api.rs) then checks what the emulator saw (each
+ * identity asked for by its own name, App Service's header, Arc's key, the rotated federated
+ * token).
+ *
+ * Usage: test_c_identity KIND (shared or static). The environment (set by tests/c_api.rs) names
+ * this kind's emulator (IUS_IDENTITY_<KIND>_URL) and the folder its Arc endpoint writes key files
+ * to (IUS_IDENTITY_<KIND>_ARC_DIR), App Service's header (IUS_IDENTITY_HEADER), the user-assigned
+ * identity (IUS_IDENTITY_UAI_CLIENT, IUS_IDENTITY_UAI_OBJECT), the workload app
+ * (IUS_IDENTITY_TENANT, IUS_IDENTITY_APP), two federated tokens the emulator minted
+ * (IUS_IDENTITY_<KIND>_FEDERATED_1 and _2) and a file to write them to
+ * (IUS_IDENTITY_<KIND>_TOKEN_FILE). */
+#include <time.h>
+
+#include "intune_user_status.h"
+#include "test_support.h"
+
+static const char *url, *header, *arc_dir, *token_file, *federated[2];
+static char kind_upper[16];
+
+static int has(const char *json, const char *needle) {
+  return json != NULL && strstr(json, needle) != NULL;
+}
+
+#define CHECK_HAS(text, needle, want)                                                       \
+  do {                                                                                      \
+    int found_ = has((text), (needle));                                                     \
+    if (found_ != (want))                                                                   \
+      fprintf(stderr, "  expected %s\"%s\" in %s\n", (want) ? "" : "no ", (needle),         \
+              (text) ? (text) : "(null)");                                                  \
+    CHECK(found_ == (want));                                                                \
+  } while (0)
+
+static const char *kind_env(const char *suffix) {
+  char name[96];
+  snprintf(name, sizeof name, "IUS_IDENTITY_%s_%s", kind_upper, suffix);
+  return ius_env(name);
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Unsets every variable the identity sources read, so each case sets only its own. */
+static void clear_identity_env(void) {
+  const char *names[] = {"IDENTITY_ENDPOINT",  "IDENTITY_HEADER", "IMDS_ENDPOINT",
+                         "AZURE_POD_IDENTITY_AUTHORITY_HOST", "AZURE_TENANT_ID",
+                         "AZURE_CLIENT_ID",    "AZURE_FEDERATED_TOKEN_FILE",
+                         "AZURE_AUTHORITY_HOST"};
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
+}
+
+/* config_json with the emulator as Graph and `auth` as given; 10 ms retry backoff. */
+static const char *config(const char *auth) {
+  static char buf[2048];
+  snprintf(buf, sizeof buf, "{\"baseUrl\":\"%s\",\"auth\":%s,\"retry\":{\"baseDelayMs\":10}}", url,
+           auth);
+  return buf;
+}
+
+static ius_client *must_create(const char *config_json) {
+  ius_client *client = NULL;
+  char *error = NULL;
+  if (ius_client_new(config_json, &client, &error) != IUS_STATUS_OK) {
+    fprintf(stderr, "ius_client_new %s: %s\n", config_json, error ? error : "(no error JSON)");
+    exit(2);
+  }
+  return client;
+}
+
+/* One update with a new client of `auth`, which must succeed. */
+static void update_with(const char *auth, const char *status_id) {
+  ius_client *client = must_create(config(auth));
+  ius_test_update_ok(client, status_id, 1);
+  ius_client_free(client);
+}
+
+/* IMDS (at AZURE_POD_IDENTITY_AUTHORITY_HOST), App Service and Azure Arc. */
+static void test_managed_identity(void) {
+  char auth[1024];
+  clear_identity_env();
+  setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", url, 1);
+  update_with("{\"managedIdentity\":{}}", "mi-system");
+  snprintf(auth, sizeof auth, "{\"managedIdentity\":{\"objectId\":\"%s\"}}",
+           ius_env("IUS_IDENTITY_UAI_OBJECT"));
+  update_with(auth, "mi-object");
+
+  clear_identity_env();
+  {
+    char endpoint[512];
+    snprintf(endpoint, sizeof endpoint, "%s/msi/token", url);
+    setenv("IDENTITY_ENDPOINT", endpoint, 1);
+  }
+  setenv("IDENTITY_HEADER", header, 1);
+  snprintf(auth, sizeof auth, "{\"managedIdentity\":{\"clientId\":\"%s\"}}",
+           ius_env("IUS_IDENTITY_UAI_CLIENT"));
+  update_with(auth, "mi-app");
+
+  clear_identity_env();
+  {
+    char endpoint[512];
+    snprintf(endpoint, sizeof endpoint, "%s/arc/metadata/identity/oauth2/token", url);
+    setenv("IDENTITY_ENDPOINT", endpoint, 1);
+  }
+  setenv("IMDS_ENDPOINT", url, 1);
+  snprintf(auth, sizeof auth, "{\"managedIdentity\":{\"arcTokensFolder\":\"%s\"}}", arc_dir);
+  update_with(auth, "mi-arc");
+}
+
+/* No IMDS (a refused port): AUTH at once, not after the client's retries. */
+static void test_no_imds(void) {
+  char host[64], *error = NULL;
+  int port, fd = ius_listen(&port);
+  ius_client *client;
+  double started;
+  ius_status status;
+  close(fd); /* nothing listens there any more */
+  snprintf(host, sizeof host, "http://127.0.0.1:%d", port);
+  clear_identity_env();
+  setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", host, 1);
+  /* The default retry policy: a retried failure would take seconds. */
+  {
+    char json[512];
+    snprintf(json, sizeof json, "{\"baseUrl\":\"%s\",\"auth\":{\"managedIdentity\":{}}}", url);
+    client = must_create(json);
+  }
+  started = now_seconds();
+  status = ius_test_update(client, "mi-none", 1, &error);
+  CHECK(status == IUS_STATUS_AUTH);
+  CHECK(now_seconds() - started < 1.0);
+  CHECK_HAS(error, "managed identity is unavailable", 1);
+  ius_string_free(error);
+  ius_client_free(client);
+}
+
+/* Configuration errors name the field; secrets are never echoed. */
+static void test_config_errors(void) {
+  struct {
+    const char *auth, *field;
+  } cases[] = {
+      {"{\"managedIdentity\":{\"clientId\":\"a\",\"objectId\":\"b\"}}",
+       "\"field\":\"auth.managedIdentity.objectId\""},
+      {"{\"managedIdentity\":{\"tenantId\":\"t\"}}", "\"field\":\"auth.managedIdentity.tenantId\""},
+      {"{\"managedIdentity\":{},\"clientSecret\":\"s3cret-never-echoed\"}",
+       "\"field\":\"auth.clientSecret\""},
+      /* Azure Arc has no user-assigned identities. */
+      {"{\"managedIdentity\":{\"clientId\":\"c\"}}", "\"field\":\"auth.managedIdentity.clientId\""},
+      /* Nothing in the environment for workload identity. */
+      {"{\"workloadIdentity\":{}}", "\"field\":\"auth.workloadIdentity.tenantId\""},
+  };
+  size_t i;
+  clear_identity_env();
+  setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:40342/metadata/identity/oauth2/token", 1);
+  setenv("IMDS_ENDPOINT", "http://127.0.0.1:40342", 1);
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ius_client *client = (ius_client *)&cases; /* must become NULL */
+    char *error = NULL;
+    ius_status status = ius_client_new(config(cases[i].auth), &client, &error);
+    CHECK(status == IUS_STATUS_CONFIG);
+    CHECK(client == NULL);
+    CHECK_HAS(error, cases[i].field, 1);
+    CHECK_HAS(error, "s3cret-never-echoed", 0);
+    ius_string_free(error);
+  }
+  /* An insecure endpoint from the environment names the variable. */
+  clear_identity_env();
+  setenv("IDENTITY_ENDPOINT", "http://identity.example:8081/msi/token", 1);
+  setenv("IDENTITY_HEADER", header, 1);
+  {
+    ius_client *client = NULL;
+    char *error = NULL;
+    CHECK(ius_client_new(config("{\"managedIdentity\":{}}"), &client, &error) ==
+          IUS_STATUS_CONFIG);
+    CHECK_HAS(error, "\"field\":\"IDENTITY_ENDPOINT\"", 1);
+    CHECK_HAS(error, header, 0);
+    ius_string_free(error);
+  }
+}
+
+static void write_token_file(const char *contents) {
+  FILE *file = fopen(token_file, "wb");
+  if (file == NULL) {
+    perror(token_file);
+    exit(2);
+  }
+  fprintf(file, "%s\n", contents);
+  fclose(file);
+}
+
+/* POST /_emulator/tokens/expire: Graph refuses every token issued so far. */
+static void expire_issued_tokens(void) {
+  const char *colon = strrchr(url, ':');
+  int port = colon != NULL ? atoi(colon + 1) : 0;
+  const char *request =
+      "POST /_emulator/tokens/expire HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+      "Connection: close\r\n\r\n";
+  char reply[512];
+  struct sockaddr_in addr;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ssize_t n;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((unsigned short)port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+  CHECK(send(fd, request, strlen(request), MSG_NOSIGNAL) == (ssize_t)strlen(request));
+  n = recv(fd, reply, sizeof reply - 1, 0);
+  reply[n > 0 ? n : 0] = '\0';
+  CHECK_HAS(reply, "HTTP/1.1 204", 1);
+  close(fd);
+}
+
+/* Workload identity from the environment; the file rotated between two token requests. */
+static void test_workload_identity(void) {
+  ius_client *client;
+  clear_identity_env();
+  setenv("AZURE_TENANT_ID", ius_env("IUS_IDENTITY_TENANT"), 1);
+  setenv("AZURE_CLIENT_ID", ius_env("IUS_IDENTITY_APP"), 1);
+  setenv("AZURE_FEDERATED_TOKEN_FILE", token_file, 1);
+  setenv("AZURE_AUTHORITY_HOST", url, 1);
+  write_token_file(federated[0]);
+  client = must_create(config("{\"workloadIdentity\":{}}"));
+  ius_test_update_ok(client, "wi-1", 1);
+  /* The platform rotates the token; Graph refuses the cached one: the new one is read. */
+  write_token_file(federated[1]);
+  expire_issued_tokens();
+  ius_test_update_ok(client, "wi-1", 2);
+  ius_client_free(client);
+
+  /* A file that is gone: AUTH naming it, nothing sent. */
+  remove(token_file);
+  client = must_create(config("{\"workloadIdentity\":{}}"));
+  {
+    char *error = NULL;
+    CHECK(ius_test_update(client, "wi-2", 1, &error) == IUS_STATUS_AUTH);
+    CHECK_HAS(error, token_file, 1);
+    CHECK_HAS(error, "cannot be read", 1);
+    ius_string_free(error);
+  }
+  ius_client_free(client);
+}
+
+/* ---- Logs and errors never hold a secret ---------------------------------------------------- */
+
+struct capture {
+  pthread_mutex_t lock;
+  char *text;
+  size_t len, cap;
+};
+
+static void log_callback(void *user_data, ius_log_level level, const char *message) {
+  struct capture *c = (struct capture *)user_data;
+  size_t n = strlen(message);
+  (void)level;
+  pthread_mutex_lock(&c->lock);
+  if (c->len + n + 2 > c->cap) {
+    c->cap = (c->len + n + 2) * 2;
+    c->text = (char *)realloc(c->text, c->cap);
+  }
+  memcpy(c->text + c->len, message, n);
+  c->len += n;
+  c->text[c->len++] = '\n';
+  c->text[c->len] = '\0';
+  pthread_mutex_unlock(&c->lock);
+}
+
+int main(int argc, char **argv) {
+  struct capture logs;
+  size_t i;
+  (void)ius_canned_start;
+  (void)ius_canned_join;
+  if (argc < 2 || strlen(argv[1]) >= sizeof kind_upper) {
+    fprintf(stderr, "usage: %s shared|static\n", argv[0]);
+    return 2;
+  }
+  for (i = 0; argv[1][i] != '\0'; i++)
+    kind_upper[i] = (char)(argv[1][i] >= 'a' && argv[1][i] <= 'z' ? argv[1][i] - 32 : argv[1][i]);
+  kind_upper[i] = '\0';
+  url = kind_env("URL");
+  token_file = kind_env("TOKEN_FILE");
+  federated[0] = kind_env("FEDERATED_1");
+  federated[1] = kind_env("FEDERATED_2");
+  header = ius_env("IUS_IDENTITY_HEADER");
+  arc_dir = kind_env("ARC_DIR");
+
+  memset(&logs, 0, sizeof logs);
+  pthread_mutex_init(&logs.lock, NULL);
+  CHECK(ius_set_log_callback(log_callback, &logs, IUS_LOG_LEVEL_DEBUG) == IUS_STATUS_OK);
+
+  test_config_errors();
+  test_managed_identity();
+  test_no_imds();
+  test_workload_identity();
+
+  CHECK(ius_set_log_callback(NULL, NULL, IUS_LOG_LEVEL_TRACE) == IUS_STATUS_OK);
+  CHECK_HAS(logs.text, "managed identity token request: source=Azure Arc", 1);
+  CHECK_HAS(logs.text, "token request:", 1);
+  /* Never App Service's header, an Arc key (the emulator's start with arc-key-), a federated
+   * token or an access token. */
+  CHECK_HAS(logs.text, header, 0);
+  CHECK_HAS(logs.text, "arc-key-", 0);
+  CHECK_HAS(logs.text, federated[0], 0);
+  CHECK_HAS(logs.text, federated[1], 0);
+  CHECK_HAS(logs.text, "ius-emulator-at.", 0);
+  CHECK_HAS(logs.text, "eyJ", 0);
+  free(logs.text);
+  pthread_mutex_destroy(&logs.lock);
+  clear_identity_env();
+  return ius_summary();
+}
