@@ -14,19 +14,26 @@
 //!     --config-id CONFIG --status-id STATUS --patch '{"status":"compliant","devicesCount":3}' \
 //!     [--route identityCertificate] [--certificate-id ID] [--api-version v1.0]
 //! ```
-//! The token may also come from `IUS_TOKEN`. On error it prints the error and exits with status 1.
+//! The token may also come from `IUS_TOKEN`. Instead of a token, `--auth managed-identity` uses the
+//! machine's managed identity (an Azure VM's, App Service's or Azure Arc's, found from the
+//! environment; `--identity-client-id ID` picks a user-assigned one) and `--auth workload-identity`
+//! exchanges the platform's federated token (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//! `AZURE_FEDERATED_TOKEN_FILE`). On error it prints the error and exits with status 1.
 
 use std::process::ExitCode;
 
 use intune_user_status::{
-    ApiVersion, CallOptions, Client, ComplianceStatus, Error, Target, UpdateOutcome,
-    UserStatusPatch,
+    ApiVersion, CallOptions, Client, ComplianceStatus, Error, ManagedIdentityCredential, Target,
+    UpdateOutcome, UserStatusPatch, WorkloadIdentityCredential,
 };
 use ius_emulator::{Config, Emulator};
 
-const USAGE: &str = "usage: update_user_status [--base-url URL --token T --config-id X --status-id Y \
---patch JSON [--route R] [--certificate-id C] [--api-version beta|v1.0]]
-With no arguments: a demonstration against the bundled emulator. The token may come from IUS_TOKEN.";
+const USAGE: &str =
+    "usage: update_user_status [--base-url URL (--token T | --auth managed-identity \
+[--identity-client-id ID] | --auth workload-identity) --config-id X --status-id Y --patch JSON \
+[--route R] [--certificate-id C] [--api-version beta|v1.0]]
+With no arguments: a demonstration against the bundled emulator. The token may come from IUS_TOKEN;
+managed and workload identity read the environment as Microsoft's libraries do.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -127,9 +134,17 @@ fn print_outcome(outcome: &UpdateOutcome) {
     }
 }
 
+/// Where the example's tokens come from.
+enum Auth {
+    Token(String),
+    /// The machine's managed identity; a user-assigned one by its client id.
+    ManagedIdentity(Option<String>),
+    WorkloadIdentity,
+}
+
 struct Args {
     base_url: String,
-    token: String,
+    auth: Auth,
     config_id: String,
     status_id: String,
     patch: String,
@@ -144,8 +159,16 @@ impl Args {
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
             let name = match flag.as_str() {
-                "--base-url" | "--token" | "--config-id" | "--status-id" | "--patch"
-                | "--route" | "--certificate-id" | "--api-version" => flag.as_str(),
+                "--base-url"
+                | "--token"
+                | "--config-id"
+                | "--status-id"
+                | "--patch"
+                | "--route"
+                | "--certificate-id"
+                | "--api-version"
+                | "--auth"
+                | "--identity-client-id" => flag.as_str(),
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other}")),
             };
@@ -153,16 +176,31 @@ impl Args {
             found.insert(name, value.clone());
         }
         let mut take = |name: &str| found.remove(name);
-        let token = take("--token")
-            .or_else(|| std::env::var("IUS_TOKEN").ok())
-            .ok_or("--token (or IUS_TOKEN) is required")?;
+        let identity_client_id = take("--identity-client-id");
+        let auth = match take("--auth").as_deref() {
+            None | Some("token") => Auth::Token(
+                take("--token")
+                    .or_else(|| std::env::var("IUS_TOKEN").ok())
+                    .ok_or("--token (or IUS_TOKEN) is required")?,
+            ),
+            Some("managed-identity") => Auth::ManagedIdentity(identity_client_id.clone()),
+            Some("workload-identity") => Auth::WorkloadIdentity,
+            Some(other) => {
+                return Err(format!(
+                    "--auth {other}: expected token, managed-identity or workload-identity"
+                ));
+            }
+        };
+        if identity_client_id.is_some() && !matches!(auth, Auth::ManagedIdentity(_)) {
+            return Err("--identity-client-id goes with --auth managed-identity".to_owned());
+        }
         let mut required = |name: &str| take(name).ok_or(format!("{name} is required"));
         Ok(Args {
             base_url: required("--base-url")?,
             config_id: required("--config-id")?,
             status_id: required("--status-id")?,
             patch: required("--patch")?,
-            token,
+            auth,
             route: take("--route"),
             certificate_id: take("--certificate-id"),
             api_version: take("--api-version"),
@@ -172,9 +210,17 @@ impl Args {
 
 /// Against a service named on the command line.
 fn remote(args: Args) -> Result<(), Error> {
-    let mut builder = Client::builder()
-        .base_url(&args.base_url)
-        .access_token(args.token);
+    let builder = Client::builder().base_url(&args.base_url);
+    let mut builder = match args.auth {
+        Auth::Token(token) => builder.access_token(token),
+        Auth::ManagedIdentity(None) => {
+            builder.credential(ManagedIdentityCredential::system_assigned())
+        }
+        Auth::ManagedIdentity(Some(id)) => {
+            builder.credential(ManagedIdentityCredential::user_assigned_client_id(id))
+        }
+        Auth::WorkloadIdentity => builder.credential(WorkloadIdentityCredential::from_env()),
+    };
     if let Some(version) = &args.api_version {
         builder = builder.api_version(version.parse::<ApiVersion>()?);
     }

@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use ius_emulator::{Config, Emulator, SeedEntry};
+use std::time::Duration;
+
+use ius_emulator::{
+    Config, Emulator, FederatedCredential, ManagedIdentity, SeedEntry, UserAssignedIdentity,
+};
 
 /// `target/<profile>/examples/update_user_status`, built by `cargo test` with the tests.
 fn example() -> PathBuf {
@@ -75,6 +79,102 @@ fn against_a_named_service_it_updates_or_exits_non_zero_with_the_error() {
     let invalid = run("u", r#"{"status":"bogus"}"#);
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("invalid status"));
+}
+
+#[test]
+fn with_auth_managed_or_workload_identity_it_gets_its_token_from_the_environment() {
+    let tokens = std::env::temp_dir().join(format!("ius-example-identity-{}", std::process::id()));
+    let emu = Emulator::start(Config {
+        managed_identity: Some(ManagedIdentity {
+            user_assigned: vec![UserAssignedIdentity {
+                client_id: "uai-1".into(),
+                ..UserAssignedIdentity::default()
+            }],
+            arc_tokens_folder: tokens.clone(),
+            ..ManagedIdentity::default()
+        }),
+        federated_credentials: vec![FederatedCredential {
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "app-1".into(),
+            issuer: "https://oidc.example".into(),
+            subject: "agent".into(),
+        }],
+        seed: vec![SeedEntry {
+            collection: "/deviceManagement/deviceConfigurations/c/userStatuses".into(),
+            entity: serde_json::json!({"id": "u"}),
+        }],
+        ..Config::default()
+    })
+    .unwrap();
+    let token_file = tokens.join("federated-token");
+    std::fs::write(
+        &token_file,
+        emu.mint_federated_token("https://oidc.example", "agent", Duration::from_secs(600)),
+    )
+    .unwrap();
+    let run = |auth: &[&str], env: &[(&str, String)], count: u32| {
+        Command::new(example())
+            .args([
+                "--base-url",
+                &emu.base_url(),
+                "--config-id",
+                "c",
+                "--status-id",
+                "u",
+            ])
+            .args(["--patch", &format!(r#"{{"devicesCount":{count}}}"#)])
+            .args(auth)
+            // Only what the test gives: the identity variables of this process are not the child's.
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    };
+    let imds = [("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.base_url())];
+    let out = run(
+        &[
+            "--auth",
+            "managed-identity",
+            "--identity-client-id",
+            "uai-1",
+        ],
+        &imds,
+        4,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = emu.token_requests();
+    assert!(
+        sent[0].target.contains("client_id=uai-1"),
+        "{}",
+        sent[0].target
+    );
+    let workload = [
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com".to_owned()),
+        ("AZURE_CLIENT_ID", "app-1".to_owned()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+    ];
+    let out = run(&["--auth", "workload-identity"], &workload, 5);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(emu.token_requests().len(), 2);
+    let collection = "/deviceManagement/deviceConfigurations/c/userStatuses";
+    assert_eq!(emu.user_status(collection, "u").unwrap()["devicesCount"], 5);
+    // Nothing in the environment for workload identity: a configuration error, exit 1.
+    let out = run(&["--auth", "workload-identity"], &[], 6);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AZURE_TENANT_ID"));
+    let _ = std::fs::remove_dir_all(tokens);
 }
 
 /// `cargo run --example outbox`: the agent loop rides out the emulator's first unreachable

@@ -1,9 +1,14 @@
 /* The C twin of examples/update_user_status.rs.
  *
  *   update_user_status BASE_URL TOKEN CONFIG_ID STATUS_ID PATCH_JSON [ROUTE]
+ *   update_user_status --auth managed-identity|workload-identity BASE_URL CONFIG_ID STATUS_ID
+ *                      PATCH_JSON [ROUTE]
  *
- * Prints the updated object, or that Graph answered 204; on failure prints the error JSON and
- * exits 1. ROUTE is written as the documentation page writes it (e.g.
+ * With --auth, no token is given: managed identity uses the machine's (an Azure VM's, App
+ * Service's or Azure Arc's, found from the environment at ius_client_new), workload identity
+ * exchanges the platform's federated token (AZURE_TENANT_ID, AZURE_CLIENT_ID,
+ * AZURE_FEDERATED_TOKEN_FILE). Prints the updated object, or that Graph answered 204; on failure
+ * prints the error JSON and exits 1. ROUTE is written as the documentation page writes it (e.g.
  * identityCertificate/rootCertificate). */
 #include <stdio.h>
 #include <string.h>
@@ -34,14 +39,49 @@ int main(int argc, char **argv) {
   ius_client *client = NULL;
   char *response = NULL, *error = NULL;
   ius_status status;
+  /* The `auth` of config_json with --auth, else the token's position in argv. */
+  const char *auth = NULL, *token = NULL;
+  char **rest; /* BASE_URL, then (after the token, if any) CONFIG_ID STATUS_ID PATCH_JSON [ROUTE] */
+  int count;
 
-  if (argc != 6 && argc != 7) {
-    fprintf(stderr, "usage: %s BASE_URL TOKEN CONFIG_ID STATUS_ID PATCH_JSON [ROUTE]\n", argv[0]);
+  if (argc > 2 && strcmp(argv[1], "--auth") == 0) {
+    if (strcmp(argv[2], "managed-identity") == 0) {
+      auth = "{\"managedIdentity\":{}}";
+    } else if (strcmp(argv[2], "workload-identity") == 0) {
+      auth = "{\"workloadIdentity\":{}}";
+    } else {
+      fprintf(stderr, "--auth %s: expected managed-identity or workload-identity\n", argv[2]);
+      return 2;
+    }
+    rest = argv + 3;
+    count = argc - 3;
+  } else {
+    rest = argv + 1;
+    count = argc - 1;
+    if (count > 1) {
+      token = rest[1];
+      /* Drop the token: rest is then laid out as in the --auth form. */
+      rest[1] = rest[0];
+      rest += 1;
+      count -= 1;
+    }
+  }
+  if (count != 4 && count != 5) {
+    fprintf(stderr,
+            "usage: %s BASE_URL TOKEN CONFIG_ID STATUS_ID PATCH_JSON [ROUTE]\n"
+            "       %s --auth managed-identity|workload-identity BASE_URL CONFIG_ID STATUS_ID "
+            "PATCH_JSON [ROUTE]\n",
+            argv[0], argv[0]);
     return 2;
   }
-  json_string(config, sizeof config, argv[1]);
-  strncat(config, ",\"accessToken\":", sizeof config - strlen(config) - 1);
-  json_string(config, sizeof config, argv[2]);
+  json_string(config, sizeof config, rest[0]);
+  if (auth != NULL) {
+    strncat(config, ",\"auth\":", sizeof config - strlen(config) - 1);
+    strncat(config, auth, sizeof config - strlen(config) - 1);
+  } else {
+    strncat(config, ",\"accessToken\":", sizeof config - strlen(config) - 1);
+    json_string(config, sizeof config, token);
+  }
   strncat(config, "}", sizeof config - strlen(config) - 1);
   status = ius_client_new(config, &client, &error);
   if (status != IUS_STATUS_OK) {
@@ -50,16 +90,16 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  json_string(target, sizeof target, argv[3]);
+  json_string(target, sizeof target, rest[1]);
   strncat(target, ",\"userStatusId\":", sizeof target - strlen(target) - 1);
-  json_string(target, sizeof target, argv[4]);
-  if (argc == 7) {
+  json_string(target, sizeof target, rest[2]);
+  if (count == 5) {
     strncat(target, ",\"route\":", sizeof target - strlen(target) - 1);
-    json_string(target, sizeof target, argv[6]);
+    json_string(target, sizeof target, rest[4]);
   }
   strncat(target, "}", sizeof target - strlen(target) - 1);
 
-  status = ius_update_user_status_at(client, target, argv[5], &response, &error);
+  status = ius_update_user_status_at(client, target, rest[3], &response, &error);
   ius_client_free(client);
   if (status != IUS_STATUS_OK) {
     fprintf(stderr, "%s\n", error != NULL ? error : ius_status_name(status));
