@@ -5,13 +5,11 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use common::TunnelProxy;
+use common::{TunnelProxy, update};
 use intune_user_status::{
     Client, ClientBuilder, ClientCertificateCredential, ClientSecretCredential, Cloud, Credential,
-    Error, Target, UserStatusPatch,
 };
 use ius_emulator::{App, Config, Emulator, SeedEntry};
 
@@ -70,15 +68,6 @@ fn client_with(emu: &Emulator, credential: Credential) -> ClientBuilder {
     Client::builder()
         .base_url(emu.base_url())
         .credential(credential)
-}
-
-fn update(client: &Client, config: usize, count: i32) -> Result<(), Error> {
-    client
-        .update_user_status(
-            &Target::new(format!("cfg-{config}"), "u1"),
-            &UserStatusPatch::new().devices_count(count),
-        )
-        .map(drop)
 }
 
 /// 50 updates from 8 threads sharing one client.
@@ -274,21 +263,6 @@ fn token_and_graph_requests_both_go_through_the_proxy() {
     assert_eq!(graph.requests().len(), 2);
 }
 
-/// Every log record of the process, for the secrecy test.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        self.0.lock().unwrap().push(format!("{}", record.args()));
-    }
-    fn flush(&self) {}
-}
-
-static LOGS: Capture = Capture(Mutex::new(Vec::new()));
-
 #[test]
 fn token_requests_to_a_loopback_authority_never_go_through_a_proxy() {
     let emu = emulator();
@@ -308,8 +282,7 @@ fn token_requests_to_a_loopback_authority_never_go_through_a_proxy() {
 
 #[test]
 fn logs_and_errors_of_a_whole_run_never_hold_a_secret_token_or_assertion() {
-    log::set_logger(&LOGS).unwrap();
-    log::set_max_level(log::LevelFilter::Trace);
+    let captured = common::capture_logs();
     let emu = emulator();
     let mut shown = Vec::new();
 
@@ -336,7 +309,7 @@ fn logs_and_errors_of_a_whole_run_never_hold_a_secret_token_or_assertion() {
     let err = update(&wrong, 0, 1).unwrap_err();
     shown.push(format!("{err} {err:?}"));
 
-    let logs = LOGS.0.lock().unwrap().join("\n");
+    let logs = captured.text();
     assert!(logs.contains("HTTP 204"), "attempts are logged: {logs}");
     assert!(logs.contains("401"), "the refresh is logged: {logs}");
     let everything = format!("{logs}\n{}", shown.join("\n"));

@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{Scratch, update, updates_from_eight_threads};
 use intune_user_status::{
-    Client, ClientBuilder, Credential, Error, ManagedIdentityCredential, RetryPolicy, Target,
-    UserStatusPatch,
+    Client, ClientBuilder, Credential, Error, ManagedIdentityCredential, RetryPolicy,
 };
 use ius_emulator::{
     Config, Emulator, Fault, FaultRule, ManagedIdentity, RecordedRequest, SeedEntry,
@@ -26,24 +25,6 @@ const UAI_CLIENT: &str = "11111111-aaaa-0000-0000-000000000001";
 const UAI_OBJECT: &str = "22222222-aaaa-0000-0000-000000000002";
 const UAI_RESOURCE: &str = "/subscriptions/s1/resourceGroups/g1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/agent";
 const DIRECT: &str = "/deviceManagement/deviceConfigurations/cfg-0/userStatuses";
-
-/// A folder of its own under the temporary folder, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("ius-mi-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An emulator serving the managed-identity endpoints (Arc's key files in `tokens`), with 8
 /// seeded user statuses and tokens of `lifetime`.
@@ -107,15 +88,6 @@ fn client_with(emu: &Emulator, credential: impl Into<Credential>) -> ClientBuild
         .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(10)))
 }
 
-fn update(client: &Client, config: usize, count: i32) -> Result<(), Error> {
-    client
-        .update_user_status(
-            &Target::new(format!("cfg-{config}"), "u1"),
-            &UserStatusPatch::new().devices_count(count),
-        )
-        .map(drop)
-}
-
 /// The query parameters of a recorded request, decoded.
 fn query(request: &RecordedRequest) -> Vec<(String, String)> {
     let query = request.target.split_once('?').map_or("", |(_, q)| q);
@@ -140,7 +112,7 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn imds_is_asked_for_the_system_and_each_user_assigned_identity_by_its_own_name() {
-    let scratch = Scratch::new("imds");
+    let scratch = Scratch::new("mi-imds");
     let emu = emulator(&scratch.0);
     let cases = [
         (ManagedIdentityCredential::system_assigned(), None),
@@ -183,7 +155,7 @@ fn imds_is_asked_for_the_system_and_each_user_assigned_identity_by_its_own_name(
 
 #[test]
 fn a_scope_asks_for_its_resource() {
-    let scratch = Scratch::new("scope");
+    let scratch = Scratch::new("mi-scope");
     let emu = Emulator::start(Config {
         managed_identity: Some(ManagedIdentity {
             arc_tokens_folder: scratch.0.clone(),
@@ -210,7 +182,7 @@ fn a_scope_asks_for_its_resource() {
 
 #[test]
 fn app_service_is_asked_with_its_header_and_its_names_for_the_ids() {
-    let scratch = Scratch::new("app");
+    let scratch = Scratch::new("mi-app");
     let emu = emulator(&scratch.0);
     let client = client_with(&emu, app_service(&emu, HEADER))
         .build()
@@ -252,7 +224,7 @@ fn app_service_is_asked_with_its_header_and_its_names_for_the_ids() {
 
 #[test]
 fn azure_arc_answers_its_challenge_with_the_key_file_it_names() {
-    let scratch = Scratch::new("arc");
+    let scratch = Scratch::new("mi-arc");
     let emu = emulator(&scratch.0);
     let client = client_with(&emu, arc(&emu, &scratch.0)).build().unwrap();
     update(&client, 0, 5).unwrap();
@@ -291,7 +263,7 @@ fn fifo(path: &Path) {
 #[cfg(unix)]
 #[test]
 fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_reading_it() {
-    let scratch = Scratch::new("arc-outside");
+    let scratch = Scratch::new("mi-arc-outside");
     let tokens = scratch.0.join("tokens");
     std::fs::create_dir(&tokens).unwrap();
     let emu = std::sync::Arc::new(emulator(&tokens));
@@ -334,9 +306,21 @@ fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_r
     }
 }
 
+/// A system-assigned IMDS client that retries once after 10 ms.
+fn one_retry_client(emu: &Emulator) -> Client {
+    client_with(emu, imds(emu, ManagedIdentityCredential::system_assigned()))
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(10)),
+        )
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn imds_410_is_waited_out_and_5xx_retried_under_the_clients_policy() {
-    let scratch = Scratch::new("imds-retry");
+    let scratch = Scratch::new("mi-imds-retry");
     let emu = emulator(&scratch.0);
     let status = |status| Fault::Status {
         status,
@@ -347,17 +331,7 @@ fn imds_410_is_waited_out_and_5xx_retried_under_the_clients_policy() {
     };
     // 410 three times: more than this client's one retry, as 410 has a budget of its own.
     emu.add_fault(on_imds(3, 410));
-    let one_retry = client_with(
-        &emu,
-        imds(&emu, ManagedIdentityCredential::system_assigned()),
-    )
-    .retry_policy(
-        RetryPolicy::default()
-            .max_retries(1)
-            .base_delay(Duration::from_millis(10)),
-    )
-    .build()
-    .unwrap();
+    let one_retry = one_retry_client(&emu);
     update(&one_retry, 0, 1).unwrap();
     assert_eq!(emu.token_requests().len(), 4, "three 410s, then the token");
 
@@ -375,17 +349,7 @@ fn imds_410_is_waited_out_and_5xx_retried_under_the_clients_policy() {
     // More 500s than retries: the endpoint's status, marked transient.
     emu.clear_token_requests();
     emu.add_fault(on_imds(10, 500));
-    let fresh = client_with(
-        &emu,
-        imds(&emu, ManagedIdentityCredential::system_assigned()),
-    )
-    .retry_policy(
-        RetryPolicy::default()
-            .max_retries(1)
-            .base_delay(Duration::from_millis(10)),
-    )
-    .build()
-    .unwrap();
+    let fresh = one_retry_client(&emu);
     let err = update(&fresh, 2, 1).unwrap_err();
     let auth = err.auth().expect("an Auth error");
     assert_eq!((auth.http_status, auth.transient), (Some(500), true));
@@ -440,7 +404,7 @@ fn no_imds_fails_at_once_as_unavailable() {
 
 #[test]
 fn one_token_serves_eight_threads_and_is_refreshed_once_before_it_expires() {
-    let scratch = Scratch::new("threads");
+    let scratch = Scratch::new("mi-threads");
     // A 2 s token is refreshed at half its life.
     let emu = emulator_with(&scratch.0, Duration::from_secs(2));
     let client = client_with(
@@ -449,22 +413,10 @@ fn one_token_serves_eight_threads_and_is_refreshed_once_before_it_expires() {
     )
     .build()
     .unwrap();
-    let eight_threads = || {
-        std::thread::scope(|scope| {
-            for t in 0..8 {
-                let client = &client;
-                scope.spawn(move || {
-                    for n in 0..6 {
-                        update(client, t, n + 1).unwrap();
-                    }
-                });
-            }
-        })
-    };
-    eight_threads();
+    updates_from_eight_threads(&client, 6);
     assert_eq!(emu.token_requests().len(), 1, "one token for all threads");
     std::thread::sleep(Duration::from_millis(1100));
-    eight_threads();
+    updates_from_eight_threads(&client, 6);
     assert_eq!(emu.token_requests().len(), 2, "exactly one refresh");
     let tokens: std::collections::HashSet<_> = emu
         .requests()
@@ -476,7 +428,7 @@ fn one_token_serves_eight_threads_and_is_refreshed_once_before_it_expires() {
 
 #[test]
 fn a_401_fetches_a_new_token_once_and_sends_again() {
-    let scratch = Scratch::new("401");
+    let scratch = Scratch::new("mi-401");
     let emu = emulator(&scratch.0);
     for credential in [
         imds(&emu, ManagedIdentityCredential::system_assigned()),
@@ -502,7 +454,7 @@ fn a_401_fetches_a_new_token_once_and_sends_again() {
 
 #[test]
 fn managed_identity_requests_never_go_through_the_proxy() {
-    let scratch = Scratch::new("proxy");
+    let scratch = Scratch::new("mi-proxy");
     let emu = emulator(&scratch.0);
     let proxy = common::TunnelProxy::start();
     for credential in [
@@ -526,7 +478,7 @@ fn managed_identity_requests_never_go_through_the_proxy() {
 
 #[test]
 fn configuration_errors_name_the_setting() {
-    let scratch = Scratch::new("config");
+    let scratch = Scratch::new("mi-config");
     let emu = emulator(&scratch.0);
     let arc_env = [
         (
@@ -586,26 +538,10 @@ fn configuration_errors_name_the_setting() {
     assert!(emu.token_requests().is_empty(), "nothing is asked at build");
 }
 
-/// Every log record of the process, for the secrecy test.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        self.0.lock().unwrap().push(format!("{}", record.args()));
-    }
-    fn flush(&self) {}
-}
-
-static LOGS: Capture = Capture(Mutex::new(Vec::new()));
-
 #[test]
 fn logs_errors_and_debug_never_hold_the_identity_header_the_arc_key_or_a_token() {
-    log::set_logger(&LOGS).unwrap();
-    log::set_max_level(log::LevelFilter::Trace);
-    let scratch = Scratch::new("secrecy");
+    let captured = common::capture_logs();
+    let scratch = Scratch::new("mi-secrecy");
     let emu = emulator(&scratch.0);
     let mut shown = Vec::new();
     for credential in [
@@ -667,7 +603,7 @@ fn logs_errors_and_debug_never_hold_the_identity_header_the_arc_key_or_a_token()
         })
         .collect();
     assert!(!keys.is_empty(), "Arc's keys were sent");
-    let logs = LOGS.0.lock().unwrap().join("\n");
+    let logs = captured.text();
     assert!(
         logs.contains("managed identity token request: source=Azure Arc"),
         "token requests are logged: {logs}"

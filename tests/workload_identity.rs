@@ -10,12 +10,10 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use intune_user_status::{
-    Client, Credential, Error, Target, UserStatusPatch, WorkloadIdentityCredential,
-};
+use common::{Scratch, update, updates_from_eight_threads};
+use intune_user_status::{Client, Credential, Error, WorkloadIdentityCredential};
 use ius_emulator::{Config, Emulator, FederatedCredential, RecordedRequest, SeedEntry};
 
 const TENANT: &str = "contoso.onmicrosoft.com";
@@ -24,26 +22,9 @@ const ISSUER: &str = "https://oidc.prod-aks.example/cluster-7/";
 const SUBJECT: &str = "system:serviceaccount:agents:intune-agent";
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// A folder of its own under the temporary folder, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("ius-wi-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("azure-identity-token")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Where the platform writes its token in `scratch`.
+fn token_file(scratch: &Scratch) -> PathBuf {
+    scratch.0.join("azure-identity-token")
 }
 
 fn emulator_with(lifetime: Duration) -> Emulator {
@@ -90,15 +71,6 @@ fn client(emu: &Emulator, credential: impl Into<Credential>) -> Client {
         .unwrap()
 }
 
-fn update(client: &Client, config: usize, count: i32) -> Result<(), Error> {
-    client
-        .update_user_status(
-            &Target::new(format!("cfg-{config}"), "u1"),
-            &UserStatusPatch::new().devices_count(count),
-        )
-        .map(drop)
-}
-
 /// A token request's form, decoded.
 fn form(request: &RecordedRequest) -> HashMap<String, String> {
     request
@@ -117,13 +89,13 @@ fn form(request: &RecordedRequest) -> HashMap<String, String> {
 
 #[test]
 fn the_federated_token_is_the_client_assertion_and_is_read_again_after_rotation() {
-    let scratch = Scratch::new("rotate");
+    let scratch = Scratch::new("wi-rotate");
     let emu = emulator();
-    let first = rotate(&emu, &scratch.file());
-    let client = client(&emu, credential(&emu, &scratch.file()));
+    let first = rotate(&emu, &token_file(&scratch));
+    let client = client(&emu, credential(&emu, &token_file(&scratch)));
     update(&client, 0, 1).unwrap();
     // The platform rotates the file; Graph refuses the cached token (401), a new one is fetched.
-    let second = rotate(&emu, &scratch.file());
+    let second = rotate(&emu, &token_file(&scratch));
     assert_ne!(first, second);
     emu.expire_issued_tokens();
     update(&client, 0, 2).unwrap();
@@ -158,15 +130,15 @@ fn the_federated_token_is_the_client_assertion_and_is_read_again_after_rotation(
 
 #[test]
 fn from_env_takes_every_value_from_the_environment_and_a_given_one_wins() {
-    let scratch = Scratch::new("env");
+    let scratch = Scratch::new("wi-env");
     let emu = emulator();
-    rotate(&emu, &scratch.file());
+    rotate(&emu, &token_file(&scratch));
     let env = [
         ("AZURE_TENANT_ID", TENANT.to_owned()),
         ("AZURE_CLIENT_ID", "not-the-app".to_owned()),
         (
             "AZURE_FEDERATED_TOKEN_FILE",
-            scratch.file().display().to_string(),
+            token_file(&scratch).display().to_string(),
         ),
         ("AZURE_AUTHORITY_HOST", format!("{}/", emu.base_url())),
     ];
@@ -181,7 +153,7 @@ fn from_env_takes_every_value_from_the_environment_and_a_given_one_wins() {
 
 #[test]
 fn an_unusable_token_file_is_an_auth_error_naming_it_and_graph_sees_nothing() {
-    let scratch = Scratch::new("unusable");
+    let scratch = Scratch::new("wi-unusable");
     let emu = emulator();
     let missing = scratch.0.join("missing-token");
     let empty = scratch.0.join("empty-token");
@@ -202,8 +174,12 @@ fn an_unusable_token_file_is_an_auth_error_naming_it_and_graph_sees_nothing() {
     );
     assert!(emu.requests().is_empty());
     // A token the issuer did not mint is refused by the token endpoint (AADSTS).
-    std::fs::write(scratch.file(), "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln").unwrap();
-    let err = update(&client(&emu, credential(&emu, &scratch.file())), 0, 1).unwrap_err();
+    std::fs::write(
+        token_file(&scratch),
+        "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln",
+    )
+    .unwrap();
+    let err = update(&client(&emu, credential(&emu, &token_file(&scratch))), 0, 1).unwrap_err();
     assert_eq!(err.auth().unwrap().aadsts.as_deref(), Some("AADSTS700027"));
 }
 
@@ -252,71 +228,43 @@ fn missing_values_are_config_errors_naming_the_field_and_the_variable() {
 
 #[test]
 fn one_token_serves_eight_threads_and_is_refreshed_once_before_it_expires() {
-    let scratch = Scratch::new("threads");
+    let scratch = Scratch::new("wi-threads");
     let emu = emulator_with(Duration::from_secs(2));
-    rotate(&emu, &scratch.file());
-    let client = client(&emu, credential(&emu, &scratch.file()));
-    let eight_threads = || {
-        std::thread::scope(|scope| {
-            for t in 0..8 {
-                let client = &client;
-                scope.spawn(move || {
-                    for n in 0..6 {
-                        update(client, t, n + 1).unwrap();
-                    }
-                });
-            }
-        })
-    };
-    eight_threads();
+    rotate(&emu, &token_file(&scratch));
+    let client = client(&emu, credential(&emu, &token_file(&scratch)));
+    updates_from_eight_threads(&client, 6);
     assert_eq!(emu.token_requests().len(), 1, "one token for all threads");
     std::thread::sleep(Duration::from_millis(1100));
-    eight_threads();
+    updates_from_eight_threads(&client, 6);
     assert_eq!(emu.token_requests().len(), 2, "exactly one refresh");
 }
 
-/// Every log record of the process, for the secrecy test.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        self.0.lock().unwrap().push(format!("{}", record.args()));
-    }
-    fn flush(&self) {}
-}
-
-static LOGS: Capture = Capture(Mutex::new(Vec::new()));
-
 #[test]
 fn logs_errors_and_debug_never_hold_the_federated_token_or_an_access_token() {
-    log::set_logger(&LOGS).unwrap();
-    log::set_max_level(log::LevelFilter::Trace);
-    let scratch = Scratch::new("secrecy");
+    let captured = common::capture_logs();
+    let scratch = Scratch::new("wi-secrecy");
     let emu = emulator();
     let mut shown = Vec::new();
-    let mut assertions = vec![rotate(&emu, &scratch.file())];
-    let credential = credential(&emu, &scratch.file());
+    let mut assertions = vec![rotate(&emu, &token_file(&scratch))];
+    let credential = credential(&emu, &token_file(&scratch));
     shown.push(format!("{credential:?}"));
     let client = client(&emu, credential);
     update(&client, 0, 1).unwrap();
-    assertions.push(rotate(&emu, &scratch.file()));
+    assertions.push(rotate(&emu, &token_file(&scratch)));
     emu.expire_issued_tokens();
     update(&client, 0, 2).unwrap();
     let err = update(&client, 99, 1).unwrap_err();
     shown.push(format!("{err} {err:?} {client:?}"));
     // Refused by the endpoint: a token about another subject.
     let foreign = emu.mint_federated_token(ISSUER, "system:serviceaccount:x:y", HOUR);
-    std::fs::write(scratch.file(), &foreign).unwrap();
+    std::fs::write(token_file(&scratch), &foreign).unwrap();
     assertions.push(foreign);
-    let refused = client_for_file(&emu, &scratch.file());
+    let refused = client_for_file(&emu, &token_file(&scratch));
     let err = update(&refused, 0, 1).unwrap_err();
     assert_eq!(err.auth().unwrap().aadsts.as_deref(), Some("AADSTS700213"));
     shown.push(format!("{err} {err:?}"));
 
-    let logs = LOGS.0.lock().unwrap().join("\n");
+    let logs = captured.text();
     assert!(
         logs.contains("token request"),
         "token requests are logged: {logs}"

@@ -455,42 +455,18 @@ static void test_token_callback_arguments(void) {
 
 /* ---- The log callback ---------------------------------------------------------------------- */
 
-struct capture {
-  pthread_mutex_t lock;
-  char *text; /* every message, one per line */
-  size_t len, cap;
-  int count, bad_level;
-};
-
-static void log_callback(void *user_data, ius_log_level level, const char *message) {
-  struct capture *c = (struct capture *)user_data;
-  size_t n = strlen(message);
-  pthread_mutex_lock(&c->lock);
-  if (c->len + n + 2 > c->cap) {
-    c->cap = (c->len + n + 2) * 2;
-    c->text = (char *)realloc(c->text, c->cap);
-  }
-  memcpy(c->text + c->len, message, n);
-  c->len += n;
-  c->text[c->len++] = '\n';
-  c->text[c->len] = '\0';
-  c->count++;
-  if (level < IUS_LOG_LEVEL_ERROR || level > IUS_LOG_LEVEL_DEBUG) c->bad_level++;
-  pthread_mutex_unlock(&c->lock);
-}
-
 static void test_log_callback(void) {
-  struct capture c;
+  struct ius_log_capture c;
   struct cb_state s;
   ius_client *client;
   int count;
   memset(&c, 0, sizeof c);
   pthread_mutex_init(&c.lock, NULL);
 
-  CHECK(ius_set_log_callback(log_callback, &c, 0) == IUS_STATUS_INVALID_INPUT);
-  CHECK(ius_set_log_callback(log_callback, &c, (ius_log_level)6) == IUS_STATUS_INVALID_INPUT);
+  CHECK(ius_set_log_callback(ius_capture_log, &c, 0) == IUS_STATUS_INVALID_INPUT);
+  CHECK(ius_set_log_callback(ius_capture_log, &c, (ius_log_level)6) == IUS_STATUS_INVALID_INPUT);
   CHECK(ius_set_log_callback(NULL, NULL, 0) == IUS_STATUS_OK);
-  CHECK(ius_set_log_callback(log_callback, &c, IUS_LOG_LEVEL_DEBUG) == IUS_STATUS_OK);
+  CHECK(ius_set_log_callback(ius_capture_log, &c, IUS_LOG_LEVEL_DEBUG) == IUS_STATUS_OK);
 
   /* A secret client (a token request), and a callback client whose first token Graph refuses. */
   client = must_create(secret_config(ius_env("IUS_AUTH_LOG_APP"), secret));
@@ -530,17 +506,10 @@ static void test_log_callback(void) {
 
 int main(int argc, char **argv) {
   char name[64], kind_upper[16];
-  size_t i;
   /* test_support.h's canned server is not needed here. */
   (void)ius_canned_start;
   (void)ius_canned_join;
-  if (argc < 2 || strlen(argv[1]) >= sizeof kind_upper) {
-    fprintf(stderr, "usage: %s shared|static\n", argv[0]);
-    return 2;
-  }
-  for (i = 0; argv[1][i] != '\0'; i++)
-    kind_upper[i] = (char)(argv[1][i] >= 'a' && argv[1][i] <= 'z' ? argv[1][i] - 32 : argv[1][i]);
-  kind_upper[i] = '\0';
+  ius_kind_upper(argc, argv, kind_upper, sizeof kind_upper);
   snprintf(name, sizeof name, "IUS_AUTH_%s_URL", kind_upper);
   url = ius_env(name);
   tenant = ius_env("IUS_AUTH_TENANT");

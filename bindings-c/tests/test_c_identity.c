@@ -80,6 +80,13 @@ static void update_with(const char *auth, const char *status_id) {
   ius_client_free(client);
 }
 
+/* IDENTITY_ENDPOINT: the emulator's URL and `path`. */
+static void set_identity_endpoint(const char *path) {
+  char endpoint[512];
+  snprintf(endpoint, sizeof endpoint, "%s%s", url, path);
+  setenv("IDENTITY_ENDPOINT", endpoint, 1);
+}
+
 /* IMDS (at AZURE_POD_IDENTITY_AUTHORITY_HOST), App Service and Azure Arc. */
 static void test_managed_identity(void) {
   char auth[1024];
@@ -91,22 +98,14 @@ static void test_managed_identity(void) {
   update_with(auth, "mi-object");
 
   clear_identity_env();
-  {
-    char endpoint[512];
-    snprintf(endpoint, sizeof endpoint, "%s/msi/token", url);
-    setenv("IDENTITY_ENDPOINT", endpoint, 1);
-  }
+  set_identity_endpoint("/msi/token");
   setenv("IDENTITY_HEADER", header, 1);
   snprintf(auth, sizeof auth, "{\"managedIdentity\":{\"clientId\":\"%s\"}}",
            ius_env("IUS_IDENTITY_UAI_CLIENT"));
   update_with(auth, "mi-app");
 
   clear_identity_env();
-  {
-    char endpoint[512];
-    snprintf(endpoint, sizeof endpoint, "%s/arc/metadata/identity/oauth2/token", url);
-    setenv("IDENTITY_ENDPOINT", endpoint, 1);
-  }
+  set_identity_endpoint("/arc/metadata/identity/oauth2/token");
   setenv("IMDS_ENDPOINT", url, 1);
   snprintf(auth, sizeof auth, "{\"managedIdentity\":{\"arcTokensFolder\":\"%s\"}}", arc_dir);
   update_with(auth, "mi-arc");
@@ -211,7 +210,7 @@ static void expire_issued_tokens(void) {
   CHECK(send(fd, request, strlen(request), MSG_NOSIGNAL) == (ssize_t)strlen(request));
   n = recv(fd, reply, sizeof reply - 1, 0);
   reply[n > 0 ? n : 0] = '\0';
-  CHECK_HAS(reply, "HTTP/1.1 204", 1);
+  CHECK(strstr(reply, "HTTP/1.1 204") != NULL);
   close(fd);
 }
 
@@ -245,42 +244,11 @@ static void test_workload_identity(void) {
   ius_client_free(client);
 }
 
-/* ---- Logs and errors never hold a secret ---------------------------------------------------- */
-
-struct capture {
-  pthread_mutex_t lock;
-  char *text;
-  size_t len, cap;
-};
-
-static void log_callback(void *user_data, ius_log_level level, const char *message) {
-  struct capture *c = (struct capture *)user_data;
-  size_t n = strlen(message);
-  (void)level;
-  pthread_mutex_lock(&c->lock);
-  if (c->len + n + 2 > c->cap) {
-    c->cap = (c->len + n + 2) * 2;
-    c->text = (char *)realloc(c->text, c->cap);
-  }
-  memcpy(c->text + c->len, message, n);
-  c->len += n;
-  c->text[c->len++] = '\n';
-  c->text[c->len] = '\0';
-  pthread_mutex_unlock(&c->lock);
-}
-
 int main(int argc, char **argv) {
-  struct capture logs;
-  size_t i;
+  struct ius_log_capture logs;
   (void)ius_canned_start;
   (void)ius_canned_join;
-  if (argc < 2 || strlen(argv[1]) >= sizeof kind_upper) {
-    fprintf(stderr, "usage: %s shared|static\n", argv[0]);
-    return 2;
-  }
-  for (i = 0; argv[1][i] != '\0'; i++)
-    kind_upper[i] = (char)(argv[1][i] >= 'a' && argv[1][i] <= 'z' ? argv[1][i] - 32 : argv[1][i]);
-  kind_upper[i] = '\0';
+  ius_kind_upper(argc, argv, kind_upper, sizeof kind_upper);
   url = kind_env("URL");
   token_file = kind_env("TOKEN_FILE");
   federated[0] = kind_env("FEDERATED_1");
@@ -290,7 +258,7 @@ int main(int argc, char **argv) {
 
   memset(&logs, 0, sizeof logs);
   pthread_mutex_init(&logs.lock, NULL);
-  CHECK(ius_set_log_callback(log_callback, &logs, IUS_LOG_LEVEL_DEBUG) == IUS_STATUS_OK);
+  CHECK(ius_set_log_callback(ius_capture_log, &logs, IUS_LOG_LEVEL_DEBUG) == IUS_STATUS_OK);
 
   test_config_errors();
   test_managed_identity();
@@ -298,6 +266,7 @@ int main(int argc, char **argv) {
   test_workload_identity();
 
   CHECK(ius_set_log_callback(NULL, NULL, IUS_LOG_LEVEL_TRACE) == IUS_STATUS_OK);
+  CHECK(logs.bad_level == 0);
   CHECK_HAS(logs.text, "managed identity token request: source=Azure Arc", 1);
   CHECK_HAS(logs.text, "token request:", 1);
   /* Never App Service's header, an Arc key (the emulator's start with arc-key-), a federated

@@ -49,6 +49,46 @@ static inline void ius_test_update_ok(const ius_client *client, const char *stat
   ius_string_free(error);
 }
 
+/* argv[1], the build kind (shared or static), in upper case into `out` (for environment variable
+ * names); exits 2 when it is missing or too long. */
+static inline void ius_kind_upper(int argc, char **argv, char *out, size_t size) {
+  size_t i;
+  if (argc < 2 || strlen(argv[1]) >= size) {
+    fprintf(stderr, "usage: %s shared|static\n", argv[0]);
+    exit(2);
+  }
+  for (i = 0; argv[1][i] != '\0'; i++)
+    out[i] = (char)(argv[1][i] >= 'a' && argv[1][i] <= 'z' ? argv[1][i] - 'a' + 'A' : argv[1][i]);
+  out[i] = '\0';
+}
+
+/* Every message a log callback received, one per line, with their count and how many came with
+ * a level outside ERROR..DEBUG. Zero it and initialise `lock` before use; free `text` after. */
+struct ius_log_capture {
+  pthread_mutex_t lock;
+  char *text;
+  size_t len, cap;
+  int count, bad_level;
+};
+
+/* An ius_log_callback that appends to the struct ius_log_capture in `user_data`. */
+static inline void ius_capture_log(void *user_data, ius_log_level level, const char *message) {
+  struct ius_log_capture *c = (struct ius_log_capture *)user_data;
+  size_t n = strlen(message);
+  pthread_mutex_lock(&c->lock);
+  if (c->len + n + 2 > c->cap) {
+    c->cap = (c->len + n + 2) * 2;
+    c->text = (char *)realloc(c->text, c->cap);
+  }
+  memcpy(c->text + c->len, message, n);
+  c->len += n;
+  c->text[c->len++] = '\n';
+  c->text[c->len] = '\0';
+  c->count++;
+  if (level < IUS_LOG_LEVEL_ERROR || level > IUS_LOG_LEVEL_DEBUG) c->bad_level++;
+  pthread_mutex_unlock(&c->lock);
+}
+
 static int ius_summary(void) {
   printf("%d passed, %d failed\n", ius_passed, ius_failed);
   return ius_failed == 0 && ius_passed > 0 ? 0 : 1;

@@ -1,14 +1,16 @@
-//! Shared helpers for the integration tests: an emulator with seeded user statuses, and a raw
-//! loopback server for responses the emulator does not give.
+//! Shared helpers for the integration tests: an emulator with seeded user statuses, a raw
+//! loopback server for responses the emulator does not give, the identity tests' update, threads,
+//! scratch folders and log capture.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use intune_user_status::{Client, ClientBuilder, RetryPolicy};
+use intune_user_status::{Client, ClientBuilder, Error, RetryPolicy, Target, UserStatusPatch};
 use ius_emulator::{Config, Emulator, PatchReturns, SeedEntry};
 
 pub const TOKEN: &str = "test-token-6f1c2e";
@@ -57,6 +59,81 @@ pub fn builder(base_url: &str) -> ClientBuilder {
 
 pub fn client(base_url: &str) -> Client {
     builder(base_url).build().expect("client")
+}
+
+/// Sets `devicesCount` of user status `u1` under configuration `cfg-{config}` (the identity
+/// tests' emulators seed `cfg-0` .. `cfg-7`).
+pub fn update(client: &Client, config: usize, count: i32) -> Result<(), Error> {
+    client
+        .update_user_status(
+            &Target::new(format!("cfg-{config}"), "u1"),
+            &UserStatusPatch::new().devices_count(count),
+        )
+        .map(drop)
+}
+
+/// Eight threads sharing `client` (thread `t` writes `cfg-t`), `per_thread` updates each.
+pub fn updates_from_eight_threads(client: &Client, per_thread: usize) {
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            scope.spawn(move || {
+                for n in 0..per_thread {
+                    update(client, t, n as i32 + 1).unwrap();
+                }
+            });
+        }
+    });
+}
+
+/// A folder of its own under the temporary folder (`ius-{name}-{pid}`), removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("ius-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every log record of the process once [`capture_logs`] installed it (a process has one
+/// logger, so the secrecy tests capture whole runs).
+pub struct LogCapture(Mutex<Vec<String>>);
+
+impl log::Log for LogCapture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(format!("{}", record.args()));
+    }
+    fn flush(&self) {}
+}
+
+impl LogCapture {
+    /// Every message so far, one per line.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
+static LOGS: LogCapture = LogCapture(Mutex::new(Vec::new()));
+
+/// Installs the capture as the process's logger at trace level (once) and returns it.
+pub fn capture_logs() -> &'static LogCapture {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&LOGS).expect("no other logger in this test process");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+    &LOGS
 }
 
 /// A loopback server that answers every request with `response` (raw HTTP bytes) on kept-alive
