@@ -11,7 +11,7 @@ use common::{TunnelProxy, update};
 use intune_user_status::{
     Client, ClientBuilder, ClientCertificateCredential, ClientSecretCredential, Cloud, Credential,
 };
-use ius_emulator::{App, Config, Emulator, SeedEntry};
+use ius_emulator::{App, Config, Emulator};
 
 const TENANT: &str = "contoso.onmicrosoft.com";
 const SECRET_APP: &str = "11111111-1111-1111-1111-111111111111";
@@ -40,12 +40,7 @@ fn identity_emulator(token_lifetime: Duration, scope: &str) -> Emulator {
         ],
         token_lifetime,
         expected_scope: scope.into(),
-        seed: (0..8)
-            .map(|t| SeedEntry {
-                collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
-                entity: serde_json::json!({"id": "u1"}),
-            })
-            .collect(),
+        seed: common::eight_statuses(),
         ..Config::default()
     })
     .unwrap()
@@ -215,12 +210,7 @@ fn proxied_emulator() -> Emulator {
             secret: Some(SECRET.into()),
             certificate_pem: None,
         }],
-        seed: (0..8)
-            .map(|t| SeedEntry {
-                collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
-                entity: serde_json::json!({"id": "u1"}),
-            })
-            .collect(),
+        seed: common::eight_statuses(),
         tls: Some(common::proxied_tls()),
         ..Config::default()
     };

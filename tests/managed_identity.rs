@@ -41,12 +41,7 @@ fn emulator_with(tokens: &Path, lifetime: Duration) -> Emulator {
             arc_tokens_folder: tokens.to_owned(),
         }),
         token_lifetime: lifetime,
-        seed: (0..8)
-            .map(|t| SeedEntry {
-                collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
-                entity: serde_json::json!({"id": "u1"}),
-            })
-            .collect(),
+        seed: common::eight_statuses(),
         ..Config::default()
     })
     .unwrap()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{Scratch, update, updates_from_eight_threads};
 use intune_user_status::{Client, Credential, Error, WorkloadIdentityCredential};
-use ius_emulator::{Config, Emulator, FederatedCredential, RecordedRequest, SeedEntry};
+use ius_emulator::{Config, Emulator, FederatedCredential, RecordedRequest};
 
 const TENANT: &str = "contoso.onmicrosoft.com";
 const APP: &str = "33333333-aaaa-0000-0000-0000000000f1";
@@ -36,12 +36,7 @@ fn emulator_with(lifetime: Duration) -> Emulator {
             subject: SUBJECT.into(),
         }],
         token_lifetime: lifetime,
-        seed: (0..8)
-            .map(|t| SeedEntry {
-                collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
-                entity: serde_json::json!({"id": "u1"}),
-            })
-            .collect(),
+        seed: common::eight_statuses(),
         ..Config::default()
     })
     .unwrap()

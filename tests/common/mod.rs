@@ -61,8 +61,18 @@ pub fn client(base_url: &str) -> Client {
     builder(base_url).build().expect("client")
 }
 
-/// Sets `devicesCount` of user status `u1` under configuration `cfg-{config}` (the identity
-/// tests' emulators seed `cfg-0` .. `cfg-7`).
+/// User status `u1` under each of the configurations `cfg-0` .. `cfg-7`, for [`update`].
+pub fn eight_statuses() -> Vec<SeedEntry> {
+    (0..8)
+        .map(|t| SeedEntry {
+            collection: format!("/deviceManagement/deviceConfigurations/cfg-{t}/userStatuses"),
+            entity: serde_json::json!({"id": "u1"}),
+        })
+        .collect()
+}
+
+/// Sets `devicesCount` of user status `u1` under configuration `cfg-{config}` (of
+/// [`eight_statuses`]).
 pub fn update(client: &Client, config: usize, count: i32) -> Result<(), Error> {
     client
         .update_user_status(
