@@ -71,29 +71,29 @@ pub struct ManagedIdentityCredential {
     arc_tokens_folder: Option<PathBuf>,
 }
 
-/// Which user-assigned identity to ask for, by one of its three names.
+/// Which user-assigned identity to ask for, by one of its three ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum UserAssignedId {
-    ClientId(String),
-    ObjectId(String),
-    ResourceId(String),
+    Client(String),
+    Object(String),
+    Resource(String),
 }
 
 impl UserAssignedId {
     /// The setting that names it, for errors (`config_json` spells it the same).
     fn field(&self) -> &'static str {
         match self {
-            UserAssignedId::ClientId(_) => "clientId",
-            UserAssignedId::ObjectId(_) => "objectId",
-            UserAssignedId::ResourceId(_) => "resourceId",
+            UserAssignedId::Client(_) => "clientId",
+            UserAssignedId::Object(_) => "objectId",
+            UserAssignedId::Resource(_) => "resourceId",
         }
     }
 
     fn value(&self) -> &str {
         match self {
-            UserAssignedId::ClientId(id)
-            | UserAssignedId::ObjectId(id)
-            | UserAssignedId::ResourceId(id) => id,
+            UserAssignedId::Client(id)
+            | UserAssignedId::Object(id)
+            | UserAssignedId::Resource(id) => id,
         }
     }
 }
@@ -118,18 +118,18 @@ impl ManagedIdentityCredential {
 
     /// A user-assigned identity, by its client (application) id.
     pub fn user_assigned_client_id(id: impl Into<String>) -> ManagedIdentityCredential {
-        ManagedIdentityCredential::with_id(Some(UserAssignedId::ClientId(id.into())))
+        ManagedIdentityCredential::with_id(Some(UserAssignedId::Client(id.into())))
     }
 
     /// A user-assigned identity, by its object (principal) id.
     pub fn user_assigned_object_id(id: impl Into<String>) -> ManagedIdentityCredential {
-        ManagedIdentityCredential::with_id(Some(UserAssignedId::ObjectId(id.into())))
+        ManagedIdentityCredential::with_id(Some(UserAssignedId::Object(id.into())))
     }
 
     /// A user-assigned identity, by its Azure resource id
     /// (`/subscriptions/.../providers/Microsoft.ManagedIdentity/userAssignedIdentities/...`).
     pub fn user_assigned_resource_id(id: impl Into<String>) -> ManagedIdentityCredential {
-        ManagedIdentityCredential::with_id(Some(UserAssignedId::ResourceId(id.into())))
+        ManagedIdentityCredential::with_id(Some(UserAssignedId::Resource(id.into())))
     }
 
     fn with_id(id: Option<UserAssignedId>) -> ManagedIdentityCredential {
@@ -266,11 +266,11 @@ impl Endpoint {
     /// The query parameter that names a user-assigned identity at this endpoint.
     fn id_parameter(&self, id: &UserAssignedId) -> &'static str {
         match (self, id) {
-            (_, UserAssignedId::ClientId(_)) => "client_id",
-            (Endpoint::AppService { .. }, UserAssignedId::ObjectId(_)) => "principal_id",
-            (_, UserAssignedId::ObjectId(_)) => "object_id",
-            (Endpoint::AppService { .. }, UserAssignedId::ResourceId(_)) => "mi_res_id",
-            (_, UserAssignedId::ResourceId(_)) => "msi_res_id",
+            (_, UserAssignedId::Client(_)) => "client_id",
+            (Endpoint::AppService { .. }, UserAssignedId::Object(_)) => "principal_id",
+            (_, UserAssignedId::Object(_)) => "object_id",
+            (Endpoint::AppService { .. }, UserAssignedId::Resource(_)) => "mi_res_id",
+            (_, UserAssignedId::Resource(_)) => "msi_res_id",
         }
     }
 
@@ -789,9 +789,9 @@ mod tests {
     #[test]
     fn each_endpoint_names_a_user_assigned_identity_its_own_way() {
         let ids = [
-            UserAssignedId::ClientId("c".into()),
-            UserAssignedId::ObjectId("o".into()),
-            UserAssignedId::ResourceId("r".into()),
+            UserAssignedId::Client("c".into()),
+            UserAssignedId::Object("o".into()),
+            UserAssignedId::Resource("r".into()),
         ];
         let names = |endpoint: Endpoint| -> Vec<&'static str> {
             ids.iter().map(|id| endpoint.id_parameter(id)).collect()
