@@ -810,6 +810,46 @@ mod tests {
     }
 
     #[test]
+    fn the_header_and_the_key_are_scrubbed_from_whatever_the_endpoint_echoes() {
+        let source = ManagedIdentitySource {
+            agent: Agent::new_with_defaults(),
+            endpoint: Endpoint::AppService {
+                url: "http://127.0.0.1:1/msi/token".to_owned(),
+                header: Zeroizing::new("hdr-secret-value".to_owned()),
+            },
+            resource: "https://graph.microsoft.com".to_owned(),
+            id: None,
+            retry: RetryPolicy::default(),
+        };
+        let echoes = [
+            r#"{"statusCode":400,"message":"bad header hdr-secret-value"}"#.to_owned(),
+            r#"{"error":"arc-key-secret","error_description":"hdr-secret-value"}"#.to_owned(),
+            r#"{"error":{"code":"hdr-secret-value","message":"arc-key-secret"}}"#.to_owned(),
+            // Not JSON, and cut at the display limit just after the secret begins.
+            format!("{}hdr-secret-value", "x".repeat(190)),
+        ];
+        for body in echoes {
+            let answered = Answered {
+                status: 400,
+                retry_after: None,
+                challenge: None,
+                body,
+            };
+            let err = source
+                .judge(&answered, Some("arc-key-secret"))
+                .err()
+                .unwrap()
+                .error;
+            let shown = format!("{err} {err:?}");
+            assert!(
+                !shown.contains("hdr-secret") && !shown.contains("arc-key-secret"),
+                "{shown}"
+            );
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
+
+    #[test]
     fn debug_shows_the_id_and_variable_names_but_no_value() {
         let credential = ManagedIdentityCredential::user_assigned_object_id("obj-1").environment([
             (IDENTITY_ENDPOINT, "http://127.0.0.1:1/msi/token"),
