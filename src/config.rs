@@ -129,7 +129,11 @@ impl ClientBuilder {
     /// Authenticates as an app: app-only tokens from the Microsoft identity platform of the
     /// client's cloud (or the credential's own authority host and scope), cached per client and
     /// refreshed 5 minutes before they expire. Token requests use this client's proxy, TLS and
-    /// timeout settings.
+    /// timeout settings. A [`ManagedIdentityCredential`](crate::ManagedIdentityCredential) asks
+    /// the machine's own endpoint instead (never through the proxy; found from the environment
+    /// by [`build`](Self::build)), a
+    /// [`WorkloadIdentityCredential`](crate::WorkloadIdentityCredential) exchanges the platform's
+    /// federated token; both share the same cache, refresh and 401 handling.
     ///
     /// ```
     /// use intune_user_status::{Client, ClientCertificateCredential, Cloud};
