@@ -59,8 +59,9 @@ pub struct ManagedIdentity {
     /// `ius-emulator-identity-header`.
     pub identity_header: String,
     /// Where the Azure Arc endpoint writes its key files (created if
-    /// missing). Default: `ius-emulator-arc-tokens-<pid>` in the temporary
-    /// folder. A client must be told that this is Arc's tokens folder.
+    /// missing, and then removed with the emulator once empty). Default:
+    /// `ius-emulator-arc-tokens-<pid>` in the temporary folder. A client must
+    /// be told that this is Arc's tokens folder.
     pub arc_tokens_folder: PathBuf,
 }
 
@@ -101,6 +102,8 @@ pub(crate) struct ManagedIdentities {
     arc_keys: Mutex<HashMap<String, PathBuf>>,
     /// The realm the next challenges name instead of a key file, if set.
     arc_realm: Mutex<Option<String>>,
+    /// Arc's folder did not exist before: it is removed (once empty) with the emulator.
+    created_folder: bool,
 }
 
 /// Which endpoint a request is for.
@@ -143,13 +146,16 @@ impl Kind {
 impl ManagedIdentities {
     /// The endpoints for `config` (`None`: not served); creates Arc's folder.
     pub(crate) fn new(config: Option<ManagedIdentity>) -> std::io::Result<Self> {
+        let mut created_folder = false;
         if let Some(config) = &config {
+            created_folder = !config.arc_tokens_folder.exists();
             std::fs::create_dir_all(&config.arc_tokens_folder)?;
         }
         Ok(ManagedIdentities {
             config,
             arc_keys: Mutex::new(HashMap::new()),
             arc_realm: Mutex::new(None),
+            created_folder,
         })
     }
 
@@ -354,9 +360,13 @@ impl ManagedIdentities {
 
 impl Drop for ManagedIdentities {
     fn drop(&mut self) {
-        // Unused key files go with the emulator.
+        // Unused key files go with the emulator, and the folder if it made it (`remove_dir`
+        // leaves a folder that holds anything else).
         for file in lock(&self.arc_keys).values() {
             let _ = std::fs::remove_file(file);
+        }
+        if let (Some(config), true) = (&self.config, self.created_folder) {
+            let _ = std::fs::remove_dir(&config.arc_tokens_folder);
         }
     }
 }
