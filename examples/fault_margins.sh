@@ -16,7 +16,7 @@ trap 'rm -f "$out"' EXIT
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 failed=0
 for run in $(seq "$runs"); do
-  cargo test --quiet --test reliability -- --nocapture --test-threads=4 >>"$out" 2>&1 || failed=$((failed + 1))
+  cargo test --quiet --test reliability -- --nocapture >>"$out" 2>&1 || failed=$((failed + 1))
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); $runs runs, $failed failed"
 python3 - "$out" <<'PY'
