@@ -60,10 +60,11 @@ pub fn client(base_url: &str) -> Client {
 }
 
 /// A loopback server that answers every request with `response` (raw HTTP bytes) on kept-alive
-/// connections, and counts the connections it accepted.
+/// connections, counts the connections it accepted and keeps each request's line and body.
 pub struct RawServer {
     pub base_url: String,
     pub connections: Arc<AtomicUsize>,
+    received: Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
 }
 
 impl RawServer {
@@ -78,18 +79,27 @@ impl RawServer {
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&connections);
         let response: Arc<[u8]> = response(&base_url).into();
+        let received = Arc::default();
+        let log = Arc::clone(&received);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let response = Arc::clone(&response);
-                std::thread::spawn(move || serve(stream, &response));
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || serve(stream, &response, &log));
             }
         });
         RawServer {
             base_url,
             connections,
+            received,
         }
+    }
+
+    /// Every request received so far: its request line (without CRLF) and its body.
+    pub fn requests(&self) -> Vec<(String, Vec<u8>)> {
+        self.received.lock().unwrap().clone()
     }
 
     pub fn connections(&self) -> usize {
@@ -109,7 +119,7 @@ pub fn http_response(status_line: &str, headers: &[(&str, &str)], body: &[u8]) -
     out
 }
 
-fn serve(stream: TcpStream, response: &[u8]) {
+fn serve(stream: TcpStream, response: &[u8], log: &std::sync::Mutex<Vec<(String, Vec<u8>)>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -118,11 +128,15 @@ fn serve(stream: TcpStream, response: &[u8]) {
     loop {
         let mut content_length = 0usize;
         let mut line = String::new();
+        let mut request_line = None;
         loop {
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) if line == "\r\n" => break,
+                Ok(_) if request_line.is_none() => {
+                    request_line = Some(line.trim_end().to_owned());
+                }
                 Ok(_) => {
                     if let Some((name, value)) = line.split_once(':')
                         && name.eq_ignore_ascii_case("content-length")
@@ -133,7 +147,13 @@ fn serve(stream: TcpStream, response: &[u8]) {
             }
         }
         let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() || writer.write_all(response).is_err() {
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        log.lock()
+            .unwrap()
+            .push((request_line.unwrap_or_default(), body));
+        if writer.write_all(response).is_err() {
             return;
         }
     }
