@@ -610,13 +610,16 @@ mod outbox_calls {
             .expect("pending is a count")
     }
 
-    /// A folder for this process's outbox files: in memory (`/dev/shm`) where there is one, so
-    /// each commit's fsync costs nothing.
+    /// A folder for this process's outbox files: under `IUS_FUZZ_DIR` when set (`fuzz/run.sh`
+    /// and `fuzz/replay.sh` set it and remove it), else in memory (`/dev/shm`) where there is
+    /// one, so each commit's fsync costs nothing.
     fn fuzz_dir() -> &'static std::path::Path {
         static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
         DIR.get_or_init(|| {
             let shm = std::path::Path::new("/dev/shm");
-            let base = if shm.is_dir() {
+            let base = if let Some(dir) = std::env::var_os("IUS_FUZZ_DIR") {
+                dir.into()
+            } else if shm.is_dir() {
                 shm.to_path_buf()
             } else {
                 std::env::temp_dir()
@@ -879,6 +882,16 @@ mod tests {
             }
             assert!(count > 0, "{name} has no corpus");
         }
+        // The fuzz crate builds a binary for each target, and for nothing else.
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let binaries: Vec<&str> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|bin| bin.lines().find_map(|l| l.strip_prefix("name = ")))
+            .map(|name| name.trim_matches('"'))
+            .collect();
+        let names: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(binaries, names, "fuzz/Cargo.toml's [[bin]]s");
         #[cfg(feature = "outbox")]
         outbox_calls::remove_fuzz_dir();
     }
