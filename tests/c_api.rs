@@ -135,12 +135,14 @@ fn fault_emulator(scenario: &str) -> Emulator {
 }
 
 /// How far past its stated figure a time in the C fault scenarios may run: the plain and
-/// sanitizer builds as `tests/reliability.rs` allows; valgrind runs every instruction many times
-/// slower. The C program gets it as `IUS_TIMING_MARGIN_MS` for the times it measures itself.
+/// sanitizer builds as `tests/reliability.rs` allows. Valgrind runs every instruction many times
+/// slower, and a process's first call pays for its lazy set-up: on the loaded development machine
+/// the first scenario took 2.35 s over its 0.4 s under valgrind. The C program gets the margin as
+/// `IUS_TIMING_MARGIN_MS` for the times it measures itself.
 fn timing_margin(variant: Variant) -> Duration {
     match variant {
         Variant::Plain | Variant::Sanitize => Duration::from_millis(250),
-        Variant::Valgrind => Duration::from_millis(1500),
+        Variant::Valgrind => Duration::from_millis(4000),
     }
 }
 
