@@ -1,10 +1,10 @@
 //! The C and C++ tests: `bindings-c/`'s programs, compiled by `c_build` (no cmake), run against
-//! in-process emulators plainly, under valgrind and with AddressSanitizer + UBSan; then what the
-//! servers received is checked here. Also: the shared object's exported symbols and SONAME, and
-//! the CMake package (`cmake --install` and its consumers), the one test that needs cmake.
+//! in-process emulators plainly, built with clang, under valgrind and with AddressSanitizer +
+//! UBSan; then what the servers received is checked here. Also: the shared object's exported
+//! symbols and SONAME, and the CMake package (`cmake --install` and its consumers).
 //!
 //! A C/C++ compiler and valgrind must be installed; a missing one is a failure with a message.
-//! Without cmake (or nm, readelf) the test that needs it prints one line and passes, unless
+//! Without cmake (or nm, readelf, clang) the test that needs it prints one line and passes, unless
 //! `IUS_REQUIRE_TOOLS=1` (`.ci/run` sets it). To add a C test program, see `tests/c_build/mod.rs`.
 #![cfg(unix)]
 
@@ -141,7 +141,7 @@ fn fault_emulator(scenario: &str) -> Emulator {
 /// `IUS_TIMING_MARGIN_MS` for the times it measures itself.
 fn timing_margin(variant: Variant) -> Duration {
     match variant {
-        Variant::Plain | Variant::Sanitize => Duration::from_millis(250),
+        Variant::Plain | Variant::Clang | Variant::Sanitize => Duration::from_millis(250),
         Variant::Valgrind => Duration::from_millis(4000),
     }
 }
@@ -1141,6 +1141,23 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
             .is_some_and(|ua| ua.ends_with(" c-tests/1.0"))),
         "userAgent reached the User-Agent header"
     );
+    servers.shutdown();
+}
+
+/// The same programs compiled by clang and clang++ (the README says clang works as gcc does):
+/// needs clang, else one line says it was not checked (a failure with `IUS_REQUIRE_TOOLS=1`).
+#[test]
+fn c_and_cpp_tests_pass_built_with_clang() {
+    if !c_build::optional_tools(
+        &["clang", "clang++"],
+        "clang",
+        "the C tests built with clang",
+    ) {
+        return;
+    }
+    let suite = Suite::compile(Variant::Clang);
+    let servers = run_against_servers(&suite, &[]);
+    servers.assert_state();
     servers.shutdown();
 }
 

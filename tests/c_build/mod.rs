@@ -123,6 +123,8 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Variant {
     Plain,
+    /// As plain, compiled with clang and clang++ whatever `CC` and `CXX` say.
+    Clang,
     /// Run under valgrind's memcheck: no errors, no definite or indirect leaks.
     Valgrind,
     /// Compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -133,6 +135,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Plain => "plain",
+            Variant::Clang => "clang",
             Variant::Valgrind => "valgrind",
             Variant::Sanitize => "sanitize",
         }
@@ -234,9 +237,14 @@ pub fn run(what: &str, command: &mut Command) -> String {
     stdout
 }
 
-/// The C (or C++) compiler and its base flags, as the `cc` crate picks them for this target.
-fn compiler(cpp: bool) -> cc::Tool {
-    let tool = cc::Build::new()
+/// The C (or C++) compiler and its base flags, as the `cc` crate picks them for this target (or
+/// clang's, for [`Variant::Clang`]).
+fn compiler(cpp: bool, variant: Variant) -> cc::Tool {
+    let mut build = cc::Build::new();
+    if variant == Variant::Clang {
+        build.compiler(if cpp { "clang++" } else { "clang" });
+    }
+    let tool = build
         .cpp(cpp)
         .target(env!("IUS_BUILD_TARGET"))
         .host(env!("IUS_BUILD_HOST"))
@@ -278,8 +286,8 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Builds the library, then compiles the programs: every one for [`Variant::Plain`], the test
-    /// programs only for the others.
+    /// Builds the library, then compiles the programs: every one for [`Variant::Plain`] and
+    /// [`Variant::Clang`], the test programs only for the others.
     pub fn compile(variant: Variant) -> Suite {
         let shared = build_library();
         let profile = profile_dir();
@@ -289,13 +297,14 @@ impl Suite {
         std::fs::create_dir_all(&lib).expect("create the build directory");
         stage_symlink_chain(&shared, &lib);
 
-        let c = compiler(false);
-        let cpp = compiler(true);
+        let c = compiler(false, variant);
+        let cpp = compiler(true, variant);
         let mut tests = Vec::new();
         for program in PROGRAMS {
             let tool = if program.is_cpp() { &cpp } else { &c };
+            let all = matches!(variant, Variant::Plain | Variant::Clang);
             let kinds: &[&str] = match program.usage {
-                Usage::Object | Usage::Build if variant != Variant::Plain => &[],
+                Usage::Object | Usage::Build if !all => &[],
                 Usage::Object | Usage::Build => &["shared"],
                 Usage::Test(_) => &KINDS,
             };
@@ -371,7 +380,7 @@ impl Suite {
         {
             let mut words = match self.variant {
                 Variant::Valgrind => valgrind_prefix(*suppressions),
-                Variant::Plain | Variant::Sanitize => Vec::new(),
+                Variant::Plain | Variant::Clang | Variant::Sanitize => Vec::new(),
             };
             words.push(exe.clone().into());
             words.push(argument.into());
@@ -499,8 +508,14 @@ pub fn cmake_package() -> Option<PathBuf> {
             ))
             .arg(format!("-DIUS_VERSION={}", env!("CARGO_PKG_VERSION")))
             // The compilers the other C tests use.
-            .arg(define("CMAKE_C_COMPILER", compiler(false).path()))
-            .arg(define("CMAKE_CXX_COMPILER", compiler(true).path())),
+            .arg(define(
+                "CMAKE_C_COMPILER",
+                compiler(false, Variant::Plain).path(),
+            ))
+            .arg(define(
+                "CMAKE_CXX_COMPILER",
+                compiler(true, Variant::Plain).path(),
+            )),
     );
     run(
         "cmake build",
