@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 runs=${1:-50}
 export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
 cargo test --test reliability --no-run --quiet
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+# Every run's output stays here for a second look.
+out=target/fault-margins.log
+: >"$out"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 failed=0
 for run in $(seq "$runs"); do
@@ -23,7 +24,7 @@ python3 - "$out" <<'PY'
 import re, statistics, sys
 rows = {}
 for line in open(sys.argv[1], errors="replace"):
-    m = re.match(r"timing (.+) excess_ms=(-?[0-9.]+)$", line.strip())
+    m = re.search(r"timing (.+?) excess_ms=(-?[0-9.]+)", line)
     if m:
         rows.setdefault(m.group(1), []).append(float(m.group(2)))
 def q(values, p):
