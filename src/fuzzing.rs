@@ -861,6 +861,30 @@ unsafe extern "C" {
 mod tests {
     use super::*;
 
+    /// Every function the C header declares is called by a fuzz target: declared in an
+    /// `extern "C"` block of this file (a new C function is a row of its area's call table).
+    #[test]
+    fn every_exported_function_is_fuzzed() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let header = std::fs::read_to_string(root.join("include/intune_user_status.h")).unwrap();
+        let source = std::fs::read_to_string(root.join("src/fuzzing.rs")).unwrap();
+        // Every `ius_name(` in the header: a function (callback typedefs are `(*ius_name)(`).
+        let declared: std::collections::BTreeSet<&str> = header
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '('))
+            .filter_map(|word| word.split_once('(').map(|(name, _)| name))
+            .filter(|name| name.starts_with("ius_"))
+            .collect();
+        assert!(declared.len() >= 20, "{declared:?}");
+        let missing: Vec<&&str> = declared
+            .iter()
+            .filter(|name| !source.contains(&format!("fn {name}(")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not fuzzed: {missing:?}; add each to a call table and an extern block here"
+        );
+    }
+
     /// Every corpus file of every target (seeds and the inputs of crashes found, kept as
     /// regressions) through the same entry points as the fuzzer, without it.
     #[test]
