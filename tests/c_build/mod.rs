@@ -127,7 +127,8 @@ pub enum Variant {
     Clang,
     /// Run under valgrind's memcheck: no errors, no definite or indirect leaks.
     Valgrind,
-    /// Compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer.
+    /// Compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer, against the
+    /// library built with AddressSanitizer too ([`build_asan_library`]).
     Sanitize,
 }
 
@@ -205,6 +206,44 @@ pub fn build_library() -> PathBuf {
     }
     run("cargo build of the library", &mut build);
     profile.join("libintune_user_status.so")
+}
+
+/// The target the nightly AddressSanitizer build names, so build scripts stay uninstrumented.
+const ASAN_TARGET: &str = env!("IUS_BUILD_TARGET");
+
+/// Builds the library with AddressSanitizer on the nightly toolchain (`-Zsanitizer=address`),
+/// in `target/asan/`, so the sanitizer run checks the Rust code's memory accesses as well as the
+/// C programs'; returns the folder holding the `.so` and the `.a`. Without a nightly toolchain
+/// one line says so and it returns None (a failure with `IUS_REQUIRE_TOOLS=1`): the C programs
+/// are then checked against the plain library.
+pub fn build_asan_library() -> Option<PathBuf> {
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        assert!(
+            std::env::var(REQUIRE_TOOLS).as_deref() != Ok("1"),
+            "{REQUIRE_TOOLS}=1 but the nightly toolchain is not installed (rustup toolchain install nightly)"
+        );
+        println!(
+            "skipped: the nightly toolchain is not installed (rustup toolchain install nightly); not checked: the Rust library under AddressSanitizer"
+        );
+        return None;
+    }
+    let target_dir = root().join("target/asan");
+    let mut build = Command::new("rustup");
+    build
+        .current_dir(root())
+        .args(["run", "nightly", "cargo", "build", "-p", "intune-user-status-c", "--lib"])
+        .args(["--target", ASAN_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-Zsanitizer=address")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO");
+    run("the AddressSanitizer build of the library", &mut build);
+    Some(target_dir.join(ASAN_TARGET).join("debug"))
 }
 
 /// Whether `tool --version` runs.
@@ -289,9 +328,15 @@ impl Suite {
     /// Builds the library, then compiles the programs: every one for [`Variant::Plain`] and
     /// [`Variant::Clang`], the test programs only for the others.
     pub fn compile(variant: Variant) -> Suite {
-        let shared = build_library();
-        let profile = profile_dir();
-        let dir = profile.join("c-tests").join(variant.name());
+        let mut shared = build_library();
+        let mut profile = profile_dir();
+        if variant == Variant::Sanitize
+            && let Some(asan) = build_asan_library()
+        {
+            shared = asan.join("libintune_user_status.so");
+            profile = asan;
+        }
+        let dir = profile_dir().join("c-tests").join(variant.name());
         let lib = dir.join("lib");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&lib).expect("create the build directory");
