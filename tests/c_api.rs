@@ -1107,27 +1107,29 @@ fn assert_emulator_state(no_content: &Emulator) {
 fn assert_cpp_state(no_content: &Emulator, ok: &Emulator) {
     for id in CPP_STATUSES {
         let path = format!("/beta{DIRECT}/{id}");
-        let bodies: Vec<String> = ok
-            .requests()
-            .iter()
-            .filter(|r| r.method == "PATCH" && r.path() == path)
-            .map(|r| r.body_str())
-            .collect();
-        assert_eq!(bodies, [r#"{"devicesCount":77}"#; 3], "{path}");
+        assert_eq!(
+            patch_bodies(ok, &path),
+            [r#"{"devicesCount":77}"#; 3],
+            "{path}"
+        );
         assert_eq!(ok.user_status(DIRECT, id).unwrap()["devicesCount"], 77);
         assert_eq!(count(no_content, "PATCH", &path), 0, "{path}");
     }
-    let s1 = format!("/beta{DIRECT}/s1");
-    let to_s1: Vec<String> = no_content
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.path() == s1)
-        .map(|r| r.body_str())
-        .collect();
+    let to_s1 = patch_bodies(no_content, &format!("/beta{DIRECT}/s1"));
     for body in [r#"{"devicesCount":21}"#, r#"{"devicesCount":22}"#] {
         let sent = to_s1.iter().filter(|b| *b == body).count();
         assert_eq!(sent, KINDS.len(), "{body} once per build kind");
     }
+}
+
+/// The bodies of the PATCHes `emulator` received at `path`, in order.
+fn patch_bodies(emulator: &Emulator, path: &str) -> Vec<String> {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path() == path)
+        .map(|r| r.body_str())
+        .collect()
 }
 
 #[test]

@@ -235,7 +235,15 @@ pub fn build_asan_library() -> Option<PathBuf> {
     let mut build = Command::new("rustup");
     build
         .current_dir(root())
-        .args(["run", "nightly", "cargo", "build", "-p", "intune-user-status-c", "--lib"])
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "build",
+            "-p",
+            "intune-user-status-c",
+            "--lib",
+        ])
         .args(["--target", ASAN_TARGET])
         .arg("--target-dir")
         .arg(&target_dir)
