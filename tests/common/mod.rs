@@ -64,8 +64,11 @@ pub fn client(base_url: &str) -> Client {
 pub struct RawServer {
     pub base_url: String,
     pub connections: Arc<AtomicUsize>,
-    received: Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    received: Arc<RequestLog>,
 }
+
+/// What a [`RawServer`] received: each request's line and body.
+type RequestLog = std::sync::Mutex<Vec<(String, Vec<u8>)>>;
 
 impl RawServer {
     pub fn start(response: Vec<u8>) -> RawServer {
@@ -119,7 +122,7 @@ pub fn http_response(status_line: &str, headers: &[(&str, &str)], body: &[u8]) -
     out
 }
 
-fn serve(stream: TcpStream, response: &[u8], log: &std::sync::Mutex<Vec<(String, Vec<u8>)>>) {
+fn serve(stream: TcpStream, response: &[u8], log: &RequestLog) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
