@@ -111,6 +111,8 @@ pub const PROGRAMS: &[Program] = &[
     Program::test("tests/test_c_bulk.c", "{kind}"),
     // The durable outbox: the emulator is IUS_OUTBOX_<KIND>_URL, files go under IUS_OUTBOX_DIR.
     Program::test("tests/test_c_outbox.c", "{kind}"),
+    // The C++ token source's copy of a token is wiped before it is released (no server needed).
+    Program::test("tests/test_cpp_wipe.cpp", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.
