@@ -127,6 +127,25 @@ static const struct scenario SCENARIOS[] = {
      200, -1, NULL, ""},
 };
 
+/* One update to a closed loopback port before the timed calls: what a process pays once, on its
+ * first request (several seconds under valgrind), is not a fault's time. */
+static void warm_up(void) {
+  char cfg[256];
+  ius_client *client = NULL;
+  char *error = NULL;
+  int port = 0;
+  close(ius_listen(&port));
+  snprintf(cfg, sizeof cfg,
+           "{\"baseUrl\":\"http://127.0.0.1:%d\",\"accessToken\":\"%s\","
+           "\"retry\":{\"maxRetries\":0}}",
+           port, token);
+  CHECK(ius_client_new(cfg, &client, NULL) == IUS_STATUS_OK);
+  CHECK(ius_update_user_status(client, "c1", "u1", "{\"devicesCount\":9}", NULL, &error) ==
+        IUS_STATUS_NETWORK);
+  ius_string_free(error);
+  ius_client_free(client);
+}
+
 static void run_scenario(const struct scenario *s) {
   ius_client *client = client_for(s->name, s->config);
   char *response = SENTINEL, *error = SENTINEL;
@@ -230,6 +249,7 @@ int main(int argc, char **argv) {
   /* Every fault here comes from the emulators; the canned server is not needed. */
   (void)ius_canned_start;
   (void)ius_canned_join;
+  warm_up();
   for (i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++) run_scenario(&SCENARIOS[i]);
   /* Unpaced first: it meets 429s (Retry-After in whole seconds, each round holding the client for
    * 1 s) and retries them: writes 11, 21 and 31 each wait a window. */

@@ -4,7 +4,9 @@
 // blocks released that still hold the token's first bytes.
 //
 // Usage: test_cpp_wipe KIND (shared or static; nothing else is needed: the client's requests go
-// to a closed loopback port after the token source has been asked).
+// to a closed loopback port after the token source has been asked). Under valgrind, which puts
+// its own operator new and delete in place of these (IUS_TEST_VARIANT=valgrind), only the calls
+// are made and checked; the other runs (plain, clang, sanitizers) look into the memory.
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -57,9 +59,11 @@ int main(int argc, char **argv) {
   (void)ius_canned_start;
   (void)ius_canned_join;
   (void)ius_env;
+  const char *variant = std::getenv("IUS_TEST_VARIANT");
+  const bool inspect = variant == nullptr || std::strcmp(variant, "valgrind") != 0;
 
   // The check sees a string released as it was.
-  {
+  if (inspect) {
     armed = true;
     { std::string copy(MARKER); }  // longer than the short-string buffer: one heap block
     armed = false;
@@ -93,7 +97,9 @@ int main(int argc, char **argv) {
   }
   armed = false;
   CHECK(calls == 1);
-  if (found != 0) std::fprintf(stderr, "%d released blocks still held the token\n", found);
-  CHECK(found == 0);
+  if (inspect) {
+    if (found != 0) std::fprintf(stderr, "%d released blocks still held the token\n", found);
+    CHECK(found == 0);
+  }
   return ius_summary();
 }

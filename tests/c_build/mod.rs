@@ -444,6 +444,9 @@ impl Suite {
             let mut child = Command::new(&words[0])
                 .args(&words[1..])
                 .envs(env.iter().map(|(k, v)| (k, v)))
+                // What a program cannot do under every variant (test_cpp_wipe's own operator
+                // delete is valgrind's there) it leaves out by this.
+                .env("IUS_TEST_VARIANT", self.variant.name())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
                 .spawn()
