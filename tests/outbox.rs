@@ -1103,3 +1103,428 @@ fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_i
     assert!(pending.is_empty(), "{pending:?}");
     assert_eq!(acknowledged.len(), n);
 }
+
+// ---- Issue 18: field defects --------------------------------------------------------------------
+
+/// Runs `statement` on the outbox file as an operator's `sqlite3` would (or as a process with
+/// another clock left it).
+fn edit(path: &Path, statement: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute_batch(statement).unwrap();
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Polls `done` for up to 10 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_value_set_back_after_an_unknown_outcome_is_sent_not_skipped() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("unknown");
+    // One try per flush, and 300 ms for the answer: a slower answer is an unknown outcome.
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let u0 = Target::new("c1", "u0");
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    assert_eq!(outbox.flush().unwrap().applied, 1, "A is acknowledged");
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(800))).method("PATCH"));
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.applied, report.retry_later), (0, 1), "{report:?}");
+    // Graph applies B after the client stopped waiting for the answer.
+    wait_for("B to be applied", || devices(&emu, "u0") == 2);
+    // A again, merged into the pending B: it must go out, whatever Graph acknowledged before.
+    assert_eq!(outbox.enqueue(&u0, &count(1)).unwrap(), Enqueued::Merged);
+    std::thread::sleep(Duration::from_millis(50));
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.applied, report.skipped),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        devices(&emu, "u0"),
+        1,
+        "Graph holds the last value enqueued"
+    );
+}
+
+#[test]
+fn one_user_status_through_beta_and_v1_0_is_one_report_and_one_acknowledged_state() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("versions");
+    let outbox = open(&common::client(&emu.base_url()), &dir.join("outbox.db"));
+    let u0 = Target::new("c1", "u0");
+    let beta = BulkItem::new(u0.clone(), count(1).status(ComplianceStatus::NonCompliant));
+    let v1 = BulkItem::new(u0.clone(), count(2)).api_version(ApiVersion::V1_0);
+    assert_eq!(outbox.enqueue_many(&[beta]).unwrap(), [Enqueued::Stored]);
+    assert_eq!(outbox.enqueue_many(&[v1]).unwrap(), [Enqueued::Merged]);
+    assert_eq!(outbox.stats().unwrap().pending, 1);
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.applied), (1, 1), "{report:?}");
+    // Sent once, with the version of the latest report.
+    assert_eq!(
+        patches(&emu),
+        [(
+            format!("/v1.0{DIRECT}/u0"),
+            json!({"devicesCount": 2, "status": "nonCompliant"})
+        )]
+    );
+    // Acknowledged once for the user status, whichever version names it.
+    assert_eq!(outbox.enqueue(&u0, &count(2)).unwrap(), Enqueued::Skipped);
+}
+
+#[test]
+fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_reports() {
+    let emu = emulator_with(ids("u", 2), Config::default());
+    let dir = folder("schema1");
+    let path = dir.join("outbox.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("fixtures/outbox-schema-1.sql"))
+            .unwrap();
+        // Acknowledged an hour ago (beta) and 36 ms later (v1.0): fresh under the default
+        // resendAfter, and the v1.0 acknowledgement the later one.
+        conn.execute(
+            "UPDATE acknowledged SET acknowledged_at = ?1 + acknowledged_at
+                 - (SELECT max(acknowledged_at) FROM acknowledged)",
+            [unix_ms() - 3_600_000],
+        )
+        .unwrap();
+    }
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let stats = outbox.stats().unwrap();
+    assert_eq!(
+        (stats.pending, stats.failed, stats.applied),
+        (1, 1, 2),
+        "{stats:?}"
+    );
+    // u1's acknowledged state: devicesCount from the later (v1.0) write, status from beta's.
+    let u1 = Target::new("c1", "u1");
+    assert_eq!(outbox.enqueue(&u1, &count(6)).unwrap(), Enqueued::Skipped);
+    let compliant = UserStatusPatch::new().status(ComplianceStatus::Compliant);
+    assert_eq!(outbox.enqueue(&u1, &compliant).unwrap(), Enqueued::Skipped);
+    assert_eq!(outbox.enqueue(&u1, &count(5)).unwrap(), Enqueued::Stored);
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.applied, report.pending), (2, 0), "{report:?}");
+    let mut sent = patches(&emu);
+    sent.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        sent,
+        [
+            (format!("/beta{DIRECT}/u1"), json!({"devicesCount": 5})),
+            // u0's two rows, merged in the order they were enqueued, sent with the later version.
+            (
+                format!("/v1.0{DIRECT}/u0"),
+                json!({"userDisplayName": "Ada", "devicesCount": 2, "status": "nonCompliant"})
+            ),
+        ]
+    );
+    let failed = outbox.take_failed().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error.graph().unwrap().status, 404);
+}
+
+#[test]
+fn times_stored_by_a_clock_that_ran_ahead_are_bounded_by_max_delay() {
+    let emu = emulator_with(ids("u", 2), Config::default());
+    let dir = folder("clock");
+    let path = dir.join("outbox.db");
+    let max_delay = Duration::from_secs(2);
+    let client = builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::none()
+                .base_delay(Duration::from_millis(10))
+                .max_delay(max_delay),
+        )
+        .build()
+        .unwrap();
+    let outbox = open(&client, &path);
+    let (u0, u1) = (Target::new("c1", "u0"), Target::new("c1", "u1"));
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    outbox.enqueue(&u1, &count(2)).unwrap();
+    // As a process whose clock ran ten years ahead left them.
+    let ahead = unix_ms() + 10 * 365 * 86_400_000;
+    edit(
+        &path,
+        &format!("UPDATE pending SET next_attempt_at = {ahead} WHERE key LIKE '%/u0'"),
+    );
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.applied), (2, 2), "{report:?}");
+    // An acknowledgement dated in the future has expired: an equal report is stored and sent.
+    edit(
+        &path,
+        &format!("UPDATE acknowledged SET acknowledged_at = {ahead}"),
+    );
+    assert_eq!(outbox.enqueue(&u0, &count(1)).unwrap(), Enqueued::Stored);
+    // A failure while the stored next attempt is years away: due now, and due again within
+    // maxDelay, not years.
+    edit(
+        &path,
+        &format!("UPDATE pending SET next_attempt_at = {ahead}"),
+    );
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 503,
+        retry_after: None,
+    }));
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
+    assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
+    // A Retry-After beyond maxDelay is held to it too.
+    emu.clear_faults();
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 429,
+        retry_after: Some("3600".into()),
+    }));
+    std::thread::sleep(max_delay);
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
+    assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
+}
+
+#[test]
+fn an_offline_flush_stops_after_a_batch_that_got_no_answer() {
+    let emu = emulator_with(Vec::new(), Config::default());
+    // Every $batch is reset before any answer, as an unreachable Graph would be.
+    emu.add_fault(FaultRule::always(Fault::Reset).path_contains("/$batch"));
+    let dir = folder("offline-stop");
+    let client = builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(300)),
+        )
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let items: Vec<_> = ids("p", 400)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    let started = Instant::now();
+    let report = outbox.flush().unwrap();
+    let took = started.elapsed();
+    let envelopes = emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path().ends_with("/$batch"))
+        .count();
+    // One batch and its one retry: not twenty batches paying theirs.
+    assert_eq!(envelopes, 2, "{report:?} in {took:?}");
+    assert_eq!(
+        (report.sent, report.retry_later, report.pending),
+        (20, 20, 400),
+        "{report:?}"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The rest waits out the same backoff: a flush at once sends nothing.
+    assert_eq!(outbox.flush().unwrap().sent, 0);
+}
+
+#[test]
+fn the_failed_list_never_makes_a_flush_fail_or_a_new_report_outbox_full() {
+    let emu = emulator_with(Vec::new(), Config::default());
+    let dir = folder("failed-full");
+    let client = common::client(&emu.base_url());
+    let outbox = Outbox::open(
+        &client,
+        dir.join("outbox.db"),
+        OutboxOptions::new().max_bytes(MIN_OUTBOX_BYTES),
+    )
+    .unwrap();
+    let name = "n".repeat(2000);
+    // Every report refused (404): ~2 KB each into the failed list of a 256 KiB file.
+    for round in 0..10 {
+        let items: Vec<_> = (0..20)
+            .map(|i| {
+                let patch = UserStatusPatch::new().user_display_name(format!("{name}{round}-{i}"));
+                BulkItem::new(Target::new("c1", format!("gone{round}-{i}")), patch)
+            })
+            .collect();
+        outbox
+            .enqueue_many(&items)
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+        let report = outbox
+            .flush()
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+        assert_eq!(report.failed, 20, "round {round}: {report:?}");
+    }
+    let stats = outbox.stats().unwrap();
+    assert!(
+        stats.failed < 200 && stats.bytes <= MIN_OUTBOX_BYTES,
+        "{stats:?}"
+    );
+    // The newest failures are the ones kept.
+    let failed = outbox.take_failed().unwrap();
+    assert_eq!(failed.last().unwrap().target, Target::new("c1", "gone9-19"));
+}
+
+#[test]
+fn two_paths_to_one_file_flush_one_at_a_time() {
+    let emu = emulator_with(ids("t", 40), Config::default());
+    emu.add_fault(FaultRule::always(Fault::Latency(Duration::from_millis(5))).method("PATCH"));
+    let dir = folder("paths");
+    let client = common::client(&emu.base_url());
+    let path = dir.join("outbox.db");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let outbox = open(&client, &path);
+    for t in 0..40 {
+        outbox
+            .enqueue(&Target::new("c1", format!("t{t}")), &count(1))
+            .unwrap();
+    }
+    // The same file by a path with `..` in it, and (on Unix) through a symbolic link.
+    let mut others = vec![dir.join("sub").join("..").join("outbox.db")];
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&path, dir.join("link.db")).unwrap();
+        others.push(dir.join("link.db"));
+    }
+    for (round, other) in others.iter().enumerate() {
+        let handles = [
+            Arc::new(open(&client, &path)),
+            Arc::new(open(&client, other)),
+        ];
+        if round > 0 {
+            for t in 0..40 {
+                handles[0]
+                    .enqueue(
+                        &Target::new("c1", format!("t{t}")),
+                        &count(round as i32 + 1),
+                    )
+                    .unwrap();
+            }
+        }
+        let before = patches(&emu).len();
+        let flushes: Vec<_> = handles
+            .into_iter()
+            .map(|outbox| std::thread::spawn(move || outbox.flush().unwrap()))
+            .collect();
+        let mut applied: Vec<u64> = flushes
+            .into_iter()
+            .map(|f| f.join().unwrap().applied)
+            .collect();
+        applied.sort();
+        assert_eq!(applied, [0, 40], "{}", other.display());
+        assert_eq!(patches(&emu).len() - before, 40, "{}", other.display());
+    }
+}
+
+#[test]
+fn an_unreadable_row_goes_to_the_failed_list_and_the_flush_goes_on() {
+    let emu = emulator_with(ids("u", 3), Config::default());
+    let dir = folder("unreadable");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    for (i, id) in ids("u", 3).iter().enumerate() {
+        outbox
+            .enqueue(&Target::new("c1", id), &count(i as i32 + 1))
+            .unwrap();
+    }
+    edit(
+        &path,
+        r#"UPDATE pending SET patch = '{"devicesCount":"many"}' WHERE key LIKE '%/u1'"#,
+    );
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.applied, report.failed, report.pending),
+        (2, 2, 1, 0),
+        "{report:?}"
+    );
+    let failed = outbox.take_failed().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].target, Target::new("c1", "u1"));
+    match &failed[0].error {
+        Error::Storage { path: file, reason } => {
+            assert_eq!(file, &path.display().to_string());
+            assert!(
+                reason.contains("/deviceConfigurations/c1/userStatuses/u1")
+                    && reason.contains("patch"),
+                "{reason}"
+            );
+        }
+        other => panic!("not STORAGE: {other:?}"),
+    }
+    assert_eq!((devices(&emu, "u0"), devices(&emu, "u2")), (1, 3));
+}
+
+#[test]
+fn a_report_is_skipped_only_while_each_of_its_properties_was_acknowledged_recently() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("per-property");
+    let client = common::client(&emu.base_url());
+    let resend_after = Duration::from_secs(2);
+    let outbox = Outbox::open(
+        &client,
+        dir.join("outbox.db"),
+        OutboxOptions::new().resend_after(resend_after),
+    )
+    .unwrap();
+    let u0 = Target::new("c1", "u0");
+    let compliant = UserStatusPatch::new().status(ComplianceStatus::Compliant);
+    outbox
+        .enqueue(&u0, &compliant.clone().devices_count(1))
+        .unwrap();
+    let first = Instant::now();
+    assert_eq!(outbox.flush().unwrap().applied, 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Only devicesCount is acknowledged anew; status keeps its first acknowledgement.
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    let second = Instant::now();
+    assert_eq!(outbox.flush().unwrap().applied, 1);
+    std::thread::sleep(
+        (first + resend_after + Duration::from_millis(300))
+            .saturating_duration_since(Instant::now()),
+    );
+    assert!(
+        second.elapsed() < resend_after - Duration::from_millis(200),
+        "the machine is too slow for this test"
+    );
+    assert_eq!(outbox.enqueue(&u0, &count(2)).unwrap(), Enqueued::Skipped);
+    // status was last acknowledged more than resendAfter ago: re-asserted.
+    assert_eq!(outbox.enqueue(&u0, &compliant).unwrap(), Enqueued::Stored);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_and_its_companions_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("modes");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    outbox.flush().unwrap();
+    let mode = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", path.display()))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|err| panic!("{suffix}: {err}"))
+    };
+    for suffix in ["", "-wal", "-shm", "-flush"] {
+        assert_eq!(mode(suffix), 0o600, "{}{suffix}", path.display());
+    }
+    drop(outbox);
+}
