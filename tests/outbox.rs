@@ -287,10 +287,10 @@ fn a_throttled_flush_keeps_the_rest_with_the_retry_after_as_next_attempt() {
         },
     );
     let dir = folder("throttled");
-    // Retry-After beyond the client's one-wait limit: the call gives up at once, and the client's
-    // hold after that 429 outlasts the calls' budget, so the rest give up without sending.
+    // Retry-After beyond the call's total budget: the call gives up at once (a next attempt is
+    // held to maxDelay, here beyond the Retry-After).
     let client = builder(&emu.base_url())
-        .retry_policy(RetryPolicy::default().max_delay(Duration::from_secs(1)))
+        .retry_policy(RetryPolicy::default().max_delay(Duration::from_secs(30)))
         .total_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -565,7 +565,7 @@ fn bad_files_are_refused_with_the_path_and_reason_and_left_as_they_were() {
         .unwrap();
     {
         let conn = rusqlite::Connection::open(&newer).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 2;")
+        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 3;")
             .unwrap();
     }
     let (_, reason) = storage_reason(Outbox::open(&client, &newer, options()));
@@ -605,7 +605,7 @@ fn a_reopened_outbox_keeps_what_was_enqueued() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     drop(conn);
     let report = open(&client, &path).flush().unwrap();
     assert_eq!(report.applied, 1);
@@ -986,22 +986,36 @@ fn rows(path: &Path) -> (HashMap<String, Value>, HashMap<String, Value>) {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
-    let read = |sql: &str| {
-        let mut statement = conn.prepare(sql).unwrap();
-        statement
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .unwrap()
-            .map(|row| {
-                let (key, patch) = row.unwrap();
-                let id = key.rsplit('/').next().unwrap().to_owned();
-                (id, serde_json::from_str(&patch).unwrap())
-            })
-            .collect::<HashMap<String, Value>>()
-    };
-    (
-        read("SELECT key, patch FROM pending"),
-        read("SELECT key, fields FROM acknowledged"),
-    )
+    let id_of = |key: String| key.rsplit('/').next().unwrap().to_owned();
+    let mut statement = conn.prepare("SELECT key, patch FROM pending").unwrap();
+    let pending = statement
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|row| {
+            let (key, patch) = row.unwrap();
+            (id_of(key), serde_json::from_str(&patch).unwrap())
+        })
+        .collect();
+    // One row per property: gathered into one object per user status.
+    let mut acknowledged: HashMap<String, Value> = HashMap::new();
+    let mut statement = conn
+        .prepare("SELECT key, property, value FROM acknowledged")
+        .unwrap();
+    let properties = statement
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .unwrap();
+    for row in properties {
+        let (key, property, value) = row.unwrap();
+        acknowledged.entry(id_of(key)).or_insert_with(|| json!({}))[property] =
+            serde_json::from_str(&value).unwrap();
+    }
+    (pending, acknowledged)
 }
 
 #[cfg(unix)]
@@ -1077,10 +1091,10 @@ fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_i
         "{seen:#?}"
     );
     // The flush's writes reached Graph; only its bookkeeping failed, so they are still pending
-    // (and sent again: PATCH is idempotent), and the acknowledged state is the last good flush's.
+    // (and sent again: PATCH is idempotent), and what Graph holds for them is in doubt: the
+    // claim set the last good flush's acknowledged state aside, and no 2xx was recorded since.
     assert_eq!(devices(&emu, "d0"), 2);
-    let ones = (0..5).map(|i| (format!("d{i}"), json!({"devicesCount": 1})));
-    assert_eq!(acknowledged, ones.collect());
+    assert!(acknowledged.is_empty(), "{acknowledged:?}");
 
     // Space is back: the same outbox enqueues and flushes.
     writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();

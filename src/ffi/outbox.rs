@@ -15,7 +15,8 @@ use super::update::parse_patch;
 use crate::json::kind;
 use crate::{BulkItem, Error, FlushReport, Outbox, OutboxOptions, OutboxStats};
 
-const OPTION_KEYS: &str = "maxPending, maxBytes, skipUnchanged, resendAfterSeconds";
+const OPTION_KEYS: &str =
+    "maxPending, maxBytes, skipUnchanged, resendAfterSeconds, flushTimeMs, maxFailed";
 
 /// A durable outbox of status reports in an SQLite file.
 ///
@@ -275,6 +276,7 @@ fn stats_json(stats: &OutboxStats) -> Value {
         "failed": stats.failed,
         "skipped": stats.skipped,
         "applied": stats.applied,
+        "failedDropped": stats.failed_dropped,
         "bytes": stats.bytes,
         "oldestPendingSeconds": seconds(stats.oldest_pending),
     })
@@ -304,6 +306,8 @@ fn options_from_json(text: &str) -> Result<OutboxOptions, FfiError> {
             "maxPending" => options.max_pending(count()?),
             "maxBytes" => options.max_bytes(count()?),
             "resendAfterSeconds" => options.resend_after(Duration::from_secs(count()?)),
+            "flushTimeMs" => options.flush_time(Duration::from_millis(count()?)),
+            "maxFailed" => options.max_failed(count()?),
             "skipUnchanged" => options.skip_unchanged(value.as_bool().ok_or_else(|| {
                 Error::config(&key, format!("must be true or false, got {}", kind(&value)))
             })?),
