@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -638,22 +638,112 @@ fn threads_share_one_outbox_and_two_handles_flush_one_at_a_time() {
         worker.join().unwrap();
     }
     assert_eq!(outbox.stats().unwrap().pending, 40);
-    // Two handles on the file flush at once: the second waits, then finds nothing due.
+    // Two handles on the file flush at once: one sends everything, the other waits for it and
+    // then finds nothing due (two flushes splitting the work would not be one at a time).
     let second = Arc::new(open(&client, &path));
     let flushes: Vec<_> = [Arc::clone(&outbox), second]
         .into_iter()
         .map(|outbox| std::thread::spawn(move || outbox.flush().unwrap()))
         .collect();
-    let reports: Vec<_> = flushes.into_iter().map(|f| f.join().unwrap()).collect();
-    assert_eq!(
-        reports.iter().map(|r| r.applied).sum::<u64>(),
-        40,
-        "{reports:?}"
-    );
+    let mut applied: Vec<u64> = flushes
+        .into_iter()
+        .map(|f| f.join().unwrap().applied)
+        .collect();
+    applied.sort();
+    assert_eq!(applied, [0, 40]);
     assert_eq!(patches(&emu).len(), 40, "every target sent exactly once");
     for t in 0..40 {
         assert_eq!(devices(&emu, &format!("t{t}")), 5);
     }
+}
+
+#[test]
+fn a_flush_waiting_longer_than_its_budget_for_another_is_storage_and_sends_nothing() {
+    let emu = emulator_with(ids("t", 2), Config::default());
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(1500))).method("PATCH"));
+    let dir = folder("held-lock");
+    let path = dir.join("outbox.db");
+    let holder = Arc::new(open(&common::client(&emu.base_url()), &path));
+    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let holding = {
+        let holder = Arc::clone(&holder);
+        std::thread::spawn(move || holder.flush().unwrap())
+    };
+    wait_for("the holder's write", || !emu.requests().is_empty());
+    // A second process's flush, whose budget (300 ms) is shorter than the holder's flush.
+    let impatient = builder(&emu.base_url())
+        .total_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let waiter = open(&impatient, &path);
+    waiter.enqueue(&Target::new("c1", "t1"), &count(2)).unwrap();
+    let started = Instant::now();
+    let err = waiter.flush().unwrap_err();
+    let waited = started.elapsed();
+    match &err {
+        Error::Storage { reason, .. } => assert!(reason.contains("another flush"), "{reason}"),
+        other => panic!("not STORAGE: {other:?}"),
+    }
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1200),
+        "{waited:?}"
+    );
+    assert!(!holding.is_finished(), "the holder still held the lock");
+    assert_eq!(holding.join().unwrap().applied, 1);
+    assert!(
+        !patches(&emu).iter().any(|(path, _)| path.ends_with("/t1")),
+        "the waiter sent nothing"
+    );
+    assert_eq!(waiter.flush().unwrap().applied, 1);
+}
+
+#[test]
+fn a_throttle_in_round_two_holds_round_three_back() {
+    // 150 writes per minute: the flush of 250 trips it halfway through its second round of 100.
+    let emu = emulator_with(
+        ids("r", 250),
+        Config {
+            throttle_writes: Some((150, Duration::from_secs(60))),
+            ..Config::default()
+        },
+    );
+    let dir = folder("rounds");
+    let client = builder(&emu.base_url())
+        .total_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let items: Vec<_> = ids("r", 250)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    let report = outbox.flush().unwrap();
+    // Rounds 1 and 2 (r0..r199) in batches of 20: the eighth batch (r140..r159) is throttled
+    // after ten writes, and the flush stops there.
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.retry_later,
+            report.pending
+        ),
+        (160, 150, 10, 100),
+        "{report:?}"
+    );
+    let sent: BTreeSet<String> = patches(&emu)
+        .into_iter()
+        .map(|(path, _)| path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent.len(), 160);
+    for n in 160..250 {
+        assert!(!sent.contains(&format!("r{n}")), "r{n} was sent");
+    }
+    // Held back as long as the throttle asked (Retry-After: the rest of the minute).
+    let next = report.next_attempt_in.expect("pending");
+    assert!(next > Duration::from_secs(50), "{next:?}");
+    assert_eq!(outbox.flush().unwrap().sent, 0);
+    assert_eq!(patches(&emu).len(), 160);
 }
 
 // ---- Several processes -------------------------------------------------------------------------
@@ -693,47 +783,80 @@ fn child_command(mode: &str, base_url: &str, path: &Path, vars: &[(&str, String)
     command
 }
 
-/// The child process: `enqueue` writes `IUS_OUTBOX_COUNT` values for targets `PREFIX0..` and
-/// exits; `agent` enqueues increasing values for 50 targets and flushes every 10, forever, printing
-/// `enqueued ID VALUE` after each enqueue returns OK; `fulldisk` is [`fill_the_disk`].
+/// Values that go up and come back: a kill test's reports must land in order even when a value
+/// repeats (an equal value may be skipped, never sent after a newer one).
+const CYCLE: [i32; 6] = [0, 1, 2, 3, 2, 1];
+/// Statuses the second process of the multi-process test cycles through.
+const STATUSES: [ComplianceStatus; 3] = [
+    ComplianceStatus::Compliant,
+    ComplianceStatus::NonCompliant,
+    ComplianceStatus::Error,
+];
+
+/// The child process, by `IUS_OUTBOX_CHILD`:
+/// - `enqueue`: rounds 1..=`IUS_OUTBOX_COUNT` of reports for targets `s0..s9`, then exits; as
+///   `IUS_OUTBOX_WRITER` `a` it sets `devicesCount` to the round, as `b` `status` (cycling),
+///   and both `userDisplayName` to `a{round}` / `b{round}`;
+/// - `agent`: two threads, forever: one enqueues `CYCLE` values for `k0..k9` from step
+///   `IUS_OUTBOX_START`, printing `attempt ID VALUE` before and `enqueued ID VALUE` after each
+///   enqueue that returned OK; the other flushes (the emulator delays some writes, so a kill lands
+///   between claim, send and record, and reports merge while their write is in flight);
+/// - `fulldisk`: [`fill_the_disk`].
 #[test]
 #[ignore = "a child process of the process and kill tests"]
 fn child() {
     let Ok(mode) = std::env::var("IUS_OUTBOX_CHILD") else {
         return;
     };
-    use std::io::Write;
     let var = |name: &str| std::env::var(name).unwrap();
     let client = common::client(&var("IUS_OUTBOX_URL"));
-    let outbox = open(&client, Path::new(&var("IUS_OUTBOX_PATH")));
-    let mut out = std::io::stdout();
+    let outbox = Arc::new(open(&client, Path::new(&var("IUS_OUTBOX_PATH"))));
     match mode.as_str() {
         "enqueue" => {
-            let prefix = var("IUS_OUTBOX_PREFIX");
+            let writer = var("IUS_OUTBOX_WRITER");
             for round in 1..=var("IUS_OUTBOX_COUNT").parse::<i32>().unwrap() {
                 for t in 0..10 {
+                    let patch = match writer.as_str() {
+                        "a" => count(round),
+                        _ => UserStatusPatch::new().status(STATUSES[round as usize % 3]),
+                    }
+                    .user_display_name(format!("{writer}{round}"));
                     outbox
-                        .enqueue(&Target::new("c1", format!("{prefix}{t}")), &count(round))
+                        .enqueue(&Target::new("c1", format!("s{t}")), &patch)
                         .unwrap();
                 }
             }
         }
         "agent" => {
-            let mut value: i32 = var("IUS_OUTBOX_START").parse().unwrap();
-            loop {
-                for t in 0..50 {
-                    let id = format!("k{t}");
-                    outbox
-                        .enqueue(&Target::new("c1", &id), &count(value))
-                        .unwrap();
-                    writeln!(out, "enqueued {id} {value}").unwrap();
-                    out.flush().unwrap();
-                    value += 1;
-                    if t % 10 == 9 {
+            let flusher = {
+                let outbox = Arc::clone(&outbox);
+                std::thread::spawn(move || {
+                    loop {
                         let _ = outbox.flush();
+                        std::thread::sleep(Duration::from_millis(5));
                     }
+                })
+            };
+            let mut out = std::io::stdout();
+            let mut say = |line: String| {
+                use std::io::Write;
+                writeln!(out, "{line}").unwrap();
+                out.flush().unwrap();
+            };
+            let start: usize = var("IUS_OUTBOX_START").parse().unwrap();
+            for step in start.. {
+                for t in 0..10 {
+                    let value = CYCLE[(step + t) % CYCLE.len()];
+                    say(format!("attempt k{t} {value}"));
+                    outbox
+                        .enqueue(&Target::new("c1", format!("k{t}")), &count(value))
+                        .unwrap();
+                    say(format!("enqueued k{t} {value}"));
                 }
+                say(format!("step {step}"));
+                std::thread::sleep(Duration::from_millis(2));
             }
+            drop(flusher);
         }
         #[cfg(unix)]
         "fulldisk" => fill_the_disk(&outbox, Path::new(&var("IUS_OUTBOX_PATH"))),
@@ -741,45 +864,90 @@ fn child() {
     }
 }
 
+/// Whether `sent`, in order, could have been sent from `enqueued` (in order) without going back:
+/// each value sent matches an enqueue no earlier than the previous one's. Returns the first value
+/// that breaks it.
+fn first_step_back<T: PartialEq + Clone>(enqueued: &[T], sent: &[T]) -> Option<T> {
+    let mut from = 0;
+    for value in sent {
+        match enqueued[from..].iter().position(|e| e == value) {
+            Some(at) => from += at,
+            None => return Some(value.clone()),
+        }
+    }
+    None
+}
+
+/// The PATCH bodies the emulator saw for user status `id`, in order.
+fn bodies_for(emu: &Emulator, id: &str) -> Vec<Value> {
+    patches(emu)
+        .into_iter()
+        .filter(|(path, _)| path.rsplit('/').next() == Some(id))
+        .map(|(_, body)| body)
+        .collect()
+}
+
 #[test]
-fn two_processes_enqueue_into_one_file_while_a_third_flushes() {
-    let emu = emulator_with(
-        ids("a", 10).into_iter().chain(ids("b", 10)),
-        Config::default(),
-    );
+fn two_processes_write_the_same_statuses_while_a_third_flushes() {
+    let emu = emulator_with(ids("s", 10), Config::default());
+    emu.add_fault(FaultRule::share(0.3, Fault::Latency(Duration::from_millis(15))).method("PATCH"));
     let dir = folder("processes");
     let path = dir.join("outbox.db");
     let client = common::client(&emu.base_url());
     let outbox = open(&client, &path);
+    let rounds = 20;
     let mut children: Vec<_> = ["a", "b"]
         .iter()
-        .map(|prefix| {
+        .map(|writer| {
             spawn_child(
                 "enqueue",
                 &emu.base_url(),
                 &path,
                 &[
-                    ("IUS_OUTBOX_PREFIX", (*prefix).into()),
-                    ("IUS_OUTBOX_COUNT", "20".into()),
+                    ("IUS_OUTBOX_WRITER", (*writer).into()),
+                    ("IUS_OUTBOX_COUNT", rounds.to_string()),
                 ],
             )
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut flushes = 0;
+    let mut flushes_while_writing = 0;
     while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
         assert!(Instant::now() < deadline, "the children did not finish");
-        outbox.flush().unwrap();
-        flushes += 1;
+        if outbox.flush().unwrap().sent > 0 {
+            flushes_while_writing += 1;
+        }
     }
     for child in &mut children {
         assert!(child.wait().unwrap().success());
     }
-    let report = outbox.flush().unwrap();
-    assert_eq!(report.pending, 0);
-    assert!(flushes > 0);
-    for id in ids("a", 10).into_iter().chain(ids("b", 10)) {
-        assert_eq!(devices(&emu, &id), 20, "{id}");
+    assert_eq!(outbox.flush().unwrap().pending, 0);
+    assert!(flushes_while_writing > 0, "no flush overlapped the writers");
+    let statuses: Vec<Value> = (1..=rounds as usize)
+        .map(|round| json!(STATUSES[round % 3]))
+        .collect();
+    for id in ids("s", 10) {
+        let held = emu.user_status(DIRECT, &id).unwrap();
+        // Each property holds its writer's last value; the shared one, either writer's last.
+        assert_eq!(held["devicesCount"], rounds, "{id}");
+        assert_eq!(held["status"], statuses[rounds as usize - 1], "{id}");
+        let name = held["userDisplayName"].as_str().unwrap();
+        assert!(
+            name == format!("a{rounds}") || name == format!("b{rounds}"),
+            "{id}: {name}"
+        );
+        // And no property of it was ever sent an older value after a newer one.
+        let bodies = bodies_for(&emu, &id);
+        let sent = |key: &str| -> Vec<Value> {
+            bodies.iter().filter_map(|b| b.get(key).cloned()).collect()
+        };
+        let counts: Vec<Value> = (1..=rounds).map(|n| json!(n)).collect();
+        assert_eq!(
+            first_step_back(&counts, &sent("devicesCount")),
+            None,
+            "{id}"
+        );
+        assert_eq!(first_step_back(&statuses, &sent("status")), None, "{id}");
     }
 }
 
@@ -791,9 +959,58 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
+/// What the parent knows of one target after the kills: every value it saw attempted, in order,
+/// and the values the file may hold: the last one whose enqueue returned OK (`None` before the
+/// first), and any attempted after it (which may have committed before the kill).
+struct Known {
+    attempted: Vec<i64>,
+    may_hold: Vec<Option<i64>>,
+}
+
+impl Default for Known {
+    fn default() -> Known {
+        Known {
+            attempted: Vec::new(),
+            may_hold: vec![None],
+        }
+    }
+}
+
+/// The file's view of `k0..`: the pending patch's `devicesCount`, else the acknowledged one.
+fn held_in_file(path: &Path) -> HashMap<String, Option<i64>> {
+    let (pending, acknowledged) = rows(path);
+    (0..10)
+        .map(|t| {
+            let id = format!("k{t}");
+            let value = pending
+                .get(&id)
+                .or_else(|| acknowledged.get(&id))
+                .and_then(|patch| patch["devicesCount"].as_i64());
+            (id, value)
+        })
+        .collect()
+}
+
+/// Waits until the emulator has received nothing for 100 ms: every request it got is finished.
+fn quiet(emu: &Emulator) {
+    let mut seen = emu.requests().len();
+    let mut still_since = Instant::now();
+    wait_for("the emulator to finish its requests", || {
+        let now = emu.requests().len();
+        if now != seen {
+            (seen, still_since) = (now, Instant::now());
+        }
+        still_since.elapsed() >= Duration::from_millis(100)
+    });
+}
+
+#[cfg(unix)]
 #[test]
 fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
-    let emu = emulator_with(ids("k", 50), Config::default());
+    use std::os::unix::process::ExitStatusExt;
+    let emu = emulator_with(ids("k", 10), Config::default());
+    // Some writes are slow, so kills land while reports are claimed, in flight or being recorded.
+    emu.add_fault(FaultRule::share(0.5, Fault::Latency(Duration::from_millis(30))).method("PATCH"));
     let dir = folder("kill");
     let path = dir.join("outbox.db");
     let mut seed = std::env::var("IUS_KILL_SEED")
@@ -807,15 +1024,18 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
                 | 1
         });
     eprintln!("IUS_KILL_SEED={seed}");
-    let mut last_ok: HashMap<String, i64> = HashMap::new();
+    let mut known: HashMap<String, Known> = HashMap::new();
+    let mut next_step = 0usize;
     for run in 0..20 {
-        let start = run * 100_000 + 1;
-        let mut child = spawn_child(
+        let mut child = child_command(
             "agent",
             &emu.base_url(),
             &path,
-            &[("IUS_OUTBOX_START", start.to_string())],
-        );
+            &[("IUS_OUTBOX_START", next_step.to_string())],
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
@@ -823,31 +1043,85 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
                 .map_while(Result::ok)
                 .collect::<Vec<_>>()
         });
-        std::thread::sleep(Duration::from_millis(20 + next_random(&mut seed) % 230));
+        let mut stderr = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        std::thread::sleep(Duration::from_millis(30 + next_random(&mut seed) % 220));
         child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "run {run}: the child died by SIGKILL: {status:?}\n{}",
+            errors.join().unwrap()
+        );
         for line in reader.join().unwrap() {
             let mut parts = line.split(' ');
-            if parts.next() == Some("enqueued") {
-                let (id, value) = (parts.next().unwrap(), parts.next().unwrap());
-                last_ok.insert(id.to_owned(), value.parse().unwrap());
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("attempt"), Some(id), Some(value)) => {
+                    let known = known.entry(id.to_owned()).or_default();
+                    let value = value.parse().unwrap();
+                    known.attempted.push(value);
+                    known.may_hold.push(Some(value));
+                }
+                (Some("enqueued"), Some(id), Some(value)) => {
+                    known.get_mut(id).unwrap().may_hold = vec![Some(value.parse().unwrap())];
+                }
+                (Some("step"), Some(step), None) => next_step = step.parse::<usize>().unwrap() + 1,
+                _ => {}
             }
+        }
+        // A step begun and cut off: the next run starts after it.
+        next_step += 1;
+        // Graph finishes what it received before the agent is back (the emulator's delayed
+        // writes from the dead child would otherwise land after the next child's newer ones).
+        quiet(&emu);
+        if known.is_empty() {
+            continue; // killed before its first enqueue (perhaps while making the file)
+        }
+        // After every kill, the file holds every value whose enqueue returned OK (pending, or
+        // acknowledged when it was applied or skipped as equal).
+        for (id, held) in held_in_file(&path) {
+            let Some(known) = known.get(&id) else {
+                continue;
+            };
+            assert!(
+                known.may_hold.contains(&held),
+                "run {run}: {id}: the file holds {held:?}, the last OK enqueue was one of {:?}",
+                known.may_hold
+            );
         }
     }
     assert!(
-        last_ok.len() >= 10,
-        "the children made progress: {}",
-        last_ok.len()
+        known.values().filter(|k| !k.attempted.is_empty()).count() == 10,
+        "the children made progress"
     );
     let outbox = open(&common::client(&emu.base_url()), &path);
     let report = outbox.flush().unwrap();
     assert_eq!(report.pending, 0, "{report:?}");
     assert!(outbox.take_failed().unwrap().is_empty());
-    for (id, value) in &last_ok {
+    for (id, known) in &known {
+        // Exact: Graph holds the last value whose enqueue returned OK (or one under way then).
         let held = devices(&emu, id);
+        // The seeded value (0) until a report's enqueue returned OK.
         assert!(
-            held >= *value,
-            "{id}: Graph holds {held}, the last OK enqueue was {value}"
+            known.may_hold.iter().any(|v| v.unwrap_or(0) == held),
+            "{id}: Graph holds {held}, the last OK enqueue was one of {:?}",
+            known.may_hold
+        );
+        // And never went back: every value sent follows the order of the enqueues.
+        let sent: Vec<i64> = bodies_for(&emu, id)
+            .iter()
+            .map(|b| b["devicesCount"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            first_step_back(&known.attempted, &sent),
+            None,
+            "{id}: sent {sent:?} for enqueues {:?}",
+            known.attempted
         );
     }
 }
@@ -1539,6 +1813,35 @@ fn the_file_and_its_companions_are_owner_only() {
     };
     for suffix in ["", "-wal", "-shm", "-flush"] {
         assert_eq!(mode(suffix), 0o600, "{}{suffix}", path.display());
+    }
+    drop(outbox);
+}
+
+#[test]
+fn a_file_left_by_a_killed_writer_opens_and_keeps_its_reports() {
+    let dir = folder("crash-image");
+    let client = common::client("http://127.0.0.1:9");
+    let path = dir.join("outbox.db");
+    let outbox = open(&client, &path);
+    for id in ids("u", 3) {
+        outbox.enqueue(&Target::new("c1", id), &count(7)).unwrap();
+    }
+    // The files as a process killed now leaves them: its WAL not checkpointed, and the WAL's
+    // index (-shm) stale or gone, so the next opener must recover the WAL.
+    for (name, shm) in [("gone", None), ("stale", Some(vec![0u8; 32768]))] {
+        let image = dir.join(format!("{name}.db"));
+        std::fs::copy(&path, &image).unwrap();
+        std::fs::copy(
+            format!("{}-wal", path.display()),
+            format!("{}-wal", image.display()),
+        )
+        .unwrap();
+        if let Some(bytes) = shm {
+            std::fs::write(format!("{}-shm", image.display()), bytes).unwrap();
+        }
+        let reopened = Outbox::open(&client, &image, OutboxOptions::new())
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(reopened.stats().unwrap().pending, 3, "{name}");
     }
     drop(outbox);
 }

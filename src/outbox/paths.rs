@@ -5,6 +5,11 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// What an SQLite URI's path may not hold as is.
+const URI_PATH: &AsciiSet = &CONTROLS.add(b'%').add(b'?').add(b'#');
+
 /// The file's absolute path with every link and `.`/`..` resolved. The file must exist.
 pub(crate) fn canonical(path: &Path) -> io::Result<PathBuf> {
     let resolved = std::fs::canonicalize(path)?;
@@ -46,4 +51,26 @@ pub(crate) fn companion(outbox: &Path, suffix: &str) -> PathBuf {
     let mut name = OsString::from(outbox.as_os_str());
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// `path` as an SQLite URI with `query` (`file:/var/lib/outbox.db?immutable=1`); `None` when the
+/// path is not valid Unicode. Windows' separators become `/`, and a drive letter gets the `///`
+/// that makes it absolute (`file:///C:/...`).
+pub(crate) fn sqlite_uri(path: &Path, query: &str) -> Option<String> {
+    let text = path.to_str()?;
+    #[cfg(unix)]
+    let text = text.to_owned();
+    #[cfg(windows)]
+    let text = {
+        let text = text.replace('\\', "/");
+        if text.as_bytes().get(1) == Some(&b':') {
+            format!("///{text}")
+        } else {
+            text
+        }
+    };
+    Some(format!(
+        "file:{}?{query}",
+        utf8_percent_encode(&text, URI_PATH)
+    ))
 }

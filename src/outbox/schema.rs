@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::clock::{Clock, rfc3339};
 use super::failed_list::{self, FailedRow};
 use super::failure;
+use super::paths::sqlite_uri;
 use super::permissions::{create_owner_only, readable_by_others};
 use super::store::reason;
 use crate::{Error, UserStatusPatch};
@@ -89,16 +90,7 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     }
     let exists = path.metadata().is_ok_and(|m| m.len() > 0);
     if exists {
-        // Judge the file through a connection that cannot write (not even a WAL checkpoint).
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|err| storage(format!("cannot be opened: {err}")))?;
-        reader
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|err| storage(err.to_string()))?;
-        identify(&reader).map_err(storage)?;
+        judge(path).map_err(storage)?;
         if let Some(mode) = readable_by_others(path) {
             log::warn!(
                 "the outbox {} can be read by other users (mode {mode:o}): it holds user names; \
@@ -143,6 +135,59 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
         .map_err(sql)?;
     Ok(conn)
+}
+
+/// Judges an existing file through a connection that cannot write (not even a WAL checkpoint):
+/// `Err` says why it is not ours to open.
+fn judge(path: &Path) -> Result<(), String> {
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| format!("cannot be opened: {err}"))?;
+    reader
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|err| err.to_string())?;
+    // A process killed while it wrote leaves a WAL to recover, which a connection that cannot
+    // write may not do: then the file's own header says whose it is.
+    if let Err(err) = reader.query_row("PRAGMA application_id", [], |row| row.get::<_, i64>(0))
+        && err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+    {
+        return header_says_ours(path);
+    }
+    identify(&reader).map(drop)
+}
+
+/// Whether the file's SQLite header carries [`APPLICATION_ID`] (set when the outbox was made,
+/// never changed; the schema version is checked again once the WAL is recovered). Read through
+/// SQLite as an immutable file: its own pages only, no WAL, no lock, no write (and SQLite keeps
+/// this process's locks on the file, which closing a file descriptor of our own would drop).
+fn header_says_ours(path: &Path) -> Result<(), String> {
+    let uri = sqlite_uri(path, "immutable=1")
+        .ok_or_else(|| "cannot be read: its path is not valid Unicode".to_owned())?;
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| format!("cannot be opened: {err}"))?;
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(|err| match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                "is not an SQLite database; it is left untouched".to_owned()
+            }
+            _ => format!("cannot be read: {err}"),
+        })?;
+    if application_id == i64::from(APPLICATION_ID) {
+        Ok(())
+    } else {
+        Err(format!(
+            "is an SQLite database but not an outbox (application_id {application_id}); it is \
+             left untouched"
+        ))
+    }
 }
 
 /// What a file is, by its header.
@@ -379,7 +424,34 @@ fn user_status_key(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::user_status_key;
+    use super::{header_says_ours, open, user_status_key};
+
+    /// The judge's way round a WAL it may not recover: the header, read as an immutable file,
+    /// through any path (an SQLite URI escapes `%`, `?` and `#`).
+    #[test]
+    fn the_header_alone_tells_an_outbox_from_other_files() {
+        let dir = std::env::temp_dir().join(format!("ius-header-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let outbox = dir.join("odd %41?name#.db");
+        drop(open(&outbox, super::super::MIN_OUTBOX_BYTES).unwrap());
+        assert_eq!(header_says_ours(&outbox), Ok(()));
+        let other = dir.join("other.db");
+        rusqlite::Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); PRAGMA application_id = 7;")
+            .unwrap();
+        let refused = header_says_ours(&other).unwrap_err();
+        assert!(
+            refused.contains("not an outbox (application_id 7)"),
+            "{refused}"
+        );
+        let text = dir.join("notes.txt");
+        std::fs::write(&text, "not a database\n".repeat(20)).unwrap();
+        let refused = header_says_ours(&text).unwrap_err();
+        assert!(refused.contains("not an SQLite database"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn schema_1_keys_lose_their_api_version_only() {
