@@ -211,28 +211,8 @@ fn imports_point_down_and_never_cycle() {
     assert!(upward.is_empty(), "upward imports:\n{}", upward.join("\n"));
 
     // Within a layer imports may go sideways, but never around in a circle.
-    fn visit(
-        module: &str,
-        graph: &BTreeMap<String, BTreeSet<String>>,
-        path: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) {
-        if let Some(start) = path.iter().position(|m| m == module) {
-            panic!("import cycle: {} -> {module}", path[start..].join(" -> "));
-        }
-        if !done.insert(module.to_owned()) {
-            return;
-        }
-        path.push(module.to_owned());
-        for next in graph.get(module).into_iter().flatten() {
-            visit(next, graph, path, done);
-        }
-        path.pop();
-    }
-    let mut done = BTreeSet::new();
-    for module in graph.keys() {
-        visit(module, &graph, &mut Vec::new(), &mut done);
-    }
+    let found = circles(&graph);
+    assert!(found.is_empty(), "import cycles: {found:#?}");
 }
 
 #[test]
@@ -349,9 +329,10 @@ fn paths_after(code: &str, prefix: &str) -> Vec<String> {
 }
 
 /// The module graph inside the folder module `dir`: `mod` (its mod.rs) and each child file, an
-/// edge for every use of another (a child naming the parent's items through `super::`, `crate::`
-/// + the folder, or a re-export of lib.rs; the parent naming a child's path). A re-export in
-/// mod.rs is a facade, not a use: an item re-exported from a child counts as the child's.
+/// edge for every use of another (a child naming the parent's items through `super::`, through
+/// `crate::` and the folder, or through a re-export of lib.rs; the parent naming a child's path).
+/// A re-export in mod.rs is a facade, not a use: an item re-exported from a child counts as the
+/// child's.
 fn folder_graph(dir: &str) -> BTreeMap<String, BTreeSet<String>> {
     let folder = src().join(dir);
     let children: BTreeSet<String> = std::fs::read_dir(&folder)
@@ -409,12 +390,14 @@ fn folder_graph(dir: &str) -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
-/// Every circle in `graph`, each as `a -> b -> a`, starting from its smallest node.
+/// The circles in `graph` a depth-first walk meets (at least one in every knot of modules that
+/// import each other), each as `a -> b -> a`, starting from its smallest module.
 fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
     fn walk(
         node: &str,
         graph: &BTreeMap<String, BTreeSet<String>>,
         path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
         found: &mut BTreeSet<String>,
     ) {
         if let Some(start) = path.iter().position(|n| n == node) {
@@ -425,15 +408,20 @@ fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
             found.insert(circle.join(" -> "));
             return;
         }
+        if done.contains(node) {
+            return;
+        }
         path.push(node.to_owned());
         for next in graph.get(node).into_iter().flatten() {
-            walk(next, graph, path, found);
+            walk(next, graph, path, done, found);
         }
         path.pop();
+        done.insert(node.to_owned());
     }
     let mut found = BTreeSet::new();
+    let mut done = BTreeSet::new();
     for node in graph.keys() {
-        walk(node, graph, &mut Vec::new(), &mut found);
+        walk(node, graph, &mut Vec::new(), &mut done, &mut found);
     }
     found
 }

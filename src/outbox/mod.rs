@@ -36,7 +36,6 @@ mod model_check;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub use self::options::{MIN_OUTBOX_BYTES, OutboxOptions};
 pub use self::report::{Enqueued, FailedReport, FlushReport, OutboxStats};
@@ -175,19 +174,8 @@ impl Outbox {
 
     /// The outbox's figures.
     pub fn stats(&self) -> Result<OutboxStats, Error> {
-        let figures = self.store.run(|conn| store::figures(conn))?;
         let now = self.clock.now_ms();
-        Ok(OutboxStats {
-            pending: figures.pending,
-            failed: figures.failed,
-            skipped: figures.skipped,
-            applied: figures.applied,
-            failed_dropped: figures.failed_dropped,
-            bytes: figures.bytes,
-            oldest_pending: figures
-                .oldest_enqueued_at
-                .map(|at| Duration::from_millis(u64::try_from(now - at).unwrap_or(0))),
-        })
+        self.store.run(|conn| store::stats(conn, now))
     }
 
     /// Removes the failed list from the file and returns it, oldest first.

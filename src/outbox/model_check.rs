@@ -639,9 +639,10 @@ fn check_graph(emulator: &Emulator, model: &Model) -> Result<(), TestCaseError> 
             };
             let history = &model.history[&(target, name)];
             let from = position.get(&(target, name)).copied().unwrap_or(0);
+            let value = value.to_string();
             let found = history[from..]
                 .iter()
-                .position(|enqueued| *enqueued == value.to_string());
+                .position(|enqueued| *enqueued == value);
             check(found.is_some(), || {
                 format!(
                     "t{target}.{name}: {value} was sent after a later value \

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -17,7 +18,7 @@ use super::clock::Horizon;
 use super::failed_list::{self, FailedRow};
 use super::failure;
 use super::options::OutboxOptions;
-use super::report::Enqueued;
+use super::report::{Enqueued, OutboxStats};
 use super::room::{at_page_limit, unsigned, used_bytes};
 use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
 
@@ -517,18 +518,8 @@ pub(crate) fn remaining(conn: &Connection, horizon: Horizon) -> Result<(u64, Opt
     Ok((unsigned(count), next))
 }
 
-/// The figures [`Outbox::stats`](super::Outbox::stats) returns, raw.
-pub(crate) struct Figures {
-    pub pending: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub applied: u64,
-    pub failed_dropped: u64,
-    pub bytes: u64,
-    pub oldest_enqueued_at: Option<i64>,
-}
-
-pub(crate) fn figures(conn: &Connection) -> Result<Figures> {
+/// The outbox's figures at `now` (for the age of the oldest pending report).
+pub(crate) fn stats(conn: &Connection, now: i64) -> Result<OutboxStats> {
     let (pending, oldest): (i64, Option<i64>) = conn.query_row(
         "SELECT count(*), min(enqueued_at) FROM pending",
         [],
@@ -537,14 +528,15 @@ pub(crate) fn figures(conn: &Connection) -> Result<Figures> {
     let failed: i64 = conn.query_row("SELECT count(*) FROM failed", [], |row| row.get(0))?;
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-    Ok(Figures {
+    Ok(OutboxStats {
         pending: unsigned(pending),
         failed: unsigned(failed),
         skipped: unsigned(counter(conn, "skipped")?),
         applied: unsigned(counter(conn, "applied")?),
         failed_dropped: unsigned(counter(conn, "failed_dropped")?),
         bytes: unsigned(pages * page_size),
-        oldest_enqueued_at: oldest,
+        // An enqueue time in the future (a clock that ran ahead) counts as just now.
+        oldest_pending: oldest.map(|at| Duration::from_millis(unsigned(now - at))),
     })
 }
 
