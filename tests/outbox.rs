@@ -1644,6 +1644,7 @@ fn an_offline_flush_stops_after_a_batch_that_got_no_answer() {
 
 #[test]
 fn the_failed_list_never_makes_a_flush_fail_or_a_new_report_outbox_full() {
+    warnings();
     let emu = emulator_with(Vec::new(), Config::default());
     let dir = folder("failed-full");
     let client = common::client(&emu.base_url());
@@ -1674,6 +1675,14 @@ fn the_failed_list_never_makes_a_flush_fail_or_a_new_report_outbox_full() {
     assert!(
         stats.failed < 200 && stats.bytes <= MIN_OUTBOX_BYTES,
         "{stats:?}"
+    );
+    assert_eq!(stats.failed + stats.failed_dropped, 200, "{stats:?}");
+    assert!(
+        warnings()
+            .iter()
+            .any(|w| w.contains("failed-full") && w.contains("dropped")),
+        "a WARN says so: {:?}",
+        warnings()
     );
     // The newest failures are the ones kept.
     let failed = outbox.take_failed().unwrap();
@@ -1855,4 +1864,137 @@ fn a_file_left_by_a_killed_writer_opens_and_keeps_its_reports() {
         assert_eq!(reopened.stats().unwrap().pending, 3, "{name}");
     }
     drop(outbox);
+}
+
+/// The WARN lines logged by this test process (every test's: filter by the test's folder). The
+/// first call installs the logger.
+fn warnings() -> Vec<String> {
+    struct Capture(std::sync::Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::Level::Warn
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                self.0.lock().unwrap().push(record.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: std::sync::OnceLock<&'static Capture> = std::sync::OnceLock::new();
+    let capture = CAPTURE.get_or_init(|| {
+        let capture: &'static Capture = Box::leak(Box::new(Capture(Default::default())));
+        let _ = log::set_logger(capture);
+        log::set_max_level(log::LevelFilter::Warn);
+        capture
+    });
+    capture.0.lock().unwrap().clone()
+}
+
+#[test]
+fn max_failed_keeps_the_newest_failures_and_counts_and_logs_the_rest() {
+    warnings();
+    let emu = emulator_with(Vec::new(), Config::default());
+    let dir = folder("max-failed");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("outbox.db"),
+        OutboxOptions::new().max_failed(3),
+    )
+    .unwrap();
+    let items: Vec<_> = ids("gone", 5)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    assert_eq!(outbox.flush().unwrap().failed, 5);
+    let stats = outbox.stats().unwrap();
+    assert_eq!((stats.failed, stats.failed_dropped), (3, 2), "{stats:?}");
+    assert!(
+        warnings()
+            .iter()
+            .any(|w| w.contains("max-failed") && w.contains("2 failed report(s) dropped")),
+        "{:?}",
+        warnings()
+    );
+    let kept: Vec<String> = outbox
+        .take_failed()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.target.user_status_id().to_owned())
+        .collect();
+    assert_eq!(kept, ["gone2", "gone3", "gone4"]);
+    // A bad value of the new option is a configuration error naming it.
+    let err = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("x.db"),
+        OutboxOptions::new().flush_time(Duration::ZERO),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "flushTimeMs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_flush_starts_no_batch_after_flush_time_and_leaves_the_rest_due() {
+    let emu = emulator_with(ids("f", 100), Config::default());
+    // Every batch takes 200 ms.
+    emu.add_fault(
+        FaultRule::always(Fault::Latency(Duration::from_millis(200))).path_contains("/$batch"),
+    );
+    let dir = folder("flush-time");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("outbox.db"),
+        OutboxOptions::new().flush_time(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let items: Vec<_> = ids("f", 100)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    let started = Instant::now();
+    let report = outbox.flush().unwrap();
+    let took = started.elapsed();
+    // Two batches began within 300 ms (one, on a loaded machine); none after it.
+    assert!(
+        [20, 40].contains(&report.sent)
+            && report.applied == report.sent
+            && report.pending == 100 - report.sent,
+        "{report:?}"
+    );
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert_eq!(
+        report.next_attempt_in,
+        Some(Duration::ZERO),
+        "the rest is due now"
+    );
+    // The next flush goes on where it stopped.
+    assert!(outbox.flush().unwrap().sent >= 20);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_existing_files_mode_is_left_as_it_is_with_a_warning_when_others_can_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    warnings();
+    let dir = folder("loose-mode");
+    let path = dir.join("outbox.db");
+    let client = common::client("http://127.0.0.1:9");
+    drop(open(&client, &path));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(open(&client, &path));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "left as it was");
+    let path_text = path.display().to_string();
+    assert!(
+        warnings()
+            .iter()
+            .any(|w| w.contains(&path_text) && w.contains("can be read by other users")),
+        "{:?}",
+        warnings()
+    );
 }

@@ -171,6 +171,8 @@ int main(int argc, char **argv) {
   open_fails(client, path, "{\"maxPendng\":5}", IUS_STATUS_CONFIG, "\"field\":\"maxPendng\"");
   open_fails(client, path, "{\"maxPending\":0}", IUS_STATUS_CONFIG, "\"field\":\"maxPending\"");
   open_fails(client, path, "{\"skipUnchanged\":1}", IUS_STATUS_CONFIG, "skipUnchanged");
+  open_fails(client, path, "{\"flushTimeMs\":0}", IUS_STATUS_CONFIG, "\"field\":\"flushTimeMs\"");
+  open_fails(client, path, "{\"maxFailed\":-1}", IUS_STATUS_CONFIG, "\"field\":\"maxFailed\"");
   open_fails(client, path, "{", IUS_STATUS_INVALID_JSON, "options_json");
 
   /* Bad files: STORAGE with the path; the file left as it was. */
@@ -194,8 +196,10 @@ int main(int argc, char **argv) {
   /* A full outbox: new targets refused, merges still stored. */
   path_of(full_path, sizeof full_path, kind, "full.db");
   ius_outbox *full = NULL;
-  CHECK(ius_outbox_open(client, full_path, "{\"maxPending\":2,\"skipUnchanged\":false}", &full,
-                        &error) == IUS_STATUS_OK && error == NULL);
+  CHECK(ius_outbox_open(client, full_path,
+                        "{\"maxPending\":2,\"skipUnchanged\":false,\"flushTimeMs\":60000,"
+                        "\"maxFailed\":100}",
+                        &full, &error) == IUS_STATUS_OK && error == NULL);
   enqueue_ok(full, "o1", "{\"devicesCount\":1}");
   enqueue_ok(full, "o2", "{\"devicesCount\":1}");
   CHECK(enqueue(full, "o3", "{\"devicesCount\":1}", &error) == IUS_STATUS_OUTBOX_FULL);
@@ -281,6 +285,7 @@ int main(int argc, char **argv) {
   contains(stats, "\"pending\":0");
   contains(stats, "\"skipped\":1");
   contains(stats, "\"applied\":2");
+  contains(stats, "\"failedDropped\":0");
   ius_string_free(stats);
 
   /* Offline, then back after a restart: the report waits in the file. */
