@@ -5,7 +5,7 @@
 //! still re-asserted when its time runs out). Claiming a report for sending puts its properties
 //! in doubt (the write may be applied, or not, or its answer lost), until a 2xx records them.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde_json::Value;
 
 use super::clock::is_fresh;
@@ -38,20 +38,20 @@ pub(crate) fn covers(
         return Ok(false);
     }
     let window = options.resend_after_ms();
-    let mut statement = conn.prepare(
-        "SELECT value, acknowledged_at FROM acknowledged WHERE key = ?1 AND property = ?2",
-    )?;
-    let properties = properties(patch);
-    for (name, value) in &properties {
-        let known: Option<(String, i64)> = statement
-            .query_row(params![key, name], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        match known {
-            Some((acknowledged, at)) if acknowledged == *value && is_fresh(at, now, window) => {}
-            _ => return Ok(false),
-        }
+    let known: Vec<(String, String, i64)> = conn
+        .prepare("SELECT property, value, acknowledged_at FROM acknowledged WHERE key = ?1")?
+        .query_map([key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if known.is_empty() {
+        return Ok(false);
     }
-    Ok(!properties.is_empty())
+    let properties = properties(patch);
+    let covered = properties.iter().all(|(name, value)| {
+        known.iter().any(|(property, acknowledged, at)| {
+            property == name && acknowledged == value && is_fresh(*at, now, window)
+        })
+    });
+    Ok(covered && !properties.is_empty())
 }
 
 /// The write of `patch` is on its way: what Graph holds for its properties is unknown until a

@@ -302,10 +302,13 @@ pub(crate) fn enqueue(
         // first.
         let reserve = (options.max_bytes / 64).max(32 * 1024);
         let needed = reserve.saturating_add(row);
-        dropped += failed_list::make_room(&tx, needed, options.max_bytes)?;
-        let used = used_bytes(&tx)?;
+        let mut used = used_bytes(&tx)?;
         if used.saturating_add(needed) > options.max_bytes {
-            return Err(full_bytes(used, options));
+            dropped += failed_list::make_room(&tx, needed, options.max_bytes)?;
+            used = used_bytes(&tx)?;
+            if used.saturating_add(needed) > options.max_bytes {
+                return Err(full_bytes(used, options));
+            }
         }
         let revision = next_revision(&tx)?;
         let inserted = tx
