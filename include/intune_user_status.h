@@ -367,7 +367,9 @@ ius_status ius_client_new(const char *config_json,
  * the next update calls the callback again.
  *
  * Ownership: `config_json` is borrowed for the call. `callback` and `user_data` (which may be
- * NULL) must stay valid until `ius_client_free` returns. Outputs as for `ius_client_new`.
+ * NULL) stay in use until this client and every outbox opened with it (`ius_outbox_open`) are
+ * freed: keep them valid until the last of those frees returns. They are never called after it
+ * returns, so `user_data` may be freed right then. Outputs as for `ius_client_new`.
  *
  * Returns `IUS_STATUS_OK`, `IUS_STATUS_NULL_ARGUMENT` (`config_json`, `callback` or
  * `out_client` NULL), `IUS_STATUS_INVALID_UTF8`, `IUS_STATUS_INVALID_JSON` or
@@ -384,6 +386,10 @@ ius_status ius_client_new_with_token_callback(const char *config_json,
 
 /**
  * Frees a client and closes its connections. NULL is allowed and does nothing.
+ *
+ * An outbox opened with the client keeps working (it holds its own copy), and with it a token
+ * callback: the callback and its `user_data` stay in use until the client and every outbox
+ * opened with it are freed, and are never called after the last of those frees returns.
  *
  * Ownership: takes back a client from `ius_client_new`; it must not be used or freed again.
  * Thread safety: no other thread may be using the client when it is freed.
@@ -435,17 +441,28 @@ ius_status ius_set_log_callback(ius_log_callback callback,
 
 /**
  * Opens (or creates) the outbox file at `path`, which sends through a copy of `client` (so the
- * outbox may outlive `client`).
+ * outbox may outlive `client`). A client made by `ius_client_new_with_token_callback` lends the
+ * outbox its callback: the callback and its `user_data` stay in use until the client and every
+ * outbox opened with it are freed, and are never called after the last of those frees returns.
  *
- * `options_json` is NULL (the defaults) or an object with any of `maxPending` (targets pending
- * at most, default 100000), `maxBytes` (file size at most, default 67108864, at least 262144),
- * `skipUnchanged` (boolean, default true: a report equal to what Graph acknowledged less than
- * `resendAfterSeconds` ago, default 86400, is not stored); unknown keys are refused
- * (`IUS_STATUS_CONFIG`, `field` names the key).
+ * `options_json` is NULL (the defaults) or an object with any of `maxPending` (user statuses
+ * pending at most, default 100000), `maxBytes` (file size at most, default 67108864, at least
+ * 262144), `skipUnchanged` (boolean, default true: a report is not stored when every property it
+ * carries was acknowledged by Graph with that value less than `resendAfterSeconds` ago, default
+ * 86400, each property by its own time), `flushTimeMs` (default 300000, at most 86400000: a flush
+ * starts no batch after running this long, records what finished and returns with the rest
+ * pending), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
+ * new reports need the room within `maxBytes`, the oldest are dropped, counted in the stats'
+ * `failedDropped` and logged at WARN); unknown keys are refused (`IUS_STATUS_CONFIG`, `field`
+ * names the key).
  *
- * A missing or unwritable folder, a file that is not SQLite, an SQLite file that is not an
- * outbox, or one from a newer version of this library is `IUS_STATUS_STORAGE`, the error JSON's
- * `path` naming the file and `message` the reason; the file is left as it was.
+ * A new file, and its `-wal`, `-shm` and `-flush` companions, are readable by their owner only
+ * on Unix (mode 0600); an existing file's mode is left as it is, with a WARN log when other
+ * users can read it. On Windows the files take their folder's access list. A file written by an
+ * older version of this library is migrated, keeping every report. A missing or unwritable
+ * folder, a file that is not SQLite, an SQLite file that is not an outbox, or one from a newer
+ * version of this library is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and
+ * `message` the reason; the file is left as it was.
  *
  * Ownership: inputs are borrowed for the call. On success `*out_outbox` receives an outbox the
  * caller frees with `ius_outbox_free`; on failure it is set to NULL and `*out_error_json` (if not
@@ -461,9 +478,10 @@ ius_status ius_outbox_open(const ius_client *client,
 /**
  * Stores `patch_json` for `target_json` durably (committed before this returns). Both are as
  * for `ius_update_user_status_at` and validated the same way (`IUS_STATUS_INVALID_INPUT` naming
- * the field, and nothing stored). A report pending for the same user status (same API version,
- * route and ids) is merged into, property by property, the later value winning. A report equal
- * to what Graph acknowledged recently is skipped. A new user status when the outbox is full is
+ * the field, and nothing stored). A report pending for the same user status (same route and
+ * ids, whichever API version either names) is merged into, property by property, the later
+ * value winning; the merged report goes out with the latest report's API version. A report
+ * whose every property Graph acknowledged with that value recently is skipped. A new user status when the outbox is full is
  * `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped). A file that cannot be written (a
  * full disk) is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and `message` the
  * reason; nothing of this call is stored and nothing stored before is lost.
@@ -492,13 +510,20 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * Sends every report that is due through the client and records each outcome, then writes
  * `{"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}` to
  * `*out_report_json` (`nextAttemptInSeconds`: when the earliest pending report is due, null when
- * none is pending). Applied reports are removed; throttled or transiently failed ones kept for a
- * later flush (after their Retry-After, or the client's backoff doubling per failed flush);
- * those Graph refused for good (a 4xx other than 408/429) moved to the failed list.
+ * none is pending, never more than the client's `retry.maxDelayMs`). Applied reports are
+ * removed; throttled or transiently failed ones kept for a later flush (after their
+ * Retry-After, or the client's backoff doubling per failed flush, either at most
+ * `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 408/429), and any whose
+ * stored row cannot be read (a `STORAGE` error naming the row), moved to the failed list.
+ * Reports are sent a `$batch` of 20 at a time; the flush stops sending after a batch Graph
+ * throttled (the rest held back as long), after a batch that got no answer at all (refused,
+ * reset, DNS, connect timeout: the rest waits out the same backoff), and after `flushTimeMs`.
+ * A stored time is bounded, never trusted: a next attempt later than now + `retry.maxDelayMs`
+ * (left by a clock that ran ahead) is due now.
  *
  * Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
  * status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
- * for a flush of the same file by another thread or process to end first.
+ * for a flush of the same file (by any path to it) by another thread or process to end first.
  *
  * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free`, or
  * NULL on failure; `*out_error_json` as for `ius_outbox_enqueue`.
@@ -509,10 +534,11 @@ ius_status ius_outbox_flush(ius_outbox *outbox,
                             char **out_error_json);
 
 /**
- * Writes `{"pending","failed","skipped","applied","bytes","oldestPendingSeconds"}` to
- * `*out_stats_json`: user statuses pending, reports in the failed list, reports skipped and
- * applied since the file was made, the file's bytes, and the age of the oldest pending report
- * (null when none is pending).
+ * Writes `{"pending","failed","skipped","applied","failedDropped","bytes","oldestPendingSeconds"}`
+ * to `*out_stats_json`: user statuses pending, reports in the failed list, reports skipped and
+ * applied since the file was made, failed reports dropped since the file was made (the oldest,
+ * beyond `maxFailed` or for room within `maxBytes`), the file's bytes, and the age of the oldest
+ * pending report (null when none is pending).
  *
  * Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
  */
@@ -523,7 +549,9 @@ ius_status ius_outbox_stats(ius_outbox *outbox,
 /**
  * Removes the failed list from the file and writes it to `*out_failed_json`, oldest first:
  * `[{"target":{...},"patch":{...},"error":{...},"failedAt":"..."}]`, with the target and patch
- * as `ius_outbox_enqueue` takes them and the error as any call's error JSON.
+ * as `ius_outbox_enqueue` takes them and the error as any call's error JSON. A report whose
+ * stored row could not be read has an empty patch and a `STORAGE` error naming the row; one
+ * whose stored target cannot be read stays in the file (logged at WARN by its row id).
  *
  * Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
  */
@@ -532,7 +560,8 @@ ius_status ius_outbox_take_failed(ius_outbox *outbox,
                                   char **out_error_json);
 
 /**
- * Frees an outbox (its file stays). NULL is allowed and does nothing.
+ * Frees an outbox (its file stays). NULL is allowed and does nothing. If it was the last of a
+ * callback client and its outboxes, the token callback is never called after this returns.
  *
  * Ownership: takes back an outbox from `ius_outbox_open`; it must not be used or freed again.
  * Thread safety: no other thread may be using the outbox when it is freed.

@@ -251,7 +251,8 @@ class Client {
 
   /// Creates a client whose tokens come from `source` (see ius_client_new_with_token_callback
   /// for config_json, which then holds no credentials, and for when the source is called). The
-  /// Client owns the source and keeps it alive as long as the C client.
+  /// Client owns the source and keeps it alive as long as the C client; an outbox opened with
+  /// get() keeps calling it, so free such an outbox before the Client is destroyed.
   static Result<Client> create_with_token_source(const std::string &config_json,
                                                  TokenSource source) {
     if (auto bad = detail::check_argument(config_json, "config_json")) return *bad;
@@ -269,7 +270,8 @@ class Client {
   }
 
   /// Creates a client whose tokens come from a C `callback` (ius_client_new_with_token_callback);
-  /// `user_data` must outlive the Client.
+  /// `callback` and `user_data` stay in use until the Client and every outbox opened with get()
+  /// are freed, so `user_data` must outlive the last of them.
   static Result<Client> create_with_token_callback(const std::string &config_json,
                                                    ius_token_callback callback, void *user_data) {
     if (auto bad = detail::check_argument(config_json, "config_json")) return *bad;
@@ -419,7 +421,8 @@ class Client {
   }
 
   // Declared before handle_, so destroyed after it: the C client may call the source until
-  // ius_client_free returns.
+  // ius_client_free returns. The source dies with this Client, so an outbox opened with get()
+  // (ius_outbox_open), which keeps using the callback, must be freed before the Client goes.
   std::unique_ptr<detail::TokenState> tokens_;
   std::unique_ptr<ius_client, Deleter> handle_;
 };

@@ -867,7 +867,7 @@ impl OutboxEmulators {
         let dir = std::env::temp_dir().join(format!("ius-c-outbox-{}-{run}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("the outbox folder");
-        let ids = ["o1", "o2", "r1", "t0", "t1", "t2", "t3"];
+        let ids = ["o1", "o2", "r1", "cb1", "t0", "t1", "t2", "t3"];
         let emulators = KINDS
             .iter()
             .map(|&kind| {
@@ -958,6 +958,18 @@ impl OutboxEmulators {
             assert!(
                 !emu.requests().iter().any(|r| r.path().ends_with("/o3")),
                 "{kind}: full outbox sent nothing"
+            );
+            // Through the callback client's outbox after the client was freed, then another's.
+            let cb1: Vec<_> = emu
+                .requests()
+                .into_iter()
+                .filter(|r| r.method == "PATCH" && r.path() == format!("/beta{DIRECT}/cb1"))
+                .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+                .collect();
+            assert_eq!(
+                cb1,
+                [json!({"devicesCount": 7}), json!({"devicesCount": 8})],
+                "{kind}"
             );
         }
     }

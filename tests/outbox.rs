@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -287,10 +287,10 @@ fn a_throttled_flush_keeps_the_rest_with_the_retry_after_as_next_attempt() {
         },
     );
     let dir = folder("throttled");
-    // Retry-After beyond the client's one-wait limit: the call gives up at once, and the client's
-    // hold after that 429 outlasts the calls' budget, so the rest give up without sending.
+    // Retry-After beyond the call's total budget: the call gives up at once (a next attempt is
+    // held to maxDelay, here beyond the Retry-After).
     let client = builder(&emu.base_url())
-        .retry_policy(RetryPolicy::default().max_delay(Duration::from_secs(1)))
+        .retry_policy(RetryPolicy::default().max_delay(Duration::from_secs(30)))
         .total_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -565,7 +565,7 @@ fn bad_files_are_refused_with_the_path_and_reason_and_left_as_they_were() {
         .unwrap();
     {
         let conn = rusqlite::Connection::open(&newer).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 2;")
+        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 3;")
             .unwrap();
     }
     let (_, reason) = storage_reason(Outbox::open(&client, &newer, options()));
@@ -605,7 +605,7 @@ fn a_reopened_outbox_keeps_what_was_enqueued() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     drop(conn);
     let report = open(&client, &path).flush().unwrap();
     assert_eq!(report.applied, 1);
@@ -638,22 +638,112 @@ fn threads_share_one_outbox_and_two_handles_flush_one_at_a_time() {
         worker.join().unwrap();
     }
     assert_eq!(outbox.stats().unwrap().pending, 40);
-    // Two handles on the file flush at once: the second waits, then finds nothing due.
+    // Two handles on the file flush at once: one sends everything, the other waits for it and
+    // then finds nothing due (two flushes splitting the work would not be one at a time).
     let second = Arc::new(open(&client, &path));
     let flushes: Vec<_> = [Arc::clone(&outbox), second]
         .into_iter()
         .map(|outbox| std::thread::spawn(move || outbox.flush().unwrap()))
         .collect();
-    let reports: Vec<_> = flushes.into_iter().map(|f| f.join().unwrap()).collect();
-    assert_eq!(
-        reports.iter().map(|r| r.applied).sum::<u64>(),
-        40,
-        "{reports:?}"
-    );
+    let mut applied: Vec<u64> = flushes
+        .into_iter()
+        .map(|f| f.join().unwrap().applied)
+        .collect();
+    applied.sort();
+    assert_eq!(applied, [0, 40]);
     assert_eq!(patches(&emu).len(), 40, "every target sent exactly once");
     for t in 0..40 {
         assert_eq!(devices(&emu, &format!("t{t}")), 5);
     }
+}
+
+#[test]
+fn a_flush_waiting_longer_than_its_budget_for_another_is_storage_and_sends_nothing() {
+    let emu = emulator_with(ids("t", 2), Config::default());
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(1500))).method("PATCH"));
+    let dir = folder("held-lock");
+    let path = dir.join("outbox.db");
+    let holder = Arc::new(open(&common::client(&emu.base_url()), &path));
+    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let holding = {
+        let holder = Arc::clone(&holder);
+        std::thread::spawn(move || holder.flush().unwrap())
+    };
+    wait_for("the holder's write", || !emu.requests().is_empty());
+    // A second process's flush, whose budget (300 ms) is shorter than the holder's flush.
+    let impatient = builder(&emu.base_url())
+        .total_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let waiter = open(&impatient, &path);
+    waiter.enqueue(&Target::new("c1", "t1"), &count(2)).unwrap();
+    let started = Instant::now();
+    let err = waiter.flush().unwrap_err();
+    let waited = started.elapsed();
+    match &err {
+        Error::Storage { reason, .. } => assert!(reason.contains("another flush"), "{reason}"),
+        other => panic!("not STORAGE: {other:?}"),
+    }
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1200),
+        "{waited:?}"
+    );
+    assert!(!holding.is_finished(), "the holder still held the lock");
+    assert_eq!(holding.join().unwrap().applied, 1);
+    assert!(
+        !patches(&emu).iter().any(|(path, _)| path.ends_with("/t1")),
+        "the waiter sent nothing"
+    );
+    assert_eq!(waiter.flush().unwrap().applied, 1);
+}
+
+#[test]
+fn a_throttle_in_round_two_holds_round_three_back() {
+    // 150 writes per minute: the flush of 250 trips it halfway through its second round of 100.
+    let emu = emulator_with(
+        ids("r", 250),
+        Config {
+            throttle_writes: Some((150, Duration::from_secs(60))),
+            ..Config::default()
+        },
+    );
+    let dir = folder("rounds");
+    let client = builder(&emu.base_url())
+        .total_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let items: Vec<_> = ids("r", 250)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    let report = outbox.flush().unwrap();
+    // Rounds 1 and 2 (r0..r199) in batches of 20: the eighth batch (r140..r159) is throttled
+    // after ten writes, and the flush stops there.
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.retry_later,
+            report.pending
+        ),
+        (160, 150, 10, 100),
+        "{report:?}"
+    );
+    let sent: BTreeSet<String> = patches(&emu)
+        .into_iter()
+        .map(|(path, _)| path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent.len(), 160);
+    for n in 160..250 {
+        assert!(!sent.contains(&format!("r{n}")), "r{n} was sent");
+    }
+    // Held back as long as the throttle asked (Retry-After: the rest of the minute).
+    let next = report.next_attempt_in.expect("pending");
+    assert!(next > Duration::from_secs(50), "{next:?}");
+    assert_eq!(outbox.flush().unwrap().sent, 0);
+    assert_eq!(patches(&emu).len(), 160);
 }
 
 // ---- Several processes -------------------------------------------------------------------------
@@ -693,47 +783,80 @@ fn child_command(mode: &str, base_url: &str, path: &Path, vars: &[(&str, String)
     command
 }
 
-/// The child process: `enqueue` writes `IUS_OUTBOX_COUNT` values for targets `PREFIX0..` and
-/// exits; `agent` enqueues increasing values for 50 targets and flushes every 10, forever, printing
-/// `enqueued ID VALUE` after each enqueue returns OK; `fulldisk` is [`fill_the_disk`].
+/// Values that go up and come back: a kill test's reports must land in order even when a value
+/// repeats (an equal value may be skipped, never sent after a newer one).
+const CYCLE: [i32; 6] = [0, 1, 2, 3, 2, 1];
+/// Statuses the second process of the multi-process test cycles through.
+const STATUSES: [ComplianceStatus; 3] = [
+    ComplianceStatus::Compliant,
+    ComplianceStatus::NonCompliant,
+    ComplianceStatus::Error,
+];
+
+/// The child process, by `IUS_OUTBOX_CHILD`:
+/// - `enqueue`: rounds 1..=`IUS_OUTBOX_COUNT` of reports for targets `s0..s9`, then exits; as
+///   `IUS_OUTBOX_WRITER` `a` it sets `devicesCount` to the round, as `b` `status` (cycling),
+///   and both `userDisplayName` to `a{round}` / `b{round}`;
+/// - `agent`: two threads, forever: one enqueues `CYCLE` values for `k0..k9` from step
+///   `IUS_OUTBOX_START`, printing `attempt ID VALUE` before and `enqueued ID VALUE` after each
+///   enqueue that returned OK; the other flushes (the emulator delays some writes, so a kill lands
+///   between claim, send and record, and reports merge while their write is in flight);
+/// - `fulldisk`: [`fill_the_disk`].
 #[test]
 #[ignore = "a child process of the process and kill tests"]
 fn child() {
     let Ok(mode) = std::env::var("IUS_OUTBOX_CHILD") else {
         return;
     };
-    use std::io::Write;
     let var = |name: &str| std::env::var(name).unwrap();
     let client = common::client(&var("IUS_OUTBOX_URL"));
-    let outbox = open(&client, Path::new(&var("IUS_OUTBOX_PATH")));
-    let mut out = std::io::stdout();
+    let outbox = Arc::new(open(&client, Path::new(&var("IUS_OUTBOX_PATH"))));
     match mode.as_str() {
         "enqueue" => {
-            let prefix = var("IUS_OUTBOX_PREFIX");
+            let writer = var("IUS_OUTBOX_WRITER");
             for round in 1..=var("IUS_OUTBOX_COUNT").parse::<i32>().unwrap() {
                 for t in 0..10 {
+                    let patch = match writer.as_str() {
+                        "a" => count(round),
+                        _ => UserStatusPatch::new().status(STATUSES[round as usize % 3]),
+                    }
+                    .user_display_name(format!("{writer}{round}"));
                     outbox
-                        .enqueue(&Target::new("c1", format!("{prefix}{t}")), &count(round))
+                        .enqueue(&Target::new("c1", format!("s{t}")), &patch)
                         .unwrap();
                 }
             }
         }
         "agent" => {
-            let mut value: i32 = var("IUS_OUTBOX_START").parse().unwrap();
-            loop {
-                for t in 0..50 {
-                    let id = format!("k{t}");
-                    outbox
-                        .enqueue(&Target::new("c1", &id), &count(value))
-                        .unwrap();
-                    writeln!(out, "enqueued {id} {value}").unwrap();
-                    out.flush().unwrap();
-                    value += 1;
-                    if t % 10 == 9 {
+            let flusher = {
+                let outbox = Arc::clone(&outbox);
+                std::thread::spawn(move || {
+                    loop {
                         let _ = outbox.flush();
+                        std::thread::sleep(Duration::from_millis(5));
                     }
+                })
+            };
+            let mut out = std::io::stdout();
+            let mut say = |line: String| {
+                use std::io::Write;
+                writeln!(out, "{line}").unwrap();
+                out.flush().unwrap();
+            };
+            let start: usize = var("IUS_OUTBOX_START").parse().unwrap();
+            for step in start.. {
+                for t in 0..10 {
+                    let value = CYCLE[(step + t) % CYCLE.len()];
+                    say(format!("attempt k{t} {value}"));
+                    outbox
+                        .enqueue(&Target::new("c1", format!("k{t}")), &count(value))
+                        .unwrap();
+                    say(format!("enqueued k{t} {value}"));
                 }
+                say(format!("step {step}"));
+                std::thread::sleep(Duration::from_millis(2));
             }
+            drop(flusher);
         }
         #[cfg(unix)]
         "fulldisk" => fill_the_disk(&outbox, Path::new(&var("IUS_OUTBOX_PATH"))),
@@ -741,45 +864,90 @@ fn child() {
     }
 }
 
+/// Whether `sent`, in order, could have been sent from `enqueued` (in order) without going back:
+/// each value sent matches an enqueue no earlier than the previous one's. Returns the first value
+/// that breaks it.
+fn first_step_back<T: PartialEq + Clone>(enqueued: &[T], sent: &[T]) -> Option<T> {
+    let mut from = 0;
+    for value in sent {
+        match enqueued[from..].iter().position(|e| e == value) {
+            Some(at) => from += at,
+            None => return Some(value.clone()),
+        }
+    }
+    None
+}
+
+/// The PATCH bodies the emulator saw for user status `id`, in order.
+fn bodies_for(emu: &Emulator, id: &str) -> Vec<Value> {
+    patches(emu)
+        .into_iter()
+        .filter(|(path, _)| path.rsplit('/').next() == Some(id))
+        .map(|(_, body)| body)
+        .collect()
+}
+
 #[test]
-fn two_processes_enqueue_into_one_file_while_a_third_flushes() {
-    let emu = emulator_with(
-        ids("a", 10).into_iter().chain(ids("b", 10)),
-        Config::default(),
-    );
+fn two_processes_write_the_same_statuses_while_a_third_flushes() {
+    let emu = emulator_with(ids("s", 10), Config::default());
+    emu.add_fault(FaultRule::share(0.3, Fault::Latency(Duration::from_millis(15))).method("PATCH"));
     let dir = folder("processes");
     let path = dir.join("outbox.db");
     let client = common::client(&emu.base_url());
     let outbox = open(&client, &path);
+    let rounds = 20;
     let mut children: Vec<_> = ["a", "b"]
         .iter()
-        .map(|prefix| {
+        .map(|writer| {
             spawn_child(
                 "enqueue",
                 &emu.base_url(),
                 &path,
                 &[
-                    ("IUS_OUTBOX_PREFIX", (*prefix).into()),
-                    ("IUS_OUTBOX_COUNT", "20".into()),
+                    ("IUS_OUTBOX_WRITER", (*writer).into()),
+                    ("IUS_OUTBOX_COUNT", rounds.to_string()),
                 ],
             )
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut flushes = 0;
+    let mut flushes_while_writing = 0;
     while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
         assert!(Instant::now() < deadline, "the children did not finish");
-        outbox.flush().unwrap();
-        flushes += 1;
+        if outbox.flush().unwrap().sent > 0 {
+            flushes_while_writing += 1;
+        }
     }
     for child in &mut children {
         assert!(child.wait().unwrap().success());
     }
-    let report = outbox.flush().unwrap();
-    assert_eq!(report.pending, 0);
-    assert!(flushes > 0);
-    for id in ids("a", 10).into_iter().chain(ids("b", 10)) {
-        assert_eq!(devices(&emu, &id), 20, "{id}");
+    assert_eq!(outbox.flush().unwrap().pending, 0);
+    assert!(flushes_while_writing > 0, "no flush overlapped the writers");
+    let statuses: Vec<Value> = (1..=rounds as usize)
+        .map(|round| json!(STATUSES[round % 3]))
+        .collect();
+    for id in ids("s", 10) {
+        let held = emu.user_status(DIRECT, &id).unwrap();
+        // Each property holds its writer's last value; the shared one, either writer's last.
+        assert_eq!(held["devicesCount"], rounds, "{id}");
+        assert_eq!(held["status"], statuses[rounds as usize - 1], "{id}");
+        let name = held["userDisplayName"].as_str().unwrap();
+        assert!(
+            name == format!("a{rounds}") || name == format!("b{rounds}"),
+            "{id}: {name}"
+        );
+        // And no property of it was ever sent an older value after a newer one.
+        let bodies = bodies_for(&emu, &id);
+        let sent = |key: &str| -> Vec<Value> {
+            bodies.iter().filter_map(|b| b.get(key).cloned()).collect()
+        };
+        let counts: Vec<Value> = (1..=rounds).map(|n| json!(n)).collect();
+        assert_eq!(
+            first_step_back(&counts, &sent("devicesCount")),
+            None,
+            "{id}"
+        );
+        assert_eq!(first_step_back(&statuses, &sent("status")), None, "{id}");
     }
 }
 
@@ -791,9 +959,70 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
+/// What the parent knows of one target after the kills: every value it saw attempted, in order,
+/// and the values the file may hold: the last one whose enqueue returned OK (`None` before the
+/// first), and any attempted after it (which may have committed before the kill).
+struct Known {
+    attempted: Vec<i64>,
+    may_hold: Vec<Option<i64>>,
+}
+
+impl Default for Known {
+    fn default() -> Known {
+        Known {
+            attempted: Vec::new(),
+            may_hold: vec![None],
+        }
+    }
+}
+
+/// The file's view of `k0..`: the pending patch's `devicesCount`, else the acknowledged one.
+fn held_in_file(path: &Path) -> HashMap<String, Option<i64>> {
+    let (pending, acknowledged) = rows(path);
+    (0..10)
+        .map(|t| {
+            let id = format!("k{t}");
+            let value = pending
+                .get(&id)
+                .or_else(|| acknowledged.get(&id))
+                .and_then(|patch| patch["devicesCount"].as_i64());
+            (id, value)
+        })
+        .collect()
+}
+
+/// Waits until the emulator has received nothing for 100 ms: every request it got is finished.
+fn quiet(emu: &Emulator) {
+    let mut seen = emu.requests().len();
+    let mut still_since = Instant::now();
+    wait_for("the emulator to finish its requests", || {
+        let now = emu.requests().len();
+        if now != seen {
+            (seen, still_since) = (now, Instant::now());
+        }
+        still_since.elapsed() >= Duration::from_millis(100)
+    });
+}
+
+/// Whether the child ended by `Child::kill`: SIGKILL on Unix, `TerminateProcess` with exit code 1
+/// on Windows.
+fn killed(status: std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal() == Some(9)
+    }
+    #[cfg(windows)]
+    {
+        status.code() == Some(1)
+    }
+}
+
 #[test]
 fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
-    let emu = emulator_with(ids("k", 50), Config::default());
+    let emu = emulator_with(ids("k", 10), Config::default());
+    // Some writes are slow, so kills land while reports are claimed, in flight or being recorded.
+    emu.add_fault(FaultRule::share(0.5, Fault::Latency(Duration::from_millis(30))).method("PATCH"));
     let dir = folder("kill");
     let path = dir.join("outbox.db");
     let mut seed = std::env::var("IUS_KILL_SEED")
@@ -807,15 +1036,18 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
                 | 1
         });
     eprintln!("IUS_KILL_SEED={seed}");
-    let mut last_ok: HashMap<String, i64> = HashMap::new();
+    let mut known: HashMap<String, Known> = HashMap::new();
+    let mut next_step = 0usize;
     for run in 0..20 {
-        let start = run * 100_000 + 1;
-        let mut child = spawn_child(
+        let mut child = child_command(
             "agent",
             &emu.base_url(),
             &path,
-            &[("IUS_OUTBOX_START", start.to_string())],
-        );
+            &[("IUS_OUTBOX_START", next_step.to_string())],
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
@@ -823,31 +1055,84 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
                 .map_while(Result::ok)
                 .collect::<Vec<_>>()
         });
-        std::thread::sleep(Duration::from_millis(20 + next_random(&mut seed) % 230));
+        let mut stderr = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        std::thread::sleep(Duration::from_millis(30 + next_random(&mut seed) % 220));
         child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            killed(status),
+            "run {run}: the child died by SIGKILL: {status:?}\n{}",
+            errors.join().unwrap()
+        );
         for line in reader.join().unwrap() {
             let mut parts = line.split(' ');
-            if parts.next() == Some("enqueued") {
-                let (id, value) = (parts.next().unwrap(), parts.next().unwrap());
-                last_ok.insert(id.to_owned(), value.parse().unwrap());
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("attempt"), Some(id), Some(value)) => {
+                    let known = known.entry(id.to_owned()).or_default();
+                    let value = value.parse().unwrap();
+                    known.attempted.push(value);
+                    known.may_hold.push(Some(value));
+                }
+                (Some("enqueued"), Some(id), Some(value)) => {
+                    known.get_mut(id).unwrap().may_hold = vec![Some(value.parse().unwrap())];
+                }
+                (Some("step"), Some(step), None) => next_step = step.parse::<usize>().unwrap() + 1,
+                _ => {}
             }
+        }
+        // A step begun and cut off: the next run starts after it.
+        next_step += 1;
+        // Graph finishes what it received before the agent is back (the emulator's delayed
+        // writes from the dead child would otherwise land after the next child's newer ones).
+        quiet(&emu);
+        if known.is_empty() {
+            continue; // killed before its first enqueue (perhaps while making the file)
+        }
+        // After every kill, the file holds every value whose enqueue returned OK (pending, or
+        // acknowledged when it was applied or skipped as equal).
+        for (id, held) in held_in_file(&path) {
+            let Some(known) = known.get(&id) else {
+                continue;
+            };
+            assert!(
+                known.may_hold.contains(&held),
+                "run {run}: {id}: the file holds {held:?}, the last OK enqueue was one of {:?}",
+                known.may_hold
+            );
         }
     }
     assert!(
-        last_ok.len() >= 10,
-        "the children made progress: {}",
-        last_ok.len()
+        known.values().filter(|k| !k.attempted.is_empty()).count() == 10,
+        "the children made progress"
     );
     let outbox = open(&common::client(&emu.base_url()), &path);
     let report = outbox.flush().unwrap();
     assert_eq!(report.pending, 0, "{report:?}");
     assert!(outbox.take_failed().unwrap().is_empty());
-    for (id, value) in &last_ok {
+    for (id, known) in &known {
+        // Exact: Graph holds the last value whose enqueue returned OK (or one under way then).
         let held = devices(&emu, id);
+        // The seeded value (0) until a report's enqueue returned OK.
         assert!(
-            held >= *value,
-            "{id}: Graph holds {held}, the last OK enqueue was {value}"
+            known.may_hold.iter().any(|v| v.unwrap_or(0) == held),
+            "{id}: Graph holds {held}, the last OK enqueue was one of {:?}",
+            known.may_hold
+        );
+        // And never went back: every value sent follows the order of the enqueues.
+        let sent: Vec<i64> = bodies_for(&emu, id)
+            .iter()
+            .map(|b| b["devicesCount"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            first_step_back(&known.attempted, &sent),
+            None,
+            "{id}: sent {sent:?} for enqueues {:?}",
+            known.attempted
         );
     }
 }
@@ -979,29 +1264,42 @@ fn fill_the_disk(outbox: &Outbox, path: &Path) {
 
 /// The outbox's rows as read with `sqlite3`: `pending` and `acknowledged`, each user status id
 /// to its patch JSON; fails unless `PRAGMA integrity_check` is `ok`.
-#[cfg(unix)]
 fn rows(path: &Path) -> (HashMap<String, Value>, HashMap<String, Value>) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
-    let read = |sql: &str| {
-        let mut statement = conn.prepare(sql).unwrap();
-        statement
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .unwrap()
-            .map(|row| {
-                let (key, patch) = row.unwrap();
-                let id = key.rsplit('/').next().unwrap().to_owned();
-                (id, serde_json::from_str(&patch).unwrap())
-            })
-            .collect::<HashMap<String, Value>>()
-    };
-    (
-        read("SELECT key, patch FROM pending"),
-        read("SELECT key, fields FROM acknowledged"),
-    )
+    let id_of = |key: String| key.rsplit('/').next().unwrap().to_owned();
+    let mut statement = conn.prepare("SELECT key, patch FROM pending").unwrap();
+    let pending = statement
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|row| {
+            let (key, patch) = row.unwrap();
+            (id_of(key), serde_json::from_str(&patch).unwrap())
+        })
+        .collect();
+    // One row per property: gathered into one object per user status.
+    let mut acknowledged: HashMap<String, Value> = HashMap::new();
+    let mut statement = conn
+        .prepare("SELECT key, property, value FROM acknowledged")
+        .unwrap();
+    let properties = statement
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .unwrap();
+    for row in properties {
+        let (key, property, value) = row.unwrap();
+        acknowledged.entry(id_of(key)).or_insert_with(|| json!({}))[property] =
+            serde_json::from_str(&value).unwrap();
+    }
+    (pending, acknowledged)
 }
 
 #[cfg(unix)]
@@ -1077,10 +1375,10 @@ fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_i
         "{seen:#?}"
     );
     // The flush's writes reached Graph; only its bookkeeping failed, so they are still pending
-    // (and sent again: PATCH is idempotent), and the acknowledged state is the last good flush's.
+    // (and sent again: PATCH is idempotent), and what Graph holds for them is in doubt: the
+    // claim set the last good flush's acknowledged state aside, and no 2xx was recorded since.
     assert_eq!(devices(&emu, "d0"), 2);
-    let ones = (0..5).map(|i| (format!("d{i}"), json!({"devicesCount": 1})));
-    assert_eq!(acknowledged, ones.collect());
+    assert!(acknowledged.is_empty(), "{acknowledged:?}");
 
     // Space is back: the same outbox enqueues and flushes.
     writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
@@ -1102,4 +1400,601 @@ fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_i
     let (pending, acknowledged) = rows(&path);
     assert!(pending.is_empty(), "{pending:?}");
     assert_eq!(acknowledged.len(), n);
+}
+
+// ---- Issue 18: field defects --------------------------------------------------------------------
+
+/// Runs `statement` on the outbox file as an operator's `sqlite3` would (or as a process with
+/// another clock left it).
+fn edit(path: &Path, statement: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute_batch(statement).unwrap();
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Polls `done` for up to 10 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_value_set_back_after_an_unknown_outcome_is_sent_not_skipped() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("unknown");
+    // One try per flush, and 300 ms for the answer: a slower answer is an unknown outcome.
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let u0 = Target::new("c1", "u0");
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    assert_eq!(outbox.flush().unwrap().applied, 1, "A is acknowledged");
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(800))).method("PATCH"));
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.applied, report.retry_later), (0, 1), "{report:?}");
+    // Graph applies B after the client stopped waiting for the answer.
+    wait_for("B to be applied", || devices(&emu, "u0") == 2);
+    // A again, merged into the pending B: it must go out, whatever Graph acknowledged before.
+    assert_eq!(outbox.enqueue(&u0, &count(1)).unwrap(), Enqueued::Merged);
+    std::thread::sleep(Duration::from_millis(50));
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.applied, report.skipped),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        devices(&emu, "u0"),
+        1,
+        "Graph holds the last value enqueued"
+    );
+}
+
+#[test]
+fn one_user_status_through_beta_and_v1_0_is_one_report_and_one_acknowledged_state() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("versions");
+    let outbox = open(&common::client(&emu.base_url()), &dir.join("outbox.db"));
+    let u0 = Target::new("c1", "u0");
+    let beta = BulkItem::new(u0.clone(), count(1).status(ComplianceStatus::NonCompliant));
+    let v1 = BulkItem::new(u0.clone(), count(2)).api_version(ApiVersion::V1_0);
+    assert_eq!(outbox.enqueue_many(&[beta]).unwrap(), [Enqueued::Stored]);
+    assert_eq!(outbox.enqueue_many(&[v1]).unwrap(), [Enqueued::Merged]);
+    assert_eq!(outbox.stats().unwrap().pending, 1);
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.applied), (1, 1), "{report:?}");
+    // Sent once, with the version of the latest report.
+    assert_eq!(
+        patches(&emu),
+        [(
+            format!("/v1.0{DIRECT}/u0"),
+            json!({"devicesCount": 2, "status": "nonCompliant"})
+        )]
+    );
+    // Acknowledged once for the user status, whichever version names it.
+    assert_eq!(outbox.enqueue(&u0, &count(2)).unwrap(), Enqueued::Skipped);
+}
+
+#[test]
+fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_reports() {
+    let emu = emulator_with(ids("u", 2), Config::default());
+    let dir = folder("schema1");
+    let path = dir.join("outbox.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("fixtures/outbox-schema-1.sql"))
+            .unwrap();
+        // Acknowledged an hour ago (beta) and 36 ms later (v1.0): fresh under the default
+        // resendAfter, and the v1.0 acknowledgement the later one.
+        conn.execute(
+            "UPDATE acknowledged SET acknowledged_at = ?1 + acknowledged_at
+                 - (SELECT max(acknowledged_at) FROM acknowledged)",
+            [unix_ms() - 3_600_000],
+        )
+        .unwrap();
+    }
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let stats = outbox.stats().unwrap();
+    assert_eq!(
+        (stats.pending, stats.failed, stats.applied),
+        (1, 1, 2),
+        "{stats:?}"
+    );
+    // u1's acknowledged state: devicesCount from the later (v1.0) write, status from beta's.
+    let u1 = Target::new("c1", "u1");
+    assert_eq!(outbox.enqueue(&u1, &count(6)).unwrap(), Enqueued::Skipped);
+    let compliant = UserStatusPatch::new().status(ComplianceStatus::Compliant);
+    assert_eq!(outbox.enqueue(&u1, &compliant).unwrap(), Enqueued::Skipped);
+    assert_eq!(outbox.enqueue(&u1, &count(5)).unwrap(), Enqueued::Stored);
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.applied, report.pending), (2, 0), "{report:?}");
+    let mut sent = patches(&emu);
+    sent.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        sent,
+        [
+            (format!("/beta{DIRECT}/u1"), json!({"devicesCount": 5})),
+            // u0's two rows, merged in the order they were enqueued, sent with the later version.
+            (
+                format!("/v1.0{DIRECT}/u0"),
+                json!({"userDisplayName": "Ada", "devicesCount": 2, "status": "nonCompliant"})
+            ),
+        ]
+    );
+    let failed = outbox.take_failed().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error.graph().unwrap().status, 404);
+}
+
+#[test]
+fn times_stored_by_a_clock_that_ran_ahead_are_bounded_by_max_delay() {
+    let emu = emulator_with(ids("u", 2), Config::default());
+    let dir = folder("clock");
+    let path = dir.join("outbox.db");
+    let max_delay = Duration::from_secs(2);
+    let client = builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::none()
+                .base_delay(Duration::from_millis(10))
+                .max_delay(max_delay),
+        )
+        .build()
+        .unwrap();
+    let outbox = open(&client, &path);
+    let (u0, u1) = (Target::new("c1", "u0"), Target::new("c1", "u1"));
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    outbox.enqueue(&u1, &count(2)).unwrap();
+    // As a process whose clock ran ten years ahead left them.
+    let ahead = unix_ms() + 10 * 365 * 86_400_000;
+    edit(
+        &path,
+        &format!("UPDATE pending SET next_attempt_at = {ahead} WHERE key LIKE '%/u0'"),
+    );
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.applied), (2, 2), "{report:?}");
+    // An acknowledgement dated in the future has expired: an equal report is stored and sent.
+    edit(
+        &path,
+        &format!("UPDATE acknowledged SET acknowledged_at = {ahead}"),
+    );
+    assert_eq!(outbox.enqueue(&u0, &count(1)).unwrap(), Enqueued::Stored);
+    // A failure while the stored next attempt is years away: due now, and due again within
+    // maxDelay, not years.
+    edit(
+        &path,
+        &format!("UPDATE pending SET next_attempt_at = {ahead}"),
+    );
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 503,
+        retry_after: None,
+    }));
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
+    assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
+    // A Retry-After beyond maxDelay is held to it too.
+    emu.clear_faults();
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 429,
+        retry_after: Some("3600".into()),
+    }));
+    std::thread::sleep(max_delay);
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
+    assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
+}
+
+#[test]
+fn an_offline_flush_stops_after_a_batch_that_got_no_answer() {
+    let emu = emulator_with(Vec::new(), Config::default());
+    // Every $batch is reset before any answer, as an unreachable Graph would be.
+    emu.add_fault(FaultRule::always(Fault::Reset).path_contains("/$batch"));
+    let dir = folder("offline-stop");
+    let client = builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(300)),
+        )
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let items: Vec<_> = ids("p", 400)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    let started = Instant::now();
+    let report = outbox.flush().unwrap();
+    let took = started.elapsed();
+    let envelopes = emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path().ends_with("/$batch"))
+        .count();
+    // One batch and its one retry: not twenty batches paying theirs.
+    assert_eq!(envelopes, 2, "{report:?} in {took:?}");
+    assert_eq!(
+        (report.sent, report.retry_later, report.pending),
+        (20, 20, 400),
+        "{report:?}"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The rest waits out the same backoff: a flush at once sends nothing.
+    assert_eq!(outbox.flush().unwrap().sent, 0);
+}
+
+#[test]
+fn the_failed_list_never_makes_a_flush_fail_or_a_new_report_outbox_full() {
+    warnings();
+    let emu = emulator_with(Vec::new(), Config::default());
+    let dir = folder("failed-full");
+    let client = common::client(&emu.base_url());
+    let outbox = Outbox::open(
+        &client,
+        dir.join("outbox.db"),
+        OutboxOptions::new().max_bytes(MIN_OUTBOX_BYTES),
+    )
+    .unwrap();
+    let name = "n".repeat(2000);
+    // Every report refused (404): ~2 KB each into the failed list of a 256 KiB file.
+    for round in 0..10 {
+        let items: Vec<_> = (0..20)
+            .map(|i| {
+                let patch = UserStatusPatch::new().user_display_name(format!("{name}{round}-{i}"));
+                BulkItem::new(Target::new("c1", format!("gone{round}-{i}")), patch)
+            })
+            .collect();
+        outbox
+            .enqueue_many(&items)
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+        let report = outbox
+            .flush()
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+        assert_eq!(report.failed, 20, "round {round}: {report:?}");
+    }
+    let stats = outbox.stats().unwrap();
+    assert!(
+        stats.failed < 200 && stats.bytes <= MIN_OUTBOX_BYTES,
+        "{stats:?}"
+    );
+    assert_eq!(stats.failed + stats.failed_dropped, 200, "{stats:?}");
+    assert!(
+        warnings()
+            .iter()
+            .any(|w| w.contains("failed-full") && w.contains("dropped")),
+        "a WARN says so: {:?}",
+        warnings()
+    );
+    // The newest failures are the ones kept.
+    let failed = outbox.take_failed().unwrap();
+    assert_eq!(failed.last().unwrap().target, Target::new("c1", "gone9-19"));
+}
+
+#[test]
+fn two_paths_to_one_file_flush_one_at_a_time() {
+    let emu = emulator_with(ids("t", 40), Config::default());
+    emu.add_fault(FaultRule::always(Fault::Latency(Duration::from_millis(5))).method("PATCH"));
+    let dir = folder("paths");
+    let client = common::client(&emu.base_url());
+    let path = dir.join("outbox.db");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let outbox = open(&client, &path);
+    for t in 0..40 {
+        outbox
+            .enqueue(&Target::new("c1", format!("t{t}")), &count(1))
+            .unwrap();
+    }
+    // The same file by a path with `..` in it, and (on Unix) through a symbolic link.
+    let mut others = Vec::new();
+    others.push(dir.join("sub").join("..").join("outbox.db"));
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&path, dir.join("link.db")).unwrap();
+        others.push(dir.join("link.db"));
+    }
+    for (round, other) in others.iter().enumerate() {
+        let handles = [
+            Arc::new(open(&client, &path)),
+            Arc::new(open(&client, other)),
+        ];
+        if round > 0 {
+            for t in 0..40 {
+                handles[0]
+                    .enqueue(
+                        &Target::new("c1", format!("t{t}")),
+                        &count(round as i32 + 1),
+                    )
+                    .unwrap();
+            }
+        }
+        let before = patches(&emu).len();
+        let flushes: Vec<_> = handles
+            .into_iter()
+            .map(|outbox| std::thread::spawn(move || outbox.flush().unwrap()))
+            .collect();
+        let mut applied: Vec<u64> = flushes
+            .into_iter()
+            .map(|f| f.join().unwrap().applied)
+            .collect();
+        applied.sort();
+        assert_eq!(applied, [0, 40], "{}", other.display());
+        assert_eq!(patches(&emu).len() - before, 40, "{}", other.display());
+    }
+}
+
+#[test]
+fn an_unreadable_row_goes_to_the_failed_list_and_the_flush_goes_on() {
+    let emu = emulator_with(ids("u", 3), Config::default());
+    let dir = folder("unreadable");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    for (i, id) in ids("u", 3).iter().enumerate() {
+        outbox
+            .enqueue(&Target::new("c1", id), &count(i as i32 + 1))
+            .unwrap();
+    }
+    edit(
+        &path,
+        r#"UPDATE pending SET patch = '{"devicesCount":"many"}' WHERE key LIKE '%/u1'"#,
+    );
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.applied, report.failed, report.pending),
+        (2, 2, 1, 0),
+        "{report:?}"
+    );
+    let failed = outbox.take_failed().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].target, Target::new("c1", "u1"));
+    match &failed[0].error {
+        Error::Storage { path: file, reason } => {
+            assert_eq!(file, &path.display().to_string());
+            assert!(
+                reason.contains("/deviceConfigurations/c1/userStatuses/u1")
+                    && reason.contains("patch"),
+                "{reason}"
+            );
+        }
+        other => panic!("not STORAGE: {other:?}"),
+    }
+    assert_eq!((devices(&emu, "u0"), devices(&emu, "u2")), (1, 3));
+}
+
+#[test]
+fn a_report_is_skipped_only_while_each_of_its_properties_was_acknowledged_recently() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("per-property");
+    let client = common::client(&emu.base_url());
+    let resend_after = Duration::from_secs(2);
+    let outbox = Outbox::open(
+        &client,
+        dir.join("outbox.db"),
+        OutboxOptions::new().resend_after(resend_after),
+    )
+    .unwrap();
+    let u0 = Target::new("c1", "u0");
+    let compliant = UserStatusPatch::new().status(ComplianceStatus::Compliant);
+    outbox
+        .enqueue(&u0, &compliant.clone().devices_count(1))
+        .unwrap();
+    let first = Instant::now();
+    assert_eq!(outbox.flush().unwrap().applied, 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Only devicesCount is acknowledged anew; status keeps its first acknowledgement.
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    let second = Instant::now();
+    assert_eq!(outbox.flush().unwrap().applied, 1);
+    std::thread::sleep(
+        (first + resend_after + Duration::from_millis(300))
+            .saturating_duration_since(Instant::now()),
+    );
+    assert!(
+        second.elapsed() < resend_after - Duration::from_millis(200),
+        "the machine is too slow for this test"
+    );
+    assert_eq!(outbox.enqueue(&u0, &count(2)).unwrap(), Enqueued::Skipped);
+    // status was last acknowledged more than resendAfter ago: re-asserted.
+    assert_eq!(outbox.enqueue(&u0, &compliant).unwrap(), Enqueued::Stored);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_and_its_companions_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("modes");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    outbox.flush().unwrap();
+    let mode = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", path.display()))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|err| panic!("{suffix}: {err}"))
+    };
+    for suffix in ["", "-wal", "-shm", "-flush"] {
+        assert_eq!(mode(suffix), 0o600, "{}{suffix}", path.display());
+    }
+    drop(outbox);
+}
+
+#[test]
+fn a_file_left_by_a_killed_writer_opens_and_keeps_its_reports() {
+    let dir = folder("crash-image");
+    let client = common::client("http://127.0.0.1:9");
+    let path = dir.join("outbox.db");
+    let outbox = open(&client, &path);
+    for id in ids("u", 3) {
+        outbox.enqueue(&Target::new("c1", id), &count(7)).unwrap();
+    }
+    // The files as a process killed now leaves them: its WAL not checkpointed, and the WAL's
+    // index (-shm) stale or gone, so the next opener must recover the WAL.
+    for (name, shm) in [("gone", None), ("stale", Some(vec![0u8; 32768]))] {
+        let image = dir.join(format!("{name}.db"));
+        std::fs::copy(&path, &image).unwrap();
+        std::fs::copy(
+            format!("{}-wal", path.display()),
+            format!("{}-wal", image.display()),
+        )
+        .unwrap();
+        if let Some(bytes) = shm {
+            std::fs::write(format!("{}-shm", image.display()), bytes).unwrap();
+        }
+        let reopened = Outbox::open(&client, &image, OutboxOptions::new())
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(reopened.stats().unwrap().pending, 3, "{name}");
+    }
+    drop(outbox);
+}
+
+/// The WARN lines logged by this test process (every test's: filter by the test's folder). The
+/// first call installs the logger.
+fn warnings() -> Vec<String> {
+    struct Capture(std::sync::Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::Level::Warn
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                self.0.lock().unwrap().push(record.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: std::sync::OnceLock<&'static Capture> = std::sync::OnceLock::new();
+    let capture = CAPTURE.get_or_init(|| {
+        let capture: &'static Capture = Box::leak(Box::new(Capture(Default::default())));
+        let _ = log::set_logger(capture);
+        log::set_max_level(log::LevelFilter::Warn);
+        capture
+    });
+    capture.0.lock().unwrap().clone()
+}
+
+#[test]
+fn max_failed_keeps_the_newest_failures_and_counts_and_logs_the_rest() {
+    warnings();
+    let emu = emulator_with(Vec::new(), Config::default());
+    let dir = folder("max-failed");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("outbox.db"),
+        OutboxOptions::new().max_failed(3),
+    )
+    .unwrap();
+    let items: Vec<_> = ids("gone", 5)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    assert_eq!(outbox.flush().unwrap().failed, 5);
+    let stats = outbox.stats().unwrap();
+    assert_eq!((stats.failed, stats.failed_dropped), (3, 2), "{stats:?}");
+    assert!(
+        warnings()
+            .iter()
+            .any(|w| w.contains("max-failed") && w.contains("2 failed report(s) dropped")),
+        "{:?}",
+        warnings()
+    );
+    let kept: Vec<String> = outbox
+        .take_failed()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.target.user_status_id().to_owned())
+        .collect();
+    assert_eq!(kept, ["gone2", "gone3", "gone4"]);
+    // A bad value of the new option is a configuration error naming it.
+    let err = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("x.db"),
+        OutboxOptions::new().flush_time(Duration::ZERO),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "flushTimeMs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_flush_starts_no_batch_after_flush_time_and_leaves_the_rest_due() {
+    let emu = emulator_with(ids("f", 100), Config::default());
+    // Every batch takes 200 ms.
+    emu.add_fault(
+        FaultRule::always(Fault::Latency(Duration::from_millis(200))).path_contains("/$batch"),
+    );
+    let dir = folder("flush-time");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("outbox.db"),
+        OutboxOptions::new().flush_time(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let items: Vec<_> = ids("f", 100)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    let started = Instant::now();
+    let report = outbox.flush().unwrap();
+    let took = started.elapsed();
+    // Two batches began within 300 ms (one, on a loaded machine); none after it.
+    assert!(
+        [20, 40].contains(&report.sent)
+            && report.applied == report.sent
+            && report.pending == 100 - report.sent,
+        "{report:?}"
+    );
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert_eq!(
+        report.next_attempt_in,
+        Some(Duration::ZERO),
+        "the rest is due now"
+    );
+    // The next flush goes on where it stopped.
+    assert!(outbox.flush().unwrap().sent >= 20);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_existing_files_mode_is_left_as_it_is_with_a_warning_when_others_can_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    warnings();
+    let dir = folder("loose-mode");
+    let path = dir.join("outbox.db");
+    let client = common::client("http://127.0.0.1:9");
+    drop(open(&client, &path));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(open(&client, &path));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "left as it was");
+    let path_text = path.display().to_string();
+    assert!(
+        warnings()
+            .iter()
+            .any(|w| w.contains(&path_text) && w.contains("can be read by other users")),
+        "{:?}",
+        warnings()
+    );
 }

@@ -1,7 +1,8 @@
 /* The durable outbox through the C API: options, bad files, validation, OUTBOX_FULL, merging,
  * flush against the emulator (applied, 404 to the failed list), skip-unchanged, an outbox that
- * outlives its client, threads, a full disk. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
- * (user statuses o1, o2, t0..t3 under c1) and files go under IUS_OUTBOX_DIR. tests/c_api.rs
+ * outlives its client (and its token callback's user_data, freed right after the last free),
+ * threads, a full disk. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
+ * (user statuses o1, o2, r1, cb1, t0..t3 under c1) and files go under IUS_OUTBOX_DIR. tests/c_api.rs
  * checks afterwards what reached the emulator. */
 #include <signal.h>
 #include <stdint.h>
@@ -94,6 +95,60 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+/* A token source whose state the agent allocates, as an agent's identity stack would. */
+struct token_owner {
+  int calls;
+  char token[128];
+};
+
+static int32_t owned_token(void *user_data, char *buffer, size_t len, int64_t *expires_in) {
+  struct token_owner *owner = (struct token_owner *)user_data;
+  owner->calls++;
+  size_t n = strlen(owner->token);
+  if (n + 1 > len) return (int32_t)(n + 1);
+  memcpy(buffer, owner->token, n + 1);
+  *expires_in = 0; /* not cached: asked again before every request */
+  return 0;
+}
+
+/* The token callback's user_data stays in use until the client and every outbox opened with it
+ * are freed: here the client goes first and the outbox still flushes through the callback. It is
+ * freed right after the last free; the library never calls the callback after it (ASan reports a
+ * use after free, valgrind an invalid read, if it did), even when the file is opened again. */
+static void test_callback_outlives_client_until_the_last_free(const char *kind, const char *url) {
+  char config[512], path[600], *error = NULL, *report = NULL;
+  snprintf(config, sizeof config, "{\"baseUrl\":\"%s\",\"retry\":{\"baseDelayMs\":10}}", url);
+  path_of(path, sizeof path, kind, "callback.db");
+  struct token_owner *owner = (struct token_owner *)calloc(1, sizeof *owner);
+  snprintf(owner->token, sizeof owner->token, "%s", ius_env("IUS_TEST_TOKEN"));
+  ius_client *client = NULL;
+  ius_outbox *outbox = NULL;
+  CHECK(ius_client_new_with_token_callback(config, owned_token, owner, &client, &error) ==
+        IUS_STATUS_OK);
+  CHECK(ius_outbox_open(client, path, NULL, &outbox, &error) == IUS_STATUS_OK && outbox != NULL);
+  ius_client_free(client);
+  enqueue_ok(outbox, "cb1", "{\"devicesCount\":7}");
+  CHECK(ius_outbox_flush(outbox, &report, &error) == IUS_STATUS_OK);
+  contains(report, "\"applied\":1");
+  ius_string_free(report);
+  CHECK(owner->calls >= 1);
+  ius_outbox_free(outbox); /* the last of the client and its outboxes */
+  free(owner);             /* so user_data may go now */
+
+  /* The same file, opened again with another client: the freed callback is never reached. */
+  char plain[512];
+  snprintf(plain, sizeof plain, "{\"baseUrl\":\"%s\",\"accessToken\":\"%s\"}", url,
+           ius_env("IUS_TEST_TOKEN"));
+  CHECK(ius_client_new(plain, &client, &error) == IUS_STATUS_OK);
+  CHECK(ius_outbox_open(client, path, NULL, &outbox, &error) == IUS_STATUS_OK);
+  ius_client_free(client);
+  enqueue_ok(outbox, "cb1", "{\"devicesCount\":8}");
+  CHECK(ius_outbox_flush(outbox, &report, &error) == IUS_STATUS_OK);
+  contains(report, "\"applied\":1");
+  ius_string_free(report);
+  ius_outbox_free(outbox);
+}
+
 int main(int argc, char **argv) {
   const char *kind = argc > 1 ? argv[1] : "shared";
   char url_var[64], config[512], path[600], full_path[600];
@@ -116,6 +171,8 @@ int main(int argc, char **argv) {
   open_fails(client, path, "{\"maxPendng\":5}", IUS_STATUS_CONFIG, "\"field\":\"maxPendng\"");
   open_fails(client, path, "{\"maxPending\":0}", IUS_STATUS_CONFIG, "\"field\":\"maxPending\"");
   open_fails(client, path, "{\"skipUnchanged\":1}", IUS_STATUS_CONFIG, "skipUnchanged");
+  open_fails(client, path, "{\"flushTimeMs\":0}", IUS_STATUS_CONFIG, "\"field\":\"flushTimeMs\"");
+  open_fails(client, path, "{\"maxFailed\":-1}", IUS_STATUS_CONFIG, "\"field\":\"maxFailed\"");
   open_fails(client, path, "{", IUS_STATUS_INVALID_JSON, "options_json");
 
   /* Bad files: STORAGE with the path; the file left as it was. */
@@ -139,8 +196,10 @@ int main(int argc, char **argv) {
   /* A full outbox: new targets refused, merges still stored. */
   path_of(full_path, sizeof full_path, kind, "full.db");
   ius_outbox *full = NULL;
-  CHECK(ius_outbox_open(client, full_path, "{\"maxPending\":2,\"skipUnchanged\":false}", &full,
-                        &error) == IUS_STATUS_OK && error == NULL);
+  CHECK(ius_outbox_open(client, full_path,
+                        "{\"maxPending\":2,\"skipUnchanged\":false,\"flushTimeMs\":60000,"
+                        "\"maxFailed\":100}",
+                        &full, &error) == IUS_STATUS_OK && error == NULL);
   enqueue_ok(full, "o1", "{\"devicesCount\":1}");
   enqueue_ok(full, "o2", "{\"devicesCount\":1}");
   CHECK(enqueue(full, "o3", "{\"devicesCount\":1}", &error) == IUS_STATUS_OUTBOX_FULL);
@@ -226,6 +285,7 @@ int main(int argc, char **argv) {
   contains(stats, "\"pending\":0");
   contains(stats, "\"skipped\":1");
   contains(stats, "\"applied\":2");
+  contains(stats, "\"failedDropped\":0");
   ius_string_free(stats);
 
   /* Offline, then back after a restart: the report waits in the file. */
@@ -325,5 +385,7 @@ int main(int argc, char **argv) {
   contains(stats, expected);
   ius_string_free(stats);
   ius_outbox_free(disk);
+
+  test_callback_outlives_client_until_the_last_free(kind, ius_env(url_var));
   return ius_summary();
 }

@@ -64,11 +64,13 @@ impl Handler for Dispatcher {
         if !self.latency.is_zero() && !self.stop.sleep(self.latency) {
             return Answer::Wire(WireFault::Close);
         }
-        if let Some(answer) = self.apply_fault(req, ids) {
-            return answer;
-        }
+        let after = match self.apply_fault(req, ids) {
+            Picked::Answer(answer) => return answer,
+            Picked::After(fault) => Some(fault),
+            Picked::Handler => None,
+        };
         let base = self.origin.url_for(req);
-        if is_managed {
+        let answer = if is_managed {
             Answer::Respond(self.managed.answer(&self.identity, req, ids))
         } else if is_token {
             Answer::Respond(identity::answer(&self.identity, req, ids, &base))
@@ -76,19 +78,34 @@ impl Handler for Dispatcher {
             self.answer_batch(req, ids, version, &base)
         } else {
             Answer::Respond(self.graph.serve(req, ids, &base, &self.identity))
-        }
+        };
+        after.map_or(answer, Answer::Wire)
     }
 }
 
+/// What the fault plan makes of a request.
+enum Picked {
+    /// This answer instead of the handler's.
+    Answer(Answer),
+    /// The handler runs, then this instead of its answer.
+    After(WireFault),
+    /// The handler answers.
+    Handler,
+}
+
 impl Dispatcher {
-    /// The answer a fault gives in place of the handler's, if one applies
+    /// What a fault does instead of the handler's answer, if one applies
     /// (a delay is waited out here, and then the handler answers).
-    fn apply_fault(&self, req: &Request, ids: &RequestIds) -> Option<Answer> {
-        match self.faults.pick(req)?.effect(ids) {
-            Effect::Respond(resp) => Some(Answer::Respond(resp)),
-            Effect::Wire(fault) => Some(Answer::Wire(fault)),
-            Effect::Delay(delay) if self.stop.sleep(delay) => None,
-            Effect::Delay(_) => Some(Answer::Wire(WireFault::Close)),
+    fn apply_fault(&self, req: &Request, ids: &RequestIds) -> Picked {
+        let Some(fault) = self.faults.pick(req) else {
+            return Picked::Handler;
+        };
+        match fault.effect(ids) {
+            Effect::Respond(resp) => Picked::Answer(Answer::Respond(resp)),
+            Effect::Wire(fault) => Picked::Answer(Answer::Wire(fault)),
+            Effect::AfterHandler(fault) => Picked::After(fault),
+            Effect::Delay(delay) if self.stop.sleep(delay) => Picked::Handler,
+            Effect::Delay(_) => Picked::Answer(Answer::Wire(WireFault::Close)),
         }
     }
 
@@ -100,13 +117,17 @@ impl Dispatcher {
         }
         batch::answer(req, ids, version, &self.batch_order, &mut |inner| {
             self.log.record(inner.recorded.clone());
-            if let Some(answer) = self.apply_fault(&inner.request, &inner.ids) {
-                return answer;
-            }
-            Answer::Respond(
-                self.graph
-                    .serve(&inner.request, &inner.ids, base, &self.identity),
-            )
+            let after = match self.apply_fault(&inner.request, &inner.ids) {
+                Picked::Answer(answer) => return answer,
+                Picked::After(fault) => Some(fault),
+                Picked::Handler => None,
+            };
+            let answer =
+                Answer::Respond(
+                    self.graph
+                        .serve(&inner.request, &inner.ids, base, &self.identity),
+                );
+            after.map_or(answer, Answer::Wire)
         })
     }
 

@@ -3,8 +3,9 @@
 //!
 //! A fault applies to a Graph request after it was read and recorded in the
 //! request log, so tests can count attempts and inspect faulted requests.
-//! Only [`Fault::Latency`] lets the request reach the handler; every other
-//! fault answers (or fails to) in its place, so the store is untouched.
+//! Only [`Fault::Latency`] and [`Fault::LostAnswer`] let the request reach the
+//! handler; every other fault answers (or fails to) in its place, so the
+//! store is untouched.
 //! Requests inside a `$batch` are matched on their own method and path, like
 //! direct ones; the envelope is matched as `POST /{version}/$batch`.
 
@@ -51,6 +52,11 @@ pub enum Fault {
     Reset,
     /// Close the connection cleanly (FIN), without answering.
     Close,
+    /// Handle the request (a write is applied), then close the connection
+    /// with a TCP RST instead of answering: the client cannot tell whether it
+    /// was applied. Inside a `$batch`, the requests before it are applied
+    /// too, those after it never run, and the whole answer is lost.
+    LostAnswer,
     /// Answer `200` with a `Content-Length` larger than the body sent, then
     /// close the connection.
     Truncated,
@@ -115,7 +121,7 @@ pub struct FaultRule {
 const COMMON_KEYS: [&str; 5] = ["fault", "count", "share", "method", "pathContains"];
 
 /// The fault names the JSON form accepts (matched case-insensitively).
-const FAULT_NAMES: &str = "status, latency, noAnswer, stall, trickle, reset, close, truncated, nonJson, oversized, redirect";
+const FAULT_NAMES: &str = "status, latency, noAnswer, stall, trickle, reset, close, lostAnswer, truncated, nonJson, oversized, redirect";
 
 impl FaultRule {
     /// Applies `fault` to the next `n` matching requests.
@@ -167,7 +173,7 @@ impl FaultRule {
     /// e.g. `{"fault":"status","status":503,"retryAfter":"2.5","count":2}`.
     ///
     /// Keys: `fault` (one of `status`, `latency`, `noAnswer`, `stall`,
-    /// `trickle`, `reset`, `close`, `truncated`, `nonJson`, `oversized`,
+    /// `trickle`, `reset`, `close`, `lostAnswer`, `truncated`, `nonJson`, `oversized`,
     /// `redirect`), its parameters (`status`, `retryAfter` (string or
     /// number), `ms`, `intervalMs`, `bytes`, `location`), and optionally
     /// `count` or `share` (neither means every request), `method` and
@@ -221,6 +227,7 @@ impl FaultRule {
             ),
             "reset" => (Fault::Reset, &[]),
             "close" => (Fault::Close, &[]),
+            "lostanswer" => (Fault::LostAnswer, &[]),
             "truncated" => (Fault::Truncated, &[]),
             "nonjson" => (
                 Fault::NonJson {
@@ -424,6 +431,9 @@ pub(crate) enum Effect {
     Respond(Response),
     /// Wait this long, then let the handler answer.
     Delay(Duration),
+    /// Let the handler run, then misbehave on the connection instead of
+    /// answering.
+    AfterHandler(WireFault),
     /// Misbehave on the connection (for a request inside a `$batch`, the
     /// envelope's connection).
     Wire(WireFault),
@@ -462,6 +472,7 @@ impl Fault {
             }),
             Fault::Reset => Effect::Wire(WireFault::Reset),
             Fault::Close => Effect::Wire(WireFault::Close),
+            Fault::LostAnswer => Effect::AfterHandler(WireFault::Reset),
             Fault::Truncated => Effect::Wire(WireFault::Truncated),
             Fault::NonJson { status } => {
                 let html = format!(

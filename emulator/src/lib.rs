@@ -26,8 +26,8 @@
 //! To test a client's retry, timeout and redirect handling, the emulator
 //! misbehaves on demand. A [`FaultRule`] pairs a [`Fault`] (an error status
 //! with any `Retry-After`, latency, no answer, a stall after the headers, a
-//! trickled body, a TCP reset or close, a truncated, HTML or oversized body,
-//! a redirect) with a [`Scope`] (the next N matching requests, a repeatable
+//! trickled body, a TCP reset or close, a write applied and its answer lost,
+//! a truncated, HTML or oversized body, a redirect) with a [`Scope`] (the next N matching requests, a repeatable
 //! share of them, or all) and optional method and path filters. Rules are
 //! checked in order, after the request is recorded, so the request log shows
 //! every attempt. [`Config::throttle_writes`] adds Intune-like throttling of

@@ -30,7 +30,8 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
   --fault JSON               a fault rule (repeatable; checked in order), as for POST /_emulator/faults:
                              {\"fault\": KIND, ...params, \"count\": N | \"share\": 0.0-1.0, \"method\": M, \"pathContains\": S}
                              KIND: status (status, retryAfter), latency (ms), noAnswer, stall,
-                             trickle (intervalMs), reset, close, truncated, nonJson (status),
+                             trickle (intervalMs), reset, close, lostAnswer (applied, then reset),
+                             truncated, nonJson (status),
                              oversized (bytes), redirect (status, location); no count/share = always
   --throttle-writes N/WINDOW answer 429 to PATCH/POST/PUT/DELETE beyond N per sliding WINDOW
                              (e.g. 100/20s, 10/1s, 5/500ms), with Retry-After in whole seconds

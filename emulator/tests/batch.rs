@@ -300,6 +300,16 @@ fn fault_rules_reach_inner_requests_and_the_envelope() {
         .send(&body);
     assert!(err.is_err(), "{err:?}");
     assert_eq!((devices(&emu, 1), devices(&emu, 3)), (6, 0));
+
+    // A lost answer: the faulted request is applied as well, and the answer is lost all the same.
+    emu.add_fault(FaultRule::next(1, Fault::LostAnswer).path_contains("/userStatuses/u3"));
+    let body = json!({ "requests": [patch("1", 1, 9), patch("3", 3, 9)] }).to_string();
+    let err = ureq::post(format!("{}/beta/$batch", emu.base_url()))
+        .header("Authorization", TOKEN)
+        .header("Content-Type", "application/json")
+        .send(&body);
+    assert!(err.is_err(), "{err:?}");
+    assert_eq!((devices(&emu, 1), devices(&emu, 3)), (9, 9));
 }
 
 #[test]

@@ -572,3 +572,27 @@ fn binary_takes_fault_and_throttle_flags() {
     let statuses = result.unwrap_or_else(|e| panic!("{e}: {line:?}"));
     assert_eq!(statuses, [(503, true), (201, false), (429, false)]);
 }
+
+#[test]
+fn lost_answer_applies_the_write_then_resets_the_connection() {
+    let emu = start_with(vec![
+        FaultRule::from_json(r#"{"fault":"lostAnswer","count":1}"#).unwrap(),
+    ]);
+    let mut s = connect(&emu, Duration::from_secs(2));
+    s.write_all(&request("PATCH", U1, Some(r#"{"devicesCount":7}"#)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e:?}"),
+        Ok(n) => assert_eq!(n, 0),
+    }
+    // Applied all the same.
+    assert_eq!(
+        emu.user_status(
+            "/deviceManagement/deviceConfigurations/c1/userStatuses",
+            "u1"
+        )
+        .unwrap()["devicesCount"],
+        7
+    );
+}

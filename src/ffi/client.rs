@@ -130,7 +130,9 @@ pub unsafe extern "C" fn ius_client_new(
 /// the next update calls the callback again.
 ///
 /// Ownership: `config_json` is borrowed for the call. `callback` and `user_data` (which may be
-/// NULL) must stay valid until `ius_client_free` returns. Outputs as for `ius_client_new`.
+/// NULL) stay in use until this client and every outbox opened with it (`ius_outbox_open`) are
+/// freed: keep them valid until the last of those frees returns. They are never called after it
+/// returns, so `user_data` may be freed right then. Outputs as for `ius_client_new`.
 ///
 /// Returns `IUS_STATUS_OK`, `IUS_STATUS_NULL_ARGUMENT` (`config_json`, `callback` or
 /// `out_client` NULL), `IUS_STATUS_INVALID_UTF8`, `IUS_STATUS_INVALID_JSON` or
@@ -160,6 +162,10 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 }
 
 /// Frees a client and closes its connections. NULL is allowed and does nothing.
+///
+/// An outbox opened with the client keeps working (it holds its own copy), and with it a token
+/// callback: the callback and its `user_data` stay in use until the client and every outbox
+/// opened with it are freed, and are never called after the last of those frees returns.
 ///
 /// Ownership: takes back a client from `ius_client_new`; it must not be used or freed again.
 /// Thread safety: no other thread may be using the client when it is freed.

@@ -1,4 +1,5 @@
-//! Which failures end a report's delivery, and how such an error is kept in the failed list.
+//! Which failures end a report's delivery, which mean Graph was not reached at all, and how an
+//! error is kept in the failed list.
 //!
 //! The failed list stores the error as JSON with every field of the [`Error`], so
 //! [`Outbox::take_failed`](super::Outbox::take_failed) hands back the same error the flush saw
@@ -22,7 +23,21 @@ pub(crate) fn is_permanent(error: &Error) -> bool {
     }
 }
 
-/// A permanent error as stored in the failed list.
+/// True when the request got no answer at all: the name did not resolve, no connection could be
+/// made (refused, unreachable, a connect timeout), the TLS handshake failed, or the connection
+/// was reset or closed before a response. A batch whose every report ends so means Graph cannot
+/// be reached now, and the flush stops rather than pay the same retries for every batch.
+pub(crate) fn got_no_answer(error: &Error) -> bool {
+    match error {
+        Error::Transport { .. } => true,
+        Error::Timeout { stage, .. } => {
+            stage.starts_with("connect") || stage.starts_with("resolve")
+        }
+        _ => false,
+    }
+}
+
+/// An error as stored in the failed list.
 pub(crate) fn to_json(error: &Error) -> String {
     let value = match error {
         Error::Graph(g) => json!({
@@ -39,6 +54,11 @@ pub(crate) fn to_json(error: &Error) -> String {
         Error::InvalidInput { field, reason } => json!({
             "kind": "invalidInput",
             "field": field,
+            "reason": reason,
+        }),
+        Error::Storage { path, reason } => json!({
+            "kind": "storage",
+            "path": path,
             "reason": reason,
         }),
         other => json!({ "kind": "other", "message": other.to_string() }),
@@ -73,6 +93,10 @@ pub(crate) fn from_json(text: &str) -> Error {
         })),
         Some("invalidInput") => Error::InvalidInput {
             field: text_of("field").unwrap_or_default(),
+            reason: text_of("reason").unwrap_or_default(),
+        },
+        Some("storage") => Error::Storage {
+            path: text_of("path").unwrap_or_default(),
             reason: text_of("reason").unwrap_or_default(),
         },
         _ => Error::InvalidInput {
@@ -110,5 +134,36 @@ mod tests {
         }
         let invalid = from_json(&to_json(&Error::invalid("route", "v1.0")));
         assert!(matches!(invalid, Error::InvalidInput { field, .. } if field == "route"));
+        let storage = Error::Storage {
+            path: "/var/lib/outbox.db".into(),
+            reason: "row /x cannot be read".into(),
+        };
+        assert!(matches!(
+            from_json(&to_json(&storage)),
+            Error::Storage { path, reason } if path == "/var/lib/outbox.db" && reason == "row /x cannot be read"
+        ));
+    }
+
+    #[test]
+    fn only_failures_before_any_answer_count_as_no_answer() {
+        let timeout = |stage: &str| Error::Timeout {
+            stage: stage.into(),
+            elapsed: std::time::Duration::from_secs(1),
+            client_request_id: String::new(),
+            attempts: 1,
+        };
+        assert!(got_no_answer(&timeout("connect")));
+        assert!(got_no_answer(&timeout(
+            "resolve (the call's total time budget ran out)"
+        )));
+        assert!(!got_no_answer(&timeout("recv_response")));
+        assert!(!got_no_answer(&Error::invalid("x", "y")));
+        let transport = Error::Transport {
+            kind: crate::TransportKind::Connect,
+            message: "refused".into(),
+            client_request_id: String::new(),
+            attempts: 1,
+        };
+        assert!(got_no_answer(&transport));
     }
 }

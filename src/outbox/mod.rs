@@ -2,175 +2,48 @@
 //!
 //! [`Outbox::enqueue`] validates a report as an update does and commits it before it returns
 //! (WAL journal, `synchronous=FULL`), merging it property by property into any report pending for
-//! the same user status, or skipping it when it equals what Graph acknowledged recently.
-//! [`Outbox::flush`] sends what is due through the client and records each outcome. The outbox
-//! stores, merges and schedules; the client does every HTTP request.
+//! the same user status, or skipping it when every property equals what Graph acknowledged
+//! recently. [`Outbox::flush`] sends what is due through the client and records each outcome.
+//! The outbox stores, merges and schedules; the client does every HTTP request.
 //!
-//! - [`schema`]: the file, its tables, and how a file is recognised;
-//! - [`store`]: every read and write, one transaction each;
+//! This file holds the public handle and hands each job to a child; no child imports it.
+//! - [`options`], [`report`]: what callers pass and get back;
+//! - [`schema`]: the file, its tables, how a file is recognised and migrated;
+//! - [`store`]: every read and write, one transaction each, with [`acknowledged`] (what Graph
+//!   acknowledged, per property), [`failed_list`] (the bounded failed list) and [`room`] (how
+//!   full the file is);
 //! - [`flush`]: rounds of claim, send, record; [`lock`]: one flush at a time;
-//! - [`failure`]: which errors are final, and how they are kept.
+//! - [`failure`]: which errors are final, which mean no answer, and how they are kept;
+//! - [`clock`]: the wall clock, and how stored times are bounded;
+//! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files).
 
+mod acknowledged;
+mod clock;
+mod failed_list;
 mod failure;
 mod flush;
 mod lock;
+mod options;
+mod paths;
+mod permissions;
+mod report;
+mod room;
 mod schema;
 mod store;
 
+#[cfg(test)]
+mod model_check;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
-use rusqlite::Connection;
+pub use self::options::{MIN_OUTBOX_BYTES, OutboxOptions};
+pub use self::report::{Enqueued, FailedReport, FlushReport, OutboxStats};
 
-use self::store::{Entry, StoreError, now_ms};
+use self::clock::{Clock, rfc3339};
+use self::failed_list::StoredRow;
+use self::store::{Entry, Store};
 use crate::{ApiVersion, BulkItem, Client, DateTimeOffset, Error, Target, UserStatusPatch};
-
-/// The smallest `maxBytes`: room for the schema and a few reports.
-pub const MIN_OUTBOX_BYTES: u64 = 256 * 1024;
-
-/// How an outbox bounds and filters what it stores.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct OutboxOptions {
-    /// At most this many user statuses pending (default 100,000); a report for another is
-    /// refused with [`Error::OutboxFull`].
-    pub max_pending: u64,
-    /// At most this many bytes in the file (default 64 MiB), enforced through SQLite's page limit;
-    /// a report for a new user status is refused with [`Error::OutboxFull`] near it.
-    pub max_bytes: u64,
-    /// Skip a report whose properties all equal what Graph acknowledged for that user status less
-    /// than [`resend_after`](Self::resend_after) ago (default true).
-    pub skip_unchanged: bool,
-    /// How long an acknowledged state suppresses equal reports (default one day), so a steady
-    /// status is still re-asserted daily.
-    pub resend_after: Duration,
-}
-
-impl Default for OutboxOptions {
-    fn default() -> Self {
-        OutboxOptions {
-            max_pending: 100_000,
-            max_bytes: 64 * 1024 * 1024,
-            skip_unchanged: true,
-            resend_after: Duration::from_secs(86_400),
-        }
-    }
-}
-
-impl OutboxOptions {
-    /// The defaults.
-    pub fn new() -> OutboxOptions {
-        OutboxOptions::default()
-    }
-
-    /// Sets [`max_pending`](Self::max_pending) (at least 1).
-    pub fn max_pending(mut self, targets: u64) -> Self {
-        self.max_pending = targets;
-        self
-    }
-
-    /// Sets [`max_bytes`](Self::max_bytes) (at least [`MIN_OUTBOX_BYTES`]).
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = bytes;
-        self
-    }
-
-    /// Sets [`skip_unchanged`](Self::skip_unchanged).
-    pub fn skip_unchanged(mut self, skip: bool) -> Self {
-        self.skip_unchanged = skip;
-        self
-    }
-
-    /// Sets [`resend_after`](Self::resend_after).
-    pub fn resend_after(mut self, after: Duration) -> Self {
-        self.resend_after = after;
-        self
-    }
-
-    fn validate(&self) -> Result<(), Error> {
-        if self.max_pending == 0 {
-            return Err(Error::config("maxPending", "must be at least 1"));
-        }
-        if self.max_bytes < MIN_OUTBOX_BYTES {
-            return Err(Error::config(
-                "maxBytes",
-                format!(
-                    "must be at least {MIN_OUTBOX_BYTES}, got {}",
-                    self.max_bytes
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// What an enqueue did with a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
-    /// Stored as a new pending report.
-    Stored,
-    /// Merged into the report already pending for its user status.
-    Merged,
-    /// Not stored: every property equals what Graph acknowledged recently.
-    Skipped,
-}
-
-/// What a flush did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FlushReport {
-    /// Reports handed to the client to send (after a 429, the client may hold the rest of a round
-    /// back without sending them; they count here and in `retry_later`).
-    pub sent: u64,
-    /// Reports Graph applied; removed, their properties now the acknowledged state.
-    pub applied: u64,
-    /// Reports throttled or failed transiently: kept, with a later next attempt.
-    pub retry_later: u64,
-    /// Reports Graph refused for good (a 4xx other than 408 and 429): moved to the failed list.
-    pub failed: u64,
-    /// Reports due but removed unsent: they equal what Graph acknowledged recently.
-    pub skipped: u64,
-    /// Reports still pending after the flush.
-    pub pending: u64,
-    /// When the earliest pending report is due (zero: now), if any is pending.
-    pub next_attempt_in: Option<Duration>,
-}
-
-/// An outbox's figures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct OutboxStats {
-    /// User statuses with a report pending.
-    pub pending: u64,
-    /// Reports in the failed list.
-    pub failed: u64,
-    /// Reports skipped as unchanged since the file was made.
-    pub skipped: u64,
-    /// Reports applied since the file was made.
-    pub applied: u64,
-    /// The file's size in bytes (without SQLite's `-wal` and `-shm`).
-    pub bytes: u64,
-    /// How long the oldest pending report has waited, if any is pending.
-    pub oldest_pending: Option<Duration>,
-}
-
-/// A report Graph refused for good, as [`Outbox::take_failed`] returns it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct FailedReport {
-    /// The user status it was for.
-    pub target: Target,
-    /// The API version it was sent with.
-    pub api_version: ApiVersion,
-    /// What was sent.
-    pub patch: UserStatusPatch,
-    /// What Graph answered.
-    pub error: Error,
-    /// When it failed (UTC).
-    pub failed_at: DateTimeOffset,
-}
 
 /// A durable queue of status reports in an SQLite file, delivered by [`flush`](Self::flush).
 ///
@@ -191,8 +64,11 @@ pub struct FailedReport {
 pub struct Outbox {
     client: Client,
     path: PathBuf,
+    /// The flush lock file, named after the file's canonical path.
+    lock: PathBuf,
     options: OutboxOptions,
-    conn: Mutex<Connection>,
+    clock: Clock,
+    store: Store,
 }
 
 impl fmt::Debug for Outbox {
@@ -207,22 +83,40 @@ impl fmt::Debug for Outbox {
 impl Outbox {
     /// Opens (or creates) the outbox at `path`; it sends through its own clone of `client`.
     ///
-    /// A missing or unwritable folder, a file that is not SQLite, an SQLite file that is not an
-    /// outbox, or one from a newer version of this library is an [`Error::Storage`] naming the
-    /// path and the reason, and the file is left as it was. Bad options are [`Error::Config`].
+    /// A new file (and its `-wal`, `-shm` and `-flush` companions) is readable by its owner only
+    /// on Unix (mode 0600); an existing file's mode is left as it is, with a WARN when other
+    /// users can read it. A file of an older version of this library is migrated, keeping every
+    /// report. A missing or unwritable folder, a file that is not SQLite, an SQLite file that is
+    /// not an outbox, or one from a newer version of this library is an [`Error::Storage`] naming
+    /// the path and the reason, and the file is left as it was. Bad options are
+    /// [`Error::Config`].
     pub fn open(
         client: &Client,
         path: impl AsRef<Path>,
         options: OutboxOptions,
     ) -> Result<Outbox, Error> {
+        Outbox::open_with_clock(client, path.as_ref(), options, Clock::default())
+    }
+
+    fn open_with_clock(
+        client: &Client,
+        path: &Path,
+        options: OutboxOptions,
+        clock: Clock,
+    ) -> Result<Outbox, Error> {
         options.validate()?;
-        let path = path.as_ref().to_path_buf();
-        let conn = schema::open(&path, options.max_bytes)?;
+        let conn = schema::open(path, options.max_bytes)?;
+        let canonical = paths::canonical(path).map_err(|err| Error::Storage {
+            path: path.display().to_string(),
+            reason: format!("its full path cannot be resolved: {err}"),
+        })?;
         Ok(Outbox {
             client: client.clone(),
-            path,
+            path: path.to_path_buf(),
+            lock: lock::lock_path(&canonical),
             options,
-            conn: Mutex::new(conn),
+            clock,
+            store: Store::new(path, conn),
         })
     }
 
@@ -234,10 +128,12 @@ impl Outbox {
     /// Stores `patch` for `target` (at the client's API version), durably, before returning.
     ///
     /// Validated exactly as [`Client::update_user_status`] validates it ([`Error::InvalidInput`]
-    /// naming the field, and nothing stored). Merged into a report pending for the same target,
-    /// or skipped if unchanged (see [`OutboxOptions::skip_unchanged`]); a new target beyond the
+    /// naming the field, and nothing stored). Merged into a report pending for the same user
+    /// status (whichever API version it names: the merged report goes with the latest's), or
+    /// skipped if unchanged (see [`OutboxOptions::skip_unchanged`]); a new user status beyond the
     /// bounds is [`Error::OutboxFull`]. A file that cannot be written (a full disk) is
-    /// [`Error::Storage`] saying so: nothing of this call is stored, nothing stored before is lost.
+    /// [`Error::Storage`] saying so: nothing of this call is stored, nothing stored before is
+    /// lost.
     pub fn enqueue(&self, target: &Target, patch: &UserStatusPatch) -> Result<Enqueued, Error> {
         let entry = self.entry(target, patch, None)?;
         let mut done = self.store(&[entry])?;
@@ -260,54 +156,50 @@ impl Outbox {
     /// Returns `Ok` whenever it ran, whatever became of the reports; an error only when it could
     /// not run: the file failed ([`Error::Storage`]), no token could be obtained before anything
     /// was sent ([`Error::Auth`]), or another flush of the same file outlasted the client's total
-    /// time budget ([`Error::Storage`]). Waits for another flush of the same file to finish first.
-    /// If the outcomes cannot be recorded (a full disk), the reports sent stay pending and a later
-    /// flush sends them again (PATCH is idempotent).
+    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path,
+    /// from any thread or process) to finish first. Stops sending after a batch Graph throttled,
+    /// after a batch that got no answer at all (Graph unreachable: the rest waits out the same
+    /// backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
+    /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
-        flush::flush(self)
+        flush::flush(&flush::Flush {
+            client: &self.client,
+            store: &self.store,
+            options: &self.options,
+            clock: &self.clock,
+            lock: &self.lock,
+        })
     }
 
     /// The outbox's figures.
     pub fn stats(&self) -> Result<OutboxStats, Error> {
-        let figures = self.with_conn(|conn| store::figures(conn))?;
-        Ok(OutboxStats {
-            pending: figures.pending,
-            failed: figures.failed,
-            skipped: figures.skipped,
-            applied: figures.applied,
-            bytes: figures.bytes,
-            oldest_pending: figures
-                .oldest_enqueued_at
-                .map(|at| Duration::from_millis(u64::try_from(now_ms() - at).unwrap_or(0))),
-        })
+        let now = self.clock.now_ms();
+        self.store.run(|conn| store::stats(conn, now))
     }
 
     /// Removes the failed list from the file and returns it, oldest first.
+    ///
+    /// A report whose stored target cannot be read (a file damaged or edited by hand) cannot be
+    /// returned: it stays in the file, where `sqlite3` shows it, and is logged at WARN by its row
+    /// id; `maxFailed` drops it in time.
     pub fn take_failed(&self) -> Result<Vec<FailedReport>, Error> {
-        let rows = self.with_conn(store::take_failed)?;
-        rows.into_iter()
-            .map(|(target, patch, error, failed_at)| {
-                let corrupt = |what: &str, why: String| Error::Storage {
-                    path: self.path.display().to_string(),
-                    reason: format!("a failed report's {what} cannot be read: {why}"),
-                };
-                let value =
-                    serde_json::from_str(&target).map_err(|e| corrupt("target", e.to_string()))?;
-                let (target, version) = Target::from_value(value)?;
-                Ok(FailedReport {
-                    target,
-                    api_version: version.unwrap_or_default(),
-                    patch: UserStatusPatch::from_json(&patch)
-                        .map_err(|e| corrupt("patch", e.to_string()))?,
-                    error: failure::from_json(&error),
-                    failed_at: DateTimeOffset::parse(&failed_at)
-                        .map_err(|e| corrupt("time", e.to_string()))?,
-                })
-            })
-            .collect()
+        let (reports, left) = self
+            .store
+            .run(|conn| store::take_failed(conn, decode_failed))?;
+        if !left.is_empty() {
+            log::warn!(
+                "outbox {}: failed report(s) {left:?} (failed.id) cannot be read and stay in the \
+                 file",
+                self.path.display()
+            );
+        }
+        Ok(reports)
     }
 
-    /// Validates a report as an update would and names its row: API version + request path.
+    /// Validates a report as an update would and names its row: the user status, i.e. the
+    /// request path without the API version (route and ids), so one user status has one row
+    /// whichever version names it.
     fn entry(
         &self,
         target: &Target,
@@ -316,40 +208,43 @@ impl Outbox {
     ) -> Result<Entry, Error> {
         let version = version.unwrap_or(self.client.api_version());
         patch.validate_for(target)?;
-        let mut key = String::with_capacity(160);
-        target.write_url(&mut key, version)?;
+        let mut url = String::with_capacity(160);
+        target.write_url(&mut url, version)?;
         Ok(Entry {
-            key,
+            key: url.split_off(1 + version.as_str().len()),
             target: target.to_value(version).to_string(),
             patch: patch.clone(),
         })
     }
 
     fn store(&self, entries: &[Entry]) -> Result<Vec<Enqueued>, Error> {
-        self.with_conn(|conn| store::enqueue(conn, entries, &self.options))
+        let now = self.clock.now_ms();
+        let done = self.store.run(|conn| {
+            store::enqueue(
+                conn,
+                entries,
+                &self.options,
+                (now, &rfc3339(now)),
+                self.store.path(),
+            )
+        })?;
+        failed_list::warn(self.store.path(), done.unreadable, done.dropped);
+        Ok(done.outcomes)
     }
+}
 
-    /// Runs `job` on the connection; never held across a request.
-    fn with_conn<T>(
-        &self,
-        job: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, Error> {
-        let mut conn: MutexGuard<'_, Connection> = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        job(&mut conn).map_err(|err| self.error(err))
-    }
-
-    fn error(&self, err: StoreError) -> Error {
-        let storage = |reason: String| Error::Storage {
-            path: self.path.display().to_string(),
-            reason,
-        };
-        match err {
-            StoreError::Full(reason) => Error::OutboxFull { reason },
-            StoreError::Corrupt(reason) => storage(reason),
-            StoreError::Sql(err) => storage(store::reason(&err)),
-        }
-    }
+/// A row of the failed list as a [`FailedReport`]; `None` when its target cannot be read. A patch
+/// that cannot be read comes back empty, beside the STORAGE error that says so.
+fn decode_failed((_, target, patch, error, failed_at): &StoredRow) -> Option<FailedReport> {
+    let value = serde_json::from_str(target).ok()?;
+    let (target, version) = Target::from_value(value).ok()?;
+    Some(FailedReport {
+        target,
+        api_version: version.unwrap_or_default(),
+        patch: UserStatusPatch::from_json(patch).unwrap_or_default(),
+        error: failure::from_json(error),
+        failed_at: DateTimeOffset::parse(failed_at)
+            .or_else(|_| DateTimeOffset::parse("1970-01-01T00:00:00Z"))
+            .ok()?,
+    })
 }

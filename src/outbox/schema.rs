@@ -1,43 +1,57 @@
-//! The outbox file: how a file is recognised, created and opened, and its tables.
+//! The outbox file: how a file is recognised, created, opened and brought to this version's
+//! schema, and its tables.
 //!
 //! A file is an outbox when its header carries [`APPLICATION_ID`]; `PRAGMA user_version` is the
 //! schema version. Any other file is inspected through a read-only connection and refused without
-//! a single write, so a file that is not ours (or is from a newer version) is left as it was.
+//! a single write, so a file that is not ours (or is from a newer version) is left as it was. A
+//! file of an older schema is migrated in one transaction when it is opened, keeping every report.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
+use serde_json::Value;
 
-use super::store::{now_ms, reason};
-use crate::Error;
+use super::clock::{Clock, rfc3339};
+use super::failed_list::{self, FailedRow};
+use super::failure;
+use super::paths::sqlite_uri;
+use super::permissions::{create_owner_only, readable_by_others};
+use super::store::reason;
+use crate::{Error, UserStatusPatch};
 
 /// `IUSB` in the SQLite header's application id field: "this file is an intune-user-status outbox".
 pub(crate) const APPLICATION_ID: i32 = 0x4955_5342;
-/// The schema this version writes and reads. A file with a higher version is refused.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+/// The schema this version writes and reads. A file with a higher version is refused; one with a
+/// lower version is migrated.
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 /// How long a statement waits for another connection's write lock (threads, processes).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Schema version 1. `revision` is the enqueue that last changed a pending row, so a flush removes
+/// Schema version 2. `revision` is the enqueue that last changed a pending row, so a flush removes
 /// a row only if nothing was merged into it while its write was in flight.
 const CREATE: &str = "
 CREATE TABLE pending (
-    key TEXT PRIMARY KEY NOT NULL,      -- API version + encoded request path: one row per user status
-    target TEXT NOT NULL,               -- target JSON, as the C API's target_json
+    key TEXT PRIMARY KEY NOT NULL,      -- the user status: encoded request path without the API
+                                        -- version (route and ids); one row per user status
+    target TEXT NOT NULL,               -- target JSON, as the C API's target_json, with the API
+                                        -- version of the latest report merged in
     patch TEXT NOT NULL,                -- the merged patch JSON, as it goes on the wire
     revision INTEGER NOT NULL,          -- counters.revision of the last enqueue merged in
     enqueued_at INTEGER NOT NULL,       -- unix ms of the first enqueue still pending
-    next_attempt_at INTEGER NOT NULL,   -- unix ms; due when <= now
+    next_attempt_at INTEGER NOT NULL,   -- unix ms; due when <= now (or past now + maxDelayMs)
     failures INTEGER NOT NULL DEFAULT 0,-- failed flushes in a row, for the backoff
     last_error TEXT                     -- the last failure's message, for an operator
 );
 CREATE INDEX pending_due ON pending (next_attempt_at);
 CREATE TABLE acknowledged (
-    key TEXT PRIMARY KEY NOT NULL,
-    fields TEXT NOT NULL,               -- patch JSON: every property Graph acknowledged, merged
-    acknowledged_at INTEGER NOT NULL    -- unix ms of the last applied write
-);
+    key TEXT NOT NULL,                  -- the user status, as pending.key
+    property TEXT NOT NULL,             -- a property as on the wire, e.g. devicesCount
+    value TEXT NOT NULL,                -- its JSON value Graph acknowledged
+    acknowledged_at INTEGER NOT NULL,   -- unix ms of the applied write that set it
+    PRIMARY KEY (key, property)
+) WITHOUT ROWID;
 CREATE TABLE failed (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     target TEXT NOT NULL,
@@ -47,7 +61,7 @@ CREATE TABLE failed (
 );
 CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
 INSERT INTO counters (name, value)
-    VALUES ('revision', 0), ('applied', 0), ('skipped', 0), ('pending', 0);
+    VALUES ('revision', 0), ('applied', 0), ('skipped', 0), ('pending', 0), ('failed_dropped', 0);
 -- The pending count, kept by SQLite itself so the maxPending check never counts the table.
 CREATE TRIGGER pending_added AFTER INSERT ON pending
     BEGIN UPDATE counters SET value = value + 1 WHERE name = 'pending'; END;
@@ -55,8 +69,9 @@ CREATE TRIGGER pending_removed AFTER DELETE ON pending
     BEGIN UPDATE counters SET value = value - 1 WHERE name = 'pending'; END;
 ";
 
-/// Opens the outbox at `path`, creating it if the file is missing or empty, and caps it at
-/// `max_bytes` through SQLite's page limit.
+/// Opens the outbox at `path`, creating it (owner-only) if the file is missing or empty,
+/// migrating it if it is of an older schema, and caps it at `max_bytes` through SQLite's page
+/// limit.
 pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     let storage = |reason: String| Error::Storage {
         path: path.display().to_string(),
@@ -75,22 +90,24 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     }
     let exists = path.metadata().is_ok_and(|m| m.len() > 0);
     if exists {
-        // Judge the file through a connection that cannot write (not even a WAL checkpoint).
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|err| storage(format!("cannot be opened: {err}")))?;
-        reader
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|err| storage(err.to_string()))?;
-        identify(&reader).map_err(storage)?;
+        judge(path).map_err(storage)?;
+        if let Some(mode) = readable_by_others(path) {
+            log::warn!(
+                "the outbox {} can be read by other users (mode {mode:o}): it holds user names; \
+                 `chmod 600` it (its -wal and -shm too) unless that is meant",
+                path.display()
+            );
+        }
     }
+    // SQLite gives the -wal and -shm files the mode of the file it opens.
+    create_owner_only(path).map_err(|err| {
+        storage(format!(
+            "cannot be opened or created (is the folder writable?): {err}"
+        ))
+    })?;
     let mut conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|err| {
         storage(format!(
@@ -99,7 +116,7 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     })?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|err| storage(err.to_string()))?;
-    create_if_new(&mut conn).map_err(storage)?;
+    create_or_migrate(&mut conn, path).map_err(storage)?;
     let sql = |err: rusqlite::Error| storage(reason(&err));
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -120,9 +137,72 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     Ok(conn)
 }
 
-/// What the file is, by its header: `Ok(true)` an outbox of this schema, `Ok(false)` an empty
-/// database (ours to create), `Err` anything else, saying why.
-fn identify(conn: &Connection) -> Result<bool, String> {
+/// Judges an existing file through a connection that cannot write (not even a WAL checkpoint):
+/// `Err` says why it is not ours to open.
+fn judge(path: &Path) -> Result<(), String> {
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| format!("cannot be opened: {err}"))?;
+    reader
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|err| err.to_string())?;
+    // A process killed while it wrote leaves a WAL to recover, which a connection that cannot
+    // write may not do: then the file's own header says whose it is.
+    if let Err(err) = reader.query_row("PRAGMA application_id", [], |row| row.get::<_, i64>(0))
+        && err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+    {
+        return header_says_ours(path);
+    }
+    identify(&reader).map(drop)
+}
+
+/// Whether the file's SQLite header carries [`APPLICATION_ID`] (set when the outbox was made,
+/// never changed; the schema version is checked again once the WAL is recovered). Read through
+/// SQLite as an immutable file: its own pages only, no WAL, no lock, no write (and SQLite keeps
+/// this process's locks on the file, which closing a file descriptor of our own would drop).
+fn header_says_ours(path: &Path) -> Result<(), String> {
+    let uri = sqlite_uri(path, "immutable=1")
+        .ok_or_else(|| "cannot be read: its path is not valid Unicode".to_owned())?;
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| format!("cannot be opened: {err}"))?;
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(|err| match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                "is not an SQLite database; it is left untouched".to_owned()
+            }
+            _ => format!("cannot be read: {err}"),
+        })?;
+    if application_id == i64::from(APPLICATION_ID) {
+        Ok(())
+    } else {
+        Err(format!(
+            "is an SQLite database but not an outbox (application_id {application_id}); it is \
+             left untouched"
+        ))
+    }
+}
+
+/// What a file is, by its header.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    /// An empty database: ours to create.
+    Empty,
+    /// An outbox of this schema.
+    Current,
+    /// An outbox of an older schema, to migrate.
+    Older(i64),
+}
+
+/// What the file is, by its header; `Err` for anything that is not ours to open, saying why.
+fn identify(conn: &Connection) -> Result<Kind, String> {
     let read = |pragma: &str| -> Result<i64, String> {
         conn.query_row(pragma, [], |row| row.get(0))
             .map_err(|err| match err.sqlite_error_code() {
@@ -135,44 +215,250 @@ fn identify(conn: &Connection) -> Result<bool, String> {
     let application_id = read("PRAGMA application_id")?;
     let version = read("PRAGMA user_version")?;
     let objects = read("SELECT count(*) FROM sqlite_master")?;
-    match (application_id, version) {
-        (id, v) if id == i64::from(APPLICATION_ID) && v == i64::from(SCHEMA_VERSION) => Ok(true),
-        (id, v) if id == i64::from(APPLICATION_ID) && v > i64::from(SCHEMA_VERSION) => {
-            Err(format!(
-                "was written by a newer version of this library (outbox schema {v}; this version \
+    let ours = application_id == i64::from(APPLICATION_ID);
+    match version {
+        v if ours && v == i64::from(SCHEMA_VERSION) => Ok(Kind::Current),
+        v if ours && v > i64::from(SCHEMA_VERSION) => Err(format!(
+            "was written by a newer version of this library (outbox schema {v}; this version \
              reads {SCHEMA_VERSION}); it is left untouched"
-            ))
-        }
-        (0, 0) if objects == 0 => Ok(false),
-        (id, v) => Err(format!(
-            "is an SQLite database but not an outbox (application_id {id}, user_version {v}, \
-             {objects} schema objects); it is left untouched"
+        )),
+        v if ours && v >= 1 => Ok(Kind::Older(v)),
+        0 if application_id == 0 && objects == 0 => Ok(Kind::Empty),
+        v => Err(format!(
+            "is an SQLite database but not an outbox (application_id {application_id}, \
+             user_version {v}, {objects} schema objects); it is left untouched"
         )),
     }
 }
 
-/// Creates the tables in an empty database. The check is repeated under the write lock, so two
-/// processes opening a new file at once create it once.
-fn create_if_new(conn: &mut Connection) -> Result<(), String> {
-    if identify(conn)? {
+/// Creates the tables in an empty database, or migrates an older schema. The check is repeated
+/// under the write lock, so two processes opening a file at once create or migrate it once.
+fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
+    if identify(conn)? == Kind::Current {
         return Ok(());
     }
     let sql = |err: rusqlite::Error| reason(&err);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;
-    if identify(&tx)? {
-        return Ok(());
+    match identify(&tx)? {
+        Kind::Current => return Ok(()),
+        Kind::Empty => {
+            tx.execute_batch(CREATE).map_err(sql)?;
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES ('created_at', ?1)",
+                [Clock::default().now_ms()],
+            )
+            .map_err(sql)?;
+            tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))
+                .map_err(sql)?;
+        }
+        Kind::Older(1) => migrate_from_1(&tx, path).map_err(sql)?,
+        Kind::Older(v) => return Err(format!("has outbox schema {v}, which no version wrote")),
     }
-    tx.execute_batch(CREATE).map_err(sql)?;
-    tx.execute(
-        "INSERT INTO counters (name, value) VALUES ('created_at', ?1)",
-        [now_ms()],
-    )
-    .map_err(sql)?;
-    tx.execute_batch(&format!(
-        "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
-    ))
-    .map_err(sql)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+        .map_err(sql)?;
     tx.commit().map_err(sql)
+}
+
+/// Schema 1 named a user status by API version and path, and kept one acknowledgement time per
+/// user status. Schema 2 names it by path alone (route and ids), so the rows of one user status
+/// through beta and v1.0 merge, in the order they were enqueued, and its acknowledgements merge
+/// property by property, the later winning; each property keeps its row's time.
+fn migrate_from_1(tx: &Transaction<'_>, path: &Path) -> rusqlite::Result<()> {
+    let now = Clock::default().now_ms();
+    // Pending: one row per user status.
+    let rows: Vec<PendingRow> = tx
+        .prepare(
+            "SELECT key, target, patch, revision, enqueued_at, next_attempt_at, failures,
+                 last_error FROM pending ORDER BY revision",
+        )?
+        .query_map([], |row| {
+            Ok(PendingRow {
+                key: user_status_key(&row.get::<_, String>(0)?).to_owned(),
+                target: row.get(1)?,
+                patch: row.get(2)?,
+                revision: row.get(3)?,
+                enqueued_at: row.get(4)?,
+                next_attempt_at: row.get(5)?,
+                failures: row.get(6)?,
+                last_error: row.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut merged: BTreeMap<String, PendingRow> = BTreeMap::new();
+    for row in rows {
+        let Some(earlier) = merged.remove(&row.key) else {
+            merged.insert(row.key.clone(), row);
+            continue;
+        };
+        let combined = match (
+            UserStatusPatch::from_json(&earlier.patch),
+            UserStatusPatch::from_json(&row.patch),
+        ) {
+            (Ok(mut patch), Ok(later)) => {
+                patch.merge(&later);
+                PendingRow {
+                    patch: String::from_utf8(patch.to_json()).unwrap_or_default(),
+                    enqueued_at: earlier.enqueued_at.min(row.enqueued_at),
+                    next_attempt_at: earlier.next_attempt_at.min(row.next_attempt_at),
+                    failures: earlier.failures.min(row.failures),
+                    ..row
+                }
+            }
+            // One of them cannot be read: the later one stays pending, the unreadable one (or
+            // the earlier) goes to the failed list, naming its row.
+            (earlier_read, _) => {
+                let (kept, failed) = if earlier_read.is_err() {
+                    (row, earlier)
+                } else {
+                    (earlier, row)
+                };
+                let error = failure::to_json(&Error::Storage {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "the pending report for {} could not be merged with the other API \
+                         version's when the file was migrated: a stored patch cannot be read",
+                        failed.key
+                    ),
+                });
+                let row = FailedRow {
+                    target: &failed.target,
+                    patch: &failed.patch,
+                    error: &error,
+                    failed_at: &rfc3339(now),
+                };
+                failed_list::add(tx, &row, u64::MAX)?;
+                kept
+            }
+        };
+        merged.insert(combined.key.clone(), combined);
+    }
+    tx.execute("DELETE FROM pending", [])?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at,
+                 failures, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for row in merged.values() {
+            insert.execute(params![
+                row.key,
+                row.target,
+                row.patch,
+                row.revision,
+                row.enqueued_at,
+                row.next_attempt_at,
+                row.failures,
+                row.last_error
+            ])?;
+        }
+    }
+    // Acknowledged: one row per user status and property.
+    let acknowledged: Vec<(String, String, i64)> = tx
+        .prepare("SELECT key, fields, acknowledged_at FROM acknowledged")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.execute_batch(
+        "DROP TABLE acknowledged;
+         CREATE TABLE acknowledged (
+             key TEXT NOT NULL,
+             property TEXT NOT NULL,
+             value TEXT NOT NULL,
+             acknowledged_at INTEGER NOT NULL,
+             PRIMARY KEY (key, property)
+         ) WITHOUT ROWID;",
+    )?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO acknowledged (key, property, value, acknowledged_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (key, property) DO UPDATE SET value = excluded.value,
+                 acknowledged_at = excluded.acknowledged_at
+             WHERE excluded.acknowledged_at > acknowledged.acknowledged_at",
+        )?;
+        for (key, fields, at) in acknowledged {
+            // An acknowledgement that cannot be read only costs a resend: it is left out.
+            let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&fields) else {
+                continue;
+            };
+            for (property, value) in fields {
+                if property != "@odata.type" && property != "id" {
+                    insert.execute(params![
+                        user_status_key(&key),
+                        property,
+                        value.to_string(),
+                        at
+                    ])?;
+                }
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO counters (name, value) VALUES ('failed_dropped', 0)
+         ON CONFLICT (name) DO NOTHING",
+        [],
+    )?;
+    Ok(())
+}
+
+/// A pending row as schema 1 and 2 both hold it.
+struct PendingRow {
+    key: String,
+    target: String,
+    patch: String,
+    revision: i64,
+    enqueued_at: i64,
+    next_attempt_at: i64,
+    failures: i64,
+    last_error: Option<String>,
+}
+
+/// Schema 1's key (`/beta/deviceManagement/...`) without its API version.
+fn user_status_key(key: &str) -> &str {
+    ["/beta/", "/v1.0/"]
+        .iter()
+        .find_map(|version| key.strip_prefix(&version[..version.len() - 1]))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{header_says_ours, open, user_status_key};
+
+    /// The judge's way round a WAL it may not recover: the header, read as an immutable file,
+    /// through any path (an SQLite URI escapes `%`, `?` and `#`).
+    #[test]
+    fn the_header_alone_tells_an_outbox_from_other_files() {
+        let dir = std::env::temp_dir().join(format!("ius-header-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let outbox = dir.join("odd %41?name#.db");
+        drop(open(&outbox, super::super::MIN_OUTBOX_BYTES).unwrap());
+        assert_eq!(header_says_ours(&outbox), Ok(()));
+        let other = dir.join("other.db");
+        rusqlite::Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); PRAGMA application_id = 7;")
+            .unwrap();
+        let refused = header_says_ours(&other).unwrap_err();
+        assert!(
+            refused.contains("not an outbox (application_id 7)"),
+            "{refused}"
+        );
+        let text = dir.join("notes.txt");
+        std::fs::write(&text, "not a database\n".repeat(20)).unwrap();
+        let refused = header_says_ours(&text).unwrap_err();
+        assert!(refused.contains("not an SQLite database"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn schema_1_keys_lose_their_api_version_only() {
+        let path = "/deviceManagement/deviceConfigurations/c1/userStatuses/u%2F1";
+        assert_eq!(user_status_key(&format!("/beta{path}")), path);
+        assert_eq!(user_status_key(&format!("/v1.0{path}")), path);
+        assert_eq!(user_status_key(path), path);
+        assert_eq!(user_status_key("/betaX/a"), "/betaX/a");
+    }
 }

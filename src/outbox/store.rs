@@ -1,23 +1,26 @@
-//! The outbox's SQL: every read and write of the file, each write one transaction.
+//! The outbox's file and its SQL: every read and write, each write one transaction.
 //!
 //! Nothing here sends anything: the flush reads what is due, sends it with no transaction open,
-//! then records the outcomes here.
+//! then records the outcomes here. Times come in as arguments (the caller's [`Clock`]).
+//!
+//! [`Clock`]: super::clock::Clock
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
-use super::{Enqueued, OutboxOptions};
-use crate::UserStatusPatch;
-
-/// Milliseconds since the Unix epoch: the file's clock, shared by every process using it.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use super::acknowledged;
+use super::clock::Horizon;
+use super::failed_list::{self, FailedRow};
+use super::failure;
+use super::options::OutboxOptions;
+use super::report::{Enqueued, OutboxStats};
+use super::room::{at_page_limit, unsigned, used_bytes};
+use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
 
 /// Why a store operation failed.
 #[derive(Debug)]
@@ -26,8 +29,6 @@ pub(crate) enum StoreError {
     Sql(rusqlite::Error),
     /// A bound was reached; nothing was stored.
     Full(String),
-    /// A stored value could not be read back.
-    Corrupt(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -38,7 +39,51 @@ impl From<rusqlite::Error> for StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// What a failed SQLite call means for the file: the reason of an [`Error::Storage`](crate::Error).
+/// The open file: one connection, used by one thread at a time and never across a request.
+pub(crate) struct Store {
+    /// The path as the caller gave it, for errors.
+    path: String,
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub(crate) fn new(path: &Path, conn: Connection) -> Store {
+        Store {
+            path: path.display().to_string(),
+            conn: Mutex::new(conn),
+        }
+    }
+
+    /// The path as the caller gave it.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Runs `job` on the connection, with its failure as the caller sees it.
+    pub(crate) fn run<T>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> std::result::Result<T, Error> {
+        let mut conn: MutexGuard<'_, Connection> = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        job(&mut conn).map_err(|err| match err {
+            StoreError::Full(reason) => Error::OutboxFull { reason },
+            StoreError::Sql(err) => self.storage(reason(&err)),
+        })
+    }
+
+    /// A STORAGE error about this file.
+    pub(crate) fn storage(&self, reason: String) -> Error {
+        Error::Storage {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+}
+
+/// What a failed SQLite call means for the file: the reason of an [`Error::Storage`].
 ///
 /// SQLite reports a write refused for lack of space (`ENOSPC`) as "database or disk is full" but
 /// every other failed write (a full disk quota, the process's file size limit, a failing device)
@@ -72,9 +117,9 @@ pub(crate) fn reason(err: &rusqlite::Error) -> String {
 
 /// One validated report to store.
 pub(crate) struct Entry {
-    /// The canonical key: API version and encoded request path.
+    /// The user status: its encoded request path without the API version (route and ids).
     pub key: String,
-    /// The target as JSON.
+    /// The target as JSON, with the API version this report names.
     pub target: String,
     pub patch: UserStatusPatch,
 }
@@ -82,12 +127,20 @@ pub(crate) struct Entry {
 /// A pending report claimed for sending.
 pub(crate) struct Due {
     pub key: String,
+    /// The target as stored, for the failed list.
     pub target: String,
-    pub patch: UserStatusPatch,
+    /// What to send: target, merged patch, API version.
+    pub item: BulkItem,
     /// The revision sent: the row is removed on success only if it still has it.
     pub revision: i64,
     /// Failed flushes in a row before this one.
     pub failures: u32,
+}
+
+impl Due {
+    pub(crate) fn version(&self) -> ApiVersion {
+        self.item.requested_api_version().unwrap_or_default()
+    }
 }
 
 /// What became of a sent report.
@@ -100,11 +153,6 @@ pub(crate) enum Outcome {
     Failed { error: String, failed_at: String },
 }
 
-fn parse_patch(text: &str) -> Result<UserStatusPatch> {
-    UserStatusPatch::from_json(text)
-        .map_err(|err| StoreError::Corrupt(format!("a stored patch cannot be read: {err}")))
-}
-
 /// A patch as stored: its wire JSON, as text, so `sqlite3` shows it.
 fn text(patch: &UserStatusPatch) -> String {
     String::from_utf8(patch.to_json()).unwrap_or_default()
@@ -114,12 +162,14 @@ fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-fn bump(tx: &Transaction<'_>, counter: &str, by: i64) -> Result<i64> {
-    Ok(tx.query_row(
-        "UPDATE counters SET value = value + ?2 WHERE name = ?1 RETURNING value",
-        params![counter, by],
-        |row| row.get(0),
-    )?)
+fn bump(tx: &Transaction<'_>, counter: &str, by: u64) -> Result<()> {
+    if by > 0 {
+        tx.execute(
+            "UPDATE counters SET value = value + ?2 WHERE name = ?1",
+            params![counter, i64::try_from(by).unwrap_or(i64::MAX)],
+        )?;
+    }
+    Ok(())
 }
 
 fn counter(conn: &Connection, name: &str) -> Result<i64> {
@@ -133,83 +183,107 @@ fn counter(conn: &Connection, name: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// What Graph acknowledged for `key`, if it is recent enough to skip a report that equals it.
-fn fresh_acknowledged(
-    conn: &Connection,
+/// A pending row read back: its patch and target as stored, parsed.
+fn read_row(target: &str, patch: &str) -> std::result::Result<BulkItem, String> {
+    let patch = UserStatusPatch::from_json(patch)
+        .map_err(|err| format!("its stored patch cannot be read ({err})"))?;
+    let value = serde_json::from_str(target)
+        .map_err(|err| format!("its stored target cannot be read ({err})"))?;
+    let (target, version) = Target::from_value(value)
+        .map_err(|err| format!("its stored target cannot be read ({err})"))?;
+    Ok(BulkItem::new(target, patch).api_version(version.unwrap_or_default()))
+}
+
+/// Moves the pending row `key`, which cannot be read, to the failed list with a STORAGE error
+/// naming it. Returns the failed reports dropped to make room.
+fn fail_unreadable(
+    tx: &Transaction<'_>,
+    file: &str,
     key: &str,
-    options: &OutboxOptions,
-    now: i64,
-) -> Result<Option<UserStatusPatch>> {
-    let row: Option<(String, i64)> = conn
-        .query_row(
-            "SELECT fields, acknowledged_at FROM acknowledged WHERE key = ?1",
-            [key],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    let window = i64::try_from(options.resend_after.as_millis()).unwrap_or(i64::MAX);
-    match row {
-        Some((fields, at)) if now.saturating_sub(at) < window => Ok(Some(parse_patch(&fields)?)),
-        _ => Ok(None),
-    }
+    (target, patch): (&str, &str),
+    why: &str,
+    failed_at: &str,
+    max_bytes: u64,
+) -> Result<u64> {
+    let error = failure::to_json(&Error::Storage {
+        path: file.to_owned(),
+        reason: format!("the pending report for {key} cannot be sent: {why}"),
+    });
+    let row = FailedRow {
+        target,
+        patch,
+        error: &error,
+        failed_at,
+    };
+    let dropped = failed_list::add(tx, &row, max_bytes)?;
+    tx.execute("DELETE FROM pending WHERE key = ?1", [key])?;
+    Ok(dropped)
 }
 
-/// Bytes in use (pages not on the free list).
-fn used_bytes(conn: &Connection) -> Result<u64> {
-    let used = pragma(conn, "page_count")? - pragma(conn, "freelist_count")?;
-    Ok(unsigned(used * pragma(conn, "page_size")?))
+/// What an enqueue stored, and what it set aside.
+pub(crate) struct Enqueue {
+    pub outcomes: Vec<Enqueued>,
+    /// Pending reports that could not be read, moved to the failed list (WARN).
+    pub unreadable: u64,
+    /// Failed reports dropped to make room (WARN).
+    pub dropped: u64,
 }
 
-/// The value of a read-only pragma such as `page_count`.
-fn pragma(conn: &Connection, name: &str) -> Result<i64> {
-    Ok(conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?)
-}
-
-/// Whether the pages `maxBytes` still allows (SQLite's `max_page_count`, and the free pages)
-/// hold a row of `row` bytes with room to spare for the pages SQLite adds around it. A failed
-/// statement is rolled back, so this is the room the row had.
-fn room_for(conn: &Connection, row: u64) -> Result<bool> {
-    const SPARE: u64 = 64 * 1024;
-    let free_pages = pragma(conn, "max_page_count")? - pragma(conn, "page_count")?
-        + pragma(conn, "freelist_count")?;
-    let room = unsigned(free_pages * pragma(conn, "page_size")?);
-    Ok(room >= row.saturating_add(SPARE))
-}
-
-/// Stores `entries` in one transaction, all or nothing: each merges into its target's pending
+/// Stores `entries` in one transaction, all or nothing: each merges into its user status's pending
 /// report, or is skipped as unchanged, or becomes a new pending report if the bounds allow.
 pub(crate) fn enqueue(
     conn: &mut Connection,
     entries: &[Entry],
     options: &OutboxOptions,
-) -> Result<Vec<Enqueued>> {
-    let now = now_ms();
+    (now, failed_at): (i64, &str),
+    file: &str,
+) -> Result<Enqueue> {
     let tx = write_tx(conn)?;
     let mut skipped = 0;
+    let mut dropped = 0;
+    let mut unreadable = 0;
     let mut outcomes = Vec::with_capacity(entries.len());
     for entry in entries {
-        let stored: Option<String> = tx
-            .query_row(
-                "SELECT patch FROM pending WHERE key = ?1",
-                [&entry.key],
-                |row| row.get(0),
-            )
+        let stored: Option<(String, String)> = tx
+            .prepare("SELECT target, patch FROM pending WHERE key = ?1")?
+            .query_row([&entry.key], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
-        if let Some(stored) = stored {
-            let mut merged = parse_patch(&stored)?;
-            merged.merge(&entry.patch);
-            let revision = bump(&tx, "revision", 1)?;
-            tx.execute(
-                "UPDATE pending SET patch = ?2, revision = ?3 WHERE key = ?1",
-                params![entry.key, text(&merged), revision],
-            )?;
-            outcomes.push(Enqueued::Merged);
-            continue;
+        if let Some((target, patch)) = stored {
+            match UserStatusPatch::from_json(&patch) {
+                Ok(mut merged) => {
+                    merged.merge(&entry.patch);
+                    let revision = next_revision(&tx)?;
+                    // The later report's API version goes with the merged one.
+                    tx.prepare(
+                        "UPDATE pending SET patch = ?2, target = ?3, revision = ?4 WHERE key = ?1",
+                    )?
+                    .execute(params![
+                        entry.key,
+                        text(&merged),
+                        entry.target,
+                        revision
+                    ])?;
+                    outcomes.push(Enqueued::Merged);
+                    continue;
+                }
+                // It cannot be merged into: it goes to the failed list, and this report is new.
+                Err(err) => {
+                    let why = format!("its stored patch cannot be read ({err})");
+                    let stored = (target.as_str(), patch.as_str());
+                    dropped += fail_unreadable(
+                        &tx,
+                        file,
+                        &entry.key,
+                        stored,
+                        &why,
+                        failed_at,
+                        options.max_bytes,
+                    )?;
+                    unreadable += 1;
+                }
+            }
         }
-        if options.skip_unchanged
-            && fresh_acknowledged(&tx, &entry.key, options, now)?
-                .is_some_and(|acknowledged| entry.patch.is_within(&acknowledged))
-        {
+        if acknowledged::covers(&tx, &entry.key, &entry.patch, options, now)? {
             skipped += 1;
             outcomes.push(Enqueued::Skipped);
             continue;
@@ -224,35 +298,45 @@ pub(crate) fn enqueue(
         let patch = text(&entry.patch);
         // The row's own bytes (its key twice: the table and its index).
         let row = (2 * entry.key.len() + entry.target.len() + patch.len()) as u64;
-        // Room is kept for merges and for moving reports to the failed list.
+        // Room is kept for merges and for moving reports to the failed list, which gives way
+        // first.
         let reserve = (options.max_bytes / 64).max(32 * 1024);
-        let used = used_bytes(&tx)?;
-        if used.saturating_add(reserve).saturating_add(row) > options.max_bytes {
-            return Err(full_bytes(used, options));
-        }
-        let revision = bump(&tx, "revision", 1)?;
-        let inserted = tx.execute(
-            "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![entry.key, entry.target, patch, revision, now],
-        );
-        match inserted {
-            // SQLite says "full" for its page limit (maxBytes) and for a full disk alike; only
-            // the first is the outbox being full, the second is STORAGE.
-            Err(err)
-                if err.sqlite_error_code() == Some(ErrorCode::DiskFull) && !room_for(&tx, row)? =>
-            {
+        let needed = reserve.saturating_add(row);
+        let mut used = used_bytes(&tx)?;
+        if used.saturating_add(needed) > options.max_bytes {
+            dropped += failed_list::make_room(&tx, needed, options.max_bytes)?;
+            used = used_bytes(&tx)?;
+            if used.saturating_add(needed) > options.max_bytes {
                 return Err(full_bytes(used, options));
             }
+        }
+        let revision = next_revision(&tx)?;
+        let inserted = tx
+            .prepare(
+                "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![entry.key, entry.target, patch, revision, now]);
+        match inserted {
+            Err(err) if at_page_limit(&err, &tx, row) => return Err(full_bytes(used, options)),
             other => other?,
         };
         outcomes.push(Enqueued::Stored);
     }
-    if skipped > 0 {
-        bump(&tx, "skipped", skipped)?;
-    }
+    bump(&tx, "skipped", skipped)?;
+    bump(&tx, "failed_dropped", dropped)?;
     tx.commit()?;
-    Ok(outcomes)
+    Ok(Enqueue {
+        outcomes,
+        unreadable,
+        dropped,
+    })
+}
+
+fn next_revision(tx: &Transaction<'_>) -> Result<i64> {
+    Ok(tx
+        .prepare("UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value")?
+        .query_row([], |row| row.get(0))?)
 }
 
 fn full_bytes(used: u64, options: &OutboxOptions) -> StoreError {
@@ -262,76 +346,108 @@ fn full_bytes(used: u64, options: &OutboxOptions) -> StoreError {
     ))
 }
 
-/// The keys of every report due at `now`, oldest first.
-pub(crate) fn due_keys(conn: &Connection, now: i64) -> Result<Vec<String>> {
-    let mut statement = conn.prepare(
-        "SELECT key FROM pending WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, enqueued_at",
-    )?;
+/// The keys of every report due, the earliest next attempt (as believed) first, then the oldest.
+pub(crate) fn due_keys(conn: &Connection, horizon: Horizon) -> Result<Vec<String>> {
+    let next = Horizon::NEXT_ATTEMPT;
+    let mut statement = conn.prepare(&format!(
+        "SELECT key FROM pending WHERE next_attempt_at <= ?1 OR next_attempt_at > ?2
+         ORDER BY {next}, enqueued_at"
+    ))?;
     let keys = statement
-        .query_map([now], |row| row.get(0))?
+        .query_map(params![horizon.now, horizon.latest], |row| row.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(keys)
 }
 
-/// Reads the reports for `keys` as they are now, to send them. A report that equals what Graph
-/// acknowledged recently (a later report set it back) is removed unsent and counted as skipped.
+/// What a claim found.
+pub(crate) struct Claimed {
+    /// The reports to send.
+    pub due: Vec<Due>,
+    /// Removed unsent: they equal what Graph acknowledged recently.
+    pub skipped: u64,
+    /// Moved to the failed list: their rows could not be read.
+    pub unreadable: u64,
+    /// Failed reports dropped to make room (WARN).
+    pub dropped: u64,
+}
+
+/// Reads the reports for `keys` as they are now, to send them, and puts their properties'
+/// acknowledged state in doubt. A report that equals what Graph acknowledged recently (a later
+/// report set it back) is removed unsent and counted as skipped; one whose row cannot be read
+/// goes to the failed list.
 pub(crate) fn claim(
     conn: &mut Connection,
     keys: &[String],
     options: &OutboxOptions,
-) -> Result<(Vec<Due>, usize)> {
-    let now = now_ms();
+    (now, failed_at): (i64, &str),
+    file: &str,
+) -> Result<Claimed> {
     let tx = write_tx(conn)?;
-    let mut due = Vec::with_capacity(keys.len());
-    let mut skipped = 0;
+    let mut claimed = Claimed {
+        due: Vec::with_capacity(keys.len()),
+        skipped: 0,
+        unreadable: 0,
+        dropped: 0,
+    };
     for key in keys {
         let row: Option<(String, String, i64, u32)> = tx
-            .query_row(
-                "SELECT target, patch, revision, failures FROM pending WHERE key = ?1",
-                [key],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
+            .prepare("SELECT target, patch, revision, failures FROM pending WHERE key = ?1")?
+            .query_row([key], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
             .optional()?;
         let Some((target, patch, revision, failures)) = row else {
             continue;
         };
-        let patch = parse_patch(&patch)?;
-        if options.skip_unchanged
-            && fresh_acknowledged(&tx, key, options, now)?
-                .is_some_and(|acknowledged| patch.is_within(&acknowledged))
-        {
+        let item = match read_row(&target, &patch) {
+            Ok(item) => item,
+            Err(why) => {
+                let stored = (target.as_str(), patch.as_str());
+                claimed.dropped +=
+                    fail_unreadable(&tx, file, key, stored, &why, failed_at, options.max_bytes)?;
+                claimed.unreadable += 1;
+                continue;
+            }
+        };
+        if acknowledged::covers(&tx, key, item.patch(), options, now)? {
             tx.execute("DELETE FROM pending WHERE key = ?1", [key])?;
-            skipped += 1;
+            claimed.skipped += 1;
             continue;
         }
-        due.push(Due {
+        acknowledged::put_in_doubt(&tx, key, item.patch())?;
+        claimed.due.push(Due {
             key: key.clone(),
             target,
-            patch,
+            item,
             revision,
             failures,
         });
     }
-    if skipped > 0 {
-        bump(&tx, "skipped", i64::try_from(skipped).unwrap_or(i64::MAX))?;
-    }
+    bump(&tx, "skipped", claimed.skipped)?;
+    claimed.dropped += failed_list::trim(&tx, options.max_failed)?;
+    bump(&tx, "failed_dropped", claimed.dropped)?;
     tx.commit()?;
-    Ok((due, skipped))
+    Ok(claimed)
 }
 
-/// Records what became of each sent report, in one transaction.
-pub(crate) fn record(conn: &mut Connection, outcomes: &[(Due, Outcome)]) -> Result<()> {
-    let now = now_ms();
+/// Records what became of each sent report, in one transaction. Returns the failed reports
+/// dropped (beyond `maxFailed`, or to make room).
+pub(crate) fn record(
+    conn: &mut Connection,
+    outcomes: &[(Due, Outcome)],
+    options: &OutboxOptions,
+    now: i64,
+) -> Result<u64> {
     let tx = write_tx(conn)?;
     let mut applied = 0;
+    let mut dropped = 0;
     for (due, outcome) in outcomes {
         match outcome {
             Outcome::Applied => {
                 applied += 1;
-                let removed = tx.execute(
-                    "DELETE FROM pending WHERE key = ?1 AND revision = ?2",
-                    params![due.key, due.revision],
-                )?;
+                let removed = tx
+                    .prepare("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
+                    .execute(params![due.key, due.revision])?;
                 if removed == 0 {
                     // Merged into while in flight: the newer report stays, due, with no backoff.
                     tx.execute(
@@ -339,37 +455,24 @@ pub(crate) fn record(conn: &mut Connection, outcomes: &[(Due, Outcome)]) -> Resu
                         [&due.key],
                     )?;
                 }
-                let known: Option<String> = tx
-                    .query_row(
-                        "SELECT fields FROM acknowledged WHERE key = ?1",
-                        [&due.key],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
-                let mut fields = match known {
-                    Some(text) => parse_patch(&text)?,
-                    None => UserStatusPatch::new(),
-                };
-                fields.merge(&due.patch);
-                tx.execute(
-                    "INSERT INTO acknowledged (key, fields, acknowledged_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (key) DO UPDATE SET fields = excluded.fields,
-                         acknowledged_at = excluded.acknowledged_at",
-                    params![due.key, text(&fields), now],
-                )?;
+                acknowledged::confirm(&tx, &due.key, due.item.patch(), now)?;
             }
             Outcome::Retry { until, message } => {
-                tx.execute(
+                tx.prepare(
                     "UPDATE pending SET failures = failures + 1, next_attempt_at = ?2,
                          last_error = ?3 WHERE key = ?1",
-                    params![due.key, until, message],
-                )?;
+                )?
+                .execute(params![due.key, until, message])?;
             }
             Outcome::Failed { error, failed_at } => {
-                tx.execute(
-                    "INSERT INTO failed (target, patch, error, failed_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![due.target, text(&due.patch), error, failed_at],
-                )?;
+                let patch = text(due.item.patch());
+                let row = FailedRow {
+                    target: &due.target,
+                    patch: &patch,
+                    error,
+                    failed_at,
+                };
+                dropped += failed_list::add(&tx, &row, options.max_bytes)?;
                 // A report merged in meanwhile stays pending: it is newer than what failed.
                 tx.execute(
                     "DELETE FROM pending WHERE key = ?1 AND revision = ?2",
@@ -378,53 +481,48 @@ pub(crate) fn record(conn: &mut Connection, outcomes: &[(Due, Outcome)]) -> Resu
             }
         }
     }
-    if applied > 0 {
-        bump(&tx, "applied", applied)?;
+    if outcomes
+        .iter()
+        .any(|(_, outcome)| matches!(outcome, Outcome::Failed { .. }))
+    {
+        dropped += failed_list::trim(&tx, options.max_failed)?;
     }
+    bump(&tx, "applied", applied)?;
+    bump(&tx, "failed_dropped", dropped)?;
     tx.commit()?;
-    Ok(())
+    Ok(dropped)
 }
 
 /// Holds `keys` back until `until` (unix ms) without counting a failure: the flush stopped
-/// because Graph throttled it, and sending them sooner would only be throttled too.
+/// because Graph throttled it or could not be reached, and sending them sooner would fare the
+/// same.
 pub(crate) fn defer(conn: &mut Connection, keys: &[String], until: i64) -> Result<()> {
     let tx = write_tx(conn)?;
-    for key in keys {
-        tx.execute(
+    {
+        let mut statement = tx.prepare(
             "UPDATE pending SET next_attempt_at = max(next_attempt_at, ?2) WHERE key = ?1",
-            params![key, until],
         )?;
+        for key in keys {
+            statement.execute(params![key, until])?;
+        }
     }
     tx.commit()?;
     Ok(())
 }
 
-/// Reports pending and the earliest next attempt (unix ms).
-pub(crate) fn remaining(conn: &Connection) -> Result<(u64, Option<i64>)> {
+/// Reports pending, and the earliest next attempt as believed (unix ms).
+pub(crate) fn remaining(conn: &Connection, horizon: Horizon) -> Result<(u64, Option<i64>)> {
+    let next = Horizon::NEXT_ATTEMPT;
     let (count, next) = conn.query_row(
-        "SELECT count(*), min(next_attempt_at) FROM pending",
-        [],
+        &format!("SELECT count(*), min({next}) FROM pending"),
+        params![horizon.now, horizon.latest],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     Ok((unsigned(count), next))
 }
 
-/// SQLite integers are signed; counts and sizes never are.
-fn unsigned(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-/// The figures [`Outbox::stats`](super::Outbox::stats) returns, raw.
-pub(crate) struct Figures {
-    pub pending: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub applied: u64,
-    pub bytes: u64,
-    pub oldest_enqueued_at: Option<i64>,
-}
-
-pub(crate) fn figures(conn: &Connection) -> Result<Figures> {
+/// The outbox's figures at `now` (for the age of the oldest pending report).
+pub(crate) fn stats(conn: &Connection, now: i64) -> Result<OutboxStats> {
     let (pending, oldest): (i64, Option<i64>) = conn.query_row(
         "SELECT count(*), min(enqueued_at) FROM pending",
         [],
@@ -433,39 +531,46 @@ pub(crate) fn figures(conn: &Connection) -> Result<Figures> {
     let failed: i64 = conn.query_row("SELECT count(*) FROM failed", [], |row| row.get(0))?;
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-    Ok(Figures {
+    Ok(OutboxStats {
         pending: unsigned(pending),
         failed: unsigned(failed),
         skipped: unsigned(counter(conn, "skipped")?),
         applied: unsigned(counter(conn, "applied")?),
+        failed_dropped: unsigned(counter(conn, "failed_dropped")?),
         bytes: unsigned(pages * page_size),
-        oldest_enqueued_at: oldest,
+        // An enqueue time in the future (a clock that ran ahead) counts as just now.
+        oldest_pending: oldest.map(|at| Duration::from_millis(unsigned(now - at))),
     })
 }
 
-/// A row of the failed list: target JSON, patch JSON, error JSON, failed-at.
-pub(crate) type FailedRow = (String, String, String, String);
-
-/// Removes and returns the whole failed list, oldest first.
-pub(crate) fn take_failed(conn: &mut Connection) -> Result<Vec<FailedRow>> {
+/// Removes the failed list from the file and returns it, oldest first, each row as `decode` reads
+/// it. A row `decode` cannot read (its target unreadable) stays in the file; its id is returned.
+pub(crate) fn take_failed<T>(
+    conn: &mut Connection,
+    decode: impl Fn(&failed_list::StoredRow) -> Option<T>,
+) -> Result<(Vec<T>, Vec<i64>)> {
     let tx = write_tx(conn)?;
-    let rows = {
-        let mut statement =
-            tx.prepare("SELECT target, patch, error, failed_at FROM failed ORDER BY id")?;
-        statement
-            .query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?
-            .collect::<rusqlite::Result<Vec<FailedRow>>>()?
-    };
-    tx.execute("DELETE FROM failed", [])?;
+    let mut taken = Vec::new();
+    let mut taken_ids = Vec::new();
+    let mut left = Vec::new();
+    for row in failed_list::all(&tx)? {
+        match decode(&row) {
+            Some(report) => {
+                taken.push(report);
+                taken_ids.push(row.0);
+            }
+            None => left.push(row.0),
+        }
+    }
+    failed_list::remove(&tx, &taken_ids)?;
     tx.commit()?;
-    Ok(rows)
+    Ok((taken, left))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::{MIN_OUTBOX_BYTES, schema};
 
     /// The page limit met inside an INSERT (past the reserve check, which a caller's options
     /// normally make first) is the outbox being full, not a storage failure. (SQLite's other
@@ -474,21 +579,21 @@ mod tests {
     #[test]
     fn the_page_limit_inside_an_insert_is_full_not_storage() {
         let path = std::env::temp_dir().join(format!(
-            "ius-store-page-limit-{}-{}.db",
+            "ius-store-page-limit-{}-{:?}.db",
             std::process::id(),
-            now_ms()
+            std::time::SystemTime::now()
         ));
-        let mut conn = super::super::schema::open(&path, super::super::MIN_OUTBOX_BYTES).unwrap();
+        let mut conn = schema::open(&path, MIN_OUTBOX_BYTES).unwrap();
         // Options that allow far more than the file's page limit, so only SQLite stops it.
         let options = OutboxOptions::default();
         let name = "n".repeat(4000);
         let outcome = (0..1000).find_map(|i| {
             let entry = Entry {
-                key: format!("/beta/x/{i}"),
+                key: format!("/x/{i}"),
                 target: "{}".into(),
                 patch: UserStatusPatch::new().user_display_name(format!("{name}{i}")),
             };
-            enqueue(&mut conn, &[entry], &options).err()
+            enqueue(&mut conn, &[entry], &options, (0, ""), "file").err()
         });
         drop(conn);
         for suffix in ["", "-wal", "-shm"] {

@@ -1,0 +1,79 @@
+//! The outbox's wall clock, and how the times it stored are read back.
+//!
+//! Stored times are wall-clock (Unix milliseconds) because they outlive the process and are shared
+//! by every process using the file. A wall clock jumps (no RTC battery, before NTP, a sleeping
+//! laptop), so a stored time is bounded when it is read, never trusted: a next attempt later than
+//! now + the retry policy's `maxDelayMs` is due now ([`Horizon`]), and an acknowledgement dated
+//! in the future has expired ([`is_fresh`]).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where "now" comes from: the system clock, or (in this crate's tests) a clock the test sets.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Clock {
+    #[cfg(test)]
+    set: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> i64 {
+        #[cfg(test)]
+        if let Some(set) = &self.set {
+            return set.load(std::sync::atomic::Ordering::SeqCst);
+        }
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// A clock that reads `at` until the test stores another time in it.
+    #[cfg(test)]
+    pub(crate) fn fixed(at: i64) -> (Clock, std::sync::Arc<std::sync::atomic::AtomicI64>) {
+        let set = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(at));
+        (
+            Clock {
+                set: Some(std::sync::Arc::clone(&set)),
+            },
+            set,
+        )
+    }
+}
+
+/// "Now" and the latest next attempt believed: `now + maxDelayMs`. A stored next attempt past
+/// it was written by a clock that ran ahead, and is due now.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Horizon {
+    pub now: i64,
+    pub latest: i64,
+}
+
+impl Horizon {
+    pub(crate) fn new(now: i64, max_delay_ms: i64) -> Horizon {
+        Horizon {
+            now,
+            latest: now.saturating_add(max_delay_ms),
+        }
+    }
+
+    /// The SQL for a row's next attempt as believed (`?1` now, `?2` the latest believed).
+    pub(crate) const NEXT_ATTEMPT: &'static str =
+        "(CASE WHEN next_attempt_at > ?2 THEN ?1 ELSE next_attempt_at END)";
+}
+
+/// Whether an acknowledgement at `at` still suppresses an equal report at `now`: less than
+/// `window` ago, and not in the future.
+pub(crate) fn is_fresh(at: i64, now: i64, window: i64) -> bool {
+    at <= now && now.saturating_sub(at) < window
+}
+
+/// `ms` as RFC 3339 in UTC, to the second: the failed list's `failed_at`.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

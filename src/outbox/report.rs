@@ -1,0 +1,78 @@
+//! What the outbox's calls return: an enqueue's outcome, a flush's report, the figures, and a
+//! report of the failed list.
+
+use std::time::Duration;
+
+use crate::{ApiVersion, DateTimeOffset, Error, Target, UserStatusPatch};
+
+/// What an enqueue did with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored as a new pending report.
+    Stored,
+    /// Merged into the report already pending for its user status.
+    Merged,
+    /// Not stored: every property equals what Graph acknowledged recently.
+    Skipped,
+}
+
+/// What a flush did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Reports handed to the client to send.
+    pub sent: u64,
+    /// Reports Graph applied; removed, their properties now the acknowledged state.
+    pub applied: u64,
+    /// Reports throttled or failed transiently: kept, with a later next attempt.
+    pub retry_later: u64,
+    /// Reports moved to the failed list: Graph refused them for good (a 4xx other than 408 and
+    /// 429), or the file's row could not be read ([`Error::Storage`] naming the row).
+    pub failed: u64,
+    /// Reports due but removed unsent: they equal what Graph acknowledged recently.
+    pub skipped: u64,
+    /// Reports still pending after the flush.
+    pub pending: u64,
+    /// When the earliest pending report is due (zero: now), if any is pending; never more than
+    /// the client's `retry.maxDelayMs`.
+    pub next_attempt_in: Option<Duration>,
+}
+
+/// An outbox's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxStats {
+    /// User statuses with a report pending.
+    pub pending: u64,
+    /// Reports in the failed list.
+    pub failed: u64,
+    /// Reports skipped as unchanged since the file was made.
+    pub skipped: u64,
+    /// Reports applied since the file was made.
+    pub applied: u64,
+    /// Failed reports dropped since the file was made: the oldest, beyond
+    /// [`max_failed`](super::OutboxOptions::max_failed) or to make room within `maxBytes`.
+    pub failed_dropped: u64,
+    /// The file's size in bytes (without SQLite's `-wal` and `-shm`).
+    pub bytes: u64,
+    /// How long the oldest pending report has waited, if any is pending.
+    pub oldest_pending: Option<Duration>,
+}
+
+/// A report Graph refused for good, as [`Outbox::take_failed`](super::Outbox::take_failed)
+/// returns it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FailedReport {
+    /// The user status it was for.
+    pub target: Target,
+    /// The API version it was sent with.
+    pub api_version: ApiVersion,
+    /// What was sent (empty when the stored report could not be read: then `error` is
+    /// [`Error::Storage`] saying why).
+    pub patch: UserStatusPatch,
+    /// What Graph answered, or why the stored report could not be sent.
+    pub error: Error,
+    /// When it failed (UTC).
+    pub failed_at: DateTimeOffset,
+}
