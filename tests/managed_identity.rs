@@ -3,8 +3,8 @@
 //! IMDS's retries and its absence, one token for many threads, refresh before expiry and after a
 //! 401, configuration errors, no proxy, and logs and errors that never hold a secret.
 //!
-//! The environment is given to each credential (`environment`), never set on the process: tests
-//! run in parallel threads.
+//! The environment is given to each credential (`environment`, a test seam: feature
+//! `test-seams`), never set on the process: tests run in parallel threads.
 
 mod common;
 
@@ -63,16 +63,17 @@ fn app_service(emu: &Emulator, header: &str) -> ManagedIdentityCredential {
     ])
 }
 
+/// Azure Arc at the emulator, its tokens folder `tokens` (the test seam standing in for the
+/// agent's own folder).
 fn arc(emu: &Emulator, tokens: &Path) -> ManagedIdentityCredential {
-    ManagedIdentityCredential::system_assigned()
-        .environment([
-            (
-                "IDENTITY_ENDPOINT",
-                format!("{}/arc/metadata/identity/oauth2/token", emu.base_url()),
-            ),
-            ("IMDS_ENDPOINT", emu.base_url()),
-        ])
-        .arc_tokens_folder(tokens)
+    ManagedIdentityCredential::system_assigned().environment([
+        (
+            "IDENTITY_ENDPOINT",
+            format!("{}/arc/metadata/identity/oauth2/token", emu.base_url()).into(),
+        ),
+        ("IMDS_ENDPOINT", emu.base_url().into()),
+        ("IUS_TEST_ARC_TOKENS_FOLDER", tokens.as_os_str().to_owned()),
+    ])
 }
 
 /// A client of the emulator's Graph; retries wait 10 ms, so the retry tests stay quick.

@@ -47,10 +47,11 @@ static double now_seconds(void) {
 
 /* Unsets every variable the identity sources read, so each case sets only its own. */
 static void clear_identity_env(void) {
-  const char *names[] = {"IDENTITY_ENDPOINT",  "IDENTITY_HEADER", "IMDS_ENDPOINT",
-                         "AZURE_POD_IDENTITY_AUTHORITY_HOST", "AZURE_TENANT_ID",
-                         "AZURE_CLIENT_ID",    "AZURE_FEDERATED_TOKEN_FILE",
-                         "AZURE_AUTHORITY_HOST"};
+  const char *names[] = {"IDENTITY_ENDPOINT",          "IDENTITY_HEADER",
+                         "IMDS_ENDPOINT",              "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                         "AZURE_TENANT_ID",            "AZURE_CLIENT_ID",
+                         "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST",
+                         "IUS_TEST_ARC_TOKENS_FOLDER", "IUS_TEST_IMDS_GONE_WAIT_MS"};
   size_t i;
   for (i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
 }
@@ -107,8 +108,9 @@ static void test_managed_identity(void) {
   clear_identity_env();
   set_identity_endpoint("/arc/metadata/identity/oauth2/token");
   setenv("IMDS_ENDPOINT", url, 1);
-  snprintf(auth, sizeof auth, "{\"managedIdentity\":{\"arcTokensFolder\":\"%s\"}}", arc_dir);
-  update_with(auth, "mi-arc");
+  /* The library is a test build (tests/c_build): it takes Arc's tokens folder from here. */
+  setenv("IUS_TEST_ARC_TOKENS_FOLDER", arc_dir, 1);
+  update_with("{\"managedIdentity\":{}}", "mi-arc");
 }
 
 /* No IMDS (a refused port): AUTH at once, not after the client's retries. */
@@ -145,6 +147,9 @@ static void test_config_errors(void) {
       {"{\"managedIdentity\":{\"clientId\":\"a\",\"objectId\":\"b\"}}",
        "\"field\":\"auth.managedIdentity.objectId\""},
       {"{\"managedIdentity\":{\"tenantId\":\"t\"}}", "\"field\":\"auth.managedIdentity.tenantId\""},
+      /* No configuration moves Arc's tokens folder. */
+      {"{\"managedIdentity\":{\"arcTokensFolder\":\"/tmp\"}}",
+       "\"field\":\"auth.managedIdentity.arcTokensFolder\""},
       {"{\"managedIdentity\":{},\"clientSecret\":\"s3cret-never-echoed\"}",
        "\"field\":\"auth.clientSecret\""},
       /* Azure Arc has no user-assigned identities. */

@@ -59,8 +59,13 @@ mod platform {
     }
 }
 
-/// The folder this platform's Arc agent writes its key files to.
+/// The folder this platform's Arc agent writes its key files to. Only a build with the test
+/// seams lets a test name another (`IUS_TEST_ARC_TOKENS_FOLDER`), to stand in for the agent.
 pub(crate) fn tokens_folder(env: &Environment) -> PathBuf {
+    #[cfg(any(test, feature = "test-seams"))]
+    if let Some(folder) = env.get_os(crate::auth::environment::IUS_TEST_ARC_TOKENS_FOLDER) {
+        return PathBuf::from(folder);
+    }
     platform::tokens_folder(env)
 }
 

@@ -68,7 +68,6 @@ pub struct ManagedIdentityCredential {
     /// since the endpoint comes from the environment.
     pub(super) authority_host: Option<String>,
     environment: EnvSource,
-    arc_tokens_folder: Option<PathBuf>,
 }
 
 /// Which user-assigned identity to ask for, by one of its three ids.
@@ -105,7 +104,6 @@ impl fmt::Debug for ManagedIdentityCredential {
             .field("id", &self.id)
             .field("scope", &self.scope)
             .field("environment", &self.environment)
-            .field("arc_tokens_folder", &self.arc_tokens_folder)
             .finish_non_exhaustive()
     }
 }
@@ -138,7 +136,6 @@ impl ManagedIdentityCredential {
             scope: None,
             authority_host: None,
             environment: EnvSource::Process,
-            arc_tokens_folder: None,
         }
     }
 
@@ -149,25 +146,16 @@ impl ManagedIdentityCredential {
         self
     }
 
-    /// Reads `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `IMDS_ENDPOINT` and
-    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` from these `(name, value)` pairs instead of the process
-    /// environment: for hosts that keep their configuration elsewhere, and for tests (which must
-    /// not change the environment of a process whose other threads read it).
-    pub fn environment<K: Into<String>, V: Into<String>>(
+    /// Tests only (feature `test-seams`, not an API): reads the environment from these
+    /// `(name, value)` pairs instead of the process's, so tests running on parallel threads need
+    /// not change the process environment.
+    #[cfg(any(test, feature = "test-seams"))]
+    #[doc(hidden)]
+    pub fn environment<K: Into<String>, V: Into<std::ffi::OsString>>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         self.environment = EnvSource::Given(Environment::from_pairs(vars));
-        self
-    }
-
-    /// **For tests only**: accepts Azure Arc key files from this folder instead of the agent's
-    /// own (`/var/opt/azcmagent/tokens`, or `%ProgramData%\AzureConnectedMachineAgent\Tokens`),
-    /// so a test can stand in for the agent. A real Arc agent always uses its own folder; this
-    /// folder is what protects the process from an endpoint naming any other file, so never
-    /// point it at a folder others can write to.
-    pub fn arc_tokens_folder(mut self, folder: impl Into<PathBuf>) -> Self {
-        self.arc_tokens_folder = Some(folder.into());
         self
     }
 
@@ -198,10 +186,11 @@ impl ManagedIdentityCredential {
             return Err(Error::config(id.field(), "must not be empty"));
         }
         let env = self.environment.read();
-        let folder = self
-            .arc_tokens_folder
-            .unwrap_or_else(|| arc_key::tokens_folder(&env));
-        let endpoint = find_endpoint(&env, arc_key::agent_installed(&env), folder)?;
+        let endpoint = find_endpoint(
+            &env,
+            arc_key::agent_installed(&env),
+            arc_key::tokens_folder(&env),
+        )?;
         if let (Endpoint::Arc { .. }, Some(id)) = (&endpoint, &self.id) {
             return Err(Error::config(
                 id.field(),

@@ -7,9 +7,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::Error;
+#[cfg(any(test, feature = "test-seams"))]
+use crate::auth::environment::Environment;
 use crate::auth::environment::{
     AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, EnvSource,
-    Environment,
 };
 
 /// App-only authentication with a federated token from the platform (workload identity
@@ -130,10 +131,12 @@ impl WorkloadIdentityCredential {
         self
     }
 
-    /// Reads the values not given from these `(name, value)` pairs instead of the process
-    /// environment: for hosts that keep their configuration elsewhere, and for tests (which
-    /// must not change the environment of a process whose other threads read it).
-    pub fn environment<K: Into<String>, V: Into<String>>(
+    /// Tests only (feature `test-seams`, not an API): reads the values not given from these
+    /// `(name, value)` pairs instead of the process environment, so tests running on parallel
+    /// threads need not change the process environment.
+    #[cfg(any(test, feature = "test-seams"))]
+    #[doc(hidden)]
+    pub fn environment<K: Into<String>, V: Into<std::ffi::OsString>>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
