@@ -12,6 +12,7 @@ mod cache;
 mod credentials;
 mod environment;
 mod managed_identity;
+mod secret_file;
 mod workload_identity;
 
 use std::fmt;
