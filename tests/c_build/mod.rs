@@ -330,6 +330,16 @@ impl Suite {
         }
     }
 
+    /// The executable a [`Program::build`] program of `source` became (linked to the shared
+    /// library), to run it as a user would.
+    pub fn built(&self, source: &str) -> PathBuf {
+        let program = PROGRAMS
+            .iter()
+            .find(|program| program.source == source)
+            .unwrap_or_else(|| panic!("{source} is not in PROGRAMS"));
+        self.dir.join(program.name("shared"))
+    }
+
     /// Runs every test program, one at a time, with `env`; panics with a program's output when it
     /// fails or outlives [`TIMEOUT`].
     pub fn run(&self, env: &[(String, String)]) {
