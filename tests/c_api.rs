@@ -1012,8 +1012,8 @@ impl IdentityEmulators {
         IdentityEmulators { sets, dir }
     }
 
-    /// `IUS_IDENTITY_<KIND>_{URL,ARC_DIR,FEDERATED_1,FEDERATED_2,TOKEN_FILE}` and the shared
-    /// values, for the program.
+    /// `IUS_IDENTITY_<KIND>_{URL,ARC_DIR,GONE_URL,ERRORS_URL,SHORT_URL,OUTSIDE_URL,
+    /// OUTSIDE_ARC_DIR,FEDERATED_1,FEDERATED_2,TOKEN_FILE}` and the shared values, for the program.
     fn env(&self) -> Vec<(String, String)> {
         let mut env = Vec::new();
         for set in &self.sets {
@@ -1021,34 +1021,17 @@ impl IdentityEmulators {
             let mut add = |name: &str, value: String| {
                 env.push((format!("IUS_IDENTITY_{kind}_{name}"), value));
             };
+            let path = |name: String| self.dir.join(name).display().to_string();
             add("URL", set.emu.base_url());
-            add(
-                "ARC_DIR",
-                self.dir
-                    .join(format!("arc-{}", set.kind))
-                    .display()
-                    .to_string(),
-            );
+            add("ARC_DIR", path(format!("arc-{}", set.kind)));
             add("GONE_URL", set.gone.base_url());
             add("ERRORS_URL", set.errors.base_url());
             add("SHORT_URL", set.short.base_url());
             add("OUTSIDE_URL", set.outside.base_url());
-            add(
-                "OUTSIDE_ARC_DIR",
-                self.dir
-                    .join(format!("arc-outside-{}", set.kind))
-                    .display()
-                    .to_string(),
-            );
+            add("OUTSIDE_ARC_DIR", path(format!("arc-outside-{}", set.kind)));
             add("FEDERATED_1", set.federated[0].clone());
             add("FEDERATED_2", set.federated[1].clone());
-            add(
-                "TOKEN_FILE",
-                self.dir
-                    .join(format!("token-{}", set.kind))
-                    .display()
-                    .to_string(),
-            );
+            add("TOKEN_FILE", path(format!("token-{}", set.kind)));
         }
         for (name, value) in [
             ("IUS_IDENTITY_OUTSIDE_SECRET", OUTSIDE_SECRET),

@@ -305,6 +305,7 @@ mod tests {
             std::fs::create_dir(tokens.join("sub")).unwrap();
             scratch.write("tokens/sub/k.key", b"k")
         };
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut cases = vec![
             (outside.clone(), "not a file inside"),
             (dotdot, "not a file inside"),
@@ -313,7 +314,12 @@ mod tests {
             (big, "larger than 4096"),
             (
                 tokens.join("dir.key").display().to_string(),
-                "not a regular file",
+                // Windows opens no folder as a file at all.
+                if cfg!(windows) {
+                    "cannot be opened"
+                } else {
+                    "not a regular file"
+                },
             ),
             (
                 tokens.join("missing.key").display().to_string(),
@@ -409,5 +415,46 @@ mod tests {
             .recv_timeout(wait)
             .expect("the FIFO was opened without waiting for a writer");
         assert_eq!(pipe.unwrap_err(), "is not a regular file");
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn on_windows_a_unc_realm_is_refused_as_written_and_the_folder_matches_without_case() {
+        let scratch = Scratch::new("win");
+        let tokens = scratch.tokens();
+        let key = scratch.write("tokens/k1.key", b"arc-key-secret-1");
+        let shouted = key.to_uppercase().replace("K1.KEY", "k1.key");
+        assert_eq!(
+            read_key(&shouted, &tokens).unwrap().as_str(),
+            "arc-key-secret-1"
+        );
+        for realm in [
+            r"\\evil\share\x.key".to_owned(),
+            r"\\?\UNC\evil\share\x.key".to_owned(),
+            r"C:x.key".to_owned(),
+            format!(r"{}\..\tokens\k1.key", tokens.display()),
+        ] {
+            let err = read_key(&realm, &tokens).unwrap_err();
+            assert!(err.contains("not a file inside"), "{realm}: {err}");
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn on_windows_a_link_put_in_the_keys_place_is_opened_as_a_link_and_refused() {
+        let scratch = Scratch::new("win-link");
+        let outside = scratch.write("secret.key", b"not-for-the-endpoint");
+        let link = scratch.tokens().join("swapped.key");
+        if std::os::windows::fs::symlink_file(&outside, &link).is_err() {
+            println!("no privilege to make a symbolic link here");
+            return;
+        }
+        // Windows opens the link itself, which is no regular file; Wine, which keeps links as
+        // the host's, finds nothing to open. Either way the file it points to is not opened.
+        let err = open_key(&link).unwrap_err();
+        assert!(
+            err == "is not a regular file" || err.starts_with("cannot be opened"),
+            "{err}"
+        );
     }
 }

@@ -403,15 +403,17 @@ struct ManagedIdentitySource {
 }
 
 impl ManagedIdentitySource {
-    fn failure(&self, what: impl fmt::Display, retry: Retry) -> Failure {
-        self.failure_message(
-            format!(
-                "managed identity token request to {} ({}) failed: {what}",
-                self.endpoint.url(),
-                self.endpoint.name()
-            ),
-            retry,
+    /// "managed identity token request to {url} ({source}) failed".
+    fn request_failed(&self) -> String {
+        format!(
+            "managed identity token request to {} ({}) failed",
+            self.endpoint.url(),
+            self.endpoint.name()
         )
+    }
+
+    fn failure(&self, what: impl fmt::Display, retry: Retry) -> Failure {
+        self.failure_message(format!("{}: {what}", self.request_failed()), retry)
     }
 
     fn failure_message(&self, message: String, retry: Retry) -> Failure {
@@ -548,6 +550,15 @@ impl ManagedIdentitySource {
         self.failure(err, retry)
     }
 
+    /// The wait before IMDS's 410 retry number `done + 1`, if there is one: every
+    /// `gone_wait`, [`IMDS_GONE_RETRIES`] times, never past the call's budget (`remaining`), and
+    /// none for a client that retries nothing.
+    fn gone_retry(&self, done: u32, remaining: Option<Duration>) -> Option<Duration> {
+        let wait = self.gone_wait;
+        let allowed = self.retry.max_retries > 0 && done < IMDS_GONE_RETRIES;
+        (allowed && remaining.is_none_or(|left| wait < left)).then_some(wait)
+    }
+
     /// One token request, with Azure Arc's challenge answered.
     fn exchange(&self, deadline: Option<Instant>) -> Result<FreshToken, Failure> {
         let started = Instant::now();
@@ -630,14 +641,7 @@ impl ManagedIdentitySource {
             410 if matches!(self.endpoint, Endpoint::Imds { .. }) => {
                 self.failure("IMDS is being updated", retry)
             }
-            _ => self.failure_message(
-                format!(
-                    "managed identity token request to {} ({}) failed",
-                    self.endpoint.url(),
-                    self.endpoint.name()
-                ),
-                retry,
-            ),
+            _ => self.failure_message(self.request_failed(), retry),
         };
         let error = &mut failure.error;
         error.http_status = Some(answered.status);
@@ -661,17 +665,6 @@ impl ManagedIdentitySource {
             Err(_) => {}
         }
         Err(failure)
-    }
-}
-
-impl ManagedIdentitySource {
-    /// The wait before IMDS's 410 retry number `done + 1`, if there is one: every
-    /// `gone_wait`, [`IMDS_GONE_RETRIES`] times, never past the call's budget (`remaining`), and
-    /// none for a client that retries nothing.
-    fn gone_retry(&self, done: u32, remaining: Option<Duration>) -> Option<Duration> {
-        let wait = self.gone_wait;
-        let allowed = self.retry.max_retries > 0 && done < IMDS_GONE_RETRIES;
-        (allowed && remaining.is_none_or(|left| wait < left)).then_some(wait)
     }
 }
 
