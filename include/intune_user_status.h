@@ -300,9 +300,12 @@ ius_status ius_update_user_statuses(const ius_client *client,
  *     Azure Arc (`IDENTITY_ENDPOINT` and `IMDS_ENDPOINT`, or the Arc agent installed; system-
  *     assigned only), else IMDS (`http://169.254.169.254`, or `AZURE_POD_IDENTITY_AUTHORITY_HOST`).
  *     These plain-http endpoints must be on loopback or a link-local address and never go
- *     through a proxy. No IMDS (a refused connection, none within 1 s) fails the update at once
- *     with `IUS_STATUS_AUTH`. `"arcTokensFolder"` is for tests only (Arc's key files are
- *     accepted only from `/var/opt/azcmagent/tokens`);
+ *     through a proxy. An endpoint that never answered and refuses the connection (IMDS: or
+ *     does not connect within 1 s) fails the update at once with `IUS_STATUS_AUTH` ("managed
+ *     identity is unavailable"); once it has answered, such failures are retried under `retry`.
+ *     IMDS's 410 (being updated) is asked again every 10 s, 7 times, within `timeouts.totalMs`. Arc's key files are read only from its agent's tokens folder
+ *     (`/var/opt/azcmagent/tokens`; on Windows `%ProgramData%\AzureConnectedMachineAgent\Tokens`);
+ *     no setting moves it;
  *   - `auth` (object): `{"workloadIdentity":{}}`: workload identity federation, exchanging the
  *     platform's token in `tokenFile` (read again for every token request) for the app
  *     `clientId` of `tenantId`, at `authorityHost`; each absent one is read here from
@@ -313,7 +316,8 @@ ius_status ius_update_user_statuses(const ius_client *client,
  *     source with other `auth` keys, are rejected;
  * - `authorityHost` (string): the identity host to ask instead of the cloud's, e.g.
  *   `"https://login.microsoftonline.us"` (http only for loopback hosts); only with an app's
- *   `auth` credentials;
+ *   `auth` credentials or workload identity (where it replaces
+ *   `auth.workloadIdentity.authorityHost`), not with managed identity;
  * - `scope` (string): the scope to ask for instead of `{graph root}/.default` (a managed
  *   identity asks for its resource, the scope without `/.default`); only with `auth`
  *   credentials;

@@ -990,11 +990,39 @@ const WORKLOAD_ISSUER: &str = "https://oidc.c-tests.example/";
 const WORKLOAD_SUBJECT: &str = "system:serviceaccount:agents:c-test";
 
 /// One build kind's emulator for `test_c_identity`, its Arc folder, its two federated tokens and
-/// the file the program writes them to.
+/// the file the program writes them to; and the emulators of the scenarios that need their own:
+/// IMDS answering 410 three times (`gone`), 500 twice (`errors`), tokens of 8 s for threads and
+/// refresh (`short`), and Azure Arc naming a key file outside its folder (`outside`).
 struct IdentitySet {
     kind: &'static str,
     emu: Emulator,
     federated: [String; 2],
+    gone: Emulator,
+    errors: Emulator,
+    short: Emulator,
+    outside: Emulator,
+}
+
+/// The secret in the file `outside` names (never to be read or sent).
+const OUTSIDE_SECRET: &str = "c-test-outside-key-never-sent";
+/// How long `short`'s tokens live: refreshed at half their life.
+const SHORT_LIFETIME: Duration = Duration::from_secs(8);
+
+/// An emulator serving the system-assigned managed identity, its Arc key files in `arc_dir`,
+/// with 8 seeded statuses (`t0` .. `t7`) and the id `one`.
+fn identity_scenario(arc_dir: PathBuf, lifetime: Duration, faults: Vec<FaultRule>) -> Emulator {
+    let ids = (0..8).map(|t| format!("t{t}")).chain(["one".to_owned()]);
+    Emulator::start(Config {
+        managed_identity: Some(ManagedIdentity {
+            arc_tokens_folder: arc_dir,
+            ..ManagedIdentity::default()
+        }),
+        token_lifetime: lifetime,
+        faults,
+        seed: direct_statuses(ids),
+        ..Config::default()
+    })
+    .expect("start an identity scenario emulator")
 }
 
 /// `test_c_identity`'s emulators (managed identity and a federated credential), one per build
@@ -1019,6 +1047,7 @@ impl IdentityEmulators {
             "mi-none",
             "wi-1",
             "wi-2",
+            "wi-3",
         ];
         let sets = KINDS
             .iter()
@@ -1047,18 +1076,36 @@ impl IdentityEmulators {
                 let hour = Duration::from_secs(3600);
                 let federated = [0, 1]
                     .map(|_| emu.mint_federated_token(WORKLOAD_ISSUER, WORKLOAD_SUBJECT, hour));
+                let imds_status = |n: u32, status: u16| {
+                    vec![
+                        FaultRule::next(n, status_fault(status, None))
+                            .path_contains("/metadata/identity/"),
+                    ]
+                };
+                let arc_dir = |name: &str| dir.join(format!("arc-{name}-{kind}"));
+                let gone = identity_scenario(arc_dir("gone"), hour, imds_status(3, 410));
+                let errors = identity_scenario(arc_dir("errors"), hour, imds_status(2, 500));
+                let short = identity_scenario(arc_dir("short"), SHORT_LIFETIME, vec![]);
+                let outside = identity_scenario(arc_dir("outside"), hour, vec![]);
+                let secret = dir.join(format!("outside-{kind}.key"));
+                std::fs::write(&secret, OUTSIDE_SECRET).expect("write the outside key file");
+                outside.set_arc_challenge_realm(Some(&secret.display().to_string()));
                 IdentitySet {
                     kind,
                     emu,
                     federated,
+                    gone,
+                    errors,
+                    short,
+                    outside,
                 }
             })
             .collect();
         IdentityEmulators { sets, dir }
     }
 
-    /// `IUS_IDENTITY_<KIND>_{URL,ARC_DIR,FEDERATED_1,FEDERATED_2,TOKEN_FILE}` and the shared
-    /// values, for the program.
+    /// `IUS_IDENTITY_<KIND>_{URL,ARC_DIR,GONE_URL,ERRORS_URL,SHORT_URL,OUTSIDE_URL,
+    /// OUTSIDE_ARC_DIR,FEDERATED_1,FEDERATED_2,TOKEN_FILE}` and the shared values, for the program.
     fn env(&self) -> Vec<(String, String)> {
         let mut env = Vec::new();
         for set in &self.sets {
@@ -1066,25 +1113,20 @@ impl IdentityEmulators {
             let mut add = |name: &str, value: String| {
                 env.push((format!("IUS_IDENTITY_{kind}_{name}"), value));
             };
+            let path = |name: String| self.dir.join(name).display().to_string();
             add("URL", set.emu.base_url());
-            add(
-                "ARC_DIR",
-                self.dir
-                    .join(format!("arc-{}", set.kind))
-                    .display()
-                    .to_string(),
-            );
+            add("ARC_DIR", path(format!("arc-{}", set.kind)));
+            add("GONE_URL", set.gone.base_url());
+            add("ERRORS_URL", set.errors.base_url());
+            add("SHORT_URL", set.short.base_url());
+            add("OUTSIDE_URL", set.outside.base_url());
+            add("OUTSIDE_ARC_DIR", path(format!("arc-outside-{}", set.kind)));
             add("FEDERATED_1", set.federated[0].clone());
             add("FEDERATED_2", set.federated[1].clone());
-            add(
-                "TOKEN_FILE",
-                self.dir
-                    .join(format!("token-{}", set.kind))
-                    .display()
-                    .to_string(),
-            );
+            add("TOKEN_FILE", path(format!("token-{}", set.kind)));
         }
         for (name, value) in [
+            ("IUS_IDENTITY_OUTSIDE_SECRET", OUTSIDE_SECRET),
             ("IUS_IDENTITY_HEADER", IDENTITY_HEADER),
             ("IUS_IDENTITY_UAI_CLIENT", UAI_CLIENT),
             ("IUS_IDENTITY_UAI_OBJECT", UAI_OBJECT),
@@ -1104,8 +1146,13 @@ impl IdentityEmulators {
             kind,
             emu,
             federated,
+            gone,
+            errors,
+            short,
+            outside,
         } in &self.sets
         {
+            assert_identity_scenarios(kind, gone, errors, short, outside);
             let tokens = emu.token_requests();
             let at = |path: &str| -> Vec<&RecordedRequest> {
                 tokens.iter().filter(|r| r.path() == path).collect()
@@ -1176,9 +1223,10 @@ impl IdentityEmulators {
                 .collect();
             assert_eq!(
                 exchanged,
-                federated.to_vec(),
-                "{kind}: the federated token, then the rotated one"
+                [&federated[0], &federated[1], &federated[1]].map(String::clone),
+                "{kind}: the federated token, the rotated one, and it again with a top-level authorityHost"
             );
+            assert_eq!(emu.user_status(DIRECT, "wi-3").unwrap()["devicesCount"], 1);
             for id in ["mi-system", "mi-object", "mi-app", "mi-arc"] {
                 let stored = emu.user_status(DIRECT, id).expect("seeded");
                 assert_eq!(stored["devicesCount"], 1, "{kind}: {id}");
@@ -1200,10 +1248,67 @@ impl IdentityEmulators {
 
     fn shutdown(self) {
         for set in self.sets {
-            set.emu.shutdown();
+            for emu in [set.emu, set.gone, set.errors, set.short, set.outside] {
+                emu.shutdown();
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// What `test_c_identity`'s scenarios must have sent: IMDS asked again after three 410s and
+/// after two 500s, a new token after a 401; one token for eight threads, refreshed once before
+/// it expired; Arc's challenge naming a file outside its folder answered with nothing.
+fn assert_identity_scenarios(
+    kind: &str,
+    gone: &Emulator,
+    errors: &Emulator,
+    short: &Emulator,
+    outside: &Emulator,
+) {
+    assert_eq!(
+        gone.token_requests().len(),
+        4,
+        "{kind}: three 410s, then the token"
+    );
+    assert_eq!(gone.user_status(DIRECT, "one").unwrap()["devicesCount"], 1);
+    // 500 twice, then the token; Graph's 401 (expired tokens), one more token.
+    assert_eq!(
+        errors.token_requests().len(),
+        4,
+        "{kind}: 500, 500, token, token"
+    );
+    let patches = count(errors, "PATCH", &format!("/beta{DIRECT}/one"));
+    assert_eq!(patches, 3, "{kind}: one, then 401 and once more");
+    assert_eq!(
+        errors.user_status(DIRECT, "one").unwrap()["devicesCount"],
+        2
+    );
+    // Eight threads, one token; after half its life, exactly one refresh.
+    assert_eq!(
+        short.token_requests().len(),
+        2,
+        "{kind}: one token, one refresh"
+    );
+    let tokens: std::collections::HashSet<String> = short
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        2,
+        "{kind}: the first token, then the refreshed one"
+    );
+    for t in 0..8 {
+        let stored = short.user_status(DIRECT, &format!("t{t}")).unwrap();
+        assert_eq!(stored["devicesCount"], 6, "{kind}: t{t}");
+    }
+    // The challenge only: no key sent, Graph never asked.
+    let challenged = outside.token_requests();
+    assert_eq!(challenged.len(), 1, "{kind}: the challenge, unanswered");
+    assert_eq!(challenged[0].header("Authorization"), None);
+    assert!(outside.requests().is_empty(), "{kind}: Graph saw nothing");
 }
 
 /// Starts fresh servers, runs the suite's test programs against them and returns the servers
@@ -1393,6 +1498,81 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
         "userAgent reached the User-Agent header"
     );
     servers.shutdown();
+    run_the_c_example_with_identity(&suite);
+}
+
+/// The C example's `--auth managed-identity` and `--auth workload-identity`, run as a user would,
+/// with only the platform's variables in its environment.
+fn run_the_c_example_with_identity(suite: &Suite) {
+    let example = suite.built("examples/update_user_status.c");
+    let dir = std::env::temp_dir().join(format!("ius-c-example-{}", std::process::id()));
+    let emu = Emulator::start(Config {
+        managed_identity: Some(ManagedIdentity {
+            arc_tokens_folder: dir.join("arc"),
+            ..ManagedIdentity::default()
+        }),
+        federated_credentials: vec![FederatedCredential {
+            tenant: AUTH_TENANT.to_owned(),
+            client_id: WORKLOAD_APP.to_owned(),
+            issuer: WORKLOAD_ISSUER.to_owned(),
+            subject: WORKLOAD_SUBJECT.to_owned(),
+        }],
+        seed: direct_statuses(["ex"]),
+        ..Config::default()
+    })
+    .expect("start the example's emulator");
+    let token_file = dir.join("federated-token");
+    let federated =
+        emu.mint_federated_token(WORKLOAD_ISSUER, WORKLOAD_SUBJECT, Duration::from_secs(600));
+    std::fs::write(&token_file, &federated).unwrap();
+    let run = |auth: &str, env: &[(&str, String)], count: u32| {
+        Command::new(&example)
+            .args(["--auth", auth, &emu.base_url(), "c1", "ex"])
+            .arg(format!(r#"{{"devicesCount":{count}}}"#))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run the C example")
+    };
+    let imds = [("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.base_url())];
+    let workload = [
+        ("AZURE_TENANT_ID", AUTH_TENANT.to_owned()),
+        ("AZURE_CLIENT_ID", WORKLOAD_APP.to_owned()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+    ];
+    for (auth, env, count) in [
+        ("managed-identity", &imds[..], 4),
+        ("workload-identity", &workload[..], 5),
+    ] {
+        let out = run(auth, env, count);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("updated (Graph answered 204 No Content)"),
+            "--auth {auth}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            emu.user_status(DIRECT, "ex").unwrap()["devicesCount"],
+            count
+        );
+    }
+    let sent = emu.token_requests();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].path(), "/metadata/identity/oauth2/token");
+    assert_eq!(
+        form(&sent[1].body_str()).remove("client_assertion"),
+        Some(federated)
+    );
+    // Nothing in the environment for workload identity: the configuration error, exit 1.
+    let out = run("workload-identity", &[], 6);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AZURE_TENANT_ID"));
+    emu.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The same programs compiled by clang and clang++ (the README says clang works as gcc does):

@@ -3,8 +3,8 @@
 //! IMDS's retries and its absence, one token for many threads, refresh before expiry and after a
 //! 401, configuration errors, no proxy, and logs and errors that never hold a secret.
 //!
-//! The environment is given to each credential (`environment`), never set on the process: tests
-//! run in parallel threads.
+//! The environment is given to each credential (`environment`, a test seam: feature
+//! `test-seams`), never set on the process: tests run in parallel threads.
 
 mod common;
 
@@ -51,9 +51,26 @@ fn emulator(tokens: &Path) -> Emulator {
     emulator_with(tokens, Duration::from_secs(3599))
 }
 
-/// IMDS, found where `AZURE_POD_IDENTITY_AUTHORITY_HOST` says (the emulator).
+/// IMDS's wait after a 410 in these tests (the test seam; 10 s in a real build).
+const GONE_WAIT_MS: u64 = 20;
+
+/// IMDS at `url` (`AZURE_POD_IDENTITY_AUTHORITY_HOST`), waiting [`GONE_WAIT_MS`] after a 410.
+fn imds_at(url: &str, credential: ManagedIdentityCredential) -> ManagedIdentityCredential {
+    credential.environment([
+        ("AZURE_POD_IDENTITY_AUTHORITY_HOST", url.to_owned()),
+        ("IUS_TEST_IMDS_GONE_WAIT_MS", GONE_WAIT_MS.to_string()),
+    ])
+}
+
+/// IMDS at the emulator.
 fn imds(emu: &Emulator, credential: ManagedIdentityCredential) -> ManagedIdentityCredential {
-    credential.environment([("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.base_url())])
+    imds_at(&emu.base_url(), credential)
+}
+
+/// A loopback URL nobody listens on any more.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
 }
 
 fn app_service(emu: &Emulator, header: &str) -> ManagedIdentityCredential {
@@ -63,16 +80,17 @@ fn app_service(emu: &Emulator, header: &str) -> ManagedIdentityCredential {
     ])
 }
 
+/// Azure Arc at the emulator, its tokens folder `tokens` (the test seam standing in for the
+/// agent's own folder).
 fn arc(emu: &Emulator, tokens: &Path) -> ManagedIdentityCredential {
-    ManagedIdentityCredential::system_assigned()
-        .environment([
-            (
-                "IDENTITY_ENDPOINT",
-                format!("{}/arc/metadata/identity/oauth2/token", emu.base_url()),
-            ),
-            ("IMDS_ENDPOINT", emu.base_url()),
-        ])
-        .arc_tokens_folder(tokens)
+    ManagedIdentityCredential::system_assigned().environment([
+        (
+            "IDENTITY_ENDPOINT",
+            format!("{}/arc/metadata/identity/oauth2/token", emu.base_url()).into(),
+        ),
+        ("IMDS_ENDPOINT", emu.base_url().into()),
+        ("IUS_TEST_ARC_TOKENS_FOLDER", tokens.as_os_str().to_owned()),
+    ])
 }
 
 /// A client of the emulator's Graph; retries wait 10 ms, so the retry tests stay quick.
@@ -371,28 +389,211 @@ fn imds_410_is_waited_out_and_5xx_retried_under_the_clients_policy() {
 }
 
 #[test]
-fn no_imds_fails_at_once_as_unavailable() {
-    // A port nobody listens on any more.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
+fn imds_410_is_retried_at_its_own_interval_seven_times() {
+    let scratch = Scratch::new("mi-imds-gone");
+    let emu = emulator(&scratch.0);
+    let gone = |rule: FaultRule| rule.path_contains("/metadata/identity/").method("GET");
+    let status = Fault::Status {
+        status: 410,
+        retry_after: None,
     };
-    let client = Client::builder()
-        .base_url(&closed)
-        .credential(
-            ManagedIdentityCredential::system_assigned()
-                .environment([("AZURE_POD_IDENTITY_AUTHORITY_HOST", closed.as_str())]),
-        )
-        .build()
-        .unwrap();
+    emu.add_fault(gone(FaultRule::next(3, status.clone())));
+    let client = client_with(
+        &emu,
+        imds(&emu, ManagedIdentityCredential::system_assigned()),
+    )
+    .build()
+    .unwrap();
     let started = Instant::now();
-    let err = update(&client, 0, 1).unwrap_err();
+    update(&client, 0, 1).unwrap();
+    assert_eq!(emu.token_requests().len(), 4, "three 410s, then the token");
+    assert!(started.elapsed() >= Duration::from_millis(3 * GONE_WAIT_MS));
+
+    // IMDS still being updated after seven retries: the error says so, naming the status once.
+    emu.clear_token_requests();
+    emu.add_fault(gone(FaultRule::always(status)));
+    let fresh = client_with(
+        &emu,
+        imds(&emu, ManagedIdentityCredential::system_assigned()),
+    )
+    .build()
+    .unwrap();
+    let err = update(&fresh, 1, 1).unwrap_err();
+    assert_eq!(
+        emu.token_requests().len(),
+        8,
+        "the first try and seven retries"
+    );
+    let auth = err.auth().expect("an Auth error");
+    assert_eq!((auth.http_status, auth.transient), (Some(410), true));
+    let shown = err.to_string();
+    assert_eq!(shown.matches("410").count(), 1, "{shown}");
+    assert!(shown.contains("IMDS is being updated"), "{shown}");
+}
+
+/// Answers one IMDS token request on `listener` with what the emulator's IMDS at `imds` answers
+/// (a token its Graph takes), then closes the connection.
+fn relay_one_imds_request(listener: std::net::TcpListener, imds: std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (client, _) = listener.accept().unwrap();
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() <= 2 {
+            break;
+        }
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            head.push_str(&line);
+        }
+    }
+    let mut upstream = std::net::TcpStream::connect(imds).unwrap();
+    write!(upstream, "{head}Connection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    upstream.read_to_end(&mut answer).unwrap();
+    (&client).write_all(&answer).unwrap();
+}
+
+#[test]
+fn imds_that_answered_once_is_retried_after_a_refused_connection() {
+    let scratch = Scratch::new("mi-imds-back");
+    let emu = emulator(&scratch.0);
+    // IMDS is a listener of the test's, which it can close, relaying to the emulator's.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let imds_addr = emu.addr();
+    let first = std::thread::spawn(move || relay_one_imds_request(listener, imds_addr));
+    let client = client_with(
+        &emu,
+        imds_at(
+            &format!("http://{addr}"),
+            ManagedIdentityCredential::system_assigned(),
+        ),
+    )
+    .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(1500)))
+    .build()
+    .unwrap();
+    update(&client, 0, 1).unwrap();
+    first.join().unwrap();
+    // IMDS is gone for a moment (its listener closed: the next connection is refused), and back
+    // well before the client's retry; Graph refuses the token, so a new one is fetched.
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        relay_one_imds_request(std::net::TcpListener::bind(addr).unwrap(), imds_addr);
+    });
+    emu.expire_issued_tokens();
+    let started = Instant::now();
+    update(&client, 0, 2).unwrap();
+    let took = started.elapsed();
+    back.join().unwrap();
+    assert_eq!(emu.token_requests().len(), 2, "one token, then one more");
+    // The refused connection was retried after the client's backoff (1.5 s, jitter +-20%).
+    assert!(took >= Duration::from_millis(1100), "took {took:?}");
+}
+
+/// Updates once with `client`, which must fail with "managed identity is unavailable" naming
+/// `source`, not marked transient; returns how long that took.
+fn fails_as_unavailable(client: &Client, source: &str) -> Duration {
+    let started = Instant::now();
+    let err = update(client, 0, 1).unwrap_err();
     let took = started.elapsed();
     let auth = err.auth().expect("an Auth error");
     assert!(
-        auth.message.contains("managed identity is unavailable") && !auth.transient,
+        auth.message.contains("managed identity is unavailable")
+            && auth.message.contains(source)
+            && !auth.transient,
         "{err}"
     );
+    took
+}
+
+#[test]
+fn a_refused_app_service_or_arc_endpoint_is_unavailable_at_once() {
+    let closed = closed_port();
+    let scratch = Scratch::new("mi-refused");
+    let app = ManagedIdentityCredential::system_assigned().environment([
+        ("IDENTITY_ENDPOINT", format!("{closed}/msi/token")),
+        ("IDENTITY_HEADER", HEADER.to_owned()),
+    ]);
+    let arc = ManagedIdentityCredential::system_assigned().environment([
+        (
+            "IDENTITY_ENDPOINT",
+            format!("{closed}/arc/metadata/identity/oauth2/token").into(),
+        ),
+        ("IMDS_ENDPOINT", closed.clone().into()),
+        (
+            "IUS_TEST_ARC_TOKENS_FOLDER",
+            scratch.0.clone().into_os_string(),
+        ),
+    ]);
+    for (credential, name) in [(app, "App Service"), (arc, "Azure Arc")] {
+        // The default policy, which would wait 3 s and more before each retry.
+        let client = Client::builder()
+            .base_url(&closed)
+            .credential(credential)
+            .build()
+            .unwrap();
+        let took = fails_as_unavailable(&client, name);
+        assert!(took < Duration::from_secs(1), "{name} took {took:?}");
+    }
+}
+
+/// A listener whose queue of connections is full and never accepted from: the kernel drops new
+/// connection requests, so a connection attempt waits (its base URL and the queued streams).
+#[cfg(unix)]
+fn unanswered_listener() -> Option<(String, std::net::TcpListener, Vec<std::net::TcpStream>)> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: a listening socket of ours; a backlog of 0 queues a single connection.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => queued.push(stream),
+            Err(_) => return Some((format!("http://{addr}"), listener, queued)),
+        }
+    }
+    None
+}
+
+#[cfg(unix)]
+#[test]
+fn no_connection_within_a_second_means_no_imds() {
+    let Some((url, _listener, _queued)) = unanswered_listener() else {
+        // Linux drops connection requests past a full backlog; another kernel may answer them.
+        if cfg!(target_os = "linux") {
+            panic!("a full backlog was answered");
+        }
+        println!("this kernel answered every connection: no unanswered listener to test with");
+        return;
+    };
+    let client = Client::builder()
+        .base_url(&url)
+        .credential(imds_at(&url, ManagedIdentityCredential::system_assigned()))
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let took = fails_as_unavailable(&client, "IMDS");
+    // IMDS's own 1 s, not the client's 30 s connect timeout, and no retry.
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn no_imds_fails_at_once_as_unavailable() {
+    let closed = closed_port();
+    let client = Client::builder()
+        .base_url(&closed)
+        .credential(imds_at(
+            &closed,
+            ManagedIdentityCredential::system_assigned(),
+        ))
+        .build()
+        .unwrap();
+    let took = fails_as_unavailable(&client, "IMDS");
     // The default policy would have waited 3 s and more before a retry.
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }

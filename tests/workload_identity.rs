@@ -3,8 +3,8 @@
 //! token request as the platform rotates it, the environment's values, files that cannot be used,
 //! refresh, one token for many threads, and logs and errors that never hold the assertion.
 //!
-//! The environment is given to each credential (`environment`), never set on the process: tests
-//! run in parallel threads.
+//! The environment is given to each credential (`environment`, a test seam: feature
+//! `test-seams`), never set on the process: tests run in parallel threads.
 
 mod common;
 
@@ -120,6 +120,35 @@ fn the_federated_token_is_the_client_assertion_and_is_read_again_after_rotation(
         )
         .unwrap()["devicesCount"],
         2
+    );
+}
+
+/// A path that is not Unicode is read as the system names it, given or from the environment.
+#[cfg(unix)]
+#[test]
+fn a_token_file_whose_path_is_not_unicode_is_read_where_it_is() {
+    use std::os::unix::ffi::OsStrExt;
+    let scratch = Scratch::new("wi-bytes");
+    let emu = emulator();
+    let file = scratch
+        .0
+        .join(std::ffi::OsStr::from_bytes(b"token-\xff\xfe"));
+    let assertion = rotate(&emu, &file);
+    let given = credential(&emu, &file);
+    let from_env = WorkloadIdentityCredential::from_env().environment([
+        ("AZURE_TENANT_ID", std::ffi::OsString::from(TENANT)),
+        ("AZURE_CLIENT_ID", APP.into()),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.clone().into_os_string()),
+        ("AZURE_AUTHORITY_HOST", emu.base_url().into()),
+    ]);
+    for (n, credential) in [given, from_env].into_iter().enumerate() {
+        update(&client(&emu, credential), n, 1).unwrap();
+    }
+    let sent = emu.token_requests();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter()
+            .all(|r| form(r)["client_assertion"] == assertion)
     );
 }
 

@@ -11,7 +11,11 @@
  * identity (IUS_IDENTITY_UAI_CLIENT, IUS_IDENTITY_UAI_OBJECT), the workload app
  * (IUS_IDENTITY_TENANT, IUS_IDENTITY_APP), two federated tokens the emulator minted
  * (IUS_IDENTITY_<KIND>_FEDERATED_1 and _2) and a file to write them to
- * (IUS_IDENTITY_<KIND>_TOKEN_FILE). */
+ * (IUS_IDENTITY_<KIND>_TOKEN_FILE); and the emulators of the scenarios that need their own:
+ * IMDS answering 410 three times (_GONE_URL), 500 twice (_ERRORS_URL), tokens of 8 s
+ * (_SHORT_URL), Azure Arc naming a key file outside its tokens folder (_OUTSIDE_URL, its folder
+ * _OUTSIDE_ARC_DIR, the file's contents IUS_IDENTITY_OUTSIDE_SECRET). The library is a test
+ * build (tests/c_build), which reads IUS_TEST_ARC_TOKENS_FOLDER and IUS_TEST_IMDS_GONE_WAIT_MS. */
 #include <time.h>
 
 #include "intune_user_status.h"
@@ -47,10 +51,11 @@ static double now_seconds(void) {
 
 /* Unsets every variable the identity sources read, so each case sets only its own. */
 static void clear_identity_env(void) {
-  const char *names[] = {"IDENTITY_ENDPOINT",  "IDENTITY_HEADER", "IMDS_ENDPOINT",
-                         "AZURE_POD_IDENTITY_AUTHORITY_HOST", "AZURE_TENANT_ID",
-                         "AZURE_CLIENT_ID",    "AZURE_FEDERATED_TOKEN_FILE",
-                         "AZURE_AUTHORITY_HOST"};
+  const char *names[] = {"IDENTITY_ENDPOINT",          "IDENTITY_HEADER",
+                         "IMDS_ENDPOINT",              "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                         "AZURE_TENANT_ID",            "AZURE_CLIENT_ID",
+                         "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST",
+                         "IUS_TEST_ARC_TOKENS_FOLDER", "IUS_TEST_IMDS_GONE_WAIT_MS"};
   size_t i;
   for (i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
 }
@@ -107,8 +112,9 @@ static void test_managed_identity(void) {
   clear_identity_env();
   set_identity_endpoint("/arc/metadata/identity/oauth2/token");
   setenv("IMDS_ENDPOINT", url, 1);
-  snprintf(auth, sizeof auth, "{\"managedIdentity\":{\"arcTokensFolder\":\"%s\"}}", arc_dir);
-  update_with(auth, "mi-arc");
+  /* The library is a test build (tests/c_build): it takes Arc's tokens folder from here. */
+  setenv("IUS_TEST_ARC_TOKENS_FOLDER", arc_dir, 1);
+  update_with("{\"managedIdentity\":{}}", "mi-arc");
 }
 
 /* No IMDS (a refused port): AUTH at once, not after the client's retries. */
@@ -145,6 +151,9 @@ static void test_config_errors(void) {
       {"{\"managedIdentity\":{\"clientId\":\"a\",\"objectId\":\"b\"}}",
        "\"field\":\"auth.managedIdentity.objectId\""},
       {"{\"managedIdentity\":{\"tenantId\":\"t\"}}", "\"field\":\"auth.managedIdentity.tenantId\""},
+      /* No configuration moves Arc's tokens folder. */
+      {"{\"managedIdentity\":{\"arcTokensFolder\":\"/tmp\"}}",
+       "\"field\":\"auth.managedIdentity.arcTokensFolder\""},
       {"{\"managedIdentity\":{},\"clientSecret\":\"s3cret-never-echoed\"}",
        "\"field\":\"auth.clientSecret\""},
       /* Azure Arc has no user-assigned identities. */
@@ -191,9 +200,10 @@ static void write_token_file(const char *contents) {
   fclose(file);
 }
 
-/* POST /_emulator/tokens/expire: Graph refuses every token issued so far. */
-static void expire_issued_tokens(void) {
-  const char *colon = strrchr(url, ':');
+/* POST /_emulator/tokens/expire to the emulator at `base`: Graph refuses every token issued so
+ * far. */
+static void expire_issued_tokens(const char *base) {
+  const char *colon = strrchr(base, ':');
   int port = colon != NULL ? atoi(colon + 1) : 0;
   const char *request =
       "POST /_emulator/tokens/expire HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
@@ -227,8 +237,21 @@ static void test_workload_identity(void) {
   ius_test_update_ok(client, "wi-1", 1);
   /* The platform rotates the token; Graph refuses the cached one: the new one is read. */
   write_token_file(federated[1]);
-  expire_issued_tokens();
+  expire_issued_tokens(url);
   ius_test_update_ok(client, "wi-1", 2);
+  ius_client_free(client);
+
+  /* The identity host as the top-level authorityHost (it refines workload identity as it does an
+   * app's credentials), none in the environment. */
+  unsetenv("AZURE_AUTHORITY_HOST");
+  {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"baseUrl\":\"%s\",\"authorityHost\":\"%s\",\"auth\":{\"workloadIdentity\":{}}}",
+             url, url);
+    client = must_create(json);
+  }
+  ius_test_update_ok(client, "wi-3", 1);
   ius_client_free(client);
 
   /* A file that is gone: AUTH naming it, nothing sent. */
@@ -241,6 +264,107 @@ static void test_workload_identity(void) {
     CHECK_HAS(error, "cannot be read", 1);
     ius_string_free(error);
   }
+  ius_client_free(client);
+}
+
+/* A client of the emulator at `base` with IMDS there too (its 410 waits shortened through the
+ * test build's IUS_TEST_IMDS_GONE_WAIT_MS); 10 ms retry backoff. */
+static ius_client *imds_client(const char *base) {
+  char json[1024];
+  clear_identity_env();
+  setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", base, 1);
+  setenv("IUS_TEST_IMDS_GONE_WAIT_MS", "10", 1);
+  snprintf(json, sizeof json,
+           "{\"baseUrl\":\"%s\",\"auth\":{\"managedIdentity\":{}},\"retry\":{\"baseDelayMs\":10}}",
+           base);
+  return must_create(json);
+}
+
+/* IMDS answering 410 three times, then 500 twice: each waited out, then the token; a Graph 401
+ * after that fetches a new one (the driver counts the token requests). */
+static void test_imds_retries_and_401(void) {
+  ius_client *client = imds_client(kind_env("GONE_URL"));
+  ius_test_update_ok(client, "one", 1);
+  ius_client_free(client);
+
+  client = imds_client(kind_env("ERRORS_URL"));
+  ius_test_update_ok(client, "one", 1);
+  expire_issued_tokens(kind_env("ERRORS_URL"));
+  ius_test_update_ok(client, "one", 2);
+  ius_client_free(client);
+}
+
+struct worker {
+  const ius_client *client;
+  char id[8];
+  int first, failures;
+  pthread_t thread;
+};
+
+/* Three updates of the worker's status, counting from `first`. */
+static void *worker_main(void *arg) {
+  struct worker *w = (struct worker *)arg;
+  int n;
+  for (n = w->first; n < w->first + 3; n++) {
+    char *error = NULL;
+    if (ius_test_update(w->client, w->id, n, &error) != IUS_STATUS_OK) {
+      fprintf(stderr, "  %s: %s\n", w->id, error ? error : "(no error JSON)");
+      w->failures++;
+    }
+    ius_string_free(error);
+  }
+  return NULL;
+}
+
+/* Eight threads, three updates each, starting at `first`. */
+static void eight_threads(const ius_client *client, int first) {
+  struct worker workers[8];
+  int i;
+  for (i = 0; i < 8; i++) {
+    workers[i].client = client;
+    snprintf(workers[i].id, sizeof workers[i].id, "t%d", i);
+    workers[i].first = first;
+    workers[i].failures = 0;
+    CHECK(pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) == 0);
+  }
+  for (i = 0; i < 8; i++) {
+    CHECK(pthread_join(workers[i].thread, NULL) == 0);
+    CHECK(workers[i].failures == 0);
+  }
+}
+
+/* One token for eight threads; past half its life (the emulator's tokens live 8 s), one refresh
+ * before it expires (the driver sees two token requests and two tokens). */
+static void test_threads_and_refresh(void) {
+  ius_client *client = imds_client(kind_env("SHORT_URL"));
+  double done;
+  eight_threads(client, 1);
+  done = now_seconds();
+  while (now_seconds() - done < 4.3) {
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  eight_threads(client, 4);
+  ius_client_free(client);
+}
+
+/* Azure Arc's challenge naming a file outside its tokens folder: AUTH naming the rule, the file
+ * neither read nor sent (the driver sees no key on the wire). */
+static void test_arc_outside(void) {
+  const char *base = kind_env("OUTSIDE_URL");
+  char endpoint[512], json[1024], *error = NULL;
+  ius_client *client;
+  clear_identity_env();
+  snprintf(endpoint, sizeof endpoint, "%s/arc/metadata/identity/oauth2/token", base);
+  setenv("IDENTITY_ENDPOINT", endpoint, 1);
+  setenv("IMDS_ENDPOINT", base, 1);
+  setenv("IUS_TEST_ARC_TOKENS_FOLDER", kind_env("OUTSIDE_ARC_DIR"), 1);
+  snprintf(json, sizeof json, "{\"baseUrl\":\"%s\",\"auth\":{\"managedIdentity\":{}}}", base);
+  client = must_create(json);
+  CHECK(ius_test_update(client, "one", 1, &error) == IUS_STATUS_AUTH);
+  CHECK_HAS(error, "not a file inside Azure Arc's tokens folder", 1);
+  CHECK_HAS(error, ius_env("IUS_IDENTITY_OUTSIDE_SECRET"), 0);
+  ius_string_free(error);
   ius_client_free(client);
 }
 
@@ -263,6 +387,9 @@ int main(int argc, char **argv) {
   test_config_errors();
   test_managed_identity();
   test_no_imds();
+  test_imds_retries_and_401();
+  test_threads_and_refresh();
+  test_arc_outside();
   test_workload_identity();
 
   CHECK(ius_set_log_callback(NULL, NULL, IUS_LOG_LEVEL_TRACE) == IUS_STATUS_OK);

@@ -52,7 +52,9 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
   --identity-header H        the X-IDENTITY-HEADER App Service requires (its IDENTITY_HEADER; default
                              ius-emulator-identity-header; implies --managed-identity)
   --arc-tokens-folder DIR    where Azure Arc's challenge writes its key files (default: a folder in the
-                             temporary folder; implies --managed-identity)
+                             temporary folder; implies --managed-identity). A client reads key files
+                             only from Arc's own tokens folder: give the real one (as root), or use a
+                             test build of the SDK (feature test-seams, IUS_TEST_ARC_TOKENS_FOLDER=DIR)
   --federated TENANT:CLIENT_ID:SUBJECT
                              accept, for that app, federated tokens about SUBJECT from the emulator's own
                              issuer (workload identity; repeatable); mint one with

@@ -60,8 +60,9 @@ pub struct ManagedIdentity {
     pub identity_header: String,
     /// Where the Azure Arc endpoint writes its key files (created if
     /// missing, and then removed with the emulator once empty). Default:
-    /// `ius-emulator-arc-tokens-<pid>` in the temporary folder. A client must
-    /// be told that this is Arc's tokens folder.
+    /// `ius-emulator-arc-tokens-<pid>` in the temporary folder. The SDK reads
+    /// key files only from Arc's own tokens folder, so a client accepts these
+    /// only in a test build (feature `test-seams`, `IUS_TEST_ARC_TOKENS_FOLDER`).
     pub arc_tokens_folder: PathBuf,
 }
 

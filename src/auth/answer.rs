@@ -58,10 +58,15 @@ pub(crate) fn read_answer(body: &str) -> Result<FreshToken, String> {
     })
 }
 
-/// Whole seconds, written as a JSON number or as a string of digits.
+/// Whole seconds, written as a JSON number (a float is cut to whole seconds, as azure-identity's
+/// `int()` does) or as a string of digits.
 fn seconds(value: &Value) -> Option<u64> {
     match value {
-        Value::Number(n) => n.as_u64(),
+        Value::Number(n) => n.as_u64().or_else(|| {
+            let float = n.as_f64()?;
+            // `as` saturates: a float beyond u64 becomes its largest value, capped later.
+            (float.is_finite() && float >= 0.0).then_some(float as u64)
+        }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -107,6 +112,18 @@ mod tests {
             let lifetime = read_answer(&body).unwrap().expires_in.as_secs();
             assert!((598..=600).contains(&lifetime), "{lifetime}");
         }
+        // A number written as a float (1.7e9), as azure-identity accepts it (`int(expires_on)`).
+        let at = (now + 600) as f64;
+        for expires_on in [format!("{at:.1}"), format!("{at:e}")] {
+            let body = format!(
+                r#"{{"access_token":"at","expires_on":{expires_on},"token_type":"Bearer"}}"#
+            );
+            let lifetime = read_answer(&body)
+                .unwrap_or_else(|why| panic!("{expires_on}: {why}"))
+                .expires_in
+                .as_secs();
+            assert!((598..=600).contains(&lifetime), "{expires_on}: {lifetime}");
+        }
         // Already expired: a zero lifetime, fetched again on the next call.
         let past = r#"{"access_token":"at","expires_on":"1","token_type":"Bearer"}"#;
         assert_eq!(read_answer(past).unwrap().expires_in, Duration::ZERO);
@@ -121,6 +138,14 @@ mod tests {
             ),
             (
                 r#"{"access_token":"leaked","token_type":"Bearer","expires_on":"soon"}"#,
+                "expires_on",
+            ),
+            (
+                r#"{"access_token":"leaked","token_type":"Bearer","expires_on":-1.5}"#,
+                "expires_on",
+            ),
+            (
+                r#"{"access_token":"leaked","token_type":"Bearer","expires_on":"1.7e9"}"#,
                 "expires_on",
             ),
             (

@@ -1,17 +1,19 @@
 //! Azure Arc's challenge: its agent answers a token request with 401 and
 //! `WWW-Authenticate: Basic realm=<path of a key file>`, and the client proves it may read that
 //! file by sending its contents back. Whoever answers on the endpoint's port chooses the path, so
-//! it is checked before anything is read: inside the agent's tokens folder (after `..` and
-//! symbolic links are resolved), ending in `.key`, at most 4096 bytes. The platform's folder and
-//! agent path sit side by side below.
+//! it is checked before anything is read, three times: as written (absolute, no `..`, directly
+//! inside the agent's tokens folder, ending in `.key`), so a UNC path or one relative to the
+//! working directory never reaches the file system; resolved (links followed), the same again;
+//! and as opened (no link followed, no wait for a FIFO's writer), a regular file of at most 4096
+//! bytes. The platform's folder, agent path and way of opening sit side by side below.
 
 use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use crate::auth::environment::Environment;
+use crate::auth::secret_file::read_secret;
 
 /// The largest key file read (what Microsoft's libraries accept).
 const MAX_KEY_BYTES: u64 = 4096;
@@ -21,7 +23,9 @@ pub(crate) const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:40342/metadata/ident
 
 #[cfg(not(windows))]
 mod platform {
-    use std::path::PathBuf;
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::path::{Path, PathBuf};
 
     use crate::auth::environment::Environment;
 
@@ -34,17 +38,41 @@ mod platform {
     pub(super) fn agent(_env: &Environment) -> PathBuf {
         PathBuf::from("/opt/azcmagent/bin/himds")
     }
+
+    /// Whether two folders are written the same way (paths are case-sensitive here).
+    pub(super) fn same_folder(a: &Path, b: &Path) -> bool {
+        a == b
+    }
+
+    /// Opens `path` to read. `O_NOFOLLOW`: a link put in its place after it was resolved is
+    /// refused (`ELOOP`); `O_NONBLOCK`: a FIFO put there opens at once instead of waiting for a
+    /// writer (and then is no regular file).
+    pub(super) fn open_no_follow(path: &Path) -> io::Result<File> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        options.open(path)
+    }
 }
 
 #[cfg(windows)]
 mod platform {
-    use std::path::PathBuf;
+    use std::ffi::OsStr;
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::path::{Path, PathBuf};
 
     use crate::auth::environment::{Environment, PROGRAM_DATA, PROGRAM_FILES};
 
     /// `%ProgramData%\AzureConnectedMachineAgent\Tokens`.
     pub(super) fn tokens_folder(env: &Environment) -> PathBuf {
-        let data = env.get(PROGRAM_DATA).unwrap_or(r"C:\ProgramData");
+        let data = env
+            .get_os(PROGRAM_DATA)
+            .unwrap_or(OsStr::new(r"C:\ProgramData"));
         PathBuf::from(data)
             .join("AzureConnectedMachineAgent")
             .join("Tokens")
@@ -52,15 +80,45 @@ mod platform {
 
     /// `%ProgramFiles%\AzureConnectedMachineAgent\himds.exe`.
     pub(super) fn agent(env: &Environment) -> PathBuf {
-        let files = env.get(PROGRAM_FILES).unwrap_or(r"C:\Program Files");
+        let files = env
+            .get_os(PROGRAM_FILES)
+            .unwrap_or(OsStr::new(r"C:\Program Files"));
         PathBuf::from(files)
             .join("AzureConnectedMachineAgent")
             .join("himds.exe")
     }
+
+    /// Whether two folders are written the same way, ignoring ASCII case as Windows does.
+    pub(super) fn same_folder(a: &Path, b: &Path) -> bool {
+        a.components().count() == b.components().count()
+            && a.components().zip(b.components()).all(|(a, b)| {
+                a.as_os_str()
+                    .as_encoded_bytes()
+                    .eq_ignore_ascii_case(b.as_os_str().as_encoded_bytes())
+            })
+    }
+
+    /// `FILE_FLAG_OPEN_REPARSE_POINT`: a link or junction is opened itself, not followed.
+    const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+
+    /// Opens `path` to read without following a link or junction put in its place after it was
+    /// resolved: the handle is then the link's, whose metadata is no regular file.
+    pub(super) fn open_no_follow(path: &Path) -> io::Result<File> {
+        use std::os::windows::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+            .open(path)
+    }
 }
 
-/// The folder this platform's Arc agent writes its key files to.
+/// The folder this platform's Arc agent writes its key files to. Only a build with the test
+/// seams lets a test name another (`IUS_TEST_ARC_TOKENS_FOLDER`), to stand in for the agent.
 pub(crate) fn tokens_folder(env: &Environment) -> PathBuf {
+    #[cfg(any(test, feature = "test-seams"))]
+    if let Some(folder) = env.get_os(crate::auth::environment::IUS_TEST_ARC_TOKENS_FOLDER) {
+        return PathBuf::from(folder);
+    }
     platform::tokens_folder(env)
 }
 
@@ -91,33 +149,22 @@ pub(crate) fn realm(header: &str) -> Option<&str> {
 /// broke (the path is not a secret, the contents are).
 pub(crate) fn read_key(realm: &str, folder: &Path) -> Result<Zeroizing<String>, String> {
     let path = checked_path(realm, folder)?;
-    let mut contents = Zeroizing::new(Vec::new());
-    File::open(&path)
-        // One byte past the limit shows a file that grew after it was checked.
-        .and_then(|file| file.take(MAX_KEY_BYTES + 1).read_to_end(&mut contents))
-        .map_err(|err| format!("cannot read the key file {}: {err}", path.display()))?;
-    if contents.len() as u64 > MAX_KEY_BYTES {
+    let file = open_key(&path)
+        .map_err(|why| format!("the challenge names {realm}, which {why}; it was not read"))?;
+    let key = read_secret(file, MAX_KEY_BYTES)
+        .map_err(|why| format!("the key file {} {why}", path.display()))?;
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
-            "the key file {} is larger than {MAX_KEY_BYTES} bytes",
+            "the key file {} does not hold a key (visible ASCII)",
             path.display()
         ));
     }
-    let text = std::str::from_utf8(&contents)
-        .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            format!(
-                "the key file {} does not hold a key (visible ASCII)",
-                path.display()
-            )
-        })?;
-    Ok(Zeroizing::new(text.to_owned()))
+    Ok(key)
 }
 
-/// The canonical path of the key file, if `realm` names one the rules allow: a regular file
-/// directly inside `folder` (both resolved, so `..` and symbolic links cannot lead elsewhere),
-/// named `*.key`, at most [`MAX_KEY_BYTES`].
+/// The resolved path of the key file, if `realm` names one the rules allow: written as an
+/// absolute path directly inside `folder` with no `..`, named `*.key`; and, resolved, still
+/// directly inside `folder` resolved and named `*.key` (a link cannot lead elsewhere).
 fn checked_path(realm: &str, folder: &Path) -> Result<PathBuf, String> {
     let outside = || {
         format!(
@@ -125,35 +172,62 @@ fn checked_path(realm: &str, folder: &Path) -> Result<PathBuf, String> {
             folder.display()
         )
     };
+    let not_key =
+        || format!("the challenge names {realm}, which does not end in .key; it was not read");
+    // As written, before the file system is asked anything: a UNC path would reach out to a
+    // share (offering the machine's credentials) and a relative one resolve from the working
+    // directory.
+    let named = Path::new(realm);
+    let plain = named.components().all(|part| {
+        matches!(
+            part,
+            Component::Prefix(_) | Component::RootDir | Component::Normal(_)
+        )
+    });
+    let written_inside = named.is_absolute()
+        && plain
+        && named
+            .parent()
+            .is_some_and(|parent| platform::same_folder(parent, folder));
+    if !written_inside {
+        return Err(outside());
+    }
+    if named.extension().is_none_or(|ext| ext != "key") {
+        return Err(not_key());
+    }
     let folder = folder.canonicalize().map_err(|err| {
         format!(
             "Azure Arc's tokens folder {} cannot be resolved ({err}); the key file {realm} was not read",
             folder.display()
         )
     })?;
-    let path = Path::new(realm).canonicalize().map_err(|err| {
+    let path = named.canonicalize().map_err(|err| {
         format!("the challenge names {realm}, which cannot be resolved ({err}); it was not read")
     })?;
     if path.parent() != Some(folder.as_path()) {
         return Err(outside());
     }
     if path.extension().is_none_or(|ext| ext != "key") {
-        return Err(format!(
-            "the challenge names {realm}, which does not end in .key; it was not read"
-        ));
-    }
-    let metadata = path.metadata().map_err(|err| {
-        format!("the challenge names {realm}, which cannot be examined ({err}); it was not read")
-    })?;
-    if !metadata.is_file() {
-        return Err(outside());
-    }
-    if metadata.len() > MAX_KEY_BYTES {
-        return Err(format!(
-            "the challenge names {realm}, which is larger than {MAX_KEY_BYTES} bytes; it was not read"
-        ));
+        return Err(not_key());
     }
     Ok(path)
+}
+
+/// Opens the key file and checks what was opened, so the file cannot change between the check
+/// and the read: a regular file (not a link, FIFO or folder), at most [`MAX_KEY_BYTES`]. The
+/// error completes "the challenge names {realm}, which ...".
+fn open_key(path: &Path) -> Result<File, String> {
+    let file = platform::open_no_follow(path).map_err(|err| format!("cannot be opened ({err})"))?;
+    let metadata = file
+        .metadata()
+        .map_err(|err| format!("cannot be examined ({err})"))?;
+    if !metadata.is_file() {
+        return Err("is not a regular file".to_owned());
+    }
+    if metadata.len() > MAX_KEY_BYTES {
+        return Err(format!("is larger than {MAX_KEY_BYTES} bytes"));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -209,9 +283,13 @@ mod tests {
             read_key(&key, &scratch.tokens()).unwrap().as_str(),
             "arc-key-secret-1"
         );
-        // `..` back into the folder is the same file.
+        // `..` is refused as written, even back into the folder.
         let roundabout = format!("{}/../tokens/k1.key", scratch.tokens().display());
-        assert!(read_key(&roundabout, &scratch.tokens()).is_ok());
+        assert!(
+            read_key(&roundabout, &scratch.tokens())
+                .unwrap_err()
+                .contains("not a file inside")
+        );
     }
 
     #[test]
@@ -227,6 +305,7 @@ mod tests {
             std::fs::create_dir(tokens.join("sub")).unwrap();
             scratch.write("tokens/sub/k.key", b"k")
         };
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut cases = vec![
             (outside.clone(), "not a file inside"),
             (dotdot, "not a file inside"),
@@ -235,7 +314,12 @@ mod tests {
             (big, "larger than 4096"),
             (
                 tokens.join("dir.key").display().to_string(),
-                "not a file inside",
+                // Windows opens no folder as a file at all.
+                if cfg!(windows) {
+                    "cannot be opened"
+                } else {
+                    "not a regular file"
+                },
             ),
             (
                 tokens.join("missing.key").display().to_string(),
@@ -257,10 +341,120 @@ mod tests {
             );
         }
         let empty = scratch.write("tokens/empty.key", b" \n");
+        assert!(read_key(&empty, &tokens).unwrap_err().ends_with("is empty"));
+        let spaced = scratch.write("tokens/spaced.key", b"two words");
         assert!(
-            read_key(&empty, &tokens)
+            read_key(&spaced, &tokens)
                 .unwrap_err()
                 .contains("does not hold a key")
+        );
+    }
+
+    #[test]
+    fn a_realm_not_written_inside_the_folder_is_refused_before_the_file_system_is_asked() {
+        // The folder does not exist: resolving anything would fail differently ("cannot be
+        // resolved"), so each refusal below was made from the text alone.
+        let folder = std::env::temp_dir().join(format!(
+            "ius-arc-absent-{}/tokens",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let inside = |name: &str| folder.join(name).display().to_string();
+        for realm in [
+            // UNC: on Windows, resolving it would connect to the share (and offer NTLM).
+            r"\\evil\share\x.key".to_owned(),
+            "//evil/share/x.key".to_owned(),
+            // Relative: it would resolve from the working directory.
+            "x.key".to_owned(),
+            "tokens/x.key".to_owned(),
+            // `..` out and back in, and into a folder that does not exist.
+            format!("{}/../tokens/x.key", folder.display()),
+            inside("../x.key"),
+            inside("sub/x.key"),
+            "/nonexistent-ius-dir/x.key".to_owned(),
+        ] {
+            let err = read_key(&realm, &folder).unwrap_err();
+            assert!(err.contains("not a file inside"), "{realm}: {err}");
+        }
+        // Named as the rules want, it is the folder's absence that is reported.
+        let err = read_key(&inside("x.key"), &folder).unwrap_err();
+        assert!(err.contains("cannot be resolved"), "{err}");
+    }
+
+    /// A FIFO at `path`: opening it to read waits for a writer unless told not to.
+    #[cfg(unix)]
+    fn fifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        #[allow(unsafe_code)]
+        let made = unsafe { libc::mkfifo(name.as_ptr(), 0o600) };
+        assert_eq!(made, 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_is_opened_without_following_a_link_or_waiting_for_a_fifo_writer() {
+        // What the file became after it was checked: the open itself must refuse it.
+        let scratch = Scratch::new("open");
+        let outside = scratch.write("secret.key", b"not-for-the-endpoint");
+        let link = scratch.tokens().join("swapped.key");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let pipe = scratch.tokens().join("pipe.key");
+        fifo(&pipe);
+        let (done, outcome) = std::sync::mpsc::channel();
+        // On a thread: an open that waited for the FIFO's writer would never return.
+        std::thread::spawn(move || {
+            for path in [link, pipe] {
+                let _ = done.send(open_key(&path).map(drop));
+            }
+        });
+        let wait = std::time::Duration::from_secs(5);
+        let link = outcome.recv_timeout(wait).expect("the link was opened");
+        assert!(link.unwrap_err().contains("cannot be opened"));
+        let pipe = outcome
+            .recv_timeout(wait)
+            .expect("the FIFO was opened without waiting for a writer");
+        assert_eq!(pipe.unwrap_err(), "is not a regular file");
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn on_windows_a_unc_realm_is_refused_as_written_and_the_folder_matches_without_case() {
+        let scratch = Scratch::new("win");
+        let tokens = scratch.tokens();
+        let key = scratch.write("tokens/k1.key", b"arc-key-secret-1");
+        let shouted = key.to_uppercase().replace("K1.KEY", "k1.key");
+        assert_eq!(
+            read_key(&shouted, &tokens).unwrap().as_str(),
+            "arc-key-secret-1"
+        );
+        for realm in [
+            r"\\evil\share\x.key".to_owned(),
+            r"\\?\UNC\evil\share\x.key".to_owned(),
+            r"C:x.key".to_owned(),
+            format!(r"{}\..\tokens\k1.key", tokens.display()),
+        ] {
+            let err = read_key(&realm, &tokens).unwrap_err();
+            assert!(err.contains("not a file inside"), "{realm}: {err}");
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn on_windows_a_link_put_in_the_keys_place_is_opened_as_a_link_and_refused() {
+        let scratch = Scratch::new("win-link");
+        let outside = scratch.write("secret.key", b"not-for-the-endpoint");
+        let link = scratch.tokens().join("swapped.key");
+        if std::os::windows::fs::symlink_file(&outside, &link).is_err() {
+            println!("no privilege to make a symbolic link here");
+            return;
+        }
+        // Windows opens the link itself, which is no regular file; Wine, which keeps links as
+        // the host's, finds nothing to open. Either way the file it points to is not opened.
+        let err = open_key(&link).unwrap_err();
+        assert!(
+            err == "is not a regular file" || err.starts_with("cannot be opened"),
+            "{err}"
         );
     }
 }

@@ -7,8 +7,7 @@
 //! settings of Graph requests.
 
 use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::thread;
@@ -26,7 +25,7 @@ use crate::auth::answer::{MAX_ANSWER_BYTES, read_answer, scrub};
 use crate::auth::assertion::{AssertionAlgorithm, AssertionSigner};
 use crate::auth::cache::{FreshToken, TokenCache, TokenSource};
 use crate::auth::managed_identity::ManagedIdentityCredential;
-use crate::auth::workload_identity::WorkloadIdentityCredential;
+use crate::auth::workload_identity::{WorkloadIdentityCredential, read_federated_token};
 use crate::auth_error::AuthError;
 use crate::retry::{RetryPolicy, Verdict, decide};
 use crate::url::{Insecure, check_secure, never_proxied};
@@ -307,40 +306,6 @@ enum Proof {
     Assertion(Arc<AssertionSigner>, AssertionAlgorithm),
     /// The file the platform writes its token to, read again for every request.
     Federated(PathBuf),
-}
-
-/// The largest federated token file read; a platform's token is a few KiB.
-const MAX_FEDERATED_TOKEN_BYTES: u64 = 64 * 1024;
-
-/// The platform's token from `path`, trimmed; an unreadable, empty or oversized file is an error
-/// naming the path (never the contents).
-fn read_federated_token(path: &Path) -> AuthResult<Zeroizing<String>> {
-    let refused = |why: String| {
-        Box::new(AuthError::new(format!(
-            "workload identity: the federated token file {} {why}",
-            path.display()
-        )))
-    };
-    let mut contents = Zeroizing::new(Vec::new());
-    std::fs::File::open(path)
-        .and_then(|file| {
-            file.take(MAX_FEDERATED_TOKEN_BYTES + 1)
-                .read_to_end(&mut contents)
-        })
-        .map_err(|err| refused(format!("cannot be read: {err}")))?;
-    if contents.len() as u64 > MAX_FEDERATED_TOKEN_BYTES {
-        return Err(refused(format!(
-            "is larger than {} KiB",
-            MAX_FEDERATED_TOKEN_BYTES / 1024
-        )));
-    }
-    let text = std::str::from_utf8(&contents)
-        .map_err(|_| refused("does not hold text".to_owned()))?
-        .trim();
-    if text.is_empty() {
-        return Err(refused("is empty".to_owned()));
-    }
-    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// A [`TokenSource`] that runs the client-credentials grant.

@@ -1,8 +1,10 @@
 //! The environment variables managed identity and workload identity read: captured once, when
-//! the client is built (as Microsoft's libraries read them), from the process or from values the
-//! caller gives instead. Values never reach `Debug` output: `IDENTITY_HEADER` is a secret.
+//! the client is built (as Microsoft's libraries read them), from the process (or, in tests, from
+//! values a test gives instead). Values never reach `Debug` output: `IDENTITY_HEADER` is a secret.
+//! Values are kept as the operating system gave them, so a path need not be Unicode.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 
 /// App Service / Functions and Azure Arc: the local token endpoint.
@@ -28,6 +30,19 @@ pub(crate) const PROGRAM_DATA: &str = "ProgramData";
 /// Windows: where Azure Arc's agent is installed (`%ProgramFiles%`).
 pub(crate) const PROGRAM_FILES: &str = "ProgramFiles";
 
+/// Tests only (feature `test-seams`): the folder that stands in for Azure Arc's tokens folder.
+#[cfg(any(test, feature = "test-seams"))]
+pub(crate) const IUS_TEST_ARC_TOKENS_FOLDER: &str = "IUS_TEST_ARC_TOKENS_FOLDER";
+/// Tests only (feature `test-seams`): IMDS's wait after a 410, in milliseconds, instead of 10 s.
+#[cfg(any(test, feature = "test-seams"))]
+pub(crate) const IUS_TEST_IMDS_GONE_WAIT_MS: &str = "IUS_TEST_IMDS_GONE_WAIT_MS";
+
+/// The variables only a build with the test seams reads; none in a build that ships.
+#[cfg(any(test, feature = "test-seams"))]
+const TEST_NAMES: [&str; 2] = [IUS_TEST_ARC_TOKENS_FOLDER, IUS_TEST_IMDS_GONE_WAIT_MS];
+#[cfg(not(any(test, feature = "test-seams")))]
+const TEST_NAMES: [&str; 0] = [];
+
 /// Every variable read, so a snapshot of the process holds these and nothing else.
 const NAMES: [&str; 11] = [
     IDENTITY_ENDPOINT,
@@ -49,7 +64,9 @@ pub(crate) enum EnvSource {
     /// The process environment, read when the client is built.
     #[default]
     Process,
-    /// Values the caller gave (tests, or a host that configures identity itself).
+    /// Values a test gave (the credentials' hidden `environment`, feature `test-seams`), so
+    /// tests need not change the environment of a process whose other threads read it.
+    #[cfg(any(test, feature = "test-seams"))]
     Given(Environment),
 }
 
@@ -58,6 +75,7 @@ impl EnvSource {
     pub(crate) fn read(&self) -> Environment {
         match self {
             EnvSource::Process => Environment::process(),
+            #[cfg(any(test, feature = "test-seams"))]
             EnvSource::Given(env) => env.clone(),
         }
     }
@@ -67,6 +85,7 @@ impl fmt::Debug for EnvSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EnvSource::Process => f.write_str("Process"),
+            #[cfg(any(test, feature = "test-seams"))]
             EnvSource::Given(env) => f.debug_tuple("Given").field(env).finish(),
         }
     }
@@ -75,7 +94,7 @@ impl fmt::Debug for EnvSource {
 /// A snapshot of the variables above.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Environment {
-    vars: BTreeMap<String, String>,
+    vars: BTreeMap<String, OsString>,
 }
 
 impl Environment {
@@ -84,17 +103,15 @@ impl Environment {
         Environment {
             vars: NAMES
                 .iter()
-                .filter_map(|name| {
-                    // A value that is not Unicode is unusable as a URL, id or path here.
-                    let value = std::env::var_os(name)?.into_string().ok()?;
-                    Some(((*name).to_owned(), value))
-                })
+                .chain(TEST_NAMES.iter())
+                .filter_map(|name| Some(((*name).to_owned(), std::env::var_os(name)?)))
                 .collect(),
         }
     }
 
     /// These values and no others.
-    pub(crate) fn from_pairs<K: Into<String>, V: Into<String>>(
+    #[cfg(any(test, feature = "test-seams"))]
+    pub(crate) fn from_pairs<K: Into<String>, V: Into<OsString>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Environment {
         Environment {
@@ -105,11 +122,17 @@ impl Environment {
         }
     }
 
-    /// The value of `name`; an empty value counts as unset (as Microsoft's libraries treat it).
+    /// The value of `name` as text (a URL, an id); an empty value counts as unset (as
+    /// Microsoft's libraries treat it), and so does one that is not Unicode, which no URL or id is.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.get_os(name).and_then(OsStr::to_str)
+    }
+
+    /// The value of `name` as the system gave it (a path); empty counts as unset.
+    pub(crate) fn get_os(&self, name: &str) -> Option<&OsStr> {
         self.vars
             .get(name)
-            .map(String::as_str)
+            .map(OsString::as_os_str)
             .filter(|value| !value.is_empty())
     }
 }

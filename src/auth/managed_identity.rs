@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,17 +38,20 @@ use crate::auth::environment::{
 };
 use crate::auth::{AuthResult, TokenProvider};
 use crate::auth_error::AuthError;
-use crate::retry::{MAX_RETRIES_LIMIT, RetryPolicy, Verdict, decide, parse_retry_after};
+use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after};
 use crate::url::{Endpoint as UrlKind, check_endpoint};
 use crate::{Cloud, Error};
 
 /// IMDS's address, whose host `AZURE_POD_IDENTITY_AUTHORITY_HOST` replaces.
 const IMDS_HOST: &str = "http://169.254.169.254";
 const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
-/// A connection to IMDS not made within this long means there is no IMDS here.
+/// A connection to IMDS not made within this long, before it ever answered, means there is no
+/// IMDS here.
 const IMDS_CONNECT: Duration = Duration::from_secs(1);
-/// How long IMDS answers 410 while it is being updated (Microsoft's guidance).
-const IMDS_UPDATE_WINDOW: Duration = Duration::from_secs(70);
+/// IMDS answers 410 while it is being updated: asked again this often, this many times (70 s in
+/// all, Microsoft's IMDS guidance and MSAL's `ImdsRetryPolicy`), within the call's budget.
+const IMDS_GONE_WAIT: Duration = Duration::from_secs(10);
+const IMDS_GONE_RETRIES: u32 = 7;
 
 /// App-only authentication as the machine's managed identity (Azure VMs and scale sets, App
 /// Service and Functions, servers joined to Azure Arc): no secret to store or rotate.
@@ -68,7 +72,6 @@ pub struct ManagedIdentityCredential {
     /// since the endpoint comes from the environment.
     pub(super) authority_host: Option<String>,
     environment: EnvSource,
-    arc_tokens_folder: Option<PathBuf>,
 }
 
 /// Which user-assigned identity to ask for, by one of its three ids.
@@ -105,7 +108,6 @@ impl fmt::Debug for ManagedIdentityCredential {
             .field("id", &self.id)
             .field("scope", &self.scope)
             .field("environment", &self.environment)
-            .field("arc_tokens_folder", &self.arc_tokens_folder)
             .finish_non_exhaustive()
     }
 }
@@ -138,7 +140,6 @@ impl ManagedIdentityCredential {
             scope: None,
             authority_host: None,
             environment: EnvSource::Process,
-            arc_tokens_folder: None,
         }
     }
 
@@ -149,25 +150,16 @@ impl ManagedIdentityCredential {
         self
     }
 
-    /// Reads `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `IMDS_ENDPOINT` and
-    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` from these `(name, value)` pairs instead of the process
-    /// environment: for hosts that keep their configuration elsewhere, and for tests (which must
-    /// not change the environment of a process whose other threads read it).
-    pub fn environment<K: Into<String>, V: Into<String>>(
+    /// Tests only (feature `test-seams`, not an API): reads the environment from these
+    /// `(name, value)` pairs instead of the process's, so tests running on parallel threads need
+    /// not change the process environment.
+    #[cfg(any(test, feature = "test-seams"))]
+    #[doc(hidden)]
+    pub fn environment<K: Into<String>, V: Into<std::ffi::OsString>>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         self.environment = EnvSource::Given(Environment::from_pairs(vars));
-        self
-    }
-
-    /// **For tests only**: accepts Azure Arc key files from this folder instead of the agent's
-    /// own (`/var/opt/azcmagent/tokens`, or `%ProgramData%\AzureConnectedMachineAgent\Tokens`),
-    /// so a test can stand in for the agent. A real Arc agent always uses its own folder; this
-    /// folder is what protects the process from an endpoint naming any other file, so never
-    /// point it at a folder others can write to.
-    pub fn arc_tokens_folder(mut self, folder: impl Into<PathBuf>) -> Self {
-        self.arc_tokens_folder = Some(folder.into());
         self
     }
 
@@ -198,10 +190,11 @@ impl ManagedIdentityCredential {
             return Err(Error::config(id.field(), "must not be empty"));
         }
         let env = self.environment.read();
-        let folder = self
-            .arc_tokens_folder
-            .unwrap_or_else(|| arc_key::tokens_folder(&env));
-        let endpoint = find_endpoint(&env, arc_key::agent_installed(&env), folder)?;
+        let endpoint = find_endpoint(
+            &env,
+            arc_key::agent_installed(&env),
+            arc_key::tokens_folder(&env),
+        )?;
         if let (Endpoint::Arc { .. }, Some(id)) = (&endpoint, &self.id) {
             return Err(Error::config(
                 id.field(),
@@ -219,6 +212,8 @@ impl ManagedIdentityCredential {
             resource,
             id: self.id,
             retry,
+            gone_wait: gone_wait(&env),
+            answered: AtomicBool::new(false),
         })))
     }
 }
@@ -285,6 +280,20 @@ impl Endpoint {
             _ => Retry::Never,
         }
     }
+}
+
+/// IMDS's wait after a 410: [`IMDS_GONE_WAIT`], or in a build with the test seams what
+/// `IUS_TEST_IMDS_GONE_WAIT_MS` says, so tests need not wait 10 s.
+fn gone_wait(env: &Environment) -> Duration {
+    #[cfg(any(test, feature = "test-seams"))]
+    if let Some(ms) = env
+        .get(crate::auth::environment::IUS_TEST_IMDS_GONE_WAIT_MS)
+        .and_then(|ms| ms.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    let _ = env;
+    IMDS_GONE_WAIT
 }
 
 /// The endpoint the environment describes (`arc_installed`: the Arc agent is on this machine).
@@ -361,7 +370,7 @@ enum Retry {
     Never,
     /// Under the client's retry policy, after the endpoint's `Retry-After` if it gave one.
     Policy(Option<Duration>),
-    /// IMDS's 410: within [`IMDS_UPDATE_WINDOW`].
+    /// IMDS's 410: every [`IMDS_GONE_WAIT`], [`IMDS_GONE_RETRIES`] times.
     Gone,
 }
 
@@ -386,19 +395,30 @@ struct ManagedIdentitySource {
     resource: String,
     id: Option<UserAssignedId>,
     retry: RetryPolicy,
+    /// The wait after IMDS's 410 ([`IMDS_GONE_WAIT`] but in tests).
+    gone_wait: Duration,
+    /// The endpoint has answered (any status): from then on, a connection it refuses is a
+    /// passing failure, retried under the client's policy, not a sign that there is none.
+    answered: AtomicBool,
 }
 
 impl ManagedIdentitySource {
+    /// "managed identity token request to {url} ({source}) failed".
+    fn request_failed(&self) -> String {
+        format!(
+            "managed identity token request to {} ({}) failed",
+            self.endpoint.url(),
+            self.endpoint.name()
+        )
+    }
+
     fn failure(&self, what: impl fmt::Display, retry: Retry) -> Failure {
+        self.failure_message(format!("{}: {what}", self.request_failed()), retry)
+    }
+
+    fn failure_message(&self, message: String, retry: Retry) -> Failure {
         Failure {
-            error: Box::new(
-                AuthError::new(format!(
-                    "managed identity token request to {} ({}) failed: {what}",
-                    self.endpoint.url(),
-                    self.endpoint.name()
-                ))
-                .transient(!matches!(retry, Retry::Never)),
-            ),
+            error: Box::new(AuthError::new(message).transient(!matches!(retry, Retry::Never))),
             retry,
         }
     }
@@ -428,7 +448,9 @@ impl ManagedIdentitySource {
         // URL passed `url`'s rule for it when the client was built).
         let mut config = request.config().proxy(None).https_only(false);
         let mut connect = None;
-        if matches!(self.endpoint, Endpoint::Imds { .. }) {
+        if matches!(self.endpoint, Endpoint::Imds { .. }) && !self.answered.load(Ordering::Relaxed)
+        {
+            // Probing: an IMDS that is there connects at once.
             connect = Some(IMDS_CONNECT);
         }
         if let Some(deadline) = deadline {
@@ -453,6 +475,7 @@ impl ManagedIdentitySource {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
+        self.answered.store(true, Ordering::Relaxed);
         let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
         let challenge = header("www-authenticate");
         let status = response.status().as_u16();
@@ -472,29 +495,45 @@ impl ManagedIdentitySource {
 
     fn network_failure(&self, err: &ureq::Error) -> Failure {
         use std::io::ErrorKind;
-        let nothing_there = match err {
-            ureq::Error::ConnectionFailed | ureq::Error::Timeout(ureq::Timeout::Connect) => true,
+        let refused = match err {
+            ureq::Error::ConnectionFailed => true,
             ureq::Error::Io(io) => matches!(
                 io.kind(),
                 ErrorKind::ConnectionRefused
                     | ErrorKind::HostUnreachable
                     | ErrorKind::NetworkUnreachable
                     | ErrorKind::AddrNotAvailable
-                    | ErrorKind::TimedOut
             ),
             _ => false,
         };
-        if nothing_there && matches!(self.endpoint, Endpoint::Imds { .. }) {
-            // Said at once: waiting out the client's timeouts would not make IMDS appear.
-            return Failure {
-                error: Box::new(AuthError::new(format!(
-                    "managed identity is unavailable: nothing answered at {} within {} s ({err}); \
-                     this is not an Azure VM, or its IMDS endpoint is blocked",
-                    self.endpoint.url(),
+        let unanswered_connect = matches!(err, ureq::Error::Timeout(ureq::Timeout::Connect))
+            || matches!(err, ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut);
+        let imds = matches!(self.endpoint, Endpoint::Imds { .. });
+        // Until the endpoint has answered once, nothing there means there is no managed identity
+        // here, said at once (waiting out the client's retries would not make it appear; MSAL
+        // retries no refused connection, azure-identity probes IMDS once). IMDS that does not
+        // connect within its second counts as absent too.
+        if !self.answered.load(Ordering::Relaxed) && (refused || (imds && unanswered_connect)) {
+            let why = match &self.endpoint {
+                Endpoint::Imds { .. } => format!(
+                    "nothing answered within {} s ({err}); this is not an Azure VM, or its IMDS endpoint is blocked",
                     IMDS_CONNECT.as_secs()
-                ))),
-                retry: Retry::Never,
+                ),
+                Endpoint::AppService { .. } => format!(
+                    "nothing listens there ({err}); is this an App Service or Functions app with a managed identity?"
+                ),
+                Endpoint::Arc { .. } => format!(
+                    "nothing listens there ({err}); is the Azure Arc agent (himds) running?"
+                ),
             };
+            return self.failure_message(
+                format!(
+                    "managed identity is unavailable: {} at {}: {why}",
+                    self.endpoint.name(),
+                    self.endpoint.url()
+                ),
+                Retry::Never,
+            );
         }
         let transient = matches!(
             err,
@@ -509,6 +548,15 @@ impl ManagedIdentitySource {
             Retry::Never
         };
         self.failure(err, retry)
+    }
+
+    /// The wait before IMDS's 410 retry number `done + 1`, if there is one: every
+    /// `gone_wait`, [`IMDS_GONE_RETRIES`] times, never past the call's budget (`remaining`), and
+    /// none for a client that retries nothing.
+    fn gone_retry(&self, done: u32, remaining: Option<Duration>) -> Option<Duration> {
+        let wait = self.gone_wait;
+        let allowed = self.retry.max_retries > 0 && done < IMDS_GONE_RETRIES;
+        (allowed && remaining.is_none_or(|left| wait < left)).then_some(wait)
     }
 
     /// One token request, with Azure Arc's challenge answered.
@@ -585,13 +633,16 @@ impl ManagedIdentitySource {
         let retry = self
             .endpoint
             .retry_for(answered.status, answered.retry_after);
-        let mut failure = self.failure(
-            match answered.status {
-                401 if key.is_some() => "Azure Arc refused the key file's contents".to_owned(),
-                status => format!("HTTP {status}"),
-            },
-            retry,
-        );
+        // The error's display adds the status: the message says only what it means here.
+        let mut failure = match answered.status {
+            401 if key.is_some() => {
+                self.failure("Azure Arc refused the key file's contents", retry)
+            }
+            410 if matches!(self.endpoint, Endpoint::Imds { .. }) => {
+                self.failure("IMDS is being updated", retry)
+            }
+            _ => self.failure_message(self.request_failed(), retry),
+        };
         let error = &mut failure.error;
         error.http_status = Some(answered.status);
         match serde_json::from_str::<ErrorBody>(&answered.body) {
@@ -619,50 +670,38 @@ impl ManagedIdentitySource {
 
 impl TokenSource for ManagedIdentitySource {
     fn fetch(&self, deadline: Option<Instant>) -> AuthResult<FreshToken> {
-        // 410 has a budget of its own: up to ten tries within IMDS's update window (none when the
-        // client retries nothing).
-        let gone_policy = RetryPolicy {
-            max_retries: if self.retry.max_retries == 0 {
-                0
-            } else {
-                MAX_RETRIES_LIMIT
-            },
-            max_total_wait: IMDS_UPDATE_WINDOW,
-            ..self.retry
-        };
         let (mut retries, mut waited) = (0, Duration::ZERO);
-        let (mut gone_retries, mut gone_waited) = (0, Duration::ZERO);
+        let mut gone_retries = 0;
         loop {
             let failure = match self.exchange(deadline) {
                 Ok(token) => return Ok(token),
                 Err(failure) => failure,
             };
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let (verdict, tries, spent) = match failure.retry {
-                Retry::Never => return Err(failure.error),
-                Retry::Policy(asked) => (
-                    decide(&self.retry, retries, asked, waited, remaining),
-                    &mut retries,
-                    &mut waited,
-                ),
-                Retry::Gone => (
-                    decide(&gone_policy, gone_retries, None, gone_waited, remaining),
-                    &mut gone_retries,
-                    &mut gone_waited,
-                ),
-            };
-            match verdict {
-                Verdict::Retry(wait) => {
-                    debug!(
-                        "managed identity token request failed, retrying in {wait:?}: {}",
-                        failure.error
-                    );
-                    thread::sleep(wait);
-                    *tries += 1;
-                    *spent += wait;
+            let wait = match failure.retry {
+                Retry::Never => None,
+                Retry::Policy(asked) => {
+                    match decide(&self.retry, retries, asked, waited, remaining) {
+                        Verdict::Retry(wait) => {
+                            retries += 1;
+                            waited += wait;
+                            Some(wait)
+                        }
+                        Verdict::Exhausted | Verdict::OverBudget(_) => None,
+                    }
                 }
-                Verdict::Exhausted | Verdict::OverBudget(_) => return Err(failure.error),
-            }
+                Retry::Gone => self
+                    .gone_retry(gone_retries, remaining)
+                    .inspect(|_| gone_retries += 1),
+            };
+            let Some(wait) = wait else {
+                return Err(failure.error);
+            };
+            debug!(
+                "managed identity token request failed, retrying in {wait:?}: {}",
+                failure.error
+            );
+            thread::sleep(wait);
         }
     }
 }
@@ -820,6 +859,8 @@ mod tests {
             resource: "https://graph.microsoft.com".to_owned(),
             id: None,
             retry: RetryPolicy::default(),
+            gone_wait: IMDS_GONE_WAIT,
+            answered: AtomicBool::new(false),
         };
         let echoes = [
             r#"{"statusCode":400,"message":"bad header hdr-secret-value"}"#.to_owned(),
@@ -862,5 +903,49 @@ mod tests {
                 && !shown.contains("hdr-secret-value"),
             "{shown}"
         );
+    }
+
+    fn imds_source(retry: RetryPolicy) -> ManagedIdentitySource {
+        ManagedIdentitySource {
+            agent: Agent::new_with_defaults(),
+            endpoint: Endpoint::Imds {
+                url: format!("{IMDS_HOST}{IMDS_PATH}"),
+            },
+            resource: "https://graph.microsoft.com".to_owned(),
+            id: None,
+            retry,
+            gone_wait: gone_wait(&Environment::default()),
+            answered: AtomicBool::new(false),
+        }
+    }
+
+    /// The 410 waits planned for a call with `remaining` of its budget left.
+    fn gone_plan(source: &ManagedIdentitySource, remaining: Option<Duration>) -> Vec<Duration> {
+        let mut plan: Vec<Duration> = Vec::new();
+        while let Some(wait) = source.gone_retry(
+            plan.len() as u32,
+            remaining.map(|r| r.saturating_sub(plan.iter().sum())),
+        ) {
+            plan.push(wait);
+            assert!(plan.len() <= 100, "the plan ends");
+        }
+        plan
+    }
+
+    #[test]
+    fn imds_410_is_retried_every_ten_seconds_for_seventy_within_the_calls_budget() {
+        // Microsoft's IMDS guidance (MSAL's ImdsRetryPolicy): 10 s apart, 7 times, 70 s.
+        let source = imds_source(RetryPolicy::default());
+        let plan = gone_plan(&source, None);
+        assert_eq!(plan, vec![Duration::from_secs(10); 7]);
+        assert!(plan.iter().sum::<Duration>() >= Duration::from_secs(70));
+        // Whatever the client's own backoff.
+        let quick = imds_source(RetryPolicy::default().base_delay(Duration::from_millis(10)));
+        assert_eq!(gone_plan(&quick, None).len(), 7);
+        // Never past the call's budget.
+        let budget = gone_plan(&source, Some(Duration::from_secs(25)));
+        assert_eq!(budget, vec![Duration::from_secs(10); 2]);
+        // A client that retries nothing does not wait out a 410 either.
+        assert!(gone_plan(&imds_source(RetryPolicy::none()), None).is_empty());
     }
 }

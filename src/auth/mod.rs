@@ -2,8 +2,9 @@
 //! from the Microsoft identity platform (`credentials`, with signed assertions from `assertion`
 //! and federated tokens for `workload_identity`) or from the machine's managed-identity endpoint
 //! (`managed_identity`, with Azure Arc's key files in `arc_key`); what their endpoints answer
-//! (`answer`), the environment the identity sources read (`environment`) and the per-client
-//! cache they share (`cache`). The token itself never reaches `Debug`, `Display` or an error.
+//! (`answer`), the environment the identity sources read (`environment`), the bounded read of a
+//! file holding a secret (`secret_file`: Arc's key, a federated token) and the per-client cache
+//! they share (`cache`). The token itself never reaches `Debug`, `Display` or an error.
 
 mod answer;
 mod arc_key;
@@ -12,6 +13,7 @@ mod cache;
 mod credentials;
 mod environment;
 mod managed_identity;
+mod secret_file;
 mod workload_identity;
 
 use std::fmt;

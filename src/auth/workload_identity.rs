@@ -4,13 +4,20 @@
 //! is read again for every token request, since the platform rotates it (hourly on AKS).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::auth::AuthResult;
+#[cfg(any(test, feature = "test-seams"))]
+use crate::auth::environment::Environment;
 use crate::auth::environment::{
     AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, EnvSource,
-    Environment,
 };
+use crate::auth::secret_file::{Unusable, read_secret};
+use crate::auth_error::AuthError;
 
 /// App-only authentication with a federated token from the platform (workload identity
 /// federation): no secret to store or rotate.
@@ -130,10 +137,12 @@ impl WorkloadIdentityCredential {
         self
     }
 
-    /// Reads the values not given from these `(name, value)` pairs instead of the process
-    /// environment: for hosts that keep their configuration elsewhere, and for tests (which
-    /// must not change the environment of a process whose other threads read it).
-    pub fn environment<K: Into<String>, V: Into<String>>(
+    /// Tests only (feature `test-seams`, not an API): reads the values not given from these
+    /// `(name, value)` pairs instead of the process environment, so tests running on parallel
+    /// threads need not change the process environment.
+    #[cfg(any(test, feature = "test-seams"))]
+    #[doc(hidden)]
+    pub fn environment<K: Into<String>, V: Into<std::ffi::OsString>>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
@@ -155,36 +164,55 @@ impl WorkloadIdentityCredential {
         };
         let tenant_id = pick(self.tenant_id, "tenantId", AZURE_TENANT_ID);
         let client_id = pick(self.client_id, "clientId", AZURE_CLIENT_ID);
-        let token_file = pick(
-            self.token_file
-                .map(|path| path.to_string_lossy().into_owned()),
-            "tokenFile",
-            AZURE_FEDERATED_TOKEN_FILE,
-        );
         let authority_host = pick(self.authority_host, "authorityHost", AZURE_AUTHORITY_HOST);
-        let required = |value: Option<String>, field: &str, var: &str| {
-            value.ok_or_else(|| {
-                Error::config(
-                    field,
-                    format!("is required for workload identity: give it, or set {var}"),
-                )
-            })
+        // A path as the system names it: it need not be Unicode.
+        let token_file = self.token_file.or_else(|| {
+            let path = env.as_ref()?.get_os(AZURE_FEDERATED_TOKEN_FILE)?;
+            origins.push(("tokenFile", AZURE_FEDERATED_TOKEN_FILE));
+            Some(PathBuf::from(path))
+        });
+        let required = |field: &str, var: &str| {
+            Error::config(
+                field,
+                format!("is required for workload identity: give it, or set {var}"),
+            )
         };
-        let tenant_id = required(tenant_id, "tenantId", AZURE_TENANT_ID)?;
-        let client_id = required(client_id, "clientId", AZURE_CLIENT_ID)?;
-        let token_file = required(token_file, "tokenFile", AZURE_FEDERATED_TOKEN_FILE)?;
-        if token_file.trim().is_empty() {
+        let tenant_id = tenant_id.ok_or_else(|| required("tenantId", AZURE_TENANT_ID))?;
+        let client_id = client_id.ok_or_else(|| required("clientId", AZURE_CLIENT_ID))?;
+        let token_file =
+            token_file.ok_or_else(|| required("tokenFile", AZURE_FEDERATED_TOKEN_FILE))?;
+        if token_file
+            .to_str()
+            .is_some_and(|path| path.trim().is_empty())
+        {
             return Err(Error::config("tokenFile", "must not be empty"));
         }
         Ok(Resolved {
             tenant_id,
             client_id,
-            token_file: PathBuf::from(token_file),
+            token_file,
             authority_host,
             scope: self.scope,
             origins,
         })
     }
+}
+
+/// The largest federated token file read; a platform's token is a few KiB.
+const MAX_FEDERATED_TOKEN_BYTES: u64 = 64 * 1024;
+
+/// The platform's token from `path`, trimmed; an unreadable, empty or oversized file is an error
+/// naming the path (never the contents).
+pub(super) fn read_federated_token(path: &Path) -> AuthResult<Zeroizing<String>> {
+    File::open(path)
+        .map_err(Unusable::Read)
+        .and_then(|file| read_secret(file, MAX_FEDERATED_TOKEN_BYTES))
+        .map_err(|why| {
+            Box::new(AuthError::new(format!(
+                "workload identity: the federated token file {} {why}",
+                path.display()
+            )))
+        })
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ const AUTH_KEYS: [&str; 7] = [
 /// The identity sources, each the one key of `auth` when given, with an object of its own.
 const MANAGED_IDENTITY: &str = "managedIdentity";
 const WORKLOAD_IDENTITY: &str = "workloadIdentity";
-/// The keys of `auth.managedIdentity` (`arcTokensFolder` is for tests).
-const MANAGED_IDENTITY_KEYS: [&str; 4] = ["clientId", "objectId", "resourceId", "arcTokensFolder"];
+/// The keys of `auth.managedIdentity`.
+const MANAGED_IDENTITY_KEYS: [&str; 3] = ["clientId", "objectId", "resourceId"];
 /// The keys of `auth.workloadIdentity`, each from its environment variable when absent.
 const WORKLOAD_IDENTITY_KEYS: [&str; 4] = ["tenantId", "clientId", "tokenFile", "authorityHost"];
 const RETRY_KEYS: &str = "maxRetries, baseDelayMs, maxDelayMs, maxTotalMs";
@@ -62,8 +62,8 @@ enum Named {
     App,
     /// `auth.managedIdentity`.
     ManagedIdentity,
-    /// `auth.workloadIdentity`.
-    WorkloadIdentity,
+    /// `auth.workloadIdentity`; `nested_host`: its authority host is the one given inside it.
+    WorkloadIdentity { nested_host: bool },
 }
 
 impl Named {
@@ -72,7 +72,10 @@ impl Named {
         let (object, keys): (&str, &[&str]) = match self {
             Named::App => ("auth", &AUTH_KEYS[1..]),
             Named::ManagedIdentity => ("auth.managedIdentity", &MANAGED_IDENTITY_KEYS),
-            Named::WorkloadIdentity => ("auth.workloadIdentity", &WORKLOAD_IDENTITY_KEYS),
+            Named::WorkloadIdentity { nested_host: false } if field == "authorityHost" => {
+                return None;
+            }
+            Named::WorkloadIdentity { .. } => ("auth.workloadIdentity", &WORKLOAD_IDENTITY_KEYS),
         };
         keys.contains(&field).then(|| format!("{object}.{field}"))
     }
@@ -251,9 +254,12 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
         let (mut credential, named) = if source == MANAGED_IDENTITY {
             (managed_identity(value)?, Named::ManagedIdentity)
         } else {
+            // A top-level authorityHost replaces the nested one (the core's
+            // Credential::authority_host): errors about it name the top-level key.
+            let nested_host = overrides.authority_host.is_none();
             (
-                workload_identity(value, &overrides)?,
-                Named::WorkloadIdentity,
+                workload_identity(value)?,
+                Named::WorkloadIdentity { nested_host },
             )
         };
         if let Some(host) = overrides.authority_host {
@@ -360,7 +366,6 @@ fn credential(value: Value, overrides: Overrides) -> Result<Auth, Error> {
 /// `resourceId` (user-assigned); the core finds the endpoint in the environment.
 fn managed_identity(value: Value) -> Result<Credential, Error> {
     let mut id: Option<(String, String)> = None;
-    let mut folder = None;
     for (key, value) in object("auth.managedIdentity", value)? {
         let field = format!("auth.managedIdentity.{key}");
         match key.as_str() {
@@ -376,11 +381,10 @@ fn managed_identity(value: Value) -> Result<Credential, Error> {
                 }
                 id = Some((key, value));
             }
-            "arcTokensFolder" => folder = Some(string(&field, value)?),
             _ => return Err(unknown(&field, &MANAGED_IDENTITY_KEYS.join(", "))),
         }
     }
-    let mut credential = match id {
+    let credential = match id {
         None => ManagedIdentityCredential::system_assigned(),
         Some((key, value)) => match key.as_str() {
             "clientId" => ManagedIdentityCredential::user_assigned_client_id(value),
@@ -388,20 +392,11 @@ fn managed_identity(value: Value) -> Result<Credential, Error> {
             _ => ManagedIdentityCredential::user_assigned_resource_id(value),
         },
     };
-    if let Some(folder) = folder {
-        credential = credential.arc_tokens_folder(folder);
-    }
     Ok(credential.into())
 }
 
 /// `auth.workloadIdentity`: each part given, or from the environment (the core reads it).
-fn workload_identity(value: Value, overrides: &Overrides) -> Result<Credential, Error> {
-    if overrides.authority_host.is_some() {
-        return Err(Error::config(
-            "authorityHost",
-            "give workload identity's as auth.workloadIdentity.authorityHost",
-        ));
-    }
+fn workload_identity(value: Value) -> Result<Credential, Error> {
     let mut credential = WorkloadIdentityCredential::from_env();
     for (key, value) in object("auth.workloadIdentity", value)? {
         let field = format!("auth.workloadIdentity.{key}");
@@ -623,6 +618,10 @@ mod tests {
             r#"{"auth":{"managedIdentity":{"resourceId":"/subscriptions/s/x"}},"scope":"https://graph.microsoft.us/.default"}"#,
             r#"{"auth":{"workloadIdentity":{"tenantId":"t","clientId":"c","tokenFile":"/run/t",
                 "authorityHost":"http://127.0.0.1:9"}}}"#,
+            // The top-level authorityHost refines it as it does any credential (the core's rule,
+            // as Credential::authority_host in Rust).
+            r#"{"auth":{"workloadIdentity":{"tenantId":"t","clientId":"c","tokenFile":"/run/t"}},
+                "authorityHost":"http://127.0.0.1:9"}"#,
         ] {
             let parsed = builder_from_json(config, Tokens::FromConfig).unwrap();
             build(parsed).unwrap_or_else(|err| panic!("{config}: {}", err.to_json()));
@@ -670,8 +669,13 @@ mod tests {
                 "auth.workloadIdentity.authorityHost",
             ),
             (
-                format!(r#"{{"auth":{{"workloadIdentity":{{{workload}}}}},"authorityHost":"https://login.example"}}"#),
+                format!(r#"{{"auth":{{"workloadIdentity":{{{workload}}}}},"authorityHost":"http://login.example"}}"#),
                 "authorityHost",
+            ),
+            // Arc's tokens folder guards which file is sent: no configuration moves it.
+            (
+                r#"{"auth":{"managedIdentity":{"arcTokensFolder":"/tmp"}}}"#.to_owned(),
+                "auth.managedIdentity.arcTokensFolder",
             ),
             (
                 format!(r#"{{"auth":{{"workloadIdentity":{{{workload},"tokenFile":""}}}}}}"#),

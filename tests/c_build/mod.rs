@@ -196,15 +196,21 @@ pub fn profile_dir() -> PathBuf {
 /// The SONAME the library carries (bindings-c/build.rs): the ABI's major version.
 pub const SONAME: &str = concat!("libintune_user_status.so.", env!("CARGO_PKG_VERSION_MAJOR"));
 
-/// Builds the shared and static library (the package `bindings-c/`) with cargo, in this test's profile; returns the
-/// shared object's path.
+/// Builds the shared and static library (the package `bindings-c/`) with cargo, in this test's
+/// profile, with the test seams (`test_c_identity` stands in for Azure Arc's agent through
+/// `IUS_TEST_ARC_TOKENS_FOLDER`, which only such a build reads); returns the shared object's path.
 pub fn build_library() -> PathBuf {
     let profile = profile_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(cargo);
-    build
-        .current_dir(root())
-        .args(["build", "-p", "intune-user-status-c", "--lib"]);
+    build.current_dir(root()).args([
+        "build",
+        "-p",
+        "intune-user-status-c",
+        "--lib",
+        "--features",
+        "test-seams",
+    ]);
     if profile.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
@@ -419,6 +425,16 @@ impl Suite {
     /// How the programs are built and run.
     pub fn variant(&self) -> Variant {
         self.variant
+    }
+
+    /// The executable a [`Program::build`] program of `source` became (linked to the shared
+    /// library), to run it as a user would.
+    pub fn built(&self, source: &str) -> PathBuf {
+        let program = PROGRAMS
+            .iter()
+            .find(|program| program.source == source)
+            .unwrap_or_else(|| panic!("{source} is not in PROGRAMS"));
+        self.dir.join(program.name("shared"))
     }
 
     /// Runs every test program, one at a time, with `env`; panics with a program's output when it
