@@ -223,7 +223,7 @@ const ASAN_TARGET: &str = env!("IUS_BUILD_TARGET");
 
 /// Builds the library with AddressSanitizer on the nightly toolchain (`-Zsanitizer=address`),
 /// in `target/asan/`, so the sanitizer run checks the Rust code's memory accesses as well as the
-/// C programs'; returns the folder holding the `.so` and the `.a`. Without a nightly toolchain
+/// C programs' (with the test seams, as [`build_library`]); returns the folder holding the `.so` and the `.a`. Without a nightly toolchain
 /// one line says so and it returns None (a failure with `IUS_REQUIRE_TOOLS=1`): the C programs
 /// are then checked against the plain library.
 pub fn build_asan_library() -> Option<PathBuf> {
@@ -253,6 +253,8 @@ pub fn build_asan_library() -> Option<PathBuf> {
             "-p",
             "intune-user-status-c",
             "--lib",
+            "--features",
+            "test-seams",
         ])
         .args(["--target", ASAN_TARGET])
         .arg("--target-dir")
