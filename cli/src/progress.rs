@@ -2,10 +2,11 @@
 //! done, the throttling seen (Graph's 429s and how long they held the run), the rate and the time
 //! left.
 
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 /// How often the bar is redrawn while nothing changes (a Retry-After wait), so the time moves.
 const TICK: Duration = Duration::from_millis(200);
@@ -25,9 +26,12 @@ impl Progress {
             };
         }
         let style = ProgressStyle::with_template(
-            "{spinner} [{bar:30}] {pos}/{len} items · {msg} · {per_sec} · {eta} left",
+            "{spinner} [{bar:30}] {pos}/{len} items · {msg} · {rate} · {eta} left",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("rate", |state: &ProgressState, out: &mut dyn fmt::Write| {
+            let _ = write!(out, "{:.1} items/s", state.per_sec());
+        })
         .progress_chars("=> ");
         let bar = ProgressBar::new(total).with_style(style);
         bar.set_message(throttling(0, Duration::ZERO));
