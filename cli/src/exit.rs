@@ -35,67 +35,67 @@ pub const EXIT_CODES: [(Outcome, u8, &str); 15] = [
     (
         Outcome::Usage,
         2,
-        "usage: bad arguments, an unreadable file, no credentials",
+        "bad arguments, an unreadable file, no credentials",
     ),
     (
         Outcome::Partial,
         3,
-        "partial: a bulk run where at least one item failed (each result line says why)",
+        "a bulk run where at least one item failed (each result line says why)",
     ),
     (
         Outcome::Error(ErrorKind::Throttled),
         4,
-        "throttled: Graph answered 429 after the retries (see retryAfterSeconds)",
+        "Graph answered 429 after the retries, or the client's hold outlasted the time budget",
     ),
     (
         Outcome::Error(ErrorKind::Auth),
         5,
-        "auth: no access token could be obtained; nothing was sent to Graph",
+        "no access token could be obtained; nothing was sent to Graph",
     ),
     (
         Outcome::Error(ErrorKind::InvalidInput),
         6,
-        "invalid input: a bad id, route or patch (field names it); nothing was sent",
+        "a bad id, route or patch (`field` names it); nothing was sent",
     ),
     (
         Outcome::Error(ErrorKind::Config),
         7,
-        "config: the configuration was rejected (field names the key)",
+        "the configuration was rejected (`field` names the key)",
     ),
     (
         Outcome::Error(ErrorKind::Graph),
         8,
-        "graph: Graph answered an HTTP error, e.g. 404 (httpStatus, code, requestId)",
+        "Graph answered an HTTP error, e.g. 404 (`httpStatus`, `code`, `requestId`)",
     ),
     (
         Outcome::Error(ErrorKind::UnexpectedResponse),
         9,
-        "unexpected response: Graph answered something this call cannot accept",
+        "Graph answered something the call cannot accept",
     ),
     (
         Outcome::Error(ErrorKind::Timeout),
         10,
-        "timeout: no complete response in time",
+        "no complete response in time",
     ),
     (
         Outcome::Error(ErrorKind::Network),
         11,
-        "network: DNS, connection refused or broken",
+        "DNS, connection refused or broken",
     ),
     (
         Outcome::Error(ErrorKind::Tls),
         12,
-        "tls: the TLS handshake or certificate check failed",
+        "the TLS handshake or certificate check failed",
     ),
     (
         Outcome::Error(ErrorKind::OutboxFull),
         13,
-        "outbox full: the report for a new user status was not stored",
+        "the report for a new user status was not stored",
     ),
     (
         Outcome::Error(ErrorKind::Storage),
         14,
-        "storage: the outbox file could not be used (path names it)",
+        "the outbox file could not be used (`path` names it)",
     ),
 ];
 
@@ -194,6 +194,44 @@ impl From<std::io::Error> for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rows of the exit code table in the project's Markdown (README.md, or a guide in docs/
+    /// it moved to): the lines after its header, up to the first that is not a row.
+    fn documented_rows() -> Vec<String> {
+        const HEADER: &str = "| code | `status` | meaning |";
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![root.join("README.md")];
+        if let Ok(docs) = std::fs::read_dir(root.join("docs")) {
+            files.extend(docs.filter_map(|entry| entry.ok().map(|entry| entry.path())));
+        }
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if let Some((_, after)) = text.split_once(HEADER) {
+                return after
+                    .lines()
+                    .skip(2) // the rest of the header line, and the alignment row
+                    .take_while(|line| line.starts_with("| "))
+                    .map(str::to_owned)
+                    .collect();
+            }
+        }
+        panic!("no exit code table (\"{HEADER}\") in README.md or docs/");
+    }
+
+    #[test]
+    fn the_documented_table_is_this_one() {
+        let table: Vec<String> = EXIT_CODES
+            .iter()
+            .map(|(outcome, code, meaning)| {
+                format!("| {code} | `{}` | {meaning} |", outcome.name())
+            })
+            .collect();
+        assert_eq!(
+            documented_rows(),
+            table,
+            "the Markdown's exit codes and EXIT_CODES differ"
+        );
+    }
 
     #[test]
     fn every_error_kind_has_one_code_and_codes_are_distinct() {

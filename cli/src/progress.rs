@@ -2,7 +2,7 @@
 //! done, the throttling seen (Graph's 429s and how long they held the run), the rate and the time
 //! left.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io::IsTerminal;
 use std::time::Duration;
 
