@@ -41,6 +41,23 @@ fn emulator_with(count: usize, patch_returns: PatchReturns) -> Emulator {
     .expect("start the emulator")
 }
 
+/// Five user statuses, the first PATCH of `s3` answered 429 with `Retry-After: 0.2`.
+fn s3_throttled_once() -> Emulator {
+    let emu = emulator_with(5, PatchReturns::NoContent);
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("0.2".into()),
+            },
+        )
+        .method("PATCH")
+        .path_contains("/userStatuses/s3"),
+    );
+    emu
+}
+
 fn item(n: usize) -> BulkItem {
     BulkItem::new(
         Target::new("cfg-1", format!("s{n}")),
@@ -173,18 +190,7 @@ fn results_follow_the_input_order_against_shuffled_answers() {
 
 #[test]
 fn a_throttled_item_goes_again_in_a_later_batch_and_the_others_are_not_resent() {
-    let emu = emulator_with(5, PatchReturns::NoContent);
-    emu.add_fault(
-        FaultRule::next(
-            1,
-            Fault::Status {
-                status: 429,
-                retry_after: Some("0.2".into()),
-            },
-        )
-        .method("PATCH")
-        .path_contains("/userStatuses/s3"),
-    );
+    let emu = s3_throttled_once();
     let client = client(&emu.base_url());
     let started = Instant::now();
     let results = client.update_user_statuses(&items(5));
@@ -211,18 +217,7 @@ fn a_throttled_item_goes_again_in_a_later_batch_and_the_others_are_not_resent() 
 
 #[test]
 fn progress_counts_invalid_items_as_done_and_tells_the_throttling() {
-    let emu = emulator_with(5, PatchReturns::NoContent);
-    emu.add_fault(
-        FaultRule::next(
-            1,
-            Fault::Status {
-                status: 429,
-                retry_after: Some("0.2".into()),
-            },
-        )
-        .method("PATCH")
-        .path_contains("/userStatuses/s3"),
-    );
+    let emu = s3_throttled_once();
     let client = client(&emu.base_url());
     let mut all = items(5);
     all.insert(

@@ -84,17 +84,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ResourceCommand {
     /// Update one user status (PATCH); prints the object when Graph returns it, nothing after 204
-    Update {
-        /// The device configuration's id
-        config_id: String,
-        /// The user status's id
-        status_id: String,
-        /// What to set, as JSON: {"status":"compliant","devicesCount":3,...}
-        #[arg(long, value_name = "JSON")]
-        patch: String,
-        #[command(flatten)]
-        at: At,
-    },
+    Update(Update),
     /// Read one user status; prints it
     Get {
         /// The device configuration's id
@@ -144,6 +134,20 @@ pub enum ResourceCommand {
     },
 }
 
+/// A change to one user status: which, and what to set.
+#[derive(Debug, Args)]
+pub struct Update {
+    /// The device configuration's id
+    pub config_id: String,
+    /// The user status's id
+    pub status_id: String,
+    /// What to set, as JSON: {"status":"compliant","devicesCount":3,...}
+    #[arg(long, value_name = "JSON")]
+    pub patch: String,
+    #[command(flatten)]
+    pub at: At,
+}
+
 /// What to do with an outbox.
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
@@ -153,17 +157,7 @@ pub enum OutboxAction {
     /// {"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}
     Flush,
     /// Store a report durably, merged into any pending for the same user status
-    Enqueue {
-        /// The device configuration's id
-        config_id: String,
-        /// The user status's id
-        status_id: String,
-        /// What to set, as JSON
-        #[arg(long, value_name = "JSON")]
-        patch: String,
-        #[command(flatten)]
-        at: At,
-    },
+    Enqueue(Update),
 }
 
 impl Command {

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use intune_user_status::{BulkItem, Client, Outbox, OutboxOptions, UserStatusPatch};
+use intune_user_status::{BulkItem, Client, Outbox, OutboxOptions};
 
 use crate::args::OutboxAction;
 use crate::exit::Failure;
@@ -22,7 +22,7 @@ pub fn run(
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     // Looking at a file must not make one: only an enqueue may create the outbox.
-    if !matches!(action, OutboxAction::Enqueue { .. }) && !path.exists() {
+    if !matches!(action, OutboxAction::Enqueue(_)) && !path.exists() {
         return Err(Failure::usage(format!(
             "no outbox at {}: nothing to show or flush",
             path.display()
@@ -32,17 +32,10 @@ pub fn run(
     match action {
         OutboxAction::Stats => print(out, &outbox.stats()?),
         OutboxAction::Flush => print(out, &outbox.flush()?),
-        OutboxAction::Enqueue {
-            config_id,
-            status_id,
-            patch,
-            at,
-        } => {
-            let mut item = BulkItem::new(
-                at.target(config_id, status_id)?,
-                UserStatusPatch::from_json(patch)?,
-            );
-            if let Some(version) = at.api_version {
+        OutboxAction::Enqueue(update) => {
+            let (target, patch) = update.parts()?;
+            let mut item = BulkItem::new(target, patch);
+            if let Some(version) = update.at.api_version {
                 item = item.api_version(version);
             }
             outbox.enqueue_many(&[item])?;

@@ -7,12 +7,12 @@ use intune_user_status::{
 };
 use serde::Serialize;
 
-use crate::args::{At, ResourceCommand};
+use crate::args::{At, ResourceCommand, Update};
 use crate::exit::Failure;
 
 impl At {
     /// The user status `status_id` of `config_id` by this route (the SDK's route rules).
-    pub fn target(&self, config_id: &str, status_id: &str) -> Result<Target, Failure> {
+    fn target(&self, config_id: &str, status_id: &str) -> Result<Target, Failure> {
         let certificate_id = self.certificate_id.as_deref();
         Ok(Target::from_route(
             config_id,
@@ -41,6 +41,14 @@ impl At {
     }
 }
 
+impl Update {
+    /// The user status it names and the patch it sets, each checked by the SDK.
+    pub fn parts(&self) -> Result<(Target, UserStatusPatch), Failure> {
+        let target = self.at.target(&self.config_id, &self.status_id)?;
+        Ok((target, UserStatusPatch::from_json(&self.patch)?))
+    }
+}
+
 /// Runs one of the single-resource commands, printing its answer to `out`.
 pub fn run(
     client: &Client,
@@ -48,15 +56,9 @@ pub fn run(
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     match command {
-        ResourceCommand::Update {
-            config_id,
-            status_id,
-            patch,
-            at,
-        } => {
-            let target = at.target(config_id, status_id)?;
-            let patch = UserStatusPatch::from_json(patch)?;
-            match client.update_user_status_with(&target, &patch, &at.options())? {
+        ResourceCommand::Update(update) => {
+            let (target, patch) = update.parts()?;
+            match client.update_user_status_with(&target, &patch, &update.at.options())? {
                 UpdateOutcome::NoContent => Ok(()),
                 UpdateOutcome::Updated(entity) | UpdateOutcome::Fetched(entity) => {
                     print(out, &entity)
