@@ -140,15 +140,13 @@ impl ClientBuilder {
 
     /// Authenticates every request with this bearer token (a [`StaticToken`](crate::StaticToken)). An empty token,
     /// or one with anything but visible ASCII, is refused by [`build`](Self::build).
-    pub fn access_token(mut self, token: impl Into<String>) -> Self {
-        self.auth = Some(Tokens::Static(token.into()));
-        self
+    pub fn access_token(self, token: impl Into<String>) -> Self {
+        self.tokens(Tokens::Static(token.into()))
     }
 
     /// Authenticates every request with tokens from `provider`.
-    pub fn token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
-        self.auth = Some(Tokens::Provider(Arc::new(provider)));
-        self
+    pub fn token_provider(self, provider: impl TokenProvider + 'static) -> Self {
+        self.tokens(Tokens::Provider(Arc::new(provider)))
     }
 
     /// Authenticates as an app: app-only tokens from the Microsoft identity platform of the
@@ -175,9 +173,8 @@ impl ClientBuilder {
     /// let client = Client::builder().cloud(Cloud::UsGov).credential(credential).build()?;
     /// # Ok::<(), intune_user_status::Error>(())
     /// ```
-    pub fn credential(mut self, credential: impl Into<Credential>) -> Self {
-        self.auth = Some(Tokens::Credential(credential.into()));
-        self
+    pub fn credential(self, credential: impl Into<Credential>) -> Self {
+        self.tokens(Tokens::Credential(credential.into()))
     }
 
     /// Authenticates as the app `client_id` of tenant `tenant_id` with a client secret; short for
@@ -281,8 +278,14 @@ impl ClientBuilder {
 
     /// [`token_provider`](Self::token_provider) for a provider already shared (the C token
     /// callback's).
-    pub(crate) fn shared_token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
-        self.auth = Some(Tokens::Provider(provider));
+    pub(crate) fn shared_token_provider(self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.tokens(Tokens::Provider(provider))
+    }
+
+    /// Where the tokens come from; a credential set after config JSON's names its own fields.
+    fn tokens(mut self, tokens: Tokens) -> Self {
+        self.auth = Some(tokens);
+        self.credential_paths = None;
         self
     }
 

@@ -701,6 +701,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_credential_set_after_the_json_names_its_own_fields() {
+        let json = r#"{"auth":{"tenantId":"t","clientId":"app","clientSecret":"s"}}"#;
+        let err = parsed(json)
+            .credential(ClientSecretCredential::new("a/b", "app", "s"))
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { field, .. } if field == "tenantId"),
+            "not auth.tenantId: the JSON's credential was replaced: {err}"
+        );
+    }
+
     const CERT: &str = include_str!("../tests/fixtures/test-only-rsa-cert.pem");
     const KEY: &str = include_str!("../tests/fixtures/test-only-rsa-key.pkcs8.pem");
 
