@@ -128,7 +128,8 @@ pub fn help() -> String {
         let _ = writeln!(text, "  {code:>2}  {:<19} {meaning}", outcome.name());
     }
     text.push_str(
-        "On failure, standard error gets one line of error JSON: {\"status\",\"message\",...}, as the C API writes it.",
+        "On failure, standard error gets one line of error JSON, {\"status\",\"message\",...} as the C API\n\
+         writes it; a command line that cannot be read gets its usage message instead.",
     );
     text
 }

@@ -46,9 +46,13 @@ impl Progress {
         self.bar.set_message(throttling(throttled, held));
     }
 
-    /// Leaves the bar drawn as it ends.
+    /// Leaves the bar drawn as it ends, and the cursor on the next line (indicatif leaves it at
+    /// the bar's end, where the error JSON would follow on the same line).
     pub fn finish(&self) {
         self.bar.finish();
+        if !self.bar.is_hidden() {
+            eprintln!();
+        }
     }
 }
 

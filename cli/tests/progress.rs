@@ -130,6 +130,7 @@ fn the_screen_renderer_follows_carriage_returns_and_erasures() {
 
 #[test]
 fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
+    // 45 items, the later ones throttled by the emulator, and one refused before sending.
     // Intune-like write throttling: 20 writes a second, so later batches are answered 429.
     let emu = emulator(
         45,
@@ -139,7 +140,8 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
         },
     );
     let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("progress-items.jsonl");
-    let items: Vec<String> = (0..45).map(|n| item(&format!("s{n}"), n)).collect();
+    let mut items: Vec<String> = (0..45).map(|n| item(&format!("s{n}"), n)).collect();
+    items.push(item("s0", -1)); // refused before sending: the run ends PARTIAL
     std::fs::write(&file, items.join("\n")).unwrap();
     let (master, slave) = openpty();
     let child = {
@@ -166,17 +168,18 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
     });
     let out = child.wait_with_output().unwrap();
     let seen = reader.join().unwrap();
-    assert_eq!(code(&out), 0);
+    assert_eq!(code(&out), 3);
     let results: Vec<Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(
         results.len(),
-        45,
+        46,
         "results go to standard output, not the terminal"
     );
-    assert!(results.iter().all(|r| r["status"] == "OK"));
+    assert!(results[..45].iter().all(|r| r["status"] == "OK"));
+    assert_eq!(results[45]["error"]["field"], "patch.devicesCount");
     assert!(emu.throttled_count() > 0, "the emulator throttled the run");
 
     let lines = screen(&seen);
@@ -184,9 +187,15 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
     let saved = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ius-bulk-progress.txt");
     std::fs::write(&saved, &capture).unwrap();
     eprintln!("final screen ({}):\n{capture}", saved.display());
-    let bar = lines.last().expect("the bar is on the screen");
-    assert_eq!(lines.len(), 1, "one line, redrawn in place: {capture:?}");
-    assert!(bar.contains("45/45 items"), "{bar}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the bar, redrawn in place, then the error JSON on a line of its own: {capture:?}"
+    );
+    let (bar, error) = (&lines[0], &lines[1]);
+    let error: Value = serde_json::from_str(error).unwrap_or_else(|e| panic!("{e}: {error}"));
+    assert_eq!(error["status"], "PARTIAL");
+    assert!(bar.contains("46/46 items"), "{bar}");
     assert!(bar.contains("[==============================]"), "{bar}");
     let throttled: u32 = bar
         .split("throttled ")
