@@ -47,6 +47,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Resource(command) => resource::run(&client, command, &mut out),
         Command::Bulk { input } => bulk::run(&client, input, &mut out),
         Command::Outbox { path, action } => outbox::run(&client, path, action, &mut out),
+        // Run by `main` itself: it needs no client.
         Command::Emulator { .. } => Ok(()),
     }
     // `--metrics` is to print the client's metrics JSON here, once the SDK collects them.
