@@ -12,6 +12,10 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && mapfile -t targets < <(cargo fuzz list 2>/dev/null)
 export RUSTC_BOOTSTRAP=1
+# The c_outbox target's files, removed at the end.
+export IUS_FUZZ_DIR
+IUS_FUZZ_DIR=$(mktemp -d)
+trap 'rm -rf "$IUS_FUZZ_DIR"' EXIT
 cargo fuzz build -O >/dev/null 2>&1 || { echo "cargo fuzz build failed"; exit 1; }
 printf '%-16s %12s %8s %8s\n' target executions exec/s crashes
 for target in "${targets[@]}"; do

@@ -718,4 +718,31 @@ mod tests {
             origin("http://127.0.0.1:2/x")
         );
     }
+
+    /// A name that does not resolve is a DNS error, and it is not sent again: only failures
+    /// where nothing answered are retried (README "Reliability").
+    #[test]
+    fn a_dns_failure_is_reported_as_such_and_not_retried() {
+        let err = ureq::Error::HostNotFound;
+        assert!(!nothing_answered(&err), "a DNS failure is not retried");
+        let context = ErrorContext {
+            started: Instant::now(),
+            client_request_id: "crid",
+            bounded_by_total: false,
+            proxy: None,
+        };
+        assert!(
+            matches!(
+                context.map(err),
+                Error::Transport {
+                    kind: TransportKind::Dns,
+                    ..
+                }
+            ),
+            "a DNS failure is named as one"
+        );
+        // What is retried, for contrast: a refused connection.
+        let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(nothing_answered(&refused));
+    }
 }

@@ -82,9 +82,21 @@ impl<R: Resolver> Resolver for CachingResolver<R> {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.resolve_at(uri, config, timeout, Instant::now())
+    }
+}
+
+impl<R: Resolver> CachingResolver<R> {
+    /// [`Resolver::resolve`] as of `now` (tests move the clock past [`TTL`]).
+    fn resolve_at(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+        now: Instant,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let scheme = uri.scheme_str().unwrap_or_default();
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        let now = Instant::now();
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = cache.iter().find(|e| {
@@ -118,9 +130,16 @@ mod tests {
     use super::*;
     use std::net::SocketAddr;
 
-    /// Answers every name with one address, as a hosts file or DNS server might.
+    /// Answers every name with one address, as a hosts file or DNS server might, and counts the
+    /// lookups.
     #[derive(Debug)]
-    struct Answers(SocketAddr);
+    struct Answers(SocketAddr, std::sync::atomic::AtomicUsize);
+
+    impl Answers {
+        fn new(answer: &str) -> Answers {
+            Answers(answer.parse().unwrap(), Default::default())
+        }
+    }
 
     impl Resolver for Answers {
         fn resolve(
@@ -129,6 +148,7 @@ mod tests {
             _: &ureq::config::Config,
             _: NextTimeout,
         ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut addrs = ResolvedSocketAddrs::from_fn(|_| self.0);
             addrs.truncate(0);
             addrs.push(self.0);
@@ -136,18 +156,22 @@ mod tests {
         }
     }
 
-    fn resolve(answer: &str, url: &str) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let resolver = CachingResolver::new(
-            Answers(answer.parse().unwrap()),
-            Some(("proxy.corp.example".to_owned(), 3128)),
-        );
-        let config = ureq::config::Config::default();
-        let timeout = NextTimeout {
+    fn no_timeout() -> NextTimeout {
+        NextTimeout {
             after: ureq::unversioned::transport::time::Duration::NotHappening,
             reason: ureq::Timeout::Resolve,
             per_read: None,
             per_write: None,
-        };
+        }
+    }
+
+    fn resolve(answer: &str, url: &str) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let resolver = CachingResolver::new(
+            Answers::new(answer),
+            Some(("proxy.corp.example".to_owned(), 3128)),
+        );
+        let config = ureq::config::Config::default();
+        let timeout = no_timeout();
         // Twice: the cached answer is held to the same rule.
         let _ = resolver.resolve(&url.parse().unwrap(), &config, timeout);
         resolver.resolve(&url.parse().unwrap(), &config, timeout)
@@ -177,5 +201,29 @@ mod tests {
         // A name that resolves there is not the same.
         let err = resolve("169.254.169.254:80", "http://metadata.example/x").unwrap_err();
         assert!(matches!(err, ureq::Error::RequireHttpsOnly(_)), "{err:?}");
+    }
+
+    /// An answer is reused for 30 s per scheme and authority, then looked up again.
+    #[test]
+    fn answers_are_cached_for_30_seconds() {
+        let resolver = CachingResolver::new(Answers::new("127.0.0.1:8080"), None);
+        let config = ureq::config::Config::default();
+        let lookups = || resolver.inner.1.load(std::sync::atomic::Ordering::SeqCst);
+        let graph: Uri = "https://graph.example/beta".parse().unwrap();
+        let start = Instant::now();
+        let at = |uri: &Uri, seconds: f64| {
+            let now = start + Duration::from_secs_f64(seconds);
+            resolver
+                .resolve_at(uri, &config, no_timeout(), now)
+                .unwrap();
+            lookups()
+        };
+        assert_eq!(at(&graph, 0.0), 1);
+        assert_eq!(at(&graph, 29.9), 1, "reused within 30 s");
+        let login: Uri = "https://login.example/t".parse().unwrap();
+        assert_eq!(at(&login, 29.9), 2, "another host is looked up");
+        assert_eq!(at(&graph, 30.0), 3, "looked up again at 30 s");
+        assert_eq!(at(&graph, 59.9), 3, "the new answer is reused");
+        assert_eq!(at(&login, 60.0), 4, "the old one expired meanwhile");
     }
 }

@@ -59,8 +59,36 @@ fn a_client_secret_gets_one_token_for_many_updates() {
     assert_eq!(emu.requests().len(), 3);
 }
 
+/// The form fields of a token request body (`application/x-www-form-urlencoded`).
+fn form(body: &[u8]) -> std::collections::HashMap<String, String> {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(&text.replace('+', " "))
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
+    };
+    std::str::from_utf8(body)
+        .unwrap()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// One base64url (no padding) JWT part as JSON.
+fn jwt_part(text: &str) -> serde_json::Value {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("base64url without padding");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
 #[test]
 fn a_certificate_credential_authenticates() {
+    use base64::Engine;
+    use rustls_pki_types::pem::PemObject;
+
     let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
     let login = token_endpoint("200 OK", &issued());
     let credential =
@@ -72,9 +100,77 @@ fn a_certificate_credential_authenticates() {
         .credential(credential)
         .build()
         .unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     client
         .update_user_status(&Target::new("cfg-1", "u1"), &patch())
         .unwrap();
+    assert_eq!(
+        emu.requests()[0].header("authorization"),
+        Some(&*format!("Bearer {TOKEN}")),
+        "the issued token went to Graph"
+    );
+
+    // One token request: client credentials with a signed assertion, no secret.
+    let requests = login.requests();
+    assert_eq!(requests.len(), 1);
+    let (line, body) = &requests[0];
+    let path = "/contoso.onmicrosoft.com/oauth2/v2.0/token";
+    assert_eq!(line, &format!("POST {path} HTTP/1.1"));
+    let form = form(body);
+    assert_eq!(form["grant_type"], "client_credentials");
+    assert_eq!(form["client_id"], "app-id");
+    assert_eq!(form["scope"], "https://graph.microsoft.com/.default");
+    assert_eq!(
+        form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    assert!(!form.contains_key("client_secret"));
+
+    // The assertion: PS256 over header.claims with the certificate's key, naming the
+    // certificate by its SHA-256 thumbprint, for this endpoint, issued by and about the app.
+    let assertion = &form["client_assertion"];
+    let (signed, signature) = assertion.rsplit_once('.').expect("header.claims.signature");
+    let (header, claims) = signed.split_once('.').expect("header.claims");
+    let (header, claims) = (jwt_part(header), jwt_part(claims));
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
+    let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(ring::digest::digest(&ring::digest::SHA256, &der));
+    assert_eq!(header["alg"], "PS256", "{header}");
+    assert_eq!(header["typ"], "JWT", "{header}");
+    assert_eq!(header["x5t#S256"], thumbprint.as_str(), "{header}");
+    assert_eq!(
+        claims["aud"],
+        format!("{}{path}", login.base_url),
+        "{claims}"
+    );
+    assert_eq!(claims["iss"], "app-id");
+    assert_eq!(claims["sub"], "app-id");
+    assert!(
+        claims["jti"].as_str().is_some_and(|jti| jti.len() >= 32),
+        "{claims}"
+    );
+    let (nbf, exp) = (
+        claims["nbf"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert!(
+        nbf >= before.saturating_sub(1) && nbf <= before + 60,
+        "{claims}"
+    );
+    assert_eq!(exp - nbf, 300, "five minutes: {claims}");
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("base64url signature");
+    let cert = webpki::EndEntityCert::try_from(&der).unwrap();
+    cert.verify_signature(
+        webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        signed.as_bytes(),
+        &signature,
+    )
+    .expect("the signature verifies with the certificate's key");
 }
 
 #[test]

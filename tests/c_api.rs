@@ -1,10 +1,10 @@
 //! The C and C++ tests: `bindings-c/`'s programs, compiled by `c_build` (no cmake), run against
-//! in-process emulators plainly, under valgrind and with AddressSanitizer + UBSan; then what the
-//! servers received is checked here. Also: the shared object's exported symbols and SONAME, and
-//! the CMake package (`cmake --install` and its consumers), the one test that needs cmake.
+//! in-process emulators plainly, built with clang, under valgrind and with AddressSanitizer +
+//! UBSan; then what the servers received is checked here. Also: the shared object's exported
+//! symbols and SONAME, and the CMake package (`cmake --install` and its consumers).
 //!
 //! A C/C++ compiler and valgrind must be installed; a missing one is a failure with a message.
-//! Without cmake (or nm, readelf) the test that needs it prints one line and passes, unless
+//! Without cmake (or nm, readelf, clang) the test that needs it prints one line and passes, unless
 //! `IUS_REQUIRE_TOOLS=1` (`.ci/run` sets it). To add a C test program, see `tests/c_build/mod.rs`.
 #![cfg(unix)]
 
@@ -25,8 +25,11 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "c-test-token";
 const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
-/// The thread-test statuses each C/C++ test program writes (argv[1] picks the prefix).
-const PREFIXES: [&str; 4] = ["shared", "static", "cpp-shared", "cpp-static"];
+/// The thread-test statuses `test_c_api` writes (argv[1] picks the prefix).
+const PREFIXES: [&str; 2] = ["shared", "static"];
+/// The status `test_cpp_api` writes on the 200 emulator, per build kind (argv[1] is
+/// `cpp-{kind}`).
+const CPP_STATUSES: [&str; 2] = ["cpp-shared-t0", "cpp-static-t0"];
 const THREADS: usize = 8;
 const UPDATES_PER_THREAD: i64 = 25;
 
@@ -56,6 +59,7 @@ fn seed() -> Vec<SeedEntry> {
             seed.push(entry(DIRECT, &format!("{prefix}-t{i}")));
         }
     }
+    seed.extend(CPP_STATUSES.map(|id| entry(DIRECT, id)));
     seed
 }
 
@@ -133,23 +137,74 @@ fn fault_emulator(scenario: &str) -> Emulator {
     .expect("start a fault emulator")
 }
 
-/// Every fault emulator of one ctest run: (kind, scenario, emulator).
-struct FaultEmulators(Vec<(&'static str, &'static str, Emulator)>);
+/// How far past its stated figure a time in the C fault scenarios may run: the plain, clang and
+/// sanitizer builds as `tests/reliability.rs` allows. Valgrind runs every instruction many times
+/// slower: on the loaded development machine the largest excess seen under valgrind was 0.95 s
+/// on the program's own clock (the first timed call, after its warm-up) and 0.68 s between the
+/// emulator's arrivals (without the warm-up a first call ran 6.3 s over, with the four C suites
+/// running at once). The C program gets the margin as `IUS_TIMING_MARGIN_MS` for the times it
+/// measures itself.
+fn timing_margin(variant: Variant) -> Duration {
+    match variant {
+        Variant::Plain | Variant::Clang | Variant::Sanitize => Duration::from_millis(250),
+        Variant::Valgrind => Duration::from_millis(4000),
+    }
+}
+
+/// Asserts that `took` lies within `low ..= high + margin`, and prints how far it ran past `high`
+/// (as `tests/reliability.rs` does).
+fn assert_took(what: &str, took: Duration, low_ms: u64, high_ms: u64, margin: Duration) {
+    let (low, high) = (
+        Duration::from_millis(low_ms),
+        Duration::from_millis(high_ms),
+    );
+    let excess = took.as_secs_f64() - high.as_secs_f64();
+    println!("timing C {what} excess_ms={:.1}", excess * 1e3);
+    assert!(
+        took >= low && took <= high + margin,
+        "{what}: took {took:?}, want {low:?} ..= {high:?} + {margin:?}"
+    );
+}
+
+/// The time from each recorded request's arrival to the next one's, in ms bounds: asserts each
+/// gap within its `(low, high)`.
+fn assert_gaps(emu: &Emulator, bounds: &[(u64, u64)], margin: Duration, what: &str) {
+    let requests = emu.requests();
+    assert_eq!(requests.len(), bounds.len() + 1, "{what}");
+    for (pair, (low, high)) in requests.windows(2).zip(bounds) {
+        let gap = pair[1].received.duration_since(pair[0].received);
+        assert_took(what, gap, *low, *high, margin);
+    }
+}
+
+/// From the first request's arrival to the last one's.
+fn span(emu: &Emulator) -> Duration {
+    let requests = emu.requests();
+    let (first, last) = (requests.first().unwrap(), requests.last().unwrap());
+    last.received.duration_since(first.received)
+}
+
+/// Every fault emulator of one ctest run: (kind, scenario, emulator), and the timing margin of
+/// the variant that runs against them.
+struct FaultEmulators(Vec<(&'static str, &'static str, Emulator)>, Duration);
 
 impl FaultEmulators {
-    fn start() -> FaultEmulators {
+    fn start(variant: Variant) -> FaultEmulators {
         FaultEmulators(
             KINDS
                 .iter()
                 .flat_map(|&kind| FAULT_SCENARIOS.iter().map(move |&s| (kind, s)))
                 .map(|(kind, scenario)| (kind, scenario, fault_emulator(scenario)))
                 .collect(),
+            timing_margin(variant),
         )
     }
 
-    /// `IUS_FAULT_<KIND>_<SCENARIO>` = base URL, for ctest's environment.
+    /// `IUS_FAULT_<KIND>_<SCENARIO>` = base URL, and `IUS_TIMING_MARGIN_MS`, for the programs'
+    /// environment.
     fn env(&self) -> Vec<(String, String)> {
-        self.0
+        let mut env: Vec<_> = self
+            .0
             .iter()
             .map(|(kind, scenario, emu)| {
                 (
@@ -157,27 +212,52 @@ impl FaultEmulators {
                     emu.base_url(),
                 )
             })
-            .collect()
+            .collect();
+        env.push((
+            "IUS_TIMING_MARGIN_MS".to_owned(),
+            self.1.as_millis().to_string(),
+        ));
+        env
     }
 
-    /// What each emulator must have seen from `test_c_faults`.
+    /// What each emulator must have seen from `test_c_faults`, and when: the waits between
+    /// attempts as `test_c_faults.c` configures them (README "The fault matrix").
     fn assert_state(&self) {
+        let margin = self.1;
         for (kind, scenario, emu) in &self.0 {
             let what = format!("{kind} {scenario}");
             match *scenario {
-                "RETRY_AFTER" => assert_one_call(emu, 3, true, &what),
-                "BACKOFF_503" | "RESET" => assert_one_call(emu, 2, true, &what),
-                "PERSISTENT_503" => assert_one_call(emu, 3, false, &what),
+                "RETRY_AFTER" => {
+                    assert_one_call(emu, 3, true, &what);
+                    assert_gaps(emu, &[(200, 200), (200, 200)], margin, &what);
+                }
+                // One backoff of 50 ms, ±20%.
+                "BACKOFF_503" | "RESET" => {
+                    assert_one_call(emu, 2, true, &what);
+                    assert_gaps(emu, &[(40, 60)], margin, &what);
+                }
+                // 20 ms then 40 ms, ±20%.
+                "PERSISTENT_503" => {
+                    assert_one_call(emu, 3, false, &what);
+                    assert_gaps(emu, &[(16, 24), (32, 48)], margin, &what);
+                }
                 "LONG_RETRY_AFTER" | "STATUS_500" | "NO_ANSWER" | "OVERSIZED" => {
                     assert_one_call(emu, 1, false, &what)
                 }
                 "THROTTLE_UNPACED" => {
                     let throttled = assert_threads_applied(emu, &what);
                     assert!(throttled > 0, "{what}: the write limit was met");
+                    // 32 writes at 10 per second: writes 11, 21 and 31 each wait a window; each round of 429s holds
+                    // the client for the emulator's whole-second Retry-After, three after the
+                    // first 10 writes.
+                    assert_took(&what, span(emu), 2990, 3000, margin);
                 }
                 "THROTTLE_PACED" => {
                     let throttled = assert_threads_applied(emu, &what);
                     assert_eq!(throttled, 0, "{what}: pacing kept under the write limit");
+                    // Writes 11, 21 and 31 each wait a window after an answer (less 10 ms: a
+                    // write is recorded on arrival, a moment before the window counts it).
+                    assert_took(&what, span(emu), 2990, 3000, margin);
                 }
                 other => unreachable!("unknown fault scenario {other}"),
             }
@@ -1119,7 +1199,7 @@ impl IdentityEmulators {
 fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let no_content = emulator(PatchReturns::NoContent);
     let ok = emulator(PatchReturns::Ok);
-    let faults = FaultEmulators::start();
+    let faults = FaultEmulators::start(suite.variant());
     let auth = AuthEmulators::start();
     let network = NetworkServers::start();
     let bulk = BulkEmulators::start();
@@ -1177,7 +1257,8 @@ struct Emulators {
 impl Emulators {
     /// What every C program should have left on the servers, whichever way it ran.
     fn assert_state(&self) {
-        assert_emulator_state(&self.no_content, &PREFIXES);
+        assert_emulator_state(&self.no_content);
+        assert_cpp_state(&self.no_content, &self.ok);
         self.faults.assert_state();
         self.auth.assert_state();
         self.network.assert_state();
@@ -1207,28 +1288,25 @@ fn count(emulator: &Emulator, method: &str, path: &str) -> usize {
 }
 
 /// What every C test run must have left in the emulator, whichever way it was built.
-fn assert_emulator_state(no_content: &Emulator, prefixes: &[&str]) {
-    for prefix in prefixes {
+fn assert_emulator_state(no_content: &Emulator) {
+    for prefix in PREFIXES {
         for i in 0..THREADS {
             let id = format!("{prefix}-t{i}");
             let stored: Value = no_content.user_status(DIRECT, &id).expect("seeded status");
-            let is_c = !prefix.starts_with("cpp");
-            if is_c {
-                // Every update applied: the last count each thread wrote, then the read-back's status.
-                assert_eq!(
-                    stored["devicesCount"],
-                    i as i64 * 1000 + UPDATES_PER_THREAD - 1,
-                    "{id}"
-                );
-                assert_eq!(stored["userDisplayName"], format!("thread {i}"), "{id}");
-                assert_eq!(stored["status"], "compliant", "{id}");
-                let path = format!("/beta{DIRECT}/{id}");
-                assert_eq!(
-                    count(no_content, "PATCH", &path),
-                    UPDATES_PER_THREAD as usize + 1,
-                    "{path}: every update reached the server exactly once"
-                );
-            }
+            // Every update applied: the last count each thread wrote, then the read-back's status.
+            assert_eq!(
+                stored["devicesCount"],
+                i as i64 * 1000 + UPDATES_PER_THREAD - 1,
+                "{id}"
+            );
+            assert_eq!(stored["userDisplayName"], format!("thread {i}"), "{id}");
+            assert_eq!(stored["status"], "compliant", "{id}");
+            let path = format!("/beta{DIRECT}/{id}");
+            assert_eq!(
+                count(no_content, "PATCH", &path),
+                UPDATES_PER_THREAD as usize + 1,
+                "{path}: every update reached the server exactly once"
+            );
         }
     }
     let requests = no_content.requests();
@@ -1260,23 +1338,65 @@ fn assert_emulator_state(no_content: &Emulator, prefixes: &[&str]) {
     );
 }
 
+/// What `test_cpp_api` wrote, per build kind: through the move-assigned client to the 200
+/// emulator, its `update_at` and the two updates around the log callback (3 PATCHes of 77); and
+/// through the token-source client moved into another, 21 then 22 to `s1` once each.
+fn assert_cpp_state(no_content: &Emulator, ok: &Emulator) {
+    for id in CPP_STATUSES {
+        let path = format!("/beta{DIRECT}/{id}");
+        assert_eq!(
+            patch_bodies(ok, &path),
+            [r#"{"devicesCount":77}"#; 3],
+            "{path}"
+        );
+        assert_eq!(ok.user_status(DIRECT, id).unwrap()["devicesCount"], 77);
+        assert_eq!(count(no_content, "PATCH", &path), 0, "{path}");
+    }
+    let to_s1 = patch_bodies(no_content, &format!("/beta{DIRECT}/s1"));
+    for body in [r#"{"devicesCount":21}"#, r#"{"devicesCount":22}"#] {
+        let sent = to_s1.iter().filter(|b| *b == body).count();
+        assert_eq!(sent, KINDS.len(), "{body} once per build kind");
+    }
+}
+
+/// The bodies of the PATCHes `emulator` received at `path`, in order.
+fn patch_bodies(emulator: &Emulator, path: &str) -> Vec<String> {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path() == path)
+        .map(|r| r.body_str())
+        .collect()
+}
+
 #[test]
 fn c_and_cpp_tests_pass_against_the_emulator() {
     let suite = Suite::compile(Variant::Plain);
     let servers = run_against_servers(&suite, &[]);
     servers.assert_state();
-    // The 200 emulator holds what the C++ test wrote through a moved-into client.
-    let stored = servers
-        .ok
-        .user_status(DIRECT, "cpp-shared-t0")
-        .expect("seeded");
-    assert_eq!(stored["devicesCount"], 77);
     assert!(
         servers.ok.requests().iter().any(|r| r
             .header("User-Agent")
             .is_some_and(|ua| ua.ends_with(" c-tests/1.0"))),
         "userAgent reached the User-Agent header"
     );
+    servers.shutdown();
+}
+
+/// The same programs compiled by clang and clang++ (the README says clang works as gcc does):
+/// needs clang, else one line says it was not checked (a failure with `IUS_REQUIRE_TOOLS=1`).
+#[test]
+fn c_and_cpp_tests_pass_built_with_clang() {
+    if !c_build::optional_tools(
+        &["clang", "clang++"],
+        "clang",
+        "the C tests built with clang",
+    ) {
+        return;
+    }
+    let suite = Suite::compile(Variant::Clang);
+    let servers = run_against_servers(&suite, &[]);
+    servers.assert_state();
     servers.shutdown();
 }
 

@@ -251,6 +251,37 @@ fn token_and_graph_requests_both_go_through_the_proxy() {
         "the first token, and one after the 401"
     );
     assert_eq!(graph.requests().len(), 2);
+    // The proxy carried both hosts' traffic, and never a token or the secret in the clear:
+    // both travelled inside the TLS tunnels.
+    let carried = proxy.carried();
+    let tokens: Vec<String> = graph
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").unwrap().to_owned())
+        .collect();
+    assert!(
+        tokens.iter().all(|t| t.starts_with("Bearer ")),
+        "{tokens:?}"
+    );
+    let contains = |needle: &[u8]| carried.windows(needle.len()).any(|w| w == needle);
+    for token in &tokens {
+        let token = token.trim_start_matches("Bearer ").as_bytes();
+        assert!(!contains(token), "the proxy saw a token");
+    }
+    assert!(!contains(SECRET.as_bytes()), "the proxy saw the secret");
+    assert!(
+        !contains(b"Bearer"),
+        "the proxy saw an Authorization header"
+    );
+    assert!(
+        contains(b"CONNECT graph.proxied.test"),
+        "the proxy's log is complete"
+    );
+    assert!(
+        carried.len() > 4096,
+        "the TLS traffic went through: {}",
+        carried.len()
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
 """Microsoft's official Graph beta SDK for Python against the emulator: create, update, read,
-list, count and delete a user status, and Graph-shaped errors. Not part of `cargo test` (it needs
-PyPI); run it by hand when the emulator changes:
+list, count and delete a user status, and Graph-shaped errors. `cargo test` runs it
+(emulator/tests/python_sdk.rs) when the SDK is installed; .ci/run installs it. By hand:
 
-    python3 -m venv /tmp/msgraph && /tmp/msgraph/bin/pip install msgraph-beta-sdk==1.66.0
+    python3 -m venv /tmp/msgraph && /tmp/msgraph/bin/pip install -r emulator/compat/requirements.txt
     cargo run -p ius-emulator -- --listen 127.0.0.1:8080 &
     /tmp/msgraph/bin/python emulator/compat/msgraph_beta_sdk_check.py http://127.0.0.1:8080
 """

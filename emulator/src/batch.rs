@@ -383,12 +383,14 @@ fn inner_request(
             minor: envelope.minor,
             headers,
             body: body.clone(),
+            received: envelope.received,
         },
         recorded: RecordedRequest {
             method: item.method.clone(),
             target,
             headers: item.headers.clone(),
             body,
+            received: envelope.received,
             batch: Some(BatchItem {
                 id: item.id.clone(),
                 url: item.url.clone(),

@@ -109,6 +109,7 @@ pub(crate) fn read_request(conn: &mut Conn) -> Result<Option<Request>, ReadError
                             })
                             .collect(),
                         body: Vec::new(),
+                        received: std::time::Instant::now(),
                     };
                     conn.buf.drain(..len);
                     let expects = request.minor >= 1
@@ -150,6 +151,7 @@ pub(crate) fn read_request(conn: &mut Conn) -> Result<Option<Request>, ReadError
         Framing::Length(n) => conn.take(n)?,
         Framing::Chunked => read_chunked(conn)?,
     };
+    request.received = std::time::Instant::now();
     Ok(Some(request))
 }
 

@@ -20,6 +20,9 @@ pub struct RecordedRequest {
     /// For a request that came inside a `$batch`, the bytes of its `body`
     /// exactly as they stood in the batch JSON.
     pub body: Vec<u8>,
+    /// When the emulator had read the request's last byte (for an inner request of a `$batch`,
+    /// its envelope's): what tests measure a client's waits and budgets by, on the wire's side.
+    pub received: std::time::Instant,
     /// `Some` for a request that came inside a `POST /{version}/$batch`
     /// (recorded right after its envelope); `None` for one received on the
     /// wire, the envelope included. For an inner request, `target` is

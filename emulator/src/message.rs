@@ -2,6 +2,8 @@
 //! [`Response`] a handler builds, the ids that go with one exchange, and
 //! the origin that absolute URLs are built from.
 
+use std::time::Instant;
+
 use crate::log::RecordedRequest;
 
 /// A fully read request.
@@ -17,6 +19,8 @@ pub(crate) struct Request {
     pub(crate) headers: Vec<(String, String)>,
     /// De-chunked body.
     pub(crate) body: Vec<u8>,
+    /// When its last byte was read.
+    pub(crate) received: Instant,
 }
 
 impl Request {
@@ -65,6 +69,7 @@ impl Request {
             target: self.target.clone(),
             headers: self.headers.clone(),
             body: self.body.clone(),
+            received: self.received,
             batch: None,
         }
     }

@@ -124,6 +124,12 @@ impl Log for CallbackLogger {
     fn flush(&self) {}
 }
 
+/// Held by whoever installs a callback to check what it receives, when other code in the same
+/// process could install one meanwhile: the log tests here and the `c_api` fuzz target, which run
+/// in one test process.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) static LOG_CALLBACK_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Sends the library's log messages up to `max_level` to `callback`, replacing any callback set
 /// before; a NULL `callback` turns logging off. Off by default.
 ///
@@ -245,6 +251,9 @@ mod tests {
     /// it: the TRACE callback installed with the `log` crate's level at ERROR, DEBUG lost.
     #[test]
     fn concurrent_calls_leave_the_installed_callback_with_its_own_level() {
+        let _alone = LOG_CALLBACK_USERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let seen: [Seen; 2] = Default::default();
         std::thread::scope(|scope| {
             let first = scope.spawn(|| {

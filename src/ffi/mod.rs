@@ -32,3 +32,6 @@ mod strings;
 mod target;
 mod token;
 mod update;
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use log::LOG_CALLBACK_USERS;

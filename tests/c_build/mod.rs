@@ -25,6 +25,8 @@ pub struct Program {
     /// The source, relative to `bindings-c/`; `.c` is C11, `.cpp` C++17.
     source: &'static str,
     usage: Usage,
+    /// A valgrind suppressions file (relative to `bindings-c/`) for this program alone.
+    suppressions: Option<&'static str>,
 }
 
 enum Usage {
@@ -42,18 +44,28 @@ impl Program {
         Program {
             source,
             usage: Usage::Object,
+            suppressions: None,
         }
     }
     const fn build(source: &'static str) -> Program {
         Program {
             source,
             usage: Usage::Build,
+            suppressions: None,
         }
     }
     const fn test(source: &'static str, argument: &'static str) -> Program {
         Program {
             source,
             usage: Usage::Test(argument),
+            suppressions: None,
+        }
+    }
+    /// Runs under valgrind with `file`'s suppressions (the other programs get none).
+    const fn suppressed(self, file: &'static str) -> Program {
+        Program {
+            suppressions: Some(file),
+            ..self
         }
     }
 
@@ -92,13 +104,17 @@ pub const PROGRAMS: &[Program] = &[
     // App-only credentials, the token and log callbacks: the emulator is IUS_AUTH_<KIND>_URL.
     Program::test("tests/test_c_auth.c", "{kind}"),
     // HTTPS with an extra CA, a CONNECT proxy with credentials: the servers are IUS_NET_<KIND>_*.
-    Program::test("tests/test_c_network.c", "{kind}"),
+    // The one program that speaks TLS, and so the one whose valgrind run hides memcheck's false
+    // reports on ring's AES-GCM assembly.
+    Program::test("tests/test_c_network.c", "{kind}").suppressed("tests/valgrind-ring-aead.supp"),
     // Bulk updates and get/list/create/delete: the emulators are IUS_BULK_<KIND>_*.
     Program::test("tests/test_c_bulk.c", "{kind}"),
     // The durable outbox: the emulator is IUS_OUTBOX_<KIND>_URL, files go under IUS_OUTBOX_DIR.
     Program::test("tests/test_c_outbox.c", "{kind}"),
     // Managed and workload identity: the emulator is IUS_IDENTITY_<KIND>_URL.
     Program::test("tests/test_c_identity.c", "{kind}"),
+    // The C++ token source's copy of a token is wiped before it is released (no server needed).
+    Program::test("tests/test_cpp_wipe.cpp", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.
@@ -111,9 +127,12 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Variant {
     Plain,
+    /// As plain, compiled with clang and clang++ whatever `CC` and `CXX` say.
+    Clang,
     /// Run under valgrind's memcheck: no errors, no definite or indirect leaks.
     Valgrind,
-    /// Compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer.
+    /// Compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer, against the
+    /// library built with AddressSanitizer too ([`build_asan_library`]).
     Sanitize,
 }
 
@@ -121,15 +140,15 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Plain => "plain",
+            Variant::Clang => "clang",
             Variant::Valgrind => "valgrind",
             Variant::Sanitize => "sanitize",
         }
     }
 }
 
-/// Memcheck's options; the suppressions hide its false reports on ring's AES-GCM assembly.
-fn valgrind_prefix() -> Vec<OsString> {
-    let suppressions = bindings_dir().join("tests/valgrind-ring-aead.supp");
+/// Memcheck's options, with a program's own suppressions file if it has one.
+fn valgrind_prefix(suppressions: Option<&str>) -> Vec<OsString> {
     let mut prefix: Vec<OsString> = [
         "valgrind",
         "--error-exitcode=1",
@@ -141,9 +160,11 @@ fn valgrind_prefix() -> Vec<OsString> {
     .iter()
     .map(OsString::from)
     .collect();
-    let mut arg = OsString::from("--suppressions=");
-    arg.push(suppressions);
-    prefix.push(arg);
+    if let Some(file) = suppressions {
+        let mut arg = OsString::from("--suppressions=");
+        arg.push(bindings_dir().join(file));
+        prefix.push(arg);
+    }
     prefix
 }
 
@@ -191,6 +212,52 @@ pub fn build_library() -> PathBuf {
     profile.join("libintune_user_status.so")
 }
 
+/// The target the nightly AddressSanitizer build names, so build scripts stay uninstrumented.
+const ASAN_TARGET: &str = env!("IUS_BUILD_TARGET");
+
+/// Builds the library with AddressSanitizer on the nightly toolchain (`-Zsanitizer=address`),
+/// in `target/asan/`, so the sanitizer run checks the Rust code's memory accesses as well as the
+/// C programs'; returns the folder holding the `.so` and the `.a`. Without a nightly toolchain
+/// one line says so and it returns None (a failure with `IUS_REQUIRE_TOOLS=1`): the C programs
+/// are then checked against the plain library.
+pub fn build_asan_library() -> Option<PathBuf> {
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        assert!(
+            std::env::var(REQUIRE_TOOLS).as_deref() != Ok("1"),
+            "{REQUIRE_TOOLS}=1 but the nightly toolchain is not installed (rustup toolchain install nightly)"
+        );
+        println!(
+            "skipped: the nightly toolchain is not installed (rustup toolchain install nightly); not checked: the Rust library under AddressSanitizer"
+        );
+        return None;
+    }
+    let target_dir = root().join("target/asan");
+    let mut build = Command::new("rustup");
+    build
+        .current_dir(root())
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "build",
+            "-p",
+            "intune-user-status-c",
+            "--lib",
+        ])
+        .args(["--target", ASAN_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-Zsanitizer=address")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO");
+    run("the AddressSanitizer build of the library", &mut build);
+    Some(target_dir.join(ASAN_TARGET).join("debug"))
+}
+
 /// Whether `tool --version` runs.
 pub fn tool_found(tool: &str) -> bool {
     Command::new(tool)
@@ -221,9 +288,14 @@ pub fn run(what: &str, command: &mut Command) -> String {
     stdout
 }
 
-/// The C (or C++) compiler and its base flags, as the `cc` crate picks them for this target.
-fn compiler(cpp: bool) -> cc::Tool {
-    let tool = cc::Build::new()
+/// The C (or C++) compiler and its base flags, as the `cc` crate picks them for this target (or
+/// clang's, for [`Variant::Clang`]).
+fn compiler(cpp: bool, variant: Variant) -> cc::Tool {
+    let mut build = cc::Build::new();
+    if variant == Variant::Clang {
+        build.compiler(if cpp { "clang++" } else { "clang" });
+    }
+    let tool = build
         .cpp(cpp)
         .target(env!("IUS_BUILD_TARGET"))
         .host(env!("IUS_BUILD_HOST"))
@@ -248,33 +320,48 @@ fn compiler(cpp: bool) -> cc::Tool {
     tool
 }
 
+/// One compiled test program, linked one way.
+struct TestRun {
+    name: String,
+    exe: PathBuf,
+    argument: String,
+    suppressions: Option<&'static str>,
+}
+
 /// The compiled programs of one variant, in `target/<profile>/c-tests/<variant>/`.
 pub struct Suite {
     variant: Variant,
     dir: PathBuf,
-    /// (name, executable, argument) of each test program and build kind.
-    tests: Vec<(String, PathBuf, String)>,
+    /// Each test program and build kind.
+    tests: Vec<TestRun>,
 }
 
 impl Suite {
-    /// Builds the library, then compiles the programs: every one for [`Variant::Plain`], the test
-    /// programs only for the others.
+    /// Builds the library, then compiles the programs: every one for [`Variant::Plain`] and
+    /// [`Variant::Clang`], the test programs only for the others.
     pub fn compile(variant: Variant) -> Suite {
-        let shared = build_library();
-        let profile = profile_dir();
-        let dir = profile.join("c-tests").join(variant.name());
+        let mut shared = build_library();
+        let mut profile = profile_dir();
+        if variant == Variant::Sanitize
+            && let Some(asan) = build_asan_library()
+        {
+            shared = asan.join("libintune_user_status.so");
+            profile = asan;
+        }
+        let dir = profile_dir().join("c-tests").join(variant.name());
         let lib = dir.join("lib");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&lib).expect("create the build directory");
         stage_symlink_chain(&shared, &lib);
 
-        let c = compiler(false);
-        let cpp = compiler(true);
+        let c = compiler(false, variant);
+        let cpp = compiler(true, variant);
         let mut tests = Vec::new();
         for program in PROGRAMS {
             let tool = if program.is_cpp() { &cpp } else { &c };
+            let all = matches!(variant, Variant::Plain | Variant::Clang);
             let kinds: &[&str] = match program.usage {
-                Usage::Object | Usage::Build if variant != Variant::Plain => &[],
+                Usage::Object | Usage::Build if !all => &[],
                 Usage::Object | Usage::Build => &["shared"],
                 Usage::Test(_) => &KINDS,
             };
@@ -313,7 +400,12 @@ impl Suite {
                 command.arg("-o").arg(&out);
                 run(&format!("compiling {name}"), &mut command);
                 if let Usage::Test(argument) = program.usage {
-                    tests.push((name, out, argument.replace("{kind}", kind)));
+                    tests.push(TestRun {
+                        name,
+                        exe: out,
+                        argument: argument.replace("{kind}", kind),
+                        suppressions: program.suppressions,
+                    });
                 }
             }
         }
@@ -324,6 +416,11 @@ impl Suite {
         }
     }
 
+    /// How the programs are built and run.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
     /// Runs every test program, one at a time, with `env`; panics with a program's output when it
     /// fails or outlives [`TIMEOUT`].
     pub fn run(&self, env: &[(String, String)]) {
@@ -331,10 +428,16 @@ impl Suite {
             require_tool("valgrind");
         }
         assert!(!self.tests.is_empty(), "no test programs");
-        for (name, exe, argument) in &self.tests {
+        for TestRun {
+            name,
+            exe,
+            argument,
+            suppressions,
+        } in &self.tests
+        {
             let mut words = match self.variant {
-                Variant::Valgrind => valgrind_prefix(),
-                Variant::Plain | Variant::Sanitize => Vec::new(),
+                Variant::Valgrind => valgrind_prefix(*suppressions),
+                Variant::Plain | Variant::Clang | Variant::Sanitize => Vec::new(),
             };
             words.push(exe.clone().into());
             words.push(argument.into());
@@ -343,6 +446,9 @@ impl Suite {
             let mut child = Command::new(&words[0])
                 .args(&words[1..])
                 .envs(env.iter().map(|(k, v)| (k, v)))
+                // What a program cannot do under every variant (test_cpp_wipe's own operator
+                // delete is valgrind's there) it leaves out by this.
+                .env("IUS_TEST_VARIANT", self.variant.name())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
                 .spawn()
@@ -462,8 +568,14 @@ pub fn cmake_package() -> Option<PathBuf> {
             ))
             .arg(format!("-DIUS_VERSION={}", env!("CARGO_PKG_VERSION")))
             // The compilers the other C tests use.
-            .arg(define("CMAKE_C_COMPILER", compiler(false).path()))
-            .arg(define("CMAKE_CXX_COMPILER", compiler(true).path())),
+            .arg(define(
+                "CMAKE_C_COMPILER",
+                compiler(false, Variant::Plain).path(),
+            ))
+            .arg(define(
+                "CMAKE_CXX_COMPILER",
+                compiler(true, Variant::Plain).path(),
+            )),
     );
     run(
         "cmake build",

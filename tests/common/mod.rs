@@ -147,11 +147,15 @@ pub fn capture_logs() -> &'static LogCapture {
 }
 
 /// A loopback server that answers every request with `response` (raw HTTP bytes) on kept-alive
-/// connections, and counts the connections it accepted.
+/// connections, counts the connections it accepted and keeps each request's line and body.
 pub struct RawServer {
     pub base_url: String,
     pub connections: Arc<AtomicUsize>,
+    received: Arc<RequestLog>,
 }
+
+/// What a [`RawServer`] received: each request's line and body.
+type RequestLog = std::sync::Mutex<Vec<(String, Vec<u8>)>>;
 
 impl RawServer {
     pub fn start(response: Vec<u8>) -> RawServer {
@@ -165,18 +169,27 @@ impl RawServer {
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&connections);
         let response: Arc<[u8]> = response(&base_url).into();
+        let received = Arc::default();
+        let log = Arc::clone(&received);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let response = Arc::clone(&response);
-                std::thread::spawn(move || serve(stream, &response));
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || serve(stream, &response, &log));
             }
         });
         RawServer {
             base_url,
             connections,
+            received,
         }
+    }
+
+    /// Every request received so far: its request line (without CRLF) and its body.
+    pub fn requests(&self) -> Vec<(String, Vec<u8>)> {
+        self.received.lock().unwrap().clone()
     }
 
     pub fn connections(&self) -> usize {
@@ -196,7 +209,7 @@ pub fn http_response(status_line: &str, headers: &[(&str, &str)], body: &[u8]) -
     out
 }
 
-fn serve(stream: TcpStream, response: &[u8]) {
+fn serve(stream: TcpStream, response: &[u8], log: &RequestLog) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -205,11 +218,15 @@ fn serve(stream: TcpStream, response: &[u8]) {
     loop {
         let mut content_length = 0usize;
         let mut line = String::new();
+        let mut request_line = None;
         loop {
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) if line == "\r\n" => break,
+                Ok(_) if request_line.is_none() => {
+                    request_line = Some(line.trim_end().to_owned());
+                }
                 Ok(_) => {
                     if let Some((name, value)) = line.split_once(':')
                         && name.eq_ignore_ascii_case("content-length")
@@ -220,7 +237,13 @@ fn serve(stream: TcpStream, response: &[u8]) {
             }
         }
         let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() || writer.write_all(response).is_err() {
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        log.lock()
+            .unwrap()
+            .push((request_line.unwrap_or_default(), body));
+        if writer.write_all(response).is_err() {
             return;
         }
     }
@@ -236,12 +259,14 @@ pub fn silent_server() -> (String, TcpListener) {
 }
 
 /// A loopback HTTP proxy that tunnels `CONNECT` requests and records each request head it sees
-/// (request line and `Proxy-Authorization`), so tests can prove traffic went through it. Hosts
+/// (request line and `Proxy-Authorization`), so tests can prove traffic went through it, and
+/// every byte it carried either way, so they can prove what it never saw. Hosts
 /// under the reserved `.test` domain are tunnelled to loopback: loopback itself never goes
 /// through a proxy, so the proxy tests name their servers e.g. `graph.proxied.test`.
 pub struct TunnelProxy {
     pub url: String,
     pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+    carried: Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl TunnelProxy {
@@ -249,23 +274,51 @@ impl TunnelProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
+        let carried = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, bytes) = (Arc::clone(&seen), Arc::clone(&carried));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
-                let log = Arc::clone(&log);
-                std::thread::spawn(move || tunnel(client, &log));
+                let (log, bytes) = (Arc::clone(&log), Arc::clone(&bytes));
+                std::thread::spawn(move || tunnel(client, &log, bytes));
             }
         });
-        TunnelProxy { url, seen }
+        TunnelProxy { url, seen, carried }
     }
 
     pub fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// Every byte the proxy received or sent, heads and tunnels, both directions, in arrival
+    /// order per direction.
+    pub fn carried(&self) -> Vec<u8> {
+        self.carried.lock().unwrap().clone()
+    }
 }
 
-fn tunnel(client: TcpStream, log: &std::sync::Mutex<Vec<String>>) {
+/// Copies `from` to `to` until either closes, appending what passes to `carried`.
+fn relay(mut from: TcpStream, mut to: TcpStream, carried: &std::sync::Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                carried.lock().unwrap().extend_from_slice(&buf[..n]);
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+fn tunnel(
+    client: TcpStream,
+    log: &std::sync::Mutex<Vec<String>>,
+    carried: Arc<std::sync::Mutex<Vec<u8>>>,
+) {
     let Ok(mut writer) = client.try_clone() else {
         return;
     };
@@ -277,6 +330,7 @@ fn tunnel(client: TcpStream, log: &std::sync::Mutex<Vec<String>>) {
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
+        carried.lock().unwrap().extend_from_slice(line.as_bytes());
         if line == "\r\n" {
             break;
         }
@@ -302,17 +356,14 @@ fn tunnel(client: TcpStream, log: &std::sync::Mutex<Vec<String>>) {
         return;
     };
     let _ = writer.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-    let (Ok(mut up_reader), Ok(mut up_writer)) = (upstream.try_clone(), upstream.try_clone())
-    else {
+    let (Ok(up_reader), Ok(mut up_writer)) = (upstream.try_clone(), upstream.try_clone()) else {
         return;
     };
     let buffered = reader.buffer().to_vec();
+    carried.lock().unwrap().extend_from_slice(&buffered);
     let _ = up_writer.write_all(&buffered);
-    let mut client_reader = reader.into_inner();
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut up_reader, &mut writer);
-        let _ = writer.shutdown(std::net::Shutdown::Both);
-    });
-    let _ = std::io::copy(&mut client_reader, &mut up_writer);
-    let _ = up_writer.shutdown(std::net::Shutdown::Both);
+    let client_reader = reader.into_inner();
+    let back = Arc::clone(&carried);
+    std::thread::spawn(move || relay(up_reader, writer, &back));
+    relay(client_reader, up_writer, &carried);
 }
