@@ -1,8 +1,11 @@
 //! Bulk updates: many (target, patch) items in `$batch` requests, one result per item.
 
+use serde_json::{Value, json};
+
 use crate::client::CallOptions;
+use crate::json::{self, ParseError, kind};
 use crate::pipeline::Budget;
-use crate::scheduler::{self, Prepared};
+use crate::scheduler::{self, BulkProgress, Prepared};
 use crate::{ApiVersion, Client, Error, Target, UpdateOutcome, UserStatusPatch, response};
 
 /// One item of a bulk update: which user status, what to set, and optionally the API version
@@ -55,6 +58,71 @@ impl BulkItem {
         self.api_version
     }
 
+    /// Reads an item as the C API's bulk and outbox calls take it, `{"target": T, "patch": P}`:
+    /// `T` as [`Target::from_value`] reads it (its `apiVersion` the item's), `P` as
+    /// [`UserStatusPatch::from_value`]. A bad field is named from the item (`patch.devicesCount`,
+    /// `target.route`); text that is not JSON, or not an object, is named `item`.
+    ///
+    /// ```
+    /// use intune_user_status::{ApiVersion, BulkItem};
+    /// let item = BulkItem::from_json(
+    ///     r#"{"target":{"deviceConfigurationId":"c1","userStatusId":"u1","apiVersion":"v1.0"},
+    ///         "patch":{"status":"compliant"}}"#,
+    /// )?;
+    /// assert_eq!(item.requested_api_version(), Some(ApiVersion::V1_0));
+    /// let err = BulkItem::from_json(r#"{"target":{"deviceConfigurationId":"c1","userStatusId":"u1"},
+    ///     "patch":{"devicesCount":"x"}}"#).unwrap_err();
+    /// assert!(matches!(err, intune_user_status::Error::InvalidInput { field, .. } if field == "patch.devicesCount"));
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn from_json(text: &str) -> Result<BulkItem, Error> {
+        let value = json::parse(text).map_err(|err| match err {
+            ParseError::Syntax(err) => Error::invalid("item", format!("is not valid JSON: {err}")),
+            ParseError::DuplicateKey(key) => {
+                Error::invalid(json::unknown_key_field("item", &key), ParseError::DUPLICATE)
+            }
+        })?;
+        BulkItem::from_named_value(value, "item")
+    }
+
+    /// [`from_json`](Self::from_json) for a parsed value, `name` what a value that is not an
+    /// object is reported as (the C API's `items[3]`).
+    pub(crate) fn from_named_value(value: Value, name: &str) -> Result<BulkItem, Error> {
+        let Value::Object(map) = value else {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "must be a JSON object {{\"target\",\"patch\"}}, got {}",
+                    kind(&value)
+                ),
+            ));
+        };
+        let mut target = None;
+        let mut patch = None;
+        for (key, value) in map {
+            match key.as_str() {
+                "target" => target = Some(value),
+                "patch" => patch = Some(value),
+                _ => {
+                    return Err(Error::invalid(
+                        key,
+                        "unknown key; an item has \"target\" and \"patch\"",
+                    ));
+                }
+            }
+        }
+        let target = target.ok_or_else(|| Error::invalid("target", "is required"))?;
+        let patch = patch.ok_or_else(|| Error::invalid("patch", "is required"))?;
+        let (target, version) =
+            Target::from_named_value(target, "target").map_err(|err| err.within("target"))?;
+        let patch = UserStatusPatch::from_value(patch).map_err(|err| err.within("patch"))?;
+        let item = BulkItem::new(target, patch);
+        Ok(match version {
+            Some(version) => item.api_version(version),
+            None => item,
+        })
+    }
+
     /// Validates the item and serializes its body once. An invalid field is named relative to
     /// the item: `patch.devicesCount`, `target.route`.
     fn prepare(&self, default_version: ApiVersion) -> Result<Prepared, Error> {
@@ -73,6 +141,39 @@ impl BulkItem {
             path,
             body: Some(self.patch.to_json()),
         })
+    }
+}
+
+/// One bulk item's result as JSON, the element the C API's `ius_update_user_statuses` writes for
+/// it (and the line `ius bulk` prints): `{"status":"OK","httpStatus":204,"response":null}`,
+/// `{"status":"OK","httpStatus":200,"response":{...entity...}}` (after a 204 read back,
+/// `httpStatus` stays 204), or `{"status":"THROTTLED","error":{...}}`, `status` the error's
+/// [`kind`](Error::kind) name and `error` its error JSON.
+///
+/// ```
+/// use intune_user_status::{UpdateOutcome, bulk_result_json};
+/// assert_eq!(
+///     bulk_result_json(&Ok(UpdateOutcome::NoContent)),
+///     serde_json::json!({"status": "OK", "httpStatus": 204, "response": null}),
+/// );
+/// ```
+pub fn bulk_result_json(result: &Result<UpdateOutcome, Error>) -> Value {
+    match result {
+        Ok(outcome) => {
+            let status = match outcome {
+                UpdateOutcome::Updated(_) => 200,
+                UpdateOutcome::Fetched(_) | UpdateOutcome::NoContent => 204,
+            };
+            json!({
+                "status": "OK",
+                "httpStatus": status,
+                "response": outcome.entity().and_then(|e| serde_json::to_value(e).ok()),
+            })
+        }
+        Err(error) => json!({
+            "status": error.kind().name(),
+            "error": error,
+        }),
     }
 }
 
@@ -101,6 +202,7 @@ impl Client {
     /// Pacing counts every inner request.
     ///
     /// Each body is serialized once; memory stays proportional to the input.
+    /// [`CallOptions::on_progress`] is told how the call gets on.
     ///
     /// ```no_run
     /// use intune_user_status::{BulkItem, Client, ComplianceStatus, Target, UserStatusPatch};
@@ -150,7 +252,26 @@ impl Client {
                 Err(error) => results.push(Err(error)),
             }
         }
-        let answers = scheduler::run(self.pipeline(), "PATCH", &prepared, budget);
+        // The scheduler counts the items it sends; the invalid ones are done already.
+        let report = options.progress().map(|report| {
+            let invalid = items.len() - prepared.len();
+            move |progress: BulkProgress| {
+                report(BulkProgress {
+                    done: progress.done + invalid,
+                    total: items.len(),
+                    ..progress
+                })
+            }
+        });
+        let answers = scheduler::run_reporting(
+            self.pipeline(),
+            "PATCH",
+            &prepared,
+            budget,
+            report
+                .as_ref()
+                .map(|report| report as &dyn Fn(BulkProgress)),
+        );
         for (&index, answer) in slots.iter().zip(answers) {
             results[index] = answer.and_then(|inner| match inner.status {
                 200 => response::entity(&inner).map(UpdateOutcome::Updated),

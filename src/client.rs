@@ -7,6 +7,7 @@ use ureq::http::Method;
 
 use crate::limits::check_duration;
 use crate::pipeline::{Budget, Pipeline, PipelineSettings, Request, Response};
+use crate::scheduler::BulkProgress;
 use crate::{
     ApiVersion, DeviceConfigurationUserStatus, Error, RetryPolicy, Target, UserStatusPatch,
     response,
@@ -88,7 +89,27 @@ pub struct CallOptions {
     pub retry: Option<RetryPolicy>,
     /// This call's total time budget (default: the client's).
     pub total_timeout: Option<std::time::Duration>,
+    /// Told how a bulk call gets on (default: nobody).
+    progress: Option<OnProgress>,
 }
+
+/// A bulk call's progress callback; equal only to itself.
+#[derive(Clone)]
+struct OnProgress(Arc<dyn Fn(BulkProgress) + Send + Sync>);
+
+impl fmt::Debug for OnProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnProgress")
+    }
+}
+
+impl PartialEq for OnProgress {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for OnProgress {}
 
 impl CallOptions {
     /// No overrides.
@@ -118,6 +139,28 @@ impl CallOptions {
     pub fn total_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.total_timeout = Some(timeout);
         self
+    }
+
+    /// Tells `report` how a bulk call ([`Client::update_user_statuses_with`]) gets on: before
+    /// each `$batch` it sends and when its updates are done, whenever a figure changed. It runs on
+    /// the calling thread, with no lock of the client's held; other calls ignore it.
+    ///
+    /// ```
+    /// use intune_user_status::CallOptions;
+    /// let options = CallOptions::new().on_progress(|progress| {
+    ///     eprint!("\r{}/{} done, {} throttled", progress.done, progress.total, progress.throttled)
+    /// });
+    /// ```
+    pub fn on_progress(mut self, report: impl Fn(BulkProgress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(OnProgress(Arc::new(report)));
+        self
+    }
+
+    /// The progress callback, if one was given.
+    pub(crate) fn progress(&self) -> Option<&dyn Fn(BulkProgress)> {
+        self.progress
+            .as_ref()
+            .map(|on| &*on.0 as &dyn Fn(BulkProgress))
     }
 }
 

@@ -49,6 +49,30 @@ pub struct ClientBuilder {
     total_timeout: Option<Duration>,
     pacing: Option<Pacing>,
     network: NetworkSettings,
+    /// Where config JSON put the credential's parts, when the builder was read from it.
+    credential_paths: Option<FieldPaths>,
+}
+
+/// Where config JSON put a credential's parts: [`build`](ClientBuilder::build) names an error
+/// about one (`tenantId`) by its path there (`auth.tenantId`), so the reader finds the key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldPaths {
+    /// The object holding the parts (`auth`, `auth.managedIdentity`).
+    pub object: &'static str,
+    /// The parts' keys, as the credential names them in its errors.
+    pub keys: &'static [&'static str],
+}
+
+impl FieldPaths {
+    /// The error named by its path, when its field is one of the parts; any other unchanged.
+    pub(crate) fn name(self, err: Error) -> Error {
+        match err {
+            Error::Config { field, reason } if self.keys.contains(&field.as_str()) => {
+                Error::config(format!("{}.{field}", self.object), reason)
+            }
+            other => other,
+        }
+    }
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -86,6 +110,7 @@ impl Default for ClientBuilder {
             total_timeout: None,
             pacing: None,
             network: NetworkSettings::default(),
+            credential_paths: None,
         }
     }
 }
@@ -115,15 +140,13 @@ impl ClientBuilder {
 
     /// Authenticates every request with this bearer token (a [`StaticToken`](crate::StaticToken)). An empty token,
     /// or one with anything but visible ASCII, is refused by [`build`](Self::build).
-    pub fn access_token(mut self, token: impl Into<String>) -> Self {
-        self.auth = Some(Tokens::Static(token.into()));
-        self
+    pub fn access_token(self, token: impl Into<String>) -> Self {
+        self.tokens(Tokens::Static(token.into()))
     }
 
     /// Authenticates every request with tokens from `provider`.
-    pub fn token_provider(mut self, provider: impl TokenProvider + 'static) -> Self {
-        self.auth = Some(Tokens::Provider(Arc::new(provider)));
-        self
+    pub fn token_provider(self, provider: impl TokenProvider + 'static) -> Self {
+        self.tokens(Tokens::Provider(Arc::new(provider)))
     }
 
     /// Authenticates as an app: app-only tokens from the Microsoft identity platform of the
@@ -150,9 +173,8 @@ impl ClientBuilder {
     /// let client = Client::builder().cloud(Cloud::UsGov).credential(credential).build()?;
     /// # Ok::<(), intune_user_status::Error>(())
     /// ```
-    pub fn credential(mut self, credential: impl Into<Credential>) -> Self {
-        self.auth = Some(Tokens::Credential(credential.into()));
-        self
+    pub fn credential(self, credential: impl Into<Credential>) -> Self {
+        self.tokens(Tokens::Credential(credential.into()))
     }
 
     /// Authenticates as the app `client_id` of tenant `tenant_id` with a client secret; short for
@@ -254,8 +276,35 @@ impl ClientBuilder {
         self
     }
 
+    /// [`token_provider`](Self::token_provider) for a provider already shared (the C token
+    /// callback's).
+    pub(crate) fn shared_token_provider(self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.tokens(Tokens::Provider(provider))
+    }
+
+    /// Where the tokens come from; a credential set after config JSON's names its own fields.
+    fn tokens(mut self, tokens: Tokens) -> Self {
+        self.auth = Some(tokens);
+        self.credential_paths = None;
+        self
+    }
+
+    /// Names the errors [`build`](Self::build) finds in the credential by where config JSON put
+    /// its parts.
+    pub(crate) fn credential_paths(mut self, paths: FieldPaths) -> Self {
+        self.credential_paths = Some(paths);
+        self
+    }
+
     /// Checks the configuration and builds the client (and its one HTTP agent).
     pub fn build(self) -> Result<Client, Error> {
+        match self.credential_paths {
+            Some(paths) => self.build_checked().map_err(|err| paths.name(err)),
+            None => self.build_checked(),
+        }
+    }
+
+    fn build_checked(self) -> Result<Client, Error> {
         let auth = self.auth.ok_or_else(|| {
             Error::config(
                 "accessToken",

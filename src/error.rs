@@ -1,7 +1,8 @@
 //! The one error type every operation returns.
 //!
-//! Errors are born typed in the layer that knows what went wrong (validation, Graph, transport) and
-//! are translated to C status codes and error JSON in one place, `ffi::error`.
+//! Errors are born typed in the layer that knows what went wrong (validation, Graph, transport).
+//! [`ErrorKind`] sorts them: the C status code (`ffi::error`), the error JSON's `status`
+//! (`error_json`) and the `ius` command's exit code are all derived from it.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,6 +14,17 @@ use crate::auth_error::AuthError;
 /// Messages are written for an operator reading a log: they name the field or the HTTP status,
 /// Graph's error code and the `request-id` Microsoft support asks for. Tokens and secrets never
 /// appear in them.
+///
+/// [`kind`](Error::kind) sorts an error for programs; serialized (serde), an error is the error
+/// JSON the C API writes, with only the keys that apply:
+///
+/// ```
+/// use intune_user_status::{ErrorKind, UserStatusPatch};
+/// let err = UserStatusPatch::from_json(r#"{"devicesCount":"three"}"#).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+/// let json = serde_json::to_value(&err).unwrap();
+/// assert_eq!((&json["status"], &json["field"]), (&"INVALID_INPUT".into(), &"devicesCount".into()));
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -144,6 +156,72 @@ pub enum TransportKind {
     Io,
 }
 
+/// What kind of failure an [`Error`] is, for programs that act on it: the C API's status code,
+/// the error JSON's `status` and the `ius` command's exit code are each derived from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::InvalidInput`]: nothing was sent.
+    InvalidInput,
+    /// [`Error::Config`]: the client configuration was rejected.
+    Config,
+    /// [`Error::OutboxFull`].
+    OutboxFull,
+    /// [`Error::Storage`].
+    Storage,
+    /// [`Error::Auth`]: no access token; nothing was sent to Graph.
+    Auth,
+    /// [`Error::Graph`] with any HTTP status but 429.
+    Graph,
+    /// Graph answered 429 ([`Error::Graph`]), or the client's own hold outlasted the call's
+    /// budget ([`Error::Throttled`]).
+    Throttled,
+    /// [`Error::UnexpectedResponse`].
+    UnexpectedResponse,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::Transport`] with [`TransportKind::Dns`], [`Connect`](TransportKind::Connect) or
+    /// [`Io`](TransportKind::Io).
+    Network,
+    /// [`Error::Transport`] with [`TransportKind::Tls`].
+    Tls,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the C API's status codes.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::Config,
+        ErrorKind::OutboxFull,
+        ErrorKind::Storage,
+        ErrorKind::Auth,
+        ErrorKind::Graph,
+        ErrorKind::Throttled,
+        ErrorKind::UnexpectedResponse,
+        ErrorKind::Timeout,
+        ErrorKind::Network,
+        ErrorKind::Tls,
+    ];
+
+    /// The name the error JSON's `status` gives it, the C status constant's without its
+    /// `IUS_STATUS_` prefix (a test in `ffi` holds the two together): `"INVALID_INPUT"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "INVALID_INPUT",
+            ErrorKind::Config => "CONFIG",
+            ErrorKind::OutboxFull => "OUTBOX_FULL",
+            ErrorKind::Storage => "STORAGE",
+            ErrorKind::Auth => "AUTH",
+            ErrorKind::Graph => "GRAPH",
+            ErrorKind::Throttled => "THROTTLED",
+            ErrorKind::UnexpectedResponse => "UNEXPECTED_RESPONSE",
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::Network => "NETWORK",
+            ErrorKind::Tls => "TLS",
+        }
+    }
+}
+
 impl fmt::Display for TransportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -257,6 +335,30 @@ impl Error {
         Error::Config {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::Config { .. } => ErrorKind::Config,
+            Error::Auth(_) => ErrorKind::Auth,
+            Error::Graph(_) if self.is_throttled() => ErrorKind::Throttled,
+            Error::Graph(_) => ErrorKind::Graph,
+            // Exhaustive on purpose: a new transport kind must choose its kind here.
+            Error::Transport { kind, .. } => match kind {
+                TransportKind::Tls => ErrorKind::Tls,
+                TransportKind::Dns | TransportKind::Connect | TransportKind::Io => {
+                    ErrorKind::Network
+                }
+            },
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            // The client's own hold (pacing, an earlier 429) outlasted the call's budget.
+            Error::Throttled { .. } => ErrorKind::Throttled,
+            Error::UnexpectedResponse { .. } => ErrorKind::UnexpectedResponse,
+            Error::OutboxFull { .. } => ErrorKind::OutboxFull,
+            Error::Storage { .. } => ErrorKind::Storage,
         }
     }
 

@@ -40,8 +40,10 @@ mod cloud;
 mod coalesce;
 mod collection;
 mod config;
+mod config_json;
 mod datetime;
 mod error;
+mod error_json;
 #[allow(unsafe_code)]
 mod ffi;
 /// cbindgen:ignore
@@ -56,6 +58,8 @@ mod model;
 mod network;
 #[cfg(feature = "outbox")]
 mod outbox;
+#[cfg(feature = "outbox")]
+mod outbox_json;
 mod pacing;
 mod patch;
 mod pipeline;
@@ -74,13 +78,13 @@ pub use auth::{
     Credential, ManagedIdentityCredential, StaticToken, TokenProvider, WorkloadIdentityCredential,
 };
 pub use auth_error::AuthError;
-pub use bulk::BulkItem;
+pub use bulk::{BulkItem, bulk_result_json};
 pub use client::{CallOptions, Client, UpdateOutcome};
 pub use cloud::Cloud;
 pub use collection::Collection;
 pub use config::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use datetime::{DateTimeOffset, InvalidDateTime};
-pub use error::{Error, GraphError, TransportKind};
+pub use error::{Error, ErrorKind, GraphError, TransportKind};
 pub use model::{
     ComplianceStatus, DeviceConfigurationUserStatus, ODATA_TYPE, StatusValue,
     UnknownComplianceStatus,
@@ -93,6 +97,7 @@ pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;
 pub use resource::{DEFAULT_MAX_PAGES, ListOptions};
 pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
+pub use scheduler::BulkProgress;
 pub use target::{ApiVersion, Route, Target};
 
 /// The README's Rust examples, compiled as doctests so they stay true.

@@ -76,6 +76,39 @@ impl Sender for Pipeline {
     }
 }
 
+/// How far a bulk call has come, as [`CallOptions::on_progress`](crate::CallOptions::on_progress)
+/// tells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkProgress {
+    /// Items with their final result (an invalid item has its result from the start).
+    pub done: usize,
+    /// The call's items.
+    pub total: usize,
+    /// Inner answers 429 so far: items Graph throttled, each time it did.
+    pub throttled: u32,
+    /// How long those 429s held the call back: per batch, the longest wait its 429s imposed
+    /// (their `Retry-After`, else the backoff), summed over batches.
+    pub throttle_wait: Duration,
+}
+
+/// Tells a bulk call's caller its progress, when it asked, and only what changed.
+struct Reporter<'a> {
+    report: Option<&'a dyn Fn(BulkProgress)>,
+    told: Option<BulkProgress>,
+}
+
+impl Reporter<'_> {
+    fn tell(&mut self, progress: BulkProgress) {
+        if let Some(report) = self.report
+            && self.told != Some(progress)
+        {
+            self.told = Some(progress);
+            report(progress);
+        }
+    }
+}
+
 /// What one item has used of its retry policy: the pipeline's resends of its batches and the
 /// scheduler's own retries alike.
 #[derive(Default, Clone, Copy)]
@@ -107,6 +140,23 @@ pub(crate) fn run(
     requests: &[Prepared],
     budget: Budget,
 ) -> Vec<Result<Response, Error>> {
+    run_reporting(sender, method, requests, budget, None)
+}
+
+/// [`run`], telling `report` its progress before each batch and at the end (no lock is held while
+/// it runs).
+pub(crate) fn run_reporting(
+    sender: &impl Sender,
+    method: &str,
+    requests: &[Prepared],
+    budget: Budget,
+    report: Option<&dyn Fn(BulkProgress)>,
+) -> Vec<Result<Response, Error>> {
+    let mut reporter = Reporter { report, told: None };
+    let mut progress = BulkProgress {
+        total: requests.len(),
+        ..BulkProgress::default()
+    };
     let started = Instant::now();
     let deadline = budget.total.map(|total| started + total);
     let limit = sender.batch_limit().clamp(1, MAX_BATCH);
@@ -122,6 +172,9 @@ pub(crate) fn run(
     let mut waiting: Vec<(Instant, usize)> = Vec::new();
     let mut turn = 0;
     loop {
+        // No batch is in flight here: every item not queued has its result.
+        progress.done = requests.len() - fresh[0].len() - fresh[1].len() - waiting.len();
+        reporter.tell(progress);
         let now = Instant::now();
         let due_retry = waiting
             .first()
@@ -223,6 +276,8 @@ pub(crate) fn run(
         };
         log_batch(version, &batch, &by_id, &answers);
         let answered = Instant::now();
+        // The longest wait this batch's 429s imposed on the client.
+        let mut held = Duration::ZERO;
         for (&index, id) in batch.iter().zip(&ids) {
             let mut inner = match by_id.remove(id.as_str()) {
                 Some(Ok(inner)) => inner,
@@ -247,12 +302,16 @@ pub(crate) fn run(
                 continue;
             }
             let asked = inner.header("retry-after").and_then(parse_retry_after);
+            if inner.status == 429 {
+                progress.throttled += 1;
+            }
             if inner.status == 429
                 && let Some(wait) = asked
             {
                 // Graph throttles the app, not the item: every request of the client waits,
                 // whether or not this item is retried, as after a direct 429.
                 sender.hold_after_429(wait, &budget.retry);
+                held = held.max(wait);
             }
             let item = &mut spent[index];
             match decide(&budget.retry, item.retries, asked, item.waited, None) {
@@ -290,6 +349,7 @@ pub(crate) fn run(
                     if inner.status == 429 && asked.is_none() {
                         // Without a Retry-After the backoff is the hold (with one, it is set).
                         sender.hold_after_429(wait, &budget.retry);
+                        held = held.max(wait);
                     }
                     let at = waiting.partition_point(|&(other, _)| other <= ready);
                     waiting.insert(at, (ready, index));
@@ -301,7 +361,10 @@ pub(crate) fn run(
                 }
             }
         }
+        progress.throttle_wait += held;
     }
+    progress.done = requests.len();
+    reporter.tell(progress);
     results
         .into_iter()
         .map(|result| {
@@ -575,6 +638,54 @@ mod tests {
             assert_eq!(response.status, 204);
             assert_eq!(response.attempts, if n == 2 { 2 } else { 1 });
         }
+    }
+
+    #[test]
+    fn progress_is_told_before_each_batch_with_the_throttling_seen() {
+        let sender = Canned::new(|n, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                // Waits far apart, so the two retries go in batches of their own.
+                if n == 0 && (id == "2" || id == "12") {
+                    let wait = if id == "2" { "0.2" } else { "0.1" };
+                    json!({"id": id, "status": 429, "headers": {"Retry-After": wait}})
+                } else {
+                    json!({"id": id, "status": 204})
+                }
+            }))
+        });
+        let told = RefCell::new(Vec::new());
+        let report = |progress: BulkProgress| told.borrow_mut().push(progress);
+        let report: &dyn Fn(BulkProgress) = &report;
+        let results = run_reporting(
+            &sender,
+            "PATCH",
+            &prepared(25, ApiVersion::Beta),
+            budget(None),
+            Some(report),
+        );
+        assert!(results.iter().all(|r| r.as_ref().unwrap().status == 204));
+        assert_eq!(sender.batches().len(), 4, "20, 5, then the two retries");
+        let told: Vec<(usize, u32, Duration)> = told
+            .borrow()
+            .iter()
+            .map(|p| {
+                assert_eq!(p.total, 25);
+                (p.done, p.throttled, p.throttle_wait)
+            })
+            .collect();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            told,
+            [
+                (0, 0, ms(0)),
+                // The first batch: 18 done, two throttled; the client held for the longer wait.
+                (18, 2, ms(200)),
+                (23, 2, ms(200)),
+                (24, 2, ms(200)),
+                (25, 2, ms(200)),
+            ],
+            "only changes are told, the last when every item is done"
+        );
     }
 
     #[test]

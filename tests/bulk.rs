@@ -41,6 +41,23 @@ fn emulator_with(count: usize, patch_returns: PatchReturns) -> Emulator {
     .expect("start the emulator")
 }
 
+/// Five user statuses, the first PATCH of `s3` answered 429 with `Retry-After: 0.2`.
+fn s3_throttled_once() -> Emulator {
+    let emu = emulator_with(5, PatchReturns::NoContent);
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("0.2".into()),
+            },
+        )
+        .method("PATCH")
+        .path_contains("/userStatuses/s3"),
+    );
+    emu
+}
+
 fn item(n: usize) -> BulkItem {
     BulkItem::new(
         Target::new("cfg-1", format!("s{n}")),
@@ -173,18 +190,7 @@ fn results_follow_the_input_order_against_shuffled_answers() {
 
 #[test]
 fn a_throttled_item_goes_again_in_a_later_batch_and_the_others_are_not_resent() {
-    let emu = emulator_with(5, PatchReturns::NoContent);
-    emu.add_fault(
-        FaultRule::next(
-            1,
-            Fault::Status {
-                status: 429,
-                retry_after: Some("0.2".into()),
-            },
-        )
-        .method("PATCH")
-        .path_contains("/userStatuses/s3"),
-    );
+    let emu = s3_throttled_once();
     let client = client(&emu.base_url());
     let started = Instant::now();
     let results = client.update_user_statuses(&items(5));
@@ -207,6 +213,44 @@ fn a_throttled_item_goes_again_in_a_later_batch_and_the_others_are_not_resent() 
         "the same body"
     );
     assert_eq!(emu.user_status(DIRECT, "s3").unwrap()["devicesCount"], 3);
+}
+
+#[test]
+fn progress_counts_invalid_items_as_done_and_tells_the_throttling() {
+    let emu = s3_throttled_once();
+    let client = client(&emu.base_url());
+    let mut all = items(5);
+    all.insert(
+        1,
+        BulkItem::new(
+            Target::new("cfg-1", ""),
+            UserStatusPatch::new().devices_count(1),
+        ),
+    );
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = CallOptions::new().on_progress({
+        let told = told.clone();
+        move |progress| told.lock().unwrap().push(progress)
+    });
+    let results = client.update_user_statuses_with(&all, &options);
+    assert!(results[1].is_err() && results.iter().filter(|r| r.is_ok()).count() == 5);
+    let seen: Vec<_> = told
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| (p.done, p.total, p.throttled, p.throttle_wait))
+        .collect();
+    let wait = Duration::from_millis(200);
+    assert_eq!(
+        seen,
+        [(1, 6, 0, Duration::ZERO), (5, 6, 1, wait), (6, 6, 1, wait)],
+        "the invalid item is done from the start; s3 was throttled once, for 0.2 s"
+    );
+    // Other calls take the same options and ignore them.
+    client
+        .update_user_status_with(&Target::new("cfg-1", "s0"), all[0].patch(), &options)
+        .unwrap();
+    assert_eq!(told.lock().unwrap().len(), 3);
 }
 
 #[test]

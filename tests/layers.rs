@@ -8,10 +8,18 @@ use std::path::{Path, PathBuf};
 /// Every top-level module of `src/` and its layer, lowest first. A new module must be added here,
 /// in the layer it belongs to (and to docs/ARCHITECTURE.md).
 const LAYERS: &[(u32, &[&str])] = &[
-    // Leaves: the errors, the shared limits, the secure-URL rule, JSON reading.
+    // Leaves: the errors and their JSON, the shared limits, the secure-URL rule, JSON reading.
     (
         0,
-        &["error", "auth_error", "limits", "url", "json", "request_id"],
+        &[
+            "error",
+            "error_json",
+            "auth_error",
+            "limits",
+            "url",
+            "json",
+            "request_id",
+        ],
     ),
     // The model of the resource, and the policies of the pipeline.
     (
@@ -44,8 +52,9 @@ const LAYERS: &[(u32, &[&str])] = &[
             "resource",
         ],
     ),
-    // The builder, and the durable outbox above the client (it sends through client operations).
-    (5, &["config", "outbox"]),
+    // The builder and config JSON, and the durable outbox above the client (it sends through
+    // client operations) with the JSON of its answers.
+    (5, &["config", "config_json", "outbox", "outbox_json"]),
     // The C ABI.
     (6, &["ffi"]),
     // The fuzz targets' entry points (tests and the `fuzzing` feature only): they drive the

@@ -193,8 +193,9 @@
 //!
 //! # Layers
 //!
-//! Each module imports only modules below it: `server` (with `http1` and
-//! `tls`) reads requests and calls a handler; `dispatch` is that handler:
+//! Each module imports only modules below it. On top, [`command_line`] turns
+//! flags into a [`Config`] for the `ius-emulator` program and `ius emulator`.
+//! `server` (with `http1` and `tls`) reads requests and calls a handler; `dispatch` is that handler:
 //! it records the request, applies `faults`, and routes to `admin`,
 //! `identity` (the token endpoint), `managed_identity` (IMDS, App Service,
 //! Azure Arc; it issues `identity`'s tokens), `batch` or `graph` (which has
@@ -208,6 +209,7 @@
 
 mod admin;
 mod batch;
+pub mod command_line;
 mod dispatch;
 mod faults;
 pub mod federated;

@@ -22,6 +22,8 @@ const LAYERS: &[(u32, &[&str])] = &[
     (6, &["admin"]),
     // Records, applies faults, routes.
     (7, &["dispatch"]),
+    // The command line, over the crate's public API.
+    (8, &["command_line"]),
 ];
 
 /// The top-level module a file belongs to (`graph/handlers.rs` is `graph`).

@@ -1,19 +1,18 @@
 //! `ius_update_user_statuses`: parse the items, call [`Client::update_user_statuses_with`], write
-//! one result per item.
+//! one result per item (each as the core writes it, [`bulk_result_json`]).
 //!
 //! [`Client::update_user_statuses_with`]: crate::Client::update_user_statuses_with
 
 use std::ffi::c_char;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::client::{client_ref, ius_client};
 use super::error::{FfiError, parse_json};
 use super::status::ius_status;
 use super::strings::{arg_str, require_out, write_json};
-use super::target::target_from_value;
 use crate::json::kind;
-use crate::{BulkItem, CallOptions, Error, UpdateOutcome, UserStatusPatch};
+use crate::{BulkItem, CallOptions, Error, UpdateOutcome, bulk_result_json};
 
 /// Updates many user statuses in `$batch` requests of at most 20 and writes one result per item,
 /// in the items' order.
@@ -87,16 +86,13 @@ pub unsafe extern "C" fn ius_update_user_statuses(
                     slots.push(index);
                     results.push(Value::Null);
                 }
-                Err(error) => results.push(failed(index, error)),
+                Err(error) => results.push(result(index, Err(error))),
             }
         }
         let outcomes = client.update_user_statuses_with(&items, &CallOptions::new());
         drop(items);
         for (index, outcome) in slots.into_iter().zip(outcomes) {
-            results[index] = match outcome {
-                Ok(outcome) => succeeded(outcome),
-                Err(error) => failed(index, error),
-            };
+            results[index] = result(index, outcome);
         }
         let failures = results.iter().filter(|r| r["status"] != "OK").count();
         // SAFETY: checked non-NULL above; writable per the contract.
@@ -108,64 +104,15 @@ pub unsafe extern "C" fn ius_update_user_statuses(
     })
 }
 
-/// `{"target": T, "patch": P}`; a bad field is named from the item (`patch.devicesCount`), an
-/// item that is no object by its place (`items[3]`).
+/// An element of `items_json`, read as the core reads a bulk item; a bad field is named from the
+/// item (`patch.devicesCount`), an element that is no object by its place (`items[3]`).
 pub(super) fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Error> {
-    let Value::Object(map) = value else {
-        return Err(Error::invalid(
-            place(index),
-            format!(
-                "must be a JSON object {{\"target\",\"patch\"}}, got {}",
-                kind(&value)
-            ),
-        ));
-    };
-    let mut target = None;
-    let mut patch = None;
-    for (key, value) in map {
-        match key.as_str() {
-            "target" => target = Some(value),
-            "patch" => patch = Some(value),
-            _ => {
-                return Err(Error::invalid(
-                    key,
-                    "unknown key; an item has \"target\" and \"patch\"",
-                ));
-            }
-        }
-    }
-    let target = target.ok_or_else(|| Error::invalid("target", "is required"))?;
-    let patch = patch.ok_or_else(|| Error::invalid("patch", "is required"))?;
-    let (target, options) =
-        target_from_value(target, "target").map_err(|err| err.within("target"))?;
-    let patch = UserStatusPatch::from_value(patch).map_err(|err| err.within("patch"))?;
-    let item = BulkItem::new(target, patch);
-    Ok(match options.api_version {
-        Some(version) => item.api_version(version),
-        None => item,
-    })
+    BulkItem::from_named_value(value, &place(index))
 }
 
-fn succeeded(outcome: UpdateOutcome) -> Value {
-    let (status, entity) = match outcome {
-        UpdateOutcome::Updated(entity) => (200, Some(entity)),
-        UpdateOutcome::Fetched(entity) => (204, Some(entity)),
-        UpdateOutcome::NoContent => (204, None),
-    };
-    json!({
-        "status": ius_status::Ok.name(),
-        "httpStatus": status,
-        "response": entity.and_then(|e| serde_json::to_value(e).ok()),
-    })
-}
-
-/// `{"status": NAME, "error": {...}}`, the field named from the array: `items[3].patch.x`.
-fn failed(index: usize, error: Error) -> Value {
-    let error = FfiError::from(error.within(&place(index)));
-    let mut result = Map::new();
-    result.insert("status".into(), error.status().name().into());
-    result.insert("error".into(), error.to_value());
-    Value::Object(result)
+/// The item's result, the field of a failure named from the array: `items[3].patch.x`.
+fn result(index: usize, result: Result<UpdateOutcome, Error>) -> Value {
+    bulk_result_json(&result.map_err(|error| error.within(&place(index))))
 }
 
 pub(super) fn place(index: usize) -> String {

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::config::{Tokens, build, builder_from_json};
+use super::config::client_from_json;
 use super::error::FfiError;
 use super::status::ius_status;
 use super::strings::{arg_str, require_out, write_out};
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn ius_client_new(
         require_out(out_client, "out_client")?;
         // SAFETY: config_json is NULL or a NUL-terminated string valid for the call.
         let text = unsafe { arg_str(config_json, "config_json") }?;
-        let client = build(builder_from_json(text, Tokens::FromConfig)?)?;
+        let client = client_from_json(text, None)?;
         let handle = Box::into_raw(Box::new(ius_client { client }));
         // SAFETY: as above.
         unsafe { write_out(out_client, handle) };
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
         // SAFETY: config_json is NULL or a NUL-terminated string valid for the call.
         let text = unsafe { arg_str(config_json, "config_json") }?;
         let tokens = CallbackTokens::new(callback, user_data)?;
-        let client = build(builder_from_json(text, Tokens::Callback(tokens))?)?;
+        let client = client_from_json(text, Some(tokens))?;
         let handle = Box::into_raw(Box::new(ius_client { client }));
         // SAFETY: as above.
         unsafe { write_out(out_client, handle) };

@@ -8,7 +8,8 @@
 //! One module per area, plumbing in modules of its own:
 //! - [`status`]: the `ius_status` codes and their names, `ius_version`;
 //! - [`error`]: core `Error` -> status + error JSON, in one place;
-//! - [`config`]: `config_json` -> `ClientBuilder`; [`target`]: `target_json` -> `Target`;
+//! - [`config`]: `config_json` -> `Client` (the core reads the JSON); [`target`]: `target_json`
+//!   -> `Target`;
 //! - [`client`]: `ius_client_new` / `ius_client_new_with_token_callback` / `ius_client_free`;
 //!   [`update`]: the update calls; [`bulk`]: `ius_update_user_statuses`; [`resource`]: get,
 //!   list, create and delete;

@@ -1,19 +1,20 @@
-//! `ius_outbox`: the durable outbox for C. JSON in -> [`Outbox`] calls -> JSON out.
+//! `ius_outbox`: the durable outbox for C. JSON in -> [`Outbox`] calls -> JSON out (the core's
+//! serialization of its answers, `outbox_json.rs`).
 
 use std::ffi::c_char;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::bulk::{item_from_value as bulk_item, place};
 use super::client::{client_ref, ius_client};
 use super::error::{FfiError, parse_json};
 use super::status::ius_status;
-use super::strings::{arg_str, require_out, to_c_string, write_out};
+use super::strings::{arg_str, require_out, write_json, write_out};
 use super::target::target_from_json;
 use super::update::parse_patch;
 use crate::json::kind;
-use crate::{BulkItem, Error, FlushReport, Outbox, OutboxOptions, OutboxStats};
+use crate::{BulkItem, Error, Outbox, OutboxOptions};
 
 const OPTION_KEYS: &str =
     "maxPending, maxBytes, skipUnchanged, resendAfterSeconds, flushTimeMs, maxFailed";
@@ -177,8 +178,7 @@ pub unsafe extern "C" fn ius_outbox_flush(
         // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
         unsafe { clear_required(out_report_json, "out_report_json") }?;
         let outbox = unsafe { outbox_ref(outbox) }?;
-        let report = report_json(&outbox.flush()?);
-        unsafe { write_json(out_report_json, report) }
+        unsafe { write_json(out_report_json, &outbox.flush()?) }
     })
 }
 
@@ -199,8 +199,7 @@ pub unsafe extern "C" fn ius_outbox_stats(
         // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
         unsafe { clear_required(out_stats_json, "out_stats_json") }?;
         let outbox = unsafe { outbox_ref(outbox) }?;
-        let stats = stats_json(&outbox.stats()?);
-        unsafe { write_json(out_stats_json, stats) }
+        unsafe { write_json(out_stats_json, &outbox.stats()?) }
     })
 }
 
@@ -221,21 +220,7 @@ pub unsafe extern "C" fn ius_outbox_take_failed(
         // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
         unsafe { clear_required(out_failed_json, "out_failed_json") }?;
         let outbox = unsafe { outbox_ref(outbox) }?;
-        let failed: Vec<Value> = outbox
-            .take_failed()?
-            .into_iter()
-            .map(|report| {
-                let error = FfiError::from(report.error).to_value();
-                json!({
-                    "target": report.target.to_value(report.api_version),
-                    "patch": serde_json::from_slice::<Value>(&report.patch.to_json())
-                        .unwrap_or(Value::Null),
-                    "error": error,
-                    "failedAt": report.failed_at.as_str(),
-                })
-            })
-            .collect();
-        unsafe { write_json(out_failed_json, Value::Array(failed)) }
+        unsafe { write_json(out_failed_json, &outbox.take_failed()?) }
     })
 }
 
@@ -264,45 +249,6 @@ unsafe fn clear_required(out: *mut *mut c_char, name: &'static str) -> Result<()
     // SAFETY: non-NULL and writable per the caller's contract.
     unsafe { write_out(out, std::ptr::null_mut()) };
     Ok(())
-}
-
-/// Writes `value` as a JSON string C owns through `out`.
-///
-/// # Safety
-/// `out` must be NULL or valid for a write.
-unsafe fn write_json(out: *mut *mut c_char, value: Value) -> Result<(), FfiError> {
-    let text = to_c_string(value.to_string())?;
-    // SAFETY: per the caller's contract.
-    unsafe { write_out(out, text) };
-    Ok(())
-}
-
-fn seconds(duration: Option<Duration>) -> Value {
-    duration.map_or(Value::Null, |d| json!(d.as_secs_f64()))
-}
-
-fn report_json(report: &FlushReport) -> Value {
-    json!({
-        "sent": report.sent,
-        "applied": report.applied,
-        "retryLater": report.retry_later,
-        "failed": report.failed,
-        "skipped": report.skipped,
-        "pending": report.pending,
-        "nextAttemptInSeconds": seconds(report.next_attempt_in),
-    })
-}
-
-fn stats_json(stats: &OutboxStats) -> Value {
-    json!({
-        "pending": stats.pending,
-        "failed": stats.failed,
-        "skipped": stats.skipped,
-        "applied": stats.applied,
-        "failedDropped": stats.failed_dropped,
-        "bytes": stats.bytes,
-        "oldestPendingSeconds": seconds(stats.oldest_pending),
-    })
 }
 
 /// `options_json` -> [`OutboxOptions`]: names and types here, value rules in the core.

@@ -16,7 +16,7 @@ pub(crate) fn target_from_json(text: &str) -> Result<(Target, CallOptions), FfiE
 
 /// A target given as a parsed value (a bulk item's); `name` is the field a value that is not an
 /// object is reported as.
-pub(crate) fn target_from_value(value: Value, name: &str) -> Result<(Target, CallOptions), Error> {
+fn target_from_value(value: Value, name: &str) -> Result<(Target, CallOptions), Error> {
     let (target, version) = Target::from_named_value(value, name)?;
     Ok((target, options(version)))
 }
