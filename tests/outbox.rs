@@ -816,11 +816,14 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
             &path,
             &[("IUS_OUTBOX_START", start.to_string())],
         );
-        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // The random moment counts from the first enqueue: a process may take longer than the
+        // longest delay to start (under Wine, on a loaded machine, it did).
+        let first = lines.next().and_then(Result::ok);
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
+            first
+                .into_iter()
+                .chain(lines.map_while(Result::ok))
                 .collect::<Vec<_>>()
         });
         std::thread::sleep(Duration::from_millis(20 + next_random(&mut seed) % 230));
