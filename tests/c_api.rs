@@ -777,13 +777,11 @@ struct OutboxEmulators {
 }
 
 impl OutboxEmulators {
-    fn start() -> OutboxEmulators {
+    fn start(suite: &Suite) -> OutboxEmulators {
         // One folder per run: the plain, valgrind and sanitizer runs go at once.
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("ius-c-outbox-{}-{run}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("the outbox folder");
+        let dir = suite.scratch_dir(&format!("ius-c-outbox-{}-{run}", std::process::id()));
         let ids = ["o1", "o2", "r1", "t0", "t1", "t2", "t3"];
         let emulators = KINDS
             .iter()
@@ -895,7 +893,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let auth = AuthEmulators::start();
     let network = NetworkServers::start();
     let bulk = BulkEmulators::start();
-    let outbox = OutboxEmulators::start();
+    let outbox = OutboxEmulators::start(suite);
     let mut all: Vec<(String, String)> = [
         ("IUS_TEST_BASE_URL", no_content.base_url()),
         ("IUS_TEST_BASE_URL_200", ok.base_url()),
@@ -1030,7 +1028,26 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
     let suite = Suite::compile(Variant::Plain);
     let servers = run_against_servers(&suite, &[]);
     servers.assert_state();
-    // The 200 emulator holds what the C++ test wrote through a moved-into client.
+    assert_cpp_wrote_through_a_moved_client(&servers);
+    servers.shutdown();
+}
+
+/// The same programs cross-built for Windows with mingw-w64, linked to the DLL (through its
+/// import library) and to the static library, run under Wine against this process's
+/// emulators; the outbox files go to a `C:\` folder.
+#[test]
+#[ignore = "run by .ci/windows, which cross-builds the Windows libraries (needs mingw-w64 and Wine)"]
+fn c_and_cpp_tests_pass_under_wine() {
+    let suite = Suite::compile(Variant::Wine);
+    let servers = run_against_servers(&suite, &[]);
+    servers.assert_state();
+    assert_cpp_wrote_through_a_moved_client(&servers);
+    servers.shutdown();
+}
+
+/// The 200 emulator holds what the C++ test wrote through a moved-into client, with its
+/// `userAgent`.
+fn assert_cpp_wrote_through_a_moved_client(servers: &Emulators) {
     let stored = servers
         .ok
         .user_status(DIRECT, "cpp-shared-t0")
@@ -1042,7 +1059,6 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
             .is_some_and(|ua| ua.ends_with(" c-tests/1.0"))),
         "userAgent reached the User-Agent header"
     );
-    servers.shutdown();
 }
 
 #[test]
@@ -1130,15 +1146,36 @@ fn shared_object_exports_only_the_header_functions() {
         .filter_map(|line| line.split_whitespace().nth(2))
         .collect();
     exported.sort_unstable();
+    assert_eq!(
+        exported,
+        header_functions(),
+        "dynamic symbols of {}",
+        shared.display()
+    );
+}
+
+/// The DLL's export table names exactly the functions the header declares, nothing else.
+#[test]
+#[ignore = "run by .ci/windows, which cross-builds the Windows libraries (needs mingw-w64)"]
+fn windows_dll_exports_only_the_header_functions() {
+    let dll = c_build::wine::lib_dir().join(c_build::wine::DLL);
+    let mut exported = c_build::wine::exported_names(&dll);
+    exported.sort_unstable();
+    assert_eq!(exported, header_functions(), "exports of {}", dll.display());
+}
+
+/// The functions `include/intune_user_status.h` declares, sorted.
+fn header_functions() -> Vec<String> {
     let header = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("include/intune_user_status.h"),
     )
     .unwrap();
     // Every `ius_name(` in the header: a function (callback typedefs are `(*ius_name)(`).
-    let mut declared: Vec<&str> = header
+    let mut declared: Vec<String> = header
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '('))
         .filter_map(|word| word.split_once('(').map(|(name, _)| name))
         .filter(|name| name.starts_with("ius_"))
+        .map(str::to_owned)
         .collect();
     declared.sort_unstable();
     declared.dedup();
@@ -1146,12 +1183,7 @@ fn shared_object_exports_only_the_header_functions() {
         declared.len() >= 9,
         "functions found in the header: {declared:?}"
     );
-    assert_eq!(
-        exported,
-        declared,
-        "dynamic symbols of {}",
-        shared.display()
-    );
+    declared
 }
 
 /// The shared object names the ABI's major version as its SONAME.

@@ -344,7 +344,7 @@ static void test_transport_errors(void) {
 
   /* A server that accepts the connection and never answers. */
   {
-    int silent = ius_listen(&port);
+    ius_socket silent = ius_listen(&port);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     client = client_for(
         config(url, NO_RETRY ",\"timeouts\":{\"connectMs\":1000,\"requestMs\":300}"));
@@ -352,7 +352,7 @@ static void test_transport_errors(void) {
     CHECK_ERROR(got, IUS_STATUS_TIMEOUT, error, "\"clientRequestId\":\"");
     ius_string_free(error);
     ius_client_free(client);
-    close(silent);
+    ius_close_socket(silent);
   }
 
   /* 429 with a fractional Retry-After. */

@@ -13,6 +13,11 @@
 //!
 //! [`cmake_package`] is the one part that needs cmake: the CMake project's install and its
 //! `find_package` and pkg-config consumers.
+//!
+//! [`Variant::Wine`] builds the same programs for Windows with mingw-w64 and runs them under
+//! Wine (`wine.rs`); `.ci/windows` runs those tests.
+
+pub mod wine;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -113,6 +118,8 @@ pub enum Variant {
     Valgrind,
     /// Compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer.
     Sanitize,
+    /// Cross-built for Windows with mingw-w64 against the DLL `.ci/windows` built, run under Wine.
+    Wine,
 }
 
 impl Variant {
@@ -121,6 +128,7 @@ impl Variant {
             Variant::Plain => "plain",
             Variant::Valgrind => "valgrind",
             Variant::Sanitize => "sanitize",
+            Variant::Wine => "wine",
         }
     }
 }
@@ -255,30 +263,39 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Builds the library, then compiles the programs: every one for [`Variant::Plain`], the test
+    /// Builds the library (for [`Variant::Wine`]: finds the one `.ci/windows` built), then
+    /// compiles the programs: every one for [`Variant::Plain`] and [`Variant::Wine`], the test
     /// programs only for the others.
     pub fn compile(variant: Variant) -> Suite {
-        let shared = build_library();
         let profile = profile_dir();
         let dir = profile.join("c-tests").join(variant.name());
         let lib = dir.join("lib");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&lib).expect("create the build directory");
-        stage_symlink_chain(&shared, &lib);
+        if variant != Variant::Wine {
+            stage_symlink_chain(&build_library(), &lib);
+        }
 
         let c = compiler(false);
         let cpp = compiler(true);
         let mut tests = Vec::new();
         for program in PROGRAMS {
-            let tool = if program.is_cpp() { &cpp } else { &c };
             let kinds: &[&str] = match program.usage {
-                Usage::Object | Usage::Build if variant != Variant::Plain => &[],
+                Usage::Object | Usage::Build
+                    if !matches!(variant, Variant::Plain | Variant::Wine) =>
+                {
+                    &[]
+                }
                 Usage::Object | Usage::Build => &["shared"],
                 Usage::Test(_) => &KINDS,
             };
             for kind in kinds {
                 let name = program.name(kind);
-                let mut command = tool.to_command();
+                let mut command = match variant {
+                    Variant::Wine => wine::compiler(program.is_cpp()),
+                    _ if program.is_cpp() => cpp.to_command(),
+                    _ => c.to_command(),
+                };
                 command
                     .arg(if program.is_cpp() {
                         "-std=c++17"
@@ -302,6 +319,10 @@ impl Suite {
                         let out = dir.join(format!("{name}.o"));
                         command.arg("-c");
                         out
+                    }
+                    Usage::Build | Usage::Test(_) if variant == Variant::Wine => {
+                        wine::link_args(&mut command, kind, &dir);
+                        dir.join(format!("{name}.exe"))
                     }
                     Usage::Build | Usage::Test(_) => {
                         link_args(&mut command, kind, &lib, &profile);
@@ -332,15 +353,20 @@ impl Suite {
         for (name, exe, argument) in &self.tests {
             let mut words = match self.variant {
                 Variant::Valgrind => valgrind_prefix(),
+                Variant::Wine => vec![wine::wine()],
                 Variant::Plain | Variant::Sanitize => Vec::new(),
             };
             words.push(exe.clone().into());
             words.push(argument.into());
             let log_path = self.dir.join(format!("{name}.log"));
             let log = File::create(&log_path).expect("create the log");
+            let translate = |value: &str| match self.variant {
+                Variant::Wine => wine::translate(value),
+                _ => value.to_owned(),
+            };
             let mut child = Command::new(&words[0])
                 .args(&words[1..])
-                .envs(env.iter().map(|(k, v)| (k, v)))
+                .envs(env.iter().map(|(k, v)| (k, translate(v))))
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
                 .spawn()
@@ -359,6 +385,21 @@ impl Suite {
                 ),
             }
         }
+    }
+}
+
+impl Suite {
+    /// A fresh folder named `name` for the files the programs write: under the system's
+    /// temporary folder, or for [`Variant::Wine`] on the Wine prefix's C: drive (the programs
+    /// then see a `C:\` path).
+    pub fn scratch_dir(&self, name: &str) -> PathBuf {
+        if self.variant == Variant::Wine {
+            return wine::temp_dir(name);
+        }
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        dir
     }
 }
 
