@@ -1116,6 +1116,31 @@ fn cmake_package_installs_and_its_consumers_build() {
     );
 }
 
+/// The Windows layout of `cmake --install` (the DLL in `bin/`, its import library and the static
+/// library side by side in `lib/`, the headers, pkg-config and CMake files), and consumers built
+/// with mingw-w64 through `find_package` (`IMPORTED_IMPLIB`) and pkg-config, run under Wine.
+#[test]
+#[ignore = "run by .ci/windows, which cross-builds the Windows libraries (needs mingw-w64, Wine, cmake)"]
+fn windows_cmake_package_installs_and_its_consumers_build() {
+    let stage = c_build::wine::cmake_package();
+    for file in [
+        "bin/intune_user_status.dll",
+        "lib/libintune_user_status.dll.a",
+        "lib/libintune_user_status.a",
+        "include/intune_user_status.h",
+        "include/intune_user_status.hpp",
+        "lib/cmake/IntuneUserStatus/IntuneUserStatusConfig.cmake",
+    ] {
+        assert!(stage.join(file).is_file(), "{file} installed");
+    }
+    assert!(!stage.join("lib/libintune_user_status.so").exists());
+    let pc = std::fs::read_to_string(stage.join("lib/pkgconfig/intune_user_status.pc")).unwrap();
+    assert!(
+        pc.contains(concat!("Version: ", env!("CARGO_PKG_VERSION"))) && pc.contains("-lws2_32"),
+        "{pc}"
+    );
+}
+
 /// `libintune_user_status.so` -> `.so.<major>` -> `.so.<version>`, a regular file.
 fn assert_symlink_chain(lib: &Path) {
     let full = concat!("libintune_user_status.so.", env!("CARGO_PKG_VERSION"));

@@ -12,6 +12,7 @@
 //! - [`failure`]: which errors are final, and how they are kept.
 
 mod failure;
+mod file_name;
 mod flush;
 mod lock;
 mod schema;

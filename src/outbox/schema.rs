@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::file_name;
 use super::store::{now_ms, reason};
 use crate::Error;
 
@@ -62,6 +63,9 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
         path: path.display().to_string(),
         reason,
     };
+    if let Some(why) = file_name::unopenable(path) {
+        return Err(storage(why.to_owned()));
+    }
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !folder.is_dir()
     {

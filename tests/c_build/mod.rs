@@ -484,8 +484,21 @@ pub fn cmake_package() -> Option<PathBuf> {
     }
     require_tool("pkg-config");
     build_library();
-    let profile = profile_dir();
-    let dir = profile.join("c-tests").join("cmake");
+    // The compilers the other C tests use.
+    Some(cmake_install_and_consumers(
+        "cmake",
+        &profile_dir(),
+        &[
+            define("CMAKE_C_COMPILER", compiler(false).path()),
+            define("CMAKE_CXX_COMPILER", compiler(true).path()),
+        ],
+    ))
+}
+
+/// [`cmake_package`]'s work for the library in `lib_dir`, in `target/<profile>/c-tests/<name>`,
+/// configured with `defines`; returns the stage.
+pub fn cmake_install_and_consumers(name: &str, lib_dir: &Path, defines: &[OsString]) -> PathBuf {
+    let dir = profile_dir().join("c-tests").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     run(
         "cmake configure",
@@ -494,15 +507,13 @@ pub fn cmake_package() -> Option<PathBuf> {
             .arg(bindings_dir())
             .arg("-B")
             .arg(&dir)
-            .arg(format!("-DIUS_LIB_DIR={}", profile.display()))
+            .arg(define("IUS_LIB_DIR", lib_dir))
             .arg(format!(
                 "-DIUS_INCLUDE_DIR={}",
                 root().join("include").display()
             ))
             .arg(format!("-DIUS_VERSION={}", env!("CARGO_PKG_VERSION")))
-            // The compilers the other C tests use.
-            .arg(define("CMAKE_C_COMPILER", compiler(false).path()))
-            .arg(define("CMAKE_CXX_COMPILER", compiler(true).path())),
+            .args(defines),
     );
     run(
         "cmake build",
@@ -520,10 +531,10 @@ pub fn cmake_package() -> Option<PathBuf> {
             "120",
         ]),
     );
-    Some(dir.join("stage"))
+    dir.join("stage")
 }
 
-fn define(name: &str, path: &Path) -> OsString {
+pub fn define(name: &str, path: &Path) -> OsString {
     let mut arg = OsString::from(format!("-D{name}="));
     arg.push(path);
     arg

@@ -149,3 +149,26 @@ pub fn exported_names(dll: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// The CMake project configured for Windows (`bindings-c/cmake/mingw-w64-x86_64.cmake`: mingw-w64,
+/// Wine as the emulator ctest runs programs with) against [`LIB_DIR`], installed into a stage,
+/// and its `find_package` and pkg-config consumers built against that copy and run under Wine.
+/// Returns the stage.
+pub fn cmake_package() -> PathBuf {
+    for (tool, package) in [("cmake", "cmake"), ("pkg-config", "pkg-config")] {
+        assert!(
+            super::tool_found(tool),
+            "`{tool}` is required by the Windows CMake package test (Debian: apt-get install -y {package})"
+        );
+    }
+    let toolchain =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings-c/cmake/mingw-w64-x86_64.cmake");
+    super::cmake_install_and_consumers(
+        "cmake-windows",
+        &lib_dir(),
+        &[
+            super::define("CMAKE_TOOLCHAIN_FILE", &toolchain),
+            super::define("IUS_WINE", Path::new(&wine())),
+        ],
+    )
+}
