@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::TOKEN;
-use intune_user_status::{Error, Outbox, OutboxOptions, Target, UserStatusPatch};
+use intune_user_status::{Outbox, OutboxOptions, Target, UserStatusPatch};
 use ius_emulator::{Config, Emulator, SeedEntry};
 
 const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";

@@ -38,6 +38,10 @@ unsafe fn outbox_ref<'a>(outbox: *const ius_outbox) -> Result<&'a Outbox, FfiErr
 /// Opens (or creates) the outbox file at `path`, which sends through a copy of `client` (so the
 /// outbox may outlive `client`).
 ///
+/// `path` is UTF-8 on every platform: on Windows too, not the ANSI code page (convert a wide
+/// path with `WideCharToMultiByte(CP_UTF8, ...)`); drive letters, backslashes, forward slashes
+/// and `\\?\` paths work.
+///
 /// `options_json` is NULL (the defaults) or an object with any of `maxPending` (targets pending
 /// at most, default 100000), `maxBytes` (file size at most, default 67108864, at least 262144),
 /// `skipUnchanged` (boolean, default true: a report equal to what Graph acknowledged less than

@@ -210,7 +210,9 @@ impl Outbox {
     ///
     /// A missing or unwritable folder, a file that is not SQLite, an SQLite file that is not an
     /// outbox, or one from a newer version of this library is an [`Error::Storage`] naming the
-    /// path and the reason, and the file is left as it was. Bad options are [`Error::Config`].
+    /// path and the reason, and the file is left as it was; so is, on Windows, a name that is not
+    /// valid Unicode (SQLite opens files by UTF-8 names there). Bad options are
+    /// [`Error::Config`].
     pub fn open(
         client: &Client,
         path: impl AsRef<Path>,
