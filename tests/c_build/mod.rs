@@ -350,6 +350,10 @@ impl Suite {
             require_tool("valgrind");
         }
         assert!(!self.tests.is_empty(), "no test programs");
+        let small_disk = (self.variant == Variant::Wine)
+            .then(|| wine::SmallDisk::mount(self.dir.join("small-disk")));
+        let mut env = env.to_vec();
+        env.extend(small_disk.as_ref().map(wine::SmallDisk::env));
         for (name, exe, argument) in &self.tests {
             let mut words = match self.variant {
                 Variant::Valgrind => valgrind_prefix(),

@@ -172,3 +172,46 @@ pub fn cmake_package() -> PathBuf {
         ],
     )
 }
+
+/// A 2 MiB disk for `test_c_outbox`'s full-disk check under Wine (Windows has no file size limit
+/// to stand in for a full disk): a tmpfs mounted on a folder the programs see as
+/// `IUS_OUTBOX_SMALL_DIR`, unmounted when dropped. Mounting needs root (CI runs as root).
+pub struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(dir: PathBuf) -> SmallDisk {
+        // A disk a killed run left mounted goes first.
+        let _ = Command::new("umount").arg(&dir).output();
+        std::fs::create_dir_all(&dir).expect("the small disk's folder");
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m,mode=0777", "ius-small-disk"])
+            .arg(&dir)
+            .output();
+        match output {
+            Ok(out) if out.status.success() => SmallDisk { dir },
+            Ok(out) => panic!(
+                "the full-disk check under Wine mounts a 2 MiB tmpfs on {}, which needs root: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(err) => panic!("could not run mount: {err}"),
+        }
+    }
+
+    /// `IUS_OUTBOX_SMALL_DIR` and the disk's folder (a Linux path: [`translate`] turns it into
+    /// the Windows one).
+    pub fn env(&self) -> (String, String) {
+        (
+            "IUS_OUTBOX_SMALL_DIR".to_owned(),
+            self.dir.display().to_string(),
+        )
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
