@@ -120,7 +120,7 @@ fn a_name_that_is_not_valid_unicode_is_refused_with_the_reason() {
     let path = dir.join(std::ffi::OsString::from_wide(&wide));
     let client = common::client("http://127.0.0.1:9");
     match Outbox::open(&client, &path, OutboxOptions::new()) {
-        Err(Error::Storage {
+        Err(intune_user_status::Error::Storage {
             path: shown,
             reason,
         }) => {
