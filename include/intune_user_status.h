@@ -449,6 +449,10 @@ ius_status ius_set_log_callback(ius_log_callback callback,
  * outbox its callback: the callback and its `user_data` stay in use until the client and every
  * outbox opened with it are freed, and are never called after the last of those frees returns.
  *
+ * `path` is UTF-8 on every platform: on Windows too, not the ANSI code page (convert a wide
+ * path with `WideCharToMultiByte(CP_UTF8, ...)`); drive letters, backslashes, forward slashes
+ * and `\\?\` paths work.
+ *
  * `options_json` is NULL (the defaults) or an object with any of `maxPending` (user statuses
  * pending at most, default 100000), `maxBytes` (file size at most, default 67108864, at least
  * 262144), `skipUnchanged` (boolean, default true: a report is not stored when every property it

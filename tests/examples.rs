@@ -10,21 +10,24 @@ use ius_emulator::{
     Config, Emulator, FederatedCredential, ManagedIdentity, SeedEntry, UserAssignedIdentity,
 };
 
-/// `target/<profile>/examples/update_user_status`, built by `cargo test` with the tests.
-fn example() -> PathBuf {
+/// `target/<profile>/examples/<name>` (`.exe` on Windows), built by `cargo test` with the tests.
+fn example(name: &str) -> PathBuf {
     let deps = std::env::current_exe().unwrap();
     let path = deps
         .parent()
         .and_then(|deps| deps.parent())
         .unwrap()
-        .join("examples/update_user_status");
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
 
 #[test]
 fn with_no_arguments_it_updates_a_status_in_the_bundled_emulator() {
-    let out = Command::new(example()).output().unwrap();
+    let out = Command::new(example("update_user_status"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -52,7 +55,7 @@ fn against_a_named_service_it_updates_or_exits_non_zero_with_the_error() {
     })
     .unwrap();
     let run = |status: &str, patch: &str| {
-        Command::new(example())
+        Command::new(example("update_user_status"))
             .args([
                 "--base-url",
                 &emu.base_url(),
@@ -113,7 +116,7 @@ fn with_auth_managed_or_workload_identity_it_gets_its_token_from_the_environment
     )
     .unwrap();
     let run = |auth: &[&str], env: &[(&str, String)], count: u32| {
-        Command::new(example())
+        Command::new(example("update_user_status"))
             .args([
                 "--base-url",
                 &emu.base_url(),
@@ -182,7 +185,7 @@ fn with_auth_managed_or_workload_identity_it_gets_its_token_from_the_environment
 #[cfg(feature = "outbox")]
 #[test]
 fn the_outbox_example_delivers_merged_reports_once_the_service_is_back() {
-    let path = example().with_file_name("outbox");
+    let path = example("outbox");
     let out = Command::new(&path).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -139,3 +139,50 @@ fn https_succeeds_with_the_inspecting_ca_added_and_fails_without_it() {
         .unwrap();
     assert_eq!(emu.user_status(DIRECT, "u1").unwrap()["devicesCount"], 4);
 }
+
+#[test]
+fn extra_roots_with_crlf_line_endings_are_trusted() {
+    // PEM as Windows tools write it (and as a C agent reads it with fopen in text mode or not).
+    let emu = https_emulator();
+    let crlf = fixture("test-only-ca.pem")
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    assert!(crlf.contains("-----\r\n"));
+    builder(&emu.base_url())
+        .extra_root_certificates_pem(crlf)
+        .build()
+        .unwrap()
+        .update_user_status(
+            &Target::new("cfg-1", "u1"),
+            &UserStatusPatch::new().devices_count(6),
+        )
+        .unwrap();
+    assert_eq!(emu.user_status(DIRECT, "u1").unwrap()["devicesCount"], 6);
+}
+
+#[test]
+fn the_platform_verifier_refuses_a_server_the_systems_store_does_not_trust() {
+    // The operating system's verifier (the Windows certificate store under Wine, the system's
+    // roots on Linux) decides, and the test CA is in no system store: refused before any request.
+    let emu = https_emulator();
+    let err = builder(&emu.base_url())
+        .tls_platform_verifier(true)
+        .build()
+        .unwrap()
+        .update_user_status(
+            &Target::new("cfg-1", "u1"),
+            &UserStatusPatch::new().devices_count(5),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Transport {
+                kind: intune_user_status::TransportKind::Tls,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(emu.requests().is_empty());
+}

@@ -1048,11 +1048,14 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the child");
-        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // The random moment counts from the first line: a process may take longer than the
+        // longest delay to start (under Wine, on a loaded machine, it did).
+        let first = lines.next().and_then(Result::ok);
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
+            first
+                .into_iter()
+                .chain(lines.map_while(Result::ok))
                 .collect::<Vec<_>>()
         });
         let mut stderr = child.stderr.take().unwrap();
@@ -1301,6 +1304,12 @@ fn rows(path: &Path) -> (HashMap<String, Value>, HashMap<String, Value>) {
     }
     (pending, acknowledged)
 }
+
+/// Marked, not left out, where it cannot run: the count of such tests is printed under Wine.
+#[cfg(not(unix))]
+#[test]
+#[ignore = "the full disk is a file size limit (RLIMIT_FSIZE), which only Unix has; under Wine test_c_outbox fills a small disk instead"]
+fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_is_back() {}
 
 #[cfg(unix)]
 #[test]

@@ -546,7 +546,8 @@ fn r23_a_429_holds_every_thread_of_the_client() {
     wait_for("the first request", Duration::from_secs(5), || {
         !emu.requests().is_empty()
     });
-    std::thread::sleep(MS(50));
+    // Time for the first thread to read the 429 (a loaded machine, or Wine, took over 50 ms).
+    std::thread::sleep(MS(150));
     patch_once(&client).unwrap();
     first.join().unwrap().unwrap();
     // Both later requests (this thread's, the first thread's retry) waited for the hold.

@@ -344,7 +344,7 @@ static void test_transport_errors(void) {
 
   /* A server that accepts the connection and never answers. */
   {
-    int silent = ius_listen(&port);
+    ius_socket silent = ius_listen(&port);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     client = client_for(
         config(url, NO_RETRY ",\"timeouts\":{\"connectMs\":1000,\"requestMs\":300}"));
@@ -352,7 +352,7 @@ static void test_transport_errors(void) {
     CHECK_ERROR(got, IUS_STATUS_TIMEOUT, error, "\"clientRequestId\":\"");
     ius_string_free(error);
     ius_client_free(client);
-    close(silent);
+    ius_close_socket(silent);
   }
 
   /* 429 with a fractional Retry-After. */
@@ -456,6 +456,65 @@ static void test_threads(void) {
   ius_client_free(client);
 }
 
+#ifdef _WIN32
+/* One string of the DLL's version resource (U.S. English, Unicode block), as UTF-8. */
+static void version_text(const void *info, const wchar_t *name, char *out, int size) {
+  wchar_t query[96];
+  wchar_t *text = NULL;
+  UINT len = 0;
+  out[0] = '\0';
+  wcscpy(query, L"\\StringFileInfo\\040904B0\\");
+  wcscat(query, name);
+  if (VerQueryValueW(info, query, (void **)&text, &len) && len > 0)
+    WideCharToMultiByte(CP_UTF8, 0, text, -1, out, size, NULL, NULL);
+}
+
+/* The loaded DLL carries the version resource installers read (GetFileVersionInfo): the
+ * crate's version as FileVersion and ProductVersion, in numbers and in text. A program linked
+ * to the static library loads no such DLL. */
+static void test_version_resource(void) {
+  HMODULE dll = GetModuleHandleW(L"intune_user_status.dll");
+  if (strstr(prefix, "static") != NULL) {
+    CHECK(dll == NULL);
+    return;
+  }
+  CHECK(dll != NULL);
+  wchar_t path[MAX_PATH];
+  DWORD n = GetModuleFileNameW(dll, path, MAX_PATH);
+  CHECK(n > 0 && n < MAX_PATH);
+  DWORD handle = 0;
+  DWORD size = GetFileVersionInfoSizeW(path, &handle);
+  CHECK(size > 0);
+  void *info = size > 0 ? malloc(size) : NULL;
+  int read = info != NULL && GetFileVersionInfoW(path, 0, size, info);
+  CHECK(read);
+  if (!read) {
+    free(info);
+    return;
+  }
+  VS_FIXEDFILEINFO *fixed = NULL;
+  UINT len = 0;
+  CHECK(VerQueryValueW(info, L"\\", (void **)&fixed, &len) && len >= sizeof *fixed);
+  if (fixed != NULL) {
+    char numbers[64];
+    snprintf(numbers, sizeof numbers, "%u.%u.%u", (unsigned)HIWORD(fixed->dwFileVersionMS),
+             (unsigned)LOWORD(fixed->dwFileVersionMS), (unsigned)HIWORD(fixed->dwFileVersionLS));
+    /* "0.1.0" for 0.1.0, and the numbers that begin a pre-release's version. */
+    CHECK(strncmp(ius_version(), numbers, strlen(numbers)) == 0);
+    CHECK(fixed->dwProductVersionMS == fixed->dwFileVersionMS &&
+          fixed->dwProductVersionLS == fixed->dwFileVersionLS);
+  }
+  char text[64];
+  version_text(info, L"FileVersion", text, sizeof text);
+  CHECK(strcmp(text, ius_env("IUS_TEST_VERSION")) == 0);
+  version_text(info, L"ProductVersion", text, sizeof text);
+  CHECK(strcmp(text, ius_version()) == 0);
+  version_text(info, L"OriginalFilename", text, sizeof text);
+  CHECK(strcmp(text, "intune_user_status.dll") == 0);
+  free(info);
+}
+#endif
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s PREFIX\n", argv[0]);
@@ -472,5 +531,8 @@ int main(int argc, char **argv) {
   test_service_errors();
   test_transport_errors();
   test_threads();
+#ifdef _WIN32
+  test_version_resource();
+#endif
   return ius_summary();
 }

@@ -4,11 +4,13 @@
  * threads, a full disk. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
  * (user statuses o1, o2, r1, cb1, t0..t3 under c1) and files go under IUS_OUTBOX_DIR. tests/c_api.rs
  * checks afterwards what reached the emulator. */
-#include <signal.h>
 #include <stdint.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#ifndef _WIN32
+#include <signal.h>
+#include <sys/resource.h>
+#endif
 
 #include "test_support.h"
 
@@ -290,7 +292,7 @@ int main(int argc, char **argv) {
 
   /* Offline, then back after a restart: the report waits in the file. */
   int port = 0;
-  close(ius_listen(&port)); /* nothing listens there now */
+  ius_close_socket(ius_listen(&port)); /* nothing listens there now */
   char offline_config[256], restart_path[600];
   snprintf(offline_config, sizeof offline_config,
            "{\"baseUrl\":\"http://127.0.0.1:%d\",\"accessToken\":\"t\",\"retry\":{\"baseDelayMs\":10}}",
@@ -335,6 +337,7 @@ int main(int argc, char **argv) {
   ius_outbox_free(outbox);
   ius_outbox_free(NULL);
 
+#ifndef _WIN32
   /* A full disk: no file of this process may grow past a cap a little above the WAL's size
    * (RLIMIT_FSIZE, with SIGXFSZ ignored, so such a write fails as on a full disk). The enqueues
    * that fit are kept; the first refused is STORAGE naming the file and the full disk; once the
@@ -385,6 +388,66 @@ int main(int argc, char **argv) {
   contains(stats, expected);
   ius_string_free(stats);
   ius_outbox_free(disk);
+#else
+  /* A full disk, Windows' way (no file size limit there): the outbox on a small disk (a 2 MiB
+   * drive the driver makes, IUS_OUTBOX_SMALL_DIR) filled up by a file of this test. The enqueues
+   * that fit are kept; the first refused is STORAGE naming the file and the full disk; once the
+   * filler is deleted the same outbox stores again. */
+  char disk_path[600], filler_path[600], id[16];
+  const char *small = ius_env("IUS_OUTBOX_SMALL_DIR");
+  snprintf(disk_path, sizeof disk_path, "%s\\%s-disk.db", small, kind);
+  snprintf(filler_path, sizeof filler_path, "%s\\%s-filler", small, kind);
+  ius_client *disk_client = NULL;
+  ius_outbox *disk = NULL;
+  CHECK(ius_client_new(offline_config, &disk_client, &error) == IUS_STATUS_OK);
+  CHECK(ius_outbox_open(disk_client, disk_path, NULL, &disk, &error) == IUS_STATUS_OK);
+  ius_client_free(disk_client);
+  enqueue_ok(disk, "f0", "{\"devicesCount\":1}");
+  FILE *filler = fopen(filler_path, "wb");
+  CHECK(filler != NULL);
+  static char block[4096];
+  long filled = 0;
+  while (filler != NULL && filled < 64L * 1024 * 1024 && fwrite(block, 1, sizeof block, filler) == sizeof block &&
+         fflush(filler) == 0)
+    filled += (long)sizeof block;
+  if (filler != NULL) fclose(filler);
+  CHECK(filled > 0 && filled < 64L * 1024 * 1024); /* the disk filled up */
+  int stored = 1;
+  ius_status status = IUS_STATUS_OK;
+  while (stored < 100) {
+    snprintf(id, sizeof id, "f%d", stored);
+    status = enqueue(disk, id, "{\"devicesCount\":1}", &error);
+    if (status != IUS_STATUS_OK) break;
+    stored++;
+  }
+  CHECK(status == IUS_STATUS_STORAGE);
+  contains(error, "\"status\":\"STORAGE\"");
+  contains(error, "-disk.db"); /* the file's name (the JSON escapes the backslashes) */
+  /* A disk that is really full: SQLite says so (SQLITE_FULL), unlike a size limit's write error. */
+  contains(error, "the disk is full");
+  ius_string_free(error);
+  error = NULL;
+  CHECK(stored >= 1 && stored < 100);
+  char expected[64];
+  snprintf(expected, sizeof expected, "\"pending\":%d", stored);
+  stats = stats_of(disk);
+  contains(stats, expected);
+  ius_string_free(stats);
+  CHECK(remove(filler_path) == 0); /* space is back */
+  enqueue_ok(disk, id, "{\"devicesCount\":1}");
+  snprintf(expected, sizeof expected, "\"pending\":%d", stored + 1);
+  stats = stats_of(disk);
+  contains(stats, expected);
+  ius_string_free(stats);
+  ius_outbox_free(disk);
+  /* Room for the next run (the other build kind) on the same small disk. */
+  const char *suffixes[] = {"", "-wal", "-shm", "-flush"};
+  for (int i = 0; i < 4; i++) {
+    char file[640];
+    snprintf(file, sizeof file, "%s%s", disk_path, suffixes[i]);
+    remove(file);
+  }
+#endif
 
   test_callback_outlives_client_until_the_last_free(kind, ius_env(url_var));
   return ius_summary();

@@ -4,14 +4,31 @@
 #ifndef IUS_TEST_SUPPORT_H
 #define IUS_TEST_SUPPORT_H
 
+/* Sockets: Winsock on Windows (mingw-w64), BSD sockets elsewhere; threads: POSIX threads
+ * (winpthreads on mingw-w64). */
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+typedef SOCKET ius_socket;
+#define IUS_BAD_SOCKET INVALID_SOCKET
+#define IUS_SHUT_BOTH SD_BOTH
+#define IUS_NO_SIGPIPE 0 /* Windows raises no SIGPIPE */
+#define ius_close_socket closesocket
+#else
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+typedef int ius_socket;
+#define IUS_BAD_SOCKET (-1)
+#define IUS_SHUT_BOTH SHUT_RDWR
+#define IUS_NO_SIGPIPE MSG_NOSIGNAL
+#define ius_close_socket close
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "intune_user_status.h"
 
@@ -105,14 +122,21 @@ static const char *ius_env(const char *name) {
 }
 
 /* A listening socket on 127.0.0.1 with a free port. */
-static inline int ius_listen(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+static inline ius_socket ius_listen(int *port) {
+#ifdef _WIN32
+  WSADATA wsa; /* counted: one WSAStartup per socket made here, never undone (tests only) */
+  if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+    fprintf(stderr, "WSAStartup failed\n");
+    exit(2);
+  }
+#endif
+  ius_socket fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in addr;
   socklen_t len = sizeof addr;
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 8) != 0 ||
+  if (fd == IUS_BAD_SOCKET || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 8) != 0 ||
       getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
     perror("canned server");
     exit(2);
@@ -122,7 +146,7 @@ static inline int ius_listen(int *port) {
 }
 
 struct ius_canned {
-  int fd;
+  ius_socket fd;
   const char *response;
   pthread_t thread;
 };
@@ -131,15 +155,15 @@ struct ius_canned {
 static inline void *ius_canned_main(void *arg) {
   struct ius_canned *canned = (struct ius_canned *)arg;
   char buf[8192];
-  int conn = accept(canned->fd, NULL, NULL);
-  if (conn >= 0) {
+  ius_socket conn = accept(canned->fd, NULL, NULL);
+  if (conn != IUS_BAD_SOCKET) {
     /* One read is enough: the request (or TLS ClientHello) is small and sent at once. */
-    ssize_t n = recv(conn, buf, sizeof buf, 0);
+    int n = (int)recv(conn, buf, sizeof buf, 0);
     (void)n;
-    ssize_t sent = send(conn, canned->response, strlen(canned->response), MSG_NOSIGNAL);
+    int sent = (int)send(conn, canned->response, (int)strlen(canned->response), IUS_NO_SIGPIPE);
     (void)sent;
-    shutdown(conn, SHUT_RDWR);
-    close(conn);
+    shutdown(conn, IUS_SHUT_BOTH);
+    ius_close_socket(conn);
   }
   return NULL;
 }
@@ -155,7 +179,7 @@ static inline int ius_canned_start(struct ius_canned *canned, const char *respon
 
 static inline void ius_canned_join(struct ius_canned *canned) {
   pthread_join(canned->thread, NULL);
-  close(canned->fd);
+  ius_close_socket(canned->fd);
 }
 
 #endif /* IUS_TEST_SUPPORT_H */

@@ -12,7 +12,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::http1::{self, Conn, ReadError};
 use crate::message::{Request, RequestIds, Response};
@@ -93,7 +93,8 @@ impl Server {
         })
     }
 
-    /// Stops accepting, shuts open connections down and joins every thread.
+    /// Stops accepting, shuts open connections down and joins the threads (a connection
+    /// thread still blocked half a second later is left detached: see `accept_loop`).
     pub(crate) fn stop(&mut self) {
         let Some(accept) = self.accept.take() else {
             return;
@@ -158,12 +159,28 @@ fn accept_loop(listener: TcpListener, shared: Arc<Connections>) {
             }
         }
     }
-    // Shutting the sockets down unblocks workers stuck in read or write.
+    // Shutting the sockets down sends each client a FIN and, on Linux, unblocks workers stuck
+    // in read or write. Windows (and Wine) do not wake a thread blocked in `recv` when another
+    // shuts its socket down: a worker idle on a connection its client keeps open ends only when
+    // the client closes it or sends again (it then sees the stop). So workers get a bounded
+    // wait, and those still blocked after it are left detached rather than hold the stop up.
     let open: Vec<TcpStream> = lock(&shared.open).drain().map(|(_, s)| s).collect();
     for s in open {
         let _ = s.shutdown(Shutdown::Both);
     }
-    for h in workers {
+    join_bounded(workers, WORKER_STOP_WAIT);
+}
+
+/// How long a stop waits for the connection threads after shutting their sockets down.
+const WORKER_STOP_WAIT: Duration = Duration::from_millis(500);
+
+/// Joins the threads that finish within `wait`; the others are detached.
+fn join_bounded(workers: Vec<JoinHandle<()>>, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while workers.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    for h in workers.into_iter().filter(JoinHandle::is_finished) {
         let _ = h.join();
     }
 }

@@ -21,6 +21,7 @@ mod acknowledged;
 mod clock;
 mod failed_list;
 mod failure;
+mod file_name;
 mod flush;
 mod lock;
 mod options;
@@ -88,7 +89,8 @@ impl Outbox {
     /// users can read it. A file of an older version of this library is migrated, keeping every
     /// report. A missing or unwritable folder, a file that is not SQLite, an SQLite file that is
     /// not an outbox, or one from a newer version of this library is an [`Error::Storage`] naming
-    /// the path and the reason, and the file is left as it was. Bad options are
+    /// the path and the reason, and the file is left as it was; so is, on Windows, a name that
+    /// is not valid Unicode (SQLite opens files by UTF-8 names there). Bad options are
     /// [`Error::Config`].
     pub fn open(
         client: &Client,

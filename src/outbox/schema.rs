@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::clock::{Clock, rfc3339};
 use super::failed_list::{self, FailedRow};
 use super::failure;
+use super::file_name;
 use super::paths::sqlite_uri;
 use super::permissions::{create_owner_only, readable_by_others};
 use super::store::reason;
@@ -77,6 +78,9 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
         path: path.display().to_string(),
         reason,
     };
+    if let Some(why) = file_name::unopenable(path) {
+        return Err(storage(why.to_owned()));
+    }
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !folder.is_dir()
     {

@@ -13,6 +13,11 @@
 //!
 //! [`cmake_package`] is the one part that needs cmake: the CMake project's install and its
 //! `find_package` and pkg-config consumers.
+//!
+//! [`Variant::Wine`] builds the same programs for Windows with mingw-w64 and runs them under
+//! Wine (`wine.rs`); `.ci/windows` runs those tests.
+
+pub mod wine;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -134,6 +139,8 @@ pub enum Variant {
     /// Compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer, against the
     /// library built with AddressSanitizer too ([`build_asan_library`]).
     Sanitize,
+    /// Cross-built for Windows with mingw-w64 against the DLL `.ci/windows` built, run under Wine.
+    Wine,
 }
 
 impl Variant {
@@ -143,6 +150,7 @@ impl Variant {
             Variant::Clang => "clang",
             Variant::Valgrind => "valgrind",
             Variant::Sanitize => "sanitize",
+            Variant::Wine => "wine",
         }
     }
 }
@@ -345,29 +353,31 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Builds the library, then compiles the programs: every one for [`Variant::Plain`] and
-    /// [`Variant::Clang`], the test programs only for the others.
+    /// Builds the library (for [`Variant::Wine`]: finds the one `.ci/windows` built), then
+    /// compiles the programs: every one for [`Variant::Plain`], [`Variant::Clang`] and
+    /// [`Variant::Wine`], the test programs only for the others.
     pub fn compile(variant: Variant) -> Suite {
-        let mut shared = build_library();
         let mut profile = profile_dir();
-        if variant == Variant::Sanitize
-            && let Some(asan) = build_asan_library()
-        {
-            shared = asan.join("libintune_user_status.so");
-            profile = asan;
-        }
-        let dir = profile_dir().join("c-tests").join(variant.name());
+        let dir = profile.join("c-tests").join(variant.name());
         let lib = dir.join("lib");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&lib).expect("create the build directory");
-        stage_symlink_chain(&shared, &lib);
+        if variant != Variant::Wine {
+            let mut shared = build_library();
+            if variant == Variant::Sanitize
+                && let Some(asan) = build_asan_library()
+            {
+                shared = asan.join("libintune_user_status.so");
+                profile = asan;
+            }
+            stage_symlink_chain(&shared, &lib);
+        }
 
         let c = compiler(false, variant);
         let cpp = compiler(true, variant);
         let mut tests = Vec::new();
         for program in PROGRAMS {
-            let tool = if program.is_cpp() { &cpp } else { &c };
-            let all = matches!(variant, Variant::Plain | Variant::Clang);
+            let all = matches!(variant, Variant::Plain | Variant::Clang | Variant::Wine);
             let kinds: &[&str] = match program.usage {
                 Usage::Object | Usage::Build if !all => &[],
                 Usage::Object | Usage::Build => &["shared"],
@@ -375,7 +385,11 @@ impl Suite {
             };
             for kind in kinds {
                 let name = program.name(kind);
-                let mut command = tool.to_command();
+                let mut command = match variant {
+                    Variant::Wine => wine::compiler(program.is_cpp()),
+                    _ if program.is_cpp() => cpp.to_command(),
+                    _ => c.to_command(),
+                };
                 command
                     .arg(if program.is_cpp() {
                         "-std=c++17"
@@ -399,6 +413,10 @@ impl Suite {
                         let out = dir.join(format!("{name}.o"));
                         command.arg("-c");
                         out
+                    }
+                    Usage::Build | Usage::Test(_) if variant == Variant::Wine => {
+                        wine::link_args(&mut command, kind, &dir);
+                        dir.join(format!("{name}.exe"))
                     }
                     Usage::Build | Usage::Test(_) => {
                         link_args(&mut command, kind, &lib, &profile);
@@ -446,6 +464,10 @@ impl Suite {
             require_tool("valgrind");
         }
         assert!(!self.tests.is_empty(), "no test programs");
+        let small_disk = (self.variant == Variant::Wine)
+            .then(|| wine::SmallDisk::mount(self.dir.join("small-disk")));
+        let mut env = env.to_vec();
+        env.extend(small_disk.as_ref().map(wine::SmallDisk::env));
         for TestRun {
             name,
             exe,
@@ -455,15 +477,20 @@ impl Suite {
         {
             let mut words = match self.variant {
                 Variant::Valgrind => valgrind_prefix(*suppressions),
+                Variant::Wine => vec![wine::wine()],
                 Variant::Plain | Variant::Clang | Variant::Sanitize => Vec::new(),
             };
             words.push(exe.clone().into());
             words.push(argument.into());
             let log_path = self.dir.join(format!("{name}.log"));
             let log = File::create(&log_path).expect("create the log");
+            let translate = |value: &str| match self.variant {
+                Variant::Wine => wine::translate(value),
+                _ => value.to_owned(),
+            };
             let mut child = Command::new(&words[0])
                 .args(&words[1..])
-                .envs(env.iter().map(|(k, v)| (k, v)))
+                .envs(env.iter().map(|(k, v)| (k, translate(v))))
                 // What a program cannot do under every variant (test_cpp_wipe's own operator
                 // delete is valgrind's there) it leaves out by this.
                 .env("IUS_TEST_VARIANT", self.variant.name())
@@ -485,6 +512,21 @@ impl Suite {
                 ),
             }
         }
+    }
+}
+
+impl Suite {
+    /// A fresh folder named `name` for the files the programs write: under the system's
+    /// temporary folder, or for [`Variant::Wine`] on the Wine prefix's C: drive (the programs
+    /// then see a `C:\` path).
+    pub fn scratch_dir(&self, name: &str) -> PathBuf {
+        if self.variant == Variant::Wine {
+            return wine::temp_dir(name);
+        }
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        dir
     }
 }
 
@@ -569,8 +611,22 @@ pub fn cmake_package() -> Option<PathBuf> {
     }
     require_tool("pkg-config");
     build_library();
-    let profile = profile_dir();
-    let dir = profile.join("c-tests").join("cmake");
+    // The compilers the other C tests use.
+    Some(cmake_install_and_consumers(
+        "cmake",
+        &profile_dir(),
+        &[
+            // The compilers the other C tests use.
+            define("CMAKE_C_COMPILER", compiler(false, Variant::Plain).path()),
+            define("CMAKE_CXX_COMPILER", compiler(true, Variant::Plain).path()),
+        ],
+    ))
+}
+
+/// [`cmake_package`]'s work for the library in `lib_dir`, in `target/<profile>/c-tests/<name>`,
+/// configured with `defines`; returns the stage.
+pub fn cmake_install_and_consumers(name: &str, lib_dir: &Path, defines: &[OsString]) -> PathBuf {
+    let dir = profile_dir().join("c-tests").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     run(
         "cmake configure",
@@ -579,21 +635,13 @@ pub fn cmake_package() -> Option<PathBuf> {
             .arg(bindings_dir())
             .arg("-B")
             .arg(&dir)
-            .arg(format!("-DIUS_LIB_DIR={}", profile.display()))
+            .arg(define("IUS_LIB_DIR", lib_dir))
             .arg(format!(
                 "-DIUS_INCLUDE_DIR={}",
                 root().join("include").display()
             ))
             .arg(format!("-DIUS_VERSION={}", env!("CARGO_PKG_VERSION")))
-            // The compilers the other C tests use.
-            .arg(define(
-                "CMAKE_C_COMPILER",
-                compiler(false, Variant::Plain).path(),
-            ))
-            .arg(define(
-                "CMAKE_CXX_COMPILER",
-                compiler(true, Variant::Plain).path(),
-            )),
+            .args(defines),
     );
     run(
         "cmake build",
@@ -611,10 +659,10 @@ pub fn cmake_package() -> Option<PathBuf> {
             "120",
         ]),
     );
-    Some(dir.join("stage"))
+    dir.join("stage")
 }
 
-fn define(name: &str, path: &Path) -> OsString {
+pub fn define(name: &str, path: &Path) -> OsString {
     let mut arg = OsString::from(format!("-D{name}="));
     arg.push(path);
     arg
