@@ -1,5 +1,6 @@
 //! Bulk updates: many (target, patch) items in `$batch` requests, one result per item.
 
+use crate::cancel::Watch;
 use crate::client::CallOptions;
 use crate::pipeline::Budget;
 use crate::scheduler::{self, Prepared};
@@ -76,6 +77,19 @@ impl BulkItem {
     }
 }
 
+/// One item's result of a bulk update
+/// ([`update_user_statuses_detailed`](Client::update_user_statuses_detailed)), with how many
+/// requests carried it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BulkResult {
+    /// What [`update_user_statuses`](Client::update_user_statuses) returns for the item.
+    pub result: Result<UpdateOutcome, Error>,
+    /// Requests that carried the item, its retries included, whether it succeeded or failed (0
+    /// when it was never sent: invalid, or its turn never came).
+    pub attempts: u32,
+}
+
 impl Client {
     /// Updates many user statuses through Graph's JSON batching and returns one result per item,
     /// in input order.
@@ -100,7 +114,9 @@ impl Client {
     /// update reports it; an item whose turn comes after the budget gets [`Error::Timeout`].
     /// Pacing counts every inner request.
     ///
-    /// Each body is serialized once; memory stays proportional to the input.
+    /// Each body is serialized once; memory stays proportional to the input. An
+    /// [`interrupt`](Self::interrupt) ends the call: finished items keep their results, the rest
+    /// are [`Error::Cancelled`].
     ///
     /// ```no_run
     /// use intune_user_status::{BulkItem, Client, ComplianceStatus, Target, UserStatusPatch};
@@ -130,13 +146,35 @@ impl Client {
         items: &[BulkItem],
         options: &CallOptions,
     ) -> Vec<Result<UpdateOutcome, Error>> {
+        self.update_user_statuses_detailed(items, options)
+            .into_iter()
+            .map(|item| item.result)
+            .collect()
+    }
+
+    /// [`update_user_statuses_with`](Self::update_user_statuses_with), each result with the
+    /// requests that carried its item (`attempts`), for a success as for a failure.
+    pub fn update_user_statuses_detailed(
+        &self,
+        items: &[BulkItem],
+        options: &CallOptions,
+    ) -> Vec<BulkResult> {
         let budget = match self.budget(options) {
             Ok(budget) => budget,
-            Err(error) => return items.iter().map(|_| Err(error.clone())).collect(),
+            Err(error) => {
+                return items
+                    .iter()
+                    .map(|_| BulkResult {
+                        result: Err(error.clone()),
+                        attempts: 0,
+                    })
+                    .collect();
+            }
         };
+        let watch = self.watch(options);
         let started = std::time::Instant::now();
         let version = options.api_version.unwrap_or(self.api_version());
-        let mut results: Vec<Result<UpdateOutcome, Error>> = Vec::with_capacity(items.len());
+        let mut results: Vec<BulkResult> = Vec::with_capacity(items.len());
         let mut prepared = Vec::with_capacity(items.len());
         // Where each prepared request's result goes.
         let mut slots = Vec::with_capacity(items.len());
@@ -145,21 +183,35 @@ impl Client {
                 Ok(request) => {
                     prepared.push(request);
                     slots.push(index);
-                    results.push(Ok(UpdateOutcome::NoContent));
+                    results.push(BulkResult {
+                        result: Ok(UpdateOutcome::NoContent),
+                        attempts: 0,
+                    });
                 }
-                Err(error) => results.push(Err(error)),
+                Err(error) => results.push(BulkResult {
+                    result: Err(error),
+                    attempts: 0,
+                }),
             }
         }
-        let answers = scheduler::run(self.pipeline(), "PATCH", &prepared, budget);
+        let answers = scheduler::run(self.pipeline(), "PATCH", &prepared, budget, &watch);
         for (&index, answer) in slots.iter().zip(answers) {
-            results[index] = answer.and_then(|inner| match inner.status {
-                200 => response::entity(&inner).map(UpdateOutcome::Updated),
-                204 => Ok(UpdateOutcome::NoContent),
-                _ => Err(self.failure(inner, "PATCH answers 200 or 204")),
-            });
+            let attempts = match &answer {
+                Ok(inner) => inner.attempts,
+                Err(error) => error.attempts(),
+            };
+            results[index] = BulkResult {
+                result: answer.and_then(|inner| match inner.status {
+                    200 => response::entity(&inner).map(UpdateOutcome::Updated),
+                    204 => Ok(UpdateOutcome::NoContent),
+                    _ => Err(self.failure(inner, "PATCH answers 200 or 204")),
+                }),
+                attempts,
+            };
         }
-        if self.fetches_after_no_content(options) {
-            self.fetch_after_updates(&mut results, prepared, &slots, budget, started);
+        // After an interrupt the updates that were applied stay NoContent, unread.
+        if self.fetches_after_no_content(options) && !watch.cancelled() {
+            self.fetch_after_updates(&mut results, prepared, &slots, budget, started, &watch);
         }
         results
     }
@@ -168,16 +220,17 @@ impl Client {
     /// a failed read leaves `NoContent` (the update was applied) and is logged.
     fn fetch_after_updates(
         &self,
-        results: &mut [Result<UpdateOutcome, Error>],
+        results: &mut [BulkResult],
         prepared: Vec<Prepared>,
         slots: &[usize],
         budget: Budget,
         started: std::time::Instant,
+        watch: &Watch,
     ) {
         let mut gets = Vec::new();
         let mut get_slots = Vec::new();
         for (request, &index) in prepared.into_iter().zip(slots) {
-            if matches!(results[index], Ok(UpdateOutcome::NoContent)) {
+            if matches!(results[index].result, Ok(UpdateOutcome::NoContent)) {
                 gets.push(Prepared {
                     body: None,
                     ..request
@@ -197,14 +250,14 @@ impl Client {
             }
             budget.total = Some(left);
         }
-        let answers = scheduler::run(self.pipeline(), "GET", &gets, budget);
+        let answers = scheduler::run(self.pipeline(), "GET", &gets, budget, watch);
         for (index, answer) in get_slots.into_iter().zip(answers) {
             let read = answer.and_then(|inner| match inner.status {
                 200 => response::entity(&inner),
                 _ => Err(self.failure(inner, "GET answers 200")),
             });
             match read {
-                Ok(entity) => results[index] = Ok(UpdateOutcome::Fetched(entity)),
+                Ok(entity) => results[index].result = Ok(UpdateOutcome::Fetched(entity)),
                 Err(err) => {
                     log::warn!("an update was applied (204) but reading it back failed: {err}")
                 }

@@ -109,6 +109,21 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// The call was interrupted ([`Client::interrupt`](crate::Client::interrupt)) before it
+    /// finished: whatever it waited on (a response, a `Retry-After` or backoff wait, the pacing
+    /// gate, a token) was abandoned, and a request in flight had its connection closed, so whether
+    /// Graph applied that request is unknown. Calls started after the interrupt are not affected.
+    #[error("cancelled by an interrupt while {stage} (client-request-id {client_request_id})")]
+    #[non_exhaustive]
+    Cancelled {
+        /// What the call was doing (`waiting for the response`, `waiting at the pacing gate`, ...).
+        stage: String,
+        /// The `client-request-id` of the call (empty for a bulk item never sent).
+        client_request_id: String,
+        /// Requests actually sent, retries included (the abandoned one counts).
+        attempts: u32,
+    },
+
     /// The outbox is full ([`OutboxOptions::max_pending`](crate::OutboxOptions::max_pending)
     /// targets or [`max_bytes`](crate::OutboxOptions::max_bytes)): a report for a new target was
     /// refused and nothing was stored. Reports for targets already pending still merge.
@@ -309,6 +324,9 @@ impl Error {
             }
             | Error::UnexpectedResponse {
                 client_request_id, ..
+            }
+            | Error::Cancelled {
+                client_request_id, ..
             } => Some(client_request_id.as_str()),
             _ => None,
         }
@@ -323,7 +341,8 @@ impl Error {
             Error::Transport { attempts, .. }
             | Error::Timeout { attempts, .. }
             | Error::Throttled { attempts, .. }
-            | Error::UnexpectedResponse { attempts, .. } => *attempts,
+            | Error::UnexpectedResponse { attempts, .. }
+            | Error::Cancelled { attempts, .. } => *attempts,
             _ => 0,
         }
     }
@@ -350,13 +369,28 @@ impl Error {
         matches!(self, Error::Throttled { .. }) || self.http_status() == Some(429)
     }
 
+    /// An interrupt ended the call while it was at `stage`.
+    pub(crate) fn cancelled(stage: &str, client_request_id: &str, attempts: u32) -> Error {
+        Error::Cancelled {
+            stage: stage.to_owned(),
+            client_request_id: client_request_id.to_owned(),
+            attempts,
+        }
+    }
+
+    /// True when an interrupt ended the call ([`Error::Cancelled`]).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled { .. })
+    }
+
     pub(crate) fn set_attempts(&mut self, count: u32) {
         match self {
             Error::Graph(graph) => graph.attempts = count,
             Error::Transport { attempts, .. }
             | Error::Timeout { attempts, .. }
             | Error::Throttled { attempts, .. }
-            | Error::UnexpectedResponse { attempts, .. } => *attempts = count,
+            | Error::UnexpectedResponse { attempts, .. }
+            | Error::Cancelled { attempts, .. } => *attempts = count,
             _ => {}
         }
     }

@@ -133,6 +133,7 @@ pub fn graph_response(data: &[u8]) {
         waited: std::time::Duration::ZERO,
         retry_stopped: None,
         redirected_to_get: false,
+        earlier_outcome_unknown: false,
     };
     if status < 300 {
         match crate::response::entity(&response) {

@@ -31,10 +31,12 @@
 // Only the C ABI may use unsafe code (raw pointers, `no_mangle`); the core is safe Rust.
 #![deny(unsafe_code)]
 
+mod abortable;
 mod auth;
 mod auth_error;
 mod batch;
 mod bulk;
+mod cancel;
 mod client;
 mod cloud;
 mod coalesce;
@@ -74,7 +76,7 @@ pub use auth::{
     Credential, StaticToken, TokenProvider,
 };
 pub use auth_error::AuthError;
-pub use bulk::BulkItem;
+pub use bulk::{BulkItem, BulkResult};
 pub use client::{CallOptions, Client, UpdateOutcome};
 pub use cloud::Cloud;
 pub use collection::Collection;
@@ -91,7 +93,7 @@ pub use outbox::{
 };
 pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;
-pub use resource::{DEFAULT_MAX_PAGES, ListOptions};
+pub use resource::{DEFAULT_MAX_ITEMS, DEFAULT_MAX_PAGES, ListOptions};
 pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
 pub use target::{ApiVersion, Route, Target};
 

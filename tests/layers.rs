@@ -8,10 +8,19 @@ use std::path::{Path, PathBuf};
 /// Every top-level module of `src/` and its layer, lowest first. A new module must be added here,
 /// in the layer it belongs to (and to docs/ARCHITECTURE.md).
 const LAYERS: &[(u32, &[&str])] = &[
-    // Leaves: the errors, the shared limits, the secure-URL rule, JSON reading.
+    // Leaves: the errors, the shared limits, the secure-URL rule, JSON reading, interruption
+    // and the one way to wait.
     (
         0,
-        &["error", "auth_error", "limits", "url", "json", "request_id"],
+        &[
+            "error",
+            "auth_error",
+            "limits",
+            "url",
+            "json",
+            "request_id",
+            "cancel",
+        ],
     ),
     // The model of the resource, and the policies of the pipeline.
     (
@@ -28,7 +37,17 @@ const LAYERS: &[(u32, &[&str])] = &[
         ],
     ),
     // Where tokens come from, and how the network is reached.
-    (2, &["auth", "network", "resolver", "tls", "coalesce"]),
+    (
+        2,
+        &[
+            "auth",
+            "network",
+            "resolver",
+            "tls",
+            "coalesce",
+            "abortable",
+        ],
+    ),
     // The one request pipeline.
     (3, &["pipeline"]),
     // The operations and what their responses mean; bulk (the $batch wire format, the per-item

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::debug;
@@ -22,6 +21,7 @@ use crate::auth::assertion::{AssertionAlgorithm, AssertionSigner};
 use crate::auth::cache::{FreshToken, TokenCache, TokenSource};
 use crate::auth::{AccessToken, TokenProvider};
 use crate::auth_error::AuthError;
+use crate::cancel;
 use crate::retry::{RetryPolicy, Verdict, decide};
 use crate::url::{Insecure, check_secure, never_proxied};
 use crate::{Cloud, Error};
@@ -513,7 +513,10 @@ impl TokenSource for ClientCredentials {
             match decide(&self.retry, retries, None, waited, remaining) {
                 Verdict::Retry(wait) => {
                     debug!("token request failed transiently, retrying in {wait:?}: {err}");
-                    thread::sleep(wait);
+                    // An interrupt ends the wait; the caller sees its call was cancelled.
+                    if cancel::sleep(wait).is_err() {
+                        return Err(err);
+                    }
                     waited += wait;
                     retries += 1;
                 }
@@ -599,6 +602,7 @@ mod tests {
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
+    use std::thread;
 
     const TENANT: &str = "contoso.onmicrosoft.com";
     const SECRET: &str = "s3cr+t&=%/ é~";

@@ -1,7 +1,7 @@
-//! `ius_update_user_statuses`: parse the items, call [`Client::update_user_statuses_with`], write
-//! one result per item.
+//! `ius_update_user_statuses`: parse the items, call [`Client::update_user_statuses_detailed`],
+//! write one result per item.
 //!
-//! [`Client::update_user_statuses_with`]: crate::Client::update_user_statuses_with
+//! [`Client::update_user_statuses_detailed`]: crate::Client::update_user_statuses_detailed
 
 use std::ffi::c_char;
 
@@ -32,9 +32,10 @@ use crate::{BulkItem, CallOptions, Error, UpdateOutcome, UserStatusPatch};
 /// inner request.
 ///
 /// `*out_results_json` receives a JSON array, one element per item:
-/// `{"status":"OK","httpStatus":204,"response":null}`,
-/// `{"status":"OK","httpStatus":200,"response":{...entity...}}` (with `fetchAfterNoContent`, a
-/// 204's entity is read back and written as `response`, `httpStatus` staying 204), or
+/// `{"status":"OK","httpStatus":204,"response":null,"attempts":1}`,
+/// `{"status":"OK","httpStatus":200,"response":{...entity...},"attempts":2}` (`attempts`: the
+/// requests that carried the item, its retries included; with `fetchAfterNoContent`, a 204's
+/// entity is read back and written as `response`, `httpStatus` staying 204), or
 /// `{"status":"THROTTLED","error":{...}}` where `status` is the item's own status name and
 /// `error` has the keys of the single update's error JSON (`status`, `message`, `field`,
 /// `httpStatus`, `code`, `requestId` (the inner response's), `clientRequestId`,
@@ -42,6 +43,9 @@ use crate::{BulkItem, CallOptions, Error, UpdateOutcome, UserStatusPatch};
 /// validation (not an object, a bad target or patch, v1.0 with a route only beta serves) gets
 /// `INVALID_INPUT` with `field` naming it from the array, e.g. `items[3].patch.devicesCount`, and
 /// is not sent; the others are.
+///
+/// `ius_client_interrupt` ends the call: finished items keep their results, the others get
+/// `CANCELLED`, and the call returns `PARTIAL`.
 ///
 /// Ownership: inputs are borrowed for the call. `*out_results_json` and `*out_error_json` (if not
 /// NULL) are set to NULL first; free what they receive with `ius_string_free`.
@@ -90,11 +94,11 @@ pub unsafe extern "C" fn ius_update_user_statuses(
                 Err(error) => results.push(failed(index, error)),
             }
         }
-        let outcomes = client.update_user_statuses_with(&items, &CallOptions::new());
+        let outcomes = client.update_user_statuses_detailed(&items, &CallOptions::new());
         drop(items);
         for (index, outcome) in slots.into_iter().zip(outcomes) {
-            results[index] = match outcome {
-                Ok(outcome) => succeeded(outcome),
+            results[index] = match outcome.result {
+                Ok(update) => succeeded(update, outcome.attempts),
                 Err(error) => failed(index, error),
             };
         }
@@ -146,7 +150,7 @@ pub(super) fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Er
     })
 }
 
-fn succeeded(outcome: UpdateOutcome) -> Value {
+fn succeeded(outcome: UpdateOutcome, attempts: u32) -> Value {
     let (status, entity) = match outcome {
         UpdateOutcome::Updated(entity) => (200, Some(entity)),
         UpdateOutcome::Fetched(entity) => (204, Some(entity)),
@@ -156,6 +160,7 @@ fn succeeded(outcome: UpdateOutcome) -> Value {
         "status": ius_status::Ok.name(),
         "httpStatus": status,
         "response": entity.and_then(|e| serde_json::to_value(e).ok()),
+        "attempts": attempts,
     })
 }
 

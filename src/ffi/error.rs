@@ -244,6 +244,7 @@ impl From<Error> for FfiError {
             // The client's own hold (pacing, an earlier 429) outlasted the call's budget.
             Error::Throttled { .. } => (ius_status::Throttled, None),
             Error::UnexpectedResponse { .. } => (ius_status::UnexpectedResponse, None),
+            Error::Cancelled { .. } => (ius_status::Cancelled, None),
             Error::OutboxFull { .. } => (ius_status::OutboxFull, None),
             Error::Storage { .. } => (ius_status::Storage, None),
         };

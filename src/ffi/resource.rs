@@ -45,12 +45,13 @@ pub unsafe extern "C" fn ius_get_user_status(
 /// Lists every user status of the collection named by `collection_json` (a `target_json` without
 /// `userStatusId`), following `@odata.nextLink` page after page: only to the client's own
 /// service root and API version (a link elsewhere is `IUS_STATUS_UNEXPECTED_RESPONSE`, and the
-/// token is never sent there), up to `maxPages` pages (more is `UNEXPECTED_RESPONSE`, never a
-/// truncated list).
+/// token is never sent there), up to `maxPages` pages and `maxItems` entities (more is
+/// `UNEXPECTED_RESPONSE` naming the bound, never a truncated list).
 ///
-/// `options_json` may be NULL or `{"top":N,"filter":"...","select":["..."],"maxPages":N}`
-/// (`top`: entities per page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the
-/// properties to return; `maxPages`: default 1000); unknown keys are `INVALID_INPUT`.
+/// `options_json` may be NULL or
+/// `{"top":N,"filter":"...","select":["..."],"maxPages":N,"maxItems":N}` (`top`: entities per
+/// page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the properties to return;
+/// `maxPages`: default 1000; `maxItems`: default 100000); unknown keys are `INVALID_INPUT`.
 ///
 /// On success `*out_response_json` receives a JSON array of every entity of every page. Outputs,
 /// ownership, statuses and thread safety as for `ius_get_user_status` (`collection_json` instead
@@ -171,7 +172,8 @@ unsafe fn client_and_collection<'a>(
     Ok((client, collection, options))
 }
 
-/// `{"top","filter","select","maxPages"}` -> [`ListOptions`]; the core checks the values.
+/// `{"top","filter","select","maxPages","maxItems"}` -> [`ListOptions`]; the core checks the
+/// values.
 fn list_options(text: &str) -> Result<ListOptions, FfiError> {
     let value = parse_json(text, "options_json", Error::invalid)?;
     let Value::Object(map) = value else {
@@ -186,6 +188,7 @@ fn list_options(text: &str) -> Result<ListOptions, FfiError> {
         match key.as_str() {
             "top" => list = list.top(count(&key, &value)?),
             "maxPages" => list = list.max_pages(count(&key, &value)?),
+            "maxItems" => list = list.max_items(count(&key, &value)?),
             "filter" => match value {
                 Value::String(filter) => list = list.filter(filter),
                 other => {
@@ -219,7 +222,7 @@ fn list_options(text: &str) -> Result<ListOptions, FfiError> {
             _ => {
                 return Err(Error::invalid(
                     key,
-                    "unknown key; expected one of top, filter, select, maxPages",
+                    "unknown key; expected one of top, filter, select, maxPages, maxItems",
                 )
                 .into());
             }
@@ -253,15 +256,18 @@ mod tests {
 
     #[test]
     fn list_options_name_the_bad_key() {
-        let list =
-            list_options(r#"{"top":5,"filter":"status eq 'error'","select":["id"],"maxPages":3}"#)
-                .unwrap();
+        let list = list_options(
+            r#"{"top":5,"filter":"status eq 'error'","select":["id"],"maxPages":3,"maxItems":7}"#,
+        )
+        .unwrap();
         assert_eq!(list.top, Some(5));
         assert_eq!(list.max_pages, 3);
+        assert_eq!(list.max_items, 7);
         assert_eq!(list.select, ["id"]);
         for (json, field) in [
             (r#"{"top":0}"#, "top"),
             (r#"{"maxPages":0}"#, "maxPages"),
+            (r#"{"maxItems":0}"#, "maxItems"),
             (r#"{"top":4294967296}"#, "top"),
             (r#"{"top":-1}"#, "top"),
             (r#"{"maxPages":"many"}"#, "maxPages"),
