@@ -113,7 +113,10 @@ pub enum Error {
     /// finished: whatever it waited on (a response, a `Retry-After` or backoff wait, the pacing
     /// gate, a token) was abandoned, and a request in flight had its connection closed, so whether
     /// Graph applied that request is unknown. Calls started after the interrupt are not affected.
-    #[error("cancelled by an interrupt while {stage} (client-request-id {client_request_id})")]
+    #[error(
+        "cancelled by an interrupt while {stage}{}",
+        fmt_request_id(client_request_id)
+    )]
     #[non_exhaustive]
     Cancelled {
         /// What the call was doing (`waiting for the response`, `waiting at the pacing gate`, ...).
@@ -234,6 +237,15 @@ fn fmt_status(status: u16) -> String {
         String::new()
     } else {
         format!(": HTTP {status}")
+    }
+}
+
+/// ` (client-request-id ...)`, or nothing for an item that was never sent.
+fn fmt_request_id(client_request_id: &str) -> String {
+    if client_request_id.is_empty() {
+        String::new()
+    } else {
+        format!(" (client-request-id {client_request_id})")
     }
 }
 

@@ -299,6 +299,11 @@ impl Pipeline {
                     return finish(Err(failure), attempts - 1, waited, None, false);
                 }
             };
+            // A token that came after the interrupt (a callback cannot be interrupted) is not
+            // used.
+            if watch.cancelled() {
+                return cancelled("waiting for a token", attempts - 1);
+            }
             let outcome = self.attempt(
                 request,
                 &token,

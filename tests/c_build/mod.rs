@@ -97,6 +97,9 @@ pub const PROGRAMS: &[Program] = &[
     Program::test("tests/test_c_bulk.c", "{kind}"),
     // The durable outbox: the emulator is IUS_OUTBOX_<KIND>_URL, files go under IUS_OUTBOX_DIR.
     Program::test("tests/test_c_outbox.c", "{kind}"),
+    // ius_client_interrupt during each kind of wait: the emulator is IUS_INTERRUPT_<KIND>_URL.
+    Program::test("tests/test_c_interrupt.c", "{kind}"),
+    Program::test("tests/test_cpp_interrupt.cpp", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.
@@ -341,6 +344,8 @@ impl Suite {
             let mut child = Command::new(&words[0])
                 .args(&words[1..])
                 .envs(env.iter().map(|(k, v)| (k, v)))
+                // Timing bounds are looser under valgrind, which runs one thread at a time.
+                .env("IUS_TEST_VARIANT", self.variant.name())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
                 .spawn()
