@@ -254,6 +254,127 @@ fn imports_point_down_and_never_cycle() {
     }
 }
 
+/// The module directories whose files are checked for circles among themselves (imports of
+/// `super::x`, `crate::dir::x` and, from `mod.rs`, `x::`): the C layer's plumbing must stay a
+/// one-way stack too (error.rs and strings.rs once imported each other).
+const CHECKED_DIRS: &[&str] = &["ffi"];
+
+/// The first segment after each `prefix` in `code`, braces expanded as [`crate_paths`] does.
+fn paths_after(code: &str, prefix: &str) -> Vec<String> {
+    crate_paths(&code.replace(prefix, "crate::"))
+}
+
+/// File (without `.rs`; `mod` for `mod.rs`) -> the files of the same directory it imports.
+fn sibling_imports(dir: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(&src().join(dir), &mut files);
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|file| file.file_stem().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    let mut graph = BTreeMap::new();
+    for file in &files {
+        let name = file.file_stem().unwrap().to_str().unwrap().to_owned();
+        // `crate::` paths are only scanned for `crate::{dir}::`, so the prefixes never mix.
+        let code = code(file).replace("crate::", "crate_::");
+        let mut found = paths_after(&code, &format!("crate_::{dir}::"));
+        if name == "mod" {
+            // The children a module root uses by name (not those it only declares).
+            for child in &names {
+                let used = code.match_indices(&format!("{child}::")).any(|(at, _)| {
+                    !code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':')
+                });
+                if used {
+                    found.push(child.clone());
+                }
+            }
+        } else {
+            found.extend(paths_after(&code, "super::"));
+        }
+        let imported: BTreeSet<String> = found
+            .into_iter()
+            .filter(|target| *target != name)
+            // `super::Item` of the parent's own items is an import of the parent.
+            .map(|target| {
+                if names.contains(&target) {
+                    target
+                } else {
+                    "mod".to_owned()
+                }
+            })
+            .filter(|target| names.contains(target))
+            .collect();
+        graph.insert(name, imported);
+    }
+    graph
+}
+
+/// Every circle in `graph`, as `a -> b -> a`.
+fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        found: &mut Vec<String>,
+    ) {
+        if let Some(start) = path.iter().position(|m| m == node) {
+            found.push(format!("{} -> {node}", path[start..].join(" -> ")));
+            return;
+        }
+        if done.contains(node) {
+            return;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            visit(next, graph, path, done, found);
+        }
+        path.pop();
+        done.insert(node.to_owned());
+    }
+    let mut found = Vec::new();
+    let mut done = BTreeSet::new();
+    for node in graph.keys() {
+        visit(node, graph, &mut Vec::new(), &mut done, &mut found);
+    }
+    found
+}
+
+#[test]
+fn files_of_a_module_never_import_each_other_in_a_circle() {
+    for dir in CHECKED_DIRS {
+        let graph = sibling_imports(dir);
+        assert!(graph.len() > 1, "src/{dir}/ has its files");
+        let found = circles(&graph);
+        assert!(
+            found.is_empty(),
+            "import circles in src/{dir}/:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_circle_check_finds_a_circle_through_a_module_root() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("mod", &["store"][..]),
+        ("store", &["schema"][..]),
+        ("schema", &["mod"][..]),
+        ("lock", &[][..]),
+    ]
+    .into_iter()
+    .map(|(name, to)| {
+        (
+            name.to_owned(),
+            to.iter().map(|t| (*t).to_owned()).collect(),
+        )
+    })
+    .collect();
+    assert_eq!(circles(&graph), ["mod -> store -> schema -> mod"]);
+    let found = paths_after("use super::{error::FfiError, strings};", "super::");
+    assert_eq!(found, ["error", "strings"]);
+}
+
 #[test]
 fn the_reader_finds_grouped_and_inline_paths() {
     let found = crate_paths(

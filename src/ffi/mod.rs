@@ -7,7 +7,8 @@
 //!
 //! One module per area, plumbing in modules of its own:
 //! - [`status`]: the `ius_status` codes and their names, `ius_version`;
-//! - [`error`]: core `Error` -> status + error JSON, in one place;
+//! - [`error`]: core `Error` -> status + error JSON, in one place; [`error_json`]:
+//!   `ius_error_json_get`, one key of it read back;
 //! - [`config`]: `config_json` -> `ClientBuilder`; [`target`]: `target_json` -> `Target`;
 //! - [`client`]: `ius_client_new` / `ius_client_new_with_token_callback` / `ius_client_free`;
 //!   [`update`]: the update calls; [`bulk`]: `ius_update_user_statuses`; [`resource`]: get,
@@ -22,6 +23,7 @@ mod bulk;
 mod client;
 mod config;
 mod error;
+mod error_json;
 mod log;
 #[cfg(feature = "outbox")]
 mod outbox;
