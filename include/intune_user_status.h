@@ -561,7 +561,8 @@ void ius_outbox_free(ius_outbox *outbox);
  *
  * Returns `IUS_STATUS_OK`, or `NULL_ARGUMENT` (`client`, `target_json`, `out_response_json`),
  * `INVALID_UTF8`, `INVALID_JSON`, `INVALID_INPUT`, `GRAPH` (e.g. `httpStatus` 404 with `code`
- * `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+ * `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`,
+ * `CANCELLED` (`ius_client_interrupt`).
  * Thread safety: may be called from many threads at once with the same client.
  */
 ius_status ius_get_user_status(const ius_client *client,
@@ -597,8 +598,11 @@ ius_status ius_list_user_statuses(const ius_client *client,
  * dates; at least one property); its `id` may be given or left to the service.
  *
  * On success `*out_response_json` receives the created entity Graph returned (201). A taken id
- * is `GRAPH` with `httpStatus` 409. Outputs, ownership, statuses and thread safety as for
- * `ius_get_user_status`.
+ * is `GRAPH` with `httpStatus` 409. A create is sent again only when Graph cannot have processed
+ * it (429, 503, a connection that failed before the request was written); after a 504 or a
+ * connection lost once it was sent, the error JSON says "the outcome is unknown" (`retryStopped`
+ * for the 504, `message` for the connection): look it up before creating again. Outputs,
+ * ownership, statuses and thread safety as for `ius_get_user_status`.
  */
 ius_status ius_create_user_status(const ius_client *client,
                                   const char *collection_json,
@@ -608,7 +612,9 @@ ius_status ius_create_user_status(const ius_client *client,
 
 /**
  * Deletes the user status named by `target_json` (as for `ius_update_user_status_at`); Graph
- * answers 204. A missing one is `GRAPH` with `httpStatus` 404.
+ * answers 204. A missing one is `GRAPH` with `httpStatus` 404, unless an earlier attempt of the
+ * same call had an unknown outcome (a 504, a connection lost after sending): then that attempt
+ * deleted it, and the call succeeds.
  *
  * `*out_error_json` (if not NULL) is set to NULL on success and receives the error JSON on
  * failure. Statuses and thread safety as for `ius_get_user_status`.
@@ -667,9 +673,9 @@ void ius_string_free(char *s);
  *
  * Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
  * `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
- * `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+ * `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`, `CANCELLED` (`ius_client_interrupt`).
  * Thread safety: may be called from many threads at once with the same client. Blocks until
- * Graph answers or the request timeout expires.
+ * Graph answers, the request timeout expires or `ius_client_interrupt` is called.
  */
 ius_status ius_update_user_status(const ius_client *client,
                                   const char *device_configuration_id,

@@ -24,7 +24,8 @@ use crate::{CallOptions, Client, Collection, Error, ListOptions, Target, UserSta
 ///
 /// Returns `IUS_STATUS_OK`, or `NULL_ARGUMENT` (`client`, `target_json`, `out_response_json`),
 /// `INVALID_UTF8`, `INVALID_JSON`, `INVALID_INPUT`, `GRAPH` (e.g. `httpStatus` 404 with `code`
-/// `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+/// `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`,
+/// `CANCELLED` (`ius_client_interrupt`).
 /// Thread safety: may be called from many threads at once with the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_get_user_status(
@@ -84,8 +85,11 @@ pub unsafe extern "C" fn ius_list_user_statuses(
 /// dates; at least one property); its `id` may be given or left to the service.
 ///
 /// On success `*out_response_json` receives the created entity Graph returned (201). A taken id
-/// is `GRAPH` with `httpStatus` 409. Outputs, ownership, statuses and thread safety as for
-/// `ius_get_user_status`.
+/// is `GRAPH` with `httpStatus` 409. A create is sent again only when Graph cannot have processed
+/// it (429, 503, a connection that failed before the request was written); after a 504 or a
+/// connection lost once it was sent, the error JSON says "the outcome is unknown" (`retryStopped`
+/// for the 504, `message` for the connection): look it up before creating again. Outputs,
+/// ownership, statuses and thread safety as for `ius_get_user_status`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_create_user_status(
     client: *const ius_client,
@@ -108,7 +112,9 @@ pub unsafe extern "C" fn ius_create_user_status(
 }
 
 /// Deletes the user status named by `target_json` (as for `ius_update_user_status_at`); Graph
-/// answers 204. A missing one is `GRAPH` with `httpStatus` 404.
+/// answers 204. A missing one is `GRAPH` with `httpStatus` 404, unless an earlier attempt of the
+/// same call had an unknown outcome (a 504, a connection lost after sending): then that attempt
+/// deleted it, and the call succeeds.
 ///
 /// `*out_error_json` (if not NULL) is set to NULL on success and receives the error JSON on
 /// failure. Statuses and thread safety as for `ius_get_user_status`.
