@@ -898,7 +898,7 @@ impl InterruptEmulators {
             "cppstall",
         ];
         let on = |id: &str, fault: Fault| {
-            FaultRule::next(1, fault).path_contains(&format!("/userStatuses/{id}"))
+            FaultRule::next(1, fault).path_contains(format!("/userStatuses/{id}"))
         };
         let emulators = KINDS.iter().map(|&kind| {
             let emulator = Emulator::start(Config {
