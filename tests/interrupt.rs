@@ -44,7 +44,7 @@ fn interrupt_during<T: Send + 'static>(
     let (done, outcome) = mpsc::channel();
     let worker = thread::spawn(move || done.send(call()).unwrap());
     wait_until("the call is blocked", blocked);
-    thread::sleep(Duration::from_millis(100));
+    thread::sleep(Duration::from_millis(200));
     let interrupted = Instant::now();
     client.interrupt();
     let value = outcome

@@ -15,7 +15,9 @@
 
 static const char *base_url;
 static const char *token;
+/* How soon an interrupted call must return, and how long a thread is given to reach its wait. */
 static long bound_ms = 500;
+static long settle_ms = 300;
 
 /* Connections open on the emulator, besides the one asking. Earlier queries' connections are
  * given a moment to be counted closed first. */
@@ -137,7 +139,7 @@ static void retry_after_wait(void) {
   long requests = ius_test_stat(base_url, "requests");
   call_start(&call, client, "wait", 1);
   CHECK(wait_for_stat("requests", requests + 1));
-  ius_test_sleep_ms(100);
+  ius_test_sleep_ms(settle_ms);
   interrupt_and_expect_cancelled(client, &call, "Retry-After");
   ius_test_sleep_ms(100);
   CHECK(ius_test_stat(base_url, "requests") == requests + 1);
@@ -146,12 +148,16 @@ static void retry_after_wait(void) {
 }
 
 static void pacing_gate(void) {
-  ius_client *client = new_client(",\"pacing\":{\"requests\":1,\"perSeconds\":2}");
+  /* A window well past the time the thread is given to reach the gate. */
+  char extra[128];
+  snprintf(extra, sizeof extra, ",\"pacing\":{\"requests\":1,\"perSeconds\":%ld}",
+           settle_ms * 4 / 1000 + 1);
+  ius_client *client = new_client(extra);
   struct call call;
   ius_test_update_ok(client, "paced", 1);
   long requests = ius_test_stat(base_url, "requests");
   call_start(&call, client, "paced", 2);
-  ius_test_sleep_ms(bound_ms);
+  ius_test_sleep_ms(settle_ms);
   interrupt_and_expect_cancelled(client, &call, "pacing");
   CHECK(ius_test_stat(base_url, "requests") == requests);
   /* The next call keeps the pace and goes. */
@@ -233,7 +239,7 @@ static void token_callback_waiter(void) {
   call_start(&fetching, client, "cb", 1);
   gate_wait_entered(&gate);
   call_start(&waiting, client, "cb", 2);
-  ius_test_sleep_ms(bound_ms);
+  ius_test_sleep_ms(settle_ms);
   /* The waiter returns at once; the thread inside the callback when the callback returns. */
   interrupt_and_expect_cancelled(client, &waiting, "token");
   gate_release(&gate);
@@ -314,7 +320,7 @@ static void bulk_call_interrupted(void) {
   pthread_create(&call.thread, NULL, bulk_main, &call);
   /* The first envelope and its 5 items, then bretry's retry alone: 8 recorded requests. */
   CHECK(wait_for_stat("requests", requests + 8));
-  ius_test_sleep_ms(100);
+  ius_test_sleep_ms(settle_ms);
   long interrupted = ius_test_now_ms();
   ius_client_interrupt(client);
   long give_up = interrupted + 20000;
@@ -352,7 +358,10 @@ int main(int argc, char **argv) {
   snprintf(name, sizeof name, "IUS_INTERRUPT_%s_URL", kind_upper);
   base_url = ius_env(name);
   token = ius_env("IUS_TEST_TOKEN");
-  if (variant != NULL && strcmp(variant, "valgrind") == 0) bound_ms = 5000;
+  if (variant != NULL && strcmp(variant, "valgrind") == 0) {
+    bound_ms = 5000;
+    settle_ms = 2000;
+  }
 
   /* NULL is allowed and does nothing. */
   ius_client_interrupt(NULL);
