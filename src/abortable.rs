@@ -193,3 +193,74 @@ impl StdError for Unsent {
         Some(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use ureq::unversioned::transport::LazyBuffers;
+    use ureq::unversioned::transport::time::Duration;
+
+    /// A transport whose writes and reads succeed or fail as scripted.
+    #[derive(Debug)]
+    struct Scripted {
+        buffers: LazyBuffers,
+        writes: VecDeque<bool>,
+    }
+
+    impl Transport for Scripted {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), Error> {
+            if self.writes.pop_front().unwrap_or(true) {
+                Ok(())
+            } else {
+                Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)))
+            }
+        }
+
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, Error> {
+            Ok(true)
+        }
+
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    fn timeout() -> NextTimeout {
+        NextTimeout {
+            after: Duration::NotHappening,
+            reason: ureq::Timeout::Global,
+            per_read: None,
+            per_write: None,
+        }
+    }
+
+    #[test]
+    fn a_write_is_unsent_only_when_no_byte_of_the_request_left() {
+        let mut connection = Abortable {
+            inner: Scripted {
+                buffers: LazyBuffers::new(64, 64),
+                writes: [false, true, false, false].into(),
+            },
+            socket: None,
+            unanswered: false,
+        };
+        // The first write of a request fails: Graph cannot have seen it.
+        let err = connection.transmit_output(10, timeout()).unwrap_err();
+        assert!(Unsent::is(&err), "{err:?}");
+        assert!(matches!(&err, Error::Io(io) if io.kind() == io::ErrorKind::BrokenPipe));
+        // Part of a request left, then a write failed: it may have been processed.
+        connection.transmit_output(10, timeout()).unwrap();
+        let err = connection.transmit_output(10, timeout()).unwrap_err();
+        assert!(!Unsent::is(&err), "{err:?}");
+        // The answer came: the next request starts unsent again.
+        assert!(connection.await_input(timeout()).unwrap());
+        assert!(Unsent::is(
+            &connection.transmit_output(10, timeout()).unwrap_err()
+        ));
+    }
+}
