@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use intune_user_status::{BulkItem, BulkProgress, CallOptions, Client, bulk_result_json};
+use intune_user_status::{
+    BulkItem, BulkProgress, BulkResult, CallOptions, Client, bulk_result_json,
+};
 
 use crate::exit::Failure;
 use crate::progress::Progress;
@@ -55,7 +57,7 @@ pub fn run(client: &Client, input: &str, out: &mut impl Write) -> Result<(), Fai
             }
         });
         let mut results = client
-            .update_user_statuses_with(&items, &options)
+            .update_user_statuses_detailed(&items, &options)
             .into_iter();
         let latest = *latest.lock().unwrap_or_else(PoisonError::into_inner);
         throttled_before = (
@@ -64,12 +66,12 @@ pub fn run(client: &Client, input: &str, out: &mut impl Write) -> Result<(), Fai
         );
         for unparsed in unparsed {
             let result = match unparsed {
-                Some(error) => Err(error),
+                Some(error) => BulkResult::new(Err(error), 0),
                 None => results
                     .next()
                     .ok_or_else(|| Failure::failed("the SDK gave fewer results than items"))?,
             };
-            failed += usize::from(result.is_err());
+            failed += usize::from(result.result.is_err());
             serde_json::to_writer(&mut *out, &bulk_result_json(&result))
                 .map_err(|err| Failure::failed(format!("cannot write a result: {err}")))?;
             out.write_all(b"\n")?;

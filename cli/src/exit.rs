@@ -25,7 +25,7 @@ pub enum Outcome {
 
 /// Every exit code: the outcome, its code, and what it means. Each SDK error kind has its row (a
 /// test checks, so a new kind cannot go unnamed); the C API's `ius_status` is the model.
-pub const EXIT_CODES: [(Outcome, u8, &str); 15] = [
+pub const EXIT_CODES: [(Outcome, u8, &str); 16] = [
     (Outcome::Ok, 0, "success"),
     (
         Outcome::Failed,
@@ -96,6 +96,11 @@ pub const EXIT_CODES: [(Outcome, u8, &str); 15] = [
         Outcome::Error(ErrorKind::Storage),
         14,
         "the outbox file could not be used (`path` names it)",
+    ),
+    (
+        Outcome::Error(ErrorKind::Cancelled),
+        15,
+        "an interrupt ended the call; a request in flight may or may not have been applied",
     ),
 ];
 

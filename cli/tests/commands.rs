@@ -401,6 +401,17 @@ fn bulk_prints_one_result_line_per_item_in_order_and_no_bar_in_a_pipe() {
     lines.insert(4, item("missing", 1));
     lines.insert(5, String::new()); // a blank line is no item
     std::fs::write(&file, lines.join("\n")).unwrap();
+    // s3 is answered 503 once: retried in a batch of its own, carried by two requests.
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: Some("0".into()),
+            },
+        )
+        .path_contains("/userStatuses/s3"),
+    );
     let out = run(&emu, &["bulk", file.to_str().unwrap()]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert_eq!(
@@ -422,12 +433,13 @@ fn bulk_prints_one_result_line_per_item_in_order_and_no_bar_in_a_pipe() {
     );
     assert_eq!(
         results[0],
-        json!({"status": "OK", "httpStatus": 204, "response": null})
+        json!({"status": "OK", "httpStatus": 204, "response": null, "attempts": 1})
     );
+    assert_eq!(results[5]["attempts"], 2, "s3, retried: {}", results[5]);
     assert_eq!(results[2]["error"]["field"], "patch.devicesCount");
     assert_eq!(results[4]["error"]["httpStatus"], 404);
     let sent = batches(&emu);
-    assert_eq!(sent.len(), 1, "one $batch");
+    assert_eq!(sent.len(), 2, "one $batch, then s3's retry");
     let envelope: Value = serde_json::from_slice(&sent[0].body).unwrap();
     assert_eq!(
         envelope["requests"].as_array().unwrap().len(),
