@@ -786,6 +786,10 @@ fn child_command(mode: &str, base_url: &str, path: &Path, vars: &[(&str, String)
 /// Values that go up and come back: a kill test's reports must land in order even when a value
 /// repeats (an equal value may be skipped, never sent after a newer one).
 const CYCLE: [i32; 6] = [0, 1, 2, 3, 2, 1];
+/// The kill test's user statuses `k0..` below this carry their step as a sequence number, so the
+/// order they were sent in can be checked exactly; the others can be skipped as unchanged (a
+/// sequence number never repeats), so a value set back after an unknown outcome is met there.
+const SEQUENCED: usize = 7;
 /// Statuses the second process of the multi-process test cycles through.
 const STATUSES: [ComplianceStatus; 3] = [
     ComplianceStatus::Compliant,
@@ -798,8 +802,9 @@ const STATUSES: [ComplianceStatus; 3] = [
 ///   `IUS_OUTBOX_WRITER` `a` it sets `devicesCount` to the round, as `b` `status` (cycling),
 ///   and both `userDisplayName` to `a{round}` / `b{round}`;
 /// - `agent`: two threads, forever: one enqueues `CYCLE` values for `k0..k9` from step
-///   `IUS_OUTBOX_START`, printing `attempt ID VALUE` before and `enqueued ID VALUE` after each
-///   enqueue that returned OK; the other flushes (the emulator delays some writes, so a kill lands
+///   `IUS_OUTBOX_START` (those of `k0..` below [`SEQUENCED`] with `userDisplayName` `seq-STEP`),
+///   printing `attempt ID VALUE STEP` before and `enqueued ID VALUE STEP` after each enqueue
+///   that returned OK; the other flushes (the emulator delays some writes, so a kill lands
 ///   between claim, send and record, and reports merge while their write is in flight);
 /// - `fulldisk`: [`fill_the_disk`].
 #[test]
@@ -847,11 +852,15 @@ fn child() {
             for step in start.. {
                 for t in 0..10 {
                     let value = CYCLE[(step + t) % CYCLE.len()];
-                    say(format!("attempt k{t} {value}"));
+                    let mut patch = count(value);
+                    if t < SEQUENCED {
+                        patch = patch.user_display_name(format!("seq-{step}"));
+                    }
+                    say(format!("attempt k{t} {value} {step}"));
                     outbox
-                        .enqueue(&Target::new("c1", format!("k{t}")), &count(value))
+                        .enqueue(&Target::new("c1", format!("k{t}")), &patch)
                         .unwrap();
-                    say(format!("enqueued k{t} {value}"));
+                    say(format!("enqueued k{t} {value} {step}"));
                 }
                 say(format!("step {step}"));
                 std::thread::sleep(Duration::from_millis(2));
@@ -960,11 +969,54 @@ fn next_random(state: &mut u64) -> u64 {
 }
 
 /// What the parent knows of one target after the kills: every value it saw attempted, in order,
-/// and the values the file may hold: the last one whose enqueue returned OK (`None` before the
-/// first), and any attempted after it (which may have committed before the kill).
+/// with its step, and the values the file may hold: the last one whose enqueue returned OK
+/// (`None` before the first), and any attempted after it (which may have committed before the
+/// kill).
 struct Known {
-    attempted: Vec<i64>,
+    attempted: Vec<(i64, u64)>,
     may_hold: Vec<Option<i64>>,
+}
+
+/// The PATCHes `sent` to a user status whose reports carry their step (value, step), against the
+/// reports `attempted` (value, step): the steps never go down, and each PATCH carries the value
+/// enqueued at its step. `Err` says what broke it.
+fn check_sequence(attempted: &[(i64, u64)], sent: &[(i64, u64)]) -> Result<(), String> {
+    let mut last = 0;
+    for &(value, step) in sent {
+        if step < last {
+            return Err(format!("step {step} ({value}) was sent after step {last}"));
+        }
+        last = step;
+        match attempted.iter().find(|(_, s)| *s == step) {
+            Some(&(enqueued, _)) if enqueued == value => {}
+            other => {
+                return Err(format!(
+                    "step {step} was sent with {value}, enqueued with {other:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A flusher that sends an old report again after a newer one (a test double of the wire log):
+/// the step check catches it; matching each value to any later enqueue of it, as the kill test
+/// did before, cannot, since every value comes back.
+#[test]
+fn the_kill_tests_order_check_catches_an_old_report_sent_again() {
+    let attempted: Vec<(i64, u64)> = (0..12)
+        .map(|step| (i64::from(CYCLE[step % CYCLE.len()]), step as u64))
+        .collect();
+    let values = |log: &[(i64, u64)]| log.iter().map(|(v, _)| *v).collect::<Vec<_>>();
+    let good = [attempted[1], attempted[1], attempted[4], attempted[9]];
+    assert_eq!(check_sequence(&attempted, &good), Ok(()));
+    let again = [attempted[1], attempted[4], attempted[2], attempted[9]];
+    assert_eq!(first_step_back(&values(&attempted), &values(&again)), None);
+    let err = check_sequence(&attempted, &again).unwrap_err();
+    assert!(err.contains("step 2 (2) was sent after step 4"), "{err}");
+    let mixed = [(1, 3)];
+    let err = check_sequence(&attempted, &mixed).unwrap_err();
+    assert!(err.contains("step 3 was sent with 1"), "{err}");
 }
 
 impl Default for Known {
@@ -1074,17 +1126,19 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
         );
         for line in reader.join().unwrap() {
             let mut parts = line.split(' ');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("attempt"), Some(id), Some(value)) => {
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("attempt"), Some(id), Some(value), Some(step)) => {
                     let known = known.entry(id.to_owned()).or_default();
                     let value = value.parse().unwrap();
-                    known.attempted.push(value);
+                    known.attempted.push((value, step.parse().unwrap()));
                     known.may_hold.push(Some(value));
                 }
-                (Some("enqueued"), Some(id), Some(value)) => {
+                (Some("enqueued"), Some(id), Some(value), Some(_)) => {
                     known.get_mut(id).unwrap().may_hold = vec![Some(value.parse().unwrap())];
                 }
-                (Some("step"), Some(step), None) => next_step = step.parse::<usize>().unwrap() + 1,
+                (Some("step"), Some(step), None, None) => {
+                    next_step = step.parse::<usize>().unwrap() + 1
+                }
                 _ => {}
             }
         }
@@ -1126,17 +1180,20 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
             "{id}: Graph holds {held}, the last OK enqueue was one of {:?}",
             known.may_hold
         );
-        // And never went back: every value sent follows the order of the enqueues.
-        let sent: Vec<i64> = bodies_for(&emu, id)
-            .iter()
-            .map(|b| b["devicesCount"].as_i64().unwrap())
-            .collect();
-        assert_eq!(
-            first_step_back(&known.attempted, &sent),
-            None,
-            "{id}: sent {sent:?} for enqueues {:?}",
-            known.attempted
-        );
+        // And never went back: the steps sent never go down, each with its own value.
+        let t: usize = id[1..].parse().unwrap();
+        if t < SEQUENCED {
+            let sent: Vec<(i64, u64)> = bodies_for(&emu, id)
+                .iter()
+                .map(|b| {
+                    let step = b["userDisplayName"].as_str().unwrap()["seq-".len()..].parse();
+                    (b["devicesCount"].as_i64().unwrap(), step.unwrap())
+                })
+                .collect();
+            if let Err(err) = check_sequence(&known.attempted, &sent) {
+                panic!("{id}: {err}; sent {sent:?}");
+            }
+        }
     }
 }
 
