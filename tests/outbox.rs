@@ -806,7 +806,9 @@ const STATUSES: [ComplianceStatus; 3] = [
 ///   printing `attempt ID VALUE STEP` before and `enqueued ID VALUE STEP` after each enqueue
 ///   that returned OK; the other flushes (the emulator delays some writes, so a kill lands
 ///   between claim, send and record, and reports merge while their write is in flight);
-/// - `fulldisk`: [`fill_the_disk`].
+/// - `fulldisk`: [`fill_the_disk`];
+/// - `open`: prints `opening`, opens the outbox (migrating a file of an older schema), prints
+///   `opened PENDING` and exits.
 #[test]
 #[ignore = "a child process of the process and kill tests"]
 fn child() {
@@ -815,6 +817,13 @@ fn child() {
     };
     let var = |name: &str| std::env::var(name).unwrap();
     let client = common::client(&var("IUS_OUTBOX_URL"));
+    if mode == "open" {
+        println!("opening");
+        let options = OutboxOptions::new().max_bytes(256 << 20);
+        let outbox = Outbox::open(&client, var("IUS_OUTBOX_PATH"), options).unwrap();
+        println!("opened {}", outbox.stats().unwrap().pending);
+        return;
+    }
     let outbox = Arc::new(open(&client, Path::new(&var("IUS_OUTBOX_PATH"))));
     match mode.as_str() {
         "enqueue" => {
@@ -2358,4 +2367,148 @@ fn an_empty_file_made_beforehand_becomes_owner_only() {
         "{:?}",
         warnings()
     );
+}
+
+/// A schema-1 file (the fixture's tables and failed report) whose pending reports are `rows`
+/// reports for `rows / 2` user statuses `m0..`, each through beta then v1.0: beta's
+/// `{userDisplayName: "Name N", devicesCount: 2N}`, v1.0's `{devicesCount: 2N+1, status}`. In
+/// WAL mode, as the schema-1 code left its files.
+fn schema_1_backlog(path: &Path, rows: usize) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(include_str!("fixtures/outbox-schema-1.sql"))
+        .unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         DELETE FROM pending;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
+         INSERT INTO pending SELECT
+           (CASE WHEN i % 2 = 0 THEN '/beta' ELSE '/v1.0' END) || '{DIRECT}/m' || (i / 2),
+           '{{\"apiVersion\":\"' || (CASE WHEN i % 2 = 0 THEN 'beta' ELSE 'v1.0' END) ||
+             '\",\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"m' || (i / 2) || '\"}}',
+           CASE WHEN i % 2 = 0
+             THEN '{{\"userDisplayName\":\"Name ' || (i / 2) || '\",\"devicesCount\":' || i || '}}'
+             ELSE '{{\"devicesCount\":' || i || ',\"status\":\"compliant\"}}' END,
+           i + 10, 1000 + i, 1000 + i, 0, NULL FROM n;",
+        last = rows - 1
+    ))
+    .unwrap();
+}
+
+/// The file holds every report of [`schema_1_backlog`] as schema 2 holds it: one row per user
+/// status, merged, at v1.0 (the later report's version), and the fixture's failed report.
+fn assert_backlog_migrated(path: &Path, rows: usize, case: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2, "{case}");
+    let mut statement = conn
+        .prepare("SELECT key, target, patch FROM pending ORDER BY revision")
+        .unwrap();
+    let pending: Vec<(String, String, String)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(pending.len(), rows / 2, "{case}");
+    for (n, (key, target, patch)) in pending.iter().enumerate() {
+        assert_eq!(key, &format!("{DIRECT}/m{n}"), "{case}");
+        let target: Value = serde_json::from_str(target).unwrap();
+        assert_eq!(target["apiVersion"], "v1.0", "{case}: {key}");
+        let patch: Value = serde_json::from_str(patch).unwrap();
+        let want = json!({
+            "userDisplayName": format!("Name {n}"),
+            "devicesCount": 2 * n + 1,
+            "status": "compliant",
+        });
+        assert_eq!(patch, want, "{case}: {key}");
+    }
+    let failed: i64 = conn
+        .query_row("SELECT count(*) FROM failed", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(failed, 1, "{case}");
+}
+
+#[test]
+fn two_processes_opening_a_schema_1_file_at_once_migrate_it_once() {
+    let dir = folder("migrate-two");
+    let path = dir.join("outbox.db");
+    let rows = 4000;
+    schema_1_backlog(&path, rows);
+    let url = "http://127.0.0.1:9";
+    let children: Vec<_> = (0..2)
+        .map(|_| spawn_child("open", url, &path, &[]))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{:?}: {text}", out.status);
+        assert!(
+            text.contains(&format!("opened {}", rows / 2)),
+            "each sees every report: {text}"
+        );
+    }
+    assert_backlog_migrated(&path, rows, "two openers");
+}
+
+/// The migration is one transaction: a process killed in the middle of it leaves the file of
+/// schema 1 as it was (SQLite rolls the WAL's uncommitted pages back), and the next open migrates
+/// it whole.
+#[test]
+fn a_kill_during_the_migration_loses_no_report() {
+    let dir = folder("migrate-kill");
+    let original = dir.join("schema1.db");
+    // Large enough that the migration writes pages to the WAL before it commits.
+    let rows = 12_000;
+    schema_1_backlog(&original, rows);
+    let wal = |path: &Path| {
+        std::fs::metadata(format!("{}-wal", path.display()))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(wal(&original), 0);
+    let mut mid_migration = 0;
+    for run in 0..5 {
+        let path = dir.join(format!("outbox-{run}.db"));
+        std::fs::copy(&original, &path).unwrap();
+        let mut child = child_command("open", "http://127.0.0.1:9", &path, &[])
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines.any(|line| line.is_ok_and(|line| line == "opening")),
+            "run {run}: the child never began"
+        );
+        // Kill as soon as the migration's pages reach the WAL.
+        wait_for("the migration to write", || wal(&path) > 0);
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(killed(status), "run {run}: {status:?}");
+        // What a killed migration leaves: schema 1, every row as it was.
+        let version: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        if version == 1 {
+            mid_migration += 1;
+            let rows_left: i64 = rusqlite::Connection::open(&path)
+                .unwrap()
+                .query_row("SELECT count(*) FROM pending", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows_left as usize, rows, "run {run}");
+        }
+        let outbox = Outbox::open(
+            &common::client("http://127.0.0.1:9"),
+            &path,
+            OutboxOptions::new().max_bytes(256 << 20),
+        )
+        .unwrap_or_else(|err| panic!("run {run}: {err}"));
+        assert_eq!(outbox.stats().unwrap().pending as usize, rows / 2);
+        drop(outbox);
+        assert_backlog_migrated(&path, rows, &format!("run {run}"));
+        if mid_migration > 0 {
+            break;
+        }
+    }
+    assert!(mid_migration > 0, "no kill landed inside the migration");
 }
