@@ -88,8 +88,8 @@ impl Outbox {
     /// Opens (or creates) the outbox at `path`; it sends through its own clone of `client`.
     ///
     /// A new file (and its `-wal`, `-shm` and `-flush` companions) is readable by its owner only
-    /// on Unix (mode 0600); an existing file's mode is left as it is, with a WARN when other
-    /// users can read it. A file of an older version of this library is migrated, keeping every
+    /// on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
+    /// outbox's mode is left as it is, with a WARN when other users can read it. A file of an older version of this library is migrated, keeping every
     /// report. A missing or unwritable folder, a file that is not SQLite, an SQLite file that is
     /// not an outbox, or one from a newer version of this library is an [`Error::Storage`] naming
     /// the path and the reason, and the file is left as it was; so is, on Windows, a name that
@@ -161,10 +161,10 @@ impl Outbox {
     /// Returns `Ok` whenever it ran, whatever became of the reports; an error only when it could
     /// not run: the file failed ([`Error::Storage`]), no token could be obtained before anything
     /// was sent ([`Error::Auth`]), or another flush of the same file outlasted the client's total
-    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path,
-    /// from any thread or process) to finish first. Stops sending after a batch Graph throttled,
-    /// after a batch that got no answer at all (Graph unreachable: the rest waits out the same
-    /// backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path
+    /// but a hard link, from any thread or process) to finish first. Stops sending after a batch
+    /// Graph throttled, after a batch that got no answer at all (Graph unreachable: the rest
+    /// waits out the same backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
     /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
