@@ -10,8 +10,9 @@
 //! - [`options`], [`report`]: what callers pass and get back;
 //! - [`schema`]: the file, its tables, how a file is recognised and migrated;
 //! - [`store`]: every read and write, one transaction each, with [`acknowledged`] (what Graph
-//!   acknowledged, per property), [`failed_list`] (the bounded failed list) and [`room`] (how
-//!   full the file is);
+//!   acknowledged, per property), [`failed_list`] (the bounded failed list), [`room`] (how full
+//!   the file is), [`eviction`] (what gives way when it needs room) and [`stored_text`] (a column
+//!   read whatever a damaged file holds);
 //! - [`flush`]: rounds of claim, send, record; [`lock`]: one flush at a time;
 //! - [`failure`]: which errors are final, which mean no answer, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
@@ -19,6 +20,7 @@
 
 mod acknowledged;
 mod clock;
+mod eviction;
 mod failed_list;
 mod failure;
 mod file_name;
@@ -31,6 +33,7 @@ mod report;
 mod room;
 mod schema;
 mod store;
+mod stored_text;
 
 #[cfg(test)]
 mod model_check;
@@ -85,8 +88,8 @@ impl Outbox {
     /// Opens (or creates) the outbox at `path`; it sends through its own clone of `client`.
     ///
     /// A new file (and its `-wal`, `-shm` and `-flush` companions) is readable by its owner only
-    /// on Unix (mode 0600); an existing file's mode is left as it is, with a WARN when other
-    /// users can read it. A file of an older version of this library is migrated, keeping every
+    /// on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
+    /// outbox's mode is left as it is, with a WARN when other users can read it. A file of an older version of this library is migrated, keeping every
     /// report. A missing or unwritable folder, a file that is not SQLite, an SQLite file that is
     /// not an outbox, or one from a newer version of this library is an [`Error::Storage`] naming
     /// the path and the reason, and the file is left as it was; so is, on Windows, a name that
@@ -158,10 +161,10 @@ impl Outbox {
     /// Returns `Ok` whenever it ran, whatever became of the reports; an error only when it could
     /// not run: the file failed ([`Error::Storage`]), no token could be obtained before anything
     /// was sent ([`Error::Auth`]), or another flush of the same file outlasted the client's total
-    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path,
-    /// from any thread or process) to finish first. Stops sending after a batch Graph throttled,
-    /// after a batch that got no answer at all (Graph unreachable: the rest waits out the same
-    /// backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path
+    /// but a hard link, from any thread or process) to finish first. Stops sending after a batch
+    /// Graph throttled, after a batch that got no answer at all (Graph unreachable: the rest
+    /// waits out the same backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
     /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
@@ -237,16 +240,20 @@ impl Outbox {
 
 /// A row of the failed list as a [`FailedReport`]; `None` when its target cannot be read. A patch
 /// that cannot be read comes back empty, beside the STORAGE error that says so.
-fn decode_failed((_, target, patch, error, failed_at): &StoredRow) -> Option<FailedReport> {
-    let value = serde_json::from_str(target).ok()?;
+fn decode_failed(row: &StoredRow) -> Option<FailedReport> {
+    let value = serde_json::from_str(row.target.text().ok()?).ok()?;
     let (target, version) = Target::from_value(value).ok()?;
+    let patch = row.patch.text().ok().map(UserStatusPatch::from_json);
     Some(FailedReport {
         target,
         api_version: version.unwrap_or_default(),
-        patch: UserStatusPatch::from_json(patch).unwrap_or_default(),
-        error: failure::from_json(error),
-        failed_at: DateTimeOffset::parse(failed_at)
-            .or_else(|_| DateTimeOffset::parse("1970-01-01T00:00:00Z"))
-            .ok()?,
+        patch: patch.and_then(Result::ok).unwrap_or_default(),
+        error: failure::from_json(row.error.shown()),
+        failed_at: row
+            .failed_at
+            .text()
+            .ok()
+            .and_then(|at| DateTimeOffset::parse(at).ok())
+            .or_else(|| DateTimeOffset::parse("1970-01-01T00:00:00Z").ok())?,
     })
 }
