@@ -1,9 +1,10 @@
 //! Bulk updates: many (target, patch) items in `$batch` requests, one result per item.
 
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use crate::client::CallOptions;
-use crate::json::{self, ParseError, kind};
+use crate::json::{self, kind};
 use crate::pipeline::Budget;
 use crate::scheduler::{self, BulkProgress, Prepared};
 use crate::{ApiVersion, Client, Error, Target, UpdateOutcome, UserStatusPatch, response};
@@ -76,12 +77,7 @@ impl BulkItem {
     /// # Ok::<(), intune_user_status::Error>(())
     /// ```
     pub fn from_json(text: &str) -> Result<BulkItem, Error> {
-        let value = json::parse(text).map_err(|err| match err {
-            ParseError::Syntax(err) => Error::invalid("item", format!("is not valid JSON: {err}")),
-            ParseError::DuplicateKey(key) => {
-                Error::invalid(json::unknown_key_field("item", &key), ParseError::DUPLICATE)
-            }
-        })?;
+        let value = json::parse_named(text, "item", Error::invalid)?;
         BulkItem::from_named_value(value, "item")
     }
 
@@ -148,32 +144,45 @@ impl BulkItem {
 /// it (and the line `ius bulk` prints): `{"status":"OK","httpStatus":204,"response":null}`,
 /// `{"status":"OK","httpStatus":200,"response":{...entity...}}` (after a 204 read back,
 /// `httpStatus` stays 204), or `{"status":"THROTTLED","error":{...}}`, `status` the error's
-/// [`kind`](Error::kind) name and `error` its error JSON.
+/// [`kind`](Error::kind) name and `error` its error JSON. Serialize it straight to text (as
+/// `serde_json::to_string` does) to keep the keys in this order, `status` first; a
+/// `serde_json::Value` would sort them.
 ///
 /// ```
 /// use intune_user_status::{UpdateOutcome, bulk_result_json};
 /// assert_eq!(
-///     bulk_result_json(&Ok(UpdateOutcome::NoContent)),
-///     serde_json::json!({"status": "OK", "httpStatus": 204, "response": null}),
+///     serde_json::to_string(&bulk_result_json(&Ok(UpdateOutcome::NoContent)))?,
+///     r#"{"status":"OK","httpStatus":204,"response":null}"#,
 /// );
+/// # Ok::<(), serde_json::Error>(())
 /// ```
-pub fn bulk_result_json(result: &Result<UpdateOutcome, Error>) -> Value {
-    match result {
-        Ok(outcome) => {
-            let status = match outcome {
-                UpdateOutcome::Updated(_) => 200,
-                UpdateOutcome::Fetched(_) | UpdateOutcome::NoContent => 204,
-            };
-            json!({
-                "status": "OK",
-                "httpStatus": status,
-                "response": outcome.entity().and_then(|e| serde_json::to_value(e).ok()),
-            })
+pub fn bulk_result_json(result: &Result<UpdateOutcome, Error>) -> BulkResultJson<'_> {
+    BulkResultJson(result)
+}
+
+/// A bulk item's result, serialized as [`bulk_result_json`] describes.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkResultJson<'a>(&'a Result<UpdateOutcome, Error>);
+
+impl Serialize for BulkResultJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        match self.0 {
+            Ok(outcome) => {
+                let status: u16 = match outcome {
+                    UpdateOutcome::Updated(_) => 200,
+                    UpdateOutcome::Fetched(_) | UpdateOutcome::NoContent => 204,
+                };
+                map.serialize_entry("status", "OK")?;
+                map.serialize_entry("httpStatus", &status)?;
+                map.serialize_entry("response", &outcome.entity())?;
+            }
+            Err(error) => {
+                map.serialize_entry("status", error.kind().name())?;
+                map.serialize_entry("error", error)?;
+            }
         }
-        Err(error) => json!({
-            "status": error.kind().name(),
-            "error": error,
-        }),
+        map.end()
     }
 }
 

@@ -76,7 +76,7 @@ pub unsafe extern "C" fn ius_update_user_statuses(
             .into());
         };
         let total = elements.len();
-        let mut results: Vec<Value> = Vec::with_capacity(total);
+        let mut results = Vec::with_capacity(total);
         let mut items = Vec::with_capacity(total);
         let mut slots = Vec::with_capacity(total);
         for (index, element) in elements.into_iter().enumerate() {
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn ius_update_user_statuses(
                 Ok(item) => {
                     items.push(item);
                     slots.push(index);
-                    results.push(Value::Null);
+                    results.push(Ok(UpdateOutcome::NoContent));
                 }
                 Err(error) => results.push(result(index, Err(error))),
             }
@@ -94,7 +94,8 @@ pub unsafe extern "C" fn ius_update_user_statuses(
         for (index, outcome) in slots.into_iter().zip(outcomes) {
             results[index] = result(index, outcome);
         }
-        let failures = results.iter().filter(|r| r["status"] != "OK").count();
+        let failures = results.iter().filter(|r| r.is_err()).count();
+        let results: Vec<_> = results.iter().map(bulk_result_json).collect();
         // SAFETY: checked non-NULL above; writable per the contract.
         unsafe { write_json(out_results_json, &results) }?;
         if failures > 0 {
@@ -111,8 +112,8 @@ pub(super) fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Er
 }
 
 /// The item's result, the field of a failure named from the array: `items[3].patch.x`.
-fn result(index: usize, result: Result<UpdateOutcome, Error>) -> Value {
-    bulk_result_json(&result.map_err(|error| error.within(&place(index))))
+fn result(index: usize, result: Result<UpdateOutcome, Error>) -> Result<UpdateOutcome, Error> {
+    result.map_err(|error| error.within(&place(index)))
 }
 
 pub(super) fn place(index: usize) -> String {

@@ -1,5 +1,7 @@
 //! The failed list: reports that are never sent again by themselves (Graph refused them for
-//! good, or their row could not be read), kept for [`take_failed`](super::Outbox::take_failed).
+//! good, or their row could not be read), kept for [`failed`](super::Outbox::failed),
+//! [`take_failed`](super::Outbox::take_failed) and
+//! [`requeue_failed`](super::Outbox::requeue_failed).
 //!
 //! It is bounded, so it can never fill the file: at most `maxFailed` reports, and within
 //! `maxBytes` it gives way to new reports. Beyond either, the oldest are dropped; every function
@@ -7,7 +9,10 @@
 
 use rusqlite::{Connection, params};
 
+use super::failure;
+use super::report::FailedReport;
 use super::room::{at_page_limit, used_bytes};
+use crate::{DateTimeOffset, Target, UserStatusPatch};
 
 /// One report to keep: its target and patch as stored, its error as JSON, when (RFC 3339).
 pub(crate) struct FailedRow<'a> {
@@ -99,6 +104,46 @@ pub(crate) fn all(conn: &Connection) -> rusqlite::Result<Vec<StoredRow>> {
             ))
         })?
         .collect()
+}
+
+/// A row as a [`FailedReport`]; `None` when its target cannot be read. A patch that cannot be read
+/// comes back empty, beside the STORAGE error that says so.
+pub(crate) fn decode((_, target, patch, error, failed_at): &StoredRow) -> Option<FailedReport> {
+    let value = serde_json::from_str(target).ok()?;
+    let (target, version) = Target::from_value(value).ok()?;
+    Some(FailedReport {
+        target,
+        api_version: version.unwrap_or_default(),
+        patch: UserStatusPatch::from_json(patch).unwrap_or_default(),
+        error: failure::from_json(error),
+        failed_at: DateTimeOffset::parse(failed_at)
+            .or_else(|_| DateTimeOffset::parse("1970-01-01T00:00:00Z"))
+            .ok()?,
+    })
+}
+
+/// Every row that [`decode`] reads, oldest first, and the ids of those it cannot.
+pub(crate) fn read_all(conn: &Connection) -> rusqlite::Result<(Vec<FailedReport>, Vec<i64>)> {
+    let mut reports = Vec::new();
+    let mut unreadable = Vec::new();
+    for row in all(conn)? {
+        match decode(&row) {
+            Some(report) => reports.push(report),
+            None => unreadable.push(row.0),
+        }
+    }
+    Ok((reports, unreadable))
+}
+
+/// Logs the rows (`failed.id`) that could not be read and stay in the file (call it with no lock
+/// held).
+pub(crate) fn warn_unreadable(file: &str, ids: &[i64]) {
+    if !ids.is_empty() {
+        log::warn!(
+            "outbox {file}: failed report(s) {ids:?} (failed.id) cannot be read and stay in the \
+             file"
+        );
+    }
 }
 
 /// Removes the rows `ids`.
