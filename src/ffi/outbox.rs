@@ -2,7 +2,6 @@
 //! serialization of its answers, `outbox_json.rs`).
 
 use std::ffi::c_char;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -15,9 +14,6 @@ use super::target::target_from_json;
 use super::update::parse_patch;
 use crate::json::kind;
 use crate::{BulkItem, Error, Outbox, OutboxOptions};
-
-const OPTION_KEYS: &str =
-    "maxPending, maxBytes, skipUnchanged, resendAfterSeconds, flushTimeMs, maxFailed";
 
 /// A durable outbox of status reports in an SQLite file.
 ///
@@ -258,45 +254,11 @@ unsafe fn clear_required(out: *mut *mut c_char, name: &'static str) -> Result<()
     Ok(())
 }
 
-/// `options_json` -> [`OutboxOptions`]: names and types here, value rules in the core.
+/// `options_json` -> [`OutboxOptions`], as the core reads it (text that is not JSON is
+/// `INVALID_JSON`).
 fn options_from_json(text: &str) -> Result<OutboxOptions, FfiError> {
     let value = parse_json(text, "options_json", Error::config)?;
-    let Value::Object(map) = value else {
-        return Err(Error::config(
-            "options_json",
-            format!("must be a JSON object, got {}", kind(&value)),
-        )
-        .into());
-    };
-    let mut options = OutboxOptions::new();
-    for (key, value) in map {
-        let count = || {
-            value.as_u64().ok_or_else(|| {
-                Error::config(
-                    &key,
-                    format!("must be a non-negative integer, got {}", kind(&value)),
-                )
-            })
-        };
-        options = match key.as_str() {
-            "maxPending" => options.max_pending(count()?),
-            "maxBytes" => options.max_bytes(count()?),
-            "resendAfterSeconds" => options.resend_after(Duration::from_secs(count()?)),
-            "flushTimeMs" => options.flush_time(Duration::from_millis(count()?)),
-            "maxFailed" => options.max_failed(count()?),
-            "skipUnchanged" => options.skip_unchanged(value.as_bool().ok_or_else(|| {
-                Error::config(&key, format!("must be true or false, got {}", kind(&value)))
-            })?),
-            _ => {
-                return Err(Error::config(
-                    &key,
-                    format!("unknown key; expected one of {OPTION_KEYS}"),
-                )
-                .into());
-            }
-        };
-    }
-    Ok(options)
+    Ok(crate::outbox_json::options_from_value(value)?)
 }
 
 /// `items_json` -> items, all or nothing: each item is read as `ius_update_user_statuses` reads

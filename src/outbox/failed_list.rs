@@ -1,5 +1,7 @@
 //! The failed list: reports that are never sent again by themselves (Graph refused them for
-//! good, or their row could not be read), kept for [`take_failed`](super::Outbox::take_failed).
+//! good, or their row could not be read), kept for [`failed`](super::Outbox::failed),
+//! [`take_failed`](super::Outbox::take_failed) and
+//! [`requeue_failed`](super::Outbox::requeue_failed).
 //!
 //! It is bounded, so it can never fill the file: at most `maxFailed` reports, and within
 //! `maxBytes` it gives way to new reports (after the acknowledgements: see `eviction`). Beyond
@@ -8,8 +10,11 @@
 
 use rusqlite::{Connection, params};
 
+use super::failure;
+use super::report::FailedReport;
 use super::room::at_page_limit;
 use super::stored_text::StoredText;
+use crate::{DateTimeOffset, Target, UserStatusPatch};
 
 /// One report to keep: its target and patch as stored, its error as JSON, when (RFC 3339).
 pub(crate) struct FailedRow<'a> {
@@ -100,6 +105,50 @@ pub(crate) fn all(conn: &Connection) -> rusqlite::Result<Vec<StoredRow>> {
             })
         })?
         .collect()
+}
+
+/// A row as a [`FailedReport`]; `None` when its target cannot be read. A patch that cannot be read
+/// comes back empty, beside the STORAGE error that says so.
+pub(crate) fn decode(row: &StoredRow) -> Option<FailedReport> {
+    let value = serde_json::from_str(row.target.text().ok()?).ok()?;
+    let (target, version) = Target::from_value(value).ok()?;
+    let patch = row.patch.text().ok().map(UserStatusPatch::from_json);
+    Some(FailedReport {
+        target,
+        api_version: version.unwrap_or_default(),
+        patch: patch.and_then(Result::ok).unwrap_or_default(),
+        error: failure::from_json(row.error.shown()),
+        failed_at: row
+            .failed_at
+            .text()
+            .ok()
+            .and_then(|at| DateTimeOffset::parse(at).ok())
+            .or_else(|| DateTimeOffset::parse("1970-01-01T00:00:00Z").ok())?,
+    })
+}
+
+/// Every row that [`decode`] reads, oldest first, and the ids of those it cannot.
+pub(crate) fn read_all(conn: &Connection) -> rusqlite::Result<(Vec<FailedReport>, Vec<i64>)> {
+    let mut reports = Vec::new();
+    let mut unreadable = Vec::new();
+    for row in all(conn)? {
+        match decode(&row) {
+            Some(report) => reports.push(report),
+            None => unreadable.push(row.id),
+        }
+    }
+    Ok((reports, unreadable))
+}
+
+/// Logs the rows (`failed.id`) that could not be read and stay in the file (call it with no lock
+/// held).
+pub(crate) fn warn_unreadable(file: &str, ids: &[i64]) {
+    if !ids.is_empty() {
+        log::warn!(
+            "outbox {file}: failed report(s) {ids:?} (failed.id) cannot be read and stay in the \
+             file"
+        );
+    }
 }
 
 /// Removes the rows `ids`.

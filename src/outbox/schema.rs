@@ -158,6 +158,56 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// Opens the outbox at `path` to read it only: nothing is created, migrated or written (the
+/// connection cannot write; SQLite may make its `-shm` and `-wal` companions to read a WAL file
+/// safely while another process writes it). A missing or empty file, one that is not an outbox,
+/// and one of another schema version are refused, saying why.
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    let storage = |reason: String| Error::Storage {
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(why) = file_name::unopenable(path) {
+        return Err(storage(why.to_owned()));
+    }
+    match path.metadata() {
+        Err(err) => return Err(storage(format!("cannot be read: {err}"))),
+        Ok(meta) if meta.is_dir() => return Err(storage("is a folder, not a file".into())),
+        Ok(meta) if meta.len() == 0 => {
+            return Err(storage("is empty: no outbox was made in it yet".into()));
+        }
+        Ok(_) => {}
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| storage(format!("cannot be opened: {err}")))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|err| storage(err.to_string()))?;
+    if let Err(err) = conn.query_row("PRAGMA application_id", [], |row| row.get::<_, i64>(0))
+        && err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+    {
+        return Err(storage(
+            "has a write-ahead log to recover (a process writing it ended without closing it), \
+             which only a connection that may write can do: open it for writing once (an \
+             enqueue or a flush), then look again"
+                .into(),
+        ));
+    }
+    match identify(&conn).map_err(storage)? {
+        Kind::Current => Ok(conn),
+        Kind::Older(v) => Err(storage(format!(
+            "has outbox schema {v}, older than this version's {SCHEMA_VERSION}; it is not \
+             migrated when opened to be read only (opening it for writing, as an enqueue or a \
+             flush does, migrates it); it is left untouched"
+        ))),
+        Kind::Empty => Err(storage(
+            "is an empty SQLite database: no outbox was made in it yet".into(),
+        )),
+    }
+}
+
 /// Judges an existing file through a connection that cannot write (not even a WAL checkpoint):
 /// `Err` says why it is not ours to open.
 fn judge(path: &Path) -> Result<(), String> {

@@ -19,7 +19,7 @@ use super::eviction;
 use super::failed_list::{self, FailedRow};
 use super::failure;
 use super::options::OutboxOptions;
-use super::report::{Enqueued, OutboxStats};
+use super::report::{Enqueued, FailedReport, OutboxStats};
 use super::room::{at_page_limit, pragma, unsigned, used_bytes};
 use super::stored_text::StoredText;
 use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
@@ -74,6 +74,14 @@ impl Store {
             StoreError::Full(reason) => Error::OutboxFull { reason },
             StoreError::Sql(err) => self.storage(reason(&err)),
         })
+    }
+
+    /// The failed list, oldest first, kept in the file; a row that cannot be read is left out
+    /// (WARN).
+    pub(crate) fn failed_list(&self) -> std::result::Result<Vec<FailedReport>, Error> {
+        let (reports, left) = self.run(|conn| Ok(failed_list::read_all(conn)?))?;
+        failed_list::warn_unreadable(&self.path, &left);
+        Ok(reports)
     }
 
     /// A STORAGE error about this file.
@@ -348,19 +356,82 @@ pub(crate) fn enqueue(
     file: &str,
 ) -> Result<Enqueue> {
     let tx = write_tx(conn)?;
-    let mut skipped = 0;
-    let mut dropped = 0;
-    let mut unreadable = 0;
-    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut done = Enqueue {
+        outcomes: Vec::with_capacity(entries.len()),
+        unreadable: 0,
+        dropped: 0,
+    };
+    let put = Put {
+        options,
+        now,
+        failed_at,
+        file,
+    };
     for entry in entries {
-        if let Some(stored) = PendingRow::find(&tx, &entry.key)? {
+        let outcome = put.one(&tx, entry, Age::Newer, &mut done)?;
+        done.outcomes.push(outcome);
+    }
+    let skipped = done
+        .outcomes
+        .iter()
+        .filter(|outcome| **outcome == Enqueued::Skipped)
+        .count() as u64;
+    bump(&tx, "skipped", skipped)?;
+    bump(&tx, "failed_dropped", done.dropped)?;
+    tx.commit()?;
+    Ok(done)
+}
+
+/// How a report to store relates to one pending for the same user status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Age {
+    /// Reported after it (an enqueue): its properties win, its target's API version goes.
+    Newer,
+    /// Reported before it (a failed report requeued): the pending report's properties and target
+    /// win.
+    Older,
+}
+
+/// What storing a report needs to know.
+struct Put<'a> {
+    options: &'a OutboxOptions,
+    now: i64,
+    failed_at: &'a str,
+    file: &'a str,
+}
+
+impl Put<'_> {
+    /// Stores `entry` inside `tx`: merged into its user status's pending report, skipped as
+    /// unchanged, or a new pending report if the bounds allow. What it sets aside is counted in
+    /// `done`.
+    fn one(
+        &self,
+        tx: &Transaction<'_>,
+        entry: &Entry,
+        age: Age,
+        done: &mut Enqueue,
+    ) -> Result<Enqueued> {
+        let (options, now) = (self.options, self.now);
+        if let Some(stored) = PendingRow::find(tx, &entry.key)? {
             match stored.patch() {
-                Ok(mut merged) => {
-                    merged.merge(&entry.patch);
-                    let revision = next_revision(&tx)?;
-                    // The later report's API version goes with the merged one (which also
-                    // replaces a target the file held damaged); a first-enqueue time in the
-                    // future (a clock that ran ahead) is brought back to now.
+                Ok(pending) => {
+                    let (merged, target) = match (age, stored.target.text()) {
+                        // The later report's API version goes with the merged one (which also
+                        // replaces a target the file held damaged).
+                        (Age::Newer, _) | (Age::Older, Err(_)) => {
+                            let mut merged = pending;
+                            merged.merge(&entry.patch);
+                            (merged, entry.target.as_str())
+                        }
+                        (Age::Older, Ok(target)) => {
+                            let mut merged = entry.patch.clone();
+                            merged.merge(&pending);
+                            (merged, target)
+                        }
+                    };
+                    let revision = next_revision(tx)?;
+                    // A first-enqueue time in the future (a clock that ran ahead) is brought
+                    // back to now.
                     tx.prepare(
                         "UPDATE pending SET patch = ?2, target = ?3, revision = ?4,
                              enqueued_at = min(enqueued_at, ?5) WHERE rowid = ?1",
@@ -368,27 +439,30 @@ pub(crate) fn enqueue(
                     .execute(params![
                         stored.rowid,
                         text(&merged),
-                        entry.target,
+                        target,
                         revision,
                         now
                     ])?;
-                    outcomes.push(Enqueued::Merged);
-                    continue;
+                    return Ok(Enqueued::Merged);
                 }
                 // It cannot be merged into: it goes to the failed list, and this report is new.
                 Err(why) => {
-                    dropped +=
-                        fail_unreadable(&tx, &stored, &why, options, (now, failed_at), file)?;
-                    unreadable += 1;
+                    done.dropped += fail_unreadable(
+                        tx,
+                        &stored,
+                        &why,
+                        options,
+                        (now, self.failed_at),
+                        self.file,
+                    )?;
+                    done.unreadable += 1;
                 }
             }
         }
-        if acknowledged::covers(&tx, &entry.key, &entry.patch, options, now)? {
-            skipped += 1;
-            outcomes.push(Enqueued::Skipped);
-            continue;
+        if acknowledged::covers(tx, &entry.key, &entry.patch, options, self.now)? {
+            return Ok(Enqueued::Skipped);
         }
-        let count = unsigned(counter(&tx, "pending")?);
+        let count = unsigned(counter(tx, "pending")?);
         if count >= options.max_pending {
             return Err(StoreError::Full(format!(
                 "{count} targets are pending, the most maxPending ({}) allows",
@@ -402,35 +476,83 @@ pub(crate) fn enqueue(
         // and the failed list give way first.
         let reserve = (options.max_bytes / 64).max(32 * 1024);
         let needed = reserve.saturating_add(row);
-        let mut used = used_bytes(&tx)?;
+        let mut used = used_bytes(tx)?;
         if used.saturating_add(needed) > options.max_bytes {
-            dropped += eviction::make_room(&tx, needed, options, now)?;
-            used = used_bytes(&tx)?;
+            done.dropped += eviction::make_room(tx, needed, options, now)?;
+            used = used_bytes(tx)?;
             if used.saturating_add(needed) > options.max_bytes {
                 return Err(full_bytes(used, options));
             }
         }
-        let revision = next_revision(&tx)?;
+        let revision = next_revision(tx)?;
         let inserted = tx
             .prepare(
                 "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?
-            .execute(params![entry.key, entry.target, patch, revision, now]);
+            .execute(params![entry.key, entry.target, patch, revision, self.now]);
         match inserted {
-            Err(err) if at_page_limit(&err, &tx, row) => return Err(full_bytes(used, options)),
+            Err(err) if at_page_limit(&err, tx, row) => return Err(full_bytes(used, options)),
             other => other?,
         };
-        outcomes.push(Enqueued::Stored);
+        Ok(Enqueued::Stored)
+    }
+}
+
+/// What a requeue moved, and what it set aside.
+pub(crate) struct Requeue {
+    /// Failed reports now pending again (stored, or merged under a pending report).
+    pub requeued: u64,
+    /// What storing them set aside, as an enqueue reports it; its outcomes are unused.
+    pub stored: Enqueue,
+    /// Failed reports that cannot be read (`failed.id`): they stay in the list.
+    pub left: Vec<i64>,
+}
+
+/// Moves the failed list back to pending in one transaction, all or nothing, oldest first. Each
+/// report `entry` reads is stored by an enqueue's rules, as a report older than any pending for
+/// its user status (whose properties win where both set one); one that equals what Graph
+/// acknowledged recently is skipped. A row `entry` cannot read stays; its id is returned.
+pub(crate) fn requeue_failed(
+    conn: &mut Connection,
+    entry: impl Fn(&failed_list::StoredRow) -> Option<Entry>,
+    options: &OutboxOptions,
+    (now, failed_at): (i64, &str),
+    file: &str,
+) -> Result<Requeue> {
+    let tx = write_tx(conn)?;
+    let mut done = Requeue {
+        requeued: 0,
+        stored: Enqueue {
+            outcomes: Vec::new(),
+            unreadable: 0,
+            dropped: 0,
+        },
+        left: Vec::new(),
+    };
+    let put = Put {
+        options,
+        now,
+        failed_at,
+        file,
+    };
+    let mut skipped = 0;
+    for row in failed_list::all(&tx)? {
+        let Some(entry) = entry(&row) else {
+            done.left.push(row.id);
+            continue;
+        };
+        // Off the list first, so making room never drops the report being moved.
+        failed_list::remove(&tx, &[row.id])?;
+        match put.one(&tx, &entry, Age::Older, &mut done.stored)? {
+            Enqueued::Skipped => skipped += 1,
+            Enqueued::Stored | Enqueued::Merged => done.requeued += 1,
+        }
     }
     bump(&tx, "skipped", skipped)?;
-    bump(&tx, "failed_dropped", dropped)?;
+    bump(&tx, "failed_dropped", done.stored.dropped)?;
     tx.commit()?;
-    Ok(Enqueue {
-        outcomes,
-        unreadable,
-        dropped,
-    })
+    Ok(done)
 }
 
 fn next_revision(tx: &Transaction<'_>) -> Result<i64> {
