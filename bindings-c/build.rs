@@ -2,7 +2,7 @@
 //!
 //! On ELF platforms the shared object gets the SONAME `libintune_user_status.so.<major>`: the
 //! ABI's major version, the crate's major version (0 for every 0.x: within a major version the
-//! C ABI only grows, see the README's "ABI" section). Programs record that name when linking and
+//! C ABI only grows, see docs/abi.md). Programs record that name when linking and
 //! keep loading any later compatible release. Cargo itself sets no SONAME.
 //!
 //! On Windows the DLL gets a version resource (`intune_user_status.rc`: FileVersion and

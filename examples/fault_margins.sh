@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fault matrix's timing margin, measured: runs tests/reliability.rs RUNS times (default 50)
-# and prints, per timing row, how far past its stated figure the measured time ran (the emulator's
-# arrival times, README "The fault matrix"): minimum, median, 95th percentile and maximum, in ms.
+# and prints, per timing row, how far past its stated figure (docs/reliability.md, "The fault
+# matrix") the measured time ran (the emulator's arrival times): minimum, median, 95th percentile
+# and maximum, in ms.
 # The bound each row asserts is its stated figure plus MARGIN (tests/reliability.rs); compare
 # MARGIN with the largest excess here. Prints the load average before and after, since the
 # excess is mostly other processes' CPU time.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's size figures ("Size", "Offline and restarts"): builds the C library in release
+# The size figures of docs/performance.md ("Size", "The outbox"): builds the C library in release
 # with and without the outbox and prints the shared object's size as built and stripped (strip
-# drops only the symbol table, as the README measures). Needs binutils' strip.
+# drops only the symbol table, as those figures measure). Needs binutils' strip.
 #   examples/sizes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -24,7 +24,7 @@
 #include <stdbool.h>
 
 /* The version this header belongs to (from Cargo.toml); ius_version() gives the loaded
- * library's at run time. See the README's "ABI" section. */
+ * library's at run time. See docs/abi.md. */
 #define IUS_VERSION_MAJOR 0
 #define IUS_VERSION_MINOR 1
 #define IUS_VERSION_PATCH 0

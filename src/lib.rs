@@ -103,7 +103,23 @@ pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
 pub use scheduler::BulkProgress;
 pub use target::{ApiVersion, Route, Target};
 
-/// The README's Rust examples, compiled as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+/// Compiles the Rust examples of each Markdown page as doctests, so they stay true: one item per
+/// page, whose doc is the page (`cfg(doctest)`: never part of the crate or its documentation).
+macro_rules! doc_tests {
+    ($($name:ident: $page:literal),* $(,)?) => {
+        $(
+            #[cfg(doctest)]
+            #[doc = include_str!($page)]
+            struct $name;
+        )*
+    };
+}
+
+// Every page with Rust code blocks (tests/docs_links.rs checks that none is missing).
+doc_tests! {
+    ReadmeDoctests: "../README.md",
+    BulkGuide: "../docs/bulk.md",
+    ReliabilityGuide: "../docs/reliability.md",
+    OutboxGuide: "../docs/outbox.md",
+    AuthenticationGuide: "../docs/authentication.md",
+}

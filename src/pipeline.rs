@@ -859,7 +859,7 @@ mod tests {
     }
 
     /// A name that does not resolve is a DNS error, and it is not sent again: only failures
-    /// where nothing answered are retried (README "Reliability").
+    /// where nothing answered are retried (docs/reliability.md).
     #[test]
     fn a_dns_failure_is_reported_as_such_and_not_retried() {
         let err = ureq::Error::HostNotFound;

@@ -224,7 +224,7 @@ impl FaultEmulators {
     }
 
     /// What each emulator must have seen from `test_c_faults`, and when: the waits between
-    /// attempts as `test_c_faults.c` configures them (README "The fault matrix").
+    /// attempts as `test_c_faults.c` configures them (docs/reliability.md, "The fault matrix").
     fn assert_state(&self) {
         let margin = self.1;
         for (kind, scenario, emu) in &self.0 {
@@ -1680,7 +1680,7 @@ fn run_the_c_example_with_identity(suite: &Suite) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The same programs compiled by clang and clang++ (the README says clang works as gcc does):
+/// The same programs compiled by clang and clang++ (docs/testing.md says clang works as gcc does):
 /// needs clang, else one line says it was not checked (a failure with `IUS_REQUIRE_TOOLS=1`).
 #[test]
 fn c_and_cpp_tests_pass_built_with_clang() {

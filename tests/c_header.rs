@@ -12,7 +12,7 @@ const REGENERATE: &str = "IUS_BLESS=1 cargo test --test c_header";
 fn version_macros() -> String {
     format!(
         "\n/* The version this header belongs to (from Cargo.toml); ius_version() gives the loaded\n \
-         * library's at run time. See the README's \"ABI\" section. */\n\
+         * library's at run time. See docs/abi.md. */\n\
          #define IUS_VERSION_MAJOR {}\n\
          #define IUS_VERSION_MINOR {}\n\
          #define IUS_VERSION_PATCH {}\n\
@@ -152,19 +152,24 @@ fn header_declares_the_whole_api_with_explicit_status_values() {
     );
 }
 
-/// The README's C and C++ quick starts are the files `tests/c_api.rs` compiles, word for word.
+/// The C quick start (in README.md) and the C++ one (in docs/c-api.md) are the files
+/// `tests/c_api.rs` compiles, word for word.
 #[test]
 fn readme_quick_starts_are_the_compiled_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    for (fence, file) in [
-        ("```c\n", "bindings-c/quickstart/quickstart.c"),
-        ("```cpp\n", "bindings-c/quickstart/quickstart.cpp"),
+    for (page, fence, file) in [
+        ("README.md", "```c\n", "bindings-c/quickstart/quickstart.c"),
+        (
+            "docs/c-api.md",
+            "```cpp\n",
+            "bindings-c/quickstart/quickstart.cpp",
+        ),
     ] {
+        let text = std::fs::read_to_string(root.join(page)).unwrap();
         let code = std::fs::read_to_string(root.join(file)).unwrap();
         assert!(
-            readme.contains(&format!("{fence}{code}```")),
-            "README.md's quick start differs from {file}; copy the file into the README"
+            text.contains(&format!("{fence}{code}```")),
+            "{page}'s quick start differs from {file}; copy the file into {page}"
         );
     }
 }

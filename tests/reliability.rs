@@ -1,8 +1,8 @@
-//! The fault matrix (README, "Reliability"): one test per fault, through the Rust API, against the
+//! The fault matrix (docs/reliability.md): one test per fault, through the Rust API, against the
 //! emulator's fault injection. Each asserts what the caller sees, the attempts and headers the
 //! emulator received, and how long it took, bounded on both sides: a wait between attempts is
 //! measured between the emulator's recorded arrivals, a budget from the request's arrival to the
-//! call's return. Each bound is the README's figure, plus [`MARGIN`] above it.
+//! call's return. Each bound is the matrix's figure, plus [`MARGIN`] above it.
 
 mod common;
 
@@ -83,7 +83,7 @@ fn assert_one_call_of(emu: &Emulator, attempts: usize) {
 /// fuzzer), the excess over the stated figures had a median of 0.9 ms, a 95th percentile of 36 ms
 /// and a maximum of 138 ms (the unpaced throttling row; 76 ms for a single wait or budget): the
 /// margin is that maximum with room to spare, and a `Retry-After: 0.25` taken as 1 s still fails.
-/// `examples/fault_margins.sh` measures it again (README "The fault matrix").
+/// `examples/fault_margins.sh` measures it again (docs/reliability.md, "The fault matrix").
 const MARGIN: Duration = Duration::from_millis(250);
 
 /// Asserts that `took` lies within `low ..= high + MARGIN`, and prints how far it ran past `high`

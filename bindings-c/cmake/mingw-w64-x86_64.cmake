@@ -1,6 +1,6 @@
 # CMake toolchain for building C and C++ programs for 64-bit Windows on Linux with mingw-w64
 # (Debian: g++-mingw-w64-x86-64), against the library cargo cross-built for
-# x86_64-pc-windows-gnu (README "Windows"):
+# x86_64-pc-windows-gnu (docs/portability.md, "Windows"):
 #
 #   cmake -S bindings-c -B build-windows -DIUS_LIB_DIR=$PWD/target/x86_64-pc-windows-gnu/release \
 #         -DCMAKE_TOOLCHAIN_FILE=$PWD/bindings-c/cmake/mingw-w64-x86_64.cmake

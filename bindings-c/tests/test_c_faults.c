@@ -1,4 +1,4 @@
-/* The fault matrix (README, "Reliability") through the C API: one emulator per scenario, started
+/* The fault matrix (docs/reliability.md) through the C API: one emulator per scenario, started
  * by tests/c_api.rs with a fault plan or write throttling, and one ius_update_user_status call per
  * scenario (the throttling scenarios: 4 threads x 8 updates on one client). This program checks
  * what C sees (status, error JSON, elapsed time); the driver then checks what each emulator saw

@@ -1,5 +1,5 @@
-//! How `ius` ends: the exit codes, declared once in [`EXIT_CODES`] (which `ius --help` and the
-//! README print, and which maps each of the SDK's [`ErrorKind`]s, and Graph statuses that mean
+//! How `ius` ends: the exit codes, declared once in [`EXIT_CODES`] (which `ius --help` and
+//! docs/operations.md print, and which maps each of the SDK's [`ErrorKind`]s, and Graph statuses that mean
 //! something else than the kind says), and the error JSON it writes on standard error when it
 //! fails.
 
@@ -318,27 +318,21 @@ impl Tally {
 mod tests {
     use super::*;
 
-    /// The rows of the exit code table in the project's Markdown (README.md, or a guide in docs/
-    /// it moved to): the lines after its header, up to the first that is not a row.
+    /// The rows of the exit code table in docs/operations.md: the lines after its header, up to
+    /// the first that is not a row.
     fn documented_rows() -> Vec<String> {
         const HEADER: &str = "| code | `status` | meaning |";
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut files = vec![root.join("README.md")];
-        if let Ok(docs) = std::fs::read_dir(root.join("docs")) {
-            files.extend(docs.filter_map(|entry| entry.ok().map(|entry| entry.path())));
-        }
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            if let Some((_, after)) = text.split_once(HEADER) {
-                return after
-                    .lines()
-                    .skip(2) // the rest of the header line, and the alignment row
-                    .take_while(|line| line.starts_with("| "))
-                    .map(str::to_owned)
-                    .collect();
-            }
-        }
-        panic!("no exit code table (\"{HEADER}\") in README.md or docs/");
+        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md");
+        let text = std::fs::read_to_string(&page).unwrap();
+        let (_, after) = text
+            .split_once(HEADER)
+            .unwrap_or_else(|| panic!("no exit code table (\"{HEADER}\") in {}", page.display()));
+        after
+            .lines()
+            .skip(2) // the rest of the header line, and the alignment row
+            .take_while(|line| line.starts_with("| "))
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]

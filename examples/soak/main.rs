@@ -9,7 +9,7 @@
 //! - resident memory at the end, less what glibc's arenas hold free (`mallinfo2`) and less the
 //!   pooled connections (bounded apart, below), is within 10% of its value after warm-up: glibc
 //!   keeps freed memory resident, and that alone moved raw RSS by 11% in a run whose SDK heap
-//!   and pool did not move (the README shows both figures);
+//!   and pool did not move (docs/robustness.md shows both figures);
 //! - open file descriptors other than pooled connections at the end are within 10% of their
 //!   values after warm-up, and the pooled connections stay within the pool's bound with no
 //!   emulator end outliving its client end (each taken at rest: the workers paused, or done, and

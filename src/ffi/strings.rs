@@ -41,7 +41,7 @@ pub(crate) fn require_out<T>(out: *mut T, name: &'static str) -> Result<(), FfiE
 /// Copied into an allocation of exactly its length and NUL: handing over the buffer it was
 /// written in would shrink that buffer in place (`realloc`), which splits a heap chunk, and
 /// glibc then merges the freed tail and sweeps its free lists (`malloc_consolidate`) on most
-/// calls; a copy of a few hundred bytes costs less (README "Speed").
+/// calls; a copy of a few hundred bytes costs less (docs/performance.md, "Speed").
 pub(crate) fn to_c_string(text: impl AsRef<[u8]>) -> Result<*mut c_char, FfiError> {
     // The JSON this layer returns escapes control characters, so an inner NUL is a bug.
     CString::new(text.as_ref())

@@ -16,8 +16,8 @@
 //! status): the numbers each status was sent never go down, and each PATCH carries exactly what
 //! was enqueued up to its number ([`check_order`]).
 //!
-//! `PROPTEST_CASES=N` runs N cases of each configuration (default [`Setup::cases`]; the README's
-//! outbox section gives the longer run's figure).
+//! `PROPTEST_CASES=N` runs N cases of each configuration (default [`Setup::cases`]; docs/outbox.md
+//! gives the longer run's figure).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -93,8 +93,8 @@ pub const PROGRAMS: &[Program] = &[
     Program::object("tests/header_twice.c"),
     Program::object("tests/header_twice.cpp"),
     Program::object("tests/hpp_twice.cpp"),
-    // The README's quick starts (tests/c_header.rs keeps them equal to the README), the
-    // examples and the benchmark.
+    // The quick starts (tests/c_header.rs keeps them equal to README.md's C one and
+    // docs/c-api.md's C++ one), the examples and the benchmark.
     Program::build("quickstart/quickstart.c"),
     Program::build("quickstart/quickstart.cpp"),
     Program::build("examples/update_user_status.c"),
