@@ -198,6 +198,7 @@ impl Client {
         loop {
             let response = self.pipeline().execute(
                 &Request {
+                    operation: Operation::List,
                     method: Method::GET,
                     url,
                     body: None,
@@ -317,6 +318,7 @@ impl Client {
         let body = entity.to_json();
         let response = self.pipeline().execute(
             &Request {
+                operation: Operation::Create,
                 method: Method::POST,
                 url,
                 body: Some(&body),
@@ -353,6 +355,7 @@ impl Client {
         let url = self.url(target, options)?;
         let response = self.pipeline().execute(
             &Request {
+                operation: Operation::Delete,
                 method: Method::DELETE,
                 url,
                 body: None,

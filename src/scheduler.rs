@@ -68,6 +68,7 @@ impl Sender for Pipeline {
         url.push_str(version.as_str());
         url.push_str("/$batch");
         let request = Request {
+            operation: Operation::Batch,
             method: Method::POST,
             url,
             body: Some(envelope),
