@@ -123,7 +123,10 @@ pub(crate) enum Refused {
 enum Wait {
     None,
     /// This long; `paced`: the pacing window, not only a 429's hold, needs it.
-    For { wait: Duration, paced: bool },
+    For {
+        wait: Duration,
+        paced: bool,
+    },
     /// Every slot is taken by requests not yet answered: until one is (then `per` more).
     Answer(Duration),
 }
@@ -251,10 +254,7 @@ impl State {
             return if wait.is_zero() {
                 Wait::None
             } else {
-                Wait::For {
-                    wait,
-                    paced: false,
-                }
+                Wait::For { wait, paced: false }
             };
         };
         let held = wait;
@@ -450,7 +450,10 @@ mod tests {
         let per = Duration::from_millis(100);
         let gate = Gate::new(Some(Pacing::new(1, per)));
         let first = gate.admit_many(1, None, &watch()).unwrap();
-        assert_eq!((first.waited, first.paced), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(
+            (first.waited, first.paced),
+            (Duration::ZERO, Duration::ZERO)
+        );
         drop(first);
         let second = gate.admit_many(1, None, &watch()).unwrap();
         assert!(second.paced >= Duration::from_millis(90), "{second:?}");

@@ -631,6 +631,7 @@ impl Pipeline {
             Err(failure) => {
                 let class = match &failure.error {
                     _ if abandoned => AnswerClass::Cancelled,
+                    Error::Cancelled { .. } => AnswerClass::Cancelled,
                     Error::Timeout { .. } => AnswerClass::Timeout,
                     // An answer too large to read: its status says how it ended.
                     Error::UnexpectedResponse { status, .. } if *status != 0 => {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use ureq::http::{Method, Uri};
 
 use crate::client::CallOptions;
+use crate::metrics::Operation;
 use crate::pipeline::{Budget, Request, origin};
 use crate::{
     ApiVersion, Client, Collection, DeviceConfigurationUserStatus, Error, Target, UserStatusPatch,

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::keys::{
     AnswerClass, BUCKETS, Operation, PerCause, PerClass, PerOperation, RetryCause, bucket_of,
@@ -115,14 +115,10 @@ impl Collector {
     }
 
     /// `sent` inner requests went in `$batch` envelopes, `retried` of them not for the first
-    /// time.
-    pub fn batch_items(&self, sent: u64, retried: u64) {
+    /// time; `failed` items ended without a 2xx.
+    pub fn batch_items(&self, sent: u64, retried: u64, failed: u64) {
         add(&self.batch_sent, sent);
         add(&self.batch_retried, retried);
-    }
-
-    /// `failed` inner requests ended without a 2xx.
-    pub fn batch_items_failed(&self, failed: u64) {
         add(&self.batch_failed, failed);
     }
 
@@ -196,6 +192,21 @@ impl Drop for Entered {
     fn drop(&mut self) {
         CURRENT.with(|current| current.replace(self.previous.take()));
     }
+}
+
+/// Counts a token request sent at `started` that ended with HTTP status `answer` (or failed
+/// without one) into the collector of the call this thread runs.
+pub(crate) fn count_token_request(started: Instant, answer: Result<u16, &ureq::Error>) {
+    let class = match answer {
+        Ok(status) => AnswerClass::of_status(status),
+        Err(ureq::Error::StatusCode(status)) => AnswerClass::of_status(*status),
+        Err(ureq::Error::Timeout(_)) => AnswerClass::Timeout,
+        Err(_) => AnswerClass::Transport,
+    };
+    with_current(|collector| {
+        collector.sent(Operation::Token);
+        collector.answered(Operation::Token, class, started.elapsed());
+    });
 }
 
 /// Counts into the collector of the call this thread runs, if it runs one (a token provider

@@ -169,7 +169,8 @@ table! {
 /// The latency histogram's bucket bounds in milliseconds: a bucket holds the attempts that took
 /// more than the bound before it and at most its own; one more bucket (`"+Inf"`) holds the
 /// longer ones.
-pub const LATENCY_BOUNDS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+pub const LATENCY_BOUNDS_MS: [u64; 13] =
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
 
 /// The key of the bucket above the last bound.
 pub(crate) const OVERFLOW_KEY: &str = "+Inf";

@@ -12,7 +12,7 @@ mod keys;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-pub(crate) use collector::{Collector, TokenFetch, with_current};
+pub(crate) use collector::{Collector, TokenFetch, count_token_request, with_current};
 pub use keys::{
     AnswerClass, LATENCY_BOUNDS_MS, Operation, PerCause, PerClass, PerOperation, RetryCause,
 };
@@ -147,7 +147,7 @@ pub struct LatencyHistogram {
 
 impl LatencyHistogram {
     fn from_buckets(buckets: [u64; BUCKETS]) -> LatencyHistogram {
-        let count = buckets.iter().sum();
+        let count: u64 = buckets.iter().sum();
         let percentile = |percent: u64| {
             // The rank of the percentile's attempt, 1-based, rounded up.
             let rank = count.saturating_mul(percent).div_ceil(100).max(1);
@@ -160,7 +160,8 @@ impl LatencyHistogram {
         let bound = |percent| {
             (count > 0).then(|| {
                 let last = LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1];
-                percentile(percent).map_or(last, |i| LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(last))
+                percentile(percent)
+                    .map_or(last, |i| LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(last))
             })
         };
         LatencyHistogram {
@@ -221,7 +222,11 @@ mod tests {
         );
         took(60_000, 100);
         let latency = collector.snapshot().latency_ms[Operation::Update];
-        assert_eq!(latency.p99, Some(10000), "the overflow reports the last bound");
+        assert_eq!(
+            latency.p99,
+            Some(10000),
+            "the overflow reports the last bound"
+        );
         let json = serde_json::to_value(latency).unwrap();
         assert_eq!(json["buckets"]["5"], 50);
         assert_eq!(json["buckets"]["+Inf"], 101);
@@ -243,7 +248,9 @@ mod tests {
             let mut from = 0;
             for key in keys {
                 let quoted = format!("\"{key}\":");
-                let at = text[from..].find(&quoted).unwrap_or_else(|| panic!("{key} in {text}"));
+                let at = text[from..]
+                    .find(&quoted)
+                    .unwrap_or_else(|| panic!("{key} in {text}"));
                 from += at + quoted.len();
             }
         };
@@ -264,14 +271,20 @@ mod tests {
         let count = |value: &serde_json::Value| value.as_object().unwrap().len();
         assert_eq!(count(&json["requests"]), operations.len());
         assert_eq!(count(&json["latencyMs"]), operations.len());
-        assert_eq!(count(&json["requests"]["token"]["answered"]), AnswerClass::ALL.len());
+        assert_eq!(
+            count(&json["requests"]["token"]["answered"]),
+            AnswerClass::ALL.len()
+        );
         assert_eq!(count(&json["retries"]), RetryCause::ALL.len());
         assert_eq!(
             json["tokens"],
             json!({"fetched": 0, "failed": 0, "refreshedBeforeExpiry": 0, "after401": 0})
         );
         assert_eq!(json["throttleHolds"], json!({"count": 0, "totalMs": 0}));
-        assert_eq!(json["batchItems"], json!({"sent": 0, "retried": 0, "failed": 0}));
+        assert_eq!(
+            json["batchItems"],
+            json!({"sent": 0, "retried": 0, "failed": 0})
+        );
         assert_eq!(json["bytes"], json!({"sent": 0, "received": 0}));
         assert_eq!(
             count(&json["latencyMs"]["batch"]["buckets"]),
