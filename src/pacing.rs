@@ -168,8 +168,8 @@ impl Gate {
         let started = Instant::now();
         // Time spent in waits the pacing window imposed, and whether the last one was such.
         let (mut paced, mut pacing_bound, mut looked) = (Duration::ZERO, false, started);
+        let mut now = started;
         loop {
-            let now = Instant::now();
             if pacing_bound {
                 paced += now.saturating_duration_since(looked);
             }
@@ -214,6 +214,7 @@ impl Gate {
             if waited == Waited::Cancelled {
                 return Err(Refused::Cancelled);
             }
+            now = Instant::now();
         }
     }
 
