@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::keys::{
     AnswerClass, BUCKETS, Operation, PerCause, PerClass, PerOperation, RetryCause, bucket_of,
 };
-use super::{
+use super::snapshot::{
     BatchItemCounts, ByteCounts, LatencyHistogram, Metrics, RequestCounts, TokenCounts, WaitCounts,
 };
 
@@ -219,4 +219,108 @@ pub(crate) fn with_current(count: impl FnOnce(&Collector)) {
             count(collector);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::metrics::LATENCY_BOUNDS_MS;
+
+    #[test]
+    fn percentiles_are_the_bounds_of_the_buckets_holding_them() {
+        let collector = Collector::default();
+        let took = |ms: u64, times: usize| {
+            for _ in 0..times {
+                collector.answered(
+                    Operation::Update,
+                    AnswerClass::Success,
+                    Duration::from_millis(ms),
+                );
+            }
+        };
+        took(3, 50); // the 5 ms bucket
+        took(40, 40); // 50 ms
+        took(150, 9); // 200 ms
+        took(60_000, 1); // over 10 s
+        let latency = collector.snapshot().latency_ms[Operation::Update];
+        assert_eq!(latency.count, 100);
+        assert_eq!(
+            (latency.p50, latency.p90, latency.p99),
+            (Some(5), Some(50), Some(200))
+        );
+        took(60_000, 100);
+        let latency = collector.snapshot().latency_ms[Operation::Update];
+        assert_eq!(
+            latency.p99,
+            Some(10000),
+            "the overflow reports the last bound"
+        );
+        let json = serde_json::to_value(latency).unwrap();
+        assert_eq!(json["buckets"]["5"], 50);
+        assert_eq!(json["buckets"]["+Inf"], 101);
+        assert_eq!(json["count"], 200);
+        let idle = collector.snapshot().latency_ms[Operation::Get];
+        assert_eq!(
+            serde_json::to_value(idle).unwrap()["p50"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn the_json_has_every_key_of_every_table_in_order() {
+        let metrics = Collector::default().snapshot();
+        let text = serde_json::to_string(&metrics).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // Each key appears in the text after the one before it.
+        let in_order = |keys: &[&str]| {
+            let mut from = 0;
+            for key in keys {
+                let quoted = format!("\"{key}\":");
+                let at = text[from..]
+                    .find(&quoted)
+                    .unwrap_or_else(|| panic!("{key} in {text}"));
+                from += at + quoted.len();
+            }
+        };
+        in_order(&[
+            "requests",
+            "retries",
+            "throttleHolds",
+            "pacingWaits",
+            "batchItems",
+            "latencyMs",
+            "tokens",
+            "bytes",
+        ]);
+        let operations = Operation::ALL.map(Operation::key);
+        in_order(&operations);
+        in_order(&AnswerClass::ALL.map(AnswerClass::key));
+        in_order(&RetryCause::ALL.map(RetryCause::key));
+        let count = |value: &serde_json::Value| value.as_object().unwrap().len();
+        assert_eq!(count(&json["requests"]), operations.len());
+        assert_eq!(count(&json["latencyMs"]), operations.len());
+        assert_eq!(
+            count(&json["requests"]["token"]["answered"]),
+            AnswerClass::ALL.len()
+        );
+        assert_eq!(count(&json["retries"]), RetryCause::ALL.len());
+        assert_eq!(
+            json["tokens"],
+            json!({"fetched": 0, "failed": 0, "refreshedBeforeExpiry": 0, "after401": 0})
+        );
+        assert_eq!(json["throttleHolds"], json!({"count": 0, "totalMs": 0}));
+        assert_eq!(
+            json["batchItems"],
+            json!({"sent": 0, "retried": 0, "failed": 0})
+        );
+        assert_eq!(json["bytes"], json!({"sent": 0, "received": 0}));
+        assert_eq!(
+            count(&json["latencyMs"]["batch"]["buckets"]),
+            LATENCY_BOUNDS_MS.len() + 1
+        );
+    }
 }
