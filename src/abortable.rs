@@ -6,7 +6,13 @@
 //! registered as what the call is blocked on (`cancel::block_on`), so interrupting the call shuts
 //! the socket down and the blocked read or write returns at once. Only the sockets of calls in
 //! progress are registered: idle pooled connections, and those of calls that watch other signals,
-//! are left alone.
+//! are left alone. A registration is for one request: the pipeline ends it once the response is
+//! read, and the next request on the connection (perhaps another call's, from the pool) disarms
+//! it, so an interrupt never cuts a request of a call it does not end.
+//!
+//! A connect (and the DNS lookup before it) is ureq's blocking one and is not cut short: the socket
+//! exists only once it is connected. On Windows, a shutdown may not wake a read already blocked
+//! (README "Reliability").
 //!
 //! A write that fails before any byte of the request was written is marked [`Unsent`]: Graph
 //! cannot have seen that request, so even a create may be sent again.
