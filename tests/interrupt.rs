@@ -621,3 +621,41 @@ fn a_c_bulk_call_interrupted_while_reading_its_items_sends_nothing() {
     assert_eq!(results.len(), count);
     assert!(results.iter().all(|item| item["status"] == "CANCELLED"));
 }
+
+/// Four threads update over and over while another interrupts the client 150 times: a call
+/// started after an `interrupt()` returned is never cancelled, nor cut by a shutdown meant for
+/// another call's request on a connection it took from the pool.
+#[test]
+fn calls_started_after_an_interrupt_returned_are_never_affected() {
+    let emu = emulator_with(8);
+    emu.add_fault(FaultRule::always(Fault::Latency(Duration::from_millis(5))).method("PATCH"));
+    let client = client(&emu.base_url());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..4)
+        .map(|t| {
+            let (client, stop) = (client.clone(), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let _ = client
+                        .update_user_status(&Target::new("cfg-1", format!("s{t}")), &patch(n));
+                }
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for round in 0..150 {
+        thread::sleep(Duration::from_millis(3 + round % 7));
+        client.interrupt();
+        let after = client.update_user_status(&Target::new("cfg-1", "s7"), &patch(round as i32));
+        if let Err(err) = after {
+            failures.push(format!("round {round}: {err}"));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for thread in busy {
+        thread.join().unwrap();
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
