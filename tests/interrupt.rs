@@ -573,9 +573,11 @@ fn a_c_bulk_call_interrupted_while_reading_its_items_sends_nothing() {
         .collect();
     let items = CString::new(serde_json::Value::from(items).to_string()).unwrap();
     let (done, outcome) = mpsc::channel();
+    let (entering, entered) = mpsc::channel();
     let worker = {
         let client = Arc::clone(&client);
         thread::spawn(move || {
+            entering.send(()).unwrap();
             let mut out = std::ptr::null_mut();
             let mut error = std::ptr::null_mut();
             // SAFETY: a live client, valid input, writable outputs.
@@ -592,6 +594,7 @@ fn a_c_bulk_call_interrupted_while_reading_its_items_sends_nothing() {
             done.send((status, results)).unwrap();
         })
     };
+    entered.recv().unwrap();
     thread::sleep(Duration::from_millis(20));
     assert_eq!(batches(&emu), 0, "the call still reads its items");
     let interrupted = Instant::now();
