@@ -171,7 +171,9 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 /// response: the request is abandoned and its connection closed, so whether Graph applied it is
 /// unknown; a Retry-After or backoff wait; the pacing gate; another thread's token refresh or
 /// token callback). A bulk call returns the results it has: finished items keep theirs, the
-/// others are `CANCELLED`, and the call is `IUS_STATUS_PARTIAL`. Calls started afterwards are not
+/// others are `CANCELLED`, and the call is `IUS_STATUS_PARTIAL`. The flushes in progress of the
+/// outboxes opened with the client end too (`CANCELLED`, see `ius_outbox_flush`; their enqueues
+/// are left alone: `ius_outbox_interrupt` ends those). Calls started afterwards are not
 /// affected. A token callback already running is not interrupted (it is the caller's code): its
 /// call returns `CANCELLED` when the callback returns. NULL is allowed and does nothing.
 ///

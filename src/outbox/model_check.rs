@@ -2,7 +2,9 @@
 //! repeat and go back, several user statuses, both API versions), flushes whose requests are
 //! applied, throttled, failing, applied with the answer lost, or refused for good (the emulator's
 //! faults, per user status), reopenings (a kill: the handle dropped, the file opened again) and
-//! wall-clock jumps forward and back (the outbox's [`Clock`], set by the test).
+//! wall-clock jumps forward and back (the outbox's [`Clock`], set by the test), and interrupts
+//! (`Outbox::interrupt` from another thread while a flush's batch waits for an answer that never
+//! comes).
 //!
 //! After every step the outbox's figures (and a flush's report) equal the model's. After a final
 //! healthy drain, the emulator holds for every user status and property a value the model allows
@@ -26,8 +28,8 @@ use serde_json::{Value, json};
 
 use super::clock::Clock;
 use crate::{
-    ApiVersion, BulkItem, Client, ComplianceStatus, Enqueued, FlushReport, Outbox, OutboxOptions,
-    RetryPolicy, Target, UserStatusPatch,
+    ApiVersion, BulkItem, Client, ComplianceStatus, Enqueued, Error, FlushReport, Outbox,
+    OutboxOptions, RetryPolicy, Target, UserStatusPatch,
 };
 
 /// Cases when `PROPTEST_CASES` is not set: under a minute on a loaded 2-core machine.
@@ -77,9 +79,11 @@ enum Step {
     Reopen,
     /// The wall clock jumps by this many milliseconds.
     Clock(i64),
-    // An interrupt goes here once `Outbox::interrupt` exists: a flush interrupted after its
-    // first batch, which the model applies as `Flush` up to that batch, leaving the rest (the
-    // abandoned batch an unknown outcome, as `LostAnswer`) pending.
+    /// A flush interrupted while its batch number `.1` (0: beta, 1: v1.0, of those it sends)
+    /// waits for an answer that never comes: the batches before meet their fates, that one is
+    /// abandoned (an unknown outcome: pending, as `LostAnswer` without the backoff), the rest
+    /// stays pending, due. A flush that never sends that batch runs to its end.
+    Interrupt([Fate; TARGETS], usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -106,7 +110,9 @@ fn step() -> impl Strategy<Value = Step> {
                 count: if status.is_none() { Some(count.unwrap_or(0)) } else { count },
                 status,
             }),
-        4 => proptest::array::uniform3(fate).prop_map(Step::Flush),
+        4 => proptest::array::uniform3(fate.clone()).prop_map(Step::Flush),
+        1 => (proptest::array::uniform3(fate), 0..2usize)
+            .prop_map(|(fates, batch)| Step::Interrupt(fates, batch)),
         1 => Just(Step::Reopen),
         3 => jump.prop_map(Step::Clock),
     ]
@@ -159,8 +165,17 @@ struct Expected {
     retry_later: u64,
     failed: u64,
     skipped: u64,
+    interrupted: u64,
     pending: u64,
     next: Option<(i64, i64)>,
+}
+
+/// The batch an interrupt abandons: its user statuses, and the inner requests the flush sent
+/// before it.
+#[derive(Debug)]
+struct Abandoned {
+    targets: Vec<usize>,
+    sent_before: usize,
 }
 
 impl Model {
@@ -260,7 +275,19 @@ impl Model {
     }
 
     fn flush(&mut self, fates: &[Fate; TARGETS]) -> Expected {
+        self.flush_interrupted(fates, None).0
+    }
+
+    /// A flush whose batch number `abandon` (of those it sends), if it sends that many, is
+    /// abandoned by an interrupt; then the abandoned batch.
+    fn flush_interrupted(
+        &mut self,
+        fates: &[Fate; TARGETS],
+        abandon: Option<usize>,
+    ) -> (Expected, Option<Abandoned>) {
         let mut expected = Expected::default();
+        let mut abandoned: Option<Abandoned> = None;
+        let mut batches_sent = 0;
         let due: Vec<usize> = self
             .pending
             .iter()
@@ -299,7 +326,29 @@ impl Model {
                 }
                 continue;
             }
+            if abandoned.is_some() {
+                // Not sent after the interrupt: pending, due, in doubt since the claim.
+                continue;
+            }
             expected.sent += batch.len() as u64;
+            if abandon == Some(batches_sent) {
+                // No answer, then the interrupt: an unknown outcome, nothing recorded.
+                for &target in &batch {
+                    for (name, value) in &self.pending[&target].props {
+                        self.may_hold
+                            .entry((target, name))
+                            .or_default()
+                            .insert(value.clone());
+                    }
+                }
+                expected.interrupted += batch.len() as u64;
+                abandoned = Some(Abandoned {
+                    sent_before: expected.sent as usize - batch.len(),
+                    targets: batch,
+                });
+                continue;
+            }
+            batches_sent += 1;
             let lost = batch.iter().any(|&t| fates[t] == Fate::LostAnswer);
             let mut throttled = None;
             let mut latest = (self.now, self.now);
@@ -360,7 +409,7 @@ impl Model {
             .map(|pending| self.believed(pending.next))
             .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)))
             .map(|(low, high)| ((low - self.now).max(0), (high - self.now).max(0)));
-        expected
+        (expected, abandoned)
     }
 }
 
@@ -432,7 +481,25 @@ impl Real {
     }
 
     fn flush(&self, fates: &[Fate; TARGETS]) -> FlushReport {
+        self.set_faults(fates, &[]);
+        let report = self.outbox().flush().expect("a flush runs");
+        self.emulator.clear_faults();
+        report
+    }
+
+    /// Each user status's requests meet its fate, those of `stalled` no answer at all.
+    fn set_faults(&self, fates: &[Fate; TARGETS], stalled: &[usize]) {
+        for &index in stalled {
+            self.emulator.add_fault(
+                FaultRule::always(Fault::NoAnswer)
+                    .method("PATCH")
+                    .path_contains(format!("/userStatuses/t{index}")),
+            );
+        }
         for (index, fate) in fates.iter().enumerate() {
+            if stalled.contains(&index) {
+                continue;
+            }
             let fault = match fate {
                 Fate::Applied => continue,
                 Fate::Throttled => Fault::Status {
@@ -455,9 +522,39 @@ impl Real {
                     .path_contains(format!("/userStatuses/t{index}")),
             );
         }
-        let report = self.outbox().flush().expect("a flush runs");
+    }
+
+    /// A flush whose `abandoned` batch gets no answer: once the emulator has its first request,
+    /// another thread interrupts the outbox. The flush must end `Cancelled`.
+    fn interrupted_flush(
+        &self,
+        fates: &[Fate; TARGETS],
+        abandoned: &Abandoned,
+    ) -> Result<FlushReport, TestCaseError> {
+        self.set_faults(fates, &abandoned.targets);
+        let stalled = self.emulator.batch_items().len() + abandoned.sent_before + 1;
+        let (result, report) = std::thread::scope(|scope| {
+            let flushing = scope.spawn(|| {
+                let mut report = FlushReport::default();
+                (self.outbox().flush_into(&mut report), report)
+            });
+            let give_up = std::time::Instant::now() + Duration::from_secs(10);
+            while self.emulator.batch_items().len() < stalled
+                && !flushing.is_finished()
+                && std::time::Instant::now() < give_up
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            // The request is on the wire (or its answer awaited): interrupt it.
+            std::thread::sleep(Duration::from_millis(10));
+            self.outbox().interrupt();
+            flushing.join().expect("the flush thread")
+        });
         self.emulator.clear_faults();
-        report
+        check(result.as_ref().is_err_and(Error::is_cancelled), || {
+            format!("the interrupted flush returned {result:?} ({report:?})")
+        })?;
+        Ok(report)
     }
 }
 
@@ -480,6 +577,7 @@ fn check_report(
         report.retry_later,
         report.failed,
         report.skipped,
+        report.interrupted,
         report.pending,
     );
     let want = (
@@ -488,6 +586,7 @@ fn check_report(
         expected.retry_later,
         expected.failed,
         expected.skipped,
+        expected.interrupted,
         expected.pending,
     );
     check(got == want, || {
@@ -573,6 +672,15 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 Step::Flush(fates) => {
                     let want = model.flush(fates);
                     let report = real.flush(fates);
+                    check_report(&report, &want, index)?;
+                }
+                Step::Interrupt(fates, batch) => {
+                    let (want, abandoned) = model.flush_interrupted(fates, Some(*batch));
+                    let report = match &abandoned {
+                        Some(abandoned) => real.interrupted_flush(fates, abandoned)?,
+                        // The flush never sends that batch: nothing to interrupt.
+                        None => real.flush(fates),
+                    };
                     check_report(&report, &want, index)?;
                 }
                 Step::Reopen => real.reopen(),
