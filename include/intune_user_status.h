@@ -492,11 +492,13 @@ ius_status ius_set_log_callback(ius_log_callback callback,
  * pending), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
  * new reports need the room within `maxBytes`, the oldest are dropped, counted in the stats'
  * `failedDropped` and logged at WARN); unknown keys are refused (`IUS_STATUS_CONFIG`, `field`
- * names the key).
+ * names the key). Within `maxBytes`, what Graph acknowledged gives way first (expired
+ * acknowledgements, then the oldest: each costs at most one resend), then failed reports;
+ * pending reports never do.
  *
  * A new file, and its `-wal`, `-shm` and `-flush` companions, are readable by their owner only
- * on Unix (mode 0600); an existing file's mode is left as it is, with a WARN log when other
- * users can read it. On Windows the files take their folder's access list. A file written by an
+ * on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
+ * outbox's mode is left as it is, with a WARN log when other users can read it. On Windows the files take their folder's access list. A file written by an
  * older version of this library is migrated, keeping every report. A missing or unwritable
  * folder, a file that is not SQLite, an SQLite file that is not an outbox, or one from a newer
  * version of this library is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and
@@ -564,7 +566,8 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  *
  * Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
  * status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
- * for a flush of the same file (by any path to it) by another thread or process to end first.
+ * for a flush of the same file (by any path to it but a hard link) by another thread or process
+ * to end first.
  *
  * `ius_outbox_interrupt` (or `ius_client_interrupt` on its client) ends the flush within half a
  * second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a

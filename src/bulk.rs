@@ -1,10 +1,11 @@
 //! Bulk updates: many (target, patch) items in `$batch` requests, one result per item.
 
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use crate::cancel::Watch;
 use crate::client::CallOptions;
-use crate::json::{self, ParseError, kind};
+use crate::json::{self, kind};
 use crate::pipeline::Budget;
 use crate::scheduler::{self, BulkProgress, Prepared};
 use crate::{ApiVersion, Client, Error, Target, UpdateOutcome, UserStatusPatch, response};
@@ -77,12 +78,7 @@ impl BulkItem {
     /// # Ok::<(), intune_user_status::Error>(())
     /// ```
     pub fn from_json(text: &str) -> Result<BulkItem, Error> {
-        let value = json::parse(text).map_err(|err| match err {
-            ParseError::Syntax(err) => Error::invalid("item", format!("is not valid JSON: {err}")),
-            ParseError::DuplicateKey(key) => {
-                Error::invalid(json::unknown_key_field("item", &key), ParseError::DUPLICATE)
-            }
-        })?;
+        let value = json::parse_named(text, "item", Error::invalid)?;
         BulkItem::from_named_value(value, "item")
     }
 
@@ -171,33 +167,45 @@ impl BulkResult {
 /// (after a 204 read back, `httpStatus` stays 204; `attempts` counts the requests that carried
 /// the item, its retries included), or `{"status":"THROTTLED","error":{...}}`, `status` the
 /// error's [`kind`](Error::kind) name and `error` its error JSON (whose `attempts` is the
-/// item's).
+/// item's). Serialize it straight to text (as `serde_json::to_string` does) to keep the keys in
+/// this order, `status` first; a `serde_json::Value` would sort them.
 ///
 /// ```
 /// use intune_user_status::{BulkResult, UpdateOutcome, bulk_result_json};
 /// assert_eq!(
-///     bulk_result_json(&BulkResult::new(Ok(UpdateOutcome::NoContent), 1)),
-///     serde_json::json!({"status": "OK", "httpStatus": 204, "response": null, "attempts": 1}),
+///     serde_json::to_string(&bulk_result_json(&BulkResult::new(Ok(UpdateOutcome::NoContent), 1)))?,
+///     r#"{"status":"OK","httpStatus":204,"response":null,"attempts":1}"#,
 /// );
+/// # Ok::<(), serde_json::Error>(())
 /// ```
-pub fn bulk_result_json(item: &BulkResult) -> Value {
-    match &item.result {
-        Ok(outcome) => {
-            let status = match outcome {
-                UpdateOutcome::Updated(_) => 200,
-                UpdateOutcome::Fetched(_) | UpdateOutcome::NoContent => 204,
-            };
-            json!({
-                "status": "OK",
-                "httpStatus": status,
-                "response": outcome.entity().and_then(|e| serde_json::to_value(e).ok()),
-                "attempts": item.attempts,
-            })
+pub fn bulk_result_json(item: &BulkResult) -> BulkResultJson<'_> {
+    BulkResultJson(item)
+}
+
+/// A bulk item's result, serialized as [`bulk_result_json`] describes.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkResultJson<'a>(&'a BulkResult);
+
+impl Serialize for BulkResultJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match &self.0.result {
+            Ok(outcome) => {
+                let status: u16 = match outcome {
+                    UpdateOutcome::Updated(_) => 200,
+                    UpdateOutcome::Fetched(_) | UpdateOutcome::NoContent => 204,
+                };
+                map.serialize_entry("status", "OK")?;
+                map.serialize_entry("httpStatus", &status)?;
+                map.serialize_entry("response", &outcome.entity())?;
+                map.serialize_entry("attempts", &self.0.attempts)?;
+            }
+            Err(error) => {
+                map.serialize_entry("status", error.kind().name())?;
+                map.serialize_entry("error", error)?;
+            }
         }
-        Err(error) => json!({
-            "status": error.kind().name(),
-            "error": error,
-        }),
+        map.end()
     }
 }
 

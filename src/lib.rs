@@ -80,7 +80,7 @@ pub use auth::{
     Credential, ManagedIdentityCredential, StaticToken, TokenProvider, WorkloadIdentityCredential,
 };
 pub use auth_error::AuthError;
-pub use bulk::{BulkItem, BulkResult, bulk_result_json};
+pub use bulk::{BulkItem, BulkResult, BulkResultJson, bulk_result_json};
 pub use client::{CallOptions, Client, UpdateOutcome};
 pub use cloud::Cloud;
 pub use collection::Collection;
@@ -93,7 +93,8 @@ pub use model::{
 };
 #[cfg(feature = "outbox")]
 pub use outbox::{
-    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxOptions, OutboxStats,
+    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxOptions, OutboxReader,
+    OutboxStats,
 };
 pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;

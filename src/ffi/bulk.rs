@@ -12,7 +12,7 @@ use super::error::{FfiError, parse_json};
 use super::status::ius_status;
 use super::strings::{arg_str, require_out, write_json};
 use crate::json::kind;
-use crate::{BulkItem, BulkResult, CallOptions, Error, bulk_result_json};
+use crate::{BulkItem, BulkResult, CallOptions, Error, UpdateOutcome, bulk_result_json};
 
 /// Updates many user statuses in `$batch` requests of at most 20 and writes one result per item,
 /// in the items' order.
@@ -80,7 +80,7 @@ pub unsafe extern "C" fn ius_update_user_statuses(
             .into());
         };
         let total = elements.len();
-        let mut results: Vec<Value> = Vec::with_capacity(total);
+        let mut results = Vec::with_capacity(total);
         let mut items = Vec::with_capacity(total);
         let mut slots = Vec::with_capacity(total);
         for (index, element) in elements.into_iter().enumerate() {
@@ -88,7 +88,7 @@ pub unsafe extern "C" fn ius_update_user_statuses(
                 Ok(item) => {
                     items.push(item);
                     slots.push(index);
-                    results.push(Value::Null);
+                    results.push(BulkResult::new(Ok(UpdateOutcome::NoContent), 0));
                 }
                 Err(error) => results.push(result(index, BulkResult::new(Err(error), 0))),
             }
@@ -98,7 +98,8 @@ pub unsafe extern "C" fn ius_update_user_statuses(
         for (index, outcome) in slots.into_iter().zip(outcomes) {
             results[index] = result(index, outcome);
         }
-        let failures = results.iter().filter(|r| r["status"] != "OK").count();
+        let failures = results.iter().filter(|r| r.result.is_err()).count();
+        let results: Vec<_> = results.iter().map(bulk_result_json).collect();
         // SAFETY: checked non-NULL above; writable per the contract.
         unsafe { write_json(out_results_json, &results) }?;
         if failures > 0 {
@@ -115,11 +116,11 @@ pub(super) fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Er
 }
 
 /// The item's result, the field of a failure named from the array: `items[3].patch.x`.
-fn result(index: usize, item: BulkResult) -> Value {
-    bulk_result_json(&BulkResult {
+fn result(index: usize, item: BulkResult) -> BulkResult {
+    BulkResult {
         result: item.result.map_err(|error| error.within(&place(index))),
         ..item
-    })
+    }
 }
 
 pub(super) fn place(index: usize) -> String {

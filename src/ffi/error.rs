@@ -96,10 +96,11 @@ impl FfiError {
 
     /// `{"status":"...","message":"...",...}` with only the keys that apply, in [`KEYS`] order.
     pub(crate) fn to_json(&self) -> String {
-        self.to_value().to_string()
+        self.0.1.to_json()
     }
 
     /// The error JSON as a value.
+    #[cfg(test)]
     pub(crate) fn to_value(&self) -> Value {
         serde_json::to_value(&self.0.1).unwrap_or_default()
     }
