@@ -9,11 +9,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TOKEN, builder};
+use common::{TOKEN, builder, interrupt_during, wait_until};
 use intune_user_status::{
     Client, Error, FlushReport, Outbox, OutboxOptions, Target, UserStatusPatch,
 };
@@ -71,37 +71,6 @@ fn devices(emu: &Emulator, id: &str) -> i64 {
     emu.user_status(DIRECT, id).expect("seeded")["devicesCount"]
         .as_i64()
         .unwrap()
-}
-
-/// Waits (at most 10 s) until `condition` holds.
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let give_up = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < give_up, "never happened: {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Runs `call` on its own thread; once `blocked` holds (and a moment more, so the call is inside
-/// its wait), runs `interrupt` and returns what the call returned and how long after the
-/// interrupt it did.
-fn interrupt_during<T: Send + 'static>(
-    blocked: impl Fn() -> bool,
-    interrupt: impl FnOnce(),
-    call: impl FnOnce() -> T + Send + 'static,
-) -> (T, Duration) {
-    let (done, outcome) = mpsc::channel();
-    let worker = thread::spawn(move || done.send(call()).unwrap());
-    wait_until("the call is blocked", blocked);
-    thread::sleep(Duration::from_millis(200));
-    let interrupted = Instant::now();
-    interrupt();
-    let value = outcome
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the interrupted call returned");
-    let took = interrupted.elapsed();
-    worker.join().unwrap();
-    (value, took)
 }
 
 /// A flush into a report of its own: what `flush_into` returned, and the report.

@@ -89,17 +89,22 @@ static void call_start(struct call *call, const ius_client *client, const char *
   pthread_create(&call->thread, NULL, call_main, call);
 }
 
-/* Joins the call; how long after `since` it had returned (-1 if not within 20 s, then it is
- * left running and the program fails). */
-static long call_join(struct call *call, long since) {
+/* Joins `thread` once `*done` is set; how long after `since` it had been (-1 if not within 20 s,
+ * then it is left running and the program fails). */
+static long join_within(const int *done, pthread_t thread, long since) {
   long give_up = ius_test_now_ms() + 20000;
-  while (!__atomic_load_n(&call->done, __ATOMIC_SEQ_CST)) {
+  while (!__atomic_load_n(done, __ATOMIC_SEQ_CST)) {
     if (ius_test_now_ms() > give_up) return -1;
     ius_test_sleep_ms(1);
   }
   long took = ius_test_now_ms() - since;
-  pthread_join(call->thread, NULL);
+  pthread_join(thread, NULL);
   return took;
+}
+
+/* Joins the call: see join_within. */
+static long call_join(struct call *call, long since) {
+  return join_within(&call->done, call->thread, since);
 }
 
 /* Interrupts `client` and checks that `call` returns CANCELLED promptly, its error JSON saying
@@ -406,17 +411,9 @@ static void flush_start(struct flush_call *call, ius_outbox *outbox) {
   pthread_create(&call->thread, NULL, flush_main, call);
 }
 
-/* Joins the flush (at most 20 s after `since`, else -1 and it is left running): how long after
- * `since` it had returned. */
+/* Joins the flush: see join_within. */
 static long flush_join(struct flush_call *call, long since) {
-  long give_up = ius_test_now_ms() + 20000;
-  while (!__atomic_load_n(&call->done, __ATOMIC_SEQ_CST)) {
-    if (ius_test_now_ms() > give_up) return -1;
-    ius_test_sleep_ms(1);
-  }
-  long took = ius_test_now_ms() - since;
-  pthread_join(call->thread, NULL);
-  return took;
+  return join_within(&call->done, call->thread, since);
 }
 
 /* Checks that the interrupted flush returned CANCELLED promptly (`took`), its error naming
