@@ -419,6 +419,44 @@ ius_status ius_client_new_with_token_callback(const char *config_json,
 void ius_client_interrupt(const ius_client *client);
 
 /**
+ * Writes the client's metrics to `*out_metrics_json`: counters since the client was made,
+ * shared by every outbox opened with it, read without a lock and without sending anything.
+ * One JSON object, its keys always present and in this order:
+ *
+ * - `requests`: per operation (`update`, `get`, `list`, `create`, `delete`, `batch` for a
+ *   `$batch` POST, `token` for a request to a token endpoint), `{"sent":N,"answered":{...}}`:
+ *   each attempt sent (retries included), and how each ended, by class: `2xx`, `400`, `401`,
+ *   `403`, `404`, `409`, `412`, `429`, `otherClientError`, `5xx`, `transport` (no usable answer),
+ *   `timeout`, `cancelled` (abandoned by `ius_client_interrupt`);
+ * - `retries`: requests sent again, by cause: `429`, `503`, `504`, `transport`, `401Refresh`
+ *   (sent once more with a fresh token after a 401);
+ * - `throttleHolds`: `{"count","totalMs"}`: 429s that held every request of the client (direct
+ *   or inside a `$batch`), and how long the client was held in all;
+ * - `pacingWaits`: `{"count","totalMs"}`: requests that waited for the pacing window, and how
+ *   long in all;
+ * - `batchItems`: `{"sent","retried","failed"}`: inner requests of `$batch` envelopes, each time
+ *   an envelope carried one; those sent not for the first time; items whose final answer was
+ *   not a 2xx;
+ * - `latencyMs`: per operation, `{"count","buckets","p50","p90","p99"}`: each attempt's time
+ *   from sending to the end of its answer, in buckets keyed by their upper bound in ms (`1`,
+ *   `2`, `5`, `10`, `20`, `50`, `100`, `200`, `500`, `1000`, `2000`, `5000`, `10000`, and `+Inf`;
+ *   not cumulative), and the bound of the bucket holding each percentile (null before any);
+ * - `tokens`: `{"fetched","failed","refreshedBeforeExpiry","after401"}`: what the client's
+ *   token cache fetched (credentials, identity sources, the token callback; not a fixed
+ *   `accessToken`);
+ * - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests.
+ *
+ * Counters only grow; forward the difference between two readings as rates.
+ *
+ * Ownership: `*out_metrics_json` (required) receives a string to free with `ius_string_free`,
+ * or NULL on failure; `*out_error_json` (may be NULL) receives the error JSON on failure, else
+ * NULL. Thread safety: may be called from any thread, while other threads use the client.
+ */
+ius_status ius_client_metrics(const ius_client *client,
+                              char **out_metrics_json,
+                              char **out_error_json);
+
+/**
  * Frees a client and closes its connections. NULL is allowed and does nothing.
  *
  * An outbox opened with the client keeps working (it holds its own copy), and with it a token

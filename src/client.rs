@@ -7,11 +7,12 @@ use ureq::http::Method;
 
 use crate::cancel::{Signal, Watch};
 use crate::limits::check_duration;
+use crate::metrics::Operation;
 use crate::pipeline::{Budget, Pipeline, PipelineSettings, Request, Response};
 use crate::scheduler::BulkProgress;
 use crate::{
-    ApiVersion, DeviceConfigurationUserStatus, Error, RetryPolicy, Target, UserStatusPatch,
-    response,
+    ApiVersion, DeviceConfigurationUserStatus, Error, Metrics, RetryPolicy, Target,
+    UserStatusPatch, response,
 };
 
 /// A blocking Microsoft Graph client for deviceConfigurationUserStatus.
@@ -235,6 +236,26 @@ impl Client {
         self.pipeline.signal().interrupt();
     }
 
+    /// The client's counters since it was made, shared by its clones and the outboxes opened
+    /// with it: requests per operation and how they ended, retries, 429 holds, pacing waits,
+    /// `$batch` items, latency histograms, tokens and bytes (see [`Metrics`]). Reading them takes
+    /// no lock and sends nothing; `serde_json::to_string(&client.metrics())` is the metrics JSON
+    /// the C API's `ius_client_metrics` writes.
+    ///
+    /// ```no_run
+    /// use intune_user_status::{AnswerClass, Client, Operation};
+    /// let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+    /// // ... updates ...
+    /// let metrics = client.metrics();
+    /// let throttled = metrics.requests[Operation::Update].answered[AnswerClass::TooManyRequests];
+    /// println!("{throttled} updates throttled, held {} ms", metrics.throttle_holds.total_ms);
+    /// println!("{}", serde_json::to_string(&metrics).unwrap());
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.pipeline.metrics().snapshot()
+    }
+
     /// The client's cancellation signal (an outbox's flush watches it beside its own).
     pub(crate) fn signal(&self) -> &std::sync::Arc<Signal> {
         self.pipeline.signal()
@@ -276,6 +297,7 @@ impl Client {
         let body = patch.to_json();
         let response = self.pipeline.execute(
             &Request {
+                operation: Operation::Update,
                 method: Method::PATCH,
                 url,
                 body: Some(&body),
@@ -318,6 +340,7 @@ impl Client {
         let url = self.url(target, options)?;
         let response = self.pipeline.execute(
             &Request {
+                operation: Operation::Get,
                 method: Method::GET,
                 url,
                 body: None,

@@ -1437,6 +1437,108 @@ impl InterruptEmulators {
     }
 }
 
+/// `test_c_metrics`'s app (test-only credentials; the secret is [`AUTH_SECRET`]).
+const METRICS_APP: &str = "55555555-0000-0000-0000-00000000c0de";
+/// The body of each PATCH of `test_c_metrics`'s known sequence.
+const METRICS_BODY: &str = r#"{"devicesCount":1}"#;
+
+/// `test_c_metrics`'s emulator per build kind, `IUS_METRICS_<KIND>_URL`: `c1/throttled` answers
+/// its first PATCH 429 with Retry-After 0.2, `c1/refused` its first 401; the app's token
+/// endpoint; and the bytes of the three error bodies the known sequence receives.
+struct MetricsEmulators {
+    emulators: Vec<(&'static str, Emulator)>,
+    received: u64,
+}
+
+impl MetricsEmulators {
+    fn start() -> MetricsEmulators {
+        let ids = [
+            "throttled",
+            "refused",
+            "ok0",
+            "ok1",
+            "ok2",
+            "ok3",
+            "ok4",
+            "m0",
+            "m1",
+        ];
+        let config = || {
+            let on = |id: &str, fault: Fault| {
+                FaultRule::next(1, fault).path_contains(format!("/userStatuses/{id}"))
+            };
+            Config {
+                token: Some(TOKEN.to_owned()),
+                apps: vec![App {
+                    tenant: AUTH_TENANT.to_owned(),
+                    client_id: METRICS_APP.to_owned(),
+                    secret: Some(AUTH_SECRET.to_owned()),
+                    certificate_pem: None,
+                }],
+                seed: direct_statuses(ids),
+                faults: vec![
+                    on("throttled", status_fault(429, Some("0.2"))),
+                    on("refused", status_fault(401, None)),
+                ],
+                ..Config::default()
+            }
+        };
+        // The error bodies, asked of an emulator like theirs by a plain client.
+        let sample = Emulator::start(config()).expect("start a metrics emulator");
+        let received = ["throttled", "missing", "refused"]
+            .iter()
+            .map(|id| {
+                let path = format!("/beta{DIRECT}/{id}");
+                common::answer_bytes(&sample.base_url(), &path, TOKEN, METRICS_BODY)
+            })
+            .sum();
+        sample.shutdown();
+        let emulators = KINDS.iter().map(|&kind| {
+            let emulator = Emulator::start(config()).expect("start a metrics emulator");
+            (kind, emulator)
+        });
+        MetricsEmulators {
+            emulators: emulators.collect(),
+            received,
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .emulators
+            .iter()
+            .map(|(kind, emulator)| {
+                (
+                    format!("IUS_METRICS_{}_URL", kind.to_uppercase()),
+                    emulator.base_url(),
+                )
+            })
+            .collect();
+        env.push(("IUS_METRICS_APP".to_owned(), METRICS_APP.to_owned()));
+        env.push(("IUS_METRICS_RECEIVED".to_owned(), self.received.to_string()));
+        env
+    }
+
+    /// What the program sent, as its metrics counted it: two PATCHes of the throttled and the
+    /// refused status, one of each other, two tokens, one `$batch` of three items.
+    fn assert_state(&self) {
+        for (kind, emulator) in &self.emulators {
+            let patches = |id: &str| count(emulator, "PATCH", &format!("/beta{DIRECT}/{id}"));
+            for (id, sent) in [("throttled", 2), ("refused", 2), ("missing", 1), ("ok4", 1)] {
+                assert_eq!(patches(id), sent, "{kind}: PATCHes of {id}");
+            }
+            assert_eq!(emulator.token_requests().len(), 2, "{kind}: tokens");
+            assert_eq!(emulator.batch_items().len(), 3, "{kind}: bulk items");
+        }
+    }
+
+    fn shutdown(self) {
+        for (_, emulator) in self.emulators {
+            emulator.shutdown();
+        }
+    }
+}
+
 /// Starts fresh servers, runs the suite's test programs against them and returns the servers
 /// for assertions on what they received. `env` is added to the programs' environment.
 fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
@@ -1449,6 +1551,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let outbox = OutboxEmulators::start(suite);
     let identity = IdentityEmulators::start();
     let interrupt = InterruptEmulators::start();
+    let metrics = MetricsEmulators::start();
     let mut all: Vec<(String, String)> = [
         ("IUS_TEST_BASE_URL", no_content.base_url()),
         ("IUS_TEST_BASE_URL_200", ok.base_url()),
@@ -1465,6 +1568,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     all.extend(outbox.env());
     all.extend(identity.env());
     all.extend(interrupt.env());
+    all.extend(metrics.env());
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     suite.run(&all);
     Emulators {
@@ -1477,6 +1581,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
         outbox,
         identity,
         interrupt,
+        metrics,
     }
 }
 
@@ -1500,6 +1605,8 @@ struct Emulators {
     identity: IdentityEmulators,
     /// One per build kind: `test_c_interrupt` and `test_cpp_interrupt`.
     interrupt: InterruptEmulators,
+    /// One per build kind: `test_c_metrics`.
+    metrics: MetricsEmulators,
 }
 
 impl Emulators {
@@ -1514,6 +1621,7 @@ impl Emulators {
         self.outbox.assert_state();
         self.identity.assert_state();
         self.interrupt.assert_state();
+        self.metrics.assert_state();
     }
 
     fn shutdown(self) {
@@ -1526,6 +1634,7 @@ impl Emulators {
         self.outbox.shutdown();
         self.identity.shutdown();
         self.interrupt.shutdown();
+        self.metrics.shutdown();
     }
 }
 

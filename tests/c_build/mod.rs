@@ -123,6 +123,8 @@ pub const PROGRAMS: &[Program] = &[
     // ius_client_interrupt during each kind of wait: the emulator is IUS_INTERRUPT_<KIND>_URL.
     Program::test("tests/test_c_interrupt.c", "{kind}"),
     Program::test("tests/test_cpp_interrupt.cpp", "{kind}"),
+    // ius_client_metrics after a known sequence: the emulator is IUS_METRICS_<KIND>_URL.
+    Program::test("tests/test_c_metrics.c", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.

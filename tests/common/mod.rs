@@ -399,3 +399,19 @@ pub fn interrupt_during<T: Send + 'static>(
     worker.join().unwrap();
     (value, took)
 }
+
+/// The length of the body the server at `base_url` answers to a PATCH of `body` at `path` with
+/// bearer `token`, read by a plain HTTP client (what the SDK's metrics count as received).
+pub fn answer_bytes(base_url: &str, path: &str, token: &str, body: &str) -> u64 {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut response = agent
+        .patch(format!("{base_url}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("the server answers");
+    response.body_mut().read_to_vec().expect("a body").len() as u64
+}
