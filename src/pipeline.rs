@@ -14,7 +14,7 @@ use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::abortable::{self, AbortableConnector, Unsent};
 use crate::auth::Tokens;
-use crate::cancel::{Signal, Watch};
+use crate::cancel::{self, Signal, Watch};
 use crate::coalesce::CoalescingConnector;
 use crate::limits::{INPUT_BUFFER, MAX_HEADER_BLOCK, OUTPUT_BUFFER};
 use crate::metrics::{AnswerClass, Collector, Operation, RetryCause};
@@ -302,21 +302,7 @@ impl Pipeline {
                     return cancelled("waiting for a token", attempts - 1);
                 }
                 Err(error) => {
-                    let error = match error {
-                        // A wait for another thread's refresh ran out of this call's budget.
-                        Error::Timeout { stage, .. } => Error::Timeout {
-                            stage,
-                            elapsed: started.elapsed(),
-                            client_request_id: client_request_id.clone(),
-                            attempts: 0,
-                        },
-                        other => other,
-                    };
-                    let failure = Failure {
-                        error,
-                        before_response: false,
-                        written: false,
-                    };
+                    let failure = token_failure(error, started, &client_request_id);
                     return finish(Err(failure), attempts - 1, waited, None, false);
                 }
             };
@@ -334,13 +320,23 @@ impl Pipeline {
                 retries,
                 (started, deadline, sent_at),
             );
-            // Answered (or failed): the request's pacing slots start ageing now.
+            // Answered (or failed): the request's pacing slots start ageing now, and its socket
+            // (perhaps pooled again) is no longer this call's to cut.
             drop(admission);
+            cancel::unblock();
             let abandoned = outcome.is_err() && watch.cancelled();
             self.count(request, &outcome, abandoned, sent_at);
-            if abandoned {
-                // The interrupt shut the connection: the request was abandoned.
-                return cancelled("waiting for the response", attempts);
+            if let Err(failure) = &outcome
+                && abandoned
+            {
+                // The interrupt shut the connection: the request was abandoned (or, when nothing
+                // was written, the connect ended; an interrupt cannot cut a connect short).
+                let stage = if failure.written {
+                    "waiting for the response"
+                } else {
+                    "connecting or sending the request (nothing of it was written)"
+                };
+                return cancelled(stage, attempts);
             }
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
                 // Graph refused the token (revoked, or expired early): drop it from the cache and
@@ -348,18 +344,27 @@ impl Pipeline {
                 // static one) gets its 401 at once instead of a pointless second request.
                 reauthenticated = true;
                 self.token.invalidate(&token);
-                if self
-                    .token
-                    .token_before(deadline)
-                    .is_ok_and(|fresh| fresh != token)
-                {
-                    log::info!(
-                        "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
-                        request.method,
-                        path_of(&request.url)
-                    );
-                    self.metrics.retried(RetryCause::TokenRefresh);
-                    continue;
+                match self.token.token_before(deadline) {
+                    Ok(fresh) if fresh != token => {
+                        log::info!(
+                            "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
+                            request.method,
+                            path_of(&request.url)
+                        );
+                        self.metrics.retried(RetryCause::TokenRefresh);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(_) if watch.cancelled() => {
+                        return cancelled("waiting for a fresh token after HTTP 401", attempts);
+                    }
+                    // The call failed for want of a token (an AUTH or transport error a caller
+                    // retries later), not because of Graph's 401 (which an outbox files as
+                    // permanent).
+                    Err(error) => {
+                        let failure = token_failure(error, started, &client_request_id);
+                        return finish(Err(failure), attempts, waited, None, outcome_unknown);
+                    }
                 }
             }
             drop(entered);
@@ -687,6 +692,25 @@ impl Failure {
             _ => {}
         }
         self
+    }
+}
+
+/// A token the call could not get, as the call's failure; nothing was sent with it.
+fn token_failure(error: Error, started: Instant, client_request_id: &str) -> Failure {
+    let error = match error {
+        // A wait for another thread's refresh ran out of this call's budget.
+        Error::Timeout { stage, .. } => Error::Timeout {
+            stage,
+            elapsed: started.elapsed(),
+            client_request_id: client_request_id.to_owned(),
+            attempts: 0,
+        },
+        other => other,
+    };
+    Failure {
+        error,
+        before_response: false,
+        written: false,
     }
 }
 

@@ -1736,6 +1736,45 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
     assert_user_agent(&servers);
     servers.shutdown();
     run_the_c_example_with_identity(&suite);
+    stop_the_c_service_example(&suite);
+}
+
+/// `examples/service_stop.c` stops while each of its workers waits on an update Graph answers
+/// only after 30 s: the interrupt ends them, the joins return and the client is freed at once.
+fn stop_the_c_service_example(suite: &Suite) {
+    let example = suite.built("examples/service_stop.c");
+    let emu = Emulator::start(Config {
+        token: Some(TOKEN.to_owned()),
+        seed: direct_statuses(["stop"]),
+        ..Config::default()
+    })
+    .expect("start the example's emulator");
+    emu.add_fault(FaultRule::always(Fault::Latency(Duration::from_secs(30))).method("PATCH"));
+    let started = std::time::Instant::now();
+    let out = Command::new(&example)
+        .args([&emu.base_url(), TOKEN, "c1", "stop", "3", "1"])
+        .output()
+        .expect("run the service example");
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("stopped 3 workers"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the service took {took:?} to stop"
+    );
+    assert_eq!(
+        emu.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count(),
+        3,
+        "each worker's one update was in flight"
+    );
+    emu.shutdown();
 }
 
 /// The same programs cross-built for Windows with mingw-w64, linked to the DLL (through its

@@ -167,15 +167,26 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 }
 
 /// Ends every call in progress on `client`, from any thread, as SQLite's `sqlite3_interrupt`
-/// does: each returns `IUS_STATUS_CANCELLED` within half a second, whatever it was waiting on (a
-/// response: the request is abandoned and its connection closed, so whether Graph applied it is
-/// unknown; a Retry-After or backoff wait; the pacing gate; another thread's token refresh or
-/// token callback). A bulk call returns the results it has: finished items keep theirs, the
-/// others are `CANCELLED`, and the call is `IUS_STATUS_PARTIAL`. The flushes in progress of the
-/// outboxes opened with the client end too (`CANCELLED`, see `ius_outbox_flush`; their enqueues
-/// are left alone: `ius_outbox_interrupt` ends those). Calls started afterwards are not
-/// affected. A token callback already running is not interrupted (it is the caller's code): its
-/// call returns `CANCELLED` when the callback returns. NULL is allowed and does nothing.
+/// does: each returns `IUS_STATUS_CANCELLED` within half a second when it is waiting on a
+/// response (the request is abandoned and its connection closed, so whether Graph applied it is
+/// unknown), a Retry-After or backoff wait, the pacing gate, or another thread's token refresh or
+/// token callback. A call counts as in progress from its entry: one still reading its arguments
+/// sends nothing (a bulk call then reads its items and returns them all `CANCELLED`). A bulk call
+/// returns the results it has: finished items keep theirs, the others are `CANCELLED`, and the
+/// call is `IUS_STATUS_PARTIAL`. The flushes in progress of the outboxes opened with the client
+/// end too (`CANCELLED`, see `ius_outbox_flush`; their enqueues are left alone:
+/// `ius_outbox_interrupt` ends those). Calls started afterwards are not affected. NULL is allowed
+/// and does nothing.
+///
+/// Not cut short, and then returning `CANCELLED` only when they end: a token callback already
+/// running (the caller's code); a DNS lookup or TCP connect in progress (within `connectMs`; no
+/// request was written). On Windows a response wait is ended by shutting the socket down, which
+/// Winsock may not let wake a read already blocked (rust-lang/rust#121594): that case was tested
+/// only under Wine, never on a real Windows, where such a call may wait for its answer or
+/// `requestMs`.
+///
+/// To stop a service: set your workers' stop flag, call this, join the workers, then
+/// `ius_client_free` (`bindings-c/examples/service_stop.c`).
 ///
 /// Thread safety: may be called from any thread while other threads use the client (for
 /// example from a signal-watching or service-control thread); not from a signal handler, and not

@@ -100,6 +100,7 @@ pub const PROGRAMS: &[Program] = &[
     Program::build("examples/update_user_status.c"),
     Program::build("examples/update_user_status.cpp"),
     Program::build("examples/outbox_agent.c"),
+    Program::build("examples/service_stop.c"),
     Program::build("bench.c"),
     // The C and C++ API tests; argv[1] is the prefix of the statuses their threads write.
     Program::test("tests/test_c_api.c", "{kind}"),

@@ -415,3 +415,22 @@ pub fn answer_bytes(base_url: &str, path: &str, token: &str, body: &str) -> u64 
         .expect("the server answers");
     response.body_mut().read_to_vec().expect("a body").len() as u64
 }
+
+/// A listener whose queue of connections is full and never accepted from: the kernel drops new
+/// connection requests, so a connection attempt waits (its base URL and the queued streams).
+#[cfg(unix)]
+pub fn unanswered_listener() -> Option<(String, std::net::TcpListener, Vec<std::net::TcpStream>)> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: a listening socket of ours; a backlog of 0 queues a single connection.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => queued.push(stream),
+            Err(_) => return Some((format!("http://{addr}"), listener, queued)),
+        }
+    }
+    None
+}
