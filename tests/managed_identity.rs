@@ -39,6 +39,7 @@ fn emulator_with(tokens: &Path, lifetime: Duration) -> Emulator {
             }],
             identity_header: HEADER.into(),
             arc_tokens_folder: tokens.to_owned(),
+            arc_realm_folder: None,
         }),
         token_lifetime: lifetime,
         seed: common::eight_statuses(),
