@@ -274,7 +274,6 @@ fn fifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
 }
 
-#[cfg(unix)]
 #[test]
 fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_reading_it() {
     let scratch = Scratch::new("mi-arc-outside");
@@ -282,21 +281,33 @@ fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_r
     std::fs::create_dir(&tokens).unwrap();
     let emu = std::sync::Arc::new(emulator(&tokens));
     let outside = scratch.0.join("elsewhere.key");
+    // On Unix a FIFO, which a client that opened it to read would wait on for good.
+    #[cfg(unix)]
     fifo(&outside);
+    #[cfg(windows)]
+    std::fs::write(&outside, "not-for-the-endpoint").unwrap();
     let inside_link = tokens.join("link.key");
-    std::os::unix::fs::symlink(&outside, &inside_link).unwrap();
+    #[cfg(unix)]
+    let linked = std::os::unix::fs::symlink(&outside, &inside_link);
+    #[cfg(windows)]
+    let linked = std::os::windows::fs::symlink_file(&outside, &inside_link);
     let roundabout = format!("{}/../elsewhere.key", tokens.display());
     let not_key = tokens.join("notes.txt");
     std::fs::write(&not_key, "k").unwrap();
     let big = tokens.join("big.key");
     std::fs::write(&big, "k".repeat(4097)).unwrap();
-    let cases = [
+    let mut cases = vec![
         (outside.display().to_string(), "not a file inside"),
-        (inside_link.display().to_string(), "not a file inside"),
         (roundabout, "not a file inside"),
         (not_key.display().to_string(), "does not end in .key"),
         (big.display().to_string(), "larger than 4096 bytes"),
     ];
+    match linked {
+        Ok(()) => cases.push((inside_link.display().to_string(), "not a file inside")),
+        // Windows lets only privileged accounts (or developer mode) make one; Wine and Unix do.
+        Err(err) if cfg!(windows) => println!("not checked: a link in the folder ({err})"),
+        Err(err) => panic!("a symbolic link: {err}"),
+    }
     for (realm, rule) in cases {
         emu.clear_token_requests();
         emu.set_arc_challenge_realm(Some(&realm));
@@ -311,7 +322,9 @@ fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_r
             .expect("refused at once, the file never opened")
             .unwrap_err();
         assert!(
-            err.contains(rule) && err.contains("Azure Arc"),
+            err.contains(rule)
+                && err.contains("Azure Arc")
+                && !err.contains("not-for-the-endpoint"),
             "{realm}: {err}"
         );
         let sent = emu.token_requests();
@@ -557,6 +570,12 @@ fn unanswered_listener() -> Option<(String, std::net::TcpListener, Vec<std::net:
     }
     None
 }
+
+/// Marked, not left out, where it cannot run: the count of such tests is printed under Wine.
+#[cfg(not(unix))]
+#[test]
+#[ignore = "needs a connection attempt that is never answered: Linux drops one past a full listen backlog (listen(fd, 0)), Windows refuses it (WSAECONNREFUSED), and loopback has no other address that stays silent"]
+fn no_connection_within_a_second_means_no_imds() {}
 
 #[cfg(unix)]
 #[test]
