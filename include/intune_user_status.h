@@ -32,7 +32,8 @@
 
 /**
  * The outcome of a call. Values are explicit, grouped by who must act, and never renumbered:
- * 1-99 the caller's input, 100-199 the service or the network, 200-299 the library itself.
+ * 1-99 the caller's input or doing, 100-199 the service or the network, 200-299 the library
+ * itself.
  * New codes go into the gaps; treat unknown values like the nearest group.
  *
  * Every failed call also writes an error JSON object (see `ius_update_user_status`).
@@ -84,6 +85,12 @@ enum ius_status
    * of this library, or the disk is full. The file was left as it was.
    */
   IUS_STATUS_STORAGE = 8,
+  /**
+   * The call was interrupted (`ius_client_interrupt`) before it finished: whatever it waited on
+   * was abandoned, and a request in flight had its connection closed, so whether Graph applied
+   * it is unknown. Calls started after the interrupt are not affected.
+   */
+  IUS_STATUS_CANCELLED = 9,
   /**
    * No access token could be obtained: the token endpoint refused (see `aadsts`, `error`,
    * `traceId`, `correlationId`, `httpStatus`), could not be reached, or the token callback
@@ -250,9 +257,10 @@ extern "C" {
  * inner request.
  *
  * `*out_results_json` receives a JSON array, one element per item:
- * `{"status":"OK","httpStatus":204,"response":null}`,
- * `{"status":"OK","httpStatus":200,"response":{...entity...}}` (with `fetchAfterNoContent`, a
- * 204's entity is read back and written as `response`, `httpStatus` staying 204), or
+ * `{"status":"OK","httpStatus":204,"response":null,"attempts":1}`,
+ * `{"status":"OK","httpStatus":200,"response":{...entity...},"attempts":2}` (`attempts`: the
+ * requests that carried the item, its retries included; with `fetchAfterNoContent`, a 204's
+ * entity is read back and written as `response`, `httpStatus` staying 204), or
  * `{"status":"THROTTLED","error":{...}}` where `status` is the item's own status name and
  * `error` has the keys of the single update's error JSON (`status`, `message`, `field`,
  * `httpStatus`, `code`, `requestId` (the inner response's), `clientRequestId`,
@@ -260,6 +268,9 @@ extern "C" {
  * validation (not an object, a bad target or patch, v1.0 with a route only beta serves) gets
  * `INVALID_INPUT` with `field` naming it from the array, e.g. `items[3].patch.devicesCount`, and
  * is not sent; the others are.
+ *
+ * `ius_client_interrupt` ends the call: finished items keep their results, the others get
+ * `CANCELLED`, and the call returns `PARTIAL`.
  *
  * Ownership: inputs are borrowed for the call. `*out_results_json` and `*out_error_json` (if not
  * NULL) are set to NULL first; free what they receive with `ius_string_free`.
@@ -365,8 +376,9 @@ ius_status ius_client_new(const char *config_json,
  * half of it for lifetimes under 10 minutes), and once more when Graph answers 401 to its token.
  * Calls are one at a time per client: threads needing a token meanwhile wait for that call and
  * share its outcome, each for at most what is left of its own `timeouts.totalMs` (then its update
- * returns `IUS_STATUS_AUTH`). The thread running the callback cannot be interrupted: its update
- * may outlast its `totalMs` by as long as the callback takes. A failure (a negative return, a bad token) makes the update return
+ * returns `IUS_STATUS_TIMEOUT`, as every spent budget does) or until `ius_client_interrupt`
+ * (then `IUS_STATUS_CANCELLED`). The thread running the callback cannot be interrupted: its
+ * update may outlast its `totalMs`, or an interrupt, by as long as the callback takes. A failure (a negative return, a bad token) makes the update return
  * `IUS_STATUS_AUTH` with the callback's message in the error JSON, and nothing is sent to Graph;
  * the next update calls the callback again.
  *
@@ -387,6 +399,22 @@ ius_status ius_client_new_with_token_callback(const char *config_json,
                                               void *user_data,
                                               ius_client **out_client,
                                               char **out_error_json);
+
+/**
+ * Ends every call in progress on `client`, from any thread, as SQLite's `sqlite3_interrupt`
+ * does: each returns `IUS_STATUS_CANCELLED` within half a second, whatever it was waiting on (a
+ * response: the request is abandoned and its connection closed, so whether Graph applied it is
+ * unknown; a Retry-After or backoff wait; the pacing gate; another thread's token refresh or
+ * token callback). A bulk call returns the results it has: finished items keep theirs, the
+ * others are `CANCELLED`, and the call is `IUS_STATUS_PARTIAL`. Calls started afterwards are not
+ * affected. A token callback already running is not interrupted (it is the caller's code): its
+ * call returns `CANCELLED` when the callback returns. NULL is allowed and does nothing.
+ *
+ * Thread safety: may be called from any thread while other threads use the client (for
+ * example from a signal-watching or service-control thread); not from a signal handler, and not
+ * after `ius_client_free` has begun.
+ */
+void ius_client_interrupt(const ius_client *client);
 
 /**
  * Frees a client and closes its connections. NULL is allowed and does nothing.
@@ -462,11 +490,13 @@ ius_status ius_set_log_callback(ius_log_callback callback,
  * pending), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
  * new reports need the room within `maxBytes`, the oldest are dropped, counted in the stats'
  * `failedDropped` and logged at WARN); unknown keys are refused (`IUS_STATUS_CONFIG`, `field`
- * names the key).
+ * names the key). Within `maxBytes`, what Graph acknowledged gives way first (expired
+ * acknowledgements, then the oldest: each costs at most one resend), then failed reports;
+ * pending reports never do.
  *
  * A new file, and its `-wal`, `-shm` and `-flush` companions, are readable by their owner only
- * on Unix (mode 0600); an existing file's mode is left as it is, with a WARN log when other
- * users can read it. On Windows the files take their folder's access list. A file written by an
+ * on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
+ * outbox's mode is left as it is, with a WARN log when other users can read it. On Windows the files take their folder's access list. A file written by an
  * older version of this library is migrated, keeping every report. A missing or unwritable
  * folder, a file that is not SQLite, an SQLite file that is not an outbox, or one from a newer
  * version of this library is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and
@@ -531,7 +561,8 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  *
  * Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
  * status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
- * for a flush of the same file (by any path to it) by another thread or process to end first.
+ * for a flush of the same file (by any path to it but a hard link) by another thread or process
+ * to end first.
  *
  * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free`, or
  * NULL on failure; `*out_error_json` as for `ius_outbox_enqueue`.
@@ -588,7 +619,8 @@ void ius_outbox_free(ius_outbox *outbox);
  *
  * Returns `IUS_STATUS_OK`, or `NULL_ARGUMENT` (`client`, `target_json`, `out_response_json`),
  * `INVALID_UTF8`, `INVALID_JSON`, `INVALID_INPUT`, `GRAPH` (e.g. `httpStatus` 404 with `code`
- * `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+ * `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`,
+ * `CANCELLED` (`ius_client_interrupt`).
  * Thread safety: may be called from many threads at once with the same client.
  */
 ius_status ius_get_user_status(const ius_client *client,
@@ -600,12 +632,13 @@ ius_status ius_get_user_status(const ius_client *client,
  * Lists every user status of the collection named by `collection_json` (a `target_json` without
  * `userStatusId`), following `@odata.nextLink` page after page: only to the client's own
  * service root and API version (a link elsewhere is `IUS_STATUS_UNEXPECTED_RESPONSE`, and the
- * token is never sent there), up to `maxPages` pages (more is `UNEXPECTED_RESPONSE`, never a
- * truncated list).
+ * token is never sent there), up to `maxPages` pages and `maxItems` entities (more is
+ * `UNEXPECTED_RESPONSE` naming the bound, never a truncated list).
  *
- * `options_json` may be NULL or `{"top":N,"filter":"...","select":["..."],"maxPages":N}`
- * (`top`: entities per page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the
- * properties to return; `maxPages`: default 1000); unknown keys are `INVALID_INPUT`.
+ * `options_json` may be NULL or
+ * `{"top":N,"filter":"...","select":["..."],"maxPages":N,"maxItems":N}` (`top`: entities per
+ * page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the properties to return;
+ * `maxPages`: default 1000; `maxItems`: default 100000); unknown keys are `INVALID_INPUT`.
  *
  * On success `*out_response_json` receives a JSON array of every entity of every page. Outputs,
  * ownership, statuses and thread safety as for `ius_get_user_status` (`collection_json` instead
@@ -623,8 +656,11 @@ ius_status ius_list_user_statuses(const ius_client *client,
  * dates; at least one property); its `id` may be given or left to the service.
  *
  * On success `*out_response_json` receives the created entity Graph returned (201). A taken id
- * is `GRAPH` with `httpStatus` 409. Outputs, ownership, statuses and thread safety as for
- * `ius_get_user_status`.
+ * is `GRAPH` with `httpStatus` 409. A create is sent again only when Graph cannot have processed
+ * it (429, 503, a connection that failed before the request was written); after a 504 or a
+ * connection lost once it was sent, the error JSON says "the outcome is unknown" (`retryStopped`
+ * for the 504, `message` for the connection): look it up before creating again. Outputs,
+ * ownership, statuses and thread safety as for `ius_get_user_status`.
  */
 ius_status ius_create_user_status(const ius_client *client,
                                   const char *collection_json,
@@ -634,7 +670,9 @@ ius_status ius_create_user_status(const ius_client *client,
 
 /**
  * Deletes the user status named by `target_json` (as for `ius_update_user_status_at`); Graph
- * answers 204. A missing one is `GRAPH` with `httpStatus` 404.
+ * answers 204. A missing one is `GRAPH` with `httpStatus` 404, unless an earlier attempt of the
+ * same call had an unknown outcome (a 504, a connection lost after sending): then that attempt
+ * deleted it, and the call succeeds.
  *
  * `*out_error_json` (if not NULL) is set to NULL on success and receives the error JSON on
  * failure. Statuses and thread safety as for `ius_get_user_status`.
@@ -693,9 +731,9 @@ void ius_string_free(char *s);
  *
  * Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
  * `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
- * `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+ * `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`, `CANCELLED` (`ius_client_interrupt`).
  * Thread safety: may be called from many threads at once with the same client. Blocks until
- * Graph answers or the request timeout expires.
+ * Graph answers, the request timeout expires or `ius_client_interrupt` is called.
  */
 ius_status ius_update_user_status(const ius_client *client,
                                   const char *device_configuration_id,

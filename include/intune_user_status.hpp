@@ -8,6 +8,7 @@
 //   ius_string_free.
 // - One Client may be used from many threads at once (its calls are const), but must not be
 //   destroyed or moved from while in use. A moved-from Client answers IUS_STATUS_NULL_ARGUMENT.
+//   Client::interrupt() ends the calls in progress from any thread (IUS_STATUS_CANCELLED).
 // - Tokens may come from a C++ function (Client::create_with_token_source) or a C callback
 //   (Client::create_with_token_callback); log messages may go to a C++ function
 //   (ius::set_log_callback). Exceptions thrown by these functions are caught at the boundary.
@@ -397,6 +398,11 @@ class Client {
     if (status != IUS_STATUS_OK) return detail::make_error(status, error);
     return std::monostate{};
   }
+
+  /// Ends every call in progress on this client, from any thread (ius_client_interrupt): each
+  /// returns an Error with status IUS_STATUS_CANCELLED (update_many: the unfinished items, the
+  /// call partial). Calls started afterwards are not affected. A moved-from Client does nothing.
+  void interrupt() const noexcept { ius_client_interrupt(handle_.get()); }
 
   /// The C handle, for calls the wrapper does not cover; still owned by this Client.
   ius_client *get() const noexcept { return handle_.get(); }

@@ -138,6 +138,7 @@ fn to_response(inner: Inner, batch: &Response) -> Response {
         waited: Duration::ZERO,
         retry_stopped: None,
         redirected_to_get: false,
+        earlier_outcome_unknown: false,
     }
 }
 
@@ -156,6 +157,7 @@ pub(crate) mod tests {
             waited: Duration::ZERO,
             retry_stopped: None,
             redirected_to_get: false,
+            earlier_outcome_unknown: false,
         }
     }
 

@@ -1,9 +1,11 @@
 //! Bulk updates: many (target, patch) items in `$batch` requests, one result per item.
 
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
+use crate::cancel::Watch;
 use crate::client::CallOptions;
-use crate::json::{self, ParseError, kind};
+use crate::json::{self, kind};
 use crate::pipeline::Budget;
 use crate::scheduler::{self, BulkProgress, Prepared};
 use crate::{ApiVersion, Client, Error, Target, UpdateOutcome, UserStatusPatch, response};
@@ -76,12 +78,7 @@ impl BulkItem {
     /// # Ok::<(), intune_user_status::Error>(())
     /// ```
     pub fn from_json(text: &str) -> Result<BulkItem, Error> {
-        let value = json::parse(text).map_err(|err| match err {
-            ParseError::Syntax(err) => Error::invalid("item", format!("is not valid JSON: {err}")),
-            ParseError::DuplicateKey(key) => {
-                Error::invalid(json::unknown_key_field("item", &key), ParseError::DUPLICATE)
-            }
-        })?;
+        let value = json::parse_named(text, "item", Error::invalid)?;
         BulkItem::from_named_value(value, "item")
     }
 
@@ -144,36 +141,71 @@ impl BulkItem {
     }
 }
 
+/// One item's result of a bulk update
+/// ([`update_user_statuses_detailed`](Client::update_user_statuses_detailed)), with how many
+/// requests carried it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BulkResult {
+    /// What [`update_user_statuses`](Client::update_user_statuses) returns for the item.
+    pub result: Result<UpdateOutcome, Error>,
+    /// Requests that carried the item, its retries included, whether it succeeded or failed (0
+    /// when it was never sent: invalid, or its turn never came).
+    pub attempts: u32,
+}
+
+impl BulkResult {
+    /// `result`, after `attempts` requests carried the item.
+    pub fn new(result: Result<UpdateOutcome, Error>, attempts: u32) -> BulkResult {
+        BulkResult { result, attempts }
+    }
+}
+
 /// One bulk item's result as JSON, the element the C API's `ius_update_user_statuses` writes for
-/// it (and the line `ius bulk` prints): `{"status":"OK","httpStatus":204,"response":null}`,
-/// `{"status":"OK","httpStatus":200,"response":{...entity...}}` (after a 204 read back,
-/// `httpStatus` stays 204), or `{"status":"THROTTLED","error":{...}}`, `status` the error's
-/// [`kind`](Error::kind) name and `error` its error JSON.
+/// it (and the line `ius bulk` prints): `{"status":"OK","httpStatus":204,"response":null,
+/// "attempts":1}`, `{"status":"OK","httpStatus":200,"response":{...entity...},"attempts":2}`
+/// (after a 204 read back, `httpStatus` stays 204; `attempts` counts the requests that carried
+/// the item, its retries included), or `{"status":"THROTTLED","error":{...}}`, `status` the
+/// error's [`kind`](Error::kind) name and `error` its error JSON (whose `attempts` is the
+/// item's). Serialize it straight to text (as `serde_json::to_string` does) to keep the keys in
+/// this order, `status` first; a `serde_json::Value` would sort them.
 ///
 /// ```
-/// use intune_user_status::{UpdateOutcome, bulk_result_json};
+/// use intune_user_status::{BulkResult, UpdateOutcome, bulk_result_json};
 /// assert_eq!(
-///     bulk_result_json(&Ok(UpdateOutcome::NoContent)),
-///     serde_json::json!({"status": "OK", "httpStatus": 204, "response": null}),
+///     serde_json::to_string(&bulk_result_json(&BulkResult::new(Ok(UpdateOutcome::NoContent), 1)))?,
+///     r#"{"status":"OK","httpStatus":204,"response":null,"attempts":1}"#,
 /// );
+/// # Ok::<(), serde_json::Error>(())
 /// ```
-pub fn bulk_result_json(result: &Result<UpdateOutcome, Error>) -> Value {
-    match result {
-        Ok(outcome) => {
-            let status = match outcome {
-                UpdateOutcome::Updated(_) => 200,
-                UpdateOutcome::Fetched(_) | UpdateOutcome::NoContent => 204,
-            };
-            json!({
-                "status": "OK",
-                "httpStatus": status,
-                "response": outcome.entity().and_then(|e| serde_json::to_value(e).ok()),
-            })
+pub fn bulk_result_json(item: &BulkResult) -> BulkResultJson<'_> {
+    BulkResultJson(item)
+}
+
+/// A bulk item's result, serialized as [`bulk_result_json`] describes.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkResultJson<'a>(&'a BulkResult);
+
+impl Serialize for BulkResultJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match &self.0.result {
+            Ok(outcome) => {
+                let status: u16 = match outcome {
+                    UpdateOutcome::Updated(_) => 200,
+                    UpdateOutcome::Fetched(_) | UpdateOutcome::NoContent => 204,
+                };
+                map.serialize_entry("status", "OK")?;
+                map.serialize_entry("httpStatus", &status)?;
+                map.serialize_entry("response", &outcome.entity())?;
+                map.serialize_entry("attempts", &self.0.attempts)?;
+            }
+            Err(error) => {
+                map.serialize_entry("status", error.kind().name())?;
+                map.serialize_entry("error", error)?;
+            }
         }
-        Err(error) => json!({
-            "status": error.kind().name(),
-            "error": error,
-        }),
+        map.end()
     }
 }
 
@@ -202,7 +234,9 @@ impl Client {
     /// Pacing counts every inner request.
     ///
     /// Each body is serialized once; memory stays proportional to the input.
-    /// [`CallOptions::on_progress`] is told how the call gets on.
+    /// [`CallOptions::on_progress`] is told how the call gets on. An
+    /// [`interrupt`](Self::interrupt) ends the call: finished items keep their results, the rest
+    /// are [`Error::Cancelled`].
     ///
     /// ```no_run
     /// use intune_user_status::{BulkItem, Client, ComplianceStatus, Target, UserStatusPatch};
@@ -232,13 +266,35 @@ impl Client {
         items: &[BulkItem],
         options: &CallOptions,
     ) -> Vec<Result<UpdateOutcome, Error>> {
+        self.update_user_statuses_detailed(items, options)
+            .into_iter()
+            .map(|item| item.result)
+            .collect()
+    }
+
+    /// [`update_user_statuses_with`](Self::update_user_statuses_with), each result with the
+    /// requests that carried its item (`attempts`), for a success as for a failure.
+    pub fn update_user_statuses_detailed(
+        &self,
+        items: &[BulkItem],
+        options: &CallOptions,
+    ) -> Vec<BulkResult> {
         let budget = match self.budget(options) {
             Ok(budget) => budget,
-            Err(error) => return items.iter().map(|_| Err(error.clone())).collect(),
+            Err(error) => {
+                return items
+                    .iter()
+                    .map(|_| BulkResult {
+                        result: Err(error.clone()),
+                        attempts: 0,
+                    })
+                    .collect();
+            }
         };
+        let watch = self.watch(options);
         let started = std::time::Instant::now();
         let version = options.api_version.unwrap_or(self.api_version());
-        let mut results: Vec<Result<UpdateOutcome, Error>> = Vec::with_capacity(items.len());
+        let mut results: Vec<BulkResult> = Vec::with_capacity(items.len());
         let mut prepared = Vec::with_capacity(items.len());
         // Where each prepared request's result goes.
         let mut slots = Vec::with_capacity(items.len());
@@ -247,9 +303,15 @@ impl Client {
                 Ok(request) => {
                     prepared.push(request);
                     slots.push(index);
-                    results.push(Ok(UpdateOutcome::NoContent));
+                    results.push(BulkResult {
+                        result: Ok(UpdateOutcome::NoContent),
+                        attempts: 0,
+                    });
                 }
-                Err(error) => results.push(Err(error)),
+                Err(error) => results.push(BulkResult {
+                    result: Err(error),
+                    attempts: 0,
+                }),
             }
         }
         // The scheduler counts the items it sends; the invalid ones are done already.
@@ -268,19 +330,28 @@ impl Client {
             "PATCH",
             &prepared,
             budget,
+            &watch,
             report
                 .as_ref()
                 .map(|report| report as &dyn Fn(BulkProgress)),
         );
         for (&index, answer) in slots.iter().zip(answers) {
-            results[index] = answer.and_then(|inner| match inner.status {
-                200 => response::entity(&inner).map(UpdateOutcome::Updated),
-                204 => Ok(UpdateOutcome::NoContent),
-                _ => Err(self.failure(inner, "PATCH answers 200 or 204")),
-            });
+            let attempts = match &answer {
+                Ok(inner) => inner.attempts,
+                Err(error) => error.attempts(),
+            };
+            results[index] = BulkResult {
+                result: answer.and_then(|inner| match inner.status {
+                    200 => response::entity(&inner).map(UpdateOutcome::Updated),
+                    204 => Ok(UpdateOutcome::NoContent),
+                    _ => Err(self.failure(inner, "PATCH answers 200 or 204")),
+                }),
+                attempts,
+            };
         }
-        if self.fetches_after_no_content(options) {
-            self.fetch_after_updates(&mut results, prepared, &slots, budget, started);
+        // After an interrupt the updates that were applied stay NoContent, unread.
+        if self.fetches_after_no_content(options) && !watch.cancelled() {
+            self.fetch_after_updates(&mut results, prepared, &slots, budget, started, &watch);
         }
         results
     }
@@ -289,16 +360,17 @@ impl Client {
     /// a failed read leaves `NoContent` (the update was applied) and is logged.
     fn fetch_after_updates(
         &self,
-        results: &mut [Result<UpdateOutcome, Error>],
+        results: &mut [BulkResult],
         prepared: Vec<Prepared>,
         slots: &[usize],
         budget: Budget,
         started: std::time::Instant,
+        watch: &Watch,
     ) {
         let mut gets = Vec::new();
         let mut get_slots = Vec::new();
         for (request, &index) in prepared.into_iter().zip(slots) {
-            if matches!(results[index], Ok(UpdateOutcome::NoContent)) {
+            if matches!(results[index].result, Ok(UpdateOutcome::NoContent)) {
                 gets.push(Prepared {
                     body: None,
                     ..request
@@ -318,14 +390,14 @@ impl Client {
             }
             budget.total = Some(left);
         }
-        let answers = scheduler::run(self.pipeline(), "GET", &gets, budget);
+        let answers = scheduler::run(self.pipeline(), "GET", &gets, budget, watch);
         for (index, answer) in get_slots.into_iter().zip(answers) {
             let read = answer.and_then(|inner| match inner.status {
                 200 => response::entity(&inner),
                 _ => Err(self.failure(inner, "GET answers 200")),
             });
             match read {
-                Ok(entity) => results[index] = Ok(UpdateOutcome::Fetched(entity)),
+                Ok(entity) => results[index].result = Ok(UpdateOutcome::Fetched(entity)),
                 Err(err) => {
                     log::warn!("an update was applied (204) but reading it back failed: {err}")
                 }

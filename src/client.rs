@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ureq::http::Method;
 
+use crate::cancel::{Signal, Watch};
 use crate::limits::check_duration;
 use crate::pipeline::{Budget, Pipeline, PipelineSettings, Request, Response};
 use crate::scheduler::BulkProgress;
@@ -16,7 +17,8 @@ use crate::{
 /// A blocking Microsoft Graph client for deviceConfigurationUserStatus.
 ///
 /// Cheap to clone (clones share one HTTP agent and its connection pool) and `Send + Sync`: build
-/// one per process and share it between threads.
+/// one per process and share it between threads. [`interrupt`](Client::interrupt) ends the calls
+/// in progress on it (and its clones) from any thread.
 ///
 /// ```no_run
 /// use intune_user_status::{Client, ComplianceStatus, Target, UpdateOutcome, UserStatusPatch};
@@ -91,6 +93,10 @@ pub struct CallOptions {
     pub total_timeout: Option<std::time::Duration>,
     /// Told how a bulk call gets on (default: nobody).
     progress: Option<OnProgress>,
+    /// What the call watches for interrupts, when a layer above started it (an outbox's flush
+    /// watches its own signal and the client's from the flush's start); else the client's signal
+    /// from the call's start.
+    pub(crate) watch: Option<Watch>,
 }
 
 /// A bulk call's progress callback; equal only to itself.
@@ -162,6 +168,12 @@ impl CallOptions {
             .as_ref()
             .map(|on| &*on.0 as &dyn Fn(BulkProgress))
     }
+
+    /// Makes the call watch `watch` instead of the client's signal from its own start.
+    pub(crate) fn watched_by(mut self, watch: Watch) -> Self {
+        self.watch = Some(watch);
+        self
+    }
 }
 
 /// What a client is made of: the settings [`ClientBuilder::build`](crate::ClientBuilder::build)
@@ -201,6 +213,42 @@ impl Client {
         self.api_version
     }
 
+    /// Ends every call in progress on this client and its clones, from any thread, as SQLite's
+    /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within moments, whatever it was
+    /// waiting on (a response: the request is abandoned and its connection closed; a
+    /// `Retry-After` or backoff wait; the pacing gate; another thread's token refresh). A bulk
+    /// call returns the results it has, the unfinished items `Cancelled`. Calls started
+    /// afterwards are not affected.
+    ///
+    /// ```no_run
+    /// use intune_user_status::Client;
+    /// let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+    /// let stopper = client.clone();
+    /// std::thread::spawn(move || {
+    ///     // e.g. when the service is told to stop
+    ///     stopper.interrupt();
+    /// });
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn interrupt(&self) {
+        self.pipeline.signal().interrupt();
+    }
+
+    /// The client's cancellation signal (an outbox's flush watches it beside its own).
+    // Outbox::interrupt (issue 18) uses it once the `outbox` branch is merged.
+    #[allow(dead_code)]
+    pub(crate) fn signal(&self) -> &std::sync::Arc<Signal> {
+        self.pipeline.signal()
+    }
+
+    /// What a call with `options` watches for interrupts.
+    pub(crate) fn watch(&self, options: &CallOptions) -> Watch {
+        match &options.watch {
+            Some(watch) => watch.clone(),
+            None => self.pipeline.watch(),
+        }
+    }
+
     /// PATCHes `target` with `patch` and returns what Graph returned.
     ///
     /// The patch is validated and the URL built before anything is sent; an invalid patch, an empty
@@ -224,6 +272,7 @@ impl Client {
         patch.validate_for(target)?;
         let url = self.url(target, options)?;
         let budget = self.budget(options)?;
+        let watch = self.watch(options);
         let started = std::time::Instant::now();
         let body = patch.to_json();
         let response = self.pipeline.execute(
@@ -231,8 +280,10 @@ impl Client {
                 method: Method::PATCH,
                 url,
                 body: Some(&body),
+                idempotent: true,
             },
             budget,
+            &watch,
         )?;
         if response.redirected_to_get {
             return Err(response::unexpected(
@@ -243,8 +294,9 @@ impl Client {
         match response.status {
             200 => Ok(UpdateOutcome::Updated(response::entity(&response)?)),
             204 => {
-                if self.fetches_after_no_content(options) {
-                    Ok(self.fetch_after_update(target, options, &budget, started))
+                if self.fetches_after_no_content(options) && !watch.cancelled() {
+                    let options = options.clone().watched_by(watch);
+                    Ok(self.fetch_after_update(target, &options, &budget, started))
                 } else {
                     Ok(UpdateOutcome::NoContent)
                 }
@@ -270,8 +322,10 @@ impl Client {
                 method: Method::GET,
                 url,
                 body: None,
+                idempotent: true,
             },
             self.budget(options)?,
+            &self.watch(options),
         )?;
         match response.status {
             200 => response::entity(&response),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::config::FieldPaths;
-use crate::json::{self, ParseError, kind};
+use crate::json::{self, kind};
 use crate::{
     ApiVersion, Client, ClientBuilder, ClientCertificateCredential, ClientSecretCredential, Cloud,
     Credential, Error, ManagedIdentityCredential, Pacing, RetryPolicy, TokenProvider,
@@ -93,15 +93,7 @@ impl ClientBuilder {
     /// # Ok::<(), intune_user_status::Error>(())
     /// ```
     pub fn from_config_json(text: &str) -> Result<ClientBuilder, Error> {
-        let value = json::parse(text).map_err(|err| match err {
-            ParseError::Syntax(err) => {
-                Error::config("config_json", format!("is not valid JSON: {err}"))
-            }
-            ParseError::DuplicateKey(key) => Error::config(
-                json::unknown_key_field("config_json", &key),
-                ParseError::DUPLICATE,
-            ),
-        })?;
+        let value = json::parse_named(text, "config_json", Error::config)?;
         read(value, TokensFrom::Json)
     }
 }

@@ -121,6 +121,24 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// The call was interrupted ([`Client::interrupt`](crate::Client::interrupt)) before it
+    /// finished: whatever it waited on (a response, a `Retry-After` or backoff wait, the pacing
+    /// gate, a token) was abandoned, and a request in flight had its connection closed, so whether
+    /// Graph applied that request is unknown. Calls started after the interrupt are not affected.
+    #[error(
+        "cancelled by an interrupt while {stage}{}",
+        fmt_request_id(client_request_id)
+    )]
+    #[non_exhaustive]
+    Cancelled {
+        /// What the call was doing (`waiting for the response`, `waiting at the pacing gate`, ...).
+        stage: String,
+        /// The `client-request-id` of the call (empty for a bulk item never sent).
+        client_request_id: String,
+        /// Requests actually sent, retries included (the abandoned one counts).
+        attempts: u32,
+    },
+
     /// The outbox is full ([`OutboxOptions::max_pending`](crate::OutboxOptions::max_pending)
     /// targets or [`max_bytes`](crate::OutboxOptions::max_bytes)): a report for a new target was
     /// refused and nothing was stored. Reports for targets already pending still merge.
@@ -169,6 +187,8 @@ pub enum ErrorKind {
     OutboxFull,
     /// [`Error::Storage`].
     Storage,
+    /// [`Error::Cancelled`]: an interrupt ended the call.
+    Cancelled,
     /// [`Error::Auth`]: no access token; nothing was sent to Graph.
     Auth,
     /// [`Error::Graph`] with any HTTP status but 429.
@@ -189,11 +209,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order of the C API's status codes.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::InvalidInput,
         ErrorKind::Config,
         ErrorKind::OutboxFull,
         ErrorKind::Storage,
+        ErrorKind::Cancelled,
         ErrorKind::Auth,
         ErrorKind::Graph,
         ErrorKind::Throttled,
@@ -211,6 +232,7 @@ impl ErrorKind {
             ErrorKind::Config => "CONFIG",
             ErrorKind::OutboxFull => "OUTBOX_FULL",
             ErrorKind::Storage => "STORAGE",
+            ErrorKind::Cancelled => "CANCELLED",
             ErrorKind::Auth => "AUTH",
             ErrorKind::Graph => "GRAPH",
             ErrorKind::Throttled => "THROTTLED",
@@ -300,6 +322,15 @@ fn fmt_status(status: u16) -> String {
     }
 }
 
+/// ` (client-request-id ...)`, or nothing for an item that was never sent.
+fn fmt_request_id(client_request_id: &str) -> String {
+    if client_request_id.is_empty() {
+        String::new()
+    } else {
+        format!(" (client-request-id {client_request_id})")
+    }
+}
+
 fn fmt_ids(request_id: Option<&str>, client_request_id: &str) -> String {
     match request_id {
         Some(id) => format!(" (request-id {id}, client-request-id {client_request_id})"),
@@ -357,6 +388,7 @@ impl Error {
             // The client's own hold (pacing, an earlier 429) outlasted the call's budget.
             Error::Throttled { .. } => ErrorKind::Throttled,
             Error::UnexpectedResponse { .. } => ErrorKind::UnexpectedResponse,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::OutboxFull { .. } => ErrorKind::OutboxFull,
             Error::Storage { .. } => ErrorKind::Storage,
         }
@@ -411,6 +443,9 @@ impl Error {
             }
             | Error::UnexpectedResponse {
                 client_request_id, ..
+            }
+            | Error::Cancelled {
+                client_request_id, ..
             } => Some(client_request_id.as_str()),
             _ => None,
         }
@@ -425,7 +460,8 @@ impl Error {
             Error::Transport { attempts, .. }
             | Error::Timeout { attempts, .. }
             | Error::Throttled { attempts, .. }
-            | Error::UnexpectedResponse { attempts, .. } => *attempts,
+            | Error::UnexpectedResponse { attempts, .. }
+            | Error::Cancelled { attempts, .. } => *attempts,
             _ => 0,
         }
     }
@@ -452,13 +488,28 @@ impl Error {
         matches!(self, Error::Throttled { .. }) || self.http_status() == Some(429)
     }
 
+    /// An interrupt ended the call while it was at `stage`.
+    pub(crate) fn cancelled(stage: &str, client_request_id: &str, attempts: u32) -> Error {
+        Error::Cancelled {
+            stage: stage.to_owned(),
+            client_request_id: client_request_id.to_owned(),
+            attempts,
+        }
+    }
+
+    /// True when an interrupt ended the call ([`Error::Cancelled`]).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled { .. })
+    }
+
     pub(crate) fn set_attempts(&mut self, count: u32) {
         match self {
             Error::Graph(graph) => graph.attempts = count,
             Error::Transport { attempts, .. }
             | Error::Timeout { attempts, .. }
             | Error::Throttled { attempts, .. }
-            | Error::UnexpectedResponse { attempts, .. } => *attempts = count,
+            | Error::UnexpectedResponse { attempts, .. }
+            | Error::Cancelled { attempts, .. } => *attempts = count,
             _ => {}
         }
     }

@@ -118,6 +118,17 @@ pub(crate) const KEYS: [(&str, Writer); 15] = [
     }),
 ];
 
+impl ErrorDetails {
+    /// The error JSON as text, its keys in [`KEYS`] order, `status` first. Serialized straight
+    /// to text: a `serde_json::Value` in between would sort the keys alphabetically.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            // Unreachable (every value is a JSON scalar), but the status is never lost.
+            format!(r#"{{"status":"{}"}}"#, self.status)
+        })
+    }
+}
+
 /// `{"status":"...","message":"...",...}` with only the keys that apply, in [`KEYS`] order.
 impl Serialize for ErrorDetails {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -272,6 +283,27 @@ mod tests {
         assert_eq!(kind, ErrorKind::Throttled);
         assert_eq!(value["retryAfterSeconds"], 0.25);
         assert!(value.get("httpStatus").is_none());
+    }
+
+    #[test]
+    fn the_text_has_the_keys_in_their_declared_order_status_first() {
+        let error = graph(429, Some(Duration::from_millis(1500)));
+        let text = ErrorDetails::from(&error).to_json();
+        assert!(
+            text.starts_with(r#"{"status":"THROTTLED","message":"#),
+            "{text}"
+        );
+        let at: Vec<usize> = KEYS
+            .iter()
+            .filter_map(|(key, _)| text.find(&format!("\"{key}\":")))
+            .collect();
+        assert_eq!(at.len(), 8, "{text}");
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            text,
+            "Error serializes the same"
+        );
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub fn graph_response(data: &[u8]) {
         waited: std::time::Duration::ZERO,
         retry_stopped: None,
         redirected_to_get: false,
+        earlier_outcome_unknown: false,
     };
     if status < 300 {
         match crate::response::entity(&response) {
@@ -247,6 +248,14 @@ fn run_calls(calls: &[Call], data: &[u8]) {
 /// two ids; a log callback at level `number % 7` (0 and 6 are refused) is installed meanwhile
 /// and must never receive the token.
 pub const C_API_CALLS: &[Call] = &[
+    // No call is in progress: the interrupt ends none, and the calls below are not affected.
+    |_| {
+        // SAFETY: NULL is allowed and does nothing; the client is live.
+        unsafe {
+            ius_client_interrupt(std::ptr::null());
+            ius_client_interrupt(fuzz_client());
+        }
+    },
     |a| client_new(a.str(0)),
     |a| client_new_with_token_callback(a.str(0)),
     |a| update_at(a.ptr(1), a.ptr(2)),
@@ -789,6 +798,7 @@ unsafe extern "C" {
         out_error_json: *mut *mut c_char,
     ) -> u32;
     fn ius_client_free(client: *mut c_void);
+    fn ius_client_interrupt(client: *const c_void);
     fn ius_update_user_status(
         client: *const c_void,
         device_configuration_id: *const c_char,

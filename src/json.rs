@@ -7,6 +7,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+use crate::error::Error;
+
 /// The JSON kind of a value, e.g. "a string" or "an integer".
 pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
@@ -69,6 +71,23 @@ pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
         (Ok(value), None) => Ok(value),
         (Err(err), None) => Err(ParseError::Syntax(err)),
     }
+}
+
+/// [`parse`] for a public reader of caller JSON that messages call `name` (`config_json`,
+/// `item`): text that is not JSON is `rejected(name, why)`, an object naming a key twice
+/// `rejected(its path, DUPLICATE)`, so the error's `field` says where.
+pub(crate) fn parse_named(
+    text: &str,
+    name: &str,
+    rejected: fn(String, String) -> Error,
+) -> Result<Value, Error> {
+    parse(text).map_err(|err| match err {
+        ParseError::Syntax(err) => rejected(name.to_owned(), format!("is not valid JSON: {err}")),
+        ParseError::DuplicateKey(key) => rejected(
+            unknown_key_field(name, &key),
+            ParseError::DUPLICATE.to_owned(),
+        ),
+    })
 }
 
 /// Builds a [`Value`] as serde_json's own does, but stops at a duplicate key, leaving its path in

@@ -31,10 +31,12 @@
 // Only the C ABI may use unsafe code (raw pointers, `no_mangle`); the core is safe Rust.
 #![deny(unsafe_code)]
 
+mod abortable;
 mod auth;
 mod auth_error;
 mod batch;
 mod bulk;
+mod cancel;
 mod client;
 mod cloud;
 mod coalesce;
@@ -78,7 +80,7 @@ pub use auth::{
     Credential, ManagedIdentityCredential, StaticToken, TokenProvider, WorkloadIdentityCredential,
 };
 pub use auth_error::AuthError;
-pub use bulk::{BulkItem, bulk_result_json};
+pub use bulk::{BulkItem, BulkResult, BulkResultJson, bulk_result_json};
 pub use client::{CallOptions, Client, UpdateOutcome};
 pub use cloud::Cloud;
 pub use collection::Collection;
@@ -91,11 +93,12 @@ pub use model::{
 };
 #[cfg(feature = "outbox")]
 pub use outbox::{
-    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxOptions, OutboxStats,
+    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxOptions, OutboxReader,
+    OutboxStats,
 };
 pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;
-pub use resource::{DEFAULT_MAX_PAGES, ListOptions};
+pub use resource::{DEFAULT_MAX_ITEMS, DEFAULT_MAX_PAGES, ListOptions};
 pub use retry::{MAX_RETRIES_LIMIT, RetryPolicy};
 pub use scheduler::BulkProgress;
 pub use target::{ApiVersion, Route, Target};

@@ -2,10 +2,11 @@
 //! the hold that a 429 puts on every thread of the client.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::Error;
+use crate::cancel::{Guarded, Waited, Watch};
 use crate::limits::check_duration;
 
 /// A client-side rate limit: at most `requests` requests in any `per` window, shared by every
@@ -55,12 +56,19 @@ pub const MAX_PACED_REQUESTS: u32 = 100_000;
 /// hold more requests than the service's window of the same length, whatever the network's
 /// latency and its jitter. (Measured from sends, a request delayed on the way and one sent `per`
 /// later but delivered at once arrive closer together than `per`.)
-#[derive(Debug)]
 pub(crate) struct Gate {
     pacing: Option<Pacing>,
-    state: Mutex<State>,
-    /// Signalled when a request's slot starts ageing (its answer is back).
-    answered: Condvar,
+    /// Its condvar is signalled when a request's slot starts ageing (its answer is back); an
+    /// interrupt wakes it too.
+    state: Arc<Guarded<State>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("pacing", &self.pacing)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -95,8 +103,18 @@ impl Drop for Admission<'_> {
         let now = Instant::now();
         state.answered.extend(std::iter::repeat_n(now, self.slots));
         drop(state);
-        self.gate.answered.notify_all();
+        self.gate.state.notify_all();
     }
+}
+
+/// Why the gate did not admit a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The wait needed would pass the deadline: this long (at least `per` when every slot waits
+    /// for an answer).
+    Wait(Duration),
+    /// The call was interrupted while it waited.
+    Cancelled,
 }
 
 /// What a request must wait for before it may leave.
@@ -111,21 +129,22 @@ impl Gate {
     pub fn new(pacing: Option<Pacing>) -> Gate {
         Gate {
             pacing,
-            state: Mutex::new(State::default()),
-            answered: Condvar::new(),
+            state: Arc::new(Guarded::new(State::default())),
         }
     }
 
     /// Blocks until a request that counts as `count` requests may be sent (a `$batch` counts
     /// each of its inner requests, as Intune does) and admits it: the returned admission holds
     /// its slots until it is dropped. When the wait would pass `deadline`, returns at once with
-    /// the wait that was needed instead (at least `per` when every slot waits for an answer). A
-    /// count above the limit is taken as the limit: the request waits for a whole empty window.
+    /// the wait that was needed instead (at least `per` when every slot waits for an answer); an
+    /// interrupt of `watch` ends the wait. A count above the limit is taken as the limit: the
+    /// request waits for a whole empty window.
     pub fn admit_many(
         &self,
         count: u32,
         deadline: Option<Instant>,
-    ) -> Result<Admission<'_>, Duration> {
+        watch: &Watch,
+    ) -> Result<Admission<'_>, Refused> {
         let slots = match self.pacing {
             Some(pacing) => count.clamp(1, pacing.requests) as usize,
             None => 0,
@@ -142,7 +161,7 @@ impl Gate {
         let started = Instant::now();
         loop {
             let now = Instant::now();
-            let (wait, needed) = match state.wait_needed(self.pacing, slots, now) {
+            let until = match state.wait_needed(self.pacing, slots, now) {
                 Wait::None => {
                     state.in_flight += slots;
                     return Ok(Admission {
@@ -151,29 +170,28 @@ impl Gate {
                         waited: now.saturating_duration_since(started),
                     });
                 }
-                Wait::For(wait) => (Some(wait), wait),
-                Wait::Answer(needed) => (None, needed),
-            };
-            let sleep = match (wait, deadline) {
-                (Some(wait), Some(deadline)) if now + wait > deadline => return Err(needed),
+                Wait::For(wait) if deadline.is_some_and(|deadline| now + wait > deadline) => {
+                    return Err(Refused::Wait(wait));
+                }
+                Wait::For(wait) => Some(now + wait),
                 // A slot an answer frees opens `per` after it: no sooner than `needed` from now.
-                (None, Some(deadline)) if now + needed > deadline => return Err(needed),
-                (Some(wait), _) => Some(wait),
-                (None, Some(deadline)) => Some(deadline - now),
-                (None, None) => None,
-            };
-            // The lock is released while waiting; another thread may take the slot first, so
-            // check again.
-            state = match sleep {
-                Some(sleep) => {
-                    let woken = self.answered.wait_timeout(state, sleep);
-                    woken.unwrap_or_else(|poisoned| poisoned.into_inner()).0
+                Wait::Answer(needed)
+                    if deadline.is_some_and(|deadline| now + needed > deadline) =>
+                {
+                    return Err(Refused::Wait(needed));
                 }
-                None => {
-                    let woken = self.answered.wait(state);
-                    woken.unwrap_or_else(|poisoned| poisoned.into_inner())
-                }
+                Wait::Answer(_) => deadline,
             };
+            // One wake-up (an answer, the time, an interrupt), then look again: the lock is
+            // released while waiting, and another thread may take the slot first.
+            let mut first = true;
+            let (woken, waited) = watch.wait_while(&self.state, state, until, |_| {
+                std::mem::replace(&mut first, false)
+            });
+            state = woken;
+            if waited == Waited::Cancelled {
+                return Err(Refused::Cancelled);
+            }
         }
     }
 
@@ -191,9 +209,7 @@ impl Gate {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock()
     }
 }
 
@@ -242,11 +258,17 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::cancel::Signal;
+    use std::sync::Mutex;
+
+    /// A call no interrupt touches.
+    fn watch() -> Watch {
+        Watch::new(&Signal::new())
+    }
 
     /// Admits a request that is answered at once.
     fn answered(gate: &Gate, count: u32) {
-        drop(gate.admit_many(count, None).unwrap());
+        drop(gate.admit_many(count, None, &watch()).unwrap());
     }
 
     #[test]
@@ -282,7 +304,7 @@ mod tests {
                 let (gate, arrivals) = (Arc::clone(&gate), Arc::clone(&arrivals));
                 std::thread::spawn(move || {
                     for n in 0..3 {
-                        let admission = gate.admit_many(1, None).unwrap();
+                        let admission = gate.admit_many(1, None, &watch()).unwrap();
                         let delay = if (thread + n) % 2 == 0 { 60 } else { 0 };
                         std::thread::sleep(Duration::from_millis(delay));
                         arrivals.lock().unwrap().push(Instant::now());
@@ -311,13 +333,16 @@ mod tests {
     fn a_slot_ages_from_its_answer_not_from_its_send() {
         let per = Duration::from_millis(100);
         let gate = Arc::new(Gate::new(Some(Pacing::new(1, per))));
-        let first = gate.admit_many(1, None).unwrap();
+        let first = gate.admit_many(1, None, &watch()).unwrap();
         // Every slot waits for an answer, and a slot opens `per` after its answer: a deadline
         // sooner than that is given up at once.
         let started = Instant::now();
         let needed = gate
-            .admit_many(1, Some(started + Duration::from_millis(60)))
+            .admit_many(1, Some(started + Duration::from_millis(60)), &watch())
             .unwrap_err();
+        let Refused::Wait(needed) = needed else {
+            panic!("{needed:?}")
+        };
         assert!(needed >= per, "{needed:?}");
         assert!(
             started.elapsed() < Duration::from_millis(40),
@@ -326,7 +351,7 @@ mod tests {
         let second = {
             let gate = Arc::clone(&gate);
             std::thread::spawn(move || {
-                drop(gate.admit_many(1, None).unwrap());
+                drop(gate.admit_many(1, None, &watch()).unwrap());
                 Instant::now()
             })
         };
@@ -352,7 +377,12 @@ mod tests {
             "10 fit at once"
         );
         // The window is full: 6 more must wait for the first 6 to age out.
-        let needed = gate.admit_many(6, Some(Instant::now())).unwrap_err();
+        let needed = gate
+            .admit_many(6, Some(Instant::now()), &watch())
+            .unwrap_err();
+        let Refused::Wait(needed) = needed else {
+            panic!("{needed:?}")
+        };
         assert!(needed > Duration::from_millis(100), "{needed:?}");
         answered(&gate, 6);
         assert!(started.elapsed() >= Duration::from_millis(200));
@@ -367,8 +397,11 @@ mod tests {
         let started = Instant::now();
         gate.hold_until(started + Duration::from_millis(80));
         let needed = gate
-            .admit_many(1, Some(started + Duration::from_millis(10)))
+            .admit_many(1, Some(started + Duration::from_millis(10)), &watch())
             .unwrap_err();
+        let Refused::Wait(needed) = needed else {
+            panic!("{needed:?}")
+        };
         assert!(needed > Duration::from_millis(50));
         assert!(
             started.elapsed() < Duration::from_millis(50),
@@ -376,5 +409,31 @@ mod tests {
         );
         answered(&gate, 1);
         assert!(started.elapsed() >= Duration::from_millis(80));
+    }
+
+    #[test]
+    fn an_interrupt_ends_a_wait_at_the_gate_and_later_calls_still_wait_their_turn() {
+        let gate = Gate::new(Some(Pacing::new(1, Duration::from_secs(60))));
+        answered(&gate, 1);
+        let signal = Signal::new();
+        let watch = Watch::new(&signal);
+        let interrupter = {
+            let signal = Arc::clone(&signal);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                signal.interrupt();
+            })
+        };
+        let started = Instant::now();
+        let refused = gate.admit_many(1, None, &watch).unwrap_err();
+        assert_eq!(refused, Refused::Cancelled);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        interrupter.join().unwrap();
+        let later = gate.admit_many(1, Some(Instant::now()), &Watch::new(&signal));
+        assert!(matches!(later, Err(Refused::Wait(_))), "{later:?}");
     }
 }

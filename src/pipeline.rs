@@ -12,10 +12,12 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{Connector, DefaultConnector};
 
+use crate::abortable::{self, AbortableConnector, Unsent};
 use crate::auth::Tokens;
+use crate::cancel::{Signal, Watch};
 use crate::coalesce::CoalescingConnector;
 use crate::limits::{INPUT_BUFFER, MAX_HEADER_BLOCK, OUTPUT_BUFFER};
-use crate::pacing::{Gate, Pacing};
+use crate::pacing::{Gate, Pacing, Refused};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
 use crate::url::{check_secure, never_proxied};
@@ -40,6 +42,10 @@ pub(crate) struct Request<'a> {
     pub url: String,
     /// Serialized once by the caller and borrowed, so every retry resends the same bytes.
     pub body: Option<&'a [u8]>,
+    /// Whether sending it twice does no harm (everything but a create). A request that is not
+    /// is resent only when Graph cannot have processed it: a 429, a 503, or a connection that
+    /// failed before the request was written.
+    pub idempotent: bool,
 }
 
 /// How one call may retry and how long it may take in all.
@@ -64,6 +70,9 @@ pub(crate) struct Response {
     pub retry_stopped: Option<String>,
     /// A 303 turned the request into a GET: the answer is not the operation's.
     pub redirected_to_get: bool,
+    /// An earlier attempt of the call may have been applied though its answer was lost (a 504,
+    /// or a connection lost after the request was sent).
+    pub earlier_outcome_unknown: bool,
 }
 
 impl Response {
@@ -105,12 +114,17 @@ pub(crate) struct Pipeline {
     gate: Gate,
     /// `host:port` of the proxy, if any, to name it when it refuses (never its credentials).
     proxy: Option<String>,
+    /// The client's cancellation signal: [`Client::interrupt`](crate::Client::interrupt).
+    signal: Arc<Signal>,
 }
 
-/// One attempt's failure, and whether it happened before any response (so it may be retried).
+/// One attempt's failure: whether it happened before any response (so an idempotent request may
+/// be sent again), and whether the request may have reached Graph (a create is then not resent:
+/// its outcome is unknown).
 struct Failure {
     error: Error,
     before_response: bool,
+    written: bool,
 }
 
 impl Pipeline {
@@ -157,7 +171,7 @@ impl Pipeline {
             .build();
         let agent = Agent::with_parts(
             agent_config,
-            DefaultConnector::new().chain(CoalescingConnector),
+            AbortableConnector(DefaultConnector::new()).chain(CoalescingConnector),
             CachingResolver::new(DefaultResolver::default(), proxy_address),
         );
         let token = config
@@ -177,7 +191,18 @@ impl Pipeline {
             request_timeout: config.request_timeout,
             gate: Gate::new(config.pacing),
             proxy,
+            signal: Signal::new(),
         })
+    }
+
+    /// The client's cancellation signal, shared by its clones.
+    pub fn signal(&self) -> &Arc<Signal> {
+        &self.signal
+    }
+
+    /// What a call starting now watches: the client's signal.
+    pub fn watch(&self) -> Watch {
+        Watch::new(&self.signal)
     }
 
     /// The service root (no version segment, no trailing slash).
@@ -198,9 +223,15 @@ impl Pipeline {
     }
 
     /// Sends `request`, retrying as `budget` allows, and returns the final response, whatever
-    /// its status; the operation decides what the status means.
-    pub fn execute(&self, request: &Request<'_>, budget: Budget) -> Result<Response, Error> {
-        self.execute_counted(request, 1, budget)
+    /// its status; the operation decides what the status means. An interrupt of `watch` ends the
+    /// call with [`Error::Cancelled`], whatever it waits on.
+    pub fn execute(
+        &self,
+        request: &Request<'_>,
+        budget: Budget,
+        watch: &Watch,
+    ) -> Result<Response, Error> {
+        self.execute_counted(request, 1, budget, watch)
     }
 
     /// [`execute`](Self::execute) for a request the pacing gate counts as `count` requests (a
@@ -210,6 +241,7 @@ impl Pipeline {
         request: &Request<'_>,
         count: u32,
         budget: Budget,
+        watch: &Watch,
     ) -> Result<Response, Error> {
         let client_request_id = crate::request_id::new();
         let started = Instant::now();
@@ -219,33 +251,63 @@ impl Pipeline {
         let mut retries = 0u32;
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
+        let mut outcome_unknown = false;
+        let cancelled =
+            |stage: &str, attempts: u32| Err(Error::cancelled(stage, &client_request_id, attempts));
         loop {
+            if watch.cancelled() {
+                return cancelled("about to send", attempts);
+            }
             // A wait at the gate (pacing, another thread's 429) is a wait like any other: it
             // counts against the call's total budget and against retry.maxTotalMs.
             let waits_end = Instant::now() + budget.retry.max_total_wait.saturating_sub(waited);
             let admit_by = deadline.map_or(waits_end, |deadline| deadline.min(waits_end));
-            let admission = match self.gate.admit_many(count, Some(admit_by)) {
+            let admission = match self.gate.admit_many(count, Some(admit_by), watch) {
                 Ok(admission) => admission,
-                Err(wait) => {
+                Err(Refused::Wait(wait)) => {
                     return Err(Error::Throttled {
                         wait,
-                        client_request_id,
+                        client_request_id: client_request_id.clone(),
                         attempts,
                     });
+                }
+                Err(Refused::Cancelled) => {
+                    return cancelled("waiting at the pacing gate", attempts);
                 }
             };
             waited += admission.waited;
             attempts += 1;
+            // The token provider and the transport reach the call's watch through the thread.
+            let entered = watch.enter();
             let token = match self.token.token_before(deadline) {
                 Ok(token) => token,
+                Err(_) if watch.cancelled() => {
+                    return cancelled("waiting for a token", attempts - 1);
+                }
                 Err(error) => {
+                    let error = match error {
+                        // A wait for another thread's refresh ran out of this call's budget.
+                        Error::Timeout { stage, .. } => Error::Timeout {
+                            stage,
+                            elapsed: started.elapsed(),
+                            client_request_id: client_request_id.clone(),
+                            attempts: 0,
+                        },
+                        other => other,
+                    };
                     let failure = Failure {
                         error,
                         before_response: false,
+                        written: false,
                     };
-                    return finish(Err(failure), attempts - 1, waited, None);
+                    return finish(Err(failure), attempts - 1, waited, None, false);
                 }
             };
+            // A token that came after the interrupt (a callback cannot be interrupted) is not
+            // used.
+            if watch.cancelled() {
+                return cancelled("waiting for a token", attempts - 1);
+            }
             let outcome = self.attempt(
                 request,
                 &token,
@@ -255,6 +317,10 @@ impl Pipeline {
             );
             // Answered (or failed): the request's pacing slots start ageing now.
             drop(admission);
+            if outcome.is_err() && watch.cancelled() {
+                // The interrupt shut the connection: the request was abandoned.
+                return cancelled("waiting for the response", attempts);
+            }
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
                 // Graph refused the token (revoked, or expired early): drop it from the cache and
                 // send once more with a fresh one. A provider that hands back the same token (a
@@ -274,16 +340,45 @@ impl Pipeline {
                     continue;
                 }
             }
+            drop(entered);
+            // Graph may have applied this attempt though no answer says so.
+            let unknown = match &outcome {
+                Ok(response) => response.status == 504,
+                Err(failure) => failure.written,
+            };
             let asked = match &outcome {
-                Ok(response) if retryable_status(response.status) => {
+                // A create after a 504 is not sent again: it may have been applied.
+                Ok(response)
+                    if retryable_status(response.status)
+                        && (request.idempotent || response.status != 504) =>
+                {
                     Some(response.header("retry-after").and_then(parse_retry_after))
                 }
-                Err(failure) if failure.before_response => Some(None),
+                Err(failure)
+                    if failure.before_response && (request.idempotent || !failure.written) =>
+                {
+                    Some(None)
+                }
                 _ => None,
             };
             let Some(asked) = asked else {
-                return finish(outcome, attempts, waited, None);
+                let outcome = if unknown && !request.idempotent {
+                    outcome
+                        .map_err(Failure::outcome_unknown)
+                        .map(|mut response| {
+                            response.retry_stopped = Some(OUTCOME_UNKNOWN.to_owned());
+                            response
+                        })
+                } else {
+                    outcome
+                };
+                let retry_stopped = outcome
+                    .as_ref()
+                    .ok()
+                    .and_then(|response| response.retry_stopped.clone());
+                return finish(outcome, attempts, waited, retry_stopped, outcome_unknown);
             };
+            outcome_unknown |= unknown;
             if let (Ok(response), Some(wait)) = (&outcome, asked)
                 && response.status == 429
             {
@@ -310,12 +405,18 @@ impl Pipeline {
                         // Without a Retry-After the backoff is the hold (with one, it is set).
                         self.hold_after_429(wait, &budget.retry);
                     }
-                    std::thread::sleep(wait);
+                    if watch.sleep(wait).is_err() {
+                        return cancelled("waiting to retry (Retry-After or backoff)", attempts);
+                    }
                     waited += wait;
                     retries += 1;
                 }
-                Verdict::Exhausted => return finish(outcome, attempts, waited, None),
-                Verdict::OverBudget(why) => return finish(outcome, attempts, waited, Some(why)),
+                Verdict::Exhausted => {
+                    return finish(outcome, attempts, waited, None, outcome_unknown);
+                }
+                Verdict::OverBudget(why) => {
+                    return finish(outcome, attempts, waited, Some(why), outcome_unknown);
+                }
             }
         }
     }
@@ -388,9 +489,11 @@ impl Pipeline {
                 .map_err(|err| Failure {
                     error: transport(TransportKind::Io, err, client_request_id),
                     before_response: false,
+                    written: false,
                 })?
                 .map_err(|err| Failure {
                     before_response: nothing_answered(&err),
+                    written: !unwritten(&err),
                     error: context.map(err),
                 })?;
             let status = response.status().as_u16();
@@ -432,6 +535,7 @@ impl Pipeline {
                     other => context.map(other),
                 },
                 before_response: false,
+                written: true,
             })?;
             let (parts, _drained) = response.into_parts();
             let response = Response {
@@ -443,6 +547,7 @@ impl Pipeline {
                 waited: Duration::ZERO,
                 retry_stopped: None,
                 redirected_to_get,
+                earlier_outcome_unknown: false,
             };
             if !matches!(status, 301 | 302 | 303 | 307 | 308) || redirects == MAX_REDIRECTS {
                 return Ok(response);
@@ -459,6 +564,7 @@ impl Pipeline {
                     attempts: 0,
                 },
                 before_response: false,
+                written: true,
             })?;
             same_origin = same_origin && origin(&next) == origin(&request.url);
             if status == 303 {
@@ -501,6 +607,24 @@ impl Pipeline {
     }
 }
 
+/// Why a create is not sent again after a 504 or a connection lost once it was sent.
+const OUTCOME_UNKNOWN: &str = "the outcome is unknown: Graph may have applied the request, so it \
+     was not sent again (look it up before sending it once more)";
+
+impl Failure {
+    /// Says in the error that the request may have been applied.
+    fn outcome_unknown(mut self) -> Failure {
+        let note = format!("; {OUTCOME_UNKNOWN}");
+        match &mut self.error {
+            Error::Transport { message, .. } => message.push_str(&note),
+            Error::Timeout { stage, .. } => stage.push_str(&note),
+            Error::UnexpectedResponse { reason, .. } => reason.push_str(&note),
+            _ => {}
+        }
+        self
+    }
+}
+
 /// Attaches the attempt count, the time waited (and why retrying stopped) to the call's final
 /// result.
 fn finish(
@@ -508,12 +632,14 @@ fn finish(
     attempts: u32,
     waited: Duration,
     retry_stopped: Option<String>,
+    earlier_outcome_unknown: bool,
 ) -> Result<Response, Error> {
     match outcome {
         Ok(mut response) => {
             response.attempts = attempts;
             response.waited = waited;
             response.retry_stopped = retry_stopped;
+            response.earlier_outcome_unknown = earlier_outcome_unknown;
             Ok(response)
         }
         Err(mut failure) => {
@@ -592,6 +718,19 @@ fn nothing_answered(err: &ureq::Error) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Whether a failed send certainly never wrote the request: the connection could not be made,
+/// or the write of its first byte failed (`abortable::Unsent`). Anything else may have reached
+/// Graph.
+fn unwritten(err: &ureq::Error) -> bool {
+    abortable::refused(err)
+        || Unsent::is(err)
+        || matches!(
+            err,
+            ureq::Error::HostNotFound
+                | ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect)
+        )
 }
 
 /// What an attempt's transport error needs to be described.

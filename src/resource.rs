@@ -18,8 +18,12 @@ use crate::{
 /// Pages followed at most unless [`ListOptions::max_pages`] says otherwise.
 pub const DEFAULT_MAX_PAGES: u32 = 1000;
 
+/// Entities returned at most unless [`ListOptions::max_items`] says otherwise: a bound on the
+/// memory a list may take (1,000 pages of 1 MiB would be about 1 GiB).
+pub const DEFAULT_MAX_ITEMS: u32 = 100_000;
+
 /// What [`Client::list_user_statuses`] asks for: OData `$top`, `$filter`, `$select`, and how many
-/// pages it may follow.
+/// pages and entities it may take.
 ///
 /// ```
 /// use intune_user_status::ListOptions;
@@ -37,6 +41,9 @@ pub struct ListOptions {
     /// Pages followed at most (default 1000); a collection with more is an error, never a
     /// truncated list.
     pub max_pages: u32,
+    /// Entities returned at most (default 100,000); a collection with more is an error, never a
+    /// truncated list.
+    pub max_items: u32,
 }
 
 impl Default for ListOptions {
@@ -46,6 +53,7 @@ impl Default for ListOptions {
             filter: None,
             select: Vec::new(),
             max_pages: DEFAULT_MAX_PAGES,
+            max_items: DEFAULT_MAX_ITEMS,
         }
     }
 }
@@ -80,11 +88,20 @@ impl ListOptions {
         self
     }
 
+    /// Returns at most `items` entities (at least 1); more is an error.
+    pub fn max_items(mut self, items: u32) -> Self {
+        self.max_items = items;
+        self
+    }
+
     /// The one place the options' rules live (Rust and C callers alike); fields are named as
     /// the C options JSON names them.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.max_pages == 0 {
             return Err(Error::invalid("maxPages", "must be at least 1"));
+        }
+        if self.max_items == 0 {
+            return Err(Error::invalid("maxItems", "must be at least 1"));
         }
         if self.top == Some(0) {
             return Err(Error::invalid("top", "must be at least 1"));
@@ -147,8 +164,9 @@ impl Client {
     /// Lists every user status of `collection`: follows `@odata.nextLink` page after page, only
     /// to the client's own origin and API version (a link elsewhere is
     /// [`Error::UnexpectedResponse`], and the token is never sent there), up to
-    /// [`ListOptions::max_pages`] (more is an error). Each page goes through the pipeline
-    /// (retries, pacing, auth); the call's total budget spans all pages.
+    /// [`ListOptions::max_pages`] pages and [`ListOptions::max_items`] entities (more is
+    /// [`Error::UnexpectedResponse`] naming the bound; nothing is half-returned). Each page goes
+    /// through the pipeline (retries, pacing, auth); the call's total budget spans all pages.
     pub fn list_user_statuses(
         &self,
         collection: &Collection,
@@ -171,6 +189,7 @@ impl Client {
         collection.write_url(&mut url, version)?;
         list.write_query(&mut url);
         let budget = self.budget(options)?;
+        let watch = self.watch(options);
         let started = Instant::now();
         let mut entities = Vec::new();
         let mut pages = 0;
@@ -182,8 +201,10 @@ impl Client {
                     method: Method::GET,
                     url,
                     body: None,
+                    idempotent: true,
                 },
                 left_of(budget, started)?,
+                &watch,
             )?;
             if response.status != 200 {
                 return Err(self.failure(response, "GET of a collection answers 200"));
@@ -194,6 +215,15 @@ impl Client {
                     &format!("body is not a page of deviceConfigurationUserStatus: {err}"),
                 )
             })?;
+            if entities.len() + page.value.len() > list.max_items as usize {
+                return Err(response::unexpected(
+                    &response,
+                    &format!(
+                        "the collection has more than {} entities (maxItems); raise maxItems or narrow the filter",
+                        list.max_items
+                    ),
+                ));
+            }
             entities.extend(page.value);
             pages += 1;
             let Some(next) = page.next_link else {
@@ -260,6 +290,11 @@ impl Client {
 
     /// Creates a user status in `collection` (POST; Graph answers 201 with the entity). The
     /// entity is validated as a patch is; its `id` may be given or left to the service.
+    ///
+    /// A create is sent again only when Graph cannot have processed it: after a 429, a 503, or a
+    /// connection that failed before the request was written. After a 504, or a connection lost
+    /// once the request was sent, it is not: the error says the outcome is unknown (Graph may
+    /// have created it; look before creating again).
     pub fn create_user_status(
         &self,
         collection: &Collection,
@@ -285,8 +320,10 @@ impl Client {
                 method: Method::POST,
                 url,
                 body: Some(&body),
+                idempotent: false,
             },
             self.budget(options)?,
+            &self.watch(options),
         )?;
         if response.redirected_to_get {
             return Err(response::unexpected(
@@ -300,7 +337,9 @@ impl Client {
         }
     }
 
-    /// Deletes the user status at `target` (Graph answers 204).
+    /// Deletes the user status at `target` (Graph answers 204). When an attempt's outcome was
+    /// unknown (a 504, a connection lost after sending) and the retry answers 404, the delete
+    /// succeeded: the first attempt removed it.
     pub fn delete_user_status(&self, target: &Target) -> Result<(), Error> {
         self.delete_user_status_with(target, &CallOptions::default())
     }
@@ -317,11 +356,22 @@ impl Client {
                 method: Method::DELETE,
                 url,
                 body: None,
+                idempotent: true,
             },
             self.budget(options)?,
+            &self.watch(options),
         )?;
         match response.status {
             200 | 204 if !response.redirected_to_get => Ok(()),
+            // Already gone: an earlier attempt, whose answer was lost, deleted it.
+            404 if response.earlier_outcome_unknown && !response.redirected_to_get => {
+                log::info!(
+                    "DELETE {}: 404 after an attempt with an unknown outcome; that attempt deleted it (client-request-id {})",
+                    target.user_status_id(),
+                    response.client_request_id
+                );
+                Ok(())
+            }
             _ => Err(self.failure(response, "DELETE answers 204")),
         }
     }
@@ -400,6 +450,7 @@ mod tests {
         );
         for (bad, field) in [
             (ListOptions::new().max_pages(0), "maxPages"),
+            (ListOptions::new().max_items(0), "maxItems"),
             (ListOptions::new().top(0), "top"),
             (ListOptions::new().filter(""), "filter"),
             (ListOptions::new().select(["id,status"]), "select"),

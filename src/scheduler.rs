@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use ureq::http::Method;
 
 use crate::batch::{self, InnerRequest, MAX_BATCH};
+use crate::cancel::Watch;
 use crate::pipeline::{Budget, Pipeline, Request, Response};
 use crate::response;
 use crate::retry::{Verdict, decide, parse_retry_after, retryable_status};
@@ -31,13 +32,15 @@ pub(crate) struct Prepared {
 pub(crate) trait Sender {
     /// Inner requests per batch at most (Graph's 20, fewer under a smaller pacing window).
     fn batch_limit(&self) -> usize;
-    /// POSTs `envelope` to `/{version}/$batch`, counted as `count` requests by the pacing gate.
+    /// POSTs `envelope` to `/{version}/$batch`, counted as `count` requests by the pacing gate,
+    /// until an interrupt of `watch`.
     fn send(
         &self,
         version: ApiVersion,
         envelope: &[u8],
         count: u32,
         budget: Budget,
+        watch: &Watch,
     ) -> Result<Response, Error>;
     /// Holds every request of the client for `wait` after an inner 429, as after a direct one.
     fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy);
@@ -57,6 +60,7 @@ impl Sender for Pipeline {
         envelope: &[u8],
         count: u32,
         budget: Budget,
+        watch: &Watch,
     ) -> Result<Response, Error> {
         let mut url = String::with_capacity(self.root().len() + 12);
         url.push_str(self.root());
@@ -67,8 +71,10 @@ impl Sender for Pipeline {
             method: Method::POST,
             url,
             body: Some(envelope),
+            // Every inner request is a PATCH or a GET: sending the envelope again is safe.
+            idempotent: true,
         };
-        self.execute_counted(&request, count, budget)
+        self.execute_counted(&request, count, budget, watch)
     }
 
     fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy) {
@@ -133,14 +139,17 @@ fn left_for(policy: RetryPolicy, items: impl Iterator<Item = Spent>) -> RetryPol
 /// its final inner response (whatever its status: a 429 whose retries ran out included, with
 /// `retry_stopped` when a budget stopped them) or the error that ended it: the batch's own
 /// failure, a missing answer, or `Throttled`/`Timeout` when its next retry would pass the
-/// call's total budget. `attempts` is per item: the requests that carried it.
+/// call's total budget. `attempts` is per item: the requests that carried it. An interrupt of
+/// `watch` ends the call: the items of a batch in flight and every item not yet finished get
+/// [`Error::Cancelled`]; finished items keep their results.
 pub(crate) fn run(
     sender: &impl Sender,
     method: &str,
     requests: &[Prepared],
     budget: Budget,
+    watch: &Watch,
 ) -> Vec<Result<Response, Error>> {
-    run_reporting(sender, method, requests, budget, None)
+    run_reporting(sender, method, requests, budget, watch, None)
 }
 
 /// [`run`], telling `report` its progress before each batch and at the end (no lock is held while
@@ -150,6 +159,7 @@ pub(crate) fn run_reporting(
     method: &str,
     requests: &[Prepared],
     budget: Budget,
+    watch: &Watch,
     report: Option<&dyn Fn(BulkProgress)>,
 ) -> Vec<Result<Response, Error>> {
     let mut reporter = Reporter { report, told: None };
@@ -172,6 +182,19 @@ pub(crate) fn run_reporting(
     let mut waiting: Vec<(Instant, usize)> = Vec::new();
     let mut turn = 0;
     loop {
+        if watch.cancelled() {
+            for (index, result) in results.iter_mut().enumerate() {
+                if result.is_none() {
+                    let stage = if spent[index].attempts == 0 {
+                        "waiting for its turn in a batch"
+                    } else {
+                        "waiting to retry (Retry-After or backoff)"
+                    };
+                    *result = Some(Err(Error::cancelled(stage, "", spent[index].attempts)));
+                }
+            }
+            break;
+        }
         // No batch is in flight here: every item not queued has its result.
         progress.done = requests.len() - fresh[0].len() - fresh[1].len() - waiting.len();
         reporter.tell(progress);
@@ -189,7 +212,8 @@ pub(crate) fn run_reporting(
             let Some(&(ready, _)) = waiting.first() else {
                 break;
             };
-            std::thread::sleep(ready.saturating_duration_since(now));
+            // An interrupt ends the sleep; the loop's first check then ends the call.
+            let _ = watch.sleep_until(ready);
             continue;
         };
         turn = 1 - slot(version);
@@ -234,6 +258,7 @@ pub(crate) fn run_reporting(
                 retry: left_for(budget.retry, batch.iter().map(|&index| spent[index])),
                 total: remaining,
             },
+            watch,
         );
         drop(envelope);
         let answers = match sent {
@@ -407,6 +432,7 @@ fn decode(answer: &Response) -> Result<HashMap<String, batch::Answer>, Error> {
             waited: answer.waited,
             retry_stopped: answer.retry_stopped.clone(),
             redirected_to_get: false,
+            earlier_outcome_unknown: answer.earlier_outcome_unknown,
         })),
         _ => Err(response::unexpected(
             answer,
@@ -462,6 +488,23 @@ mod tests {
 
     use super::*;
     use crate::batch::tests::batch_response;
+    use crate::cancel::Signal;
+
+    /// [`super::run`] for a call no interrupt touches.
+    fn run(
+        sender: &impl Sender,
+        method: &str,
+        requests: &[Prepared],
+        budget: Budget,
+    ) -> Vec<Result<Response, Error>> {
+        super::run(
+            sender,
+            method,
+            requests,
+            budget,
+            &Watch::new(&Signal::new()),
+        )
+    }
 
     /// Answers each batch with `answer(batch number, inner requests)`, recording every envelope.
     struct Canned<F> {
@@ -509,6 +552,7 @@ mod tests {
             envelope: &[u8],
             count: u32,
             _budget: Budget,
+            _watch: &Watch,
         ) -> Result<Response, Error> {
             let value: Value = serde_json::from_slice(envelope).unwrap();
             let requests = value["requests"].as_array().unwrap().clone();
@@ -661,6 +705,7 @@ mod tests {
             "PATCH",
             &prepared(25, ApiVersion::Beta),
             budget(None),
+            &Watch::new(&Signal::new()),
             Some(report),
         );
         assert!(results.iter().all(|r| r.as_ref().unwrap().status == 204));
@@ -945,6 +990,53 @@ mod tests {
             Err(Error::UnexpectedResponse { reason, .. }) => {
                 assert!(reason.contains("no response for this item"), "{reason}")
             }
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_call_and_finished_items_keep_their_results() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                if id == "1" {
+                    json!({"id": id, "status": 429, "headers": {"Retry-After": "30"}})
+                } else {
+                    json!({"id": id, "status": 204})
+                }
+            }))
+        });
+        let signal = Signal::new();
+        let interrupter = {
+            let signal = std::sync::Arc::clone(&signal);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                signal.interrupt();
+            })
+        };
+        let started = Instant::now();
+        let results = super::run(
+            &sender,
+            "PATCH",
+            &prepared(3, ApiVersion::Beta),
+            budget(None),
+            &Watch::new(&signal),
+        );
+        interrupter.join().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "the 30 s Retry-After wait ended at the interrupt, not after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            sender.batches().len(),
+            1,
+            "nothing is sent after the interrupt"
+        );
+        for finished in [&results[0], &results[2]] {
+            assert_eq!(finished.as_ref().unwrap().status, 204);
+        }
+        match &results[1] {
+            Err(err @ Error::Cancelled { .. }) => assert_eq!(err.attempts(), 1),
             other => panic!("{:?}", other.as_ref().map(|r| r.status)),
         }
     }

@@ -1323,6 +1323,85 @@ fn assert_identity_scenarios(
     assert!(outside.requests().is_empty(), "{kind}: Graph saw nothing");
 }
 
+/// `test_c_interrupt`'s and `test_cpp_interrupt`'s emulator per build kind,
+/// `IUS_INTERRUPT_<KIND>_URL`: the user statuses they update under `c1`, and the waits they
+/// interrupt (a PATCH never answered, a Retry-After of 30 s).
+struct InterruptEmulators(Vec<(&'static str, Emulator)>);
+
+impl InterruptEmulators {
+    fn start() -> InterruptEmulators {
+        let ids = [
+            "stall", "wait", "paced", "cb", "budget", "b0", "b1", "b2", "bretry", "bwait",
+            "cppstall",
+        ];
+        let on = |id: &str, fault: Fault| {
+            FaultRule::next(1, fault).path_contains(format!("/userStatuses/{id}"))
+        };
+        let emulators = KINDS.iter().map(|&kind| {
+            let emulator = Emulator::start(Config {
+                token: Some(TOKEN.to_owned()),
+                seed: direct_statuses(ids),
+                faults: vec![
+                    on("stall", Fault::NoAnswer),
+                    on("cppstall", Fault::NoAnswer),
+                    on("wait", status_fault(503, Some("30"))),
+                    on("bretry", status_fault(503, Some("0.01"))),
+                    on("bwait", status_fault(503, Some("30"))),
+                ],
+                ..Config::default()
+            })
+            .expect("start the interrupt emulator");
+            (kind, emulator)
+        });
+        InterruptEmulators(emulators.collect())
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(kind, emulator)| {
+                (
+                    format!("IUS_INTERRUPT_{}_URL", kind.to_uppercase()),
+                    emulator.base_url(),
+                )
+            })
+            .collect()
+    }
+
+    /// What the programs left: each interrupted update was sent once and not again, and the
+    /// update after it was applied.
+    fn assert_state(&self) {
+        for (kind, emulator) in &self.0 {
+            let patches = |id: &str| count(emulator, "PATCH", &format!("/beta{DIRECT}/{id}"));
+            for (id, sent, last) in [
+                ("stall", 2, 2),
+                ("wait", 2, 2),
+                ("paced", 2, 3),
+                ("cb", 1, 3),
+                ("cppstall", 3, 3),
+            ] {
+                assert_eq!(patches(id), sent, "{kind}: PATCHes of {id}");
+                let stored = emulator.user_status(DIRECT, id).expect("seeded");
+                assert_eq!(stored["devicesCount"], last, "{kind}: {id}");
+            }
+            let bwait = emulator
+                .batch_items()
+                .iter()
+                .filter(|r| r.target.ends_with("/bwait"))
+                .count();
+            assert_eq!(bwait, 1, "{kind}: the interrupted item was not sent again");
+            let stored = emulator.user_status(DIRECT, "bwait").expect("seeded");
+            assert_eq!(stored["devicesCount"], 2, "{kind}: the update after it");
+        }
+    }
+
+    fn shutdown(self) {
+        for (_, emulator) in self.0 {
+            emulator.shutdown();
+        }
+    }
+}
+
 /// Starts fresh servers, runs the suite's test programs against them and returns the servers
 /// for assertions on what they received. `env` is added to the programs' environment.
 fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
@@ -1334,6 +1413,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let bulk = BulkEmulators::start();
     let outbox = OutboxEmulators::start(suite);
     let identity = IdentityEmulators::start(suite);
+    let interrupt = InterruptEmulators::start();
     let mut all: Vec<(String, String)> = [
         ("IUS_TEST_BASE_URL", no_content.base_url()),
         ("IUS_TEST_BASE_URL_200", ok.base_url()),
@@ -1349,6 +1429,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     all.extend(bulk.env());
     all.extend(outbox.env());
     all.extend(identity.env());
+    all.extend(interrupt.env());
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     suite.run(&all);
     Emulators {
@@ -1360,6 +1441,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
         bulk,
         outbox,
         identity,
+        interrupt,
     }
 }
 
@@ -1381,6 +1463,8 @@ struct Emulators {
     outbox: OutboxEmulators,
     /// One per build kind: `test_c_identity`.
     identity: IdentityEmulators,
+    /// One per build kind: `test_c_interrupt` and `test_cpp_interrupt`.
+    interrupt: InterruptEmulators,
 }
 
 impl Emulators {
@@ -1394,6 +1478,7 @@ impl Emulators {
         self.bulk.assert_state();
         self.outbox.assert_state();
         self.identity.assert_state();
+        self.interrupt.assert_state();
     }
 
     fn shutdown(self) {
@@ -1405,6 +1490,7 @@ impl Emulators {
         self.bulk.shutdown();
         self.outbox.shutdown();
         self.identity.shutdown();
+        self.interrupt.shutdown();
     }
 }
 

@@ -445,6 +445,61 @@ fn imds_410_is_retried_at_its_own_interval_seven_times() {
     assert!(shown.contains("IMDS is being updated"), "{shown}");
 }
 
+#[test]
+fn an_interrupt_ends_an_imds_retry_wait_within_half_a_second() {
+    let scratch = Scratch::new("mi-imds-interrupt");
+    let emu = emulator(&scratch.0);
+    let on_imds = |status, retry_after: Option<&str>| {
+        FaultRule::always(Fault::Status {
+            status,
+            retry_after: retry_after.map(str::to_owned),
+        })
+        .path_contains("/metadata/identity/")
+    };
+    // IMDS's own 10 s wait after a 410 (no test seam here), and a 500 asking for 30 s.
+    for (status, retry_after) in [(410, None), (500, Some("30"))] {
+        emu.clear_faults();
+        emu.clear_token_requests();
+        emu.add_fault(on_imds(status, retry_after));
+        let credential = ManagedIdentityCredential::system_assigned()
+            .environment([("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.base_url())]);
+        let client = Client::builder()
+            .base_url(emu.base_url())
+            .credential(credential)
+            .build()
+            .unwrap();
+        let worker = {
+            let client = client.clone();
+            std::thread::spawn(move || update(&client, 0, 1))
+        };
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while emu.token_requests().is_empty() {
+            assert!(Instant::now() < give_up, "{status}: IMDS was never asked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Inside the retry wait by now.
+        std::thread::sleep(Duration::from_millis(200));
+        let interrupted = Instant::now();
+        client.interrupt();
+        let result = worker.join().unwrap();
+        let took = interrupted.elapsed();
+        assert!(
+            matches!(result, Err(Error::Cancelled { .. })),
+            "{status}: {result:?}"
+        );
+        assert!(took < Duration::from_millis(500), "{status}: took {took:?}");
+        assert_eq!(
+            emu.token_requests().len(),
+            1,
+            "{status}: not asked again after the interrupt"
+        );
+        // A call started afterwards is not affected.
+        emu.clear_faults();
+        update(&client, 0, 2).unwrap();
+        assert_eq!(emu.token_requests().len(), 2, "{status}");
+    }
+}
+
 /// Answers one IMDS token request on `listener` with what the emulator's IMDS at `imds` answers
 /// (a token its Graph takes), then closes the connection.
 fn relay_one_imds_request(listener: std::net::TcpListener, imds: std::net::SocketAddr) {

@@ -786,6 +786,10 @@ fn child_command(mode: &str, base_url: &str, path: &Path, vars: &[(&str, String)
 /// Values that go up and come back: a kill test's reports must land in order even when a value
 /// repeats (an equal value may be skipped, never sent after a newer one).
 const CYCLE: [i32; 6] = [0, 1, 2, 3, 2, 1];
+/// The kill test's user statuses `k0..` below this carry their step as a sequence number, so the
+/// order they were sent in can be checked exactly; the others can be skipped as unchanged (a
+/// sequence number never repeats), so a value set back after an unknown outcome is met there.
+const SEQUENCED: usize = 7;
 /// Statuses the second process of the multi-process test cycles through.
 const STATUSES: [ComplianceStatus; 3] = [
     ComplianceStatus::Compliant,
@@ -798,10 +802,13 @@ const STATUSES: [ComplianceStatus; 3] = [
 ///   `IUS_OUTBOX_WRITER` `a` it sets `devicesCount` to the round, as `b` `status` (cycling),
 ///   and both `userDisplayName` to `a{round}` / `b{round}`;
 /// - `agent`: two threads, forever: one enqueues `CYCLE` values for `k0..k9` from step
-///   `IUS_OUTBOX_START`, printing `attempt ID VALUE` before and `enqueued ID VALUE` after each
-///   enqueue that returned OK; the other flushes (the emulator delays some writes, so a kill lands
+///   `IUS_OUTBOX_START` (those of `k0..` below [`SEQUENCED`] with `userDisplayName` `seq-STEP`),
+///   printing `attempt ID VALUE STEP` before and `enqueued ID VALUE STEP` after each enqueue
+///   that returned OK; the other flushes (the emulator delays some writes, so a kill lands
 ///   between claim, send and record, and reports merge while their write is in flight);
-/// - `fulldisk`: [`fill_the_disk`].
+/// - `fulldisk`: [`fill_the_disk`];
+/// - `open`: prints `opening`, opens the outbox (migrating a file of an older schema), prints
+///   `opened PENDING` and exits.
 #[test]
 #[ignore = "a child process of the process and kill tests"]
 fn child() {
@@ -810,6 +817,13 @@ fn child() {
     };
     let var = |name: &str| std::env::var(name).unwrap();
     let client = common::client(&var("IUS_OUTBOX_URL"));
+    if mode == "open" {
+        println!("opening");
+        let options = OutboxOptions::new().max_bytes(256 << 20);
+        let outbox = Outbox::open(&client, var("IUS_OUTBOX_PATH"), options).unwrap();
+        println!("opened {}", outbox.stats().unwrap().pending);
+        return;
+    }
     let outbox = Arc::new(open(&client, Path::new(&var("IUS_OUTBOX_PATH"))));
     match mode.as_str() {
         "enqueue" => {
@@ -847,11 +861,15 @@ fn child() {
             for step in start.. {
                 for t in 0..10 {
                     let value = CYCLE[(step + t) % CYCLE.len()];
-                    say(format!("attempt k{t} {value}"));
+                    let mut patch = count(value);
+                    if t < SEQUENCED {
+                        patch = patch.user_display_name(format!("seq-{step}"));
+                    }
+                    say(format!("attempt k{t} {value} {step}"));
                     outbox
-                        .enqueue(&Target::new("c1", format!("k{t}")), &count(value))
+                        .enqueue(&Target::new("c1", format!("k{t}")), &patch)
                         .unwrap();
-                    say(format!("enqueued k{t} {value}"));
+                    say(format!("enqueued k{t} {value} {step}"));
                 }
                 say(format!("step {step}"));
                 std::thread::sleep(Duration::from_millis(2));
@@ -960,11 +978,54 @@ fn next_random(state: &mut u64) -> u64 {
 }
 
 /// What the parent knows of one target after the kills: every value it saw attempted, in order,
-/// and the values the file may hold: the last one whose enqueue returned OK (`None` before the
-/// first), and any attempted after it (which may have committed before the kill).
+/// with its step, and the values the file may hold: the last one whose enqueue returned OK
+/// (`None` before the first), and any attempted after it (which may have committed before the
+/// kill).
 struct Known {
-    attempted: Vec<i64>,
+    attempted: Vec<(i64, u64)>,
     may_hold: Vec<Option<i64>>,
+}
+
+/// The PATCHes `sent` to a user status whose reports carry their step (value, step), against the
+/// reports `attempted` (value, step): the steps never go down, and each PATCH carries the value
+/// enqueued at its step. `Err` says what broke it.
+fn check_sequence(attempted: &[(i64, u64)], sent: &[(i64, u64)]) -> Result<(), String> {
+    let mut last = 0;
+    for &(value, step) in sent {
+        if step < last {
+            return Err(format!("step {step} ({value}) was sent after step {last}"));
+        }
+        last = step;
+        match attempted.iter().find(|(_, s)| *s == step) {
+            Some(&(enqueued, _)) if enqueued == value => {}
+            other => {
+                return Err(format!(
+                    "step {step} was sent with {value}, enqueued with {other:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A flusher that sends an old report again after a newer one (a test double of the wire log):
+/// the step check catches it; matching each value to any later enqueue of it, as the kill test
+/// did before, cannot, since every value comes back.
+#[test]
+fn the_kill_tests_order_check_catches_an_old_report_sent_again() {
+    let attempted: Vec<(i64, u64)> = (0..12)
+        .map(|step| (i64::from(CYCLE[step % CYCLE.len()]), step as u64))
+        .collect();
+    let values = |log: &[(i64, u64)]| log.iter().map(|(v, _)| *v).collect::<Vec<_>>();
+    let good = [attempted[1], attempted[1], attempted[4], attempted[9]];
+    assert_eq!(check_sequence(&attempted, &good), Ok(()));
+    let again = [attempted[1], attempted[4], attempted[2], attempted[9]];
+    assert_eq!(first_step_back(&values(&attempted), &values(&again)), None);
+    let err = check_sequence(&attempted, &again).unwrap_err();
+    assert!(err.contains("step 2 (2) was sent after step 4"), "{err}");
+    let mixed = [(1, 3)];
+    let err = check_sequence(&attempted, &mixed).unwrap_err();
+    assert!(err.contains("step 3 was sent with 1"), "{err}");
 }
 
 impl Default for Known {
@@ -1074,17 +1135,19 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
         );
         for line in reader.join().unwrap() {
             let mut parts = line.split(' ');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("attempt"), Some(id), Some(value)) => {
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("attempt"), Some(id), Some(value), Some(step)) => {
                     let known = known.entry(id.to_owned()).or_default();
                     let value = value.parse().unwrap();
-                    known.attempted.push(value);
+                    known.attempted.push((value, step.parse().unwrap()));
                     known.may_hold.push(Some(value));
                 }
-                (Some("enqueued"), Some(id), Some(value)) => {
+                (Some("enqueued"), Some(id), Some(value), Some(_)) => {
                     known.get_mut(id).unwrap().may_hold = vec![Some(value.parse().unwrap())];
                 }
-                (Some("step"), Some(step), None) => next_step = step.parse::<usize>().unwrap() + 1,
+                (Some("step"), Some(step), None, None) => {
+                    next_step = step.parse::<usize>().unwrap() + 1
+                }
                 _ => {}
             }
         }
@@ -1126,17 +1189,20 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
             "{id}: Graph holds {held}, the last OK enqueue was one of {:?}",
             known.may_hold
         );
-        // And never went back: every value sent follows the order of the enqueues.
-        let sent: Vec<i64> = bodies_for(&emu, id)
-            .iter()
-            .map(|b| b["devicesCount"].as_i64().unwrap())
-            .collect();
-        assert_eq!(
-            first_step_back(&known.attempted, &sent),
-            None,
-            "{id}: sent {sent:?} for enqueues {:?}",
-            known.attempted
-        );
+        // And never went back: the steps sent never go down, each with its own value.
+        let t: usize = id[1..].parse().unwrap();
+        if t < SEQUENCED {
+            let sent: Vec<(i64, u64)> = bodies_for(&emu, id)
+                .iter()
+                .map(|b| {
+                    let step = b["userDisplayName"].as_str().unwrap()["seq-".len()..].parse();
+                    (b["devicesCount"].as_i64().unwrap(), step.unwrap())
+                })
+                .collect();
+            if let Err(err) = check_sequence(&known.attempted, &sent) {
+                panic!("{id}: {err}; sent {sent:?}");
+            }
+        }
     }
 }
 
@@ -1500,7 +1566,14 @@ fn one_user_status_through_beta_and_v1_0_is_one_report_and_one_acknowledged_stat
 
 #[test]
 fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_reports() {
-    let emu = emulator_with(ids("u", 2), Config::default());
+    let emu = emulator_with(ids("u", 3), Config::default());
+    let client = common::client(&emu.base_url());
+    // u2, in doubt: 6 acknowledged; 9 enqueued and applied by Graph, its answer lost; 6 enqueued
+    // again, merged into the pending 9. Schema 1 kept no record of the claim.
+    client
+        .update_user_status(&Target::new("c1", "u2"), &count(9))
+        .unwrap();
+    emu.clear_requests();
     let dir = folder("schema1");
     let path = dir.join("outbox.db");
     {
@@ -1515,8 +1588,17 @@ fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_
             [unix_ms() - 3_600_000],
         )
         .unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO acknowledged VALUES('/v1.0{DIRECT}/u2', '{{\"devicesCount\":6}}', {acked});
+             INSERT INTO pending VALUES('/v1.0{DIRECT}/u2',
+               '{{\"apiVersion\":\"v1.0\",\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"u2\"}}',
+               '{{\"devicesCount\":6}}', 9, {sent}, {sent}, 1, 'connection reset');",
+            acked = unix_ms() - 600_000,
+            sent = unix_ms() - 300_000,
+        ))
+        .unwrap();
     }
-    let outbox = open(&common::client(&emu.base_url()), &path);
+    let outbox = open(&client, &path);
     let version: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -1525,7 +1607,7 @@ fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_
     let stats = outbox.stats().unwrap();
     assert_eq!(
         (stats.pending, stats.failed, stats.applied),
-        (1, 1, 2),
+        (2, 1, 2),
         "{stats:?}"
     );
     // u1's acknowledged state: devicesCount from the later (v1.0) write, status from beta's.
@@ -1535,7 +1617,13 @@ fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_
     assert_eq!(outbox.enqueue(&u1, &compliant).unwrap(), Enqueued::Skipped);
     assert_eq!(outbox.enqueue(&u1, &count(5)).unwrap(), Enqueued::Stored);
     let report = outbox.flush().unwrap();
-    assert_eq!((report.applied, report.pending), (2, 0), "{report:?}");
+    assert_eq!((report.applied, report.pending), (3, 0), "{report:?}");
+    // The write to u2 whose answer was lost puts its acknowledgement in doubt: 6 is sent.
+    assert_eq!(
+        devices(&emu, "u2"),
+        6,
+        "Graph holds the last value enqueued"
+    );
     let mut sent = patches(&emu);
     sent.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
@@ -1547,6 +1635,7 @@ fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_
                 format!("/v1.0{DIRECT}/u0"),
                 json!({"userDisplayName": "Ada", "devicesCount": 2, "status": "nonCompliant"})
             ),
+            (format!("/v1.0{DIRECT}/u2"), json!({"devicesCount": 6})),
         ]
     );
     let failed = outbox.take_failed().unwrap();
@@ -1748,44 +1837,6 @@ fn two_paths_to_one_file_flush_one_at_a_time() {
         assert_eq!(applied, [0, 40], "{}", other.display());
         assert_eq!(patches(&emu).len() - before, 40, "{}", other.display());
     }
-}
-
-#[test]
-fn an_unreadable_row_goes_to_the_failed_list_and_the_flush_goes_on() {
-    let emu = emulator_with(ids("u", 3), Config::default());
-    let dir = folder("unreadable");
-    let path = dir.join("outbox.db");
-    let outbox = open(&common::client(&emu.base_url()), &path);
-    for (i, id) in ids("u", 3).iter().enumerate() {
-        outbox
-            .enqueue(&Target::new("c1", id), &count(i as i32 + 1))
-            .unwrap();
-    }
-    edit(
-        &path,
-        r#"UPDATE pending SET patch = '{"devicesCount":"many"}' WHERE key LIKE '%/u1'"#,
-    );
-    let report = outbox.flush().unwrap();
-    assert_eq!(
-        (report.sent, report.applied, report.failed, report.pending),
-        (2, 2, 1, 0),
-        "{report:?}"
-    );
-    let failed = outbox.take_failed().unwrap();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].target, Target::new("c1", "u1"));
-    match &failed[0].error {
-        Error::Storage { path: file, reason } => {
-            assert_eq!(file, &path.display().to_string());
-            assert!(
-                reason.contains("/deviceConfigurations/c1/userStatuses/u1")
-                    && reason.contains("patch"),
-                "{reason}"
-            );
-        }
-        other => panic!("not STORAGE: {other:?}"),
-    }
-    assert_eq!((devices(&emu, "u0"), devices(&emu, "u2")), (1, 3));
 }
 
 #[test]
@@ -2006,4 +2057,458 @@ fn an_existing_files_mode_is_left_as_it_is_with_a_warning_when_others_can_read_i
         "{:?}",
         warnings()
     );
+}
+
+// ---- Review of the outbox rewrite ---------------------------------------------------------------
+
+/// A damaged file: one pending row's column holds JSON that does not parse, bytes that are not
+/// UTF-8, or a BLOB, where the outbox wrote text (as a flipped byte or an operator's edit leaves
+/// it): (the column, the damage, what the STORAGE error says besides the column and the row).
+const DAMAGES: [(&str, &str, &str); 5] = [
+    (
+        "patch",
+        r#"patch = '{"devicesCount":"many"}'"#,
+        "cannot be read",
+    ),
+    (
+        "patch",
+        "patch = CAST(X'7B2264657669636573436F756E74223AFF7D' AS TEXT)",
+        "not UTF-8",
+    ),
+    ("patch", "patch = X'7B7D'", "BLOB"),
+    ("target", "target = CAST(target || X'FF' AS BLOB)", "BLOB"),
+    ("key", "key = CAST(key || X'FF' AS TEXT)", "not UTF-8"),
+];
+
+#[test]
+fn a_damaged_byte_or_a_blob_in_one_row_fails_that_row_only() {
+    for (column, damage, why) in DAMAGES {
+        // Flushed first: the row goes to the failed list, the others are sent; then a new
+        // report for the user status is stored and sent.
+        for enqueue_first in [false, true] {
+            let case = format!("{damage} (enqueue first: {enqueue_first})");
+            let emu = emulator_with(ids("u", 3), Config::default());
+            let dir = folder("damaged");
+            let path = dir.join("outbox.db");
+            let outbox = open(&common::client(&emu.base_url()), &path);
+            for (i, id) in ids("u", 3).iter().enumerate() {
+                outbox
+                    .enqueue(&Target::new("c1", id), &count(i as i32 + 1))
+                    .unwrap();
+            }
+            edit(
+                &path,
+                &format!("UPDATE pending SET {damage} WHERE key LIKE '%/u1'"),
+            );
+            let u1 = Target::new("c1", "u1");
+            if enqueue_first {
+                // A damaged patch is replaced; a damaged target too, by the merge (the key says
+                // which user status it was); a damaged key is not found: a new row.
+                let done = outbox.enqueue(&u1, &count(7));
+                let merged = column == "target";
+                let want = if merged {
+                    Enqueued::Merged
+                } else {
+                    Enqueued::Stored
+                };
+                assert_eq!(done.ok(), Some(want), "{case}");
+                let report = outbox.flush().unwrap_or_else(|e| panic!("{case}: {e}"));
+                assert_eq!(
+                    (report.applied, report.failed, report.pending),
+                    (3, u64::from(column == "key"), 0),
+                    "{case}: {report:?}"
+                );
+                if merged {
+                    assert_eq!(devices(&emu, "u1"), 7, "{case}");
+                    assert_eq!(outbox.stats().unwrap().failed, 0, "{case}");
+                    continue;
+                }
+            } else {
+                let report = outbox.flush().unwrap_or_else(|e| panic!("{case}: {e}"));
+                assert_eq!(
+                    (report.sent, report.applied, report.failed, report.pending),
+                    (2, 2, 1, 0),
+                    "{case}: {report:?}"
+                );
+                assert_eq!(outbox.enqueue(&u1, &count(7)).ok(), Some(Enqueued::Stored));
+                assert_eq!(outbox.flush().unwrap().applied, 1, "{case}");
+            }
+            assert_eq!(
+                (
+                    devices(&emu, "u0"),
+                    devices(&emu, "u1"),
+                    devices(&emu, "u2")
+                ),
+                (1, 7, 3),
+                "{case}"
+            );
+            let stats = outbox.stats().unwrap();
+            assert_eq!((stats.pending, stats.failed), (0, 1), "{case}: {stats:?}");
+            let reason = match outbox.take_failed() {
+                // A row whose target cannot be read stays in the file; its reason is there.
+                Ok(failed) if column == "target" => {
+                    assert!(failed.is_empty(), "{case}: {failed:?}");
+                    let conn = rusqlite::Connection::open(&path).unwrap();
+                    let error: String = conn
+                        .query_row("SELECT error FROM failed", [], |r| r.get(0))
+                        .unwrap();
+                    let error: Value = serde_json::from_str(&error).unwrap();
+                    assert_eq!(error["path"], path.display().to_string(), "{case}");
+                    error["reason"].as_str().unwrap().to_owned()
+                }
+                Ok(failed) => {
+                    assert_eq!(failed.len(), 1, "{case}: {failed:?}");
+                    match &failed[0].error {
+                        Error::Storage { path: file, reason } => {
+                            assert_eq!(file, &path.display().to_string(), "{case}");
+                            reason.clone()
+                        }
+                        other => panic!("{case}: not STORAGE: {other:?}"),
+                    }
+                }
+                Err(err) => panic!("{case}: {err}"),
+            };
+            assert!(
+                reason.contains("/deviceConfigurations/c1/userStatuses/u1")
+                    && reason.contains(column)
+                    && reason.contains(why),
+                "{case}: {reason}"
+            );
+        }
+    }
+}
+
+#[test]
+fn take_failed_returns_what_it_can_read_of_a_damaged_failed_list() {
+    let emu = emulator_with(Vec::new(), Config::default());
+    let dir = folder("damaged-failed");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    let items: Vec<_> = ids("gone", 3)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    assert_eq!(outbox.flush().unwrap().failed, 3);
+    edit(
+        &path,
+        "UPDATE failed SET patch = CAST(X'7BFF7D' AS TEXT) WHERE target LIKE '%gone0%';
+         UPDATE failed SET target = CAST(target AS BLOB) WHERE target LIKE '%gone1%';",
+    );
+    let failed = outbox.take_failed().expect("the readable reports");
+    let got: Vec<(String, bool)> = failed
+        .iter()
+        .map(|f| {
+            (
+                f.target.user_status_id().to_owned(),
+                f.patch == UserStatusPatch::new(),
+            )
+        })
+        .collect();
+    // gone0 without its patch, gone2 whole; gone1 (its target unreadable) stays in the file.
+    assert_eq!(got, [("gone0".into(), true), ("gone2".into(), false)]);
+    assert_eq!(outbox.stats().unwrap().failed, 1);
+}
+
+/// `n` reports for `prefix0..`, each with a display name of `len` bytes, so a few hundred fill a
+/// file.
+fn big_reports(prefix: &str, n: usize, len: usize) -> Vec<BulkItem> {
+    ids(prefix, n)
+        .into_iter()
+        .map(|id| {
+            let name = format!("{id} {}", "n".repeat(len));
+            BulkItem::new(Target::new("c1", id), count(1).user_display_name(name))
+        })
+        .collect()
+}
+
+#[test]
+fn acknowledgements_give_way_and_never_fill_the_file() {
+    let n = 600;
+    let emu = emulator_with(ids("a", n), Config::default());
+    let dir = folder("acks-fill");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("outbox.db"),
+        OutboxOptions::new().max_bytes(1 << 20),
+    )
+    .unwrap();
+    // Every acknowledgement fresh (resendAfter: a day), a page or two each: 3 MB for 1 MiB.
+    let items = big_reports("a", n, 2000);
+    for (round, chunk) in items.chunks(100).enumerate() {
+        outbox
+            .enqueue_many(chunk)
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+        let report = outbox.flush().unwrap();
+        assert_eq!(report.applied, 100, "round {round}: {report:?}");
+    }
+    let stats = outbox.stats().unwrap();
+    assert_eq!((stats.pending, stats.applied), (0, n as u64), "{stats:?}");
+    assert!(stats.bytes <= 1 << 20, "{stats:?}");
+    // The newest acknowledgements are the ones kept.
+    let last = &items[n - 1];
+    assert_eq!(
+        outbox.enqueue(last.target(), last.patch()).unwrap(),
+        Enqueued::Skipped
+    );
+}
+
+#[test]
+fn expired_acknowledgements_give_way_before_failed_reports_and_are_pruned_as_flushes_record() {
+    let emu = emulator_with(
+        ids("a", 80).into_iter().chain(ids("new", 80)),
+        Config::default(),
+    );
+    let dir = folder("acks-expired");
+    let path = dir.join("outbox.db");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        &path,
+        OutboxOptions::new()
+            .max_bytes(MIN_OUTBOX_BYTES)
+            .resend_after(Duration::from_millis(300)),
+    )
+    .unwrap();
+    // 80 KB of failed reports (404), then 80 KB of acknowledgements, in a 256 KiB file.
+    outbox.enqueue_many(&big_reports("gone", 80, 400)).unwrap();
+    assert_eq!(outbox.flush().unwrap().failed, 80);
+    outbox.enqueue_many(&big_reports("a", 80, 400)).unwrap();
+    assert_eq!(outbox.flush().unwrap().applied, 80);
+    std::thread::sleep(Duration::from_millis(400));
+    // 80 KB more pending: the expired acknowledgements make the room, not the failed list.
+    outbox.enqueue_many(&big_reports("new", 80, 400)).unwrap();
+    let stats = outbox.stats().unwrap();
+    assert_eq!(
+        (stats.pending, stats.failed, stats.failed_dropped),
+        (80, 80, 0),
+        "{stats:?}"
+    );
+    let acknowledged = |path: &Path| -> Vec<String> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut statement = conn
+            .prepare("SELECT DISTINCT key FROM acknowledged ORDER BY key")
+            .unwrap();
+        statement
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|k| k.unwrap().rsplit('/').next().unwrap().to_owned())
+            .collect()
+    };
+    // The normal path: a flush prunes what expired (and what is dated in the future) as it records.
+    let (a0, a1) = (Target::new("c1", "a0"), Target::new("c1", "a1"));
+    outbox.enqueue(&a0, &count(2)).unwrap();
+    outbox.enqueue(&a1, &count(2)).unwrap();
+    assert_eq!(outbox.flush().unwrap().applied, 82);
+    edit(
+        &path,
+        &format!(
+            "UPDATE acknowledged SET acknowledged_at = {} WHERE key LIKE '%/a0'",
+            unix_ms() + 86_400_000
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    outbox.enqueue(&a1, &count(3)).unwrap();
+    assert_eq!(outbox.flush().unwrap().applied, 1);
+    assert_eq!(acknowledged(&path), ["a1"]);
+}
+
+#[test]
+fn oldest_pending_counts_from_when_a_report_dated_in_the_future_is_next_seen() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 503,
+        retry_after: None,
+    }));
+    let dir = folder("oldest-ahead");
+    let path = dir.join("outbox.db");
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &path);
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    // Enqueued while the clock ran ten years ahead.
+    edit(
+        &path,
+        &format!(
+            "UPDATE pending SET enqueued_at = {}",
+            unix_ms() + 10 * 365 * 86_400_000
+        ),
+    );
+    assert_eq!(outbox.flush().unwrap().retry_later, 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let oldest = outbox.stats().unwrap().oldest_pending.unwrap();
+    assert!(oldest >= Duration::from_secs(1), "{oldest:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_empty_file_made_beforehand_becomes_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    warnings();
+    let dir = folder("touched");
+    let path = dir.join("outbox.db");
+    // As an installer's `touch` leaves it.
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let outbox = open(&common::client("http://127.0.0.1:9"), &path);
+    outbox.enqueue(&Target::new("c1", "u1"), &count(1)).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let mode = std::fs::metadata(format!("{}{suffix}", path.display()))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{}{suffix}", path.display());
+    }
+    let path_text = path.display().to_string();
+    assert!(
+        !warnings().iter().any(|w| w.contains(&path_text)),
+        "{:?}",
+        warnings()
+    );
+}
+
+/// A schema-1 file (the fixture's tables and failed report) whose pending reports are `rows`
+/// reports for `rows / 2` user statuses `m0..`, each through beta then v1.0: beta's
+/// `{userDisplayName: "Name N", devicesCount: 2N}`, v1.0's `{devicesCount: 2N+1, status}`. In
+/// WAL mode, as the schema-1 code left its files.
+fn schema_1_backlog(path: &Path, rows: usize) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(include_str!("fixtures/outbox-schema-1.sql"))
+        .unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         DELETE FROM pending;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
+         INSERT INTO pending SELECT
+           (CASE WHEN i % 2 = 0 THEN '/beta' ELSE '/v1.0' END) || '{DIRECT}/m' || (i / 2),
+           '{{\"apiVersion\":\"' || (CASE WHEN i % 2 = 0 THEN 'beta' ELSE 'v1.0' END) ||
+             '\",\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"m' || (i / 2) || '\"}}',
+           CASE WHEN i % 2 = 0
+             THEN '{{\"userDisplayName\":\"Name ' || (i / 2) || '\",\"devicesCount\":' || i || '}}'
+             ELSE '{{\"devicesCount\":' || i || ',\"status\":\"compliant\"}}' END,
+           i + 10, 1000 + i, 1000 + i, 0, NULL FROM n;",
+        last = rows - 1
+    ))
+    .unwrap();
+}
+
+/// The file holds every report of [`schema_1_backlog`] as schema 2 holds it: one row per user
+/// status, merged, at v1.0 (the later report's version), and the fixture's failed report.
+fn assert_backlog_migrated(path: &Path, rows: usize, case: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2, "{case}");
+    let mut statement = conn
+        .prepare("SELECT key, target, patch FROM pending ORDER BY revision")
+        .unwrap();
+    let pending: Vec<(String, String, String)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(pending.len(), rows / 2, "{case}");
+    for (n, (key, target, patch)) in pending.iter().enumerate() {
+        assert_eq!(key, &format!("{DIRECT}/m{n}"), "{case}");
+        let target: Value = serde_json::from_str(target).unwrap();
+        assert_eq!(target["apiVersion"], "v1.0", "{case}: {key}");
+        let patch: Value = serde_json::from_str(patch).unwrap();
+        let want = json!({
+            "userDisplayName": format!("Name {n}"),
+            "devicesCount": 2 * n + 1,
+            "status": "compliant",
+        });
+        assert_eq!(patch, want, "{case}: {key}");
+    }
+    let failed: i64 = conn
+        .query_row("SELECT count(*) FROM failed", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(failed, 1, "{case}");
+}
+
+#[test]
+fn two_processes_opening_a_schema_1_file_at_once_migrate_it_once() {
+    let dir = folder("migrate-two");
+    let path = dir.join("outbox.db");
+    let rows = 4000;
+    schema_1_backlog(&path, rows);
+    let url = "http://127.0.0.1:9";
+    let children: Vec<_> = (0..2)
+        .map(|_| spawn_child("open", url, &path, &[]))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{:?}: {text}", out.status);
+        assert!(
+            text.contains(&format!("opened {}", rows / 2)),
+            "each sees every report: {text}"
+        );
+    }
+    assert_backlog_migrated(&path, rows, "two openers");
+}
+
+/// The migration is one transaction: a process killed in the middle of it leaves the file of
+/// schema 1 as it was (SQLite rolls the WAL's uncommitted pages back), and the next open migrates
+/// it whole.
+#[test]
+fn a_kill_during_the_migration_loses_no_report() {
+    let dir = folder("migrate-kill");
+    let original = dir.join("schema1.db");
+    // Large enough that the migration writes pages to the WAL before it commits.
+    let rows = 12_000;
+    schema_1_backlog(&original, rows);
+    let wal = |path: &Path| {
+        std::fs::metadata(format!("{}-wal", path.display()))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(wal(&original), 0);
+    let mut mid_migration = 0;
+    for run in 0..5 {
+        let path = dir.join(format!("outbox-{run}.db"));
+        std::fs::copy(&original, &path).unwrap();
+        let mut child = child_command("open", "http://127.0.0.1:9", &path, &[])
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines.any(|line| line.is_ok_and(|line| line == "opening")),
+            "run {run}: the child never began"
+        );
+        // Kill as soon as the migration's pages reach the WAL.
+        wait_for("the migration to write", || wal(&path) > 0);
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(killed(status), "run {run}: {status:?}");
+        // What a killed migration leaves: schema 1, every row as it was.
+        let version: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        if version == 1 {
+            mid_migration += 1;
+            let rows_left: i64 = rusqlite::Connection::open(&path)
+                .unwrap()
+                .query_row("SELECT count(*) FROM pending", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows_left as usize, rows, "run {run}");
+        }
+        let outbox = Outbox::open(
+            &common::client("http://127.0.0.1:9"),
+            &path,
+            OutboxOptions::new().max_bytes(256 << 20),
+        )
+        .unwrap_or_else(|err| panic!("run {run}: {err}"));
+        assert_eq!(outbox.stats().unwrap().pending as usize, rows / 2);
+        drop(outbox);
+        assert_backlog_migrated(&path, rows, &format!("run {run}"));
+        if mid_migration > 0 {
+            break;
+        }
+    }
+    assert!(mid_migration > 0, "no kill landed inside the migration");
 }

@@ -8,7 +8,7 @@ use intune_user_status::{
     ApiVersion, CallOptions, Collection, ComplianceStatus, Error, ListOptions, Route, Target,
     UserStatusPatch,
 };
-use ius_emulator::PatchReturns;
+use ius_emulator::{Fault, FaultRule, PatchReturns};
 use serde_json::json;
 
 const DIRECT: &str = "/deviceManagement/deviceConfigurations/cfg-1/userStatuses";
@@ -332,4 +332,166 @@ fn a_next_link_based_elsewhere_by_the_emulator_is_refused() {
         0,
         "the token never left for the other host"
     );
+}
+
+/// The POSTs the emulator received.
+fn posts(emu: &ius_emulator::Emulator) -> usize {
+    emu.requests().iter().filter(|r| r.method == "POST").count()
+}
+
+#[test]
+fn a_create_answered_504_is_not_sent_again_and_says_the_outcome_is_unknown() {
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 504,
+                retry_after: None,
+            },
+        )
+        .method("POST"),
+    );
+    let err = client(&emu.base_url())
+        .create_user_status(
+            &Collection::new("cfg-1"),
+            &UserStatusPatch::new().id("new-1").devices_count(1),
+        )
+        .unwrap_err();
+    assert_eq!(err.http_status(), Some(504), "{err}");
+    let why = err.retry_stopped().unwrap_or_default();
+    assert!(why.contains("outcome is unknown"), "{err}");
+    assert_eq!(posts(&emu), 1, "a create after a 504 may have been applied");
+}
+
+#[test]
+fn a_create_whose_connection_dropped_after_sending_is_not_sent_again() {
+    for fault in [Fault::Close, Fault::Reset] {
+        let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+        emu.add_fault(FaultRule::next(1, fault.clone()).method("POST"));
+        let err = client(&emu.base_url())
+            .create_user_status(
+                &Collection::new("cfg-1"),
+                &UserStatusPatch::new().id("new-1").devices_count(1),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Transport { message, .. } if message.contains("outcome is unknown")),
+            "{fault:?}: {err}"
+        );
+        assert_eq!(posts(&emu), 1, "{fault:?}: not resent");
+        assert_eq!(err.attempts(), 1);
+    }
+}
+
+#[test]
+fn a_create_answered_429_or_503_is_sent_again_graph_cannot_have_processed_it() {
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    for status in [503, 429] {
+        emu.add_fault(
+            FaultRule::next(
+                1,
+                Fault::Status {
+                    status,
+                    retry_after: Some("0.01".into()),
+                },
+            )
+            .method("POST"),
+        );
+    }
+    let created = client(&emu.base_url())
+        .create_user_status(
+            &Collection::new("cfg-1"),
+            &UserStatusPatch::new().id("new-1").devices_count(1),
+        )
+        .unwrap();
+    assert_eq!(created.id.as_deref(), Some("new-1"));
+    assert_eq!(posts(&emu), 3, "503, 429, then created");
+}
+
+#[test]
+fn a_create_whose_connection_was_refused_is_sent_again() {
+    // Nothing listens: every attempt fails before the request is written.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = client(&format!("http://127.0.0.1:{port}"))
+        .create_user_status(
+            &Collection::new("cfg-1"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap_err();
+    assert_eq!(err.attempts(), 4, "the first try and 3 retries: {err}");
+    assert!(!err.to_string().contains("outcome is unknown"), "{err}");
+}
+
+#[test]
+fn a_delete_whose_retry_answers_404_after_an_unknown_outcome_succeeded() {
+    // The first attempt's answer is lost (a 504, a dropped connection): as if Graph deleted it
+    // then. The retry finds nothing to delete.
+    for fault in [
+        Fault::Status {
+            status: 504,
+            retry_after: Some("0.01".into()),
+        },
+        Fault::Close,
+    ] {
+        let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+        emu.add_fault(FaultRule::next(1, fault.clone()).method("DELETE"));
+        client(&emu.base_url())
+            .delete_user_status(&Target::new("cfg-1", "already-gone"))
+            .unwrap_or_else(|err| panic!("{fault:?}: {err}"));
+        let deletes = emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count();
+        assert_eq!(deletes, 2, "{fault:?}");
+    }
+    // A 404 with no doubt before it stays an error.
+    let emu = emulator(PatchReturns::NoContent, &[DIRECT]);
+    let err = client(&emu.base_url())
+        .delete_user_status(&Target::new("cfg-1", "never-there"))
+        .unwrap_err();
+    assert_eq!(err.http_status(), Some(404));
+}
+
+#[test]
+fn more_entities_than_max_items_is_an_error_naming_the_bound_and_nothing_is_returned() {
+    let emu = emulator_with(7);
+    let client = client(&emu.base_url());
+    let err = client
+        .list_user_statuses(
+            &Collection::new("cfg-1"),
+            &ListOptions::new().top(3).max_items(5),
+        )
+        .unwrap_err();
+    match &err {
+        Error::UnexpectedResponse { reason, .. } => {
+            assert!(
+                reason.contains("maxItems") && reason.contains('5'),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        emu.requests().len(),
+        2,
+        "stopped at the page that passed it"
+    );
+    let all = client
+        .list_user_statuses(
+            &Collection::new("cfg-1"),
+            &ListOptions::new().top(3).max_items(7),
+        )
+        .unwrap();
+    assert_eq!(all.len(), 7, "exactly the bound is fine");
+    assert_eq!(
+        ListOptions::new().max_items,
+        intune_user_status::DEFAULT_MAX_ITEMS
+    );
+    assert_eq!(intune_user_status::DEFAULT_MAX_ITEMS, 100_000);
 }

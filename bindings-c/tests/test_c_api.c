@@ -73,10 +73,13 @@ static void test_static_functions(void) {
   CHECK(strcmp(ius_status_name(IUS_STATUS_PANIC), "PANIC") == 0);
   CHECK(strcmp(ius_status_name(IUS_STATUS_INTERNAL), "INTERNAL") == 0);
   CHECK(strcmp(ius_status_name(IUS_STATUS_LOGGER_IN_USE), "LOGGER_IN_USE") == 0);
-  CHECK(strcmp(ius_status_name((ius_status)9), "UNKNOWN") == 0);
+  CHECK(strcmp(ius_status_name(IUS_STATUS_CANCELLED), "CANCELLED") == 0);
+  CHECK(IUS_STATUS_CANCELLED == 9);
+  CHECK(strcmp(ius_status_name((ius_status)10), "UNKNOWN") == 0);
   CHECK(strcmp(ius_status_name((ius_status)0xFFFFFFFFu), "UNKNOWN") == 0);
   ius_string_free(NULL);
   ius_client_free(NULL);
+  ius_client_interrupt(NULL);
 }
 
 static void check_bad_config(const char *config_json, ius_status want, const char *fragment) {

@@ -160,11 +160,14 @@ static void per_item_outcomes(ius_client *client) {
   char one[8192];
   ius_status status = ius_update_user_statuses(client, items, &results, &error);
   CHECK(status == IUS_STATUS_PARTIAL);
-  CHECK(element(results, 0, one, sizeof one) && has(one, "\"status\":\"OK\""));
+  /* A retried item that succeeded carries its attempts too. */
+  CHECK(element(results, 0, one, sizeof one) && has(one, "\"status\":\"OK\"") &&
+        has(one, "\"attempts\":2"));
   CHECK(element(results, 1, one, sizeof one) && has(one, "\"status\":\"GRAPH\"") &&
         has(one, "\"httpStatus\":404") && has(one, "\"code\":\"ResourceNotFound\"") &&
         has(one, "\"requestId\":\"") && has(one, "\"attempts\":1"));
-  CHECK(element(results, 2, one, sizeof one) && has(one, "\"status\":\"OK\""));
+  CHECK(element(results, 2, one, sizeof one) && has(one, "\"status\":\"OK\"") &&
+        has(one, "\"attempts\":1"));
   ius_string_free(results);
   ius_string_free(error);
 }
@@ -239,6 +242,18 @@ static void get_list_create_delete(ius_client *client) {
   CHECK(ius_list_user_statuses(client, pg, "{\"top\":2,\"maxPages\":2}", &response, &error) ==
         IUS_STATUS_UNEXPECTED_RESPONSE);
   CHECK(response == NULL && has(error, "maxPages"));
+  ius_string_free(error);
+
+  /* More entities than maxItems: an error naming the bound, no list. */
+  response = SENTINEL;
+  CHECK(ius_list_user_statuses(client, pg, "{\"top\":2,\"maxItems\":5}", &response, &error) ==
+        IUS_STATUS_UNEXPECTED_RESPONSE);
+  CHECK(response == NULL && has(error, "more than 5 entities (maxItems)"));
+  ius_string_free(error);
+  response = SENTINEL;
+  CHECK(ius_list_user_statuses(client, pg, "{\"maxItems\":0}", &response, &error) ==
+        IUS_STATUS_INVALID_INPUT);
+  CHECK(response == NULL && has(error, "\"field\":\"maxItems\""));
   ius_string_free(error);
 
   response = SENTINEL;

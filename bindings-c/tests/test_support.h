@@ -26,9 +26,11 @@ typedef int ius_socket;
 #define ius_close_socket close
 #endif
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "intune_user_status.h"
 
@@ -180,6 +182,76 @@ static inline ius_socket ius_listen(int *port) {
   }
   *port = ntohs(addr.sin_port);
   return fd;
+}
+
+/* Milliseconds on a monotonic clock. */
+static inline long ius_test_now_ms(void) {
+#ifdef _WIN32
+  return (long)GetTickCount64();
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+#endif
+}
+
+static inline void ius_test_sleep_ms(long ms) {
+#ifdef _WIN32
+  Sleep((DWORD)ms);
+#else
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000L;
+  nanosleep(&ts, NULL);
+#endif
+}
+
+/* The stats of the emulator at `base_url` (http://127.0.0.1:PORT), GET /_emulator/stats over a
+ * raw socket: writes the value of each of `count` keys into `values` (-1 when missing). */
+static inline void ius_test_stats(const char *base_url, const char *const *keys, long *values,
+                                  int count) {
+  int port = atoi(strrchr(base_url, ':') + 1);
+  ius_socket fd;
+  struct sockaddr_in addr;
+  char response[4096];
+  size_t got = 0;
+  const char *request =
+      "GET /_emulator/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < count; i++) values[i] = -1;
+#ifdef _WIN32
+  WSADATA wsa; /* as in ius_listen: never undone (tests only) */
+  if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) return;
+#endif
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((uint16_t)port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd == IUS_BAD_SOCKET || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+      send(fd, request, (int)strlen(request), IUS_NO_SIGPIPE) < 0) {
+    if (fd != IUS_BAD_SOCKET) ius_close_socket(fd);
+    return;
+  }
+  for (;;) {
+    int n = (int)recv(fd, response + got, (int)(sizeof response - 1 - got), 0);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  ius_close_socket(fd);
+  response[got] = '\0';
+  for (int i = 0; i < count; i++) {
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"%s\":", keys[i]);
+    const char *at = strstr(response, needle);
+    if (at != NULL) values[i] = atol(at + strlen(needle));
+  }
+}
+
+/* One stat of the emulator at `base_url`, -1 when it could not be read. */
+static inline long ius_test_stat(const char *base_url, const char *key) {
+  long value;
+  ius_test_stats(base_url, &key, &value, 1);
+  return value;
 }
 
 struct ius_canned {

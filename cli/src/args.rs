@@ -1,6 +1,7 @@
 //! The command line, as clap reads it: the connection flags every command shares, one variant per
 //! subcommand.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -18,21 +19,36 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where the client's configuration and token come from.
-#[derive(Debug, Args)]
+/// Where the client's configuration and token come from. A flag's source replaces the
+/// environment's: with --config or --token, IUS_CONFIG and IUS_TOKEN are not read.
+#[derive(Args)]
 pub struct Connection {
-    /// The client's configuration: a file, or the JSON itself (the C API's config JSON: baseUrl,
-    /// cloud, auth, timeouts, retry, pacing, ...). Default: $IUS_CONFIG
+    /// The client's configuration: the JSON itself (a value holding `{`), or a file (the C API's
+    /// config JSON: baseUrl, cloud, auth, timeouts, retry, pacing, ...). Never shown in
+    /// messages. Default: $IUS_CONFIG
     #[arg(long, global = true, value_name = "FILE|JSON")]
     pub config: Option<String>,
     /// A bearer token, sent as it is (other users may see a command line: prefer $IUS_TOKEN).
     /// Default: $IUS_TOKEN
     #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
-    /// The service root instead of the cloud's, e.g. http://127.0.0.1:8080 for the emulator
-    /// (plain http only on loopback). Default: $IUS_BASE_URL
+    /// The service root instead of the cloud's (or the config's baseUrl), e.g.
+    /// http://127.0.0.1:8080 for the emulator (plain http only on loopback). Default, with a
+    /// token only: $IUS_BASE_URL
     #[arg(long, global = true, value_name = "URL")]
     pub base_url: Option<String>,
+}
+
+/// The config and the token may hold secrets: only whether they were given is shown.
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let given = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Connection")
+            .field("config", &given(&self.config))
+            .field("token", &given(&self.token))
+            .field("base_url", &self.base_url)
+            .finish()
+    }
 }
 
 /// Which path a user status is reached by, and in which API version.
@@ -117,8 +133,9 @@ pub enum ResourceCommand {
     Create {
         /// The device configuration's id
         config_id: String,
-        /// The object, as JSON (its id may be given or left to Graph)
-        #[arg(long, value_name = "JSON")]
+        /// The object, as JSON (its id may be given or left to Graph); @FILE reads a file, -
+        /// standard input
+        #[arg(long, value_name = "JSON|@FILE|-")]
         entity: String,
         #[command(flatten)]
         at: At,
@@ -141,8 +158,9 @@ pub struct Update {
     pub config_id: String,
     /// The user status's id
     pub status_id: String,
-    /// What to set, as JSON: {"status":"compliant","devicesCount":3,...}
-    #[arg(long, value_name = "JSON")]
+    /// What to set, as JSON: {"status":"compliant","devicesCount":3,...}; @FILE reads a file, -
+    /// standard input
+    #[arg(long, value_name = "JSON|@FILE|-")]
     pub patch: String,
     #[command(flatten)]
     pub at: At,
@@ -151,23 +169,85 @@ pub struct Update {
 /// What to do with an outbox.
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
-    /// Print its figures: {"pending","failed","skipped","applied","bytes","oldestPendingSeconds"}
+    /// Print its figures as JSON, as the C API's ius_outbox_stats writes them. Reads the file
+    /// only: never creates, migrates or writes it, and needs no credentials
     Stats,
-    /// Send what is due; print the report:
-    /// {"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}
-    Flush,
+    /// Print the failed list, one JSON line per report as the C API's ius_outbox_take_failed
+    /// writes it, and keep it. Reads the file only, as stats does
+    Failed,
+    /// Move the failed list back to pending (merged under newer pending reports); a later flush
+    /// sends it. Prints {"requeued":N}
+    RequeueFailed(Bounds),
+    /// Send what is due; print the flush report JSON, as the C API's ius_outbox_flush writes it
+    Flush(Bounds),
     /// Store a report durably, merged into any pending for the same user status
-    Enqueue(Update),
+    Enqueue {
+        #[command(flatten)]
+        update: Update,
+        #[command(flatten)]
+        bounds: Bounds,
+    },
+}
+
+/// The outbox's options, as the agent that owns the file gives them.
+#[derive(Debug, Args)]
+pub struct Bounds {
+    /// The outbox options JSON of the C API's ius_outbox_open (maxPending, maxBytes,
+    /// skipUnchanged, resendAfterSeconds, flushTimeMs, maxFailed), so the agent's bounds apply;
+    /// @FILE reads a file, - standard input. Default: the defaults
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub options: Option<String>,
+}
+
+/// What a command needs of the connection flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing: it sends nothing, and no setting changes what it does (the emulator; an
+    /// outbox's stats, failed list and requeue).
+    Nothing,
+    /// A client's settings if given (the API version an enqueued report takes); it sends
+    /// nothing.
+    Settings,
+    /// Credentials: it talks to Graph.
+    Credentials,
 }
 
 impl Command {
-    /// Whether the command talks to Graph, and so needs credentials (the emulator and an
-    /// outbox's stats and enqueue do not).
-    pub fn sends(&self) -> bool {
+    /// What the command needs of the connection flags.
+    pub fn needs(&self) -> Needs {
         match self {
-            Command::Outbox { action, .. } => matches!(action, OutboxAction::Flush),
-            Command::Emulator { .. } => false,
-            _ => true,
+            Command::Outbox { action, .. } => match action {
+                OutboxAction::Flush(_) => Needs::Credentials,
+                OutboxAction::Enqueue { .. } => Needs::Settings,
+                OutboxAction::Stats | OutboxAction::Failed | OutboxAction::RequeueFailed(_) => {
+                    Needs::Nothing
+                }
+            },
+            Command::Emulator { .. } => Needs::Nothing,
+            Command::Resource(_) | Command::Bulk { .. } => Needs::Credentials,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_never_shows_its_secrets() {
+        let connection = Connection {
+            config: Some(r#"{"auth":{"clientSecret":"s3cr3t"}}"#.into()),
+            token: Some("eyJ0b2tlbg".into()),
+            base_url: Some("http://127.0.0.1:1".into()),
+        };
+        let shown = format!("{connection:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("eyJ0b2tlbg"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<redacted>") && shown.contains("127.0.0.1:1"),
+            "{shown}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! program): `update`, `get`, `list`, `create`, `delete`, `bulk`, `outbox`, `emulator`.
 //!
 //! - [`args`]: the command line (clap); [`connect`]: the client from `--config` or `--token`;
+//!   [`input`]: JSON given as itself, `@FILE` or `-`, and the config, never echoed;
 //! - [`resource`]: the single calls; [`bulk`]: JSON lines through the bulk call, with
 //!   [`progress`]'s bar; [`outbox`]: an agent's outbox file;
 //! - [`exit`]: the exit codes, declared once, and the error JSON on standard error.
@@ -10,6 +11,7 @@ mod args;
 mod bulk;
 mod connect;
 mod exit;
+mod input;
 mod outbox;
 mod progress;
 mod resource;
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
-use crate::exit::{Failure, Outcome};
+use crate::exit::{Case, Failure};
 
 fn main() -> ExitCode {
     let matches = match Cli::command().after_help(exit::help()).try_get_matches() {
@@ -34,14 +36,21 @@ fn main() -> ExitCode {
         return ius_emulator::command_line::main("ius emulator", args);
     }
     match run(&cli) {
-        Ok(()) => ExitCode::from(Outcome::Ok.code()),
+        Ok(()) => ExitCode::from(Case::Ok.code()),
         Err(failure) => failure.report(),
     }
 }
 
 /// Runs a command that uses a client, writing its answer to standard output.
 fn run(cli: &Cli) -> Result<(), Failure> {
-    let client = connect::client(&cli.connection, cli.command.sends())?;
+    // Writes to a closed descriptor 1 would vanish unreported (Rust's standard output ignores
+    // EBADF), and a file opened later could take its number.
+    if !stdout_is_open() {
+        return Err(Failure::failed(
+            "standard output is closed; nothing was done (redirect it to /dev/null to discard it)",
+        ));
+    }
+    let client = connect::client(&cli.connection, cli.command.needs())?;
     let mut out = std::io::stdout().lock();
     match &cli.command {
         Command::Resource(command) => resource::run(&client, command, &mut out),
@@ -57,8 +66,39 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 fn usage(err: &clap::Error) -> ExitCode {
     let _ = err.print();
     if err.use_stderr() {
-        ExitCode::from(Outcome::Usage.code())
+        ExitCode::from(Case::Usage.code())
     } else {
-        ExitCode::from(Outcome::Ok.code())
+        ExitCode::from(Case::Ok.code())
     }
+}
+
+/// Whether standard output was open when ius started. Rust's runtime puts `/dev/null`, opened
+/// read-write, in place of a closed descriptor 1 (`>&-`); a shell redirects to it write-only.
+#[cfg(unix)]
+fn stdout_is_open() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let out = std::io::stdout();
+    // SAFETY: F_GETFL only reads the flags of a descriptor this process holds.
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    if flags == -1 {
+        return false;
+    }
+    if flags & libc::O_ACCMODE != libc::O_RDWR {
+        return true;
+    }
+    let opened = out
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::fs::File::from(fd).metadata());
+    match (opened, std::fs::metadata("/dev/null")) {
+        (Ok(out), Ok(null)) => (out.dev(), out.ino()) != (null.dev(), null.ino()),
+        _ => true,
+    }
+}
+/// Whether standard output is an open handle (a process started without one has none).
+#[cfg(windows)]
+fn stdout_is_open() -> bool {
+    use std::os::windows::io::AsHandle;
+    std::io::stdout().as_handle().try_clone_to_owned().is_ok()
 }

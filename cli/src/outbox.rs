@@ -1,17 +1,17 @@
-//! `ius outbox PATH ...`: an operator's view of an agent's outbox file, through the SDK's
-//! [`Outbox`]: its figures, a flush, an enqueue.
-//!
-//! `failed` (print the failed list and keep it) and `requeue-failed` (move it back to pending)
-//! are to come as two more [`OutboxAction`]s here, once the Outbox API reads the failed list
-//! without taking it and requeues it.
+//! `ius outbox PATH ...`: an operator's view of an agent's outbox file, through the SDK: its
+//! figures and failed list read without writing the file ([`OutboxReader`]), and a flush, an
+//! enqueue and a requeue of the failed list through an [`Outbox`] opened with the agent's
+//! options.
 
 use std::io::Write;
 use std::path::Path;
 
-use intune_user_status::{BulkItem, Client, Outbox, OutboxOptions};
+use intune_user_status::{BulkItem, Client, Outbox, OutboxOptions, OutboxReader};
+use serde_json::json;
 
-use crate::args::OutboxAction;
+use crate::args::{Bounds, OutboxAction};
 use crate::exit::Failure;
+use crate::input::json_arg;
 use crate::resource::print;
 
 /// Runs `action` on the outbox at `path`, printing its answer to `out`.
@@ -21,25 +21,43 @@ pub fn run(
     action: &OutboxAction,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    // Looking at a file must not make one: only an enqueue may create the outbox.
-    if !matches!(action, OutboxAction::Enqueue(_)) && !path.exists() {
+    // Only an enqueue may create the outbox.
+    if !matches!(action, OutboxAction::Enqueue { .. }) && !path.exists() {
         return Err(Failure::usage(format!(
-            "no outbox at {}: nothing to show or flush",
+            "no outbox at {}: nothing to show, flush or requeue",
             path.display()
         )));
     }
-    let outbox = Outbox::open(client, path, OutboxOptions::new())?;
     match action {
-        OutboxAction::Stats => print(out, &outbox.stats()?),
-        OutboxAction::Flush => print(out, &outbox.flush()?),
-        OutboxAction::Enqueue(update) => {
+        OutboxAction::Stats => print(out, &OutboxReader::open(path)?.stats()?),
+        OutboxAction::Failed => {
+            for report in OutboxReader::open(path)?.failed()? {
+                print(out, &report)?;
+            }
+            Ok(())
+        }
+        OutboxAction::RequeueFailed(bounds) => {
+            let requeued = open(client, path, bounds)?.requeue_failed()?;
+            print(out, &json!({ "requeued": requeued }))
+        }
+        OutboxAction::Flush(bounds) => print(out, &open(client, path, bounds)?.flush()?),
+        OutboxAction::Enqueue { update, bounds } => {
             let (target, patch) = update.parts()?;
             let mut item = BulkItem::new(target, patch);
             if let Some(version) = update.at.api_version {
                 item = item.api_version(version);
             }
-            outbox.enqueue_many(&[item])?;
+            open(client, path, bounds)?.enqueue_many(&[item])?;
             Ok(())
         }
     }
+}
+
+/// The outbox at `path`, with the options `bounds` gives (the defaults when none).
+fn open(client: &Client, path: &Path, bounds: &Bounds) -> Result<Outbox, Failure> {
+    let options = match &bounds.options {
+        Some(options) => OutboxOptions::from_json(&json_arg("--options", options)?)?,
+        None => OutboxOptions::new(),
+    };
+    Ok(Outbox::open(client, path, options)?)
 }

@@ -1,6 +1,6 @@
 //! The bulk run's progress bar on standard error, only when standard error is a terminal: items
-//! done, the throttling seen (Graph's 429s and how long they held the run), the rate and the time
-//! left.
+//! done, the rate, the throttling seen (Graph's 429s and how long they held the run) and, when
+//! the number of items is known, the time left. One line of at most 80 columns.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -11,44 +11,84 @@ use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 /// How often the bar is redrawn while nothing changes (a Retry-After wait), so the time moves.
 const TICK: Duration = Duration::from_millis(200);
 
-/// The bar, or nothing when standard error is not a terminal. Clones draw the same bar.
-#[derive(Clone)]
+/// With a known total: `⠋ [=======>        ] 123456/200000 · 812.3/s · throttled 12× 34.5 s ·
+/// 1m left` fits in 80 columns.
+const WITH_TOTAL: &str = "{spinner} [{bar:16}] {pos}/{len} · {rate} · {msg} · {eta} left";
+/// Reading a stream: no total, so no bar and no time left.
+const WITHOUT_TOTAL: &str = "{spinner} {pos} items · {rate} · {msg}";
+
+/// The bar, or nothing when standard error is not a terminal. Dropping it finishes the bar and
+/// ends its line, on every way out of a run, so nothing printed after lands on it.
 pub struct Progress {
     bar: ProgressBar,
 }
 
+/// What the bulk call's progress reports move: a handle on the same bar.
+#[derive(Clone)]
+pub struct Meter {
+    bar: ProgressBar,
+}
+
 impl Progress {
-    /// A bar for `total` items.
-    pub fn new(total: u64) -> Progress {
+    /// A bar for `total` items, or a counter when the total is not known.
+    pub fn new(total: Option<u64>) -> Progress {
         if !std::io::stderr().is_terminal() {
             return Progress {
                 bar: ProgressBar::hidden(),
             };
         }
-        let style = ProgressStyle::with_template(
-            "{spinner} [{bar:30}] {pos}/{len} items · {msg} · {rate} · {eta} left",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .with_key("rate", |state: &ProgressState, out: &mut dyn fmt::Write| {
-            let _ = write!(out, "{:.1} items/s", state.per_sec());
-        })
-        .progress_chars("=> ");
-        let bar = ProgressBar::new(total).with_style(style);
+        let template = if total.is_some() {
+            WITH_TOTAL
+        } else {
+            WITHOUT_TOTAL
+        };
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("rate", |state: &ProgressState, out: &mut dyn fmt::Write| {
+                let _ = write!(out, "{:.1}/s", state.per_sec());
+            })
+            .progress_chars("=> ");
+        let bar = match total {
+            Some(total) => ProgressBar::new(total),
+            None => ProgressBar::no_length(),
+        }
+        .with_style(style);
         bar.set_message(throttling(0, Duration::ZERO));
         bar.enable_steady_tick(TICK);
         Progress { bar }
     }
 
+    /// A handle for the bulk call's progress reports.
+    pub fn meter(&self) -> Meter {
+        Meter {
+            bar: self.bar.clone(),
+        }
+    }
+
+    /// Runs `print` with the bar taken off the screen, then draws it again below what it
+    /// printed, so output to the same terminal leaves no copy of the bar behind.
+    pub fn suspend<R>(&self, print: impl FnOnce() -> R) -> R {
+        self.bar.suspend(print)
+    }
+}
+
+impl Meter {
     /// `done` items have their result; Graph throttled `throttled` times, holding the run for
     /// `held`.
     pub fn show(&self, done: u64, throttled: u32, held: Duration) {
+        // A file that grew after it was counted.
+        if self.bar.length().is_some_and(|total| done > total) {
+            self.bar.set_length(done);
+        }
         self.bar.set_position(done);
         self.bar.set_message(throttling(throttled, held));
     }
+}
 
-    /// Leaves the bar drawn as it ends, and the cursor on the next line (indicatif leaves it at
-    /// the bar's end, where the error JSON would follow on the same line).
-    pub fn finish(&self) {
+/// Leaves the bar drawn as it ends, and the cursor on the next line (indicatif leaves it at the
+/// bar's end, where the error JSON would follow on the same line).
+impl Drop for Progress {
+    fn drop(&mut self) {
         self.bar.finish();
         if !self.bar.is_hidden() {
             eprintln!();
@@ -57,8 +97,5 @@ impl Progress {
 }
 
 fn throttling(throttled: u32, held: Duration) -> String {
-    format!(
-        "throttled {throttled}× (waited {:.1} s)",
-        held.as_secs_f64()
-    )
+    format!("throttled {throttled}× {:.1} s", held.as_secs_f64())
 }

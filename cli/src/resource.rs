@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::args::{At, ResourceCommand, Update};
 use crate::exit::Failure;
+use crate::input::json_arg;
 
 impl At {
     /// The user status `status_id` of `config_id` by this route (the SDK's route rules).
@@ -45,7 +46,8 @@ impl Update {
     /// The user status it names and the patch it sets, each checked by the SDK.
     pub fn parts(&self) -> Result<(Target, UserStatusPatch), Failure> {
         let target = self.at.target(&self.config_id, &self.status_id)?;
-        Ok((target, UserStatusPatch::from_json(&self.patch)?))
+        let patch = json_arg("--patch", &self.patch)?;
+        Ok((target, UserStatusPatch::from_json(&patch)?))
     }
 }
 
@@ -106,7 +108,7 @@ pub fn run(
             at,
         } => {
             let collection = at.collection(config_id)?;
-            let entity = UserStatusPatch::from_json(entity)?;
+            let entity = UserStatusPatch::from_json(&json_arg("--entity", entity)?)?;
             print(
                 out,
                 &client.create_user_status_with(&collection, &entity, &at.options())?,

@@ -7,18 +7,12 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::{DIRECT, TOKEN, batches, code, emulator, error_json, item, ius, run, stderr, stdout};
-use ius_emulator::{App, Config, Fault, FaultRule, PatchReturns};
+use common::{
+    DIRECT, TOKEN, app_config, app_emulator, code, emulator, error_json, ius, run, scratch, spawn,
+    stderr, stdout,
+};
+use ius_emulator::{Config, Fault, FaultRule, PatchReturns};
 use serde_json::{Value, json};
-
-/// A file in this test binary's scratch folder, removed first (with SQLite's companions).
-fn scratch(name: &str) -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    for suffix in ["", "-wal", "-shm", "-flush"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    path
-}
 
 #[test]
 fn update_sends_the_patch_and_prints_nothing_after_a_204() {
@@ -215,6 +209,128 @@ fn a_404_is_graphs_error_with_the_ids_support_needs() {
         sent[0].header("client-request-id"),
         "the id the request carried"
     );
+    // The keys in their documented order, `status` first, as the C API writes them.
+    let text = stderr(&out);
+    let at: Vec<usize> = [
+        "status",
+        "message",
+        "httpStatus",
+        "code",
+        "requestId",
+        "clientRequestId",
+        "attempts",
+    ]
+    .iter()
+    .map(|key| text.find(&format!("\"{key}\":")).unwrap())
+    .collect();
+    assert!(text.starts_with(r#"{"status":"GRAPH","#), "{text}");
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+}
+
+#[test]
+fn graph_refusing_the_token_or_the_permission_exits_auth() {
+    let emu = emulator(1, Config::default());
+    let out = ius()
+        .args(["--base-url", &emu.base_url(), "--token", "expired-token"])
+        .args(["get", "cfg-1", "s0"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    let error = error_json(&out);
+    assert_eq!(
+        (&error["status"], &error["httpStatus"]),
+        (&"GRAPH".into(), &401.into()),
+        "Graph's own error JSON"
+    );
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 403,
+        retry_after: None,
+    }));
+    let out = run(
+        &emu,
+        &["update", "cfg-1", "s0", "--patch", r#"{"devicesCount":1}"#],
+    );
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_eq!(error_json(&out)["httpStatus"], 403);
+    // Other client errors stay GRAPH's code.
+    emu.clear_faults();
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 409,
+        retry_after: None,
+    }));
+    let out = run(&emu, &["get", "cfg-1", "s0"]);
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+}
+
+#[test]
+fn patch_and_entity_read_a_file_after_an_at_sign_or_standard_input_for_a_dash() {
+    let emu = emulator(1, Config::default());
+    let file = scratch("patch.json");
+    std::fs::write(&file, "\u{feff}{\"devicesCount\":5}\n").unwrap();
+    let at_file = format!("@{}", file.display());
+    let out = run(&emu, &["update", "cfg-1", "s0", "--patch", &at_file]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(emu.user_status(DIRECT, "s0").unwrap()["devicesCount"], 5);
+
+    let mut child = spawn(&emu, &["create", "cfg-1", "--entity", "-"]);
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        br#"{"id":"from-stdin","devicesCount":6}"#,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        emu.user_status(DIRECT, "from-stdin").unwrap()["devicesCount"],
+        6
+    );
+
+    let out = run(
+        &emu,
+        &[
+            "update",
+            "cfg-1",
+            "s0",
+            "--patch",
+            "@/nonexistent/patch.json",
+        ],
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let message = error_json(&out)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("--patch: cannot read /nonexistent/patch.json"),
+        "{message}"
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn a_closed_standard_output_fails_before_anything_is_sent() {
+    let emu = emulator(1, Config::default());
+    // `>&-`: the shell closes descriptor 1 before it runs ius.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#""$@" >&-"#)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_ius"))
+        .args(["--base-url", &emu.base_url(), "--token", TOKEN])
+        .args(["get", "cfg-1", "s0"])
+        .env_remove("IUS_CONFIG")
+        .env_remove("IUS_TOKEN")
+        .env_remove("IUS_BASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let error = error_json(&out);
+    assert_eq!(error["status"], "FAILED");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("standard output"),
+        "{error}"
+    );
+    assert!(emu.requests().is_empty(), "nothing was sent");
 }
 
 #[test]
@@ -245,21 +361,8 @@ fn throttling_that_outlasts_the_retries_exits_throttled() {
 #[test]
 fn auth_fails_before_graph_and_never_shows_the_secret() {
     let secret = "s3cr3t-app-secret";
-    let emu = ius_emulator::Emulator::start(Config {
-        apps: vec![App {
-            tenant: "contoso".into(),
-            client_id: "app-1".into(),
-            secret: Some("the-right-one".into()),
-            certificate_pem: None,
-        }],
-        ..Config::default()
-    })
-    .unwrap();
-    let config = json!({
-        "baseUrl": emu.base_url(),
-        "authorityHost": emu.base_url(),
-        "auth": {"tenantId": "contoso", "clientId": "app-1", "clientSecret": secret},
-    });
+    let emu = app_emulator();
+    let config = app_config(&emu, secret);
     let out = ius()
         .args(["--config", &config.to_string(), "get", "cfg-1", "s0"])
         .output()
@@ -321,11 +424,10 @@ fn usage_errors_exit_2() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 2);
+    let message = error_json(&out)["message"].as_str().unwrap().to_owned();
     assert!(
-        error_json(&out)["message"]
-            .as_str()
-            .unwrap()
-            .contains("/nonexistent/ius.json")
+        message.starts_with("--config") && !message.contains("nonexistent"),
+        "the source named, its value never shown: {message}"
     );
     assert!(emu.requests().is_empty());
     // Help and version are no errors.
@@ -390,73 +492,6 @@ fn the_config_comes_from_a_file_the_json_or_the_environment_and_its_errors_name_
         (&"CONFIG".into(), &"timeouts.readMs".into())
     );
     assert!(!stderr(&out).contains("s3cr3t"));
-}
-
-#[test]
-fn bulk_prints_one_result_line_per_item_in_order_and_no_bar_in_a_pipe() {
-    let emu = emulator(5, Config::default());
-    let file = scratch("items.jsonl");
-    let mut lines: Vec<String> = (0..5).map(|n| item(&format!("s{n}"), n + 10)).collect();
-    lines.insert(2, r#"{"target":{"deviceConfigurationId":"cfg-1","userStatusId":"s9"},"patch":{"devicesCount":"x"}}"#.into());
-    lines.insert(4, item("missing", 1));
-    lines.insert(5, String::new()); // a blank line is no item
-    std::fs::write(&file, lines.join("\n")).unwrap();
-    let out = run(&emu, &["bulk", file.to_str().unwrap()]);
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert_eq!(
-        error_json(&out),
-        json!({"status": "PARTIAL", "message": "2 of 7 items failed; each result line says why"}),
-        "nothing but the error JSON on standard error: no progress bar in a pipe"
-    );
-    let results: Vec<Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let statuses: Vec<&str> = results
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        ["OK", "OK", "INVALID_INPUT", "OK", "GRAPH", "OK", "OK"]
-    );
-    assert_eq!(
-        results[0],
-        json!({"status": "OK", "httpStatus": 204, "response": null})
-    );
-    assert_eq!(results[2]["error"]["field"], "patch.devicesCount");
-    assert_eq!(results[4]["error"]["httpStatus"], 404);
-    let sent = batches(&emu);
-    assert_eq!(sent.len(), 1, "one $batch");
-    let envelope: Value = serde_json::from_slice(&sent[0].body).unwrap();
-    assert_eq!(
-        envelope["requests"].as_array().unwrap().len(),
-        6,
-        "the invalid item was not sent"
-    );
-    for n in 0..5 {
-        assert_eq!(
-            emu.user_status(DIRECT, &format!("s{n}")).unwrap()["devicesCount"],
-            n + 10
-        );
-    }
-
-    // The same from standard input, all succeeding: exit 0, nothing on standard error.
-    let mut child = ius()
-        .args(["--base-url", &emu.base_url(), "--token", TOKEN, "bulk", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = (0..3)
-        .map(|n| item(&format!("s{n}"), 1))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!((code(&out), stderr(&out)), (0, String::new()));
-    assert_eq!(stdout(&out).lines().count(), 3);
 }
 
 #[test]

@@ -15,7 +15,8 @@ use common::{TOKEN, code, emulator, item, stdout};
 use ius_emulator::Config;
 use serde_json::Value;
 
-const COLUMNS: u16 = 120;
+/// A terminal of the classic width: the bar must fit on one line of it.
+const COLUMNS: u16 = 80;
 
 /// A pseudo-terminal of `COLUMNS` x 24: (master, slave).
 fn openpty() -> (OwnedFd, OwnedFd) {
@@ -120,6 +121,20 @@ fn screen(output: &[u8]) -> Vec<String> {
     lines
 }
 
+/// Everything the terminal is sent, once no process holds its slave side any more.
+fn read_to_end(master: OwnedFd) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut terminal = File::from(master);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Linux answers EIO once no process holds the slave side any more.
+        while let Ok(n @ 1..) = terminal.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    })
+}
+
 #[test]
 fn the_screen_renderer_follows_carriage_returns_and_erasures() {
     assert_eq!(
@@ -156,16 +171,7 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
         // The command, and with it this process's copy of the terminal's slave side, is dropped
         // here, so the master reads to the end once ius exits.
     };
-    let reader = std::thread::spawn(move || {
-        let mut terminal = File::from(master);
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Linux answers EIO once no process holds the slave side any more.
-        while let Ok(n @ 1..) = terminal.read(&mut buf) {
-            seen.extend_from_slice(&buf[..n]);
-        }
-        seen
-    });
+    let reader = read_to_end(master);
     let out = child.wait_with_output().unwrap();
     let seen = reader.join().unwrap();
     assert_eq!(code(&out), 3);
@@ -195,8 +201,13 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
     let (bar, error) = (&lines[0], &lines[1]);
     let error: Value = serde_json::from_str(error).unwrap_or_else(|e| panic!("{e}: {error}"));
     assert_eq!(error["status"], "PARTIAL");
-    assert!(bar.contains("46/46 items"), "{bar}");
-    assert!(bar.contains("[==============================]"), "{bar}");
+    assert!(bar.contains("] 46/46 · "), "{bar}");
+    assert!(bar.contains("[=") && bar.contains("=]"), "full: {bar}");
+    assert!(
+        bar.chars().count() <= usize::from(COLUMNS),
+        "{} columns: {bar}",
+        bar.chars().count()
+    );
     let throttled: u32 = bar
         .split("throttled ")
         .nth(1)
@@ -212,4 +223,54 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
         String::from_utf8_lossy(&seen).matches('\r').count() > 1,
         "redrawn as the run went"
     );
+}
+
+#[test]
+fn results_on_the_same_terminal_leave_no_frozen_copies_of_the_bar() {
+    let emu = emulator(
+        150,
+        Config {
+            throttle_writes: Some((50, Duration::from_secs(1))),
+            ..Config::default()
+        },
+    );
+    let (master, slave) = openpty();
+    let mut child = {
+        let mut command = common::ius();
+        command
+            .args(["--base-url", &emu.base_url(), "--token", TOKEN, "bulk"])
+            .env("TERM", "xterm-256color")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        command.spawn().expect("run ius")
+    };
+    let reader = read_to_end(master);
+    // A pipe: the number of items is not known, so the bar counts without a time left.
+    let items: String = (0..150).map(|n| item(&format!("s{n}"), n) + "\n").collect();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, items.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let seen = reader.join().unwrap();
+    assert_eq!(code(&out), 0);
+    let lines = screen(&seen);
+    let capture = lines.join("\n");
+    let bars: Vec<&String> = lines.iter().filter(|l| l.contains("throttled")).collect();
+    assert_eq!(bars.len(), 1, "one bar, at the end: {capture}");
+    assert_eq!(lines.last(), Some(bars[0]), "{capture}");
+    assert!(
+        bars[0].contains(" 150 items · ") && !bars[0].contains("left"),
+        "{capture}"
+    );
+    let results: Vec<Value> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?} in {capture}")))
+        .collect();
+    assert_eq!(results.len(), 150, "each result on a line of its own");
+    let numbers: Vec<u64> = results
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=150).collect::<Vec<u64>>());
 }

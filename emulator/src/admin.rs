@@ -29,6 +29,8 @@ pub(crate) struct AdminView<'a> {
     pub(crate) throttled: usize,
     /// How many TCP connections were accepted.
     pub(crate) connections: usize,
+    /// How many of them ended.
+    pub(crate) connections_closed: usize,
 }
 
 const JSON: &str = "application/json; charset=utf-8";
@@ -118,6 +120,7 @@ pub(crate) fn answer(view: &AdminView<'_>, req: &Request, ids: &RequestIds) -> R
         ("/_emulator/stats", "GET") => {
             let stats = serde_json::json!({
                 "connectionsAccepted": view.connections,
+                "connectionsClosed": view.connections_closed,
                 "throttled": view.throttled,
                 "requests": view.requests.len(),
                 "tokenRequests": view.identity.log.len(),

@@ -35,6 +35,8 @@ pub(crate) struct Dispatcher {
     pub(crate) stop: StopSignal,
     /// How many TCP connections the server accepted.
     pub(crate) connections: Arc<AtomicUsize>,
+    /// How many of them ended.
+    pub(crate) connections_closed: Arc<AtomicUsize>,
     /// Added to every recorded request received on the wire (a `$batch`
     /// envelope once, not per inner request).
     pub(crate) latency: Duration,
@@ -138,6 +140,7 @@ impl Dispatcher {
             identity: &self.identity,
             throttled: self.graph.throttled_count(),
             connections: self.connections.load(Ordering::SeqCst),
+            connections_closed: self.connections_closed.load(Ordering::SeqCst),
         }
     }
 }

@@ -55,7 +55,7 @@
 //! `{"fault":"latency","ms":200,"share":0.5}` (400 naming the problem if it
 //! is invalid); `DELETE /_emulator/faults` clears the rules; and
 //! `GET /_emulator/stats` answers
-//! `{"connectionsAccepted":N,"throttled":N,"requests":N,...}` (`requests`
+//! `{"connectionsAccepted":N,"connectionsClosed":N,"throttled":N,"requests":N,...}` (`requests`
 //! counts the requests inside batches too). The binary takes
 //! `--fault JSON` (repeatable), `--throttle-writes 100/20s` (also `10/1s`,
 //! `5/500ms`) and `--throttle-no-retry-after`.
@@ -412,6 +412,7 @@ impl Emulator {
         }
         let stop = StopSignal::default();
         let connections = Arc::new(AtomicUsize::new(0));
+        let connections_closed = Arc::new(AtomicUsize::new(0));
         let dispatcher = Arc::new(Dispatcher {
             log: RequestLog::default(),
             faults: FaultPlan::new(config.faults),
@@ -424,11 +425,18 @@ impl Emulator {
             },
             stop: stop.clone(),
             connections: Arc::clone(&connections),
+            connections_closed: Arc::clone(&connections_closed),
             latency: config.latency,
             batch_order: ResponseOrder::new(config.batch_shuffle_seed),
         });
         let handler: Arc<dyn server::Handler> = dispatcher.clone();
-        let server = Server::start(listener, tls, handler, stop, connections)?;
+        let server = Server::start(
+            listener,
+            tls,
+            handler,
+            stop,
+            (connections, connections_closed),
+        )?;
         Ok(Emulator {
             dispatcher,
             addr,
@@ -556,6 +564,12 @@ impl Emulator {
     /// client reused a connection, or did not reuse a broken one.
     pub fn connections_accepted(&self) -> usize {
         self.dispatcher.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many of the accepted connections have ended so far (the client closed or shut it
+    /// down, or a fault ended it). Lets tests check that a client abandoned a connection.
+    pub fn connections_closed(&self) -> usize {
+        self.dispatcher.connections_closed.load(Ordering::SeqCst)
     }
 
     /// Stops accepting, shuts open connections down and joins every thread.

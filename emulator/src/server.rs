@@ -62,18 +62,21 @@ struct Connections {
     open: Mutex<HashMap<u64, TcpStream>>,
     /// How many TCP connections were accepted.
     accepted: Arc<AtomicUsize>,
+    /// How many of them ended (the client closed it, or a fault did).
+    closed: Arc<AtomicUsize>,
 }
 
 impl Server {
     /// Starts the accept thread on `listener`. It owns cleanup: once `stop`
     /// is set and it is woken, it shuts every open connection down and
-    /// joins their threads. `accepted` counts the connections accepted.
+    /// joins their threads. `accepted` counts the connections accepted, `closed` those that
+    /// ended.
     pub(crate) fn start(
         listener: TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
         handler: Arc<dyn Handler>,
         stop: StopSignal,
-        accepted: Arc<AtomicUsize>,
+        (accepted, closed): (Arc<AtomicUsize>, Arc<AtomicUsize>),
     ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         let connections = Arc::new(Connections {
@@ -82,6 +85,7 @@ impl Server {
             stop: stop.clone(),
             open: Mutex::new(HashMap::new()),
             accepted,
+            closed,
         });
         let accept = thread::Builder::new()
             .name("ius-emulator-accept".to_owned())
@@ -151,6 +155,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Connections>) {
                     serve_connection(&sh, stream);
                 }
                 lock(&sh.open).remove(&id);
+                sh.closed.fetch_add(1, Ordering::SeqCst);
             });
         match spawned {
             Ok(h) => workers.push(h),

@@ -5,13 +5,14 @@
 //! retries against a failing token endpoint). Here exactly one thread fetches, the others wait on the
 //! Condvar and all of them get that one fetch's outcome, success or failure.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::auth::AuthResult;
 use crate::auth::{AccessToken, TokenProvider};
 use crate::auth_error::AuthError;
+use crate::cancel::{self, Guarded, Waited};
 use crate::limits::MAX_DURATION;
 
 /// A token is refreshed once it has less than this left (what Microsoft's libraries do).
@@ -43,7 +44,7 @@ struct Cached {
 #[derive(Default)]
 struct State {
     current: Option<Cached>,
-    /// A thread is fetching; the others wait on `refreshed`.
+    /// A thread is fetching; the others wait on the state's condvar.
     refreshing: bool,
     /// Bumped by every finished fetch, so a waiter can tell that the one it waited for is done.
     generation: u64,
@@ -57,16 +58,17 @@ struct State {
 #[derive(Clone)]
 struct Published {
     outcome: AuthResult<AccessToken>,
-    /// The fetch failed once the fetching call's own budget had run out: a failure of that call's
-    /// deadline, not of the token source, so a waiter with budget left fetches again.
+    /// The fetch failed once the fetching call's own budget had run out, or its call was
+    /// interrupted: a failure of that call, not of the token source, so a waiter with budget left
+    /// fetches again.
     fetcher_out_of_time: bool,
 }
 
 /// A [`TokenProvider`] that caches the token of a [`TokenSource`].
 pub(crate) struct TokenCache<S> {
     source: S,
-    state: Mutex<State>,
-    refreshed: Condvar,
+    /// Its condvar wakes the threads waiting for a fetch (and an interrupt wakes them too).
+    state: Arc<Guarded<State>>,
     margin: Duration,
     clock: Box<dyn Fn() -> Instant + Send + Sync>,
 }
@@ -84,16 +86,14 @@ impl<S: TokenSource> TokenCache<S> {
     ) -> TokenCache<S> {
         TokenCache {
             source,
-            state: Mutex::default(),
-            refreshed: Condvar::new(),
+            state: Arc::new(Guarded::new(State::default())),
             margin,
             clock,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is consistent after every statement, so a panicked holder leaves nothing half-done.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Fetches on this thread and publishes the outcome to the waiters.
@@ -108,8 +108,9 @@ impl<S: TokenSource> TokenCache<S> {
             let margin = self.margin.min(lifetime / 2);
             (fresh.token, started + lifetime - margin, started + lifetime)
         });
-        let fetcher_out_of_time =
-            outcome.is_err() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        let fetcher_out_of_time = outcome.is_err()
+            && (deadline.is_some_and(|deadline| Instant::now() >= deadline)
+                || cancel::current().is_some_and(|watch| watch.cancelled()));
         let mut state = self.lock();
         state.refreshing = false;
         state.generation += 1;
@@ -165,7 +166,7 @@ impl<S: TokenSource> Drop for WakeWaiters<'_, S> {
             });
         }
         drop(state);
-        self.0.refreshed.notify_all();
+        self.0.state.notify_all();
     }
 }
 
@@ -187,32 +188,37 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
                 drop(state);
                 return self.refresh(deadline).map_err(Error::from);
             }
-            // Another thread is fetching: wait for its outcome, within this call's own budget.
+            // Another thread is fetching: wait for its outcome, within this call's own budget,
+            // or until this call is interrupted.
             let waited_for = state.generation;
-            let running = |state: &mut State| state.generation == waited_for;
             state.waiting += 1;
-            state = match deadline {
-                None => self
-                    .refreshed
-                    .wait_while(state, running)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let (mut state, timeout) = self
-                        .refreshed
-                        .wait_timeout_while(state, left, running)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if timeout.timed_out() {
-                        state.waiting -= 1;
-                        return Err(Box::new(AuthError::new(
-                            "timed out waiting for another thread's token refresh \
-                             (the call's total time budget ran out)",
-                        ))
-                        .into());
-                    }
-                    state
+            let (woken, waited) = cancel::wait_while(&self.state, state, deadline, |state| {
+                state.generation == waited_for
+            });
+            state = woken;
+            match waited {
+                Waited::Done => {}
+                Waited::TimedOut => {
+                    state.waiting -= 1;
+                    // A spent budget, as everywhere else: TIMEOUT, not a refusal of the token.
+                    return Err(Error::Timeout {
+                        stage: "another thread's token refresh (the call's total time budget \
+                                ran out)"
+                            .to_owned(),
+                        elapsed: Duration::ZERO,
+                        client_request_id: String::new(),
+                        attempts: 0,
+                    });
                 }
-            };
+                Waited::Cancelled => {
+                    state.waiting -= 1;
+                    return Err(Error::cancelled(
+                        "waiting for another thread's token refresh",
+                        "",
+                        0,
+                    ));
+                }
+            }
             state.waiting -= 1;
             let last = state
                 .last
@@ -246,8 +252,9 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cancel::{Signal, Watch};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::{Arc, Barrier};
+    use std::sync::{Barrier, Mutex};
     use std::thread;
 
     const HOUR: Duration = Duration::from_secs(3600);
@@ -519,6 +526,10 @@ mod tests {
         let took = started.elapsed();
         assert!(took < Duration::from_millis(1000), "waited {took:?}");
         assert!(err.to_string().contains("time budget"), "{err}");
+        assert!(
+            matches!(err, Error::Timeout { .. }),
+            "a spent budget: {err:?}"
+        );
         assert_eq!(fetching.join().unwrap().unwrap().secret(), "slow");
     }
 
@@ -563,5 +574,48 @@ mod tests {
         let cache = TokenCache::new(Forever);
         assert_eq!(cache.token().unwrap().secret(), "t");
         assert_eq!(cache.token().unwrap().secret(), "t");
+    }
+
+    #[test]
+    fn an_interrupted_waiter_returns_at_once_and_the_fetch_goes_on() {
+        let cache = held_first(|_| {
+            thread::sleep(Duration::from_millis(1500));
+            Ok(FreshToken {
+                token: AccessToken::new("slow"),
+                expires_in: HOUR,
+            })
+        });
+        let fetching = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || cache.token())
+        };
+        while !cache.lock().refreshing {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let signal = Signal::new();
+        let interrupter = {
+            let (cache, signal) = (Arc::clone(&cache), Arc::clone(&signal));
+            thread::spawn(move || {
+                while cache.lock().waiting == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                signal.interrupt();
+            })
+        };
+        let started = Instant::now();
+        let err = {
+            let _entered = Watch::new(&signal).enter();
+            cache.token_before(None).unwrap_err()
+        };
+        let took = started.elapsed();
+        interrupter.join().unwrap();
+        assert!(err.is_cancelled(), "{err:?}");
+        assert!(took < Duration::from_millis(1000), "waited {took:?}");
+        assert_eq!(fetching.join().unwrap().unwrap().secret(), "slow");
+        assert_eq!(
+            cache.token().unwrap().secret(),
+            "slow",
+            "a later call gets the token"
+        );
     }
 }

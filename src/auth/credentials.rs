@@ -10,7 +10,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::debug;
@@ -27,6 +26,7 @@ use crate::auth::cache::{FreshToken, TokenCache, TokenSource};
 use crate::auth::managed_identity::ManagedIdentityCredential;
 use crate::auth::workload_identity::{WorkloadIdentityCredential, read_federated_token};
 use crate::auth_error::AuthError;
+use crate::cancel;
 use crate::retry::{RetryPolicy, Verdict, decide};
 use crate::url::{Insecure, check_secure, never_proxied};
 use crate::{Cloud, Error};
@@ -549,7 +549,10 @@ impl TokenSource for ClientCredentials {
             match decide(&self.retry, retries, None, waited, remaining) {
                 Verdict::Retry(wait) => {
                     debug!("token request failed transiently, retrying in {wait:?}: {err}");
-                    thread::sleep(wait);
+                    // An interrupt ends the wait; the caller sees its call was cancelled.
+                    if cancel::sleep(wait).is_err() {
+                        return Err(err);
+                    }
                     waited += wait;
                     retries += 1;
                 }
@@ -626,6 +629,7 @@ mod tests {
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
+    use std::thread;
 
     const TENANT: &str = "contoso.onmicrosoft.com";
     const SECRET: &str = "s3cr+t&=%/ é~";

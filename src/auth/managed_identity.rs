@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -29,6 +29,7 @@ use ureq::Agent;
 use ureq::http::Uri;
 use zeroize::Zeroizing;
 
+use crate::abortable;
 use crate::auth::answer::{MAX_ANSWER_BYTES, read_answer, scrub};
 use crate::auth::arc_key;
 use crate::auth::cache::{FreshToken, TokenCache, TokenSource};
@@ -38,6 +39,7 @@ use crate::auth::environment::{
 };
 use crate::auth::{AuthResult, TokenProvider};
 use crate::auth_error::AuthError;
+use crate::cancel;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after};
 use crate::url::{Endpoint as UrlKind, check_endpoint};
 use crate::{Cloud, Error};
@@ -495,17 +497,7 @@ impl ManagedIdentitySource {
 
     fn network_failure(&self, err: &ureq::Error) -> Failure {
         use std::io::ErrorKind;
-        let refused = match err {
-            ureq::Error::ConnectionFailed => true,
-            ureq::Error::Io(io) => matches!(
-                io.kind(),
-                ErrorKind::ConnectionRefused
-                    | ErrorKind::HostUnreachable
-                    | ErrorKind::NetworkUnreachable
-                    | ErrorKind::AddrNotAvailable
-            ),
-            _ => false,
-        };
+        let refused = abortable::refused(err);
         let unanswered_connect = matches!(err, ureq::Error::Timeout(ureq::Timeout::Connect))
             || matches!(err, ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut);
         let imds = matches!(self.endpoint, Endpoint::Imds { .. });
@@ -701,7 +693,10 @@ impl TokenSource for ManagedIdentitySource {
                 "managed identity token request failed, retrying in {wait:?}: {}",
                 failure.error
             );
-            thread::sleep(wait);
+            // An interrupt ends the wait; the caller sees its call was cancelled.
+            if cancel::sleep(wait).is_err() {
+                return Err(failure.error);
+            }
         }
     }
 }

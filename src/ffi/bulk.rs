@@ -1,7 +1,7 @@
-//! `ius_update_user_statuses`: parse the items, call [`Client::update_user_statuses_with`], write
-//! one result per item (each as the core writes it, [`bulk_result_json`]).
+//! `ius_update_user_statuses`: parse the items, call [`Client::update_user_statuses_detailed`],
+//! write one result per item (each as the core writes it, [`bulk_result_json`]).
 //!
-//! [`Client::update_user_statuses_with`]: crate::Client::update_user_statuses_with
+//! [`Client::update_user_statuses_detailed`]: crate::Client::update_user_statuses_detailed
 
 use std::ffi::c_char;
 
@@ -12,7 +12,7 @@ use super::error::{FfiError, parse_json};
 use super::status::ius_status;
 use super::strings::{arg_str, require_out, write_json};
 use crate::json::kind;
-use crate::{BulkItem, CallOptions, Error, UpdateOutcome, bulk_result_json};
+use crate::{BulkItem, BulkResult, CallOptions, Error, UpdateOutcome, bulk_result_json};
 
 /// Updates many user statuses in `$batch` requests of at most 20 and writes one result per item,
 /// in the items' order.
@@ -31,9 +31,10 @@ use crate::{BulkItem, CallOptions, Error, UpdateOutcome, bulk_result_json};
 /// inner request.
 ///
 /// `*out_results_json` receives a JSON array, one element per item:
-/// `{"status":"OK","httpStatus":204,"response":null}`,
-/// `{"status":"OK","httpStatus":200,"response":{...entity...}}` (with `fetchAfterNoContent`, a
-/// 204's entity is read back and written as `response`, `httpStatus` staying 204), or
+/// `{"status":"OK","httpStatus":204,"response":null,"attempts":1}`,
+/// `{"status":"OK","httpStatus":200,"response":{...entity...},"attempts":2}` (`attempts`: the
+/// requests that carried the item, its retries included; with `fetchAfterNoContent`, a 204's
+/// entity is read back and written as `response`, `httpStatus` staying 204), or
 /// `{"status":"THROTTLED","error":{...}}` where `status` is the item's own status name and
 /// `error` has the keys of the single update's error JSON (`status`, `message`, `field`,
 /// `httpStatus`, `code`, `requestId` (the inner response's), `clientRequestId`,
@@ -41,6 +42,9 @@ use crate::{BulkItem, CallOptions, Error, UpdateOutcome, bulk_result_json};
 /// validation (not an object, a bad target or patch, v1.0 with a route only beta serves) gets
 /// `INVALID_INPUT` with `field` naming it from the array, e.g. `items[3].patch.devicesCount`, and
 /// is not sent; the others are.
+///
+/// `ius_client_interrupt` ends the call: finished items keep their results, the others get
+/// `CANCELLED`, and the call returns `PARTIAL`.
 ///
 /// Ownership: inputs are borrowed for the call. `*out_results_json` and `*out_error_json` (if not
 /// NULL) are set to NULL first; free what they receive with `ius_string_free`.
@@ -76,7 +80,7 @@ pub unsafe extern "C" fn ius_update_user_statuses(
             .into());
         };
         let total = elements.len();
-        let mut results: Vec<Value> = Vec::with_capacity(total);
+        let mut results = Vec::with_capacity(total);
         let mut items = Vec::with_capacity(total);
         let mut slots = Vec::with_capacity(total);
         for (index, element) in elements.into_iter().enumerate() {
@@ -84,17 +88,18 @@ pub unsafe extern "C" fn ius_update_user_statuses(
                 Ok(item) => {
                     items.push(item);
                     slots.push(index);
-                    results.push(Value::Null);
+                    results.push(BulkResult::new(Ok(UpdateOutcome::NoContent), 0));
                 }
-                Err(error) => results.push(result(index, Err(error))),
+                Err(error) => results.push(result(index, BulkResult::new(Err(error), 0))),
             }
         }
-        let outcomes = client.update_user_statuses_with(&items, &CallOptions::new());
+        let outcomes = client.update_user_statuses_detailed(&items, &CallOptions::new());
         drop(items);
         for (index, outcome) in slots.into_iter().zip(outcomes) {
             results[index] = result(index, outcome);
         }
-        let failures = results.iter().filter(|r| r["status"] != "OK").count();
+        let failures = results.iter().filter(|r| r.result.is_err()).count();
+        let results: Vec<_> = results.iter().map(bulk_result_json).collect();
         // SAFETY: checked non-NULL above; writable per the contract.
         unsafe { write_json(out_results_json, &results) }?;
         if failures > 0 {
@@ -111,8 +116,11 @@ pub(super) fn item_from_value(value: Value, index: usize) -> Result<BulkItem, Er
 }
 
 /// The item's result, the field of a failure named from the array: `items[3].patch.x`.
-fn result(index: usize, result: Result<UpdateOutcome, Error>) -> Value {
-    bulk_result_json(&result.map_err(|error| error.within(&place(index))))
+fn result(index: usize, item: BulkResult) -> BulkResult {
+    BulkResult {
+        result: item.result.map_err(|error| error.within(&place(index))),
+        ..item
+    }
 }
 
 pub(super) fn place(index: usize) -> String {

@@ -128,8 +128,9 @@ pub unsafe extern "C" fn ius_client_new(
 /// half of it for lifetimes under 10 minutes), and once more when Graph answers 401 to its token.
 /// Calls are one at a time per client: threads needing a token meanwhile wait for that call and
 /// share its outcome, each for at most what is left of its own `timeouts.totalMs` (then its update
-/// returns `IUS_STATUS_AUTH`). The thread running the callback cannot be interrupted: its update
-/// may outlast its `totalMs` by as long as the callback takes. A failure (a negative return, a bad token) makes the update return
+/// returns `IUS_STATUS_TIMEOUT`, as every spent budget does) or until `ius_client_interrupt`
+/// (then `IUS_STATUS_CANCELLED`). The thread running the callback cannot be interrupted: its
+/// update may outlast its `totalMs`, or an interrupt, by as long as the callback takes. A failure (a negative return, a bad token) makes the update return
 /// `IUS_STATUS_AUTH` with the callback's message in the error JSON, and nothing is sent to Graph;
 /// the next update calls the callback again.
 ///
@@ -162,6 +163,28 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
         // SAFETY: as above.
         unsafe { write_out(out_client, handle) };
         Ok(())
+    })
+}
+
+/// Ends every call in progress on `client`, from any thread, as SQLite's `sqlite3_interrupt`
+/// does: each returns `IUS_STATUS_CANCELLED` within half a second, whatever it was waiting on (a
+/// response: the request is abandoned and its connection closed, so whether Graph applied it is
+/// unknown; a Retry-After or backoff wait; the pacing gate; another thread's token refresh or
+/// token callback). A bulk call returns the results it has: finished items keep theirs, the
+/// others are `CANCELLED`, and the call is `IUS_STATUS_PARTIAL`. Calls started afterwards are not
+/// affected. A token callback already running is not interrupted (it is the caller's code): its
+/// call returns `CANCELLED` when the callback returns. NULL is allowed and does nothing.
+///
+/// Thread safety: may be called from any thread while other threads use the client (for
+/// example from a signal-watching or service-control thread); not from a signal handler, and not
+/// after `ius_client_free` has begun.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_client_interrupt(client: *const ius_client) {
+    ffi_body_or!((), {
+        // SAFETY: NULL or a live handle, per the contract.
+        if let Ok(client) = unsafe { client_ref(client) } {
+            client.interrupt();
+        }
     })
 }
 

@@ -7,13 +7,13 @@
 //!
 //! One module per area, plumbing in modules of its own:
 //! - [`status`]: the `ius_status` codes and their names, `ius_version`;
-//! - [`error`]: core `Error` -> status + error JSON, in one place;
+//! - [`error`]: core `Error` -> status + error JSON, in one place; [`error_json`]:
+//!   `ius_error_json_get`, one key of it read back;
 //! - [`config`]: `config_json` -> `Client` (the core reads the JSON); [`target`]: `target_json`
 //!   -> `Target`;
 //! - [`client`]: `ius_client_new` / `ius_client_new_with_token_callback` / `ius_client_free`;
 //!   [`update`]: the update calls; [`bulk`]: `ius_update_user_statuses`; [`resource`]: get,
-//!   list, create and delete;
-//!   [`update`]: the update calls; `outbox`: the `ius_outbox_*` calls (feature `outbox`);
+//!   list, create and delete; `outbox`: the `ius_outbox_*` calls (feature `outbox`);
 //! - [`token`]: the token callback behind the core's token cache; [`log`]: the log callback;
 //! - [`panic`]: the boundary every exported body runs in; [`strings`]: C string in/out.
 
@@ -23,6 +23,7 @@ mod bulk;
 mod client;
 mod config;
 mod error;
+mod error_json;
 mod log;
 #[cfg(feature = "outbox")]
 mod outbox;

@@ -2,7 +2,6 @@
 //! serialization of its answers, `outbox_json.rs`).
 
 use std::ffi::c_char;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -15,9 +14,6 @@ use super::target::target_from_json;
 use super::update::parse_patch;
 use crate::json::kind;
 use crate::{BulkItem, Error, Outbox, OutboxOptions};
-
-const OPTION_KEYS: &str =
-    "maxPending, maxBytes, skipUnchanged, resendAfterSeconds, flushTimeMs, maxFailed";
 
 /// A durable outbox of status reports in an SQLite file.
 ///
@@ -55,11 +51,13 @@ unsafe fn outbox_ref<'a>(outbox: *const ius_outbox) -> Result<&'a Outbox, FfiErr
 /// pending), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
 /// new reports need the room within `maxBytes`, the oldest are dropped, counted in the stats'
 /// `failedDropped` and logged at WARN); unknown keys are refused (`IUS_STATUS_CONFIG`, `field`
-/// names the key).
+/// names the key). Within `maxBytes`, what Graph acknowledged gives way first (expired
+/// acknowledgements, then the oldest: each costs at most one resend), then failed reports;
+/// pending reports never do.
 ///
 /// A new file, and its `-wal`, `-shm` and `-flush` companions, are readable by their owner only
-/// on Unix (mode 0600); an existing file's mode is left as it is, with a WARN log when other
-/// users can read it. On Windows the files take their folder's access list. A file written by an
+/// on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
+/// outbox's mode is left as it is, with a WARN log when other users can read it. On Windows the files take their folder's access list. A file written by an
 /// older version of this library is migrated, keeping every report. A missing or unwritable
 /// folder, a file that is not SQLite, an SQLite file that is not an outbox, or one from a newer
 /// version of this library is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and
@@ -167,7 +165,8 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 ///
 /// Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
 /// status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
-/// for a flush of the same file (by any path to it) by another thread or process to end first.
+/// for a flush of the same file (by any path to it but a hard link) by another thread or process
+/// to end first.
 ///
 /// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free`, or
 /// NULL on failure; `*out_error_json` as for `ius_outbox_enqueue`.
@@ -255,45 +254,11 @@ unsafe fn clear_required(out: *mut *mut c_char, name: &'static str) -> Result<()
     Ok(())
 }
 
-/// `options_json` -> [`OutboxOptions`]: names and types here, value rules in the core.
+/// `options_json` -> [`OutboxOptions`], as the core reads it (text that is not JSON is
+/// `INVALID_JSON`).
 fn options_from_json(text: &str) -> Result<OutboxOptions, FfiError> {
     let value = parse_json(text, "options_json", Error::config)?;
-    let Value::Object(map) = value else {
-        return Err(Error::config(
-            "options_json",
-            format!("must be a JSON object, got {}", kind(&value)),
-        )
-        .into());
-    };
-    let mut options = OutboxOptions::new();
-    for (key, value) in map {
-        let count = || {
-            value.as_u64().ok_or_else(|| {
-                Error::config(
-                    &key,
-                    format!("must be a non-negative integer, got {}", kind(&value)),
-                )
-            })
-        };
-        options = match key.as_str() {
-            "maxPending" => options.max_pending(count()?),
-            "maxBytes" => options.max_bytes(count()?),
-            "resendAfterSeconds" => options.resend_after(Duration::from_secs(count()?)),
-            "flushTimeMs" => options.flush_time(Duration::from_millis(count()?)),
-            "maxFailed" => options.max_failed(count()?),
-            "skipUnchanged" => options.skip_unchanged(value.as_bool().ok_or_else(|| {
-                Error::config(&key, format!("must be true or false, got {}", kind(&value)))
-            })?),
-            _ => {
-                return Err(Error::config(
-                    &key,
-                    format!("unknown key; expected one of {OPTION_KEYS}"),
-                )
-                .into());
-            }
-        };
-    }
-    Ok(options)
+    Ok(crate::outbox_json::options_from_value(value)?)
 }
 
 /// `items_json` -> items, all or nothing: each item is read as `ius_update_user_statuses` reads

@@ -24,7 +24,8 @@ use crate::{CallOptions, Client, Collection, Error, ListOptions, Target, UserSta
 ///
 /// Returns `IUS_STATUS_OK`, or `NULL_ARGUMENT` (`client`, `target_json`, `out_response_json`),
 /// `INVALID_UTF8`, `INVALID_JSON`, `INVALID_INPUT`, `GRAPH` (e.g. `httpStatus` 404 with `code`
-/// `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+/// `ResourceNotFound`), `AUTH`, `THROTTLED`, `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`,
+/// `CANCELLED` (`ius_client_interrupt`).
 /// Thread safety: may be called from many threads at once with the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_get_user_status(
@@ -45,12 +46,13 @@ pub unsafe extern "C" fn ius_get_user_status(
 /// Lists every user status of the collection named by `collection_json` (a `target_json` without
 /// `userStatusId`), following `@odata.nextLink` page after page: only to the client's own
 /// service root and API version (a link elsewhere is `IUS_STATUS_UNEXPECTED_RESPONSE`, and the
-/// token is never sent there), up to `maxPages` pages (more is `UNEXPECTED_RESPONSE`, never a
-/// truncated list).
+/// token is never sent there), up to `maxPages` pages and `maxItems` entities (more is
+/// `UNEXPECTED_RESPONSE` naming the bound, never a truncated list).
 ///
-/// `options_json` may be NULL or `{"top":N,"filter":"...","select":["..."],"maxPages":N}`
-/// (`top`: entities per page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the
-/// properties to return; `maxPages`: default 1000); unknown keys are `INVALID_INPUT`.
+/// `options_json` may be NULL or
+/// `{"top":N,"filter":"...","select":["..."],"maxPages":N,"maxItems":N}` (`top`: entities per
+/// page; `filter`: an OData `$filter`, sent percent-encoded; `select`: the properties to return;
+/// `maxPages`: default 1000; `maxItems`: default 100000); unknown keys are `INVALID_INPUT`.
 ///
 /// On success `*out_response_json` receives a JSON array of every entity of every page. Outputs,
 /// ownership, statuses and thread safety as for `ius_get_user_status` (`collection_json` instead
@@ -83,8 +85,11 @@ pub unsafe extern "C" fn ius_list_user_statuses(
 /// dates; at least one property); its `id` may be given or left to the service.
 ///
 /// On success `*out_response_json` receives the created entity Graph returned (201). A taken id
-/// is `GRAPH` with `httpStatus` 409. Outputs, ownership, statuses and thread safety as for
-/// `ius_get_user_status`.
+/// is `GRAPH` with `httpStatus` 409. A create is sent again only when Graph cannot have processed
+/// it (429, 503, a connection that failed before the request was written); after a 504 or a
+/// connection lost once it was sent, the error JSON says "the outcome is unknown" (`retryStopped`
+/// for the 504, `message` for the connection): look it up before creating again. Outputs,
+/// ownership, statuses and thread safety as for `ius_get_user_status`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_create_user_status(
     client: *const ius_client,
@@ -107,7 +112,9 @@ pub unsafe extern "C" fn ius_create_user_status(
 }
 
 /// Deletes the user status named by `target_json` (as for `ius_update_user_status_at`); Graph
-/// answers 204. A missing one is `GRAPH` with `httpStatus` 404.
+/// answers 204. A missing one is `GRAPH` with `httpStatus` 404, unless an earlier attempt of the
+/// same call had an unknown outcome (a 504, a connection lost after sending): then that attempt
+/// deleted it, and the call succeeds.
 ///
 /// `*out_error_json` (if not NULL) is set to NULL on success and receives the error JSON on
 /// failure. Statuses and thread safety as for `ius_get_user_status`.
@@ -171,7 +178,8 @@ unsafe fn client_and_collection<'a>(
     Ok((client, collection, options))
 }
 
-/// `{"top","filter","select","maxPages"}` -> [`ListOptions`]; the core checks the values.
+/// `{"top","filter","select","maxPages","maxItems"}` -> [`ListOptions`]; the core checks the
+/// values.
 fn list_options(text: &str) -> Result<ListOptions, FfiError> {
     let value = parse_json(text, "options_json", Error::invalid)?;
     let Value::Object(map) = value else {
@@ -186,6 +194,7 @@ fn list_options(text: &str) -> Result<ListOptions, FfiError> {
         match key.as_str() {
             "top" => list = list.top(count(&key, &value)?),
             "maxPages" => list = list.max_pages(count(&key, &value)?),
+            "maxItems" => list = list.max_items(count(&key, &value)?),
             "filter" => match value {
                 Value::String(filter) => list = list.filter(filter),
                 other => {
@@ -219,7 +228,7 @@ fn list_options(text: &str) -> Result<ListOptions, FfiError> {
             _ => {
                 return Err(Error::invalid(
                     key,
-                    "unknown key; expected one of top, filter, select, maxPages",
+                    "unknown key; expected one of top, filter, select, maxPages, maxItems",
                 )
                 .into());
             }
@@ -253,15 +262,18 @@ mod tests {
 
     #[test]
     fn list_options_name_the_bad_key() {
-        let list =
-            list_options(r#"{"top":5,"filter":"status eq 'error'","select":["id"],"maxPages":3}"#)
-                .unwrap();
+        let list = list_options(
+            r#"{"top":5,"filter":"status eq 'error'","select":["id"],"maxPages":3,"maxItems":7}"#,
+        )
+        .unwrap();
         assert_eq!(list.top, Some(5));
         assert_eq!(list.max_pages, 3);
+        assert_eq!(list.max_items, 7);
         assert_eq!(list.select, ["id"]);
         for (json, field) in [
             (r#"{"top":0}"#, "top"),
             (r#"{"maxPages":0}"#, "maxPages"),
+            (r#"{"maxItems":0}"#, "maxItems"),
             (r#"{"top":4294967296}"#, "top"),
             (r#"{"top":-1}"#, "top"),
             (r#"{"maxPages":"many"}"#, "maxPages"),

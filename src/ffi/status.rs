@@ -4,7 +4,8 @@ use std::ffi::{CStr, CString, c_char};
 use std::sync::LazyLock;
 
 /// The outcome of a call. Values are explicit, grouped by who must act, and never renumbered:
-/// 1-99 the caller's input, 100-199 the service or the network, 200-299 the library itself.
+/// 1-99 the caller's input or doing, 100-199 the service or the network, 200-299 the library
+/// itself.
 /// New codes go into the gaps; treat unknown values like the nearest group.
 ///
 /// Every failed call also writes an error JSON object (see `ius_update_user_status`).
@@ -36,6 +37,10 @@ pub enum ius_status {
     /// its folder is missing or not writable, it is not SQLite, not an outbox, from a newer version
     /// of this library, or the disk is full. The file was left as it was.
     Storage = 8,
+    /// The call was interrupted (`ius_client_interrupt`) before it finished: whatever it waited on
+    /// was abandoned, and a request in flight had its connection closed, so whether Graph applied
+    /// it is unknown. Calls started after the interrupt are not affected.
+    Cancelled = 9,
     /// No access token could be obtained: the token endpoint refused (see `aadsts`, `error`,
     /// `traceId`, `correlationId`, `httpStatus`), could not be reached, or the token callback
     /// failed. Nothing was sent to Graph.
@@ -66,7 +71,7 @@ pub enum ius_status {
 impl ius_status {
     /// Every status, for `ius_status_name`. The enum above is the one declaration (number, name,
     /// meaning); a test checks this list against the header cbindgen writes from it.
-    pub(crate) const ALL: [ius_status; 19] = [
+    pub(crate) const ALL: [ius_status; 20] = [
         ius_status::Ok,
         ius_status::NullArgument,
         ius_status::InvalidUtf8,
@@ -76,6 +81,7 @@ impl ius_status {
         ius_status::LoggerInUse,
         ius_status::OutboxFull,
         ius_status::Storage,
+        ius_status::Cancelled,
         ius_status::Auth,
         ius_status::Graph,
         ius_status::Throttled,
@@ -168,11 +174,12 @@ mod tests {
         assert_eq!(name_of(0), "OK");
         assert_eq!(name_of(102), "THROTTLED");
         assert_eq!(name_of(107), "PARTIAL");
+        assert_eq!(name_of(9), "CANCELLED");
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ius_status::ALL.len());
         assert!(!names.contains(&"UNKNOWN"));
-        for raw in [9, 99, 108, 202, 999, u32::MAX] {
+        for raw in [10, 99, 108, 202, 999, u32::MAX] {
             assert_eq!(name_of(raw), "UNKNOWN");
         }
     }

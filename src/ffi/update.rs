@@ -34,9 +34,9 @@ use crate::{CallOptions, Target, UpdateOutcome, UserStatusPatch};
 ///
 /// Returns `IUS_STATUS_OK` or the failure's status: `NULL_ARGUMENT`, `INVALID_UTF8`,
 /// `INVALID_JSON`, `INVALID_INPUT` (nothing was sent), or `AUTH`, `GRAPH`, `THROTTLED`,
-/// `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`.
+/// `UNEXPECTED_RESPONSE`, `TIMEOUT`, `NETWORK`, `TLS`, `CANCELLED` (`ius_client_interrupt`).
 /// Thread safety: may be called from many threads at once with the same client. Blocks until
-/// Graph answers or the request timeout expires.
+/// Graph answers, the request timeout expires or `ius_client_interrupt` is called.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_update_user_status(
     client: *const ius_client,

@@ -10,15 +10,18 @@
 //! - [`options`], [`report`]: what callers pass and get back;
 //! - [`schema`]: the file, its tables, how a file is recognised and migrated;
 //! - [`store`]: every read and write, one transaction each, with [`acknowledged`] (what Graph
-//!   acknowledged, per property), [`failed_list`] (the bounded failed list) and [`room`] (how
-//!   full the file is);
+//!   acknowledged, per property), [`failed_list`] (the bounded failed list), [`room`] (how full
+//!   the file is), [`eviction`] (what gives way when it needs room) and [`stored_text`] (a column
+//!   read whatever a damaged file holds);
 //! - [`flush`]: rounds of claim, send, record; [`lock`]: one flush at a time;
+//! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
 //! - [`failure`]: which errors are final, which mean no answer, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
 //! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files).
 
 mod acknowledged;
 mod clock;
+mod eviction;
 mod failed_list;
 mod failure;
 mod file_name;
@@ -27,10 +30,12 @@ mod lock;
 mod options;
 mod paths;
 mod permissions;
+mod reader;
 mod report;
 mod room;
 mod schema;
 mod store;
+mod stored_text;
 
 #[cfg(test)]
 mod model_check;
@@ -39,18 +44,20 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use self::options::{MIN_OUTBOX_BYTES, OutboxOptions};
+pub use self::reader::OutboxReader;
 pub use self::report::{Enqueued, FailedReport, FlushReport, OutboxStats};
 
 use self::clock::{Clock, rfc3339};
 use self::failed_list::StoredRow;
 use self::store::{Entry, Store};
-use crate::{ApiVersion, BulkItem, Client, DateTimeOffset, Error, Target, UserStatusPatch};
+use crate::{ApiVersion, BulkItem, Client, Error, Target, UserStatusPatch};
 
 /// A durable queue of status reports in an SQLite file, delivered by [`flush`](Self::flush).
 ///
 /// Every report whose enqueue returned `Ok` survives a crash or `kill -9` and is delivered by a
 /// later flush. One outbox may be shared by many threads, and several processes may open the
-/// same file; enqueues from all are kept, and one flush runs at a time.
+/// same file; enqueues from all are kept, and one flush runs at a time. To look at a file
+/// without writing it (an operator's view of an agent's outbox), open an [`OutboxReader`].
 ///
 /// ```no_run
 /// use intune_user_status::{Client, ComplianceStatus, Outbox, OutboxOptions, Target, UserStatusPatch};
@@ -85,8 +92,8 @@ impl Outbox {
     /// Opens (or creates) the outbox at `path`; it sends through its own clone of `client`.
     ///
     /// A new file (and its `-wal`, `-shm` and `-flush` companions) is readable by its owner only
-    /// on Unix (mode 0600); an existing file's mode is left as it is, with a WARN when other
-    /// users can read it. A file of an older version of this library is migrated, keeping every
+    /// on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
+    /// outbox's mode is left as it is, with a WARN when other users can read it. A file of an older version of this library is migrated, keeping every
     /// report. A missing or unwritable folder, a file that is not SQLite, an SQLite file that is
     /// not an outbox, or one from a newer version of this library is an [`Error::Storage`] naming
     /// the path and the reason, and the file is left as it was; so is, on Windows, a name that
@@ -158,10 +165,10 @@ impl Outbox {
     /// Returns `Ok` whenever it ran, whatever became of the reports; an error only when it could
     /// not run: the file failed ([`Error::Storage`]), no token could be obtained before anything
     /// was sent ([`Error::Auth`]), or another flush of the same file outlasted the client's total
-    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path,
-    /// from any thread or process) to finish first. Stops sending after a batch Graph throttled,
-    /// after a batch that got no answer at all (Graph unreachable: the rest waits out the same
-    /// backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path
+    /// but a hard link, from any thread or process) to finish first. Stops sending after a batch
+    /// Graph throttled, after a batch that got no answer at all (Graph unreachable: the rest
+    /// waits out the same backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
     /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
@@ -188,15 +195,45 @@ impl Outbox {
     pub fn take_failed(&self) -> Result<Vec<FailedReport>, Error> {
         let (reports, left) = self
             .store
-            .run(|conn| store::take_failed(conn, decode_failed))?;
-        if !left.is_empty() {
-            log::warn!(
-                "outbox {}: failed report(s) {left:?} (failed.id) cannot be read and stay in the \
-                 file",
-                self.path.display()
-            );
-        }
+            .run(|conn| store::take_failed(conn, failed_list::decode))?;
+        failed_list::warn_unreadable(self.store.path(), &left);
         Ok(reports)
+    }
+
+    /// The failed list, oldest first, as [`take_failed`](Self::take_failed) returns it, kept in
+    /// the file.
+    pub fn failed(&self) -> Result<Vec<FailedReport>, Error> {
+        self.store.failed_list()
+    }
+
+    /// Moves the failed list back to pending, in one transaction, and returns how many reports
+    /// are pending again; a later [`flush`](Self::flush) sends them (once the cause is fixed: a
+    /// user status created, a permission granted).
+    ///
+    /// Each report is stored by [`enqueue`](Self::enqueue)'s rules, as one made before any
+    /// report pending for its user status, so the pending report's properties win where both
+    /// set one; a report equal to what Graph acknowledged recently is skipped (see
+    /// [`OutboxOptions::skip_unchanged`]). A new user status beyond the bounds is
+    /// [`Error::OutboxFull`] and nothing moves. A report whose stored target or patch cannot be
+    /// read stays in the failed list (logged at WARN by its row id).
+    pub fn requeue_failed(&self) -> Result<u64, Error> {
+        let now = self.clock.now_ms();
+        let done = self.store.run(|conn| {
+            store::requeue_failed(
+                conn,
+                |row| self.stored_entry(row),
+                &self.options,
+                (now, &rfc3339(now)),
+                self.store.path(),
+            )
+        })?;
+        failed_list::warn(
+            self.store.path(),
+            done.stored.unreadable,
+            done.stored.dropped,
+        );
+        failed_list::warn_unreadable(self.store.path(), &done.left);
+        Ok(done.requeued)
     }
 
     /// Validates a report as an update would and names its row: the user status, i.e. the
@@ -219,6 +256,16 @@ impl Outbox {
         })
     }
 
+    /// A row of the failed list as a report to store again; `None` when its target or patch
+    /// cannot be read, or no longer passes the checks.
+    fn stored_entry(&self, row: &StoredRow) -> Option<Entry> {
+        let value = serde_json::from_str(row.target.text().ok()?).ok()?;
+        let (target, version) = Target::from_value(value).ok()?;
+        let patch = UserStatusPatch::from_json(row.patch.text().ok()?).ok()?;
+        self.entry(&target, &patch, Some(version.unwrap_or_default()))
+            .ok()
+    }
+
     fn store(&self, entries: &[Entry]) -> Result<Vec<Enqueued>, Error> {
         let now = self.clock.now_ms();
         let done = self.store.run(|conn| {
@@ -233,20 +280,4 @@ impl Outbox {
         failed_list::warn(self.store.path(), done.unreadable, done.dropped);
         Ok(done.outcomes)
     }
-}
-
-/// A row of the failed list as a [`FailedReport`]; `None` when its target cannot be read. A patch
-/// that cannot be read comes back empty, beside the STORAGE error that says so.
-fn decode_failed((_, target, patch, error, failed_at): &StoredRow) -> Option<FailedReport> {
-    let value = serde_json::from_str(target).ok()?;
-    let (target, version) = Target::from_value(value).ok()?;
-    Some(FailedReport {
-        target,
-        api_version: version.unwrap_or_default(),
-        patch: UserStatusPatch::from_json(patch).unwrap_or_default(),
-        error: failure::from_json(error),
-        failed_at: DateTimeOffset::parse(failed_at)
-            .or_else(|_| DateTimeOffset::parse("1970-01-01T00:00:00Z"))
-            .ok()?,
-    })
 }

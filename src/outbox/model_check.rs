@@ -1,17 +1,23 @@
 //! The outbox proved against a plain reference model: random sequences of enqueues (values that
-//! repeat and go back, several user statuses, both API versions), flushes whose requests are
-//! applied, throttled, failing, applied with the answer lost, or refused for good (the emulator's
-//! faults, per user status), reopenings (a kill: the handle dropped, the file opened again) and
-//! wall-clock jumps forward and back (the outbox's [`Clock`], set by the test).
+//! repeat and go back, several user statuses, both API versions, one status or all at once),
+//! flushes whose requests are applied, throttled, failing, applied with the answer lost, or
+//! refused for good (the emulator's faults, per user status), reopenings (a kill: the handle
+//! dropped, the file opened again) and wall-clock jumps forward and back (the outbox's
+//! [`Clock`], set by the test). Two configurations: [`FEW`] user statuses and no retries within a
+//! call, which meets the rules densely, and [`MANY`], with several batches of one version per
+//! flush and the client's retries within each call.
 //!
-//! After every step the outbox's figures (and a flush's report) equal the model's. After a final
-//! healthy drain, the emulator holds for every user status and property a value the model allows
-//! (exactly the last one enqueued, unless Graph refused it for good), and no user status was ever
-//! sent an older value after a newer one (checked on the emulator's request log against the order
-//! of the enqueues).
+//! After every step the outbox's figures (and a flush's report) equal the model's; the batches a
+//! flush sent (read from the emulator's log: the one thing left to the outbox is the order of
+//! reports that tie) must be ones the model allows. After a final healthy drain, Graph holds for
+//! every user status and property exactly the last value enqueued, unless Graph refused that
+//! report for good: an oracle that owes nothing to the model's own bookkeeping. And every report
+//! of the odd user statuses carries its sequence number (`userDisplayName` `seq-N`, numbered per
+//! status): the numbers each status was sent never go down, and each PATCH carries exactly what
+//! was enqueued up to its number ([`check_order`]).
 //!
-//! `PROPTEST_CASES=N` runs N cases (default [`CASES`]; the README's outbox section gives the
-//! longer run's figure).
+//! `PROPTEST_CASES=N` runs N cases of each configuration (default [`Setup::cases`]; the README's
+//! outbox section gives the longer run's figure).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -25,15 +31,47 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 use serde_json::{Value, json};
 
 use super::clock::Clock;
+use crate::batch::MAX_BATCH;
 use crate::{
     ApiVersion, BulkItem, Client, ComplianceStatus, Enqueued, FlushReport, Outbox, OutboxOptions,
     RetryPolicy, Target, UserStatusPatch,
 };
 
-/// Cases when `PROPTEST_CASES` is not set: under a minute on a loaded 2-core machine.
-const CASES: u32 = 24;
-/// User statuses `t0` .. under `c1`.
-const TARGETS: usize = 3;
+/// One configuration of the model test.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    /// User statuses `t0` ..; the odd ones carry a sequence number.
+    targets: usize,
+    /// The client's retries within a call.
+    retries: u32,
+    /// At most this many steps per case.
+    steps: usize,
+    /// How much likelier a user status's requests are applied in a flush than meet each other
+    /// fate.
+    applied_weight: u32,
+    /// Cases when `PROPTEST_CASES` is not set: together under a minute on a loaded 2-core machine.
+    cases: u32,
+}
+
+/// Three user statuses, no retries within a call: every rule met often.
+const FEW: Setup = Setup {
+    targets: 3,
+    retries: 0,
+    steps: 40,
+    applied_weight: 4,
+    cases: 32,
+};
+
+/// More user statuses than a batch holds, and a retry within each call: flushes of several
+/// batches of one version, a stop after the first holding the others back.
+const MANY: Setup = Setup {
+    targets: 24,
+    retries: 1,
+    steps: 40,
+    applied_weight: 40,
+    cases: 24,
+};
+
 /// The client's `retry.maxDelayMs` and `baseDelayMs`, and the outbox's `resendAfter`.
 const MAX_DELAY: i64 = 1_000;
 const BASE_DELAY: i64 = 10;
@@ -46,6 +84,8 @@ const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
 /// Few values, so values repeat and go back often.
 const STATUSES: [ComplianceStatus; 2] = [ComplianceStatus::Compliant, ComplianceStatus::Error];
 const COUNTS: i32 = 2;
+/// The property that carries an odd user status's sequence number.
+const SEQUENCE: &str = "userDisplayName";
 
 /// What a user status's requests meet during one flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +111,10 @@ enum Step {
         count: Option<i32>,
         status: Option<usize>,
     },
+    /// A report of `devicesCount` for every user status, in one `enqueue_many`.
+    EnqueueAll { v1: bool, count: i32 },
     /// A flush; each user status's requests meet its fate.
-    Flush([Fate; TARGETS]),
+    Flush(Vec<Fate>),
     /// A kill: the handle dropped, the file opened again.
     Reopen,
     /// The wall clock jumps by this many milliseconds.
@@ -82,9 +124,9 @@ enum Step {
     // abandoned batch an unknown outcome, as `LostAnswer`) pending.
 }
 
-fn step() -> impl Strategy<Value = Step> {
+fn step(setup: Setup) -> impl Strategy<Value = Step> {
     let fate = prop_oneof![
-        4 => Just(Fate::Applied),
+        setup.applied_weight => Just(Fate::Applied),
         1 => Just(Fate::Throttled),
         1 => Just(Fate::Failing),
         1 => Just(Fate::LostAnswer),
@@ -99,14 +141,15 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(-600_000),
     ];
     prop_oneof![
-        5 => (0..TARGETS, any::<bool>(), proptest::option::of(0..COUNTS), proptest::option::of(0..STATUSES.len()))
+        5 => (0..setup.targets, any::<bool>(), proptest::option::of(0..COUNTS), proptest::option::of(0..STATUSES.len()))
             .prop_map(|(target, v1, count, status)| Step::Enqueue {
                 target,
                 v1,
                 count: if status.is_none() { Some(count.unwrap_or(0)) } else { count },
                 status,
             }),
-        4 => proptest::array::uniform3(fate).prop_map(Step::Flush),
+        1 => (any::<bool>(), 0..COUNTS).prop_map(|(v1, count)| Step::EnqueueAll { v1, count }),
+        4 => proptest::collection::vec(fate, setup.targets).prop_map(Step::Flush),
         1 => Just(Step::Reopen),
         3 => jump.prop_map(Step::Clock),
     ]
@@ -116,6 +159,8 @@ fn step() -> impl Strategy<Value = Step> {
 type Props = BTreeMap<&'static str, String>;
 /// A (user status, property) pair.
 type Slot = (usize, &'static str);
+/// One bulk call of a flush, as the emulator saw it: its API version (v1.0?) and user statuses.
+type Call = (bool, Vec<usize>);
 
 fn props(count: Option<i32>, status: Option<usize>) -> Props {
     let mut props = Props::new();
@@ -128,12 +173,23 @@ fn props(count: Option<i32>, status: Option<usize>) -> Props {
     props
 }
 
+/// A property's name as `Props` holds it.
+fn property(name: &str) -> &'static str {
+    match name {
+        "status" => "status",
+        "devicesCount" => "devicesCount",
+        SEQUENCE => SEQUENCE,
+        other => panic!("a property the model never sets: {other}"),
+    }
+}
+
 /// A pending report as the model holds it; `next` is the range its next attempt lies in.
 struct Pending {
     props: Props,
     v1: bool,
     next: (i64, i64),
     failures: u32,
+    enqueued_at: i64,
 }
 
 /// The reference model: plain maps, no SQL, no clock of its own.
@@ -147,7 +203,9 @@ struct Model {
     failed: u64,
     /// Every value enqueued, in order, per user status and property.
     history: BTreeMap<Slot, Vec<String>>,
-    /// The values Graph may hold, per user status and property.
+    /// The properties whose last value enqueued Graph refused for good.
+    refused: BTreeSet<Slot>,
+    /// The values Graph may hold, per user status and property (for a refused one).
     may_hold: BTreeMap<Slot, BTreeSet<String>>,
 }
 
@@ -164,14 +222,15 @@ struct Expected {
 }
 
 impl Model {
-    fn new() -> Model {
+    fn new(targets: usize) -> Model {
         let mut may_hold = BTreeMap::new();
-        for target in 0..TARGETS {
+        for target in 0..targets {
             may_hold.insert((target, "devicesCount"), BTreeSet::from(["0".to_owned()]));
             may_hold.insert(
                 (target, "status"),
                 BTreeSet::from(["\"unknown\"".to_owned()]),
             );
+            may_hold.insert((target, SEQUENCE), BTreeSet::from(["null".to_owned()]));
         }
         Model {
             now: START,
@@ -181,6 +240,7 @@ impl Model {
             skipped: 0,
             failed: 0,
             history: BTreeMap::new(),
+            refused: BTreeSet::new(),
             may_hold,
         }
     }
@@ -203,17 +263,19 @@ impl Model {
                 .entry((target, name))
                 .or_default()
                 .push(value.clone());
+            self.refused.remove(&(target, *name));
         }
+        let now = self.now;
         if let Some(pending) = self.pending.get_mut(&target) {
             pending.props.extend(props);
             pending.v1 = v1;
+            pending.enqueued_at = pending.enqueued_at.min(now);
             return Enqueued::Merged;
         }
         if self.covers(target, &props) {
             self.skipped += 1;
             return Enqueued::Skipped;
         }
-        let now = self.now;
         self.pending.insert(
             target,
             Pending {
@@ -221,6 +283,7 @@ impl Model {
                 v1,
                 next: (now, now),
                 failures: 0,
+                enqueued_at: now,
             },
         );
         Enqueued::Stored
@@ -250,6 +313,19 @@ impl Model {
         high <= self.now
     }
 
+    /// Whether `a` must be sent before `b` (flush.rs orders what is due by next attempt as
+    /// believed, then by first enqueue; reports that tie, or whose backoff ranges overlap, may go
+    /// in either order).
+    fn goes_first(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (&self.pending[&a], &self.pending[&b]);
+        let (a_low, a_high) = self.believed(a.next);
+        let (b_low, b_high) = self.believed(b.next);
+        a_high < b_low
+            || (a_low == a_high
+                && (a_low, a_low) == (b_low, b_high)
+                && a.enqueued_at < b.enqueued_at)
+    }
+
     /// The client's backoff before retry `n`, as a range (±20 % jitter, capped at maxDelay).
     fn backoff(&self, n: u32) -> (i64, i64) {
         let nominal = BASE_DELAY << (n.saturating_sub(1).min(16));
@@ -259,7 +335,65 @@ impl Model {
         )
     }
 
-    fn flush(&mut self, fates: &[Fate; TARGETS]) -> Expected {
+    /// Whether `calls` (what the emulator saw, in order) are batches flush.rs may form of
+    /// `claimed`: one API version each, beta first, 20 a batch (a smaller one only last of its
+    /// version), in an order the model allows.
+    fn check_calls(&self, claimed: &[usize], calls: &[Call]) -> Result<(), String> {
+        let mut seen = BTreeSet::new();
+        for (index, (v1, batch)) in calls.iter().enumerate() {
+            if batch.is_empty() || batch.len() > MAX_BATCH {
+                return Err(format!("call {index} carried {} reports", batch.len()));
+            }
+            for target in batch {
+                if !claimed.contains(target) || self.pending[target].v1 != *v1 {
+                    return Err(format!(
+                        "call {index} carried t{target}, not due at v1 {v1}"
+                    ));
+                }
+                if !seen.insert(*target) {
+                    return Err(format!("t{target} sent in two calls"));
+                }
+            }
+            if index > 0 && calls[index - 1].0 && !v1 {
+                return Err("a beta call after a v1.0 call".into());
+            }
+        }
+        for v1 in [false, true] {
+            let sent: Vec<&Vec<usize>> = calls
+                .iter()
+                .filter(|(version, _)| *version == v1)
+                .map(|(_, batch)| batch)
+                .collect();
+            let of_version: Vec<usize> = claimed
+                .iter()
+                .copied()
+                .filter(|t| self.pending[t].v1 == v1)
+                .collect();
+            for (index, batch) in sent.iter().enumerate() {
+                let last = index + 1 == sent.len();
+                let all = sent.iter().map(|b| b.len()).sum::<usize>() == of_version.len();
+                if batch.len() < MAX_BATCH && !(last && all) {
+                    return Err(format!("a batch of {} before the last", batch.len()));
+                }
+                // Nothing sent later (or not at all) must go before what this batch carried.
+                let later: Vec<usize> = of_version
+                    .iter()
+                    .copied()
+                    .filter(|t| !sent[..=index].iter().any(|b| b.contains(t)))
+                    .collect();
+                for a in &later {
+                    if let Some(b) = batch.iter().find(|b| self.goes_first(*a, **b)) {
+                        return Err(format!("t{b} was sent before t{a}, which goes first"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A flush, given the calls the emulator saw: what it must report, or why those calls are
+    /// not a flush the model allows.
+    fn flush(&mut self, fates: &[Fate], calls: &[Call]) -> Result<Expected, String> {
         let mut expected = Expected::default();
         let due: Vec<usize> = self
             .pending
@@ -279,31 +413,29 @@ impl Model {
             for name in self.pending[&target].props.keys() {
                 self.acknowledged.remove(&(target, *name));
             }
-            claimed.push((target, self.pending[&target].v1));
+            claimed.push(target);
         }
-        // One batch per API version, beta first; a stop holds the rest back.
+        // The order is the stored one; the claim then brings a first enqueue dated in the
+        // future back to now.
+        self.check_calls(&claimed, calls)?;
+        for target in &claimed {
+            let now = self.now;
+            let pending = self.pending.get_mut(target).expect("claimed");
+            pending.enqueued_at = pending.enqueued_at.min(now);
+        }
+        // A stop holds the rest back.
         let mut stop: Option<(i64, i64)> = None;
-        for v1 in [false, true] {
-            let batch: Vec<usize> = claimed
-                .iter()
-                .filter(|(_, version)| *version == v1)
-                .map(|(target, _)| *target)
-                .collect();
-            if batch.is_empty() {
-                continue;
-            }
-            if let Some((low, high)) = stop {
-                for target in batch {
-                    let pending = self.pending.get_mut(&target).expect("claimed");
-                    pending.next = (pending.next.0.max(low), pending.next.1.max(high));
-                }
-                continue;
+        for (v1, batch) in calls {
+            if stop.is_some() {
+                return Err(format!(
+                    "a v1 {v1} call after the flush should have stopped"
+                ));
             }
             expected.sent += batch.len() as u64;
             let lost = batch.iter().any(|&t| fates[t] == Fate::LostAnswer);
             let mut throttled = None;
             let mut latest = (self.now, self.now);
-            for target in batch {
+            for &target in batch {
                 let fate = if lost {
                     Fate::LostAnswer
                 } else {
@@ -322,7 +454,10 @@ impl Model {
                         expected.applied += 1;
                     }
                     Fate::Refused => {
-                        self.pending.remove(&target);
+                        let pending = self.pending.remove(&target).expect("claimed");
+                        for name in pending.props.keys() {
+                            self.refused.insert((target, *name));
+                        }
                         self.failed += 1;
                         expected.failed += 1;
                     }
@@ -353,6 +488,21 @@ impl Model {
             }
             stop = throttled.or(lost.then_some(latest));
         }
+        // Recording what Graph applied prunes the acknowledgements that expired (or are dated
+        // in the future): they no longer cover anything, nor will if the clock comes back.
+        if expected.applied > 0 {
+            let now = self.now;
+            self.acknowledged
+                .retain(|_, (_, at)| *at <= now && now - *at < RESEND_AFTER);
+        }
+        let sent: BTreeSet<usize> = calls.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+        for target in claimed.into_iter().filter(|t| !sent.contains(t)) {
+            let Some((low, high)) = stop else {
+                return Err(format!("t{target} was claimed and never sent"));
+            };
+            let pending = self.pending.get_mut(&target).expect("claimed");
+            pending.next = (pending.next.0.max(low), pending.next.1.max(high));
+        }
         expected.pending = self.pending.len() as u64;
         expected.next = self
             .pending
@@ -360,11 +510,18 @@ impl Model {
             .map(|pending| self.believed(pending.next))
             .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)))
             .map(|(low, high)| ((low - self.now).max(0), (high - self.now).max(0)));
-        expected
+        Ok(expected)
+    }
+
+    /// How long the oldest pending report has waited, in ms.
+    fn oldest_pending(&self) -> Option<i64> {
+        let oldest = self.pending.values().map(|p| p.enqueued_at).min()?;
+        Some((self.now - oldest).max(0))
     }
 }
 
-/// The system under test: the emulator, a client, the outbox and its clock.
+/// The system under test: the emulator, a client, the outbox and its clock; and what the test
+/// itself enqueued, numbered per user status.
 struct Real {
     emulator: Emulator,
     client: Client,
@@ -372,10 +529,18 @@ struct Real {
     clock: Clock,
     set: Arc<AtomicI64>,
     outbox: Option<Outbox>,
+    /// Every report enqueued, per user status: its number and properties.
+    enqueued: Vec<Vec<(u64, Props)>>,
+}
+
+/// User status `t{index}`, two digits, so no id is the start of another (faults match a path's
+/// part).
+fn id(index: usize) -> String {
+    format!("t{index:02}")
 }
 
 fn target(index: usize) -> Target {
-    Target::new("c1", format!("t{index}"))
+    Target::new("c1", id(index))
 }
 
 fn options() -> OutboxOptions {
@@ -383,12 +548,12 @@ fn options() -> OutboxOptions {
 }
 
 impl Real {
-    fn start(folder: &Path) -> Real {
+    fn start(folder: &Path, setup: Setup) -> Real {
         let emulator = Emulator::start(Config {
-            seed: (0..TARGETS)
+            seed: (0..setup.targets)
                 .map(|i| SeedEntry {
                     collection: DIRECT.into(),
-                    entity: json!({ "id": format!("t{i}"), "devicesCount": 0, "status": "unknown" }),
+                    entity: json!({ "id": id(i), "devicesCount": 0, "status": "unknown" }),
                 })
                 .collect(),
             ..Config::default()
@@ -399,6 +564,7 @@ impl Real {
             .access_token("model-token")
             .retry_policy(
                 RetryPolicy::none()
+                    .max_retries(setup.retries)
                     .base_delay(Duration::from_millis(BASE_DELAY as u64))
                     .max_delay(Duration::from_millis(MAX_DELAY as u64)),
             )
@@ -414,6 +580,7 @@ impl Real {
             clock,
             set,
             outbox: None,
+            enqueued: vec![Vec::new(); setup.targets],
         };
         real.reopen();
         real
@@ -431,7 +598,33 @@ impl Real {
         self.outbox.as_ref().expect("open")
     }
 
-    fn flush(&self, fates: &[Fate; TARGETS]) -> FlushReport {
+    /// A report for `t`, with its sequence number on an odd user status; noted as enqueued.
+    fn report(&mut self, t: usize, v1: bool, mut props: Props) -> BulkItem {
+        let number = self.enqueued[t].len() as u64 + 1;
+        if t % 2 == 1 {
+            props.insert(SEQUENCE, json!(format!("seq-{number}")).to_string());
+        }
+        let body: serde_json::Map<String, Value> = props
+            .iter()
+            .map(|(name, value)| {
+                (
+                    (*name).to_owned(),
+                    serde_json::from_str(value).expect("JSON"),
+                )
+            })
+            .collect();
+        let patch = UserStatusPatch::from_json(&Value::Object(body).to_string()).expect("a patch");
+        self.enqueued[t].push((number, props));
+        let version = if v1 {
+            ApiVersion::V1_0
+        } else {
+            ApiVersion::Beta
+        };
+        BulkItem::new(target(t), patch).api_version(version)
+    }
+
+    /// A flush whose requests meet `fates`: its report, and the calls the emulator saw.
+    fn flush(&self, fates: &[Fate]) -> (FlushReport, Vec<Call>) {
         for (index, fate) in fates.iter().enumerate() {
             let fault = match fate {
                 Fate::Applied => continue,
@@ -452,13 +645,59 @@ impl Real {
             self.emulator.add_fault(
                 FaultRule::always(fault)
                     .method("PATCH")
-                    .path_contains(format!("/userStatuses/t{index}")),
+                    .path_contains(format!("/userStatuses/{}", id(index))),
             );
         }
+        let before = envelopes(&self.emulator).len();
         let report = self.outbox().flush().expect("a flush runs");
         self.emulator.clear_faults();
-        report
+        (report, calls(&envelopes(&self.emulator)[before..]))
     }
+}
+
+/// The `$batch` envelopes the emulator received, in order: each one's API version (v1.0?) and
+/// the PATCHes it carried, as (user status, body).
+fn envelopes(emulator: &Emulator) -> Vec<(bool, Vec<(usize, Value)>)> {
+    emulator
+        .wire_requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path().ends_with("/$batch"))
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).expect("a JSON envelope");
+            let items = body["requests"]
+                .as_array()
+                .expect("requests")
+                .iter()
+                .filter(|item| item["method"] == "PATCH")
+                .map(|item| {
+                    let url = item["url"].as_str().expect("a url");
+                    let target = url
+                        .rsplit("/t")
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("a t<n> url");
+                    (target, item["body"].clone())
+                })
+                .collect();
+            (r.path().starts_with("/v1.0/"), items)
+        })
+        .collect()
+}
+
+/// The bulk calls behind `envelopes`: an envelope carrying only reports of the call before it is
+/// that call's retry (the reports of one flush's calls are disjoint).
+fn calls(envelopes: &[(bool, Vec<(usize, Value)>)]) -> Vec<Call> {
+    let mut calls: Vec<Call> = Vec::new();
+    for (v1, items) in envelopes {
+        let targets: Vec<usize> = items.iter().map(|(t, _)| *t).collect();
+        let retry = calls.last().is_some_and(|(version, batch)| {
+            version == v1 && targets.iter().all(|t| batch.contains(t))
+        });
+        if !retry {
+            calls.push((*v1, targets));
+        }
+    }
+    calls
 }
 
 fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), TestCaseError> {
@@ -515,6 +754,7 @@ fn check_stats(real: &Real, model: &Model, step: usize) -> Result<(), TestCaseEr
         stats.skipped,
         stats.applied,
         stats.failed_dropped,
+        stats.oldest_pending.map(|d| d.as_millis() as i64),
     );
     let want = (
         model.pending.len() as u64,
@@ -522,16 +762,18 @@ fn check_stats(real: &Real, model: &Model, step: usize) -> Result<(), TestCaseEr
         model.skipped,
         model.applied,
         0,
+        model.oldest_pending(),
     );
     check(got == want, || {
         format!(
-            "step {step}: stats (pending, failed, skipped, applied, failedDropped) {got:?}, the model {want:?}"
+            "step {step}: stats (pending, failed, skipped, applied, failedDropped, \
+             oldestPending ms) {got:?}, the model {want:?}"
         )
     })
 }
 
 /// Runs `steps` on a fresh emulator and file, checking after every step, then drains.
-fn run(steps: &[Step]) -> Result<(), TestCaseError> {
+fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
     static CASE: AtomicI64 = AtomicI64::new(0);
     let folder = std::env::temp_dir().join(format!(
         "ius-model-{}-{}",
@@ -540,8 +782,15 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
     ));
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).expect("a folder");
-    let mut real = Real::start(&folder);
-    let mut model = Model::new();
+    let mut real = Real::start(&folder, setup);
+    let mut model = Model::new(setup.targets);
+    let flush = |real: &Real, model: &mut Model, fates: &[Fate], step: usize| {
+        let (report, calls) = real.flush(fates);
+        let want = model
+            .flush(fates, &calls)
+            .map_err(|why| TestCaseError::fail(format!("step {step}: {why}: {calls:?}")))?;
+        check_report(&report, &want, step)
+    };
     let result = (|| {
         for (index, step) in steps.iter().enumerate() {
             match step {
@@ -551,30 +800,30 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     count,
                     status,
                 } => {
-                    let mut patch = UserStatusPatch::new();
-                    if let Some(count) = count {
-                        patch = patch.devices_count(*count);
-                    }
-                    if let Some(status) = status {
-                        patch = patch.status(STATUSES[*status]);
-                    }
-                    let version = if *v1 {
-                        ApiVersion::V1_0
-                    } else {
-                        ApiVersion::Beta
-                    };
-                    let item = BulkItem::new(target(*t), patch).api_version(version);
+                    let item = real.report(*t, *v1, props(*count, *status));
                     let got = real.outbox().enqueue_many(&[item]).expect("an enqueue");
-                    let want = model.enqueue(*t, *v1, props(*count, *status));
+                    let props = real.enqueued[*t].last().expect("noted").1.clone();
+                    let want = model.enqueue(*t, *v1, props);
                     check(got == [want], || {
                         format!("step {index}: enqueued {got:?}, the model {want:?}")
                     })?;
                 }
-                Step::Flush(fates) => {
-                    let want = model.flush(fates);
-                    let report = real.flush(fates);
-                    check_report(&report, &want, index)?;
+                Step::EnqueueAll { v1, count } => {
+                    let items: Vec<BulkItem> = (0..setup.targets)
+                        .map(|t| real.report(t, *v1, props(Some(*count), None)))
+                        .collect();
+                    let got = real.outbox().enqueue_many(&items).expect("an enqueue");
+                    let want: Vec<Enqueued> = (0..setup.targets)
+                        .map(|t| {
+                            let props = real.enqueued[t].last().expect("noted").1.clone();
+                            model.enqueue(t, *v1, props)
+                        })
+                        .collect();
+                    check(got == want, || {
+                        format!("step {index}: enqueued {got:?}, the model {want:?}")
+                    })?;
                 }
+                Step::Flush(fates) => flush(&real, &mut model, fates, index)?,
                 Step::Reopen => real.reopen(),
                 Step::Clock(jump) => {
                     real.set.fetch_add(*jump, Ordering::SeqCst);
@@ -586,77 +835,91 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         // A healthy drain, past every backoff.
         real.set.fetch_add(2 * MAX_DELAY, Ordering::SeqCst);
         model.now += 2 * MAX_DELAY;
-        let healthy = [Fate::Applied; TARGETS];
+        let healthy = vec![Fate::Applied; setup.targets];
         for round in 0..3 {
-            let want = model.flush(&healthy);
-            let report = real.flush(&healthy);
-            check_report(&report, &want, steps.len() + round)?;
+            flush(&real, &mut model, &healthy, steps.len() + round)?;
         }
         check(model.pending.is_empty(), || {
             "the model did not drain".into()
         })?;
         check_stats(&real, &model, steps.len() + 3)?;
-        check_graph(&real.emulator, &model)
+        check_graph(&real.emulator, &model)?;
+        let sent: Vec<(usize, Value)> = envelopes(&real.emulator)
+            .into_iter()
+            .flat_map(|(_, items)| items)
+            .collect();
+        check_order(&sent, &real.enqueued).map_err(TestCaseError::fail)
     })();
     drop(real);
     let _ = std::fs::remove_dir_all(&folder);
     result
 }
 
-/// Graph holds a value the model allows for every property ever reported, and no user status was
-/// ever sent an older value after a newer one.
+/// After the drain, Graph holds for every property ever reported exactly the last value
+/// enqueued; where Graph refused that report for good, a value the model allows.
 fn check_graph(emulator: &Emulator, model: &Model) -> Result<(), TestCaseError> {
-    for (&(target, name), values) in &model.may_hold {
-        if !model.history.contains_key(&(target, name)) {
-            continue;
-        }
+    for (&(target, name), history) in &model.history {
         let held = emulator
-            .user_status(DIRECT, &format!("t{target}"))
+            .user_status(DIRECT, &id(target))
             .map_or(Value::Null, |status| status[name].clone())
             .to_string();
-        check(values.contains(&held), || {
-            format!("t{target}.{name}: Graph holds {held}, the model allows {values:?}")
-        })?;
-    }
-    // Each PATCH sent, per property, matches an enqueue no earlier than the previous one's.
-    let mut position: BTreeMap<Slot, usize> = BTreeMap::new();
-    for request in emulator.batch_items() {
-        if request.method != "PATCH" {
-            continue;
-        }
-        let path = request.path().to_owned();
-        let target: usize = path
-            .rsplit("/t")
-            .next()
-            .and_then(|n| n.parse().ok())
-            .expect("a t<n> path");
-        let body: Value = serde_json::from_slice(&request.body).expect("a JSON body");
-        for (name, value) in body.as_object().expect("an object") {
-            let name: &'static str = if name == "status" {
-                "status"
-            } else {
-                "devicesCount"
-            };
-            let history = &model.history[&(target, name)];
-            let from = position.get(&(target, name)).copied().unwrap_or(0);
-            let value = value.to_string();
-            let found = history[from..]
-                .iter()
-                .position(|enqueued| *enqueued == value);
-            check(found.is_some(), || {
+        let last = history.last().expect("enqueued");
+        if model.refused.contains(&(target, name)) {
+            let values = &model.may_hold[&(target, name)];
+            check(values.contains(&held), || {
+                format!("t{target}.{name}: Graph holds {held}, the model allows {values:?}")
+            })?;
+        } else {
+            check(held == *last, || {
                 format!(
-                    "t{target}.{name}: {value} was sent after a later value \
-                     (enqueued in order: {history:?}, matched up to {from})"
+                    "t{target}.{name}: Graph holds {held}, the last value enqueued was {last} \
+                     (in order: {history:?})"
                 )
             })?;
-            position.insert((target, name), from + found.unwrap_or(0));
         }
     }
     Ok(())
 }
 
-#[test]
-fn the_outbox_follows_the_model() {
+/// Every PATCH `sent` (user status, body, in the order sent) to a user status whose reports carry
+/// a sequence number: the numbers never go down, and each property it carries has the value of
+/// the last report up to its number that set it (`enqueued`: each status's reports, numbered).
+fn check_order(sent: &[(usize, Value)], enqueued: &[Vec<(u64, Props)>]) -> Result<(), String> {
+    let mut last: BTreeMap<usize, u64> = BTreeMap::new();
+    for (target, body) in sent {
+        if target % 2 == 0 {
+            continue;
+        }
+        let number: u64 = body[SEQUENCE]
+            .as_str()
+            .and_then(|seq| seq.strip_prefix("seq-"))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("t{target} was sent {body} without its sequence number"))?;
+        let before = last.insert(*target, number).unwrap_or(0);
+        if number < before {
+            return Err(format!(
+                "t{target} was sent report {number} after report {before}: {body}"
+            ));
+        }
+        for (name, value) in body.as_object().expect("an object") {
+            let name = property(name);
+            let want = enqueued[*target]
+                .iter()
+                .take_while(|(n, _)| *n <= number)
+                .filter_map(|(_, props)| props.get(name))
+                .last();
+            if want != Some(&value.to_string()) {
+                return Err(format!(
+                    "t{target} was sent {name} {value} with report {number}, which had {want:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `setup`'s random cases.
+fn run_cases(setup: Setup) {
     let mut config = ProptestConfig {
         // A failure's minimal steps are printed; nothing is written into src/.
         failure_persistence: None,
@@ -664,11 +927,71 @@ fn the_outbox_follows_the_model() {
         ..ProptestConfig::default()
     };
     if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = CASES;
+        config.cases = setup.cases;
     }
     let mut runner = TestRunner::new(config);
-    let steps = proptest::collection::vec(step(), 1..40);
-    if let Err(failure) = runner.run(&steps, |steps| run(&steps)) {
+    let steps = proptest::collection::vec(step(setup), 1..setup.steps);
+    if let Err(failure) = runner.run(&steps, |steps| run(setup, &steps)) {
         panic!("{failure}");
     }
+}
+
+#[test]
+fn the_outbox_follows_the_model_with_few_statuses() {
+    run_cases(FEW);
+}
+
+#[test]
+fn the_outbox_follows_the_model_with_many_statuses_and_retries() {
+    run_cases(MANY);
+}
+
+/// Defect 1, which random cases rarely meet: A applied; B sent, applied, its answer lost; A
+/// again, merged into the pending B. Skipped as "acknowledged" it would leave Graph at B.
+#[test]
+fn a_value_set_back_after_a_lost_answer_is_sent_not_skipped() {
+    let set = |count| Step::Enqueue {
+        target: 0,
+        v1: false,
+        count: Some(count),
+        status: None,
+    };
+    let fates = |first| vec![first, Fate::Applied, Fate::Applied];
+    let steps = [
+        set(1),
+        Step::Flush(fates(Fate::Applied)),
+        set(0),
+        Step::Flush(fates(Fate::LostAnswer)),
+        set(1),
+    ];
+    if let Err(failure) = run(FEW, &steps) {
+        panic!("{failure}");
+    }
+}
+
+/// The order check against a flusher that sends an old report again after a newer one, and one
+/// that sends a number with another report's value: both caught (a check that matched each value
+/// sent to any later enqueue of it, as before, passed the first whenever the value came back).
+#[test]
+fn the_order_check_catches_an_old_report_sent_again() {
+    let report = |n: u64, count: i32| {
+        let mut props = props(Some(count), None);
+        props.insert(SEQUENCE, json!(format!("seq-{n}")).to_string());
+        (n, props)
+    };
+    let enqueued = vec![Vec::new(), vec![report(1, 1), report(2, 0), report(3, 1)]];
+    let patch = |n: u64, count: i32| {
+        (
+            1,
+            json!({ "devicesCount": count, SEQUENCE: format!("seq-{n}") }),
+        )
+    };
+    let good = [patch(1, 1), patch(1, 1), patch(3, 1)];
+    assert_eq!(check_order(&good, &enqueued), Ok(()));
+    let again = [patch(1, 1), patch(2, 0), patch(1, 1)];
+    let err = check_order(&again, &enqueued).unwrap_err();
+    assert!(err.contains("report 1 after report 2"), "{err}");
+    let mixed = [patch(2, 1)];
+    let err = check_order(&mixed, &enqueued).unwrap_err();
+    assert!(err.contains("devicesCount 1 with report 2"), "{err}");
 }

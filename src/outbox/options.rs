@@ -16,8 +16,9 @@ pub struct OutboxOptions {
     /// refused with [`Error::OutboxFull`].
     pub max_pending: u64,
     /// At most this many bytes in the file (default 64 MiB), enforced through SQLite's page limit;
-    /// a report for a new user status is refused with [`Error::OutboxFull`] near it (after the
-    /// oldest failed reports are dropped to make room).
+    /// a report for a new user status is refused with [`Error::OutboxFull`] near it, after what
+    /// Graph acknowledged (expired acknowledgements, then the oldest: each costs at most one
+    /// resend) and then the oldest failed reports are dropped to make room.
     pub max_bytes: u64,
     /// Skip a report when every property it carries was acknowledged by Graph with that value
     /// less than [`resend_after`](Self::resend_after) ago (default true).

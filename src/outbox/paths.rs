@@ -1,4 +1,5 @@
-//! The outbox file's one name, whichever path reached it (a symbolic link, a relative path, `..`):
+//! The outbox file's one name, whichever path reached it (a symbolic link, a relative path, `..`;
+//! not a hard link, which is a name of its own):
 //! the flush lock is named after it, so two handles on one file always share one lock.
 
 use std::ffi::OsString;

@@ -13,13 +13,15 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 
+use super::acknowledged;
 use super::clock::{Clock, rfc3339};
 use super::failed_list::{self, FailedRow};
 use super::failure;
 use super::file_name;
 use super::paths::sqlite_uri;
-use super::permissions::{create_owner_only, readable_by_others};
+use super::permissions::{create_owner_only, make_owner_only, readable_by_others};
 use super::store::reason;
+use super::stored_text::StoredText;
 use crate::{Error, UserStatusPatch};
 
 /// `IUSB` in the SQLite header's application id field: "this file is an intune-user-status outbox".
@@ -46,13 +48,6 @@ CREATE TABLE pending (
     last_error TEXT                     -- the last failure's message, for an operator
 );
 CREATE INDEX pending_due ON pending (next_attempt_at);
-CREATE TABLE acknowledged (
-    key TEXT NOT NULL,                  -- the user status, as pending.key
-    property TEXT NOT NULL,             -- a property as on the wire, e.g. devicesCount
-    value TEXT NOT NULL,                -- its JSON value Graph acknowledged
-    acknowledged_at INTEGER NOT NULL,   -- unix ms of the applied write that set it
-    PRIMARY KEY (key, property)
-) WITHOUT ROWID;
 CREATE TABLE failed (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     target TEXT NOT NULL,
@@ -68,6 +63,17 @@ CREATE TRIGGER pending_added AFTER INSERT ON pending
     BEGIN UPDATE counters SET value = value + 1 WHERE name = 'pending'; END;
 CREATE TRIGGER pending_removed AFTER DELETE ON pending
     BEGIN UPDATE counters SET value = value - 1 WHERE name = 'pending'; END;
+";
+
+/// Schema version 2's acknowledged table (also made by the migration from schema 1).
+const ACKNOWLEDGED: &str = "
+CREATE TABLE acknowledged (
+    key TEXT NOT NULL,                  -- the user status, as pending.key
+    property TEXT NOT NULL,             -- a property as on the wire, e.g. devicesCount
+    value TEXT NOT NULL,                -- its JSON value Graph acknowledged
+    acknowledged_at INTEGER NOT NULL,   -- unix ms of the applied write that set it
+    PRIMARY KEY (key, property)
+) WITHOUT ROWID;
 ";
 
 /// Opens the outbox at `path`, creating it (owner-only) if the file is missing or empty,
@@ -92,8 +98,19 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     if path.is_dir() {
         return Err(storage("is a folder, not a file".into()));
     }
-    let exists = path.metadata().is_ok_and(|m| m.len() > 0);
-    if exists {
+    let size = path.metadata().map(|m| m.len()).ok();
+    // An empty file (an installer's `touch`) holds nothing yet: it becomes the outbox as a new
+    // file would, owner-only (and so do the -wal and -shm SQLite makes with its mode).
+    if size == Some(0)
+        && let Err(err) = make_owner_only(path)
+    {
+        log::warn!(
+            "the outbox {} is an empty file whose mode cannot be made owner-only ({err}): it will \
+             hold user names; `chmod 600` it (its -wal and -shm too) unless others may read it",
+            path.display()
+        );
+    }
+    if size.is_some_and(|size| size > 0) {
         judge(path).map_err(storage)?;
         if let Some(mode) = readable_by_others(path) {
             log::warn!(
@@ -139,6 +156,56 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
         .map_err(sql)?;
     Ok(conn)
+}
+
+/// Opens the outbox at `path` to read it only: nothing is created, migrated or written (the
+/// connection cannot write; SQLite may make its `-shm` and `-wal` companions to read a WAL file
+/// safely while another process writes it). A missing or empty file, one that is not an outbox,
+/// and one of another schema version are refused, saying why.
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    let storage = |reason: String| Error::Storage {
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(why) = file_name::unopenable(path) {
+        return Err(storage(why.to_owned()));
+    }
+    match path.metadata() {
+        Err(err) => return Err(storage(format!("cannot be read: {err}"))),
+        Ok(meta) if meta.is_dir() => return Err(storage("is a folder, not a file".into())),
+        Ok(meta) if meta.len() == 0 => {
+            return Err(storage("is empty: no outbox was made in it yet".into()));
+        }
+        Ok(_) => {}
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| storage(format!("cannot be opened: {err}")))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|err| storage(err.to_string()))?;
+    if let Err(err) = conn.query_row("PRAGMA application_id", [], |row| row.get::<_, i64>(0))
+        && err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+    {
+        return Err(storage(
+            "has a write-ahead log to recover (a process writing it ended without closing it), \
+             which only a connection that may write can do: open it for writing once (an \
+             enqueue or a flush), then look again"
+                .into(),
+        ));
+    }
+    match identify(&conn).map_err(storage)? {
+        Kind::Current => Ok(conn),
+        Kind::Older(v) => Err(storage(format!(
+            "has outbox schema {v}, older than this version's {SCHEMA_VERSION}; it is not \
+             migrated when opened to be read only (opening it for writing, as an enqueue or a \
+             flush does, migrates it); it is left untouched"
+        ))),
+        Kind::Empty => Err(storage(
+            "is an empty SQLite database: no outbox was made in it yet".into(),
+        )),
+    }
 }
 
 /// Judges an existing file through a connection that cannot write (not even a WAL checkpoint):
@@ -249,6 +316,7 @@ fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
         Kind::Current => return Ok(()),
         Kind::Empty => {
             tx.execute_batch(CREATE).map_err(sql)?;
+            tx.execute_batch(ACKNOWLEDGED).map_err(sql)?;
             tx.execute(
                 "INSERT INTO counters (name, value) VALUES ('created_at', ?1)",
                 [Clock::default().now_ms()],
@@ -269,29 +337,74 @@ fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
 /// user status. Schema 2 names it by path alone (route and ids), so the rows of one user status
 /// through beta and v1.0 merge, in the order they were enqueued, and its acknowledgements merge
 /// property by property, the later winning; each property keeps its row's time.
+///
+/// Schema 1 kept no record of which pending reports were sent: any of them may have been, its
+/// answer lost (a timeout, a kill), so the acknowledgements of every user status with a pending
+/// report are in doubt, and dropped. A row the file holds damaged goes to the failed list.
 fn migrate_from_1(tx: &Transaction<'_>, path: &Path) -> rusqlite::Result<()> {
     let now = Clock::default().now_ms();
+    let failed_at = rfc3339(now);
+    let fail = |target: &str, patch: &str, reason: String| {
+        let error = failure::to_json(&Error::Storage {
+            path: path.display().to_string(),
+            reason,
+        });
+        let row = FailedRow {
+            target,
+            patch,
+            error: &error,
+            failed_at: &failed_at,
+        };
+        failed_list::add(tx, &row).map(drop)
+    };
     // Pending: one row per user status.
-    let rows: Vec<PendingRow> = tx
+    let stored: Vec<(StoredText, StoredText, StoredText, PendingTimes)> = tx
         .prepare(
             "SELECT key, target, patch, revision, enqueued_at, next_attempt_at, failures,
                  last_error FROM pending ORDER BY revision",
         )?
         .query_map([], |row| {
-            Ok(PendingRow {
-                key: user_status_key(&row.get::<_, String>(0)?).to_owned(),
-                target: row.get(1)?,
-                patch: row.get(2)?,
-                revision: row.get(3)?,
-                enqueued_at: row.get(4)?,
-                next_attempt_at: row.get(5)?,
-                failures: row.get(6)?,
-                last_error: row.get(7)?,
-            })
+            let number = |i: usize| row.get::<_, Option<i64>>(i).ok().flatten().unwrap_or(0);
+            let last_error: StoredText = row.get(7)?;
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                PendingTimes {
+                    revision: number(3),
+                    enqueued_at: number(4),
+                    next_attempt_at: number(5),
+                    failures: number(6),
+                    last_error: last_error.text().ok().map(str::to_owned),
+                },
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut merged: BTreeMap<String, PendingRow> = BTreeMap::new();
-    for row in rows {
+    for (key, target, patch, times) in stored {
+        let (Ok(key), Ok(target), Ok(patch)) = (key.text(), target.text(), patch.text()) else {
+            let why = [("key", &key), ("target", &target), ("patch", &patch)]
+                .into_iter()
+                .find_map(|(column, value)| {
+                    value.text().err().map(|why| format!("its {column} {why}"))
+                })
+                .unwrap_or_default();
+            fail(
+                target.shown(),
+                patch.shown(),
+                format!(
+                    "the pending report for {} could not be migrated: {why}",
+                    key.shown()
+                ),
+            )?;
+            continue;
+        };
+        let row = PendingRow {
+            key: user_status_key(key).to_owned(),
+            target: target.to_owned(),
+            patch: patch.to_owned(),
+            times,
+        };
         let Some(earlier) = merged.remove(&row.key) else {
             merged.insert(row.key.clone(), row);
             continue;
@@ -304,9 +417,15 @@ fn migrate_from_1(tx: &Transaction<'_>, path: &Path) -> rusqlite::Result<()> {
                 patch.merge(&later);
                 PendingRow {
                     patch: String::from_utf8(patch.to_json()).unwrap_or_default(),
-                    enqueued_at: earlier.enqueued_at.min(row.enqueued_at),
-                    next_attempt_at: earlier.next_attempt_at.min(row.next_attempt_at),
-                    failures: earlier.failures.min(row.failures),
+                    times: PendingTimes {
+                        enqueued_at: earlier.times.enqueued_at.min(row.times.enqueued_at),
+                        next_attempt_at: earlier
+                            .times
+                            .next_attempt_at
+                            .min(row.times.next_attempt_at),
+                        failures: earlier.times.failures.min(row.times.failures),
+                        ..row.times
+                    },
                     ..row
                 }
             }
@@ -318,21 +437,15 @@ fn migrate_from_1(tx: &Transaction<'_>, path: &Path) -> rusqlite::Result<()> {
                 } else {
                     (earlier, row)
                 };
-                let error = failure::to_json(&Error::Storage {
-                    path: path.display().to_string(),
-                    reason: format!(
+                fail(
+                    &failed.target,
+                    &failed.patch,
+                    format!(
                         "the pending report for {} could not be merged with the other API \
                          version's when the file was migrated: a stored patch cannot be read",
                         failed.key
                     ),
-                });
-                let row = FailedRow {
-                    target: &failed.target,
-                    patch: &failed.patch,
-                    error: &error,
-                    failed_at: &rfc3339(now),
-                };
-                failed_list::add(tx, &row, u64::MAX)?;
+                )?;
                 kept
             }
         };
@@ -345,56 +458,40 @@ fn migrate_from_1(tx: &Transaction<'_>, path: &Path) -> rusqlite::Result<()> {
                  failures, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for row in merged.values() {
+            let times = &row.times;
             insert.execute(params![
                 row.key,
                 row.target,
                 row.patch,
-                row.revision,
-                row.enqueued_at,
-                row.next_attempt_at,
-                row.failures,
-                row.last_error
+                times.revision,
+                times.enqueued_at,
+                times.next_attempt_at,
+                times.failures,
+                times.last_error
             ])?;
         }
     }
-    // Acknowledged: one row per user status and property.
-    let acknowledged: Vec<(String, String, i64)> = tx
-        .prepare("SELECT key, fields, acknowledged_at FROM acknowledged")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+    // Acknowledged: one row per user status and property, the later acknowledgement winning;
+    // none for a user status with a pending report (in doubt, above).
+    let acknowledged: Vec<(StoredText, StoredText, Option<i64>)> = tx
+        .prepare("SELECT key, fields, acknowledged_at FROM acknowledged ORDER BY acknowledged_at")?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2).ok().flatten()))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    tx.execute_batch(
-        "DROP TABLE acknowledged;
-         CREATE TABLE acknowledged (
-             key TEXT NOT NULL,
-             property TEXT NOT NULL,
-             value TEXT NOT NULL,
-             acknowledged_at INTEGER NOT NULL,
-             PRIMARY KEY (key, property)
-         ) WITHOUT ROWID;",
-    )?;
-    {
-        let mut insert = tx.prepare(
-            "INSERT INTO acknowledged (key, property, value, acknowledged_at)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (key, property) DO UPDATE SET value = excluded.value,
-                 acknowledged_at = excluded.acknowledged_at
-             WHERE excluded.acknowledged_at > acknowledged.acknowledged_at",
-        )?;
-        for (key, fields, at) in acknowledged {
-            // An acknowledgement that cannot be read only costs a resend: it is left out.
-            let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&fields) else {
-                continue;
-            };
-            for (property, value) in fields {
-                if property != "@odata.type" && property != "id" {
-                    insert.execute(params![
-                        user_status_key(&key),
-                        property,
-                        value.to_string(),
-                        at
-                    ])?;
-                }
-            }
+    tx.execute_batch("DROP TABLE acknowledged;")?;
+    tx.execute_batch(ACKNOWLEDGED)?;
+    for (key, fields, at) in acknowledged {
+        // An acknowledgement that cannot be read only costs a resend: it is left out.
+        let (Ok(key), Ok(fields), Some(at)) = (key.text(), fields.text(), at) else {
+            continue;
+        };
+        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields) else {
+            continue;
+        };
+        let key = user_status_key(key);
+        if !merged.contains_key(key) {
+            acknowledged::record(tx, key, &acknowledged::properties_of(fields), at)?;
         }
     }
     tx.execute(
@@ -410,6 +507,11 @@ struct PendingRow {
     key: String,
     target: String,
     patch: String,
+    times: PendingTimes,
+}
+
+/// A pending row's bookkeeping (a number the file holds damaged reads as 0).
+struct PendingTimes {
     revision: i64,
     enqueued_at: i64,
     next_attempt_at: i64,

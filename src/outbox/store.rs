@@ -15,11 +15,13 @@ use rusqlite::{
 
 use super::acknowledged;
 use super::clock::Horizon;
+use super::eviction;
 use super::failed_list::{self, FailedRow};
 use super::failure;
 use super::options::OutboxOptions;
-use super::report::{Enqueued, OutboxStats};
-use super::room::{at_page_limit, unsigned, used_bytes};
+use super::report::{Enqueued, FailedReport, OutboxStats};
+use super::room::{at_page_limit, pragma, unsigned, used_bytes};
+use super::stored_text::StoredText;
 use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
 
 /// Why a store operation failed.
@@ -72,6 +74,14 @@ impl Store {
             StoreError::Full(reason) => Error::OutboxFull { reason },
             StoreError::Sql(err) => self.storage(reason(&err)),
         })
+    }
+
+    /// The failed list, oldest first, kept in the file; a row that cannot be read is left out
+    /// (WARN).
+    pub(crate) fn failed_list(&self) -> std::result::Result<Vec<FailedReport>, Error> {
+        let (reports, left) = self.run(|conn| Ok(failed_list::read_all(conn)?))?;
+        failed_list::warn_unreadable(&self.path, &left);
+        Ok(reports)
     }
 
     /// A STORAGE error about this file.
@@ -183,41 +193,148 @@ fn counter(conn: &Connection, name: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// A pending row read back: its patch and target as stored, parsed.
-fn read_row(target: &str, patch: &str) -> std::result::Result<BulkItem, String> {
-    let patch = UserStatusPatch::from_json(patch)
-        .map_err(|err| format!("its stored patch cannot be read ({err})"))?;
-    let value = serde_json::from_str(target)
-        .map_err(|err| format!("its stored target cannot be read ({err})"))?;
-    let (target, version) = Target::from_value(value)
-        .map_err(|err| format!("its stored target cannot be read ({err})"))?;
-    Ok(BulkItem::new(target, patch).api_version(version.unwrap_or_default()))
+/// A pending row as the file holds it: every column read whatever it holds, so one damaged row
+/// fails alone.
+struct PendingRow {
+    rowid: i64,
+    key: StoredText,
+    target: StoredText,
+    patch: StoredText,
+    revision: Option<i64>,
+    failures: Option<i64>,
+    enqueued_at: Option<i64>,
 }
 
-/// Moves the pending row `key`, which cannot be read, to the failed list with a STORAGE error
-/// naming it. Returns the failed reports dropped to make room.
+impl PendingRow {
+    const COLUMNS: &'static str = "rowid, key, target, patch, revision, failures, enqueued_at";
+
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingRow> {
+        // A number column holding anything else reads as `None`.
+        let number = |i: usize| row.get::<_, Option<i64>>(i).ok().flatten();
+        Ok(PendingRow {
+            rowid: row.get(0)?,
+            key: row.get(1)?,
+            target: row.get(2)?,
+            patch: row.get(3)?,
+            revision: number(4),
+            failures: number(5),
+            enqueued_at: number(6),
+        })
+    }
+
+    /// The row with key (or, for a row whose key is damaged, the handle: see [`due_keys`])
+    /// `key`.
+    fn find(conn: &Connection, key: &str) -> Result<Option<PendingRow>> {
+        let (condition, value) = match damaged_key_rowid(key) {
+            Some(rowid) => ("rowid = ?1", rusqlite::types::Value::Integer(rowid)),
+            None => ("key = ?1", rusqlite::types::Value::Text(key.to_owned())),
+        };
+        Ok(conn
+            .prepare(&format!(
+                "SELECT {} FROM pending WHERE {condition}",
+                PendingRow::COLUMNS
+            ))?
+            .query_row([value], PendingRow::read)
+            .optional()?)
+    }
+
+    /// Its patch, or why it cannot be read.
+    fn patch(&self) -> std::result::Result<UserStatusPatch, String> {
+        let text = self
+            .patch
+            .text()
+            .map_err(|why| format!("its stored patch {why}"))?;
+        UserStatusPatch::from_json(text)
+            .map_err(|err| format!("its stored patch cannot be read ({err})"))
+    }
+
+    /// What to send, or why the row cannot be sent.
+    fn item(&self) -> std::result::Result<(String, BulkItem, i64, u32), String> {
+        let key = self.key.text().map_err(|why| format!("its key {why}"))?;
+        let target = self
+            .target
+            .text()
+            .map_err(|why| format!("its stored target {why}"))?;
+        let patch = self.patch()?;
+        let value = serde_json::from_str(target)
+            .map_err(|err| format!("its stored target cannot be read ({err})"))?;
+        let (target, version) = Target::from_value(value)
+            .map_err(|err| format!("its stored target cannot be read ({err})"))?;
+        let (Some(revision), Some(failures)) = (self.revision, self.failures) else {
+            return Err("its revision or failure count is not a number".into());
+        };
+        let item = BulkItem::new(target, patch).api_version(version.unwrap_or_default());
+        Ok((
+            key.to_owned(),
+            item,
+            revision,
+            u32::try_from(failures).unwrap_or(u32::MAX),
+        ))
+    }
+}
+
+/// A row whose key the file holds damaged is named in a flush by `#` and its rowid (a key always
+/// begins with `/`).
+fn damaged_key_rowid(key: &str) -> Option<i64> {
+    key.strip_prefix('#')?.parse().ok()
+}
+
+/// Moves the pending `row`, which cannot be read or sent, to the failed list with a STORAGE error
+/// naming it and saying `why`. Returns the failed reports dropped to make room.
 fn fail_unreadable(
     tx: &Transaction<'_>,
-    file: &str,
-    key: &str,
-    (target, patch): (&str, &str),
+    row: &PendingRow,
     why: &str,
-    failed_at: &str,
-    max_bytes: u64,
+    options: &OutboxOptions,
+    (now, failed_at): (i64, &str),
+    file: &str,
 ) -> Result<u64> {
+    let name = match row.key.text() {
+        Ok(key) => key.to_owned(),
+        Err(_) => format!("{} (pending row {})", row.key.shown(), row.rowid),
+    };
     let error = failure::to_json(&Error::Storage {
         path: file.to_owned(),
-        reason: format!("the pending report for {key} cannot be sent: {why}"),
+        reason: format!("the pending report for {name} cannot be sent: {why}"),
     });
-    let row = FailedRow {
-        target,
-        patch,
+    let failed = FailedRow {
+        target: row.target.shown(),
+        patch: row.patch.shown(),
         error: &error,
         failed_at,
     };
-    let dropped = failed_list::add(tx, &row, max_bytes)?;
-    tx.execute("DELETE FROM pending WHERE key = ?1", [key])?;
+    let dropped = keep_failed(tx, &failed, options, now)?;
+    tx.execute("DELETE FROM pending WHERE rowid = ?1", [row.rowid])?;
     Ok(dropped)
+}
+
+/// Records that Graph applied `patch` to `key`, making room first (acknowledgements give way to
+/// each other, never a failed report). When there is no room even so, it is left out: an
+/// acknowledgement only saves a resend. (A write SQLite's page limit stops may roll back the
+/// whole transaction, so room is made beforehand, never tried.)
+fn acknowledge(
+    tx: &Transaction<'_>,
+    key: &str,
+    patch: &UserStatusPatch,
+    options: &OutboxOptions,
+    now: i64,
+) -> Result<()> {
+    let bytes = acknowledged::bytes(key, patch, unsigned(pragma(tx, "page_size")?));
+    if eviction::acknowledgements_give_way(tx, bytes, options, now)? {
+        acknowledged::confirm(tx, key, patch, now)?;
+    }
+    Ok(())
+}
+
+/// Adds `row` to the failed list, making room first. Returns the failed reports dropped.
+fn keep_failed(
+    tx: &Transaction<'_>,
+    row: &FailedRow<'_>,
+    options: &OutboxOptions,
+    now: i64,
+) -> Result<u64> {
+    let dropped = eviction::make_room(tx, row.bytes(), options, now)?;
+    Ok(dropped + failed_list::add(tx, row)?)
 }
 
 /// What an enqueue stored, and what it set aside.
@@ -239,56 +356,113 @@ pub(crate) fn enqueue(
     file: &str,
 ) -> Result<Enqueue> {
     let tx = write_tx(conn)?;
-    let mut skipped = 0;
-    let mut dropped = 0;
-    let mut unreadable = 0;
-    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut done = Enqueue {
+        outcomes: Vec::with_capacity(entries.len()),
+        unreadable: 0,
+        dropped: 0,
+    };
+    let put = Put {
+        options,
+        now,
+        failed_at,
+        file,
+    };
     for entry in entries {
-        let stored: Option<(String, String)> = tx
-            .prepare("SELECT target, patch FROM pending WHERE key = ?1")?
-            .query_row([&entry.key], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        if let Some((target, patch)) = stored {
-            match UserStatusPatch::from_json(&patch) {
-                Ok(mut merged) => {
-                    merged.merge(&entry.patch);
-                    let revision = next_revision(&tx)?;
-                    // The later report's API version goes with the merged one.
+        let outcome = put.one(&tx, entry, Age::Newer, &mut done)?;
+        done.outcomes.push(outcome);
+    }
+    let skipped = done
+        .outcomes
+        .iter()
+        .filter(|outcome| **outcome == Enqueued::Skipped)
+        .count() as u64;
+    bump(&tx, "skipped", skipped)?;
+    bump(&tx, "failed_dropped", done.dropped)?;
+    tx.commit()?;
+    Ok(done)
+}
+
+/// How a report to store relates to one pending for the same user status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Age {
+    /// Reported after it (an enqueue): its properties win, its target's API version goes.
+    Newer,
+    /// Reported before it (a failed report requeued): the pending report's properties and target
+    /// win.
+    Older,
+}
+
+/// What storing a report needs to know.
+struct Put<'a> {
+    options: &'a OutboxOptions,
+    now: i64,
+    failed_at: &'a str,
+    file: &'a str,
+}
+
+impl Put<'_> {
+    /// Stores `entry` inside `tx`: merged into its user status's pending report, skipped as
+    /// unchanged, or a new pending report if the bounds allow. What it sets aside is counted in
+    /// `done`.
+    fn one(
+        &self,
+        tx: &Transaction<'_>,
+        entry: &Entry,
+        age: Age,
+        done: &mut Enqueue,
+    ) -> Result<Enqueued> {
+        let (options, now) = (self.options, self.now);
+        if let Some(stored) = PendingRow::find(tx, &entry.key)? {
+            match stored.patch() {
+                Ok(pending) => {
+                    let (merged, target) = match (age, stored.target.text()) {
+                        // The later report's API version goes with the merged one (which also
+                        // replaces a target the file held damaged).
+                        (Age::Newer, _) | (Age::Older, Err(_)) => {
+                            let mut merged = pending;
+                            merged.merge(&entry.patch);
+                            (merged, entry.target.as_str())
+                        }
+                        (Age::Older, Ok(target)) => {
+                            let mut merged = entry.patch.clone();
+                            merged.merge(&pending);
+                            (merged, target)
+                        }
+                    };
+                    let revision = next_revision(tx)?;
+                    // A first-enqueue time in the future (a clock that ran ahead) is brought
+                    // back to now.
                     tx.prepare(
-                        "UPDATE pending SET patch = ?2, target = ?3, revision = ?4 WHERE key = ?1",
+                        "UPDATE pending SET patch = ?2, target = ?3, revision = ?4,
+                             enqueued_at = min(enqueued_at, ?5) WHERE rowid = ?1",
                     )?
                     .execute(params![
-                        entry.key,
+                        stored.rowid,
                         text(&merged),
-                        entry.target,
-                        revision
+                        target,
+                        revision,
+                        now
                     ])?;
-                    outcomes.push(Enqueued::Merged);
-                    continue;
+                    return Ok(Enqueued::Merged);
                 }
                 // It cannot be merged into: it goes to the failed list, and this report is new.
-                Err(err) => {
-                    let why = format!("its stored patch cannot be read ({err})");
-                    let stored = (target.as_str(), patch.as_str());
-                    dropped += fail_unreadable(
-                        &tx,
-                        file,
-                        &entry.key,
-                        stored,
+                Err(why) => {
+                    done.dropped += fail_unreadable(
+                        tx,
+                        &stored,
                         &why,
-                        failed_at,
-                        options.max_bytes,
+                        options,
+                        (now, self.failed_at),
+                        self.file,
                     )?;
-                    unreadable += 1;
+                    done.unreadable += 1;
                 }
             }
         }
-        if acknowledged::covers(&tx, &entry.key, &entry.patch, options, now)? {
-            skipped += 1;
-            outcomes.push(Enqueued::Skipped);
-            continue;
+        if acknowledged::covers(tx, &entry.key, &entry.patch, options, self.now)? {
+            return Ok(Enqueued::Skipped);
         }
-        let count = unsigned(counter(&tx, "pending")?);
+        let count = unsigned(counter(tx, "pending")?);
         if count >= options.max_pending {
             return Err(StoreError::Full(format!(
                 "{count} targets are pending, the most maxPending ({}) allows",
@@ -298,39 +472,87 @@ pub(crate) fn enqueue(
         let patch = text(&entry.patch);
         // The row's own bytes (its key twice: the table and its index).
         let row = (2 * entry.key.len() + entry.target.len() + patch.len()) as u64;
-        // Room is kept for merges and for moving reports to the failed list, which gives way
-        // first.
+        // Room is kept for merges and for moving reports to the failed list; acknowledgements
+        // and the failed list give way first.
         let reserve = (options.max_bytes / 64).max(32 * 1024);
         let needed = reserve.saturating_add(row);
-        let mut used = used_bytes(&tx)?;
+        let mut used = used_bytes(tx)?;
         if used.saturating_add(needed) > options.max_bytes {
-            dropped += failed_list::make_room(&tx, needed, options.max_bytes)?;
-            used = used_bytes(&tx)?;
+            done.dropped += eviction::make_room(tx, needed, options, now)?;
+            used = used_bytes(tx)?;
             if used.saturating_add(needed) > options.max_bytes {
                 return Err(full_bytes(used, options));
             }
         }
-        let revision = next_revision(&tx)?;
+        let revision = next_revision(tx)?;
         let inserted = tx
             .prepare(
                 "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?
-            .execute(params![entry.key, entry.target, patch, revision, now]);
+            .execute(params![entry.key, entry.target, patch, revision, self.now]);
         match inserted {
-            Err(err) if at_page_limit(&err, &tx, row) => return Err(full_bytes(used, options)),
+            Err(err) if at_page_limit(&err, tx, row) => return Err(full_bytes(used, options)),
             other => other?,
         };
-        outcomes.push(Enqueued::Stored);
+        Ok(Enqueued::Stored)
+    }
+}
+
+/// What a requeue moved, and what it set aside.
+pub(crate) struct Requeue {
+    /// Failed reports now pending again (stored, or merged under a pending report).
+    pub requeued: u64,
+    /// What storing them set aside, as an enqueue reports it; its outcomes are unused.
+    pub stored: Enqueue,
+    /// Failed reports that cannot be read (`failed.id`): they stay in the list.
+    pub left: Vec<i64>,
+}
+
+/// Moves the failed list back to pending in one transaction, all or nothing, oldest first. Each
+/// report `entry` reads is stored by an enqueue's rules, as a report older than any pending for
+/// its user status (whose properties win where both set one); one that equals what Graph
+/// acknowledged recently is skipped. A row `entry` cannot read stays; its id is returned.
+pub(crate) fn requeue_failed(
+    conn: &mut Connection,
+    entry: impl Fn(&failed_list::StoredRow) -> Option<Entry>,
+    options: &OutboxOptions,
+    (now, failed_at): (i64, &str),
+    file: &str,
+) -> Result<Requeue> {
+    let tx = write_tx(conn)?;
+    let mut done = Requeue {
+        requeued: 0,
+        stored: Enqueue {
+            outcomes: Vec::new(),
+            unreadable: 0,
+            dropped: 0,
+        },
+        left: Vec::new(),
+    };
+    let put = Put {
+        options,
+        now,
+        failed_at,
+        file,
+    };
+    let mut skipped = 0;
+    for row in failed_list::all(&tx)? {
+        let Some(entry) = entry(&row) else {
+            done.left.push(row.id);
+            continue;
+        };
+        // Off the list first, so making room never drops the report being moved.
+        failed_list::remove(&tx, &[row.id])?;
+        match put.one(&tx, &entry, Age::Older, &mut done.stored)? {
+            Enqueued::Skipped => skipped += 1,
+            Enqueued::Stored | Enqueued::Merged => done.requeued += 1,
+        }
     }
     bump(&tx, "skipped", skipped)?;
-    bump(&tx, "failed_dropped", dropped)?;
+    bump(&tx, "failed_dropped", done.stored.dropped)?;
     tx.commit()?;
-    Ok(Enqueue {
-        outcomes,
-        unreadable,
-        dropped,
-    })
+    Ok(done)
 }
 
 fn next_revision(tx: &Transaction<'_>) -> Result<i64> {
@@ -347,14 +569,22 @@ fn full_bytes(used: u64, options: &OutboxOptions) -> StoreError {
 }
 
 /// The keys of every report due, the earliest next attempt (as believed) first, then the oldest.
+/// A row whose key the file holds damaged (not UTF-8 text) is named `#` and its rowid, for
+/// [`claim`] to move it to the failed list.
 pub(crate) fn due_keys(conn: &Connection, horizon: Horizon) -> Result<Vec<String>> {
     let next = Horizon::NEXT_ATTEMPT;
     let mut statement = conn.prepare(&format!(
-        "SELECT key FROM pending WHERE next_attempt_at <= ?1 OR next_attempt_at > ?2
+        "SELECT rowid, key FROM pending WHERE next_attempt_at <= ?1 OR next_attempt_at > ?2
          ORDER BY {next}, enqueued_at"
     ))?;
     let keys = statement
-        .query_map(params![horizon.now, horizon.latest], |row| row.get(0))?
+        .query_map(params![horizon.now, horizon.latest], |row| {
+            let key: StoredText = row.get(1)?;
+            Ok(match key.text() {
+                Ok(key) => key.to_owned(),
+                Err(_) => format!("#{}", row.get::<_, i64>(0)?),
+            })
+        })?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(keys)
 }
@@ -390,34 +620,33 @@ pub(crate) fn claim(
         dropped: 0,
     };
     for key in keys {
-        let row: Option<(String, String, i64, u32)> = tx
-            .prepare("SELECT target, patch, revision, failures FROM pending WHERE key = ?1")?
-            .query_row([key], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .optional()?;
-        let Some((target, patch, revision, failures)) = row else {
+        let Some(row) = PendingRow::find(&tx, key)? else {
             continue;
         };
-        let item = match read_row(&target, &patch) {
-            Ok(item) => item,
+        let (key, item, revision, failures) = match row.item() {
+            Ok(read) => read,
             Err(why) => {
-                let stored = (target.as_str(), patch.as_str());
                 claimed.dropped +=
-                    fail_unreadable(&tx, file, key, stored, &why, failed_at, options.max_bytes)?;
+                    fail_unreadable(&tx, &row, &why, options, (now, failed_at), file)?;
                 claimed.unreadable += 1;
                 continue;
             }
         };
-        if acknowledged::covers(&tx, key, item.patch(), options, now)? {
-            tx.execute("DELETE FROM pending WHERE key = ?1", [key])?;
+        if acknowledged::covers(&tx, &key, item.patch(), options, now)? {
+            tx.execute("DELETE FROM pending WHERE rowid = ?1", [row.rowid])?;
             claimed.skipped += 1;
             continue;
         }
-        acknowledged::put_in_doubt(&tx, key, item.patch())?;
+        acknowledged::put_in_doubt(&tx, &key, item.patch())?;
+        // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
+        // so the report's age counts from here.
+        if row.enqueued_at.is_none_or(|at| at > now) {
+            tx.prepare("UPDATE pending SET enqueued_at = ?2 WHERE rowid = ?1")?
+                .execute(params![row.rowid, now])?;
+        }
         claimed.due.push(Due {
-            key: key.clone(),
-            target,
+            key,
+            target: row.target.shown().to_owned(),
             item,
             revision,
             failures,
@@ -429,6 +658,10 @@ pub(crate) fn claim(
     tx.commit()?;
     Ok(claimed)
 }
+
+/// Expired acknowledgements removed by each [`record`] that applied something: more than a round
+/// (100 reports) can acknowledge, so they never pile up.
+const PRUNED_PER_RECORD: u64 = 1_000;
 
 /// Records what became of each sent report, in one transaction. Returns the failed reports
 /// dropped (beyond `maxFailed`, or to make room).
@@ -455,7 +688,7 @@ pub(crate) fn record(
                         [&due.key],
                     )?;
                 }
-                acknowledged::confirm(&tx, &due.key, due.item.patch(), now)?;
+                acknowledge(&tx, &due.key, due.item.patch(), options, now)?;
             }
             Outcome::Retry { until, message } => {
                 tx.prepare(
@@ -472,7 +705,7 @@ pub(crate) fn record(
                     error,
                     failed_at,
                 };
-                dropped += failed_list::add(&tx, &row, options.max_bytes)?;
+                dropped += keep_failed(&tx, &row, options, now)?;
                 // A report merged in meanwhile stays pending: it is newer than what failed.
                 tx.execute(
                     "DELETE FROM pending WHERE key = ?1 AND revision = ?2",
@@ -486,6 +719,10 @@ pub(crate) fn record(
         .any(|(_, outcome)| matches!(outcome, Outcome::Failed { .. }))
     {
         dropped += failed_list::trim(&tx, options.max_failed)?;
+    }
+    if applied > 0 {
+        // A few at a time as flushes record, so they never pile up to fill the file.
+        acknowledged::prune_expired(&tx, options, now, PRUNED_PER_RECORD)?;
     }
     bump(&tx, "applied", applied)?;
     bump(&tx, "failed_dropped", dropped)?;
@@ -557,9 +794,9 @@ pub(crate) fn take_failed<T>(
         match decode(&row) {
             Some(report) => {
                 taken.push(report);
-                taken_ids.push(row.0);
+                taken_ids.push(row.id);
             }
-            None => left.push(row.0),
+            None => left.push(row.id),
         }
     }
     failed_list::remove(&tx, &taken_ids)?;

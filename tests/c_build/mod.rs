@@ -120,6 +120,9 @@ pub const PROGRAMS: &[Program] = &[
     Program::test("tests/test_c_identity.c", "{kind}"),
     // The C++ token source's copy of a token is wiped before it is released (no server needed).
     Program::test("tests/test_cpp_wipe.cpp", "{kind}"),
+    // ius_client_interrupt during each kind of wait: the emulator is IUS_INTERRUPT_<KIND>_URL.
+    Program::test("tests/test_c_interrupt.c", "{kind}"),
+    Program::test("tests/test_cpp_interrupt.cpp", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.
@@ -492,7 +495,8 @@ impl Suite {
                 .args(&words[1..])
                 .envs(env.iter().map(|(k, v)| (k, translate(v))))
                 // What a program cannot do under every variant (test_cpp_wipe's own operator
-                // delete is valgrind's there) it leaves out by this.
+                // delete is valgrind's there) it leaves out by this; timing bounds are looser
+                // under valgrind, which runs one thread at a time.
                 .env("IUS_TEST_VARIANT", self.variant.name())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)

@@ -3,9 +3,9 @@
 
 #![allow(dead_code)] // Each test file uses its own part.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
-use ius_emulator::{Config, Emulator, RecordedRequest, SeedEntry};
+use ius_emulator::{App, Config, Emulator, RecordedRequest, SeedEntry};
 use serde_json::{Value, json};
 
 /// The token the emulators of these tests accept.
@@ -23,6 +23,15 @@ pub fn ius() -> Command {
     command
 }
 
+/// A file in this test binary's scratch folder, removed first (with SQLite's companions).
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    for suffix in ["", "-wal", "-shm", "-flush"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
 /// `ius --base-url EMULATOR --token TOKEN ARGS...`, to its end.
 pub fn run(emu: &Emulator, args: &[&str]) -> Output {
     ius()
@@ -30,6 +39,43 @@ pub fn run(emu: &Emulator, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run ius")
+}
+
+/// `ius --base-url EMULATOR --token TOKEN ARGS...` started, its standard streams piped.
+pub fn spawn(emu: &Emulator, args: &[&str]) -> Child {
+    ius()
+        .args(["--base-url", &emu.base_url(), "--token", TOKEN])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ius")
+}
+
+/// An emulator whose token endpoint knows one app, `app-1` of tenant `contoso`, whose secret is
+/// `the-right-one`.
+pub fn app_emulator() -> Emulator {
+    Emulator::start(Config {
+        apps: vec![App {
+            tenant: "contoso".into(),
+            client_id: "app-1".into(),
+            secret: Some("the-right-one".into()),
+            certificate_pem: None,
+        }],
+        ..Config::default()
+    })
+    .expect("start the emulator")
+}
+
+/// Config JSON for [`app_emulator`]'s app, with `secret`.
+pub fn app_config(emu: &Emulator, secret: &str) -> String {
+    json!({
+        "baseUrl": emu.base_url(),
+        "authorityHost": emu.base_url(),
+        "auth": {"tenantId": "contoso", "clientId": "app-1", "clientSecret": secret},
+    })
+    .to_string()
 }
 
 /// An emulator holding `s0` .. `s{count-1}` in `cfg-1`'s direct collection.
