@@ -333,9 +333,9 @@ static void bulk_call_interrupted(void) {
   if (call.results != NULL) {
     const char *r = call.results;
     /* Finished items keep their results, with the requests that carried them (bretry: 2). */
-    int once = occurrences(r, "{\"attempts\":1,\"httpStatus\":204,\"response\":null,\"status\":\"OK\"}");
-    int twice = occurrences(r, "{\"attempts\":2,\"httpStatus\":204,\"response\":null,\"status\":\"OK\"}");
-    int cancelled = occurrences(r, "},\"status\":\"CANCELLED\"}");
+    int once = occurrences(r, "{\"status\":\"OK\",\"httpStatus\":204,\"response\":null,\"attempts\":1}");
+    int twice = occurrences(r, "{\"status\":\"OK\",\"httpStatus\":204,\"response\":null,\"attempts\":2}");
+    int cancelled = occurrences(r, "{\"status\":\"CANCELLED\",\"error\":{");
     if (once != 3 || twice != 1 || cancelled != 1) fprintf(stderr, "  results: %s\n", r);
     CHECK(once == 3 && twice == 1 && cancelled == 1);
     /* The cancelled item is the last. */
