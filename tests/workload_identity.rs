@@ -144,6 +144,10 @@ fn not_unicode(name: &str) -> std::ffi::OsString {
 
 /// A path that is not Unicode is read as the system names it, given or from the environment.
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine cannot make a file whose name has an unpaired surrogate (it names files in UTF-8 on the host: 'File not found'); NTFS can, so on Windows run it with --ignored"
+)]
 fn a_token_file_whose_path_is_not_unicode_is_read_where_it_is() {
     let scratch = Scratch::new("wi-bytes");
     let emu = emulator();
