@@ -90,9 +90,10 @@ const MARGIN: Duration = Duration::from_millis(250);
 /// writes) may take beyond their stated figure under Wine, besides [`MARGIN`]: every socket call
 /// goes through Wine's server, so there the work itself takes time the figure does not count.
 /// Over 10 runs of this file under Wine 8 (load average 2.5 to 6) their excess reached 358, 176
-/// and 777 ms, where Linux's stays under 140. 750 ms keeps r26's bound below a fourth 1 s hold.
-/// Nothing on Linux; the waits and budgets keep the one margin everywhere.
-const WINE_WORK: Duration = Duration::from_millis(if cfg!(windows) { 750 } else { 0 });
+/// and 777 ms, where Linux's stays under 140; r26's reached 1422 ms at load 7 to 10 (beside a
+/// clean Windows build). r26 counts its holds from the gaps between requests, so this bounds
+/// the work alone. Nothing on Linux; the waits and budgets keep the one margin everywhere.
+const WINE_WORK: Duration = Duration::from_millis(if cfg!(windows) { 1500 } else { 0 });
 
 /// Asserts that `took` lies within `low ..= high + MARGIN`, and prints how far it ran past `high`
 /// (`examples/fault_margins.sh` collects these lines).
@@ -676,7 +677,17 @@ fn r26_an_unpaced_client_meets_429s_retries_them_and_applies_everything() {
     assert!(emu.throttled_count() > 0, "the limit was met");
     assert_eq!(emu.requests().len(), 200 + emu.throttled_count());
     // Each round of 429s holds the client for the emulator's whole-second Retry-After, 1 s; the
-    // 200 writes take three such rounds after the first 50.
+    // 200 writes take three such rounds after the first 50. The holds are the gaps between
+    // arrivals of half a second or more (the writes between them come milliseconds apart, tens
+    // under Wine): exactly three, each a whole second.
+    let holds: Vec<Duration> = gaps(&emu)
+        .into_iter()
+        .filter(|gap| *gap >= MS(500))
+        .collect();
+    assert_eq!(holds.len(), 3, "holds: {holds:?}");
+    for hold in holds {
+        assert_took("r26 a hold", hold, MS(990), MS(1000));
+    }
     assert_took(
         "r26 unpaced, 3 holds",
         span(&emu),
