@@ -2341,6 +2341,33 @@ fn oldest_pending_counts_from_when_a_report_dated_in_the_future_is_next_seen() {
     assert!(oldest >= Duration::from_secs(1), "{oldest:?}");
 }
 
+/// Windows: who may read the file is its folder's access list; the outbox changes nothing and
+/// warns about nothing, whether it made the file or found it empty (an installer's placeholder).
+#[cfg(windows)]
+#[test]
+fn on_windows_a_file_made_beforehand_is_used_as_it_is_and_nothing_is_warned_about_its_readers() {
+    warnings();
+    let dir = folder("touched-windows");
+    let path = dir.join("outbox.db");
+    std::fs::write(&path, b"").unwrap();
+    let client = common::client("http://127.0.0.1:9");
+    let outbox = open(&client, &path);
+    let target = Target::new("c1", "u1");
+    assert_eq!(
+        outbox.enqueue(&target, &count(1)).unwrap(),
+        Enqueued::Stored
+    );
+    drop(outbox);
+    let outbox = open(&client, &path);
+    assert_eq!(outbox.stats().unwrap().pending, 1, "kept across a reopen");
+    let path_text = path.display().to_string();
+    assert!(
+        !warnings().iter().any(|w| w.contains(&path_text)),
+        "{:?}",
+        warnings()
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn an_empty_file_made_beforehand_becomes_owner_only() {
