@@ -8,7 +8,8 @@
 //   ius_string_free.
 // - One Client may be used from many threads at once (its calls are const), but must not be
 //   destroyed or moved from while in use. A moved-from Client answers IUS_STATUS_NULL_ARGUMENT.
-//   Client::interrupt() ends the calls in progress from any thread (IUS_STATUS_CANCELLED).
+//   Client::interrupt() ends the calls in progress from any thread (IUS_STATUS_CANCELLED);
+//   Client::metrics() returns its counters as JSON.
 // - Tokens may come from a C++ function (Client::create_with_token_source) or a C callback
 //   (Client::create_with_token_callback); log messages may go to a C++ function
 //   (ius::set_log_callback). Exceptions thrown by these functions are caught at the boundary.
@@ -403,6 +404,15 @@ class Client {
   /// returns an Error with status IUS_STATUS_CANCELLED (update_many: the unfinished items, the
   /// call partial). Calls started afterwards are not affected. A moved-from Client does nothing.
   void interrupt() const noexcept { ius_client_interrupt(handle_.get()); }
+
+  /// The client's metrics JSON (ius_client_metrics): counters since the client was made, shared
+  /// by its outboxes; the header documents each key. Safe from any thread while others call.
+  Result<std::string> metrics() const {
+    char *json = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_client_metrics(handle_.get(), &json, &error);
+    return text(status, json, error);
+  }
 
   /// The C handle, for calls the wrapper does not cover; still owned by this Client.
   ius_client *get() const noexcept { return handle_.get(); }

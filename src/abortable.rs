@@ -6,7 +6,13 @@
 //! registered as what the call is blocked on (`cancel::block_on`), so interrupting the call shuts
 //! the socket down and the blocked read or write returns at once. Only the sockets of calls in
 //! progress are registered: idle pooled connections, and those of calls that watch other signals,
-//! are left alone.
+//! are left alone. A registration is for one request: the pipeline ends it once the response is
+//! read, and the next request on the connection (perhaps another call's, from the pool) disarms
+//! it, so an interrupt never cuts a request of a call it does not end.
+//!
+//! A connect (and the DNS lookup before it) is ureq's blocking one and is not cut short: the socket
+//! exists only once it is connected. On Windows, a shutdown may not wake a read already blocked
+//! (README "Reliability").
 //!
 //! A write that fails before any byte of the request was written is marked [`Unsent`]: Graph
 //! cannot have seen that request, so even a create may be sent again.
@@ -27,27 +33,58 @@ use crate::cancel::{self, Cancelled, Wake};
 #[derive(Debug)]
 pub(crate) struct AbortableConnector<C>(pub C);
 
-/// Shuts a socket down; what an interrupt wakes for a call blocked on it.
-struct SocketWaker(Weak<dyn ShutdownHandle>);
+/// Shuts a socket down for the call doing one request on it; what an interrupt wakes. Disarmed
+/// when the connection's next request starts, so an interrupt of a call that has read its
+/// response (its registration may outlive the response) never cuts the request of another call
+/// that took the connection from the pool.
+struct SocketWaker {
+    socket: Weak<dyn ShutdownHandle>,
+    /// Held while shutting down, so a request never starts between the check and the shutdown.
+    armed: Mutex<bool>,
+}
 
 impl Wake for SocketWaker {
     fn wake(&self) {
-        if let Some(socket) = self.0.upgrade() {
+        let armed = self.armed.lock().unwrap_or_else(PoisonError::into_inner);
+        if *armed && let Some(socket) = self.socket.upgrade() {
             socket.shutdown();
         }
     }
 }
 
-/// The socket a connection runs on, as the current call registers it.
-#[derive(Clone)]
-struct Socket(Arc<SocketWaker>);
+/// The socket a connection runs on, and the waker of the request in progress on it.
+struct Socket {
+    handle: Weak<dyn ShutdownHandle>,
+    request: Arc<SocketWaker>,
+}
 
 impl Socket {
+    fn new(handle: Weak<dyn ShutdownHandle>) -> Socket {
+        Socket {
+            request: Arc::new(SocketWaker {
+                socket: Weak::clone(&handle),
+                armed: Mutex::new(true),
+            }),
+            handle,
+        }
+    }
+
+    /// A new request starts on this connection (perhaps another call's): the previous one's
+    /// waker no longer shuts the socket.
+    fn next_request(&mut self) {
+        *self
+            .request
+            .armed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = false;
+        *self = Socket::new(Weak::clone(&self.handle));
+    }
+
     /// Registers this socket as what the current call is blocked on; an error if the call was
     /// interrupted (the I/O is then not attempted).
     fn block(&self) -> Result<(), Error> {
-        let waker = Arc::downgrade(&self.0) as Weak<dyn Wake>;
-        cancel::block_on(Arc::as_ptr(&self.0) as usize, &waker).map_err(interrupted)
+        let waker = Arc::downgrade(&self.request) as Weak<dyn Wake>;
+        cancel::block_on(Arc::as_ptr(&self.request) as usize, &waker).map_err(interrupted)
     }
 }
 
@@ -73,7 +110,7 @@ where
         let forward = Arc::clone(&details.register_shutdown);
         let catch = Arc::clone(&opened);
         let register = Arc::new(move |handle: Weak<dyn ShutdownHandle>| {
-            let socket = Socket(Arc::new(SocketWaker(Weak::clone(&handle))));
+            let socket = Socket::new(Weak::clone(&handle));
             // From here the handshake is interruptible; a call already interrupted opens nothing.
             socket.block()?;
             *catch.lock().unwrap_or_else(PoisonError::into_inner) = Some(socket);
@@ -136,8 +173,15 @@ impl<T: Transport> Transport for Abortable<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
-        self.block()?;
-        match self.inner.transmit_output(amount, timeout) {
+        if !self.unanswered
+            && let Some(socket) = &mut self.socket
+        {
+            socket.next_request();
+        }
+        let sent = self
+            .block()
+            .and_then(|()| self.inner.transmit_output(amount, timeout));
+        match sent {
             Ok(()) => {
                 self.unanswered = true;
                 Ok(())
@@ -214,7 +258,14 @@ impl StdError for Unsent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cancel::{Signal, Watch};
+    use crate::{AccessToken, CallOptions, Client, RetryPolicy, Target, TokenProvider};
+    use crate::{Error as CallError, UserStatusPatch};
+    use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
     use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Instant;
     use ureq::unversioned::transport::LazyBuffers;
     use ureq::unversioned::transport::time::Duration;
 
@@ -279,5 +330,120 @@ mod tests {
         assert!(Unsent::is(
             &connection.transmit_output(10, timeout()).unwrap_err()
         ));
+    }
+
+    /// Hands out the emulator's token; after a 401, holds the fresh one until `release` is sent.
+    struct HeldRefresh {
+        invalidated: AtomicBool,
+        holding: AtomicBool,
+        release: Mutex<Option<mpsc::Receiver<()>>>,
+    }
+
+    impl TokenProvider for HeldRefresh {
+        fn token(&self) -> Result<AccessToken, CallError> {
+            if self.invalidated.swap(false, Ordering::SeqCst) {
+                let release = self.release.lock().unwrap().take();
+                self.holding.store(true, Ordering::SeqCst);
+                if let Some(release) = release {
+                    let _ = release.recv();
+                }
+                return Ok(AccessToken::new("fresh"));
+            }
+            Ok(AccessToken::new("t"))
+        }
+
+        fn invalidate(&self, _: &AccessToken) {
+            self.invalidated.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn wait_until(condition: impl Fn() -> bool) {
+        let give_up = Instant::now() + std::time::Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < give_up);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Call A read its 401 and waits for a fresh token; call B takes A's connection from the pool.
+    /// An interrupt of a signal only A watches (an outbox's, beside the client's) must not cut
+    /// B's request.
+    #[test]
+    fn an_interrupt_never_cuts_a_pooled_connection_another_call_reuses() {
+        const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
+        let emu = Emulator::start(Config {
+            token: Some("t".into()),
+            seed: ["a", "b"]
+                .map(|id| SeedEntry {
+                    collection: DIRECT.into(),
+                    entity: serde_json::json!({ "id": id }),
+                })
+                .into(),
+            ..Config::default()
+        })
+        .unwrap();
+        let (release, held) = mpsc::channel();
+        let provider = Arc::new(HeldRefresh {
+            invalidated: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
+            release: Mutex::new(Some(held)),
+        });
+        struct Shared(Arc<HeldRefresh>);
+        impl TokenProvider for Shared {
+            fn token(&self) -> Result<AccessToken, CallError> {
+                self.0.token()
+            }
+            fn invalidate(&self, token: &AccessToken) {
+                self.0.invalidate(token)
+            }
+        }
+        let client = Client::builder()
+            .base_url(emu.base_url())
+            .token_provider(Shared(Arc::clone(&provider)))
+            .build()
+            .unwrap();
+        emu.add_fault(
+            FaultRule::next(
+                1,
+                Fault::Status {
+                    status: 401,
+                    retry_after: None,
+                },
+            )
+            .path_contains("/userStatuses/a"),
+        );
+        emu.add_fault(
+            FaultRule::next(1, Fault::Latency(std::time::Duration::from_millis(400)))
+                .path_contains("/userStatuses/b"),
+        );
+        let second = Signal::new();
+        let patch = UserStatusPatch::new().devices_count(1);
+        let a = {
+            let (client, patch) = (client.clone(), patch.clone());
+            let options = CallOptions::new().watched_by(Watch::new(&second));
+            std::thread::spawn(move || {
+                client.update_user_status_with(&Target::new("c1", "a"), &patch, &options)
+            })
+        };
+        wait_until(|| provider.holding.load(Ordering::SeqCst));
+        let b = {
+            let client = client.clone();
+            let options = CallOptions::new().retry(RetryPolicy::none());
+            std::thread::spawn(move || {
+                client.update_user_status_with(&Target::new("c1", "b"), &patch, &options)
+            })
+        };
+        wait_until(|| emu.requests().iter().any(|r| r.target.ends_with("/b")));
+        second.interrupt();
+        let b = b.join().unwrap();
+        release.send(()).unwrap();
+        let a = a.join().unwrap();
+        assert!(b.is_ok(), "B's request was cut: {b:?}");
+        assert!(matches!(a, Err(CallError::Cancelled { .. })), "{a:?}");
+        assert_eq!(
+            emu.connections_accepted(),
+            1,
+            "B reused A's pooled connection (else this proves nothing)"
+        );
     }
 }

@@ -279,6 +279,8 @@ impl Client {
         items: &[BulkItem],
         options: &CallOptions,
     ) -> Vec<BulkResult> {
+        // Watched from the start: an interrupt while the items are prepared ends the call.
+        let watch = self.watch(options);
         let budget = match self.budget(options) {
             Ok(budget) => budget,
             Err(error) => {
@@ -291,7 +293,6 @@ impl Client {
                     .collect();
             }
         };
-        let watch = self.watch(options);
         let started = std::time::Instant::now();
         let version = options.api_version.unwrap_or(self.api_version());
         let mut results: Vec<BulkResult> = Vec::with_capacity(items.len());

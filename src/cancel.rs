@@ -436,6 +436,19 @@ pub(crate) fn block_on(key: usize, wake: &Weak<dyn Wake>) -> Result<(), Cancelle
     })
 }
 
+/// Ends the registration [`block_on`] made for the current call: its request is done (the
+/// response read, the connection perhaps back in the pool), though the call goes on.
+pub(crate) fn unblock() {
+    CURRENT.with(|current| {
+        if let Ok(mut current) = current.try_borrow_mut()
+            && let Some(current) = current.as_mut()
+            && let Some((_, registration)) = current.blocker.take()
+        {
+            current.watch.unregister(registration);
+        }
+    });
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -559,6 +572,16 @@ mod tests {
             lock(&signal.blocked).waits.is_empty(),
             "the scope's end unregisters"
         );
+        {
+            let _entered = Watch::new(&signal).enter();
+            assert_eq!(block_on(2, &waker), Ok(()));
+            unblock();
+            assert!(
+                lock(&signal.blocked).waits.is_empty(),
+                "a request done unregisters"
+            );
+            assert!(current().is_some(), "the call goes on");
+        }
         signal.interrupt();
         assert_eq!(
             socket.0.load(Ordering::SeqCst),

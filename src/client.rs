@@ -7,11 +7,12 @@ use ureq::http::Method;
 
 use crate::cancel::{Signal, Watch};
 use crate::limits::check_duration;
+use crate::metrics::Operation;
 use crate::pipeline::{Budget, Pipeline, PipelineSettings, Request, Response};
 use crate::scheduler::BulkProgress;
 use crate::{
-    ApiVersion, DeviceConfigurationUserStatus, Error, RetryPolicy, Target, UserStatusPatch,
-    response,
+    ApiVersion, DeviceConfigurationUserStatus, Error, Metrics, RetryPolicy, Target,
+    UserStatusPatch, response,
 };
 
 /// A blocking Microsoft Graph client for deviceConfigurationUserStatus.
@@ -214,11 +215,16 @@ impl Client {
     }
 
     /// Ends every call in progress on this client and its clones, from any thread, as SQLite's
-    /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within moments, whatever it was
-    /// waiting on (a response: the request is abandoned and its connection closed; a
-    /// `Retry-After` or backoff wait; the pacing gate; another thread's token refresh). A bulk
+    /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half a second when it
+    /// waits on a response (the request is abandoned and its connection closed), a
+    /// `Retry-After` or backoff wait, the pacing gate, or another thread's token refresh. A bulk
     /// call returns the results it has, the unfinished items `Cancelled`. Calls started
     /// afterwards are not affected.
+    ///
+    /// Not cut short, and then `Cancelled` only when they end: a DNS lookup or TCP connect in
+    /// progress (bounded by the connect timeout), a custom [`TokenProvider`](crate::TokenProvider)
+    /// (the caller's code), and on Windows possibly a read already blocked (README
+    /// "Reliability").
     ///
     /// ```no_run
     /// use intune_user_status::Client;
@@ -232,6 +238,26 @@ impl Client {
     /// ```
     pub fn interrupt(&self) {
         self.pipeline.signal().interrupt();
+    }
+
+    /// The client's counters since it was made, shared by its clones and the outboxes opened
+    /// with it: requests per operation and how they ended, retries, 429 holds, pacing waits,
+    /// `$batch` items, latency histograms, tokens and bytes (see [`Metrics`]). Reading them takes
+    /// no lock and sends nothing; `serde_json::to_string(&client.metrics())` is the metrics JSON
+    /// the C API's `ius_client_metrics` writes.
+    ///
+    /// ```no_run
+    /// use intune_user_status::{AnswerClass, Client, Operation};
+    /// let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+    /// // ... updates ...
+    /// let metrics = client.metrics();
+    /// let throttled = metrics.requests[Operation::Update].answered[AnswerClass::TooManyRequests];
+    /// println!("{throttled} updates throttled, held {} ms", metrics.throttle_holds.total_ms);
+    /// println!("{}", serde_json::to_string(&metrics).unwrap());
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.pipeline.metrics().snapshot()
     }
 
     /// The client's cancellation signal (an outbox's flush watches it beside its own).
@@ -277,6 +303,7 @@ impl Client {
         let body = patch.to_json();
         let response = self.pipeline.execute(
             &Request {
+                operation: Operation::Update,
                 method: Method::PATCH,
                 url,
                 body: Some(&body),
@@ -319,6 +346,7 @@ impl Client {
         let url = self.url(target, options)?;
         let response = self.pipeline.execute(
             &Request {
+                operation: Operation::Get,
                 method: Method::GET,
                 url,
                 body: None,

@@ -256,6 +256,25 @@ pub const C_API_CALLS: &[Call] = &[
             ius_client_interrupt(fuzz_client());
         }
     },
+    |_| {
+        // The shared client's metrics: a JSON object with a count for every operation; a NULL
+        // client is refused with every out-parameter defined.
+        let (mut metrics, mut error) = (sentinel(), sentinel());
+        // SAFETY: the client is live, the out-pointers writable.
+        let code = unsafe { ius_client_metrics(fuzz_client(), &mut metrics, &mut error) };
+        assert_eq!(code, 0, "metrics of a live client");
+        assert!(!metrics.is_null() && error.is_null());
+        // SAFETY: a string this library returned.
+        let text = unsafe { CStr::from_ptr(metrics) }.to_str().expect("UTF-8");
+        let value: serde_json::Value = serde_json::from_str(text).expect("metrics JSON");
+        assert!(value["requests"]["update"]["sent"].is_u64(), "{text}");
+        check_outputs(code, metrics, error);
+        let (mut metrics, mut error) = (sentinel(), sentinel());
+        // SAFETY: NULL is refused; the out-pointers are writable.
+        let code = unsafe { ius_client_metrics(std::ptr::null(), &mut metrics, &mut error) };
+        assert_ne!(code, 0, "a NULL client is refused");
+        check_outputs(code, metrics, error);
+    },
     |a| client_new(a.str(0)),
     |a| client_new_with_token_callback(a.str(0)),
     |a| update_at(a.ptr(1), a.ptr(2)),
@@ -799,6 +818,11 @@ unsafe extern "C" {
     ) -> u32;
     fn ius_client_free(client: *mut c_void);
     fn ius_client_interrupt(client: *const c_void);
+    fn ius_client_metrics(
+        client: *const c_void,
+        out_metrics_json: *mut *mut c_char,
+        out_error_json: *mut *mut c_char,
+    ) -> u32;
     fn ius_update_user_status(
         client: *const c_void,
         device_configuration_id: *const c_char,

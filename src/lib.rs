@@ -56,6 +56,7 @@ mod ffi;
 pub mod fuzzing;
 mod json;
 mod limits;
+mod metrics;
 mod model;
 mod network;
 #[cfg(feature = "outbox")]
@@ -87,6 +88,11 @@ pub use collection::Collection;
 pub use config::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use datetime::{DateTimeOffset, InvalidDateTime};
 pub use error::{Error, ErrorKind, GraphError, TransportKind};
+pub use metrics::{
+    AnswerClass, BatchItemCounts, Buckets, ByteCounts, LATENCY_BOUNDS_MS, LatencyHistogram,
+    Metrics, Operation, PerCause, PerClass, PerOperation, RequestCounts, RetryCause, TokenCounts,
+    WaitCounts,
+};
 pub use model::{
     ComplianceStatus, DeviceConfigurationUserStatus, ODATA_TYPE, StatusValue,
     UnknownComplianceStatus,

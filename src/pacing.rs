@@ -91,6 +91,8 @@ pub(crate) struct Admission<'a> {
     slots: usize,
     /// How long the request waited at the gate.
     pub waited: Duration,
+    /// The part of `waited` the pacing window imposed (the rest was a 429's hold).
+    pub paced: Duration,
 }
 
 impl Drop for Admission<'_> {
@@ -120,7 +122,11 @@ pub(crate) enum Refused {
 /// What a request must wait for before it may leave.
 enum Wait {
     None,
-    For(Duration),
+    /// This long; `paced`: the pacing window, not only a 429's hold, needs it.
+    For {
+        wait: Duration,
+        paced: bool,
+    },
     /// Every slot is taken by requests not yet answered: until one is (then `per` more).
     Answer(Duration),
 }
@@ -156,11 +162,18 @@ impl Gate {
                 gate: self,
                 slots,
                 waited: Duration::ZERO,
+                paced: Duration::ZERO,
             });
         }
         let started = Instant::now();
+        // Time spent in waits the pacing window imposed, and whether the last one was such.
+        let (mut paced, mut pacing_bound, mut looked) = (Duration::ZERO, false, started);
+        let mut now = started;
         loop {
-            let now = Instant::now();
+            if pacing_bound {
+                paced += now.saturating_duration_since(looked);
+            }
+            looked = now;
             let until = match state.wait_needed(self.pacing, slots, now) {
                 Wait::None => {
                     state.in_flight += slots;
@@ -168,19 +181,28 @@ impl Gate {
                         gate: self,
                         slots,
                         waited: now.saturating_duration_since(started),
+                        paced,
                     });
                 }
-                Wait::For(wait) if deadline.is_some_and(|deadline| now + wait > deadline) => {
+                Wait::For { wait, .. }
+                    if deadline.is_some_and(|deadline| now + wait > deadline) =>
+                {
                     return Err(Refused::Wait(wait));
                 }
-                Wait::For(wait) => Some(now + wait),
+                Wait::For { wait, paced } => {
+                    pacing_bound = paced;
+                    Some(now + wait)
+                }
                 // A slot an answer frees opens `per` after it: no sooner than `needed` from now.
                 Wait::Answer(needed)
                     if deadline.is_some_and(|deadline| now + needed > deadline) =>
                 {
                     return Err(Refused::Wait(needed));
                 }
-                Wait::Answer(_) => deadline,
+                Wait::Answer(_) => {
+                    pacing_bound = true;
+                    deadline
+                }
             };
             // One wake-up (an answer, the time, an interrupt), then look again: the lock is
             // released while waiting, and another thread may take the slot first.
@@ -192,6 +214,7 @@ impl Gate {
             if waited == Waited::Cancelled {
                 return Err(Refused::Cancelled);
             }
+            now = Instant::now();
         }
     }
 
@@ -200,12 +223,16 @@ impl Gate {
         self.pacing
     }
 
-    /// Holds every thread's next request until `until` (a 429's `Retry-After` has passed).
-    pub fn hold_until(&self, until: Instant) {
+    /// Holds every thread's next request from `now` until `until` (a 429's `Retry-After` has
+    /// passed), and returns how much later the hold now ends than it did (zero when an earlier
+    /// hold already lasts as long).
+    pub fn hold_until(&self, now: Instant, until: Instant) -> Duration {
         let mut state = self.lock();
+        let held = state.held_until.map_or(now, |held| held.max(now));
         if state.held_until.is_none_or(|held| held < until) {
             state.held_until = Some(until);
         }
+        until.saturating_duration_since(held)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -228,9 +255,10 @@ impl State {
             return if wait.is_zero() {
                 Wait::None
             } else {
-                Wait::For(wait)
+                Wait::For { wait, paced: false }
             };
         };
+        let held = wait;
         while self
             .answered
             .front()
@@ -250,7 +278,10 @@ impl State {
         if wait.is_zero() {
             Wait::None
         } else {
-            Wait::For(wait)
+            Wait::For {
+                wait,
+                paced: wait > held,
+            }
         }
     }
 }
@@ -395,7 +426,10 @@ mod tests {
     fn a_hold_delays_the_next_request_and_a_short_deadline_gives_up_at_once() {
         let gate = Gate::new(None);
         let started = Instant::now();
-        gate.hold_until(started + Duration::from_millis(80));
+        let extended = gate.hold_until(started, started + Duration::from_millis(80));
+        assert_eq!(extended, Duration::from_millis(80), "what the hold added");
+        let covered = gate.hold_until(started, started + Duration::from_millis(50));
+        assert_eq!(covered, Duration::ZERO, "an earlier hold already covers it");
         let needed = gate
             .admit_many(1, Some(started + Duration::from_millis(10)), &watch())
             .unwrap_err();
@@ -409,6 +443,30 @@ mod tests {
         );
         answered(&gate, 1);
         assert!(started.elapsed() >= Duration::from_millis(80));
+    }
+
+    /// The metrics' pacingWaits count what the window imposed, not what a 429's hold did.
+    #[test]
+    fn an_admission_says_which_part_of_its_wait_the_window_imposed() {
+        let per = Duration::from_millis(100);
+        let gate = Gate::new(Some(Pacing::new(1, per)));
+        let first = gate.admit_many(1, None, &watch()).unwrap();
+        assert_eq!(
+            (first.waited, first.paced),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        drop(first);
+        let second = gate.admit_many(1, None, &watch()).unwrap();
+        assert!(second.paced >= Duration::from_millis(90), "{second:?}");
+        assert_eq!(second.paced, second.waited, "only the window made it wait");
+        drop(second);
+        // A hold longer than the window: the wait is the hold's.
+        std::thread::sleep(per);
+        let now = Instant::now();
+        gate.hold_until(now, now + Duration::from_millis(150));
+        let third = gate.admit_many(1, None, &watch()).unwrap();
+        assert!(third.waited >= Duration::from_millis(140), "{third:?}");
+        assert_eq!(third.paced, Duration::ZERO, "{third:?}");
     }
 
     #[test]

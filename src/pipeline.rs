@@ -14,9 +14,10 @@ use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::abortable::{self, AbortableConnector, Unsent};
 use crate::auth::Tokens;
-use crate::cancel::{Signal, Watch};
+use crate::cancel::{self, Signal, Watch};
 use crate::coalesce::CoalescingConnector;
 use crate::limits::{INPUT_BUFFER, MAX_HEADER_BLOCK, OUTPUT_BUFFER};
+use crate::metrics::{AnswerClass, Collector, Operation, RetryCause};
 use crate::pacing::{Gate, Pacing, Refused};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
@@ -38,6 +39,8 @@ const RETRY_ATTEMPT: HeaderName = HeaderName::from_static("retry-attempt");
 
 /// What to send: built by an operation, executed by [`Pipeline::execute`].
 pub(crate) struct Request<'a> {
+    /// What the request is for, as the metrics count it.
+    pub operation: Operation,
     pub method: Method,
     pub url: String,
     /// Serialized once by the caller and borrowed, so every retry resends the same bytes.
@@ -116,6 +119,8 @@ pub(crate) struct Pipeline {
     proxy: Option<String>,
     /// The client's cancellation signal: [`Client::interrupt`](crate::Client::interrupt).
     signal: Arc<Signal>,
+    /// The client's metrics: [`Client::metrics`](crate::Client::metrics).
+    metrics: Arc<Collector>,
 }
 
 /// One attempt's failure: whether it happened before any response (so an idempotent request may
@@ -192,7 +197,13 @@ impl Pipeline {
             gate: Gate::new(config.pacing),
             proxy,
             signal: Signal::new(),
+            metrics: Arc::default(),
         })
+    }
+
+    /// The client's metrics, shared by its clones and outboxes.
+    pub fn metrics(&self) -> &Collector {
+        &self.metrics
     }
 
     /// The client's cancellation signal, shared by its clones.
@@ -218,8 +229,9 @@ impl Pipeline {
     /// Holds every request of the client for `wait` after a 429, direct or inside a batch
     /// (Graph throttles the app, not the request), never longer than the policy would wait once.
     pub fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy) {
-        self.gate
-            .hold_until(Instant::now() + wait.min(policy.max_delay));
+        let now = Instant::now();
+        let extended = self.gate.hold_until(now, now + wait.min(policy.max_delay));
+        self.metrics.held(extended);
     }
 
     /// Sends `request`, retrying as `budget` allows, and returns the final response, whatever
@@ -254,6 +266,8 @@ impl Pipeline {
         let mut outcome_unknown = false;
         let cancelled =
             |stage: &str, attempts: u32| Err(Error::cancelled(stage, &client_request_id, attempts));
+        // The token cache and sources count into this client's metrics through the thread.
+        let _counted = self.metrics.enter();
         loop {
             if watch.cancelled() {
                 return cancelled("about to send", attempts);
@@ -276,6 +290,9 @@ impl Pipeline {
                 }
             };
             waited += admission.waited;
+            if !admission.paced.is_zero() {
+                self.metrics.paced(admission.paced);
+            }
             attempts += 1;
             // The token provider and the transport reach the call's watch through the thread.
             let entered = watch.enter();
@@ -285,21 +302,7 @@ impl Pipeline {
                     return cancelled("waiting for a token", attempts - 1);
                 }
                 Err(error) => {
-                    let error = match error {
-                        // A wait for another thread's refresh ran out of this call's budget.
-                        Error::Timeout { stage, .. } => Error::Timeout {
-                            stage,
-                            elapsed: started.elapsed(),
-                            client_request_id: client_request_id.clone(),
-                            attempts: 0,
-                        },
-                        other => other,
-                    };
-                    let failure = Failure {
-                        error,
-                        before_response: false,
-                        written: false,
-                    };
+                    let failure = token_failure(error, started, &client_request_id);
                     return finish(Err(failure), attempts - 1, waited, None, false);
                 }
             };
@@ -308,18 +311,32 @@ impl Pipeline {
             if watch.cancelled() {
                 return cancelled("waiting for a token", attempts - 1);
             }
+            let sent_at = Instant::now();
+            self.metrics.sent(request.operation);
             let outcome = self.attempt(
                 request,
                 &token,
                 &client_request_id,
                 retries,
-                (started, deadline),
+                (started, deadline, sent_at),
             );
-            // Answered (or failed): the request's pacing slots start ageing now.
+            // Answered (or failed): the request's pacing slots start ageing now, and its socket
+            // (perhaps pooled again) is no longer this call's to cut.
             drop(admission);
-            if outcome.is_err() && watch.cancelled() {
-                // The interrupt shut the connection: the request was abandoned.
-                return cancelled("waiting for the response", attempts);
+            cancel::unblock();
+            let abandoned = outcome.is_err() && watch.cancelled();
+            self.count(request, &outcome, abandoned, sent_at);
+            if let Err(failure) = &outcome
+                && abandoned
+            {
+                // The interrupt shut the connection: the request was abandoned (or, when nothing
+                // was written, the connect ended; an interrupt cannot cut a connect short).
+                let stage = if failure.written {
+                    "waiting for the response"
+                } else {
+                    "connecting or sending the request (nothing of it was written)"
+                };
+                return cancelled(stage, attempts);
             }
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
                 // Graph refused the token (revoked, or expired early): drop it from the cache and
@@ -327,17 +344,27 @@ impl Pipeline {
                 // static one) gets its 401 at once instead of a pointless second request.
                 reauthenticated = true;
                 self.token.invalidate(&token);
-                if self
-                    .token
-                    .token_before(deadline)
-                    .is_ok_and(|fresh| fresh != token)
-                {
-                    log::info!(
-                        "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
-                        request.method,
-                        path_of(&request.url)
-                    );
-                    continue;
+                match self.token.token_before(deadline) {
+                    Ok(fresh) if fresh != token => {
+                        log::info!(
+                            "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
+                            request.method,
+                            path_of(&request.url)
+                        );
+                        self.metrics.retried(RetryCause::TokenRefresh);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(_) if watch.cancelled() => {
+                        return cancelled("waiting for a fresh token after HTTP 401", attempts);
+                    }
+                    // The call failed for want of a token (an AUTH or transport error a caller
+                    // retries later), not because of Graph's 401 (which an outbox files as
+                    // permanent).
+                    Err(error) => {
+                        let failure = token_failure(error, started, &client_request_id);
+                        return finish(Err(failure), attempts, waited, None, outcome_unknown);
+                    }
                 }
             }
             drop(entered);
@@ -393,6 +420,12 @@ impl Pipeline {
                         Ok(response) => format!("HTTP {}", response.status),
                         Err(failure) => failure.error.to_string(),
                     };
+                    self.metrics.retried(match &outcome {
+                        Ok(response) if response.status == 429 => RetryCause::TooManyRequests,
+                        Ok(response) if response.status == 503 => RetryCause::ServiceUnavailable,
+                        Ok(_) => RetryCause::GatewayTimeout,
+                        Err(_) => RetryCause::Transport,
+                    });
                     log::info!(
                         "{} {}: {why}; retry {} of {} in {:.3} s (client-request-id {client_request_id})",
                         request.method,
@@ -401,7 +434,8 @@ impl Pipeline {
                         budget.retry.max_retries,
                         wait.as_secs_f64()
                     );
-                    if matches!(&outcome, Ok(response) if response.status == 429) {
+                    if asked.is_none() && matches!(&outcome, Ok(response) if response.status == 429)
+                    {
                         // Without a Retry-After the backoff is the hold (with one, it is set).
                         self.hold_after_429(wait, &budget.retry);
                     }
@@ -428,7 +462,7 @@ impl Pipeline {
         token: &AccessToken,
         client_request_id: &str,
         retry: u32,
-        (call_started, deadline): (Instant, Option<Instant>),
+        (call_started, deadline, sent_at): (Instant, Option<Instant>, Instant),
     ) -> Result<Response, Failure> {
         let mut authorization = String::with_capacity(7 + token.secret().len());
         authorization.push_str("Bearer ");
@@ -440,13 +474,13 @@ impl Pipeline {
         let mut redirected_to_get = false;
         let mut redirects = 0;
         // One request timeout covers the attempt with all its redirect hops.
-        let attempt_ends = Instant::now() + self.request_timeout;
+        let attempt_ends = sent_at + self.request_timeout;
         let (ends, bounded_by_total) = match deadline {
             Some(deadline) if deadline < attempt_ends => (deadline, true),
             _ => (attempt_ends, false),
         };
+        let mut started = sent_at;
         loop {
-            let started = Instant::now();
             // The first hop of an unbounded attempt runs on the agent's own timeout, so the common
             // case needs no per-request configuration.
             let timeout = if redirects == 0 && !bounded_by_total {
@@ -579,7 +613,43 @@ impl Pipeline {
             );
             url = next;
             redirects += 1;
+            started = Instant::now();
         }
+    }
+
+    /// Counts an attempt of `request` sent at `sent_at` in the client's metrics: how it ended
+    /// (`abandoned`: an interrupt shut it), how long it took, the bodies' bytes.
+    fn count(
+        &self,
+        request: &Request<'_>,
+        outcome: &Result<Response, Failure>,
+        abandoned: bool,
+        sent_at: Instant,
+    ) {
+        let sent = request.body.map_or(0, <[u8]>::len);
+        let (class, sent, received) = match outcome {
+            Ok(response) => (
+                AnswerClass::of_status(response.status),
+                sent,
+                response.body.len(),
+            ),
+            Err(failure) => {
+                let class = match &failure.error {
+                    _ if abandoned => AnswerClass::Cancelled,
+                    Error::Cancelled { .. } => AnswerClass::Cancelled,
+                    Error::Timeout { .. } => AnswerClass::Timeout,
+                    // An answer too large to read: its status says how it ended.
+                    Error::UnexpectedResponse { status, .. } if *status != 0 => {
+                        AnswerClass::of_status(*status)
+                    }
+                    _ => AnswerClass::Transport,
+                };
+                (class, if failure.written { sent } else { 0 }, 0)
+            }
+        };
+        self.metrics
+            .answered(request.operation, class, sent_at.elapsed());
+        self.metrics.bytes(sent, received);
     }
 
     fn run(
@@ -622,6 +692,25 @@ impl Failure {
             _ => {}
         }
         self
+    }
+}
+
+/// A token the call could not get, as the call's failure; nothing was sent with it.
+fn token_failure(error: Error, started: Instant, client_request_id: &str) -> Failure {
+    let error = match error {
+        // A wait for another thread's refresh ran out of this call's budget.
+        Error::Timeout { stage, .. } => Error::Timeout {
+            stage,
+            elapsed: started.elapsed(),
+            client_request_id: client_request_id.to_owned(),
+            attempts: 0,
+        },
+        other => other,
+    };
+    Failure {
+        error,
+        before_response: false,
+        written: false,
     }
 }
 

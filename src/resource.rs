@@ -9,6 +9,7 @@ use serde::Deserialize;
 use ureq::http::{Method, Uri};
 
 use crate::client::CallOptions;
+use crate::metrics::Operation;
 use crate::pipeline::{Budget, Request, origin};
 use crate::{
     ApiVersion, Client, Collection, DeviceConfigurationUserStatus, Error, Target, UserStatusPatch,
@@ -198,6 +199,7 @@ impl Client {
         loop {
             let response = self.pipeline().execute(
                 &Request {
+                    operation: Operation::List,
                     method: Method::GET,
                     url,
                     body: None,
@@ -317,6 +319,7 @@ impl Client {
         let body = entity.to_json();
         let response = self.pipeline().execute(
             &Request {
+                operation: Operation::Create,
                 method: Method::POST,
                 url,
                 body: Some(&body),
@@ -353,6 +356,7 @@ impl Client {
         let url = self.url(target, options)?;
         let response = self.pipeline().execute(
             &Request {
+                operation: Operation::Delete,
                 method: Method::DELETE,
                 url,
                 body: None,

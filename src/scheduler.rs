@@ -15,6 +15,7 @@ use ureq::http::Method;
 
 use crate::batch::{self, InnerRequest, MAX_BATCH};
 use crate::cancel::Watch;
+use crate::metrics::Operation;
 use crate::pipeline::{Budget, Pipeline, Request, Response};
 use crate::response;
 use crate::retry::{Verdict, decide, parse_retry_after, retryable_status};
@@ -44,6 +45,9 @@ pub(crate) trait Sender {
     ) -> Result<Response, Error>;
     /// Holds every request of the client for `wait` after an inner 429, as after a direct one.
     fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy);
+    /// Counts in the client's metrics `sent` inner requests carried by envelopes (`retried` of
+    /// them not for the first time) and `failed` items whose final answer was not a 2xx.
+    fn count_items(&self, sent: u64, retried: u64, failed: u64);
 }
 
 impl Sender for Pipeline {
@@ -68,6 +72,7 @@ impl Sender for Pipeline {
         url.push_str(version.as_str());
         url.push_str("/$batch");
         let request = Request {
+            operation: Operation::Batch,
             method: Method::POST,
             url,
             body: Some(envelope),
@@ -79,6 +84,10 @@ impl Sender for Pipeline {
 
     fn hold_after_429(&self, wait: Duration, policy: &RetryPolicy) {
         Pipeline::hold_after_429(self, wait, policy);
+    }
+
+    fn count_items(&self, sent: u64, retried: u64, failed: u64) {
+        self.metrics().batch_items(sent, retried, failed);
     }
 }
 
@@ -261,6 +270,20 @@ pub(crate) fn run_reporting(
             watch,
         );
         drop(envelope);
+        // Each send of the envelope carried every item; an item's first is not a retry.
+        let carried = match &sent {
+            Ok(answers) => answers.attempts,
+            Err(error) => error.attempts(),
+        };
+        let resent: u32 = batch
+            .iter()
+            .map(|&index| carried.saturating_sub(u32::from(spent[index].attempts == 0)))
+            .sum();
+        sender.count_items(
+            u64::from(carried) * batch.len() as u64,
+            u64::from(resent),
+            0,
+        );
         let answers = match sent {
             Ok(answer) => answer,
             Err(error) => {
@@ -390,6 +413,12 @@ pub(crate) fn run_reporting(
     }
     progress.done = requests.len();
     reporter.tell(progress);
+    let failed = results.iter().filter(|result| match result {
+        Some(Ok(answer)) => !(200..300).contains(&answer.status),
+        Some(Err(error)) => error.attempts() > 0,
+        None => false,
+    });
+    sender.count_items(0, 0, failed.count() as u64);
     results
         .into_iter()
         .map(|result| {
@@ -565,6 +594,8 @@ mod tests {
             self.sent.borrow_mut().push((version, value, count));
             (self.answer)(n, &requests)
         }
+
+        fn count_items(&self, _sent: u64, _retried: u64, _failed: u64) {}
 
         fn hold_after_429(&self, wait: Duration, _policy: &RetryPolicy) {
             self.holds.borrow_mut().push(wait);

@@ -1402,6 +1402,108 @@ impl InterruptEmulators {
     }
 }
 
+/// `test_c_metrics`'s app (test-only credentials; the secret is [`AUTH_SECRET`]).
+const METRICS_APP: &str = "55555555-0000-0000-0000-00000000c0de";
+/// The body of each PATCH of `test_c_metrics`'s known sequence.
+const METRICS_BODY: &str = r#"{"devicesCount":1}"#;
+
+/// `test_c_metrics`'s emulator per build kind, `IUS_METRICS_<KIND>_URL`: `c1/throttled` answers
+/// its first PATCH 429 with Retry-After 0.2, `c1/refused` its first 401; the app's token
+/// endpoint; and the bytes of the three error bodies the known sequence receives.
+struct MetricsEmulators {
+    emulators: Vec<(&'static str, Emulator)>,
+    received: u64,
+}
+
+impl MetricsEmulators {
+    fn start() -> MetricsEmulators {
+        let ids = [
+            "throttled",
+            "refused",
+            "ok0",
+            "ok1",
+            "ok2",
+            "ok3",
+            "ok4",
+            "m0",
+            "m1",
+        ];
+        let config = || {
+            let on = |id: &str, fault: Fault| {
+                FaultRule::next(1, fault).path_contains(format!("/userStatuses/{id}"))
+            };
+            Config {
+                token: Some(TOKEN.to_owned()),
+                apps: vec![App {
+                    tenant: AUTH_TENANT.to_owned(),
+                    client_id: METRICS_APP.to_owned(),
+                    secret: Some(AUTH_SECRET.to_owned()),
+                    certificate_pem: None,
+                }],
+                seed: direct_statuses(ids),
+                faults: vec![
+                    on("throttled", status_fault(429, Some("0.2"))),
+                    on("refused", status_fault(401, None)),
+                ],
+                ..Config::default()
+            }
+        };
+        // The error bodies, asked of an emulator like theirs by a plain client.
+        let sample = Emulator::start(config()).expect("start a metrics emulator");
+        let received = ["throttled", "missing", "refused"]
+            .iter()
+            .map(|id| {
+                let path = format!("/beta{DIRECT}/{id}");
+                common::answer_bytes(&sample.base_url(), &path, TOKEN, METRICS_BODY)
+            })
+            .sum();
+        sample.shutdown();
+        let emulators = KINDS.iter().map(|&kind| {
+            let emulator = Emulator::start(config()).expect("start a metrics emulator");
+            (kind, emulator)
+        });
+        MetricsEmulators {
+            emulators: emulators.collect(),
+            received,
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .emulators
+            .iter()
+            .map(|(kind, emulator)| {
+                (
+                    format!("IUS_METRICS_{}_URL", kind.to_uppercase()),
+                    emulator.base_url(),
+                )
+            })
+            .collect();
+        env.push(("IUS_METRICS_APP".to_owned(), METRICS_APP.to_owned()));
+        env.push(("IUS_METRICS_RECEIVED".to_owned(), self.received.to_string()));
+        env
+    }
+
+    /// What the program sent, as its metrics counted it: two PATCHes of the throttled and the
+    /// refused status, one of each other, two tokens, one `$batch` of three items.
+    fn assert_state(&self) {
+        for (kind, emulator) in &self.emulators {
+            let patches = |id: &str| count(emulator, "PATCH", &format!("/beta{DIRECT}/{id}"));
+            for (id, sent) in [("throttled", 2), ("refused", 2), ("missing", 1), ("ok4", 1)] {
+                assert_eq!(patches(id), sent, "{kind}: PATCHes of {id}");
+            }
+            assert_eq!(emulator.token_requests().len(), 2, "{kind}: tokens");
+            assert_eq!(emulator.batch_items().len(), 3, "{kind}: bulk items");
+        }
+    }
+
+    fn shutdown(self) {
+        for (_, emulator) in self.emulators {
+            emulator.shutdown();
+        }
+    }
+}
+
 /// Starts fresh servers, runs the suite's test programs against them and returns the servers
 /// for assertions on what they received. `env` is added to the programs' environment.
 fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
@@ -1414,6 +1516,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let outbox = OutboxEmulators::start(suite);
     let identity = IdentityEmulators::start(suite);
     let interrupt = InterruptEmulators::start();
+    let metrics = MetricsEmulators::start();
     let mut all: Vec<(String, String)> = [
         ("IUS_TEST_BASE_URL", no_content.base_url()),
         ("IUS_TEST_BASE_URL_200", ok.base_url()),
@@ -1430,6 +1533,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     all.extend(outbox.env());
     all.extend(identity.env());
     all.extend(interrupt.env());
+    all.extend(metrics.env());
     all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     suite.run(&all);
     Emulators {
@@ -1442,6 +1546,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
         outbox,
         identity,
         interrupt,
+        metrics,
     }
 }
 
@@ -1465,6 +1570,8 @@ struct Emulators {
     identity: IdentityEmulators,
     /// One per build kind: `test_c_interrupt` and `test_cpp_interrupt`.
     interrupt: InterruptEmulators,
+    /// One per build kind: `test_c_metrics`.
+    metrics: MetricsEmulators,
 }
 
 impl Emulators {
@@ -1479,6 +1586,7 @@ impl Emulators {
         self.outbox.assert_state();
         self.identity.assert_state();
         self.interrupt.assert_state();
+        self.metrics.assert_state();
     }
 
     fn shutdown(self) {
@@ -1491,6 +1599,7 @@ impl Emulators {
         self.outbox.shutdown();
         self.identity.shutdown();
         self.interrupt.shutdown();
+        self.metrics.shutdown();
     }
 }
 
@@ -1592,6 +1701,45 @@ fn c_and_cpp_tests_pass_against_the_emulator() {
     assert_user_agent(&servers);
     servers.shutdown();
     run_the_c_example_with_identity(&suite);
+    stop_the_c_service_example(&suite);
+}
+
+/// `examples/service_stop.c` stops while each of its workers waits on an update Graph answers
+/// only after 30 s: the interrupt ends them, the joins return and the client is freed at once.
+fn stop_the_c_service_example(suite: &Suite) {
+    let example = suite.built("examples/service_stop.c");
+    let emu = Emulator::start(Config {
+        token: Some(TOKEN.to_owned()),
+        seed: direct_statuses(["stop"]),
+        ..Config::default()
+    })
+    .expect("start the example's emulator");
+    emu.add_fault(FaultRule::always(Fault::Latency(Duration::from_secs(30))).method("PATCH"));
+    let started = std::time::Instant::now();
+    let out = Command::new(&example)
+        .args([&emu.base_url(), TOKEN, "c1", "stop", "3", "1"])
+        .output()
+        .expect("run the service example");
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("stopped 3 workers"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the service took {took:?} to stop"
+    );
+    assert_eq!(
+        emu.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count(),
+        3,
+        "each worker's one update was in flight"
+    );
+    emu.shutdown();
 }
 
 /// The same programs cross-built for Windows with mingw-w64, linked to the DLL (through its

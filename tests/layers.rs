@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// in the layer it belongs to (and to docs/ARCHITECTURE.md).
 const LAYERS: &[(u32, &[&str])] = &[
     // Leaves: the errors and their JSON, the shared limits, the secure-URL rule, JSON reading,
-    // interruption and the one way to wait.
+    // interruption and the one way to wait, the metrics' counters.
     (
         0,
         &[
@@ -21,6 +21,7 @@ const LAYERS: &[(u32, &[&str])] = &[
             "json",
             "request_id",
             "cancel",
+            "metrics",
         ],
     ),
     // The model of the resource, and the policies of the pipeline.

@@ -615,25 +615,6 @@ fn a_refused_app_service_or_arc_endpoint_is_unavailable_at_once() {
     }
 }
 
-/// A listener whose queue of connections is full and never accepted from: the kernel drops new
-/// connection requests, so a connection attempt waits (its base URL and the queued streams).
-#[cfg(unix)]
-fn unanswered_listener() -> Option<(String, std::net::TcpListener, Vec<std::net::TcpStream>)> {
-    use std::os::fd::AsRawFd;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    // SAFETY: a listening socket of ours; a backlog of 0 queues a single connection.
-    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
-    let addr = listener.local_addr().unwrap();
-    let mut queued = Vec::new();
-    for _ in 0..64 {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-            Ok(stream) => queued.push(stream),
-            Err(_) => return Some((format!("http://{addr}"), listener, queued)),
-        }
-    }
-    None
-}
-
 /// Marked, not left out, where it cannot run: the count of such tests is printed under Wine.
 #[cfg(not(unix))]
 #[test]
@@ -643,7 +624,7 @@ fn no_connection_within_a_second_means_no_imds() {}
 #[cfg(unix)]
 #[test]
 fn no_connection_within_a_second_means_no_imds() {
-    let Some((url, _listener, _queued)) = unanswered_listener() else {
+    let Some((url, _listener, _queued)) = common::unanswered_listener() else {
         // Linux drops connection requests past a full backlog; another kernel may answer them.
         if cfg!(target_os = "linux") {
             panic!("a full backlog was answered");

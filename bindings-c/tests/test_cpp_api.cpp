@@ -78,6 +78,14 @@ int main(int argc, char **argv) {
     CHECK(!missing.ok());
     const ius::Error &error = missing.error();
     CHECK(error.status == IUS_STATUS_GRAPH && error.http_status == 404);
+    // The metrics JSON counts both updates so far: the 204 and this 404.
+    auto metrics = second.metrics();
+    CHECK(metrics.ok() &&
+          metrics.value().find("\"update\":{\"sent\":2,\"answered\":{\"2xx\":1,") !=
+              std::string::npos &&
+          metrics.value().find("\"404\":1,") != std::string::npos);
+    auto moved_metrics = first.metrics();  // NOLINT(bugprone-use-after-move)
+    CHECK(!moved_metrics && moved_metrics.error().status == IUS_STATUS_NULL_ARGUMENT);
     CHECK(error.code == std::string("ResourceNotFound"));
     CHECK(error.request_id && !error.request_id->empty());
     CHECK(error.client_request_id && error.client_request_id->size() == 36);

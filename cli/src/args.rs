@@ -15,6 +15,11 @@ use intune_user_status::ApiVersion;
 pub struct Cli {
     #[command(flatten)]
     pub connection: Connection,
+    /// At the end, print the client's metrics JSON (requests and how they ended, retries, 429
+    /// holds, $batch items, latency, tokens, bytes) on standard error, as one line after
+    /// everything else, whether the command succeeded or not
+    #[arg(long, global = true)]
+    pub metrics: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::exit::{Failure, Tally, refuses_credentials};
 use crate::input::strip_bom;
-use crate::progress::Progress;
+use crate::progress::{Progress, Throttling};
 
 /// Items per bulk call: five `$batch` requests of 20, their retries mixed with fresh items.
 const CHUNK: usize = 100;
@@ -38,10 +38,11 @@ pub fn run(client: &Client, input: &str, out: &mut impl Write) -> Result<(), Fai
     };
     let (reader, total) = open(input).map_err(|err| cannot_read(name, &err))?;
     let progress = Progress::new(total);
+    let throttling = Throttling::since_now(client);
     let mut feed = Feed::start(reader);
     let mut tally = Tally::default();
-    // The throttling of the chunks before the current one.
-    let mut throttled_before = (0, Duration::ZERO);
+    // Inner 429s of the chunks before the current one.
+    let mut throttled_before = 0;
     let mut printed: u64 = 0;
     // Set once a chunk's every item was refused for its credentials: the rest is not sent.
     let mut stopped = false;
@@ -65,19 +66,18 @@ pub fn run(client: &Client, input: &str, out: &mut impl Write) -> Result<(), Fai
             let meter = progress.meter();
             let options = CallOptions::new().on_progress({
                 let latest = latest.clone();
+                let throttling = throttling.clone();
                 move |report: BulkProgress| {
                     *latest.lock().unwrap_or_else(PoisonError::into_inner) = report;
-                    meter.show(
-                        base + report.done as u64,
-                        throttled_before.0 + report.throttled,
-                        throttled_before.1 + report.throttle_wait,
-                    );
+                    let (throttled, held) = throttling.seen(throttled_before + report.throttled);
+                    meter.show(base + report.done as u64, throttled, held);
                 }
             });
             let answers = client.update_user_statuses_detailed(&items, &options);
-            let latest = *latest.lock().unwrap_or_else(PoisonError::into_inner);
-            throttled_before.0 += latest.throttled;
-            throttled_before.1 += latest.throttle_wait;
+            throttled_before += latest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .throttled;
             stopped = !answers.is_empty()
                 && answers
                     .iter()
@@ -95,9 +95,8 @@ pub fn run(client: &Client, input: &str, out: &mut impl Write) -> Result<(), Fai
         progress.suspend(|| print(out, &numbers, &results))?;
         results.iter().for_each(|result| tally.add(&result.result));
         printed += results.len() as u64;
-        progress
-            .meter()
-            .show(printed, throttled_before.0, throttled_before.1);
+        let (throttled, held) = throttling.seen(throttled_before);
+        progress.meter().show(printed, throttled, held);
     }
     drop(progress);
     if let Some(err) = feed.error {

@@ -19,6 +19,7 @@ mod resource;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use intune_user_status::Client;
 
 use crate::args::{Cli, Command};
 use crate::exit::{Case, Failure};
@@ -35,14 +36,29 @@ fn main() -> ExitCode {
     if let Command::Emulator { args } = cli.command {
         return ius_emulator::command_line::main("ius emulator", args);
     }
-    match run(&cli) {
+    let mut measured = None;
+    let code = match run(&cli, &mut measured) {
         Ok(()) => ExitCode::from(Case::Ok.code()),
         Err(failure) => failure.report(),
+    };
+    if let Some(client) = measured {
+        print_metrics(&client);
+    }
+    code
+}
+
+/// `--metrics`: the client's metrics JSON, one line on standard error (standard output holds
+/// the command's answer, which scripts read).
+fn print_metrics(client: &Client) {
+    match serde_json::to_string(&client.metrics()) {
+        Ok(json) => eprintln!("{json}"),
+        Err(err) => eprintln!("ius: the metrics could not be written: {err}"),
     }
 }
 
-/// Runs a command that uses a client, writing its answer to standard output.
-fn run(cli: &Cli) -> Result<(), Failure> {
+/// Runs a command that uses a client, writing its answer to standard output; with `--metrics`,
+/// leaves the client in `measured` for its metrics.
+fn run(cli: &Cli, measured: &mut Option<Client>) -> Result<(), Failure> {
     // Writes to a closed descriptor 1 would vanish unreported (Rust's standard output ignores
     // EBADF), and a file opened later could take its number.
     if !stdout_is_open() {
@@ -51,6 +67,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         ));
     }
     let client = connect::client(&cli.connection, cli.command.needs())?;
+    if cli.metrics {
+        *measured = Some(client.clone());
+    }
     let mut out = std::io::stdout().lock();
     match &cli.command {
         Command::Resource(command) => resource::run(&client, command, &mut out),
@@ -59,7 +78,6 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         // Run by `main` itself: it needs no client.
         Command::Emulator { .. } => Ok(()),
     }
-    // `--metrics` is to print the client's metrics JSON here, once the SDK collects them.
 }
 
 /// clap's own message (usage errors, `--help`, `--version`), with the exit code of the table.

@@ -1,5 +1,6 @@
 //! The bulk run's progress bar on standard error, only when standard error is a terminal: items
-//! done, the rate, the throttling seen (Graph's 429s and how long they held the run) and, when
+//! done, the rate, the throttling seen (Graph's 429s, to items and to whole `$batch` requests,
+//! and how long they held the run) and, when
 //! the number of items is known, the time left. One line of at most 80 columns.
 
 use std::fmt;
@@ -7,6 +8,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use intune_user_status::{AnswerClass, Client, Metrics, Operation};
 
 /// How often the bar is redrawn while nothing changes (a Retry-After wait), so the time moves.
 const TICK: Duration = Duration::from_millis(200);
@@ -83,6 +85,47 @@ impl Meter {
         self.bar.set_position(done);
         self.bar.set_message(throttling(throttled, held));
     }
+}
+
+/// The throttling a run has seen, for the bar: Graph's 429s to the items inside `$batch`
+/// requests (the bulk call's progress counts those) and to the `$batch` requests themselves (the
+/// client's metrics count those; the pipeline retries them whole, unseen by the bulk call), and how
+/// long they held the client (its metrics' `throttleHolds`).
+#[derive(Clone)]
+pub struct Throttling {
+    client: Client,
+    /// The metrics when the run began: the client may have been used before.
+    batch_429s: u64,
+    held_ms: u64,
+}
+
+impl Throttling {
+    /// Counts from now on.
+    pub fn since_now(client: &Client) -> Throttling {
+        let metrics = client.metrics();
+        Throttling {
+            client: client.clone(),
+            batch_429s: batch_429s(&metrics),
+            held_ms: metrics.throttle_holds.total_ms,
+        }
+    }
+
+    /// With `inner` 429s to items so far: all the 429s the run has seen, and how long they held
+    /// it.
+    pub fn seen(&self, inner: u32) -> (u32, Duration) {
+        let metrics = self.client.metrics();
+        let whole = batch_429s(&metrics).saturating_sub(self.batch_429s);
+        let held = metrics.throttle_holds.total_ms.saturating_sub(self.held_ms);
+        (
+            inner.saturating_add(u32::try_from(whole).unwrap_or(u32::MAX)),
+            Duration::from_millis(held),
+        )
+    }
+}
+
+/// `$batch` requests answered 429.
+fn batch_429s(metrics: &Metrics) -> u64 {
+    metrics.requests[Operation::Batch].answered[AnswerClass::TooManyRequests]
 }
 
 /// Leaves the bar drawn as it ends, and the cursor on the next line (indicatif leaves it at the

@@ -608,3 +608,34 @@ fn ius_emulator_runs_the_bundled_emulator() {
     let entity: Value = serde_json::from_str(&stdout(&get)).unwrap();
     assert_eq!(entity["devicesCount"], 2);
 }
+
+/// `--metrics` prints the client's metrics JSON as the last line of standard error, after the
+/// error JSON when the command failed; standard output keeps only the answer.
+#[test]
+fn metrics_come_last_on_standard_error() {
+    let emu = emulator(1, Config::default());
+    let patch = r#"{"devicesCount":4}"#;
+    let out = run(
+        &emu,
+        &["--metrics", "update", "cfg-1", "s0", "--patch", patch],
+    );
+    assert_eq!(code(&out), 0);
+    assert_eq!(stdout(&out), "", "a 204: nothing on standard output");
+    let metrics: Value = serde_json::from_str(stderr(&out).trim_end()).unwrap();
+    assert_eq!(metrics["requests"]["update"]["sent"], 1);
+    assert_eq!(metrics["requests"]["update"]["answered"]["2xx"], 1);
+    assert_eq!(metrics["bytes"]["sent"], patch.len());
+
+    let out = run(
+        &emu,
+        &["--metrics", "update", "cfg-1", "nobody", "--patch", patch],
+    );
+    assert_ne!(code(&out), 0, "a 404 fails");
+    let text = stderr(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let error: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(error["httpStatus"], 404);
+    let metrics: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(metrics["requests"]["update"]["answered"]["404"], 1);
+}

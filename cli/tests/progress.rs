@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{TOKEN, code, emulator, item, stdout};
-use ius_emulator::Config;
+use ius_emulator::{Config, FaultRule};
 use serde_json::Value;
 
 /// A terminal of the classic width: the bar must fit on one line of it.
@@ -208,13 +208,7 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
         "{} columns: {bar}",
         bar.chars().count()
     );
-    let throttled: u32 = bar
-        .split("throttled ")
-        .nth(1)
-        .and_then(|rest| rest.split('×').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no throttling shown: {bar}"));
-    assert!(throttled > 0, "{bar}");
+    assert!(throttled(bar) > 0, "{bar}");
     assert!(
         bar.contains("/s · ") && bar.ends_with(" left"),
         "rate and time left: {bar}"
@@ -223,6 +217,72 @@ fn a_bulk_run_on_a_terminal_shows_items_throttling_rate_and_time_left() {
         String::from_utf8_lossy(&seen).matches('\r').count() > 1,
         "redrawn as the run went"
     );
+}
+
+/// The bar's count of 429s.
+fn throttled(bar: &str) -> u32 {
+    bar.split("throttled ")
+        .nth(1)
+        .and_then(|rest| rest.split('×').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no throttling shown: {bar}"))
+}
+
+/// 429s to the `$batch` request itself (the pipeline retries it whole, so the bulk call never
+/// sees them) are throttling the bar shows, with the time they held the run; `--metrics` prints
+/// the client's metrics as the last line.
+#[test]
+fn the_bar_counts_429s_to_the_whole_batch() {
+    let emu = emulator(5, Config::default());
+    emu.add_fault(
+        FaultRule::from_json(
+            r#"{"fault":"status","status":429,"retryAfter":"1","count":2,"pathContains":"$batch"}"#,
+        )
+        .unwrap(),
+    );
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("progress-batch-429.jsonl");
+    let items: Vec<String> = (0..5).map(|n| item(&format!("s{n}"), n)).collect();
+    std::fs::write(&file, items.join("\n")).unwrap();
+    let (master, slave) = openpty();
+    let child = {
+        let mut command = common::ius();
+        command
+            .args([
+                "--base-url",
+                &emu.base_url(),
+                "--token",
+                TOKEN,
+                "--metrics",
+                "bulk",
+            ])
+            .arg(&file)
+            .env("TERM", "xterm-256color")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(slave));
+        command.spawn().expect("run ius")
+    };
+    let reader = read_to_end(master);
+    let out = child.wait_with_output().unwrap();
+    let seen = reader.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(
+        common::batches(&emu).len(),
+        3,
+        "the envelope twice 429, then answered"
+    );
+    let lines = screen(&seen);
+    let capture = lines.join("\n");
+    assert_eq!(lines.len(), 2, "the bar, then the metrics: {capture}");
+    let bar = &lines[0];
+    assert!(bar.contains("] 5/5 · "), "{bar}");
+    assert_eq!(throttled(bar), 2, "{bar}");
+    assert!(bar.contains("throttled 2× 2.0 s"), "held 1 s twice: {bar}");
+    let metrics: Value =
+        serde_json::from_str(&lines[1]).unwrap_or_else(|e| panic!("{e}: {capture}"));
+    assert_eq!(metrics["requests"]["batch"]["sent"], 3);
+    assert_eq!(metrics["requests"]["batch"]["answered"]["429"], 2);
+    assert_eq!(metrics["retries"]["429"], 2);
+    assert_eq!(metrics["batchItems"]["sent"], 15);
 }
 
 #[test]

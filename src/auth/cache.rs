@@ -14,6 +14,7 @@ use crate::auth::{AccessToken, TokenProvider};
 use crate::auth_error::AuthError;
 use crate::cancel::{self, Guarded, Waited};
 use crate::limits::MAX_DURATION;
+use crate::metrics::{self, TokenFetch};
 
 /// A token is refreshed once it has less than this left (what Microsoft's libraries do).
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -52,6 +53,8 @@ struct State {
     last: Option<Published>,
     /// Threads waiting for the running fetch (the tests wait for a waiter to arrive).
     waiting: usize,
+    /// Graph answered 401 to the token last dropped: the next fetch is the metrics' `after401`.
+    rejected: bool,
 }
 
 /// A finished fetch's outcome, as the threads that waited for it see it.
@@ -96,11 +99,14 @@ impl<S: TokenSource> TokenCache<S> {
         self.state.lock()
     }
 
-    /// Fetches on this thread and publishes the outcome to the waiters.
-    fn refresh(&self, deadline: Option<Instant>) -> AuthResult<AccessToken> {
+    /// Fetches on this thread (for `why`, as the metrics count it) and publishes the outcome to
+    /// the waiters.
+    fn refresh(&self, deadline: Option<Instant>, why: TokenFetch) -> AuthResult<AccessToken> {
         let _wake = WakeWaiters(self);
         let started = (self.clock)();
-        let outcome = self.source.fetch(deadline).map(|fresh| {
+        let fetched = self.source.fetch(deadline);
+        metrics::with_current(|metrics| metrics.token_fetched(why, fetched.is_ok()));
+        let outcome = fetched.map(|fresh| {
             // Whatever the endpoint claims, a day is the longest any deadline here may reach.
             let lifetime = fresh.expires_in.min(MAX_DURATION);
             // A token that lives less than twice the margin is refreshed at half its life instead,
@@ -185,8 +191,19 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
             }
             if !state.refreshing {
                 state.refreshing = true;
+                let why = if std::mem::take(&mut state.rejected) {
+                    TokenFetch::After401
+                } else if state
+                    .current
+                    .as_ref()
+                    .is_some_and(|cached| (self.clock)() < cached.expires_at)
+                {
+                    TokenFetch::BeforeExpiry
+                } else {
+                    TokenFetch::Needed
+                };
                 drop(state);
-                return self.refresh(deadline).map_err(Error::from);
+                return self.refresh(deadline, why).map_err(Error::from);
             }
             // Another thread is fetching: wait for its outcome, within this call's own budget,
             // or until this call is interrupted.
@@ -245,6 +262,7 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
             .is_some_and(|cached| &cached.token == token)
         {
             state.current = None;
+            state.rejected = true;
         }
     }
 }

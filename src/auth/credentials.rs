@@ -27,6 +27,7 @@ use crate::auth::managed_identity::ManagedIdentityCredential;
 use crate::auth::workload_identity::{WorkloadIdentityCredential, read_federated_token};
 use crate::auth_error::AuthError;
 use crate::cancel;
+use crate::metrics;
 use crate::retry::{RetryPolicy, Verdict, decide};
 use crate::url::{Insecure, check_secure, never_proxied};
 use crate::{Cloud, Error};
@@ -413,6 +414,10 @@ impl ClientCredentials {
             post = post.config().timeout_global(Some(left)).build();
         }
         let result = post.send_form(form);
+        metrics::count_token_request(
+            started,
+            result.as_ref().map(|response| response.status().as_u16()),
+        );
         let outcome = match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();

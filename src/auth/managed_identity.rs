@@ -40,6 +40,7 @@ use crate::auth::environment::{
 use crate::auth::{AuthResult, TokenProvider};
 use crate::auth_error::AuthError;
 use crate::cancel;
+use crate::metrics;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after};
 use crate::url::{Endpoint as UrlKind, check_endpoint};
 use crate::{Cloud, Error};
@@ -466,10 +467,13 @@ impl ManagedIdentitySource {
         if connect.is_some() {
             config = config.timeout_connect(connect);
         }
-        let mut response = config
-            .build()
-            .call()
-            .map_err(|err| self.network_failure(&err))?;
+        let started = Instant::now();
+        let sent = config.build().call();
+        metrics::count_token_request(
+            started,
+            sent.as_ref().map(|response| response.status().as_u16()),
+        );
+        let mut response = sent.map_err(|err| self.network_failure(&err))?;
         let header = |name: &str| {
             response
                 .headers()

@@ -52,6 +52,11 @@ impl fmt::Debug for AccessToken {
 /// Supplies bearer tokens to a [`Client`](crate::Client). Called on the calling thread before each
 /// request is sent, so it must be cheap when a cached token is still valid; it blocks when it must
 /// fetch a new one.
+///
+/// [`Client::interrupt`](crate::Client::interrupt) cannot end a custom provider's own wait: a call
+/// interrupted while its provider runs returns [`Error::Cancelled`] once the provider returns (the
+/// token is not used). Bound the provider's waits, e.g. by the `deadline` of
+/// [`token_before`](Self::token_before).
 pub trait TokenProvider: Send + Sync {
     /// A token valid for Graph now. Errors should be [`Error::Auth`].
     fn token(&self) -> Result<AccessToken, Error>;

@@ -64,9 +64,11 @@ pub unsafe extern "C" fn ius_update_user_statuses(
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
     ffi_status_body!(out_error_json, [out_results_json], {
-        require_out(out_results_json, "out_results_json")?;
         // SAFETY (both): each pointer is NULL or valid for the call, per the contract.
         let client = unsafe { client_ref(client) }?;
+        // Watched from the entry: an interrupt while the arguments are read ends the call.
+        let watch = client.watch(&CallOptions::new());
+        require_out(out_results_json, "out_results_json")?;
         let text = unsafe { arg_str(items_json, "items_json") }?;
         let value = parse_json(text, "items_json", Error::invalid)?;
         let Value::Array(elements) = value else {
@@ -93,7 +95,8 @@ pub unsafe extern "C" fn ius_update_user_statuses(
                 Err(error) => results.push(result(index, BulkResult::new(Err(error), 0))),
             }
         }
-        let outcomes = client.update_user_statuses_detailed(&items, &CallOptions::new());
+        let outcomes =
+            client.update_user_statuses_detailed(&items, &CallOptions::new().watched_by(watch));
         drop(items);
         for (index, outcome) in slots.into_iter().zip(outcomes) {
             results[index] = result(index, outcome);

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use super::config::client_from_json;
 use super::error::FfiError;
 use super::status::ius_status;
-use super::strings::{arg_str, require_out, write_out};
+use super::strings::{arg_str, clear_required, require_out, write_json, write_out};
 use super::token::{CallbackTokens, ius_token_callback};
 use crate::Client;
 
@@ -167,13 +167,24 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 }
 
 /// Ends every call in progress on `client`, from any thread, as SQLite's `sqlite3_interrupt`
-/// does: each returns `IUS_STATUS_CANCELLED` within half a second, whatever it was waiting on (a
-/// response: the request is abandoned and its connection closed, so whether Graph applied it is
-/// unknown; a Retry-After or backoff wait; the pacing gate; another thread's token refresh or
-/// token callback). A bulk call returns the results it has: finished items keep theirs, the
-/// others are `CANCELLED`, and the call is `IUS_STATUS_PARTIAL`. Calls started afterwards are not
-/// affected. A token callback already running is not interrupted (it is the caller's code): its
-/// call returns `CANCELLED` when the callback returns. NULL is allowed and does nothing.
+/// does: each returns `IUS_STATUS_CANCELLED` within half a second when it is waiting on a
+/// response (the request is abandoned and its connection closed, so whether Graph applied it is
+/// unknown), a Retry-After or backoff wait, the pacing gate, or another thread's token refresh or
+/// token callback. A call counts as in progress from its entry: one still reading its arguments
+/// sends nothing (a bulk call then reads its items and returns them all `CANCELLED`). A bulk call
+/// returns the results it has: finished items keep theirs, the others are `CANCELLED`, and the
+/// call is `IUS_STATUS_PARTIAL`. Calls started afterwards are not affected. NULL is allowed and
+/// does nothing.
+///
+/// Not cut short, and then returning `CANCELLED` only when they end: a token callback already
+/// running (the caller's code); a DNS lookup or TCP connect in progress (within `connectMs`; no
+/// request was written). On Windows a response wait is ended by shutting the socket down, which
+/// Winsock may not let wake a read already blocked (rust-lang/rust#121594): that case was tested
+/// only under Wine, never on a real Windows, where such a call may wait for its answer or
+/// `requestMs`.
+///
+/// To stop a service: set your workers' stop flag, call this, join the workers, then
+/// `ius_client_free` (`bindings-c/examples/service_stop.c`).
 ///
 /// Thread safety: may be called from any thread while other threads use the client (for
 /// example from a signal-watching or service-control thread); not from a signal handler, and not
@@ -185,6 +196,52 @@ pub unsafe extern "C" fn ius_client_interrupt(client: *const ius_client) {
         if let Ok(client) = unsafe { client_ref(client) } {
             client.interrupt();
         }
+    })
+}
+
+/// Writes the client's metrics to `*out_metrics_json`: counters since the client was made,
+/// shared by every outbox opened with it, read without a lock and without sending anything.
+/// One JSON object, its keys always present and in this order:
+///
+/// - `requests`: per operation (`update`, `get`, `list`, `create`, `delete`, `batch` for a
+///   `$batch` POST, `token` for a request to a token endpoint), `{"sent":N,"answered":{...}}`:
+///   each attempt sent (retries included), and how each ended, by class: `2xx`, `400`, `401`,
+///   `403`, `404`, `409`, `412`, `429`, `otherClientError`, `5xx`, `transport` (no usable answer),
+///   `timeout`, `cancelled` (abandoned by `ius_client_interrupt`);
+/// - `retries`: requests sent again, by cause: `429`, `503`, `504`, `transport`, `401Refresh`
+///   (sent once more with a fresh token after a 401);
+/// - `throttleHolds`: `{"count","totalMs"}`: 429s that held every request of the client (direct
+///   or inside a `$batch`), and how long the client was held in all;
+/// - `pacingWaits`: `{"count","totalMs"}`: requests that waited for the pacing window, and how
+///   long in all;
+/// - `batchItems`: `{"sent","retried","failed"}`: inner requests of `$batch` envelopes, each time
+///   an envelope carried one; those sent not for the first time; items whose final answer was
+///   not a 2xx;
+/// - `latencyMs`: per operation, `{"count","buckets","p50","p90","p99"}`: each attempt's time
+///   from sending to the end of its answer, in buckets keyed by their upper bound in ms (`1`,
+///   `2`, `5`, `10`, `20`, `50`, `100`, `200`, `500`, `1000`, `2000`, `5000`, `10000`, and `+Inf`;
+///   not cumulative), and the bound of the bucket holding each percentile (null before any);
+/// - `tokens`: `{"fetched","failed","refreshedBeforeExpiry","after401"}`: what the client's
+///   token cache fetched (credentials, identity sources, the token callback; not a fixed
+///   `accessToken`);
+/// - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests.
+///
+/// Counters only grow; forward the difference between two readings as rates.
+///
+/// Ownership: `*out_metrics_json` (required) receives a string to free with `ius_string_free`,
+/// or NULL on failure; `*out_error_json` (may be NULL) receives the error JSON on failure, else
+/// NULL. Thread safety: may be called from any thread, while other threads use the client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_client_metrics(
+    client: *const ius_client,
+    out_metrics_json: *mut *mut c_char,
+    out_error_json: *mut *mut c_char,
+) -> ius_status {
+    ffi_status_body!(out_error_json, [out_metrics_json], {
+        // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
+        unsafe { clear_required(out_metrics_json, "out_metrics_json") }?;
+        let client = unsafe { client_ref(client) }?;
+        unsafe { write_json(out_metrics_json, &client.metrics()) }
     })
 }
 

@@ -9,7 +9,7 @@ use super::bulk::{item_from_value as bulk_item, place};
 use super::client::{client_ref, ius_client};
 use super::error::{FfiError, parse_json};
 use super::status::ius_status;
-use super::strings::{arg_str, require_out, write_json, write_out};
+use super::strings::{arg_str, clear_required, require_out, write_json, write_out};
 use super::target::target_from_json;
 use super::update::parse_patch;
 use crate::json::kind;
@@ -241,17 +241,6 @@ pub unsafe extern "C" fn ius_outbox_free(outbox: *mut ius_outbox) {
             drop(unsafe { Box::from_raw(outbox) });
         }
     })
-}
-
-/// Checks that the required `out` is not NULL and sets it to NULL, so every failure leaves NULL.
-///
-/// # Safety
-/// `out` must be NULL or valid for a write.
-unsafe fn clear_required(out: *mut *mut c_char, name: &'static str) -> Result<(), FfiError> {
-    require_out(out, name)?;
-    // SAFETY: non-NULL and writable per the caller's contract.
-    unsafe { write_out(out, std::ptr::null_mut()) };
-    Ok(())
 }
 
 /// `options_json` -> [`OutboxOptions`], as the core reads it (text that is not JSON is

@@ -149,7 +149,7 @@ unsafe fn answer_json<T: serde::Serialize>(
     })
 }
 
-/// The client and the user status a call names.
+/// The client, the user status a call names and its options, watched for interrupts from now.
 ///
 /// # Safety
 /// Each pointer must be NULL or valid for the call (a live handle, a NUL-terminated string).
@@ -159,11 +159,13 @@ unsafe fn client_and_target<'a>(
 ) -> Result<(&'a Client, Target, CallOptions), FfiError> {
     // SAFETY: per this function's contract.
     let client = unsafe { client_ref(client) }?;
+    // Watched from the entry: an interrupt while the arguments are read ends the call.
+    let watch = client.watch(&CallOptions::new());
     let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
-    Ok((client, target, options))
+    Ok((client, target, options.watched_by(watch)))
 }
 
-/// The client and the collection a call names.
+/// The client, the collection a call names and its options, watched for interrupts from now.
 ///
 /// # Safety
 /// As for [`client_and_target`].
@@ -173,9 +175,11 @@ unsafe fn client_and_collection<'a>(
 ) -> Result<(&'a Client, Collection, CallOptions), FfiError> {
     // SAFETY: per this function's contract.
     let client = unsafe { client_ref(client) }?;
+    // Watched from the entry: an interrupt while the arguments are read ends the call.
+    let watch = client.watch(&CallOptions::new());
     let (collection, options) =
         collection_from_json(unsafe { arg_str(collection_json, "collection_json") }?)?;
-    Ok((client, collection, options))
+    Ok((client, collection, options.watched_by(watch)))
 }
 
 /// `{"top","filter","select","maxPages","maxItems"}` -> [`ListOptions`]; the core checks the

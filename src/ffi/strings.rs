@@ -75,6 +75,20 @@ pub unsafe extern "C" fn ius_string_free(s: *mut c_char) {
     })
 }
 
+/// Checks that the required `out` is not NULL and sets it to NULL, so every failure leaves NULL.
+///
+/// # Safety
+/// `out` must be NULL or valid for a write.
+pub(crate) unsafe fn clear_required(
+    out: *mut *mut c_char,
+    name: &'static str,
+) -> Result<(), FfiError> {
+    require_out(out, name)?;
+    // SAFETY: non-NULL and writable per the caller's contract.
+    unsafe { write_out(out, std::ptr::null_mut()) };
+    Ok(())
+}
+
 /// Serializes `value` and writes it through `out` (which must not be NULL). Serialized before
 /// anything is written, so a failure leaves `*out` as it was.
 ///

@@ -49,11 +49,17 @@ pub unsafe extern "C" fn ius_update_user_status(
     ffi_status_body!(out_error_json, [out_response_json], {
         // SAFETY (all four): each pointer is NULL or valid for the call, per the contract.
         let client = unsafe { client_ref(client) }?;
+        // Watched from the entry: an interrupt while the arguments are read ends the call.
+        let watch = client.watch(&CallOptions::new());
         let configuration = unsafe { arg_str(device_configuration_id, "device_configuration_id") }?;
         let status = unsafe { arg_str(user_status_id, "user_status_id") }?;
         let patch = parse_patch(unsafe { arg_str(patch_json, "patch_json") }?)?;
         let target = Target::new(configuration, status);
-        let outcome = client.update_user_status_with(&target, &patch, &CallOptions::new())?;
+        let outcome = client.update_user_status_with(
+            &target,
+            &patch,
+            &CallOptions::new().watched_by(watch),
+        )?;
         // SAFETY: out_response_json is NULL or writable, per the contract.
         unsafe { write_response(out_response_json, outcome) }
     })
@@ -84,9 +90,12 @@ pub unsafe extern "C" fn ius_update_user_status_at(
     ffi_status_body!(out_error_json, [out_response_json], {
         // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
         let client = unsafe { client_ref(client) }?;
+        // Watched from the entry: an interrupt while the arguments are read ends the call.
+        let watch = client.watch(&CallOptions::new());
         let (target, options) = target_from_json(unsafe { arg_str(target_json, "target_json") }?)?;
         let patch = parse_patch(unsafe { arg_str(patch_json, "patch_json") }?)?;
-        let outcome = client.update_user_status_with(&target, &patch, &options)?;
+        let outcome =
+            client.update_user_status_with(&target, &patch, &options.watched_by(watch))?;
         // SAFETY: out_response_json is NULL or writable, per the contract.
         unsafe { write_response(out_response_json, outcome) }
     })

@@ -100,6 +100,7 @@ pub const PROGRAMS: &[Program] = &[
     Program::build("examples/update_user_status.c"),
     Program::build("examples/update_user_status.cpp"),
     Program::build("examples/outbox_agent.c"),
+    Program::build("examples/service_stop.c"),
     Program::build("bench.c"),
     // The C and C++ API tests; argv[1] is the prefix of the statuses their threads write.
     Program::test("tests/test_c_api.c", "{kind}"),
@@ -123,6 +124,8 @@ pub const PROGRAMS: &[Program] = &[
     // ius_client_interrupt during each kind of wait: the emulator is IUS_INTERRUPT_<KIND>_URL.
     Program::test("tests/test_c_interrupt.c", "{kind}"),
     Program::test("tests/test_cpp_interrupt.cpp", "{kind}"),
+    // ius_client_metrics after a known sequence: the emulator is IUS_METRICS_<KIND>_URL.
+    Program::test("tests/test_c_metrics.c", "{kind}"),
 ];
 
 /// The build kinds every test program is linked as.

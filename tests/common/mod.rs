@@ -367,3 +367,38 @@ fn tunnel(
     std::thread::spawn(move || relay(up_reader, writer, &back));
     relay(client_reader, up_writer, &carried);
 }
+
+/// The length of the body the server at `base_url` answers to a PATCH of `body` at `path` with
+/// bearer `token`, read by a plain HTTP client (what the SDK's metrics count as received).
+pub fn answer_bytes(base_url: &str, path: &str, token: &str, body: &str) -> u64 {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut response = agent
+        .patch(format!("{base_url}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("the server answers");
+    response.body_mut().read_to_vec().expect("a body").len() as u64
+}
+
+/// A listener whose queue of connections is full and never accepted from: the kernel drops new
+/// connection requests, so a connection attempt waits (its base URL and the queued streams).
+#[cfg(unix)]
+pub fn unanswered_listener() -> Option<(String, std::net::TcpListener, Vec<std::net::TcpStream>)> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: a listening socket of ours; a backlog of 0 queues a single connection.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => queued.push(stream),
+            Err(_) => return Some((format!("http://{addr}"), listener, queued)),
+        }
+    }
+    None
+}
