@@ -408,8 +408,10 @@ ius_status ius_client_new_with_token_callback(const char *config_json,
  * token callback. A call counts as in progress from its entry: one still reading its arguments
  * sends nothing (a bulk call then reads its items and returns them all `CANCELLED`). A bulk call
  * returns the results it has: finished items keep theirs, the others are `CANCELLED`, and the
- * call is `IUS_STATUS_PARTIAL`. Calls started afterwards are not affected. NULL is allowed and
- * does nothing.
+ * call is `IUS_STATUS_PARTIAL`. The flushes in progress of the outboxes opened with the client
+ * end too (`CANCELLED`, see `ius_outbox_flush`; their enqueues are left alone:
+ * `ius_outbox_interrupt` ends those). Calls started afterwards are not affected. NULL is allowed
+ * and does nothing.
  *
  * Not cut short, and then returning `CANCELLED` only when they end: a token callback already
  * running (the caller's code); a DNS lookup or TCP connect in progress (within `connectMs`; no
@@ -571,7 +573,9 @@ ius_status ius_outbox_open(const ius_client *client,
  * whose every property Graph acknowledged with that value recently is skipped. A new user status when the outbox is full is
  * `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped). A file that cannot be written (a
  * full disk) is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and `message` the
- * reason; nothing of this call is stored and nothing stored before is lost.
+ * reason; nothing of this call is stored and nothing stored before is lost. While another
+ * connection writes the file it waits, up to 10 s, or until `ius_outbox_interrupt`
+ * (`IUS_STATUS_CANCELLED`, nothing stored).
  *
  * Ownership: inputs are borrowed for the call; `*out_error_json` (if not NULL) is set to NULL on
  * success, or receives an error JSON string to free with `ius_string_free`.
@@ -595,9 +599,10 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
 
 /**
  * Sends every report that is due through the client and records each outcome, then writes
- * `{"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}` to
- * `*out_report_json` (`nextAttemptInSeconds`: when the earliest pending report is due, null when
- * none is pending, never more than the client's `retry.maxDelayMs`). Applied reports are
+ * `{"sent","applied","retryLater","failed","skipped","interrupted","pending",
+ * "nextAttemptInSeconds"}` to `*out_report_json` (`nextAttemptInSeconds`: when the earliest
+ * pending report is due, null when none is pending, never more than the client's
+ * `retry.maxDelayMs`; `interrupted`: reports of a batch an interrupt abandoned). Applied reports are
  * removed; throttled or transiently failed ones kept for a later flush (after their
  * Retry-After, or the client's backoff doubling per failed flush, either at most
  * `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 408/429), and any whose
@@ -613,13 +618,34 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * for a flush of the same file (by any path to it but a hard link) by another thread or process
  * to end first.
  *
- * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free`, or
- * NULL on failure; `*out_error_json` as for `ius_outbox_enqueue`.
+ * `ius_outbox_interrupt` (or `ius_client_interrupt` on its client) ends the flush within half a
+ * second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a
+ * Retry-After wait, a response: that batch is abandoned and its connection closed):
+ * `IUS_STATUS_CANCELLED`, with the report of what was done in `*out_report_json` all the same.
+ * The outcomes it has are recorded; the reports of the abandoned batch (`interrupted`: whether
+ * Graph applied them is unknown) and those not sent stay pending, due, and the next flush sends
+ * them.
+ *
+ * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
+ * `IUS_STATUS_OK` and `IUS_STATUS_CANCELLED`, else NULL; `*out_error_json` as for
+ * `ius_outbox_enqueue`.
  * Thread safety: may be called from any thread; blocks while reports are sent.
  */
 ius_status ius_outbox_flush(ius_outbox *outbox,
                             char **out_report_json,
                             char **out_error_json);
+
+/**
+ * Ends the flush in progress on `outbox`, and every enqueue waiting for its file (another
+ * connection writing it), from any thread, as SQLite's `sqlite3_interrupt` does: each returns
+ * `IUS_STATUS_CANCELLED` within half a second (see `ius_outbox_flush` for what an interrupted
+ * flush leaves; an interrupted enqueue stored nothing). Calls started afterwards are not
+ * affected. NULL is allowed and does nothing.
+ *
+ * Thread safety: may be called from any thread while others use the outbox (not while it is
+ * freed).
+ */
+void ius_outbox_interrupt(ius_outbox *outbox);
 
 /**
  * Writes `{"pending","failed","skipped","applied","failedDropped","bytes","oldestPendingSeconds"}`

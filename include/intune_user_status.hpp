@@ -10,6 +10,8 @@
 //   destroyed or moved from while in use. A moved-from Client answers IUS_STATUS_NULL_ARGUMENT.
 //   Client::interrupt() ends the calls in progress from any thread (IUS_STATUS_CANCELLED);
 //   Client::metrics() returns its counters as JSON.
+// - ius::Outbox owns an ius_outbox (the durable outbox, move-only); Outbox::interrupt() ends its
+//   flush (and enqueues waiting for its file) from any thread.
 // - Tokens may come from a C++ function (Client::create_with_token_source) or a C callback
 //   (Client::create_with_token_callback); log messages may go to a C++ function
 //   (ius::set_log_callback). Exceptions thrown by these functions are caught at the boundary.
@@ -441,6 +443,109 @@ class Client {
   // (ius_outbox_open), which keeps using the callback, must be freed before the Client goes.
   std::unique_ptr<detail::TokenState> tokens_;
   std::unique_ptr<ius_client, Deleter> handle_;
+};
+
+/// A durable outbox of status reports in an SQLite file (see ius_outbox_open). Move-only;
+/// thread-safe to share (its calls are const); freed with ius_outbox_free when it goes away (the
+/// file stays). It sends through its own copy of the client, so it may outlive the Client (but
+/// not a token source the Client owns: see Client::create_with_token_source).
+class Outbox {
+ public:
+  /// Opens (or creates) the outbox at `path` (UTF-8) for `client`; options_json as for
+  /// ius_outbox_open (nullopt: the defaults).
+  static Result<Outbox> open(const Client &client, const std::string &path,
+                             const std::optional<std::string> &options_json = std::nullopt) {
+    if (auto bad = detail::check_argument(path, "path")) return *bad;
+    if (options_json) {
+      if (auto bad = detail::check_argument(*options_json, "options_json")) return *bad;
+    }
+    ius_outbox *raw = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_outbox_open(client.get(), path.c_str(),
+                                        options_json ? options_json->c_str() : nullptr, &raw, &error);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return Outbox(raw);
+  }
+
+  Outbox(Outbox &&) noexcept = default;
+  Outbox &operator=(Outbox &&) noexcept = default;
+  Outbox(const Outbox &) = delete;
+  Outbox &operator=(const Outbox &) = delete;
+  ~Outbox() = default;
+
+  /// Stores patch_json for target_json durably (ius_outbox_enqueue).
+  Result<std::monostate> enqueue(const std::string &target_json, const std::string &patch_json) const {
+    if (auto bad = detail::check_argument(target_json, "target_json")) return *bad;
+    if (auto bad = detail::check_argument(patch_json, "patch_json")) return *bad;
+    char *error = nullptr;
+    return done(ius_outbox_enqueue(handle_.get(), target_json.c_str(), patch_json.c_str(), &error),
+                error);
+  }
+
+  /// Stores every item of items_json in one transaction, all or none (ius_outbox_enqueue_many).
+  Result<std::monostate> enqueue_many(const std::string &items_json) const {
+    if (auto bad = detail::check_argument(items_json, "items_json")) return *bad;
+    char *error = nullptr;
+    return done(ius_outbox_enqueue_many(handle_.get(), items_json.c_str(), &error), error);
+  }
+
+  /// What flush wrote: the report JSON and, when an interrupt ended the flush, its Error
+  /// (IUS_STATUS_CANCELLED; the report then says what was done).
+  struct FlushReport {
+    std::string json;
+    std::optional<Error> cancelled;
+  };
+
+  /// Sends what is due and records each outcome (ius_outbox_flush). A value when the report was
+  /// written (the flush ran, or was interrupted); an Error when it could not run.
+  Result<FlushReport> flush() const {
+    char *report = nullptr;
+    char *error = nullptr;
+    ius_status status = ius_outbox_flush(handle_.get(), &report, &error);
+    detail::LibraryString owned(report);
+    if (status != IUS_STATUS_OK && status != IUS_STATUS_CANCELLED) return detail::make_error(status, error);
+    FlushReport out;
+    if (owned) out.json = owned.get();
+    if (status == IUS_STATUS_CANCELLED) out.cancelled = detail::make_error(status, error);
+    return out;
+  }
+
+  /// The outbox's figures as JSON (ius_outbox_stats).
+  Result<std::string> stats() const { return text(&ius_outbox_stats); }
+
+  /// Removes the failed list from the file and returns it as JSON (ius_outbox_take_failed).
+  Result<std::string> take_failed() const { return text(&ius_outbox_take_failed); }
+
+  /// Ends the flush in progress on this outbox, and every enqueue waiting for its file, from any
+  /// thread (ius_outbox_interrupt): flush() returns its report with `cancelled` set, enqueue an
+  /// Error with status IUS_STATUS_CANCELLED. Calls started afterwards are not affected. A
+  /// moved-from Outbox does nothing.
+  void interrupt() const noexcept { ius_outbox_interrupt(handle_.get()); }
+
+  /// The C handle, for calls the wrapper does not cover; still owned by this Outbox.
+  ius_outbox *get() const noexcept { return handle_.get(); }
+
+ private:
+  struct Deleter {
+    void operator()(ius_outbox *outbox) const noexcept { ius_outbox_free(outbox); }
+  };
+  explicit Outbox(ius_outbox *raw) : handle_(raw) {}
+
+  static Result<std::monostate> done(ius_status status, char *error) {
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return std::monostate{};
+  }
+
+  Result<std::string> text(ius_status (*call)(ius_outbox *, char **, char **)) const {
+    char *out = nullptr;
+    char *error = nullptr;
+    ius_status status = call(handle_.get(), &out, &error);
+    detail::LibraryString owned(out);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return std::string(owned ? owned.get() : "");
+  }
+
+  std::unique_ptr<ius_outbox, Deleter> handle_;
 };
 
 /// Receives the library's log messages (see ius_set_log_callback): on any thread, possibly on

@@ -158,8 +158,6 @@ impl Watch {
 
     /// This watch, also watching `signal` from now on (an outbox's flush watches the outbox's
     /// signal and its client's). A watch holds two signals at most: a third replaces the second.
-    // Outbox::interrupt (issue 18) uses it once the `outbox` branch is merged.
-    #[allow(dead_code)]
     pub fn and(mut self, signal: &Arc<Signal>) -> Watch {
         self.second = Some((Arc::clone(signal), signal.epoch()));
         self

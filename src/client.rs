@@ -218,8 +218,9 @@ impl Client {
     /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half a second when it
     /// waits on a response (the request is abandoned and its connection closed), a
     /// `Retry-After` or backoff wait, the pacing gate, or another thread's token refresh. A bulk
-    /// call returns the results it has, the unfinished items `Cancelled`. Calls started
-    /// afterwards are not affected.
+    /// call returns the results it has, the unfinished items `Cancelled`. The flushes in
+    /// progress of the client's outboxes end too (see [`Outbox::interrupt`](crate::Outbox::interrupt)).
+    /// Calls started afterwards are not affected.
     ///
     /// Not cut short, and then `Cancelled` only when they end: a DNS lookup or TCP connect in
     /// progress (bounded by the connect timeout), a custom [`TokenProvider`](crate::TokenProvider)
@@ -261,8 +262,6 @@ impl Client {
     }
 
     /// The client's cancellation signal (an outbox's flush watches it beside its own).
-    // Outbox::interrupt (issue 18) uses it once the `outbox` branch is merged.
-    #[allow(dead_code)]
     pub(crate) fn signal(&self) -> &std::sync::Arc<Signal> {
         self.pipeline.signal()
     }

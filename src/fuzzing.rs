@@ -546,8 +546,9 @@ mod outbox_calls {
 
     /// The outbox calls, on parts 0 options, 1 target, 2 patch, 3 items: open (with the options,
     /// on a file of its own) and free; enqueue and enqueue_many on one outbox that lives as long
-    /// as the process, whose pending count a refused report never changes; stats, flush (to a
-    /// port nobody listens on) and take_failed.
+    /// as the process, whose pending count a refused report never changes; interrupt (with no
+    /// call in progress: the flush after it is not affected), stats, flush (to a port nobody
+    /// listens on) and take_failed.
     pub const C_OUTBOX_CALLS: &[Call] = &[
         |a| {
             let path = fuzz_dir().join("options.db");
@@ -603,6 +604,12 @@ mod outbox_calls {
             check_outputs(code, std::ptr::null_mut(), error);
         },
         |_| {
+            // No call is in progress: the interrupt ends none, and the flush below runs whole.
+            // SAFETY: NULL is allowed and does nothing; the outbox is live.
+            unsafe {
+                ius_outbox_interrupt(std::ptr::null_mut());
+                ius_outbox_interrupt(fuzz_outbox());
+            }
             let report = json_of("flush", ius_outbox_flush);
             assert_eq!(report["pending"].as_u64(), Some(pending()), "{report}");
             assert!(json_of("take_failed", ius_outbox_take_failed).is_array());
@@ -727,6 +734,7 @@ mod outbox_calls {
             out_failed_json: *mut *mut c_char,
             out_error_json: *mut *mut c_char,
         ) -> u32;
+        fn ius_outbox_interrupt(outbox: *mut c_void);
         fn ius_outbox_free(outbox: *mut c_void);
     }
 }

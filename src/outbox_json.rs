@@ -77,15 +77,17 @@ fn seconds(duration: Option<Duration>) -> Option<f64> {
     duration.map(|d| d.as_secs_f64())
 }
 
-/// `{"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}`.
+/// `{"sent","applied","retryLater","failed","skipped","interrupted","pending",
+/// "nextAttemptInSeconds"}`.
 impl Serialize for FlushReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("FlushReport", 7)?;
+        let mut s = serializer.serialize_struct("FlushReport", 8)?;
         s.serialize_field("sent", &self.sent)?;
         s.serialize_field("applied", &self.applied)?;
         s.serialize_field("retryLater", &self.retry_later)?;
         s.serialize_field("failed", &self.failed)?;
         s.serialize_field("skipped", &self.skipped)?;
+        s.serialize_field("interrupted", &self.interrupted)?;
         s.serialize_field("pending", &self.pending)?;
         s.serialize_field("nextAttemptInSeconds", &seconds(self.next_attempt_in))?;
         s.end()

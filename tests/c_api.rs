@@ -1324,15 +1324,35 @@ fn assert_identity_scenarios(
 }
 
 /// `test_c_interrupt`'s and `test_cpp_interrupt`'s emulator per build kind,
-/// `IUS_INTERRUPT_<KIND>_URL`: the user statuses they update under `c1`, and the waits they
-/// interrupt (a PATCH never answered, a Retry-After of 30 s).
+/// `IUS_INTERRUPT_<KIND>_URL`: the user statuses they update (directly, in bulk and through an
+/// outbox) under `c1`, and the waits they interrupt (a PATCH never answered, a Retry-After of
+/// 30 s).
 struct InterruptEmulators(Vec<(&'static str, Emulator)>);
 
 impl InterruptEmulators {
     fn start() -> InterruptEmulators {
         let ids = [
-            "stall", "wait", "paced", "cb", "budget", "b0", "b1", "b2", "bretry", "bwait",
+            "stall",
+            "wait",
+            "paced",
+            "cb",
+            "budget",
+            "b0",
+            "b1",
+            "b2",
+            "bretry",
+            "bwait",
             "cppstall",
+            // The outbox's.
+            "ob0",
+            "ob1",
+            "ostall",
+            "oa",
+            "owait",
+            "olock0",
+            "olock1",
+            "cppob",
+            "cppostall",
         ];
         let on = |id: &str, fault: Fault| {
             FaultRule::next(1, fault).path_contains(format!("/userStatuses/{id}"))
@@ -1347,6 +1367,10 @@ impl InterruptEmulators {
                     on("wait", status_fault(503, Some("30"))),
                     on("bretry", status_fault(503, Some("0.01"))),
                     on("bwait", status_fault(503, Some("30"))),
+                    on("ostall", Fault::NoAnswer),
+                    on("owait", status_fault(503, Some("30"))),
+                    on("olock0", Fault::NoAnswer),
+                    on("cppostall", Fault::NoAnswer),
                 ],
                 ..Config::default()
             })
@@ -1392,6 +1416,28 @@ impl InterruptEmulators {
             assert_eq!(bwait, 1, "{kind}: the interrupted item was not sent again");
             let stored = emulator.user_status(DIRECT, "bwait").expect("seeded");
             assert_eq!(stored["devicesCount"], 2, "{kind}: the update after it");
+            // The outbox's: each abandoned report was sent again by the next flush (those of a
+            // stalled batch applied before the stall too: an unknown outcome), each delivered.
+            let items = emulator.batch_items();
+            for (id, sent) in [
+                ("ob0", 2),
+                ("ob1", 2),
+                ("ostall", 2),
+                ("oa", 1),
+                ("owait", 2),
+                ("olock0", 2),
+                ("olock1", 1),
+                ("cppob", 2),
+                ("cppostall", 2),
+            ] {
+                let carried = items
+                    .iter()
+                    .filter(|r| r.target.ends_with(&format!("/{id}")))
+                    .count();
+                assert_eq!(carried, sent, "{kind}: batch items of {id}");
+                let stored = emulator.user_status(DIRECT, id).expect("seeded");
+                assert_eq!(stored["devicesCount"], 1, "{kind}: {id}");
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{builder, client, emulator};
+use common::{builder, client, emulator, wait_until};
 use intune_user_status::{
     BulkItem, CallOptions, Client, ClientSecretCredential, Credential, Error, Pacing, RetryPolicy,
     Target, UpdateOutcome, UserStatusPatch,
@@ -27,35 +27,13 @@ fn patch(count: i32) -> UserStatusPatch {
     UserStatusPatch::new().devices_count(count)
 }
 
-/// Waits (at most 10 s) until `condition` holds.
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let give_up = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < give_up, "never happened: {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Runs `call` on its own thread; once `blocked` holds (and a moment more, so the call is inside
-/// its wait), interrupts `client` and returns what the call returned and how long after the
-/// interrupt it did.
+/// [`common::interrupt_during`], interrupting `client`.
 fn interrupt_during<T: Send + 'static>(
     client: &Client,
     blocked: impl Fn() -> bool,
     call: impl FnOnce() -> T + Send + 'static,
 ) -> (T, Duration) {
-    let (done, outcome) = mpsc::channel();
-    let worker = thread::spawn(move || done.send(call()).unwrap());
-    wait_until("the call is blocked", blocked);
-    thread::sleep(Duration::from_millis(200));
-    let interrupted = Instant::now();
-    client.interrupt();
-    let value = outcome
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the interrupted call returned");
-    let took = interrupted.elapsed();
-    worker.join().unwrap();
-    (value, took)
+    common::interrupt_during(blocked, || client.interrupt(), call)
 }
 
 /// The stage of a `Cancelled` error, or a panic naming what came instead.

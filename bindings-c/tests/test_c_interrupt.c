@@ -9,7 +9,13 @@
  * Usage: test_c_interrupt KIND (shared or static). The emulator is IUS_INTERRUPT_<KIND>_URL: it
  * holds c1/stall (its first PATCH is never answered), c1/wait (its first PATCH answers 503 with
  * Retry-After 30), c1/paced, c1/cb, c1/budget, c1/b0 .. c1/b2, c1/bretry (its first PATCH answers
- * 503 with Retry-After 0.01) and c1/bwait (503 with Retry-After 30). */
+ * 503 with Retry-After 0.01) and c1/bwait (503 with Retry-After 30); for the outbox (files under
+ * IUS_OUTBOX_DIR), c1/ob0, c1/ob1, c1/ostall (its first PATCH never answered), c1/oa, c1/owait
+ * (503 with Retry-After 30), c1/olock0 (never answered) and c1/olock1.
+ *
+ * The outbox: ius_outbox_interrupt ends a flush stalled on a response and one waiting for another
+ * flush's lock, ius_client_interrupt one in a Retry-After wait; each returns CANCELLED within the
+ * bound with its report (what was done, what is pending), and the next flush delivers the rest. */
 #include "intune_user_status.h"
 #include "test_support.h"
 
@@ -83,17 +89,22 @@ static void call_start(struct call *call, const ius_client *client, const char *
   pthread_create(&call->thread, NULL, call_main, call);
 }
 
-/* Joins the call; how long after `since` it had returned (-1 if not within 20 s, then it is
- * left running and the program fails). */
-static long call_join(struct call *call, long since) {
+/* Joins `thread` once `*done` is set; how long after `since` it had been (-1 if not within 20 s,
+ * then it is left running and the program fails). */
+static long join_within(const int *done, pthread_t thread, long since) {
   long give_up = ius_test_now_ms() + 20000;
-  while (!__atomic_load_n(&call->done, __ATOMIC_SEQ_CST)) {
+  while (!__atomic_load_n(done, __ATOMIC_SEQ_CST)) {
     if (ius_test_now_ms() > give_up) return -1;
     ius_test_sleep_ms(1);
   }
   long took = ius_test_now_ms() - since;
-  pthread_join(call->thread, NULL);
+  pthread_join(thread, NULL);
   return took;
+}
+
+/* Joins the call: see join_within. */
+static long call_join(struct call *call, long since) {
+  return join_within(&call->done, call->thread, since);
 }
 
 /* Interrupts `client` and checks that `call` returns CANCELLED promptly, its error JSON saying
@@ -348,6 +359,173 @@ static void bulk_call_interrupted(void) {
   ius_client_free(client);
 }
 
+/* ---- The outbox: ius_outbox_interrupt, and ius_client_interrupt on its client. ---- */
+
+static char outbox_dir[512];
+static const char *outbox_kind;
+
+static ius_outbox *open_outbox(ius_client *client, const char *name) {
+  char path[700];
+  ius_outbox *outbox = NULL;
+  char *error = NULL;
+  snprintf(path, sizeof path, "%s/interrupt-%s-%s", outbox_dir, outbox_kind, name);
+  if (ius_outbox_open(client, path, NULL, &outbox, &error) != IUS_STATUS_OK) {
+    fprintf(stderr, "ius_outbox_open(%s): %s\n", path, error ? error : "(no error JSON)");
+    exit(2);
+  }
+  return outbox;
+}
+
+static void outbox_enqueue(ius_outbox *outbox, const char *status_id, int count) {
+  char target[128], patch[64];
+  char *error = NULL;
+  snprintf(target, sizeof target, "{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"%s\"}",
+           status_id);
+  snprintf(patch, sizeof patch, "{\"devicesCount\":%d}", count);
+  ius_status status = ius_outbox_enqueue(outbox, target, patch, &error);
+  if (status != IUS_STATUS_OK) fprintf(stderr, "  enqueue %s: %s\n", status_id, error ? error : "");
+  CHECK(status == IUS_STATUS_OK);
+  ius_string_free(error);
+}
+
+/* A flush on its own thread. */
+struct flush_call {
+  ius_outbox *outbox;
+  ius_status status;
+  char *report;
+  char *error;
+  int done;
+  pthread_t thread;
+};
+
+static void *flush_main(void *arg) {
+  struct flush_call *call = (struct flush_call *)arg;
+  call->status = ius_outbox_flush(call->outbox, &call->report, &call->error);
+  __atomic_store_n(&call->done, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+static void flush_start(struct flush_call *call, ius_outbox *outbox) {
+  memset(call, 0, sizeof *call);
+  call->outbox = outbox;
+  pthread_create(&call->thread, NULL, flush_main, call);
+}
+
+/* Joins the flush: see join_within. */
+static long flush_join(struct flush_call *call, long since) {
+  return join_within(&call->done, call->thread, since);
+}
+
+/* Checks that the interrupted flush returned CANCELLED promptly (`took`), its error naming
+ * `stage`, and its report holding `expected` (a fragment of the report JSON); frees both. */
+static void expect_cancelled_flush(struct flush_call *call, long took, const char *stage,
+                                   const char *expected) {
+  if (took < 0 || took > bound_ms || call->status != IUS_STATUS_CANCELLED ||
+      call->report == NULL || strstr(call->report, expected) == NULL)
+    fprintf(stderr, "  flush: %s after %ld ms: %s %s\n", ius_status_name(call->status), took,
+            call->report ? call->report : "(no report)", call->error ? call->error : "");
+  CHECK(took >= 0 && took <= bound_ms);
+  CHECK(call->status == IUS_STATUS_CANCELLED);
+  CHECK(call->error != NULL && strstr(call->error, "\"status\":\"CANCELLED\"") != NULL);
+  CHECK(call->error != NULL && strstr(call->error, stage) != NULL);
+  CHECK(call->report != NULL && strstr(call->report, expected) != NULL);
+  ius_string_free(call->report);
+  ius_string_free(call->error);
+}
+
+/* One flush that must succeed with `expected` in its report. */
+static void flush_ok(ius_outbox *outbox, const char *expected) {
+  char *report = NULL, *error = NULL;
+  ius_status status = ius_outbox_flush(outbox, &report, &error);
+  if (status != IUS_STATUS_OK || report == NULL || strstr(report, expected) == NULL)
+    fprintf(stderr, "  flush: %s %s %s\n", ius_status_name(status), report ? report : "",
+            error ? error : "");
+  CHECK(status == IUS_STATUS_OK && error == NULL);
+  CHECK(report != NULL && strstr(report, expected) != NULL);
+  ius_string_free(report);
+  ius_string_free(error);
+}
+
+/* ob0, ob1 and ostall in one batch that gets no answer (ob0 and ob1 are applied first): the
+ * interrupt abandons it, the three stay pending, and the next flush delivers them. */
+static void outbox_flush_stalled(void) {
+  ius_client *client = new_client("");
+  ius_outbox *outbox = open_outbox(client, "stalled.db");
+  struct flush_call call;
+  outbox_enqueue(outbox, "ob0", 1);
+  outbox_enqueue(outbox, "ob1", 1);
+  outbox_enqueue(outbox, "ostall", 1);
+  long requests = ius_test_stat(base_url, "requests");
+  flush_start(&call, outbox);
+  /* The envelope and its three items. */
+  CHECK(wait_for_stat("requests", requests + 4));
+  ius_test_sleep_ms(100);
+  long interrupted = ius_test_now_ms();
+  ius_outbox_interrupt(outbox);
+  expect_cancelled_flush(&call, flush_join(&call, interrupted), "response",
+                         "{\"sent\":3,\"applied\":0,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
+                         "\"interrupted\":3,\"pending\":3,\"nextAttemptInSeconds\":0.0}");
+  /* A flush started afterwards is not affected: it delivers the three. */
+  flush_ok(outbox, "{\"sent\":3,\"applied\":3,");
+  ius_outbox_free(outbox);
+  ius_client_free(client);
+}
+
+/* oa and owait (503, Retry-After 30): the client's interrupt ends its outbox's flush in the wait. */
+static void outbox_flush_client_interrupt(void) {
+  ius_client *client = new_client("");
+  ius_outbox *outbox = open_outbox(client, "client.db");
+  struct flush_call call;
+  outbox_enqueue(outbox, "oa", 1);
+  outbox_enqueue(outbox, "owait", 1);
+  long requests = ius_test_stat(base_url, "requests");
+  flush_start(&call, outbox);
+  CHECK(wait_for_stat("requests", requests + 3));
+  ius_test_sleep_ms(settle_ms);
+  long interrupted = ius_test_now_ms();
+  ius_client_interrupt(client);
+  expect_cancelled_flush(&call, flush_join(&call, interrupted), "Retry-After",
+                         "{\"sent\":2,\"applied\":1,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
+                         "\"interrupted\":1,\"pending\":1,");
+  CHECK(ius_test_stat(base_url, "requests") == requests + 3);
+  flush_ok(outbox, "{\"sent\":1,\"applied\":1,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
+                   "\"interrupted\":0,\"pending\":0,\"nextAttemptInSeconds\":null}");
+  ius_outbox_free(outbox);
+  ius_client_free(client);
+}
+
+/* Two handles on one file: the holder's flush stalls on olock0 (no answer), the waiter's waits for
+ * the flush lock until its interrupt, having sent nothing; then the holder is interrupted too. */
+static void outbox_flush_lock(void) {
+  ius_client *client = new_client("");
+  ius_outbox *holder = open_outbox(client, "lock.db");
+  ius_outbox *waiter = open_outbox(client, "lock.db");
+  struct flush_call holding, waiting;
+  outbox_enqueue(holder, "olock0", 1);
+  long requests = ius_test_stat(base_url, "requests");
+  flush_start(&holding, holder);
+  CHECK(wait_for_stat("requests", requests + 2));
+  outbox_enqueue(waiter, "olock1", 1);
+  flush_start(&waiting, waiter);
+  ius_test_sleep_ms(settle_ms);
+  long interrupted = ius_test_now_ms();
+  ius_outbox_interrupt(waiter);
+  expect_cancelled_flush(&waiting, flush_join(&waiting, interrupted), "flush lock",
+                         "{\"sent\":0,\"applied\":0,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
+                         "\"interrupted\":0,\"pending\":2,");
+  CHECK(!__atomic_load_n(&holding.done, __ATOMIC_SEQ_CST));
+  CHECK(ius_test_stat(base_url, "requests") == requests + 2);
+  interrupted = ius_test_now_ms();
+  ius_outbox_interrupt(holder);
+  expect_cancelled_flush(&holding, flush_join(&holding, interrupted), "response",
+                         "{\"sent\":1,\"applied\":0,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
+                         "\"interrupted\":1,\"pending\":2,");
+  flush_ok(waiter, "{\"sent\":2,\"applied\":2,");
+  ius_outbox_free(holder);
+  ius_outbox_free(waiter);
+  ius_client_free(client);
+}
+
 int main(int argc, char **argv) {
   char name[64];
   char kind_upper[16];
@@ -363,8 +541,12 @@ int main(int argc, char **argv) {
     settle_ms = 2000;
   }
 
+  outbox_kind = argv[1];
+  snprintf(outbox_dir, sizeof outbox_dir, "%s", ius_env("IUS_OUTBOX_DIR"));
+
   /* NULL is allowed and does nothing. */
   ius_client_interrupt(NULL);
+  ius_outbox_interrupt(NULL);
 
   stalled_response();
   retry_after_wait();
@@ -372,5 +554,8 @@ int main(int argc, char **argv) {
   token_callback_waiter();
   token_callback_waiter_out_of_budget();
   bulk_call_interrupted();
+  outbox_flush_stalled();
+  outbox_flush_client_interrupt();
+  outbox_flush_lock();
   return ius_summary();
 }

@@ -1,9 +1,11 @@
-// ius::Client::interrupt() through the C++ wrapper: a call blocked on a stalled response returns
-// IUS_STATUS_CANCELLED within half a second (5 s under valgrind), a call started afterwards
-// succeeds, and a moved-from Client's interrupt does nothing.
+// ius::Client::interrupt() and ius::Outbox::interrupt() through the C++ wrapper: a call (and a
+// flush) blocked on a stalled response returns IUS_STATUS_CANCELLED (the flush: its report, with
+// `cancelled` set) within half a second (5 s under valgrind), a call started afterwards
+// succeeds, and a moved-from Client's or Outbox's interrupt does nothing.
 //
 // Usage: test_cpp_interrupt KIND (shared or static). The emulator is IUS_INTERRUPT_<KIND>_URL:
-// the first PATCH of c1/cppstall is never answered.
+// the first PATCH of c1/cppstall and of c1/cppostall is never answered; the outbox's file goes
+// under IUS_OUTBOX_DIR.
 #include "intune_user_status.hpp"
 
 #include <atomic>
@@ -56,7 +58,54 @@ int main(int argc, char **argv) {
   auto later = client.update("c1", "cppstall", "{\"devicesCount\":2}");
   CHECK(later.ok());
 
-  // A moved-from Client holds no handle: interrupt() does nothing.
+  // ius::Outbox::interrupt(): a flush stalled on a response returns its report with
+  // `cancelled` set; the next flush delivers the abandoned reports.
+  const std::string path = std::string(ius_env("IUS_OUTBOX_DIR")) + "/interrupt-cpp-" + argv[1];
+  auto opened = ius::Outbox::open(client, path);
+  CHECK(opened.ok());
+  if (!opened) return ius_summary();
+  ius::Outbox outbox = std::move(opened).value();
+  for (const char *id : {"cppob", "cppostall"}) {
+    CHECK(outbox
+              .enqueue(std::string("{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"") + id +
+                           "\"}",
+                       "{\"devicesCount\":1}")
+              .ok());
+  }
+  requests = ius_test_stat(url.c_str(), "requests");
+  std::atomic<bool> flushed{false};
+  std::optional<ius::Result<ius::Outbox::FlushReport>> report;
+  std::thread flusher([&] {
+    report.emplace(outbox.flush());
+    flushed = true;
+  });
+  // The envelope and its two items.
+  give_up = ius_test_now_ms() + 20000;
+  while (ius_test_stat(url.c_str(), "requests") < requests + 3 && ius_test_now_ms() < give_up)
+    ius_test_sleep_ms(5);
+  ius_test_sleep_ms(100);
+  interrupted = ius_test_now_ms();
+  outbox.interrupt();
+  while (!flushed && ius_test_now_ms() < interrupted + 20000) ius_test_sleep_ms(1);
+  took = ius_test_now_ms() - interrupted;
+  CHECK(flushed.load());
+  if (!flushed) return ius_summary();  // the flusher would outlive the outbox
+  flusher.join();
+  CHECK(took <= bound_ms);
+  CHECK(report && report->ok());
+  if (report && report->ok()) {
+    const ius::Outbox::FlushReport &got = report->value();
+    CHECK(got.cancelled && got.cancelled->status == IUS_STATUS_CANCELLED);
+    CHECK(got.json.find("\"interrupted\":2,\"pending\":2,") != std::string::npos);
+  }
+  auto again = outbox.flush();
+  CHECK(again.ok() && !again.value().cancelled);
+  CHECK(again.ok() && again.value().json.find("{\"sent\":2,\"applied\":2,") == 0);
+
+  // A moved-from Client or Outbox holds no handle: interrupt() does nothing.
+  ius::Outbox moved_outbox = std::move(outbox);
+  outbox.interrupt();  // NOLINT(bugprone-use-after-move)
+  CHECK(moved_outbox.stats().ok());
   ius::Client moved = std::move(client);
   client.interrupt();  // NOLINT(bugprone-use-after-move)
   CHECK(moved.update("c1", "cppstall", "{\"devicesCount\":3}").ok());

@@ -553,7 +553,7 @@ fn outbox_enqueue_stats_and_flush_print_the_c_apis_json() {
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         report,
-        json!({"sent": 1, "applied": 1, "retryLater": 0, "failed": 0, "skipped": 0, "pending": 0, "nextAttemptInSeconds": null})
+        json!({"sent": 1, "applied": 1, "retryLater": 0, "failed": 0, "skipped": 0, "interrupted": 0, "pending": 0, "nextAttemptInSeconds": null})
     );
     assert_eq!(
         emu.user_status(DIRECT, "s0").unwrap()["devicesCount"],

@@ -173,8 +173,10 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 /// token callback. A call counts as in progress from its entry: one still reading its arguments
 /// sends nothing (a bulk call then reads its items and returns them all `CANCELLED`). A bulk call
 /// returns the results it has: finished items keep theirs, the others are `CANCELLED`, and the
-/// call is `IUS_STATUS_PARTIAL`. Calls started afterwards are not affected. NULL is allowed and
-/// does nothing.
+/// call is `IUS_STATUS_PARTIAL`. The flushes in progress of the outboxes opened with the client
+/// end too (`CANCELLED`, see `ius_outbox_flush`; their enqueues are left alone:
+/// `ius_outbox_interrupt` ends those). Calls started afterwards are not affected. NULL is allowed
+/// and does nothing.
 ///
 /// Not cut short, and then returning `CANCELLED` only when they end: a token callback already
 /// running (the caller's code); a DNS lookup or TCP connect in progress (within `connectMs`; no

@@ -13,7 +13,7 @@ use super::strings::{arg_str, clear_required, require_out, write_json, write_out
 use super::target::target_from_json;
 use super::update::parse_patch;
 use crate::json::kind;
-use crate::{BulkItem, Error, Outbox, OutboxOptions};
+use crate::{BulkItem, Error, FlushReport, Outbox, OutboxOptions};
 
 /// A durable outbox of status reports in an SQLite file.
 ///
@@ -103,7 +103,9 @@ pub unsafe extern "C" fn ius_outbox_open(
 /// whose every property Graph acknowledged with that value recently is skipped. A new user status when the outbox is full is
 /// `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped). A file that cannot be written (a
 /// full disk) is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and `message` the
-/// reason; nothing of this call is stored and nothing stored before is lost.
+/// reason; nothing of this call is stored and nothing stored before is lost. While another
+/// connection writes the file it waits, up to 10 s, or until `ius_outbox_interrupt`
+/// (`IUS_STATUS_CANCELLED`, nothing stored).
 ///
 /// Ownership: inputs are borrowed for the call; `*out_error_json` (if not NULL) is set to NULL on
 /// success, or receives an error JSON string to free with `ius_string_free`.
@@ -150,9 +152,10 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 }
 
 /// Sends every report that is due through the client and records each outcome, then writes
-/// `{"sent","applied","retryLater","failed","skipped","pending","nextAttemptInSeconds"}` to
-/// `*out_report_json` (`nextAttemptInSeconds`: when the earliest pending report is due, null when
-/// none is pending, never more than the client's `retry.maxDelayMs`). Applied reports are
+/// `{"sent","applied","retryLater","failed","skipped","interrupted","pending",
+/// "nextAttemptInSeconds"}` to `*out_report_json` (`nextAttemptInSeconds`: when the earliest
+/// pending report is due, null when none is pending, never more than the client's
+/// `retry.maxDelayMs`; `interrupted`: reports of a batch an interrupt abandoned). Applied reports are
 /// removed; throttled or transiently failed ones kept for a later flush (after their
 /// Retry-After, or the client's backoff doubling per failed flush, either at most
 /// `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 408/429), and any whose
@@ -168,8 +171,17 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// for a flush of the same file (by any path to it but a hard link) by another thread or process
 /// to end first.
 ///
-/// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free`, or
-/// NULL on failure; `*out_error_json` as for `ius_outbox_enqueue`.
+/// `ius_outbox_interrupt` (or `ius_client_interrupt` on its client) ends the flush within half a
+/// second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a
+/// Retry-After wait, a response: that batch is abandoned and its connection closed):
+/// `IUS_STATUS_CANCELLED`, with the report of what was done in `*out_report_json` all the same.
+/// The outcomes it has are recorded; the reports of the abandoned batch (`interrupted`: whether
+/// Graph applied them is unknown) and those not sent stay pending, due, and the next flush sends
+/// them.
+///
+/// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
+/// `IUS_STATUS_OK` and `IUS_STATUS_CANCELLED`, else NULL; `*out_error_json` as for
+/// `ius_outbox_enqueue`.
 /// Thread safety: may be called from any thread; blocks while reports are sent.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_outbox_flush(
@@ -181,7 +193,31 @@ pub unsafe extern "C" fn ius_outbox_flush(
         // SAFETY (all three): each pointer is NULL or valid for the call, per the contract.
         unsafe { clear_required(out_report_json, "out_report_json") }?;
         let outbox = unsafe { outbox_ref(outbox) }?;
-        unsafe { write_json(out_report_json, &outbox.flush()?) }
+        let mut report = FlushReport::default();
+        let flushed = outbox.flush_into(&mut report);
+        if flushed.is_ok() || flushed.as_ref().is_err_and(Error::is_cancelled) {
+            // SAFETY: as above.
+            unsafe { write_json(out_report_json, &report) }?;
+        }
+        flushed.map_err(FfiError::from)
+    })
+}
+
+/// Ends the flush in progress on `outbox`, and every enqueue waiting for its file (another
+/// connection writing it), from any thread, as SQLite's `sqlite3_interrupt` does: each returns
+/// `IUS_STATUS_CANCELLED` within half a second (see `ius_outbox_flush` for what an interrupted
+/// flush leaves; an interrupted enqueue stored nothing). Calls started afterwards are not
+/// affected. NULL is allowed and does nothing.
+///
+/// Thread safety: may be called from any thread while others use the outbox (not while it is
+/// freed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ius_outbox_interrupt(outbox: *mut ius_outbox) {
+    ffi_body_or!((), {
+        // SAFETY: NULL or a live handle, per the contract.
+        if let Ok(outbox) = unsafe { outbox_ref(outbox) } {
+            outbox.interrupt();
+        }
     })
 }
 

@@ -11,6 +11,12 @@
 //! held back as long), after a batch whose every report got no answer at all (Graph cannot be
 //! reached now: the rest waits out the same backoff, so an offline flush pays one batch's
 //! retries, not one per batch), and once it has run `flushTime` (the rest stays due).
+//!
+//! An interrupt (the outbox's or its client's, after the flush began) ends the flush wherever it
+//! waits: for the flush lock, at the pacing gate, for a response (the batch in flight is
+//! abandoned), in a `Retry-After` wait, for the file. The outcomes it has are recorded; the
+//! reports of the abandoned batch, an unknown outcome, stay pending with their acknowledged state
+//! in doubt (the claim put it there), as do the reports not sent, due at once.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +28,7 @@ use super::options::OutboxOptions;
 use super::report::FlushReport;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
+use crate::cancel::{Signal, Watch};
 use crate::{CallOptions, Client, Error, UpdateOutcome};
 
 /// Reports claimed and recorded together: bounds what a kill makes the next flush send again.
@@ -35,6 +42,8 @@ pub(crate) struct Flush<'a> {
     pub clock: &'a Clock,
     /// The flush lock file.
     pub lock: &'a std::path::Path,
+    /// The outbox's own cancellation signal (the client's is watched too).
+    pub signal: &'a std::sync::Arc<Signal>,
 }
 
 /// Why a flush stopped sending before the end.
@@ -45,7 +54,39 @@ enum Stop {
     OutOfTime,
 }
 
-pub(crate) fn flush(parts: &Flush<'_>) -> Result<FlushReport, Error> {
+/// Runs a flush, writing what it did into `report` as it goes (so an interrupted flush's report
+/// says what was done, and what is still pending).
+pub(crate) fn flush(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), Error> {
+    // Interrupts of the outbox, or of its client, from now on.
+    let watch = Watch::new(parts.client.signal()).and(parts.signal);
+    // The file's busy waits (busy.rs) find the watch on this thread.
+    let _entered = watch.enter();
+    let sent = send(parts, &watch, report);
+    match sent {
+        Ok(()) => remaining(parts, report),
+        Err(error) if error.is_cancelled() => {
+            // A read (WAL: it never waits for a writer); the interrupt stays the news if it fails.
+            let _ = remaining(parts, report);
+            Err(error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// What is pending after the flush, and when the earliest is due.
+fn remaining(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), Error> {
+    let max_delay = millis(parts.client.retry_policy().max_delay);
+    let horizon = Horizon::new(parts.clock.now_ms(), max_delay);
+    let (pending, next) = parts.store.run(|conn| store::remaining(conn, horizon))?;
+    report.pending = pending;
+    report.next_attempt_in =
+        next.map(|at| Duration::from_millis(u64::try_from(at - horizon.now).unwrap_or(0)));
+    Ok(())
+}
+
+/// Takes the flush lock, then claims, sends and records round after round, until nothing is due,
+/// a stop, or an interrupt of `watch`.
+fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<(), Error> {
     let Flush {
         client,
         store,
@@ -53,17 +94,19 @@ pub(crate) fn flush(parts: &Flush<'_>) -> Result<FlushReport, Error> {
         clock,
         ..
     } = *parts;
-    let _lock = FlushLock::acquire(parts.lock, client.total_timeout())?;
+    let _lock = FlushLock::acquire(parts.lock, client.total_timeout(), watch)?;
     let started = Instant::now();
     let max_delay = millis(client.retry_policy().max_delay);
     let horizon = Horizon::new(clock.now_ms(), max_delay);
     let keys = store.run(|conn| store::due_keys(conn, horizon))?;
-    let mut report = FlushReport::default();
     let mut stop = None;
     let mut rounds = keys.chunks(ROUND);
     for round in rounds.by_ref() {
         if started.elapsed() >= options.flush_time {
             break;
+        }
+        if watch.cancelled() {
+            return Err(Error::cancelled("between the flush's rounds", "", 0));
         }
         let now = clock.now_ms();
         let claimed = store
@@ -76,6 +119,8 @@ pub(crate) fn flush(parts: &Flush<'_>) -> Result<FlushReport, Error> {
         due.sort_by_key(|due| due.version() as u8);
         let mut outcomes: Vec<(Due, Outcome)> = Vec::with_capacity(due.len());
         let mut unsent: Vec<String> = Vec::new();
+        // The interrupt that ended the flush; the reports not sent stay pending, due.
+        let mut interrupted: Option<Error> = None;
         let mut due = due.into_iter().peekable();
         while due.peek().is_some() {
             let version = due.peek().map(Due::version);
@@ -90,8 +135,15 @@ pub(crate) fn flush(parts: &Flush<'_>) -> Result<FlushReport, Error> {
                 unsent.extend(batch.into_iter().map(|due| due.key));
                 continue;
             }
+            if interrupted.is_some() {
+                continue;
+            }
+            if watch.cancelled() {
+                interrupted = Some(Error::cancelled("between the flush's batches", "", 0));
+                continue;
+            }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
-            let results = deliver(client, &items);
+            let results = deliver(client, &items, watch);
             // No token at all before anything reached Graph: the flush could not run.
             if report.sent == 0
                 && outcomes.is_empty()
@@ -105,28 +157,29 @@ pub(crate) fn flush(parts: &Flush<'_>) -> Result<FlushReport, Error> {
                     .unwrap_or_else(|| Error::invalid("flush", "no result")));
             }
             report.sent += batch.len() as u64;
-            let (batch_outcomes, batch_stop) = judge(parts, batch, results, &mut report);
+            interrupted = results
+                .iter()
+                .find_map(|r| r.as_ref().err().filter(|e| e.is_cancelled()).cloned());
+            let (batch_outcomes, batch_stop) = judge(parts, batch, results, report);
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
         }
+        // Recorded after an interrupt too: what finished is never sent again.
         let dropped = store.run(|conn| store::record(conn, &outcomes, options, clock.now_ms()))?;
         failed_list::warn(store.path(), 0, dropped);
-        match stop {
-            Some(Stop::Until(until)) => {
-                unsent.extend(rounds.by_ref().flatten().cloned());
-                store.run(|conn| store::defer(conn, &unsent, until))?;
-                break;
-            }
-            Some(Stop::OutOfTime) => break,
-            None => {}
+        if let Some(Stop::Until(until)) = stop {
+            unsent.extend(rounds.by_ref().flatten().cloned());
+            store.run(|conn| store::defer(conn, &unsent, until))?;
+            return interrupted.map_or(Ok(()), Err);
+        }
+        if let Some(error) = interrupted {
+            return Err(error);
+        }
+        if stop.is_some() {
+            break;
         }
     }
-    let horizon = Horizon::new(clock.now_ms(), max_delay);
-    let (pending, next) = store.run(|conn| store::remaining(conn, horizon))?;
-    report.pending = pending;
-    report.next_attempt_in =
-        next.map(|at| Duration::from_millis(u64::try_from(at - horizon.now).unwrap_or(0)));
-    Ok(report)
+    Ok(())
 }
 
 /// What each result of one batch means for its report, and whether the flush must stop sending.
@@ -146,8 +199,14 @@ fn judge(
     let outcomes = batch
         .into_iter()
         .zip(results)
-        .map(|(due, result)| {
+        .filter_map(|(due, result)| {
             let outcome = match result {
+                // Abandoned by an interrupt: an unknown outcome. Nothing is recorded, so the
+                // report stays pending, due, its acknowledged state in doubt since the claim.
+                Err(err) if err.is_cancelled() => {
+                    report.interrupted += 1;
+                    return None;
+                }
                 Ok(_) => {
                     report.applied += 1;
                     Outcome::Applied
@@ -177,7 +236,7 @@ fn judge(
                     }
                 }
             };
-            (due, outcome)
+            Some((due, outcome))
         })
         .collect();
     // Graph throttles the app, not one report; no answer at all means it cannot be reached.
@@ -192,7 +251,14 @@ fn millis(wait: Duration) -> i64 {
 }
 
 /// Sends `items` (one batch) through the bulk path (`$batch`, per-item retries, pacing) and
-/// returns one result per item, in order.
-fn deliver(client: &Client, items: &[crate::BulkItem]) -> Vec<Result<UpdateOutcome, Error>> {
-    client.update_user_statuses_with(items, &CallOptions::new().fetch_after_no_content(false))
+/// returns one result per item, in order; the call watches the flush's `watch`.
+fn deliver(
+    client: &Client,
+    items: &[crate::BulkItem],
+    watch: &Watch,
+) -> Vec<Result<UpdateOutcome, Error>> {
+    let options = CallOptions::new()
+        .fetch_after_no_content(false)
+        .watched_by(watch.clone());
+    client.update_user_statuses_with(items, &options)
 }

@@ -4,16 +4,21 @@
 //! runs, named after the outbox's canonical path (so a symbolic link or a relative path reaches the
 //! same lock). The operating system drops the lock when the process dies, so a flush killed with
 //! `kill -9` never blocks the next one, and no clock or lease expiry is involved. Enqueues never
-//! touch this file, so they never wait for a flush.
+//! touch this file, so they never wait for a flush. A flush waiting for the lock tries it again
+//! every 50 ms, in a wait an interrupt of the flush ends.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::paths::companion;
 use super::permissions::create_owner_only;
 use crate::Error;
+use crate::cancel::Watch;
+
+/// How often a busy flush lock is tried again.
+const POLL: Duration = Duration::from_millis(50);
 
 /// The held lock; dropping it releases it.
 pub(crate) struct FlushLock {
@@ -26,9 +31,14 @@ pub(crate) fn lock_path(canonical: &Path) -> PathBuf {
 }
 
 impl FlushLock {
-    /// Waits up to `wait` (no bound when `None`) for any other flush of the outbox to end;
-    /// `path` is the lock file, from [`lock_path`].
-    pub(crate) fn acquire(path: &Path, wait: Option<Duration>) -> Result<FlushLock, Error> {
+    /// Waits up to `wait` (no bound when `None`) for any other flush of the outbox to end, or
+    /// until an interrupt of `watch` ([`Error::Cancelled`]); `path` is the lock file, from
+    /// [`lock_path`].
+    pub(crate) fn acquire(
+        path: &Path,
+        wait: Option<Duration>,
+        watch: &Watch,
+    ) -> Result<FlushLock, Error> {
         let storage = |reason: String| Error::Storage {
             path: path.display().to_string(),
             reason,
@@ -40,19 +50,35 @@ impl FlushLock {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|err| storage(format!("the flush lock cannot be opened: {err}")))?;
-        // SQLite's busy timeout is an int of milliseconds.
-        let wait = wait.unwrap_or(Duration::from_millis(i32::MAX as u64));
-        conn.busy_timeout(wait)
+        // No busy wait inside SQLite (rusqlite's default is 5 s): a busy lock is tried again
+        // here, every POLL, in a wait an interrupt ends. The first try costs what it did.
+        conn.busy_timeout(Duration::ZERO)
             .map_err(|err| storage(err.to_string()))?;
-        match conn.execute_batch("BEGIN EXCLUSIVE") {
-            Ok(()) => Ok(FlushLock { _conn: conn }),
-            Err(err) if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
-                Err(storage(format!(
+        let deadline = wait.map(|wait| Instant::now() + wait);
+        loop {
+            match conn.execute_batch("BEGIN EXCLUSIVE") {
+                Ok(()) => return Ok(FlushLock { _conn: conn }),
+                Err(err) if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {}
+                Err(err) => return Err(storage(format!("the flush lock cannot be taken: {err}"))),
+            }
+            let now = Instant::now();
+            if let (Some(deadline), Some(wait)) = (deadline, wait)
+                && now >= deadline
+            {
+                return Err(storage(format!(
                     "another flush of this outbox ran longer than this flush's time budget ({:.1} s)",
                     wait.as_secs_f64()
-                )))
+                )));
             }
-            Err(err) => Err(storage(format!("the flush lock cannot be taken: {err}"))),
+            let next = now + POLL;
+            let until = deadline.map_or(next, |deadline| deadline.min(next));
+            if watch.sleep_until(until).is_err() {
+                return Err(Error::cancelled(
+                    "waiting for the flush lock (another flush of this outbox was running)",
+                    "",
+                    0,
+                ));
+            }
         }
     }
 }

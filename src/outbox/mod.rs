@@ -13,13 +13,15 @@
 //!   acknowledged, per property), [`failed_list`] (the bounded failed list), [`room`] (how full
 //!   the file is), [`eviction`] (what gives way when it needs room) and [`stored_text`] (a column
 //!   read whatever a damaged file holds);
-//! - [`flush`]: rounds of claim, send, record; [`lock`]: one flush at a time;
+//! - [`flush`]: rounds of claim, send, record; [`lock`]: one flush at a time; [`busy`]: how a
+//!   statement waits for another connection's write (until an interrupt);
 //! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
 //! - [`failure`]: which errors are final, which mean no answer, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
 //! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files).
 
 mod acknowledged;
+mod busy;
 mod clock;
 mod eviction;
 mod failed_list;
@@ -42,6 +44,7 @@ mod model_check;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use self::options::{MIN_OUTBOX_BYTES, OutboxOptions};
 pub use self::reader::OutboxReader;
@@ -50,6 +53,7 @@ pub use self::report::{Enqueued, FailedReport, FlushReport, OutboxStats};
 use self::clock::{Clock, rfc3339};
 use self::failed_list::StoredRow;
 use self::store::{Entry, Store};
+use crate::cancel::{Signal, Watch};
 use crate::{ApiVersion, BulkItem, Client, Error, Target, UserStatusPatch};
 
 /// A durable queue of status reports in an SQLite file, delivered by [`flush`](Self::flush).
@@ -77,6 +81,8 @@ pub struct Outbox {
     options: OutboxOptions,
     clock: Clock,
     store: Store,
+    /// [`interrupt`](Self::interrupt)'s signal; a flush watches its client's too.
+    signal: Arc<Signal>,
 }
 
 impl fmt::Debug for Outbox {
@@ -126,6 +132,7 @@ impl Outbox {
             options,
             clock,
             store: Store::new(path, conn),
+            signal: Signal::new(),
         })
     }
 
@@ -142,7 +149,9 @@ impl Outbox {
     /// skipped if unchanged (see [`OutboxOptions::skip_unchanged`]); a new user status beyond the
     /// bounds is [`Error::OutboxFull`]. A file that cannot be written (a full disk) is
     /// [`Error::Storage`] saying so: nothing of this call is stored, nothing stored before is
-    /// lost.
+    /// lost. While another connection writes the file (another thread's or process's enqueue or
+    /// flush) it waits, up to 10 s, or until [`interrupt`](Self::interrupt): then
+    /// [`Error::Cancelled`], and nothing of this call is stored.
     pub fn enqueue(&self, target: &Target, patch: &UserStatusPatch) -> Result<Enqueued, Error> {
         let entry = self.entry(target, patch, None)?;
         let mut done = self.store(&[entry])?;
@@ -151,7 +160,8 @@ impl Outbox {
 
     /// Stores every item in one transaction: all of them, or (on any error) none. The items are
     /// those of [`Client::update_user_statuses`]: a target, a patch and optionally the API version
-    /// (default: the client's).
+    /// (default: the client's). Waits for the file, and is interrupted, as
+    /// [`enqueue`](Self::enqueue).
     pub fn enqueue_many(&self, items: &[BulkItem]) -> Result<Vec<Enqueued>, Error> {
         let entries = items
             .iter()
@@ -164,21 +174,73 @@ impl Outbox {
     ///
     /// Returns `Ok` whenever it ran, whatever became of the reports; an error only when it could
     /// not run: the file failed ([`Error::Storage`]), no token could be obtained before anything
-    /// was sent ([`Error::Auth`]), or another flush of the same file outlasted the client's total
-    /// time budget ([`Error::Storage`]). Waits for another flush of the same file (by any path
-    /// but a hard link, from any thread or process) to finish first. Stops sending after a batch
-    /// Graph throttled, after a batch that got no answer at all (Graph unreachable: the rest
-    /// waits out the same backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// was sent ([`Error::Auth`]), another flush of the same file outlasted the client's total
+    /// time budget ([`Error::Storage`]), or it was interrupted ([`Error::Cancelled`]; see
+    /// [`interrupt`](Self::interrupt), and [`flush_into`](Self::flush_into) for what such a
+    /// flush did). Waits for another flush of the same file (by any path but a hard link, from
+    /// any thread or process) to finish first. Stops sending after a batch Graph throttled, after
+    /// a batch that got no answer at all (Graph unreachable: the rest waits out the same
+    /// backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
     /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
-        flush::flush(&flush::Flush {
-            client: &self.client,
-            store: &self.store,
-            options: &self.options,
-            clock: &self.clock,
-            lock: &self.lock,
-        })
+        let mut report = FlushReport::default();
+        self.flush_into(&mut report)?;
+        Ok(report)
+    }
+
+    /// [`flush`](Self::flush), writing what it did into `report` (reset first) whatever it
+    /// returns: after [`Error::Cancelled`] it says what the interrupted flush did (the outcomes it
+    /// recorded, the reports of the abandoned batch as `interrupted`, what is still `pending`).
+    ///
+    /// ```no_run
+    /// # use intune_user_status::{Client, Error, FlushReport, Outbox, OutboxOptions};
+    /// # let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+    /// # let outbox = Outbox::open(&client, "/var/lib/agent/outbox.db", OutboxOptions::new())?;
+    /// let mut report = FlushReport::default();
+    /// match outbox.flush_into(&mut report) {
+    ///     Ok(()) => {}
+    ///     Err(Error::Cancelled { .. }) => eprintln!("stopped: {} applied, {} left", report.applied, report.pending),
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn flush_into(&self, report: &mut FlushReport) -> Result<(), Error> {
+        *report = FlushReport::default();
+        flush::flush(
+            &flush::Flush {
+                client: &self.client,
+                store: &self.store,
+                options: &self.options,
+                clock: &self.clock,
+                lock: &self.lock,
+                signal: &self.signal,
+            },
+            report,
+        )
+    }
+
+    /// Ends the flush in progress on this outbox, and every enqueue waiting for the file, from any
+    /// thread, as SQLite's `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half
+    /// a second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a
+    /// `Retry-After` wait, a response: that batch is abandoned and its connection closed). An
+    /// interrupted flush records the outcomes it has and keeps the rest pending (the abandoned
+    /// batch's reports included: whether Graph applied them is unknown, so the next flush sends
+    /// them again); [`flush_into`](Self::flush_into) tells what it did. Calls started afterwards
+    /// are not affected. [`Client::interrupt`] ends its outboxes' flushes too (not their
+    /// enqueues).
+    ///
+    /// ```no_run
+    /// # use intune_user_status::{Client, Outbox, OutboxOptions};
+    /// # let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+    /// let outbox = std::sync::Arc::new(Outbox::open(&client, "/var/lib/agent/outbox.db", OutboxOptions::new())?);
+    /// let stopper = std::sync::Arc::clone(&outbox);
+    /// std::thread::spawn(move || stopper.interrupt()); // e.g. when the service is told to stop
+    /// let flushed = outbox.flush(); // Err(Error::Cancelled { .. }) if the interrupt came first
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn interrupt(&self) {
+        self.signal.interrupt();
     }
 
     /// The outbox's figures.
@@ -267,6 +329,9 @@ impl Outbox {
     }
 
     fn store(&self, entries: &[Entry]) -> Result<Vec<Enqueued>, Error> {
+        // A wait for the file (busy.rs) ends at an interrupt of this outbox from now on.
+        let watch = Watch::new(&self.signal);
+        let _entered = watch.enter();
         let now = self.clock.now_ms();
         let done = self.store.run(|conn| {
             store::enqueue(

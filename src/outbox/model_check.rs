@@ -2,8 +2,9 @@
 //! repeat and go back, several user statuses, both API versions, one status or all at once),
 //! flushes whose requests are applied, throttled, failing, applied with the answer lost, or
 //! refused for good (the emulator's faults, per user status), reopenings (a kill: the handle
-//! dropped, the file opened again) and wall-clock jumps forward and back (the outbox's
-//! [`Clock`], set by the test). Two configurations: [`FEW`] user statuses and no retries within a
+//! dropped, the file opened again), wall-clock jumps forward and back (the outbox's [`Clock`],
+//! set by the test) and interrupts (`Outbox::interrupt` from another thread while a flush's call
+//! waits for an answer that never comes). Two configurations: [`FEW`] user statuses and no retries within a
 //! call, which meets the rules densely, and [`MANY`], with several batches of one version per
 //! flush and the client's retries within each call.
 //!
@@ -119,9 +120,12 @@ enum Step {
     Reopen,
     /// The wall clock jumps by this many milliseconds.
     Clock(i64),
-    // An interrupt goes here once `Outbox::interrupt` exists: a flush interrupted after its
-    // first batch, which the model applies as `Flush` up to that batch, leaving the rest (the
-    // abandoned batch an unknown outcome, as `LostAnswer`) pending.
+    /// A flush whose call carrying user status `stalled` gets no answer at all, and another
+    /// thread's `Outbox::interrupt` once it is on the wire: the calls before it meet their
+    /// fates, that call is abandoned (an unknown outcome: its reports stay pending, due, their
+    /// acknowledged state in doubt), the reports claimed and not sent stay pending, due. A flush
+    /// that never sends `stalled` (not due, or a stop before it) runs to its end.
+    Interrupt { fates: Vec<Fate>, stalled: usize },
 }
 
 fn step(setup: Setup) -> impl Strategy<Value = Step> {
@@ -149,7 +153,9 @@ fn step(setup: Setup) -> impl Strategy<Value = Step> {
                 status,
             }),
         1 => (any::<bool>(), 0..COUNTS).prop_map(|(v1, count)| Step::EnqueueAll { v1, count }),
-        4 => proptest::collection::vec(fate, setup.targets).prop_map(Step::Flush),
+        4 => proptest::collection::vec(fate.clone(), setup.targets).prop_map(Step::Flush),
+        2 => (proptest::collection::vec(fate, setup.targets), 0..setup.targets)
+            .prop_map(|(fates, stalled)| Step::Interrupt { fates, stalled }),
         1 => Just(Step::Reopen),
         3 => jump.prop_map(Step::Clock),
     ]
@@ -217,6 +223,7 @@ struct Expected {
     retry_later: u64,
     failed: u64,
     skipped: u64,
+    interrupted: u64,
     pending: u64,
     next: Option<(i64, i64)>,
 }
@@ -392,8 +399,15 @@ impl Model {
     }
 
     /// A flush, given the calls the emulator saw: what it must report, or why those calls are
-    /// not a flush the model allows.
-    fn flush(&mut self, fates: &[Fate], calls: &[Call]) -> Result<Expected, String> {
+    /// not a flush the model allows. With `stalled`, the call carrying that user status gets no
+    /// answer once its request runs, and the flush is interrupted then: whether it was is
+    /// `Expected::interrupted` being above zero.
+    fn flush(
+        &mut self,
+        fates: &[Fate],
+        calls: &[Call],
+        stalled: Option<usize>,
+    ) -> Result<Expected, String> {
         let mut expected = Expected::default();
         let due: Vec<usize> = self
             .pending
@@ -423,15 +437,34 @@ impl Model {
             let pending = self.pending.get_mut(target).expect("claimed");
             pending.enqueued_at = pending.enqueued_at.min(now);
         }
-        // A stop holds the rest back.
+        // A stop holds the rest back; an interrupt ends the flush.
         let mut stop: Option<(i64, i64)> = None;
+        let mut interrupted = false;
         for (v1, batch) in calls {
-            if stop.is_some() {
+            if stop.is_some() || interrupted {
                 return Err(format!(
                     "a v1 {v1} call after the flush should have stopped"
                 ));
             }
             expected.sent += batch.len() as u64;
+            // The emulator runs a call's requests in order; a lost answer before the stalled
+            // one ends the envelope (and its retry) first.
+            let runs = stalled.and_then(|t| batch.iter().position(|&b| b == t));
+            if runs.is_some_and(|at| batch[..at].iter().all(|&b| fates[b] != Fate::LostAnswer)) {
+                // No answer, then the interrupt: an unknown outcome (the reports before the
+                // stalled one in its envelope were applied), nothing recorded: pending, due.
+                for target in batch {
+                    for (name, value) in &self.pending[target].props {
+                        self.may_hold
+                            .entry((*target, name))
+                            .or_default()
+                            .insert(value.clone());
+                    }
+                }
+                expected.interrupted += batch.len() as u64;
+                interrupted = true;
+                continue;
+            }
             let lost = batch.iter().any(|&t| fates[t] == Fate::LostAnswer);
             let mut throttled = None;
             let mut latest = (self.now, self.now);
@@ -497,6 +530,10 @@ impl Model {
         }
         let sent: BTreeSet<usize> = calls.iter().flat_map(|(_, b)| b.iter().copied()).collect();
         for target in claimed.into_iter().filter(|t| !sent.contains(t)) {
+            if interrupted {
+                // Not sent after the interrupt: pending, due, in doubt since the claim.
+                continue;
+            }
             let Some((low, high)) = stop else {
                 return Err(format!("t{target} was claimed and never sent"));
             };
@@ -625,6 +662,73 @@ impl Real {
 
     /// A flush whose requests meet `fates`: its report, and the calls the emulator saw.
     fn flush(&self, fates: &[Fate]) -> (FlushReport, Vec<Call>) {
+        self.set_faults(fates);
+        let before = envelopes(&self.emulator).len();
+        let report = self.outbox().flush().expect("a flush runs");
+        self.emulator.clear_faults();
+        (report, calls(&envelopes(&self.emulator)[before..]))
+    }
+
+    /// A flush whose requests meet `fates`, but those of `stalled` get no answer at all: once
+    /// one is on the wire, another thread interrupts the outbox. Its report, the calls the
+    /// emulator saw, and whether it was interrupted (it must then return `Cancelled`; else, it
+    /// never sent `stalled`, and must return `Ok`).
+    fn interrupted_flush(
+        &self,
+        fates: &[Fate],
+        stalled: usize,
+    ) -> Result<(FlushReport, Vec<Call>, bool), String> {
+        self.emulator.add_fault(
+            FaultRule::always(Fault::NoAnswer)
+                .method("PATCH")
+                .path_contains(format!("/userStatuses/{}", id(stalled))),
+        );
+        self.set_faults(fates);
+        let before = envelopes(&self.emulator).len();
+        let items_before = self.emulator.batch_items().len();
+        let on_the_wire = || {
+            self.emulator.batch_items()[items_before..]
+                .iter()
+                .any(|r| r.path().ends_with(&format!("/{}", id(stalled))))
+        };
+        let (result, report, interrupted) = std::thread::scope(|scope| {
+            let flushing = scope.spawn(|| {
+                let mut report = FlushReport::default();
+                (self.outbox().flush_into(&mut report), report)
+            });
+            // The stalled call holds the flush until the interrupt (the client's budget is 10 s).
+            let give_up = std::time::Instant::now() + Duration::from_secs(8);
+            let mut interrupted = false;
+            while !flushing.is_finished() && std::time::Instant::now() < give_up {
+                if on_the_wire() {
+                    self.outbox().interrupt();
+                    interrupted = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let (result, report) = flushing.join().expect("the flush thread");
+            (result, report, interrupted)
+        });
+        self.emulator.clear_faults();
+        match (&result, interrupted) {
+            (Err(err), true) if err.is_cancelled() => {}
+            (Ok(()), false) => {}
+            _ => {
+                return Err(format!(
+                    "the flush (interrupted: {interrupted}) returned {result:?}"
+                ));
+            }
+        }
+        Ok((
+            report,
+            calls(&envelopes(&self.emulator)[before..]),
+            interrupted,
+        ))
+    }
+
+    /// Each user status's requests meet its fate.
+    fn set_faults(&self, fates: &[Fate]) {
         for (index, fate) in fates.iter().enumerate() {
             let fault = match fate {
                 Fate::Applied => continue,
@@ -648,10 +752,6 @@ impl Real {
                     .path_contains(format!("/userStatuses/{}", id(index))),
             );
         }
-        let before = envelopes(&self.emulator).len();
-        let report = self.outbox().flush().expect("a flush runs");
-        self.emulator.clear_faults();
-        (report, calls(&envelopes(&self.emulator)[before..]))
     }
 }
 
@@ -719,6 +819,7 @@ fn check_report(
         report.retry_later,
         report.failed,
         report.skipped,
+        report.interrupted,
         report.pending,
     );
     let want = (
@@ -727,6 +828,7 @@ fn check_report(
         expected.retry_later,
         expected.failed,
         expected.skipped,
+        expected.interrupted,
         expected.pending,
     );
     check(got == want, || {
@@ -787,10 +889,23 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
     let flush = |real: &Real, model: &mut Model, fates: &[Fate], step: usize| {
         let (report, calls) = real.flush(fates);
         let want = model
-            .flush(fates, &calls)
+            .flush(fates, &calls, None)
             .map_err(|why| TestCaseError::fail(format!("step {step}: {why}: {calls:?}")))?;
         check_report(&report, &want, step)
     };
+    let interrupted_flush =
+        |real: &Real, model: &mut Model, fates: &[Fate], stalled: usize, step: usize| {
+            let fail = |why: String| TestCaseError::fail(format!("step {step}: {why}"));
+            let (report, calls, interrupted) =
+                real.interrupted_flush(fates, stalled).map_err(fail)?;
+            let want = model
+                .flush(fates, &calls, Some(stalled))
+                .map_err(|why| fail(format!("{why}: {calls:?}")))?;
+            check(interrupted == (want.interrupted > 0), || {
+                format!("step {step}: interrupted {interrupted}, the model {want:?}: {calls:?}")
+            })?;
+            check_report(&report, &want, step)
+        };
     let result = (|| {
         for (index, step) in steps.iter().enumerate() {
             match step {
@@ -824,6 +939,9 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                     })?;
                 }
                 Step::Flush(fates) => flush(&real, &mut model, fates, index)?,
+                Step::Interrupt { fates, stalled } => {
+                    interrupted_flush(&real, &mut model, fates, *stalled, index)?
+                }
                 Step::Reopen => real.reopen(),
                 Step::Clock(jump) => {
                     real.set.fetch_add(*jump, Ordering::SeqCst);

@@ -20,7 +20,8 @@ pub enum Enqueued {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlushReport {
-    /// Reports handed to the client to send.
+    /// Reports handed to the client to send: `applied + retry_later + failed + interrupted`
+    /// (`failed` also counts rows that could not be read, never sent).
     pub sent: u64,
     /// Reports Graph applied; removed, their properties now the acknowledged state.
     pub applied: u64,
@@ -31,6 +32,9 @@ pub struct FlushReport {
     pub failed: u64,
     /// Reports due but removed unsent: they equal what Graph acknowledged recently.
     pub skipped: u64,
+    /// Reports whose sending an interrupt abandoned ([`Outbox::interrupt`](super::Outbox::interrupt)):
+    /// whether Graph applied them is unknown, so they stay pending, due, and are sent again.
+    pub interrupted: u64,
     /// Reports still pending after the flush.
     pub pending: u64,
     /// When the earliest pending report is due (zero: now), if any is pending; never more than

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::acknowledged;
+use super::busy::{self, BUSY_TIMEOUT};
 use super::clock::{Clock, rfc3339};
 use super::failed_list::{self, FailedRow};
 use super::failure;
@@ -29,8 +29,6 @@ pub(crate) const APPLICATION_ID: i32 = 0x4955_5342;
 /// The schema this version writes and reads. A file with a higher version is refused; one with a
 /// lower version is migrated.
 pub(crate) const SCHEMA_VERSION: i32 = 2;
-/// How long a statement waits for another connection's write lock (threads, processes).
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Schema version 2. `revision` is the enqueue that last changed a pending row, so a flush removes
 /// a row only if nothing was merged into it while its write was in flight.
@@ -135,7 +133,8 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
             "cannot be opened or created (is the folder writable?): {err}"
         ))
     })?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    // Waits for another connection's write, until an interrupt of the call on this thread.
+    conn.busy_handler(Some(busy::wait))
         .map_err(|err| storage(err.to_string()))?;
     create_or_migrate(&mut conn, path).map_err(storage)?;
     let sql = |err: rusqlite::Error| storage(reason(&err));

@@ -22,6 +22,7 @@ use super::options::OutboxOptions;
 use super::report::{Enqueued, FailedReport, OutboxStats};
 use super::room::{at_page_limit, pragma, unsigned, used_bytes};
 use super::stored_text::StoredText;
+use crate::cancel;
 use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
 
 /// Why a store operation failed.
@@ -72,6 +73,17 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         job(&mut conn).map_err(|err| match err {
             StoreError::Full(reason) => Error::OutboxFull { reason },
+            // The busy handler (busy.rs) stopped waiting because the call was interrupted.
+            StoreError::Sql(err)
+                if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && cancel::current().is_some_and(|watch| watch.cancelled()) =>
+            {
+                Error::cancelled(
+                    "waiting for the outbox file (another connection was writing to it)",
+                    "",
+                    0,
+                )
+            }
             StoreError::Sql(err) => self.storage(reason(&err)),
         })
     }

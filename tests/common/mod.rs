@@ -7,8 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use intune_user_status::{Client, ClientBuilder, Error, RetryPolicy, Target, UserStatusPatch};
 use ius_emulator::{Config, Emulator, PatchReturns, SeedEntry};
@@ -366,6 +367,37 @@ fn tunnel(
     let back = Arc::clone(&carried);
     std::thread::spawn(move || relay(up_reader, writer, &back));
     relay(client_reader, up_writer, &carried);
+}
+
+/// Waits (at most 10 s) until `condition` holds.
+pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < give_up, "never happened: {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `call` on its own thread; once `blocked` holds (and a moment more, so the call is inside
+/// its wait), runs `interrupt` and returns what the call returned and how long after the
+/// interrupt it did.
+pub fn interrupt_during<T: Send + 'static>(
+    blocked: impl Fn() -> bool,
+    interrupt: impl FnOnce(),
+    call: impl FnOnce() -> T + Send + 'static,
+) -> (T, Duration) {
+    let (done, outcome) = mpsc::channel();
+    let worker = thread::spawn(move || done.send(call()).unwrap());
+    wait_until("the call is blocked", blocked);
+    thread::sleep(Duration::from_millis(200));
+    let interrupted = Instant::now();
+    interrupt();
+    let value = outcome
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the interrupted call returned");
+    let took = interrupted.elapsed();
+    worker.join().unwrap();
+    (value, took)
 }
 
 /// The length of the body the server at `base_url` answers to a PATCH of `body` at `path` with

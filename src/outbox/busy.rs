@@ -1,0 +1,71 @@
+//! How the outbox's connection waits for another connection's write (another thread's or
+//! process's enqueue or flush): SQLite's busy handler, sleeping through the one cancellable wait
+//! (`cancel::sleep`, the watch of the outbox call running on this thread), so an interrupt ends
+//! the wait. It runs only when the file is busy: an uncontended statement never calls it.
+
+use std::time::Duration;
+
+use crate::cancel;
+
+/// How long a statement waits in all for another connection's write to end.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a statement of an interrupted call may still wait, from its first try: long enough
+/// for another connection's transaction (milliseconds) to end, so the outcomes an interrupted
+/// flush has are recorded, short enough to return within half a second.
+const AFTER_INTERRUPT: Duration = Duration::from_millis(200);
+
+/// The pause before each try, as SQLite's own busy timeout spaces them (ms); then the last.
+const PAUSES_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+
+fn pause(tries: u64) -> u64 {
+    PAUSES_MS[usize::try_from(tries)
+        .unwrap_or(usize::MAX)
+        .min(PAUSES_MS.len() - 1)]
+}
+
+/// The pauses before try `tries` (at least the time waited so far: a pause cut short by an
+/// interrupt counts whole).
+fn waited_before(tries: u64) -> Duration {
+    let listed = PAUSES_MS.len() as u64;
+    let head: u64 = PAUSES_MS.iter().take(tries.min(listed) as usize).sum();
+    let tail = tries.saturating_sub(listed) * PAUSES_MS[PAUSES_MS.len() - 1];
+    Duration::from_millis(head + tail)
+}
+
+/// SQLite's busy handler (`tries`: how often it was called for this lock so far): `true` to try
+/// again after a pause, `false` to give up (the statement fails as busy; `Store::run` reports it
+/// as `Cancelled` when the call was interrupted).
+pub(crate) fn wait(tries: i32) -> bool {
+    let tries = u64::try_from(tries).unwrap_or(0);
+    let waited = waited_before(tries);
+    let pause = Duration::from_millis(pause(tries));
+    if cancel::current().is_some_and(|watch| watch.cancelled()) {
+        if waited >= AFTER_INTERRUPT {
+            return false;
+        }
+        std::thread::sleep(pause);
+        return true;
+    }
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    // An interrupt cuts the pause short; the next try sees it (above).
+    let _ = cancel::sleep(pause);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_add_up_to_the_bounds() {
+        assert_eq!(waited_before(0), Duration::ZERO);
+        assert_eq!(waited_before(3), Duration::from_millis(8));
+        assert_eq!(waited_before(12), Duration::from_millis(328));
+        assert_eq!(waited_before(14), Duration::from_millis(528));
+        let tries = (0..).find(|&n| waited_before(n) >= BUSY_TIMEOUT).unwrap();
+        assert_eq!(tries, 109, "about 10 s of pauses");
+    }
+}

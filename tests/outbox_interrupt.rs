@@ -1,0 +1,292 @@
+//! `Outbox::interrupt` (and `Client::interrupt` on the outbox's client) against the emulator: a
+//! flush blocked on a stalled response, in a Retry-After wait, or waiting for another flush's
+//! lock, and an enqueue waiting for a file another connection writes, each return
+//! `Error::Cancelled` within half a second; the flush's report says what was done, the abandoned
+//! reports stay pending and the next flush delivers them; calls started afterwards are not
+//! affected.
+#![cfg(feature = "outbox")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::{TOKEN, builder, interrupt_during, wait_until};
+use intune_user_status::{
+    Client, Error, FlushReport, Outbox, OutboxOptions, Target, UserStatusPatch,
+};
+use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
+use serde_json::json;
+
+const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
+/// How soon an interrupted call must return.
+const PROMPTLY: Duration = Duration::from_millis(500);
+
+/// An emulator with user statuses `t0` .. `t{n-1}` under `c1`.
+fn emulator(n: usize) -> Emulator {
+    Emulator::start(Config {
+        token: Some(TOKEN.into()),
+        seed: (0..n)
+            .map(|i| SeedEntry {
+                collection: DIRECT.into(),
+                entity: json!({ "id": format!("t{i}"), "devicesCount": 0 }),
+            })
+            .collect(),
+        ..Config::default()
+    })
+    .expect("start emulator")
+}
+
+/// A fresh folder for one test's files.
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ius-outbox-interrupt-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn open(client: &Client, path: &Path) -> Arc<Outbox> {
+    Arc::new(Outbox::open(client, path, OutboxOptions::new()).expect("open the outbox"))
+}
+
+fn count(n: i32) -> UserStatusPatch {
+    UserStatusPatch::new().devices_count(n)
+}
+
+/// Enqueues `devicesCount = value` for `t0` .. `t{n-1}`.
+fn enqueue(outbox: &Outbox, n: usize, value: i32) {
+    for i in 0..n {
+        outbox
+            .enqueue(&Target::new("c1", format!("t{i}")), &count(value))
+            .unwrap();
+    }
+}
+
+fn devices(emu: &Emulator, id: &str) -> i64 {
+    emu.user_status(DIRECT, id).expect("seeded")["devicesCount"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A flush into a report of its own: what `flush_into` returned, and the report.
+fn flush(outbox: &Outbox) -> (Result<(), Error>, FlushReport) {
+    let mut report = FlushReport::default();
+    (outbox.flush_into(&mut report), report)
+}
+
+fn stage(result: &Result<(), Error>) -> &str {
+    match result {
+        Err(Error::Cancelled { stage, .. }) => stage,
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_flush_stalled_on_a_response_returns_its_report_and_the_next_flush_delivers_the_rest() {
+    let emu = emulator(25);
+    // The second batch (t20 .. t24) gets no answer: t20 is applied, then the connection stalls.
+    emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
+    let dir = folder("stalled");
+    let outbox = open(&common::client(&emu.base_url()), &dir.join("outbox.db"));
+    enqueue(&outbox, 25, 1);
+    let flushing = Arc::clone(&outbox);
+    let stopper = Arc::clone(&outbox);
+    let ((result, report), took) = interrupt_during(
+        || emu.batch_items().len() >= 22,
+        move || stopper.interrupt(),
+        move || flush(&flushing),
+    );
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    assert!(stage(&result).contains("response"), "{result:?}");
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.interrupted,
+            report.retry_later,
+            report.failed
+        ),
+        (25, 20, 5, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.pending, 5, "the abandoned batch stays pending");
+    assert_eq!(report.next_attempt_in, Some(Duration::ZERO), "due at once");
+    wait_until("the abandoned connection closed", || {
+        emu.connections_closed() >= 1
+    });
+    assert_eq!(outbox.stats().unwrap().pending, 5);
+    assert_eq!(
+        devices(&emu, "t20"),
+        1,
+        "applied before the stall, unknown to the flush"
+    );
+
+    // A flush started afterwards is not affected: it sends the five again.
+    emu.clear_faults();
+    let again = outbox.flush().unwrap();
+    assert_eq!((again.sent, again.applied, again.pending), (5, 5, 0));
+    for i in 0..25 {
+        assert_eq!(devices(&emu, &format!("t{i}")), 1, "t{i}");
+    }
+}
+
+#[test]
+fn the_clients_interrupt_ends_its_outboxs_flush_in_a_retry_after_wait() {
+    let emu = emulator(3);
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: Some("30".into()),
+            },
+        )
+        .path_contains("/userStatuses/t1"),
+    );
+    let dir = folder("retry-after");
+    let client = common::client(&emu.base_url());
+    let outbox = open(&client, &dir.join("outbox.db"));
+    enqueue(&outbox, 3, 4);
+    let flushing = Arc::clone(&outbox);
+    let ((result, report), took) = interrupt_during(
+        || emu.batch_items().len() == 3,
+        // Any clone of the outbox's client.
+        move || client.clone().interrupt(),
+        move || flush(&flushing),
+    );
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    assert!(stage(&result).contains("Retry-After"), "{result:?}");
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.interrupted,
+            report.pending
+        ),
+        (3, 2, 1, 1),
+        "{report:?}"
+    );
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(emu.batch_items().len(), 3, "t1 was not sent again");
+    assert_eq!(devices(&emu, "t1"), 0);
+    // The next flush (the client's interrupt came before it) delivers t1.
+    let again = outbox.flush().unwrap();
+    assert_eq!((again.applied, again.pending), (1, 0));
+    assert_eq!(devices(&emu, "t1"), 4);
+}
+
+#[test]
+fn a_flush_waiting_for_another_flushs_lock_ends_at_the_interrupt_having_sent_nothing() {
+    let emu = emulator(2);
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_secs(2))).method("PATCH"));
+    let dir = folder("lock");
+    let path = dir.join("outbox.db");
+    let holder = open(&common::client(&emu.base_url()), &path);
+    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let holding = {
+        let holder = Arc::clone(&holder);
+        thread::spawn(move || holder.flush().unwrap())
+    };
+    wait_until("the holder's write", || !emu.requests().is_empty());
+    // Another handle on the file (another process's, as far as the lock goes).
+    let waiter = open(&common::client(&emu.base_url()), &path);
+    waiter.enqueue(&Target::new("c1", "t1"), &count(2)).unwrap();
+    let flushing = Arc::clone(&waiter);
+    let stopper = Arc::clone(&waiter);
+    let ((result, report), took) = interrupt_during(
+        || true,
+        move || stopper.interrupt(),
+        move || flush(&flushing),
+    );
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    assert!(stage(&result).contains("flush lock"), "{result:?}");
+    // t1, and t0 of the holder's flush still in flight.
+    assert_eq!((report.sent, report.pending), (0, 2), "{report:?}");
+    assert!(!holding.is_finished(), "the holder still held the lock");
+    assert_eq!(holding.join().unwrap().applied, 1);
+    assert!(
+        !emu.requests().iter().any(|r| r.path().ends_with("/t1")),
+        "the waiter sent nothing"
+    );
+    let again = waiter.flush().unwrap();
+    assert_eq!((again.applied, again.pending), (1, 0));
+    assert_eq!(devices(&emu, "t1"), 2);
+}
+
+#[test]
+fn an_enqueue_waiting_for_the_file_ends_at_the_interrupt_and_stores_nothing() {
+    let emu = emulator(1);
+    let dir = folder("enqueue");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    // Another connection holds the file's write lock (a long transaction of another process).
+    let mut other = rusqlite::Connection::open(&path).unwrap();
+    let writing = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let enqueuing = Arc::clone(&outbox);
+    let stopper = Arc::clone(&outbox);
+    let (result, took) = interrupt_during(
+        || true,
+        move || stopper.interrupt(),
+        move || enqueuing.enqueue(&Target::new("c1", "t0"), &count(3)),
+    );
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    match &result {
+        Err(Error::Cancelled { stage, .. }) => assert!(stage.contains("outbox file"), "{stage}"),
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    drop(writing);
+    assert_eq!(outbox.stats().unwrap().pending, 0, "nothing stored");
+    // An enqueue started afterwards is not affected.
+    outbox.enqueue(&Target::new("c1", "t0"), &count(4)).unwrap();
+    assert_eq!(outbox.flush().unwrap().applied, 1);
+    assert_eq!(devices(&emu, "t0"), 4);
+}
+
+#[test]
+fn an_interrupt_before_a_flush_leaves_it_alone_and_an_outboxs_leaves_the_clients_calls() {
+    let emu = emulator(2);
+    let dir = folder("before");
+    let client = builder(&emu.base_url()).build().unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    enqueue(&outbox, 2, 5);
+    outbox.interrupt();
+    client.interrupt();
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.applied, report.interrupted, report.pending),
+        (2, 0, 0)
+    );
+    // An outbox's interrupt is its own: a client call in a Retry-After wait goes on.
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: Some("0.5".into()),
+            },
+        )
+        .method("PATCH"),
+    );
+    let updating = {
+        let client = client.clone();
+        thread::spawn(move || client.update_user_status(&Target::new("c1", "t0"), &count(6)))
+    };
+    let t0_patches = || {
+        emu.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path().ends_with("/t0"))
+            .count()
+    };
+    wait_until("the update's first PATCH", || t0_patches() == 2);
+    outbox.interrupt();
+    updating.join().unwrap().expect("not interrupted");
+    assert_eq!(t0_patches(), 3, "sent again after its Retry-After");
+    assert_eq!(devices(&emu, "t0"), 6);
+}
