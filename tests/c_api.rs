@@ -1009,12 +1009,19 @@ const OUTSIDE_SECRET: &str = "c-test-outside-key-never-sent";
 /// How long `short`'s tokens live: refreshed at half their life.
 const SHORT_LIFETIME: Duration = Duration::from_secs(8);
 
-/// An emulator serving the system-assigned managed identity, its Arc key files in `arc_dir`,
-/// with 8 seeded statuses (`t0` .. `t7`) and the id `one`.
-fn identity_scenario(arc_dir: PathBuf, lifetime: Duration, faults: Vec<FaultRule>) -> Emulator {
+/// An emulator serving the system-assigned managed identity, its Arc key files in `arc_dir`
+/// (named in its challenges as `suite`'s programs see them), with 8 seeded statuses (`t0` ..
+/// `t7`) and the id `one`.
+fn identity_scenario(
+    suite: &Suite,
+    arc_dir: PathBuf,
+    lifetime: Duration,
+    faults: Vec<FaultRule>,
+) -> Emulator {
     let ids = (0..8).map(|t| format!("t{t}")).chain(["one".to_owned()]);
     Emulator::start(Config {
         managed_identity: Some(ManagedIdentity {
+            arc_realm_folder: Some(suite.program_path(&arc_dir)),
             arc_tokens_folder: arc_dir,
             ..ManagedIdentity::default()
         }),
@@ -1034,12 +1041,13 @@ struct IdentityEmulators {
 }
 
 impl IdentityEmulators {
-    fn start() -> IdentityEmulators {
+    /// For `suite`'s programs: under Wine the files go to the prefix's C: drive and Arc's
+    /// challenges name them by their `C:\` paths, as Windows' Arc agent does.
+    fn start(suite: &Suite) -> IdentityEmulators {
         // One folder per run: the plain, valgrind and sanitizer runs go at once.
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("ius-c-identity-{}-{run}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = suite.scratch_dir(&format!("ius-c-identity-{}-{run}", std::process::id()));
         let ids = [
             "mi-system",
             "mi-object",
@@ -1063,6 +1071,9 @@ impl IdentityEmulators {
                         }],
                         identity_header: IDENTITY_HEADER.to_owned(),
                         arc_tokens_folder: dir.join(format!("arc-{kind}")),
+                        arc_realm_folder: Some(
+                            suite.program_path(&dir.join(format!("arc-{kind}"))),
+                        ),
                     }),
                     federated_credentials: vec![FederatedCredential {
                         tenant: AUTH_TENANT.to_owned(),
@@ -1084,13 +1095,13 @@ impl IdentityEmulators {
                     ]
                 };
                 let arc_dir = |name: &str| dir.join(format!("arc-{name}-{kind}"));
-                let gone = identity_scenario(arc_dir("gone"), hour, imds_status(3, 410));
-                let errors = identity_scenario(arc_dir("errors"), hour, imds_status(2, 500));
-                let short = identity_scenario(arc_dir("short"), SHORT_LIFETIME, vec![]);
-                let outside = identity_scenario(arc_dir("outside"), hour, vec![]);
+                let gone = identity_scenario(suite, arc_dir("gone"), hour, imds_status(3, 410));
+                let errors = identity_scenario(suite, arc_dir("errors"), hour, imds_status(2, 500));
+                let short = identity_scenario(suite, arc_dir("short"), SHORT_LIFETIME, vec![]);
+                let outside = identity_scenario(suite, arc_dir("outside"), hour, vec![]);
                 let secret = dir.join(format!("outside-{kind}.key"));
                 std::fs::write(&secret, OUTSIDE_SECRET).expect("write the outside key file");
-                outside.set_arc_challenge_realm(Some(&secret.display().to_string()));
+                outside.set_arc_challenge_realm(Some(&suite.program_path(&secret)));
                 IdentitySet {
                     kind,
                     emu,
@@ -1549,7 +1560,7 @@ fn run_against_servers(suite: &Suite, env: &[(&str, &str)]) -> Emulators {
     let network = NetworkServers::start();
     let bulk = BulkEmulators::start();
     let outbox = OutboxEmulators::start(suite);
-    let identity = IdentityEmulators::start();
+    let identity = IdentityEmulators::start(suite);
     let interrupt = InterruptEmulators::start();
     let metrics = MetricsEmulators::start();
     let mut all: Vec<(String, String)> = [

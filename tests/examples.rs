@@ -84,6 +84,21 @@ fn against_a_named_service_it_updates_or_exits_non_zero_with_the_error() {
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("invalid status"));
 }
 
+/// What a program needs from its environment to start at all, whatever it is asked to do: on
+/// Windows, `SystemRoot` (Winsock's providers are found through it) and `PATH` (where DLLs are
+/// found: under Wine, the test-only `ProcessPrng` stand-in); nothing on Unix.
+fn platform_env() -> Vec<(String, String)> {
+    let names: &[&str] = if cfg!(windows) {
+        &["SystemRoot", "PATH"]
+    } else {
+        &[]
+    };
+    names
+        .iter()
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .collect()
+}
+
 #[test]
 fn with_auth_managed_or_workload_identity_it_gets_its_token_from_the_environment() {
     let tokens = std::env::temp_dir().join(format!("ius-example-identity-{}", std::process::id()));
@@ -129,6 +144,7 @@ fn with_auth_managed_or_workload_identity_it_gets_its_token_from_the_environment
             .args(auth)
             // Only what the test gives: the identity variables of this process are not the child's.
             .env_clear()
+            .envs(platform_env())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
             .unwrap()

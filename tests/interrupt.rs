@@ -464,6 +464,12 @@ fn a_flush_whose_reauthentication_fails_or_is_interrupted_keeps_the_report_pendi
     }
 }
 
+/// Marked, not left out, where it cannot run: the count of such tests is printed under Wine.
+#[cfg(not(unix))]
+#[test]
+#[ignore = "needs a connection attempt that is never answered: Linux drops one past a full listen backlog (listen(fd, 0)), Windows refuses it (WSAECONNREFUSED)"]
+fn an_interrupted_call_whose_connect_hangs_is_cancelled_when_the_connect_ends() {}
+
 /// A connect in progress is not cut by an interrupt (docs/reliability.md): the call
 /// returns `Cancelled` once the connect ends, and its stage says no request was written.
 #[cfg(unix)]

@@ -39,6 +39,7 @@ fn emulator_with(tokens: &Path, lifetime: Duration) -> Emulator {
             }],
             identity_header: HEADER.into(),
             arc_tokens_folder: tokens.to_owned(),
+            arc_realm_folder: None,
         }),
         token_lifetime: lifetime,
         seed: common::eight_statuses(),
@@ -273,7 +274,6 @@ fn fifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
 }
 
-#[cfg(unix)]
 #[test]
 fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_reading_it() {
     let scratch = Scratch::new("mi-arc-outside");
@@ -281,22 +281,42 @@ fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_r
     std::fs::create_dir(&tokens).unwrap();
     let emu = std::sync::Arc::new(emulator(&tokens));
     let outside = scratch.0.join("elsewhere.key");
+    // On Unix a FIFO, which a client that opened it to read would wait on for good.
+    #[cfg(unix)]
     fifo(&outside);
+    #[cfg(windows)]
+    std::fs::write(&outside, "not-for-the-endpoint").unwrap();
     let inside_link = tokens.join("link.key");
-    std::os::unix::fs::symlink(&outside, &inside_link).unwrap();
+    #[cfg(unix)]
+    let linked = std::os::unix::fs::symlink(&outside, &inside_link);
+    #[cfg(windows)]
+    let linked = std::os::windows::fs::symlink_file(&outside, &inside_link);
     let roundabout = format!("{}/../elsewhere.key", tokens.display());
     let not_key = tokens.join("notes.txt");
     std::fs::write(&not_key, "k").unwrap();
     let big = tokens.join("big.key");
     std::fs::write(&big, "k".repeat(4097)).unwrap();
-    let cases = [
-        (outside.display().to_string(), "not a file inside"),
-        (inside_link.display().to_string(), "not a file inside"),
-        (roundabout, "not a file inside"),
-        (not_key.display().to_string(), "does not end in .key"),
-        (big.display().to_string(), "larger than 4096 bytes"),
+    // Each realm with the rules that may refuse it.
+    let mut cases: Vec<(String, &[&str])> = vec![
+        (outside.display().to_string(), &["not a file inside"]),
+        (roundabout, &["not a file inside"]),
+        (not_key.display().to_string(), &["does not end in .key"]),
+        (big.display().to_string(), &["larger than 4096 bytes"]),
     ];
-    for (realm, rule) in cases {
+    // Resolved, the link leads outside. Wine keeps a link as the host's, with the Windows path
+    // as its target, which then resolves to nothing: refused all the same, before any read.
+    let link_rules: &[&str] = if cfg!(windows) {
+        &["not a file inside", "cannot be resolved"]
+    } else {
+        &["not a file inside"]
+    };
+    match linked {
+        Ok(()) => cases.push((inside_link.display().to_string(), link_rules)),
+        // Windows lets only privileged accounts (or developer mode) make one; Wine and Unix do.
+        Err(err) if cfg!(windows) => println!("not checked: a link in the folder ({err})"),
+        Err(err) => panic!("a symbolic link: {err}"),
+    }
+    for (realm, rules) in cases {
         emu.clear_token_requests();
         emu.set_arc_challenge_realm(Some(&realm));
         let client = client_with(&emu, arc(&emu, &tokens)).build().unwrap();
@@ -310,7 +330,9 @@ fn an_arc_challenge_naming_a_file_outside_the_tokens_folder_is_refused_without_r
             .expect("refused at once, the file never opened")
             .unwrap_err();
         assert!(
-            err.contains(rule) && err.contains("Azure Arc"),
+            rules.iter().any(|rule| err.contains(rule))
+                && err.contains("Azure Arc")
+                && !err.contains("not-for-the-endpoint"),
             "{realm}: {err}"
         );
         let sent = emu.token_requests();
@@ -592,6 +614,12 @@ fn a_refused_app_service_or_arc_endpoint_is_unavailable_at_once() {
         assert!(took < Duration::from_secs(1), "{name} took {took:?}");
     }
 }
+
+/// Marked, not left out, where it cannot run: the count of such tests is printed under Wine.
+#[cfg(not(unix))]
+#[test]
+#[ignore = "needs a connection attempt that is never answered: Linux drops one past a full listen backlog (listen(fd, 0)), Windows refuses it (WSAECONNREFUSED), and loopback has no other address that stays silent"]
+fn no_connection_within_a_second_means_no_imds() {}
 
 #[cfg(unix)]
 #[test]

@@ -123,16 +123,36 @@ fn the_federated_token_is_the_client_assertion_and_is_read_again_after_rotation(
     );
 }
 
+/// A name that is not Unicode: bytes that are no UTF-8 on Unix, an unpaired surrogate (which
+/// NTFS allows) on Windows.
+fn not_unicode(name: &str) -> std::ffi::OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let mut bytes = name.as_bytes().to_vec();
+        bytes.extend([0xff, 0xfe]);
+        std::ffi::OsString::from_vec(bytes)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStringExt;
+        let mut wide: Vec<u16> = name.encode_utf16().collect();
+        wide.push(0xD800);
+        std::ffi::OsString::from_wide(&wide)
+    }
+}
+
 /// A path that is not Unicode is read as the system names it, given or from the environment.
-#[cfg(unix)]
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine cannot make a file whose name has an unpaired surrogate (it names files in UTF-8 on the host: 'File not found'); NTFS can, so on Windows run it with --ignored"
+)]
 fn a_token_file_whose_path_is_not_unicode_is_read_where_it_is() {
-    use std::os::unix::ffi::OsStrExt;
     let scratch = Scratch::new("wi-bytes");
     let emu = emulator();
-    let file = scratch
-        .0
-        .join(std::ffi::OsStr::from_bytes(b"token-\xff\xfe"));
+    let file = scratch.0.join(not_unicode("token-"));
+    assert!(file.to_str().is_none(), "{}", file.display());
     let assertion = rotate(&emu, &file);
     let given = credential(&emu, &file);
     let from_env = WorkloadIdentityCredential::from_env().environment([

@@ -134,7 +134,7 @@ static void warm_up(void) {
   ius_client *client = NULL;
   char *error = NULL;
   int port = 0;
-  close(ius_listen(&port));
+  ius_close_socket(ius_listen(&port));
   snprintf(cfg, sizeof cfg,
            "{\"baseUrl\":\"http://127.0.0.1:%d\",\"accessToken\":\"%s\","
            "\"retry\":{\"maxRetries\":0}}",

@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
 
   // A closed loopback port: the update fails after the token source was asked.
   int port = 0;
-  close(ius_listen(&port));
+  ius_close_socket(ius_listen(&port));
   const std::string config = "{\"baseUrl\":\"http://127.0.0.1:" + std::to_string(port) +
                              "\",\"retry\":{\"maxRetries\":0}}";
   // Longer than the library's first buffer, so the wrapper keeps it for the second call; the

@@ -123,15 +123,52 @@ static const char *ius_env(const char *name) {
   return value;
 }
 
-/* A listening socket on 127.0.0.1 with a free port. */
-static inline ius_socket ius_listen(int *port) {
+/* Sets a variable of this process's environment (`value` NULL: removes it) where the library
+ * reads it: on Windows the process's own environment (SetEnvironmentVariable), which the Rust
+ * standard library reads and the C runtime's setenv-less copy does not reach. */
+static inline void ius_setenv(const char *name, const char *value) {
 #ifdef _WIN32
-  WSADATA wsa; /* counted: one WSAStartup per socket made here, never undone (tests only) */
+  if (!SetEnvironmentVariableA(name, value) && value != NULL) {
+#else
+  if ((value != NULL ? setenv(name, value, 1) : unsetenv(name)) != 0) {
+#endif
+    fprintf(stderr, "cannot set %s\n", name);
+    exit(2);
+  }
+}
+
+/* Windows: Winsock is started before a socket is made (counted: one WSAStartup per socket made
+ * here, never undone; tests only). Elsewhere nothing. */
+static inline void ius_sockets_start(void) {
+#ifdef _WIN32
+  WSADATA wsa;
   if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
     fprintf(stderr, "WSAStartup failed\n");
     exit(2);
   }
 #endif
+}
+
+/* A socket connected to 127.0.0.1:`port`, or IUS_BAD_SOCKET. */
+static inline ius_socket ius_connect_loopback(int port) {
+  struct sockaddr_in addr;
+  ius_socket fd;
+  ius_sockets_start();
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((unsigned short)port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd != IUS_BAD_SOCKET && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    ius_close_socket(fd);
+    return IUS_BAD_SOCKET;
+  }
+  return fd;
+}
+
+/* A listening socket on 127.0.0.1 with a free port. */
+static inline ius_socket ius_listen(int *port) {
+  ius_sockets_start();
   ius_socket fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in addr;
   socklen_t len = sizeof addr;

@@ -20,7 +20,7 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
                     [--app TENANT:CLIENT_ID:SECRET]... [--app-cert TENANT:CLIENT_ID:CERT_PEM_FILE]...
                     [--token-lifetime SECS] [--scope SCOPE] [--tls-cert FILE --tls-key FILE]
                     [--managed-identity] [--user-assigned CLIENT_ID,OBJECT_ID,RESOURCE_ID]...
-                    [--identity-header H] [--arc-tokens-folder DIR]
+                    [--identity-header H] [--arc-tokens-folder DIR] [--arc-realm-folder DIR]
                     [--federated TENANT:CLIENT_ID:SUBJECT]...
                     [--page-size N] [--next-link-base URL] [--batch-shuffle-seed N] [--latency DURATION]
 
@@ -56,6 +56,9 @@ const USAGE: &str = "usage: ius-emulator [--listen ADDR] [--token T] [--patch-re
                              temporary folder; implies --managed-identity). A client reads key files
                              only from Arc's own tokens folder: give the real one (as root), or use a
                              test build of the SDK (feature test-seams, IUS_TEST_ARC_TOKENS_FOLDER=DIR)
+  --arc-realm-folder DIR     how the client names the Arc tokens folder, when it sees the files by other
+                             names (a Windows client under Wine: C:\\ius\\arc for <prefix>/drive_c/ius/arc);
+                             the challenge's realm is DIR and the key file's name (implies --managed-identity)
   --federated TENANT:CLIENT_ID:SUBJECT
                              accept, for that app, federated tokens about SUBJECT from the emulator's own
                              issuer (workload identity; repeatable); mint one with
@@ -178,6 +181,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 | "--user-assigned"
                 | "--identity-header"
                 | "--arc-tokens-folder"
+                | "--arc-realm-folder"
                 | "--federated"
         ) {
             return Err(format!("unknown argument '{arg}'"));
@@ -275,6 +279,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                     .managed_identity
                     .get_or_insert_with(ManagedIdentity::default)
                     .arc_tokens_folder = value.into();
+            }
+            "--arc-realm-folder" => {
+                config
+                    .managed_identity
+                    .get_or_insert_with(ManagedIdentity::default)
+                    .arc_realm_folder = Some(value);
             }
             "--federated" => {
                 let (tenant, client_id, subject) = split_app(&flag, &value)?;
@@ -426,6 +436,23 @@ mod tests {
         assert_eq!(c.token.as_deref(), Some("t"));
         assert_eq!(c.patch_returns, PatchReturns::Ok);
         assert_eq!(files.seed.as_deref(), Some("f.json"));
+    }
+
+    #[test]
+    fn parses_the_arc_folders() {
+        let Ok(Command::Run(c, _)) = parse(&[
+            "--arc-tokens-folder",
+            "/p/drive_c/arc",
+            r"--arc-realm-folder=C:\arc",
+        ]) else {
+            panic!("should parse");
+        };
+        let managed = c.managed_identity.expect("implied --managed-identity");
+        assert_eq!(
+            managed.arc_tokens_folder,
+            std::path::Path::new("/p/drive_c/arc")
+        );
+        assert_eq!(managed.arc_realm_folder.as_deref(), Some(r"C:\arc"));
     }
 
     #[test]

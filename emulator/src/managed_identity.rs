@@ -21,8 +21,10 @@
 //! `<uuid>.key` file the emulator writes into
 //! [`ManagedIdentity::arc_tokens_folder`] holding a random key; the same
 //! request with `Authorization: Basic <key>` gets the token, and the key
-//! file is removed. [`crate::Emulator::set_arc_challenge_realm`] makes the
-//! challenge name another path instead (to test that a client refuses it).
+//! file is removed. The realm names the file as the emulator does, or as
+//! [`ManagedIdentity::arc_realm_folder`] says the client sees the folder.
+//! [`crate::Emulator::set_arc_challenge_realm`] makes the challenge name
+//! another path instead (to test that a client refuses it).
 //!
 //! Success answers carry `access_token`, `expires_on` (seconds since 1970,
 //! as a string), `resource` and `token_type`; IMDS and Arc add `expires_in`,
@@ -64,6 +66,13 @@ pub struct ManagedIdentity {
     /// key files only from Arc's own tokens folder, so a client accepts these
     /// only in a test build (feature `test-seams`, `IUS_TEST_ARC_TOKENS_FOLDER`).
     pub arc_tokens_folder: PathBuf,
+    /// How clients name [`arc_tokens_folder`](Self::arc_tokens_folder)
+    /// when they see the file system by other names than the emulator does
+    /// (a Windows program under Wine sees `<prefix>/drive_c/ius` as
+    /// `C:\ius`): the challenge's realm is then this folder, its separator
+    /// (`\` if it holds one, else `/`) and the key file's name. Default
+    /// `None`: the folder's own path.
+    pub arc_realm_folder: Option<String>,
 }
 
 impl Default for ManagedIdentity {
@@ -74,6 +83,7 @@ impl Default for ManagedIdentity {
             identity_header: "ius-emulator-identity-header".to_owned(),
             arc_tokens_folder: std::env::temp_dir()
                 .join(format!("ius-emulator-arc-tokens-{}", std::process::id())),
+            arc_realm_folder: None,
         }
     }
 }
@@ -343,9 +353,8 @@ impl ManagedIdentities {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let file = config
-            .arc_tokens_folder
-            .join(format!("{}.key", uuid::Uuid::new_v4()));
+        let name = format!("{}.key", uuid::Uuid::new_v4());
+        let file = config.arc_tokens_folder.join(&name);
         std::fs::write(&file, &key).map_err(|err| {
             Kind::Arc.refuse(
                 500,
@@ -353,7 +362,13 @@ impl ManagedIdentities {
                 &format!("Cannot write the key file {}: {err}", file.display()),
             )
         })?;
-        let realm = file.display().to_string();
+        let realm = match &config.arc_realm_folder {
+            Some(folder) => {
+                let separator = if folder.contains('\\') { '\\' } else { '/' };
+                format!("{}{separator}{name}", folder.trim_end_matches(separator))
+            }
+            None => file.display().to_string(),
+        };
         lock(&self.arc_keys).insert(key, file);
         Ok(realm)
     }

@@ -41,6 +41,7 @@ fn start(arc_folder: PathBuf) -> Emulator {
             }],
             identity_header: HEADER.into(),
             arc_tokens_folder: arc_folder,
+            arc_realm_folder: None,
         }),
         federated_credentials: vec![FederatedCredential {
             tenant: TENANT.into(),
@@ -271,6 +272,46 @@ fn azure_arc_challenges_with_a_key_file_and_takes_its_contents_once() {
     );
     emu.shutdown();
     let _ = std::fs::remove_dir_all(tokens);
+}
+
+#[test]
+fn azure_arc_names_its_key_file_as_the_client_sees_the_folder_when_told() {
+    let path =
+        format!("/arc/metadata/identity/oauth2/token?api-version=2019-11-01&resource={RESOURCE}");
+    for (seen, separator) in [(r"C:\ius\arc", '\\'), ("/seen/arc/", '/')] {
+        let tokens = folder("arc-seen");
+        let emu = Emulator::start(Config {
+            managed_identity: Some(ManagedIdentity {
+                arc_tokens_folder: tokens.clone(),
+                arc_realm_folder: Some(seen.to_owned()),
+                ..ManagedIdentity::default()
+            }),
+            ..Config::default()
+        })
+        .unwrap();
+        let challenge = get(&emu, &path, &[("Metadata", "true")]);
+        let realm = challenge
+            .header("WWW-Authenticate")
+            .and_then(|h| h.strip_prefix("Basic realm="))
+            .expect("a Basic realm")
+            .to_owned();
+        let (folder_part, name) = realm.rsplit_once(separator).unwrap();
+        assert_eq!(folder_part, seen.trim_end_matches(separator), "{realm}");
+        assert!(name.ends_with(".key"), "{realm}");
+        // The file is where the emulator keeps it, under the name the realm gives.
+        let key = std::fs::read_to_string(tokens.join(name)).unwrap();
+        let ok = get(
+            &emu,
+            &path,
+            &[
+                ("Metadata", "true"),
+                ("Authorization", &format!("Basic {key}")),
+            ],
+        );
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        emu.shutdown();
+        let _ = std::fs::remove_dir_all(tokens);
+    }
 }
 
 #[test]

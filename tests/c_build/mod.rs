@@ -523,6 +523,16 @@ impl Suite {
 }
 
 impl Suite {
+    /// How the programs name `path`: as it is, or for [`Variant::Wine`] as the Windows path Wine
+    /// maps it to (`C:\...` on the prefix's C: drive, `Z:\...` elsewhere).
+    pub fn program_path(&self, path: &Path) -> String {
+        let shown = path.display().to_string();
+        match self.variant {
+            Variant::Wine => wine::translate(&shown),
+            _ => shown,
+        }
+    }
+
     /// A fresh folder named `name` for the files the programs write: under the system's
     /// temporary folder, or for [`Variant::Wine`] on the Wine prefix's C: drive (the programs
     /// then see a `C:\` path).

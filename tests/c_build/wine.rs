@@ -36,14 +36,12 @@ const SYSTEM_LIBS: [&str; 8] = [
 ];
 
 /// The compilers' own runtimes linked in (winpthreads, libgcc, libstdc++), so a program needs
-/// no DLL of mingw's beside it: only Windows' own and `intune_user_status.dll`.
-const STATIC_RUNTIME: [&str; 5] = [
-    "-static-libgcc",
-    "-static-libstdc++",
-    "-Wl,-Bstatic",
-    "-lpthread",
-    "-Wl,-Bdynamic",
-];
+/// no DLL of mingw's beside it: only Windows' own and `intune_user_status.dll`. `-static`, not
+/// `-static-libgcc -static-libstdc++`: with those the driver links its own `-lpthread` after
+/// libstdc++ dynamically, and libstdc++'s uses of winpthreads (`pthread_once`,
+/// `pthread_key_create`) came from `libwinpthread-1.dll` (test_cpp_wipe then could not start).
+/// Windows' own libraries are import archives, which `-static` links as such.
+const STATIC_RUNTIME: &str = "-static";
 
 /// [`LIB_DIR`], checked to hold the three libraries.
 pub fn lib_dir() -> PathBuf {
@@ -85,18 +83,18 @@ pub fn compiler(cpp: bool) -> Command {
     Command::new(name)
 }
 
-/// Shared: the import library (`-lintune_user_status` finds `libintune_user_status.dll.a`
-/// first), and the DLL copied beside the programs, where Windows looks for it. Static: the
-/// archive and the system libraries.
+/// Shared: the import library, by its path (under [`STATIC_RUNTIME`] `-lintune_user_status`
+/// would find the static archive), and the DLL copied beside the programs, where Windows looks
+/// for it. Static: the archive and the system libraries.
 pub fn link_args(command: &mut Command, kind: &str, out_dir: &Path) {
     let lib = lib_dir();
     if kind == "shared" {
-        command.arg("-L").arg(&lib).arg("-lintune_user_status");
+        command.arg(lib.join(IMPORT_LIB));
         std::fs::copy(lib.join(DLL), out_dir.join(DLL)).expect("copy the DLL beside the programs");
     } else {
         command.arg(lib.join(STATIC_LIB));
     }
-    command.args(SYSTEM_LIBS).args(STATIC_RUNTIME);
+    command.args(SYSTEM_LIBS).arg(STATIC_RUNTIME);
 }
 
 /// The C: drive of the Wine prefix (`$WINEPREFIX/drive_c`).
