@@ -640,7 +640,8 @@ ius_status ius_outbox_flush(ius_outbox *outbox,
  * connection writing it), from any thread, as SQLite's `sqlite3_interrupt` does: each returns
  * `IUS_STATUS_CANCELLED` within half a second (see `ius_outbox_flush` for what an interrupted
  * flush leaves; an interrupted enqueue stored nothing). Calls started afterwards are not
- * affected. NULL is allowed and does nothing.
+ * affected. NULL is allowed and does nothing. Not cut short: a call queued behind another call
+ * on this outbox that waits for the file (up to 10 s) returns once that wait ends.
  *
  * Thread safety: may be called from any thread while others use the outbox (not while it is
  * freed).

@@ -228,7 +228,9 @@ impl Outbox {
     /// batch's reports included: whether Graph applied them is unknown, so the next flush sends
     /// them again); [`flush_into`](Self::flush_into) tells what it did. Calls started afterwards
     /// are not affected. [`Client::interrupt`] ends its outboxes' flushes too (not their
-    /// enqueues).
+    /// enqueues). Not cut short: a call queued behind another call on this handle that waits for
+    /// the file (an enqueue, [`take_failed`](Self::take_failed) or
+    /// [`requeue_failed`](Self::requeue_failed), up to 10 s) returns once that wait ends.
     ///
     /// ```no_run
     /// # use intune_user_status::{Client, Outbox, OutboxOptions};
