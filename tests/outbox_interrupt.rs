@@ -93,7 +93,11 @@ fn a_flush_stalled_on_a_response_returns_its_report_and_the_next_flush_delivers_
     // The second batch (t20 .. t24) gets no answer: t20 is applied, then the connection stalls.
     emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
     let dir = folder("stalled");
-    let outbox = open(&common::client(&emu.base_url()), &dir.join("outbox.db"));
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
     enqueue(&outbox, 25, 1);
     let flushing = Arc::clone(&outbox);
     let stopper = Arc::clone(&outbox);
@@ -116,10 +120,11 @@ fn a_flush_stalled_on_a_response_returns_its_report_and_the_next_flush_delivers_
         "{report:?}"
     );
     assert_eq!(report.pending, 5, "the abandoned batch stays pending");
-    // Held back by the backoff of a first failure (the client's base delay, 10 ms, jittered).
+    // Held back by the backoff of a first failure (the client's base delay, 200 ms, jittered by
+    // a fifth either way), not due at once.
     let backoff = report.next_attempt_in.expect("pending");
     assert!(
-        backoff > Duration::ZERO && backoff <= Duration::from_millis(12),
+        backoff > Duration::ZERO && backoff <= Duration::from_millis(240),
         "{backoff:?}"
     );
     wait_until("the abandoned connection closed", || {
@@ -132,10 +137,10 @@ fn a_flush_stalled_on_a_response_returns_its_report_and_the_next_flush_delivers_
         "applied before the stall, unknown to the flush"
     );
 
-    // A flush started after the backoff (each report's own, at most 12 ms) is not affected: it
+    // A flush started after the backoff (each report's own, at most 240 ms) is not affected: it
     // sends the five again.
     emu.clear_faults();
-    thread::sleep(Duration::from_millis(20));
+    thread::sleep(Duration::from_millis(250));
     let again = outbox.flush().unwrap();
     assert_eq!((again.sent, again.applied, again.pending), (5, 5, 0));
     for i in 0..25 {
