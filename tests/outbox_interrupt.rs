@@ -1,9 +1,10 @@
 //! `Outbox::interrupt` (and `Client::interrupt` on the outbox's client) against the emulator: a
 //! flush blocked on a stalled response, in a Retry-After wait, or waiting for another flush's
 //! lock, and an enqueue waiting for a file another connection writes, each return
-//! `Error::Cancelled` within half a second; the flush's report says what was done, the abandoned
-//! reports stay pending and the next flush delivers them; calls started afterwards are not
-//! affected.
+//! `Error::Cancelled` within half a second; the flush's report says what was done (only what
+//! it recorded), the abandoned reports stay pending, held back by the backoff (Graph may still
+//! apply an abandoned request), and the next flush after it delivers them; calls started
+//! afterwards are not affected.
 #![cfg(feature = "outbox")]
 
 mod common;
@@ -11,11 +12,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{TOKEN, builder, interrupt_during, wait_until};
 use intune_user_status::{
-    Client, Error, FlushReport, Outbox, OutboxOptions, Target, UserStatusPatch,
+    Client, Error, FlushReport, Outbox, OutboxOptions, RetryPolicy, Target, UserStatusPatch,
 };
 use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
 use serde_json::json;
@@ -92,7 +93,11 @@ fn a_flush_stalled_on_a_response_returns_its_report_and_the_next_flush_delivers_
     // The second batch (t20 .. t24) gets no answer: t20 is applied, then the connection stalls.
     emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
     let dir = folder("stalled");
-    let outbox = open(&common::client(&emu.base_url()), &dir.join("outbox.db"));
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
     enqueue(&outbox, 25, 1);
     let flushing = Arc::clone(&outbox);
     let stopper = Arc::clone(&outbox);
@@ -115,7 +120,13 @@ fn a_flush_stalled_on_a_response_returns_its_report_and_the_next_flush_delivers_
         "{report:?}"
     );
     assert_eq!(report.pending, 5, "the abandoned batch stays pending");
-    assert_eq!(report.next_attempt_in, Some(Duration::ZERO), "due at once");
+    // Held back by the backoff of a first failure (the client's base delay, 200 ms, jittered by
+    // a fifth either way), not due at once.
+    let backoff = report.next_attempt_in.expect("pending");
+    assert!(
+        backoff > Duration::ZERO && backoff <= Duration::from_millis(240),
+        "{backoff:?}"
+    );
     wait_until("the abandoned connection closed", || {
         emu.connections_closed() >= 1
     });
@@ -126,8 +137,10 @@ fn a_flush_stalled_on_a_response_returns_its_report_and_the_next_flush_delivers_
         "applied before the stall, unknown to the flush"
     );
 
-    // A flush started afterwards is not affected: it sends the five again.
+    // A flush started after the backoff (each report's own, at most 240 ms) is not affected: it
+    // sends the five again.
     emu.clear_faults();
+    thread::sleep(Duration::from_millis(250));
     let again = outbox.flush().unwrap();
     assert_eq!((again.sent, again.applied, again.pending), (5, 5, 0));
     for i in 0..25 {
@@ -289,4 +302,116 @@ fn an_interrupt_before_a_flush_leaves_it_alone_and_an_outboxs_leaves_the_clients
     updating.join().unwrap().expect("not interrupted");
     assert_eq!(t0_patches(), 3, "sent again after its Retry-After");
     assert_eq!(devices(&emu, "t0"), 6);
+}
+
+#[test]
+fn an_abandoned_write_is_held_back_by_the_backoff_so_it_lands_before_the_newer_value() {
+    let emu = emulator(1);
+    // Graph applies the abandoned request late: closing the connection does not un-send it.
+    emu.add_fault(
+        FaultRule::next(1, Fault::Latency(Duration::from_millis(1500)))
+            .path_contains("/userStatuses/t0"),
+    );
+    let dir = folder("abandoned-late");
+    let client = common::builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let flushing = Arc::clone(&outbox);
+    let stopper = Arc::clone(&outbox);
+    let ((result, report), _) = interrupt_during(
+        || !emu.batch_items().is_empty(),
+        move || stopper.interrupt(),
+        move || flush(&flushing),
+    );
+    let interrupted_at = Instant::now();
+    assert!(stage(&result).contains("response"), "{result:?}");
+    assert_eq!(
+        (
+            report.sent,
+            report.interrupted,
+            report.retry_later,
+            report.pending
+        ),
+        (1, 1, 0, 1),
+        "{report:?}"
+    );
+    // The first failure's backoff: 2 s, jittered by a fifth either way.
+    let backoff = report.next_attempt_in.expect("pending");
+    assert!(
+        (Duration::from_millis(1600)..=Duration::from_millis(2400)).contains(&backoff),
+        "{backoff:?}"
+    );
+    // The agent goes on at once with a newer value: it waits out the backoff too.
+    outbox.enqueue(&Target::new("c1", "t0"), &count(2)).unwrap();
+    let early = outbox.flush().unwrap();
+    assert_eq!((early.sent, early.pending), (0, 1), "{early:?}");
+    wait_until("the abandoned write applied late", || {
+        devices(&emu, "t0") == 1
+    });
+    thread::sleep(backoff.saturating_sub(interrupted_at.elapsed()));
+    let again = outbox.flush().unwrap();
+    assert_eq!(
+        (again.sent, again.applied, again.pending),
+        (1, 1, 0),
+        "{again:?}"
+    );
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(devices(&emu, "t0"), 2, "Graph holds the newer value");
+    let patches: Vec<i64> = emu
+        .batch_items()
+        .iter()
+        .map(|item| {
+            let body: serde_json::Value = serde_json::from_slice(&item.body).unwrap();
+            body["devicesCount"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        patches,
+        [1, 2],
+        "the newer value sent once, after the older"
+    );
+}
+
+#[test]
+fn an_interrupted_flush_whose_record_meets_a_busy_file_reports_nothing_it_did_not_record() {
+    let emu = emulator(25);
+    // The second batch (t20 .. t24) gets no answer: t0 .. t19 applied, not yet recorded.
+    emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
+    let dir = folder("record-busy");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    enqueue(&outbox, 25, 1);
+    let flushing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || flush(&outbox))
+    };
+    wait_until("the second batch in flight", || {
+        emu.batch_items().len() >= 22
+    });
+    thread::sleep(Duration::from_millis(200));
+    // Another process writes the file (its enqueue, its flush's record) past the interrupt.
+    let mut other = rusqlite::Connection::open(&path).unwrap();
+    let writing = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    outbox.interrupt();
+    let (result, report) = flushing.join().unwrap();
+    drop(writing);
+    assert!(stage(&result).contains("outbox file"), "{result:?}");
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.interrupted,
+            report.retry_later,
+            report.failed
+        ),
+        (25, 0, 0, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.pending, 25, "{report:?}");
+    assert_eq!(outbox.stats().unwrap().pending, 25, "nothing recorded");
 }

@@ -15,7 +15,8 @@
  *
  * The outbox: ius_outbox_interrupt ends a flush stalled on a response and one waiting for another
  * flush's lock, ius_client_interrupt one in a Retry-After wait; each returns CANCELLED within the
- * bound with its report (what was done, what is pending), and the next flush delivers the rest. */
+ * bound with its report (what was done, what is pending), and the next flush after the abandoned
+ * reports' backoff (the clients': 10 ms, jittered) delivers the rest. */
 #include "intune_user_status.h"
 #include "test_support.h"
 
@@ -24,6 +25,8 @@ static const char *token;
 /* How soon an interrupted call must return, and how long a thread is given to reach its wait. */
 static long bound_ms = 500;
 static long settle_ms = 300;
+/* Longer than the outbox clients' first backoff (baseDelayMs 10: at most 12 ms). */
+static const long backoff_ms = 20;
 
 /* Connections open on the emulator, besides the one asking. Earlier queries' connections are
  * given a moment to be counted closed first. */
@@ -449,7 +452,7 @@ static void flush_ok(ius_outbox *outbox, const char *expected) {
 /* ob0, ob1 and ostall in one batch that gets no answer (ob0 and ob1 are applied first): the
  * interrupt abandons it, the three stay pending, and the next flush delivers them. */
 static void outbox_flush_stalled(void) {
-  ius_client *client = new_client("");
+  ius_client *client = new_client(",\"retry\":{\"baseDelayMs\":10}");
   ius_outbox *outbox = open_outbox(client, "stalled.db");
   struct flush_call call;
   outbox_enqueue(outbox, "ob0", 1);
@@ -464,8 +467,9 @@ static void outbox_flush_stalled(void) {
   ius_outbox_interrupt(outbox);
   expect_cancelled_flush(&call, flush_join(&call, interrupted), "response",
                          "{\"sent\":3,\"applied\":0,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
-                         "\"interrupted\":3,\"pending\":3,\"nextAttemptInSeconds\":0.0}");
-  /* A flush started afterwards is not affected: it delivers the three. */
+                         "\"interrupted\":3,\"pending\":3,");
+  /* A flush started after their backoff is not affected: it delivers the three. */
+  ius_test_sleep_ms(backoff_ms);
   flush_ok(outbox, "{\"sent\":3,\"applied\":3,");
   ius_outbox_free(outbox);
   ius_client_free(client);
@@ -473,7 +477,7 @@ static void outbox_flush_stalled(void) {
 
 /* oa and owait (503, Retry-After 30): the client's interrupt ends its outbox's flush in the wait. */
 static void outbox_flush_client_interrupt(void) {
-  ius_client *client = new_client("");
+  ius_client *client = new_client(",\"retry\":{\"baseDelayMs\":10}");
   ius_outbox *outbox = open_outbox(client, "client.db");
   struct flush_call call;
   outbox_enqueue(outbox, "oa", 1);
@@ -488,6 +492,7 @@ static void outbox_flush_client_interrupt(void) {
                          "{\"sent\":2,\"applied\":1,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
                          "\"interrupted\":1,\"pending\":1,");
   CHECK(ius_test_stat(base_url, "requests") == requests + 3);
+  ius_test_sleep_ms(backoff_ms);
   flush_ok(outbox, "{\"sent\":1,\"applied\":1,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
                    "\"interrupted\":0,\"pending\":0,\"nextAttemptInSeconds\":null}");
   ius_outbox_free(outbox);
@@ -497,7 +502,7 @@ static void outbox_flush_client_interrupt(void) {
 /* Two handles on one file: the holder's flush stalls on olock0 (no answer), the waiter's waits for
  * the flush lock until its interrupt, having sent nothing; then the holder is interrupted too. */
 static void outbox_flush_lock(void) {
-  ius_client *client = new_client("");
+  ius_client *client = new_client(",\"retry\":{\"baseDelayMs\":10}");
   ius_outbox *holder = open_outbox(client, "lock.db");
   ius_outbox *waiter = open_outbox(client, "lock.db");
   struct flush_call holding, waiting;
@@ -520,6 +525,7 @@ static void outbox_flush_lock(void) {
   expect_cancelled_flush(&holding, flush_join(&holding, interrupted), "response",
                          "{\"sent\":1,\"applied\":0,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
                          "\"interrupted\":1,\"pending\":2,");
+  ius_test_sleep_ms(backoff_ms);
   flush_ok(waiter, "{\"sent\":2,\"applied\":2,");
   ius_outbox_free(holder);
   ius_outbox_free(waiter);

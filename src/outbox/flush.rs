@@ -15,8 +15,12 @@
 //! An interrupt (the outbox's or its client's, after the flush began) ends the flush wherever it
 //! waits: for the flush lock, at the pacing gate, for a response (the batch in flight is
 //! abandoned), in a `Retry-After` wait, for the file. The outcomes it has are recorded; the
-//! reports of the abandoned batch, an unknown outcome, stay pending with their acknowledged state
-//! in doubt (the claim put it there), as do the reports not sent, due at once.
+//! reports not sent stay pending, due at once. The reports of the abandoned batch, an unknown
+//! outcome, stay pending with their acknowledged state in doubt (the claim put it there), held
+//! back by the same backoff as any other unknown outcome: Graph may still apply the abandoned
+//! request (the connection was closed, not the request un-sent), so a newer value sent at once
+//! could be overwritten by it. A round's outcomes count in the report once their record
+//! committed: a record the interrupt ends leaves them pending, and the report says so.
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,24 @@ pub(crate) struct Flush<'a> {
     pub lock: &'a std::path::Path,
     /// The outbox's own cancellation signal (the client's is watched too).
     pub signal: &'a std::sync::Arc<Signal>,
+}
+
+/// One round's outcomes, counted into the flush's report once their record committed.
+#[derive(Default)]
+struct Tally {
+    applied: u64,
+    retry_later: u64,
+    failed: u64,
+    interrupted: u64,
+}
+
+impl Tally {
+    fn add_to(&self, report: &mut FlushReport) {
+        report.applied += self.applied;
+        report.retry_later += self.retry_later;
+        report.failed += self.failed;
+        report.interrupted += self.interrupted;
+    }
 }
 
 /// Why a flush stopped sending before the end.
@@ -118,6 +140,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         // One API version per batch: each batch is one bulk call, one `$batch` request.
         due.sort_by_key(|due| due.version() as u8);
         let mut outcomes: Vec<(Due, Outcome)> = Vec::with_capacity(due.len());
+        let mut tally = Tally::default();
         let mut unsent: Vec<String> = Vec::new();
         // The interrupt that ended the flush; the reports not sent stay pending, due.
         let mut interrupted: Option<Error> = None;
@@ -160,12 +183,13 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             interrupted = results
                 .iter()
                 .find_map(|r| r.as_ref().err().filter(|e| e.is_cancelled()).cloned());
-            let (batch_outcomes, batch_stop) = judge(parts, batch, results, report);
+            let (batch_outcomes, batch_stop) = judge(parts, batch, results, &mut tally);
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
         }
         // Recorded after an interrupt too: what finished is never sent again.
         let dropped = store.run(|conn| store::record(conn, &outcomes, options, clock.now_ms()))?;
+        tally.add_to(report);
         failed_list::warn(store.path(), 0, dropped);
         if let Some(Stop::Until(until)) = stop {
             unsent.extend(rounds.by_ref().flatten().cloned());
@@ -187,7 +211,7 @@ fn judge(
     parts: &Flush<'_>,
     batch: Vec<Due>,
     results: Vec<Result<UpdateOutcome, Error>>,
-    report: &mut FlushReport,
+    tally: &mut Tally,
 ) -> (Vec<(Due, Outcome)>, Option<Stop>) {
     let policy = parts.client.retry_policy();
     let now = parts.clock.now_ms();
@@ -199,27 +223,27 @@ fn judge(
     let outcomes = batch
         .into_iter()
         .zip(results)
-        .filter_map(|(due, result)| {
+        .map(|(due, result)| {
             let outcome = match result {
-                // Abandoned by an interrupt: an unknown outcome. Nothing is recorded, so the
-                // report stays pending, due, its acknowledged state in doubt since the claim.
-                Err(err) if err.is_cancelled() => {
-                    report.interrupted += 1;
-                    return None;
-                }
                 Ok(_) => {
-                    report.applied += 1;
+                    tally.applied += 1;
                     Outcome::Applied
                 }
                 Err(err) if failure::is_permanent(&err) => {
-                    report.failed += 1;
+                    tally.failed += 1;
                     Outcome::Failed {
                         error: failure::to_json(&err),
                         failed_at: rfc3339(now),
                     }
                 }
+                // Abandoned by an interrupt (an unknown outcome, as below, and Graph may still
+                // apply it) or an error worth retrying: pending, held back by the backoff.
                 Err(err) => {
-                    report.retry_later += 1;
+                    if err.is_cancelled() {
+                        tally.interrupted += 1;
+                    } else {
+                        tally.retry_later += 1;
+                    }
                     // A stored wait is never longer than maxDelay: see clock.rs.
                     let wait = err
                         .retry_after()
@@ -236,7 +260,7 @@ fn judge(
                     }
                 }
             };
-            Some((due, outcome))
+            (due, outcome)
         })
         .collect();
     // Graph throttles the app, not one report; no answer at all means it cannot be reached.

@@ -122,8 +122,9 @@ enum Step {
     Clock(i64),
     /// A flush whose call carrying user status `stalled` gets no answer at all, and another
     /// thread's `Outbox::interrupt` once it is on the wire: the calls before it meet their
-    /// fates, that call is abandoned (an unknown outcome: its reports stay pending, due, their
-    /// acknowledged state in doubt), the reports claimed and not sent stay pending, due. A flush
+    /// fates, that call is abandoned (an unknown outcome: its reports stay pending, held back by
+    /// the backoff, their acknowledged state in doubt), the reports claimed and not sent stay
+    /// pending, due. A flush
     /// that never sends `stalled` (not due, or a stop before it) runs to its end.
     Interrupt { fates: Vec<Fate>, stalled: usize },
 }
@@ -452,9 +453,15 @@ impl Model {
             let runs = stalled.and_then(|t| batch.iter().position(|&b| b == t));
             if runs.is_some_and(|at| batch[..at].iter().all(|&b| fates[b] != Fate::LostAnswer)) {
                 // No answer, then the interrupt: an unknown outcome (the reports before the
-                // stalled one in its envelope were applied), nothing recorded: pending, due.
+                // stalled one in its envelope were applied, and Graph may still apply the rest),
+                // held back by the backoff as any other unknown outcome.
                 for target in batch {
-                    for (name, value) in &self.pending[target].props {
+                    let failures = self.pending[target].failures + 1;
+                    let until = self.backoff(failures);
+                    let pending = self.pending.get_mut(target).expect("claimed");
+                    pending.failures = failures;
+                    pending.next = until;
+                    for (name, value) in &pending.props {
                         self.may_hold
                             .entry((*target, name))
                             .or_default()
