@@ -176,8 +176,8 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// Retry-After wait, a response: that batch is abandoned and its connection closed):
 /// `IUS_STATUS_CANCELLED`, with the report of what was done in `*out_report_json` all the same.
 /// The outcomes it has are recorded; the reports of the abandoned batch (`interrupted`: whether
-/// Graph applied them is unknown) and those not sent stay pending, due, and the next flush sends
-/// them.
+/// Graph applied them is unknown) stay pending and are sent again after the backoff, as every
+/// unknown outcome is; those not sent stay due, and the next flush sends them.
 ///
 /// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
 /// `IUS_STATUS_OK` and `IUS_STATUS_CANCELLED`, else NULL; `*out_error_json` as for

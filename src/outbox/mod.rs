@@ -225,8 +225,8 @@ impl Outbox {
     /// a second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a
     /// `Retry-After` wait, a response: that batch is abandoned and its connection closed). An
     /// interrupted flush records the outcomes it has and keeps the rest pending (the abandoned
-    /// batch's reports included: whether Graph applied them is unknown, so the next flush sends
-    /// them again); [`flush_into`](Self::flush_into) tells what it did. Calls started afterwards
+    /// batch's reports included: whether Graph applied them is unknown, so they are sent again
+    /// after the backoff, as every unknown outcome is); [`flush_into`](Self::flush_into) tells what it did. Calls started afterwards
     /// are not affected. [`Client::interrupt`] ends its outboxes' flushes too (not their
     /// enqueues). Not cut short: a call queued behind another call on this handle that waits for
     /// the file (an enqueue, [`take_failed`](Self::take_failed) or

@@ -21,7 +21,9 @@ pub enum Enqueued {
 #[non_exhaustive]
 pub struct FlushReport {
     /// Reports handed to the client to send: `applied + retry_later + failed + interrupted`
-    /// (`failed` also counts rows that could not be read, never sent).
+    /// (`failed` also counts rows that could not be read, never sent), except after a flush
+    /// that could not record its last round (the file busy when interrupted): those reports are
+    /// counted as sent only, and stay pending.
     pub sent: u64,
     /// Reports Graph applied; removed, their properties now the acknowledged state.
     pub applied: u64,
@@ -33,7 +35,8 @@ pub struct FlushReport {
     /// Reports due but removed unsent: they equal what Graph acknowledged recently.
     pub skipped: u64,
     /// Reports whose sending an interrupt abandoned ([`Outbox::interrupt`](super::Outbox::interrupt)):
-    /// whether Graph applied them is unknown, so they stay pending, due, and are sent again.
+    /// whether Graph applied them is unknown, so they stay pending and are sent again after the
+    /// backoff (as every unknown outcome is: a late write cannot land after a newer one).
     pub interrupted: u64,
     /// Reports still pending after the flush.
     pub pending: u64,
