@@ -520,9 +520,11 @@ mod tests {
         assert_eq!(cache.source.fetches.load(Ordering::SeqCst), 2);
     }
 
-    #[test]
-    fn a_waiter_gives_up_at_its_own_deadline() {
-        // The first fetch takes 1.5 s; a waiter with 200 ms left must not wait for it.
+    /// A cache whose first fetch (on its own thread, returned) takes 1.5 s and has begun.
+    fn a_slow_fetch_in_progress() -> (
+        Arc<TokenCache<HeldFirst>>,
+        thread::JoinHandle<Result<AccessToken, crate::Error>>,
+    ) {
         let cache = held_first(|_| {
             thread::sleep(Duration::from_millis(1500));
             Ok(FreshToken {
@@ -537,6 +539,13 @@ mod tests {
         while !cache.lock().refreshing {
             thread::sleep(Duration::from_millis(1));
         }
+        (cache, fetching)
+    }
+
+    #[test]
+    fn a_waiter_gives_up_at_its_own_deadline() {
+        // The first fetch takes 1.5 s; a waiter with 200 ms left must not wait for it.
+        let (cache, fetching) = a_slow_fetch_in_progress();
         let started = Instant::now();
         let err = cache
             .token_before(Some(started + Duration::from_millis(200)))
@@ -596,20 +605,7 @@ mod tests {
 
     #[test]
     fn an_interrupted_waiter_returns_at_once_and_the_fetch_goes_on() {
-        let cache = held_first(|_| {
-            thread::sleep(Duration::from_millis(1500));
-            Ok(FreshToken {
-                token: AccessToken::new("slow"),
-                expires_in: HOUR,
-            })
-        });
-        let fetching = {
-            let cache = Arc::clone(&cache);
-            thread::spawn(move || cache.token())
-        };
-        while !cache.lock().refreshing {
-            thread::sleep(Duration::from_millis(1));
-        }
+        let (cache, fetching) = a_slow_fetch_in_progress();
         let signal = Signal::new();
         let interrupter = {
             let (cache, signal) = (Arc::clone(&cache), Arc::clone(&signal));
