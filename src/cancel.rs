@@ -296,6 +296,17 @@ impl<T> Guarded<T> {
         self.changed.notify_all();
     }
 
+    /// Waits while `blocked`, until `until`: a wait no interrupt ends (`Done` or `TimedOut`).
+    /// `guard` is this state's lock, held by the caller; it is held again when this returns.
+    pub fn wait_until<'a>(
+        &'a self,
+        guard: MutexGuard<'a, T>,
+        until: Instant,
+        blocked: impl FnMut(&mut T) -> bool,
+    ) -> (MutexGuard<'a, T>, Waited) {
+        self.wait_while(guard, Some(until), || false, blocked)
+    }
+
     /// The one wait loop: while `blocked`, until `until` or `cancelled`.
     fn wait_while<'a>(
         &'a self,

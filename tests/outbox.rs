@@ -697,6 +697,48 @@ fn a_flush_waiting_longer_than_its_budget_for_another_is_storage_and_sends_nothi
     assert_eq!(waiter.flush().unwrap().applied, 1);
 }
 
+/// `flushTimeMs` bounds the wait for another flush's lock too: the waiter returns `Ok` by then,
+/// as any flush out of time, with nothing sent and its reports still due.
+#[test]
+fn a_flush_waiting_for_another_returns_by_its_flush_time_having_sent_nothing() {
+    let emu = emulator_with(ids("t", 2), Config::default());
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2000))).method("PATCH"));
+    let dir = folder("held-lock-flush-time");
+    let path = dir.join("outbox.db");
+    let holder = Arc::new(open(&common::client(&emu.base_url()), &path));
+    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let holding = {
+        let holder = Arc::clone(&holder);
+        std::thread::spawn(move || holder.flush().unwrap())
+    };
+    wait_for("the holder's write", || !emu.requests().is_empty());
+    // Another handle (another process's, as far as the lock goes), 300 ms to flush, no budget.
+    let options = OutboxOptions::new().flush_time(Duration::from_millis(300));
+    let waiter = Outbox::open(&common::client(&emu.base_url()), &path, options).unwrap();
+    waiter.enqueue(&Target::new("c1", "t1"), &count(2)).unwrap();
+    let started = Instant::now();
+    let report = waiter.flush().expect("out of time is not an error");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+    // t1 due now, and t0 of the holder's flush still in flight.
+    assert_eq!(
+        (report.sent, report.applied, report.pending),
+        (0, 0, 2),
+        "{report:?}"
+    );
+    assert_eq!(report.next_attempt_in, Some(Duration::ZERO), "{report:?}");
+    assert!(!holding.is_finished(), "the holder still held the lock");
+    assert_eq!(holding.join().unwrap().applied, 1);
+    assert!(
+        !patches(&emu).iter().any(|(path, _)| path.ends_with("/t1")),
+        "the waiter sent nothing"
+    );
+    assert_eq!(waiter.flush().unwrap().applied, 1);
+}
+
 #[test]
 fn a_throttle_in_round_two_holds_round_three_back() {
     // 150 writes per minute: the flush of 250 trips it halfway through its second round of 100.

@@ -421,3 +421,255 @@ fn an_interrupted_flush_whose_record_meets_a_busy_file_reports_nothing_it_did_no
     assert_eq!(report.pending, 25, "{report:?}");
     assert_eq!(outbox.stats().unwrap().pending, 25, "nothing recorded");
 }
+
+/// Another connection holding the file's write lock (a long transaction of another process),
+/// until it is dropped.
+fn hold_the_file(path: &Path) -> rusqlite::Connection {
+    let other = rusqlite::Connection::open(path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    other
+}
+
+/// A call's result, and when it returned.
+fn timed<T>(call: impl FnOnce() -> T) -> (T, Instant) {
+    let value = call();
+    (value, Instant::now())
+}
+
+/// Runs `first` on a thread of its own (it must come to wait for the file, holding the handle's
+/// connection), then `second`, queued behind it; interrupts `outbox` and returns each result
+/// with how long after the interrupt it came.
+fn two_calls_interrupted<A: Send + 'static, B: Send + 'static>(
+    outbox: &Outbox,
+    first: impl FnOnce() -> A + Send + 'static,
+    second: impl FnOnce() -> B + Send + 'static,
+) -> ((A, Duration), (B, Duration)) {
+    let first = thread::spawn(move || timed(first));
+    thread::sleep(Duration::from_millis(200));
+    let second = thread::spawn(move || timed(second));
+    thread::sleep(Duration::from_millis(200));
+    assert!(
+        !first.is_finished() && !second.is_finished(),
+        "both calls wait"
+    );
+    let interrupted = Instant::now();
+    outbox.interrupt();
+    let (a, at_a) = first.join().unwrap();
+    let (b, at_b) = second.join().unwrap();
+    (
+        (a, at_a.saturating_duration_since(interrupted)),
+        (b, at_b.saturating_duration_since(interrupted)),
+    )
+}
+
+fn cancelled_on_the_file<T: std::fmt::Debug>(result: &Result<T, Error>) {
+    match result {
+        Err(Error::Cancelled { stage, .. }) => assert!(stage.contains("outbox file"), "{stage}"),
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+}
+
+#[test]
+fn two_enqueues_on_one_handle_waiting_for_the_file_both_end_at_the_interrupt() {
+    let emu = emulator(2);
+    let dir = folder("queued-enqueues");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    let writer = hold_the_file(&path);
+    let (first, second) = (Arc::clone(&outbox), Arc::clone(&outbox));
+    let ((a, took_a), (b, took_b)) = two_calls_interrupted(
+        &outbox,
+        move || first.enqueue(&Target::new("c1", "t0"), &count(1)),
+        move || second.enqueue(&Target::new("c1", "t1"), &count(1)),
+    );
+    assert!(took_a < PROMPTLY, "the first returned {took_a:?} after");
+    assert!(
+        took_b < PROMPTLY,
+        "the queued one returned {took_b:?} after"
+    );
+    cancelled_on_the_file(&a);
+    cancelled_on_the_file(&b);
+    drop(writer);
+    assert_eq!(outbox.stats().unwrap().pending, 0, "nothing stored");
+}
+
+/// `take_failed` and `requeue_failed` wait for the file as enqueue does, and an interrupt of the
+/// outbox ends them as it does an enqueue: in either order, the one waiting on the file and the
+/// one queued behind it on the handle return `Cancelled` promptly, having moved nothing.
+#[test]
+fn take_failed_and_requeue_failed_waiting_for_the_file_end_at_the_interrupt() {
+    let emu = emulator(1);
+    let dir = folder("failed-list");
+    let path = dir.join("outbox.db");
+    let outbox = open(&common::client(&emu.base_url()), &path);
+    // t9 is not on the emulator: Graph refuses it for good (404), into the failed list.
+    outbox.enqueue(&Target::new("c1", "t9"), &count(1)).unwrap();
+    assert_eq!(outbox.flush().unwrap().failed, 1);
+    for take_first in [true, false] {
+        let writer = hold_the_file(&path);
+        let (take, requeue) = (Arc::clone(&outbox), Arc::clone(&outbox));
+        let take = move || take.take_failed().map(|taken| taken.len());
+        let requeue = move || requeue.requeue_failed();
+        let ((taken, took_take), (requeued, took_requeue)) = if take_first {
+            two_calls_interrupted(&outbox, take, requeue)
+        } else {
+            let (b, a) = two_calls_interrupted(&outbox, requeue, take);
+            (a, b)
+        };
+        assert!(
+            took_take < PROMPTLY && took_requeue < PROMPTLY,
+            "take_failed first: {take_first}; take_failed returned {took_take:?} after the \
+             interrupt, requeue_failed {took_requeue:?}"
+        );
+        cancelled_on_the_file(&taken);
+        cancelled_on_the_file(&requeued);
+        drop(writer);
+        assert_eq!(outbox.failed().unwrap().len(), 1, "nothing taken");
+        assert_eq!(outbox.stats().unwrap().pending, 0, "nothing requeued");
+    }
+    // Calls started afterwards are not affected.
+    assert_eq!(outbox.take_failed().unwrap().len(), 1);
+}
+
+/// The client's interrupt ends a flush whose record waits behind an enqueue on the same handle
+/// (which waits for a file another connection writes): the enqueue, which the client's interrupt
+/// leaves alone, goes on and stores its report once the file is free.
+#[test]
+fn the_clients_interrupt_ends_a_flush_queued_behind_an_enqueue_on_its_handle() {
+    let emu = emulator(2);
+    emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t0"));
+    let dir = folder("record-queued");
+    let path = dir.join("outbox.db");
+    let client = common::client(&emu.base_url());
+    let outbox = open(&client, &path);
+    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let flushing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || timed(|| flush(&outbox)))
+    };
+    wait_until("t0 in flight", || !emu.batch_items().is_empty());
+    let writer = hold_the_file(&path);
+    let enqueuing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || outbox.enqueue(&Target::new("c1", "t1"), &count(2)))
+    };
+    // The enqueue waits for the file, holding the handle's connection.
+    thread::sleep(Duration::from_millis(200));
+    let interrupted = Instant::now();
+    client.interrupt();
+    let ((result, report), returned) = flushing.join().unwrap();
+    let took = returned.saturating_duration_since(interrupted);
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    assert!(
+        result.as_ref().is_err_and(Error::is_cancelled),
+        "{result:?}"
+    );
+    // Its record could not run: nothing counted but what was sent.
+    assert_eq!(
+        (report.sent, report.applied, report.interrupted),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    assert!(!enqueuing.is_finished(), "the enqueue still waits");
+    drop(writer);
+    assert!(enqueuing.join().unwrap().is_ok(), "not interrupted");
+    assert_eq!(outbox.stats().unwrap().pending, 2);
+}
+
+unsafe extern "C" {
+    fn ius_client_new(
+        config_json: *const std::ffi::c_char,
+        out_client: *mut *mut std::ffi::c_void,
+        out_error_json: *mut *mut std::ffi::c_char,
+    ) -> u32;
+    fn ius_client_free(client: *mut std::ffi::c_void);
+    fn ius_outbox_open(
+        client: *const std::ffi::c_void,
+        path: *const std::ffi::c_char,
+        options_json: *const std::ffi::c_char,
+        out_outbox: *mut *mut std::ffi::c_void,
+        out_error_json: *mut *mut std::ffi::c_char,
+    ) -> u32;
+    fn ius_outbox_take_failed(
+        outbox: *mut std::ffi::c_void,
+        out_failed_json: *mut *mut std::ffi::c_char,
+        out_error_json: *mut *mut std::ffi::c_char,
+    ) -> u32;
+    fn ius_outbox_interrupt(outbox: *mut std::ffi::c_void);
+    fn ius_outbox_free(outbox: *mut std::ffi::c_void);
+    fn ius_string_free(s: *mut std::ffi::c_char);
+}
+
+/// A C outbox, shared with the thread that calls it.
+struct COutbox(*mut std::ffi::c_void);
+// SAFETY: the header says an outbox may be used from many threads at once.
+unsafe impl Send for COutbox {}
+unsafe impl Sync for COutbox {}
+
+/// From C: `ius_outbox_take_failed` waiting for the file ends at `ius_outbox_interrupt` with
+/// `IUS_STATUS_CANCELLED`, `*out_failed_json` NULL and an error JSON saying so.
+#[test]
+fn a_c_take_failed_waiting_for_the_file_is_cancelled_with_its_out_parameter_null() {
+    use std::ffi::{CStr, CString};
+    let emu = emulator(0);
+    let dir = folder("c-take-failed");
+    let path = dir.join("outbox.db");
+    let config =
+        CString::new(json!({"baseUrl": emu.base_url(), "accessToken": common::TOKEN}).to_string())
+            .unwrap();
+    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let (mut client, mut outbox) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let mut error = std::ptr::null_mut();
+    // SAFETY: valid NUL-terminated inputs, writable outputs.
+    unsafe {
+        assert_eq!(ius_client_new(config.as_ptr(), &mut client, &mut error), 0);
+        let status = ius_outbox_open(
+            client,
+            c_path.as_ptr(),
+            std::ptr::null(),
+            &mut outbox,
+            &mut error,
+        );
+        assert_eq!(status, 0);
+    }
+    let outbox = Arc::new(COutbox(outbox));
+    let writer = hold_the_file(&path);
+    let taking = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || {
+            // Set, so the test sees the library clear them.
+            let mut failed = 1 as *mut std::ffi::c_char;
+            let mut error = std::ptr::null_mut();
+            // SAFETY: a live outbox, writable outputs.
+            let status = unsafe { ius_outbox_take_failed(outbox.0, &mut failed, &mut error) };
+            let message = (!error.is_null())
+                // SAFETY: a string from the library.
+                .then(|| {
+                    unsafe { CStr::from_ptr(error) }
+                        .to_string_lossy()
+                        .into_owned()
+                });
+            // SAFETY: strings from the library (or NULL), freed once.
+            unsafe { ius_string_free(error) };
+            timed(|| (status, failed.is_null(), message))
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    let interrupted = Instant::now();
+    // SAFETY: a live outbox.
+    unsafe { ius_outbox_interrupt(outbox.0) };
+    let ((status, failed_is_null, message), returned) = taking.join().unwrap();
+    drop(writer);
+    // SAFETY: no call in progress any more; each freed once.
+    unsafe {
+        ius_outbox_free(outbox.0);
+        ius_client_free(client);
+    }
+    let took = returned.saturating_duration_since(interrupted);
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    assert_eq!(status, 9, "IUS_STATUS_CANCELLED: {message:?}");
+    assert!(failed_is_null, "*out_failed_json is NULL");
+    let message = message.expect("an error JSON");
+    let error: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(error["status"], "CANCELLED", "{message}");
+}

@@ -1,11 +1,14 @@
-//! How the outbox's connection waits for another connection's write (another thread's or
-//! process's enqueue or flush): SQLite's busy handler, sleeping through the one cancellable wait
-//! (`cancel::sleep`, the watch of the outbox call running on this thread), so an interrupt ends
-//! the wait. It runs only when the file is busy: an uncontended statement never calls it.
+//! How an outbox call waits for the file, in the two places it can: for the handle's one
+//! connection while another call on the same handle uses it ([`wait_for_turn`]), and for another
+//! connection's write (another process's or handle's enqueue or flush: SQLite's busy handler,
+//! [`wait`]). Both wait through the watch of the outbox call running on this thread, so an
+//! interrupt ends them; both are bounded by [`BUSY_TIMEOUT`]. The busy handler runs only when the
+//! file is busy: an uncontended statement never calls it.
 
-use std::time::Duration;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
 
-use crate::cancel;
+use crate::cancel::{self, Guarded, Waited};
 
 /// How long a statement waits in all for another connection's write to end.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -14,6 +17,12 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// for another connection's transaction (milliseconds) to end, so the outcomes an interrupted
 /// flush has are recorded, short enough to return within half a second.
 const AFTER_INTERRUPT: Duration = Duration::from_millis(200);
+
+/// How long a call interrupted while it waits for its turn on the handle's connection may still
+/// wait: long enough for another call's transaction (milliseconds) to end, so an interrupted
+/// flush still records its outcomes; short enough that its record and its last read, both
+/// queued, return within half a second.
+const TURN_AFTER_INTERRUPT: Duration = Duration::from_millis(50);
 
 /// The pause before each try, as SQLite's own busy timeout spaces them (ms); then the last.
 const PAUSES_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
@@ -53,6 +62,27 @@ pub(crate) fn wait(tries: i32) -> bool {
     // An interrupt cuts the pause short; the next try sees it (above).
     let _ = cancel::sleep(pause);
     true
+}
+
+/// Waits on `on` while `blocked` (another call on the same handle has the connection), up to
+/// [`BUSY_TIMEOUT`] (`TimedOut`); once the call is interrupted, up to `TURN_AFTER_INTERRUPT`
+/// more (then `Cancelled`). A turn that comes is `Done`, interrupted or not: the call then runs,
+/// and its statements wait for another connection as [`wait`] lets an interrupted call.
+pub(crate) fn wait_for_turn<'a, T: Send + 'static>(
+    on: &'a Arc<Guarded<T>>,
+    guard: MutexGuard<'a, T>,
+    mut blocked: impl FnMut(&mut T) -> bool,
+) -> (MutexGuard<'a, T>, Waited) {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let (guard, waited) = cancel::wait_while(on, guard, Some(deadline), &mut blocked);
+    if waited != Waited::Cancelled {
+        return (guard, waited);
+    }
+    let grace = deadline.min(Instant::now() + TURN_AFTER_INTERRUPT);
+    match on.wait_until(guard, grace, &mut blocked) {
+        (guard, Waited::Done) => (guard, Waited::Done),
+        (guard, _) => (guard, Waited::Cancelled),
+    }
 }
 
 #[cfg(test)]

@@ -116,8 +116,18 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         clock,
         ..
     } = *parts;
-    let _lock = FlushLock::acquire(parts.lock, client.total_timeout(), watch)?;
+    // flushTime counts from here: the wait for another flush's lock spends it too.
     let started = Instant::now();
+    let Some(_lock) = FlushLock::acquire(
+        parts.lock,
+        client.total_timeout(),
+        started + options.flush_time,
+        watch,
+    )?
+    else {
+        // Out of time before the other flush ended: nothing sent, everything stays due.
+        return Ok(());
+    };
     let max_delay = millis(client.retry_policy().max_delay);
     let horizon = Horizon::new(clock.now_ms(), max_delay);
     let keys = store.run(|conn| store::due_keys(conn, horizon))?;

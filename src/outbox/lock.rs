@@ -5,7 +5,8 @@
 //! same lock). The operating system drops the lock when the process dies, so a flush killed with
 //! `kill -9` never blocks the next one, and no clock or lease expiry is involved. Enqueues never
 //! touch this file, so they never wait for a flush. A flush waiting for the lock tries it again
-//! every 50 ms, in a wait an interrupt of the flush ends.
+//! every 50 ms, in a wait an interrupt of the flush ends, until its `flushTime` is spent (then it
+//! sends nothing and returns as any flush out of time) or its client's time budget.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,14 +32,17 @@ pub(crate) fn lock_path(canonical: &Path) -> PathBuf {
 }
 
 impl FlushLock {
-    /// Waits up to `wait` (no bound when `None`) for any other flush of the outbox to end, or
-    /// until an interrupt of `watch` ([`Error::Cancelled`]); `path` is the lock file, from
+    /// Waits for any other flush of the outbox to end: until `out_of_time` (the end of the
+    /// flush's `flushTime`: then `Ok(None)`, and the flush sends nothing), up to `wait` (the
+    /// client's time budget, if any: then [`Error::Storage`], unless `out_of_time` comes first),
+    /// or until an interrupt of `watch` ([`Error::Cancelled`]); `path` is the lock file, from
     /// [`lock_path`].
     pub(crate) fn acquire(
         path: &Path,
         wait: Option<Duration>,
+        out_of_time: Instant,
         watch: &Watch,
-    ) -> Result<FlushLock, Error> {
+    ) -> Result<Option<FlushLock>, Error> {
         let storage = |reason: String| Error::Storage {
             path: path.display().to_string(),
             reason,
@@ -57,11 +61,14 @@ impl FlushLock {
         let deadline = wait.map(|wait| Instant::now() + wait);
         loop {
             match conn.execute_batch("BEGIN EXCLUSIVE") {
-                Ok(()) => return Ok(FlushLock { _conn: conn }),
+                Ok(()) => return Ok(Some(FlushLock { _conn: conn })),
                 Err(err) if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {}
                 Err(err) => return Err(storage(format!("the flush lock cannot be taken: {err}"))),
             }
             let now = Instant::now();
+            if now >= out_of_time && deadline.is_none_or(|deadline| out_of_time <= deadline) {
+                return Ok(None);
+            }
             if let (Some(deadline), Some(wait)) = (deadline, wait)
                 && now >= deadline
             {
@@ -71,7 +78,9 @@ impl FlushLock {
                 )));
             }
             let next = now + POLL;
-            let until = deadline.map_or(next, |deadline| deadline.min(next));
+            let until = deadline
+                .map_or(next, |deadline| deadline.min(next))
+                .min(out_of_time);
             if watch.sleep_until(until).is_err() {
                 return Err(Error::cancelled(
                     "waiting for the flush lock (another flush of this outbox was running)",

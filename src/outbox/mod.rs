@@ -248,7 +248,7 @@ impl Outbox {
     /// The outbox's figures.
     pub fn stats(&self) -> Result<OutboxStats, Error> {
         let now = self.clock.now_ms();
-        self.store.run(|conn| store::stats(conn, now))
+        self.watched(|| self.store.run(|conn| store::stats(conn, now)))
     }
 
     /// Removes the failed list from the file and returns it, oldest first.
@@ -257,9 +257,10 @@ impl Outbox {
     /// returned: it stays in the file, where `sqlite3` shows it, and is logged at WARN by its row
     /// id; `maxFailed` drops it in time.
     pub fn take_failed(&self) -> Result<Vec<FailedReport>, Error> {
-        let (reports, left) = self
-            .store
-            .run(|conn| store::take_failed(conn, failed_list::decode))?;
+        let (reports, left) = self.watched(|| {
+            self.store
+                .run(|conn| store::take_failed(conn, failed_list::decode))
+        })?;
         failed_list::warn_unreadable(self.store.path(), &left);
         Ok(reports)
     }
@@ -267,7 +268,7 @@ impl Outbox {
     /// The failed list, oldest first, as [`take_failed`](Self::take_failed) returns it, kept in
     /// the file.
     pub fn failed(&self) -> Result<Vec<FailedReport>, Error> {
-        self.store.failed_list()
+        self.watched(|| self.store.failed_list())
     }
 
     /// Moves the failed list back to pending, in one transaction, and returns how many reports
@@ -282,14 +283,16 @@ impl Outbox {
     /// read stays in the failed list (logged at WARN by its row id).
     pub fn requeue_failed(&self) -> Result<u64, Error> {
         let now = self.clock.now_ms();
-        let done = self.store.run(|conn| {
-            store::requeue_failed(
-                conn,
-                |row| self.stored_entry(row),
-                &self.options,
-                (now, &rfc3339(now)),
-                self.store.path(),
-            )
+        let done = self.watched(|| {
+            self.store.run(|conn| {
+                store::requeue_failed(
+                    conn,
+                    |row| self.stored_entry(row),
+                    &self.options,
+                    (now, &rfc3339(now)),
+                    self.store.path(),
+                )
+            })
         })?;
         failed_list::warn(
             self.store.path(),
@@ -330,19 +333,26 @@ impl Outbox {
             .ok()
     }
 
-    fn store(&self, entries: &[Entry]) -> Result<Vec<Enqueued>, Error> {
-        // A wait for the file (busy.rs) ends at an interrupt of this outbox from now on.
+    /// Runs `call` as a call on this outbox: its waits for the file (busy.rs) end at an
+    /// interrupt of this outbox from now on.
+    fn watched<T>(&self, call: impl FnOnce() -> T) -> T {
         let watch = Watch::new(&self.signal);
         let _entered = watch.enter();
+        call()
+    }
+
+    fn store(&self, entries: &[Entry]) -> Result<Vec<Enqueued>, Error> {
         let now = self.clock.now_ms();
-        let done = self.store.run(|conn| {
-            store::enqueue(
-                conn,
-                entries,
-                &self.options,
-                (now, &rfc3339(now)),
-                self.store.path(),
-            )
+        let done = self.watched(|| {
+            self.store.run(|conn| {
+                store::enqueue(
+                    conn,
+                    entries,
+                    &self.options,
+                    (now, &rfc3339(now)),
+                    self.store.path(),
+                )
+            })
         })?;
         failed_list::warn(self.store.path(), done.unreadable, done.dropped);
         Ok(done.outcomes)

@@ -6,7 +6,7 @@
 //! [`Clock`]: super::clock::Clock
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{
@@ -14,6 +14,7 @@ use rusqlite::{
 };
 
 use super::acknowledged;
+use super::busy;
 use super::clock::Horizon;
 use super::eviction;
 use super::failed_list::{self, FailedRow};
@@ -22,7 +23,7 @@ use super::options::OutboxOptions;
 use super::report::{Enqueued, FailedReport, OutboxStats};
 use super::room::{at_page_limit, pragma, unsigned, used_bytes};
 use super::stored_text::StoredText;
-use crate::cancel;
+use crate::cancel::{self, Guarded, Waited};
 use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
 
 /// Why a store operation failed.
@@ -42,18 +43,33 @@ impl From<rusqlite::Error> for StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// The open file: one connection, used by one thread at a time and never across a request.
+/// The open file: one connection, lent to one call at a time and never across a request.
 pub(crate) struct Store {
     /// The path as the caller gave it, for errors.
     path: String,
-    conn: Mutex<Connection>,
+    /// The connection, `None` while a call has it: a call waits for its turn in a wait an
+    /// interrupt ends (busy.rs).
+    conn: Arc<Guarded<Option<Connection>>>,
+}
+
+/// The connection lent to one call; dropping it (a panicking job too) gives it back.
+struct Lent<'a> {
+    slot: &'a Guarded<Option<Connection>>,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        *self.slot.lock() = self.conn.take();
+        self.slot.notify_all();
+    }
 }
 
 impl Store {
     pub(crate) fn new(path: &Path, conn: Connection) -> Store {
         Store {
             path: path.display().to_string(),
-            conn: Mutex::new(conn),
+            conn: Arc::new(Guarded::new(Some(conn))),
         }
     }
 
@@ -67,11 +83,11 @@ impl Store {
         &self,
         job: impl FnOnce(&mut Connection) -> Result<T>,
     ) -> std::result::Result<T, Error> {
-        let mut conn: MutexGuard<'_, Connection> = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        job(&mut conn).map_err(|err| match err {
+        let mut lent = self.borrow()?;
+        let Some(conn) = lent.conn.as_mut() else {
+            return Err(self.storage("the outbox's connection is gone".into()));
+        };
+        job(conn).map_err(|err| match err {
             StoreError::Full(reason) => Error::OutboxFull { reason },
             // The busy handler (busy.rs) stopped waiting because the call was interrupted.
             StoreError::Sql(err)
@@ -86,6 +102,28 @@ impl Store {
             }
             StoreError::Sql(err) => self.storage(reason(&err)),
         })
+    }
+
+    /// The connection, once no other call on this handle has it (see `busy::wait_for_turn`).
+    fn borrow(&self) -> std::result::Result<Lent<'_>, Error> {
+        let slot = self.conn.lock();
+        let (mut slot, waited) = busy::wait_for_turn(&self.conn, slot, |conn| conn.is_none());
+        match waited {
+            Waited::Done => Ok(Lent {
+                slot: &self.conn,
+                conn: slot.take(),
+            }),
+            Waited::Cancelled => Err(Error::cancelled(
+                "waiting for the outbox file (another call on this outbox was using it)",
+                "",
+                0,
+            )),
+            Waited::TimedOut => Err(self.storage(format!(
+                "the file stayed busy for {} s: another call on this outbox kept it (waiting for \
+                 another connection's write)",
+                busy::BUSY_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// The failed list, oldest first, kept in the file; a row that cannot be read is left out
