@@ -4,7 +4,8 @@
 //! refused for good (the emulator's faults, per user status), reopenings (a kill: the handle
 //! dropped, the file opened again), wall-clock jumps forward and back (the outbox's [`Clock`],
 //! set by the test) and interrupts (`Outbox::interrupt` from another thread while a flush's call
-//! waits for an answer that never comes). Two configurations: [`FEW`] user statuses and no retries within a
+//! waits for an answer that never comes, or while an enqueue waits for the file another
+//! connection writes, with `take_failed` or `requeue_failed` queued behind it on the handle). Two configurations: [`FEW`] user statuses and no retries within a
 //! call, which meets the rules densely, and [`MANY`], with several batches of one version per
 //! flush and the client's retries within each call.
 //!
@@ -127,6 +128,16 @@ enum Step {
     /// pending, due. A flush
     /// that never sends `stalled` (not due, or a stop before it) runs to its end.
     Interrupt { fates: Vec<Fate>, stalled: usize },
+    /// Another connection holds the file's write lock; meanwhile a report for `target` (as
+    /// [`Step::Enqueue`] with `devicesCount`) and `take_failed` (or, if `requeue`,
+    /// `requeue_failed`) wait for the file on the handle, one queued behind the other, and
+    /// another thread interrupts the outbox: both return `Cancelled`, and nothing changed.
+    InterruptWait {
+        target: usize,
+        v1: bool,
+        count: i32,
+        requeue: bool,
+    },
 }
 
 fn step(setup: Setup) -> impl Strategy<Value = Step> {
@@ -159,6 +170,8 @@ fn step(setup: Setup) -> impl Strategy<Value = Step> {
             .prop_map(|(fates, stalled)| Step::Interrupt { fates, stalled }),
         1 => Just(Step::Reopen),
         3 => jump.prop_map(Step::Clock),
+        1 => (0..setup.targets, any::<bool>(), 0..COUNTS, any::<bool>())
+            .prop_map(|(target, v1, count, requeue)| Step::InterruptWait { target, v1, count, requeue }),
     ]
 }
 
@@ -734,6 +747,43 @@ impl Real {
         ))
     }
 
+    /// `item`'s enqueue, and `take_failed` (or `requeue_failed`), waiting for the file another
+    /// connection holds, interrupted until both returned; what each returned, as text.
+    fn interrupted_wait(&self, item: BulkItem, requeue: bool) -> Result<(), String> {
+        let writer = rusqlite::Connection::open(&self.path).map_err(|e| e.to_string())?;
+        writer
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string())?;
+        let outbox = self.outbox();
+        let (enqueued, other) = std::thread::scope(|scope| {
+            let enqueuing = scope.spawn(|| outbox.enqueue_many(&[item]).map(|_| ()));
+            let other = scope.spawn(|| {
+                if requeue {
+                    outbox.requeue_failed().map(|_| ())
+                } else {
+                    outbox.take_failed().map(|_| ())
+                }
+            });
+            // Interrupts until both returned: one after a call began ends it, whichever waits
+            // on what (each would otherwise wait 10 s for the file).
+            let give_up = std::time::Instant::now() + Duration::from_secs(8);
+            while !(enqueuing.is_finished() && other.is_finished())
+                && std::time::Instant::now() < give_up
+            {
+                std::thread::sleep(Duration::from_millis(20));
+                outbox.interrupt();
+            }
+            (enqueuing.join(), other.join())
+        });
+        drop(writer);
+        match (&enqueued, &other) {
+            (Ok(Err(a)), Ok(Err(b))) if a.is_cancelled() && b.is_cancelled() => Ok(()),
+            _ => Err(format!(
+                "the enqueue returned {enqueued:?}, the failed list's call {other:?}"
+            )),
+        }
+    }
+
     /// Each user status's requests meet its fate.
     fn set_faults(&self, fates: &[Fate]) {
         for (index, fate) in fates.iter().enumerate() {
@@ -948,6 +998,18 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                 Step::Flush(fates) => flush(&real, &mut model, fates, index)?,
                 Step::Interrupt { fates, stalled } => {
                     interrupted_flush(&real, &mut model, fates, *stalled, index)?
+                }
+                Step::InterruptWait {
+                    target: t,
+                    v1,
+                    count,
+                    requeue,
+                } => {
+                    let item = real.report(*t, *v1, props(Some(*count), None));
+                    // Never stored: not one of the reports enqueued.
+                    real.enqueued[*t].pop();
+                    real.interrupted_wait(item, *requeue)
+                        .map_err(|why| TestCaseError::fail(format!("step {index}: {why}")))?;
                 }
                 Step::Reopen => real.reopen(),
                 Step::Clock(jump) => {
