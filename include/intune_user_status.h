@@ -537,8 +537,8 @@ ius_status ius_set_log_callback(ius_log_callback callback,
  * 262144), `skipUnchanged` (boolean, default true: a report is not stored when every property it
  * carries was acknowledged by Graph with that value less than `resendAfterSeconds` ago, default
  * 86400, each property by its own time), `flushTimeMs` (default 300000, at most 86400000: a flush
- * starts no batch after running this long, records what finished and returns with the rest
- * pending), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
+ * starts no batch after running this long, its wait for another flush of the file included,
+ * records what finished and returns with the rest pending), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
  * new reports need the room within `maxBytes`, the oldest are dropped, counted in the stats'
  * `failedDropped` and logged at WARN); unknown keys are refused (`IUS_STATUS_CONFIG`, `field`
  * names the key). Within `maxBytes`, what Graph acknowledged gives way first (expired
@@ -573,9 +573,10 @@ ius_status ius_outbox_open(const ius_client *client,
  * whose every property Graph acknowledged with that value recently is skipped. A new user status when the outbox is full is
  * `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped). A file that cannot be written (a
  * full disk) is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and `message` the
- * reason; nothing of this call is stored and nothing stored before is lost. While another
- * connection writes the file it waits, up to 10 s, or until `ius_outbox_interrupt`
- * (`IUS_STATUS_CANCELLED`, nothing stored).
+ * reason; nothing of this call is stored and nothing stored before is lost. While another call
+ * on this outbox uses the file it waits for its turn, up to 10 s, and while another connection
+ * writes the file up to 10 s more (`IUS_STATUS_STORAGE` after either), or until
+ * `ius_outbox_interrupt` (`IUS_STATUS_CANCELLED`, nothing stored).
  *
  * Ownership: inputs are borrowed for the call; `*out_error_json` (if not NULL) is set to NULL on
  * success, or receives an error JSON string to free with `ius_string_free`.
@@ -616,7 +617,9 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
  * status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
  * for a flush of the same file (by any path to it but a hard link) by another thread or process
- * to end first.
+ * to end first; that wait spends `flushTimeMs` too, and a flush still waiting when it is spent
+ * returns `IUS_STATUS_OK` having sent nothing (`sent` 0, its reports `pending`,
+ * `nextAttemptInSeconds` 0), as any flush out of time.
  *
  * `ius_outbox_interrupt` (or `ius_client_interrupt` on its client) ends the flush within half a
  * second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a
@@ -636,12 +639,13 @@ ius_status ius_outbox_flush(ius_outbox *outbox,
                             char **out_error_json);
 
 /**
- * Ends the flush in progress on `outbox`, and every enqueue waiting for its file (another
- * connection writing it), from any thread, as SQLite's `sqlite3_interrupt` does: each returns
- * `IUS_STATUS_CANCELLED` within half a second (see `ius_outbox_flush` for what an interrupted
- * flush leaves; an interrupted enqueue stored nothing). Calls started afterwards are not
- * affected. NULL is allowed and does nothing. Not cut short: a call queued behind another call
- * on this outbox that waits for the file (up to 10 s) returns once that wait ends.
+ * Ends the flush in progress on `outbox`, and every other call on it waiting for its file
+ * (another connection writing it, or another call on this outbox using it: an enqueue,
+ * `ius_outbox_take_failed`, `ius_outbox_stats`), from any thread, as SQLite's
+ * `sqlite3_interrupt` does: each returns `IUS_STATUS_CANCELLED` within half a second (see
+ * `ius_outbox_flush` for what an interrupted flush leaves; an interrupted enqueue stored
+ * nothing, an interrupted `ius_outbox_take_failed` took nothing). Calls started afterwards are
+ * not affected. NULL is allowed and does nothing.
  *
  * Thread safety: may be called from any thread while others use the outbox (not while it is
  * freed).
@@ -653,7 +657,9 @@ void ius_outbox_interrupt(ius_outbox *outbox);
  * to `*out_stats_json`: user statuses pending, reports in the failed list, reports skipped and
  * applied since the file was made, failed reports dropped since the file was made (the oldest,
  * beyond `maxFailed` or for room within `maxBytes`), the file's bytes, and the age of the oldest
- * pending report (null when none is pending).
+ * pending report (null when none is pending). While another call on this outbox uses the file
+ * it waits for its turn, up to 10 s (`IUS_STATUS_STORAGE`), or until `ius_outbox_interrupt`
+ * (`IUS_STATUS_CANCELLED`, `*out_stats_json` NULL).
  *
  * Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
  */
@@ -666,7 +672,9 @@ ius_status ius_outbox_stats(ius_outbox *outbox,
  * `[{"target":{...},"patch":{...},"error":{...},"failedAt":"..."}]`, with the target and patch
  * as `ius_outbox_enqueue` takes them and the error as any call's error JSON. A report whose
  * stored row could not be read has an empty patch and a `STORAGE` error naming the row; one
- * whose stored target cannot be read stays in the file (logged at WARN by its row id).
+ * whose stored target cannot be read stays in the file (logged at WARN by its row id). Waits
+ * for the file as `ius_outbox_enqueue` does; `ius_outbox_interrupt` ends the wait
+ * (`IUS_STATUS_CANCELLED`, nothing taken, `*out_failed_json` NULL).
  *
  * Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
  */

@@ -516,9 +516,9 @@ class Outbox {
   /// Removes the failed list from the file and returns it as JSON (ius_outbox_take_failed).
   Result<std::string> take_failed() const { return text(&ius_outbox_take_failed); }
 
-  /// Ends the flush in progress on this outbox, and every enqueue waiting for its file, from any
-  /// thread (ius_outbox_interrupt): flush() returns its report with `cancelled` set, enqueue an
-  /// Error with status IUS_STATUS_CANCELLED. Calls started afterwards are not affected. A
+  /// Ends the flush in progress on this outbox, and every other call on it waiting for its file
+  /// (enqueue, take_failed, stats), from any thread (ius_outbox_interrupt): flush() returns its
+  /// report with `cancelled` set, the others an Error with status IUS_STATUS_CANCELLED. Calls started afterwards are not affected. A
   /// moved-from Outbox does nothing.
   void interrupt() const noexcept { ius_outbox_interrupt(handle_.get()); }
 

@@ -637,8 +637,9 @@ fn a_c_take_failed_waiting_for_the_file_is_cancelled_with_its_out_parameter_null
     let taking = {
         let outbox = Arc::clone(&outbox);
         thread::spawn(move || {
-            // Set, so the test sees the library clear them.
-            let mut failed = 1 as *mut std::ffi::c_char;
+            // Not NULL, so the test sees the library clear it.
+            let mut placeholder: std::ffi::c_char = 0;
+            let mut failed: *mut std::ffi::c_char = &mut placeholder;
             let mut error = std::ptr::null_mut();
             // SAFETY: a live outbox, writable outputs.
             let status = unsafe { ius_outbox_take_failed(outbox.0, &mut failed, &mut error) };

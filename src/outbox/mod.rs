@@ -149,9 +149,11 @@ impl Outbox {
     /// skipped if unchanged (see [`OutboxOptions::skip_unchanged`]); a new user status beyond the
     /// bounds is [`Error::OutboxFull`]. A file that cannot be written (a full disk) is
     /// [`Error::Storage`] saying so: nothing of this call is stored, nothing stored before is
-    /// lost. While another connection writes the file (another thread's or process's enqueue or
-    /// flush) it waits, up to 10 s, or until [`interrupt`](Self::interrupt): then
-    /// [`Error::Cancelled`], and nothing of this call is stored.
+    /// lost. While another call on this handle uses the file it waits for its turn, up to 10 s,
+    /// and while another connection writes the file (another handle's or process's enqueue or
+    /// flush) up to 10 s more ([`Error::Storage`] after either), or until
+    /// [`interrupt`](Self::interrupt): then [`Error::Cancelled`], and nothing of this call is
+    /// stored.
     pub fn enqueue(&self, target: &Target, patch: &UserStatusPatch) -> Result<Enqueued, Error> {
         let entry = self.entry(target, patch, None)?;
         let mut done = self.store(&[entry])?;
@@ -178,9 +180,12 @@ impl Outbox {
     /// time budget ([`Error::Storage`]), or it was interrupted ([`Error::Cancelled`]; see
     /// [`interrupt`](Self::interrupt), and [`flush_into`](Self::flush_into) for what such a
     /// flush did). Waits for another flush of the same file (by any path but a hard link, from
-    /// any thread or process) to finish first. Stops sending after a batch Graph throttled, after
-    /// a batch that got no answer at all (Graph unreachable: the rest waits out the same
-    /// backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// any thread or process) to finish first; that wait spends [`OutboxOptions::flush_time`]
+    /// too, and a flush still waiting when it is spent returns `Ok` having sent nothing (the
+    /// report's `sent` 0, its reports `pending`, due now), as any flush out of time. Stops
+    /// sending after a batch Graph throttled, after a batch that got no answer at all (Graph
+    /// unreachable: the rest waits out the same backoff), and after
+    /// [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
     /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
@@ -220,17 +225,19 @@ impl Outbox {
         )
     }
 
-    /// Ends the flush in progress on this outbox, and every enqueue waiting for the file, from any
-    /// thread, as SQLite's `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half
-    /// a second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a
-    /// `Retry-After` wait, a response: that batch is abandoned and its connection closed). An
+    /// Ends the flush in progress on this outbox, and every other call on it waiting for the file
+    /// (an enqueue, [`take_failed`](Self::take_failed), [`requeue_failed`](Self::requeue_failed),
+    /// [`failed`](Self::failed), [`stats`](Self::stats): while another connection writes it, or
+    /// queued behind another call on this handle), from any thread, as SQLite's
+    /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half a second, whatever
+    /// it waits on (the flush lock, the file, the pacing gate, a token, a `Retry-After` wait, a
+    /// response: that batch is abandoned and its connection closed); an interrupted call other
+    /// than a flush stored, took and moved nothing. An
     /// interrupted flush records the outcomes it has and keeps the rest pending (the abandoned
     /// batch's reports included: whether Graph applied them is unknown, so they are sent again
-    /// after the backoff, as every unknown outcome is); [`flush_into`](Self::flush_into) tells what it did. Calls started afterwards
-    /// are not affected. [`Client::interrupt`] ends its outboxes' flushes too (not their
-    /// enqueues). Not cut short: a call queued behind another call on this handle that waits for
-    /// the file (an enqueue, [`take_failed`](Self::take_failed) or
-    /// [`requeue_failed`](Self::requeue_failed), up to 10 s) returns once that wait ends.
+    /// after the backoff, as every unknown outcome is); [`flush_into`](Self::flush_into) tells
+    /// what it did. Calls started afterwards are not affected. [`Client::interrupt`] ends its
+    /// outboxes' flushes too (not their other calls).
     ///
     /// ```no_run
     /// # use intune_user_status::{Client, Outbox, OutboxOptions};
@@ -245,13 +252,15 @@ impl Outbox {
         self.signal.interrupt();
     }
 
-    /// The outbox's figures.
+    /// The outbox's figures. Waits for its turn on this handle, and is interrupted, as
+    /// [`enqueue`](Self::enqueue) (a read never waits for another connection's write).
     pub fn stats(&self) -> Result<OutboxStats, Error> {
         let now = self.clock.now_ms();
         self.watched(|| self.store.run(|conn| store::stats(conn, now)))
     }
 
-    /// Removes the failed list from the file and returns it, oldest first.
+    /// Removes the failed list from the file and returns it, oldest first. Waits for the file,
+    /// and is interrupted ([`Error::Cancelled`], nothing taken), as [`enqueue`](Self::enqueue).
     ///
     /// A report whose stored target cannot be read (a file damaged or edited by hand) cannot be
     /// returned: it stays in the file, where `sqlite3` shows it, and is logged at WARN by its row
@@ -266,7 +275,8 @@ impl Outbox {
     }
 
     /// The failed list, oldest first, as [`take_failed`](Self::take_failed) returns it, kept in
-    /// the file.
+    /// the file. Waits for its turn on this handle, and is interrupted, as
+    /// [`enqueue`](Self::enqueue).
     pub fn failed(&self) -> Result<Vec<FailedReport>, Error> {
         self.watched(|| self.store.failed_list())
     }
@@ -280,7 +290,8 @@ impl Outbox {
     /// set one; a report equal to what Graph acknowledged recently is skipped (see
     /// [`OutboxOptions::skip_unchanged`]). A new user status beyond the bounds is
     /// [`Error::OutboxFull`] and nothing moves. A report whose stored target or patch cannot be
-    /// read stays in the failed list (logged at WARN by its row id).
+    /// read stays in the failed list (logged at WARN by its row id). Waits for the file, and is
+    /// interrupted ([`Error::Cancelled`], nothing moved), as [`enqueue`](Self::enqueue).
     pub fn requeue_failed(&self) -> Result<u64, Error> {
         let now = self.clock.now_ms();
         let done = self.watched(|| {

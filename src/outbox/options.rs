@@ -27,7 +27,8 @@ pub struct OutboxOptions {
     /// steady status is still re-asserted daily. Each property keeps its own time.
     pub resend_after: Duration,
     /// A flush starts no batch after running this long (default 5 minutes): it records what
-    /// finished and returns with the rest pending, so an agent's loop keeps its rhythm.
+    /// finished and returns with the rest pending, so an agent's loop keeps its rhythm. A wait
+    /// for another flush of the file counts: past this, the flush sends nothing and returns.
     pub flush_time: Duration,
     /// At most this many reports in the failed list (default 10,000); beyond it the oldest are
     /// dropped, counted in [`OutboxStats::failed_dropped`](super::OutboxStats::failed_dropped)
