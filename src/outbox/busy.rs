@@ -89,6 +89,41 @@ pub(crate) fn wait_for_turn<'a, T: Send + 'static>(
 mod tests {
     use super::*;
 
+    use crate::cancel::{Signal, Watch};
+    use std::thread;
+
+    /// A turn that comes within `TURN_AFTER_INTERRUPT` of the interrupt is taken (so an
+    /// interrupted flush still records its outcomes); one that does not is `Cancelled`, soon.
+    #[test]
+    fn an_interrupted_wait_for_a_turn_takes_one_that_comes_soon_and_gives_up_after() {
+        for (freed_after, want) in [(Some(10), Waited::Done), (None, Waited::Cancelled)] {
+            let slot = Arc::new(Guarded::new(false));
+            let signal = Signal::new();
+            let waiter = {
+                let (slot, signal) = (Arc::clone(&slot), Arc::clone(&signal));
+                thread::spawn(move || {
+                    let watch = Watch::new(&signal);
+                    let _entered = watch.enter();
+                    let guard = slot.lock();
+                    let waited = wait_for_turn(&slot, guard, |free| !*free).1;
+                    (waited, Instant::now())
+                })
+            };
+            thread::sleep(Duration::from_millis(100));
+            let interrupted = Instant::now();
+            signal.interrupt();
+            if let Some(after) = freed_after {
+                thread::sleep(Duration::from_millis(after));
+                *slot.lock() = true;
+                slot.notify_all();
+            }
+            let (waited, returned) = waiter.join().unwrap();
+            assert_eq!(waited, want, "freed after {freed_after:?} ms");
+            let took = returned.duration_since(interrupted);
+            assert!(took < Duration::from_millis(400), "returned {took:?} after");
+        }
+    }
+
     #[test]
     fn pauses_add_up_to_the_bounds() {
         assert_eq!(waited_before(0), Duration::ZERO);
