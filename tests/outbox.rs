@@ -1238,6 +1238,129 @@ fn a_flush_without_a_token_fails_and_keeps_every_report() {
     assert_eq!(outbox.flush().unwrap().applied, 2);
 }
 
+/// A token source that gives a token `good` times, then fails, counting every call.
+struct TokenThenNone {
+    good: usize,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl intune_user_status::TokenProvider for TokenThenNone {
+    fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call < self.good {
+            Ok(intune_user_status::AccessToken::new(TOKEN))
+        } else {
+            Err(intune_user_status::AuthError::new("the secret was rotated").into())
+        }
+    }
+}
+
+#[test]
+fn a_token_that_fails_mid_flush_is_asked_once_and_the_rest_waits_out_the_backoff() {
+    let emu = emulator_with(ids("u", 60), Config::default());
+    let dir = folder("token-mid-flush");
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(TokenThenNone {
+            good: 1,
+            calls: Arc::clone(&calls),
+        })
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(2000)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    for id in ids("u", 60) {
+        outbox.enqueue(&Target::new("c1", id), &count(1)).unwrap();
+    }
+    // Three batches: the first has a token, the second none; the third is not tried.
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one token attempt after the failure: {report:?}"
+    );
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.retry_later,
+            report.failed
+        ),
+        (40, 20, 20, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.pending, 40, "{report:?}");
+    assert!(
+        report
+            .next_attempt_in
+            .is_some_and(|next| next > Duration::from_millis(1000))
+    );
+    // Held back by the backoff: a flush at once asks for no token and sends nothing.
+    assert_eq!(outbox.flush().unwrap().sent, 0);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(outbox.stats().unwrap().failed, 0);
+}
+
+#[test]
+fn a_401_that_survives_a_fresh_token_keeps_the_reports_pending_and_a_403_fails_them() {
+    let emu = emulator_with(ids("u", 25), Config::default());
+    let dir = folder("graph-401");
+    // Graph refuses the credentials (a secret rotated, consent pending) for a while.
+    emu.add_fault(
+        FaultRule::always(Fault::Status {
+            status: 401,
+            retry_after: None,
+        })
+        .method("PATCH"),
+    );
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    for id in ids("u", 25) {
+        outbox.enqueue(&Target::new("c1", id), &count(4)).unwrap();
+    }
+    let report = outbox.flush().unwrap();
+    // Kept pending, and the flush stops after the first batch: the next would fare the same.
+    assert_eq!(
+        (
+            report.sent,
+            report.retry_later,
+            report.failed,
+            report.pending
+        ),
+        (20, 20, 0, 25),
+        "{report:?}"
+    );
+    assert_eq!(outbox.stats().unwrap().failed, 0);
+    assert_eq!(outbox.flush().unwrap().sent, 0, "held back by the backoff");
+    // Once Graph takes the credentials again, every report goes.
+    emu.clear_faults();
+    std::thread::sleep(Duration::from_millis(500));
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.applied, report.pending), (25, 0), "{report:?}");
+    for id in ids("u", 25) {
+        assert_eq!(devices(&emu, &id), 4);
+    }
+    // A 403 (the app lacks the permission: no wait fixes it) goes to the failed list.
+    emu.add_fault(
+        FaultRule::always(Fault::Status {
+            status: 403,
+            retry_after: None,
+        })
+        .method("PATCH"),
+    );
+    outbox.enqueue(&Target::new("c1", "u0"), &count(5)).unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.failed, report.pending), (1, 0), "{report:?}");
+    assert_eq!(
+        outbox.failed().unwrap()[0].error.graph().unwrap().status,
+        403
+    );
+}
+
 // ---- A full disk -------------------------------------------------------------------------------
 
 /// Caps the size every file of this process may reach (`RLIMIT_FSIZE`; `None`: back to the hard

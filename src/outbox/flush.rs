@@ -215,9 +215,10 @@ fn judge(
 ) -> (Vec<(Due, Outcome)>, Option<Stop>) {
     let policy = parts.client.retry_policy();
     let now = parts.clock.now_ms();
-    let unreachable = results
+    // Graph unreachable, no token, or the credentials refused: the next batch would fare the same.
+    let every_fails = results
         .iter()
-        .all(|r| matches!(r, Err(e) if failure::got_no_answer(e)));
+        .all(|r| matches!(r, Err(e) if failure::fails_every_request(e)));
     let mut throttled_until: Option<i64> = None;
     let mut latest_retry = now;
     let outcomes = batch
@@ -263,9 +264,10 @@ fn judge(
             (due, outcome)
         })
         .collect();
-    // Graph throttles the app, not one report; no answer at all means it cannot be reached.
+    // Graph throttles the app, not one report; and a batch that failed whole for want of an
+    // answer or of credentials says the rest would too.
     let stop = throttled_until
-        .or(unreachable.then_some(latest_retry))
+        .or(every_fails.then_some(latest_retry))
         .map(Stop::Until);
     (outcomes, stop)
 }
