@@ -1610,6 +1610,13 @@ fn edit(path: &Path, statement: &str) {
     conn.execute_batch(statement).unwrap();
 }
 
+/// One number read from the file by `query`.
+fn read_number(path: &Path, query: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.query_row(query, [], |row| row.get(0)).unwrap()
+}
+
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1811,7 +1818,7 @@ fn times_stored_by_a_clock_that_ran_ahead_are_bounded_by_max_delay() {
     let report = outbox.flush().unwrap();
     assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
     assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
-    // A Retry-After beyond maxDelay is held to it too.
+    // A Retry-After beyond maxDelay is honoured in full: the whole outbox is held that long.
     emu.clear_faults();
     emu.add_fault(FaultRule::always(Fault::Status {
         status: 429,
@@ -1820,7 +1827,26 @@ fn times_stored_by_a_clock_that_ran_ahead_are_bounded_by_max_delay() {
     std::thread::sleep(max_delay);
     let report = outbox.flush().unwrap();
     assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
-    assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
+    let next = report.next_attempt_in.unwrap();
+    assert!(
+        next > Duration::from_secs(3590) && next <= Duration::from_secs(3600),
+        "{report:?}"
+    );
+    emu.clear_faults();
+    std::thread::sleep(max_delay + Duration::from_millis(100));
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.pending),
+        (0, 1),
+        "still held: {report:?}"
+    );
+    // A hold left by a clock that ran ahead (past now + the wait asked) is over now.
+    edit(
+        &path,
+        &format!("UPDATE counters SET value = {ahead} WHERE name = 'held_until'"),
+    );
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.applied), (1, 1), "{report:?}");
 }
 
 #[test]
@@ -1839,7 +1865,8 @@ fn an_offline_flush_stops_after_a_batch_that_got_no_answer() {
         )
         .build()
         .unwrap();
-    let outbox = open(&client, &dir.join("outbox.db"));
+    let path = dir.join("outbox.db");
+    let outbox = open(&client, &path);
     let items: Vec<_> = ids("p", 400)
         .into_iter()
         .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
@@ -1862,8 +1889,24 @@ fn an_offline_flush_stops_after_a_batch_that_got_no_answer() {
     );
     // One retry wait (at most 1.2 s), not twenty.
     assert!(took < Duration::from_secs(5), "{took:?}");
-    // The rest waits out the same backoff: a flush at once sends nothing.
-    assert_eq!(outbox.flush().unwrap().sent, 0);
+    // The rest waits out the same backoff, held by one stored time, not by a write to each of
+    // the 380 rows not sent (which keep their first next attempt).
+    let untouched = read_number(
+        &path,
+        "SELECT count(*) FROM pending WHERE failures = 0 AND next_attempt_at <= enqueued_at",
+    );
+    assert_eq!(untouched, 380);
+    // A flush at once sends nothing, and a report enqueued meanwhile waits too.
+    outbox
+        .enqueue(&Target::new("c1", "late"), &count(1))
+        .unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.pending), (0, 401), "{report:?}");
+    let next = report.next_attempt_in.expect("pending");
+    assert!(
+        next > Duration::ZERO && next <= Duration::from_millis(1200),
+        "{next:?}"
+    );
 }
 
 #[test]

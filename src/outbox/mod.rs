@@ -13,10 +13,11 @@
 //!   acknowledged, per property), [`failed_list`] (the bounded failed list), [`room`] (how full
 //!   the file is), [`eviction`] (what gives way when it needs room) and [`stored_text`] (a column
 //!   read whatever a damaged file holds);
-//! - [`flush`]: rounds of claim, send, record; [`lock`]: one flush at a time; [`busy`]: how a
+//! - [`flush`]: rounds of claim, send, record; [`hold`]: the one stored time a stopped flush
+//!   holds every report back until; [`lock`]: one flush at a time; [`busy`]: how a
 //!   statement waits for another connection's write (until an interrupt);
 //! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
-//! - [`failure`]: which errors are final, which mean no answer, and how they are kept;
+//! - [`failure`]: which errors are final, which stop a flush, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
 //! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files).
 
@@ -28,6 +29,7 @@ mod failed_list;
 mod failure;
 mod file_name;
 mod flush;
+mod hold;
 mod lock;
 mod options;
 mod paths;
