@@ -180,9 +180,12 @@ impl Outbox {
     /// time budget ([`Error::Storage`]), or it was interrupted ([`Error::Cancelled`]; see
     /// [`interrupt`](Self::interrupt), and [`flush_into`](Self::flush_into) for what such a
     /// flush did). Waits for another flush of the same file (by any path but a hard link, from
-    /// any thread or process) to finish first. Stops sending after a batch Graph throttled, after
-    /// a batch that got no answer at all (Graph unreachable: the rest waits out the same
-    /// backoff), and after [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// any thread or process) to finish first. Stops sending after a batch Graph throttled (every
+    /// report then waits as long as its `Retry-After` asks, even past `retry.maxDelayMs`), after
+    /// a batch that got no answer at all (Graph unreachable), no token or only 401s (the rest
+    /// waits out the same backoff), and after [`OutboxOptions::flush_time`]; a 401 that a fresh
+    /// token did not cure keeps the report pending, a 403 moves it to the failed list. If the
+    /// outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
     /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {
