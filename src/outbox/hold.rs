@@ -49,3 +49,39 @@ pub(crate) fn until(conn: &Connection, horizon: Horizon) -> rusqlite::Result<Opt
         .believes(until, held_for.unwrap_or(0))
         .then_some(until))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_hold_is_believed_up_to_now_plus_the_longer_of_max_delay_and_its_wait() {
+        let conn = file();
+        let at = |now| Horizon::new(now, 1_000);
+        // No hold in a file that never stopped a flush (every file made before it).
+        assert_eq!(until(&conn, at(0)).unwrap(), None);
+        // A Retry-After of an hour, past maxDelay: believed for the hour.
+        set(&conn, 3_600_000, 3_600_000).unwrap();
+        assert_eq!(until(&conn, at(0)).unwrap(), Some(3_600_000));
+        assert_eq!(until(&conn, at(1_800_000)).unwrap(), Some(3_600_000));
+        // The clock went back a day since it was set: a clock that ran ahead wrote it.
+        assert_eq!(until(&conn, at(-86_400_000)).unwrap(), None);
+        // A short hold is bounded by maxDelay.
+        set(&conn, 500, 500).unwrap();
+        assert_eq!(until(&conn, at(0)).unwrap(), Some(500));
+        assert_eq!(until(&conn, at(-600)).unwrap(), None);
+        // A value the file holds damaged is no hold.
+        conn.execute_batch("UPDATE counters SET value = 'x' WHERE name = 'held_until'")
+            .unwrap();
+        assert_eq!(until(&conn, at(0)).unwrap(), None);
+    }
+}
