@@ -70,6 +70,11 @@ pub enum Error {
         client_request_id: String,
         /// Requests actually sent, retries included.
         attempts: u32,
+        /// True when the request got no answer at all because Graph could not be reached: the
+        /// name did not resolve, no connection (or TLS session) could be made, or the connection
+        /// was reset or closed before any response. False when a response began. An outbox flush
+        /// whose every request of a batch ends so stops sending until its backoff has passed.
+        no_answer: bool,
     },
 
     /// No complete response arrived within the configured time.
@@ -86,6 +91,10 @@ pub enum Error {
         client_request_id: String,
         /// Requests actually sent, retries included.
         attempts: u32,
+        /// True when the time ran out before a connection was made (resolving the name,
+        /// connecting): Graph could not be reached. False when the time ran out on an open
+        /// connection waiting for the answer, or before the request was sent at all.
+        no_answer: bool,
     },
 
     /// The client held the request back (its pacing limit, or a 429 another thread received) for
@@ -495,6 +504,21 @@ impl Error {
             client_request_id: client_request_id.to_owned(),
             attempts,
         }
+    }
+
+    /// True when the request got no answer at all: Graph could not be reached (the `no_answer`
+    /// of [`Error::Transport`] and [`Error::Timeout`], set where the failure is known).
+    pub(crate) fn got_no_answer(&self) -> bool {
+        matches!(
+            self,
+            Error::Transport {
+                no_answer: true,
+                ..
+            } | Error::Timeout {
+                no_answer: true,
+                ..
+            }
+        )
     }
 
     /// True when an interrupt ended the call ([`Error::Cancelled`]).

@@ -252,6 +252,7 @@ mod tests {
             message: "x".into(),
             client_request_id: "c".into(),
             attempts: 1,
+            no_answer: true,
         };
         assert_eq!(json(transport(TransportKind::Tls)).0, ErrorKind::Tls);
         assert_eq!(json(transport(TransportKind::Dns)).0, ErrorKind::Network);
@@ -263,6 +264,7 @@ mod tests {
             elapsed: Duration::from_millis(200),
             client_request_id: "c".into(),
             attempts: 1,
+            no_answer: false,
         });
         assert_eq!(kind, ErrorKind::Timeout);
         assert_eq!(value["status"], "TIMEOUT");

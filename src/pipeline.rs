@@ -359,8 +359,7 @@ impl Pipeline {
                         return cancelled("waiting for a fresh token after HTTP 401", attempts);
                     }
                     // The call failed for want of a token (an AUTH or transport error a caller
-                    // retries later), not because of Graph's 401 (which an outbox files as
-                    // permanent).
+                    // retries later), not because of Graph's 401.
                     Err(error) => {
                         let failure = token_failure(error, started, &client_request_id);
                         return finish(Err(failure), attempts, waited, None, outcome_unknown);
@@ -521,14 +520,14 @@ impl Pipeline {
             });
             let mut response = sent
                 .map_err(|err| Failure {
-                    error: transport(TransportKind::Io, err, client_request_id),
+                    error: transport(TransportKind::Io, err, client_request_id, false),
                     before_response: false,
                     written: false,
                 })?
                 .map_err(|err| Failure {
                     before_response: nothing_answered(&err),
                     written: !unwritten(&err),
-                    error: context.map(err),
+                    error: context.map(err, true),
                 })?;
             let status = response.status().as_u16();
             let request_id = response
@@ -566,7 +565,8 @@ impl Pipeline {
                         client_request_id: client_request_id.to_owned(),
                         attempts: 0,
                     },
-                    other => context.map(other),
+                    // The response began: an answer, whatever broke it.
+                    other => context.map(other, false),
                 },
                 before_response: false,
                 written: true,
@@ -704,6 +704,7 @@ fn token_failure(error: Error, started: Instant, client_request_id: &str) -> Fai
             elapsed: started.elapsed(),
             client_request_id: client_request_id.to_owned(),
             attempts: 0,
+            no_answer: false,
         },
         other => other,
     };
@@ -834,9 +835,12 @@ struct ErrorContext<'a> {
 }
 
 impl ErrorContext<'_> {
-    /// Sorts ureq's errors into the stages an operator can act on.
-    fn map(&self, err: ureq::Error) -> Error {
+    /// Sorts ureq's errors into the stages an operator can act on. `before_response`: no
+    /// response had begun, so an error that shows Graph unreachable (refused, reset, DNS, a
+    /// connect timeout, TLS) is marked `no_answer`.
+    fn map(&self, err: ureq::Error, before_response: bool) -> Error {
         use std::io::ErrorKind;
+        let unreached = before_response && (nothing_answered(&err) || unwritten(&err));
         let timeout = |stage: String| Error::Timeout {
             stage: if self.bounded_by_total {
                 format!("{stage} (the call's total time budget ran out)")
@@ -846,6 +850,7 @@ impl ErrorContext<'_> {
             elapsed: self.started.elapsed(),
             client_request_id: self.client_request_id.to_owned(),
             attempts: 0,
+            no_answer: unreached,
         };
         let kind = match &err {
             ureq::Error::Timeout(stage) => return timeout(stage.to_string()),
@@ -870,6 +875,7 @@ impl ErrorContext<'_> {
                     TransportKind::Connect,
                     format!("the proxy {proxy} refused the connection: {why}{hint}"),
                     self.client_request_id,
+                    unreached,
                 );
             }
             ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
@@ -903,16 +909,24 @@ impl ErrorContext<'_> {
             }
             _ => TransportKind::Io,
         };
-        transport(kind, err, self.client_request_id)
+        // A TLS session that cannot be made fails every request alike: Graph is out of reach.
+        let no_answer = unreached || (before_response && kind == TransportKind::Tls);
+        transport(kind, err, self.client_request_id, no_answer)
     }
 }
 
-fn transport(kind: TransportKind, err: impl std::fmt::Display, client_request_id: &str) -> Error {
+fn transport(
+    kind: TransportKind,
+    err: impl std::fmt::Display,
+    client_request_id: &str,
+    no_answer: bool,
+) -> Error {
     Error::Transport {
         kind,
         message: err.to_string(),
         client_request_id: client_request_id.to_owned(),
         attempts: 0,
+        no_answer,
     }
 }
 
@@ -961,9 +975,10 @@ mod tests {
         };
         assert!(
             matches!(
-                context.map(err),
+                context.map(err, true),
                 Error::Transport {
                     kind: TransportKind::Dns,
+                    no_answer: true,
                     ..
                 }
             ),
@@ -972,5 +987,41 @@ mod tests {
         // What is retried, for contrast: a refused connection.
         let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
         assert!(nothing_answered(&refused));
+    }
+
+    /// "No answer" is set where the failure is known, not read back from a stage's name: a
+    /// reset once the response began is an answer that broke, a response timeout is an answer
+    /// awaited on an open connection; refused, reset before any response, a connect timeout and
+    /// DNS are no answer.
+    #[test]
+    fn only_failures_before_any_response_are_marked_no_answer() {
+        use std::io::ErrorKind;
+        let context = ErrorContext {
+            started: Instant::now(),
+            client_request_id: "crid",
+            bounded_by_total: true,
+            proxy: None,
+        };
+        let io = |kind: ErrorKind| ureq::Error::Io(kind.into());
+        for err in [
+            io(ErrorKind::ConnectionRefused),
+            io(ErrorKind::ConnectionReset),
+            ureq::Error::Timeout(ureq::Timeout::Connect),
+            ureq::Error::Timeout(ureq::Timeout::Resolve),
+            ureq::Error::HostNotFound,
+        ] {
+            let shown = format!("{err:?}");
+            assert!(context.map(err, true).got_no_answer(), "{shown}");
+        }
+        assert!(
+            !context
+                .map(ureq::Error::Timeout(ureq::Timeout::RecvResponse), true)
+                .got_no_answer()
+        );
+        let broken_body = context.map(io(ErrorKind::ConnectionReset), false);
+        assert!(
+            matches!(broken_body, Error::Transport { .. }) && !broken_body.got_no_answer(),
+            "{broken_body:?}"
+        );
     }
 }

@@ -397,6 +397,7 @@ fn left_of(budget: Budget, started: Instant) -> Result<Budget, Error> {
             elapsed: started.elapsed(),
             client_request_id: String::new(),
             attempts: 0,
+            no_answer: false,
         });
     }
     Ok(Budget {

@@ -477,6 +477,7 @@ fn out_of_time(started: Instant, waiting_for: &str, spent: Spent) -> Error {
         elapsed: started.elapsed(),
         client_request_id: String::new(),
         attempts: spent.attempts,
+        no_answer: false,
     }
 }
 
@@ -891,6 +892,7 @@ mod tests {
                 message: "refused".into(),
                 client_request_id: "crid-x".into(),
                 attempts: 4,
+                no_answer: true,
             }),
             1 => Ok(Response {
                 status: 400,

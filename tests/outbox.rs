@@ -1280,6 +1280,129 @@ fn a_flush_without_a_token_fails_and_keeps_every_report() {
     assert_eq!(outbox.flush().unwrap().applied, 2);
 }
 
+/// A token source that gives a token `good` times, then fails, counting every call.
+struct TokenThenNone {
+    good: usize,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl intune_user_status::TokenProvider for TokenThenNone {
+    fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call < self.good {
+            Ok(intune_user_status::AccessToken::new(TOKEN))
+        } else {
+            Err(intune_user_status::AuthError::new("the secret was rotated").into())
+        }
+    }
+}
+
+#[test]
+fn a_token_that_fails_mid_flush_is_asked_once_and_the_rest_waits_out_the_backoff() {
+    let emu = emulator_with(ids("u", 60), Config::default());
+    let dir = folder("token-mid-flush");
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(TokenThenNone {
+            good: 1,
+            calls: Arc::clone(&calls),
+        })
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(2000)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    for id in ids("u", 60) {
+        outbox.enqueue(&Target::new("c1", id), &count(1)).unwrap();
+    }
+    // Three batches: the first has a token, the second none; the third is not tried.
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one token attempt after the failure: {report:?}"
+    );
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.retry_later,
+            report.failed
+        ),
+        (40, 20, 20, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.pending, 40, "{report:?}");
+    assert!(
+        report
+            .next_attempt_in
+            .is_some_and(|next| next > Duration::from_millis(1000))
+    );
+    // Held back by the backoff: a flush at once asks for no token and sends nothing.
+    assert_eq!(outbox.flush().unwrap().sent, 0);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(outbox.stats().unwrap().failed, 0);
+}
+
+#[test]
+fn a_401_that_survives_a_fresh_token_keeps_the_reports_pending_and_a_403_fails_them() {
+    let emu = emulator_with(ids("u", 25), Config::default());
+    let dir = folder("graph-401");
+    // Graph refuses the credentials (a secret rotated, consent pending) for a while.
+    emu.add_fault(
+        FaultRule::always(Fault::Status {
+            status: 401,
+            retry_after: None,
+        })
+        .method("PATCH"),
+    );
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    for id in ids("u", 25) {
+        outbox.enqueue(&Target::new("c1", id), &count(4)).unwrap();
+    }
+    let report = outbox.flush().unwrap();
+    // Kept pending, and the flush stops after the first batch: the next would fare the same.
+    assert_eq!(
+        (
+            report.sent,
+            report.retry_later,
+            report.failed,
+            report.pending
+        ),
+        (20, 20, 0, 25),
+        "{report:?}"
+    );
+    assert_eq!(outbox.stats().unwrap().failed, 0);
+    assert_eq!(outbox.flush().unwrap().sent, 0, "held back by the backoff");
+    // Once Graph takes the credentials again, every report goes.
+    emu.clear_faults();
+    std::thread::sleep(Duration::from_millis(500));
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.applied, report.pending), (25, 0), "{report:?}");
+    for id in ids("u", 25) {
+        assert_eq!(devices(&emu, &id), 4);
+    }
+    // A 403 (the app lacks the permission: no wait fixes it) goes to the failed list.
+    emu.add_fault(
+        FaultRule::always(Fault::Status {
+            status: 403,
+            retry_after: None,
+        })
+        .method("PATCH"),
+    );
+    outbox.enqueue(&Target::new("c1", "u0"), &count(5)).unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.failed, report.pending), (1, 0), "{report:?}");
+    assert_eq!(
+        outbox.failed().unwrap()[0].error.graph().unwrap().status,
+        403
+    );
+}
+
 // ---- A full disk -------------------------------------------------------------------------------
 
 /// Caps the size every file of this process may reach (`RLIMIT_FSIZE`; `None`: back to the hard
@@ -1529,6 +1652,13 @@ fn edit(path: &Path, statement: &str) {
     conn.execute_batch(statement).unwrap();
 }
 
+/// One number read from the file by `query`.
+fn read_number(path: &Path, query: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.query_row(query, [], |row| row.get(0)).unwrap()
+}
+
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1730,7 +1860,7 @@ fn times_stored_by_a_clock_that_ran_ahead_are_bounded_by_max_delay() {
     let report = outbox.flush().unwrap();
     assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
     assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
-    // A Retry-After beyond maxDelay is held to it too.
+    // A Retry-After beyond maxDelay is honoured in full: the whole outbox is held that long.
     emu.clear_faults();
     emu.add_fault(FaultRule::always(Fault::Status {
         status: 429,
@@ -1739,7 +1869,26 @@ fn times_stored_by_a_clock_that_ran_ahead_are_bounded_by_max_delay() {
     std::thread::sleep(max_delay);
     let report = outbox.flush().unwrap();
     assert_eq!((report.sent, report.retry_later), (1, 1), "{report:?}");
-    assert!(report.next_attempt_in.unwrap() <= max_delay, "{report:?}");
+    let next = report.next_attempt_in.unwrap();
+    assert!(
+        next > Duration::from_secs(3590) && next <= Duration::from_secs(3600),
+        "{report:?}"
+    );
+    emu.clear_faults();
+    std::thread::sleep(max_delay + Duration::from_millis(100));
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.pending),
+        (0, 1),
+        "still held: {report:?}"
+    );
+    // A hold left by a clock that ran ahead (past now + the wait asked) is over now.
+    edit(
+        &path,
+        &format!("UPDATE counters SET value = {ahead} WHERE name = 'held_until'"),
+    );
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.applied), (1, 1), "{report:?}");
 }
 
 #[test]
@@ -1758,7 +1907,8 @@ fn an_offline_flush_stops_after_a_batch_that_got_no_answer() {
         )
         .build()
         .unwrap();
-    let outbox = open(&client, &dir.join("outbox.db"));
+    let path = dir.join("outbox.db");
+    let outbox = open(&client, &path);
     let items: Vec<_> = ids("p", 400)
         .into_iter()
         .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
@@ -1781,8 +1931,24 @@ fn an_offline_flush_stops_after_a_batch_that_got_no_answer() {
     );
     // One retry wait (at most 1.2 s), not twenty.
     assert!(took < Duration::from_secs(5), "{took:?}");
-    // The rest waits out the same backoff: a flush at once sends nothing.
-    assert_eq!(outbox.flush().unwrap().sent, 0);
+    // The rest waits out the same backoff, held by one stored time, not by a write to each of
+    // the 380 rows not sent (which keep their first next attempt).
+    let untouched = read_number(
+        &path,
+        "SELECT count(*) FROM pending WHERE failures = 0 AND next_attempt_at <= enqueued_at",
+    );
+    assert_eq!(untouched, 380);
+    // A flush at once sends nothing, and a report enqueued meanwhile waits too.
+    outbox
+        .enqueue(&Target::new("c1", "late"), &count(1))
+        .unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.pending), (0, 401), "{report:?}");
+    let next = report.next_attempt_in.expect("pending");
+    assert!(
+        next > Duration::ZERO && next <= Duration::from_millis(1200),
+        "{next:?}"
+    );
 }
 
 #[test]

@@ -225,6 +225,7 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
                         elapsed: Duration::ZERO,
                         client_request_id: String::new(),
                         attempts: 0,
+                        no_answer: false,
                     });
                 }
                 Waited::Cancelled => {

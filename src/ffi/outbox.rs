@@ -155,17 +155,21 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// Sends every report that is due through the client and records each outcome, then writes
 /// `{"sent","applied","retryLater","failed","skipped","interrupted","pending",
 /// "nextAttemptInSeconds"}` to `*out_report_json` (`nextAttemptInSeconds`: when the earliest
-/// pending report is due, null when none is pending, never more than the client's
-/// `retry.maxDelayMs`; `interrupted`: reports of a batch an interrupt abandoned). Applied reports are
-/// removed; throttled or transiently failed ones kept for a later flush (after their
+/// pending report is due, null when none is pending, never more than the longer of the client's
+/// `retry.maxDelayMs` and the Retry-After Graph asked; `interrupted`: reports of a batch an
+/// interrupt abandoned). Applied reports are removed; throttled or transiently failed ones (a
+/// 401 that a fresh token did not cure included) kept for a later flush (after their
 /// Retry-After, or the client's backoff doubling per failed flush, either at most
-/// `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 408/429), and any whose
-/// stored row cannot be read (a `STORAGE` error naming the row), moved to the failed list.
-/// Reports are sent a `$batch` of 20 at a time; the flush stops sending after a batch Graph
-/// throttled (the rest held back as long), after a batch that got no answer at all (refused,
-/// reset, DNS, connect timeout: the rest waits out the same backoff), and after `flushTimeMs`.
+/// `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 401/408/429, 403
+/// included), and any whose stored row cannot be read (a `STORAGE` error naming the row), moved
+/// to the failed list. Reports are sent a `$batch` of 20 at a time; the flush stops sending
+/// after a batch Graph throttled or asked to wait past `retry.maxDelayMs` (every report held back
+/// as long as Graph asked), after a batch that got no answer at all (refused, reset, DNS,
+/// connect timeout), no token or only 401s (the rest waits out the same backoff), and after
+/// `flushTimeMs`; what a stop holds back is held by one stored time for the whole outbox.
 /// A stored time is bounded, never trusted: a next attempt later than now + `retry.maxDelayMs`
-/// (left by a clock that ran ahead) is due now.
+/// (left by a clock that ran ahead) is due now, and so is a hold later than now + the longer of
+/// `retry.maxDelayMs` and the wait it was set for.
 ///
 /// Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
 /// status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits

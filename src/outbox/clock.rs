@@ -3,8 +3,9 @@
 //! Stored times are wall-clock (Unix milliseconds) because they outlive the process and are shared
 //! by every process using the file. A wall clock jumps (no RTC battery, before NTP, a sleeping
 //! laptop), so a stored time is bounded when it is read, never trusted: a next attempt later than
-//! now + the retry policy's `maxDelayMs` is due now ([`Horizon`]), and an acknowledgement dated
-//! in the future has expired ([`is_fresh`]).
+//! now + the retry policy's `maxDelayMs` is due now, and so is the outbox-wide hold once it ends
+//! later than now + the longer of `maxDelayMs` and the wait it was set for ([`Horizon`]); an
+//! acknowledgement dated in the future has expired ([`is_fresh`]).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -54,6 +55,13 @@ impl Horizon {
             now,
             latest: now.saturating_add(max_delay_ms),
         }
+    }
+
+    /// Whether a stored time `at`, set for a wait of `asked` ms, is believed: no later than now +
+    /// the longer of `maxDelayMs` and `asked` (a `Retry-After` Graph asked may be longer than
+    /// `maxDelayMs`, and is honoured in full).
+    pub(crate) fn believes(&self, at: i64, asked: i64) -> bool {
+        at <= self.latest.max(self.now.saturating_add(asked))
     }
 
     /// The SQL for a row's next attempt as believed (`?1` now, `?2` the latest believed).

@@ -1,5 +1,5 @@
-//! Which failures end a report's delivery, which mean Graph was not reached at all, and how an
-//! error is kept in the failed list.
+//! Which failures end a report's delivery, which say the next batch would fare the same, and how
+//! an error is kept in the failed list.
 //!
 //! The failed list stores the error as JSON with every field of the [`Error`], so
 //! [`Outbox::take_failed`](super::Outbox::take_failed) hands back the same error the flush saw
@@ -10,31 +10,28 @@ use serde_json::{Value, json};
 use crate::{Error, GraphError};
 
 /// True when sending the report again cannot succeed by itself: Graph refused it with a 4xx
-/// other than 408 (timeout) or 429 (throttled), e.g. 404 for a user status that no longer
-/// exists, or the report itself is invalid. Everything else (throttling, 5xx, network, timeouts,
-/// tokens) is transient and retried by a later flush.
+/// other than 401, 408 (timeout) or 429 (throttled), e.g. 404 for a user status that no longer
+/// exists, or 403 (the app was authenticated and lacks the permission or scope: nothing but an
+/// operator fixes that, and `requeue_failed` sends it again then), or the report itself is
+/// invalid. Everything else is transient and retried by a later flush: throttling, 5xx, network,
+/// timeouts, no token, and a 401 that a fresh token did not cure (credentials wrong for a while:
+/// a secret rotated, consent pending; they come right without the report changing).
 pub(crate) fn is_permanent(error: &Error) -> bool {
     match error {
         Error::Graph(graph) => {
-            (400..500).contains(&graph.status) && !matches!(graph.status, 408 | 429)
+            (400..500).contains(&graph.status) && !matches!(graph.status, 401 | 408 | 429)
         }
         Error::InvalidInput { .. } => true,
         _ => false,
     }
 }
 
-/// True when the request got no answer at all: the name did not resolve, no connection could be
-/// made (refused, unreachable, a connect timeout), the TLS handshake failed, or the connection
-/// was reset or closed before a response. A batch whose every report ends so means Graph cannot
-/// be reached now, and the flush stops rather than pay the same retries for every batch.
-pub(crate) fn got_no_answer(error: &Error) -> bool {
-    match error {
-        Error::Transport { .. } => true,
-        Error::Timeout { stage, .. } => {
-            stage.starts_with("connect") || stage.starts_with("resolve")
-        }
-        _ => false,
-    }
+/// True when the result says every other request would fail alike now, so a flush stops sending
+/// once a whole batch ends so: Graph could not be reached (no answer at all: refused, reset,
+/// DNS, a connect timeout), no token could be had, or Graph refused the credentials (a 401 a
+/// fresh token did not cure).
+pub(crate) fn fails_every_request(error: &Error) -> bool {
+    error.got_no_answer() || error.auth().is_some() || error.http_status() == Some(401)
 }
 
 /// An error as stored in the failed list.
@@ -145,25 +142,36 @@ mod tests {
     }
 
     #[test]
-    fn only_failures_before_any_answer_count_as_no_answer() {
-        let timeout = |stage: &str| Error::Timeout {
+    fn a_401_is_transient_and_stops_a_flush_as_no_token_and_no_answer_do() {
+        let graph = |status| {
+            Error::Graph(Box::new(GraphError {
+                status,
+                code: None,
+                message: None,
+                request_id: None,
+                client_request_id: "crid".into(),
+                date: None,
+                retry_after: None,
+                raw_body: None,
+                attempts: 2,
+                retry_stopped: None,
+            }))
+        };
+        assert!(!is_permanent(&graph(401)) && is_permanent(&graph(403)));
+        assert!(fails_every_request(&graph(401)));
+        assert!(!fails_every_request(&graph(403)) && !fails_every_request(&graph(503)));
+        let no_token: Error = crate::AuthError::new("secret rotated").into();
+        assert!(fails_every_request(&no_token) && !is_permanent(&no_token));
+        // No answer is the error's own flag, whatever its stage is called.
+        let timeout = |stage: &str, no_answer| Error::Timeout {
             stage: stage.into(),
             elapsed: std::time::Duration::from_secs(1),
             client_request_id: String::new(),
             attempts: 1,
+            no_answer,
         };
-        assert!(got_no_answer(&timeout("connect")));
-        assert!(got_no_answer(&timeout(
-            "resolve (the call's total time budget ran out)"
-        )));
-        assert!(!got_no_answer(&timeout("recv_response")));
-        assert!(!got_no_answer(&Error::invalid("x", "y")));
-        let transport = Error::Transport {
-            kind: crate::TransportKind::Connect,
-            message: "refused".into(),
-            client_request_id: String::new(),
-            attempts: 1,
-        };
-        assert!(got_no_answer(&transport));
+        assert!(fails_every_request(&timeout("connect", true)));
+        assert!(!fails_every_request(&timeout("connect", false)));
+        assert!(!fails_every_request(&timeout("response", false)));
     }
 }

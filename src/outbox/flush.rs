@@ -7,10 +7,13 @@
 //! follows a newer one. The claim puts the reports' acknowledged state in doubt, so a report set
 //! back to an old value after an unknown outcome is sent, never skipped.
 //!
-//! A flush stops sending (the rest stays pending) after a batch that Graph throttled (the rest is
-//! held back as long), after a batch whose every report got no answer at all (Graph cannot be
-//! reached now: the rest waits out the same backoff, so an offline flush pays one batch's
-//! retries, not one per batch), and once it has run `flushTime` (the rest stays due).
+//! A flush stops sending (the rest stays pending) after a batch that Graph throttled or asked to
+//! wait longer than `maxDelayMs` (the rest is held back as long as Graph asked), after a batch
+//! whose every report got no answer at all (Graph cannot be reached now), no token, or a 401 a
+//! fresh token did not cure (the rest waits out the same backoff, so an offline flush pays one
+//! batch's retries and one token attempt, not one per batch), and once it has run `flushTime`
+//! (the rest stays due). What a stop holds back is held by one stored time for the whole outbox
+//! (`hold`), so a stop writes the rows of its batch and one more, whatever the backlog.
 //!
 //! An interrupt (the outbox's or its client's, after the flush began) ends the flush wherever it
 //! waits: for the flush lock, at the pacing gate, for a response (the batch in flight is
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 use super::clock::{Clock, Horizon, rfc3339};
 use super::failed_list;
 use super::failure;
+use super::hold;
 use super::lock::FlushLock;
 use super::options::OutboxOptions;
 use super::report::FlushReport;
@@ -70,7 +74,7 @@ impl Tally {
 
 /// Why a flush stopped sending before the end.
 enum Stop {
-    /// Hold everything not sent until then (unix ms).
+    /// Hold every report not sent until then (unix ms): the outbox-wide hold.
     Until(i64),
     /// `flushTime` ran out: what was not sent stays due.
     OutOfTime,
@@ -99,10 +103,14 @@ pub(crate) fn flush(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), E
 fn remaining(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), Error> {
     let max_delay = millis(parts.client.retry_policy().max_delay);
     let horizon = Horizon::new(parts.clock.now_ms(), max_delay);
-    let (pending, next) = parts.store.run(|conn| store::remaining(conn, horizon))?;
+    let (pending, next, held) = parts.store.run(|conn| {
+        let (pending, next) = store::remaining(conn, horizon)?;
+        Ok((pending, next, hold::until(conn, horizon)?))
+    })?;
     report.pending = pending;
-    report.next_attempt_in =
-        next.map(|at| Duration::from_millis(u64::try_from(at - horizon.now).unwrap_or(0)));
+    report.next_attempt_in = next
+        .map(|at| held.map_or(at, |until| at.max(until)))
+        .map(|at| Duration::from_millis(u64::try_from(at - horizon.now).unwrap_or(0)));
     Ok(())
 }
 
@@ -130,6 +138,11 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
     };
     let max_delay = millis(client.retry_policy().max_delay);
     let horizon = Horizon::new(clock.now_ms(), max_delay);
+    // Held back by a flush that stopped (throttled, unreachable, no credentials): nothing is due.
+    let held = store.run(|conn| Ok(hold::until(conn, horizon)?))?;
+    if held.is_some_and(|until| until > horizon.now) {
+        return Ok(());
+    }
     let keys = store.run(|conn| store::due_keys(conn, horizon))?;
     let mut stop = None;
     let mut rounds = keys.chunks(ROUND);
@@ -151,7 +164,6 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         due.sort_by_key(|due| due.version() as u8);
         let mut outcomes: Vec<(Due, Outcome)> = Vec::with_capacity(due.len());
         let mut tally = Tally::default();
-        let mut unsent: Vec<String> = Vec::new();
         // The interrupt that ended the flush; the reports not sent stay pending, due.
         let mut interrupted: Option<Error> = None;
         let mut due = due.into_iter().peekable();
@@ -165,7 +177,6 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             }
             if stop.is_some() || started.elapsed() >= options.flush_time {
                 stop.get_or_insert(Stop::OutOfTime);
-                unsent.extend(batch.into_iter().map(|due| due.key));
                 continue;
             }
             if interrupted.is_some() {
@@ -202,8 +213,9 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         tally.add_to(report);
         failed_list::warn(store.path(), 0, dropped);
         if let Some(Stop::Until(until)) = stop {
-            unsent.extend(rounds.by_ref().flatten().cloned());
-            store.run(|conn| store::defer(conn, &unsent, until))?;
+            // One stored time holds the rest, however many reports are pending.
+            let held_for = until - clock.now_ms();
+            store.run(|conn| Ok(hold::set(conn, until, held_for)?))?;
             return interrupted.map_or(Ok(()), Err);
         }
         if let Some(error) = interrupted {
@@ -225,9 +237,10 @@ fn judge(
 ) -> (Vec<(Due, Outcome)>, Option<Stop>) {
     let policy = parts.client.retry_policy();
     let now = parts.clock.now_ms();
-    let unreachable = results
+    // Graph unreachable, no token, or the credentials refused: the next batch would fare the same.
+    let every_fails = results
         .iter()
-        .all(|r| matches!(r, Err(e) if failure::got_no_answer(e)));
+        .all(|r| matches!(r, Err(e) if failure::fails_every_request(e)));
     let mut throttled_until: Option<i64> = None;
     let mut latest_retry = now;
     let outcomes = batch
@@ -254,14 +267,18 @@ fn judge(
                     } else {
                         tally.retry_later += 1;
                     }
-                    // A stored wait is never longer than maxDelay: see clock.rs.
-                    let wait = err
-                        .retry_after()
+                    // A report's own wait is never longer than maxDelay (see clock.rs); a longer
+                    // Retry-After holds the whole outbox instead, below.
+                    let asked = err.retry_after();
+                    let wait = asked
                         .unwrap_or_else(|| policy.backoff(due.failures + 1))
                         .min(policy.max_delay);
                     let until = now.saturating_add(millis(wait));
                     latest_retry = latest_retry.max(until);
-                    if err.is_throttled() {
+                    // Graph throttles the app, not one report, and a wait it asks for is
+                    // honoured in full, even past maxDelay.
+                    if err.is_throttled() || asked.is_some_and(|asked| asked > policy.max_delay) {
+                        let until = now.saturating_add(millis(asked.unwrap_or(wait)));
                         throttled_until = Some(throttled_until.map_or(until, |t| t.max(until)));
                     }
                     Outcome::Retry {
@@ -273,9 +290,10 @@ fn judge(
             (due, outcome)
         })
         .collect();
-    // Graph throttles the app, not one report; no answer at all means it cannot be reached.
+    // Throttled (or asked to wait), or a batch that failed whole for want of an answer or of
+    // credentials: the rest would fare the same.
     let stop = throttled_until
-        .or(unreachable.then_some(latest_retry))
+        .or(every_fails.then_some(latest_retry))
         .map(Stop::Until);
     (outcomes, stop)
 }

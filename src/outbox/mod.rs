@@ -13,10 +13,11 @@
 //!   acknowledged, per property), [`failed_list`] (the bounded failed list), [`room`] (how full
 //!   the file is), [`eviction`] (what gives way when it needs room) and [`stored_text`] (a column
 //!   read whatever a damaged file holds);
-//! - [`flush`]: rounds of claim, send, record; [`lock`]: one flush at a time; [`busy`]: how a
+//! - [`flush`]: rounds of claim, send, record; [`hold`]: the one stored time a stopped flush
+//!   holds every report back until; [`lock`]: one flush at a time; [`busy`]: how a
 //!   statement waits for another connection's write (until an interrupt);
 //! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
-//! - [`failure`]: which errors are final, which mean no answer, and how they are kept;
+//! - [`failure`]: which errors are final, which stop a flush, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
 //! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files).
 
@@ -28,6 +29,7 @@ mod failed_list;
 mod failure;
 mod file_name;
 mod flush;
+mod hold;
 mod lock;
 mod options;
 mod paths;
@@ -183,9 +185,12 @@ impl Outbox {
     /// any thread or process) to finish first; that wait spends [`OutboxOptions::flush_time`]
     /// too, and a flush still waiting when it is spent returns `Ok` having sent nothing (the
     /// report's `sent` 0, its reports `pending`, due now), as any flush out of time. Stops
-    /// sending after a batch Graph throttled, after a batch that got no answer at all (Graph
-    /// unreachable: the rest waits out the same backoff), and after
-    /// [`OutboxOptions::flush_time`]. If the outcomes cannot be recorded (a
+    /// sending after a batch Graph throttled (every
+    /// report then waits as long as its `Retry-After` asks, even past `retry.maxDelayMs`), after
+    /// a batch that got no answer at all (Graph unreachable), no token or only 401s (the rest
+    /// waits out the same backoff), and after [`OutboxOptions::flush_time`]; a 401 that a fresh
+    /// token did not cure keeps the report pending, a 403 moves it to the failed list. If the
+    /// outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
     /// idempotent).
     pub fn flush(&self) -> Result<FlushReport, Error> {

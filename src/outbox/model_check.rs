@@ -5,7 +5,10 @@
 //! dropped, the file opened again), wall-clock jumps forward and back (the outbox's [`Clock`],
 //! set by the test) and interrupts (`Outbox::interrupt` from another thread while a flush's call
 //! waits for an answer that never comes, or while an enqueue waits for the file another
-//! connection writes, with `take_failed` or `requeue_failed` queued behind it on the handle). Two configurations: [`FEW`] user statuses and no retries within a
+//! connection writes, with `take_failed` or `requeue_failed` queued behind it on the handle),
+//! whose abandoned requests Graph may apply late (before the clock passes the backoff that
+//! holds their reports back). A flush that stops leaves one outbox-wide hold, which the model
+//! keeps as it keeps a report's next attempt. Two configurations: [`FEW`] user statuses and no retries within a
 //! call, which meets the rules densely, and [`MANY`], with several batches of one version per
 //! flush and the client's retries within each call.
 //!
@@ -126,8 +129,17 @@ enum Step {
     /// fates, that call is abandoned (an unknown outcome: its reports stay pending, held back by
     /// the backoff, their acknowledged state in doubt), the reports claimed and not sent stay
     /// pending, due. A flush
-    /// that never sends `stalled` (not due, or a stop before it) runs to its end.
-    Interrupt { fates: Vec<Fate>, stalled: usize },
+    /// that never sends `stalled` (not due, or a stop before it) runs to its end. With `late`,
+    /// Graph applies the abandoned requests (the stalled one and those after it in its call)
+    /// later: at a [`Step::Land`], or before the clock next moves (within the backoff that holds
+    /// their reports back: the outbox's defence against an older value landing last).
+    Interrupt {
+        fates: Vec<Fate>,
+        stalled: usize,
+        late: bool,
+    },
+    /// The abandoned requests Graph applies late land now.
+    Land,
     /// Another connection holds the file's write lock; meanwhile a report for `target` (as
     /// [`Step::Enqueue`] with `devicesCount`) and `take_failed` (or, if `requeue`,
     /// `requeue_failed`) wait for the file on the handle, one queued behind the other, and
@@ -166,8 +178,9 @@ fn step(setup: Setup) -> impl Strategy<Value = Step> {
             }),
         1 => (any::<bool>(), 0..COUNTS).prop_map(|(v1, count)| Step::EnqueueAll { v1, count }),
         4 => proptest::collection::vec(fate.clone(), setup.targets).prop_map(Step::Flush),
-        2 => (proptest::collection::vec(fate, setup.targets), 0..setup.targets)
-            .prop_map(|(fates, stalled)| Step::Interrupt { fates, stalled }),
+        2 => (proptest::collection::vec(fate, setup.targets), 0..setup.targets, any::<bool>())
+            .prop_map(|(fates, stalled, late)| Step::Interrupt { fates, stalled, late }),
+        1 => Just(Step::Land),
         1 => Just(Step::Reopen),
         3 => jump.prop_map(Step::Clock),
         1 => (0..setup.targets, any::<bool>(), 0..COUNTS, any::<bool>())
@@ -181,6 +194,9 @@ type Props = BTreeMap<&'static str, String>;
 type Slot = (usize, &'static str);
 /// One bulk call of a flush, as the emulator saw it: its API version (v1.0?) and user statuses.
 type Call = (bool, Vec<usize>);
+/// An interrupted flush: its report, its calls, whether the interrupt ended it, and the requests
+/// it abandoned (user status, body).
+type Abandoned = (FlushReport, Vec<Call>, bool, Vec<(usize, Value)>);
 
 fn props(count: Option<i32>, status: Option<usize>) -> Props {
     let mut props = Props::new();
@@ -227,6 +243,8 @@ struct Model {
     refused: BTreeSet<Slot>,
     /// The values Graph may hold, per user status and property (for a refused one).
     may_hold: BTreeMap<Slot, BTreeSet<String>>,
+    /// The outbox-wide hold a stopped flush left: the range its end lies in.
+    hold: Option<(i64, i64)>,
 }
 
 /// What a flush should report; `next` is the range of `nextAttemptInSeconds` in ms.
@@ -263,6 +281,7 @@ impl Model {
             history: BTreeMap::new(),
             refused: BTreeSet::new(),
             may_hold,
+            hold: None,
         }
     }
 
@@ -332,6 +351,21 @@ impl Model {
             self.now
         );
         high <= self.now
+    }
+
+    /// Whether the hold a stopped flush left (believed as a next attempt is) holds every report
+    /// back now.
+    fn held(&self) -> bool {
+        self.hold.is_some_and(|hold| !self.is_due(hold))
+    }
+
+    /// Graph applies an abandoned request late: it holds `props` for `target` now, whatever the
+    /// outbox knows (its acknowledged state stays in doubt; its report stays pending).
+    fn land(&mut self, target: usize, props: &Props) {
+        for (name, value) in props {
+            self.may_hold
+                .insert((target, name), BTreeSet::from([value.clone()]));
+        }
     }
 
     /// Whether `a` must be sent before `b` (flush.rs orders what is due by next attempt as
@@ -423,10 +457,11 @@ impl Model {
         stalled: Option<usize>,
     ) -> Result<Expected, String> {
         let mut expected = Expected::default();
+        let held = self.held();
         let due: Vec<usize> = self
             .pending
             .iter()
-            .filter(|(_, pending)| self.is_due(pending.next))
+            .filter(|(_, pending)| !held && self.is_due(pending.next))
             .map(|(&target, _)| target)
             .collect();
         // The claim: skipped if acknowledged, else in doubt until a 2xx.
@@ -549,23 +584,25 @@ impl Model {
                 .retain(|_, (_, at)| *at <= now && now - *at < RESEND_AFTER);
         }
         let sent: BTreeSet<usize> = calls.iter().flat_map(|(_, b)| b.iter().copied()).collect();
-        for target in claimed.into_iter().filter(|t| !sent.contains(t)) {
-            if interrupted {
-                // Not sent after the interrupt: pending, due, in doubt since the claim.
-                continue;
-            }
-            let Some((low, high)) = stop else {
-                return Err(format!("t{target} was claimed and never sent"));
-            };
-            let pending = self.pending.get_mut(&target).expect("claimed");
-            pending.next = (pending.next.0.max(low), pending.next.1.max(high));
+        // Not sent after an interrupt: pending, due, in doubt since the claim. After a stop:
+        // pending, held back with every other report by the one outbox-wide hold.
+        if let Some(target) = claimed.iter().find(|t| !sent.contains(t))
+            && !interrupted
+            && stop.is_none()
+        {
+            return Err(format!("t{target} was claimed and never sent"));
+        }
+        if stop.is_some() {
+            self.hold = stop;
         }
         expected.pending = self.pending.len() as u64;
+        let hold = self.hold.map(|hold| self.believed(hold));
         expected.next = self
             .pending
             .values()
             .map(|pending| self.believed(pending.next))
             .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)))
+            .map(|(low, high)| hold.map_or((low, high), |h| (low.max(h.0), high.max(h.1))))
             .map(|(low, high)| ((low - self.now).max(0), (high - self.now).max(0)));
         Ok(expected)
     }
@@ -691,13 +728,10 @@ impl Real {
 
     /// A flush whose requests meet `fates`, but those of `stalled` get no answer at all: once
     /// one is on the wire, another thread interrupts the outbox. Its report, the calls the
-    /// emulator saw, and whether it was interrupted (it must then return `Cancelled`; else, it
-    /// never sent `stalled`, and must return `Ok`).
-    fn interrupted_flush(
-        &self,
-        fates: &[Fate],
-        stalled: usize,
-    ) -> Result<(FlushReport, Vec<Call>, bool), String> {
+    /// emulator saw, whether it was interrupted (it must then return `Cancelled`; else, it
+    /// never sent `stalled`, and must return `Ok`), and the abandoned requests (the stalled one
+    /// and those after it in its call, as (user status, body)), which Graph may apply late.
+    fn interrupted_flush(&self, fates: &[Fate], stalled: usize) -> Result<Abandoned, String> {
         self.emulator.add_fault(
             FaultRule::always(Fault::NoAnswer)
                 .method("PATCH")
@@ -740,11 +774,27 @@ impl Real {
                 ));
             }
         }
-        Ok((
-            report,
-            calls(&envelopes(&self.emulator)[before..]),
-            interrupted,
-        ))
+        let sent = &envelopes(&self.emulator)[before..];
+        let abandoned = sent
+            .iter()
+            .rev()
+            .find_map(|(_, items)| {
+                let at = items.iter().position(|(t, _)| *t == stalled)?;
+                Some(items[at..].to_vec())
+            })
+            .filter(|_| interrupted)
+            .unwrap_or_default();
+        Ok((report, calls(sent), interrupted, abandoned))
+    }
+
+    /// Graph applies `writes` (abandoned requests, as (user status, body)) now, in order.
+    fn land(&self, writes: &[(usize, Value)]) {
+        for (t, body) in writes {
+            let patch = UserStatusPatch::from_json(&body.to_string()).expect("a sent patch");
+            self.client
+                .update_user_status(&target(*t), &patch)
+                .expect("the late write applied");
+        }
     }
 
     /// `item`'s enqueue, and `take_failed` (or `requeue_failed`), waiting for the file another
@@ -953,7 +1003,7 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
     let interrupted_flush =
         |real: &Real, model: &mut Model, fates: &[Fate], stalled: usize, step: usize| {
             let fail = |why: String| TestCaseError::fail(format!("step {step}: {why}"));
-            let (report, calls, interrupted) =
+            let (report, calls, interrupted, abandoned) =
                 real.interrupted_flush(fates, stalled).map_err(fail)?;
             let want = model
                 .flush(fates, &calls, Some(stalled))
@@ -961,8 +1011,22 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
             check(interrupted == (want.interrupted > 0), || {
                 format!("step {step}: interrupted {interrupted}, the model {want:?}: {calls:?}")
             })?;
-            check_report(&report, &want, step)
+            check_report(&report, &want, step).map(|()| abandoned)
         };
+    // Abandoned requests Graph applies late, not landed yet.
+    let mut late: Vec<(usize, Value)> = Vec::new();
+    let land = |real: &Real, model: &mut Model, late: &mut Vec<(usize, Value)>| {
+        real.land(late);
+        for (t, body) in late.drain(..) {
+            let props: Props = body
+                .as_object()
+                .expect("an object")
+                .iter()
+                .map(|(name, value)| (property(name), value.to_string()))
+                .collect();
+            model.land(t, &props);
+        }
+    };
     let result = (|| {
         for (index, step) in steps.iter().enumerate() {
             match step {
@@ -996,8 +1060,15 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                     })?;
                 }
                 Step::Flush(fates) => flush(&real, &mut model, fates, index)?,
-                Step::Interrupt { fates, stalled } => {
-                    interrupted_flush(&real, &mut model, fates, *stalled, index)?
+                Step::Interrupt {
+                    fates,
+                    stalled,
+                    late: applied_late,
+                } => {
+                    let abandoned = interrupted_flush(&real, &mut model, fates, *stalled, index)?;
+                    if *applied_late {
+                        late.extend(abandoned);
+                    }
                 }
                 Step::InterruptWait {
                     target: t,
@@ -1011,15 +1082,20 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                     real.interrupted_wait(item, *requeue)
                         .map_err(|why| TestCaseError::fail(format!("step {index}: {why}")))?;
                 }
+                Step::Land => land(&real, &mut model, &mut late),
                 Step::Reopen => real.reopen(),
                 Step::Clock(jump) => {
+                    // Graph applies an abandoned request, if at all, within the backoff that
+                    // holds its report back (every jump passes it, or goes back past it).
+                    land(&real, &mut model, &mut late);
                     real.set.fetch_add(*jump, Ordering::SeqCst);
                     model.now += jump;
                 }
             }
             check_stats(&real, &model, index)?;
         }
-        // A healthy drain, past every backoff.
+        // A healthy drain, past every backoff (and what Graph applies late, before it).
+        land(&real, &mut model, &mut late);
         real.set.fetch_add(2 * MAX_DELAY, Ordering::SeqCst);
         model.now += 2 * MAX_DELAY;
         let healthy = vec![Fate::Applied; setup.targets];
@@ -1150,6 +1226,38 @@ fn a_value_set_back_after_a_lost_answer_is_sent_not_skipped() {
         set(0),
         Step::Flush(fates(Fate::LostAnswer)),
         set(1),
+    ];
+    if let Err(failure) = run(FEW, &steps) {
+        panic!("{failure}");
+    }
+}
+
+/// An abandoned write Graph applies late, as a fixed case: t0's write of 1 is abandoned by an
+/// interrupt; the agent reports 0 (merged into the report the backoff holds back, so the flush
+/// at once sends nothing); Graph applies the 1 late; once the backoff has passed, the 0 goes,
+/// and Graph ends with it, the last value enqueued.
+#[test]
+fn an_abandoned_write_applied_late_lands_before_the_newer_value() {
+    let set = |count| Step::Enqueue {
+        target: 0,
+        v1: false,
+        count: Some(count),
+        status: None,
+    };
+    let applied = || vec![Fate::Applied; FEW.targets];
+    let steps = [
+        set(1),
+        Step::Interrupt {
+            fates: applied(),
+            stalled: 0,
+            late: true,
+        },
+        set(0),
+        Step::Flush(applied()),
+        Step::Land,
+        Step::Flush(applied()),
+        Step::Clock(2 * MAX_DELAY),
+        Step::Flush(applied()),
     ];
     if let Err(failure) = run(FEW, &steps) {
         panic!("{failure}");

@@ -41,7 +41,8 @@ pub struct FlushReport {
     /// Reports still pending after the flush.
     pub pending: u64,
     /// When the earliest pending report is due (zero: now), if any is pending; never more than
-    /// the client's `retry.maxDelayMs`.
+    /// the longer of the client's `retry.maxDelayMs` and the `Retry-After` Graph asked (which
+    /// holds every report: see [`Outbox::flush`](crate::Outbox::flush)).
     pub next_attempt_in: Option<Duration>,
 }
 

@@ -53,6 +53,8 @@ CREATE TABLE failed (
     error TEXT NOT NULL,                -- the error, as JSON
     failed_at TEXT NOT NULL             -- RFC 3339, UTC
 );
+-- Counters by name; also the outbox-wide hold (hold.rs): 'held_until' (unix ms) and
+-- 'held_for' (ms), written by a flush that stopped, absent until then.
 CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
 INSERT INTO counters (name, value)
     VALUES ('revision', 0), ('applied', 0), ('skipped', 0), ('pending', 0), ('failed_dropped', 0);

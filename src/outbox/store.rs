@@ -780,23 +780,6 @@ pub(crate) fn record(
     Ok(dropped)
 }
 
-/// Holds `keys` back until `until` (unix ms) without counting a failure: the flush stopped
-/// because Graph throttled it or could not be reached, and sending them sooner would fare the
-/// same.
-pub(crate) fn defer(conn: &mut Connection, keys: &[String], until: i64) -> Result<()> {
-    let tx = write_tx(conn)?;
-    {
-        let mut statement = tx.prepare(
-            "UPDATE pending SET next_attempt_at = max(next_attempt_at, ?2) WHERE key = ?1",
-        )?;
-        for key in keys {
-            statement.execute(params![key, until])?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 /// Reports pending, and the earliest next attempt as believed (unix ms).
 pub(crate) fn remaining(conn: &Connection, horizon: Horizon) -> Result<(u64, Option<i64>)> {
     let next = Horizon::NEXT_ATTEMPT;
