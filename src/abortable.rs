@@ -88,8 +88,10 @@ impl Socket {
     }
 }
 
-/// Not `ErrorKind::Interrupted`: `Read::read_to_end` retries that kind forever.
-fn interrupted(_: Cancelled) -> Error {
+/// The error a network wait (a read, a write, a lookup, a connect) of an interrupted call ends
+/// with; the pipeline reports the call as cancelled. Not `ErrorKind::Interrupted`:
+/// `Read::read_to_end` retries that kind forever.
+pub(crate) fn interrupted(_: Cancelled) -> Error {
     Error::Io(io::Error::other("the call was interrupted"))
 }
 

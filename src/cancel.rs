@@ -406,6 +406,65 @@ pub(crate) fn sleep(wait: Duration) -> Result<(), Cancelled> {
     }
 }
 
+/// `Err(Cancelled)` once the call this thread is running was interrupted; outside any call,
+/// `Ok`. Cheap: what a wait that cannot be woken checks between its slices.
+pub(crate) fn check() -> Result<(), Cancelled> {
+    CURRENT.with(|current| match current.try_borrow() {
+        Ok(current) => current.as_ref().map_or(Ok(()), |c| c.watch.check()),
+        Err(_) => Ok(()),
+    })
+}
+
+/// How a wait for another thread's answer ended without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// The deadline passed first.
+    TimedOut,
+    /// An interrupt ended the wait.
+    Cancelled,
+}
+
+/// Runs `job` on a thread of its own (named `name`) and waits for its answer as the current call
+/// waits: until `until` (`None`: no deadline) or an interrupt, which ends the wait at once. The
+/// job then finishes alone and its answer is dropped with it. This is for a blocking system call
+/// nothing else can cut short (a DNS lookup, a TCP connect), as libcurl's threaded resolver does.
+/// An interrupted call starts nothing; when no thread can be started, `job` runs on this one.
+pub(crate) fn off_thread<T: Send + 'static>(
+    name: &str,
+    until: Option<Instant>,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Unanswered> {
+    check().map_err(|Cancelled| Unanswered::Cancelled)?;
+    let answer: Arc<Guarded<Option<T>>> = Arc::new(Guarded::new(None));
+    // Shared so the job can still run here if the thread is refused.
+    let job = Arc::new(Mutex::new(Some(job)));
+    let spawned = {
+        let (answer, job) = (Arc::clone(&answer), Arc::clone(&job));
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                if let Some(job) = lock(&job).take() {
+                    let value = job();
+                    *answer.lock() = Some(value);
+                    answer.notify_all();
+                }
+            })
+    };
+    if spawned.is_err() {
+        log::warn!("could not start a thread for {name}: it runs on the caller's thread");
+        if let Some(job) = lock(&job).take() {
+            return Ok(job());
+        }
+    }
+    let guard = answer.lock();
+    let (mut guard, waited) = wait_while(&answer, guard, until, |answer| answer.is_none());
+    match (waited, guard.take()) {
+        (_, Some(value)) => Ok(value),
+        (Waited::Cancelled, None) => Err(Unanswered::Cancelled),
+        (_, None) => Err(Unanswered::TimedOut),
+    }
+}
+
 /// Registers `wake` (a socket, known by `key`) as what the current call is blocked on, until the
 /// call's scope ends or it blocks on another one; `Err(Cancelled)` when the call was interrupted.
 /// The same key again only checks for an interrupt, so the I/O of one request costs one
