@@ -17,7 +17,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::NextTimeout;
 use ureq::unversioned::transport::time::Duration as UreqDuration;
 
-use crate::abortable::interrupted;
+use crate::abortable::interrupted_unsent;
 use crate::cancel::{self, Cancelled, Unanswered};
 use crate::url::plain_http_may_connect;
 
@@ -179,7 +179,7 @@ impl<R: Resolver> CachingResolver<R> {
         match answer {
             Ok(answer) => answer,
             Err(Unanswered::TimedOut) => Err(ureq::Error::Timeout(timeout.reason)),
-            Err(Unanswered::Cancelled) => Err(interrupted(Cancelled)),
+            Err(Unanswered::Cancelled) => Err(interrupted_unsent(Cancelled)),
         }
     }
 }
