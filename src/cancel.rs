@@ -8,7 +8,10 @@
 //! Whatever a call blocks on is registered with its signals for as long as it blocks, so an
 //! interrupt can end the wait at once: a condvar wait ([`Watch::wait_while`], on a [`Guarded`]
 //! state) is notified, a sleep ([`Watch::sleep_until`]) is one such wait, and a socket read is
-//! shut down (the transport registers its socket with [`block_on`]). Registration and the
+//! shut down (the transport registers its socket with [`block_on`]). What nothing can wake
+//! waits otherwise: a blocking system call (a DNS lookup, a connect) runs on a thread of its own
+//! that the call waits for ([`off_thread`]), and a socket read waits in short slices, looking for
+//! an interrupt between them ([`check`]). Registration and the
 //! interrupt take the signal's lock in turn, so an interrupt either sees a registration or the
 //! registering call sees the interrupt: no wake-up is lost.
 //!

@@ -56,7 +56,6 @@ impl<In: Transport> Connector<In> for TcpConnector {
         if chained.is_some() {
             return Ok(chained.map(Either::A));
         }
-        refuse_socks(details.config)?;
         let addrs = details.addrs.clone();
         let timeout = details.timeout;
         let no_delay = details.config.no_delay();
@@ -82,29 +81,6 @@ impl<In: Transport> Connector<In> for TcpConnector {
         );
         (details.register_shutdown)(transport.shutdown_handle())?;
         Ok(Some(Either::B(transport)))
-    }
-}
-
-/// ureq's SOCKS connector is not built in: a SOCKS proxy set in the environment is passed by
-/// (as ureq does, with a warning), and one set explicitly is an error rather than a direct
-/// connection that would bypass it.
-fn refuse_socks(config: &ureq::config::Config) -> Result<(), Error> {
-    use ureq::ProxyProtocol::{Socks4, Socks4A, Socks5, Socks5h};
-    match config.proxy() {
-        Some(proxy) if matches!(proxy.protocol(), Socks4 | Socks4A | Socks5 | Socks5h) => {
-            if proxy.is_from_env() {
-                log::warn!(
-                    "SOCKS proxies are not supported: the one in the environment is not used"
-                );
-                Ok(())
-            } else {
-                Err(Error::Io(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "SOCKS proxies are not supported; use an http:// proxy",
-                )))
-            }
-        }
-        _ => Ok(()),
     }
 }
 
