@@ -1,18 +1,17 @@
 //! Connections an interrupt can cut, and that tell whether a failed request was ever written.
 //!
-//! ureq's TCP connector registers each socket it opens with a shutdown handle, before any TLS or
-//! proxy negotiation. [`AbortableConnector`] wraps the agent's connectors and keeps that handle
-//! with the connection; while a call does I/O on it (the handshake included), the socket is
-//! registered as what the call is blocked on (`cancel::block_on`), so interrupting the call shuts
-//! the socket down and the blocked read or write returns at once. Only the sockets of calls in
-//! progress are registered: idle pooled connections, and those of calls that watch other signals,
-//! are left alone. A registration is for one request: the pipeline ends it once the response is
-//! read, and the next request on the connection (perhaps another call's, from the pool) disarms
-//! it, so an interrupt never cuts a request of a call it does not end.
+//! The TCP connector (`tcp`) registers each socket it opens with a shutdown handle, before any
+//! TLS or proxy negotiation. [`AbortableConnector`] wraps the agent's connectors and keeps that
+//! handle with the connection; while a call does I/O on it (the handshake included), the socket
+//! is registered as what the call is blocked on (`cancel::block_on`), so interrupting the call
+//! shuts the socket down and the blocked read or write returns at once. Only the sockets of calls
+//! in progress are registered: idle pooled connections, and those of calls that watch other
+//! signals, are left alone. A registration is for one request: the pipeline ends it once the
+//! response is read, and the next request on the connection (perhaps another call's, from the
+//! pool) disarms it, so an interrupt never cuts a request of a call it does not end.
 //!
-//! A connect (and the DNS lookup before it) is ureq's blocking one and is not cut short: the socket
-//! exists only once it is connected. On Windows, a shutdown may not wake a read already blocked
-//! (docs/reliability.md).
+//! The DNS lookup and the connect before the socket exists, and a read a shutdown does not wake
+//! (Windows), end at an interrupt by waiting themselves: `resolver` and `tcp`.
 //!
 //! A write that fails before any byte of the request was written is marked [`Unsent`]: Graph
 //! cannot have seen that request, so even a create may be sent again.
@@ -88,9 +87,20 @@ impl Socket {
     }
 }
 
-/// Not `ErrorKind::Interrupted`: `Read::read_to_end` retries that kind forever.
-fn interrupted(_: Cancelled) -> Error {
+/// The error a network wait (a read, a write, a lookup, a connect) of an interrupted call ends
+/// with; the pipeline reports the call as cancelled. Not `ErrorKind::Interrupted`:
+/// `Read::read_to_end` retries that kind forever.
+pub(crate) fn interrupted(_: Cancelled) -> Error {
     Error::Io(io::Error::other("the call was interrupted"))
+}
+
+/// [`interrupted`] for a wait before the connection existed (its DNS lookup, its connect):
+/// nothing of the request was written, so it is [`Unsent`].
+pub(crate) fn interrupted_unsent(cancelled: Cancelled) -> Error {
+    match interrupted(cancelled) {
+        Error::Io(err) => Error::Io(Unsent::wrap(err)),
+        other => other,
+    }
 }
 
 impl<C, T> Connector<()> for AbortableConnector<C>

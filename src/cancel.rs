@@ -8,7 +8,10 @@
 //! Whatever a call blocks on is registered with its signals for as long as it blocks, so an
 //! interrupt can end the wait at once: a condvar wait ([`Watch::wait_while`], on a [`Guarded`]
 //! state) is notified, a sleep ([`Watch::sleep_until`]) is one such wait, and a socket read is
-//! shut down (the transport registers its socket with [`block_on`]). Registration and the
+//! shut down (the transport registers its socket with [`block_on`]). What nothing can wake
+//! waits otherwise: a blocking system call (a DNS lookup, a connect) runs on a thread of its own
+//! that the call waits for ([`off_thread`]), and a socket read waits in short slices, looking for
+//! an interrupt between them ([`check`]). Registration and the
 //! interrupt take the signal's lock in turn, so an interrupt either sees a registration or the
 //! registering call sees the interrupt: no wake-up is lost.
 //!
@@ -414,6 +417,65 @@ pub(crate) fn sleep(wait: Duration) -> Result<(), Cancelled> {
             std::thread::sleep(wait);
             Ok(())
         }
+    }
+}
+
+/// `Err(Cancelled)` once the call this thread is running was interrupted; outside any call,
+/// `Ok`. Cheap: what a wait that cannot be woken checks between its slices.
+pub(crate) fn check() -> Result<(), Cancelled> {
+    CURRENT.with(|current| match current.try_borrow() {
+        Ok(current) => current.as_ref().map_or(Ok(()), |c| c.watch.check()),
+        Err(_) => Ok(()),
+    })
+}
+
+/// How a wait for another thread's answer ended without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// The deadline passed first.
+    TimedOut,
+    /// An interrupt ended the wait.
+    Cancelled,
+}
+
+/// Runs `job` on a thread of its own (named `name`) and waits for its answer as the current call
+/// waits: until `until` (`None`: no deadline) or an interrupt, which ends the wait at once. The
+/// job then finishes alone and its answer is dropped with it. This is for a blocking system call
+/// nothing else can cut short (a DNS lookup, a TCP connect), as libcurl's threaded resolver does.
+/// An interrupted call starts nothing; when no thread can be started, `job` runs on this one.
+pub(crate) fn off_thread<T: Send + 'static>(
+    name: &str,
+    until: Option<Instant>,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Unanswered> {
+    check().map_err(|Cancelled| Unanswered::Cancelled)?;
+    let answer: Arc<Guarded<Option<T>>> = Arc::new(Guarded::new(None));
+    // Shared so the job can still run here if the thread is refused.
+    let job = Arc::new(Mutex::new(Some(job)));
+    let spawned = {
+        let (answer, job) = (Arc::clone(&answer), Arc::clone(&job));
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                if let Some(job) = lock(&job).take() {
+                    let value = job();
+                    *answer.lock() = Some(value);
+                    answer.notify_all();
+                }
+            })
+    };
+    if spawned.is_err() {
+        log::warn!("could not start a thread for {name}: it runs on the caller's thread");
+        if let Some(job) = lock(&job).take() {
+            return Ok(job());
+        }
+    }
+    let guard = answer.lock();
+    let (mut guard, waited) = wait_while(&answer, guard, until, |answer| answer.is_none());
+    match (waited, guard.take()) {
+        (_, Some(value)) => Ok(value),
+        (Waited::Cancelled, None) => Err(Unanswered::Cancelled),
+        (_, None) => Err(Unanswered::TimedOut),
     }
 }
 

@@ -216,15 +216,15 @@ impl Client {
 
     /// Ends every call in progress on this client and its clones, from any thread, as SQLite's
     /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half a second when it
-    /// waits on a response (the request is abandoned and its connection closed), a
+    /// waits on a DNS lookup or a TCP connect (left to end on a thread of their own; nothing was
+    /// written), a response (the request is abandoned and its connection closed), a
     /// `Retry-After` or backoff wait, the pacing gate, or another thread's token refresh. A bulk
     /// call returns the results it has, the unfinished items `Cancelled`. The flushes in
     /// progress of the client's outboxes end too (see [`Outbox::interrupt`](crate::Outbox::interrupt)).
     /// Calls started afterwards are not affected.
     ///
-    /// Not cut short, and then `Cancelled` only when they end: a DNS lookup or TCP connect in
-    /// progress (bounded by the connect timeout), a custom [`TokenProvider`](crate::TokenProvider)
-    /// (the caller's code), and on Windows possibly a read already blocked (docs/reliability.md).
+    /// Not cut short, and then `Cancelled` only when it ends: a custom
+    /// [`TokenProvider`](crate::TokenProvider) already running (the caller's code).
     ///
     /// ```no_run
     /// use intune_user_status::Client;

@@ -227,7 +227,8 @@ impl ClientBuilder {
     }
 
     /// Sends every request (Graph's and the token endpoint's) through this proxy, e.g.
-    /// `http://user:password@proxy.contoso.example:3128` (`socks5://` works too).
+    /// `http://user:password@proxy.contoso.example:3128` (an http CONNECT proxy; a `socks5://` one
+    /// is refused when the client is built).
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.network.proxy = Some(url.into());
         self

@@ -73,6 +73,7 @@ mod response;
 mod retry;
 mod scheduler;
 mod target;
+mod tcp;
 mod tls;
 mod url;
 

@@ -50,19 +50,35 @@ impl fmt::Debug for NetworkSettings {
 }
 
 impl NetworkSettings {
-    /// The proxy to use, if any. Errors never repeat the URL, which may hold a password.
+    /// The proxy to use, if any: an http(s) CONNECT proxy. A SOCKS proxy given is an error; one
+    /// in the environment is not used (the agent's connectors have no SOCKS support, and ureq
+    /// passed such a proxy by as well). Errors never repeat the URL, which may hold a password.
     pub fn proxy(&self) -> Result<Option<Proxy>, Error> {
         match &self.proxy {
-            Some(url) => Proxy::new(url).map(Some).map_err(|err| {
-                Error::config(
-                    "proxy",
-                    format!(
-                        "is not a usable proxy URL ({}); expected e.g. http://user:password@host:3128",
-                        redact_proxy_error(err)
-                    ),
-                )
-            }),
-            None if self.use_env_proxy => Ok(Proxy::try_from_env()),
+            Some(url) => {
+                let proxy = Proxy::new(url).map_err(|err| {
+                    Error::config(
+                        "proxy",
+                        format!(
+                            "is not a usable proxy URL ({}); expected e.g. http://user:password@host:3128",
+                            redact_proxy_error(err)
+                        ),
+                    )
+                })?;
+                if is_socks(&proxy) {
+                    return Err(Error::config(
+                        "proxy",
+                        "is a SOCKS proxy, which is not supported; use an http:// proxy",
+                    ));
+                }
+                Ok(Some(proxy))
+            }
+            None if self.use_env_proxy => Ok(Proxy::try_from_env().filter(|proxy| {
+                if is_socks(proxy) {
+                    log::warn!("the SOCKS proxy in the environment is not supported: not used");
+                }
+                !is_socks(proxy)
+            })),
             None => Ok(None),
         }
     }
@@ -125,6 +141,11 @@ fn parse_roots(pem: &str) -> Result<Vec<Certificate<'static>>, Error> {
     Ok(certs)
 }
 
+fn is_socks(proxy: &Proxy) -> bool {
+    use ureq::ProxyProtocol::{Socks4, Socks4A, Socks5, Socks5h};
+    matches!(proxy.protocol(), Socks4 | Socks4A | Socks5 | Socks5h)
+}
+
 /// ureq's proxy errors are generic, but keep only the error kind, never the URL.
 fn redact_proxy_error(err: ureq::Error) -> &'static str {
     match err {
@@ -146,6 +167,23 @@ mod tests {
         let err = settings.proxy().unwrap_err().to_string();
         assert!(err.contains("proxy") && !err.contains("hunter2"), "{err}");
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    /// The agent cannot speak SOCKS: a SOCKS proxy given is refused when the client is built,
+    /// not bypassed by a direct connection.
+    #[test]
+    fn a_socks_proxy_is_refused_by_name() {
+        let settings = NetworkSettings {
+            proxy: Some("socks5://user:hunter2@proxy:1080".into()),
+            ..NetworkSettings::default()
+        };
+        let err = settings.proxy().unwrap_err().to_string();
+        assert!(err.contains("SOCKS") && !err.contains("hunter2"), "{err}");
+        let http = NetworkSettings {
+            proxy: Some("http://proxy:3128".into()),
+            ..NetworkSettings::default()
+        };
+        assert!(http.proxy().unwrap().is_some());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ureq::Agent;
 use ureq::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, DefaultConnector};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
 
 use crate::abortable::{self, AbortableConnector, Unsent};
 use crate::auth::Tokens;
@@ -21,6 +21,7 @@ use crate::metrics::{AnswerClass, Collector, Operation, RetryCause};
 use crate::pacing::{Gate, Pacing, Refused};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
+use crate::tcp::TcpConnector;
 use crate::url::{check_secure, never_proxied};
 use crate::{AccessToken, Cloud, Error, TokenProvider, TransportKind};
 
@@ -176,7 +177,14 @@ impl Pipeline {
             .build();
         let agent = Agent::with_parts(
             agent_config,
-            AbortableConnector(DefaultConnector::new()).chain(CoalescingConnector),
+            // ureq's default chain (a CONNECT proxy, TCP, TLS) with the SDK's TCP connector, whose
+            // connect and reads an interrupt can end (src/tcp.rs).
+            AbortableConnector(
+                ().chain(ConnectProxyConnector::default())
+                    .chain(TcpConnector)
+                    .chain(RustlsConnector::default()),
+            )
+            .chain(CoalescingConnector),
             CachingResolver::new(DefaultResolver::default(), proxy_address),
         );
         let token = config
@@ -330,7 +338,7 @@ impl Pipeline {
                 && abandoned
             {
                 // The interrupt shut the connection: the request was abandoned (or, when nothing
-                // was written, the connect ended; an interrupt cannot cut a connect short).
+                // was written, the lookup or the connect was left to end alone).
                 let stage = if failure.written {
                     "waiting for the response"
                 } else {

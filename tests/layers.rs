@@ -48,6 +48,7 @@ const LAYERS: &[(u32, &[&str])] = &[
             "tls",
             "coalesce",
             "abortable",
+            "tcp",
         ],
     ),
     // The one request pipeline.

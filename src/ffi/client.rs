@@ -167,7 +167,8 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 }
 
 /// Ends every call in progress on `client`, from any thread, as SQLite's `sqlite3_interrupt`
-/// does: each returns `IUS_STATUS_CANCELLED` within half a second when it is waiting on a
+/// does: each returns `IUS_STATUS_CANCELLED` within half a second when it is waiting on a DNS
+/// lookup or a TCP connect (left to end on a thread of their own; no request was written), a
 /// response (the request is abandoned and its connection closed, so whether Graph applied it is
 /// unknown), a Retry-After or backoff wait, the pacing gate, or another thread's token refresh or
 /// token callback. A call counts as in progress from its entry: one still reading its arguments
@@ -178,12 +179,10 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 /// `ius_outbox_interrupt` ends those). Calls started afterwards are not affected. NULL is allowed
 /// and does nothing.
 ///
-/// Not cut short, and then returning `CANCELLED` only when they end: a token callback already
-/// running (the caller's code); a DNS lookup or TCP connect in progress (within `connectMs`; no
-/// request was written). On Windows a response wait is ended by shutting the socket down, which
-/// Winsock may not let wake a read already blocked (rust-lang/rust#121594): that case was tested
-/// only under Wine, never on a real Windows, where such a call may wait for its answer or
-/// `requestMs`.
+/// Not cut short, and then returning `CANCELLED` only when it ends: a token callback already
+/// running (the caller's code). A response wait is ended by shutting the socket down and, where
+/// that does not wake a blocked read (Winsock may not: rust-lang/rust#121594), by the read
+/// itself, which waits in slices of 50 ms and looks for an interrupt between them.
 ///
 /// To stop a service: set your workers' stop flag, call this, join the workers, then
 /// `ius_client_free` (`bindings-c/examples/service_stop.c`).

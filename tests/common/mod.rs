@@ -416,6 +416,28 @@ pub fn answer_bytes(base_url: &str, path: &str, token: &str, body: &str) -> u64 
     response.body_mut().read_to_vec().expect("a body").len() as u64
 }
 
+/// Accepts every connection `listener` gets from now on and passes its bytes to and from `to`
+/// (threads that end with their connections).
+pub fn forward(listener: TcpListener, to: std::net::SocketAddr) {
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(to) else {
+                continue;
+            };
+            for (mut from, mut into) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
 /// A listener whose queue of connections is full and never accepted from: the kernel drops new
 /// connection requests, so a connection attempt waits (its base URL and the queued streams).
 #[cfg(unix)]
