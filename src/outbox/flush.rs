@@ -33,6 +33,8 @@ use super::failure;
 use super::hold;
 use super::lock::FlushLock;
 use super::options::OutboxOptions;
+use super::schema;
+use super::busy;
 use super::report::FlushReport;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
@@ -91,22 +93,48 @@ pub(crate) fn flush(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), E
     match sent {
         Ok(()) => remaining(parts, report),
         Err(error) if error.is_cancelled() => {
-            // A read (WAL: it never waits for a writer); the interrupt stays the news if it fails.
-            let _ = remaining(parts, report);
+            // Through a connection of its own: the handle's may be another call's for longer
+            // than the interrupt allows, and a WAL read never waits for a writer. If even that
+            // fails, the report keeps the lower bound `send` left in it (the reports it could
+            // not record) with no next attempt: never "drained" while something is pending.
+            if let Ok(conn) = read_only(parts.store.path()) {
+                let _ = remaining_in(&conn, parts, report);
+            }
             Err(error)
         }
         Err(error) => Err(error),
     }
 }
 
+/// The outbox file opened read only, its busy waits bounded by what an interrupted call may
+/// still wait (a WAL read waits only while a writer recovers the log).
+fn read_only(path: &str) -> Result<rusqlite::Connection, Error> {
+    let conn = schema::open_read_only(std::path::Path::new(path))?;
+    conn.busy_timeout(busy::AFTER_INTERRUPT)
+        .map_err(|err| Error::Storage {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })?;
+    Ok(conn)
+}
+
 /// What is pending after the flush, and when the earliest is due.
 fn remaining(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), Error> {
+    parts
+        .store
+        .run(|conn| Ok(remaining_in(conn, parts, report)?))
+}
+
+/// [`remaining`], read through `conn`.
+fn remaining_in(
+    conn: &rusqlite::Connection,
+    parts: &Flush<'_>,
+    report: &mut FlushReport,
+) -> Result<(), store::StoreError> {
     let max_delay = millis(parts.client.retry_policy().max_delay);
     let horizon = Horizon::new(parts.clock.now_ms(), max_delay);
-    let (pending, next, held) = parts.store.run(|conn| {
-        let (pending, next) = store::remaining(conn, horizon)?;
-        Ok((pending, next, hold::until(conn, horizon)?))
-    })?;
+    let (pending, next) = store::remaining(conn, horizon)?;
+    let held = hold::until(conn, horizon)?;
     report.pending = pending;
     report.next_attempt_in = next
         .map(|at| held.map_or(at, |until| at.max(until)))
@@ -154,8 +182,12 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             return Err(Error::cancelled("between the flush's rounds", "", 0));
         }
         let now = clock.now_ms();
-        let claimed = store
-            .run(|conn| store::claim(conn, round, options, (now, &rfc3339(now)), store.path()))?;
+        let policy = client.retry_policy();
+        let claimed = store.run(|conn| {
+            store::claim(conn, round, options, (now, &rfc3339(now)), store.path(), |n| {
+                backoff(policy, n)
+            })
+        })?;
         report.skipped += claimed.skipped;
         report.failed += claimed.unreadable;
         failed_list::warn(store.path(), claimed.unreadable, claimed.dropped);
@@ -175,15 +207,20 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             {
                 batch.push(next);
             }
+            // Not sent: due again as before the claim held it back.
+            let not_sent = |batch: Vec<Due>| batch.into_iter().map(|due| (due, Outcome::NotSent));
             if stop.is_some() || started.elapsed() >= options.flush_time {
                 stop.get_or_insert(Stop::OutOfTime);
+                outcomes.extend(not_sent(batch));
                 continue;
             }
             if interrupted.is_some() {
+                outcomes.extend(not_sent(batch));
                 continue;
             }
             if watch.cancelled() {
                 interrupted = Some(Error::cancelled("between the flush's batches", "", 0));
+                outcomes.extend(not_sent(batch));
                 continue;
             }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
@@ -208,7 +245,9 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
         }
-        // Recorded after an interrupt too: what finished is never sent again.
+        // Recorded after an interrupt too: what finished is never sent again. Until it is, these
+        // are pending at least (what the report says if it can read no more of the file).
+        report.pending = outcomes.len() as u64;
         let dropped = store.run(|conn| store::record(conn, &outcomes, options, clock.now_ms()))?;
         tally.add_to(report);
         failed_list::warn(store.path(), 0, dropped);
@@ -270,15 +309,16 @@ fn judge(
                     // A report's own wait is never longer than maxDelay (see clock.rs); a longer
                     // Retry-After holds the whole outbox instead, below.
                     let asked = err.retry_after();
-                    let wait = asked
-                        .unwrap_or_else(|| policy.backoff(due.failures + 1))
-                        .min(policy.max_delay);
-                    let until = now.saturating_add(millis(wait));
+                    let wait = asked.map_or_else(
+                        || backoff(policy, due.failures),
+                        |asked| millis(asked.min(policy.max_delay)),
+                    );
+                    let until = now.saturating_add(wait);
                     latest_retry = latest_retry.max(until);
                     // Graph throttles the app, not one report, and a wait it asks for is
                     // honoured in full, even past maxDelay.
                     if err.is_throttled() || asked.is_some_and(|asked| asked > policy.max_delay) {
-                        let until = now.saturating_add(millis(asked.unwrap_or(wait)));
+                        let until = now.saturating_add(asked.map_or(wait, millis));
                         throttled_until = Some(throttled_until.map_or(until, |t| t.max(until)));
                     }
                     Outcome::Retry {
@@ -296,6 +336,17 @@ fn judge(
         .or(every_fails.then_some(latest_retry))
         .map(Stop::Until);
     (outcomes, stop)
+}
+
+/// The wait (ms) after the next failure of a report that failed `failures` times in a row: what
+/// its claim holds it back by, and its retry after a failure Graph gave no wait for. Never longer
+/// than maxDelay, so a stored next attempt stays believed (clock.rs).
+fn backoff(policy: &crate::RetryPolicy, failures: u32) -> i64 {
+    millis(
+        policy
+            .backoff(failures.saturating_add(1))
+            .min(policy.max_delay),
+    )
 }
 
 fn millis(wait: Duration) -> i64 {
