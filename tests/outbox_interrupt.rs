@@ -721,7 +721,16 @@ fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_b
     emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
     let dir = folder("behind-long-enqueue");
     let path = dir.join("outbox.db");
-    let outbox = open(&common::client(&emu.base_url()), &path);
+    // A backoff longer than the test, so "held back" cannot have passed when it looks.
+    let client = common::builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::default()
+                .base_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(120)),
+        )
+        .build()
+        .unwrap();
+    let outbox = open(&client, &path);
     enqueue(&outbox, 25, 1);
     let flushing = {
         let outbox = Arc::clone(&outbox);
