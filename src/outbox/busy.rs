@@ -111,7 +111,7 @@ mod tests {
                     let _entered = watch.enter();
                     let guard = slot.lock();
                     ready.send(()).unwrap();
-                    let (_, got) = wait_for_turn(&slot, guard, |taken| *taken);
+                    let got = wait_for_turn(&slot, guard, |taken| *taken).1;
                     (got, Instant::now())
                 })
             };
