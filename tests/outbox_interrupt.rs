@@ -736,7 +736,9 @@ fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_b
         let outbox = Arc::clone(&outbox);
         thread::spawn(move || flush(&outbox))
     };
-    wait_until("the second batch in flight", || emu.batch_items().len() >= 22);
+    wait_until("the second batch in flight", || {
+        emu.batch_items().len() >= 22
+    });
     thread::sleep(Duration::from_millis(200));
     let many: Vec<intune_user_status::BulkItem> = (0..20000)
         .map(|i| intune_user_status::BulkItem::new(Target::new("c2", format!("x{i}")), count(i)))
@@ -770,7 +772,10 @@ fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_b
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(held, 25, "t0..t24, claimed, their outcomes unrecorded: held back");
+    assert_eq!(
+        held, 25,
+        "t0..t24, claimed, their outcomes unrecorded: held back"
+    );
 }
 
 /// The abandoned write of a flush whose record could not run (the client's interrupt, its record

@@ -27,15 +27,15 @@
 
 use std::time::{Duration, Instant};
 
+use super::busy;
 use super::clock::{Clock, Horizon, rfc3339};
 use super::failed_list;
 use super::failure;
 use super::hold;
 use super::lock::FlushLock;
 use super::options::OutboxOptions;
-use super::schema;
-use super::busy;
 use super::report::FlushReport;
+use super::schema;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
@@ -172,6 +172,10 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         return Ok(());
     }
     let keys = store.run(|conn| store::due_keys(conn, horizon))?;
+    // Of those, pending still as far as this flush knows: what the report says if it cannot read
+    // the file at its end (a lower bound, never "drained" while these are pending).
+    let mut left = keys.len() as u64;
+    report.pending = left;
     let mut stop = None;
     let mut rounds = keys.chunks(ROUND);
     for round in rounds.by_ref() {
@@ -184,12 +188,18 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         let now = clock.now_ms();
         let policy = client.retry_policy();
         let claimed = store.run(|conn| {
-            store::claim(conn, round, options, (now, &rfc3339(now)), store.path(), |n| {
-                backoff(policy, n)
-            })
+            store::claim(
+                conn,
+                round,
+                options,
+                (now, &rfc3339(now)),
+                store.path(),
+                |n| backoff(policy, n),
+            )
         })?;
         report.skipped += claimed.skipped;
         report.failed += claimed.unreadable;
+        left -= (claimed.skipped + claimed.unreadable).min(left);
         failed_list::warn(store.path(), claimed.unreadable, claimed.dropped);
         let mut due = claimed.due;
         // One API version per batch: each batch is one bulk call, one `$batch` request.
@@ -245,11 +255,11 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
         }
-        // Recorded after an interrupt too: what finished is never sent again. Until it is, these
-        // are pending at least (what the report says if it can read no more of the file).
-        report.pending = outcomes.len() as u64;
+        // Recorded after an interrupt too: what finished is never sent again.
         let dropped = store.run(|conn| store::record(conn, &outcomes, options, clock.now_ms()))?;
         tally.add_to(report);
+        left -= (tally.applied + tally.failed).min(left);
+        report.pending = left;
         failed_list::warn(store.path(), 0, dropped);
         if let Some(Stop::Until(until)) = stop {
             // One stored time holds the rest, however many reports are pending.

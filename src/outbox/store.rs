@@ -699,14 +699,12 @@ pub(crate) fn claim(
         // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
         // so the report's age counts from here.
         let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
-        tx.prepare(
-            "UPDATE pending SET enqueued_at = ?2, next_attempt_at = ?3 WHERE rowid = ?1",
-        )?
-        .execute(params![
-            row.rowid,
-            enqueued_at,
-            now.saturating_add(backoff(failures))
-        ])?;
+        tx.prepare("UPDATE pending SET enqueued_at = ?2, next_attempt_at = ?3 WHERE rowid = ?1")?
+            .execute(params![
+                row.rowid,
+                enqueued_at,
+                now.saturating_add(backoff(failures))
+            ])?;
         claimed.due.push(Due {
             key,
             target: row.target.shown().to_owned(),
