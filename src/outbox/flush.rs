@@ -242,6 +242,13 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                     .iter()
                     .all(|r| matches!(r, Err(e) if e.auth().is_some()))
             {
+                // Nothing went out: every report claimed is due as before its claim.
+                let not_sent: Vec<_> = batch
+                    .into_iter()
+                    .chain(due)
+                    .map(|due| (due, Outcome::NotSent))
+                    .collect();
+                store.run(|conn| store::record(conn, &not_sent, options, clock.now_ms()))?;
                 return Err(results
                     .into_iter()
                     .find_map(Result::err)
