@@ -120,9 +120,7 @@ fn read_only(path: &str) -> Result<rusqlite::Connection, Error> {
 
 /// What is pending after the flush, and when the earliest is due.
 fn remaining(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), Error> {
-    parts
-        .store
-        .run(|conn| Ok(remaining_in(conn, parts, report)?))
+    parts.store.run(|conn| remaining_in(conn, parts, report))
 }
 
 /// [`remaining`], read through `conn`.
