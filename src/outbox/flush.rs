@@ -1,8 +1,11 @@
 //! A flush: send what is due through the client, then record each outcome.
 //!
 //! Rounds of [`ROUND`] reports: claim them (a short transaction), send them a batch at a time
-//! with no transaction open, record the outcomes (another). A kill between the two loses nothing:
-//! the reports are still pending and are sent again (PATCH is idempotent), and since one flush
+//! with no transaction open, record the outcomes (another). The claim stores each report's next
+//! attempt as now + the backoff of its next failure, so the state on disk is the safe one until
+//! the record replaces it. A kill between the two loses nothing: the reports are still pending and
+//! are sent again after that backoff (PATCH is idempotent; Graph has applied or dropped a request
+//! abandoned on the wire by then), and since one flush
 //! runs at a time and a pending row always holds the newest merged report, an older value never
 //! follows a newer one. The claim puts the reports' acknowledged state in doubt, so a report set
 //! back to an old value after an unknown outcome is sent, never skipped.
@@ -17,8 +20,9 @@
 //!
 //! An interrupt (the outbox's or its client's, after the flush began) ends the flush wherever it
 //! waits: for the flush lock, at the pacing gate, for a response (the batch in flight is
-//! abandoned), in a `Retry-After` wait, for the file. The outcomes it has are recorded; the
-//! reports not sent stay pending, due at once. The reports of the abandoned batch, an unknown
+//! abandoned), in a `Retry-After` wait, for the file. The outcomes it has are recorded if the file
+//! can be had within the interrupt's bound (else they wait out the claim's backoff, as after a
+//! kill); the reports not sent stay pending, due as before their claim. The reports of the abandoned batch, an unknown
 //! outcome, stay pending with their acknowledged state in doubt (the claim put it there), held
 //! back by the same backoff as any other unknown outcome: Graph may still apply the abandoned
 //! request (the connection was closed, not the request un-sent), so a newer value sent at once
