@@ -670,3 +670,164 @@ fn a_c_take_failed_waiting_for_the_file_is_cancelled_with_its_out_parameter_null
     let error: serde_json::Value = serde_json::from_str(&message).unwrap();
     assert_eq!(error["status"], "CANCELLED", "{message}");
 }
+
+/// A flush queued behind an enqueue on its handle, interrupted (the client's interrupt) while the
+/// file is busy: its report says what is still pending (t0, its outcome unknown), read through a
+/// connection of its own, never "drained".
+#[test]
+fn an_interrupted_flush_whose_last_read_cannot_have_the_handle_still_says_what_is_pending() {
+    let emu = emulator(2);
+    emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t0"));
+    let dir = folder("pending-after-cancel");
+    let path = dir.join("outbox.db");
+    let client = common::client(&emu.base_url());
+    let outbox = open(&client, &path);
+    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let flushing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || flush(&outbox))
+    };
+    wait_until("t0 in flight", || !emu.batch_items().is_empty());
+    let writer = hold_the_file(&path);
+    let enqueuing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || outbox.enqueue(&Target::new("c1", "t1"), &count(2)))
+    };
+    thread::sleep(Duration::from_millis(200));
+    client.interrupt();
+    let (result, report) = flushing.join().unwrap();
+    drop(writer);
+    enqueuing.join().unwrap().unwrap();
+    assert!(
+        result.as_ref().is_err_and(Error::is_cancelled),
+        "{result:?}"
+    );
+    assert_eq!(report.pending, 1, "t0 is pending: {report:?}");
+    assert!(report.next_attempt_in.is_some(), "{report:?}");
+    assert_eq!(outbox.stats().unwrap().pending, 2, "t0 and t1");
+}
+
+/// A flush interrupted (the outbox's own interrupt) while another thread's `enqueue_many` on the
+/// same handle keeps the connection far longer than the interrupt's bound: the flush returns
+/// promptly; what Graph applied (t0..t19) could not be recorded, so it stays pending, held back
+/// (with the rest of its round) by the backoff the claim stored: not sent again at once.
+#[test]
+fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_back() {
+    let emu = emulator(25);
+    emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
+    let dir = folder("behind-long-enqueue");
+    let path = dir.join("outbox.db");
+    // A backoff longer than the test, so "held back" cannot have passed when it looks.
+    let client = common::builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::default()
+                .base_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(120)),
+        )
+        .build()
+        .unwrap();
+    let outbox = open(&client, &path);
+    enqueue(&outbox, 25, 1);
+    let flushing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || flush(&outbox))
+    };
+    wait_until("the second batch in flight", || {
+        emu.batch_items().len() >= 22
+    });
+    thread::sleep(Duration::from_millis(200));
+    let many: Vec<intune_user_status::BulkItem> = (0..20000)
+        .map(|i| intune_user_status::BulkItem::new(Target::new("c2", format!("x{i}")), count(i)))
+        .collect();
+    let enqueuing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || outbox.enqueue_many(&many).map(|_| ()))
+    };
+    // The enqueue_many has the connection (its transaction runs for seconds).
+    thread::sleep(Duration::from_millis(1500));
+    let interrupted = Instant::now();
+    outbox.interrupt();
+    let (result, report) = flushing.join().unwrap();
+    let took = interrupted.elapsed();
+    enqueuing.join().unwrap().unwrap();
+    assert!(
+        result.as_ref().is_err_and(Error::is_cancelled),
+        "{result:?}"
+    );
+    assert!(took < PROMPTLY * 2, "returned {took:?} after the interrupt");
+    assert!(report.pending >= 20, "not recorded, so pending: {report:?}");
+    // Held back on disk (a flush now would first spend its time on the 20,000 others).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let held: i64 = hold_the_file(&path)
+        .query_row(
+            "SELECT count(*) FROM pending WHERE key NOT LIKE '%/c2/%' AND next_attempt_at > ?1",
+            [now_ms],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        held, 25,
+        "t0..t24, claimed, their outcomes unrecorded: held back"
+    );
+}
+
+/// The abandoned write of a flush whose record could not run (the client's interrupt, its record
+/// queued behind an enqueue on a busy file) is held back by the backoff the claim stored: a newer
+/// value enqueued at once is not sent before Graph applies the abandoned one late, and so is not
+/// overwritten by it (the report would be lost: the outbox would believe it acknowledged).
+#[test]
+fn a_late_abandoned_write_cannot_overtake_a_newer_value_when_the_record_could_not_run() {
+    let emu = emulator(2);
+    emu.add_fault(
+        FaultRule::next(1, Fault::Latency(Duration::from_millis(1000)))
+            .path_contains("/userStatuses/t0"),
+    );
+    let dir = folder("late-abandoned");
+    let path = dir.join("outbox.db");
+    let client = common::builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_secs(3)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &path);
+    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let flushing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || flush(&outbox))
+    };
+    wait_until("t0 in flight", || !emu.batch_items().is_empty());
+    let writer = hold_the_file(&path);
+    let enqueuing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || outbox.enqueue(&Target::new("c1", "t1"), &count(2)))
+    };
+    thread::sleep(Duration::from_millis(200));
+    client.interrupt();
+    let (result, _) = flushing.join().unwrap();
+    drop(writer);
+    enqueuing.join().unwrap().unwrap();
+    assert!(
+        result.as_ref().is_err_and(Error::is_cancelled),
+        "{result:?}"
+    );
+    // The agent goes on at once with a newer value: held back (the backoff is at least 2.4 s).
+    outbox.enqueue(&Target::new("c1", "t0"), &count(2)).unwrap();
+    let early = outbox.flush().unwrap();
+    let t0_sent = || {
+        emu.batch_items()
+            .iter()
+            .filter(|item| item.batch.as_ref().is_some_and(|b| b.url.ends_with("/t0")))
+            .count()
+    };
+    assert_eq!(t0_sent(), 1, "t0 held back (t1 only was due): {early:?}");
+    // Graph applies the abandoned 1 late; then the backoff passes and the 2 goes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox.stats().unwrap().pending > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+        outbox.flush().unwrap();
+    }
+    assert_eq!(devices(&emu, "t0"), 2, "Graph holds the newer value");
+    assert_eq!(outbox.stats().unwrap().pending, 0);
+}

@@ -104,8 +104,9 @@ pub unsafe extern "C" fn ius_outbox_open(
 /// `IUS_STATUS_OUTBOX_FULL` (nothing stored, nothing dropped). A file that cannot be written (a
 /// full disk) is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and `message` the
 /// reason; nothing of this call is stored and nothing stored before is lost. While another call
-/// on this outbox uses the file it waits for its turn, up to 10 s, and while another connection
-/// writes the file up to 10 s more (`IUS_STATUS_STORAGE` after either), or until
+/// on this outbox uses the file it waits for its turn (that call is working; its own waits are
+/// bounded), and while another connection writes the file up to 10 s (`IUS_STATUS_STORAGE`
+/// after that), or until
 /// `ius_outbox_interrupt` (`IUS_STATUS_CANCELLED`, nothing stored).
 ///
 /// Ownership: inputs are borrowed for the call; `*out_error_json` (if not NULL) is set to NULL on
@@ -176,15 +177,24 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// for a flush of the same file (by any path to it but a hard link) by another thread or process
 /// to end first; that wait spends `flushTimeMs` too, and a flush still waiting when it is spent
 /// returns `IUS_STATUS_OK` having sent nothing (`sent` 0, its reports `pending`,
-/// `nextAttemptInSeconds` 0), as any flush out of time.
+/// `nextAttemptInSeconds` when the earliest is due: 0 unless every one is held back by a backoff
+/// or a hold), as any flush out of time.
 ///
 /// `ius_outbox_interrupt` (or `ius_client_interrupt` on its client) ends the flush within half a
 /// second, whatever it waits on (the flush lock, the file, the pacing gate, a token, a
 /// Retry-After wait, a response: that batch is abandoned and its connection closed):
 /// `IUS_STATUS_CANCELLED`, with the report of what was done in `*out_report_json` all the same.
-/// The outcomes it has are recorded; the reports of the abandoned batch (`interrupted`: whether
-/// Graph applied them is unknown) stay pending and are sent again after the backoff, as every
-/// unknown outcome is; those not sent stay due, and the next flush sends them.
+/// The outcomes it has are recorded when the file can be had within the interrupt's bound (50 ms
+/// for a turn on a handle another call uses, 200 ms for another connection's write); else those
+/// reports stay pending, held back by the backoff their claim stored before sending, and are sent
+/// again then (PATCH is idempotent): a report whose outcome is unknown, whatever the reason (an
+/// interrupt, a busy or full file, a kill), is never sent again before its backoff. The reports
+/// of the abandoned batch (`interrupted`: whether Graph applied them is unknown) stay pending and
+/// are sent again after the backoff, as every unknown outcome is; those not sent stay due, and
+/// the next flush sends them. The report's `pending` and `nextAttemptInSeconds` are read through
+/// a read-only connection of their own (a read never waits for a writer); should even that read
+/// fail, `pending` counts the reports the flush could not record (a lower bound) and
+/// `nextAttemptInSeconds` is null: never 0 pending while reports are.
 ///
 /// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
 /// `IUS_STATUS_OK` and `IUS_STATUS_CANCELLED`, else NULL; `*out_error_json` as for
@@ -213,7 +223,8 @@ pub unsafe extern "C" fn ius_outbox_flush(
 /// Ends the flush in progress on `outbox`, and every other call on it waiting for its file
 /// (another connection writing it, or another call on this outbox using it: an enqueue,
 /// `ius_outbox_take_failed`, `ius_outbox_stats`), from any thread, as SQLite's
-/// `sqlite3_interrupt` does: each returns `IUS_STATUS_CANCELLED` within half a second (see
+/// `sqlite3_interrupt` does: each returns `IUS_STATUS_CANCELLED` within half a second, or
+/// completes if its turn on the handle came within the 50 ms grace after the interrupt (see
 /// `ius_outbox_flush` for what an interrupted flush leaves; an interrupted enqueue stored
 /// nothing, an interrupted `ius_outbox_take_failed` took nothing). Calls started afterwards are
 /// not affected. NULL is allowed and does nothing.
@@ -235,8 +246,8 @@ pub unsafe extern "C" fn ius_outbox_interrupt(outbox: *mut ius_outbox) {
 /// applied since the file was made, failed reports dropped since the file was made (the oldest,
 /// beyond `maxFailed` or for room within `maxBytes`), the file's bytes, and the age of the oldest
 /// pending report (null when none is pending). While another call on this outbox uses the file
-/// it waits for its turn, up to 10 s (`IUS_STATUS_STORAGE`), or until `ius_outbox_interrupt`
-/// (`IUS_STATUS_CANCELLED`, `*out_stats_json` NULL).
+/// it waits for its turn (that call is working; its own waits are bounded), or until
+/// `ius_outbox_interrupt` (`IUS_STATUS_CANCELLED`, `*out_stats_json` NULL).
 ///
 /// Ownership as for `ius_outbox_flush`. Thread safety: may be called from any thread.
 #[unsafe(no_mangle)]

@@ -1,8 +1,11 @@
 //! A flush: send what is due through the client, then record each outcome.
 //!
 //! Rounds of [`ROUND`] reports: claim them (a short transaction), send them a batch at a time
-//! with no transaction open, record the outcomes (another). A kill between the two loses nothing:
-//! the reports are still pending and are sent again (PATCH is idempotent), and since one flush
+//! with no transaction open, record the outcomes (another). The claim stores each report's next
+//! attempt as now + the backoff of its next failure, so the state on disk is the safe one until
+//! the record replaces it. A kill between the two loses nothing: the reports are still pending and
+//! are sent again after that backoff (PATCH is idempotent; Graph has applied or dropped a request
+//! abandoned on the wire by then), and since one flush
 //! runs at a time and a pending row always holds the newest merged report, an older value never
 //! follows a newer one. The claim puts the reports' acknowledged state in doubt, so a report set
 //! back to an old value after an unknown outcome is sent, never skipped.
@@ -17,8 +20,9 @@
 //!
 //! An interrupt (the outbox's or its client's, after the flush began) ends the flush wherever it
 //! waits: for the flush lock, at the pacing gate, for a response (the batch in flight is
-//! abandoned), in a `Retry-After` wait, for the file. The outcomes it has are recorded; the
-//! reports not sent stay pending, due at once. The reports of the abandoned batch, an unknown
+//! abandoned), in a `Retry-After` wait, for the file. The outcomes it has are recorded if the file
+//! can be had within the interrupt's bound (else they wait out the claim's backoff, as after a
+//! kill); the reports not sent stay pending, due as before their claim. The reports of the abandoned batch, an unknown
 //! outcome, stay pending with their acknowledged state in doubt (the claim put it there), held
 //! back by the same backoff as any other unknown outcome: Graph may still apply the abandoned
 //! request (the connection was closed, not the request un-sent), so a newer value sent at once
@@ -27,6 +31,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::busy;
 use super::clock::{Clock, Horizon, rfc3339};
 use super::failed_list;
 use super::failure;
@@ -34,6 +39,7 @@ use super::hold;
 use super::lock::FlushLock;
 use super::options::OutboxOptions;
 use super::report::FlushReport;
+use super::schema;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
@@ -91,22 +97,46 @@ pub(crate) fn flush(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), E
     match sent {
         Ok(()) => remaining(parts, report),
         Err(error) if error.is_cancelled() => {
-            // A read (WAL: it never waits for a writer); the interrupt stays the news if it fails.
-            let _ = remaining(parts, report);
+            // Through a connection of its own: the handle's may be another call's for longer
+            // than the interrupt allows, and a WAL read never waits for a writer. If even that
+            // fails, the report keeps the lower bound `send` left in it (the reports it could
+            // not record) with no next attempt: never "drained" while something is pending.
+            if let Ok(conn) = read_only(parts.store.path()) {
+                let _ = remaining_in(&conn, parts, report);
+            }
             Err(error)
         }
         Err(error) => Err(error),
     }
 }
 
+/// The outbox file opened read only, its busy waits bounded by what an interrupted call may
+/// still wait (a WAL read waits only while a writer recovers the log).
+fn read_only(path: &str) -> Result<rusqlite::Connection, Error> {
+    let conn = schema::open_read_only(std::path::Path::new(path))?;
+    conn.busy_timeout(busy::AFTER_INTERRUPT)
+        .map_err(|err| Error::Storage {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })?;
+    Ok(conn)
+}
+
 /// What is pending after the flush, and when the earliest is due.
 fn remaining(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), Error> {
+    parts.store.run(|conn| remaining_in(conn, parts, report))
+}
+
+/// [`remaining`], read through `conn`.
+fn remaining_in(
+    conn: &rusqlite::Connection,
+    parts: &Flush<'_>,
+    report: &mut FlushReport,
+) -> Result<(), store::StoreError> {
     let max_delay = millis(parts.client.retry_policy().max_delay);
     let horizon = Horizon::new(parts.clock.now_ms(), max_delay);
-    let (pending, next, held) = parts.store.run(|conn| {
-        let (pending, next) = store::remaining(conn, horizon)?;
-        Ok((pending, next, hold::until(conn, horizon)?))
-    })?;
+    let (pending, next) = store::remaining(conn, horizon)?;
+    let held = hold::until(conn, horizon)?;
     report.pending = pending;
     report.next_attempt_in = next
         .map(|at| held.map_or(at, |until| at.max(until)))
@@ -144,6 +174,10 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         return Ok(());
     }
     let keys = store.run(|conn| store::due_keys(conn, horizon))?;
+    // Of those, pending still as far as this flush knows: what the report says if it cannot read
+    // the file at its end (a lower bound, never "drained" while these are pending).
+    let mut left = keys.len() as u64;
+    report.pending = left;
     let mut stop = None;
     let mut rounds = keys.chunks(ROUND);
     for round in rounds.by_ref() {
@@ -154,10 +188,20 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             return Err(Error::cancelled("between the flush's rounds", "", 0));
         }
         let now = clock.now_ms();
-        let claimed = store
-            .run(|conn| store::claim(conn, round, options, (now, &rfc3339(now)), store.path()))?;
+        let policy = client.retry_policy();
+        let claimed = store.run(|conn| {
+            store::claim(
+                conn,
+                round,
+                options,
+                (now, &rfc3339(now)),
+                store.path(),
+                |n| backoff(policy, n),
+            )
+        })?;
         report.skipped += claimed.skipped;
         report.failed += claimed.unreadable;
+        left -= (claimed.skipped + claimed.unreadable).min(left);
         failed_list::warn(store.path(), claimed.unreadable, claimed.dropped);
         let mut due = claimed.due;
         // One API version per batch: each batch is one bulk call, one `$batch` request.
@@ -175,15 +219,20 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             {
                 batch.push(next);
             }
+            // Not sent: due again as before the claim held it back.
+            let not_sent = |batch: Vec<Due>| batch.into_iter().map(|due| (due, Outcome::NotSent));
             if stop.is_some() || started.elapsed() >= options.flush_time {
                 stop.get_or_insert(Stop::OutOfTime);
+                outcomes.extend(not_sent(batch));
                 continue;
             }
             if interrupted.is_some() {
+                outcomes.extend(not_sent(batch));
                 continue;
             }
             if watch.cancelled() {
                 interrupted = Some(Error::cancelled("between the flush's batches", "", 0));
+                outcomes.extend(not_sent(batch));
                 continue;
             }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
@@ -195,6 +244,13 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                     .iter()
                     .all(|r| matches!(r, Err(e) if e.auth().is_some()))
             {
+                // Nothing went out: every report claimed is due as before its claim.
+                let not_sent: Vec<_> = batch
+                    .into_iter()
+                    .chain(due)
+                    .map(|due| (due, Outcome::NotSent))
+                    .collect();
+                store.run(|conn| store::record(conn, &not_sent, options, clock.now_ms()))?;
                 return Err(results
                     .into_iter()
                     .find_map(Result::err)
@@ -211,6 +267,8 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         // Recorded after an interrupt too: what finished is never sent again.
         let dropped = store.run(|conn| store::record(conn, &outcomes, options, clock.now_ms()))?;
         tally.add_to(report);
+        left -= (tally.applied + tally.failed).min(left);
+        report.pending = left;
         failed_list::warn(store.path(), 0, dropped);
         if let Some(Stop::Until(until)) = stop {
             // One stored time holds the rest, however many reports are pending.
@@ -270,15 +328,16 @@ fn judge(
                     // A report's own wait is never longer than maxDelay (see clock.rs); a longer
                     // Retry-After holds the whole outbox instead, below.
                     let asked = err.retry_after();
-                    let wait = asked
-                        .unwrap_or_else(|| policy.backoff(due.failures + 1))
-                        .min(policy.max_delay);
-                    let until = now.saturating_add(millis(wait));
+                    let wait = asked.map_or_else(
+                        || backoff(policy, due.failures),
+                        |asked| millis(asked.min(policy.max_delay)),
+                    );
+                    let until = now.saturating_add(wait);
                     latest_retry = latest_retry.max(until);
                     // Graph throttles the app, not one report, and a wait it asks for is
                     // honoured in full, even past maxDelay.
                     if err.is_throttled() || asked.is_some_and(|asked| asked > policy.max_delay) {
-                        let until = now.saturating_add(millis(asked.unwrap_or(wait)));
+                        let until = now.saturating_add(asked.map_or(wait, millis));
                         throttled_until = Some(throttled_until.map_or(until, |t| t.max(until)));
                     }
                     Outcome::Retry {
@@ -296,6 +355,17 @@ fn judge(
         .or(every_fails.then_some(latest_retry))
         .map(Stop::Until);
     (outcomes, stop)
+}
+
+/// The wait (ms) after the next failure of a report that failed `failures` times in a row: what
+/// its claim holds it back by, and its retry after a failure Graph gave no wait for. Never longer
+/// than maxDelay, so a stored next attempt stays believed (clock.rs).
+fn backoff(policy: &crate::RetryPolicy, failures: u32) -> i64 {
+    millis(
+        policy
+            .backoff(failures.saturating_add(1))
+            .min(policy.max_delay),
+    )
 }
 
 fn millis(wait: Duration) -> i64 {

@@ -151,9 +151,10 @@ impl Outbox {
     /// skipped if unchanged (see [`OutboxOptions::skip_unchanged`]); a new user status beyond the
     /// bounds is [`Error::OutboxFull`]. A file that cannot be written (a full disk) is
     /// [`Error::Storage`] saying so: nothing of this call is stored, nothing stored before is
-    /// lost. While another call on this handle uses the file it waits for its turn, up to 10 s,
-    /// and while another connection writes the file (another handle's or process's enqueue or
-    /// flush) up to 10 s more ([`Error::Storage`] after either), or until
+    /// lost. While another call on this handle uses the file it waits for its turn (that call is
+    /// working; its own waits are bounded), and while another connection writes the file
+    /// (another handle's or process's enqueue or flush) up to 10 s ([`Error::Storage`] after
+    /// that), or until
     /// [`interrupt`](Self::interrupt): then [`Error::Cancelled`], and nothing of this call is
     /// stored.
     pub fn enqueue(&self, target: &Target, patch: &UserStatusPatch) -> Result<Enqueued, Error> {
@@ -234,13 +235,15 @@ impl Outbox {
     /// (an enqueue, [`take_failed`](Self::take_failed), [`requeue_failed`](Self::requeue_failed),
     /// [`failed`](Self::failed), [`stats`](Self::stats): while another connection writes it, or
     /// queued behind another call on this handle), from any thread, as SQLite's
-    /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half a second, whatever
-    /// it waits on (the flush lock, the file, the pacing gate, a token, a `Retry-After` wait, a
-    /// response: that batch is abandoned and its connection closed); an interrupted call other
-    /// than a flush stored, took and moved nothing. An
-    /// interrupted flush records the outcomes it has and keeps the rest pending (the abandoned
-    /// batch's reports included: whether Graph applied them is unknown, so they are sent again
-    /// after the backoff, as every unknown outcome is); [`flush_into`](Self::flush_into) tells
+    /// `sqlite3_interrupt` does: each returns [`Error::Cancelled`] within half a second, or
+    /// completes if its turn on the handle came within the 50 ms grace after the interrupt,
+    /// whatever it waits on (the flush lock, the file, the pacing gate, a token, a `Retry-After`
+    /// wait, a response: that batch is abandoned and its connection closed); an interrupted call
+    /// other than a flush stored, took and moved nothing. An interrupted flush records the
+    /// outcomes it has when the file can be had within the interrupt's bound; else those reports
+    /// stay pending, held back by the backoff their claim stored, and are sent again then. It
+    /// keeps the rest pending (the abandoned batch's reports included: whether Graph applied them
+    /// is unknown, so they are sent again after the backoff, as every unknown outcome is); [`flush_into`](Self::flush_into) tells
     /// what it did. Calls started afterwards are not affected. [`Client::interrupt`] ends its
     /// outboxes' flushes too (not their other calls).
     ///

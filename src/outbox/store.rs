@@ -23,7 +23,7 @@ use super::options::OutboxOptions;
 use super::report::{Enqueued, FailedReport, OutboxStats};
 use super::room::{at_page_limit, pragma, unsigned, used_bytes};
 use super::stored_text::StoredText;
-use crate::cancel::{self, Guarded, Waited};
+use crate::cancel::{self, Guarded};
 use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
 
 /// Why a store operation failed.
@@ -107,23 +107,18 @@ impl Store {
     /// The connection, once no other call on this handle has it (see `busy::wait_for_turn`).
     fn borrow(&self) -> std::result::Result<Lent<'_>, Error> {
         let slot = self.conn.lock();
-        let (mut slot, waited) = busy::wait_for_turn(&self.conn, slot, |conn| conn.is_none());
-        match waited {
-            Waited::Done => Ok(Lent {
-                slot: &self.conn,
-                conn: slot.take(),
-            }),
-            Waited::Cancelled => Err(Error::cancelled(
+        let (mut slot, got) = busy::wait_for_turn(&self.conn, slot, |conn| conn.is_none());
+        if !got {
+            return Err(Error::cancelled(
                 "waiting for the outbox file (another call on this outbox was using it)",
                 "",
                 0,
-            )),
-            Waited::TimedOut => Err(self.storage(format!(
-                "the file stayed busy for {} s: another call on this outbox kept it (waiting for \
-                 another connection's write)",
-                busy::BUSY_TIMEOUT.as_secs()
-            ))),
+            ));
         }
+        Ok(Lent {
+            slot: &self.conn,
+            conn: slot.take(),
+        })
     }
 
     /// The failed list, oldest first, kept in the file; a row that cannot be read is left out
@@ -195,6 +190,9 @@ pub(crate) struct Due {
     pub revision: i64,
     /// Failed flushes in a row before this one.
     pub failures: u32,
+    /// Its next attempt before the claim held it back (unix ms): what a report claimed and not
+    /// sent gets back.
+    pub due_at: i64,
 }
 
 impl Due {
@@ -211,6 +209,8 @@ pub(crate) enum Outcome {
     Retry { until: i64, message: String },
     /// Never retry it by itself: move it to the failed list with `error` (JSON).
     Failed { error: String, failed_at: String },
+    /// Claimed and not sent (a stop or an interrupt came first): due when it was before.
+    NotSent,
 }
 
 /// A patch as stored: its wire JSON, as text, so `sqlite3` shows it.
@@ -253,10 +253,12 @@ struct PendingRow {
     revision: Option<i64>,
     failures: Option<i64>,
     enqueued_at: Option<i64>,
+    next_attempt_at: Option<i64>,
 }
 
 impl PendingRow {
-    const COLUMNS: &'static str = "rowid, key, target, patch, revision, failures, enqueued_at";
+    const COLUMNS: &'static str =
+        "rowid, key, target, patch, revision, failures, enqueued_at, next_attempt_at";
 
     fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingRow> {
         // A number column holding anything else reads as `None`.
@@ -269,6 +271,7 @@ impl PendingRow {
             revision: number(4),
             failures: number(5),
             enqueued_at: number(6),
+            next_attempt_at: number(7),
         })
     }
 
@@ -651,8 +654,12 @@ pub(crate) struct Claimed {
     pub dropped: u64,
 }
 
-/// Reads the reports for `keys` as they are now, to send them, and puts their properties'
-/// acknowledged state in doubt. A report that equals what Graph acknowledged recently (a later
+/// Reads the reports for `keys` as they are now, to send them, puts their properties'
+/// acknowledged state in doubt, and holds each back until `now` + `backoff(failures)` (ms: the
+/// wait after its next failure, at most `maxDelayMs`), in the same transaction. The outcome's
+/// unknown until [`record`] runs, and may never be (an interrupt, a busy or full file, a kill):
+/// the file then says what is safe, a resend after the backoff, by when Graph has applied or
+/// dropped a request abandoned on the wire, never a newer value overtaken by an older one. A report that equals what Graph acknowledged recently (a later
 /// report set it back) is removed unsent and counted as skipped; one whose row cannot be read
 /// goes to the failed list.
 pub(crate) fn claim(
@@ -661,6 +668,7 @@ pub(crate) fn claim(
     options: &OutboxOptions,
     (now, failed_at): (i64, &str),
     file: &str,
+    backoff: impl Fn(u32) -> i64,
 ) -> Result<Claimed> {
     let tx = write_tx(conn)?;
     let mut claimed = Claimed {
@@ -690,16 +698,20 @@ pub(crate) fn claim(
         acknowledged::put_in_doubt(&tx, &key, item.patch())?;
         // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
         // so the report's age counts from here.
-        if row.enqueued_at.is_none_or(|at| at > now) {
-            tx.prepare("UPDATE pending SET enqueued_at = ?2 WHERE rowid = ?1")?
-                .execute(params![row.rowid, now])?;
-        }
+        let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
+        tx.prepare("UPDATE pending SET enqueued_at = ?2, next_attempt_at = ?3 WHERE rowid = ?1")?
+            .execute(params![
+                row.rowid,
+                enqueued_at,
+                now.saturating_add(backoff(failures))
+            ])?;
         claimed.due.push(Due {
             key,
             target: row.target.shown().to_owned(),
             item,
             revision,
             failures,
+            due_at: row.next_attempt_at.unwrap_or(now),
         });
     }
     bump(&tx, "skipped", claimed.skipped)?;
@@ -734,8 +746,9 @@ pub(crate) fn record(
                 if removed == 0 {
                     // Merged into while in flight: the newer report stays, due, with no backoff.
                     tx.execute(
-                        "UPDATE pending SET failures = 0, last_error = NULL WHERE key = ?1",
-                        [&due.key],
+                        "UPDATE pending SET failures = 0, last_error = NULL, next_attempt_at = ?2
+                         WHERE key = ?1",
+                        params![due.key, now],
                     )?;
                 }
                 acknowledge(&tx, &due.key, due.item.patch(), options, now)?;
@@ -761,6 +774,10 @@ pub(crate) fn record(
                     "DELETE FROM pending WHERE key = ?1 AND revision = ?2",
                     params![due.key, due.revision],
                 )?;
+            }
+            Outcome::NotSent => {
+                tx.prepare("UPDATE pending SET next_attempt_at = ?2 WHERE key = ?1")?
+                    .execute(params![due.key, due.due_at])?;
             }
         }
     }
