@@ -818,8 +818,9 @@ fn nothing_answered(err: &ureq::Error) -> bool {
     }
 }
 
-/// Whether a failed send certainly never wrote the request: the connection could not be made,
-/// or the write of its first byte failed (`abortable::Unsent`). Anything else may have reached
+/// Whether a failed send certainly never wrote the request: the connection could not be made
+/// (a proxy that refused the tunnel included: the request goes only through an open tunnel), or
+/// the write of its first byte failed (`abortable::Unsent`). Anything else may have reached
 /// Graph.
 fn unwritten(err: &ureq::Error) -> bool {
     abortable::refused(err)
@@ -827,6 +828,7 @@ fn unwritten(err: &ureq::Error) -> bool {
         || matches!(
             err,
             ureq::Error::HostNotFound
+                | ureq::Error::ConnectProxyFailed(_)
                 | ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect)
         )
 }

@@ -2756,3 +2756,41 @@ fn a_kill_during_the_migration_loses_no_report() {
     }
     assert!(mid_migration > 0, "no kill landed inside the migration");
 }
+
+#[test]
+fn a_flush_through_a_proxy_that_cannot_reach_graph_stops_after_one_batch() {
+    // The proxy answers the CONNECT with 502 (it cannot reach Graph): nothing reached Graph, as
+    // with a refused connect, so the flush stops after one batch and holds the rest back.
+    let proxy = common::TunnelProxy::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = folder("proxy-cannot-reach");
+    let client = builder(&format!("https://graph.proxied.test:{port}"))
+        .proxy(proxy.url.clone())
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(1000)),
+        )
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let items: Vec<_> = ids("p", 60)
+        .into_iter()
+        .map(|id| BulkItem::new(Target::new("c1", id), count(1)))
+        .collect();
+    outbox.enqueue_many(&items).unwrap();
+    let report = outbox.flush().unwrap();
+    let connects = proxy.seen();
+    assert_eq!(
+        connects.len(),
+        1,
+        "one batch's CONNECT: {connects:?} {report:?}"
+    );
+    assert_eq!(
+        (report.sent, report.retry_later, report.pending),
+        (20, 20, 60),
+        "{report:?}"
+    );
+}
