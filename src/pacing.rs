@@ -303,6 +303,23 @@ mod tests {
     }
 
     #[test]
+    fn pacing_accepts_one_to_the_largest_window_and_names_the_field_past_it() {
+        let per = Duration::from_secs(1);
+        assert!(Pacing::new(1, per).validate().is_ok());
+        assert!(Pacing::new(MAX_PACED_REQUESTS, per).validate().is_ok());
+        for requests in [0, MAX_PACED_REQUESTS + 1, u32::MAX] {
+            let err = Pacing::new(requests, per)
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("pacing.requests") && err.contains(&requests.to_string()),
+                "{requests}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn no_window_ever_holds_more_than_the_limit() {
         let gate = Gate::new(Some(Pacing::new(5, Duration::from_millis(100))));
         let mut sent = Vec::new();
@@ -446,6 +463,24 @@ mod tests {
     }
 
     /// The metrics' pacingWaits count what the window imposed, not what a 429's hold did.
+    #[test]
+    fn a_longer_hold_extends_the_one_in_force() {
+        // A second 429 asking longer than the first: every thread waits for the later one.
+        let gate = Gate::new(None);
+        let now = Instant::now();
+        gate.hold_until(now, now + Duration::from_secs(10));
+        let extended = gate.hold_until(now, now + Duration::from_secs(30));
+        assert_eq!(
+            extended,
+            Duration::from_secs(20),
+            "what the second hold added"
+        );
+        let Err(Refused::Wait(needed)) = gate.admit_many(1, Some(now), &watch()) else {
+            panic!("admitted during the hold")
+        };
+        assert!(needed > Duration::from_secs(29), "{needed:?}");
+    }
+
     #[test]
     fn an_admission_says_which_part_of_its_wait_the_window_imposed() {
         let per = Duration::from_millis(100);

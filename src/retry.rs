@@ -246,6 +246,37 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_of_exactly_a_budget_is_allowed_except_the_call_s_own() {
+        let policy = RetryPolicy::default()
+            .max_delay(Duration::from_secs(10))
+            .max_total_wait(Duration::from_secs(20));
+        let secs = Duration::from_secs;
+        // Graph's Retry-After equal to maxDelayMs, and a wait that fills maxTotalMs, are waited.
+        assert_eq!(
+            decide(&policy, 0, Some(secs(10)), secs(0), None),
+            Verdict::Retry(secs(10))
+        );
+        assert_eq!(
+            decide(&policy, 0, Some(secs(5)), secs(15), None),
+            Verdict::Retry(secs(5))
+        );
+        // A wait that spends all of the call's time leaves none for the request: stop.
+        assert!(matches!(
+            decide(&policy, 0, Some(secs(5)), secs(0), Some(secs(5))),
+            Verdict::OverBudget(_)
+        ));
+    }
+
+    #[test]
+    fn jitter_spreads_the_waits_of_many_agents() {
+        // Agents that failed together must not retry together: the jitter differs call to call.
+        let draws: Vec<f64> = (0..200).map(|_| random_unit()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)), "{draws:?}");
+        let low = draws.iter().filter(|u| **u < 0.5).count();
+        assert!((40..=160).contains(&low), "{low} of 200 draws below 0.5");
+    }
+
+    #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(
