@@ -831,3 +831,42 @@ fn a_late_abandoned_write_cannot_overtake_a_newer_value_when_the_record_could_no
     assert_eq!(devices(&emu, "t0"), 2, "Graph holds the newer value");
     assert_eq!(outbox.stats().unwrap().pending, 0);
 }
+
+#[test]
+fn a_flush_interrupted_before_it_sent_anything_leaves_its_reports_due() {
+    // The pacing gate holds the flush's first request: nothing of it left, so nothing of it is
+    // in doubt and nothing waits a backoff.
+    let emu = emulator(2);
+    let dir = folder("unsent");
+    let client = builder(&emu.base_url())
+        .pacing(intune_user_status::Pacing::new(1, Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    client
+        .update_user_status(&Target::new("c1", "t1"), &count(1))
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    outbox.enqueue(&Target::new("c1", "t0"), &count(7)).unwrap();
+    let flushing = Arc::clone(&outbox);
+    let ((result, report), took) = interrupt_during(
+        || true,
+        {
+            let outbox = Arc::clone(&outbox);
+            move || outbox.interrupt()
+        },
+        move || flush(&flushing),
+    );
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    assert!(stage(&result).contains("pacing"), "{result:?}");
+    assert_eq!(
+        (report.sent, report.interrupted, report.pending),
+        (0, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.next_attempt_in,
+        Some(Duration::ZERO),
+        "due at once: {report:?}"
+    );
+    assert_eq!(emu.batch_items().len(), 0, "nothing reached Graph");
+}

@@ -256,7 +256,10 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                     .find_map(Result::err)
                     .unwrap_or_else(|| Error::invalid("flush", "no result")));
             }
-            report.sent += batch.len() as u64;
+            // Items an interrupt stopped before any request carrying them left (at the pacing
+            // gate, waiting for a token or for their turn) were never sent.
+            let unsent = results.iter().filter(|r| never_sent(r)).count();
+            report.sent += (batch.len() - unsent) as u64;
             interrupted = results
                 .iter()
                 .find_map(|r| r.as_ref().err().filter(|e| e.is_cancelled()).cloned());
@@ -310,6 +313,8 @@ fn judge(
                     tally.applied += 1;
                     Outcome::Applied
                 }
+                // Nothing of it left: nothing is in doubt, and it is due as before its claim.
+                ref unsent if never_sent(unsent) => Outcome::NotSent,
                 Err(err) if failure::is_permanent(&err) => {
                     tally.failed += 1;
                     Outcome::Failed {
@@ -355,6 +360,11 @@ fn judge(
         .or(every_fails.then_some(latest_retry))
         .map(Stop::Until);
     (outcomes, stop)
+}
+
+/// Whether an item's result is an interrupt that came before any request carrying it was sent.
+fn never_sent(result: &Result<UpdateOutcome, Error>) -> bool {
+    matches!(result, Err(err) if err.is_cancelled() && err.attempts() == 0)
 }
 
 /// The wait (ms) after the next failure of a report that failed `failures` times in a row: what

@@ -3,9 +3,9 @@
 //! A flush that stops because Graph throttled it, asked for a longer wait than `maxDelayMs`, could
 //! not be reached, or refused the credentials holds everything it did not send until the wait is
 //! over: sending sooner would fare the same. One row says so, whatever the backlog (an offline
-//! flush over 100,000 reports writes the rows of its one batch and this), and reports enqueued
-//! meanwhile wait too. It lives in the `counters` table (`held_until`, `held_for`), so files
-//! written before it keep their schema; a file without it is not held.
+//! flush over 100,000 reports writes the rows of its one round, claimed then recorded, and this),
+//! and reports enqueued meanwhile wait too. It lives in the `counters` table (`held_until`,
+//! `held_for`), so files written before it keep their schema; a file without it is not held.
 //!
 //! Like every stored time it is bounded when read, never trusted (see [`Horizon`]): the hold is
 //! believed up to now + the longer of `maxDelayMs` and the wait it was set for (Graph's

@@ -192,8 +192,8 @@ impl Outbox {
     /// waits out the same backoff), and after [`OutboxOptions::flush_time`]; a 401 that a fresh
     /// token did not cure keeps the report pending, a 403 moves it to the failed list. If the
     /// outcomes cannot be recorded (a
-    /// full disk), the reports sent stay pending and a later flush sends them again (PATCH is
-    /// idempotent).
+    /// full disk), the reports sent stay pending and a flush after the backoff their claim stored
+    /// sends them again (PATCH is idempotent); a claim the file refuses sends nothing.
     pub fn flush(&self) -> Result<FlushReport, Error> {
         let mut report = FlushReport::default();
         self.flush_into(&mut report)?;

@@ -37,6 +37,8 @@ pub struct FlushReport {
     /// Reports whose sending an interrupt abandoned ([`Outbox::interrupt`](super::Outbox::interrupt)):
     /// whether Graph applied them is unknown, so they stay pending and are sent again after the
     /// backoff (as every unknown outcome is: a late write cannot land after a newer one).
+    /// Reports the interrupt stopped before any request carrying them left (at the pacing gate,
+    /// waiting for a token) are not counted here nor in `sent`: they stay due.
     pub interrupted: u64,
     /// Reports still pending after the flush.
     pub pending: u64,
