@@ -426,6 +426,45 @@ fn hold_the_file(path: &Path) -> rusqlite::Connection {
     other
 }
 
+/// Enqueues t0 = 1 and flushes it; once it is in flight (the emulator holds its answer), another
+/// thread's enqueue of t1 = 2 waits for the file another connection holds, keeping the handle's
+/// connection, and the client is interrupted: the flush's record cannot have the handle. Returns
+/// what the flush returned, how long after the interrupt, and whether the enqueue was still
+/// waiting then; the file is then freed and the enqueue must succeed (it was not interrupted).
+fn interrupt_a_flush_whose_record_cannot_have_the_handle(
+    emu: &Emulator,
+    client: &Client,
+    outbox: &Arc<Outbox>,
+    path: &Path,
+) -> ((Result<(), Error>, FlushReport), Duration, bool) {
+    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let flushing = {
+        let outbox = Arc::clone(outbox);
+        thread::spawn(move || timed(|| flush(&outbox)))
+    };
+    wait_until("t0 in flight", || !emu.batch_items().is_empty());
+    let writer = hold_the_file(path);
+    let enqueuing = {
+        let outbox = Arc::clone(outbox);
+        thread::spawn(move || outbox.enqueue(&Target::new("c1", "t1"), &count(2)))
+    };
+    thread::sleep(Duration::from_millis(200));
+    let interrupted = Instant::now();
+    client.interrupt();
+    let (flushed, returned) = flushing.join().unwrap();
+    let enqueue_waited = !enqueuing.is_finished();
+    drop(writer);
+    enqueuing
+        .join()
+        .unwrap()
+        .expect("the enqueue stores once the file is free");
+    (
+        flushed,
+        returned.saturating_duration_since(interrupted),
+        enqueue_waited,
+    )
+}
+
 /// A call's result, and when it returned.
 fn timed<T>(call: impl FnOnce() -> T) -> (T, Instant) {
     let value = call();
@@ -538,23 +577,8 @@ fn the_clients_interrupt_ends_a_flush_queued_behind_an_enqueue_on_its_handle() {
     let path = dir.join("outbox.db");
     let client = common::client(&emu.base_url());
     let outbox = open(&client, &path);
-    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
-    let flushing = {
-        let outbox = Arc::clone(&outbox);
-        thread::spawn(move || timed(|| flush(&outbox)))
-    };
-    wait_until("t0 in flight", || !emu.batch_items().is_empty());
-    let writer = hold_the_file(&path);
-    let enqueuing = {
-        let outbox = Arc::clone(&outbox);
-        thread::spawn(move || outbox.enqueue(&Target::new("c1", "t1"), &count(2)))
-    };
-    // The enqueue waits for the file, holding the handle's connection.
-    thread::sleep(Duration::from_millis(200));
-    let interrupted = Instant::now();
-    client.interrupt();
-    let ((result, report), returned) = flushing.join().unwrap();
-    let took = returned.saturating_duration_since(interrupted);
+    let ((result, report), took, enqueue_waited) =
+        interrupt_a_flush_whose_record_cannot_have_the_handle(&emu, &client, &outbox, &path);
     assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
     assert!(
         result.as_ref().is_err_and(Error::is_cancelled),
@@ -566,9 +590,7 @@ fn the_clients_interrupt_ends_a_flush_queued_behind_an_enqueue_on_its_handle() {
         (1, 0, 0),
         "{report:?}"
     );
-    assert!(!enqueuing.is_finished(), "the enqueue still waits");
-    drop(writer);
-    assert!(enqueuing.join().unwrap().is_ok(), "not interrupted");
+    assert!(enqueue_waited, "the enqueue still waited");
     assert_eq!(outbox.stats().unwrap().pending, 2);
 }
 
@@ -682,22 +704,8 @@ fn an_interrupted_flush_whose_last_read_cannot_have_the_handle_still_says_what_i
     let path = dir.join("outbox.db");
     let client = common::client(&emu.base_url());
     let outbox = open(&client, &path);
-    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
-    let flushing = {
-        let outbox = Arc::clone(&outbox);
-        thread::spawn(move || flush(&outbox))
-    };
-    wait_until("t0 in flight", || !emu.batch_items().is_empty());
-    let writer = hold_the_file(&path);
-    let enqueuing = {
-        let outbox = Arc::clone(&outbox);
-        thread::spawn(move || outbox.enqueue(&Target::new("c1", "t1"), &count(2)))
-    };
-    thread::sleep(Duration::from_millis(200));
-    client.interrupt();
-    let (result, report) = flushing.join().unwrap();
-    drop(writer);
-    enqueuing.join().unwrap().unwrap();
+    let ((result, report), _, _) =
+        interrupt_a_flush_whose_record_cannot_have_the_handle(&emu, &client, &outbox, &path);
     assert!(
         result.as_ref().is_err_and(Error::is_cancelled),
         "{result:?}"
@@ -792,22 +800,8 @@ fn a_late_abandoned_write_cannot_overtake_a_newer_value_when_the_record_could_no
         .build()
         .unwrap();
     let outbox = open(&client, &path);
-    outbox.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
-    let flushing = {
-        let outbox = Arc::clone(&outbox);
-        thread::spawn(move || flush(&outbox))
-    };
-    wait_until("t0 in flight", || !emu.batch_items().is_empty());
-    let writer = hold_the_file(&path);
-    let enqueuing = {
-        let outbox = Arc::clone(&outbox);
-        thread::spawn(move || outbox.enqueue(&Target::new("c1", "t1"), &count(2)))
-    };
-    thread::sleep(Duration::from_millis(200));
-    client.interrupt();
-    let (result, _) = flushing.join().unwrap();
-    drop(writer);
-    enqueuing.join().unwrap().unwrap();
+    let ((result, _), _, _) =
+        interrupt_a_flush_whose_record_cannot_have_the_handle(&emu, &client, &outbox, &path);
     assert!(
         result.as_ref().is_err_and(Error::is_cancelled),
         "{result:?}"
