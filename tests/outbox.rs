@@ -657,19 +657,27 @@ fn threads_share_one_outbox_and_two_handles_flush_one_at_a_time() {
     }
 }
 
+/// Another handle's flush of t0 = 1 (another process's, as far as the flush lock goes), holding
+/// the lock while Graph takes `answer_after` to answer its write; returned once the write arrived.
+fn a_flush_holding_the_lock(
+    emu: &Emulator,
+    path: &Path,
+    answer_after: Duration,
+) -> std::thread::JoinHandle<intune_user_status::FlushReport> {
+    emu.add_fault(FaultRule::next(1, Fault::Latency(answer_after)).method("PATCH"));
+    let holder = open(&common::client(&emu.base_url()), path);
+    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let holding = std::thread::spawn(move || holder.flush().unwrap());
+    wait_for("the holder's write", || !emu.requests().is_empty());
+    holding
+}
+
 #[test]
 fn a_flush_waiting_longer_than_its_budget_for_another_is_storage_and_sends_nothing() {
     let emu = emulator_with(ids("t", 2), Config::default());
-    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(1500))).method("PATCH"));
     let dir = folder("held-lock");
     let path = dir.join("outbox.db");
-    let holder = Arc::new(open(&common::client(&emu.base_url()), &path));
-    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
-    let holding = {
-        let holder = Arc::clone(&holder);
-        std::thread::spawn(move || holder.flush().unwrap())
-    };
-    wait_for("the holder's write", || !emu.requests().is_empty());
+    let holding = a_flush_holding_the_lock(&emu, &path, Duration::from_millis(1500));
     // A second process's flush, whose budget (300 ms) is shorter than the holder's flush.
     let impatient = builder(&emu.base_url())
         .total_timeout(Duration::from_millis(300))
@@ -702,16 +710,9 @@ fn a_flush_waiting_longer_than_its_budget_for_another_is_storage_and_sends_nothi
 #[test]
 fn a_flush_waiting_for_another_returns_by_its_flush_time_having_sent_nothing() {
     let emu = emulator_with(ids("t", 2), Config::default());
-    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2000))).method("PATCH"));
     let dir = folder("held-lock-flush-time");
     let path = dir.join("outbox.db");
-    let holder = Arc::new(open(&common::client(&emu.base_url()), &path));
-    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
-    let holding = {
-        let holder = Arc::clone(&holder);
-        std::thread::spawn(move || holder.flush().unwrap())
-    };
-    wait_for("the holder's write", || !emu.requests().is_empty());
+    let holding = a_flush_holding_the_lock(&emu, &path, Duration::from_millis(2000));
     // Another handle (another process's, as far as the lock goes), 300 ms to flush, no budget.
     let options = OutboxOptions::new().flush_time(Duration::from_millis(300));
     let waiter = Outbox::open(&common::client(&emu.base_url()), &path, options).unwrap();
