@@ -720,6 +720,10 @@ fn an_interrupted_flush_whose_last_read_cannot_have_the_handle_still_says_what_i
 /// promptly; what Graph applied (t0..t19) could not be recorded, so it stays pending, held back
 /// (with the rest of its round) by the backoff the claim stored: not sent again at once.
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "its premise is a 20,000-item enqueue_many still running 1.5 s after it started; under Wine it once finished sooner and the flush recorded its round. The held-back state it checks does not depend on the platform, and the tests whose record cannot have the handle (another connection holds the file) run there"
+)]
 fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_back() {
     let emu = emulator(25);
     emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
