@@ -589,6 +589,16 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_not_kept_at_the_instant_it_expires() {
+        let (cache, source, now) = cache(Duration::ZERO);
+        assert_eq!(cache.token().unwrap().secret(), "t1");
+        // Exactly at its expiry the old token no longer works: a failed refresh is the caller's.
+        *now.lock().unwrap() += HOUR;
+        source.failing.store(true, Ordering::SeqCst);
+        assert!(cache.token().is_err(), "an expired token was handed out");
+    }
+
+    #[test]
     fn an_absurd_lifetime_from_the_endpoint_cannot_overflow() {
         struct Forever;
         impl TokenSource for Forever {
