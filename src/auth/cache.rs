@@ -51,8 +51,9 @@ struct State {
     generation: u64,
     /// The outcome of the last finished fetch, handed to every thread that waited for it.
     last: Option<Published>,
-    /// Threads waiting for the running fetch (the tests wait for a waiter to arrive).
-    waiting: usize,
+    /// Threads that have come to wait for a fetch, ever: the tests wait for a waiter to arrive.
+    /// Only counted up, so no bookkeeping on the ways out can go wrong.
+    arrived: usize,
     /// Graph answered 401 to the token last dropped: the next fetch is the metrics' `after401`.
     rejected: bool,
 }
@@ -208,7 +209,7 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
             // Another thread is fetching: wait for its outcome, within this call's own budget,
             // or until this call is interrupted.
             let waited_for = state.generation;
-            state.waiting += 1;
+            state.arrived += 1;
             let (woken, waited) = cancel::wait_while(&self.state, state, deadline, |state| {
                 state.generation == waited_for
             });
@@ -216,7 +217,6 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
             match waited {
                 Waited::Done => {}
                 Waited::TimedOut => {
-                    state.waiting -= 1;
                     // A spent budget, as everywhere else: TIMEOUT, not a refusal of the token.
                     return Err(Error::Timeout {
                         stage: "another thread's token refresh (the call's total time budget \
@@ -229,7 +229,6 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
                     });
                 }
                 Waited::Cancelled => {
-                    state.waiting -= 1;
                     return Err(Error::cancelled(
                         "waiting for another thread's token refresh",
                         "",
@@ -237,7 +236,6 @@ impl<S: TokenSource> TokenProvider for TokenCache<S> {
                     ));
                 }
             }
-            state.waiting -= 1;
             let last = state
                 .last
                 .clone()
@@ -446,7 +444,7 @@ mod tests {
             if n == 1 {
                 let cache = self.cache.upgrade().expect("the cache is alive");
                 let give_up = Instant::now() + Duration::from_secs(10);
-                while cache.lock().waiting == 0 && Instant::now() < give_up {
+                while cache.lock().arrived == 0 && Instant::now() < give_up {
                     thread::sleep(Duration::from_millis(1));
                 }
                 return (self.first)(deadline);
@@ -599,6 +597,22 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_is_counted_as_before_expiry_only_while_the_old_token_still_works() {
+        let collector = Arc::new(metrics::Collector::default());
+        let _counting = collector.enter();
+        let (cache, _source, now) = cache(Duration::ZERO);
+        cache.token().unwrap();
+        // Inside the refresh margin: the old token still works.
+        *now.lock().unwrap() += HOUR - Duration::from_secs(60);
+        assert_eq!(cache.token().unwrap().secret(), "t2");
+        // Exactly when t2 expires: a refresh that was needed, not an early one.
+        *now.lock().unwrap() += HOUR;
+        assert_eq!(cache.token().unwrap().secret(), "t3");
+        let tokens = collector.snapshot().tokens;
+        assert_eq!((tokens.fetched, tokens.refreshed_before_expiry), (3, 1));
+    }
+
+    #[test]
     fn an_absurd_lifetime_from_the_endpoint_cannot_overflow() {
         struct Forever;
         impl TokenSource for Forever {
@@ -621,7 +635,9 @@ mod tests {
         let interrupter = {
             let (cache, signal) = (Arc::clone(&cache), Arc::clone(&signal));
             thread::spawn(move || {
-                while cache.lock().waiting == 0 {
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while cache.lock().arrived == 0 {
+                    assert!(Instant::now() < give_up, "no waiter arrived in 10 s");
                     thread::sleep(Duration::from_millis(1));
                 }
                 signal.interrupt();
