@@ -542,6 +542,8 @@ mod tests {
         limit: usize,
         sent: RefCell<Vec<(ApiVersion, Value, u32)>>,
         holds: RefCell<Vec<Duration>>,
+        /// The retries and the total wait each envelope was allowed.
+        budgets: RefCell<Vec<(u32, Duration)>>,
     }
 
     impl<F: Fn(usize, &[Value]) -> Result<Response, Error>> Canned<F> {
@@ -551,6 +553,7 @@ mod tests {
                 limit: MAX_BATCH,
                 sent: RefCell::default(),
                 holds: RefCell::default(),
+                budgets: RefCell::default(),
             }
         }
 
@@ -581,9 +584,12 @@ mod tests {
             version: ApiVersion,
             envelope: &[u8],
             count: u32,
-            _budget: Budget,
+            budget: Budget,
             _watch: &Watch,
         ) -> Result<Response, Error> {
+            self.budgets
+                .borrow_mut()
+                .push((budget.retry.max_retries, budget.retry.max_total_wait));
             let value: Value = serde_json::from_slice(envelope).unwrap();
             let requests = value["requests"].as_array().unwrap().clone();
             assert_eq!(
@@ -950,6 +956,81 @@ mod tests {
             answer.attempts <= 4,
             "the item was carried {} times under a policy of 3 retries",
             answer.attempts
+        );
+    }
+
+    #[test]
+    fn each_resend_may_spend_only_what_its_most_spent_item_has_left() {
+        // Throttled twice (10 ms each), then applied: each envelope carrying the item is allowed
+        // the policy's retries and total wait less what the item has used.
+        let sender = Canned::new(|n, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                if n < 2 {
+                    json!({"id": id, "status": 429, "headers": {"Retry-After": "0.01"}})
+                } else {
+                    json!({"id": id, "status": 204})
+                }
+            }))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(1, ApiVersion::Beta),
+            budget(None),
+        );
+        assert_eq!(results[0].as_ref().unwrap().status, 204);
+        let budgets = sender.budgets.borrow();
+        let retries: Vec<u32> = budgets.iter().map(|&(retries, _)| retries).collect();
+        assert_eq!(retries, [3, 2, 1]);
+        let total = RetryPolicy::default().max_total_wait;
+        assert_eq!(budgets[0].1, total);
+        assert!(
+            budgets[1].1 <= total - Duration::from_millis(10)
+                && budgets[2].1 <= total - Duration::from_millis(20),
+            "the waits were not deducted: {budgets:?}"
+        );
+    }
+
+    #[test]
+    fn an_interrupt_names_what_each_unfinished_item_was_waiting_for() {
+        let signal = Signal::new();
+        let interrupter = std::sync::Arc::clone(&signal);
+        // The interrupt comes while the first batch is in flight; its answer still counts.
+        let mut sender = Canned::new(move |_, requests: &[Value]| {
+            interrupter.interrupt();
+            Ok(answer_each(requests, |id, _| {
+                if id == "1" {
+                    json!({"id": id, "status": 429, "headers": {"Retry-After": "30"}})
+                } else {
+                    json!({"id": id, "status": 204})
+                }
+            }))
+        });
+        sender.limit = 2;
+        let results = super::run(
+            &sender,
+            "PATCH",
+            &prepared(3, ApiVersion::Beta),
+            budget(None),
+            &Watch::new(&signal),
+        );
+        assert_eq!(sender.batches(), [["0", "1"]]);
+        assert_eq!(results[0].as_ref().unwrap().status, 204);
+        let stages: Vec<(&str, u32)> = results[1..]
+            .iter()
+            .map(|result| match result {
+                Err(Error::Cancelled {
+                    stage, attempts, ..
+                }) => (stage.as_str(), *attempts),
+                other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+            })
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                ("waiting to retry (Retry-After or backoff)", 1),
+                ("waiting for its turn in a batch", 0)
+            ]
         );
     }
 
