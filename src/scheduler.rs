@@ -772,6 +772,35 @@ mod tests {
     }
 
     #[test]
+    fn progress_counts_the_items_of_both_versions() {
+        let sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(
+                requests,
+                |id, _| json!({"id": id, "status": 204}),
+            ))
+        });
+        let told = RefCell::new(Vec::new());
+        let report = |progress: BulkProgress| told.borrow_mut().push(progress.done);
+        let report: &dyn Fn(BulkProgress) = &report;
+        let mut requests = prepared(2, ApiVersion::Beta);
+        requests.extend(prepared(3, ApiVersion::V1_0));
+        run_reporting(
+            &sender,
+            "PATCH",
+            &requests,
+            budget(None),
+            &Watch::new(&Signal::new()),
+            Some(report),
+        );
+        assert_eq!(sender.batches().len(), 2, "one batch per version");
+        let told = told.into_inner();
+        assert!(
+            told == [0, 2, 5] || told == [0, 3, 5],
+            "done before each batch and at the end: {told:?}"
+        );
+    }
+
+    #[test]
     fn retries_are_counted_per_item_and_the_last_answer_is_kept() {
         let sender = Canned::new(|_, requests: &[Value]| {
             Ok(answer_each(requests, |id, _| {
