@@ -6,8 +6,10 @@
 //! waits for it as a call waits: an interrupt ends the wait at once, and the socket, once that
 //! connect ends, is closed with its thread. A thread rather than a non-blocking connect polled in
 //! slices because std has no non-blocking connect: one by hand needs raw socket calls that differ
-//! between Unix and Windows (and `unsafe`, which only `ffi` may use), while a thread is std alone
-//! on every platform; a connect is rare (connections are pooled), so its cost does not matter.
+//! between Unix and Windows (socket creation, address conversion, the connect's error: much more
+//! `unsafe` than `readiness`'s one poll), while a thread is std alone on every platform; a
+//! connect is rare (connections are pooled), so its cost does not matter. An interrupted connect's
+//! thread ends alone within its timeout (docs/c-api.md, "Unloading the library").
 //! Otherwise it connects as ureq's does: each resolved address in order, each with its share of
 //! the connect timeout (1/2, 1/4, ... of it, at least 10 ms), the next one after a refusal or an
 //! unreachable address, TCP_NODELAY as configured, and the socket registered for shutdown before
