@@ -66,6 +66,7 @@ mod outbox_json;
 mod pacing;
 mod patch;
 mod pipeline;
+mod readiness;
 mod request_id;
 mod resolver;
 mod resource;

@@ -6,18 +6,23 @@
 //! waits for it as a call waits: an interrupt ends the wait at once, and the socket, once that
 //! connect ends, is closed with its thread. A thread rather than a non-blocking connect polled in
 //! slices because std has no non-blocking connect: one by hand needs raw socket calls that differ
-//! between Unix and Windows (and `unsafe`, which only `ffi` may use), while a thread is std alone
-//! on every platform; a connect is rare (connections are pooled), so its cost does not matter.
+//! between Unix and Windows (socket creation, address conversion, the connect's error: much more
+//! `unsafe` than `readiness`'s one poll), while a thread is std alone on every platform; a
+//! connect is rare (connections are pooled), so its cost does not matter. An interrupted connect's
+//! thread ends alone within its timeout (docs/c-api.md, "Unloading the library").
 //! Otherwise it connects as ureq's does: each resolved address in order, each with its share of
 //! the connect timeout (1/2, 1/4, ... of it, at least 10 ms), the next one after a refusal or an
 //! unreachable address, TCP_NODELAY as configured, and the socket registered for shutdown before
 //! any proxy or TLS negotiation (what `abortable` catches).
 //!
-//! A read waits in slices of at most [`READ_SLICE`] and looks for an interrupt between them. On
-//! Linux the shutdown an interrupt sends wakes a blocked read at once; on Windows it may not
-//! (rust-lang/rust#121594), and the slices bound the wait there. Reads sit below TLS and the proxy
-//! negotiation, so a handshake's reads are sliced too. The read still ends as one wait of the
-//! whole timeout would, with ureq's error naming the same timeout.
+//! A read waits in slices of at most [`READ_SLICE`] for the socket to be readable
+//! (`readiness`: `poll` on Unix, `WSAPoll` on Windows) and looks for an interrupt between them,
+//! then reads what came. On Linux the shutdown an interrupt sends wakes a blocked wait at once; on
+//! Windows it may not (rust-lang/rust#121594), and the slices bound the wait there. No receive
+//! timeout is set: Windows documents a socket whose receive timed out as unusable, and a read
+//! happens only once there is something to read. Reads sit below TLS and the proxy negotiation,
+//! so a handshake's reads are sliced too. The read still ends as one wait of the whole timeout
+//! would, with ureq's error naming the same timeout.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -34,6 +39,7 @@ use ureq::{Error, Timeout};
 
 use crate::abortable::{interrupted, interrupted_unsent};
 use crate::cancel::{self, Cancelled, Unanswered};
+use crate::readiness::{self, Ready};
 
 /// How long one read waits before it looks for an interrupt again.
 const READ_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
@@ -177,8 +183,7 @@ fn connect_one(
 pub(crate) struct Tcp {
     stream: Arc<TcpStream>,
     buffers: LazyBuffers,
-    /// The timeouts last set on the socket, so a system call sets one only when it changes.
-    read_timeout: Option<std::time::Duration>,
+    /// The write timeout last set on the socket, so a write sets one only when it changes.
     write_timeout: Option<std::time::Duration>,
 }
 
@@ -187,7 +192,6 @@ impl Tcp {
         Tcp {
             stream: Arc::new(stream),
             buffers,
-            read_timeout: None,
             write_timeout: None,
         }
     }
@@ -203,9 +207,16 @@ fn set_timeout(
     wanted: Option<std::time::Duration>,
     set: impl FnOnce(Option<std::time::Duration>) -> io::Result<()>,
 ) -> io::Result<()> {
-    if *current != wanted {
-        set(wanted)?;
-        *current = wanted;
+    if *current == wanted {
+        return Ok(());
+    }
+    match set(wanted) {
+        Ok(()) => *current = wanted,
+        // macOS refuses a change once the peer has closed with our request unread, and what
+        // was sent may still be answered: the I/O reports the outcome (ureq's handling). The
+        // value known stays the one set last.
+        Err(err) if cfg!(target_os = "macos") && err.kind() == io::ErrorKind::InvalidInput => {}
+        Err(err) => return Err(err),
     }
     Ok(())
 }
@@ -254,30 +265,29 @@ impl Transport for Tcp {
         let whole = timeout.for_read();
         let started = std::time::Instant::now();
         loop {
-            let (slice, last) = match whole.after {
+            let slice = match whole.after {
                 Duration::Exact(after) => {
                     let left = after.saturating_sub(started.elapsed());
                     if left.is_zero() {
                         return Err(Error::Timeout(whole.reason));
                     }
-                    (left.min(READ_SLICE), left <= READ_SLICE)
+                    left.min(READ_SLICE)
                 }
-                Duration::NotHappening => (READ_SLICE, false),
+                Duration::NotHappening => READ_SLICE,
             };
-            let mut stream = &*self.stream;
-            set_timeout(&mut self.read_timeout, Some(slice), |wanted| {
-                stream.set_read_timeout(wanted)
-            })?;
-            match stream.read(self.buffers.input_append_buf()) {
+            match readiness::wait_readable(&self.stream, slice)? {
+                Ready::Readable => break,
+                // Only a slice ended: look for an interrupt, then wait on.
+                Ready::NotYet => cancel::check().map_err(interrupted)?,
+            }
+        }
+        loop {
+            match (&*self.stream).read(self.buffers.input_append_buf()) {
                 Ok(amount) => {
                     self.buffers.input_appended(amount);
                     return Ok(amount > 0);
                 }
-                // The last slice ends as one wait of the whole timeout would.
-                Err(err) if timed_out(&err) && last => return Err(Error::Timeout(whole.reason)),
-                // Only a slice ended: look for an interrupt, then wait on.
-                Err(err) if timed_out(&err) => cancel::check().map_err(interrupted)?,
-                // A signal (EINTR): wait on for what is left.
+                // A signal (EINTR): what is there is still there.
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(Error::Io(err)),
             }
@@ -286,15 +296,10 @@ impl Transport for Tcp {
 
     /// Whether the idle connection is still open: nothing to read, and no end of stream.
     fn is_open(&mut self) -> bool {
-        let mut stream = &*self.stream;
-        if stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let open = matches!(
-            stream.read(&mut [0]),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock
-        );
-        stream.set_nonblocking(false).is_ok() && open
+        matches!(
+            readiness::wait_readable(&self.stream, std::time::Duration::ZERO),
+            Ok(Ready::NotYet)
+        )
     }
 }
 
@@ -386,6 +391,27 @@ mod tests {
         assert!(took >= std::time::Duration::from_millis(150), "{took:?}");
         assert_eq!(tcp.buffers().input(), b"hello");
         drop(writer.join().unwrap());
+    }
+
+    /// macOS may refuse a timeout change once the peer has closed (ureq's handling): there the
+    /// write goes on and reports what happened, the known value unchanged; elsewhere the
+    /// refusal is the error.
+    #[test]
+    fn a_refused_timeout_change_is_tolerated_only_on_macos() {
+        for initial in [None, Some(std::time::Duration::from_secs(5))] {
+            let mut current = initial;
+            let set = set_timeout(
+                &mut current,
+                Some(std::time::Duration::from_secs(2)),
+                |_| Err(io::ErrorKind::InvalidInput.into()),
+            );
+            if cfg!(target_os = "macos") {
+                set.unwrap();
+            } else {
+                assert_eq!(set.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+            }
+            assert_eq!(current, initial);
+        }
     }
 
     fn addresses(count: u16) -> ResolvedSocketAddrs {

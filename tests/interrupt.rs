@@ -470,11 +470,16 @@ fn a_flush_whose_reauthentication_fails_or_is_interrupted_keeps_the_report_pendi
 #[ignore = "needs a connection attempt that is never answered: Linux drops one past a full listen backlog (listen(fd, 0)), Windows refuses it (WSAECONNREFUSED)"]
 fn a_connect_that_hangs_ends_at_the_interrupt_and_the_next_call_connects() {}
 
+/// The connect tests one at a time: the next one counts the connect threads alive.
+#[cfg(unix)]
+static CONNECT_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A connect in progress ends at the interrupt (src/tcp.rs), its stage saying no request was
 /// written; once the server accepts again, a call started after the interrupt goes through.
 #[cfg(unix)]
 #[test]
 fn a_connect_that_hangs_ends_at_the_interrupt_and_the_next_call_connects() {
+    let _one_at_a_time = CONNECT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let Some((url, listener, queued)) = common::unanswered_listener() else {
         println!("this kernel answered every connection: no unanswered listener to test with");
         return;
@@ -503,6 +508,62 @@ fn a_connect_that_hangs_ends_at_the_interrupt_and_the_next_call_connects() {
         patches(&emu),
         1,
         "only the later call's request reached the server"
+    );
+}
+
+/// The threads of this process running a connect (`cancel::off_thread`'s "ius-connect").
+#[cfg(target_os = "linux")]
+fn connect_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "ius-connect")
+        .count()
+}
+
+/// What docs/c-api.md ("Unloading the library") tells a host: a connect an interrupt left
+/// behind goes on alone once the client is freed (the drop, as `ius_client_free`, returns at
+/// once) and ends by itself within the connect timeout. Linux: threads counted by name.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_abandoned_connect_ends_alone_within_its_timeout_after_the_client_is_freed() {
+    let _one_at_a_time = CONNECT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((url, _listener, _queued)) = common::unanswered_listener() else {
+        println!("this kernel answered every connection: no unanswered listener to test with");
+        return;
+    };
+    wait_until("an earlier test's connect ended", || connect_threads() == 0);
+    let connect = Duration::from_millis(1500);
+    let client = builder(&url).connect_timeout(connect).build().unwrap();
+    let worker = client.clone();
+    let started = Instant::now();
+    let (result, _) = interrupt_during(
+        &client,
+        || connect_threads() == 1,
+        move || worker.update_user_status(&Target::new("cfg-1", "u1"), &patch(1)),
+    );
+    cancelled_stage(result);
+    let freeing = Instant::now();
+    drop(client);
+    let freed = freeing.elapsed();
+    assert!(
+        freed < Duration::from_millis(100),
+        "the free waited {freed:?}"
+    );
+    assert_eq!(connect_threads(), 1, "the abandoned connect goes on alone");
+    let ended = loop {
+        if connect_threads() == 0 {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < connect + Duration::from_secs(3),
+            "the abandoned connect outlived its timeout of {connect:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        ended >= connect - Duration::from_millis(100) && ended < connect + Duration::from_secs(1),
+        "the abandoned connect ended {ended:?} after the call began (timeout {connect:?})"
     );
 }
 

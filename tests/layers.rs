@@ -49,6 +49,7 @@ const LAYERS: &[(u32, &[&str])] = &[
             "coalesce",
             "abortable",
             "tcp",
+            "readiness",
         ],
     ),
     // The one request pipeline.

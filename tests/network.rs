@@ -1,9 +1,13 @@
 //! Proxies and trust stores: requests reach the service through a proxy, secrets in proxy URLs
-//! stay out of errors.
+//! stay out of errors. A slow network's answer is read whole.
 
 mod common;
 
-use common::{TEST_CA, TunnelProxy, builder, emulator, proxied_tls, proxied_url};
+use std::time::{Duration, Instant};
+
+use common::{
+    RawServer, TEST_CA, TunnelProxy, builder, emulator, http_response, proxied_tls, proxied_url,
+};
 use intune_user_status::{Error, Target, UserStatusPatch};
 use ius_emulator::PatchReturns;
 
@@ -185,4 +189,46 @@ fn the_platform_verifier_refuses_a_server_the_systems_store_does_not_trust() {
         "{err:?}"
     );
     assert!(emu.requests().is_empty());
+}
+
+/// An answer trickling in slower than a read's 50 ms slice (src/tcp.rs), head and body spread
+/// over many reads, is read whole: the entity comes back as sent, after one request.
+#[test]
+fn an_answer_trickling_in_slower_than_a_read_slice_is_read_whole() {
+    let body = br#"{"id":"u1","userPrincipalName":"trickle@contoso.com","userDisplayName":"Slow Network","devicesCount":7}"#;
+    let response = http_response(
+        "200 OK",
+        &[
+            ("Content-Type", "application/json"),
+            ("request-id", "rid-slow"),
+        ],
+        body,
+    );
+    let (piece, gap) = (16, Duration::from_millis(70));
+    let pieces = response.len().div_ceil(piece) as u32;
+    let server = RawServer::start_trickled(response, piece, gap);
+    let client = builder(&server.base_url)
+        .request_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let outcome = client
+        .update_user_status(
+            &Target::new("cfg-1", "u1"),
+            &UserStatusPatch::new().devices_count(7),
+        )
+        .unwrap();
+    let took = started.elapsed();
+    let entity = outcome.entity().expect("the 200's entity");
+    assert_eq!(
+        entity.user_principal_name.as_deref(),
+        Some("trickle@contoso.com")
+    );
+    assert_eq!(entity.user_display_name.as_deref(), Some("Slow Network"));
+    assert_eq!(entity.devices_count, Some(7));
+    assert!(
+        took >= gap * (pieces - 1),
+        "{pieces} pieces {gap:?} apart came in {took:?}"
+    );
+    assert_eq!(server.requests().len(), 1, "one request, no retry");
 }

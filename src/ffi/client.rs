@@ -181,8 +181,20 @@ pub unsafe extern "C" fn ius_client_new_with_token_callback(
 ///
 /// Not cut short, and then returning `CANCELLED` only when it ends: a token callback already
 /// running (the caller's code). A response wait is ended by shutting the socket down and, where
-/// that does not wake a blocked read (Winsock may not: rust-lang/rust#121594), by the read
-/// itself, which waits in slices of 50 ms and looks for an interrupt between them.
+/// that does not wake a blocked wait (Winsock may not: rust-lang/rust#121594), by the read
+/// itself, which waits for the socket to be readable in slices of 50 ms and looks for an
+/// interrupt between them.
+///
+/// A DNS lookup or TCP connect the interrupt left behind goes on alone on the library's thread
+/// until it ends by itself: a connect within `timeouts.connectMs` (30 s by default), a lookup
+/// within the system resolver's own timeouts (glibc: resolv.conf's `timeout` times `attempts`
+/// per name server, 5 s x 2 by default). Such a thread holds its own references to what it
+/// uses, so `ius_client_free` frees the client at once and does not wait for it; a lookup's
+/// answer still fills a cache nobody reads, and its DEBUG log line goes to the log callback
+/// set then (`ius_set_log_callback(NULL, ...)` stops that). It runs the library's code, so a
+/// host that unloads the library (`dlclose`, `FreeLibrary`) must first let it end: wait those
+/// timeouts after the last interrupted call returned, or keep the library loaded (as linking
+/// it, rather than loading it, does).
 ///
 /// To stop a service: set your workers' stop flag, call this, join the workers, then
 /// `ius_client_free` (`bindings-c/examples/service_stop.c`).
@@ -251,6 +263,11 @@ pub unsafe extern "C" fn ius_client_metrics(
 /// An outbox opened with the client keeps working (it holds its own copy), and with it a token
 /// callback: the callback and its `user_data` stay in use until the client and every outbox
 /// opened with it are freed, and are never called after the last of those frees returns.
+///
+/// Returns at once: a DNS lookup or TCP connect an interrupt left behind is not waited for. It
+/// ends by itself within `timeouts.connectMs` (a connect) or the system resolver's timeouts (a
+/// lookup), using nothing this frees, but running the library's code: a host that unloads the
+/// library (`dlclose`, `FreeLibrary`) must wait that long first (see `ius_client_interrupt`).
 ///
 /// Ownership: takes back a client from `ius_client_new`; it must not be used or freed again.
 /// Thread safety: no other thread may be using the client when it is freed.

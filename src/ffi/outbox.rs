@@ -289,6 +289,8 @@ pub unsafe extern "C" fn ius_outbox_take_failed(
 
 /// Frees an outbox (its file stays). NULL is allowed and does nothing. If it was the last of a
 /// callback client and its outboxes, the token callback is never called after this returns.
+/// Like `ius_client_free`, it does not wait for a DNS lookup or TCP connect an interrupt left
+/// behind (see `ius_client_interrupt` before unloading the library).
 ///
 /// Ownership: takes back an outbox from `ius_outbox_open`; it must not be used or freed again.
 /// Thread safety: no other thread may be using the outbox when it is freed.

@@ -165,6 +165,19 @@ impl RawServer {
 
     /// [`start`](Self::start) with a response that may name the server's own base URL.
     pub fn start_with(response: impl FnOnce(&str) -> Vec<u8>) -> RawServer {
+        RawServer::start_paced(response, None)
+    }
+
+    /// [`start`](Self::start), writing the response in pieces of `piece` bytes with `gap`
+    /// between them, as a slow network delivers it.
+    pub fn start_trickled(response: Vec<u8>, piece: usize, gap: Duration) -> RawServer {
+        RawServer::start_paced(|_| response, Some((piece, gap)))
+    }
+
+    fn start_paced(
+        response: impl FnOnce(&str) -> Vec<u8>,
+        pace: Option<(usize, Duration)>,
+    ) -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
@@ -178,7 +191,7 @@ impl RawServer {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let response = Arc::clone(&response);
                 let log = Arc::clone(&log);
-                std::thread::spawn(move || serve(stream, &response, &log));
+                std::thread::spawn(move || serve(stream, &response, &log, pace));
             }
         });
         RawServer {
@@ -210,7 +223,7 @@ pub fn http_response(status_line: &str, headers: &[(&str, &str)], body: &[u8]) -
     out
 }
 
-fn serve(stream: TcpStream, response: &[u8], log: &RequestLog) {
+fn serve(stream: TcpStream, response: &[u8], log: &RequestLog, pace: Option<(usize, Duration)>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -244,8 +257,20 @@ fn serve(stream: TcpStream, response: &[u8], log: &RequestLog) {
         log.lock()
             .unwrap()
             .push((request_line.unwrap_or_default(), body));
-        if writer.write_all(response).is_err() {
-            return;
+        let (piece, gap) = pace.unwrap_or((response.len().max(1), Duration::ZERO));
+        // Each piece leaves on its own, not held back until the last is acknowledged.
+        let _ = writer.set_nodelay(pace.is_some());
+        for (at, bytes) in response.chunks(piece).enumerate() {
+            if at > 0 {
+                std::thread::sleep(gap);
+            }
+            if writer
+                .write_all(bytes)
+                .and_then(|()| writer.flush())
+                .is_err()
+            {
+                return;
+            }
         }
     }
 }
