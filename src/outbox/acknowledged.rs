@@ -26,7 +26,8 @@ pub(crate) fn properties_of(object: Map<String, Value>) -> Vec<(String, String)>
         .collect()
 }
 
-fn properties(patch: &UserStatusPatch) -> Vec<(String, String)> {
+/// The properties `patch` sets, as (name, JSON value) pairs (see [`properties_of`]).
+pub(crate) fn properties(patch: &UserStatusPatch) -> Vec<(String, String)> {
     match serde_json::from_slice(&patch.to_json()) {
         Ok(Value::Object(map)) => properties_of(map),
         _ => Vec::new(),
