@@ -254,7 +254,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                     .map(|due| (due, Outcome::NotSent))
                     .collect();
                 store.run(|conn| {
-                    store::record(conn, &not_sent, options, (clock.now_ms(), request_ms))
+                    store::record(conn, &not_sent, options, (clock.now_ms(), request_ms), None)
                 })?;
                 return Err(results
                     .into_iter()
@@ -272,17 +272,21 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
         }
-        // Recorded after an interrupt too: what finished is never sent again.
-        let dropped = store
-            .run(|conn| store::record(conn, &outcomes, options, (clock.now_ms(), request_ms)))?;
+        // Recorded after an interrupt too: what finished is never sent again. A stop's hold
+        // (one stored time holds the rest, however many reports are pending) goes in the same
+        // transaction: a kill leaves both or neither.
+        let now = clock.now_ms();
+        let hold = match stop {
+            Some(Stop::Until(until)) => Some((until, until - now)),
+            _ => None,
+        };
+        let dropped =
+            store.run(|conn| store::record(conn, &outcomes, options, (now, request_ms), hold))?;
         tally.add_to(report);
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
         failed_list::warn(store.path(), 0, dropped);
-        if let Some(Stop::Until(until)) = stop {
-            // One stored time holds the rest, however many reports are pending.
-            let held_for = until - clock.now_ms();
-            store.run(|conn| Ok(hold::set(conn, until, held_for)?))?;
+        if hold.is_some() {
             return interrupted.map_or(Ok(()), Err);
         }
         if let Some(error) = interrupted {

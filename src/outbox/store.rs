@@ -19,6 +19,7 @@ use super::clock::Horizon;
 use super::eviction;
 use super::failed_list::{self, FailedRow};
 use super::failure;
+use super::hold;
 use super::in_doubt::{self, InDoubt};
 use super::options::OutboxOptions;
 use super::report::{Enqueued, FailedReport, OutboxStats};
@@ -786,12 +787,15 @@ const PRUNED_PER_RECORD: u64 = 1_000;
 /// request was written, a timeout, a 504, an interrupt; or anything after several requests
 /// carried it) may land until `now` + `request_ms` (in_doubt.rs).
 ///
-/// Its writes never fail for want of room, as the claim's.
+/// `hold` (until, held for: ms), when the round stopped the flush, is the outbox-wide hold
+/// (hold.rs), written in the same transaction: a kill leaves the outcomes and the hold, or
+/// neither. Its writes never fail for want of room, as the claim's.
 pub(crate) fn record(
     conn: &mut Connection,
     outcomes: &[(Due, Outcome)],
     options: &OutboxOptions,
     (now, request_ms): (i64, i64),
+    hold: Option<(i64, i64)>,
 ) -> Result<u64> {
     within_max_bytes(conn, options.max_bytes, |conn| {
         let tx = write_tx(conn)?;
@@ -873,6 +877,9 @@ pub(crate) fn record(
             acknowledged::prune_expired(&tx, options, now, PRUNED_PER_RECORD)?;
         }
         in_doubt::prune(&tx, now, request_ms, PRUNED_PER_RECORD)?;
+        if let Some((until, held_for)) = hold {
+            hold::set(&tx, until, held_for)?;
+        }
         bump(&tx, "applied", applied)?;
         bump(&tx, "failed_dropped", dropped)?;
         tx.commit()?;
