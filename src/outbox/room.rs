@@ -3,9 +3,11 @@
 
 use rusqlite::Connection;
 
-/// The value of a read-only pragma such as `page_count`.
+/// The value of a read-only pragma such as `page_count` (read for every row a flush writes, so
+/// its statement is kept prepared).
 pub(crate) fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
-    conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+    conn.prepare_cached(&format!("PRAGMA {name}"))?
+        .query_row([], |row| row.get(0))
 }
 
 /// Bytes in use (pages not on the free list). Within a transaction, what it removed is counted

@@ -87,6 +87,9 @@ CREATE TABLE in_doubt (
 ) WITHOUT ROWID;
 ";
 
+/// Statements kept prepared on the connection: more than the outbox's per-row statements.
+const STATEMENTS_KEPT: usize = 64;
+
 /// Opens the outbox at `path`, creating it (owner-only) if the file is missing or empty,
 /// migrating it if it is of an older schema, and caps it at `max_bytes` through SQLite's page
 /// limit.
@@ -149,6 +152,8 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     // Waits for another connection's write, until an interrupt of the call on this thread.
     conn.busy_handler(Some(busy::wait))
         .map_err(|err| storage(err.to_string()))?;
+    // Room for every statement a flush or an enqueue runs per row (store.rs prepares them once).
+    conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
     create_or_migrate(&mut conn, path).map_err(storage)?;
     let sql = |err: rusqlite::Error| storage(reason(&err));
     let mode: String = conn

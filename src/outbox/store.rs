@@ -240,21 +240,16 @@ fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
 
 fn bump(tx: &Transaction<'_>, counter: &str, by: u64) -> Result<()> {
     if by > 0 {
-        tx.execute(
-            "UPDATE counters SET value = value + ?2 WHERE name = ?1",
-            params![counter, i64::try_from(by).unwrap_or(i64::MAX)],
-        )?;
+        tx.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?
+            .execute(params![counter, i64::try_from(by).unwrap_or(i64::MAX)])?;
     }
     Ok(())
 }
 
 fn counter(conn: &Connection, name: &str) -> Result<i64> {
     Ok(conn
-        .query_row(
-            "SELECT value FROM counters WHERE name = ?1",
-            [name],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
         .optional()?
         .unwrap_or(0))
 }
@@ -299,7 +294,7 @@ impl PendingRow {
             None => ("key = ?1", rusqlite::types::Value::Text(key.to_owned())),
         };
         Ok(conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {} FROM pending WHERE {condition}",
                 PendingRow::COLUMNS
             ))?
@@ -342,6 +337,13 @@ impl PendingRow {
     }
 }
 
+/// Removes the pending row `rowid`.
+fn delete_pending(tx: &Transaction<'_>, rowid: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM pending WHERE rowid = ?1")?
+        .execute([rowid])?;
+    Ok(())
+}
+
 /// A row whose key the file holds damaged is named in a flush by `#` and its rowid (a key always
 /// begins with `/`).
 fn damaged_key_rowid(key: &str) -> Option<i64> {
@@ -373,7 +375,7 @@ fn fail_unreadable(
         failed_at,
     };
     let dropped = keep_failed(tx, &failed, options, now)?;
-    tx.execute("DELETE FROM pending WHERE rowid = ?1", [row.rowid])?;
+    delete_pending(tx, row.rowid)?;
     Ok(dropped)
 }
 
@@ -501,7 +503,7 @@ impl Put<'_> {
                     let revision = next_revision(tx)?;
                     // A first-enqueue time in the future (a clock that ran ahead) is brought
                     // back to now.
-                    tx.prepare(
+                    tx.prepare_cached(
                         "UPDATE pending SET patch = ?2, target = ?3, revision = ?4,
                              enqueued_at = min(enqueued_at, ?5) WHERE rowid = ?1",
                     )?
@@ -555,7 +557,7 @@ impl Put<'_> {
         }
         let revision = next_revision(tx)?;
         let inserted = tx
-            .prepare(
+            .prepare_cached(
                 "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?
@@ -626,7 +628,9 @@ pub(crate) fn requeue_failed(
 
 fn next_revision(tx: &Transaction<'_>) -> Result<i64> {
     Ok(tx
-        .prepare("UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value")?
+        .prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value",
+        )?
         .query_row([], |row| row.get(0))?)
 }
 
@@ -714,7 +718,7 @@ pub(crate) fn claim(
                 }
             };
             if acknowledged::covers(&tx, &key, item.patch(), options, now)? {
-                tx.execute("DELETE FROM pending WHERE rowid = ?1", [row.rowid])?;
+                delete_pending(&tx, row.rowid)?;
                 claimed.skipped += 1;
                 continue;
             }
@@ -811,7 +815,7 @@ pub(crate) fn record(
                 Outcome::Applied { known } => {
                     applied += 1;
                     let removed = tx
-                        .prepare("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
+                        .prepare_cached("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
                         .execute(params![due.key, due.revision])?;
                     if removed == 0 {
                         due_at_once(&tx, &due.key, now)?;
@@ -824,7 +828,7 @@ pub(crate) fn record(
                     message,
                     known,
                 } => {
-                    tx.prepare(
+                    tx.prepare_cached(
                         "UPDATE pending SET failures = failures + 1, next_attempt_at = ?2,
                              last_error = ?3 WHERE key = ?1",
                     )?
@@ -845,17 +849,16 @@ pub(crate) fn record(
                     };
                     dropped += keep_failed(&tx, &row, options, now)?;
                     // A report merged in meanwhile stays pending: it is newer than what failed.
-                    let removed = tx.execute(
-                        "DELETE FROM pending WHERE key = ?1 AND revision = ?2",
-                        params![due.key, due.revision],
-                    )?;
+                    let removed = tx
+                        .prepare_cached("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
+                        .execute(params![due.key, due.revision])?;
                     if removed == 0 {
                         due_at_once(&tx, &due.key, now)?;
                     }
                     *known
                 }
                 Outcome::NotSent => {
-                    tx.prepare("UPDATE pending SET next_attempt_at = ?2 WHERE key = ?1")?
+                    tx.prepare_cached("UPDATE pending SET next_attempt_at = ?2 WHERE key = ?1")?
                         .execute(params![due.key, due.due_at])?;
                     true
                 }
