@@ -136,7 +136,7 @@ fn remaining_in(
 ) -> Result<(), store::StoreError> {
     let horizon = Horizon::new(parts.clock.now_ms(), latest_wait(parts.client));
     let (pending, next) = store::remaining(conn, horizon)?;
-    let held = hold::until(conn, horizon)?;
+    let held = hold::until(conn, hold_horizon(parts.client, horizon.now))?;
     report.pending = pending;
     report.next_attempt_in = next
         .map(|at| held.map_or(at, |until| at.max(until)))
@@ -169,7 +169,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
     let horizon = Horizon::new(clock.now_ms(), latest_wait(client));
     let request_ms = millis(client.request_timeout());
     // Held back by a flush that stopped (throttled, unreachable, no credentials): nothing is due.
-    let held = store.run(|conn| Ok(hold::until(conn, horizon)?))?;
+    let held = store.run(|conn| Ok(hold::until(conn, hold_horizon(client, horizon.now))?))?;
     if held.is_some_and(|until| until > horizon.now) {
         return Ok(());
     }
@@ -399,6 +399,12 @@ fn backoff(policy: &crate::RetryPolicy, failures: u32) -> i64 {
 /// or `requestMs` for a changed value held back behind a write in doubt (in_doubt.rs).
 fn latest_wait(client: &Client) -> i64 {
     millis(client.retry_policy().max_delay).max(millis(client.request_timeout()))
+}
+
+/// How the outbox-wide hold is read at `now`: believed up to now + the longer of `maxDelayMs` and
+/// the wait it was set for (hold.rs).
+fn hold_horizon(client: &Client, now: i64) -> Horizon {
+    Horizon::new(now, millis(client.retry_policy().max_delay))
 }
 
 fn millis(wait: Duration) -> i64 {
