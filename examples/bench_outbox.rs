@@ -4,13 +4,20 @@
 //! - `enqueue_many`: reports per second through `enqueue_many`, 100 per transaction;
 //! - `bare_insert`: a bare rusqlite `INSERT` per transaction into a table of the same shape, with
 //!   the same settings (WAL, `synchronous=FULL`): the floor the outbox builds on;
-//! - `flush`: reports per second flushing 10,000 pending reports to the in-process emulator.
+//! - `flush`: reports per second flushing 10,000 pending reports to the in-process emulator;
+//! - `claim_skipped`: reports per second through a flush's claims alone: as many pending reports,
+//!   each set back to the value Graph just acknowledged, so every claim reads, compares and
+//!   removes it, and no request goes out (the per-row SQL of the claim, without HTTP).
+//!
+//! The two flush figures also print the CPU time of the flushing thread (`..._cpu`, where the
+//! system says it: Linux), which a loaded machine moves far less than the wall clock.
 //!
 //! ```text
 //! cargo run --release --example bench_outbox -- [--n 2000] [--pending 10000] [--dir DIR]
 //! ```
 //! `--dir` is where the files go (default: the system's temporary folder); the figures are the
-//! disk's fsync rate as much as the code's.
+//! disk's fsync rate as much as the code's (a tmpfs such as `/dev/shm` leaves the code's).
+//! `--n 0` skips the enqueue figures.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,6 +30,27 @@ fn line(name: &str, n: usize, seconds: f64) {
         "{{\"bench\":\"{name}\",\"n\":{n},\"seconds\":{seconds:.3},\"per_s\":{:.0}}}",
         n as f64 / seconds
     );
+}
+
+/// The CPU time this thread has used, in seconds, where the system says (Linux:
+/// `/proc/thread-self/schedstat`): a figure that other processes on a loaded machine do not move
+/// as they move the wall clock.
+fn thread_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+/// [`line`], with this thread's CPU time since `cpu_before` when it is known.
+fn line_cpu(name: &str, n: usize, seconds: f64, cpu_before: Option<f64>) {
+    line(name, n, seconds);
+    if let (Some(before), Some(after)) = (cpu_before, thread_cpu()) {
+        let cpu = after - before;
+        println!(
+            "{{\"bench\":\"{name}_cpu\",\"n\":{n},\"cpu_seconds\":{cpu:.3},\"per_cpu_s\":{:.0}}}",
+            n as f64 / cpu
+        );
+    }
 }
 
 fn fresh(dir: &Path, name: &str) -> PathBuf {
@@ -129,6 +157,7 @@ fn main() {
         .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i)))
         .collect();
     outbox.enqueue_many(&items).expect("enqueue_many");
+    let cpu = thread_cpu();
     let started = Instant::now();
     let report = outbox.flush().expect("flush");
     let seconds = started.elapsed().as_secs_f64();
@@ -137,6 +166,27 @@ fn main() {
         (pending as u64, 0),
         "{report:?}"
     );
-    line("flush", pending, seconds);
+    line_cpu("flush", pending, seconds, cpu);
+
+    // Each report changed, then set back to what Graph acknowledged (merged into one row).
+    let changed: Vec<_> = (0..pending)
+        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i + 1)))
+        .collect();
+    for chunk in changed.chunks(1000) {
+        outbox.enqueue_many(chunk).expect("enqueue_many");
+    }
+    for chunk in items.chunks(1000) {
+        outbox.enqueue_many(chunk).expect("enqueue_many");
+    }
+    let cpu = thread_cpu();
+    let started = Instant::now();
+    let report = outbox.flush().expect("flush");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(
+        (report.sent, report.skipped, report.pending),
+        (0, pending as u64, 0),
+        "{report:?}"
+    );
+    line_cpu("claim_skipped", pending, seconds, cpu);
     emulator.shutdown();
 }

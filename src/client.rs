@@ -203,6 +203,13 @@ impl Client {
         &self.budget.retry
     }
 
+    /// How long one request may wait for its answer (`timeouts.requestMs`): the outbox holds a
+    /// changed value back that long behind a write whose outcome is unknown.
+    #[cfg(feature = "outbox")]
+    pub(crate) fn request_timeout(&self) -> std::time::Duration {
+        self.pipeline.request_timeout()
+    }
+
     /// The time budget of one call, if the client has one.
     #[cfg(feature = "outbox")]
     pub(crate) fn total_timeout(&self) -> Option<std::time::Duration> {

@@ -224,6 +224,11 @@ impl Pipeline {
         Watch::new(&self.signal)
     }
 
+    /// How long one attempt may wait for its answer (`timeouts.requestMs`).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     /// The service root (no version segment, no trailing slash).
     pub fn root(&self) -> &str {
         &self.root

@@ -242,7 +242,12 @@ fn free_addr() -> std::net::SocketAddr {
 fn offline_then_back_delivers_every_status_once_per_target() {
     let addr = free_addr();
     let dir = folder("offline");
-    let client = common::client(&format!("http://{addr}"));
+    // Each offline call retries (4 requests): the outcome of those is unknown to the outbox (it
+    // sees the last one's error only), so a changed value waits requestMs behind them.
+    let client = builder(&format!("http://{addr}"))
+        .request_timeout(Duration::from_millis(IN_DOUBT_MS))
+        .build()
+        .unwrap();
     let outbox = open(&client, &dir.join("outbox.db"));
     // An agent reporting every "minute" while offline: three reports for each of five statuses.
     for round in 1..=3 {
@@ -265,8 +270,11 @@ fn offline_then_back_delivers_every_status_once_per_target() {
             ..Config::default()
         },
     );
-    // The client's backoff (10 ms in tests, doubling per failed flush) has passed by now.
-    std::thread::sleep(Duration::from_millis(200));
+    // The 3s wait until the offline writes of older values can no longer land.
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.pending), (0, 5), "{report:?}");
+    // The client's backoff (10 ms in tests, doubling per failed flush) and that hold have passed.
+    std::thread::sleep(Duration::from_millis(IN_DOUBT_MS + 200));
     let report = outbox.flush().unwrap();
     assert_eq!((report.sent, report.applied, report.pending), (5, 5, 0));
     let sent = patches(&emu);
@@ -386,6 +394,26 @@ fn a_404_goes_to_the_failed_list_with_its_error() {
     assert_eq!(outbox.stats().unwrap().failed, 0);
 }
 
+/// A flush on another thread, once its first request reached the emulator (which delays it).
+fn flush_with_a_write_in_flight(
+    emu: &Emulator,
+    outbox: &Arc<Outbox>,
+) -> std::thread::JoinHandle<intune_user_status::FlushReport> {
+    let flusher = {
+        let outbox = Arc::clone(outbox);
+        std::thread::spawn(move || outbox.flush().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emu.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline && !flusher.is_finished(),
+            "no write in flight"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    flusher
+}
+
 #[test]
 fn a_report_enqueued_while_its_write_is_in_flight_stays_pending() {
     let emu = emulator_with(ids("u", 1), Config::default());
@@ -397,18 +425,7 @@ fn a_report_enqueued_while_its_write_is_in_flight_stays_pending() {
     ));
     let u0 = Target::new("c1", "u0");
     outbox.enqueue(&u0, &count(1)).unwrap();
-    let flusher = {
-        let outbox = Arc::clone(&outbox);
-        std::thread::spawn(move || outbox.flush().unwrap())
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while emu.requests().is_empty() {
-        assert!(
-            Instant::now() < deadline && !flusher.is_finished(),
-            "no write in flight"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let flusher = flush_with_a_write_in_flight(&emu, &outbox);
     // The write is in flight: enqueue does not wait for it.
     let started = Instant::now();
     assert_eq!(outbox.enqueue(&u0, &count(2)).unwrap(), Enqueued::Merged);
@@ -424,6 +441,104 @@ fn a_report_enqueued_while_its_write_is_in_flight_stays_pending() {
     // The later report goes out with the next flush.
     let report = outbox.flush().unwrap();
     assert_eq!((report.applied, report.pending), (1, 0));
+    assert_eq!(devices(&emu, "u0"), 2);
+}
+
+/// The request's budget (`timeouts.requestMs`) of the clients below that test the hold of a
+/// changed value behind a write in doubt.
+const IN_DOUBT_MS: u64 = 1_500;
+
+/// A write whose answer was lost (Graph applied it, then the connection reset) may still be held
+/// by Graph and land late: a changed value for its user status is not sent until the write's
+/// claim + `requestMs` has passed, whatever the (short) backoff says; a report whose value did
+/// not change goes again after the backoff (an equal late write is harmless).
+#[test]
+fn a_changed_value_waits_until_a_write_in_doubt_can_no_longer_land() {
+    let emu = emulator_with(ids("u", 2), Config::default());
+    let dir = folder("in-doubt");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(IN_DOUBT_MS))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    let (u0, u1) = (Target::new("c1", "u0"), Target::new("c1", "u1"));
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    outbox.enqueue(&u1, &count(1)).unwrap();
+    // u0 is applied, then the answer of the whole batch is lost: both outcomes unknown.
+    emu.add_fault(FaultRule::next(1, Fault::LostAnswer).method("PATCH"));
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.retry_later), (2, 2), "{report:?}");
+    let claimed = emu.requests()[0].received;
+    // u0 changes; u1 does not.
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.applied, report.pending),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(devices(&emu, "u1"), 1);
+    let next = report.next_attempt_in.expect("u0 is pending");
+    assert!(
+        next > Duration::from_millis(IN_DOUBT_MS - 500)
+            && next <= Duration::from_millis(IN_DOUBT_MS),
+        "{next:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox.stats().unwrap().pending > 0 {
+        assert!(Instant::now() < deadline, "u0 never sent");
+        std::thread::sleep(Duration::from_millis(50));
+        outbox.flush().unwrap();
+    }
+    let u0_writes: Vec<_> = emu
+        .batch_items()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path().ends_with("/u0"))
+        .collect();
+    assert_eq!(u0_writes.len(), 2);
+    let waited = u0_writes[1].received - claimed;
+    assert!(waited >= Duration::from_millis(IN_DOUBT_MS), "{waited:?}");
+    assert_eq!(devices(&emu, "u0"), 2);
+}
+
+/// A write Graph refused (403: not applied, a known outcome) goes to the failed list; a report
+/// merged in while it was in flight stays pending and is due at once, not held back by the
+/// claim's backoff (as after a write Graph applied).
+#[test]
+fn a_report_merged_while_a_refused_write_was_in_flight_is_due_at_once() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("refused-inflight");
+    let client = builder(&emu.base_url())
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    let outbox = Arc::new(open(&client, &dir.join("outbox.db")));
+    let u0 = Target::new("c1", "u0");
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(600))).method("POST"));
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 403,
+                retry_after: None,
+            },
+        )
+        .method("PATCH"),
+    );
+    let flusher = flush_with_a_write_in_flight(&emu, &outbox);
+    assert_eq!(outbox.enqueue(&u0, &count(2)).unwrap(), Enqueued::Merged);
+    let report = flusher.join().unwrap();
+    assert_eq!((report.failed, report.pending), (1, 1), "{report:?}");
+    assert_eq!(report.next_attempt_in, Some(Duration::ZERO), "{report:?}");
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, report.applied, report.pending),
+        (1, 1, 0),
+        "{report:?}"
+    );
     assert_eq!(devices(&emu, "u0"), 2);
 }
 
@@ -565,7 +680,7 @@ fn bad_files_are_refused_with_the_path_and_reason_and_left_as_they_were() {
         .unwrap();
     {
         let conn = rusqlite::Connection::open(&newer).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 3;")
+        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 4;")
             .unwrap();
     }
     let (_, reason) = storage_reason(Outbox::open(&client, &newer, options()));
@@ -605,11 +720,20 @@ fn a_reopened_outbox_keeps_what_was_enqueued() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    // As a file of schema 2 (before the writes in doubt were kept): migrated when opened, it
+    // keeps its report and flushes it.
+    conn.execute_batch("DROP TABLE in_doubt; PRAGMA user_version = 2;")
+        .unwrap();
     drop(conn);
     let report = open(&client, &path).flush().unwrap();
     assert_eq!(report.applied, 1);
     assert_eq!(devices(&emu, "u0"), 4);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
 }
 
 #[test]
@@ -826,6 +950,16 @@ fn child_command(mode: &str, base_url: &str, path: &Path, vars: &[(&str, String)
     command
 }
 
+/// The client of the process tests' children, and of the flush that drains their file: a changed
+/// value waits `requestMs` behind a write whose outcome is unknown (a kill leaves them), so it is
+/// short here (the emulator's slow writes take 30 ms).
+fn child_client(base_url: &str) -> Client {
+    builder(base_url)
+        .request_timeout(Duration::from_millis(IN_DOUBT_MS))
+        .build()
+        .expect("client")
+}
+
 /// Values that go up and come back: a kill test's reports must land in order even when a value
 /// repeats (an equal value may be skipped, never sent after a newer one).
 const CYCLE: [i32; 6] = [0, 1, 2, 3, 2, 1];
@@ -859,7 +993,7 @@ fn child() {
         return;
     };
     let var = |name: &str| std::env::var(name).unwrap();
-    let client = common::client(&var("IUS_OUTBOX_URL"));
+    let client = child_client(&var("IUS_OUTBOX_URL"));
     if mode == "open" {
         println!("opening");
         let options = OutboxOptions::new().max_bytes(256 << 20);
@@ -1219,8 +1353,16 @@ fn kill_9_at_random_moments_loses_no_enqueue_that_returned_ok() {
         known.values().filter(|k| !k.attempted.is_empty()).count() == 10,
         "the children made progress"
     );
-    let outbox = open(&common::client(&emu.base_url()), &path);
-    let report = outbox.flush().unwrap();
+    let outbox = open(&child_client(&emu.base_url()), &path);
+    // A changed value waits out the writes the last child left in doubt (requestMs).
+    let deadline = Instant::now() + Duration::from_millis(IN_DOUBT_MS) * 4;
+    let report = loop {
+        let report = outbox.flush().unwrap();
+        if report.pending == 0 || Instant::now() > deadline {
+            break report;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(report.pending, 0, "{report:?}");
     assert!(outbox.take_failed().unwrap().is_empty());
     for (id, known) in &known {
@@ -1357,8 +1499,11 @@ fn a_401_that_survives_a_fresh_token_keeps_the_reports_pending_and_a_403_fails_t
         })
         .method("PATCH"),
     );
+    // Each 401 was answered after a fresh token's retry: two requests, whose outcome the outbox
+    // counts as unknown, so a changed value waits requestMs behind them.
     let client = builder(&emu.base_url())
         .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(300)))
+        .request_timeout(Duration::from_millis(IN_DOUBT_MS))
         .build()
         .unwrap();
     let outbox = open(&client, &dir.join("outbox.db"));
@@ -1384,6 +1529,7 @@ fn a_401_that_survives_a_fresh_token_keeps_the_reports_pending_and_a_403_fails_t
     std::thread::sleep(Duration::from_millis(500));
     let report = outbox.flush().unwrap();
     assert_eq!((report.applied, report.pending), (25, 0), "{report:?}");
+    std::thread::sleep(Duration::from_millis(IN_DOUBT_MS));
     for id in ids("u", 25) {
         assert_eq!(devices(&emu, &id), 4);
     }
@@ -1615,17 +1761,12 @@ fn a_full_disk_is_storage_keeps_every_ok_enqueue_and_the_file_works_once_space_i
         seen.contains(&format!("pending {}", pending.len())),
         "{seen:#?}"
     );
-    // The flush's claim (which holds each report back by a backoff, and sets the last good
-    // flush's acknowledged state aside) writes every row it claims: on the full disk it cannot,
-    // so nothing was sent and the acknowledged state stands. Had it fit, its writes would have
-    // reached Graph and only its record failed: still pending, in doubt, sent again after the
-    // backoff. Either way nothing is lost.
-    if devices(&emu, "d0") == 2 {
-        assert!(acknowledged.is_empty(), "{acknowledged:?}");
-    } else {
-        assert_eq!(devices(&emu, "d0"), 1, "the flush sent nothing");
-        assert_eq!(acknowledged.len(), 5, "{acknowledged:?}");
-    }
+    // The flush's claim writes every row it claims (its next attempt, its write in doubt, its
+    // acknowledged state set aside) in one transaction, more pages than the merge that the full
+    // disk refused just before (one row): its commit cannot be written either, so nothing was
+    // sent and the acknowledged state of the last good flush stands.
+    assert_eq!(devices(&emu, "d0"), 1, "the flush sent nothing");
+    assert_eq!(acknowledged.len(), 5, "{acknowledged:?}");
 
     // Space is back: the same outbox enqueues and flushes.
     writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
@@ -1782,7 +1923,7 @@ fn a_file_of_schema_1_is_migrated_and_keeps_its_pending_acknowledged_and_failed_
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let stats = outbox.stats().unwrap();
     assert_eq!(
         (stats.pending, stats.failed, stats.applied),
@@ -2440,6 +2581,76 @@ fn big_reports(prefix: &str, n: usize, len: usize) -> Vec<BulkItem> {
         .collect()
 }
 
+/// A file filled to `maxBytes` (new reports up to the enqueue's bound, then merges that grow
+/// them until SQLite's page limit refuses one) still flushes: the claim's writes (the rows in
+/// doubt, the index) find room, and the file drains.
+#[test]
+fn a_file_at_max_bytes_still_flushes_and_drains() {
+    let n = 400;
+    let emu = emulator_with(ids("f", n), Config::default());
+    let dir = folder("at-max-bytes");
+    let path = dir.join("outbox.db");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        &path,
+        OutboxOptions::new().max_bytes(MIN_OUTBOX_BYTES),
+    )
+    .unwrap();
+    let name =
+        |i: usize, len: usize| count(1).user_display_name(format!("f{i} {}", "n".repeat(len)));
+    let target = |i: usize| Target::new("c1", format!("f{i}"));
+    let stored = (0..n)
+        .take_while(|&i| outbox.enqueue(&target(i), &name(i, 200)).is_ok())
+        .count();
+    assert!(stored > 10 && stored < n, "{stored}");
+    let mut last = vec![200; stored];
+    let full = 'fill: {
+        for len in (400..4000).step_by(200) {
+            for (i, last) in last.iter_mut().enumerate() {
+                match outbox.enqueue(&target(i), &name(i, len)) {
+                    Ok(_) => *last = len,
+                    Err(err) => break 'fill err,
+                }
+            }
+        }
+        panic!("the file never filled");
+    };
+    let (pages, page_size): (i64, i64) = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let pages = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        (
+            pages,
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap(),
+        )
+    };
+    assert!(
+        (pages * page_size) as u64 + 2 * page_size as u64 >= MIN_OUTBOX_BYTES,
+        "{pages} pages of {page_size}: not full; {full}"
+    );
+    let mut flushes = 0;
+    while outbox.stats().unwrap().pending > 0 {
+        flushes += 1;
+        assert!(flushes < 50, "never drained");
+        let report = outbox
+            .flush()
+            .unwrap_or_else(|err| panic!("a full file's flush: {err}"));
+        assert!(report.sent > 0 || report.pending == 0, "{report:?}");
+    }
+    assert_eq!(outbox.stats().unwrap().applied, stored as u64);
+    for (i, len) in last.iter().enumerate() {
+        let held = emu.user_status(DIRECT, &format!("f{i}")).unwrap();
+        assert_eq!(
+            held["userDisplayName"],
+            json!(format!("f{i} {}", "n".repeat(*len)))
+        );
+    }
+    let stats = outbox.stats().unwrap();
+    assert!(stats.bytes <= MIN_OUTBOX_BYTES + 64 * 1024, "{stats:?}");
+}
+
 #[test]
 fn acknowledgements_give_way_and_never_fill_the_file() {
     let n = 600;
@@ -2639,14 +2850,14 @@ fn schema_1_backlog(path: &Path, rows: usize) {
     .unwrap();
 }
 
-/// The file holds every report of [`schema_1_backlog`] as schema 2 holds it: one row per user
+/// The file holds every report of [`schema_1_backlog`] as schema 2 (and 3) holds it: one row per user
 /// status, merged, at v1.0 (the later report's version), and the fixture's failed report.
 fn assert_backlog_migrated(path: &Path, rows: usize, case: &str) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2, "{case}");
+    assert_eq!(version, 3, "{case}");
     let mut statement = conn
         .prepare("SELECT key, target, patch FROM pending ORDER BY revision")
         .unwrap();

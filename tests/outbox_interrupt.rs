@@ -304,19 +304,23 @@ fn an_interrupt_before_a_flush_leaves_it_alone_and_an_outboxs_leaves_the_clients
     assert_eq!(devices(&emu, "t0"), 6);
 }
 
+/// An abandoned write may still land until its claim + `requestMs`: a changed value waits until
+/// then (the short backoff alone would let it go first, and the late write overwrite it).
 #[test]
-fn an_abandoned_write_is_held_back_by_the_backoff_so_it_lands_before_the_newer_value() {
+fn an_abandoned_write_holds_a_changed_value_back_until_it_can_no_longer_land() {
     let emu = emulator(1);
     // Graph applies the abandoned request late: closing the connection does not un-send it. 3 s,
     // so the interrupt (0.2 s after the request arrived) comes first even under Wine at load 8,
-    // where 1.5 s was seen to pass first; the backoff (4 s, jittered to 3.2 s at least) is longer.
+    // where 1.5 s was seen to pass first; the request's budget (4 s) is longer, the backoff
+    // (0.1 s) much shorter.
     emu.add_fault(
         FaultRule::next(1, Fault::Latency(Duration::from_millis(3000)))
             .path_contains("/userStatuses/t0"),
     );
     let dir = folder("abandoned-late");
     let client = common::builder(&emu.base_url())
-        .retry_policy(RetryPolicy::default().base_delay(Duration::from_secs(4)))
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(100)))
+        .request_timeout(Duration::from_secs(4))
         .build()
         .unwrap();
     let outbox = open(&client, &dir.join("outbox.db"));
@@ -328,7 +332,6 @@ fn an_abandoned_write_is_held_back_by_the_backoff_so_it_lands_before_the_newer_v
         move || stopper.interrupt(),
         move || flush(&flushing),
     );
-    let interrupted_at = Instant::now();
     assert!(stage(&result).contains("response"), "{result:?}");
     assert_eq!(
         (
@@ -340,20 +343,26 @@ fn an_abandoned_write_is_held_back_by_the_backoff_so_it_lands_before_the_newer_v
         (1, 1, 0, 1),
         "{report:?}"
     );
-    // The first failure's backoff: 4 s, jittered by a fifth either way.
+    // The first failure's backoff (0.1 s, jittered by a fifth either way): what a resend of the
+    // same value waits.
     let backoff = report.next_attempt_in.expect("pending");
-    assert!(
-        (Duration::from_millis(3200)..=Duration::from_millis(4800)).contains(&backoff),
-        "{backoff:?}"
-    );
-    // The agent goes on at once with a newer value: it waits out the backoff too.
+    assert!(backoff <= Duration::from_millis(120), "{backoff:?}");
+    // The agent goes on at once with a newer value: it waits until the abandoned write can no
+    // longer land (the claim, before the interrupt, + 4 s).
     outbox.enqueue(&Target::new("c1", "t0"), &count(2)).unwrap();
+    thread::sleep(Duration::from_millis(200));
     let early = outbox.flush().unwrap();
+    let held_at = Instant::now();
     assert_eq!((early.sent, early.pending), (0, 1), "{early:?}");
+    let hold = early.next_attempt_in.expect("pending");
+    assert!(
+        hold > Duration::from_millis(2500) && hold <= Duration::from_secs(4),
+        "{hold:?}"
+    );
     wait_until("the abandoned write applied late", || {
         devices(&emu, "t0") == 1
     });
-    thread::sleep(backoff.saturating_sub(interrupted_at.elapsed()));
+    thread::sleep((hold + Duration::from_millis(200)).saturating_sub(held_at.elapsed()));
     let again = outbox.flush().unwrap();
     assert_eq!(
         (again.sent, again.applied, again.pending),
@@ -787,9 +796,10 @@ fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_b
 }
 
 /// The abandoned write of a flush whose record could not run (the client's interrupt, its record
-/// queued behind an enqueue on a busy file) is held back by the backoff the claim stored: a newer
-/// value enqueued at once is not sent before Graph applies the abandoned one late, and so is not
-/// overwritten by it (the report would be lost: the outbox would believe it acknowledged).
+/// queued behind an enqueue on a busy file) stays noted by its claim as a write in doubt: a newer
+/// value is not sent before that write can no longer land (claim + `requestMs`), so Graph's late
+/// apply of the abandoned one does not overwrite it (the report would be lost: the outbox would
+/// believe it acknowledged).
 #[test]
 fn a_late_abandoned_write_cannot_overtake_a_newer_value_when_the_record_could_not_run() {
     let emu = emulator(2);
@@ -799,8 +809,10 @@ fn a_late_abandoned_write_cannot_overtake_a_newer_value_when_the_record_could_no
     );
     let dir = folder("late-abandoned");
     let path = dir.join("outbox.db");
+    // The request's budget (2 s) outlasts the late write (1 s); the backoff (10 ms) does not.
     let client = common::builder(&emu.base_url())
-        .retry_policy(RetryPolicy::default().base_delay(Duration::from_secs(3)))
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(10)))
+        .request_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let outbox = open(&client, &path);
@@ -810,8 +822,10 @@ fn a_late_abandoned_write_cannot_overtake_a_newer_value_when_the_record_could_no
         result.as_ref().is_err_and(Error::is_cancelled),
         "{result:?}"
     );
-    // The agent goes on at once with a newer value: held back (the backoff is at least 2.4 s).
+    // The agent goes on with a newer value once the backoff has passed: held back (the write in
+    // doubt may land until its claim + 2 s).
     outbox.enqueue(&Target::new("c1", "t0"), &count(2)).unwrap();
+    thread::sleep(Duration::from_millis(100));
     let early = outbox.flush().unwrap();
     let t0_sent = || {
         emu.batch_items()

@@ -156,8 +156,9 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// Sends every report that is due through the client and records each outcome, then writes
 /// `{"sent","applied","retryLater","failed","skipped","interrupted","pending",
 /// "nextAttemptInSeconds"}` to `*out_report_json` (`nextAttemptInSeconds`: when the earliest
-/// pending report is due, null when none is pending, never more than the longer of the client's
-/// `retry.maxDelayMs` and the Retry-After Graph asked; `interrupted`: reports of a batch an
+/// pending report is due, null when none is pending, never more than the longest of the client's
+/// `retry.maxDelayMs`, its `timeouts.requestMs` (a changed value held back behind a write whose
+/// outcome is unknown) and the Retry-After Graph asked; `interrupted`: reports of a batch an
 /// interrupt abandoned). Applied reports are removed; throttled or transiently failed ones (a
 /// 401 that a fresh token did not cure included) kept for a later flush (after their
 /// Retry-After, or the client's backoff doubling per failed flush, either at most
@@ -168,9 +169,12 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// as long as Graph asked), after a batch that got no answer at all (refused, reset, DNS,
 /// connect timeout), no token or only 401s (the rest waits out the same backoff), and after
 /// `flushTimeMs`; what a stop holds back is held by one stored time for the whole outbox.
-/// A stored time is bounded, never trusted: a next attempt later than now + `retry.maxDelayMs`
-/// (left by a clock that ran ahead) is due now, and so is a hold later than now + the longer of
-/// `retry.maxDelayMs` and the wait it was set for.
+/// A report that changes a value a write with an unknown outcome (no answer, a timeout, a 5xx,
+/// an interrupt, a kill) may still set is not sent until that write can no longer land: its
+/// claim + `timeouts.requestMs`; a retry of the same value goes after the backoff.
+/// A stored time is bounded, never trusted: a next attempt later than now + the longer of
+/// `retry.maxDelayMs` and `timeouts.requestMs` (left by a clock that ran ahead) is due now, and
+/// so is a hold later than now + the longer of `retry.maxDelayMs` and the wait it was set for.
 ///
 /// Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
 /// status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits

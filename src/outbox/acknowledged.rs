@@ -26,7 +26,8 @@ pub(crate) fn properties_of(object: Map<String, Value>) -> Vec<(String, String)>
         .collect()
 }
 
-fn properties(patch: &UserStatusPatch) -> Vec<(String, String)> {
+/// The properties `patch` sets, as (name, JSON value) pairs (see [`properties_of`]).
+pub(crate) fn properties(patch: &UserStatusPatch) -> Vec<(String, String)> {
     match serde_json::from_slice(&patch.to_json()) {
         Ok(Value::Object(map)) => properties_of(map),
         _ => Vec::new(),
@@ -48,7 +49,7 @@ pub(crate) fn covers(
     }
     let window = options.resend_after_ms();
     let known: Vec<(StoredText, StoredText, Option<i64>)> = conn
-        .prepare("SELECT property, value, acknowledged_at FROM acknowledged WHERE key = ?1")?
+        .prepare_cached("SELECT property, value, acknowledged_at FROM acknowledged WHERE key = ?1")?
         .query_map([key], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2).ok().flatten()))
         })?
@@ -75,7 +76,7 @@ pub(crate) fn put_in_doubt(
     patch: &UserStatusPatch,
 ) -> rusqlite::Result<()> {
     let mut statement =
-        conn.prepare("DELETE FROM acknowledged WHERE key = ?1 AND property = ?2")?;
+        conn.prepare_cached("DELETE FROM acknowledged WHERE key = ?1 AND property = ?2")?;
     for (name, _) in properties(patch) {
         statement.execute(params![key, name])?;
     }
@@ -110,7 +111,7 @@ pub(crate) fn record(
     properties: &[(String, String)],
     at: i64,
 ) -> rusqlite::Result<()> {
-    let mut statement = conn.prepare(
+    let mut statement = conn.prepare_cached(
         "INSERT INTO acknowledged (key, property, value, acknowledged_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (key, property) DO UPDATE SET value = excluded.value,
              acknowledged_at = excluded.acknowledged_at",
@@ -129,7 +130,7 @@ pub(crate) fn prune_expired(
     now: i64,
     limit: u64,
 ) -> rusqlite::Result<usize> {
-    conn.prepare(
+    conn.prepare_cached(
         "DELETE FROM acknowledged WHERE (key, property) IN (
              SELECT key, property FROM acknowledged
              WHERE acknowledged_at <= ?1 OR acknowledged_at > ?2 LIMIT ?3)",
@@ -144,7 +145,7 @@ pub(crate) fn prune_expired(
 /// Removes the `n` oldest acknowledgements (each costs one resend of an equal value, no more).
 /// Returns how many.
 pub(crate) fn drop_oldest(conn: &Connection, n: u64) -> rusqlite::Result<usize> {
-    conn.prepare(
+    conn.prepare_cached(
         "DELETE FROM acknowledged WHERE (key, property) IN (
              SELECT key, property FROM acknowledged ORDER BY acknowledged_at LIMIT ?1)",
     )?

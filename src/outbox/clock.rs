@@ -3,7 +3,8 @@
 //! Stored times are wall-clock (Unix milliseconds) because they outlive the process and are shared
 //! by every process using the file. A wall clock jumps (no RTC battery, before NTP, a sleeping
 //! laptop), so a stored time is bounded when it is read, never trusted: a next attempt later than
-//! now + the retry policy's `maxDelayMs` is due now, and so is the outbox-wide hold once it ends
+//! now + the longer of the retry policy's `maxDelayMs` and the request's `requestMs` (a changed
+//! value held back behind a write in doubt, in_doubt.rs) is due now, and so is the outbox-wide hold once it ends
 //! later than now + the longer of `maxDelayMs` and the wait it was set for ([`Horizon`]); an
 //! acknowledgement dated in the future has expired ([`is_fresh`]).
 
@@ -41,8 +42,8 @@ impl Clock {
     }
 }
 
-/// "Now" and the latest next attempt believed: `now + maxDelayMs`. A stored next attempt past
-/// it was written by a clock that ran ahead, and is due now.
+/// "Now" and the latest next attempt believed: now + the longer of `maxDelayMs` and `requestMs`.
+/// A stored next attempt past it was written by a clock that ran ahead, and is due now.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Horizon {
     pub now: i64,
@@ -50,10 +51,10 @@ pub(crate) struct Horizon {
 }
 
 impl Horizon {
-    pub(crate) fn new(now: i64, max_delay_ms: i64) -> Horizon {
+    pub(crate) fn new(now: i64, latest_ms: i64) -> Horizon {
         Horizon {
             now,
-            latest: now.saturating_add(max_delay_ms),
+            latest: now.saturating_add(latest_ms),
         }
     }
 

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::acknowledged;
 use super::failed_list;
 use super::options::OutboxOptions;
-use super::room::used_bytes;
+use super::room::{self, used_bytes};
 
 /// Acknowledgements dropped at a time; once they must go, room is made for this much more than
 /// asked (a 32nd of `maxBytes`), so the next reports do not pay for it again one by one.
@@ -61,6 +61,24 @@ pub(crate) fn acknowledgements_give_way(
         }
     }
     fits(conn, needed, options)
+}
+
+/// Makes room for `needed` more bytes of a flush's bookkeeping (its claim's and its record's
+/// writes, which must never fail for want of room, or a full file would never flush and shrink),
+/// as for anything else (above). Past that (a file of pending reports alone) the file may pass
+/// `maxBytes` by as much until the transaction ends (`room::allow`). Returns the failed reports
+/// dropped.
+pub(crate) fn make_way(
+    conn: &Connection,
+    needed: u64,
+    options: &OutboxOptions,
+    now: i64,
+) -> rusqlite::Result<u64> {
+    let dropped = make_room(conn, needed, options, now)?;
+    if !fits(conn, needed, options)? {
+        room::allow(conn, needed)?;
+    }
+    Ok(dropped)
 }
 
 fn fits(conn: &Connection, needed: u64, options: &OutboxOptions) -> rusqlite::Result<bool> {

@@ -36,7 +36,7 @@ impl FailedRow<'_> {
 /// this one is dropped: the failed list never makes a write fail.
 pub(crate) fn add(conn: &Connection, row: &FailedRow<'_>) -> rusqlite::Result<u64> {
     let insert = |conn: &Connection| {
-        conn.prepare(
+        conn.prepare_cached(
             "INSERT INTO failed (target, patch, error, failed_at) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![row.target, row.patch, row.error, row.failed_at])
@@ -153,7 +153,7 @@ pub(crate) fn warn_unreadable(file: &str, ids: &[i64]) {
 
 /// Removes the rows `ids`.
 pub(crate) fn remove(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
-    let mut statement = conn.prepare("DELETE FROM failed WHERE id = ?1")?;
+    let mut statement = conn.prepare_cached("DELETE FROM failed WHERE id = ?1")?;
     for id in ids {
         statement.execute([id])?;
     }

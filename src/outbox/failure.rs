@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{Error, GraphError};
+use crate::{Error, GraphError, TransportKind};
 
 /// True when sending the report again cannot succeed by itself: Graph refused it with a 4xx
 /// other than 401, 408 (timeout) or 429 (throttled), e.g. 404 for a user status that no longer
@@ -32,6 +32,29 @@ pub(crate) fn is_permanent(error: &Error) -> bool {
 /// fresh token did not cure).
 pub(crate) fn fails_every_request(error: &Error) -> bool {
     error.got_no_answer() || error.auth().is_some() || error.http_status() == Some(401)
+}
+
+/// True when the request that ended so certainly was not processed by Graph, so it cannot land
+/// later: Graph answered 401 (credentials refused), 429 (throttled) or 503 (unavailable), the
+/// client's own hold after a 429 kept it from being sent, no token could be had, or the
+/// connection (or its TLS session) could not be made, so the request was never written. A
+/// timeout or a connection lost once the request may have been written, a 504, or any other
+/// answer-less end is not: Graph may still apply it.
+pub(crate) fn never_processed(error: &Error) -> bool {
+    match error {
+        Error::Graph(graph) => matches!(graph.status, 401 | 429 | 503),
+        Error::Throttled { .. } => true,
+        Error::Transport {
+            kind: TransportKind::Connect | TransportKind::Dns | TransportKind::Tls,
+            no_answer: true,
+            ..
+        } => true,
+        // Only a name or a connection that timed out is a timeout with no answer.
+        Error::Timeout {
+            no_answer: true, ..
+        } => true,
+        other => other.auth().is_some(),
+    }
 }
 
 /// An error as stored in the failed list.

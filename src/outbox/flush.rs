@@ -4,10 +4,11 @@
 //! with no transaction open, record the outcomes (another). The claim stores each report's next
 //! attempt as now + the backoff of its next failure, so the state on disk is the safe one until
 //! the record replaces it. A kill between the two loses nothing: the reports are still pending and
-//! are sent again after that backoff (PATCH is idempotent; Graph has applied or dropped a request
-//! abandoned on the wire by then), and since one flush
-//! runs at a time and a pending row always holds the newest merged report, an older value never
-//! follows a newer one. The claim puts the reports' acknowledged state in doubt, so a report set
+//! are sent again after that backoff (PATCH is idempotent), and since one flush runs at a time
+//! and a pending row always holds the newest merged report, an older value is never sent after a
+//! newer one. A write whose outcome is unknown may still be applied by Graph late, until its
+//! claim + `requestMs`: the claim notes it (in_doubt.rs), and a report that changes one of its
+//! values is not claimed before then, so the late write cannot overwrite it. The claim puts the reports' acknowledged state in doubt, so a report set
 //! back to an old value after an unknown outcome is sent, never skipped.
 //!
 //! A flush stops sending (the rest stays pending) after a batch that Graph throttled or asked to
@@ -24,9 +25,9 @@
 //! can be had within the interrupt's bound (else they wait out the claim's backoff, as after a
 //! kill); the reports not sent stay pending, due as before their claim. The reports of the abandoned batch, an unknown
 //! outcome, stay pending with their acknowledged state in doubt (the claim put it there), held
-//! back by the same backoff as any other unknown outcome: Graph may still apply the abandoned
-//! request (the connection was closed, not the request un-sent), so a newer value sent at once
-//! could be overwritten by it. A round's outcomes count in the report once their record
+//! back by the same backoff as any other unknown outcome, and noted as writes Graph may still
+//! apply (the connection was closed, not the request un-sent): a changed value waits until they
+//! can no longer land. A round's outcomes count in the report once their record
 //! committed: a record the interrupt ends leaves them pending, and the report says so.
 
 use std::time::{Duration, Instant};
@@ -43,7 +44,7 @@ use super::schema;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
-use crate::{CallOptions, Client, Error, UpdateOutcome};
+use crate::{BulkResult, CallOptions, Client, Error, UpdateOutcome};
 
 /// Reports claimed and recorded together: bounds what a kill makes the next flush send again.
 const ROUND: usize = 100;
@@ -133,10 +134,9 @@ fn remaining_in(
     parts: &Flush<'_>,
     report: &mut FlushReport,
 ) -> Result<(), store::StoreError> {
-    let max_delay = millis(parts.client.retry_policy().max_delay);
-    let horizon = Horizon::new(parts.clock.now_ms(), max_delay);
+    let horizon = Horizon::new(parts.clock.now_ms(), latest_wait(parts.client));
     let (pending, next) = store::remaining(conn, horizon)?;
-    let held = hold::until(conn, horizon)?;
+    let held = hold::until(conn, hold_horizon(parts.client, horizon.now))?;
     report.pending = pending;
     report.next_attempt_in = next
         .map(|at| held.map_or(at, |until| at.max(until)))
@@ -166,10 +166,10 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         // Out of time before the other flush ended: nothing sent, everything stays due.
         return Ok(());
     };
-    let max_delay = millis(client.retry_policy().max_delay);
-    let horizon = Horizon::new(clock.now_ms(), max_delay);
+    let horizon = Horizon::new(clock.now_ms(), latest_wait(client));
+    let request_ms = millis(client.request_timeout());
     // Held back by a flush that stopped (throttled, unreachable, no credentials): nothing is due.
-    let held = store.run(|conn| Ok(hold::until(conn, horizon)?))?;
+    let held = store.run(|conn| Ok(hold::until(conn, hold_horizon(client, horizon.now))?))?;
     if held.is_some_and(|until| until > horizon.now) {
         return Ok(());
     }
@@ -196,7 +196,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 options,
                 (now, &rfc3339(now)),
                 store.path(),
-                |n| backoff(policy, n),
+                (request_ms, |n| backoff(policy, n)),
             )
         })?;
         report.skipped += claimed.skipped;
@@ -236,7 +236,10 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 continue;
             }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
-            let results = deliver(client, &items, watch);
+            let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch)
+                .into_iter()
+                .map(|r| (r.result, r.attempts))
+                .unzip();
             // No token at all before anything reached Graph: the flush could not run.
             if report.sent == 0
                 && outcomes.is_empty()
@@ -250,7 +253,9 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                     .chain(due)
                     .map(|due| (due, Outcome::NotSent))
                     .collect();
-                store.run(|conn| store::record(conn, &not_sent, options, clock.now_ms()))?;
+                store.run(|conn| {
+                    store::record(conn, &not_sent, options, (clock.now_ms(), request_ms), None)
+                })?;
                 return Err(results
                     .into_iter()
                     .find_map(Result::err)
@@ -263,20 +268,25 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             interrupted = results
                 .iter()
                 .find_map(|r| r.as_ref().err().filter(|e| e.is_cancelled()).cloned());
-            let (batch_outcomes, batch_stop) = judge(parts, batch, results, &mut tally);
+            let (batch_outcomes, batch_stop) = judge(parts, batch, results, &attempts, &mut tally);
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
         }
-        // Recorded after an interrupt too: what finished is never sent again.
-        let dropped = store.run(|conn| store::record(conn, &outcomes, options, clock.now_ms()))?;
+        // Recorded after an interrupt too: what finished is never sent again. A stop's hold
+        // (one stored time holds the rest, however many reports are pending) goes in the same
+        // transaction: a kill leaves both or neither.
+        let now = clock.now_ms();
+        let hold = match stop {
+            Some(Stop::Until(until)) => Some((until, until - now)),
+            _ => None,
+        };
+        let dropped =
+            store.run(|conn| store::record(conn, &outcomes, options, (now, request_ms), hold))?;
         tally.add_to(report);
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
         failed_list::warn(store.path(), 0, dropped);
-        if let Some(Stop::Until(until)) = stop {
-            // One stored time holds the rest, however many reports are pending.
-            let held_for = until - clock.now_ms();
-            store.run(|conn| Ok(hold::set(conn, until, held_for)?))?;
+        if hold.is_some() {
             return interrupted.map_or(Ok(()), Err);
         }
         if let Some(error) = interrupted {
@@ -294,6 +304,7 @@ fn judge(
     parts: &Flush<'_>,
     batch: Vec<Due>,
     results: Vec<Result<UpdateOutcome, Error>>,
+    attempts: &[u32],
     tally: &mut Tally,
 ) -> (Vec<(Due, Outcome)>, Option<Stop>) {
     let policy = parts.client.retry_policy();
@@ -307,11 +318,15 @@ fn judge(
     let outcomes = batch
         .into_iter()
         .zip(results)
-        .map(|(due, result)| {
+        .zip(attempts)
+        .map(|((due, result), &attempts)| {
+            // After several requests carried it, what became of the earlier ones is unknown
+            // (each failed in a way worth retrying): they may still land.
+            let one = attempts <= 1;
             let outcome = match result {
                 Ok(_) => {
                     tally.applied += 1;
-                    Outcome::Applied
+                    Outcome::Applied { known: one }
                 }
                 // Nothing of it left: nothing is in doubt, and it is due as before its claim.
                 ref unsent if never_sent(unsent) => Outcome::NotSent,
@@ -320,6 +335,7 @@ fn judge(
                     Outcome::Failed {
                         error: failure::to_json(&err),
                         failed_at: rfc3339(now),
+                        known: one,
                     }
                 }
                 // Abandoned by an interrupt (an unknown outcome, as below, and Graph may still
@@ -348,6 +364,7 @@ fn judge(
                     Outcome::Retry {
                         until,
                         message: err.to_string(),
+                        known: one && failure::never_processed(&err),
                     }
                 }
             };
@@ -378,19 +395,27 @@ fn backoff(policy: &crate::RetryPolicy, failures: u32) -> i64 {
     )
 }
 
+/// The latest stored time believed (ms after now): a next attempt is at most `maxDelayMs` away,
+/// or `requestMs` for a changed value held back behind a write in doubt (in_doubt.rs).
+fn latest_wait(client: &Client) -> i64 {
+    millis(client.retry_policy().max_delay).max(millis(client.request_timeout()))
+}
+
+/// How the outbox-wide hold is read at `now`: believed up to now + the longer of `maxDelayMs` and
+/// the wait it was set for (hold.rs).
+fn hold_horizon(client: &Client, now: i64) -> Horizon {
+    Horizon::new(now, millis(client.retry_policy().max_delay))
+}
+
 fn millis(wait: Duration) -> i64 {
     i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Sends `items` (one batch) through the bulk path (`$batch`, per-item retries, pacing) and
 /// returns one result per item, in order; the call watches the flush's `watch`.
-fn deliver(
-    client: &Client,
-    items: &[crate::BulkItem],
-    watch: &Watch,
-) -> Vec<Result<UpdateOutcome, Error>> {
+fn deliver(client: &Client, items: &[crate::BulkItem], watch: &Watch) -> Vec<BulkResult> {
     let options = CallOptions::new()
         .fetch_after_no_content(false)
         .watched_by(watch.clone());
-    client.update_user_statuses_with(items, &options)
+    client.update_user_statuses_detailed(items, &options)
 }

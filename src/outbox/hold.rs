@@ -18,6 +18,8 @@ use super::clock::Horizon;
 
 /// Holds every pending report back until `until` (unix ms), a wait of `held_for` ms asked at the
 /// time of writing; replaces any earlier hold (a flush runs only once the last one is over).
+/// Written inside the transaction that records the round that stopped (`store::record`), so the
+/// hold and that round's outcomes are on disk together or not at all.
 pub(crate) fn set(conn: &Connection, until: i64, held_for: i64) -> rusqlite::Result<()> {
     // One statement: both rows or neither.
     conn.execute(

@@ -30,6 +30,7 @@ mod failure;
 mod file_name;
 mod flush;
 mod hold;
+mod in_doubt;
 mod lock;
 mod options;
 mod paths;

@@ -6,10 +6,10 @@
 //! set by the test) and interrupts (`Outbox::interrupt` from another thread while a flush's call
 //! waits for an answer that never comes, or while an enqueue waits for the file another
 //! connection writes, with `take_failed` or `requeue_failed` queued behind it on the handle),
-//! whose abandoned requests Graph may apply late (before the clock passes the backoff that
-//! holds their reports back). A flush that stops leaves one outbox-wide hold, which the model
-//! keeps as it keeps a report's next attempt. Two configurations: [`FEW`] user statuses and no retries within a
-//! call, which meets the rules densely, and [`MANY`], with several batches of one version per
+//! whose abandoned requests Graph may apply late (at any step while the clock has not passed
+//! their claim + `requestMs`, the window the outbox holds a changed value back for). A flush
+//! that stops leaves one outbox-wide hold, which the model keeps as it keeps a report's next
+//! attempt. Two configurations: [`FEW`] user statuses and no retries within a call, which meets the rules densely, and [`MANY`], with several batches of one version per
 //! flush and the client's retries within each call.
 //!
 //! After every step the outbox's figures (and a flush's report) equal the model's; the batches a
@@ -81,6 +81,15 @@ const MANY: Setup = Setup {
 const MAX_DELAY: i64 = 1_000;
 const BASE_DELAY: i64 = 10;
 const RESEND_AFTER: i64 = 60_000;
+/// The client's `timeouts.requestMs`: how long a write in doubt may still land after its claim,
+/// which holds back a changed value of its user status.
+const REQUEST: i64 = 5_000;
+/// The latest stored time believed, after now: the longer of maxDelay and requestMs.
+const LATEST: i64 = if MAX_DELAY > REQUEST {
+    MAX_DELAY
+} else {
+    REQUEST
+};
 /// A throttled request's `Retry-After`, in ms (sent as "0.01").
 const THROTTLE: i64 = 10;
 /// The virtual clock's start (2027).
@@ -131,8 +140,9 @@ enum Step {
     /// pending, due. A flush
     /// that never sends `stalled` (not due, or a stop before it) runs to its end. With `late`,
     /// Graph applies the abandoned requests (the stalled one and those after it in its call)
-    /// later: at a [`Step::Land`], or before the clock next moves (within the backoff that holds
-    /// their reports back: the outbox's defence against an older value landing last).
+    /// later: at a [`Step::Land`], or before the clock moves back or past their claim +
+    /// `requestMs` (the window in which the outbox holds back a changed value of their user
+    /// statuses: its defence against an older value landing last).
     Interrupt {
         fates: Vec<Fate>,
         stalled: usize,
@@ -245,6 +255,11 @@ struct Model {
     may_hold: BTreeMap<Slot, BTreeSet<String>>,
     /// The outbox-wide hold a stopped flush left: the range its end lies in.
     hold: Option<(i64, i64)>,
+    /// Per user status, the write last sent whose outcome is unknown, and until when Graph may
+    /// still apply it.
+    in_doubt: BTreeMap<usize, (Props, i64)>,
+    /// The client's retries within a call: after several requests, an outcome is unknown.
+    retries: u32,
 }
 
 /// What a flush should report; `next` is the range of `nextAttemptInSeconds` in ms.
@@ -261,7 +276,7 @@ struct Expected {
 }
 
 impl Model {
-    fn new(targets: usize) -> Model {
+    fn new(targets: usize, retries: u32) -> Model {
         let mut may_hold = BTreeMap::new();
         for target in 0..targets {
             may_hold.insert((target, "devicesCount"), BTreeSet::from(["0".to_owned()]));
@@ -282,6 +297,8 @@ impl Model {
             refused: BTreeSet::new(),
             may_hold,
             hold: None,
+            in_doubt: BTreeMap::new(),
+            retries,
         }
     }
 
@@ -329,9 +346,9 @@ impl Model {
         Enqueued::Stored
     }
 
-    /// A stored next attempt as believed now: one past now + maxDelay is now.
+    /// A stored next attempt as believed now: one past now + max(maxDelay, requestMs) is now.
     fn believed(&self, (low, high): (i64, i64)) -> (i64, i64) {
-        let latest = self.now + MAX_DELAY;
+        let latest = self.now + LATEST;
         if low > latest {
             (self.now, self.now)
         } else {
@@ -357,6 +374,33 @@ impl Model {
     /// back now.
     fn held(&self) -> bool {
         self.hold.is_some_and(|hold| !self.is_due(hold))
+    }
+
+    /// Until when `target`'s pending report must wait: while the write in doubt for it may still
+    /// land (its end after now, and no later than now + requestMs: else a clock that ran ahead
+    /// wrote it) and the report sets one of its properties to another value.
+    fn holds_back(&self, target: usize) -> Option<i64> {
+        let (sent, until) = self.in_doubt.get(&target)?;
+        let props = &self.pending[&target].props;
+        let live = *until > self.now && *until <= self.now + REQUEST;
+        let changed = sent
+            .iter()
+            .any(|(name, value)| props.get(name).is_some_and(|now| now != value));
+        (live && changed).then_some(*until)
+    }
+
+    /// `target`'s write has a known outcome: what was in doubt before its claim is again all
+    /// that may land.
+    fn restore(&mut self, target: usize, before: &mut BTreeMap<usize, Option<(Props, i64)>>) {
+        match before.remove(&target).flatten() {
+            Some(earlier) => self.in_doubt.insert(target, earlier),
+            None => self.in_doubt.remove(&target),
+        };
+    }
+
+    /// Whether a write Graph may apply late, claimed at `claimed`, can still land at `at`.
+    fn may_land(claimed: i64, at: i64) -> bool {
+        at < claimed + REQUEST
     }
 
     /// Graph applies an abandoned request late: it holds `props` for `target` now, whatever the
@@ -464,8 +508,11 @@ impl Model {
             .filter(|(_, pending)| !held && self.is_due(pending.next))
             .map(|(&target, _)| target)
             .collect();
-        // The claim: skipped if acknowledged, else in doubt until a 2xx.
+        // The claim: skipped if acknowledged; held back if it changes a value a write in doubt
+        // may still set; else in doubt until a 2xx, and a write that may land until now +
+        // requestMs.
         let mut claimed = Vec::new();
+        let mut before: BTreeMap<usize, Option<(Props, i64)>> = BTreeMap::new();
         for target in due {
             if self.covers(target, &self.pending[&target].props) {
                 self.pending.remove(&target);
@@ -473,9 +520,15 @@ impl Model {
                 expected.skipped += 1;
                 continue;
             }
+            if let Some(until) = self.holds_back(target) {
+                self.pending.get_mut(&target).expect("due").next = (until, until);
+                continue;
+            }
             for name in self.pending[&target].props.keys() {
                 self.acknowledged.remove(&(target, *name));
             }
+            let sent = (self.pending[&target].props.clone(), self.now + REQUEST);
+            before.insert(target, self.in_doubt.insert(target, sent));
             claimed.push(target);
         }
         // The order is the stored one; the claim then brings a first enqueue dated in the
@@ -531,6 +584,7 @@ impl Model {
                 };
                 match fate {
                     Fate::Applied => {
+                        self.restore(target, &mut before);
                         let pending = self.pending.remove(&target).expect("claimed");
                         for (name, value) in pending.props {
                             self.acknowledged
@@ -542,6 +596,7 @@ impl Model {
                         expected.applied += 1;
                     }
                     Fate::Refused => {
+                        self.restore(target, &mut before);
                         let pending = self.pending.remove(&target).expect("claimed");
                         for name in pending.props.keys() {
                             self.refused.insert((target, *name));
@@ -556,6 +611,11 @@ impl Model {
                             Fate::Throttled => (self.now + THROTTLE, self.now + THROTTLE),
                             _ => self.backoff(failures),
                         };
+                        // A 429 or a 503 answering the one request that carried it: certainly
+                        // not processed, so nothing more is in doubt than before its claim.
+                        if fate != Fate::LostAnswer && self.retries == 0 {
+                            self.restore(target, &mut before);
+                        }
                         let pending = self.pending.get_mut(&target).expect("claimed");
                         pending.failures = failures;
                         pending.next = until;
@@ -591,6 +651,10 @@ impl Model {
             && stop.is_none()
         {
             return Err(format!("t{target} was claimed and never sent"));
+        }
+        // Claimed and not sent: a known outcome, what was in doubt before stays so.
+        for target in claimed.iter().filter(|t| !sent.contains(t)) {
+            self.restore(*target, &mut before);
         }
         if stop.is_some() {
             self.hold = stop;
@@ -663,6 +727,7 @@ impl Real {
                     .max_delay(Duration::from_millis(MAX_DELAY as u64)),
             )
             .total_timeout(Duration::from_secs(10))
+            .request_timeout(Duration::from_millis(REQUEST as u64))
             .build()
             .expect("a client");
         let (clock, set) = Clock::fixed(START);
@@ -944,7 +1009,7 @@ fn check_report(
     let next = report.next_attempt_in.map(|d| d.as_millis() as i64);
     let fits = match (next, expected.next) {
         (None, None) => true,
-        (Some(ms), Some((low, high))) => ms >= low && ms <= high && ms <= MAX_DELAY,
+        (Some(ms), Some((low, high))) => ms >= low && ms <= high && ms <= LATEST,
         _ => false,
     };
     check(fits, || {
@@ -992,7 +1057,7 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).expect("a folder");
     let mut real = Real::start(&folder, setup);
-    let mut model = Model::new(setup.targets);
+    let mut model = Model::new(setup.targets, setup.retries);
     let flush = |real: &Real, model: &mut Model, fates: &[Fate], step: usize| {
         let (report, calls) = real.flush(fates);
         let want = model
@@ -1013,8 +1078,9 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
             })?;
             check_report(&report, &want, step).map(|()| abandoned)
         };
-    // Abandoned requests Graph applies late, not landed yet.
+    // Abandoned requests Graph applies late, not landed yet, and when they were claimed.
     let mut late: Vec<(usize, Value)> = Vec::new();
+    let mut late_claimed = START;
     let land = |real: &Real, model: &mut Model, late: &mut Vec<(usize, Value)>| {
         real.land(late);
         for (t, body) in late.drain(..) {
@@ -1066,8 +1132,11 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                     late: applied_late,
                 } => {
                     let abandoned = interrupted_flush(&real, &mut model, fates, *stalled, index)?;
-                    if *applied_late {
+                    if *applied_late && !abandoned.is_empty() {
+                        // Those of an earlier interrupt land first: one window at a time.
+                        land(&real, &mut model, &mut late);
                         late.extend(abandoned);
+                        late_claimed = model.now;
                     }
                 }
                 Step::InterruptWait {
@@ -1085,19 +1154,23 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                 Step::Land => land(&real, &mut model, &mut late),
                 Step::Reopen => real.reopen(),
                 Step::Clock(jump) => {
-                    // Graph applies an abandoned request, if at all, within the backoff that
-                    // holds its report back (every jump passes it, or goes back past it).
-                    land(&real, &mut model, &mut late);
+                    // Graph applies an abandoned request, if at all, while it may still land
+                    // (requestMs after its claim): before a jump past that, or back (after which
+                    // the outbox no longer believes the stored end).
+                    if *jump < 0 || !Model::may_land(late_claimed, model.now + jump) {
+                        land(&real, &mut model, &mut late);
+                    }
                     real.set.fetch_add(*jump, Ordering::SeqCst);
                     model.now += jump;
                 }
             }
             check_stats(&real, &model, index)?;
         }
-        // A healthy drain, past every backoff (and what Graph applies late, before it).
+        // A healthy drain, past every backoff and hold (and what Graph applies late, before it).
         land(&real, &mut model, &mut late);
-        real.set.fetch_add(2 * MAX_DELAY, Ordering::SeqCst);
-        model.now += 2 * MAX_DELAY;
+        real.set
+            .fetch_add(REQUEST + 2 * MAX_DELAY, Ordering::SeqCst);
+        model.now += REQUEST + 2 * MAX_DELAY;
         let healthy = vec![Fate::Applied; setup.targets];
         for round in 0..3 {
             flush(&real, &mut model, &healthy, steps.len() + round)?;
@@ -1234,8 +1307,10 @@ fn a_value_set_back_after_a_lost_answer_is_sent_not_skipped() {
 
 /// An abandoned write Graph applies late, as a fixed case: t0's write of 1 is abandoned by an
 /// interrupt; the agent reports 0 (merged into the report the backoff holds back, so the flush
-/// at once sends nothing); Graph applies the 1 late; once the backoff has passed, the 0 goes,
-/// and Graph ends with it, the last value enqueued.
+/// at once sends nothing); the backoff passes, but the 1 may still land (within requestMs of its
+/// claim), so the 0 is held back still; Graph applies the 1 late; once requestMs has passed, the
+/// 0 goes, and Graph ends with it, the last value enqueued. (Sent once the backoff had passed,
+/// the 0 would be overwritten by the late 1.)
 #[test]
 fn an_abandoned_write_applied_late_lands_before_the_newer_value() {
     let set = |count| Step::Enqueue {
@@ -1254,9 +1329,11 @@ fn an_abandoned_write_applied_late_lands_before_the_newer_value() {
         },
         set(0),
         Step::Flush(applied()),
+        Step::Clock(2 * MAX_DELAY),
+        Step::Flush(applied()),
         Step::Land,
         Step::Flush(applied()),
-        Step::Clock(2 * MAX_DELAY),
+        Step::Clock(REQUEST),
         Step::Flush(applied()),
     ];
     if let Err(failure) = run(FEW, &steps) {

@@ -20,6 +20,7 @@ use super::failure;
 use super::file_name;
 use super::paths::sqlite_uri;
 use super::permissions::{create_owner_only, make_owner_only, readable_by_others};
+use super::room;
 use super::store::reason;
 use super::stored_text::StoredText;
 use crate::{Error, UserStatusPatch};
@@ -28,9 +29,9 @@ use crate::{Error, UserStatusPatch};
 pub(crate) const APPLICATION_ID: i32 = 0x4955_5342;
 /// The schema this version writes and reads. A file with a higher version is refused; one with a
 /// lower version is migrated.
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
-/// Schema version 2. `revision` is the enqueue that last changed a pending row, so a flush removes
+/// The pending and failed tables and the counters (unchanged since schema 2). `revision` is the enqueue that last changed a pending row, so a flush removes
 /// a row only if nothing was merged into it while its write was in flight.
 const CREATE: &str = "
 CREATE TABLE pending (
@@ -75,6 +76,19 @@ CREATE TABLE acknowledged (
     PRIMARY KEY (key, property)
 ) WITHOUT ROWID;
 ";
+
+/// Schema version 3's writes in doubt (in_doubt.rs; added to a file of schema 2 or 1 when it is
+/// migrated: none was recorded there, so none is in doubt).
+const IN_DOUBT: &str = "
+CREATE TABLE in_doubt (
+    key TEXT PRIMARY KEY NOT NULL,      -- the user status, as pending.key
+    patch TEXT NOT NULL,                -- the patch last sent whose outcome is unknown
+    until INTEGER NOT NULL              -- unix ms: Graph may apply it until then
+) WITHOUT ROWID;
+";
+
+/// Statements kept prepared on the connection: more than the outbox's per-row statements.
+const STATEMENTS_KEPT: usize = 64;
 
 /// Opens the outbox at `path`, creating it (owner-only) if the file is missing or empty,
 /// migrating it if it is of an older schema, and caps it at `max_bytes` through SQLite's page
@@ -138,6 +152,8 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     // Waits for another connection's write, until an interrupt of the call on this thread.
     conn.busy_handler(Some(busy::wait))
         .map_err(|err| storage(err.to_string()))?;
+    // Room for every statement a flush or an enqueue runs per row (store.rs prepares them once).
+    conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
     create_or_migrate(&mut conn, path).map_err(storage)?;
     let sql = |err: rusqlite::Error| storage(reason(&err));
     let mode: String = conn
@@ -150,12 +166,7 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
     }
     conn.execute_batch("PRAGMA synchronous = FULL")
         .map_err(sql)?;
-    let page_size: i64 = conn
-        .query_row("PRAGMA page_size", [], |row| row.get(0))
-        .map_err(sql)?;
-    let pages = i64::try_from(max_bytes).unwrap_or(i64::MAX) / page_size.max(1);
-    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
-        .map_err(sql)?;
+    room::limit(&conn, max_bytes).map_err(sql)?;
     Ok(conn)
 }
 
@@ -318,6 +329,7 @@ fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
         Kind::Empty => {
             tx.execute_batch(CREATE).map_err(sql)?;
             tx.execute_batch(ACKNOWLEDGED).map_err(sql)?;
+            tx.execute_batch(IN_DOUBT).map_err(sql)?;
             tx.execute(
                 "INSERT INTO counters (name, value) VALUES ('created_at', ?1)",
                 [Clock::default().now_ms()],
@@ -326,7 +338,11 @@ fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
             tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))
                 .map_err(sql)?;
         }
-        Kind::Older(1) => migrate_from_1(&tx, path).map_err(sql)?,
+        Kind::Older(1) => {
+            migrate_from_1(&tx, path).map_err(sql)?;
+            tx.execute_batch(IN_DOUBT).map_err(sql)?;
+        }
+        Kind::Older(2) => tx.execute_batch(IN_DOUBT).map_err(sql)?,
         Kind::Older(v) => return Err(format!("has outbox schema {v}, which no version wrote")),
     }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))

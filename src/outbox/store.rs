@@ -19,9 +19,11 @@ use super::clock::Horizon;
 use super::eviction;
 use super::failed_list::{self, FailedRow};
 use super::failure;
+use super::hold;
+use super::in_doubt::{self, InDoubt};
 use super::options::OutboxOptions;
 use super::report::{Enqueued, FailedReport, OutboxStats};
-use super::room::{at_page_limit, pragma, unsigned, used_bytes};
+use super::room::{self, at_page_limit, pragma, unsigned, used_bytes};
 use super::stored_text::StoredText;
 use crate::cancel::{self, Guarded};
 use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
@@ -193,6 +195,9 @@ pub(crate) struct Due {
     /// Its next attempt before the claim held it back (unix ms): what a report claimed and not
     /// sent gets back.
     pub due_at: i64,
+    /// The write in doubt for its user status before the claim: all that may land once this
+    /// one's outcome is known.
+    pub in_doubt_before: Option<InDoubt>,
 }
 
 impl Due {
@@ -203,12 +208,23 @@ impl Due {
 
 /// What became of a sent report.
 pub(crate) enum Outcome {
-    /// Graph applied it.
-    Applied,
-    /// Keep it; try again at `until` (unix ms).
-    Retry { until: i64, message: String },
-    /// Never retry it by itself: move it to the failed list with `error` (JSON).
-    Failed { error: String, failed_at: String },
+    /// Graph applied it. `known`: by the one request that carried it (after several, what
+    /// became of the earlier ones is unknown: they may still land).
+    Applied { known: bool },
+    /// Keep it; try again at `until` (unix ms). `known`: its one request certainly was not
+    /// processed (see `failure::never_processed`); else Graph may still apply it.
+    Retry {
+        until: i64,
+        message: String,
+        known: bool,
+    },
+    /// Never retry it by itself: move it to the failed list with `error` (JSON); `known` as for
+    /// `Applied`.
+    Failed {
+        error: String,
+        failed_at: String,
+        known: bool,
+    },
     /// Claimed and not sent (a stop or an interrupt came first): due when it was before.
     NotSent,
 }
@@ -224,21 +240,16 @@ fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
 
 fn bump(tx: &Transaction<'_>, counter: &str, by: u64) -> Result<()> {
     if by > 0 {
-        tx.execute(
-            "UPDATE counters SET value = value + ?2 WHERE name = ?1",
-            params![counter, i64::try_from(by).unwrap_or(i64::MAX)],
-        )?;
+        tx.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?
+            .execute(params![counter, i64::try_from(by).unwrap_or(i64::MAX)])?;
     }
     Ok(())
 }
 
 fn counter(conn: &Connection, name: &str) -> Result<i64> {
     Ok(conn
-        .query_row(
-            "SELECT value FROM counters WHERE name = ?1",
-            [name],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
         .optional()?
         .unwrap_or(0))
 }
@@ -283,7 +294,7 @@ impl PendingRow {
             None => ("key = ?1", rusqlite::types::Value::Text(key.to_owned())),
         };
         Ok(conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {} FROM pending WHERE {condition}",
                 PendingRow::COLUMNS
             ))?
@@ -326,6 +337,13 @@ impl PendingRow {
     }
 }
 
+/// Removes the pending row `rowid`.
+fn delete_pending(tx: &Transaction<'_>, rowid: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM pending WHERE rowid = ?1")?
+        .execute([rowid])?;
+    Ok(())
+}
+
 /// A row whose key the file holds damaged is named in a flush by `#` and its rowid (a key always
 /// begins with `/`).
 fn damaged_key_rowid(key: &str) -> Option<i64> {
@@ -357,7 +375,7 @@ fn fail_unreadable(
         failed_at,
     };
     let dropped = keep_failed(tx, &failed, options, now)?;
-    tx.execute("DELETE FROM pending WHERE rowid = ?1", [row.rowid])?;
+    delete_pending(tx, row.rowid)?;
     Ok(dropped)
 }
 
@@ -485,7 +503,7 @@ impl Put<'_> {
                     let revision = next_revision(tx)?;
                     // A first-enqueue time in the future (a clock that ran ahead) is brought
                     // back to now.
-                    tx.prepare(
+                    tx.prepare_cached(
                         "UPDATE pending SET patch = ?2, target = ?3, revision = ?4,
                              enqueued_at = min(enqueued_at, ?5) WHERE rowid = ?1",
                     )?
@@ -539,7 +557,7 @@ impl Put<'_> {
         }
         let revision = next_revision(tx)?;
         let inserted = tx
-            .prepare(
+            .prepare_cached(
                 "INSERT INTO pending (key, target, patch, revision, enqueued_at, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?
@@ -610,7 +628,9 @@ pub(crate) fn requeue_failed(
 
 fn next_revision(tx: &Transaction<'_>) -> Result<i64> {
     Ok(tx
-        .prepare("UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value")?
+        .prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value",
+        )?
         .query_row([], |row| row.get(0))?)
 }
 
@@ -655,146 +675,229 @@ pub(crate) struct Claimed {
 }
 
 /// Reads the reports for `keys` as they are now, to send them, puts their properties'
-/// acknowledged state in doubt, and holds each back until `now` + `backoff(failures)` (ms: the
-/// wait after its next failure, at most `maxDelayMs`), in the same transaction. The outcome's
-/// unknown until [`record`] runs, and may never be (an interrupt, a busy or full file, a kill):
-/// the file then says what is safe, a resend after the backoff, by when Graph has applied or
-/// dropped a request abandoned on the wire, never a newer value overtaken by an older one. A report that equals what Graph acknowledged recently (a later
-/// report set it back) is removed unsent and counted as skipped; one whose row cannot be read
-/// goes to the failed list.
+/// acknowledged state in doubt, notes each as a write Graph may apply until `now` + `request_ms`
+/// (in_doubt.rs), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
+/// next failure, at most `maxDelayMs`), in the same transaction. The outcome's unknown until
+/// [`record`] runs, and may never be (an interrupt, a busy or full file, a kill): the file then
+/// says what is safe, a resend of the same value after the backoff (an equal late write is
+/// harmless), and a changed value not before the write in doubt can no longer land. A report
+/// that equals what Graph acknowledged recently (a later report set it back) is removed unsent
+/// and counted as skipped; one whose row cannot be read goes to the failed list; one that changes
+/// a value a write in doubt may still set is not claimed, and waits until that write's end.
+///
+/// Its writes never fail for want of room (a full file must flush, and so shrink): see
+/// `eviction::make_way`.
 pub(crate) fn claim(
     conn: &mut Connection,
     keys: &[String],
     options: &OutboxOptions,
     (now, failed_at): (i64, &str),
     file: &str,
-    backoff: impl Fn(u32) -> i64,
+    (request_ms, backoff): (i64, impl Fn(u32) -> i64),
 ) -> Result<Claimed> {
-    let tx = write_tx(conn)?;
-    let mut claimed = Claimed {
-        due: Vec::with_capacity(keys.len()),
-        skipped: 0,
-        unreadable: 0,
-        dropped: 0,
-    };
-    for key in keys {
-        let Some(row) = PendingRow::find(&tx, key)? else {
-            continue;
+    within_max_bytes(conn, options.max_bytes, |conn| {
+        let tx = write_tx(conn)?;
+        let page = unsigned(pragma(&tx, "page_size")?);
+        let mut claimed = Claimed {
+            due: Vec::with_capacity(keys.len()),
+            skipped: 0,
+            unreadable: 0,
+            dropped: 0,
         };
-        let (key, item, revision, failures) = match row.item() {
-            Ok(read) => read,
-            Err(why) => {
-                claimed.dropped +=
-                    fail_unreadable(&tx, &row, &why, options, (now, failed_at), file)?;
-                claimed.unreadable += 1;
+        for key in keys {
+            let Some(row) = PendingRow::find(&tx, key)? else {
+                continue;
+            };
+            let (key, item, revision, failures) = match row.item() {
+                Ok(read) => read,
+                Err(why) => {
+                    claimed.dropped +=
+                        fail_unreadable(&tx, &row, &why, options, (now, failed_at), file)?;
+                    claimed.unreadable += 1;
+                    continue;
+                }
+            };
+            if acknowledged::covers(&tx, &key, item.patch(), options, now)? {
+                delete_pending(&tx, row.rowid)?;
+                claimed.skipped += 1;
                 continue;
             }
-        };
-        if acknowledged::covers(&tx, &key, item.patch(), options, now)? {
-            tx.execute("DELETE FROM pending WHERE rowid = ?1", [row.rowid])?;
-            claimed.skipped += 1;
-            continue;
-        }
-        acknowledged::put_in_doubt(&tx, &key, item.patch())?;
-        // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
-        // so the report's age counts from here.
-        let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
-        tx.prepare("UPDATE pending SET enqueued_at = ?2, next_attempt_at = ?3 WHERE rowid = ?1")?
+            let in_doubt_before = in_doubt::get(&tx, &key)?;
+            if let Some(until) = in_doubt_before
+                .as_ref()
+                .and_then(|before| before.holds_back(item.patch(), now, request_ms))
+            {
+                claimed.dropped += eviction::make_way(&tx, page, options, now)?;
+                tx.prepare_cached("UPDATE pending SET next_attempt_at = ?2 WHERE rowid = ?1")?
+                    .execute(params![row.rowid, until])?;
+                continue;
+            }
+            acknowledged::put_in_doubt(&tx, &key, item.patch())?;
+            let sent = text(item.patch());
+            // Its row in doubt, and a page for the index of its next attempt.
+            let needed = in_doubt::bytes(&key, &sent, page) + page;
+            claimed.dropped += eviction::make_way(&tx, needed, options, now)?;
+            in_doubt::set(&tx, &key, &sent, now.saturating_add(request_ms))?;
+            // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
+            // so the report's age counts from here.
+            let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
+            tx.prepare_cached(
+                "UPDATE pending SET enqueued_at = ?2, next_attempt_at = ?3 WHERE rowid = ?1",
+            )?
             .execute(params![
                 row.rowid,
                 enqueued_at,
                 now.saturating_add(backoff(failures))
             ])?;
-        claimed.due.push(Due {
-            key,
-            target: row.target.shown().to_owned(),
-            item,
-            revision,
-            failures,
-            due_at: row.next_attempt_at.unwrap_or(now),
-        });
-    }
-    bump(&tx, "skipped", claimed.skipped)?;
-    claimed.dropped += failed_list::trim(&tx, options.max_failed)?;
-    bump(&tx, "failed_dropped", claimed.dropped)?;
-    tx.commit()?;
-    Ok(claimed)
+            claimed.due.push(Due {
+                key,
+                target: row.target.shown().to_owned(),
+                item,
+                revision,
+                failures,
+                due_at: row.next_attempt_at.unwrap_or(now),
+                in_doubt_before,
+            });
+        }
+        bump(&tx, "skipped", claimed.skipped)?;
+        claimed.dropped += failed_list::trim(&tx, options.max_failed)?;
+        bump(&tx, "failed_dropped", claimed.dropped)?;
+        tx.commit()?;
+        Ok(claimed)
+    })
 }
 
-/// Expired acknowledgements removed by each [`record`] that applied something: more than a round
-/// (100 reports) can acknowledge, so they never pile up.
+/// Runs `write` (a flush's claim or record), then sets SQLite's page limit back to `max_bytes`:
+/// its bookkeeping may have raised it (`eviction::make_way`).
+fn within_max_bytes<T>(
+    conn: &mut Connection,
+    max_bytes: u64,
+    write: impl FnOnce(&mut Connection) -> Result<T>,
+) -> Result<T> {
+    let done = write(conn);
+    room::limit(conn, max_bytes)?;
+    done
+}
+
+/// Expired acknowledgements (and writes no longer in doubt) removed by each [`record`]: more than
+/// a round (100 reports) can add, so they never pile up.
 const PRUNED_PER_RECORD: u64 = 1_000;
 
 /// Records what became of each sent report, in one transaction. Returns the failed reports
 /// dropped (beyond `maxFailed`, or to make room).
+///
+/// A known outcome (applied or refused by its one request, that request certainly not processed,
+/// not sent) leaves in doubt only what was before its claim; an unknown one (no answer once the
+/// request was written, a timeout, a 504, an interrupt; or anything after several requests
+/// carried it) may land until `now` + `request_ms` (in_doubt.rs).
+///
+/// `hold` (until, held for: ms), when the round stopped the flush, is the outbox-wide hold
+/// (hold.rs), written in the same transaction: a kill leaves the outcomes and the hold, or
+/// neither. Its writes never fail for want of room, as the claim's.
 pub(crate) fn record(
     conn: &mut Connection,
     outcomes: &[(Due, Outcome)],
     options: &OutboxOptions,
-    now: i64,
+    (now, request_ms): (i64, i64),
+    hold: Option<(i64, i64)>,
 ) -> Result<u64> {
-    let tx = write_tx(conn)?;
-    let mut applied = 0;
-    let mut dropped = 0;
-    for (due, outcome) in outcomes {
-        match outcome {
-            Outcome::Applied => {
-                applied += 1;
-                let removed = tx
-                    .prepare("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
-                    .execute(params![due.key, due.revision])?;
-                if removed == 0 {
-                    // Merged into while in flight: the newer report stays, due, with no backoff.
-                    tx.execute(
-                        "UPDATE pending SET failures = 0, last_error = NULL, next_attempt_at = ?2
-                         WHERE key = ?1",
-                        params![due.key, now],
-                    )?;
+    within_max_bytes(conn, options.max_bytes, |conn| {
+        let tx = write_tx(conn)?;
+        let page = unsigned(pragma(&tx, "page_size")?);
+        let mut applied = 0;
+        let mut dropped = 0;
+        for (due, outcome) in outcomes {
+            // A row in doubt brought back, and a page for the index of a next attempt.
+            let before = due.in_doubt_before.as_ref();
+            let restored = before.map_or(0, |b| in_doubt::bytes(&due.key, &b.patch, page));
+            dropped += eviction::make_way(&tx, restored + page, options, now)?;
+            let known = match outcome {
+                Outcome::Applied { known } => {
+                    applied += 1;
+                    let removed = tx
+                        .prepare_cached("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
+                        .execute(params![due.key, due.revision])?;
+                    if removed == 0 {
+                        due_at_once(&tx, &due.key, now)?;
+                    }
+                    acknowledge(&tx, &due.key, due.item.patch(), options, now)?;
+                    *known
                 }
-                acknowledge(&tx, &due.key, due.item.patch(), options, now)?;
-            }
-            Outcome::Retry { until, message } => {
-                tx.prepare(
-                    "UPDATE pending SET failures = failures + 1, next_attempt_at = ?2,
-                         last_error = ?3 WHERE key = ?1",
-                )?
-                .execute(params![due.key, until, message])?;
-            }
-            Outcome::Failed { error, failed_at } => {
-                let patch = text(due.item.patch());
-                let row = FailedRow {
-                    target: &due.target,
-                    patch: &patch,
+                Outcome::Retry {
+                    until,
+                    message,
+                    known,
+                } => {
+                    tx.prepare_cached(
+                        "UPDATE pending SET failures = failures + 1, next_attempt_at = ?2,
+                             last_error = ?3 WHERE key = ?1",
+                    )?
+                    .execute(params![due.key, until, message])?;
+                    *known
+                }
+                Outcome::Failed {
                     error,
                     failed_at,
-                };
-                dropped += keep_failed(&tx, &row, options, now)?;
-                // A report merged in meanwhile stays pending: it is newer than what failed.
-                tx.execute(
-                    "DELETE FROM pending WHERE key = ?1 AND revision = ?2",
-                    params![due.key, due.revision],
-                )?;
-            }
-            Outcome::NotSent => {
-                tx.prepare("UPDATE pending SET next_attempt_at = ?2 WHERE key = ?1")?
-                    .execute(params![due.key, due.due_at])?;
+                    known,
+                } => {
+                    let patch = text(due.item.patch());
+                    let row = FailedRow {
+                        target: &due.target,
+                        patch: &patch,
+                        error,
+                        failed_at,
+                    };
+                    dropped += keep_failed(&tx, &row, options, now)?;
+                    // A report merged in meanwhile stays pending: it is newer than what failed.
+                    let removed = tx
+                        .prepare_cached("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
+                        .execute(params![due.key, due.revision])?;
+                    if removed == 0 {
+                        due_at_once(&tx, &due.key, now)?;
+                    }
+                    *known
+                }
+                Outcome::NotSent => {
+                    tx.prepare_cached("UPDATE pending SET next_attempt_at = ?2 WHERE key = ?1")?
+                        .execute(params![due.key, due.due_at])?;
+                    true
+                }
+            };
+            if known {
+                in_doubt::restore(&tx, &due.key, due.in_doubt_before.as_ref())?;
+            } else {
+                in_doubt::extend(&tx, &due.key, now.saturating_add(request_ms))?;
             }
         }
-    }
-    if outcomes
-        .iter()
-        .any(|(_, outcome)| matches!(outcome, Outcome::Failed { .. }))
-    {
-        dropped += failed_list::trim(&tx, options.max_failed)?;
-    }
-    if applied > 0 {
-        // A few at a time as flushes record, so they never pile up to fill the file.
-        acknowledged::prune_expired(&tx, options, now, PRUNED_PER_RECORD)?;
-    }
-    bump(&tx, "applied", applied)?;
-    bump(&tx, "failed_dropped", dropped)?;
-    tx.commit()?;
-    Ok(dropped)
+        if outcomes
+            .iter()
+            .any(|(_, outcome)| matches!(outcome, Outcome::Failed { .. }))
+        {
+            dropped += failed_list::trim(&tx, options.max_failed)?;
+        }
+        if applied > 0 {
+            // A few at a time as flushes record, so they never pile up to fill the file.
+            acknowledged::prune_expired(&tx, options, now, PRUNED_PER_RECORD)?;
+        }
+        in_doubt::prune(&tx, now, request_ms, PRUNED_PER_RECORD)?;
+        if let Some((until, held_for)) = hold {
+            hold::set(&tx, until, held_for)?;
+        }
+        bump(&tx, "applied", applied)?;
+        bump(&tx, "failed_dropped", dropped)?;
+        tx.commit()?;
+        Ok(dropped)
+    })
+}
+
+/// The write of `key` that was in flight has a known outcome, and a newer report was merged in
+/// meanwhile: it is due at once, with no backoff (it is not a retry).
+fn due_at_once(tx: &Transaction<'_>, key: &str, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE pending SET failures = 0, last_error = NULL, next_attempt_at = ?2 WHERE key = ?1",
+    )?
+    .execute(params![key, now])?;
+    Ok(())
 }
 
 /// Reports pending, and the earliest next attempt as believed (unix ms).

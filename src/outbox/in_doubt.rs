@@ -1,0 +1,130 @@
+//! Writes Graph may still apply: per user status, the patch last sent whose outcome is unknown,
+//! and until when it may land.
+//!
+//! A write whose answer never came (a timeout, a connection lost after the request was written, a
+//! 5xx, an interrupt, a kill between claim and record) may still be applied by Graph for as long
+//! as Graph holds the request. A report that sets one of that write's properties to another value
+//! must not be sent before then, or the late write would overwrite it: its claim holds it back
+//! until the write can no longer land. A report that sets them to the same values goes at once
+//! (PATCH is idempotent: an equal late write changes nothing).
+//!
+//! The bound is the request's budget (`timeouts.requestMs`, 100 s by default, the timeout
+//! Microsoft's own SDKs give a request): from the claim (the request left after it), or from the
+//! record of an unknown outcome (it left before that), the client waits for an answer at most that
+//! long, and a request Graph's front end has not answered by then it answers `504` and drops.
+//! Like every stored time it is bounded when read, never trusted: an end later than now +
+//! `requestMs` was written by a clock that ran ahead, and is over.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::acknowledged;
+use crate::UserStatusPatch;
+
+/// A write in doubt: the patch sent (its JSON text) and until when Graph may apply it (unix ms).
+#[derive(Clone, Debug)]
+pub(crate) struct InDoubt {
+    pub patch: String,
+    pub until: i64,
+}
+
+/// The write in doubt for `key`, if any (a row the file holds damaged reads as none).
+pub(crate) fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<InDoubt>> {
+    Ok(conn
+        .prepare_cached("SELECT patch, until FROM in_doubt WHERE key = ?1")?
+        .query_row([key], |row| {
+            Ok((
+                row.get::<_, String>(0).ok(),
+                row.get::<_, Option<i64>>(1).ok().flatten(),
+            ))
+        })
+        .optional()?
+        .and_then(|(patch, until)| {
+            Some(InDoubt {
+                patch: patch?,
+                until: until?,
+            })
+        }))
+}
+
+impl InDoubt {
+    /// Until when a report of `patch` must wait (unix ms): `Some` while this write may still land
+    /// (its end is after `now`, and no later than now + `request_ms`) and `patch` sets one of its
+    /// properties to another value.
+    pub(crate) fn holds_back(
+        &self,
+        patch: &UserStatusPatch,
+        now: i64,
+        request_ms: i64,
+    ) -> Option<i64> {
+        if self.until <= now || self.until > now.saturating_add(request_ms) {
+            return None;
+        }
+        let Ok(sent) = UserStatusPatch::from_json(&self.patch) else {
+            return None;
+        };
+        let sent = acknowledged::properties(&sent);
+        let changed = acknowledged::properties(patch)
+            .iter()
+            .any(|(name, value)| sent.iter().any(|(n, v)| n == name && v != value));
+        changed.then_some(self.until)
+    }
+}
+
+/// At most the room one write in doubt takes in a file of `page`-byte pages: its row, and a page
+/// besides (a split).
+pub(crate) fn bytes(key: &str, patch: &str, page: u64) -> u64 {
+    (key.len() + patch.len() + 32) as u64 + page
+}
+
+/// `patch` for `key` is on its way, and Graph may apply it until `until` (unix ms).
+pub(crate) fn set(conn: &Connection, key: &str, patch: &str, until: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO in_doubt (key, patch, until) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET patch = excluded.patch, until = excluded.until",
+    )?
+    .execute(params![key, patch, until])
+    .map(drop)
+}
+
+/// The write last sent for `key` had an unknown outcome that was known at `until - requestMs`:
+/// it may land until `until`, or later if its claim said so.
+pub(crate) fn extend(conn: &Connection, key: &str, until: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE in_doubt SET until = max(until, ?2) WHERE key = ?1")?
+        .execute(params![key, until])
+        .map(drop)
+}
+
+/// The write last sent for `key` has a known outcome (applied, refused, or never sent): what was
+/// in doubt before its claim (`before`) is again all that may land.
+pub(crate) fn restore(
+    conn: &Connection,
+    key: &str,
+    before: Option<&InDoubt>,
+) -> rusqlite::Result<()> {
+    match before {
+        Some(before) => set(conn, key, &before.patch, before.until),
+        None => conn
+            .prepare_cached("DELETE FROM in_doubt WHERE key = ?1")?
+            .execute([key])
+            .map(drop),
+    }
+}
+
+/// Removes up to `limit` writes that can no longer land at `now` (or whose end a clock that ran
+/// ahead wrote, past now + `request_ms`). Returns how many.
+pub(crate) fn prune(
+    conn: &Connection,
+    now: i64,
+    request_ms: i64,
+    limit: u64,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM in_doubt WHERE key IN (
+             SELECT key FROM in_doubt WHERE until <= ?1 OR until > ?2 LIMIT ?3)",
+    )?
+    .execute(params![
+        now,
+        now.saturating_add(request_ms),
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    ])
+}
