@@ -162,8 +162,10 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
 /// Opens the outbox at `path` to read it only: nothing is created, migrated or written (the
 /// connection cannot write; SQLite may make its `-shm` and `-wal` companions to read a WAL file
 /// safely while another process writes it). A missing or empty file, one that is not an outbox,
-/// and one of another schema version are refused, saying why.
-pub(crate) fn open_read_only(path: &Path) -> Result<Connection, Error> {
+/// and one of another schema version are refused, saying why. Each statement waits up to `busy`
+/// for a connection that locks the file whole (a WAL read waits for no writer otherwise): 10 s
+/// ([`BUSY_TIMEOUT`]) for an operator's look, less for an interrupted flush's last read.
+pub(crate) fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Connection, Error> {
     let storage = |reason: String| Error::Storage {
         path: path.display().to_string(),
         reason,
@@ -184,7 +186,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection, Error> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|err| storage(format!("cannot be opened: {err}")))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    conn.busy_timeout(busy)
         .map_err(|err| storage(err.to_string()))?;
     if let Err(err) = conn.query_row("PRAGMA application_id", [], |row| row.get::<_, i64>(0))
         && err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
