@@ -567,6 +567,31 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// An interrupted flush's last read (`busy::AFTER_INTERRUPT`) gives up on a file another
+    /// connection locks whole within its bound, not after an operator's 10 s.
+    #[test]
+    fn a_read_only_open_waits_no_longer_than_it_is_told() {
+        let dir = std::env::temp_dir().join(format!("ius-locked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let outbox = dir.join("outbox.db");
+        drop(open(&outbox, super::super::MIN_OUTBOX_BYTES).unwrap());
+        let other = rusqlite::Connection::open(&outbox).unwrap();
+        other
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;
+                 UPDATE counters SET value = value WHERE name = 'applied'",
+            )
+            .unwrap();
+        let started = std::time::Instant::now();
+        let refused = super::open_read_only(&outbox, super::busy::AFTER_INTERRUPT);
+        let took = started.elapsed();
+        assert!(refused.is_err(), "the file is locked whole");
+        assert!(took < std::time::Duration::from_secs(1), "waited {took:?}");
+        drop(other);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn schema_1_keys_lose_their_api_version_only() {
         let path = "/deviceManagement/deviceConfigurations/c1/userStatuses/u%2F1";
