@@ -516,6 +516,14 @@ class Outbox {
   /// Removes the failed list from the file and returns it as JSON (ius_outbox_take_failed).
   Result<std::string> take_failed() const { return text(&ius_outbox_take_failed); }
 
+  /// Ends the outbox-wide hold a stopped flush left (stats()'s heldUntil), so the next flush()
+  /// sends what is due at once (ius_outbox_clear_hold). Once the cause is fixed, not to get
+  /// round throttling.
+  Result<std::monostate> clear_hold() const {
+    char *error = nullptr;
+    return done(ius_outbox_clear_hold(handle_.get(), &error), error);
+  }
+
   /// Ends the flush in progress on this outbox, and every other call on it waiting for its file
   /// (enqueue, take_failed, stats), from any thread (ius_outbox_interrupt): flush() returns its
   /// report with `cancelled` set, the others an Error with status IUS_STATUS_CANCELLED. Calls started afterwards are not affected. A
