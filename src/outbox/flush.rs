@@ -11,7 +11,8 @@
 //! back to an old value after an unknown outcome is sent, never skipped.
 //!
 //! A flush stops sending (the rest stays pending) after a batch that Graph throttled or asked to
-//! wait longer than `maxDelayMs` (the rest is held back as long as Graph asked), after a batch
+//! wait longer than `maxDelayMs` (the rest is held back as long as Graph asked, at most
+//! `MAX_OUTBOX_HOLD`), after a batch
 //! whose every report got no answer at all (Graph cannot be reached now), no token, or a 401 a
 //! fresh token did not cure (the rest waits out the same backoff, so an offline flush pays one
 //! batch's retries and one token attempt, not one per batch), and once it has run `flushTime`
@@ -391,7 +392,7 @@ fn judge(
                     let until = now.saturating_add(wait);
                     latest_retry = latest_retry.max(until);
                     // Graph throttles the app, not one report, and a wait it asks for is
-                    // honoured in full, even past maxDelay.
+                    // honoured, even past maxDelay (the hold caps it: hold.rs).
                     if err.is_throttled() || asked.is_some_and(|asked| asked > policy.max_delay) {
                         let until = now.saturating_add(asked.map_or(wait, millis));
                         throttled_until = Some(throttled_until.map_or(until, |t| t.max(until)));

@@ -200,13 +200,16 @@ impl Outbox {
     /// too, and a flush still waiting when it is spent returns `Ok` having sent nothing (the
     /// report's `sent` 0, its reports `pending`, due now), as any flush out of time. Stops
     /// sending after a batch Graph throttled (every
-    /// report then waits as long as its `Retry-After` asks, even past `retry.maxDelayMs`), after
+    /// report then waits as long as its `Retry-After` asks, even past `retry.maxDelayMs`, at most
+    /// [`MAX_OUTBOX_HOLD`]: [`clear_hold`](Self::clear_hold) ends that wait), after
     /// a batch that got no answer at all (Graph unreachable), no token or only 401s (the rest
     /// waits out the same backoff), and after [`OutboxOptions::flush_time`]; a 401 that a fresh
     /// token did not cure keeps the report pending, a 403 moves it to the failed list. If the
     /// outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a flush after the backoff their claim stored
-    /// sends them again (PATCH is idempotent); a claim the file refuses sends nothing.
+    /// sends them again (PATCH is idempotent); a claim the file refuses sends nothing. The
+    /// report's [`stopped_by`](FlushReport::stopped_by) says why a flush stopped early; a stop
+    /// for refused credentials is also logged at WARN (never the token).
     pub fn flush(&self) -> Result<FlushReport, Error> {
         let mut report = FlushReport::default();
         self.flush_into(&mut report)?;
