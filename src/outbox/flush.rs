@@ -93,9 +93,11 @@ impl Tally {
 
 /// Why a flush stopped sending before the end.
 enum Stop {
-    /// Hold every report not sent until then (unix ms): the outbox-wide hold, for this cause,
-    /// with the error that showed it.
-    Until(i64, FlushStop, String),
+    /// Hold every report not sent until then (unix ms): the outbox-wide hold, for this cause
+    /// (Graph throttled, or could not be reached).
+    Until(i64, FlushStop),
+    /// As `Until`, because the credentials were refused: the error's text, for the WARN.
+    Refused(i64, String),
     /// `flushTime` ran out: what was not sent stays due.
     OutOfTime,
 }
@@ -103,8 +105,17 @@ enum Stop {
 impl Stop {
     fn cause(&self) -> FlushStop {
         match self {
-            Stop::Until(_, why, _) => *why,
+            Stop::Until(_, why) => *why,
+            Stop::Refused(..) => FlushStop::Auth,
             Stop::OutOfTime => FlushStop::Time,
+        }
+    }
+
+    /// The end of the outbox-wide hold it sets, if any.
+    fn holds_until(&self) -> Option<i64> {
+        match self {
+            Stop::Until(until, _) | Stop::Refused(until, _) => Some(*until),
+            Stop::OutOfTime => None,
         }
     }
 }
@@ -313,12 +324,12 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         report.pending = left;
         failed_list::warn(store.path(), 0, dropped);
         report.stopped_by = stop.as_ref().map(Stop::cause);
-        if let Some(Stop::Until(until, why, error)) = stop {
+        if let Some(until) = stop.as_ref().and_then(Stop::holds_until) {
             // One stored time holds the rest, however many reports are pending.
             let held_for = until - clock.now_ms();
             store.run(|conn| Ok(hold::set(conn, until, held_for)?))?;
-            if why == FlushStop::Auth {
-                warn_refused(parts, &error, report, Some(until));
+            if let Some(Stop::Refused(_, error)) = &stop {
+                warn_refused(parts, error, report, Some(until));
             }
             return interrupted.map_or(Ok(()), Err);
         }
@@ -345,15 +356,17 @@ fn judge(
     let every_fails = results
         .iter()
         .all(|r| matches!(r, Err(e) if failure::fails_every_request(e)));
-    // Which: the credentials (every one refused them), else Graph unreachable; with the first
-    // error, for the log.
+    // Which: the credentials (every one refused them: the first error's text, for the WARN),
+    // else Graph unreachable.
     let refused = results
         .iter()
-        .all(|r| matches!(r, Err(e) if failure::refuses_the_credentials(e)));
-    let first_error = results
-        .iter()
-        .find_map(|r| r.as_ref().err().map(ToString::to_string))
-        .unwrap_or_default();
+        .all(|r| matches!(r, Err(e) if failure::refuses_the_credentials(e)))
+        .then(|| {
+            results
+                .iter()
+                .find_map(|r| r.as_ref().err().map(ToString::to_string))
+        })
+        .flatten();
     let mut throttled_until: Option<i64> = None;
     let mut latest_retry = now;
     let outcomes = batch
@@ -408,17 +421,10 @@ fn judge(
         .collect();
     // Throttled (or asked to wait), or a batch that failed whole for want of an answer or of
     // credentials: the rest would fare the same.
-    let stop = match throttled_until {
-        Some(until) => Some(Stop::Until(until, FlushStop::Throttled, first_error)),
-        None if every_fails => {
-            let why = if refused {
-                FlushStop::Auth
-            } else {
-                FlushStop::Offline
-            };
-            Some(Stop::Until(latest_retry, why, first_error))
-        }
-        None => None,
+    let stop = match (throttled_until, refused) {
+        (Some(until), _) => Some(Stop::Until(until, FlushStop::Throttled)),
+        (None, Some(error)) => Some(Stop::Refused(latest_retry, error)),
+        (None, None) => every_fails.then_some(Stop::Until(latest_retry, FlushStop::Offline)),
     };
     (outcomes, stop)
 }
