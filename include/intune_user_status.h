@@ -466,7 +466,10 @@ void ius_client_interrupt(const ius_client *client);
  * - `tokens`: `{"fetched","failed","refreshedBeforeExpiry","after401"}`: what the client's
  *   token cache fetched (credentials, identity sources, the token callback; not a fixed
  *   `accessToken`);
- * - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests.
+ * - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests;
+ * - `flushesStopped`: `{"auth","offline","throttled","held","time","interrupt"}`: flushes of
+ *   the outboxes opened with the client that stopped before working through what was due, by
+ *   why (the flush report's `stoppedBy`; see `ius_outbox_flush`).
  *
  * Counters only grow; forward the difference between two readings as rates.
  *
@@ -618,11 +621,17 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
 /**
  * Sends every report that is due through the client and records each outcome, then writes
  * `{"sent","applied","retryLater","failed","skipped","interrupted","pending",
- * "nextAttemptInSeconds"}` to `*out_report_json` (`nextAttemptInSeconds`: when the earliest
- * pending report is due, null when none is pending, never more than the longest of the client's
- * `retry.maxDelayMs`, its `timeouts.requestMs` (a changed value held back behind a write whose
- * outcome is unknown) and the Retry-After Graph asked; `interrupted`: reports of a batch an
- * interrupt abandoned). Applied reports are removed; throttled or transiently failed ones (a
+ * "nextAttemptInSeconds","stoppedBy"}` to `*out_report_json` (`nextAttemptInSeconds`: when the
+ * earliest pending report is due, null when none is pending, never more than the longest of the
+ * client's `retry.maxDelayMs`, its `timeouts.requestMs` (a changed value held back behind a write
+ * whose outcome is unknown) and the Retry-After Graph asked, itself at most an hour;
+ * `interrupted`: reports of a batch an interrupt abandoned; `stoppedBy`: why the flush stopped
+ * before working through what was due, null when it drained or sent all that was due: `"auth"`
+ * (no token, or Graph answered 401 to a whole batch: also logged at WARN, without the token;
+ * an operator must fix the credentials), `"offline"` (a batch got no answer at all),
+ * `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"held"`
+ * (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
+ * `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
  * 401 that a fresh token did not cure included) kept for a later flush (after their
  * Retry-After, or the client's backoff doubling per failed flush, either at most
  * `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 401/408/429, 403
@@ -638,6 +647,7 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * A stored time is bounded, never trusted: a next attempt later than now + the longer of
  * `retry.maxDelayMs` and `timeouts.requestMs` (left by a clock that ran ahead) is due now, and
  * so is a hold later than now + the longer of `retry.maxDelayMs` and the wait it was set for.
+ * A hold lasts at most an hour, whatever Graph asked; `ius_outbox_clear_hold` ends it.
  *
  * Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
  * status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
@@ -659,9 +669,11 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * of the abandoned batch (`interrupted`: whether Graph applied them is unknown) stay pending and
  * are sent again after the backoff, as every unknown outcome is; those not sent stay due, and
  * the next flush sends them. The report's `pending` and `nextAttemptInSeconds` are read through
- * a read-only connection of their own (a read never waits for a writer); should even that read
- * fail, `pending` counts the reports the flush could not record (a lower bound) and
- * `nextAttemptInSeconds` is null: never 0 pending while reports are.
+ * a read-only connection of their own, opened by the file's full path as resolved at open (a
+ * read never waits for a writer, and waits at most 200 ms for a connection that locks the file
+ * whole); should even that read fail, `pending` counts the reports the flush knew were pending
+ * (a lower bound) and `nextAttemptInSeconds` is null; `stoppedBy` is `"interrupt"` in every
+ * case, so an interrupted flush never reads as drained.
  *
  * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
  * `IUS_STATUS_OK` and `IUS_STATUS_CANCELLED`, else NULL; `*out_error_json` as for
@@ -688,11 +700,13 @@ ius_status ius_outbox_flush(ius_outbox *outbox,
 void ius_outbox_interrupt(ius_outbox *outbox);
 
 /**
- * Writes `{"pending","failed","skipped","applied","failedDropped","bytes","oldestPendingSeconds"}`
- * to `*out_stats_json`: user statuses pending, reports in the failed list, reports skipped and
- * applied since the file was made, failed reports dropped since the file was made (the oldest,
- * beyond `maxFailed` or for room within `maxBytes`), the file's bytes, and the age of the oldest
- * pending report (null when none is pending). While another call on this outbox uses the file
+ * Writes `{"pending","failed","skipped","applied","failedDropped","bytes","oldestPendingSeconds",
+ * "heldUntil","holdSecondsLeft"}` to `*out_stats_json`: user statuses pending, reports in the
+ * failed list, reports skipped and applied since the file was made, failed reports dropped since
+ * the file was made (the oldest, beyond `maxFailed` or for room within `maxBytes`), the file's
+ * bytes, the age of the oldest pending report (null when none is pending), and when the
+ * outbox-wide hold in force ends (RFC 3339, UTC) and in how many seconds (both null when no hold
+ * is in force; see `ius_outbox_clear_hold`). While another call on this outbox uses the file
  * it waits for its turn (that call is working; its own waits are bounded), or until
  * `ius_outbox_interrupt` (`IUS_STATUS_CANCELLED`, `*out_stats_json` NULL).
  *
@@ -701,6 +715,22 @@ void ius_outbox_interrupt(ius_outbox *outbox);
 ius_status ius_outbox_stats(ius_outbox *outbox,
                             char **out_stats_json,
                             char **out_error_json);
+
+/**
+ * Ends the outbox-wide hold, so the next `ius_outbox_flush` sends what is due at once. A flush
+ * that Graph throttled (or asked to wait past `retry.maxDelayMs`), that could not reach Graph,
+ * or whose credentials were refused holds every report back, at most an hour
+ * (`ius_outbox_stats`' `heldUntil`): clear it once the cause is fixed (a secret rotated, the
+ * network back), not to get round throttling, which Graph answers with another. Each report's
+ * own backoff (at most `retry.maxDelayMs`) stays. Clearing an outbox that is not held does
+ * nothing and succeeds. Waits for the file as `ius_outbox_enqueue` does; `ius_outbox_interrupt`
+ * ends the wait (`IUS_STATUS_CANCELLED`, the hold kept).
+ *
+ * Ownership: `*out_error_json` as for `ius_outbox_enqueue`. Thread safety: may be called from
+ * any thread.
+ */
+ius_status ius_outbox_clear_hold(ius_outbox *outbox,
+                                 char **out_error_json);
 
 /**
  * Removes the failed list from the file and writes it to `*out_failed_json`, oldest first:

@@ -478,15 +478,18 @@ class Outbox {
     if (auto bad = detail::check_argument(target_json, "target_json")) return *bad;
     if (auto bad = detail::check_argument(patch_json, "patch_json")) return *bad;
     char *error = nullptr;
-    return done(ius_outbox_enqueue(handle_.get(), target_json.c_str(), patch_json.c_str(), &error),
-                error);
+    // The call first: a function's arguments are evaluated in no set order.
+    ius_status status =
+        ius_outbox_enqueue(handle_.get(), target_json.c_str(), patch_json.c_str(), &error);
+    return done(status, error);
   }
 
   /// Stores every item of items_json in one transaction, all or none (ius_outbox_enqueue_many).
   Result<std::monostate> enqueue_many(const std::string &items_json) const {
     if (auto bad = detail::check_argument(items_json, "items_json")) return *bad;
     char *error = nullptr;
-    return done(ius_outbox_enqueue_many(handle_.get(), items_json.c_str(), &error), error);
+    ius_status status = ius_outbox_enqueue_many(handle_.get(), items_json.c_str(), &error);
+    return done(status, error);
   }
 
   /// What flush wrote: the report JSON and, when an interrupt ended the flush, its Error
@@ -515,6 +518,15 @@ class Outbox {
 
   /// Removes the failed list from the file and returns it as JSON (ius_outbox_take_failed).
   Result<std::string> take_failed() const { return text(&ius_outbox_take_failed); }
+
+  /// Ends the outbox-wide hold a stopped flush left (stats()'s heldUntil), so the next flush()
+  /// sends what is due at once (ius_outbox_clear_hold). Once the cause is fixed, not to get
+  /// round throttling.
+  Result<std::monostate> clear_hold() const {
+    char *error = nullptr;
+    ius_status status = ius_outbox_clear_hold(handle_.get(), &error);
+    return done(status, error);
+  }
 
   /// Ends the flush in progress on this outbox, and every other call on it waiting for its file
   /// (enqueue, take_failed, stats), from any thread (ius_outbox_interrupt): flush() returns its

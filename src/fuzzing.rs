@@ -548,7 +548,8 @@ mod outbox_calls {
     /// on a file of its own) and free; enqueue and enqueue_many on one outbox that lives as long
     /// as the process, whose pending count a refused report never changes; interrupt (with no
     /// call in progress: the flush after it is not affected), stats, flush (to a port nobody
-    /// listens on) and take_failed.
+    /// listens on: its `stoppedBy` null or a known cause) and take_failed; clear_hold (NULL
+    /// refused; the hold the offline flush left ends).
     pub const C_OUTBOX_CALLS: &[Call] = &[
         |a| {
             let path = fuzz_dir().join("options.db");
@@ -612,7 +613,31 @@ mod outbox_calls {
             }
             let report = json_of("flush", ius_outbox_flush);
             assert_eq!(report["pending"].as_u64(), Some(pending()), "{report}");
+            let why = &report["stoppedBy"];
+            assert!(
+                why.is_null() || crate::FlushStop::ALL.iter().any(|stop| why == stop.key()),
+                "{report}"
+            );
             assert!(json_of("take_failed", ius_outbox_take_failed).is_array());
+        },
+        |_| {
+            // The hold an offline flush left ends at ius_outbox_clear_hold; a NULL outbox is
+            // refused with the error JSON set.
+            let mut error = sentinel();
+            // SAFETY: NULL is refused; the out-pointer is writable.
+            let code = unsafe { ius_outbox_clear_hold(std::ptr::null_mut(), &mut error) };
+            assert_ne!(code, 0, "a NULL outbox");
+            check_outputs(code, std::ptr::null_mut(), error);
+            let mut error = sentinel();
+            // SAFETY: the outbox is live, the out-pointer writable.
+            let code = unsafe { ius_outbox_clear_hold(fuzz_outbox(), &mut error) };
+            assert_eq!(code, 0, "clear_hold of a live outbox");
+            check_outputs(code, std::ptr::null_mut(), error);
+            let stats = json_of("stats", ius_outbox_stats);
+            assert!(
+                stats["heldUntil"].is_null() && stats["holdSecondsLeft"].is_null(),
+                "{stats}"
+            );
         },
     ];
 
@@ -735,6 +760,7 @@ mod outbox_calls {
             out_error_json: *mut *mut c_char,
         ) -> u32;
         fn ius_outbox_interrupt(outbox: *mut c_void);
+        fn ius_outbox_clear_hold(outbox: *mut c_void, out_error_json: *mut *mut c_char) -> u32;
         fn ius_outbox_free(outbox: *mut c_void);
     }
 }

@@ -91,18 +91,21 @@ pub use config::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT
 pub use datetime::{DateTimeOffset, InvalidDateTime};
 pub use error::{Error, ErrorKind, GraphError, TransportKind};
 pub use metrics::{
-    AnswerClass, BatchItemCounts, Buckets, ByteCounts, LATENCY_BOUNDS_MS, LatencyHistogram,
-    Metrics, Operation, PerCause, PerClass, PerOperation, RequestCounts, RetryCause, TokenCounts,
-    WaitCounts,
+    AnswerClass, BatchItemCounts, Buckets, ByteCounts, FlushStop, LATENCY_BOUNDS_MS,
+    LatencyHistogram, Metrics, Operation, PerCause, PerClass, PerFlushStop, PerOperation,
+    RequestCounts, RetryCause, TokenCounts, WaitCounts,
 };
 pub use model::{
     ComplianceStatus, DeviceConfigurationUserStatus, ODATA_TYPE, StatusValue,
     UnknownComplianceStatus,
 };
+#[cfg(all(feature = "outbox", feature = "test-seams"))]
+#[doc(hidden)]
+pub use outbox::FlushSeam;
 #[cfg(feature = "outbox")]
 pub use outbox::{
-    Enqueued, FailedReport, FlushReport, MIN_OUTBOX_BYTES, Outbox, OutboxOptions, OutboxReader,
-    OutboxStats,
+    Enqueued, FailedReport, FlushReport, MAX_OUTBOX_HOLD, MIN_OUTBOX_BYTES, Outbox, OutboxOptions,
+    OutboxReader, OutboxStats,
 };
 pub use pacing::{MAX_PACED_REQUESTS, Pacing};
 pub use patch::UserStatusPatch;

@@ -10,7 +10,7 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 
 use crate::json::{self, kind};
-use crate::{Error, FailedReport, FlushReport, OutboxOptions, OutboxStats};
+use crate::{Error, FailedReport, FlushReport, FlushStop, OutboxOptions, OutboxStats};
 
 /// The keys of the options JSON.
 const OPTION_KEYS: &str =
@@ -78,10 +78,10 @@ fn seconds(duration: Option<Duration>) -> Option<f64> {
 }
 
 /// `{"sent","applied","retryLater","failed","skipped","interrupted","pending",
-/// "nextAttemptInSeconds"}`.
+/// "nextAttemptInSeconds","stoppedBy"}`; `stoppedBy` is a [`FlushStop`] key or `null`.
 impl Serialize for FlushReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("FlushReport", 8)?;
+        let mut s = serializer.serialize_struct("FlushReport", 9)?;
         s.serialize_field("sent", &self.sent)?;
         s.serialize_field("applied", &self.applied)?;
         s.serialize_field("retryLater", &self.retry_later)?;
@@ -90,14 +90,16 @@ impl Serialize for FlushReport {
         s.serialize_field("interrupted", &self.interrupted)?;
         s.serialize_field("pending", &self.pending)?;
         s.serialize_field("nextAttemptInSeconds", &seconds(self.next_attempt_in))?;
+        s.serialize_field("stoppedBy", &self.stopped_by.map(FlushStop::key))?;
         s.end()
     }
 }
 
-/// `{"pending","failed","skipped","applied","failedDropped","bytes","oldestPendingSeconds"}`.
+/// `{"pending","failed","skipped","applied","failedDropped","bytes","oldestPendingSeconds",
+/// "heldUntil","holdSecondsLeft"}`.
 impl Serialize for OutboxStats {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("OutboxStats", 7)?;
+        let mut s = serializer.serialize_struct("OutboxStats", 9)?;
         s.serialize_field("pending", &self.pending)?;
         s.serialize_field("failed", &self.failed)?;
         s.serialize_field("skipped", &self.skipped)?;
@@ -105,6 +107,8 @@ impl Serialize for OutboxStats {
         s.serialize_field("failedDropped", &self.failed_dropped)?;
         s.serialize_field("bytes", &self.bytes)?;
         s.serialize_field("oldestPendingSeconds", &seconds(self.oldest_pending))?;
+        s.serialize_field("heldUntil", &self.held_until.as_ref().map(|at| at.as_str()))?;
+        s.serialize_field("holdSecondsLeft", &seconds(self.hold_left))?;
         s.end()
     }
 }

@@ -868,7 +868,7 @@ impl OutboxEmulators {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = suite.scratch_dir(&format!("ius-c-outbox-{}-{run}", std::process::id()));
-        let ids = ["o1", "o2", "r1", "cb1", "t0", "t1", "t2", "t3"];
+        let ids = ["o1", "o2", "r1", "cb1", "t0", "t1", "t2", "t3", "h1"];
         let emulators = KINDS
             .iter()
             .map(|&kind| {

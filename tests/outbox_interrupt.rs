@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::{TOKEN, builder, interrupt_during, wait_until};
 use intune_user_status::{
-    Client, Error, FlushReport, Outbox, OutboxOptions, RetryPolicy, Target, UserStatusPatch,
+    Client, Error, FlushReport, FlushSeam, Outbox, OutboxOptions, RetryPolicy, Target,
+    UserStatusPatch,
 };
 use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
 use serde_json::json;
@@ -724,15 +725,13 @@ fn an_interrupted_flush_whose_last_read_cannot_have_the_handle_still_says_what_i
     assert_eq!(outbox.stats().unwrap().pending, 2, "t0 and t1");
 }
 
-/// A flush interrupted (the outbox's own interrupt) while another thread's `enqueue_many` on the
-/// same handle keeps the connection far longer than the interrupt's bound: the flush returns
-/// promptly; what Graph applied (t0..t19) could not be recorded, so it stays pending, held back
-/// (with the rest of its round) by the backoff the claim stored: not sent again at once.
+/// A flush interrupted (the outbox's own interrupt) while another call on the same handle works
+/// with the connection far longer than the interrupt's bound: the flush returns promptly; what
+/// Graph applied (t0..t19) could not be recorded, so it stays pending, held back (with the rest
+/// of its round) by the backoff the claim stored: not sent again at once. The order is forced:
+/// the flush pauses before its record (a test seam) while the other call takes the connection
+/// and the interrupt comes.
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "its premise is a 20,000-item enqueue_many still running 1.5 s after it started; under Wine it once finished sooner and the flush recorded its round. The held-back state it checks does not depend on the platform, and the tests whose record cannot have the handle (another connection holds the file) run there"
-)]
 fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_back() {
     let emu = emulator(25);
     emu.add_fault(FaultRule::always(Fault::NoAnswer).path_contains("/userStatuses/t21"));
@@ -749,6 +748,7 @@ fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_b
         .unwrap();
     let outbox = open(&client, &path);
     enqueue(&outbox, 25, 1);
+    let paused = pause_before(&outbox, FlushSeam::BeforeRecord);
     let flushing = {
         let outbox = Arc::clone(&outbox);
         thread::spawn(move || flush(&outbox))
@@ -756,35 +756,44 @@ fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_b
     wait_until("the second batch in flight", || {
         emu.batch_items().len() >= 22
     });
-    thread::sleep(Duration::from_millis(200));
-    let many: Vec<intune_user_status::BulkItem> = (0..20000)
-        .map(|i| intune_user_status::BulkItem::new(Target::new("c2", format!("x{i}")), count(i)))
-        .collect();
-    let enqueuing = {
+    let interrupter = {
         let outbox = Arc::clone(&outbox);
-        thread::spawn(move || outbox.enqueue_many(&many).map(|_| ()))
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            outbox.interrupt();
+        })
     };
-    // The enqueue_many has the connection (its transaction runs for seconds).
-    thread::sleep(Duration::from_millis(1500));
+    // The batch in flight is abandoned; the flush comes to its record and waits there.
+    paused.reached.recv().unwrap();
+    interrupter.join().unwrap();
+    // Another call on the handle works with the connection (an enqueue_many of thousands).
+    let working = outbox.hold_connection().unwrap();
     let interrupted = Instant::now();
-    outbox.interrupt();
+    paused.go.send(()).unwrap();
     let (result, report) = flushing.join().unwrap();
     let took = interrupted.elapsed();
-    enqueuing.join().unwrap().unwrap();
+    drop(working);
     assert!(
         result.as_ref().is_err_and(Error::is_cancelled),
         "{result:?}"
     );
-    assert!(took < PROMPTLY * 2, "returned {took:?} after the interrupt");
-    assert!(report.pending >= 20, "not recorded, so pending: {report:?}");
-    // Held back on disk (a flush now would first spend its time on the 20,000 others).
+    assert!(
+        took < PROMPTLY,
+        "returned {took:?} after its turn was refused"
+    );
+    assert_eq!(report.pending, 25, "not recorded, so pending: {report:?}");
+    assert_eq!(
+        report.stopped_by,
+        Some(intune_user_status::FlushStop::Interrupt)
+    );
+    // Held back on disk: a flush now sends nothing.
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     let held: i64 = hold_the_file(&path)
         .query_row(
-            "SELECT count(*) FROM pending WHERE key NOT LIKE '%/c2/%' AND next_attempt_at > ?1",
+            "SELECT count(*) FROM pending WHERE next_attempt_at > ?1",
             [now_ms],
             |row| row.get(0),
         )
@@ -793,6 +802,117 @@ fn a_flush_interrupted_behind_a_long_enqueue_returns_promptly_its_reports_held_b
         held, 25,
         "t0..t24, claimed, their outcomes unrecorded: held back"
     );
+    let again = outbox.flush().unwrap();
+    assert_eq!((again.sent, again.pending), (0, 25), "{again:?}");
+}
+
+/// A flush paused at a seam: `reached` says it is there, `go` lets it on.
+struct Paused {
+    reached: std::sync::mpsc::Receiver<()>,
+    go: std::sync::mpsc::SyncSender<()>,
+}
+
+/// Pauses `outbox`'s flushes at `at` (the first time only) until the test says go.
+fn pause_before(outbox: &Outbox, at: FlushSeam) -> Paused {
+    let (reached_tx, reached) = std::sync::mpsc::sync_channel(1);
+    let (go, go_rx) = std::sync::mpsc::sync_channel(1);
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let once = std::sync::atomic::AtomicBool::new(false);
+    outbox.set_flush_seam(move |seam| {
+        if seam == at && !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            reached_tx.send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+    });
+    Paused { reached, go }
+}
+
+/// A flush interrupted in its last read (`pending` and the next attempt), which cannot have the
+/// handle (another call works with it): the report is still read, through a connection of its
+/// own, so it says what is pending and when it is due, never a false "drained" nor a next
+/// attempt left out.
+#[test]
+fn a_flush_interrupted_in_its_last_read_still_says_what_is_pending_and_when() {
+    let emu = emulator(2);
+    emu.add_fault(
+        FaultRule::always(Fault::Status {
+            status: 503,
+            retry_after: None,
+        })
+        .path_contains("/userStatuses/t1"),
+    );
+    let dir = folder("last-read");
+    let client = common::builder(&emu.base_url())
+        .retry_policy(RetryPolicy::default().max_retries(0))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &dir.join("outbox.db"));
+    enqueue(&outbox, 2, 1);
+    let paused = pause_before(&outbox, FlushSeam::BeforeLastRead);
+    let flushing = {
+        let outbox = Arc::clone(&outbox);
+        thread::spawn(move || flush(&outbox))
+    };
+    paused.reached.recv().unwrap();
+    let working = outbox.hold_connection().unwrap();
+    outbox.interrupt();
+    paused.go.send(()).unwrap();
+    let (result, report) = flushing.join().unwrap();
+    drop(working);
+    assert!(
+        result.as_ref().is_err_and(Error::is_cancelled),
+        "{result:?}"
+    );
+    assert_eq!(
+        (report.applied, report.retry_later, report.pending),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.next_attempt_in.is_some(),
+        "t1 is due later: {report:?}"
+    );
+    assert_eq!(
+        report.stopped_by,
+        Some(intune_user_status::FlushStop::Interrupt)
+    );
+}
+
+/// An outbox opened by a path that stops leading to it (its folder's link removed: a relative
+/// path after the process changed folder fares the same): a flush interrupted before it read
+/// anything (waiting for another handle's flush lock) reads its report through the file's
+/// canonical path, resolved at open, so it says what is pending.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_flush_reads_its_report_by_the_files_canonical_path() {
+    let emu = emulator(2);
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_secs(2))).method("PATCH"));
+    let dir = folder("canonical");
+    let real = dir.join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let holder = open(&common::client(&emu.base_url()), &real.join("outbox.db"));
+    holder.enqueue(&Target::new("c1", "t0"), &count(1)).unwrap();
+    let holding = {
+        let holder = Arc::clone(&holder);
+        thread::spawn(move || holder.flush().unwrap())
+    };
+    wait_until("the holder's write", || !emu.requests().is_empty());
+    let waiter = open(&common::client(&emu.base_url()), &link.join("outbox.db"));
+    waiter.enqueue(&Target::new("c1", "t1"), &count(2)).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    let flushing = Arc::clone(&waiter);
+    let stopper = Arc::clone(&waiter);
+    let ((result, report), _) = interrupt_during(
+        || true,
+        move || stopper.interrupt(),
+        move || flush(&flushing),
+    );
+    assert!(stage(&result).contains("flush lock"), "{result:?}");
+    assert_eq!((report.sent, report.pending), (0, 2), "{report:?}");
+    assert!(report.next_attempt_in.is_some(), "{report:?}");
+    holding.join().unwrap();
 }
 
 /// The abandoned write of a flush whose record could not run (the client's interrupt, its record

@@ -223,3 +223,233 @@ fn a_reader_refuses_older_missing_and_foreign_files_and_leaves_them_as_they_were
     let reason = storage_reason(OutboxReader::open(&other).unwrap_err());
     assert!(reason.contains("not an outbox"), "{reason}");
 }
+
+/// The flush report JSON's `stoppedBy`.
+fn stopped_by(report: &intune_user_status::FlushReport) -> Value {
+    serde_json::to_value(report).unwrap()["stoppedBy"].clone()
+}
+
+/// Credentials Graph refuses for good (every request 401, the token fixed): the flush stops after
+/// its first batch and says why (`stoppedBy` "auth"), logs it at WARN without the token, counts
+/// it in the client's metrics, and the hold it leaves shows in the stats until an operator clears
+/// it; then the next flush sends at once.
+#[test]
+fn a_flush_whose_credentials_are_refused_says_why_warns_and_holds_until_cleared() {
+    const REFUSED: &str = "refused-token-7c1d9e";
+    let logs = common::capture_logs();
+    let emu = emulator_with(&["a", "b", "c"]);
+    let dir = folder("auth-refused");
+    let path = dir.join("outbox.db");
+    // A backoff of a second or two: the hold (the batch's longest) outlasts the checks below.
+    let client = common::builder(&emu.base_url())
+        .access_token(REFUSED)
+        .retry_policy(intune_user_status::RetryPolicy::default().base_delay(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    for id in ["a", "b", "c"] {
+        outbox
+            .enqueue(
+                &Target::new("c1", id),
+                &UserStatusPatch::new().devices_count(1),
+            )
+            .unwrap();
+    }
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.sent, report.retry_later), (3, 3), "{report:?}");
+    assert_eq!(
+        report.stopped_by,
+        Some(intune_user_status::FlushStop::Auth),
+        "{report:?}"
+    );
+    assert_eq!(stopped_by(&report), "auth");
+    let text = logs.text();
+    let warned: Vec<_> = text
+        .lines()
+        .filter(|line| {
+            line.contains("refused/outbox.db") && line.contains("credentials were refused")
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "one WARN line: {text}");
+    assert!(
+        warned[0].starts_with("WARN ") && warned[0].contains("3 reports pending"),
+        "{text}"
+    );
+    assert!(!text.contains(REFUSED), "no token in the logs: {text}");
+    assert_eq!(
+        client.metrics().flushes_stopped[intune_user_status::FlushStop::Auth],
+        1
+    );
+    // The hold is in force: the stats say until when, and the next flush sends nothing.
+    let stats = outbox.stats().unwrap();
+    let left = stats.hold_left.expect("a hold in force");
+    assert!(
+        left > Duration::ZERO && left <= Duration::from_secs(60),
+        "{stats:?}"
+    );
+    assert!(stats.held_until.is_some(), "{stats:?}");
+    let json = serde_json::to_value(OutboxReader::open(&path).unwrap().stats().unwrap()).unwrap();
+    assert!(json["heldUntil"].is_string(), "{json}");
+    assert!(json["holdSecondsLeft"].as_f64().unwrap() > 0.0, "{json}");
+    let held = outbox.flush().unwrap();
+    assert_eq!((held.sent, held.pending), (0, 3), "{held:?}");
+    assert_eq!(stopped_by(&held), "held");
+    let sent_before = emu.requests().len();
+    // The operator fixes the credentials (here: the agent's next client) and clears the hold.
+    assert!(outbox.clear_hold().unwrap(), "a hold was in force");
+    assert!(!outbox.clear_hold().unwrap(), "none any more");
+    let stats = outbox.stats().unwrap();
+    assert_eq!((stats.held_until, stats.hold_left), (None, None));
+    let fixed = Outbox::open(
+        &common::client(&emu.base_url()),
+        &path,
+        OutboxOptions::new(),
+    )
+    .unwrap();
+    // The reports' own backoffs still apply (a few seconds at most); then they go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut report = fixed.flush().unwrap();
+    while report.pending > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        report = fixed.flush().unwrap();
+    }
+    assert_eq!(report.pending, 0, "{report:?}");
+    assert_eq!(stopped_by(&report), Value::Null, "drained");
+    assert!(emu.requests().len() > sent_before);
+}
+
+/// A token source that fails every time: the flush cannot run (`Error::Auth`), and its report
+/// says why; WARN, without the secret.
+#[test]
+fn a_flush_whose_token_source_fails_every_time_says_auth_and_warns() {
+    struct Failing;
+    impl intune_user_status::TokenProvider for Failing {
+        fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+            Err(intune_user_status::AuthError::new("vault sealed").into())
+        }
+    }
+    let logs = common::capture_logs();
+    let emu = emulator_with(&["a"]);
+    let dir = folder("no-token");
+    let client = intune_user_status::Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(Failing)
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, dir.join("outbox.db"), OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "a"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    let mut report = intune_user_status::FlushReport::default();
+    let result = outbox.flush_into(&mut report);
+    assert!(matches!(result, Err(Error::Auth(_))), "{result:?}");
+    assert_eq!(stopped_by(&report), "auth", "{report:?}");
+    assert!(
+        logs.text().lines().any(|line| line.starts_with("WARN ")
+            && line.contains("no-token")
+            && line.contains("credentials were refused")),
+        "{}",
+        logs.text()
+    );
+}
+
+/// A `Retry-After` of two hours (past maxDelay) holds the whole outbox at most an hour
+/// (`MAX_OUTBOX_HOLD`), and the flush says it was throttled.
+#[test]
+fn a_retry_after_past_the_cap_holds_the_outbox_an_hour_at_most() {
+    let emu = emulator_with(&["a"]);
+    emu.add_fault(ius_emulator::FaultRule::always(
+        ius_emulator::Fault::Status {
+            status: 429,
+            retry_after: Some("7200".into()),
+        },
+    ));
+    let dir = folder("capped");
+    let outbox = Outbox::open(
+        &common::client(&emu.base_url()),
+        dir.join("outbox.db"),
+        OutboxOptions::new(),
+    )
+    .unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "a"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!(report.retry_later, 1, "{report:?}");
+    let next = report.next_attempt_in.expect("pending");
+    assert!(
+        next > Duration::from_secs(3590) && next <= Duration::from_secs(3600),
+        "held an hour, not two: {report:?}"
+    );
+    assert_eq!(stopped_by(&report), "throttled");
+    let left = outbox.stats().unwrap().hold_left.unwrap();
+    assert!(left <= Duration::from_secs(3600), "{left:?}");
+}
+
+/// A flush whose Graph cannot be reached stops with `stoppedBy` "offline"; one out of
+/// `flushTimeMs` with "time".
+#[test]
+fn offline_and_out_of_time_flushes_say_why() {
+    let emu = emulator_with(&["a", "b"]);
+    emu.add_fault(
+        ius_emulator::FaultRule::always(ius_emulator::Fault::Reset).path_contains("/$batch"),
+    );
+    let dir = folder("offline-time");
+    let path = dir.join("outbox.db");
+    let client = common::builder(&emu.base_url())
+        .retry_policy(
+            intune_user_status::RetryPolicy::default()
+                .max_retries(0)
+                .base_delay(Duration::from_millis(10)),
+        )
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    for id in ["a", "b"] {
+        outbox
+            .enqueue(
+                &Target::new("c1", id),
+                &UserStatusPatch::new().devices_count(1),
+            )
+            .unwrap();
+    }
+    let report = outbox.flush().unwrap();
+    assert_eq!(stopped_by(&report), "offline", "{report:?}");
+    emu.clear_faults();
+    // Each batch takes 50 ms, the flush may run 1 ms: it starts no second batch.
+    emu.add_fault(
+        ius_emulator::FaultRule::always(ius_emulator::Fault::Latency(Duration::from_millis(50)))
+            .path_contains("/$batch"),
+    );
+    let out_of_time = Outbox::open(
+        &client,
+        &path,
+        OutboxOptions::new().flush_time(Duration::from_millis(1)),
+    )
+    .unwrap();
+    out_of_time.clear_hold().unwrap();
+    for i in 0..30 {
+        out_of_time
+            .enqueue(
+                &Target::new("c1", format!("x{i}")),
+                &UserStatusPatch::new().devices_count(1),
+            )
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let report = out_of_time.flush().unwrap();
+    assert!(
+        report.pending >= 12,
+        "at most one batch of 20 went: {report:?}"
+    );
+    assert_eq!(stopped_by(&report), "time", "{report:?}");
+    let metrics = serde_json::to_value(client.metrics()).unwrap();
+    assert_eq!(metrics["flushesStopped"]["offline"], 1, "{metrics}");
+    assert_eq!(metrics["flushesStopped"]["time"], 1, "{metrics}");
+}

@@ -80,7 +80,9 @@ int main(int argc, char **argv) {
       char *report = NULL;
       status = ius_outbox_flush(outbox, &report, &error);
       if (status == IUS_STATUS_OK)
-        printf("flush: %s\n", report); /* sent, applied, retryLater, failed, pending, ... */
+        /* sent, applied, retryLater, failed, pending, ...; "stoppedBy":"auth" means the
+         * credentials were refused: alert an operator (docs/outbox.md, "Why a flush stopped") */
+        printf("flush: %s\n", report);
       else
         report_error("flush did not run", status, error); /* reports stay for the next one */
       ius_string_free(report);

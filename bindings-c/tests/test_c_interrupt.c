@@ -494,7 +494,8 @@ static void outbox_flush_client_interrupt(void) {
   CHECK(ius_test_stat(base_url, "requests") == requests + 3);
   ius_test_sleep_ms(backoff_ms);
   flush_ok(outbox, "{\"sent\":1,\"applied\":1,\"retryLater\":0,\"failed\":0,\"skipped\":0,"
-                   "\"interrupted\":0,\"pending\":0,\"nextAttemptInSeconds\":null}");
+                   "\"interrupted\":0,\"pending\":0,\"nextAttemptInSeconds\":null,"
+                   "\"stoppedBy\":null}");
   ius_outbox_free(outbox);
   ius_client_free(client);
 }

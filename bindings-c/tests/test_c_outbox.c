@@ -1,7 +1,7 @@
 /* The durable outbox through the C API: options, bad files, validation, OUTBOX_FULL, merging,
  * flush against the emulator (applied, 404 to the failed list), skip-unchanged, an outbox that
  * outlives its client (and its token callback's user_data, freed right after the last free),
- * threads, a full disk. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
+ * threads, a full disk, a refused credential's hold and ius_outbox_clear_hold. argv[1] is the build kind; the emulator is IUS_OUTBOX_<KIND>_URL
  * (user statuses o1, o2, r1, cb1, t0..t3 under c1) and files go under IUS_OUTBOX_DIR. tests/c_api.rs
  * checks afterwards what reached the emulator. */
 #include <stdint.h>
@@ -149,6 +149,46 @@ static void test_callback_outlives_client_until_the_last_free(const char *kind, 
   contains(report, "\"applied\":1");
   ius_string_free(report);
   ius_outbox_free(outbox);
+}
+
+/* Credentials Graph refuses (a wrong token): the flush stops and says so ("auth"), the stats show
+ * the hold it left, the next flush is held, and ius_outbox_clear_hold ends the hold. */
+static void test_a_refused_credential_holds_until_cleared(const char *kind, const char *url) {
+  char config[512], path[600], *error = NULL, *report = NULL;
+  /* The hold is the batch's backoff: seconds, longer than the checks below take under valgrind. */
+  snprintf(config, sizeof config,
+           "{\"baseUrl\":\"%s\",\"accessToken\":\"refused\",\"retry\":{\"baseDelayMs\":20000}}",
+           url);
+  path_of(path, sizeof path, kind, "refused.db");
+  ius_client *client = NULL;
+  ius_outbox *outbox = NULL;
+  CHECK(ius_client_new(config, &client, &error) == IUS_STATUS_OK);
+  CHECK(ius_outbox_open(client, path, NULL, &outbox, &error) == IUS_STATUS_OK && outbox != NULL);
+  enqueue_ok(outbox, "h1", "{\"devicesCount\":1}");
+  CHECK(ius_outbox_flush(outbox, &report, &error) == IUS_STATUS_OK && error == NULL);
+  contains(report, "\"retryLater\":1");
+  contains(report, "\"stoppedBy\":\"auth\"");
+  ius_string_free(report);
+  char *stats = stats_of(outbox);
+  contains(stats, "\"heldUntil\":\"");
+  CHECK(stats != NULL && strstr(stats, "\"holdSecondsLeft\":null") == NULL);
+  ius_string_free(stats);
+  CHECK(ius_outbox_flush(outbox, &report, &error) == IUS_STATUS_OK);
+  contains(report, "{\"sent\":0,");
+  contains(report, "\"stoppedBy\":\"held\"");
+  ius_string_free(report);
+  error = (char *)(uintptr_t)1; /* set to NULL on success */
+  CHECK(ius_outbox_clear_hold(outbox, &error) == IUS_STATUS_OK && error == NULL);
+  stats = stats_of(outbox);
+  contains(stats, "\"heldUntil\":null,\"holdSecondsLeft\":null}");
+  ius_string_free(stats);
+  /* Not held: clearing does nothing and succeeds; a NULL outbox is refused, the error set. */
+  CHECK(ius_outbox_clear_hold(outbox, NULL) == IUS_STATUS_OK);
+  CHECK(ius_outbox_clear_hold(NULL, &error) == IUS_STATUS_NULL_ARGUMENT);
+  contains(error, "\"status\":\"NULL_ARGUMENT\"");
+  ius_string_free(error);
+  ius_outbox_free(outbox);
+  ius_client_free(client);
 }
 
 int main(int argc, char **argv) {
@@ -450,5 +490,6 @@ int main(int argc, char **argv) {
 #endif
 
   test_callback_outlives_client_until_the_last_free(kind, ius_env(url_var));
+  test_a_refused_credential_holds_until_cleared(kind, ius_env(url_var));
   return ius_summary();
 }

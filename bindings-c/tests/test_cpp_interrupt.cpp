@@ -109,6 +109,14 @@ int main(int argc, char **argv) {
   ius::Outbox moved_outbox = std::move(outbox);
   outbox.interrupt();  // NOLINT(bugprone-use-after-move)
   CHECK(moved_outbox.stats().ok());
+  // Nothing held: clear_hold() succeeds and the stats say no hold; a moved-from Outbox refuses.
+  CHECK(moved_outbox.clear_hold().ok());
+  auto stats = moved_outbox.stats();
+  CHECK(stats.ok() && stats.value().find("\"heldUntil\":null") != std::string::npos);
+  // Refused, each error JSON freed (valgrind and LeakSanitizer see every one).
+  CHECK(!outbox.clear_hold().ok());                                // NOLINT(bugprone-use-after-move)
+  CHECK(!outbox.enqueue("{}", "{\"devicesCount\":1}").ok());      // NOLINT(bugprone-use-after-move)
+  CHECK(!outbox.enqueue_many("[]").ok());                           // NOLINT(bugprone-use-after-move)
   ius::Client moved = std::move(client);
   client.interrupt();  // NOLINT(bugprone-use-after-move)
   CHECK(moved.update("c1", "cppstall", "{\"devicesCount\":3}").ok());

@@ -184,7 +184,12 @@ pub enum OutboxAction {
     /// sends it. Prints {"requeued":N}
     RequeueFailed(Bounds),
     /// Send what is due; print the flush report JSON, as the C API's ius_outbox_flush writes it
+    /// (its stoppedBy says why a flush stopped early: auth, offline, throttled, held, time)
     Flush(Bounds),
+    /// End the hold a stopped flush left on the whole outbox (stats' heldUntil), so the next
+    /// flush sends what is due at once: once the cause is fixed (credentials, network), not to
+    /// get round throttling. Prints {"cleared":true} if a hold was in force, else false
+    ClearHold,
     /// Store a report durably, merged into any pending for the same user status
     Enqueue {
         #[command(flatten)]
@@ -208,7 +213,7 @@ pub struct Bounds {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
     /// Nothing: it sends nothing, and no setting changes what it does (the emulator; an
-    /// outbox's stats, failed list and requeue).
+    /// outbox's stats, failed list, requeue and clear-hold).
     Nothing,
     /// A client's settings if given (the API version an enqueued report takes); it sends
     /// nothing.
@@ -224,9 +229,10 @@ impl Command {
             Command::Outbox { action, .. } => match action {
                 OutboxAction::Flush(_) => Needs::Credentials,
                 OutboxAction::Enqueue { .. } => Needs::Settings,
-                OutboxAction::Stats | OutboxAction::Failed | OutboxAction::RequeueFailed(_) => {
-                    Needs::Nothing
-                }
+                OutboxAction::Stats
+                | OutboxAction::Failed
+                | OutboxAction::RequeueFailed(_)
+                | OutboxAction::ClearHold => Needs::Nothing,
             },
             Command::Emulator { .. } => Needs::Nothing,
             Command::Resource(_) | Command::Bulk { .. } => Needs::Credentials,

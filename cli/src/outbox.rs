@@ -1,7 +1,7 @@
 //! `ius outbox PATH ...`: an operator's view of an agent's outbox file, through the SDK: its
 //! figures and failed list read without writing the file ([`OutboxReader`]), and a flush, an
-//! enqueue and a requeue of the failed list through an [`Outbox`] opened with the agent's
-//! options.
+//! enqueue, a requeue of the failed list and the end of a hold through an [`Outbox`] opened with
+//! the agent's options (the defaults, for clear-hold).
 
 use std::io::Write;
 use std::path::Path;
@@ -41,6 +41,10 @@ pub fn run(
             print(out, &json!({ "requeued": requeued }))
         }
         OutboxAction::Flush(bounds) => print(out, &open(client, path, bounds)?.flush()?),
+        OutboxAction::ClearHold => {
+            let outbox = Outbox::open(client, path, OutboxOptions::new())?;
+            print(out, &json!({ "cleared": outbox.clear_hold()? }))
+        }
         OutboxAction::Enqueue { update, bounds } => {
             let (target, patch) = update.parts()?;
             let mut item = BulkItem::new(target, patch);

@@ -538,7 +538,7 @@ fn outbox_enqueue_stats_and_flush_print_the_c_apis_json() {
         (&stats["pending"], &stats["failed"], &stats["applied"]),
         (&1.into(), &0.into(), &0.into())
     );
-    for key in ["skipped", "bytes", "oldestPendingSeconds"] {
+    for key in ["skipped", "bytes", "oldestPendingSeconds", "heldUntil"] {
         assert!(stats.get(key).is_some(), "{key} in {stats}");
     }
     assert!(emu.requests().is_empty());
@@ -553,13 +553,63 @@ fn outbox_enqueue_stats_and_flush_print_the_c_apis_json() {
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         report,
-        json!({"sent": 1, "applied": 1, "retryLater": 0, "failed": 0, "skipped": 0, "interrupted": 0, "pending": 0, "nextAttemptInSeconds": null})
+        json!({"sent": 1, "applied": 1, "retryLater": 0, "failed": 0, "skipped": 0, "interrupted": 0, "pending": 0, "nextAttemptInSeconds": null, "stoppedBy": null})
     );
     assert_eq!(
         emu.user_status(DIRECT, "s0").unwrap()["devicesCount"],
         2,
         "the merged report"
     );
+}
+
+/// A throttled flush (a Retry-After of 10 minutes) holds the whole outbox: the flush report says
+/// why, `stats` shows until when, and `clear-hold` ends it (needing no credentials).
+#[test]
+fn outbox_clear_hold_ends_the_hold_a_throttled_flush_left() {
+    let emu = emulator(1, Config::default());
+    emu.add_fault(FaultRule::always(Fault::Status {
+        status: 429,
+        retry_after: Some("600".into()),
+    }));
+    let path = scratch("held.outbox");
+    let file = path.to_str().unwrap();
+    let out = ius()
+        .args([
+            "outbox",
+            file,
+            "enqueue",
+            "cfg-1",
+            "s0",
+            "--patch",
+            r#"{"devicesCount":1}"#,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run(&emu, &["outbox", file, "flush"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["stoppedBy"], "throttled", "{report}");
+    let stats = |expect_held: bool| {
+        let out = ius().args(["outbox", file, "stats"]).output().unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let stats: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(stats["heldUntil"].is_string(), expect_held, "{stats}");
+        let left = stats["holdSecondsLeft"].as_f64();
+        assert_eq!(
+            left.is_some_and(|s| s > 500.0 && s <= 600.0),
+            expect_held,
+            "{stats}"
+        );
+    };
+    stats(true);
+    for cleared in [true, false] {
+        let out = ius().args(["outbox", file, "clear-hold"]).output().unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let answer: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(answer, json!({ "cleared": cleared }));
+        stats(false);
+    }
 }
 
 #[test]

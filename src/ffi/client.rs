@@ -237,7 +237,10 @@ pub unsafe extern "C" fn ius_client_interrupt(client: *const ius_client) {
 /// - `tokens`: `{"fetched","failed","refreshedBeforeExpiry","after401"}`: what the client's
 ///   token cache fetched (credentials, identity sources, the token callback; not a fixed
 ///   `accessToken`);
-/// - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests.
+/// - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests;
+/// - `flushesStopped`: `{"auth","offline","throttled","held","time","interrupt"}`: flushes of
+///   the outboxes opened with the client that stopped before working through what was due, by
+///   why (the flush report's `stoppedBy`; see `ius_outbox_flush`).
 ///
 /// Counters only grow; forward the difference between two readings as rates.
 ///

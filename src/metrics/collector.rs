@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::keys::{
-    AnswerClass, BUCKETS, Operation, PerCause, PerClass, PerOperation, RetryCause, bucket_of,
+    AnswerClass, BUCKETS, FlushStop, Operation, PerCause, PerClass, PerFlushStop, PerOperation,
+    RetryCause, bucket_of,
 };
 use super::snapshot::{
     BatchItemCounts, ByteCounts, LatencyHistogram, Metrics, RequestCounts, TokenCounts, WaitCounts,
@@ -65,6 +66,7 @@ pub(crate) struct Collector {
     tokens_after_401: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
+    flushes_stopped: PerFlushStop<AtomicU64>,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -122,6 +124,11 @@ impl Collector {
         add(&self.batch_failed, failed);
     }
 
+    /// An outbox flush stopped early, for `why`.
+    pub fn flush_stopped(&self, why: FlushStop) {
+        add(&self.flushes_stopped[why], 1);
+    }
+
     /// The token cache fetched a token, for `why`, and got one or not.
     pub fn token_fetched(&self, why: TokenFetch, ok: bool) {
         add(
@@ -167,6 +174,7 @@ impl Collector {
                 sent: read(&self.bytes_sent),
                 received: read(&self.bytes_received),
             },
+            flushes_stopped: PerFlushStop::from_fn(|why| read(&self.flushes_stopped[why])),
         }
     }
 

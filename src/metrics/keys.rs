@@ -1,5 +1,5 @@
 //! The metrics' tables, each declared once: the operations, the classes of answer, the causes of a
-//! retry and the latency buckets' bounds. Each table is an enum whose variants carry their JSON
+//! retry, why an outbox flush stopped early, and the latency buckets' bounds. Each table is an enum whose variants carry their JSON
 //! key, and a container with one value per variant (an array indexed by it, serialized as an
 //! object with those keys), so no key is written twice.
 
@@ -168,6 +168,28 @@ table! {
     }
 }
 
+table! {
+    /// Why an outbox flush stopped sending before it had worked through what was due: the flush
+    /// report's `stoppedBy`, and the metrics' `flushesStopped`.
+    pub enum FlushStop in PerFlushStop {
+        /// The credentials were refused: no token could be had, or Graph answered 401 to every
+        /// report of a batch (a fresh token did not cure it). Logged at WARN.
+        Auth = "auth",
+        /// A batch got no answer at all (refused, reset, DNS, a connect timeout): Graph cannot be
+        /// reached now.
+        Offline = "offline",
+        /// Graph throttled a batch, or asked to wait longer than `retry.maxDelayMs`: the whole
+        /// outbox is held back (the stats' `heldUntil`).
+        Throttled = "throttled",
+        /// An earlier flush's stop still holds the whole outbox back: nothing was sent.
+        Held = "held",
+        /// `flushTimeMs` ran out (the wait for another flush of the file included).
+        Time = "time",
+        /// An interrupt ended the flush (`Outbox::interrupt`, or its client's).
+        Interrupt = "interrupt",
+    }
+}
+
 /// The latency histogram's bucket bounds in milliseconds: a bucket holds the attempts that took
 /// more than the bound before it and at most its own; one more bucket (`"+Inf"`) holds the
 /// longer ones.
@@ -216,6 +238,12 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&per).unwrap(),
             r#"{"429":0,"503":0,"504":0,"transport":0,"401Refresh":2}"#
+        );
+        let mut stops = PerFlushStop::<u64>::default();
+        stops[FlushStop::Auth] = 1;
+        assert_eq!(
+            serde_json::to_string(&stops).unwrap(),
+            r#"{"auth":1,"offline":0,"throttled":0,"held":0,"time":0,"interrupt":0}"#
         );
     }
 }

@@ -3,7 +3,9 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::keys::{BUCKETS, LATENCY_BOUNDS_MS, OVERFLOW_KEY, PerCause, PerClass, PerOperation};
+use super::keys::{
+    BUCKETS, LATENCY_BOUNDS_MS, OVERFLOW_KEY, PerCause, PerClass, PerFlushStop, PerOperation,
+};
 
 /// A client's counters since it was made, shared by its clones and the outboxes opened with it:
 /// [`Client::metrics`](crate::Client::metrics). Serialized (`serde_json::to_string`) it is the
@@ -49,6 +51,9 @@ pub struct Metrics {
     /// Bytes of request and response bodies of Graph requests (not their headers, not token
     /// requests).
     pub bytes: ByteCounts,
+    /// Outbox flushes (of the outboxes opened with this client) that stopped before working
+    /// through what was due, by why; the flush report's `stopped_by` says it for one flush.
+    pub flushes_stopped: PerFlushStop<u64>,
 }
 
 /// One operation's requests: how many were sent, and how each ended.

@@ -31,7 +31,13 @@ pub(crate) fn is_permanent(error: &Error) -> bool {
 /// DNS, a connect timeout), no token could be had, or Graph refused the credentials (a 401 a
 /// fresh token did not cure).
 pub(crate) fn fails_every_request(error: &Error) -> bool {
-    error.got_no_answer() || error.auth().is_some() || error.http_status() == Some(401)
+    error.got_no_answer() || refuses_the_credentials(error)
+}
+
+/// True when the result says the credentials were refused: no token could be had, or Graph
+/// answered 401 (a fresh token did not cure it). The flush that stops for it logs at WARN.
+pub(crate) fn refuses_the_credentials(error: &Error) -> bool {
+    error.auth().is_some() || error.http_status() == Some(401)
 }
 
 /// True when the request that ended so certainly was not processed by Graph, so it cannot land

@@ -12,12 +12,15 @@
 //! back to an old value after an unknown outcome is sent, never skipped.
 //!
 //! A flush stops sending (the rest stays pending) after a batch that Graph throttled or asked to
-//! wait longer than `maxDelayMs` (the rest is held back as long as Graph asked), after a batch
+//! wait longer than `maxDelayMs` (the rest is held back as long as Graph asked, at most
+//! `MAX_OUTBOX_HOLD`), after a batch
 //! whose every report got no answer at all (Graph cannot be reached now), no token, or a 401 a
 //! fresh token did not cure (the rest waits out the same backoff, so an offline flush pays one
 //! batch's retries and one token attempt, not one per batch), and once it has run `flushTime`
 //! (the rest stays due). What a stop holds back is held by one stored time for the whole outbox
-//! (`hold`), so a stop writes the rows of its batch and one more, whatever the backlog.
+//! (`hold`), so a stop writes the rows of its batch and one more, whatever the backlog. The
+//! report's `stopped_by` says why a flush stopped early ([`FlushStop`]), the client's metrics
+//! count it, and a stop for the credentials is logged at WARN (an operator must act).
 //!
 //! An interrupt (the outbox's or its client's, after the flush began) ends the flush wherever it
 //! waits: for the flush lock, at the pacing gate, for a response (the batch in flight is
@@ -27,8 +30,11 @@
 //! outcome, stay pending with their acknowledged state in doubt (the claim put it there), held
 //! back by the same backoff as any other unknown outcome, and noted as writes Graph may still
 //! apply (the connection was closed, not the request un-sent): a changed value waits until they
-//! can no longer land. A round's outcomes count in the report once their record
-//! committed: a record the interrupt ends leaves them pending, and the report says so.
+//! can no longer land. A round's outcomes count in the report once their record committed: a
+//! record the interrupt ends leaves them pending, and the report says so. Whatever the interrupt
+//! ended (the wait for the lock, a read, the record, the last read), the report's `pending` and
+//! next attempt are then read through a read-only connection of the file's canonical path; if
+//! even that fails, `pending` keeps what the flush knew was pending.
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +50,7 @@ use super::schema;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
+use crate::metrics::FlushStop;
 use crate::{BulkResult, CallOptions, Client, Error, UpdateOutcome};
 
 /// Reports claimed and recorded together: bounds what a kill makes the next flush send again.
@@ -57,8 +64,14 @@ pub(crate) struct Flush<'a> {
     pub clock: &'a Clock,
     /// The flush lock file.
     pub lock: &'a std::path::Path,
+    /// The file's canonical path (paths.rs): what an interrupted flush's last read opens, whatever
+    /// the process's current folder is now.
+    pub file: &'a std::path::Path,
     /// The outbox's own cancellation signal (the client's is watched too).
     pub signal: &'a std::sync::Arc<Signal>,
+    /// Tests only: where the flush pauses for a test's hook.
+    #[cfg(any(test, feature = "test-seams"))]
+    pub seam: &'a super::seam::Seam,
 }
 
 /// One round's outcomes, counted into the flush's report once their record committed.
@@ -81,10 +94,31 @@ impl Tally {
 
 /// Why a flush stopped sending before the end.
 enum Stop {
-    /// Hold every report not sent until then (unix ms): the outbox-wide hold.
-    Until(i64),
+    /// Hold every report not sent until then (unix ms): the outbox-wide hold, for this cause
+    /// (Graph throttled, or could not be reached).
+    Until(i64, FlushStop),
+    /// As `Until`, because the credentials were refused: the error's text, for the WARN.
+    Refused(i64, String),
     /// `flushTime` ran out: what was not sent stays due.
     OutOfTime,
+}
+
+impl Stop {
+    fn cause(&self) -> FlushStop {
+        match self {
+            Stop::Until(_, why) => *why,
+            Stop::Refused(..) => FlushStop::Auth,
+            Stop::OutOfTime => FlushStop::Time,
+        }
+    }
+
+    /// The end of the outbox-wide hold it sets, if any.
+    fn holds_until(&self) -> Option<i64> {
+        match self {
+            Stop::Until(until, _) | Stop::Refused(until, _) => Some(*until),
+            Stop::OutOfTime => None,
+        }
+    }
 }
 
 /// Runs a flush, writing what it did into `report` as it goes (so an interrupted flush's report
@@ -94,33 +128,41 @@ pub(crate) fn flush(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), E
     let watch = Watch::new(parts.client.signal()).and(parts.signal);
     // The file's busy waits (busy.rs) find the watch on this thread.
     let _entered = watch.enter();
-    let sent = send(parts, &watch, report);
-    match sent {
-        Ok(()) => remaining(parts, report),
-        Err(error) if error.is_cancelled() => {
-            // Through a connection of its own: the handle's may be another call's for longer
-            // than the interrupt allows, and a WAL read never waits for a writer. If even that
-            // fails, the report keeps the lower bound `send` left in it (the reports it could
-            // not record) with no next attempt: never "drained" while something is pending.
-            if let Ok(conn) = read_only(parts.store.path()) {
-                let _ = remaining_in(&conn, parts, report);
-            }
-            Err(error)
+    let done = send(parts, &watch, report).and_then(|()| {
+        #[cfg(any(test, feature = "test-seams"))]
+        parts.seam.pause(super::seam::FlushSeam::BeforeLastRead);
+        remaining(parts, report)
+    });
+    if let Err(error) = &done
+        && error.is_cancelled()
+    {
+        report.stopped_by = Some(FlushStop::Interrupt);
+        // Wherever the interrupt came (before the flush read anything, in its record, in its
+        // last read), through a connection of its own: the handle's may be another call's for
+        // longer than the interrupt allows, and a WAL read never waits for a writer. If even
+        // that fails, the report keeps the lower bound `send` left in it (the reports it knew
+        // were pending), and `stopped_by` says it did not drain.
+        if let Ok(conn) = schema::open_read_only(parts.file, busy::AFTER_INTERRUPT) {
+            let _ = remaining_in(&conn, parts, report);
         }
-        Err(error) => Err(error),
     }
+    if let Some(why) = report.stopped_by {
+        parts.client.pipeline().metrics().flush_stopped(why);
+    }
+    done
 }
 
-/// The outbox file opened read only, its busy waits bounded by what an interrupted call may
-/// still wait (a WAL read waits only while a writer recovers the log).
-fn read_only(path: &str) -> Result<rusqlite::Connection, Error> {
-    let conn = schema::open_read_only(std::path::Path::new(path))?;
-    conn.busy_timeout(busy::AFTER_INTERRUPT)
-        .map_err(|err| Error::Storage {
-            path: path.to_owned(),
-            reason: err.to_string(),
-        })?;
-    Ok(conn)
+/// Logs at WARN that a flush stopped because the credentials were refused: nothing goes out
+/// until an operator fixes them. `error` is the error's text, which never holds a token.
+fn warn_refused(parts: &Flush<'_>, error: &str, report: &FlushReport, until: Option<i64>) {
+    let until = until.map_or_else(String::new, |at| {
+        format!(", held back until {}", rfc3339(at))
+    });
+    log::warn!(
+        "outbox {}: flush stopped, the credentials were refused ({error}); {} reports pending{until}",
+        parts.store.path(),
+        report.pending
+    );
 }
 
 /// What is pending after the flush, and when the earliest is due.
@@ -164,6 +206,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
     )?
     else {
         // Out of time before the other flush ended: nothing sent, everything stays due.
+        report.stopped_by = Some(FlushStop::Time);
         return Ok(());
     };
     let horizon = Horizon::new(clock.now_ms(), latest_wait(client));
@@ -171,6 +214,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
     // Held back by a flush that stopped (throttled, unreachable, no credentials): nothing is due.
     let held = store.run(|conn| Ok(hold::until(conn, hold_horizon(client, horizon.now))?))?;
     if held.is_some_and(|until| until > horizon.now) {
+        report.stopped_by = Some(FlushStop::Held);
         return Ok(());
     }
     let keys = store.run(|conn| store::due_keys(conn, horizon))?;
@@ -182,6 +226,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
     let mut rounds = keys.chunks(ROUND);
     for round in rounds.by_ref() {
         if started.elapsed() >= options.flush_time {
+            report.stopped_by = Some(FlushStop::Time);
             break;
         }
         if watch.cancelled() {
@@ -256,10 +301,13 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 store.run(|conn| {
                     store::record(conn, &not_sent, options, (clock.now_ms(), request_ms), None)
                 })?;
-                return Err(results
+                let error = results
                     .into_iter()
                     .find_map(Result::err)
-                    .unwrap_or_else(|| Error::invalid("flush", "no result")));
+                    .unwrap_or_else(|| Error::invalid("flush", "no result"));
+                report.stopped_by = Some(FlushStop::Auth);
+                warn_refused(parts, &error.to_string(), report, None);
+                return Err(error);
             }
             // Items an interrupt stopped before any request carrying them left (at the pacing
             // gate, waiting for a token or for their turn) were never sent.
@@ -272,21 +320,27 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
         }
+        #[cfg(any(test, feature = "test-seams"))]
+        parts.seam.pause(super::seam::FlushSeam::BeforeRecord);
         // Recorded after an interrupt too: what finished is never sent again. A stop's hold
         // (one stored time holds the rest, however many reports are pending) goes in the same
         // transaction: a kill leaves both or neither.
         let now = clock.now_ms();
-        let hold = match stop {
-            Some(Stop::Until(until)) => Some((until, until - now)),
-            _ => None,
-        };
+        let hold = stop
+            .as_ref()
+            .and_then(Stop::holds_until)
+            .map(|until| (until, until - now));
         let dropped =
             store.run(|conn| store::record(conn, &outcomes, options, (now, request_ms), hold))?;
         tally.add_to(report);
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
         failed_list::warn(store.path(), 0, dropped);
-        if hold.is_some() {
+        report.stopped_by = stop.as_ref().map(Stop::cause);
+        if let Some((until, _)) = hold {
+            if let Some(Stop::Refused(_, error)) = &stop {
+                warn_refused(parts, error, report, Some(until));
+            }
             return interrupted.map_or(Ok(()), Err);
         }
         if let Some(error) = interrupted {
@@ -313,6 +367,17 @@ fn judge(
     let every_fails = results
         .iter()
         .all(|r| matches!(r, Err(e) if failure::fails_every_request(e)));
+    // Which: the credentials (every one refused them: the first error's text, for the WARN),
+    // else Graph unreachable.
+    let refused = results
+        .iter()
+        .all(|r| matches!(r, Err(e) if failure::refuses_the_credentials(e)))
+        .then(|| {
+            results
+                .iter()
+                .find_map(|r| r.as_ref().err().map(ToString::to_string))
+        })
+        .flatten();
     let mut throttled_until: Option<i64> = None;
     let mut latest_retry = now;
     let outcomes = batch
@@ -356,7 +421,7 @@ fn judge(
                     let until = now.saturating_add(wait);
                     latest_retry = latest_retry.max(until);
                     // Graph throttles the app, not one report, and a wait it asks for is
-                    // honoured in full, even past maxDelay.
+                    // honoured, even past maxDelay (the hold caps it: hold.rs).
                     if err.is_throttled() || asked.is_some_and(|asked| asked > policy.max_delay) {
                         let until = now.saturating_add(asked.map_or(wait, millis));
                         throttled_until = Some(throttled_until.map_or(until, |t| t.max(until)));
@@ -373,9 +438,11 @@ fn judge(
         .collect();
     // Throttled (or asked to wait), or a batch that failed whole for want of an answer or of
     // credentials: the rest would fare the same.
-    let stop = throttled_until
-        .or(every_fails.then_some(latest_retry))
-        .map(Stop::Until);
+    let stop = match (throttled_until, refused) {
+        (Some(until), _) => Some(Stop::Until(until, FlushStop::Throttled)),
+        (None, Some(error)) => Some(Stop::Refused(latest_retry, error)),
+        (None, None) => every_fails.then_some(Stop::Until(latest_retry, FlushStop::Offline)),
+    };
     (outcomes, stop)
 }
 

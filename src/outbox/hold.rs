@@ -7,27 +7,60 @@
 //! and reports enqueued meanwhile wait too. It lives in the `counters` table (`held_until`,
 //! `held_for`), so files written before it keep their schema; a file without it is not held.
 //!
+//! A hold lasts at most [`MAX_OUTBOX_HOLD`] (one hour), whatever was asked: Graph's `Retry-After`
+//! may ask for more than `maxDelayMs`, and is honoured up to that cap, but a header that asks for
+//! a day (a proxy's, a bug's) must not silence an agent for a day. An operator ends a hold with
+//! [`clear`] (`Outbox::clear_hold`, `ius outbox PATH clear-hold`).
+//!
 //! Like every stored time it is bounded when read, never trusted (see [`Horizon`]): the hold is
-//! believed up to now + the longer of `maxDelayMs` and the wait it was set for (Graph's
-//! `Retry-After` may ask for more than `maxDelayMs`, and is honoured), so a hold written by a clock
-//! that ran ahead ends now.
+//! believed up to now + the longer of `maxDelayMs` and the wait it was set for (at most the cap),
+//! so a hold written by a clock that ran ahead ends now.
+
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::clock::Horizon;
 
+/// The longest the outbox-wide hold lasts: a `Retry-After` that asks for more holds the outbox
+/// this long, then the next flush asks Graph again. An hour is longer than any throttling window
+/// Graph documents (seconds to minutes), and short enough that an agent that met a wrong header
+/// reports again within the hour.
+pub const MAX_OUTBOX_HOLD: Duration = Duration::from_secs(60 * 60);
+
+/// [`MAX_OUTBOX_HOLD`] in ms.
+const MAX_HOLD_MS: i64 = MAX_OUTBOX_HOLD.as_millis() as i64;
+
 /// Holds every pending report back until `until` (unix ms), a wait of `held_for` ms asked at the
-/// time of writing; replaces any earlier hold (a flush runs only once the last one is over).
-/// Written inside the transaction that records the round that stopped (`store::record`), so the
-/// hold and that round's outcomes are on disk together or not at all.
+/// time of writing, cut to [`MAX_OUTBOX_HOLD`]; replaces any earlier hold (a flush runs only once
+/// the last one is over). Written inside the transaction that records the round that stopped
+/// (`store::record`), so the hold and that round's outcomes are on disk together or not at all.
 pub(crate) fn set(conn: &Connection, until: i64, held_for: i64) -> rusqlite::Result<()> {
+    let asked = held_for.max(0);
+    let held_for = asked.min(MAX_HOLD_MS);
+    let until = until.saturating_sub(asked - held_for);
     // One statement: both rows or neither.
     conn.execute(
         "INSERT INTO counters (name, value) VALUES ('held_until', ?1), ('held_for', ?2)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        params![until, held_for.max(0)],
+        params![until, held_for],
     )
     .map(drop)
+}
+
+/// Ends the hold; `true` when one was in force at `horizon` (as [`in_force`] says).
+pub(crate) fn clear(conn: &Connection, horizon: Horizon) -> rusqlite::Result<bool> {
+    let was = in_force(conn, horizon)?.is_some();
+    conn.execute(
+        "DELETE FROM counters WHERE name IN ('held_until', 'held_for')",
+        [],
+    )?;
+    Ok(was)
+}
+
+/// The end of the hold in force at `horizon` (unix ms, later than now), if any.
+pub(crate) fn in_force(conn: &Connection, horizon: Horizon) -> rusqlite::Result<Option<i64>> {
+    Ok(until(conn, horizon)?.filter(|&until| until > horizon.now))
 }
 
 /// The end of the hold as believed at `horizon` (unix ms; it may be past), or `None` when there
@@ -47,9 +80,9 @@ pub(crate) fn until(conn: &Connection, horizon: Horizon) -> rusqlite::Result<Opt
     let (Some(until), held_for) = (read("held_until")?, read("held_for")?) else {
         return Ok(None);
     };
-    Ok(horizon
-        .believes(until, held_for.unwrap_or(0))
-        .then_some(until))
+    // A file written before the cap may hold a longer wait: believed up to the cap only.
+    let held_for = held_for.unwrap_or(0).min(MAX_HOLD_MS);
+    Ok(horizon.believes(until, held_for).then_some(until))
 }
 
 #[cfg(test)]
@@ -66,11 +99,18 @@ mod tests {
     }
 
     #[test]
-    fn a_hold_is_believed_up_to_now_plus_the_longer_of_max_delay_and_its_wait() {
+    fn a_hold_is_believed_up_to_now_plus_the_longer_of_max_delay_and_its_wait_at_most_the_cap() {
         let conn = file();
         let at = |now| Horizon::new(now, 1_000);
         // No hold in a file that never stopped a flush (every file made before it).
         assert_eq!(until(&conn, at(0)).unwrap(), None);
+        // A Retry-After of a day is cut to the cap: an hour.
+        set(&conn, 86_400_000, 86_400_000).unwrap();
+        assert_eq!(until(&conn, at(0)).unwrap(), Some(MAX_HOLD_MS));
+        // Cleared: no hold, and clearing again says none was in force.
+        assert!(clear(&conn, at(0)).unwrap());
+        assert_eq!(until(&conn, at(0)).unwrap(), None);
+        assert!(!clear(&conn, at(0)).unwrap());
         // A Retry-After of an hour, past maxDelay: believed for the hour.
         set(&conn, 3_600_000, 3_600_000).unwrap();
         assert_eq!(until(&conn, at(0)).unwrap(), Some(3_600_000));

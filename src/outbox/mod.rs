@@ -19,7 +19,8 @@
 //! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
 //! - [`failure`]: which errors are final, which stop a flush, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
-//! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files).
+//! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files);
+//! - `seam` (tests only, feature `test-seams`): a pause at a named point of a flush.
 
 mod acknowledged;
 mod busy;
@@ -39,6 +40,8 @@ mod reader;
 mod report;
 mod room;
 mod schema;
+#[cfg(any(test, feature = "test-seams"))]
+mod seam;
 mod store;
 mod stored_text;
 
@@ -49,11 +52,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use self::hold::MAX_OUTBOX_HOLD;
 pub use self::options::{MIN_OUTBOX_BYTES, OutboxOptions};
 pub use self::reader::OutboxReader;
 pub use self::report::{Enqueued, FailedReport, FlushReport, OutboxStats};
+#[cfg(any(test, feature = "test-seams"))]
+pub use self::seam::FlushSeam;
 
-use self::clock::{Clock, rfc3339};
+use self::clock::{Clock, Horizon, rfc3339};
 use self::failed_list::StoredRow;
 use self::store::{Entry, Store};
 use crate::cancel::{Signal, Watch};
@@ -79,6 +85,8 @@ use crate::{ApiVersion, BulkItem, Client, Error, Target, UserStatusPatch};
 pub struct Outbox {
     client: Client,
     path: PathBuf,
+    /// The file's canonical path (every link and `..` resolved, absolute).
+    canonical: PathBuf,
     /// The flush lock file, named after the file's canonical path.
     lock: PathBuf,
     options: OutboxOptions,
@@ -86,6 +94,8 @@ pub struct Outbox {
     store: Store,
     /// [`interrupt`](Self::interrupt)'s signal; a flush watches its client's too.
     signal: Arc<Signal>,
+    #[cfg(any(test, feature = "test-seams"))]
+    seam: seam::Seam,
 }
 
 impl fmt::Debug for Outbox {
@@ -132,10 +142,13 @@ impl Outbox {
             client: client.clone(),
             path: path.to_path_buf(),
             lock: lock::lock_path(&canonical),
+            canonical,
             options,
             clock,
             store: Store::new(path, conn),
             signal: Signal::new(),
+            #[cfg(any(test, feature = "test-seams"))]
+            seam: seam::Seam::default(),
         })
     }
 
@@ -188,13 +201,16 @@ impl Outbox {
     /// too, and a flush still waiting when it is spent returns `Ok` having sent nothing (the
     /// report's `sent` 0, its reports `pending`, due now), as any flush out of time. Stops
     /// sending after a batch Graph throttled (every
-    /// report then waits as long as its `Retry-After` asks, even past `retry.maxDelayMs`), after
+    /// report then waits as long as its `Retry-After` asks, even past `retry.maxDelayMs`, at most
+    /// [`MAX_OUTBOX_HOLD`]: [`clear_hold`](Self::clear_hold) ends that wait), after
     /// a batch that got no answer at all (Graph unreachable), no token or only 401s (the rest
     /// waits out the same backoff), and after [`OutboxOptions::flush_time`]; a 401 that a fresh
     /// token did not cure keeps the report pending, a 403 moves it to the failed list. If the
     /// outcomes cannot be recorded (a
     /// full disk), the reports sent stay pending and a flush after the backoff their claim stored
-    /// sends them again (PATCH is idempotent); a claim the file refuses sends nothing.
+    /// sends them again (PATCH is idempotent); a claim the file refuses sends nothing. The
+    /// report's [`stopped_by`](FlushReport::stopped_by) says why a flush stopped early; a stop
+    /// for refused credentials is also logged at WARN (never the token).
     pub fn flush(&self) -> Result<FlushReport, Error> {
         let mut report = FlushReport::default();
         self.flush_into(&mut report)?;
@@ -226,7 +242,10 @@ impl Outbox {
                 options: &self.options,
                 clock: &self.clock,
                 lock: &self.lock,
+                file: &self.canonical,
                 signal: &self.signal,
+                #[cfg(any(test, feature = "test-seams"))]
+                seam: &self.seam,
             },
             report,
         )
@@ -261,11 +280,65 @@ impl Outbox {
         self.signal.interrupt();
     }
 
-    /// The outbox's figures. Waits for its turn on this handle, and is interrupted, as
-    /// [`enqueue`](Self::enqueue) (a read never waits for another connection's write).
+    /// The outbox's figures, the hold in force included. Waits for its turn on this handle, and
+    /// is interrupted, as [`enqueue`](Self::enqueue) (a read never waits for another
+    /// connection's write).
     pub fn stats(&self) -> Result<OutboxStats, Error> {
-        let now = self.clock.now_ms();
-        self.watched(|| self.store.run(|conn| store::stats(conn, now)))
+        let horizon = self.horizon();
+        self.watched(|| self.store.run(|conn| store::stats(conn, horizon)))
+    }
+
+    /// Ends the outbox-wide hold, so the next [`flush`](Self::flush) sends what is due at once;
+    /// returns whether a hold was in force. A flush Graph throttled (or asked to wait past
+    /// `retry.maxDelayMs`), that could not reach Graph, or whose credentials were refused holds
+    /// every report back (at most [`MAX_OUTBOX_HOLD`]; [`OutboxStats::held_until`] says until
+    /// when): clear it once the cause is fixed (a secret rotated, the network back), not to get
+    /// round throttling, which Graph would answer with another. Reports' own backoffs stay.
+    /// Waits for the file, and is interrupted ([`Error::Cancelled`], the hold kept), as
+    /// [`enqueue`](Self::enqueue).
+    ///
+    /// ```no_run
+    /// # use intune_user_status::{Client, Outbox, OutboxOptions};
+    /// # let client = Client::builder().access_token("eyJ0eXAi...").build()?;
+    /// let outbox = Outbox::open(&client, "/var/lib/agent/outbox.db", OutboxOptions::new())?;
+    /// if let Some(until) = outbox.stats()?.held_until {
+    ///     println!("held until {until}; clearing");
+    ///     outbox.clear_hold()?;
+    /// }
+    /// # Ok::<(), intune_user_status::Error>(())
+    /// ```
+    pub fn clear_hold(&self) -> Result<bool, Error> {
+        let horizon = self.horizon();
+        let was = self.watched(|| self.store.run(|conn| Ok(hold::clear(conn, horizon)?)))?;
+        if was {
+            log::info!("outbox {}: hold cleared", self.store.path());
+        }
+        Ok(was)
+    }
+
+    /// Tests only (feature `test-seams`): calls `hook` on the flush's thread at each
+    /// [`FlushSeam`], holding nothing; set once per outbox.
+    #[cfg(any(test, feature = "test-seams"))]
+    #[doc(hidden)]
+    pub fn set_flush_seam(&self, hook: impl Fn(FlushSeam) + Send + Sync + 'static) {
+        self.seam.set(hook);
+    }
+
+    /// Tests only (feature `test-seams`): holds the handle's connection until the guard is
+    /// dropped, as another call on this handle working with it would.
+    #[cfg(any(test, feature = "test-seams"))]
+    #[doc(hidden)]
+    pub fn hold_connection(&self) -> Result<impl Drop + '_, Error> {
+        self.store.hold()
+    }
+
+    /// Now, and how far a stored time is believed (the client's `retry.maxDelayMs`).
+    fn horizon(&self) -> Horizon {
+        let max_delay = self.client.retry_policy().max_delay.as_millis();
+        Horizon::new(
+            self.clock.now_ms(),
+            i64::try_from(max_delay).unwrap_or(i64::MAX),
+        )
     }
 
     /// Removes the failed list from the file and returns it, oldest first. Waits for the file,

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::path::Path;
 
-use super::clock::Clock;
+use super::busy;
+use super::clock::{Clock, Horizon};
 use super::report::{FailedReport, OutboxStats};
 use super::schema;
 use super::store::{self, Store};
@@ -42,7 +43,7 @@ impl OutboxReader {
     /// mid-write, until a writer opens it and recovers its log.
     pub fn open(path: impl AsRef<Path>) -> Result<OutboxReader, Error> {
         let path = path.as_ref();
-        let conn = schema::open_read_only(path)?;
+        let conn = schema::open_read_only(path, busy::BUSY_TIMEOUT)?;
         Ok(OutboxReader {
             clock: Clock::default(),
             store: Store::new(path, conn),
@@ -51,8 +52,9 @@ impl OutboxReader {
 
     /// The outbox's figures.
     pub fn stats(&self) -> Result<OutboxStats, Error> {
-        let now = self.clock.now_ms();
-        self.store.run(|conn| store::stats(conn, now))
+        // No client, so no maxDelay: a hold is believed up to the wait it was set for.
+        let horizon = Horizon::new(self.clock.now_ms(), 0);
+        self.store.run(|conn| store::stats(conn, horizon))
     }
 
     /// The failed list, oldest first, as [`Outbox::failed`](crate::Outbox::failed) returns it. A

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{ApiVersion, DateTimeOffset, Error, Target, UserStatusPatch};
+use crate::{ApiVersion, DateTimeOffset, Error, FlushStop, Target, UserStatusPatch};
 
 /// What an enqueue did with a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +40,19 @@ pub struct FlushReport {
     /// Reports the interrupt stopped before any request carrying them left (at the pacing gate,
     /// waiting for a token) are not counted here nor in `sent`: they stay due.
     pub interrupted: u64,
-    /// Reports still pending after the flush.
+    /// Reports still pending after the flush. After an interrupt whose file could not be read
+    /// at all (another connection locking it whole), the reports the flush knew were pending: a
+    /// lower bound, with `stopped_by` saying the flush did not drain.
     pub pending: u64,
     /// When the earliest pending report is due (zero: now), if any is pending; never more than
     /// the longer of the client's `retry.maxDelayMs` and the `Retry-After` Graph asked (which
-    /// holds every report: see [`Outbox::flush`](crate::Outbox::flush)).
+    /// holds every report, at most [`MAX_OUTBOX_HOLD`](crate::MAX_OUTBOX_HOLD): see
+    /// [`Outbox::flush`](crate::Outbox::flush)). `None` with reports pending only after an
+    /// interrupt whose file could not be read: not known.
     pub next_attempt_in: Option<Duration>,
+    /// Why the flush stopped before working through what was due; `None` when it drained, or
+    /// sent everything that was due (what is left waits for its own next attempt).
+    pub stopped_by: Option<FlushStop>,
 }
 
 /// An outbox's figures.
@@ -67,6 +74,12 @@ pub struct OutboxStats {
     pub bytes: u64,
     /// How long the oldest pending report has waited, if any is pending.
     pub oldest_pending: Option<Duration>,
+    /// When the outbox-wide hold in force ends (UTC), if one is: a flush that Graph throttled
+    /// (or could not reach, or whose credentials it refused) holds every report back until then
+    /// ([`Outbox::clear_hold`](super::Outbox::clear_hold) ends it).
+    pub held_until: Option<DateTimeOffset>,
+    /// How long the hold in force still lasts, if one is.
+    pub hold_left: Option<Duration>,
 }
 
 /// A report Graph refused for good, as [`Outbox::take_failed`](super::Outbox::take_failed)

@@ -173,8 +173,10 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
 /// Opens the outbox at `path` to read it only: nothing is created, migrated or written (the
 /// connection cannot write; SQLite may make its `-shm` and `-wal` companions to read a WAL file
 /// safely while another process writes it). A missing or empty file, one that is not an outbox,
-/// and one of another schema version are refused, saying why.
-pub(crate) fn open_read_only(path: &Path) -> Result<Connection, Error> {
+/// and one of another schema version are refused, saying why. Each statement waits up to `busy`
+/// for a connection that locks the file whole (a WAL read waits for no writer otherwise): 10 s
+/// ([`BUSY_TIMEOUT`]) for an operator's look, less for an interrupted flush's last read.
+pub(crate) fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Connection, Error> {
     let storage = |reason: String| Error::Storage {
         path: path.display().to_string(),
         reason,
@@ -195,7 +197,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection, Error> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|err| storage(format!("cannot be opened: {err}")))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    conn.busy_timeout(busy)
         .map_err(|err| storage(err.to_string()))?;
     if let Err(err) = conn.query_row("PRAGMA application_id", [], |row| row.get::<_, i64>(0))
         && err.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
@@ -578,6 +580,31 @@ mod tests {
         std::fs::write(&text, "not a database\n".repeat(20)).unwrap();
         let refused = header_says_ours(&text).unwrap_err();
         assert!(refused.contains("not an SQLite database"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An interrupted flush's last read (`busy::AFTER_INTERRUPT`) gives up on a file another
+    /// connection locks whole within its bound, not after an operator's 10 s.
+    #[test]
+    fn a_read_only_open_waits_no_longer_than_it_is_told() {
+        let dir = std::env::temp_dir().join(format!("ius-locked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let outbox = dir.join("outbox.db");
+        drop(open(&outbox, super::super::MIN_OUTBOX_BYTES).unwrap());
+        let other = rusqlite::Connection::open(&outbox).unwrap();
+        other
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;
+                 UPDATE counters SET value = value WHERE name = 'applied'",
+            )
+            .unwrap();
+        let started = std::time::Instant::now();
+        let refused = super::open_read_only(&outbox, super::busy::AFTER_INTERRUPT);
+        let took = started.elapsed();
+        assert!(refused.is_err(), "the file is locked whole");
+        assert!(took < std::time::Duration::from_secs(1), "waited {took:?}");
+        drop(other);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

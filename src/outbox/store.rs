@@ -15,7 +15,7 @@ use rusqlite::{
 
 use super::acknowledged;
 use super::busy;
-use super::clock::Horizon;
+use super::clock::{Horizon, rfc3339};
 use super::eviction;
 use super::failed_list::{self, FailedRow};
 use super::failure;
@@ -26,7 +26,7 @@ use super::report::{Enqueued, FailedReport, OutboxStats};
 use super::room::{self, at_page_limit, pragma, unsigned, used_bytes};
 use super::stored_text::StoredText;
 use crate::cancel::{self, Guarded};
-use crate::{ApiVersion, BulkItem, Error, Target, UserStatusPatch};
+use crate::{ApiVersion, BulkItem, DateTimeOffset, Error, Target, UserStatusPatch};
 
 /// Why a store operation failed.
 #[derive(Debug)]
@@ -129,6 +129,13 @@ impl Store {
         let (reports, left) = self.run(|conn| Ok(failed_list::read_all(conn)?))?;
         failed_list::warn_unreadable(&self.path, &left);
         Ok(reports)
+    }
+
+    /// Tests only: the connection, held until the guard is dropped, as another call on this
+    /// handle working with it holds it.
+    #[cfg(any(test, feature = "test-seams"))]
+    pub(crate) fn hold(&self) -> std::result::Result<impl Drop + '_, Error> {
+        self.borrow()
     }
 
     /// A STORAGE error about this file.
@@ -911,8 +918,11 @@ pub(crate) fn remaining(conn: &Connection, horizon: Horizon) -> Result<(u64, Opt
     Ok((unsigned(count), next))
 }
 
-/// The outbox's figures at `now` (for the age of the oldest pending report).
-pub(crate) fn stats(conn: &Connection, now: i64) -> Result<OutboxStats> {
+/// The outbox's figures at `horizon` (for the age of the oldest pending report, and the hold in
+/// force as believed then).
+pub(crate) fn stats(conn: &Connection, horizon: Horizon) -> Result<OutboxStats> {
+    let now = horizon.now;
+    let held = hold::in_force(conn, horizon)?;
     let (pending, oldest): (i64, Option<i64>) = conn.query_row(
         "SELECT count(*), min(enqueued_at) FROM pending",
         [],
@@ -930,6 +940,8 @@ pub(crate) fn stats(conn: &Connection, now: i64) -> Result<OutboxStats> {
         bytes: unsigned(pages * page_size),
         // An enqueue time in the future (a clock that ran ahead) counts as just now.
         oldest_pending: oldest.map(|at| Duration::from_millis(unsigned(now - at))),
+        held_until: held.and_then(|at| DateTimeOffset::parse(&rfc3339(at)).ok()),
+        hold_left: held.map(|at| Duration::from_millis(unsigned(at - now))),
     })
 }
 

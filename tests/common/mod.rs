@@ -123,13 +123,16 @@ impl log::Log for LogCapture {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        self.0.lock().unwrap().push(format!("{}", record.args()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", record.level(), record.args()));
     }
     fn flush(&self) {}
 }
 
 impl LogCapture {
-    /// Every message so far, one per line.
+    /// Every message so far, one per line, each after its level (`WARN ...`).
     pub fn text(&self) -> String {
         self.0.lock().unwrap().join("\n")
     }
