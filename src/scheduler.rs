@@ -544,6 +544,8 @@ mod tests {
         holds: RefCell<Vec<Duration>>,
         /// The retries and the total wait each envelope was allowed.
         budgets: RefCell<Vec<(u32, Duration)>>,
+        /// The batch items counted for the metrics: sent, retried, failed.
+        items: RefCell<(u64, u64, u64)>,
     }
 
     impl<F: Fn(usize, &[Value]) -> Result<Response, Error>> Canned<F> {
@@ -554,6 +556,7 @@ mod tests {
                 sent: RefCell::default(),
                 holds: RefCell::default(),
                 budgets: RefCell::default(),
+                items: RefCell::default(),
             }
         }
 
@@ -602,7 +605,10 @@ mod tests {
             (self.answer)(n, &requests)
         }
 
-        fn count_items(&self, _sent: u64, _retried: u64, _failed: u64) {}
+        fn count_items(&self, sent: u64, retried: u64, failed: u64) {
+            let mut items = self.items.borrow_mut();
+            *items = (items.0 + sent, items.1 + retried, items.2 + failed);
+        }
 
         fn hold_after_429(&self, wait: Duration, _policy: &RetryPolicy) {
             self.holds.borrow_mut().push(wait);
@@ -797,6 +803,52 @@ mod tests {
         assert!(
             told == [0, 2, 5] || told == [0, 3, 5],
             "done before each batch and at the end: {told:?}"
+        );
+    }
+
+    #[test]
+    fn retries_of_both_versions_go_in_batches_within_the_limit_and_are_counted() {
+        // Limit 2; three beta items and one v1.0 item, each throttled once (Retry-After 0).
+        let throttled = RefCell::new(std::collections::HashSet::new());
+        let mut sender = Canned::new(|_, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| {
+                if throttled.borrow_mut().insert(id.to_owned()) {
+                    json!({"id": id, "status": 429, "headers": {"Retry-After": "0"}})
+                } else {
+                    json!({"id": id, "status": 204})
+                }
+            }))
+        });
+        sender.limit = 2;
+        let mut requests = prepared(3, ApiVersion::Beta);
+        requests.extend(prepared(1, ApiVersion::V1_0));
+        let results = run(&sender, "PATCH", &requests, budget(None));
+        assert!(results.iter().all(|r| r.as_ref().unwrap().status == 204));
+        let batches = sender.batches();
+        assert!(
+            batches.iter().all(|batch| batch.len() <= 2),
+            "a batch past the limit: {batches:?}"
+        );
+        for (version, envelope, _) in sender.sent.borrow().iter() {
+            let ids: Vec<&str> = envelope["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap())
+                .collect();
+            let beta = ids.iter().all(|&id| id != "3");
+            assert_eq!(
+                beta,
+                *version == ApiVersion::Beta,
+                "versions mixed: {ids:?}"
+            );
+        }
+        let carried: usize = batches.iter().map(Vec::len).sum();
+        assert_eq!(carried, 8, "each item twice");
+        assert_eq!(
+            *sender.items.borrow(),
+            (8, 4, 0),
+            "items sent, retried, failed"
         );
     }
 
