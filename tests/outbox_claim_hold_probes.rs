@@ -276,3 +276,88 @@ fn probe_a_full_files_flush_passes_max_bytes_by_one_rounds_writes_in_doubt_at_mo
         after.saturating_sub(MIN_OUTBOX_BYTES)
     );
 }
+
+/// A token source that gives a token `good` times, then fails.
+struct TokenThenNone {
+    good: usize,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl intune_user_status::TokenProvider for TokenThenNone {
+    fn token(&self) -> Result<intune_user_status::AccessToken, intune_user_status::Error> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call < self.good {
+            Ok(intune_user_status::AccessToken::new(TOKEN))
+        } else {
+            Err(intune_user_status::AuthError::new("the token endpoint is unreachable").into())
+        }
+    }
+}
+
+/// DEFECT 5: an `Auth` error carries no attempt count (`Error::attempts()` is 0 for it, and
+/// `set_attempts` ignores it). A write whose first request was answered 504 (Graph may still
+/// apply it: an unknown outcome, by docs/outbox.md) and whose retry found no token (the network
+/// that failed Graph also failed the token endpoint) comes back as `Auth` with attempts 0: the
+/// flush takes it for "nothing went out" (`Outcome::NotSent`), brings back what was in doubt
+/// before its claim (nothing) and makes it due at once. docs/outbox.md promises the opposite
+/// ("carried by several requests of one call ... the earlier ones count as in doubt even when the
+/// last was ... never written"). A changed value is then sent at once, while the 504'd write may
+/// still land (end-to-end as in the probes above when Graph applies it late).
+#[test]
+fn probe_a_retry_without_a_token_must_not_end_the_doubt_of_the_request_before_it() {
+    const R: u64 = 1_500;
+    let emu = emulator_with(ids("u", 1));
+    let dir = folder("auth-retry");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flaky = Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(TokenThenNone {
+            good: 1,
+            calls: Arc::clone(&calls),
+        })
+        .request_timeout(Duration::from_millis(R))
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let first = {
+        let outbox = Outbox::open(&flaky, &path, OutboxOptions::new()).unwrap();
+        outbox.enqueue(&u0, &count(1)).unwrap();
+        emu.add_fault(
+            FaultRule::next(
+                1,
+                Fault::Status {
+                    status: 504,
+                    retry_after: None,
+                },
+            )
+            .method("PATCH"),
+        );
+        outbox.flush()
+    };
+    let tokens = calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        tokens >= 2,
+        "the retry asked for a token: {tokens} calls; {first:?}"
+    );
+    let w1 = emu.batch_items()[0].received;
+    let in_doubt: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    // The token is back; the value changes.
+    let outbox = Outbox::open(&client(&emu, R), &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    drain_after(&outbox, Instant::now());
+    let items = emu.batch_items();
+    let w2 = items.last().unwrap().received;
+    assert!(
+        w2 - w1 >= Duration::from_millis(R),
+        "the first flush ({first:?}) left {in_doubt} writes in doubt after a 504; devicesCount 2 \
+         went {:?} after the 504'd write, which may land until its record + {R} ms ({} \
+         requests)",
+        w2 - w1,
+        items.len()
+    );
+}
