@@ -361,3 +361,80 @@ fn probe_a_retry_without_a_token_must_not_end_the_doubt_of_the_request_before_it
         items.len()
     );
 }
+
+/// DEFECT 4b (maxBytes, lasting): after a full file's flush took it past maxBytes (probe above),
+/// `room::limit` cannot set SQLite's page limit back below the file's size, so once the writes in
+/// doubt expire and are pruned, merges (which only the page limit bounds) fill the freed pages
+/// with pending reports: the outbox holds more than maxBytes of reports, for good. docs/outbox.md
+/// says the file passes maxBytes only by a round's writes in doubt, "for that transaction only".
+#[test]
+fn probe_after_an_overshoot_merges_must_not_fill_the_file_past_max_bytes() {
+    let n = 2_000;
+    let emu = emulator_with(ids("g", n));
+    let dir = folder("sticky");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(300))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(
+        &client,
+        &path,
+        OutboxOptions::new().max_bytes(MIN_OUTBOX_BYTES),
+    )
+    .unwrap();
+    let target = |i: usize| Target::new("c1", format!("g{i}"));
+    let patch =
+        |i: usize, len: usize| count(1).user_display_name(format!("g{i} {}", "n".repeat(len)));
+    let stored = (0..n)
+        .take_while(|&i| outbox.enqueue(&target(i), &patch(i, 200)).is_ok())
+        .count();
+    // Every write a 504 (in doubt), then, once they expired, every write a 503 (certainly not
+    // processed: nothing in doubt), whose records prune the expired ones.
+    emu.add_fault(
+        FaultRule::always(Fault::Status {
+            status: 504,
+            retry_after: None,
+        })
+        .method("PATCH"),
+    );
+    let _ = outbox.flush();
+    emu.clear_faults();
+    std::thread::sleep(Duration::from_millis(400));
+    emu.add_fault(
+        FaultRule::always(Fault::Status {
+            status: 503,
+            retry_after: None,
+        })
+        .method("PATCH"),
+    );
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = outbox.flush();
+    }
+    let in_doubt: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    // Merges that grow every report until the file refuses one.
+    let mut len = 200;
+    'fill: while len < 4_000 {
+        len += 100;
+        for i in 0..stored {
+            if outbox.enqueue(&target(i), &patch(i, len)).is_err() {
+                break 'fill;
+            }
+        }
+    }
+    let used = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let number = |q: &str| -> i64 { conn.query_row(q, [], |row| row.get(0)).unwrap() };
+        (number("PRAGMA page_count") - number("PRAGMA freelist_count")) * number("PRAGMA page_size")
+    } as u64;
+    assert!(
+        used <= MIN_OUTBOX_BYTES + 64 * 1024,
+        "maxBytes {MIN_OUTBOX_BYTES}: {used} bytes in use by {stored} pending reports (display \
+         names grown to {len} bytes) after an overshoot; {in_doubt} writes still in doubt"
+    );
+}
