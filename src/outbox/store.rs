@@ -886,7 +886,7 @@ pub(crate) fn record(
             // A few at a time as flushes record, so they never pile up to fill the file.
             acknowledged::prune_expired(&tx, options, now, PRUNED_PER_RECORD)?;
         }
-        in_doubt::prune(&tx, now, request_ms, PRUNED_PER_RECORD)?;
+        in_doubt::prune(&tx, now, PRUNED_PER_RECORD)?;
         if let Some((until, held_for)) = hold {
             hold::set(&tx, until, held_for)?;
         }
