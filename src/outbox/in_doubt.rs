@@ -1,5 +1,5 @@
-//! Writes Graph may still apply: per user status, the patch last sent whose outcome is unknown,
-//! and until when it may land.
+//! Writes Graph may still apply: per user status, the union of the patches sent whose outcome is
+//! unknown and that may still land, and until when the last of them may.
 //!
 //! A write whose answer never came (a timeout, a connection lost after the request was written, a
 //! 5xx, an interrupt, a kill between claim and record) may still be applied by Graph for as long
@@ -72,6 +72,34 @@ impl InDoubt {
             .iter()
             .any(|(name, value)| sent.iter().any(|(n, v)| n == name && v != value));
         changed.then_some(until)
+    }
+}
+
+/// What is in doubt for a user status once `patch` is claimed, sent until `until` (unix ms), with
+/// `before` in doubt at `now`: a write claimed changes no property `before` may still set to
+/// another value (else [`InDoubt::holds_back`] held it), so both may land, and the row holds the
+/// union of both patches, until the later of both ends. A `before` that is over, or unreadable
+/// (a row the file holds damaged reads as none, as in [`get`]), adds nothing.
+pub(crate) fn joined(
+    before: Option<&InDoubt>,
+    patch: &UserStatusPatch,
+    now: i64,
+    until: i64,
+) -> (UserStatusPatch, i64) {
+    let earlier = before
+        .filter(|before| before.until > now)
+        .and_then(|before| {
+            Some((
+                UserStatusPatch::from_json(&before.patch).ok()?,
+                before.until,
+            ))
+        });
+    match earlier {
+        Some((mut union, earlier_until)) => {
+            union.merge(patch);
+            (union, earlier_until.max(until))
+        }
+        None => (patch.clone(), until),
     }
 }
 

@@ -255,8 +255,8 @@ struct Model {
     may_hold: BTreeMap<Slot, BTreeSet<String>>,
     /// The outbox-wide hold a stopped flush left: the range its end lies in.
     hold: Option<(i64, i64)>,
-    /// Per user status, the write last sent whose outcome is unknown, and until when Graph may
-    /// still apply it.
+    /// Per user status, the union of the writes sent whose outcome is unknown and that may still
+    /// land, and until when the last of them may.
     in_doubt: BTreeMap<usize, (Props, i64)>,
     /// The client's retries within a call: after several requests, an outcome is unknown.
     retries: u32,
@@ -528,7 +528,16 @@ impl Model {
             for name in self.pending[&target].props.keys() {
                 self.acknowledged.remove(&(target, *name));
             }
-            let sent = (self.pending[&target].props.clone(), self.now + REQUEST);
+            // Added to a write in doubt that may still land (it sets none of these properties
+            // to another value, or the report was held back): both may land.
+            let mut sent = (self.pending[&target].props.clone(), self.now + REQUEST);
+            if let Some((earlier, until)) = self.in_doubt.get(&target)
+                && *until > self.now
+            {
+                let mut union = earlier.clone();
+                union.extend(sent.0);
+                sent = (union, sent.1.max(*until));
+            }
             before.insert(target, self.in_doubt.insert(target, sent));
             claimed.push(target);
         }

@@ -683,7 +683,7 @@ pub(crate) struct Claimed {
 
 /// Reads the reports for `keys` as they are now, to send them, puts their properties'
 /// acknowledged state in doubt, notes each as a write Graph may apply until `now` + `request_ms`
-/// (in_doubt.rs), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
+/// (in_doubt.rs: added to what was in doubt for its user status), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
 /// next failure, at most `maxDelayMs`), in the same transaction. The outcome's unknown until
 /// [`record`] runs, and may never be (an interrupt, a busy or full file, a kill): the file then
 /// says what is safe, a resend of the same value after the backoff (an equal late write is
@@ -740,11 +740,17 @@ pub(crate) fn claim(
                 continue;
             }
             acknowledged::put_in_doubt(&tx, &key, item.patch())?;
-            let sent = text(item.patch());
+            let (in_doubt, until) = in_doubt::joined(
+                in_doubt_before.as_ref(),
+                item.patch(),
+                now,
+                now.saturating_add(request_ms),
+            );
+            let in_doubt = text(&in_doubt);
             // Its row in doubt, and a page for the index of its next attempt.
-            let needed = in_doubt::bytes(&key, &sent, page) + page;
+            let needed = in_doubt::bytes(&key, &in_doubt, page) + page;
             claimed.dropped += eviction::make_way(&tx, needed, options, now)?;
-            in_doubt::set(&tx, &key, &sent, now.saturating_add(request_ms))?;
+            in_doubt::set(&tx, &key, &in_doubt, until)?;
             // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
             // so the report's age counts from here.
             let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
