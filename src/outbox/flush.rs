@@ -285,12 +285,14 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 .into_iter()
                 .map(|r| (r.result, r.attempts))
                 .unzip();
-            // No token at all before anything reached Graph: the flush could not run.
+            // No token at all before anything reached Graph: the flush could not run. A retry
+            // that found no token after a request carried its item is not this: that request's
+            // outcome is unknown (judge).
             if report.sent == 0
                 && outcomes.is_empty()
                 && results
                     .iter()
-                    .all(|r| matches!(r, Err(e) if e.auth().is_some()))
+                    .all(|r| matches!(r, Err(e) if e.auth().is_some() && e.attempts() == 0))
             {
                 // Nothing went out: every report claimed is due as before its claim.
                 let not_sent: Vec<_> = batch
