@@ -207,17 +207,45 @@ fn probe_the_file_must_hold_a_later_batchs_write_in_doubt_for_requestms_after_it
         std::thread::sleep(Duration::from_millis(5));
     }
     let left = unix_ms();
-    // What the file holds now, as a kill would leave it.
+    // The user statuses batch 2 carries (batch 1's left at the claim: claim + requestMs is right
+    // for them).
+    let second = emu
+        .wire_requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .nth(1)
+        .expect("batch 2");
+    let body: serde_json::Value = serde_json::from_slice(&second.body).unwrap();
+    let in_flight: Vec<String> = body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|request| {
+            let url = request["url"].as_str().unwrap();
+            url.rsplit('/').next().unwrap().to_owned()
+        })
+        .collect();
+    assert!(!in_flight.is_empty(), "{body}");
+    // What the file holds now for them, as a kill would leave it.
     let ends: Vec<i64> = {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        let mut statement = conn.prepare("SELECT until FROM in_doubt").unwrap();
+        let mut statement = conn.prepare("SELECT key, until FROM in_doubt").unwrap();
         statement
-            .query_map([], |row| row.get(0))
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))
             .unwrap()
-            .collect::<Result<_, _>>()
+            .collect::<Result<Vec<(String, i64)>, _>>()
             .unwrap()
+            .into_iter()
+            .filter(|(key, _)| in_flight.iter().any(|id| key.ends_with(&format!("/{id}"))))
+            .map(|(_, until)| until)
+            .collect()
     };
+    assert_eq!(
+        ends.len(),
+        in_flight.len(),
+        "batch 2's writes in doubt: {in_flight:?}"
+    );
     let _ = flusher.join();
     let earliest = *ends.iter().min().expect("writes in doubt");
     assert!(

@@ -119,8 +119,8 @@ pub(crate) fn set(conn: &Connection, key: &str, patch: &str, until: i64) -> rusq
     .map(drop)
 }
 
-/// The write last sent for `key` had an unknown outcome that was known at `until - requestMs`:
-/// it may land until `until`, or later if its claim said so.
+/// The write last sent for `key` left, or had an unknown outcome known, at `until - requestMs`:
+/// it may land until `until`, or later if its row said so.
 pub(crate) fn extend(conn: &Connection, key: &str, until: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE in_doubt SET until = max(until, ?2) WHERE key = ?1")?
         .execute(params![key, until])

@@ -780,6 +780,19 @@ pub(crate) fn claim(
     })
 }
 
+/// A batch of `keys`, claimed earlier in its round, leaves now: Graph may apply its writes until
+/// `until` (now + `requestMs`), later than their claim noted when the round's earlier batches took
+/// time. In its own small transaction, before the batch leaves, so a kill while it is in flight
+/// leaves that end on disk.
+pub(crate) fn leaving(conn: &mut Connection, keys: &[&str], until: i64) -> Result<()> {
+    let tx = write_tx(conn)?;
+    for key in keys {
+        in_doubt::extend(&tx, key, until)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Runs `write` (a flush's claim or record), then sets SQLite's page limit back to `max_bytes`:
 /// its bookkeeping may have raised it (`eviction::make_way`).
 fn within_max_bytes<T>(
