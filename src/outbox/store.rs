@@ -507,6 +507,20 @@ impl Put<'_> {
                             (merged, target)
                         }
                     };
+                    let patch = text(&merged);
+                    // A merge that grows the row may not take the bytes in use past maxBytes:
+                    // checked here, not left to SQLite's page limit, which a flush that passed
+                    // maxBytes leaves at the file's size (room::limit).
+                    let grows = (patch.len() + target.len())
+                        .saturating_sub(stored.patch.shown().len() + stored.target.shown().len())
+                        as u64;
+                    if grows > 0 && used_bytes(tx)?.saturating_add(grows) > options.max_bytes {
+                        done.dropped += eviction::make_room(tx, grows, options, now)?;
+                        let used = used_bytes(tx)?;
+                        if used.saturating_add(grows) > options.max_bytes {
+                            return Err(full_bytes(used, options));
+                        }
+                    }
                     let revision = next_revision(tx)?;
                     // A first-enqueue time in the future (a clock that ran ahead) is brought
                     // back to now.
@@ -516,7 +530,7 @@ impl Put<'_> {
                     )?
                     .execute(params![
                         stored.rowid,
-                        text(&merged),
+                        patch,
                         target,
                         revision,
                         now
