@@ -1,6 +1,7 @@
-//! Review probes of the outbox's "write in doubt" hold (branch claim-hold). Each test encodes a
-//! sequence a device agent can meet; each FAILS on main at the merge of claim-hold, showing a
-//! defect (see the review report). They are probes, not fixes: nothing in src/ was changed.
+//! The outbox's writes in doubt (in_doubt.rs), end to end: each test is a sequence a device agent
+//! can meet, found by a review of the claim-hold merge, where it failed (a changed value
+//! overtaken by a late write, a doubt forgotten, a file past maxBytes, a file that never
+//! flushed).
 #![cfg(feature = "outbox")]
 
 mod common;
