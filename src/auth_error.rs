@@ -33,6 +33,9 @@ pub struct AuthError {
     pub http_status: Option<u16>,
     /// True when trying again later may succeed (a 5xx, a 429, a network failure).
     pub transient: bool,
+    /// The requests that carried the call to Graph before a retry found no token (0 when none
+    /// did): what became of them is unknown, and Graph may still apply them.
+    pub attempts: u32,
 }
 
 impl AuthError {
@@ -47,6 +50,7 @@ impl AuthError {
             correlation_id: None,
             http_status: None,
             transient: false,
+            attempts: 0,
         }
     }
 

@@ -471,6 +471,7 @@ impl Error {
             | Error::Throttled { attempts, .. }
             | Error::UnexpectedResponse { attempts, .. }
             | Error::Cancelled { attempts, .. } => *attempts,
+            Error::Auth(auth) => auth.attempts,
             _ => 0,
         }
     }
@@ -534,6 +535,7 @@ impl Error {
             | Error::Throttled { attempts, .. }
             | Error::UnexpectedResponse { attempts, .. }
             | Error::Cancelled { attempts, .. } => *attempts = count,
+            Error::Auth(auth) => auth.attempts = count,
             _ => {}
         }
     }

@@ -42,10 +42,11 @@ pub(crate) fn refuses_the_credentials(error: &Error) -> bool {
 
 /// True when the request that ended so certainly was not processed by Graph, so it cannot land
 /// later: Graph answered 401 (credentials refused), 429 (throttled) or 503 (unavailable), the
-/// client's own hold after a 429 kept it from being sent, no token could be had, or the
-/// connection (or its TLS session) could not be made, so the request was never written. A
-/// timeout or a connection lost once the request may have been written, a 504, or any other
-/// answer-less end is not: Graph may still apply it.
+/// client's own hold after a 429 kept it from being sent, no token could be had before any
+/// request carried it, or the connection (or its TLS session) could not be made, so the request
+/// was never written. A timeout or a connection lost once the request may have been written, a
+/// 504, any other answer-less end, or a retry that found no token after requests carried it
+/// (what became of those is unknown) is not: Graph may still apply it.
 pub(crate) fn never_processed(error: &Error) -> bool {
     match error {
         Error::Graph(graph) => matches!(graph.status, 401 | 429 | 503),
@@ -59,7 +60,7 @@ pub(crate) fn never_processed(error: &Error) -> bool {
         Error::Timeout {
             no_answer: true, ..
         } => true,
-        other => other.auth().is_some(),
+        other => other.auth().is_some() && other.attempts() == 0,
     }
 }
 

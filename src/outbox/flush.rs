@@ -253,7 +253,8 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         due.sort_by_key(|due| due.version() as u8);
         let mut outcomes: Vec<(Due, Outcome)> = Vec::with_capacity(due.len());
         let mut tally = Tally::default();
-        // The interrupt that ended the flush; the reports not sent stay pending, due.
+        // The interrupt (or the storage error) that ended the flush; the reports not sent stay
+        // pending, due.
         let mut interrupted: Option<Error> = None;
         let mut due = due.into_iter().peekable();
         while due.peek().is_some() {
@@ -280,17 +281,31 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 outcomes.extend(not_sent(batch));
                 continue;
             }
+            // A later batch of the round leaves after the earlier ones' answers: its writes may
+            // land until requestMs from now, not from the claim. Unwritten, the batch is not sent
+            // (its claim's end stays, and is then true), nor are the rest; the error ends the flush.
+            if !outcomes.is_empty() {
+                let keys: Vec<&str> = batch.iter().map(|due| due.key.as_str()).collect();
+                let until = clock.now_ms().saturating_add(request_ms);
+                if let Err(error) = store.run(|conn| store::leaving(conn, &keys, until)) {
+                    interrupted = Some(error);
+                    outcomes.extend(not_sent(batch));
+                    continue;
+                }
+            }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
             let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch)
                 .into_iter()
                 .map(|r| (r.result, r.attempts))
                 .unzip();
-            // No token at all before anything reached Graph: the flush could not run.
+            // No token at all before anything reached Graph: the flush could not run. A retry
+            // that found no token after a request carried its item is not this: that request's
+            // outcome is unknown (judge).
             if report.sent == 0
                 && outcomes.is_empty()
                 && results
                     .iter()
-                    .all(|r| matches!(r, Err(e) if e.auth().is_some()))
+                    .all(|r| matches!(r, Err(e) if e.auth().is_some() && e.attempts() == 0))
             {
                 // Nothing went out: every report claimed is due as before its claim.
                 let not_sent: Vec<_> = batch

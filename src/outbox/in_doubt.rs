@@ -1,5 +1,5 @@
-//! Writes Graph may still apply: per user status, the patch last sent whose outcome is unknown,
-//! and until when it may land.
+//! Writes Graph may still apply: per user status, the union of the patches sent whose outcome is
+//! unknown and that may still land, and until when the last of them may.
 //!
 //! A write whose answer never came (a timeout, a connection lost after the request was written, a
 //! 5xx, an interrupt, a kill between claim and record) may still be applied by Graph for as long
@@ -11,9 +11,13 @@
 //! The bound is the request's budget (`timeouts.requestMs`, 100 s by default, the timeout
 //! Microsoft's own SDKs give a request): from the claim (the request left after it), or from the
 //! record of an unknown outcome (it left before that), the client waits for an answer at most that
-//! long, and a request Graph's front end has not answered by then it answers `504` and drops.
+//! long. Graph documents no time after which a request it received can no longer be applied: that
+//! a write not applied `requestMs` after it left is never applied is this bound's assumption.
 //! Like every stored time it is bounded when read, never trusted: an end later than now +
-//! `requestMs` was written by a clock that ran ahead, and is over.
+//! `requestMs` (written under a longer `requestMs`, or before the clock was stepped back, or by a
+//! clock that ran ahead) is read as now + `requestMs`, still in doubt. It is never read as over:
+//! a write that may still land is not dropped for a clock's error; the cost of a clock that ran
+//! ahead is a changed value held back, in `requestMs` steps, until the clock reaches that end.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -48,15 +52,16 @@ pub(crate) fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<InDou
 
 impl InDoubt {
     /// Until when a report of `patch` must wait (unix ms): `Some` while this write may still land
-    /// (its end is after `now`, and no later than now + `request_ms`) and `patch` sets one of its
-    /// properties to another value.
+    /// (its end is after `now`; an end past now + `request_ms` reads as now + `request_ms`) and
+    /// `patch` sets one of its properties to another value.
     pub(crate) fn holds_back(
         &self,
         patch: &UserStatusPatch,
         now: i64,
         request_ms: i64,
     ) -> Option<i64> {
-        if self.until <= now || self.until > now.saturating_add(request_ms) {
+        let until = self.until.min(now.saturating_add(request_ms));
+        if until <= now {
             return None;
         }
         let Ok(sent) = UserStatusPatch::from_json(&self.patch) else {
@@ -66,7 +71,35 @@ impl InDoubt {
         let changed = acknowledged::properties(patch)
             .iter()
             .any(|(name, value)| sent.iter().any(|(n, v)| n == name && v != value));
-        changed.then_some(self.until)
+        changed.then_some(until)
+    }
+}
+
+/// What is in doubt for a user status once `patch` is claimed, sent until `until` (unix ms), with
+/// `before` in doubt at `now`: a write claimed changes no property `before` may still set to
+/// another value (else [`InDoubt::holds_back`] held it), so both may land, and the row holds the
+/// union of both patches, until the later of both ends. A `before` that is over, or unreadable
+/// (a row the file holds damaged reads as none, as in [`get`]), adds nothing.
+pub(crate) fn joined(
+    before: Option<&InDoubt>,
+    patch: &UserStatusPatch,
+    now: i64,
+    until: i64,
+) -> (UserStatusPatch, i64) {
+    let earlier = before
+        .filter(|before| before.until > now)
+        .and_then(|before| {
+            Some((
+                UserStatusPatch::from_json(&before.patch).ok()?,
+                before.until,
+            ))
+        });
+    match earlier {
+        Some((mut union, earlier_until)) => {
+            union.merge(patch);
+            (union, earlier_until.max(until))
+        }
+        None => (patch.clone(), until),
     }
 }
 
@@ -86,8 +119,8 @@ pub(crate) fn set(conn: &Connection, key: &str, patch: &str, until: i64) -> rusq
     .map(drop)
 }
 
-/// The write last sent for `key` had an unknown outcome that was known at `until - requestMs`:
-/// it may land until `until`, or later if its claim said so.
+/// The write last sent for `key` left, or had an unknown outcome known, at `until - requestMs`:
+/// it may land until `until`, or later if its row said so.
 pub(crate) fn extend(conn: &Connection, key: &str, until: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE in_doubt SET until = max(until, ?2) WHERE key = ?1")?
         .execute(params![key, until])
@@ -110,21 +143,11 @@ pub(crate) fn restore(
     }
 }
 
-/// Removes up to `limit` writes that can no longer land at `now` (or whose end a clock that ran
-/// ahead wrote, past now + `request_ms`). Returns how many.
-pub(crate) fn prune(
-    conn: &Connection,
-    now: i64,
-    request_ms: i64,
-    limit: u64,
-) -> rusqlite::Result<usize> {
+/// Removes up to `limit` writes that can no longer land at `now`. Returns how many. An end past
+/// now + `requestMs` is still in doubt (see the module's doc), so it stays.
+pub(crate) fn prune(conn: &Connection, now: i64, limit: u64) -> rusqlite::Result<usize> {
     conn.prepare_cached(
-        "DELETE FROM in_doubt WHERE key IN (
-             SELECT key FROM in_doubt WHERE until <= ?1 OR until > ?2 LIMIT ?3)",
+        "DELETE FROM in_doubt WHERE key IN (SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2)",
     )?
-    .execute(params![
-        now,
-        now.saturating_add(request_ms),
-        i64::try_from(limit).unwrap_or(i64::MAX)
-    ])
+    .execute(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])
 }

@@ -255,8 +255,8 @@ struct Model {
     may_hold: BTreeMap<Slot, BTreeSet<String>>,
     /// The outbox-wide hold a stopped flush left: the range its end lies in.
     hold: Option<(i64, i64)>,
-    /// Per user status, the write last sent whose outcome is unknown, and until when Graph may
-    /// still apply it.
+    /// Per user status, the union of the writes sent whose outcome is unknown and that may still
+    /// land, and until when the last of them may.
     in_doubt: BTreeMap<usize, (Props, i64)>,
     /// The client's retries within a call: after several requests, an outcome is unknown.
     retries: u32,
@@ -377,12 +377,13 @@ impl Model {
     }
 
     /// Until when `target`'s pending report must wait: while the write in doubt for it may still
-    /// land (its end after now, and no later than now + requestMs: else a clock that ran ahead
-    /// wrote it) and the report sets one of its properties to another value.
+    /// land (its end after now; an end past now + requestMs, from before the clock went back,
+    /// reads as now + requestMs) and the report sets one of its properties to another value.
     fn holds_back(&self, target: usize) -> Option<i64> {
         let (sent, until) = self.in_doubt.get(&target)?;
+        let until = &(*until).min(self.now + REQUEST);
         let props = &self.pending[&target].props;
-        let live = *until > self.now && *until <= self.now + REQUEST;
+        let live = *until > self.now;
         let changed = sent
             .iter()
             .any(|(name, value)| props.get(name).is_some_and(|now| now != value));
@@ -527,7 +528,16 @@ impl Model {
             for name in self.pending[&target].props.keys() {
                 self.acknowledged.remove(&(target, *name));
             }
-            let sent = (self.pending[&target].props.clone(), self.now + REQUEST);
+            // Added to a write in doubt that may still land (it sets none of these properties
+            // to another value, or the report was held back): both may land.
+            let mut sent = (self.pending[&target].props.clone(), self.now + REQUEST);
+            if let Some((earlier, until)) = self.in_doubt.get(&target)
+                && *until > self.now
+            {
+                let mut union = earlier.clone();
+                union.extend(sent.0);
+                sent = (union, sent.1.max(*until));
+            }
             before.insert(target, self.in_doubt.insert(target, sent));
             claimed.push(target);
         }
@@ -1155,8 +1165,8 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                 Step::Reopen => real.reopen(),
                 Step::Clock(jump) => {
                     // Graph applies an abandoned request, if at all, while it may still land
-                    // (requestMs after its claim): before a jump past that, or back (after which
-                    // the outbox no longer believes the stored end).
+                    // (requestMs after its claim): before a jump past that, or back (the outbox
+                    // still holds its end then, which is the safe side).
                     if *jump < 0 || !Model::may_land(late_claimed, model.now + jump) {
                         land(&real, &mut model, &mut late);
                     }
@@ -1166,11 +1176,13 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
             }
             check_stats(&real, &model, index)?;
         }
-        // A healthy drain, past every backoff and hold (and what Graph applies late, before it).
+        // A healthy drain, past every backoff and hold (and what Graph applies late, before it),
+        // and past every write in doubt: one dated ahead of a clock set back stays in doubt.
         land(&real, &mut model, &mut late);
-        real.set
-            .fetch_add(REQUEST + 2 * MAX_DELAY, Ordering::SeqCst);
-        model.now += REQUEST + 2 * MAX_DELAY;
+        let in_doubt_left = model.in_doubt.values().map(|(_, until)| until - model.now);
+        let drain = in_doubt_left.fold(REQUEST, i64::max) + 2 * MAX_DELAY;
+        real.set.fetch_add(drain, Ordering::SeqCst);
+        model.now += drain;
         let healthy = vec![Fate::Applied; setup.targets];
         for round in 0..3 {
             flush(&real, &mut model, &healthy, steps.len() + round)?;

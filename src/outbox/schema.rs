@@ -78,9 +78,10 @@ CREATE TABLE acknowledged (
 ";
 
 /// Schema version 3's writes in doubt (in_doubt.rs; added to a file of schema 2 or 1 when it is
-/// migrated: none was recorded there, so none is in doubt).
+/// migrated: none was recorded there, so none is in doubt). A file of schema 3 without it (an
+/// operator's `sqlite3`, a partial restore) gets it back, empty, at open, on the same reading.
 const IN_DOUBT: &str = "
-CREATE TABLE in_doubt (
+CREATE TABLE IF NOT EXISTS in_doubt (
     key TEXT PRIMARY KEY NOT NULL,      -- the user status, as pending.key
     patch TEXT NOT NULL,                -- the patch last sent whose outcome is unknown
     until INTEGER NOT NULL              -- unix ms: Graph may apply it until then
@@ -319,15 +320,16 @@ fn identify(conn: &Connection) -> Result<Kind, String> {
 /// Creates the tables in an empty database, or migrates an older schema. The check is repeated
 /// under the write lock, so two processes opening a file at once create or migrate it once.
 fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
-    if identify(conn)? == Kind::Current {
+    let sql = |err: rusqlite::Error| reason(&err);
+    if identify(conn)? == Kind::Current && has_in_doubt(conn).map_err(sql)? {
         return Ok(());
     }
-    let sql = |err: rusqlite::Error| reason(&err);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;
     match identify(&tx)? {
-        Kind::Current => return Ok(()),
+        Kind::Current if has_in_doubt(&tx).map_err(sql)? => return Ok(()),
+        Kind::Current => tx.execute_batch(IN_DOUBT).map_err(sql)?,
         Kind::Empty => {
             tx.execute_batch(CREATE).map_err(sql)?;
             tx.execute_batch(ACKNOWLEDGED).map_err(sql)?;
@@ -350,6 +352,16 @@ fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(sql)?;
     tx.commit().map_err(sql)
+}
+
+/// Whether the file has its table of writes in doubt.
+fn has_in_doubt(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'in_doubt'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 /// Schema 1 named a user status by API version and path, and kept one acknowledgement time per

@@ -507,6 +507,20 @@ impl Put<'_> {
                             (merged, target)
                         }
                     };
+                    let patch = text(&merged);
+                    // A merge that grows the row may not take the bytes in use past maxBytes:
+                    // checked here, not left to SQLite's page limit, which a flush that passed
+                    // maxBytes leaves at the file's size (room::limit).
+                    let grows = (patch.len() + target.len())
+                        .saturating_sub(stored.patch.shown().len() + stored.target.shown().len())
+                        as u64;
+                    if grows > 0 && used_bytes(tx)?.saturating_add(grows) > options.max_bytes {
+                        done.dropped += eviction::make_room(tx, grows, options, now)?;
+                        let used = used_bytes(tx)?;
+                        if used.saturating_add(grows) > options.max_bytes {
+                            return Err(full_bytes(used, options));
+                        }
+                    }
                     let revision = next_revision(tx)?;
                     // A first-enqueue time in the future (a clock that ran ahead) is brought
                     // back to now.
@@ -516,7 +530,7 @@ impl Put<'_> {
                     )?
                     .execute(params![
                         stored.rowid,
-                        text(&merged),
+                        patch,
                         target,
                         revision,
                         now
@@ -683,7 +697,7 @@ pub(crate) struct Claimed {
 
 /// Reads the reports for `keys` as they are now, to send them, puts their properties'
 /// acknowledged state in doubt, notes each as a write Graph may apply until `now` + `request_ms`
-/// (in_doubt.rs), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
+/// (in_doubt.rs: added to what was in doubt for its user status), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
 /// next failure, at most `maxDelayMs`), in the same transaction. The outcome's unknown until
 /// [`record`] runs, and may never be (an interrupt, a busy or full file, a kill): the file then
 /// says what is safe, a resend of the same value after the backoff (an equal late write is
@@ -740,11 +754,17 @@ pub(crate) fn claim(
                 continue;
             }
             acknowledged::put_in_doubt(&tx, &key, item.patch())?;
-            let sent = text(item.patch());
+            let (in_doubt, until) = in_doubt::joined(
+                in_doubt_before.as_ref(),
+                item.patch(),
+                now,
+                now.saturating_add(request_ms),
+            );
+            let in_doubt = text(&in_doubt);
             // Its row in doubt, and a page for the index of its next attempt.
-            let needed = in_doubt::bytes(&key, &sent, page) + page;
+            let needed = in_doubt::bytes(&key, &in_doubt, page) + page;
             claimed.dropped += eviction::make_way(&tx, needed, options, now)?;
-            in_doubt::set(&tx, &key, &sent, now.saturating_add(request_ms))?;
+            in_doubt::set(&tx, &key, &in_doubt, until)?;
             // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
             // so the report's age counts from here.
             let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
@@ -772,6 +792,19 @@ pub(crate) fn claim(
         tx.commit()?;
         Ok(claimed)
     })
+}
+
+/// A batch of `keys`, claimed earlier in its round, leaves now: Graph may apply its writes until
+/// `until` (now + `requestMs`), later than their claim noted when the round's earlier batches took
+/// time. In its own small transaction, before the batch leaves, so a kill while it is in flight
+/// leaves that end on disk.
+pub(crate) fn leaving(conn: &mut Connection, keys: &[&str], until: i64) -> Result<()> {
+    let tx = write_tx(conn)?;
+    for key in keys {
+        in_doubt::extend(&tx, key, until)?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Runs `write` (a flush's claim or record), then sets SQLite's page limit back to `max_bytes`:
@@ -886,7 +919,7 @@ pub(crate) fn record(
             // A few at a time as flushes record, so they never pile up to fill the file.
             acknowledged::prune_expired(&tx, options, now, PRUNED_PER_RECORD)?;
         }
-        in_doubt::prune(&tx, now, request_ms, PRUNED_PER_RECORD)?;
+        in_doubt::prune(&tx, now, PRUNED_PER_RECORD)?;
         if let Some((until, held_for)) = hold {
             hold::set(&tx, until, held_for)?;
         }
