@@ -157,3 +157,114 @@ fn probe_sent_counts_only_reports_a_request_carried() {
         "report {report:?}, batches on the wire {batches:?}"
     );
 }
+
+unsafe extern "C" {
+    fn ius_client_new_with_token_callback(
+        config_json: *const std::ffi::c_char,
+        callback: Option<
+            unsafe extern "C" fn(
+                *mut std::ffi::c_void,
+                *mut std::ffi::c_char,
+                usize,
+                *mut i64,
+            ) -> i32,
+        >,
+        user_data: *mut std::ffi::c_void,
+        out_client: *mut *mut std::ffi::c_void,
+        out_error_json: *mut *mut std::ffi::c_char,
+    ) -> u32;
+    fn ius_client_free(client: *mut std::ffi::c_void);
+    fn ius_outbox_open(
+        client: *const std::ffi::c_void,
+        path: *const std::ffi::c_char,
+        options_json: *const std::ffi::c_char,
+        out_outbox: *mut *mut std::ffi::c_void,
+        out_error_json: *mut *mut std::ffi::c_char,
+    ) -> u32;
+    fn ius_outbox_flush(
+        outbox: *mut std::ffi::c_void,
+        out_report_json: *mut *mut std::ffi::c_char,
+        out_error_json: *mut *mut std::ffi::c_char,
+    ) -> u32;
+    fn ius_outbox_free(outbox: *mut std::ffi::c_void);
+    fn ius_string_free(s: *mut std::ffi::c_char);
+}
+
+/// A token callback with no token (a sealed vault).
+unsafe extern "C" fn no_token(
+    _: *mut std::ffi::c_void,
+    _: *mut std::ffi::c_char,
+    _: usize,
+    _: *mut i64,
+) -> i32 {
+    -1
+}
+
+/// DEFECT 3 (doc lie, C and CLI). `ius_outbox_flush`'s doc lists `stoppedBy` `"auth"` as "no
+/// token, or Graph answered 401 to a whole batch", and `ius outbox PATH flush`'s help says its
+/// stoppedBy names auth. A flush with no token returns `IUS_STATUS_AUTH` with
+/// `*out_report_json` NULL (src/ffi/outbox.rs writes the report only on OK and CANCELLED), so
+/// no C caller (nor the CLI, which prints only the error) ever sees that `stoppedBy`.
+#[test]
+fn probe_c_flush_with_no_token_reports_stopped_by_auth() {
+    use std::ffi::{CStr, CString};
+    let emu = emulator_with(&["a".to_string()]);
+    let dir = folder("c-no-token");
+    let path = dir.join("outbox.db");
+    // Enqueue from Rust (the same file), flush from C.
+    Outbox::open(
+        &common::client(&emu.base_url()),
+        &path,
+        OutboxOptions::new(),
+    )
+    .unwrap()
+    .enqueue(
+        &Target::new("c1", "a"),
+        &UserStatusPatch::new().devices_count(1),
+    )
+    .unwrap();
+    let config = CString::new(json!({ "baseUrl": emu.base_url() }).to_string()).unwrap();
+    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let (mut client, mut outbox) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let mut error = std::ptr::null_mut();
+    let mut report = std::ptr::null_mut();
+    // SAFETY: valid NUL-terminated inputs, writable outputs; each string freed once.
+    let (status, report_json, error_json) = unsafe {
+        assert_eq!(
+            ius_client_new_with_token_callback(
+                config.as_ptr(),
+                Some(no_token),
+                std::ptr::null_mut(),
+                &mut client,
+                &mut error,
+            ),
+            0
+        );
+        assert_eq!(
+            ius_outbox_open(
+                client,
+                c_path.as_ptr(),
+                std::ptr::null(),
+                &mut outbox,
+                &mut error
+            ),
+            0
+        );
+        let status = ius_outbox_flush(outbox, &mut report, &mut error);
+        let read = |s: *mut std::ffi::c_char| {
+            (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
+        };
+        let (r, e) = (read(report), read(error));
+        ius_string_free(report);
+        ius_string_free(error);
+        ius_outbox_free(outbox);
+        ius_client_free(client);
+        (status, r, e)
+    };
+    // Seen failing on main: status 100 (AUTH), report NULL.
+    let report_json = report_json.unwrap_or_else(|| {
+        panic!("no report JSON, so no stoppedBy: status {status}, error {error_json:?}")
+    });
+    let value: serde_json::Value = serde_json::from_str(&report_json).unwrap();
+    assert_eq!(value["stoppedBy"], "auth", "{report_json}");
+}
