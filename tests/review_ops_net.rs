@@ -150,7 +150,11 @@ fn probe_sent_counts_only_reports_a_request_carried() {
         })
         .collect();
     let carried: u64 = batches.iter().map(|&n| n as u64).sum();
-    assert_eq!(report.stopped_by, Some(FlushStop::Auth), "{result:?} {report:?}");
+    assert_eq!(
+        report.stopped_by,
+        Some(FlushStop::Auth),
+        "{result:?} {report:?}"
+    );
     // Seen failing on main: sent 40, carried 20.
     assert_eq!(
         report.sent, carried,
