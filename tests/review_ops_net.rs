@@ -272,3 +272,60 @@ fn probe_c_flush_with_no_token_reports_stopped_by_auth() {
     let value: serde_json::Value = serde_json::from_str(&report_json).unwrap();
     assert_eq!(value["stoppedBy"], "auth", "{report_json}");
 }
+
+/// DEFECT 4 (stoppedBy and WARN lie: "auth" when offline). A client-secret agent whose network
+/// is down (the token endpoint refuses the connection: no answer at all) runs a flush: nothing
+/// refused its credentials, Graph was simply unreachable, which `FlushStop::Offline` names. The
+/// flush's no-token path (flush.rs: every result `e.auth().is_some()`) takes any token-fetch
+/// failure, a transient network one included, as "auth", and logs at WARN "the credentials
+/// were refused": the operator is told to rotate a secret that is fine.
+#[test]
+fn probe_a_flush_whose_token_endpoint_is_unreachable_says_offline_not_auth() {
+    let logs = common::capture_logs();
+    let emu = emulator_with(&["a".to_string()]);
+    let dir = folder("token-offline");
+    // A loopback port nobody listens on: connection refused.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let client = intune_user_status::Client::builder()
+        .base_url(emu.base_url())
+        .credential(
+            intune_user_status::ClientSecretCredential::new(
+                "contoso.onmicrosoft.com",
+                "app-id",
+                "s3cret-7f2e",
+            )
+            .authority_host(format!("http://{closed}")),
+        )
+        .retry_policy(
+            intune_user_status::RetryPolicy::default()
+                .max_retries(0)
+                .base_delay(std::time::Duration::from_millis(10)),
+        )
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, dir.join("outbox.db"), OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "a"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    let mut report = FlushReport::default();
+    let result = outbox.flush_into(&mut report);
+    let warned: Vec<String> = logs
+        .text()
+        .lines()
+        .filter(|line| line.contains("token-offline") && line.contains("credentials were refused"))
+        .map(str::to_owned)
+        .collect();
+    // Seen failing on main: Some(Auth), and a WARN "the credentials were refused".
+    assert_eq!(
+        report.stopped_by,
+        Some(FlushStop::Offline),
+        "{result:?} {report:?} WARN: {warned:?}"
+    );
+    assert!(warned.is_empty(), "{warned:?}");
+}
