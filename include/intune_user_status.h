@@ -733,10 +733,12 @@ ius_status ius_outbox_stats(ius_outbox *outbox,
  * nothing and succeeds. Waits for the file as `ius_outbox_enqueue` does; `ius_outbox_interrupt`
  * ends the wait (`IUS_STATUS_CANCELLED`, the hold kept).
  *
- * Ownership: `*out_error_json` as for `ius_outbox_enqueue`. Thread safety: may be called from
- * any thread.
+ * `*out_cleared` (may be NULL) receives 1 when a hold was in force and is now ended, else 0 (on
+ * every return, a failure included). Ownership: `*out_error_json` as for `ius_outbox_enqueue`.
+ * Thread safety: may be called from any thread.
  */
 ius_status ius_outbox_clear_hold(ius_outbox *outbox,
+                                 int *out_cleared,
                                  char **out_error_json);
 
 /**

@@ -1,7 +1,7 @@
 //! `ius_outbox`: the durable outbox for C. JSON in -> [`Outbox`] calls -> JSON out (the core's
 //! serialization of its answers, `outbox_json.rs`).
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 
 use serde_json::Value;
 
@@ -299,17 +299,22 @@ pub unsafe extern "C" fn ius_outbox_stats(
 /// nothing and succeeds. Waits for the file as `ius_outbox_enqueue` does; `ius_outbox_interrupt`
 /// ends the wait (`IUS_STATUS_CANCELLED`, the hold kept).
 ///
-/// Ownership: `*out_error_json` as for `ius_outbox_enqueue`. Thread safety: may be called from
-/// any thread.
+/// `*out_cleared` (may be NULL) receives 1 when a hold was in force and is now ended, else 0 (on
+/// every return, a failure included). Ownership: `*out_error_json` as for `ius_outbox_enqueue`.
+/// Thread safety: may be called from any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_outbox_clear_hold(
     outbox: *mut ius_outbox,
+    out_cleared: *mut c_int,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
+    // SAFETY (both): out_cleared is NULL or writable, per the contract.
+    unsafe { write_out(out_cleared, 0) };
     ffi_status_body!(out_error_json, [], {
         // SAFETY: NULL or a live handle, per the contract.
         let outbox = unsafe { outbox_ref(outbox) }?;
-        outbox.clear_hold()?;
+        let cleared = outbox.clear_hold()?;
+        unsafe { write_out(out_cleared, c_int::from(cleared)) };
         Ok(())
     })
 }
