@@ -627,8 +627,9 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * whose outcome is unknown) and the Retry-After Graph asked, itself at most an hour;
  * `interrupted`: reports of a batch an interrupt abandoned; `stoppedBy`: why the flush stopped
  * before working through what was due, null when it drained or sent all that was due: `"auth"`
- * (no token, or Graph answered 401 to a whole batch: also logged at WARN, without the token;
- * an operator must fix the credentials), `"offline"` (a batch got no answer at all),
+ * (the token endpoint or source refused the credentials, or Graph answered 401 to a whole
+ * batch: also logged at WARN, without the token; an operator must fix the credentials),
+ * `"offline"` (a batch got no answer at all, or the token endpoint could not be reached),
  * `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"held"`
  * (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
  * `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
@@ -675,8 +676,14 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * (a lower bound) and `nextAttemptInSeconds` is null; `stoppedBy` is `"interrupt"` in every
  * case, so an interrupted flush never reads as drained.
  *
+ * A flush with no token before anything was sent returns `IUS_STATUS_AUTH` with its report all
+ * the same: `stoppedBy` `"auth"` (the credentials refused) or `"offline"` (the token endpoint
+ * could not be reached, or failed for a while: no WARN), `pending` and `nextAttemptInSeconds`
+ * read after the stop, which holds the whole outbox as any stop does.
+ *
  * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
- * `IUS_STATUS_OK` and `IUS_STATUS_CANCELLED`, else NULL; `*out_error_json` as for
+ * every status where the flush ran: `IUS_STATUS_OK`, `IUS_STATUS_CANCELLED` and
+ * `IUS_STATUS_AUTH`; else (it could not run) NULL; `*out_error_json` as for
  * `ius_outbox_enqueue`.
  * Thread safety: may be called from any thread; blocks while reports are sent.
  */
@@ -726,10 +733,12 @@ ius_status ius_outbox_stats(ius_outbox *outbox,
  * nothing and succeeds. Waits for the file as `ius_outbox_enqueue` does; `ius_outbox_interrupt`
  * ends the wait (`IUS_STATUS_CANCELLED`, the hold kept).
  *
- * Ownership: `*out_error_json` as for `ius_outbox_enqueue`. Thread safety: may be called from
- * any thread.
+ * `*out_cleared` (may be NULL) receives 1 when a hold was in force and is now ended, else 0 (on
+ * every return, a failure included). Ownership: `*out_error_json` as for `ius_outbox_enqueue`.
+ * Thread safety: may be called from any thread.
  */
 ius_status ius_outbox_clear_hold(ius_outbox *outbox,
+                                 int *out_cleared,
                                  char **out_error_json);
 
 /**

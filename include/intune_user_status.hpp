@@ -521,11 +521,13 @@ class Outbox {
 
   /// Ends the outbox-wide hold a stopped flush left (stats()'s heldUntil), so the next flush()
   /// sends what is due at once (ius_outbox_clear_hold). Once the cause is fixed, not to get
-  /// round throttling.
-  Result<std::monostate> clear_hold() const {
+  /// round throttling. True when a hold was in force and is now ended, false when none was.
+  Result<bool> clear_hold() const {
     char *error = nullptr;
-    ius_status status = ius_outbox_clear_hold(handle_.get(), &error);
-    return done(status, error);
+    int cleared = 0;
+    ius_status status = ius_outbox_clear_hold(handle_.get(), &cleared, &error);
+    if (status != IUS_STATUS_OK) return detail::make_error(status, error);
+    return cleared != 0;
   }
 
   /// Ends the flush in progress on this outbox, and every other call on it waiting for its file

@@ -623,15 +623,24 @@ mod outbox_calls {
         |_| {
             // The hold an offline flush left ends at ius_outbox_clear_hold; a NULL outbox is
             // refused with the error JSON set.
-            let mut error = sentinel();
-            // SAFETY: NULL is refused; the out-pointer is writable.
-            let code = unsafe { ius_outbox_clear_hold(std::ptr::null_mut(), &mut error) };
+            let (mut error, mut cleared) = (sentinel(), -1);
+            // SAFETY: NULL is refused; the out-pointers are writable.
+            let code =
+                unsafe { ius_outbox_clear_hold(std::ptr::null_mut(), &mut cleared, &mut error) };
             assert_ne!(code, 0, "a NULL outbox");
+            assert_eq!(cleared, 0, "out_cleared defined on a failure");
             check_outputs(code, std::ptr::null_mut(), error);
-            let mut error = sentinel();
-            // SAFETY: the outbox is live, the out-pointer writable.
-            let code = unsafe { ius_outbox_clear_hold(fuzz_outbox(), &mut error) };
+            let (mut error, mut cleared) = (sentinel(), -1);
+            // SAFETY: the outbox is live, the out-pointers writable.
+            let code = unsafe { ius_outbox_clear_hold(fuzz_outbox(), &mut cleared, &mut error) };
             assert_eq!(code, 0, "clear_hold of a live outbox");
+            assert!(matches!(cleared, 0 | 1), "out_cleared {cleared}");
+            check_outputs(code, std::ptr::null_mut(), error);
+            // Cleared now: a second clear finds no hold.
+            let (mut error, mut cleared) = (sentinel(), -1);
+            // SAFETY: as above.
+            let code = unsafe { ius_outbox_clear_hold(fuzz_outbox(), &mut cleared, &mut error) };
+            assert_eq!((code, cleared), (0, 0), "a second clear_hold");
             check_outputs(code, std::ptr::null_mut(), error);
             let stats = json_of("stats", ius_outbox_stats);
             assert!(
@@ -760,7 +769,11 @@ mod outbox_calls {
             out_error_json: *mut *mut c_char,
         ) -> u32;
         fn ius_outbox_interrupt(outbox: *mut c_void);
-        fn ius_outbox_clear_hold(outbox: *mut c_void, out_error_json: *mut *mut c_char) -> u32;
+        fn ius_outbox_clear_hold(
+            outbox: *mut c_void,
+            out_cleared: *mut std::ffi::c_int,
+            out_error_json: *mut *mut c_char,
+        ) -> u32;
         fn ius_outbox_free(outbox: *mut c_void);
     }
 }

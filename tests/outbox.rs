@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::{TOKEN, builder};
 use intune_user_status::{
-    ApiVersion, BulkItem, Client, ComplianceStatus, Enqueued, Error, MIN_OUTBOX_BYTES, Outbox,
-    OutboxOptions, RetryPolicy, Route, Target, UserStatusPatch,
+    ApiVersion, BulkItem, Client, ComplianceStatus, Enqueued, Error, FlushReport, FlushStop,
+    MIN_OUTBOX_BYTES, Outbox, OutboxOptions, RetryPolicy, Route, Target, UserStatusPatch,
 };
 use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
 use serde_json::{Value, json};
@@ -1413,13 +1413,23 @@ fn a_flush_without_a_token_fails_and_keeps_every_report() {
     for id in ids("u", 2) {
         outbox.enqueue(&Target::new("c1", id), &count(1)).unwrap();
     }
-    let err = outbox.flush().unwrap_err();
+    let mut report = FlushReport::default();
+    let err = outbox.flush_into(&mut report).unwrap_err();
     assert!(err.auth().is_some(), "{err}");
     assert!(emu.requests().is_empty(), "nothing reached Graph");
+    // The report says why, what is pending and when it is tried again (the hold's end).
+    assert_eq!(
+        (report.stopped_by, report.pending, report.sent),
+        (Some(FlushStop::Auth), 2, 0),
+        "{report:?}"
+    );
+    assert!(report.next_attempt_in.is_some(), "{report:?}");
     let stats = outbox.stats().unwrap();
     assert_eq!((stats.pending, stats.failed), (2, 0));
-    // Still due: the next flush with a working token sends them.
+    // Held, as after any auth stop: once the credentials are fixed, clearing the hold sends them.
+    assert!(stats.held_until.is_some(), "{stats:?}");
     let outbox = open(&common::client(&emu.base_url()), &dir.join("outbox.db"));
+    assert!(outbox.clear_hold().unwrap());
     assert_eq!(outbox.flush().unwrap().applied, 2);
 }
 
@@ -1472,7 +1482,8 @@ fn a_token_that_fails_mid_flush_is_asked_once_and_the_rest_waits_out_the_backoff
             report.retry_later,
             report.failed
         ),
-        (40, 20, 20, 0),
+        // Sent: only the 20 a request carried; the 20 without a token retry later.
+        (20, 20, 20, 0),
         "{report:?}"
     );
     assert_eq!(report.pending, 40, "{report:?}");

@@ -178,13 +178,18 @@ static void test_a_refused_credential_holds_until_cleared(const char *kind, cons
   contains(report, "\"stoppedBy\":\"held\"");
   ius_string_free(report);
   error = (char *)(uintptr_t)1; /* set to NULL on success */
-  CHECK(ius_outbox_clear_hold(outbox, &error) == IUS_STATUS_OK && error == NULL);
+  int cleared = -1;
+  CHECK(ius_outbox_clear_hold(outbox, &cleared, &error) == IUS_STATUS_OK && error == NULL);
+  CHECK(cleared == 1);
   stats = stats_of(outbox);
   contains(stats, "\"heldUntil\":null,\"holdSecondsLeft\":null}");
   ius_string_free(stats);
   /* Not held: clearing does nothing and succeeds; a NULL outbox is refused, the error set. */
-  CHECK(ius_outbox_clear_hold(outbox, NULL) == IUS_STATUS_OK);
-  CHECK(ius_outbox_clear_hold(NULL, &error) == IUS_STATUS_NULL_ARGUMENT);
+  CHECK(ius_outbox_clear_hold(outbox, &cleared, NULL) == IUS_STATUS_OK && cleared == 0);
+  CHECK(ius_outbox_clear_hold(outbox, NULL, NULL) == IUS_STATUS_OK);
+  cleared = -1;
+  CHECK(ius_outbox_clear_hold(NULL, &cleared, &error) == IUS_STATUS_NULL_ARGUMENT);
+  CHECK(cleared == 0);
   contains(error, "\"status\":\"NULL_ARGUMENT\"");
   ius_string_free(error);
   ius_outbox_free(outbox);

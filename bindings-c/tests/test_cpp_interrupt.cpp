@@ -109,8 +109,10 @@ int main(int argc, char **argv) {
   ius::Outbox moved_outbox = std::move(outbox);
   outbox.interrupt();  // NOLINT(bugprone-use-after-move)
   CHECK(moved_outbox.stats().ok());
-  // Nothing held: clear_hold() succeeds and the stats say no hold; a moved-from Outbox refuses.
-  CHECK(moved_outbox.clear_hold().ok());
+  // Nothing held: clear_hold() succeeds, says it cleared nothing, and the stats say no hold; a
+  // moved-from Outbox refuses.
+  auto cleared = moved_outbox.clear_hold();
+  CHECK(cleared.ok() && !cleared.value());
   auto stats = moved_outbox.stats();
   CHECK(stats.ok() && stats.value().find("\"heldUntil\":null") != std::string::npos);
   // Refused, each error JSON freed (valgrind and LeakSanitizer see every one).

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use intune_user_status::{BulkItem, Client, Outbox, OutboxOptions, OutboxReader};
+use intune_user_status::{BulkItem, Client, FlushReport, Outbox, OutboxOptions, OutboxReader};
 use serde_json::json;
 
 use crate::args::{Bounds, OutboxAction};
@@ -40,7 +40,15 @@ pub fn run(
             let requeued = open(client, path, bounds)?.requeue_failed()?;
             print(out, &json!({ "requeued": requeued }))
         }
-        OutboxAction::Flush(bounds) => print(out, &open(client, path, bounds)?.flush()?),
+        OutboxAction::Flush(bounds) => {
+            let mut report = FlushReport::default();
+            let flushed = open(client, path, bounds)?.flush_into(&mut report);
+            // A flush stopped for want of a token says so (stoppedBy) and still fails.
+            if flushed.is_ok() || flushed.as_ref().is_err_and(|e| e.auth().is_some()) {
+                print(out, &report)?;
+            }
+            Ok(flushed?)
+        }
         OutboxAction::ClearHold => {
             let outbox = Outbox::open(client, path, OutboxOptions::new())?;
             print(out, &json!({ "cleared": outbox.clear_hold()? }))

@@ -165,3 +165,45 @@ fn options_give_the_agents_bounds_and_bad_ones_name_their_key() {
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["applied"], 1, "{report}");
 }
+
+/// A flush with no token (here the token endpoint cannot be reached) fails as AUTH, and prints
+/// its report first: stoppedBy says why (offline: nothing refused the credentials), and what is
+/// pending and when it is tried again (the hold that stop left).
+#[test]
+fn a_flush_with_no_token_prints_its_report_and_fails() {
+    let emu = emulator(0, Config::default());
+    let path = scratch("no-token.outbox");
+    let file = path.to_str().unwrap();
+    let out = ius()
+        .args(["outbox", file, "enqueue", "cfg-1", "s0", "--patch"])
+        .arg(r#"{"devicesCount":7}"#)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A loopback port nobody listens on: connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = json!({
+        "baseUrl": emu.base_url(),
+        "auth": {"tenantId": "contoso.onmicrosoft.com", "clientId": "app-id", "clientSecret": "s3cret"},
+        "authorityHost": format!("http://{closed}"),
+        "retry": {"maxRetries": 0, "baseDelayMs": 10},
+    })
+    .to_string();
+    let out = ius()
+        .args(["--config", &config, "outbox", file, "flush"])
+        .output()
+        .unwrap();
+    assert_eq!(error_json(&out)["status"], "AUTH", "{}", stderr(&out));
+    assert_ne!(code(&out), 0);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (&report["stoppedBy"], &report["pending"], &report["sent"]),
+        (&json!("offline"), &json!(1), &json!(0)),
+        "{report}"
+    );
+    assert!(report["nextAttemptInSeconds"].is_number(), "{report}");
+    assert!(emu.requests().is_empty(), "nothing reached Graph");
+}

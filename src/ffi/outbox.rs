@@ -1,7 +1,7 @@
 //! `ius_outbox`: the durable outbox for C. JSON in -> [`Outbox`] calls -> JSON out (the core's
 //! serialization of its answers, `outbox_json.rs`).
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 
 use serde_json::Value;
 
@@ -161,8 +161,9 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// whose outcome is unknown) and the Retry-After Graph asked, itself at most an hour;
 /// `interrupted`: reports of a batch an interrupt abandoned; `stoppedBy`: why the flush stopped
 /// before working through what was due, null when it drained or sent all that was due: `"auth"`
-/// (no token, or Graph answered 401 to a whole batch: also logged at WARN, without the token;
-/// an operator must fix the credentials), `"offline"` (a batch got no answer at all),
+/// (the token endpoint or source refused the credentials, or Graph answered 401 to a whole
+/// batch: also logged at WARN, without the token; an operator must fix the credentials),
+/// `"offline"` (a batch got no answer at all, or the token endpoint could not be reached),
 /// `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"held"`
 /// (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
 /// `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
@@ -209,8 +210,14 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// (a lower bound) and `nextAttemptInSeconds` is null; `stoppedBy` is `"interrupt"` in every
 /// case, so an interrupted flush never reads as drained.
 ///
+/// A flush with no token before anything was sent returns `IUS_STATUS_AUTH` with its report all
+/// the same: `stoppedBy` `"auth"` (the credentials refused) or `"offline"` (the token endpoint
+/// could not be reached, or failed for a while: no WARN), `pending` and `nextAttemptInSeconds`
+/// read after the stop, which holds the whole outbox as any stop does.
+///
 /// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
-/// `IUS_STATUS_OK` and `IUS_STATUS_CANCELLED`, else NULL; `*out_error_json` as for
+/// every status where the flush ran: `IUS_STATUS_OK`, `IUS_STATUS_CANCELLED` and
+/// `IUS_STATUS_AUTH`; else (it could not run) NULL; `*out_error_json` as for
 /// `ius_outbox_enqueue`.
 /// Thread safety: may be called from any thread; blocks while reports are sent.
 #[unsafe(no_mangle)]
@@ -225,7 +232,11 @@ pub unsafe extern "C" fn ius_outbox_flush(
         let outbox = unsafe { outbox_ref(outbox) }?;
         let mut report = FlushReport::default();
         let flushed = outbox.flush_into(&mut report);
-        if flushed.is_ok() || flushed.as_ref().is_err_and(Error::is_cancelled) {
+        // Where the flush ran (Outbox::flush_into says what its report holds then).
+        if flushed
+            .as_ref()
+            .map_or_else(|e| e.is_cancelled() || e.auth().is_some(), |()| true)
+        {
             // SAFETY: as above.
             unsafe { write_json(out_report_json, &report) }?;
         }
@@ -288,17 +299,22 @@ pub unsafe extern "C" fn ius_outbox_stats(
 /// nothing and succeeds. Waits for the file as `ius_outbox_enqueue` does; `ius_outbox_interrupt`
 /// ends the wait (`IUS_STATUS_CANCELLED`, the hold kept).
 ///
-/// Ownership: `*out_error_json` as for `ius_outbox_enqueue`. Thread safety: may be called from
-/// any thread.
+/// `*out_cleared` (may be NULL) receives 1 when a hold was in force and is now ended, else 0 (on
+/// every return, a failure included). Ownership: `*out_error_json` as for `ius_outbox_enqueue`.
+/// Thread safety: may be called from any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ius_outbox_clear_hold(
     outbox: *mut ius_outbox,
+    out_cleared: *mut c_int,
     out_error_json: *mut *mut c_char,
 ) -> ius_status {
+    // SAFETY (both): out_cleared is NULL or writable, per the contract.
+    unsafe { write_out(out_cleared, 0) };
     ffi_status_body!(out_error_json, [], {
         // SAFETY: NULL or a live handle, per the contract.
         let outbox = unsafe { outbox_ref(outbox) }?;
-        outbox.clear_hold()?;
+        let cleared = outbox.clear_hold()?;
+        unsafe { write_out(out_cleared, c_int::from(cleared)) };
         Ok(())
     })
 }

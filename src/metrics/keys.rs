@@ -172,11 +172,14 @@ table! {
     /// Why an outbox flush stopped sending before it had worked through what was due: the flush
     /// report's `stoppedBy`, and the metrics' `flushesStopped`.
     pub enum FlushStop in PerFlushStop {
-        /// The credentials were refused: no token could be had, or Graph answered 401 to every
-        /// report of a batch (a fresh token did not cure it). Logged at WARN.
+        /// The credentials were refused: the token endpoint refused them or the token source
+        /// failed for good (a non-transient [`AuthError`](crate::AuthError)), or Graph answered
+        /// 401 to every report of a batch (a fresh token did not cure it). Holds the outbox;
+        /// logged at WARN.
         Auth = "auth",
-        /// A batch got no answer at all (refused, reset, DNS, a connect timeout): Graph cannot be
-        /// reached now.
+        /// A batch got no answer at all (refused, reset, DNS, a connect timeout), or no token
+        /// could be had for a while (a transient [`AuthError`](crate::AuthError): the token
+        /// endpoint unreachable or failing): Graph cannot be reached now. Holds the outbox.
         Offline = "offline",
         /// Graph throttled a batch, or asked to wait longer than `retry.maxDelayMs`: the whole
         /// outbox is held back (the stats' `heldUntil`).

@@ -27,17 +27,20 @@ pub(crate) fn is_permanent(error: &Error) -> bool {
 }
 
 /// True when the result says every other request would fail alike now, so a flush stops sending
-/// once a whole batch ends so: Graph could not be reached (no answer at all: refused, reset,
-/// DNS, a connect timeout), no token could be had, or Graph refused the credentials (a 401 a
-/// fresh token did not cure).
+/// once a whole batch ends so: Graph or the token endpoint could not be reached (no answer at
+/// all: refused, reset, DNS, a connect timeout), no token could be had, or Graph refused the
+/// credentials (a 401 a fresh token did not cure).
 pub(crate) fn fails_every_request(error: &Error) -> bool {
-    error.got_no_answer() || refuses_the_credentials(error)
+    error.got_no_answer() || error.auth().is_some() || refuses_the_credentials(error)
 }
 
-/// True when the result says the credentials were refused: no token could be had, or Graph
-/// answered 401 (a fresh token did not cure it). The flush that stops for it logs at WARN.
+/// True when the result says the credentials were refused: no token could be had for a reason
+/// trying later does not cure (the token endpoint refused them, e.g. `invalid_client`, or the
+/// token source failed so), or Graph answered 401 (a fresh token did not cure it). The flush
+/// that stops for it logs at WARN. A token endpoint that could not be reached or failed for a
+/// while (a transient [`AuthError`](crate::AuthError)) refused nothing: the flush is offline.
 pub(crate) fn refuses_the_credentials(error: &Error) -> bool {
-    error.auth().is_some() || error.http_status() == Some(401)
+    error.auth().is_some_and(|auth| !auth.transient) || error.http_status() == Some(401)
 }
 
 /// True when the request that ended so certainly was not processed by Graph, so it cannot land

@@ -307,26 +307,46 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                     .iter()
                     .all(|r| matches!(r, Err(e) if e.auth().is_some() && e.attempts() == 0))
             {
-                // Nothing went out: every report claimed is due as before its claim.
+                // Nothing went out: every report claimed is due as before its claim, and the
+                // outbox is held as after a batch that failed whole (so the next flush does not
+                // ask the token source again at once), in the same transaction.
+                let now = clock.now_ms();
                 let not_sent: Vec<_> = batch
                     .into_iter()
                     .chain(due)
                     .map(|due| (due, Outcome::NotSent))
                     .collect();
-                store.run(|conn| {
-                    store::record(conn, &not_sent, options, (clock.now_ms(), request_ms), None)
-                })?;
+                let until = not_sent
+                    .iter()
+                    .map(|(due, _)| {
+                        now.saturating_add(backoff(client.retry_policy(), due.failures))
+                    })
+                    .max()
+                    .unwrap_or(now);
+                let hold = Some((until, until - now));
+                store
+                    .run(|conn| store::record(conn, &not_sent, options, (now, request_ms), hold))?;
                 let error = results
                     .into_iter()
                     .find_map(Result::err)
                     .unwrap_or_else(|| Error::invalid("flush", "no result"));
-                report.stopped_by = Some(FlushStop::Auth);
-                warn_refused(parts, &error.to_string(), report, None);
+                // A token endpoint out of reach refused nothing: offline, no WARN.
+                let refused = failure::refuses_the_credentials(&error);
+                report.stopped_by = Some(if refused {
+                    FlushStop::Auth
+                } else {
+                    FlushStop::Offline
+                });
+                // What is pending and when, as after any flush (the hold included).
+                remaining(parts, report)?;
+                if refused {
+                    warn_refused(parts, &error.to_string(), report, Some(until));
+                }
                 return Err(error);
             }
-            // Items an interrupt stopped before any request carrying them left (at the pacing
-            // gate, waiting for a token or for their turn) were never sent.
-            let unsent = results.iter().filter(|r| never_sent(r)).count();
+            // Items no request carried (an interrupt stopped them at the pacing gate, waiting
+            // for a token or for their turn; or no token could be had) were never sent.
+            let unsent = attempts.iter().filter(|&&n| n == 0).count();
             report.sent += (batch.len() - unsent) as u64;
             interrupted = results
                 .iter()

@@ -219,7 +219,10 @@ impl Outbox {
 
     /// [`flush`](Self::flush), writing what it did into `report` (reset first) whatever it
     /// returns: after [`Error::Cancelled`] it says what the interrupted flush did (the outcomes it
-    /// recorded, the reports of the abandoned batch as `interrupted`, what is still `pending`).
+    /// recorded, the reports of the abandoned batch as `interrupted`, what is still `pending`);
+    /// after [`Error::Auth`] (no token before anything was sent) why it stopped (`stopped_by`
+    /// auth, or offline when the token endpoint could not be reached), what is `pending` and
+    /// when the next attempt is, the hold that stop left included.
     ///
     /// ```no_run
     /// # use intune_user_status::{Client, Error, FlushReport, Outbox, OutboxOptions};

@@ -20,10 +20,12 @@ pub enum Enqueued {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlushReport {
-    /// Reports handed to the client to send: `applied + retry_later + failed + interrupted`
-    /// (`failed` also counts rows that could not be read, never sent), except after a flush
-    /// that could not record its last round (the file busy when interrupted): those reports are
-    /// counted as sent only, and stay pending.
+    /// Reports a request carried to Graph. Reports no request carried are never counted here:
+    /// those an interrupt stopped first (they stay due), and those no token could be had for
+    /// after an earlier batch went out (counted in `retry_later`). So `sent` is at most
+    /// `applied + retry_later + failed + interrupted` (`failed` also counts rows that could not
+    /// be read, never sent), except after a flush that could not record its last round (the
+    /// file busy when interrupted): those reports are counted as sent only, and stay pending.
     pub sent: u64,
     /// Reports Graph applied; removed, their properties now the acknowledged state.
     pub applied: u64,
