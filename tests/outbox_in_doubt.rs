@@ -499,3 +499,38 @@ fn probe_a_file_without_its_in_doubt_table_still_flushes_or_is_refused_at_open()
         flushes.last()
     );
 }
+
+/// A write in doubt whose end a clock ten years ahead wrote: once the clock is right, a changed
+/// value waits about one requestMs (the claim writes the end back as now + requestMs), not ten
+/// years in requestMs steps.
+#[test]
+fn a_write_in_doubt_left_by_a_clock_that_ran_ahead_holds_a_changed_value_one_request_ms() {
+    const R: u64 = 300;
+    let emu = emulator_with(ids("u", 1));
+    let dir = folder("ran-ahead");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let outbox = Outbox::open(&client(&emu, R), &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    // Applied 400 ms after it left, once the client gave up (an unknown outcome).
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(400))).method("PATCH"));
+    let report = outbox.flush().unwrap();
+    assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
+    let ahead = unix_ms() + 10 * 365 * 86_400_000;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute_batch(&format!("UPDATE in_doubt SET until = {ahead}"))
+        .unwrap();
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while outbox.stats().unwrap().pending > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the changed value is still held back 5 s on: {:?}",
+            outbox.flush()
+        );
+        let _ = outbox.flush();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(devices(&emu, "u0"), 2, "the newer value lands last");
+}

@@ -16,8 +16,9 @@
 //! Like every stored time it is bounded when read, never trusted: an end later than now +
 //! `requestMs` (written under a longer `requestMs`, or before the clock was stepped back, or by a
 //! clock that ran ahead) is read as now + `requestMs`, still in doubt. It is never read as over:
-//! a write that may still land is not dropped for a clock's error; the cost of a clock that ran
-//! ahead is a changed value held back, in `requestMs` steps, until the clock reaches that end.
+//! a write that may still land is not dropped for a clock's error. Each claim writes such an end
+//! back as now + `requestMs` ([`bound`]), so a clock that ran ahead costs a changed value one
+//! `requestMs` once the clock is right, not the time until the clock reaches that end.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -141,6 +142,14 @@ pub(crate) fn restore(
             .execute([key])
             .map(drop),
     }
+}
+
+/// Writes every end later than now + `request_ms` back as now + `request_ms` (see the module's
+/// doc): read that way anyway, and stored so, it ends `request_ms` after the clock was right.
+pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE in_doubt SET until = ?1 WHERE until > ?1")?
+        .execute([now.saturating_add(request_ms)])
+        .map(drop)
 }
 
 /// Removes up to `limit` writes that can no longer land at `now`. Returns how many. An end past

@@ -718,6 +718,7 @@ pub(crate) fn claim(
 ) -> Result<Claimed> {
     within_max_bytes(conn, options.max_bytes, |conn| {
         let tx = write_tx(conn)?;
+        in_doubt::bound(&tx, now, request_ms)?;
         let page = unsigned(pragma(&tx, "page_size")?);
         let mut claimed = Claimed {
             due: Vec::with_capacity(keys.len()),
