@@ -509,6 +509,13 @@ impl Model {
             .filter(|(_, pending)| !held && self.is_due(pending.next))
             .map(|(&target, _)| target)
             .collect();
+        // A claim first writes every end in doubt past now + requestMs back as now + requestMs.
+        if !due.is_empty() {
+            let latest = self.now + REQUEST;
+            for (_, until) in self.in_doubt.values_mut() {
+                *until = (*until).min(latest);
+            }
+        }
         // The claim: skipped if acknowledged; held back if it changes a value a write in doubt
         // may still set; else in doubt until a 2xx, and a write that may land until now +
         // requestMs.
@@ -665,6 +672,12 @@ impl Model {
         // Claimed and not sent: a known outcome, what was in doubt before stays so.
         for target in claimed.iter().filter(|t| !sent.contains(t)) {
             self.restore(*target, &mut before);
+        }
+        // The record forgets the writes in doubt whose end has passed: a clock that ran ahead
+        // cannot be told from time passing, so they stay forgotten if it comes back.
+        if !claimed.is_empty() {
+            let now = self.now;
+            self.in_doubt.retain(|_, (_, until)| *until > now);
         }
         if stop.is_some() {
             self.hold = stop;
@@ -1378,4 +1391,88 @@ fn the_order_check_catches_an_old_report_sent_again() {
     let mixed = [patch(2, 1)];
     let err = check_order(&mixed, &enqueued).unwrap_err();
     assert!(err.contains("devicesCount 1 with report 2"), "{err}");
+}
+
+/// A clock set a year back, then restored by NTP two seconds later: the write whose answer was lost
+/// just before (t7 seq-1, may land until its claim + requestMs, stored ahead of the clock while it
+/// was back) may still land, so t7's next value (seq-2) waits for that end rather than go first
+/// and be overwritten. The flush made while the clock was back must not prune that end as "written
+/// by a clock that ran ahead".
+#[test]
+fn a_write_in_doubt_still_holds_back_a_change_once_a_clock_set_back_is_restored() {
+    let a = |n: usize| vec![Fate::Applied; n];
+    let mut first = vec![Fate::LostAnswer];
+    first.extend(a(23));
+    let steps = [
+        Step::EnqueueAll {
+            v1: false,
+            count: 0,
+        },
+        Step::Flush(first),
+        Step::Enqueue {
+            target: 5,
+            v1: true,
+            count: Some(0),
+            status: None,
+        },
+        Step::Clock(-31_536_000_000),
+        Step::Clock(2000),
+        Step::Flush(a(24)),
+        Step::Clock(31_536_000_000),
+        Step::Enqueue {
+            target: 7,
+            v1: false,
+            count: Some(0),
+            status: None,
+        },
+        Step::Flush(a(24)),
+    ];
+    if let Err(failure) = run(MANY, &steps) {
+        panic!("{failure}");
+    }
+}
+
+/// The mirror of the case above: a clock a year ahead, then restored. The flush made while it was
+/// ahead prunes t17's write in doubt (a 429 retried, until its claim + requestMs) as past: a
+/// clock that ran ahead cannot be told from time passing, and keeping every past end would bound
+/// nothing. Once the clock is back, the outbox sends t17's next value at once, and the model,
+/// which forgets what a record prunes, agrees.
+#[test]
+fn a_write_in_doubt_pruned_while_the_clock_ran_ahead_is_forgotten_once_it_is_restored() {
+    let a = |n: usize| vec![Fate::Applied; n];
+    let mut first = a(24);
+    first[17] = Fate::Throttled;
+    let mut second = a(24);
+    second[21] = Fate::Refused;
+    let steps = [
+        Step::Enqueue {
+            target: 0,
+            v1: false,
+            count: Some(0),
+            status: None,
+        },
+        Step::EnqueueAll {
+            v1: false,
+            count: 0,
+        },
+        Step::Enqueue {
+            target: 0,
+            v1: false,
+            count: Some(0),
+            status: None,
+        },
+        Step::Flush(first),
+        Step::Clock(31_536_000_000),
+        Step::Clock(2000),
+        Step::Flush(second),
+        Step::Clock(-31_536_000_000),
+        Step::EnqueueAll {
+            v1: false,
+            count: 0,
+        },
+        Step::Flush(a(24)),
+    ];
+    if let Err(failure) = run(MANY, &steps) {
+        panic!("{failure}");
+    }
 }
