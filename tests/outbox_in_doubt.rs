@@ -15,24 +15,12 @@ use intune_user_status::{
     Client, ComplianceStatus, MIN_OUTBOX_BYTES, Outbox, OutboxOptions, RetryPolicy, Target,
     UserStatusPatch,
 };
-use ius_emulator::{Config, Emulator, Fault, FaultRule, SeedEntry};
-use serde_json::json;
+use ius_emulator::{Emulator, Fault, FaultRule};
 
 const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
 
-fn emulator_with(ids: impl IntoIterator<Item = String>) -> Emulator {
-    Emulator::start(Config {
-        token: Some(TOKEN.into()),
-        seed: ids
-            .into_iter()
-            .map(|id| SeedEntry {
-                collection: DIRECT.into(),
-                entity: json!({ "id": id, "devicesCount": 0 }),
-            })
-            .collect(),
-        ..Config::default()
-    })
-    .expect("start emulator")
+fn emulator_with<I: AsRef<str>>(ids: impl IntoIterator<Item = I>) -> Emulator {
+    common::emulator_with_statuses(ids)
 }
 
 fn ids(prefix: &str, n: usize) -> Vec<String> {
@@ -40,10 +28,7 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ius-probe-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_folder("probe", name)
 }
 
 fn count(n: i32) -> UserStatusPatch {

@@ -8,34 +8,18 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::TOKEN;
 use intune_user_status::{Error, Outbox, OutboxOptions, OutboxReader, Target, UserStatusPatch};
-use ius_emulator::{Config, Emulator, SeedEntry};
+use ius_emulator::Emulator;
 use serde_json::{Value, json};
 
 const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
 
-fn emulator_with(ids: &[&str]) -> Emulator {
-    Emulator::start(Config {
-        token: Some(TOKEN.into()),
-        seed: ids
-            .iter()
-            .map(|id| SeedEntry {
-                collection: DIRECT.into(),
-                entity: json!({ "id": id, "devicesCount": 0 }),
-            })
-            .collect(),
-        ..Config::default()
-    })
-    .expect("start emulator")
+fn emulator_with<I: AsRef<str>>(ids: impl IntoIterator<Item = I>) -> Emulator {
+    common::emulator_with_statuses(ids)
 }
 
-/// A fresh folder for one test's files.
 fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ius-operator-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_folder("operator", name)
 }
 
 /// The file and its companions, byte for byte.
@@ -76,7 +60,7 @@ fn with_a_failed_report(emu: &Emulator, path: &Path) -> Outbox {
 
 #[test]
 fn failed_keeps_the_list_that_take_failed_removes() {
-    let emu = emulator_with(&[]);
+    let emu = emulator_with(std::iter::empty::<&str>());
     let dir = folder("kept");
     let outbox = with_a_failed_report(&emu, &dir.join("outbox.db"));
     let first = outbox.failed().unwrap();
@@ -95,7 +79,7 @@ fn failed_keeps_the_list_that_take_failed_removes() {
 
 #[test]
 fn requeued_reports_are_sent_by_the_next_flush_under_newer_pending_ones() {
-    let emu = emulator_with(&[]);
+    let emu = emulator_with(std::iter::empty::<&str>());
     let dir = folder("requeue");
     let outbox = with_a_failed_report(&emu, &dir.join("outbox.db"));
     // A newer report for the same user status, pending when the failed one is requeued: its
@@ -124,7 +108,7 @@ fn requeued_reports_are_sent_by_the_next_flush_under_newer_pending_ones() {
 
 #[test]
 fn a_requeue_beyond_the_bounds_moves_nothing() {
-    let emu = emulator_with(&["u0"]);
+    let emu = emulator_with(["u0"]);
     let dir = folder("bounds");
     let path = dir.join("outbox.db");
     drop(with_a_failed_report(&emu, &path));
@@ -154,7 +138,7 @@ fn a_requeue_beyond_the_bounds_moves_nothing() {
 
 #[test]
 fn a_reader_sees_what_an_open_outbox_wrote_and_never_writes_the_file() {
-    let emu = emulator_with(&[]);
+    let emu = emulator_with(std::iter::empty::<&str>());
     let dir = folder("reader");
     let path = dir.join("outbox.db");
     let outbox = with_a_failed_report(&emu, &path);
@@ -237,7 +221,7 @@ fn stopped_by(report: &intune_user_status::FlushReport) -> Value {
 fn a_flush_whose_credentials_are_refused_says_why_warns_and_holds_until_cleared() {
     const REFUSED: &str = "refused-token-7c1d9e";
     let logs = common::capture_logs();
-    let emu = emulator_with(&["a", "b", "c"]);
+    let emu = emulator_with(["a", "b", "c"]);
     let dir = folder("auth-refused");
     let path = dir.join("outbox.db");
     // A backoff of a second or two: the hold (the batch's longest) outlasts the checks below.
@@ -331,7 +315,7 @@ fn a_flush_whose_token_source_fails_every_time_says_auth_and_warns() {
         }
     }
     let logs = common::capture_logs();
-    let emu = emulator_with(&["a"]);
+    let emu = emulator_with(["a"]);
     let dir = folder("no-token");
     let client = intune_user_status::Client::builder()
         .base_url(emu.base_url())
@@ -362,7 +346,7 @@ fn a_flush_whose_token_source_fails_every_time_says_auth_and_warns() {
 /// (`MAX_OUTBOX_HOLD`), and the flush says it was throttled.
 #[test]
 fn a_retry_after_past_the_cap_holds_the_outbox_an_hour_at_most() {
-    let emu = emulator_with(&["a"]);
+    let emu = emulator_with(["a"]);
     emu.add_fault(ius_emulator::FaultRule::always(
         ius_emulator::Fault::Status {
             status: 429,
@@ -398,7 +382,7 @@ fn a_retry_after_past_the_cap_holds_the_outbox_an_hour_at_most() {
 /// `flushTimeMs` with "time".
 #[test]
 fn offline_and_out_of_time_flushes_say_why() {
-    let emu = emulator_with(&["a", "b"]);
+    let emu = emulator_with(["a", "b"]);
     emu.add_fault(
         ius_emulator::FaultRule::always(ius_emulator::Fault::Reset).path_contains("/$batch"),
     );

@@ -13,31 +13,15 @@ use intune_user_status::{
     AccessToken, AuthError, Error, FlushReport, FlushStop, Outbox, OutboxOptions, Target,
     TokenProvider, UserStatusPatch,
 };
-use ius_emulator::{Config, Emulator, SeedEntry};
+use ius_emulator::Emulator;
 use serde_json::json;
 
-const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
-
-fn emulator_with(ids: &[String]) -> Emulator {
-    Emulator::start(Config {
-        token: Some(TOKEN.into()),
-        seed: ids
-            .iter()
-            .map(|id| SeedEntry {
-                collection: DIRECT.into(),
-                entity: json!({ "id": id, "devicesCount": 0 }),
-            })
-            .collect(),
-        ..Config::default()
-    })
-    .expect("start emulator")
+fn emulator_with<I: AsRef<str>>(ids: impl IntoIterator<Item = I>) -> Emulator {
+    common::emulator_with_statuses(ids)
 }
 
 fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ius-review-on-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_folder("review-on", name)
 }
 
 /// Gives the emulator's token `good` times, then fails ("vault sealed"); counts its calls.

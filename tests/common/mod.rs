@@ -51,6 +51,31 @@ pub fn emulator(patch_returns: PatchReturns, collections: &[&str]) -> Emulator {
 
 /// A builder pointed at `base_url` with [`TOKEN`], and backoff shortened to 10 ms so retries
 /// keep tests fast (the default policy's retry count is kept).
+/// An emulator accepting [`TOKEN`], with a user status of `devicesCount` 0 for each of `ids`
+/// under configuration `c1` (the outbox suites' target).
+pub fn emulator_with_statuses<I: AsRef<str>>(ids: impl IntoIterator<Item = I>) -> Emulator {
+    Emulator::start(Config {
+        token: Some(TOKEN.into()),
+        seed: ids
+            .into_iter()
+            .map(|id| SeedEntry {
+                collection: "/deviceManagement/deviceConfigurations/c1/userStatuses".into(),
+                entity: serde_json::json!({ "id": id.as_ref(), "devicesCount": 0 }),
+            })
+            .collect(),
+        ..Config::default()
+    })
+    .expect("start emulator")
+}
+
+/// A fresh, empty folder for one test's files: `ius-{suite}-{pid}-{name}` in the temp folder.
+pub fn fresh_folder(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ius-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn builder(base_url: &str) -> ClientBuilder {
     Client::builder()
         .base_url(base_url)
