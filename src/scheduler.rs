@@ -853,6 +853,46 @@ mod tests {
     }
 
     #[test]
+    fn ready_retries_of_one_version_pass_those_of_the_other_and_fill_no_more_than_the_limit() {
+        // Limit 2. Batch 1 (beta 0, 1) is throttled 0.05 s and 0.5 s, batch 2 (v1.0 2, 3) throttles
+        // 2 for 0.1 s, batch 3 (beta 4) takes 0.6 s to answer and throttles 4 for 0 s. Then every
+        // retry is ready, in the order 0 (beta), 2 (v1.0), 1 (beta), 4 (beta): the beta retry
+        // batch reaches past 2 to take 1, and stops at the limit before 4.
+        let mut sender = Canned::new(|n, requests: &[Value]| {
+            if n == 2 {
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            Ok(answer_each(requests, |id, _| {
+                let throttle = |after: &str| json!({"id": id, "status": 429, "headers": {"Retry-After": after}});
+                match (n, id) {
+                    (0, "0") => throttle("0.05"),
+                    (0, "1") => throttle("0.5"),
+                    (1, "2") => throttle("0.1"),
+                    (2, "4") => throttle("0"),
+                    _ => json!({"id": id, "status": 204}),
+                }
+            }))
+        });
+        sender.limit = 2;
+        let mut requests = prepared(2, ApiVersion::Beta);
+        requests.extend(prepared(2, ApiVersion::V1_0));
+        requests.extend(prepared(1, ApiVersion::Beta));
+        let results = run(&sender, "PATCH", &requests, budget(None));
+        assert!(results.iter().all(|r| r.as_ref().unwrap().status == 204));
+        assert_eq!(
+            sender.batches(),
+            [
+                &["0", "1"][..],
+                &["2", "3"],
+                &["4"],
+                &["0", "1"],
+                &["2"],
+                &["4"]
+            ]
+        );
+    }
+
+    #[test]
     fn retries_are_counted_per_item_and_the_last_answer_is_kept() {
         let sender = Canned::new(|_, requests: &[Value]| {
             Ok(answer_each(requests, |id, _| {
