@@ -893,6 +893,68 @@ mod tests {
     }
 
     #[test]
+    fn an_item_throttled_without_retry_after_holds_the_client_and_a_503_does_not() {
+        // A 429 with no Retry-After holds every request of the client for its backoff; a 503 is
+        // the item's own trouble and holds nothing.
+        let sender = Canned::new(|n, requests: &[Value]| {
+            Ok(answer_each(requests, |id, _| match (n, id) {
+                (0, "0") => json!({"id": id, "status": 429}),
+                (0, _) => json!({"id": id, "status": 503}),
+                _ => json!({"id": id, "status": 204}),
+            }))
+        });
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(3, ApiVersion::Beta),
+            budget(None),
+        );
+        assert!(results.iter().all(|r| r.as_ref().unwrap().status == 204));
+        let carried: usize = sender.batches().iter().map(Vec::len).sum();
+        assert_eq!(carried, 6, "each item twice");
+        assert_eq!(
+            sender.holds.borrow().len(),
+            1,
+            "only the 429 held the client"
+        );
+    }
+
+    #[test]
+    fn items_count_as_failed_only_when_a_request_carried_them() {
+        // Limit 1, a 200 ms budget: two envelopes fail (the second after the budget ran out), the
+        // third item never leaves. Failed items are those sent: 2, not the one never sent.
+        let mut sender = Canned::new(|n, _: &[Value]| {
+            if n == 1 {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(Error::Transport {
+                kind: crate::TransportKind::Connect,
+                message: "refused".into(),
+                client_request_id: String::new(),
+                attempts: 1,
+                no_answer: true,
+            })
+        });
+        sender.limit = 1;
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(3, ApiVersion::Beta),
+            budget(Some(Duration::from_millis(200))),
+        );
+        let attempts: Vec<u32> = results
+            .iter()
+            .map(|r| r.as_ref().err().map_or(u32::MAX, Error::attempts))
+            .collect();
+        assert_eq!(attempts, [1, 1, 0]);
+        assert_eq!(
+            *sender.items.borrow(),
+            (2, 0, 2),
+            "items sent, retried, failed"
+        );
+    }
+
+    #[test]
     fn retries_are_counted_per_item_and_the_last_answer_is_kept() {
         let sender = Canned::new(|_, requests: &[Value]| {
             Ok(answer_each(requests, |id, _| {
