@@ -864,6 +864,63 @@ fn a_flush_waiting_for_another_returns_by_its_flush_time_having_sent_nothing() {
     assert_eq!(waiter.flush().unwrap().applied, 1);
 }
 
+/// A token provider that, the first time the flush asks it for a token, flushes the same outbox
+/// (a callback of the flush calling back into it), and keeps what that nested flush returned.
+struct FlushesFromItsCallback {
+    /// Weak: the outbox holds the client, which holds this.
+    outbox: Arc<std::sync::OnceLock<std::sync::Weak<Outbox>>>,
+    nested: Arc<std::sync::Mutex<Option<(Result<FlushReport, Error>, Duration)>>>,
+}
+
+impl intune_user_status::TokenProvider for FlushesFromItsCallback {
+    fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+        if let Some(outbox) = self.outbox.get().and_then(std::sync::Weak::upgrade)
+            && self.nested.lock().unwrap().is_none()
+        {
+            let started = Instant::now();
+            let nested = outbox.flush();
+            *self.nested.lock().unwrap() = Some((nested, started.elapsed()));
+        }
+        Ok(intune_user_status::AccessToken::new(TOKEN))
+    }
+}
+
+/// A flush called from a callback of a flush of the same outbox, on its thread (a token provider
+/// or a logger), cannot wait for the lock its own caller holds: it is `STORAGE` at once, saying
+/// so, and the outer flush goes on. Before, it waited out its `flushTimeMs` (then `Ok`, out of
+/// time), stalling the outer flush as long.
+#[test]
+fn a_flush_from_inside_a_flushs_callback_is_refused_at_once() {
+    let emu = emulator_with(ids("t", 1), Config::default());
+    let dir = folder("nested-flush");
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let nested = Arc::new(std::sync::Mutex::new(None));
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(FlushesFromItsCallback {
+            outbox: Arc::clone(&slot),
+            nested: Arc::clone(&nested),
+        })
+        .build()
+        .unwrap();
+    let options = OutboxOptions::new().flush_time(Duration::from_secs(3));
+    let outbox = Arc::new(Outbox::open(&client, dir.join("outbox.db"), options).unwrap());
+    outbox.enqueue(&Target::new("c1", "t0"), &count(7)).unwrap();
+    assert!(slot.set(Arc::downgrade(&outbox)).is_ok());
+    let report = outbox.flush().unwrap();
+    assert_eq!((report.applied, report.pending), (1, 0), "{report:?}");
+    let (nested, took) = nested.lock().unwrap().take().expect("the provider flushed");
+    match nested {
+        Err(Error::Storage { reason, .. }) => {
+            assert!(reason.contains("already running on this thread"), "{reason}")
+        }
+        other => panic!("not STORAGE: {other:?}"),
+    }
+    assert!(took < Duration::from_secs(1), "the nested flush took {took:?}");
+    assert_eq!(devices(&emu, "t0"), 7);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_throttle_in_round_two_holds_round_three_back() {
     // 150 writes per minute: the flush of 250 trips it halfway through its second round of 100.
