@@ -58,7 +58,10 @@ impl log::Log for CallsBack {
             let _ = NESTED.set(nested);
         }
         if record.level() == log::Level::Warn
-            && record.args().to_string().contains("credentials were refused")
+            && record
+                .args()
+                .to_string()
+                .contains("credentials were refused")
             && let Some(outbox) = OUTBOX.get()
         {
             let started = Instant::now();
@@ -160,7 +163,11 @@ fn a_logger_that_flushes_the_outbox_on_its_warning_finds_the_flush_lock_free() {
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
         let outcome = OUTBOX.get().unwrap().flush();
-        let _ = done.send(outcome.map(|report| report.stopped_by).map_err(|err| err.to_string()));
+        let _ = done.send(
+            outcome
+                .map(|report| report.stopped_by)
+                .map_err(|err| err.to_string()),
+        );
     });
     let outcome = finished
         .recv_timeout(Duration::from_secs(20))
@@ -172,6 +179,9 @@ fn a_logger_that_flushes_the_outbox_on_its_warning_finds_the_flush_lock_free() {
         &Ok(Some(FlushStop::Held)),
         "the nested flush found the hold, not a lock held (after {took:?})"
     );
-    assert!(*took < Duration::from_secs(2), "the nested flush took {took:?}");
+    assert!(
+        *took < Duration::from_secs(2),
+        "the nested flush took {took:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -163,7 +163,8 @@ pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::R
 /// Removes up to `limit` writes that can no longer land at `now`. Returns how many. An end past
 /// now + `requestMs` is still in doubt (see the module's doc), so it stays.
 pub(crate) fn prune(conn: &Connection, now: i64, limit: u64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(PRUNE)?.execute(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])
+    conn.prepare_cached(PRUNE)?
+        .execute(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])
 }
 
 #[cfg(test)]
@@ -187,7 +188,9 @@ mod tests {
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let zeros = vec![0; explain.parameter_count()];
         let details: Vec<String> = explain
-            .query_map(rusqlite::params_from_iter(zeros), |row| row.get::<_, String>(3))
+            .query_map(rusqlite::params_from_iter(zeros), |row| {
+                row.get::<_, String>(3)
+            })
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -205,7 +208,8 @@ mod tests {
         for sql in [BOUND, PRUNE] {
             let plan = plan(sql);
             assert!(
-                plan.contains("USING COVERING INDEX in_doubt_until") || plan.contains("USING INDEX in_doubt_until"),
+                plan.contains("USING COVERING INDEX in_doubt_until")
+                    || plan.contains("USING INDEX in_doubt_until"),
                 "{sql}\n{plan}"
             );
             assert!(!plan.contains("SCAN in_doubt"), "{sql}\n{plan}");

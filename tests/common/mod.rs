@@ -139,6 +139,23 @@ impl Drop for Scratch {
     }
 }
 
+/// A token source that gives the emulator's token `good` times, then fails for good (a sealed
+/// vault, a rotated secret), counting every call in `calls`.
+pub struct TokenThenNone {
+    pub good: usize,
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl intune_user_status::TokenProvider for TokenThenNone {
+    fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.good {
+            Ok(intune_user_status::AccessToken::new(TOKEN))
+        } else {
+            Err(intune_user_status::AuthError::new("no token: the token source failed").into())
+        }
+    }
+}
+
 /// Every log record of the process once [`capture_logs`] installed it (a process has one
 /// logger, so the secrecy tests capture whole runs).
 pub struct LogCapture(Mutex<Vec<String>>);
