@@ -97,6 +97,22 @@ fn patch(i: usize) -> UserStatusPatch {
     UserStatusPatch::new().devices_count(i as i32)
 }
 
+/// Reports for user statuses `u0` .. `u{n-1}` of the emulator's seed, status `i` set to
+/// `patch(i + shift)`.
+fn reports(n: usize, shift: usize) -> Vec<BulkItem> {
+    (0..n)
+        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i + shift)))
+        .collect()
+}
+
+/// Flushes `outbox`: its report, the wall clock it took (s) and this thread's CPU time before.
+fn timed_flush(outbox: &Outbox) -> (intune_user_status::FlushReport, f64, Option<f64>) {
+    let cpu = thread_cpu();
+    let started = Instant::now();
+    let report = outbox.flush().expect("flush");
+    (report, started.elapsed().as_secs_f64(), cpu)
+}
+
 fn main() {
     let mut n = 2000usize;
     let mut pending = 10_000usize;
@@ -188,14 +204,9 @@ fn main() {
         .expect("client");
     let outbox =
         Outbox::open(&client, fresh(&dir, "bench-flush.db"), OutboxOptions::new()).expect("open");
-    let items: Vec<_> = (0..pending)
-        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i)))
-        .collect();
+    let items = reports(pending, 0);
     outbox.enqueue_many(&items).expect("enqueue_many");
-    let cpu = thread_cpu();
-    let started = Instant::now();
-    let report = outbox.flush().expect("flush");
-    let seconds = started.elapsed().as_secs_f64();
+    let (report, seconds, cpu) = timed_flush(&outbox);
     assert_eq!(
         (report.applied, report.pending),
         (pending as u64, 0),
@@ -204,19 +215,13 @@ fn main() {
     line_cpu("flush", pending, seconds, cpu);
 
     // Each report changed, then set back to what Graph acknowledged (merged into one row).
-    let changed: Vec<_> = (0..pending)
-        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i + 1)))
-        .collect();
-    for chunk in changed.chunks(1000) {
+    for chunk in reports(pending, 1).chunks(1000) {
         outbox.enqueue_many(chunk).expect("enqueue_many");
     }
     for chunk in items.chunks(1000) {
         outbox.enqueue_many(chunk).expect("enqueue_many");
     }
-    let cpu = thread_cpu();
-    let started = Instant::now();
-    let report = outbox.flush().expect("flush");
-    let seconds = started.elapsed().as_secs_f64();
+    let (report, seconds, cpu) = timed_flush(&outbox);
     assert_eq!(
         (report.sent, report.skipped, report.pending),
         (0, pending as u64, 0),
@@ -228,14 +233,10 @@ fn main() {
         let path = fresh(&dir, "bench-in-doubt.db");
         let outbox = Outbox::open(&client, &path, OutboxOptions::new()).expect("open");
         put_in_doubt(&path, in_doubt);
-        let changed: Vec<_> = (0..pending)
-            .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i + 2)))
-            .collect();
-        outbox.enqueue_many(&changed).expect("enqueue_many");
-        let cpu = thread_cpu();
-        let started = Instant::now();
-        let report = outbox.flush().expect("flush");
-        let seconds = started.elapsed().as_secs_f64();
+        outbox
+            .enqueue_many(&reports(pending, 2))
+            .expect("enqueue_many");
+        let (report, seconds, cpu) = timed_flush(&outbox);
         assert_eq!(
             (report.applied, report.pending),
             (pending as u64, 0),

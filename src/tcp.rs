@@ -361,29 +361,7 @@ mod tests {
     #[test]
     fn a_write_nothing_wakes_ends_at_the_interrupt() {
         let (mut tcp, _server) = connection_writing(UNREAD);
-        let signal = Signal::new();
-        let interrupter = {
-            let signal = Arc::clone(&signal);
-            std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                signal.interrupt();
-                StdInstant::now()
-            })
-        };
-        let entered = Watch::new(&signal).enter();
-        let written = tcp.transmit_output(UNREAD, within(5000, Timeout::Global, None));
-        let returned = StdInstant::now();
-        drop(entered);
-        let interrupted = interrupter.join().unwrap();
-        let late = returned.saturating_duration_since(interrupted);
-        assert!(
-            late < std::time::Duration::from_millis(500),
-            "returned {late:?} after the interrupt: {written:?}"
-        );
-        assert!(
-            matches!(&written, Err(Error::Io(err)) if err.to_string().contains("interrupted")),
-            "{written:?}"
-        );
+        ends_at_the_interrupt(|| tcp.transmit_output(UNREAD, within(5000, Timeout::Global, None)));
     }
 
     /// A write the peer reads slowly is written whole, however many waits for room it takes.
@@ -421,6 +399,15 @@ mod tests {
     #[test]
     fn a_read_nothing_wakes_ends_at_the_interrupt() {
         let (mut tcp, _server) = connection();
+        ends_at_the_interrupt(|| {
+            tcp.await_input(within(3000, Timeout::Global, None))
+                .map(drop)
+        });
+    }
+
+    /// Runs `io` on this thread, interrupted from another 200 ms in (no shutdown registered):
+    /// it must return within half a second of the interrupt, saying it was interrupted.
+    fn ends_at_the_interrupt(io: impl FnOnce() -> Result<(), Error>) {
         let signal = Signal::new();
         let interrupter = {
             let signal = Arc::clone(&signal);
@@ -431,18 +418,18 @@ mod tests {
             })
         };
         let entered = Watch::new(&signal).enter();
-        let read = tcp.await_input(within(3000, Timeout::Global, None));
+        let done = io();
         let returned = StdInstant::now();
         drop(entered);
         let interrupted = interrupter.join().unwrap();
         let late = returned.saturating_duration_since(interrupted);
         assert!(
             late < std::time::Duration::from_millis(500),
-            "returned {late:?} after the interrupt: {read:?}"
+            "returned {late:?} after the interrupt: {done:?}"
         );
         assert!(
-            matches!(&read, Err(Error::Io(err)) if err.to_string().contains("interrupted")),
-            "{read:?}"
+            matches!(&done, Err(Error::Io(err)) if err.to_string().contains("interrupted")),
+            "{done:?}"
         );
     }
 

@@ -3090,7 +3090,7 @@ fn drain_after(outbox: &Outbox, at: Instant) {
     }
 }
 
-/// DEFECT 1: `in_doubt` keeps ONE patch per user status, and a claim overwrites it. A write W1
+/// Was a defect (1 of the review that found it; the test keeps it fixed): `in_doubt` keeps ONE patch per user status, and a claim overwrites it. A write W1
 /// {devicesCount 1} whose answer timed out is in doubt until its record + requestMs. Its retry is
 /// applied (a known outcome: W1 is restored as in doubt, correctly). Then a report with another
 /// property only ({status}) is claimed: its claim replaces W1's row, and its outcome is unknown
@@ -3146,7 +3146,7 @@ fn a_write_of_other_properties_must_not_end_an_earlier_writes_doubt() {
     );
 }
 
-/// DEFECT 2: an end of doubt later than now + the CURRENT client's requestMs is taken for a
+/// Was a defect (2 of the review that found it; the test keeps it fixed): an end of doubt later than now + the CURRENT client's requestMs is taken for a
 /// clock that ran ahead and dropped. An agent that reopens its outbox with a shorter requestMs
 /// (a config change, an upgrade, a second tool on the same file: `ius` CLI with another budget)
 /// drops every write in doubt written under the longer budget, and a changed value goes at once.
@@ -3184,7 +3184,7 @@ fn a_shorter_request_ms_after_reopening_must_not_drop_a_write_in_doubt() {
     );
 }
 
-/// DEFECT 3: what a kill leaves. The claim notes each report's write as in doubt until CLAIM +
+/// Was a defect (3 of the review that found it; the test keeps it fixed): what a kill leaves. The claim notes each report's write as in doubt until CLAIM +
 /// requestMs, but a round's later batches leave after the earlier ones answered (each may take up
 /// to requestMs, plus Retry-After and pacing waits). Here batch 1 (20 reports) takes 1.2 s of a
 /// 1.5 s budget; batch 2 is then in flight, and the file (what `kill -9` now leaves) says its
@@ -3270,7 +3270,7 @@ fn the_file_must_hold_a_later_batchs_write_in_doubt_for_requestms_after_it_left(
     );
 }
 
-/// DEFECT 4 (maxBytes): docs/outbox.md says a full file's claim "may take the file past it by
+/// Was a defect (4 of the review that found it, maxBytes; the test keeps it fixed): docs/outbox.md says a full file's claim "may take the file past it by
 /// the round's writes in doubt". A flush of a full file whose every write gets a 504 (an
 /// answer: the flush goes on) claims round after round, and every round's writes stay in doubt
 /// (until record + requestMs, 100 s): the file passes maxBytes by the whole backlog's writes in
@@ -3321,7 +3321,7 @@ fn a_full_files_flush_passes_max_bytes_by_one_rounds_writes_in_doubt_at_most() {
     );
 }
 
-/// DEFECT 5: an `Auth` error carries no attempt count (`Error::attempts()` is 0 for it, and
+/// Was a defect (5 of the review that found it; the test keeps it fixed): an `Auth` error carries no attempt count (`Error::attempts()` is 0 for it, and
 /// `set_attempts` ignores it). A write whose first request was answered 504 (Graph may still
 /// apply it: an unknown outcome, by docs/outbox.md) and whose retry found no token (the network
 /// that failed Graph also failed the token endpoint) comes back as `Auth` with attempts 0: the
@@ -3389,7 +3389,7 @@ fn a_retry_without_a_token_must_not_end_the_doubt_of_the_request_before_it() {
     );
 }
 
-/// DEFECT 4b (maxBytes, lasting): after a full file's flush took it past maxBytes (probe above),
+/// Was a defect (4b of the review that found it, maxBytes, lasting; the test keeps it fixed): after a full file's flush took it past maxBytes (probe above),
 /// `room::limit` cannot set SQLite's page limit back below the file's size, so once the writes in
 /// doubt expire and are pruned, merges (which only the page limit bounds) fill the freed pages
 /// with pending reports: the outbox holds more than maxBytes of reports, for good. docs/outbox.md
@@ -3466,7 +3466,7 @@ fn after_an_overshoot_merges_must_not_fill_the_file_past_max_bytes() {
     );
 }
 
-/// DEFECT 6 (low): a schema-3 file whose `in_doubt` table is missing (an operator's `sqlite3`, a
+/// Was a defect (6 of the review that found it, low; the test keeps it fixed): a schema-3 file whose `in_doubt` table is missing (an operator's `sqlite3`, a
 /// restore of the tables the docs list) opens without a word, and then every flush fails STORAGE
 /// ("no such table"), forever: nothing is delivered again. Open should recreate it (nothing in
 /// doubt is the same as schema 2's migration assumes) or refuse the file naming the table.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::c_abi::*;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -314,22 +316,7 @@ fn a_flush_whose_credentials_are_refused_says_why_warns_and_holds_until_cleared(
 fn a_flush_whose_token_source_fails_every_time_says_auth_and_warns() {
     let logs = common::capture_logs();
     let emu = emulator_with(["a"]);
-    let dir = folder("no-token");
-    let client = intune_user_status::Client::builder()
-        .base_url(emu.base_url())
-        .token_provider(common::TokenThenNone {
-            good: 0,
-            calls: Arc::default(),
-        })
-        .build()
-        .unwrap();
-    let outbox = Outbox::open(&client, dir.join("outbox.db"), OutboxOptions::new()).unwrap();
-    outbox
-        .enqueue(
-            &Target::new("c1", "a"),
-            &UserStatusPatch::new().devices_count(1),
-        )
-        .unwrap();
+    let (outbox, _) = with_tokens_then_none(&emu, "no-token", 0, &["a"]);
     let mut report = intune_user_status::FlushReport::default();
     let result = outbox.flush_into(&mut report);
     assert!(matches!(result, Err(Error::Auth(_))), "{result:?}");
@@ -443,7 +430,42 @@ fn offline_and_out_of_time_flushes_say_why() {
 
 // Why a flush stopped, as an operator reads it (each found by a review, where it failed).
 
-/// DEFECT 1. No token at all (a sealed vault, an expired secret): FlushStop::Auth's doc says
+/// An outbox in folder `name` whose client's token source gives `good` tokens, then none
+/// ([`common::TokenThenNone`]), with devicesCount 1 enqueued for each of `ids` under `c1`; and
+/// the count of the source's calls.
+fn with_tokens_then_none(
+    emu: &Emulator,
+    name: &str,
+    good: usize,
+    ids: &[&str],
+) -> (Outbox, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let client = intune_user_status::Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(common::TokenThenNone {
+            good,
+            calls: Arc::clone(&calls),
+        })
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(
+        &client,
+        folder(name).join("outbox.db"),
+        OutboxOptions::new(),
+    )
+    .unwrap();
+    for id in ids {
+        outbox
+            .enqueue(
+                &Target::new("c1", *id),
+                &UserStatusPatch::new().devices_count(1),
+            )
+            .unwrap();
+    }
+    (outbox, calls)
+}
+
+/// Was a defect (1 of the review that found it; the test keeps it fixed): No token at all (a sealed vault, an expired secret): FlushStop::Auth's doc says
 /// this is "the credentials were refused", and hold.rs / `clear_hold` / the C docs say such a
 /// stop holds every report back (stats' heldUntil) so the next flush does not try again at once.
 /// The first-batch no-token path records with `hold: None` (flush.rs), so nothing is held: every
@@ -451,32 +473,15 @@ fn offline_and_out_of_time_flushes_say_why() {
 /// operator's `clear-hold` says `cleared:false` about an outbox that is stopped for auth.
 #[test]
 fn a_flush_with_no_token_holds_the_outbox_as_a_refused_one_does() {
-    let ids: Vec<String> = vec!["a".into()];
-    let emu = emulator_with(&ids);
-    let dir = folder("no-token-hold");
-    let calls = Arc::new(AtomicUsize::new(0));
-    let client = intune_user_status::Client::builder()
-        .base_url(emu.base_url())
-        .token_provider(common::TokenThenNone {
-            good: 0,
-            calls: calls.clone(),
-        })
-        .build()
-        .unwrap();
-    let outbox = Outbox::open(&client, dir.join("outbox.db"), OutboxOptions::new()).unwrap();
-    outbox
-        .enqueue(
-            &Target::new("c1", "a"),
-            &UserStatusPatch::new().devices_count(1),
-        )
-        .unwrap();
+    let emu = emulator_with(["a"]);
+    let (outbox, calls) = with_tokens_then_none(&emu, "no-token-hold", 0, &["a"]);
     let mut report = FlushReport::default();
     let first = outbox.flush_into(&mut report);
     assert!(matches!(first, Err(Error::Auth(_))), "{first:?}");
     assert_eq!(report.stopped_by, Some(FlushStop::Auth));
     let after_first = calls.load(Ordering::SeqCst);
     let stats = outbox.stats().unwrap();
-    // Seen failing on main: held_until None, hold_left None.
+    // Seen failing before the fix: held_until None, hold_left None.
     assert!(
         stats.held_until.is_some(),
         "an auth stop leaves no hold: {stats:?}"
@@ -495,7 +500,7 @@ fn a_flush_with_no_token_holds_the_outbox_as_a_refused_one_does() {
     );
 }
 
-/// DEFECT 2 (report lies about the wire). The token source fails after the first batch went
+/// Was a defect (2 of the review that found it, report lies about the wire; the test keeps it fixed): The token source fails after the first batch went
 /// out: the second batch's 20 reports never left (no request carried them; the emulator got one
 /// `$batch`), yet the report counts them in `sent` (flush.rs: `sent += batch.len() - unsent`,
 /// where `unsent` only counts interrupts). LOW: `FlushReport::sent` is documented as "handed to
@@ -507,25 +512,8 @@ fn a_flush_with_no_token_holds_the_outbox_as_a_refused_one_does() {
 fn sent_counts_only_reports_a_request_carried() {
     let ids: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
     let emu = emulator_with(&ids);
-    let dir = folder("sealed-mid-flush");
-    let calls = Arc::new(AtomicUsize::new(0));
-    let client = intune_user_status::Client::builder()
-        .base_url(emu.base_url())
-        .token_provider(common::TokenThenNone {
-            good: 1,
-            calls: calls.clone(),
-        })
-        .build()
-        .unwrap();
-    let outbox = Outbox::open(&client, dir.join("outbox.db"), OutboxOptions::new()).unwrap();
-    for id in &ids {
-        outbox
-            .enqueue(
-                &Target::new("c1", id.clone()),
-                &UserStatusPatch::new().devices_count(1),
-            )
-            .unwrap();
-    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (outbox, _) = with_tokens_then_none(&emu, "sealed-mid-flush", 1, &ids);
     let mut report = FlushReport::default();
     let result = outbox.flush_into(&mut report);
     let batches: Vec<usize> = emu
@@ -545,43 +533,11 @@ fn sent_counts_only_reports_a_request_carried() {
         Some(FlushStop::Auth),
         "{result:?} {report:?}"
     );
-    // Seen failing on main: sent 40, carried 20.
+    // Seen failing before the fix: sent 40, carried 20.
     assert_eq!(
         report.sent, carried,
         "report {report:?}, batches on the wire {batches:?}"
     );
-}
-
-unsafe extern "C" {
-    fn ius_client_new_with_token_callback(
-        config_json: *const std::ffi::c_char,
-        callback: Option<
-            unsafe extern "C" fn(
-                *mut std::ffi::c_void,
-                *mut std::ffi::c_char,
-                usize,
-                *mut i64,
-            ) -> i32,
-        >,
-        user_data: *mut std::ffi::c_void,
-        out_client: *mut *mut std::ffi::c_void,
-        out_error_json: *mut *mut std::ffi::c_char,
-    ) -> u32;
-    fn ius_client_free(client: *mut std::ffi::c_void);
-    fn ius_outbox_open(
-        client: *const std::ffi::c_void,
-        path: *const std::ffi::c_char,
-        options_json: *const std::ffi::c_char,
-        out_outbox: *mut *mut std::ffi::c_void,
-        out_error_json: *mut *mut std::ffi::c_char,
-    ) -> u32;
-    fn ius_outbox_flush(
-        outbox: *mut std::ffi::c_void,
-        out_report_json: *mut *mut std::ffi::c_char,
-        out_error_json: *mut *mut std::ffi::c_char,
-    ) -> u32;
-    fn ius_outbox_free(outbox: *mut std::ffi::c_void);
-    fn ius_string_free(s: *mut std::ffi::c_char);
 }
 
 /// A token callback with no token (a sealed vault).
@@ -594,7 +550,7 @@ unsafe extern "C" fn no_token(
     -1
 }
 
-/// DEFECT 3 (doc lie, C and CLI). `ius_outbox_flush`'s doc lists `stoppedBy` `"auth"` as "no
+/// Was a defect (3 of the review that found it, doc lie, C and CLI; the test keeps it fixed): `ius_outbox_flush`'s doc lists `stoppedBy` `"auth"` as "no
 /// token, or Graph answered 401 to a whole batch", and `ius outbox PATH flush`'s help says its
 /// stoppedBy names auth. A flush with no token returns `IUS_STATUS_AUTH` with
 /// `*out_report_json` NULL (src/ffi/outbox.rs writes the report only on OK and CANCELLED), so
@@ -655,7 +611,7 @@ fn c_flush_with_no_token_reports_stopped_by_auth() {
         ius_client_free(client);
         (status, r, e)
     };
-    // Seen failing on main: status 100 (AUTH), report NULL.
+    // Seen failing before the fix: status 100 (AUTH), report NULL.
     let report_json = report_json.unwrap_or_else(|| {
         panic!("no report JSON, so no stoppedBy: status {status}, error {error_json:?}")
     });
@@ -663,7 +619,7 @@ fn c_flush_with_no_token_reports_stopped_by_auth() {
     assert_eq!(value["stoppedBy"], "auth", "{report_json}");
 }
 
-/// DEFECT 4 (stoppedBy and WARN lie: "auth" when offline). A client-secret agent whose network
+/// Was a defect (4 of the review that found it, stoppedBy and WARN lie: "auth" when offline; the test keeps it fixed): A client-secret agent whose network
 /// is down (the token endpoint refuses the connection: no answer at all) runs a flush: nothing
 /// refused its credentials, Graph was simply unreachable, which `FlushStop::Offline` names. The
 /// flush's no-token path (flush.rs: every result `e.auth().is_some()`) takes any token-fetch
@@ -711,7 +667,7 @@ fn a_flush_whose_token_endpoint_is_unreachable_says_offline_not_auth() {
         .filter(|line| line.contains("token-offline") && line.contains("credentials were refused"))
         .map(str::to_owned)
         .collect();
-    // Seen failing on main: Some(Auth), and a WARN "the credentials were refused".
+    // Seen failing before the fix: Some(Auth), and a WARN "the credentials were refused".
     assert_eq!(
         report.stopped_by,
         Some(FlushStop::Offline),
