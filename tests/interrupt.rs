@@ -7,7 +7,7 @@ mod common;
 
 use common::c_abi::*;
 
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::{CStr, CString, c_void};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};

@@ -864,12 +864,15 @@ fn a_flush_waiting_for_another_returns_by_its_flush_time_having_sent_nothing() {
     assert_eq!(waiter.flush().unwrap().applied, 1);
 }
 
+/// What a nested flush returned, and how long it took.
+type Nested = Arc<std::sync::Mutex<Option<(Result<FlushReport, Error>, Duration)>>>;
+
 /// A token provider that, the first time the flush asks it for a token, flushes the same outbox
 /// (a callback of the flush calling back into it), and keeps what that nested flush returned.
 struct FlushesFromItsCallback {
     /// Weak: the outbox holds the client, which holds this.
     outbox: Arc<std::sync::OnceLock<std::sync::Weak<Outbox>>>,
-    nested: Arc<std::sync::Mutex<Option<(Result<FlushReport, Error>, Duration)>>>,
+    nested: Nested,
 }
 
 impl intune_user_status::TokenProvider for FlushesFromItsCallback {
