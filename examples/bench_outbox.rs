@@ -7,17 +7,21 @@
 //! - `flush`: reports per second flushing 10,000 pending reports to the in-process emulator;
 //! - `claim_skipped`: reports per second through a flush's claims alone: as many pending reports,
 //!   each set back to the value Graph just acknowledged, so every claim reads, compares and
-//!   removes it, and no request goes out (the per-row SQL of the claim, without HTTP).
+//!   removes it, and no request goes out (the per-row SQL of the claim, without HTTP);
+//! - `flush_in_doubt`: reports per second flushing as many pending reports to the emulator from a
+//!   file that also holds `--in-doubt` writes in doubt (of other user statuses, still able to
+//!   land): what the claims' bound and the records' prune of those writes add to a flush.
 //!
-//! The two flush figures also print the CPU time of the flushing thread (`..._cpu`, where the
+//! The three flush figures also print the CPU time of the flushing thread (`..._cpu`, where the
 //! system says it: Linux), which a loaded machine moves far less than the wall clock.
 //!
 //! ```text
-//! cargo run --release --example bench_outbox -- [--n 2000] [--pending 10000] [--dir DIR]
+//! cargo run --release --example bench_outbox -- [--n 2000] [--pending 10000] [--in-doubt 100000]
+//!     [--dir DIR]
 //! ```
 //! `--dir` is where the files go (default: the system's temporary folder); the figures are the
 //! disk's fsync rate as much as the code's (a tmpfs such as `/dev/shm` leaves the code's).
-//! `--n 0` skips the enqueue figures.
+//! `--n 0` skips the enqueue figures, `--in-doubt 0` the last one.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,13 +65,58 @@ fn fresh(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// Puts `n` writes in doubt into the outbox at `path`, for user statuses no report names, each
+/// able to land for 90 s more (under the default `requestMs` of 100 s, so no claim rewrites
+/// them): what a file holds after a flush whose answers were lost, an outage of Graph's.
+fn put_in_doubt(path: &Path, n: usize) {
+    let mut conn = rusqlite::Connection::open(path).expect("open");
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        + 90_000;
+    let tx = conn.transaction().expect("transaction");
+    {
+        let mut insert = tx
+            .prepare("INSERT INTO in_doubt (key, patch, until) VALUES (?1, ?2, ?3)")
+            .expect("in_doubt");
+        for i in 0..n {
+            insert
+                .execute(rusqlite::params![
+                    format!("/deviceManagement/deviceConfigurations/doubt/userStatuses/u{i}"),
+                    r#"{"devicesCount":1}"#,
+                    until
+                ])
+                .expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
 fn patch(i: usize) -> UserStatusPatch {
     UserStatusPatch::new().devices_count(i as i32)
+}
+
+/// Reports for user statuses `u0` .. `u{n-1}` of the emulator's seed, status `i` set to
+/// `patch(i + shift)`.
+fn reports(n: usize, shift: usize) -> Vec<BulkItem> {
+    (0..n)
+        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i + shift)))
+        .collect()
+}
+
+/// Flushes `outbox`: its report, the wall clock it took (s) and this thread's CPU time before.
+fn timed_flush(outbox: &Outbox) -> (intune_user_status::FlushReport, f64, Option<f64>) {
+    let cpu = thread_cpu();
+    let started = Instant::now();
+    let report = outbox.flush().expect("flush");
+    (report, started.elapsed().as_secs_f64(), cpu)
 }
 
 fn main() {
     let mut n = 2000usize;
     let mut pending = 10_000usize;
+    let mut in_doubt = 100_000usize;
     let mut dir = std::env::temp_dir();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -75,9 +124,11 @@ fn main() {
         match flag.as_str() {
             "--n" => n = value.parse().expect("--n N"),
             "--pending" => pending = value.parse().expect("--pending N"),
+            "--in-doubt" => in_doubt = value.parse().expect("--in-doubt N"),
             "--dir" => dir = value.into(),
             other => panic!(
-                "unknown flag {other}; usage: bench_outbox [--n N] [--pending N] [--dir DIR]"
+                "unknown flag {other}; usage: bench_outbox [--n N] [--pending N] [--in-doubt N] \
+                 [--dir DIR]"
             ),
         }
     }
@@ -153,14 +204,9 @@ fn main() {
         .expect("client");
     let outbox =
         Outbox::open(&client, fresh(&dir, "bench-flush.db"), OutboxOptions::new()).expect("open");
-    let items: Vec<_> = (0..pending)
-        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i)))
-        .collect();
+    let items = reports(pending, 0);
     outbox.enqueue_many(&items).expect("enqueue_many");
-    let cpu = thread_cpu();
-    let started = Instant::now();
-    let report = outbox.flush().expect("flush");
-    let seconds = started.elapsed().as_secs_f64();
+    let (report, seconds, cpu) = timed_flush(&outbox);
     assert_eq!(
         (report.applied, report.pending),
         (pending as u64, 0),
@@ -169,24 +215,34 @@ fn main() {
     line_cpu("flush", pending, seconds, cpu);
 
     // Each report changed, then set back to what Graph acknowledged (merged into one row).
-    let changed: Vec<_> = (0..pending)
-        .map(|i| BulkItem::new(Target::new("bench", format!("u{i}")), patch(i + 1)))
-        .collect();
-    for chunk in changed.chunks(1000) {
+    for chunk in reports(pending, 1).chunks(1000) {
         outbox.enqueue_many(chunk).expect("enqueue_many");
     }
     for chunk in items.chunks(1000) {
         outbox.enqueue_many(chunk).expect("enqueue_many");
     }
-    let cpu = thread_cpu();
-    let started = Instant::now();
-    let report = outbox.flush().expect("flush");
-    let seconds = started.elapsed().as_secs_f64();
+    let (report, seconds, cpu) = timed_flush(&outbox);
     assert_eq!(
         (report.sent, report.skipped, report.pending),
         (0, pending as u64, 0),
         "{report:?}"
     );
     line_cpu("claim_skipped", pending, seconds, cpu);
+
+    if in_doubt > 0 {
+        let path = fresh(&dir, "bench-in-doubt.db");
+        let outbox = Outbox::open(&client, &path, OutboxOptions::new()).expect("open");
+        put_in_doubt(&path, in_doubt);
+        outbox
+            .enqueue_many(&reports(pending, 2))
+            .expect("enqueue_many");
+        let (report, seconds, cpu) = timed_flush(&outbox);
+        assert_eq!(
+            (report.applied, report.pending),
+            (pending as u64, 0),
+            "{report:?}"
+        );
+        line_cpu("flush_in_doubt", pending, seconds, cpu);
+    }
     emulator.shutdown();
 }

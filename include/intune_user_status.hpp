@@ -492,24 +492,28 @@ class Outbox {
     return done(status, error);
   }
 
-  /// What flush wrote: the report JSON and, when an interrupt ended the flush, its Error
-  /// (IUS_STATUS_CANCELLED; the report then says what was done).
+  /// What flush wrote: the report JSON and, when the flush returned a status other than OK with
+  /// its report (as ius_outbox_flush does), that status's Error: IUS_STATUS_CANCELLED (an
+  /// interrupt ended it; the report says what was done) or IUS_STATUS_AUTH (no token before
+  /// anything was sent; the report says stoppedBy "auth" or "offline", what is pending and when
+  /// the next attempt is, the hold included).
   struct FlushReport {
     std::string json;
-    std::optional<Error> cancelled;
+    std::optional<Error> stopped;
   };
 
-  /// Sends what is due and records each outcome (ius_outbox_flush). A value when the report was
-  /// written (the flush ran, or was interrupted); an Error when it could not run.
+  /// Sends what is due and records each outcome (ius_outbox_flush). A value whenever the C
+  /// function wrote a report (IUS_STATUS_OK, IUS_STATUS_CANCELLED, IUS_STATUS_AUTH: check
+  /// `stopped`); an Error when the flush could not run (no report).
   Result<FlushReport> flush() const {
     char *report = nullptr;
     char *error = nullptr;
     ius_status status = ius_outbox_flush(handle_.get(), &report, &error);
     detail::LibraryString owned(report);
-    if (status != IUS_STATUS_OK && status != IUS_STATUS_CANCELLED) return detail::make_error(status, error);
+    if (!owned && status != IUS_STATUS_OK) return detail::make_error(status, error);
     FlushReport out;
     if (owned) out.json = owned.get();
-    if (status == IUS_STATUS_CANCELLED) out.cancelled = detail::make_error(status, error);
+    if (status != IUS_STATUS_OK) out.stopped = detail::make_error(status, error);
     return out;
   }
 
@@ -532,7 +536,7 @@ class Outbox {
 
   /// Ends the flush in progress on this outbox, and every other call on it waiting for its file
   /// (enqueue, take_failed, stats), from any thread (ius_outbox_interrupt): flush() returns its
-  /// report with `cancelled` set, the others an Error with status IUS_STATUS_CANCELLED. Calls started afterwards are not affected. A
+  /// report with `stopped` set (IUS_STATUS_CANCELLED), the others an Error with status IUS_STATUS_CANCELLED. Calls started afterwards are not affected. A
   /// moved-from Outbox does nothing.
   void interrupt() const noexcept { ius_outbox_interrupt(handle_.get()); }
 

@@ -15,18 +15,23 @@
 //! unreachable address, TCP_NODELAY as configured, and the socket registered for shutdown before
 //! any proxy or TLS negotiation (what `abortable` catches).
 //!
-//! A read waits in slices of at most [`READ_SLICE`] for the socket to be readable
-//! (`readiness`: `poll` on Unix, `WSAPoll` on Windows) and looks for an interrupt between them,
-//! then reads what came. On Linux the shutdown an interrupt sends wakes a blocked wait at once; on
-//! Windows it may not (rust-lang/rust#121594), and the slices bound the wait there. No receive
-//! timeout is set: Windows documents a socket whose receive timed out as unusable, and a read
-//! happens only once there is something to read. Reads sit below TLS and the proxy negotiation,
-//! so a handshake's reads are sliced too. The read still ends as one wait of the whole timeout
+//! The socket is non-blocking. A read waits in slices of at most [`SLICE`] for the socket to be
+//! readable (`readiness`: `poll` on Unix, `WSAPoll` on Windows) and looks for an interrupt
+//! between them, then reads what came; a write writes what the socket takes and, when it takes
+//! no more (a peer that does not read, a slow network), waits for room the same way. On Linux
+//! the shutdown an interrupt sends wakes a blocked wait at once; on Windows it may not
+//! (rust-lang/rust#121594, for a `send` as for a `recv`), and the slices bound the wait there. No
+//! receive or send timeout (SO_RCVTIMEO, SO_SNDTIMEO) is set: Windows documents a socket whose
+//! receive or send timed out as indeterminate, and a read or write happens only once the socket
+//! is ready, so none ever times out. (A write that ran out of time ends the request, and ureq
+//! closes its connection, never reusing it.) Reads and writes sit below TLS and the proxy
+//! negotiation, so a handshake's are sliced too. Each still ends as one wait of the whole timeout
 //! would, with ureq's error naming the same timeout.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 use std::{fmt, io};
 
 use ureq::unversioned::resolver::ResolvedSocketAddrs;
@@ -41,8 +46,8 @@ use crate::abortable::{interrupted, interrupted_unsent};
 use crate::cancel::{self, Cancelled, Unanswered};
 use crate::readiness::{self, Ready};
 
-/// How long one read waits before it looks for an interrupt again.
-const READ_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long one wait of a read or a write lasts before it looks for an interrupt again.
+const SLICE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The least share of the connect timeout an address is given (ureq's).
 const MIN_PER_ADDRESS: std::time::Duration = std::time::Duration::from_millis(10);
@@ -84,7 +89,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
         let transport = Tcp::new(
             stream,
             LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
-        );
+        )?;
         (details.register_shutdown)(transport.shutdown_handle())?;
         Ok(Some(Either::B(transport)))
     }
@@ -179,21 +184,20 @@ fn connect_one(
 }
 
 /// A TCP connection (ureq's transport is not public): the socket, shared with the handle an
-/// interrupt shuts it down by, its buffers, and reads in slices.
+/// interrupt shuts it down by, its buffers, and reads and writes in slices.
 pub(crate) struct Tcp {
     stream: Arc<TcpStream>,
     buffers: LazyBuffers,
-    /// The write timeout last set on the socket, so a write sets one only when it changes.
-    write_timeout: Option<std::time::Duration>,
 }
 
 impl Tcp {
-    fn new(stream: TcpStream, buffers: LazyBuffers) -> Tcp {
-        Tcp {
+    /// Makes `stream` non-blocking: its reads and writes wait in [`wait`], never in the system.
+    fn new(stream: TcpStream, buffers: LazyBuffers) -> io::Result<Tcp> {
+        stream.set_nonblocking(true)?;
+        Ok(Tcp {
             stream: Arc::new(stream),
             buffers,
-            write_timeout: None,
-        }
+        })
     }
 
     fn shutdown_handle(&self) -> Weak<dyn ShutdownHandle> {
@@ -201,31 +205,40 @@ impl Tcp {
     }
 }
 
-/// Sets a socket timeout (through `set`) unless it is already `wanted`.
-fn set_timeout(
-    current: &mut Option<std::time::Duration>,
-    wanted: Option<std::time::Duration>,
-    set: impl FnOnce(Option<std::time::Duration>) -> io::Result<()>,
-) -> io::Result<()> {
-    if *current == wanted {
-        return Ok(());
+/// Waits until `ready` (a [`readiness`] wait) says `stream` is ready, in slices of at most
+/// [`SLICE`], looking for an interrupt between them; `whole` is the deadline of the read or write
+/// that started at `started`, and its error once passed.
+fn wait(
+    stream: &TcpStream,
+    whole: &NextTimeout,
+    started: Instant,
+    ready: fn(&TcpStream, std::time::Duration) -> io::Result<Ready>,
+) -> Result<(), Error> {
+    loop {
+        let slice = match whole.after {
+            Duration::Exact(after) => {
+                let left = after.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(Error::Timeout(whole.reason));
+                }
+                left.min(SLICE)
+            }
+            Duration::NotHappening => SLICE,
+        };
+        match ready(stream, slice)? {
+            Ready::Ready => return Ok(()),
+            // Only a slice ended: look for an interrupt, then wait on.
+            Ready::NotYet => cancel::check().map_err(interrupted)?,
+        }
     }
-    match set(wanted) {
-        Ok(()) => *current = wanted,
-        // macOS refuses a change once the peer has closed with our request unread, and what
-        // was sent may still be answered: the I/O reports the outcome (ureq's handling). The
-        // value known stays the one set last.
-        Err(err) if cfg!(target_os = "macos") && err.kind() == io::ErrorKind::InvalidInput => {}
-        Err(err) => return Err(err),
-    }
-    Ok(())
 }
 
-/// Whether an I/O error is a socket timeout (Windows reports some as WouldBlock).
-fn timed_out(err: &io::Error) -> bool {
+/// Whether an I/O error only says to try again: a signal (EINTR), or a non-blocking socket not
+/// ready after all (what a readiness wait said may have changed since).
+fn again(err: &io::Error) -> bool {
     matches!(
         err.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
     )
 }
 
@@ -243,52 +256,42 @@ impl Transport for Tcp {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
-        let timeout = timeout.for_write();
-        if timeout.after.is_zero() {
-            return Err(Error::Timeout(timeout.reason));
+        let whole = timeout.for_write();
+        if whole.after.is_zero() {
+            return Err(Error::Timeout(whole.reason));
         }
-        let stream = &*self.stream;
-        set_timeout(
-            &mut self.write_timeout,
-            timeout.not_zero().map(|after| *after),
-            |wanted| stream.set_write_timeout(wanted),
-        )?;
-        match (&*self.stream).write_all(&self.buffers.output()[..amount]) {
-            Ok(()) => Ok(()),
-            Err(err) if timed_out(&err) => Err(Error::Timeout(timeout.reason)),
-            Err(err) => Err(Error::Io(err)),
+        let started = Instant::now();
+        let mut output = &self.buffers.output()[..amount];
+        while !output.is_empty() {
+            match (&*self.stream).write(output) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(written) => output = &output[written..],
+                // No room: wait for some (a peer that does not read, a slow network). A write
+                // that goes on in small steps looks for an interrupt at each, not only when a
+                // slice passes with no room.
+                Err(err) if again(&err) => {
+                    cancel::check().map_err(interrupted)?;
+                    wait(&self.stream, &whole, started, readiness::wait_writable)?
+                }
+                Err(err) => return Err(Error::Io(err)),
+            }
         }
+        Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         // The deadline this read is held to, the per-read timeout included.
         let whole = timeout.for_read();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         loop {
-            let slice = match whole.after {
-                Duration::Exact(after) => {
-                    let left = after.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        return Err(Error::Timeout(whole.reason));
-                    }
-                    left.min(READ_SLICE)
-                }
-                Duration::NotHappening => READ_SLICE,
-            };
-            match readiness::wait_readable(&self.stream, slice)? {
-                Ready::Readable => break,
-                // Only a slice ended: look for an interrupt, then wait on.
-                Ready::NotYet => cancel::check().map_err(interrupted)?,
-            }
-        }
-        loop {
+            wait(&self.stream, &whole, started, readiness::wait_readable)?;
             match (&*self.stream).read(self.buffers.input_append_buf()) {
                 Ok(amount) => {
                     self.buffers.input_appended(amount);
                     return Ok(amount > 0);
                 }
-                // A signal (EINTR): what is there is still there.
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // What is there is still there, or nothing was after all: wait again.
+                Err(err) if again(&err) => {}
                 Err(err) => return Err(Error::Io(err)),
             }
         }
@@ -315,7 +318,71 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (theirs, _) = listener.accept().unwrap();
-        (Tcp::new(ours, LazyBuffers::new(1024, 1024)), theirs)
+        (
+            Tcp::new(ours, LazyBuffers::new(1024, 1024)).unwrap(),
+            theirs,
+        )
+    }
+
+    /// A connection whose output buffer holds `bytes`, more than the socket's buffers and the
+    /// peer's take when the peer reads nothing: (ours, the server's end).
+    fn connection_writing(bytes: usize) -> (Tcp, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        let mut tcp = Tcp::new(ours, LazyBuffers::new(1024, bytes)).unwrap();
+        // Made now, not in the timed write (filling 64 MiB takes a debug build a second).
+        assert_eq!(tcp.buffers.output().len(), bytes);
+        (tcp, theirs)
+    }
+
+    /// More than loopback's send and receive buffers hold together (Linux: 4 + 6 MiB at most).
+    const UNREAD: usize = 64 << 20;
+
+    /// A write to a peer that reads nothing ends at its timeout, with ureq's error naming it (the
+    /// request then fails and ureq closes the connection: it is never written to again).
+    #[test]
+    fn a_write_the_peer_does_not_read_ends_at_its_timeout() {
+        let (mut tcp, _server) = connection_writing(UNREAD);
+        let started = StdInstant::now();
+        let written = tcp.transmit_output(UNREAD, within(300, Timeout::SendBody, None));
+        let took = started.elapsed();
+        assert!(
+            matches!(written, Err(Error::Timeout(Timeout::SendBody))),
+            "{written:?}"
+        );
+        assert!(took >= std::time::Duration::from_millis(300), "{took:?}");
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    }
+
+    /// Where a shutdown does not wake a blocked write (Windows), the write still ends at the
+    /// interrupt: here no shutdown is registered, so only the write's own wait can notice. With a
+    /// send timeout (SO_SNDTIMEO) instead, it waited for the whole timeout.
+    #[test]
+    fn a_write_nothing_wakes_ends_at_the_interrupt() {
+        let (mut tcp, _server) = connection_writing(UNREAD);
+        ends_at_the_interrupt(|| tcp.transmit_output(UNREAD, within(5000, Timeout::Global, None)));
+    }
+
+    /// A write the peer reads slowly is written whole, however many waits for room it takes.
+    #[test]
+    fn a_write_the_peer_reads_slowly_is_written_whole() {
+        let (mut tcp, mut server) = connection_writing(UNREAD);
+        let reader = std::thread::spawn(move || {
+            let mut sink = vec![0u8; 1 << 20];
+            let mut read = 0usize;
+            while read < UNREAD {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                match server.read(&mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
+            read
+        });
+        tcp.transmit_output(UNREAD, within(20_000, Timeout::Global, None))
+            .unwrap();
+        assert_eq!(reader.join().unwrap(), UNREAD);
     }
 
     fn within(millis: u64, reason: Timeout, per_read: Option<u64>) -> NextTimeout {
@@ -332,6 +399,15 @@ mod tests {
     #[test]
     fn a_read_nothing_wakes_ends_at_the_interrupt() {
         let (mut tcp, _server) = connection();
+        ends_at_the_interrupt(|| {
+            tcp.await_input(within(3000, Timeout::Global, None))
+                .map(drop)
+        });
+    }
+
+    /// Runs `io` on this thread, interrupted from another 200 ms in (no shutdown registered):
+    /// it must return within half a second of the interrupt, saying it was interrupted.
+    fn ends_at_the_interrupt(io: impl FnOnce() -> Result<(), Error>) {
         let signal = Signal::new();
         let interrupter = {
             let signal = Arc::clone(&signal);
@@ -342,18 +418,18 @@ mod tests {
             })
         };
         let entered = Watch::new(&signal).enter();
-        let read = tcp.await_input(within(3000, Timeout::Global, None));
+        let done = io();
         let returned = StdInstant::now();
         drop(entered);
         let interrupted = interrupter.join().unwrap();
         let late = returned.saturating_duration_since(interrupted);
         assert!(
             late < std::time::Duration::from_millis(500),
-            "returned {late:?} after the interrupt: {read:?}"
+            "returned {late:?} after the interrupt: {done:?}"
         );
         assert!(
-            matches!(&read, Err(Error::Io(err)) if err.to_string().contains("interrupted")),
-            "{read:?}"
+            matches!(&done, Err(Error::Io(err)) if err.to_string().contains("interrupted")),
+            "{done:?}"
         );
     }
 
@@ -391,27 +467,6 @@ mod tests {
         assert!(took >= std::time::Duration::from_millis(150), "{took:?}");
         assert_eq!(tcp.buffers().input(), b"hello");
         drop(writer.join().unwrap());
-    }
-
-    /// macOS may refuse a timeout change once the peer has closed (ureq's handling): there the
-    /// write goes on and reports what happened, the known value unchanged; elsewhere the
-    /// refusal is the error.
-    #[test]
-    fn a_refused_timeout_change_is_tolerated_only_on_macos() {
-        for initial in [None, Some(std::time::Duration::from_secs(5))] {
-            let mut current = initial;
-            let set = set_timeout(
-                &mut current,
-                Some(std::time::Duration::from_secs(2)),
-                |_| Err(io::ErrorKind::InvalidInput.into()),
-            );
-            if cfg!(target_os = "macos") {
-                set.unwrap();
-            } else {
-                assert_eq!(set.unwrap_err().kind(), io::ErrorKind::InvalidInput);
-            }
-            assert_eq!(current, initial);
-        }
     }
 
     fn addresses(count: u16) -> ResolvedSocketAddrs {

@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::ffi::{CStr, CString, c_char, c_void};
+use common::c_abi::*;
+
+use std::ffi::{CStr, CString, c_void};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -565,23 +567,6 @@ fn an_abandoned_connect_ends_alone_within_its_timeout_after_the_client_is_freed(
         ended >= connect - Duration::from_millis(100) && ended < connect + Duration::from_secs(1),
         "the abandoned connect ended {ended:?} after the call began (timeout {connect:?})"
     );
-}
-
-unsafe extern "C" {
-    fn ius_client_new(
-        config_json: *const c_char,
-        out_client: *mut *mut c_void,
-        out_error_json: *mut *mut c_char,
-    ) -> u32;
-    fn ius_client_free(client: *mut c_void);
-    fn ius_client_interrupt(client: *const c_void);
-    fn ius_update_user_statuses(
-        client: *const c_void,
-        items_json: *const c_char,
-        out_results_json: *mut *mut c_char,
-        out_error_json: *mut *mut c_char,
-    ) -> u32;
-    fn ius_string_free(s: *mut c_char);
 }
 
 /// A C client, shared with the thread that calls it.

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::c_abi::*;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -602,30 +604,6 @@ fn the_clients_interrupt_ends_a_flush_queued_behind_an_enqueue_on_its_handle() {
     );
     assert!(enqueue_waited, "the enqueue still waited");
     assert_eq!(outbox.stats().unwrap().pending, 2);
-}
-
-unsafe extern "C" {
-    fn ius_client_new(
-        config_json: *const std::ffi::c_char,
-        out_client: *mut *mut std::ffi::c_void,
-        out_error_json: *mut *mut std::ffi::c_char,
-    ) -> u32;
-    fn ius_client_free(client: *mut std::ffi::c_void);
-    fn ius_outbox_open(
-        client: *const std::ffi::c_void,
-        path: *const std::ffi::c_char,
-        options_json: *const std::ffi::c_char,
-        out_outbox: *mut *mut std::ffi::c_void,
-        out_error_json: *mut *mut std::ffi::c_char,
-    ) -> u32;
-    fn ius_outbox_take_failed(
-        outbox: *mut std::ffi::c_void,
-        out_failed_json: *mut *mut std::ffi::c_char,
-        out_error_json: *mut *mut std::ffi::c_char,
-    ) -> u32;
-    fn ius_outbox_interrupt(outbox: *mut std::ffi::c_void);
-    fn ius_outbox_free(outbox: *mut std::ffi::c_void);
-    fn ius_string_free(s: *mut std::ffi::c_char);
 }
 
 /// A C outbox, shared with the thread that calls it.

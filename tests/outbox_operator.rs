@@ -5,10 +5,16 @@
 
 mod common;
 
+use common::c_abi::*;
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use intune_user_status::{Error, Outbox, OutboxOptions, OutboxReader, Target, UserStatusPatch};
+use intune_user_status::{
+    Error, FlushReport, FlushStop, Outbox, OutboxOptions, OutboxReader, Target, UserStatusPatch,
+};
 use ius_emulator::Emulator;
 use serde_json::{Value, json};
 
@@ -308,27 +314,9 @@ fn a_flush_whose_credentials_are_refused_says_why_warns_and_holds_until_cleared(
 /// says why; WARN, without the secret.
 #[test]
 fn a_flush_whose_token_source_fails_every_time_says_auth_and_warns() {
-    struct Failing;
-    impl intune_user_status::TokenProvider for Failing {
-        fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
-            Err(intune_user_status::AuthError::new("vault sealed").into())
-        }
-    }
     let logs = common::capture_logs();
     let emu = emulator_with(["a"]);
-    let dir = folder("no-token");
-    let client = intune_user_status::Client::builder()
-        .base_url(emu.base_url())
-        .token_provider(Failing)
-        .build()
-        .unwrap();
-    let outbox = Outbox::open(&client, dir.join("outbox.db"), OutboxOptions::new()).unwrap();
-    outbox
-        .enqueue(
-            &Target::new("c1", "a"),
-            &UserStatusPatch::new().devices_count(1),
-        )
-        .unwrap();
+    let (outbox, _) = with_tokens_then_none(&emu, "no-token", 0, &["a"]);
     let mut report = intune_user_status::FlushReport::default();
     let result = outbox.flush_into(&mut report);
     assert!(matches!(result, Err(Error::Auth(_))), "{result:?}");
@@ -438,4 +426,252 @@ fn offline_and_out_of_time_flushes_say_why() {
     let metrics = serde_json::to_value(client.metrics()).unwrap();
     assert_eq!(metrics["flushesStopped"]["offline"], 1, "{metrics}");
     assert_eq!(metrics["flushesStopped"]["time"], 1, "{metrics}");
+}
+
+// Why a flush stopped, as an operator reads it (each found by a review, where it failed).
+
+/// An outbox in folder `name` whose client's token source gives `good` tokens, then none
+/// ([`common::TokenThenNone`]), with devicesCount 1 enqueued for each of `ids` under `c1`; and
+/// the count of the source's calls.
+fn with_tokens_then_none(
+    emu: &Emulator,
+    name: &str,
+    good: usize,
+    ids: &[&str],
+) -> (Outbox, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let client = intune_user_status::Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(common::TokenThenNone {
+            good,
+            calls: Arc::clone(&calls),
+        })
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(
+        &client,
+        folder(name).join("outbox.db"),
+        OutboxOptions::new(),
+    )
+    .unwrap();
+    for id in ids {
+        outbox
+            .enqueue(
+                &Target::new("c1", *id),
+                &UserStatusPatch::new().devices_count(1),
+            )
+            .unwrap();
+    }
+    (outbox, calls)
+}
+
+/// Was a defect (1 of the review that found it; the test keeps it fixed): No token at all (a sealed vault, an expired secret): FlushStop::Auth's doc says
+/// this is "the credentials were refused", and hold.rs / `clear_hold` / the C docs say such a
+/// stop holds every report back (stats' heldUntil) so the next flush does not try again at once.
+/// The first-batch no-token path records with `hold: None` (flush.rs), so nothing is held: every
+/// flush fetches a token again and logs another WARN, and `heldUntil` stays null, so an
+/// operator's `clear-hold` says `cleared:false` about an outbox that is stopped for auth.
+#[test]
+fn a_flush_with_no_token_holds_the_outbox_as_a_refused_one_does() {
+    let emu = emulator_with(["a"]);
+    let (outbox, calls) = with_tokens_then_none(&emu, "no-token-hold", 0, &["a"]);
+    let mut report = FlushReport::default();
+    let first = outbox.flush_into(&mut report);
+    assert!(matches!(first, Err(Error::Auth(_))), "{first:?}");
+    assert_eq!(report.stopped_by, Some(FlushStop::Auth));
+    let after_first = calls.load(Ordering::SeqCst);
+    let stats = outbox.stats().unwrap();
+    // Seen failing before the fix: held_until None, hold_left None.
+    assert!(
+        stats.held_until.is_some(),
+        "an auth stop leaves no hold: {stats:?}"
+    );
+    let mut again = FlushReport::default();
+    let _ = outbox.flush_into(&mut again);
+    assert_eq!(
+        again.stopped_by,
+        Some(FlushStop::Held),
+        "the second flush ran again: {again:?}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        after_first,
+        "the token source was asked again"
+    );
+}
+
+/// Was a defect (2 of the review that found it, report lies about the wire; the test keeps it fixed): The token source fails after the first batch went
+/// out: the second batch's 20 reports never left (no request carried them; the emulator got one
+/// `$batch`), yet the report counts them in `sent` (flush.rs: `sent += batch.len() - unsent`,
+/// where `unsent` only counts interrupts). LOW: `FlushReport::sent` is documented as "handed to
+/// the client to send", which this keeps to the letter; but reports an interrupt stopped before
+/// any request carried them are left out of `sent` (they stay due), and these are not (they get
+/// a failure and a backoff): the two rules for "no request carried it" disagree. They also make
+/// this stop "auth" with a hold and a WARN when the token source failed transiently (defect 4).
+#[test]
+fn sent_counts_only_reports_a_request_carried() {
+    let ids: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    let emu = emulator_with(&ids);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (outbox, _) = with_tokens_then_none(&emu, "sealed-mid-flush", 1, &ids);
+    let mut report = FlushReport::default();
+    let result = outbox.flush_into(&mut report);
+    let batches: Vec<usize> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path().ends_with("/$batch"))
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body_str()).unwrap()["requests"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    let carried: u64 = batches.iter().map(|&n| n as u64).sum();
+    assert_eq!(
+        report.stopped_by,
+        Some(FlushStop::Auth),
+        "{result:?} {report:?}"
+    );
+    // Seen failing before the fix: sent 40, carried 20.
+    assert_eq!(
+        report.sent, carried,
+        "report {report:?}, batches on the wire {batches:?}"
+    );
+}
+
+/// A token callback with no token (a sealed vault).
+unsafe extern "C" fn no_token(
+    _: *mut std::ffi::c_void,
+    _: *mut std::ffi::c_char,
+    _: usize,
+    _: *mut i64,
+) -> i32 {
+    -1
+}
+
+/// Was a defect (3 of the review that found it, doc lie, C and CLI; the test keeps it fixed): `ius_outbox_flush`'s doc lists `stoppedBy` `"auth"` as "no
+/// token, or Graph answered 401 to a whole batch", and `ius outbox PATH flush`'s help says its
+/// stoppedBy names auth. A flush with no token returns `IUS_STATUS_AUTH` with
+/// `*out_report_json` NULL (src/ffi/outbox.rs writes the report only on OK and CANCELLED), so
+/// no C caller (nor the CLI, which prints only the error) ever sees that `stoppedBy`.
+#[test]
+fn c_flush_with_no_token_reports_stopped_by_auth() {
+    use std::ffi::{CStr, CString};
+    let emu = emulator_with(&["a".to_string()]);
+    let dir = folder("c-no-token");
+    let path = dir.join("outbox.db");
+    // Enqueue from Rust (the same file), flush from C.
+    Outbox::open(
+        &common::client(&emu.base_url()),
+        &path,
+        OutboxOptions::new(),
+    )
+    .unwrap()
+    .enqueue(
+        &Target::new("c1", "a"),
+        &UserStatusPatch::new().devices_count(1),
+    )
+    .unwrap();
+    let config = CString::new(json!({ "baseUrl": emu.base_url() }).to_string()).unwrap();
+    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let (mut client, mut outbox) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let mut error = std::ptr::null_mut();
+    let mut report = std::ptr::null_mut();
+    // SAFETY: valid NUL-terminated inputs, writable outputs; each string freed once.
+    let (status, report_json, error_json) = unsafe {
+        assert_eq!(
+            ius_client_new_with_token_callback(
+                config.as_ptr(),
+                Some(no_token),
+                std::ptr::null_mut(),
+                &mut client,
+                &mut error,
+            ),
+            0
+        );
+        assert_eq!(
+            ius_outbox_open(
+                client,
+                c_path.as_ptr(),
+                std::ptr::null(),
+                &mut outbox,
+                &mut error
+            ),
+            0
+        );
+        let status = ius_outbox_flush(outbox, &mut report, &mut error);
+        let read = |s: *mut std::ffi::c_char| {
+            (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
+        };
+        let (r, e) = (read(report), read(error));
+        ius_string_free(report);
+        ius_string_free(error);
+        ius_outbox_free(outbox);
+        ius_client_free(client);
+        (status, r, e)
+    };
+    // Seen failing before the fix: status 100 (AUTH), report NULL.
+    let report_json = report_json.unwrap_or_else(|| {
+        panic!("no report JSON, so no stoppedBy: status {status}, error {error_json:?}")
+    });
+    let value: serde_json::Value = serde_json::from_str(&report_json).unwrap();
+    assert_eq!(value["stoppedBy"], "auth", "{report_json}");
+}
+
+/// Was a defect (4 of the review that found it, stoppedBy and WARN lie: "auth" when offline; the test keeps it fixed): A client-secret agent whose network
+/// is down (the token endpoint refuses the connection: no answer at all) runs a flush: nothing
+/// refused its credentials, Graph was simply unreachable, which `FlushStop::Offline` names. The
+/// flush's no-token path (flush.rs: every result `e.auth().is_some()`) takes any token-fetch
+/// failure, a transient network one included, as "auth", and logs at WARN "the credentials
+/// were refused": the operator is told to rotate a secret that is fine.
+#[test]
+fn a_flush_whose_token_endpoint_is_unreachable_says_offline_not_auth() {
+    let logs = common::capture_logs();
+    let emu = emulator_with(&["a".to_string()]);
+    let dir = folder("token-offline");
+    // A loopback port nobody listens on: connection refused.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let client = intune_user_status::Client::builder()
+        .base_url(emu.base_url())
+        .credential(
+            intune_user_status::ClientSecretCredential::new(
+                "contoso.onmicrosoft.com",
+                "app-id",
+                "s3cret-7f2e",
+            )
+            .authority_host(format!("http://{closed}")),
+        )
+        .retry_policy(
+            intune_user_status::RetryPolicy::default()
+                .max_retries(0)
+                .base_delay(std::time::Duration::from_millis(10)),
+        )
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, dir.join("outbox.db"), OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "a"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    let mut report = FlushReport::default();
+    let result = outbox.flush_into(&mut report);
+    let warned: Vec<String> = logs
+        .text()
+        .lines()
+        .filter(|line| line.contains("token-offline") && line.contains("credentials were refused"))
+        .map(str::to_owned)
+        .collect();
+    // Seen failing before the fix: Some(Auth), and a WARN "the credentials were refused".
+    assert_eq!(
+        report.stopped_by,
+        Some(FlushStop::Offline),
+        "{result:?} {report:?} WARN: {warned:?}"
+    );
+    assert!(warned.is_empty(), "{warned:?}");
 }

@@ -1,7 +1,8 @@
 // ius::Client::interrupt() and ius::Outbox::interrupt() through the C++ wrapper: a call (and a
 // flush) blocked on a stalled response returns IUS_STATUS_CANCELLED (the flush: its report, with
-// `cancelled` set) within half a second (5 s under valgrind), a call started afterwards
-// succeeds, and a moved-from Client's or Outbox's interrupt does nothing.
+// `stopped` set) within half a second (5 s under valgrind), a call started afterwards
+// succeeds, and a moved-from Client's or Outbox's interrupt does nothing. A flush with no token
+// gives its report too, `stopped` IUS_STATUS_AUTH, as ius_outbox_flush does.
 //
 // Usage: test_cpp_interrupt KIND (shared or static). The emulator is IUS_INTERRUPT_<KIND>_URL:
 // the first PATCH of c1/cppstall and of c1/cppostall is never answered; the outbox's file goes
@@ -60,7 +61,7 @@ int main(int argc, char **argv) {
   CHECK(later.ok());
 
   // ius::Outbox::interrupt(): a flush stalled on a response returns its report with
-  // `cancelled` set; the next flush after their backoff (10 ms, jittered) delivers the abandoned
+  // `stopped` set; the next flush after their backoff (10 ms, jittered) delivers the abandoned
   // reports (Graph may still apply an abandoned request: sent at once, a newer value could lose).
   const std::string path = std::string(ius_env("IUS_OUTBOX_DIR")) + "/interrupt-cpp-" + argv[1];
   auto opened = ius::Outbox::open(client, path);
@@ -97,13 +98,39 @@ int main(int argc, char **argv) {
   CHECK(report && report->ok());
   if (report && report->ok()) {
     const ius::Outbox::FlushReport &got = report->value();
-    CHECK(got.cancelled && got.cancelled->status == IUS_STATUS_CANCELLED);
+    CHECK(got.stopped && got.stopped->status == IUS_STATUS_CANCELLED);
     CHECK(got.json.find("\"interrupted\":2,\"pending\":2,") != std::string::npos);
   }
   ius_test_sleep_ms(20);
   auto again = outbox.flush();
-  CHECK(again.ok() && !again.value().cancelled);
+  CHECK(again.ok() && !again.value().stopped);
   CHECK(again.ok() && again.value().json.find("{\"sent\":2,\"applied\":2,") == 0);
+
+  // A flush whose token source has no token: AUTH, and the report all the same (stoppedBy
+  // "auth", the report still pending), as ius_outbox_flush gives it.
+  {
+    auto refused = ius::Client::create_with_token_source(
+        "{\"baseUrl\":\"" + url + "\",\"retry\":{\"baseDelayMs\":10}}",
+        []() -> std::variant<ius::Token, std::string> { return std::string("no token here"); });
+    CHECK(refused.ok());
+    if (!refused) return ius_summary();
+    auto no_token = ius::Outbox::open(refused.value(), path + "-auth");
+    CHECK(no_token.ok());
+    if (!no_token) return ius_summary();
+    CHECK(no_token.value()
+              .enqueue("{\"deviceConfigurationId\":\"c1\",\"userStatusId\":\"cppob\"}",
+                       "{\"devicesCount\":5}")
+              .ok());
+    auto auth = no_token.value().flush();
+    CHECK(auth.ok());
+    if (auth.ok()) {
+      const ius::Outbox::FlushReport &got = auth.value();
+      CHECK(got.stopped && got.stopped->status == IUS_STATUS_AUTH);
+      CHECK(got.stopped && got.stopped->message.find("no token here") != std::string::npos);
+      CHECK(got.json.find("\"pending\":1,") != std::string::npos);
+      CHECK(got.json.find("\"stoppedBy\":\"auth\"") != std::string::npos);
+    }
+  }
 
   // A moved-from Client or Outbox holds no handle: interrupt() does nothing.
   ius::Outbox moved_outbox = std::move(outbox);

@@ -163,16 +163,25 @@ pub(crate) fn remove(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
 /// Logs what a transaction set aside (call it with no lock held: the log may call into the
 /// caller).
 pub(crate) fn warn(file: &str, unreadable: u64, dropped: u64) {
+    for warning in warnings(file, unreadable, dropped) {
+        log::warn!("{warning}");
+    }
+}
+
+/// The WARNs of [`warn`], for a caller that logs them later: a flush, once it let go of its lock.
+pub(crate) fn warnings(file: &str, unreadable: u64, dropped: u64) -> Vec<String> {
+    let mut warnings = Vec::new();
     if unreadable > 0 {
-        log::warn!(
+        warnings.push(format!(
             "outbox {file}: {unreadable} pending report(s) could not be read and were moved to \
              the failed list"
-        );
+        ));
     }
     if dropped > 0 {
-        log::warn!(
+        warnings.push(format!(
             "outbox {file}: {dropped} failed report(s) dropped, the oldest first (beyond \
              maxFailed, or to make room for new reports within maxBytes)"
-        );
+        ));
     }
+    warnings
 }

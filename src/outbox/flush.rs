@@ -20,7 +20,9 @@
 //! (the rest stays due). What a stop holds back is held by one stored time for the whole outbox
 //! (`hold`), so a stop writes the rows of its batch and one more, whatever the backlog. The
 //! report's `stopped_by` says why a flush stopped early ([`FlushStop`]), the client's metrics
-//! count it, and a stop for the credentials is logged at WARN (an operator must act).
+//! count it, and a stop for the credentials is logged at WARN (an operator must act). The flush's
+//! own WARNs (that stop, reports moved to or dropped from the failed list) are logged once it has
+//! let go of the flush lock: a logger may call into the outbox, a flush of it included.
 //!
 //! An interrupt (the outbox's or its client's, after the flush began) ends the flush wherever it
 //! waits: for the flush lock, at the pacing gate, for a response (the batch in flight is
@@ -128,7 +130,9 @@ pub(crate) fn flush(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), E
     let watch = Watch::new(parts.client.signal()).and(parts.signal);
     // The file's busy waits (busy.rs) find the watch on this thread.
     let _entered = watch.enter();
-    let done = send(parts, &watch, report).and_then(|()| {
+    // Logged once `send` let go of the flush lock (see the module's doc).
+    let mut warnings = Vec::new();
+    let done = send(parts, &watch, report, &mut warnings).and_then(|()| {
         #[cfg(any(test, feature = "test-seams"))]
         parts.seam.pause(super::seam::FlushSeam::BeforeLastRead);
         remaining(parts, report)
@@ -149,20 +153,22 @@ pub(crate) fn flush(parts: &Flush<'_>, report: &mut FlushReport) -> Result<(), E
     if let Some(why) = report.stopped_by {
         parts.client.pipeline().metrics().flush_stopped(why);
     }
+    for warning in warnings {
+        log::warn!("{warning}");
+    }
     done
 }
 
-/// Logs at WARN that a flush stopped because the credentials were refused: nothing goes out
-/// until an operator fixes them. `error` is the error's text, which never holds a token.
-fn warn_refused(parts: &Flush<'_>, error: &str, report: &FlushReport, until: Option<i64>) {
-    let until = until.map_or_else(String::new, |at| {
-        format!(", held back until {}", rfc3339(at))
-    });
-    log::warn!(
-        "outbox {}: flush stopped, the credentials were refused ({error}); {} reports pending{until}",
+/// The WARN that a flush stopped because the credentials were refused: nothing goes out until an
+/// operator fixes them. `error` is the error's text, which never holds a token.
+fn refused(parts: &Flush<'_>, error: &str, report: &FlushReport, until: i64) -> String {
+    format!(
+        "outbox {}: flush stopped, the credentials were refused ({error}); {} reports pending, \
+         held back until {}",
         parts.store.path(),
-        report.pending
-    );
+        report.pending,
+        rfc3339(until)
+    )
 }
 
 /// What is pending after the flush, and when the earliest is due.
@@ -187,8 +193,14 @@ fn remaining_in(
 }
 
 /// Takes the flush lock, then claims, sends and records round after round, until nothing is due,
-/// a stop, or an interrupt of `watch`.
-fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<(), Error> {
+/// a stop, or an interrupt of `watch`; what it has to log at WARN goes into `warnings`, for the
+/// caller to log once the lock is released.
+fn send(
+    parts: &Flush<'_>,
+    watch: &Watch,
+    report: &mut FlushReport,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
     let Flush {
         client,
         store,
@@ -247,7 +259,11 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         report.skipped += claimed.skipped;
         report.failed += claimed.unreadable;
         left -= (claimed.skipped + claimed.unreadable).min(left);
-        failed_list::warn(store.path(), claimed.unreadable, claimed.dropped);
+        warnings.extend(failed_list::warnings(
+            store.path(),
+            claimed.unreadable,
+            claimed.dropped,
+        ));
         let mut due = claimed.due;
         // One API version per batch: each batch is one bulk call, one `$batch` request.
         due.sort_by_key(|due| due.version() as u8);
@@ -340,7 +356,7 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 // What is pending and when, as after any flush (the hold included).
                 remaining(parts, report)?;
                 if refused {
-                    warn_refused(parts, &error.to_string(), report, Some(until));
+                    warnings.push(self::refused(parts, &error.to_string(), report, until));
                 }
                 return Err(error);
             }
@@ -370,11 +386,11 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         tally.add_to(report);
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
-        failed_list::warn(store.path(), 0, dropped);
+        warnings.extend(failed_list::warnings(store.path(), 0, dropped));
         report.stopped_by = stop.as_ref().map(Stop::cause);
         if let Some((until, _)) = hold {
             if let Some(Stop::Refused(_, error)) = &stop {
-                warn_refused(parts, error, report, Some(until));
+                warnings.push(refused(parts, error, report, until));
             }
             return interrupted.map_or(Ok(()), Err);
         }

@@ -6,8 +6,11 @@
 //! `kill -9` never blocks the next one, and no clock or lease expiry is involved. Enqueues never
 //! touch this file, so they never wait for a flush. A flush waiting for the lock tries it again
 //! every 50 ms, in a wait an interrupt of the flush ends, until its `flushTime` is spent (then it
-//! sends nothing and returns as any flush out of time) or its client's time budget.
+//! sends nothing and returns as any flush out of time) or its client's time budget. A flush
+//! called on the thread that holds the lock (from a callback of that flush: a token provider, a
+//! logger) would wait for its own caller: it is refused at once instead.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,9 +24,27 @@ use crate::cancel::Watch;
 /// How often a busy flush lock is tried again.
 const POLL: Duration = Duration::from_millis(50);
 
+thread_local! {
+    /// The flush locks this thread holds (their paths): a flush of one of them from this thread
+    /// is a callback's, which must not wait for its own caller.
+    static HELD: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The held lock; dropping it releases it.
 pub(crate) struct FlushLock {
     _conn: Connection,
+    path: PathBuf,
+}
+
+impl Drop for FlushLock {
+    fn drop(&mut self) {
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            if let Some(at) = held.iter().rposition(|path| *path == self.path) {
+                held.remove(at);
+            }
+        });
+    }
 }
 
 /// `<outbox>-flush` for the outbox at `canonical`, its canonical path.
@@ -36,7 +57,7 @@ impl FlushLock {
     /// flush's `flushTime`: then `Ok(None)`, and the flush sends nothing), up to `wait` (the
     /// client's time budget, if any: then [`Error::Storage`], unless `out_of_time` comes first),
     /// or until an interrupt of `watch` ([`Error::Cancelled`]); `path` is the lock file, from
-    /// [`lock_path`].
+    /// [`lock_path`]. [`Error::Storage`] at once when this thread holds it already.
     pub(crate) fn acquire(
         path: &Path,
         wait: Option<Duration>,
@@ -47,6 +68,14 @@ impl FlushLock {
             path: path.display().to_string(),
             reason,
         };
+        if HELD.with(|held| held.borrow().iter().any(|held| held == path)) {
+            return Err(storage(
+                "a flush of this outbox is already running on this thread: this flush was called \
+                 from one of its callbacks (a token provider or a logger), and would wait for \
+                 itself"
+                    .into(),
+            ));
+        }
         create_owner_only(path)
             .map_err(|err| storage(format!("the flush lock cannot be created: {err}")))?;
         let conn = Connection::open_with_flags(
@@ -61,7 +90,13 @@ impl FlushLock {
         let deadline = wait.map(|wait| Instant::now() + wait);
         loop {
             match conn.execute_batch("BEGIN EXCLUSIVE") {
-                Ok(()) => return Ok(Some(FlushLock { _conn: conn })),
+                Ok(()) => {
+                    HELD.with(|held| held.borrow_mut().push(path.to_path_buf()));
+                    return Ok(Some(FlushLock {
+                        _conn: conn,
+                        path: path.to_path_buf(),
+                    }));
+                }
                 Err(err) if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {}
                 Err(err) => return Err(storage(format!("the flush lock cannot be taken: {err}"))),
             }

@@ -210,7 +210,10 @@ impl Outbox {
     /// full disk), the reports sent stay pending and a flush after the backoff their claim stored
     /// sends them again (PATCH is idempotent); a claim the file refuses sends nothing. The
     /// report's [`stopped_by`](FlushReport::stopped_by) says why a flush stopped early; a stop
-    /// for refused credentials is also logged at WARN (never the token).
+    /// for refused credentials is also logged at WARN (never the token), once the flush released
+    /// its lock, so a logger may call into this outbox. A flush called from a callback of a
+    /// flush of the same file on its thread (its token provider, a logger while it sends) is
+    /// [`Error::Storage`] at once: it would wait for its own caller.
     pub fn flush(&self) -> Result<FlushReport, Error> {
         let mut report = FlushReport::default();
         self.flush_into(&mut report)?;

@@ -79,13 +79,17 @@ CREATE TABLE acknowledged (
 
 /// Schema version 3's writes in doubt (in_doubt.rs; added to a file of schema 2 or 1 when it is
 /// migrated: none was recorded there, so none is in doubt). A file of schema 3 without it (an
-/// operator's `sqlite3`, a partial restore) gets it back, empty, at open, on the same reading.
+/// operator's `sqlite3`, a partial restore) gets it back, empty, at open, on the same reading;
+/// one without its index (written before the index was added) gets the index at open, with no
+/// new schema version: a version that does not know the index reads and writes the file as well.
 const IN_DOUBT: &str = "
 CREATE TABLE IF NOT EXISTS in_doubt (
     key TEXT PRIMARY KEY NOT NULL,      -- the user status, as pending.key
     patch TEXT NOT NULL,                -- the patch last sent whose outcome is unknown
     until INTEGER NOT NULL              -- unix ms: Graph may apply it until then
 ) WITHOUT ROWID;
+-- Each claim bounds the ends and each record prunes the ended: through this, not a scan.
+CREATE INDEX IF NOT EXISTS in_doubt_until ON in_doubt (until);
 ";
 
 /// Statements kept prepared on the connection: more than the outbox's per-row statements.
@@ -354,14 +358,15 @@ fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
     tx.commit().map_err(sql)
 }
 
-/// Whether the file has its table of writes in doubt.
+/// Whether the file has its table of writes in doubt and that table's index.
 fn has_in_doubt(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'in_doubt'",
+        "SELECT count(*) FROM sqlite_master
+         WHERE (type = 'table' AND name = 'in_doubt') OR (type = 'index' AND name = 'in_doubt_until')",
         [],
         |row| row.get::<_, i64>(0),
     )
-    .map(|n| n > 0)
+    .map(|n| n == 2)
 }
 
 /// Schema 1 named a user status by API version and path, and kept one acknowledgement time per

@@ -139,6 +139,23 @@ impl Drop for Scratch {
     }
 }
 
+/// A token source that gives the emulator's token `good` times, then fails for good (a sealed
+/// vault, a rotated secret), counting every call in `calls`.
+pub struct TokenThenNone {
+    pub good: usize,
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl intune_user_status::TokenProvider for TokenThenNone {
+    fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.good {
+            Ok(intune_user_status::AccessToken::new(TOKEN))
+        } else {
+            Err(intune_user_status::AuthError::new("no token: the token source failed").into())
+        }
+    }
+}
+
 /// Every log record of the process once [`capture_logs`] installed it (a process has one
 /// logger, so the secrecy tests capture whole runs).
 pub struct LogCapture(Mutex<Vec<String>>);
@@ -508,4 +525,57 @@ pub fn unanswered_listener() -> Option<(String, std::net::TcpListener, Vec<std::
         }
     }
     None
+}
+
+/// The C functions the Rust suites call as a C program does (the library is linked into every
+/// test binary), declared once; handles are `*mut c_void` here.
+pub mod c_abi {
+    use std::ffi::{c_char, c_void};
+
+    /// `ius_token_callback`.
+    pub type TokenCallback =
+        Option<unsafe extern "C" fn(*mut c_void, *mut c_char, usize, *mut i64) -> i32>;
+
+    unsafe extern "C" {
+        pub fn ius_client_new(
+            config_json: *const c_char,
+            out_client: *mut *mut c_void,
+            out_error_json: *mut *mut c_char,
+        ) -> u32;
+        pub fn ius_client_new_with_token_callback(
+            config_json: *const c_char,
+            callback: TokenCallback,
+            user_data: *mut c_void,
+            out_client: *mut *mut c_void,
+            out_error_json: *mut *mut c_char,
+        ) -> u32;
+        pub fn ius_client_free(client: *mut c_void);
+        pub fn ius_client_interrupt(client: *const c_void);
+        pub fn ius_update_user_statuses(
+            client: *const c_void,
+            items_json: *const c_char,
+            out_results_json: *mut *mut c_char,
+            out_error_json: *mut *mut c_char,
+        ) -> u32;
+        pub fn ius_outbox_open(
+            client: *const c_void,
+            path: *const c_char,
+            options_json: *const c_char,
+            out_outbox: *mut *mut c_void,
+            out_error_json: *mut *mut c_char,
+        ) -> u32;
+        pub fn ius_outbox_flush(
+            outbox: *mut c_void,
+            out_report_json: *mut *mut c_char,
+            out_error_json: *mut *mut c_char,
+        ) -> u32;
+        pub fn ius_outbox_take_failed(
+            outbox: *mut c_void,
+            out_failed_json: *mut *mut c_char,
+            out_error_json: *mut *mut c_char,
+        ) -> u32;
+        pub fn ius_outbox_interrupt(outbox: *mut c_void);
+        pub fn ius_outbox_free(outbox: *mut c_void);
+        pub fn ius_string_free(s: *mut c_char);
+    }
 }
