@@ -132,9 +132,10 @@ fn a_certificate_credential_signs_an_assertion_the_endpoint_accepts() {
 
 #[test]
 fn an_expiring_token_is_refreshed_exactly_once_for_all_threads() {
-    // A 2 s token is refreshed at half its life.
+    // A 6 s token is refreshed at half its life: 3 s for the fifty updates before a second
+    // refresh would be due (under Wine on a loaded machine they took more than 1 s).
     let emu = identity_emulator(
-        Duration::from_secs(2),
+        Duration::from_secs(6),
         "https://graph.microsoft.com/.default",
     );
     let client = client_with(&emu, secret_credential(&emu, SECRET))
@@ -142,7 +143,7 @@ fn an_expiring_token_is_refreshed_exactly_once_for_all_threads() {
         .unwrap();
     update(&client, 0, 1).unwrap();
     assert_eq!(emu.token_requests().len(), 1);
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(3100));
     fifty_updates_from_eight_threads(&client);
     assert_eq!(emu.token_requests().len(), 2, "exactly one refresh");
 }
