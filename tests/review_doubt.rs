@@ -1,0 +1,190 @@
+//! Review probes (review18) of the outbox's writes in doubt and stop reasons, after the fixes
+//! 0719ffc..010b5da. Each probe is a sequence a device agent can meet; each FAILS on main
+//! (010b5da) and says what the user sees and what they should see. Probes only: no fix here.
+#![cfg(feature = "outbox")]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::builder;
+use intune_user_status::{Client, Outbox, OutboxOptions, RetryPolicy, Target, UserStatusPatch};
+use ius_emulator::{Emulator, Fault, FaultRule};
+
+const DIRECT: &str = "/deviceManagement/deviceConfigurations/c1/userStatuses";
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn folder(name: &str) -> PathBuf {
+    common::fresh_folder("review18", name)
+}
+
+fn count(n: i32) -> UserStatusPatch {
+    UserStatusPatch::new().devices_count(n)
+}
+
+fn devices(emu: &Emulator, id: &str) -> i64 {
+    emu.user_status(DIRECT, id).expect("seeded")["devicesCount"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A client with one try per call and a request budget of `request_ms`.
+fn client(emu: &Emulator, request_ms: u64) -> Client {
+    builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(request_ms))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .build()
+        .unwrap()
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// What an agent does: flush every 50 ms until nothing is pending (bounded).
+fn drain(outbox: &Outbox) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox.stats().unwrap().pending > 0 {
+        assert!(Instant::now() < deadline, "never drained");
+        let _ = outbox.flush();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The writes in doubt the file holds now (what `kill -9` would leave): (key, until).
+fn in_doubt_rows(path: &std::path::Path) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut statement = conn.prepare("SELECT key, until FROM in_doubt").unwrap();
+    statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// HIGH. `in_doubt::bound` (f448c7d) rewrites every end past now + requestMs to now + requestMs
+/// of the client that opened the file NOW. An agent with requestMs 1.5 s sends W1 {devicesCount
+/// 1}; Graph holds it 2.5 s then applies it (within the documented window: W1's record at ~1.5 s
+/// + requestMs 1.5 s = 3 s). The file is then opened with a shorter budget (300 ms: a config
+/// change, an upgrade, the `ius` CLI or a second tool on the same file), {devicesCount 2} is
+/// enqueued (OK) and the agent flushes on its timer. The first claim cuts W1's end to now + 300
+/// ms and writes it so; the flush 300 ms later sends 2, applied; W1 lands after it.
+/// User sees: the outbox drained, report applied, Graph holds 1 for good (the exactness promise
+/// broken silently). Should see: 2 (W1 kept in doubt until the end it was recorded with; the
+/// earlier probe of this case in outbox_in_doubt.rs waits 3.6 s before draining, so it never
+/// met the cut end).
+#[test]
+fn probe_a_shorter_request_ms_after_reopening_must_not_cut_a_write_in_doubt_short() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("cut-short");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let sent_w1 = Instant::now();
+    {
+        let outbox = Outbox::open(&client(&emu, 1_500), &path, OutboxOptions::new()).unwrap();
+        outbox.enqueue(&u0, &count(1)).unwrap();
+        emu.add_fault(
+            FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"),
+        );
+        let report = outbox.flush().unwrap();
+        assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
+    }
+    let outbox = Outbox::open(&client(&emu, 300), &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    drain(&outbox);
+    let sent_2 = sent_w1.elapsed();
+    // Let W1 land (2.5 s after it left), then let the agent flush once more.
+    while sent_w1.elapsed() < Duration::from_millis(3_200) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drain(&outbox);
+    assert_eq!(
+        devices(&emu, "u0"),
+        2,
+        "Graph ends with the older value: devicesCount 2 was applied {sent_2:?} after W1, which \
+         may land until ~3 s (it did at 2.5 s); stats {:?}",
+        outbox.stats().unwrap()
+    );
+}
+
+/// MEDIUM. The claim notes a write in doubt until claim + requestMs, and `leaving` moves that
+/// end only for a round's later batches. The client's retries WITHIN one call leave later than
+/// the claim too (after a 504: default backoff 3 s, 6 s, 12 s, up to maxTotalWait 180 s, or a
+/// Retry-After), and nothing writes their end before they leave: while a retry is in flight the
+/// file (what `kill -9`, a power cut or a service stop leaves) holds the write in doubt only
+/// until claim + requestMs. Sequence: W {devicesCount 1} claimed, its first PATCH gets a 504
+/// (unknown: Graph may apply it), the retry leaves ~800 ms later and is in flight; the agent is
+/// killed; after restart a changed value is sent once claim + requestMs passed, and the retry
+/// (which may land until it left + requestMs) overwrites it. User sees: Graph ends with the old
+/// value. Should see: the file holds the retry in doubt until it left + requestMs.
+#[test]
+fn probe_the_file_must_hold_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left() {
+    const R: i64 = 1_000;
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("retry-left");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(R as u64))
+        .retry_policy(
+            RetryPolicy::none()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(800)),
+        )
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 504,
+                retry_after: None,
+            },
+        )
+        .method("PATCH"),
+    );
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_000))).method("PATCH"));
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || outbox.flush())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Two requests on the wire (a lone report goes as a PATCH or in a `$batch`): the retry left.
+    while emu.wire_requests().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the retry never left: {:?}",
+            emu.requests()
+                .iter()
+                .map(|r| (r.method.clone(), r.path().to_owned()))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = unix_ms();
+    // What a kill leaves now, while the retry is in flight.
+    let rows = in_doubt_rows(&path);
+    let _ = flusher.join();
+    let until = rows
+        .iter()
+        .map(|(_, until)| *until)
+        .min()
+        .expect("in doubt");
+    assert!(
+        until >= left + R - 100,
+        "the retry left at {left} and may land until {}, but the file holds it in doubt only \
+         until {until} ({} ms after it left)",
+        left + R,
+        until - left
+    );
+}
