@@ -344,3 +344,43 @@ fn probe_a_retry_refused_at_the_gate_must_not_end_the_doubt_of_the_request_befor
             .collect::<Vec<_>>()
     );
 }
+
+/// LOW (stop reasons). A flush whose batch the client's OWN pacing gate could not admit within
+/// the call's budget (`maxTotalMs` or `totalMs`) reports `stoppedBy: "throttled"`, counts a
+/// throttled stop in the metrics and holds the whole outbox, though Graph throttled nothing (no
+/// request left; the docs define "throttled" as "Graph throttled a batch or asked to wait past
+/// retry.maxDelayMs"). An operator reading the report or the metrics looks for a Graph 429 that
+/// never came. Should: a cause of its own (or "time"), and no Graph-throttling metric.
+#[test]
+fn probe_a_flush_the_pacing_gate_held_must_not_say_graph_throttled_it() {
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let dir = folder("gate-stop");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::none()
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_000),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    // The agent's own direct update takes the pacing slot.
+    client
+        .update_user_status(&Target::new("c1", "u1"), &count(5))
+        .unwrap();
+    let report = outbox.flush().unwrap();
+    let answered_429 = emu.throttled_count();
+    assert!(
+        report.stopped_by != Some(intune_user_status::FlushStop::Throttled) || answered_429 > 0,
+        "Graph answered no 429 ({answered_429}), yet the flush says it was throttled: {report:?}; \
+         stats {:?}",
+        outbox.stats().unwrap()
+    );
+}
