@@ -74,7 +74,7 @@ fn in_doubt_rows(path: &std::path::Path) -> Vec<(String, i64)> {
 /// HIGH. `in_doubt::bound` (f448c7d) rewrites every end past now + requestMs to now + requestMs
 /// of the client that opened the file NOW. An agent with requestMs 1.5 s sends W1 {devicesCount
 /// 1}; Graph holds it 2.5 s then applies it (within the documented window: W1's record at ~1.5 s
-/// + requestMs 1.5 s = 3 s). The file is then opened with a shorter budget (300 ms: a config
+/// plus requestMs 1.5 s = 3 s). The file is then opened with a shorter budget (300 ms: a config
 /// change, an upgrade, the `ius` CLI or a second tool on the same file), {devicesCount 2} is
 /// enqueued (OK) and the agent flushes on its timer. The first claim cuts W1's end to now + 300
 /// ms and writes it so; the flush 300 ms later sends 2, applied; W1 lands after it.
