@@ -384,3 +384,43 @@ fn probe_a_flush_the_pacing_gate_held_must_not_say_graph_throttled_it() {
         outbox.stats().unwrap()
     );
 }
+
+/// LOW (a clear error, and the docs). docs/outbox.md says two names of one file through HARD
+/// links have two flush locks, so "their flushes may run at once (each report is still sent, but
+/// one may be sent twice...)". What happens instead: the file is in WAL mode, SQLite's unix VFS
+/// sees a database with two links, and the second name's handle OPENS fine, then fails every
+/// enqueue with `STORAGE` "disk I/O error" (no field, no reason an operator can act on; a C
+/// agent sees IUS_STATUS_STORAGE and may delete the "broken" file with its pending reports).
+/// Sequence: the agent's outbox is hard-linked (a backup tool, `ln` by mistake), a tool opens the
+/// other name and enqueues. Should: open refuses a file with more than one link with an error
+/// that says so (or enqueues work), and the docs say what really happens.
+#[cfg(unix)]
+#[test]
+fn probe_a_hard_linked_name_must_be_refused_clearly_or_work() {
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let dir = folder("hardln");
+    let a = dir.join("a.db");
+    let b = dir.join("b.db");
+    let c = client(&emu, 1_000);
+    let first = Outbox::open(&c, &a, OutboxOptions::new()).unwrap();
+    std::fs::hard_link(&a, &b).unwrap();
+    let second = match Outbox::open(&c, &b, OutboxOptions::new()) {
+        Ok(second) => second,
+        Err(error) => {
+            assert!(
+                error.to_string().contains("link"),
+                "refused, but without saying why: {error}"
+            );
+            return;
+        }
+    };
+    first.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    let enqueued = second.enqueue(&Target::new("c1", "u1"), &count(1));
+    assert!(
+        enqueued.is_ok()
+            || enqueued
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("link")),
+        "the hard-linked name opened, then its enqueue failed with no reason given: {enqueued:?}"
+    );
+}
