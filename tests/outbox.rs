@@ -3017,3 +3017,79 @@ fn a_flush_through_a_proxy_that_cannot_reach_graph_stops_after_one_batch() {
         "{report:?}"
     );
 }
+
+// Writes in doubt: what the file holds while a write may still land (review18).
+
+/// A client with one try per call and a request budget of `request_ms`.
+fn one_try_client(emu: &Emulator, request_ms: u64) -> Client {
+    builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(request_ms))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .build()
+        .unwrap()
+}
+
+/// The writes in doubt the file holds now (what `kill -9` would leave): (key, until).
+fn in_doubt_rows(path: &Path) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut statement = conn.prepare("SELECT key, until FROM in_doubt").unwrap();
+    statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// What an agent does: flush every 50 ms until nothing is pending (bounded).
+fn drain_every_50_ms(outbox: &Outbox) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox.stats().unwrap().pending > 0 {
+        assert!(Instant::now() < deadline, "never drained");
+        let _ = outbox.flush();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A retry the pacing gate refuses (`Throttled`, attempts 1: the request before it) tells nothing
+/// of that request: W1 {devicesCount 1} leaves, Graph gets it and the answer is lost, the retry
+/// cannot pass the gate within `maxTotalMs`. The file keeps W1 in doubt (a changed value must
+/// wait for it), as after any unknown outcome. (The emulator applies a lost-answer write at once,
+/// so this checks the file.)
+#[test]
+fn a_retry_refused_at_the_gate_keeps_the_request_before_it_in_doubt() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-gate-throttled");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::none()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(500),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::LostAnswer).method("POST"));
+    let report = outbox.flush().unwrap();
+    let rows = in_doubt_rows(&path);
+    let now = unix_ms();
+    assert!(
+        rows.iter()
+            .any(|(key, until)| key.ends_with("/u0") && *until > now),
+        "W1's answer was lost after Graph got it, yet the file holds nothing in doubt for u0: \
+         {rows:?}; flush {report:?}; requests {:?}",
+        emu.requests()
+            .iter()
+            .map(|r| (r.method.clone(), r.path().to_owned()))
+            .collect::<Vec<_>>()
+    );
+}

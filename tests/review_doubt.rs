@@ -293,58 +293,6 @@ fn probe_a_clock_stepped_forward_must_not_end_a_write_in_doubt_early_in_the_same
     );
 }
 
-/// HIGH. `failure::never_processed` counts `Error::Throttled` as "certainly not processed" at
-/// any attempt count, and `judge` calls an outcome known when `attempts <= 1`. But the pacing
-/// gate (pipeline.rs) returns `Throttled { attempts }` for a RETRY it could not admit in time
-/// (pacing, or the client-wide hold another call's 429 set), with `attempts` = the requests that
-/// already carried the item (1). Sequence: W1 {devicesCount 1} leaves in a `$batch`, Graph gets
-/// it and the connection is reset before the answer (unknown outcome: Graph may apply it for
-/// requestMs); the call's retry cannot pass the pacing gate within `maxTotalMs` and ends
-/// `Throttled {attempts: 1}`; the record takes that as a known outcome and DELETES W1's doubt
-/// (`in_doubt::restore`). A changed value enqueued next is then sent as soon as the short
-/// throttled hold ends, and a late W1 (Graph may still apply it until record + requestMs)
-/// overwrites it. User sees: Graph ends with the old value. Should: the file keeps W1 in doubt
-/// (an outcome is known only when the one request that carried it says so; a gate refusal
-/// carried nothing). (The emulator applies a lost-answer write at once, so this probe checks
-/// the file, as the earlier kill probes do.)
-#[test]
-fn probe_a_retry_refused_at_the_gate_must_not_end_the_doubt_of_the_request_before_it() {
-    let emu = common::emulator_with_statuses(ids("u", 1));
-    let dir = folder("gate-throttled");
-    let path = dir.join("o.db");
-    let u0 = Target::new("c1", "u0");
-    let client = builder(&emu.base_url())
-        .request_timeout(Duration::from_millis(2_000))
-        .retry_policy(
-            RetryPolicy::none()
-                .max_retries(1)
-                .base_delay(Duration::from_millis(10))
-                .max_total_wait(Duration::from_millis(100)),
-        )
-        .pacing(intune_user_status::Pacing::new(
-            1,
-            Duration::from_millis(500),
-        ))
-        .build()
-        .unwrap();
-    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
-    outbox.enqueue(&u0, &count(1)).unwrap();
-    emu.add_fault(FaultRule::next(1, Fault::LostAnswer).method("POST"));
-    let report = outbox.flush().unwrap();
-    let rows = in_doubt_rows(&path);
-    let now = unix_ms();
-    assert!(
-        rows.iter()
-            .any(|(key, until)| key.ends_with("/u0") && *until > now),
-        "W1's answer was lost after Graph got it, yet the file holds nothing in doubt for u0: \
-         {rows:?}; flush {report:?}; requests {:?}",
-        emu.requests()
-            .iter()
-            .map(|r| (r.method.clone(), r.path().to_owned()))
-            .collect::<Vec<_>>()
-    );
-}
-
 /// LOW (stop reasons). A flush whose batch the client's OWN pacing gate could not admit within
 /// the call's budget (`maxTotalMs` or `totalMs`) reports `stoppedBy: "throttled"`, counts a
 /// throttled stop in the metrics and holds the whole outbox, though Graph throttled nothing (no
