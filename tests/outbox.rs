@@ -3093,3 +3093,84 @@ fn a_retry_refused_at_the_gate_keeps_the_request_before_it_in_doubt() {
             .collect::<Vec<_>>()
     );
 }
+
+/// A write in doubt keeps the window it was sent with: W1 {devicesCount 1} sent with requestMs
+/// 1.5 s times out, and Graph applies it 2.5 s after it left (within its record + 1.5 s). The file
+/// is reopened with requestMs 300 ms (a config change, the `ius` CLI), {devicesCount 2} is
+/// enqueued and the agent flushes every 50 ms: 2 waits for W1's own end, and Graph ends with 2.
+#[test]
+fn a_shorter_request_ms_after_reopening_does_not_cut_a_write_in_doubt_short() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-cut-short");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let sent_w1 = Instant::now();
+    {
+        let outbox =
+            Outbox::open(&one_try_client(&emu, 1_500), &path, OutboxOptions::new()).unwrap();
+        outbox.enqueue(&u0, &count(1)).unwrap();
+        emu.add_fault(
+            FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"),
+        );
+        let report = outbox.flush().unwrap();
+        assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
+    }
+    let outbox = Outbox::open(&one_try_client(&emu, 300), &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    drain_every_50_ms(&outbox);
+    let sent_2 = sent_w1.elapsed();
+    // Let W1 land (2.5 s after it left), then let the agent flush once more.
+    while sent_w1.elapsed() < Duration::from_millis(3_200) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drain_every_50_ms(&outbox);
+    assert_eq!(
+        devices(&emu, "u0"),
+        2,
+        "Graph ends with the older value: devicesCount 2 was applied {sent_2:?} after W1, which \
+         may land until ~3 s (it did at 2.5 s); stats {:?}",
+        outbox.stats().unwrap()
+    );
+}
+
+/// A file whose `in_doubt` table predates the window each row keeps (`request_ms`) opens, gets
+/// the column, and keeps its writes in doubt, read with the current `requestMs`.
+#[test]
+fn a_file_whose_writes_in_doubt_keep_no_window_opens_and_keeps_them() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-no-window");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    drop(Outbox::open(&one_try_client(&emu, 1_000), &path, OutboxOptions::new()).unwrap());
+    let until = unix_ms() + 60_000;
+    edit(
+        &path,
+        &format!(
+            "DROP TABLE in_doubt;
+             CREATE TABLE in_doubt (key TEXT PRIMARY KEY NOT NULL, patch TEXT NOT NULL,
+                 until INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO in_doubt VALUES ('/deviceManagement/deviceConfigurations/c1/userStatuses/u0',
+                 '{{\"devicesCount\":1}}', {until});"
+        ),
+    );
+    let outbox = Outbox::open(&one_try_client(&emu, 1_000), &path, OutboxOptions::new()).unwrap();
+    assert_eq!(
+        read_number(
+            &path,
+            "SELECT count(*) FROM pragma_table_info('in_doubt') WHERE name = 'request_ms'"
+        ),
+        1
+    );
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, emu.wire_requests().len()),
+        (0, 0),
+        "held back: {report:?}"
+    );
+    let left = report.next_attempt_in.expect("pending");
+    assert!(
+        left <= Duration::from_millis(1_000) && left > Duration::from_millis(500),
+        "read with the current requestMs: {left:?}"
+    );
+}

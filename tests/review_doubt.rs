@@ -71,51 +71,6 @@ fn in_doubt_rows(path: &std::path::Path) -> Vec<(String, i64)> {
         .unwrap()
 }
 
-/// HIGH. `in_doubt::bound` (f448c7d) rewrites every end past now + requestMs to now + requestMs
-/// of the client that opened the file NOW. An agent with requestMs 1.5 s sends W1 {devicesCount
-/// 1}; Graph holds it 2.5 s then applies it (within the documented window: W1's record at ~1.5 s
-/// plus requestMs 1.5 s = 3 s). The file is then opened with a shorter budget (300 ms: a config
-/// change, an upgrade, the `ius` CLI or a second tool on the same file), {devicesCount 2} is
-/// enqueued (OK) and the agent flushes on its timer. The first claim cuts W1's end to now + 300
-/// ms and writes it so; the flush 300 ms later sends 2, applied; W1 lands after it.
-/// User sees: the outbox drained, report applied, Graph holds 1 for good (the exactness promise
-/// broken silently). Should see: 2 (W1 kept in doubt until the end it was recorded with; the
-/// earlier probe of this case in outbox_in_doubt.rs waits 3.6 s before draining, so it never
-/// met the cut end).
-#[test]
-fn probe_a_shorter_request_ms_after_reopening_must_not_cut_a_write_in_doubt_short() {
-    let emu = common::emulator_with_statuses(ids("u", 1));
-    let dir = folder("cut-short");
-    let path = dir.join("o.db");
-    let u0 = Target::new("c1", "u0");
-    let sent_w1 = Instant::now();
-    {
-        let outbox = Outbox::open(&client(&emu, 1_500), &path, OutboxOptions::new()).unwrap();
-        outbox.enqueue(&u0, &count(1)).unwrap();
-        emu.add_fault(
-            FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"),
-        );
-        let report = outbox.flush().unwrap();
-        assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
-    }
-    let outbox = Outbox::open(&client(&emu, 300), &path, OutboxOptions::new()).unwrap();
-    outbox.enqueue(&u0, &count(2)).unwrap();
-    drain(&outbox);
-    let sent_2 = sent_w1.elapsed();
-    // Let W1 land (2.5 s after it left), then let the agent flush once more.
-    while sent_w1.elapsed() < Duration::from_millis(3_200) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drain(&outbox);
-    assert_eq!(
-        devices(&emu, "u0"),
-        2,
-        "Graph ends with the older value: devicesCount 2 was applied {sent_2:?} after W1, which \
-         may land until ~3 s (it did at 2.5 s); stats {:?}",
-        outbox.stats().unwrap()
-    );
-}
-
 /// MEDIUM. The claim notes a write in doubt until claim + requestMs, and `leaving` moves that
 /// end only for a round's later batches. The client's retries WITHIN one call leave later than
 /// the claim too (after a 504: default backoff 3 s, 6 s, 12 s, up to maxTotalWait 180 s, or a

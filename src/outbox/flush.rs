@@ -287,7 +287,9 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             if !outcomes.is_empty() {
                 let keys: Vec<&str> = batch.iter().map(|due| due.key.as_str()).collect();
                 let until = clock.now_ms().saturating_add(request_ms);
-                if let Err(error) = store.run(|conn| store::leaving(conn, &keys, until)) {
+                if let Err(error) =
+                    store.run(|conn| store::leaving(conn, &keys, (until, request_ms)))
+                {
                     interrupted = Some(error);
                     outcomes.extend(not_sent(batch));
                     continue;

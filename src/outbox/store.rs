@@ -755,17 +755,17 @@ pub(crate) fn claim(
                 continue;
             }
             acknowledged::put_in_doubt(&tx, &key, item.patch())?;
-            let (in_doubt, until) = in_doubt::joined(
+            let (in_doubt, until, window) = in_doubt::joined(
                 in_doubt_before.as_ref(),
                 item.patch(),
                 now,
-                now.saturating_add(request_ms),
+                (now.saturating_add(request_ms), request_ms),
             );
             let in_doubt = text(&in_doubt);
             // Its row in doubt, and a page for the index of its next attempt.
             let needed = in_doubt::bytes(&key, &in_doubt, page) + page;
             claimed.dropped += eviction::make_way(&tx, needed, options, now)?;
-            in_doubt::set(&tx, &key, &in_doubt, until)?;
+            in_doubt::set(&tx, &key, &in_doubt, (until, Some(window)))?;
             // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
             // so the report's age counts from here.
             let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
@@ -796,13 +796,17 @@ pub(crate) fn claim(
 }
 
 /// A batch of `keys`, claimed earlier in its round, leaves now: Graph may apply its writes until
-/// `until` (now + `requestMs`), later than their claim noted when the round's earlier batches took
+/// `until` (now + `request_ms`), later than their claim noted when the round's earlier batches took
 /// time. In its own small transaction, before the batch leaves, so a kill while it is in flight
 /// leaves that end on disk.
-pub(crate) fn leaving(conn: &mut Connection, keys: &[&str], until: i64) -> Result<()> {
+pub(crate) fn leaving(
+    conn: &mut Connection,
+    keys: &[&str],
+    (until, request_ms): (i64, i64),
+) -> Result<()> {
     let tx = write_tx(conn)?;
     for key in keys {
-        in_doubt::extend(&tx, key, until)?;
+        in_doubt::extend(&tx, key, until, request_ms)?;
     }
     tx.commit()?;
     Ok(())
@@ -907,7 +911,7 @@ pub(crate) fn record(
             if known {
                 in_doubt::restore(&tx, &due.key, due.in_doubt_before.as_ref())?;
             } else {
-                in_doubt::extend(&tx, &due.key, now.saturating_add(request_ms))?;
+                in_doubt::extend(&tx, &due.key, now.saturating_add(request_ms), request_ms)?;
             }
         }
         if outcomes
