@@ -652,7 +652,7 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  *
  * Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
  * status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
- * for a flush of the same file (by any path to it but a hard link) by another thread or process
+ * for a flush of the same file (by any path to it) by another thread or process
  * to end first; that wait spends `flushTimeMs` too, and a flush still waiting when it is spent
  * returns `IUS_STATUS_OK` having sent nothing (`sent` 0, its reports `pending`,
  * `nextAttemptInSeconds` when the earliest is due: 0 unless every one is held back by a backoff

@@ -439,3 +439,36 @@ fn offline_and_out_of_time_flushes_say_why() {
     assert_eq!(metrics["flushesStopped"]["offline"], 1, "{metrics}");
     assert_eq!(metrics["flushesStopped"]["time"], 1, "{metrics}");
 }
+
+/// An operator (or a backup tool) hard-links the agent's outbox: SQLite names its journal after
+/// the name it opens, so a second name would fail every write with "disk I/O error". Opening
+/// either name is refused, STORAGE naming the path and the hard links; the handle opened before
+/// the link keeps working.
+#[cfg(unix)]
+#[test]
+fn a_hard_linked_file_is_refused_by_either_name_saying_why() {
+    let emu = emulator_with(["u0"]);
+    let dir = folder("hard-linked");
+    let (a, b) = (dir.join("a.db"), dir.join("b.db"));
+    let client = common::client(&emu.base_url());
+    let first = Outbox::open(&client, &a, OutboxOptions::new()).unwrap();
+    std::fs::hard_link(&a, &b).unwrap();
+    for name in [&b, &a] {
+        let error = Outbox::open(&client, name, OutboxOptions::new())
+            .err()
+            .expect("a hard-linked file opened");
+        let shown = error.to_string();
+        assert!(
+            shown.contains(&name.display().to_string()),
+            "names the path: {shown}"
+        );
+        let reason = storage_reason(error);
+        assert!(
+            reason.contains("2 names (hard links)"),
+            "says why: {reason}"
+        );
+    }
+    let patch = UserStatusPatch::new().devices_count(1);
+    first.enqueue(&Target::new("c1", "u0"), &patch).unwrap();
+    assert_eq!(first.flush().unwrap().applied, 1);
+}

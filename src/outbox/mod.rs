@@ -114,8 +114,9 @@ impl Outbox {
     /// on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
     /// outbox's mode is left as it is, with a WARN when other users can read it. A file of an older version of this library is migrated, keeping every
     /// report. A missing or unwritable folder, a file that is not SQLite, an SQLite file that is
-    /// not an outbox, or one from a newer version of this library is an [`Error::Storage`] naming
-    /// the path and the reason, and the file is left as it was; so is, on Windows, a name that
+    /// not an outbox, one from a newer version of this library, or (on Unix) a file with more
+    /// than one name through hard links is an [`Error::Storage`] naming the path and the reason,
+    /// and the file is left as it was; so is, on Windows, a name that
     /// is not valid Unicode (SQLite opens files by UTF-8 names there). Bad options are
     /// [`Error::Config`].
     pub fn open(
@@ -133,6 +134,10 @@ impl Outbox {
         clock: Clock,
     ) -> Result<Outbox, Error> {
         options.validate()?;
+        paths::one_name(path).map_err(|reason| Error::Storage {
+            path: path.display().to_string(),
+            reason,
+        })?;
         let conn = schema::open(path, options.max_bytes)?;
         let canonical = paths::canonical(path).map_err(|err| Error::Storage {
             path: path.display().to_string(),
