@@ -467,7 +467,7 @@ void ius_client_interrupt(const ius_client *client);
  *   token cache fetched (credentials, identity sources, the token callback; not a fixed
  *   `accessToken`);
  * - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests;
- * - `flushesStopped`: `{"auth","offline","throttled","held","time","interrupt"}`: flushes of
+ * - `flushesStopped`: `{"auth","offline","throttled","held","paced","time","interrupt"}`: flushes of
  *   the outboxes opened with the client that stopped before working through what was due, by
  *   why (the flush report's `stoppedBy`; see `ius_outbox_flush`).
  *
@@ -630,7 +630,9 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * (the token endpoint or source refused the credentials, or Graph answered 401 to a whole
  * batch: also logged at WARN, without the token; an operator must fix the credentials),
  * `"offline"` (a batch got no answer at all, or the token endpoint could not be reached),
- * `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"held"`
+ * `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"paced"`
+ * (the client's own gate, its pacing or the hold after another call's 429, could not let a
+ * batch leave within the call's budget: nothing held, the rest stays due), `"held"`
  * (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
  * `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
  * 401 that a fresh token did not cure included) kept for a later flush (after their

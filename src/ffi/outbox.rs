@@ -164,7 +164,9 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// (the token endpoint or source refused the credentials, or Graph answered 401 to a whole
 /// batch: also logged at WARN, without the token; an operator must fix the credentials),
 /// `"offline"` (a batch got no answer at all, or the token endpoint could not be reached),
-/// `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"held"`
+/// `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"paced"`
+/// (the client's own gate, its pacing or the hold after another call's 429, could not let a
+/// batch leave within the call's budget: nothing held, the rest stays due), `"held"`
 /// (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
 /// `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
 /// 401 that a fresh token did not cure included) kept for a later flush (after their

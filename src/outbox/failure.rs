@@ -70,6 +70,19 @@ pub(crate) fn never_processed(error: &Error) -> bool {
     }
 }
 
+/// True when no request carried the item: an interrupt, or the client's own gate (pacing, the
+/// hold after another call's 429), stopped it before the first left. Nothing of it is in doubt,
+/// and it failed nothing: it is due as before its claim.
+pub(crate) fn never_sent(error: &Error) -> bool {
+    matches!(error, Error::Cancelled { .. } | Error::Throttled { .. }) && error.attempts() == 0
+}
+
+/// True when the client's own gate (pacing, or the hold after another call's 429) refused the
+/// request: Graph was not asked, and did not throttle it.
+pub(crate) fn refused_at_the_gate(error: &Error) -> bool {
+    matches!(error, Error::Throttled { .. })
+}
+
 /// An error as stored in the failed list.
 pub(crate) fn to_json(error: &Error) -> String {
     let value = match error {

@@ -16,8 +16,10 @@
 //! `MAX_OUTBOX_HOLD`), after a batch
 //! whose every report got no answer at all (Graph cannot be reached now), no token, or a 401 a
 //! fresh token did not cure (the rest waits out the same backoff, so an offline flush pays one
-//! batch's retries and one token attempt, not one per batch), and once it has run `flushTime`
-//! (the rest stays due). What a stop holds back is held by one stored time for the whole outbox
+//! batch's retries and one token attempt, not one per batch), after a batch the client's own gate
+//! (pacing, the hold after another call's 429) could not let leave within the call's budget
+//! (paced: Graph was not asked, so nothing is held and the reports not sent stay due, no failure
+//! counted), and once it has run `flushTime` (the rest stays due). What a stop holds back is held by one stored time for the whole outbox
 //! (`hold`), so a stop writes the rows of its batch and one more, whatever the backlog. The
 //! report's `stopped_by` says why a flush stopped early ([`FlushStop`]), the client's metrics
 //! count it, and a stop for the credentials is logged at WARN (an operator must act).
@@ -101,6 +103,9 @@ enum Stop {
     Refused(i64, String),
     /// `flushTime` ran out: what was not sent stays due.
     OutOfTime,
+    /// The client's own gate refused a batch within the call's budget: what was not sent stays
+    /// due, nothing is held (Graph throttled nothing).
+    Paced,
 }
 
 impl Stop {
@@ -109,6 +114,7 @@ impl Stop {
             Stop::Until(_, why) => *why,
             Stop::Refused(..) => FlushStop::Auth,
             Stop::OutOfTime => FlushStop::Time,
+            Stop::Paced => FlushStop::Paced,
         }
     }
 
@@ -116,7 +122,7 @@ impl Stop {
     fn holds_until(&self) -> Option<i64> {
         match self {
             Stop::Until(until, _) | Stop::Refused(until, _) => Some(*until),
-            Stop::OutOfTime => None,
+            Stop::OutOfTime | Stop::Paced => None,
         }
     }
 }
@@ -417,6 +423,10 @@ fn judge(
         .flatten();
     let mut throttled_until: Option<i64> = None;
     let mut latest_retry = now;
+    // The client's own gate refused one: the next batch would meet it too.
+    let paced = results
+        .iter()
+        .any(|r| matches!(r, Err(e) if failure::refused_at_the_gate(e)));
     let outcomes = batch
         .into_iter()
         .zip(results)
@@ -431,7 +441,7 @@ fn judge(
                     Outcome::Applied { known: one }
                 }
                 // Nothing of it left: nothing is in doubt, and it is due as before its claim.
-                ref unsent if never_sent(unsent) => Outcome::NotSent,
+                Err(ref err) if failure::never_sent(err) => Outcome::NotSent,
                 Err(err) if failure::is_permanent(&err) => {
                     tally.failed += 1;
                     Outcome::Failed {
@@ -458,8 +468,12 @@ fn judge(
                     let until = now.saturating_add(wait);
                     latest_retry = latest_retry.max(until);
                     // Graph throttles the app, not one report, and a wait it asks for is
-                    // honoured, even past maxDelay (the hold caps it: hold.rs).
-                    if err.is_throttled() || asked.is_some_and(|asked| asked > policy.max_delay) {
+                    // honoured, even past maxDelay (the hold caps it: hold.rs). The client's own
+                    // gate is not Graph: the flush stops, paced, holding nothing.
+                    if !failure::refused_at_the_gate(&err)
+                        && (err.is_throttled()
+                            || asked.is_some_and(|asked| asked > policy.max_delay))
+                    {
                         let until = now.saturating_add(asked.map_or(wait, millis));
                         throttled_until = Some(throttled_until.map_or(until, |t| t.max(until)));
                     }
@@ -478,14 +492,10 @@ fn judge(
     let stop = match (throttled_until, refused) {
         (Some(until), _) => Some(Stop::Until(until, FlushStop::Throttled)),
         (None, Some(error)) => Some(Stop::Refused(latest_retry, error)),
-        (None, None) => every_fails.then_some(Stop::Until(latest_retry, FlushStop::Offline)),
+        (None, None) if every_fails => Some(Stop::Until(latest_retry, FlushStop::Offline)),
+        (None, None) => paced.then_some(Stop::Paced),
     };
     (outcomes, stop)
-}
-
-/// Whether an item's result is an interrupt that came before any request carrying it was sent.
-fn never_sent(result: &Result<UpdateOutcome, Error>) -> bool {
-    matches!(result, Err(err) if err.is_cancelled() && err.attempts() == 0)
 }
 
 /// The wait (ms) after the next failure of a report that failed `failures` times in a row: what
