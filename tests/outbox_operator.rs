@@ -454,9 +454,9 @@ fn a_hard_linked_file_is_refused_by_either_name_saying_why() {
     let first = Outbox::open(&client, &a, OutboxOptions::new()).unwrap();
     std::fs::hard_link(&a, &b).unwrap();
     for name in [&b, &a] {
-        let error = Outbox::open(&client, name, OutboxOptions::new())
-            .err()
-            .expect("a hard-linked file opened");
+        let Err(error) = Outbox::open(&client, name, OutboxOptions::new()) else {
+            panic!("a hard-linked file opened");
+        };
         let shown = error.to_string();
         assert!(
             shown.contains(&name.display().to_string()),

@@ -77,10 +77,11 @@ pub(crate) fn never_sent(error: &Error) -> bool {
     matches!(error, Error::Cancelled { .. } | Error::Throttled { .. }) && error.attempts() == 0
 }
 
-/// True when the client's own gate (pacing, or the hold after another call's 429) refused the
-/// request: Graph was not asked, and did not throttle it.
+/// True when the client's own gate (pacing, or the hold after another call's 429) kept the item
+/// from leaving at all: Graph was not asked about it. (A retry refused there after a request
+/// carried it is that request's outcome: a 429 that set the hold, say, and a throttled stop.)
 pub(crate) fn refused_at_the_gate(error: &Error) -> bool {
-    matches!(error, Error::Throttled { .. })
+    matches!(error, Error::Throttled { .. }) && error.attempts() == 0
 }
 
 /// An error as stored in the failed list.

@@ -38,6 +38,7 @@
 //! next attempt are then read through a read-only connection of the file's canonical path; if
 //! even that fails, `pending` keeps what the flush knew was pending.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::busy;
@@ -45,6 +46,7 @@ use super::clock::{Clock, Horizon, rfc3339};
 use super::failed_list;
 use super::failure;
 use super::hold;
+use super::in_doubt;
 use super::lock::FlushLock;
 use super::options::OutboxOptions;
 use super::report::FlushReport;
@@ -52,6 +54,7 @@ use super::schema;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
+use crate::departure::Departure;
 use crate::metrics::FlushStop;
 use crate::{BulkResult, CallOptions, Client, Error, UpdateOutcome};
 
@@ -287,22 +290,9 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 outcomes.extend(not_sent(batch));
                 continue;
             }
-            // A later batch of the round leaves after the earlier ones' answers: its writes may
-            // land until requestMs from now, not from the claim. Unwritten, the batch is not sent
-            // (its claim's end stays, and is then true), nor are the rest; the error ends the flush.
-            if !outcomes.is_empty() {
-                let keys: Vec<&str> = batch.iter().map(|due| due.key.as_str()).collect();
-                let until = clock.now_ms().saturating_add(request_ms);
-                if let Err(error) =
-                    store.run(|conn| store::leaving(conn, &keys, (until, request_ms)))
-                {
-                    interrupted = Some(error);
-                    outcomes.extend(not_sent(batch));
-                    continue;
-                }
-            }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
-            let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch)
+            let departure = departure(parts, &batch, now, request_ms);
+            let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch, departure)
                 .into_iter()
                 .map(|r| (r.result, r.attempts))
                 .unzip();
@@ -356,9 +346,14 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             // for a token or for their turn; or no token could be had) were never sent.
             let unsent = attempts.iter().filter(|&&n| n == 0).count();
             report.sent += (batch.len() - unsent) as u64;
-            interrupted = results
-                .iter()
-                .find_map(|r| r.as_ref().err().filter(|e| e.is_cancelled()).cloned());
+            // An interrupt, or an end in doubt that could not be written before a request left
+            // (that request did not leave): the flush ends once the round is recorded.
+            interrupted = results.iter().find_map(|r| {
+                r.as_ref()
+                    .err()
+                    .filter(|e| e.is_cancelled() || matches!(e, Error::Storage { .. }))
+                    .cloned()
+            });
             let (batch_outcomes, batch_stop) = judge(parts, batch, results, &attempts, &mut tally);
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
@@ -423,7 +418,8 @@ fn judge(
         .flatten();
     let mut throttled_until: Option<i64> = None;
     let mut latest_retry = now;
-    // The client's own gate refused one: the next batch would meet it too.
+    // The client's own gate kept one from leaving at all (it is not sent, and Graph throttled
+    // nothing): the next batch would meet the gate too.
     let paced = results
         .iter()
         .any(|r| matches!(r, Err(e) if failure::refused_at_the_gate(e)));
@@ -468,12 +464,8 @@ fn judge(
                     let until = now.saturating_add(wait);
                     latest_retry = latest_retry.max(until);
                     // Graph throttles the app, not one report, and a wait it asks for is
-                    // honoured, even past maxDelay (the hold caps it: hold.rs). The client's own
-                    // gate is not Graph: the flush stops, paced, holding nothing.
-                    if !failure::refused_at_the_gate(&err)
-                        && (err.is_throttled()
-                            || asked.is_some_and(|asked| asked > policy.max_delay))
-                    {
+                    // honoured, even past maxDelay (the hold caps it: hold.rs).
+                    if err.is_throttled() || asked.is_some_and(|asked| asked > policy.max_delay) {
                         let until = now.saturating_add(asked.map_or(wait, millis));
                         throttled_until = Some(throttled_until.map_or(until, |t| t.max(until)));
                     }
@@ -510,9 +502,11 @@ fn backoff(policy: &crate::RetryPolicy, failures: u32) -> i64 {
 }
 
 /// The latest stored time believed (ms after now): a next attempt is at most `maxDelayMs` away,
-/// or `requestMs` for a changed value held back behind a write in doubt (in_doubt.rs).
+/// or `requestMs` + the departure slack for a changed value held back behind a write in doubt
+/// (in_doubt.rs).
 fn latest_wait(client: &Client) -> i64 {
-    millis(client.retry_policy().max_delay).max(millis(client.request_timeout()))
+    millis(client.retry_policy().max_delay)
+        .max(millis(client.request_timeout()).saturating_add(in_doubt::DEPARTURE_SLACK_MS))
 }
 
 /// How the outbox-wide hold is read at `now`: believed up to now + the longer of `maxDelayMs` and
@@ -526,10 +520,42 @@ fn millis(wait: Duration) -> i64 {
 }
 
 /// Sends `items` (one batch) through the bulk path (`$batch`, per-item retries, pacing) and
-/// returns one result per item, in order; the call watches the flush's `watch`.
-fn deliver(client: &Client, items: &[crate::BulkItem], watch: &Watch) -> Vec<BulkResult> {
+/// returns one result per item, in order; the call watches the flush's `watch`, and runs
+/// `departure` before each of its requests leaves.
+fn deliver(
+    client: &Client,
+    items: &[crate::BulkItem],
+    watch: &Watch,
+    departure: Departure,
+) -> Vec<BulkResult> {
     let options = CallOptions::new()
         .fetch_after_no_content(false)
-        .watched_by(watch.clone());
+        .watched_by(watch.clone().before_each_request(departure));
     client.update_user_statuses_detailed(items, &options)
+}
+
+/// What runs before each request carrying `batch` (claimed at `claimed`) leaves: the claim wrote
+/// its writes in doubt until `claimed` + `request_ms` + the slack; a request leaving later than
+/// the slack allows (a later batch of the round, a retry within the call, a wait at the pacing
+/// gate, for a token or a 429 hold) first writes now + `request_ms` + the slack, in its own small
+/// transaction, so the file holds each request in doubt for `requestMs` after it left whatever
+/// stops the process meanwhile. The end written is kept in memory: a request that leaves in time
+/// writes nothing.
+fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) -> Departure {
+    let store = parts.store.clone();
+    let clock = parts.clock.clone();
+    let keys: Vec<String> = batch.iter().map(|due| due.key.clone()).collect();
+    let slack = in_doubt::DEPARTURE_SLACK_MS;
+    let written = AtomicI64::new(claimed.saturating_add(request_ms).saturating_add(slack));
+    Departure::new(move || {
+        let now = clock.now_ms();
+        if now.saturating_add(request_ms) <= written.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let until = now.saturating_add(request_ms).saturating_add(slack);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        store.run(|conn| store::leaving(conn, &keys, (until, request_ms)))?;
+        written.store(until, Ordering::Relaxed);
+        Ok(())
+    })
 }

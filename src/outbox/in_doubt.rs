@@ -9,9 +9,11 @@
 //! (PATCH is idempotent: an equal late write changes nothing).
 //!
 //! The bound is the request's budget (`timeouts.requestMs`, 100 s by default, the timeout
-//! Microsoft's own SDKs give a request): from the claim (the request left after it), or from the
-//! record of an unknown outcome (it left before that), the client waits for an answer at most that
-//! long. Graph documents no time after which a request it received can no longer be applied: that
+//! Microsoft's own SDKs give a request): from the time the request left (written before it leaves:
+//! the claim's end covers a request leaving within [`DEPARTURE_SLACK_MS`] of it, and a later one,
+//! a retry within the call, a wait at the pacing gate or for a token, writes its own first), or
+//! from the record of an unknown outcome (it left before that), the client waits for an answer at
+//! most that long. Graph documents no time after which a request it received can no longer be applied: that
 //! a write not applied `requestMs` after it left is never applied is this bound's assumption.
 //! Like every stored time it is bounded when read, never trusted: each row keeps the `requestMs`
 //! its write was sent with (its window), and an end later than now + that window (written before
@@ -28,6 +30,19 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::acknowledged;
 use crate::UserStatusPatch;
+
+/// How long after an end is written the request may still leave without writing its own (ms): a
+/// claim's end is its time + `requestMs` + this, so a first request that leaves at once writes
+/// nothing more; one that leaves later (a later batch, a retry within the call, a wait at the
+/// pacing gate or for a token) first writes its time + `requestMs` + this (`store::leaving`).
+pub(crate) const DEPARTURE_SLACK_MS: i64 = 250;
+
+/// The latest end believed at `now` for a write sent with a window of `window` ms: one that
+/// leaves now may land until then.
+fn latest(now: i64, window: i64) -> i64 {
+    now.saturating_add(window)
+        .saturating_add(DEPARTURE_SLACK_MS)
+}
 
 /// A write in doubt: the patch sent (its JSON text), until when Graph may apply it (unix ms), and
 /// the `requestMs` it was sent with (`None` in a row written before rows kept it).
@@ -61,17 +76,15 @@ pub(crate) fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<InDou
 
 impl InDoubt {
     /// Until when a report of `patch` must wait (unix ms): `Some` while this write may still land
-    /// (its end is after `now`; an end past now + its window reads as now + its window, see
-    /// [`InDoubt::window_or`]) and `patch` sets one of its properties to another value.
+    /// (its end is after `now`; an end past now + its window + the departure slack reads as that,
+    /// see [`InDoubt::window_or`]) and `patch` sets one of its properties to another value.
     pub(crate) fn holds_back(
         &self,
         patch: &UserStatusPatch,
         now: i64,
         request_ms: i64,
     ) -> Option<i64> {
-        let until = self
-            .until
-            .min(now.saturating_add(self.window_or(request_ms)));
+        let until = self.until.min(latest(now, self.window_or(request_ms)));
         if until <= now {
             return None;
         }
@@ -182,10 +195,10 @@ pub(crate) fn restore(
 /// after the clock was right.
 pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE in_doubt SET until = ?1 + coalesce(request_ms, ?2)
-         WHERE until > ?1 + coalesce(request_ms, ?2)",
+        "UPDATE in_doubt SET until = ?1 + coalesce(request_ms, ?2) + ?3
+         WHERE until > ?1 + coalesce(request_ms, ?2) + ?3",
     )?
-    .execute([now, request_ms])
+    .execute([now, request_ms, DEPARTURE_SLACK_MS])
     .map(drop)
 }
 

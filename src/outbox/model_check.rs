@@ -84,11 +84,14 @@ const RESEND_AFTER: i64 = 60_000;
 /// The client's `timeouts.requestMs`: how long a write in doubt may still land after its claim,
 /// which holds back a changed value of its user status.
 const REQUEST: i64 = 5_000;
+/// How much later than claim + requestMs the outbox holds a claimed write in doubt: the slack a
+/// request has to leave before it writes its own end (docs/outbox.md).
+const SLACK: i64 = 250;
 /// The latest stored time believed, after now: the longer of maxDelay and requestMs.
-const LATEST: i64 = if MAX_DELAY > REQUEST {
+const LATEST: i64 = if MAX_DELAY > REQUEST + SLACK {
     MAX_DELAY
 } else {
-    REQUEST
+    REQUEST + SLACK
 };
 /// A throttled request's `Retry-After`, in ms (sent as "0.01").
 const THROTTLE: i64 = 10;
@@ -381,7 +384,7 @@ impl Model {
     /// reads as now + requestMs) and the report sets one of its properties to another value.
     fn holds_back(&self, target: usize) -> Option<i64> {
         let (sent, until) = self.in_doubt.get(&target)?;
-        let until = &(*until).min(self.now + REQUEST);
+        let until = &(*until).min(self.now + REQUEST + SLACK);
         let props = &self.pending[&target].props;
         let live = *until > self.now;
         let changed = sent
@@ -511,7 +514,7 @@ impl Model {
             .collect();
         // A claim first writes every end in doubt past now + requestMs back as now + requestMs.
         if !due.is_empty() {
-            let latest = self.now + REQUEST;
+            let latest = self.now + REQUEST + SLACK;
             for (_, until) in self.in_doubt.values_mut() {
                 *until = (*until).min(latest);
             }
@@ -537,7 +540,10 @@ impl Model {
             }
             // Added to a write in doubt that may still land (it sets none of these properties
             // to another value, or the report was held back): both may land.
-            let mut sent = (self.pending[&target].props.clone(), self.now + REQUEST);
+            let mut sent = (
+                self.pending[&target].props.clone(),
+                self.now + REQUEST + SLACK,
+            );
             if let Some((earlier, until)) = self.in_doubt.get(&target)
                 && *until > self.now
             {

@@ -45,7 +45,9 @@ impl From<rusqlite::Error> for StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// The open file: one connection, lent to one call at a time and never across a request.
+/// The open file: one connection, lent to one call at a time and never across a request. A clone
+/// shares the connection (a flush's hook run before each request leaves writes through it).
+#[derive(Clone)]
 pub(crate) struct Store {
     /// The path as the caller gave it, for errors.
     path: String,
@@ -697,7 +699,7 @@ pub(crate) struct Claimed {
 
 /// Reads the reports for `keys` as they are now, to send them, puts their properties'
 /// acknowledged state in doubt, notes each as a write Graph may apply until `now` + `request_ms`
-/// (in_doubt.rs: added to what was in doubt for its user status), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
+/// and the departure slack (in_doubt.rs: added to what was in doubt for its user status), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
 /// next failure, at most `maxDelayMs`), in the same transaction. The outcome's unknown until
 /// [`record`] runs, and may never be (an interrupt, a busy or full file, a kill): the file then
 /// says what is safe, a resend of the same value after the backoff (an equal late write is
@@ -759,7 +761,11 @@ pub(crate) fn claim(
                 in_doubt_before.as_ref(),
                 item.patch(),
                 now,
-                (now.saturating_add(request_ms), request_ms),
+                (
+                    now.saturating_add(request_ms)
+                        .saturating_add(in_doubt::DEPARTURE_SLACK_MS),
+                    request_ms,
+                ),
             );
             let in_doubt = text(&in_doubt);
             // Its row in doubt, and a page for the index of its next attempt.
@@ -795,10 +801,11 @@ pub(crate) fn claim(
     })
 }
 
-/// A batch of `keys`, claimed earlier in its round, leaves now: Graph may apply its writes until
-/// `until` (now + `request_ms`), later than their claim noted when the round's earlier batches took
-/// time. In its own small transaction, before the batch leaves, so a kill while it is in flight
-/// leaves that end on disk.
+/// A request carrying `keys`, claimed earlier, leaves now: Graph may apply its writes until
+/// `until` (now + `request_ms` + the departure slack), later than their claim noted (a later batch
+/// of the round, a retry within the call, a wait at the pacing gate or for a token). In its own
+/// small transaction, before the request leaves, so a kill while it is in flight leaves that end
+/// on disk.
 pub(crate) fn leaving(
     conn: &mut Connection,
     keys: &[&str],
