@@ -3095,6 +3095,24 @@ fn a_retry_refused_at_the_gate_keeps_the_request_before_it_in_doubt() {
     );
 }
 
+/// The agent flushes every 50 ms until {devicesCount 2} went; W1 (sent at `sent_w1`, applied by
+/// Graph 2.5 s after it left) lands; the agent flushes again: Graph must end with 2.
+fn drain_and_let_w1_land(emu: &Emulator, outbox: &Outbox, sent_w1: Instant) {
+    drain_every_50_ms(outbox);
+    let sent_2 = sent_w1.elapsed();
+    while sent_w1.elapsed() < Duration::from_millis(3_200) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drain_every_50_ms(outbox);
+    assert_eq!(
+        devices(emu, "u0"),
+        2,
+        "Graph ends with the older value: devicesCount 2 was applied {sent_2:?} after W1, which \
+         may land until ~3 s (it did at 2.5 s); stats {:?}",
+        outbox.stats().unwrap()
+    );
+}
+
 /// A write in doubt keeps the window it was sent with: W1 {devicesCount 1} sent with requestMs
 /// 1.5 s times out, and Graph applies it 2.5 s after it left (within its record + 1.5 s). The file
 /// is reopened with requestMs 300 ms (a config change, the `ius` CLI), {devicesCount 2} is
@@ -3118,20 +3136,7 @@ fn a_shorter_request_ms_after_reopening_does_not_cut_a_write_in_doubt_short() {
     }
     let outbox = Outbox::open(&one_try_client(&emu, 300), &path, OutboxOptions::new()).unwrap();
     outbox.enqueue(&u0, &count(2)).unwrap();
-    drain_every_50_ms(&outbox);
-    let sent_2 = sent_w1.elapsed();
-    // Let W1 land (2.5 s after it left), then let the agent flush once more.
-    while sent_w1.elapsed() < Duration::from_millis(3_200) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drain_every_50_ms(&outbox);
-    assert_eq!(
-        devices(&emu, "u0"),
-        2,
-        "Graph ends with the older value: devicesCount 2 was applied {sent_2:?} after W1, which \
-         may land until ~3 s (it did at 2.5 s); stats {:?}",
-        outbox.stats().unwrap()
-    );
+    drain_and_let_w1_land(&emu, &outbox, sent_w1);
 }
 
 /// A file whose `in_doubt` table predates the window each row keeps (`request_ms`) opens, gets
@@ -3276,4 +3281,34 @@ fn the_file_holds_a_first_batch_that_waited_at_the_gate_in_doubt_after_it_left()
     emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_000))).method("PATCH"));
     // The flush's batch is the second request, after the direct update.
     assert_in_doubt_after_it_left(&emu, &outbox, 2, "u0", R);
+}
+
+/// A wall clock stepped forward (NTP after a resume, a VM restored) must not end a write in doubt
+/// early in the process that sent it: W1 {devicesCount 1} times out (Graph applies it 2.5 s after
+/// it left, within its record + requestMs 1.5 s); the clock steps forward 2 s (simulated: the
+/// stored ends moved back 2 s, which is what the file then looks like against the clock);
+/// {devicesCount 2} is enqueued and flushed every 50 ms. The handle's steady end holds it back
+/// until W1 can no longer land: Graph ends with 2.
+#[test]
+fn a_clock_stepped_forward_does_not_end_a_write_in_doubt_early_in_the_same_process() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-forward");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let sent_w1 = Instant::now();
+    let outbox = Outbox::open(&one_try_client(&emu, 1_500), &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"));
+    let report = outbox.flush().unwrap();
+    assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
+    // The wall clock steps forward 2 s: the stored end is 2 s nearer.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch("UPDATE in_doubt SET until = until - 2000")
+        .unwrap();
+    conn.execute_batch("UPDATE pending SET next_attempt_at = next_attempt_at - 2000")
+        .unwrap();
+    drop(conn);
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    drain_and_let_w1_land(&emu, &outbox, sent_w1);
 }

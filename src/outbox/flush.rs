@@ -38,6 +38,7 @@
 //! next attempt are then read through a read-only connection of the file's canonical path; if
 //! even that fails, `pending` keeps what the flush knew was pending.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,7 @@ use super::lock::FlushLock;
 use super::options::OutboxOptions;
 use super::report::FlushReport;
 use super::schema;
+use super::steady::SteadyEnds;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
@@ -74,6 +76,8 @@ pub(crate) struct Flush<'a> {
     pub file: &'a std::path::Path,
     /// The outbox's own cancellation signal (the client's is watched too).
     pub signal: &'a std::sync::Arc<Signal>,
+    /// Until when the writes this handle sent may land, on the steady clock.
+    pub steady: &'a std::sync::Arc<SteadyEnds>,
     /// Tests only: where the flush pauses for a test's hook.
     #[cfg(any(test, feature = "test-seams"))]
     pub seam: &'a super::seam::Seam,
@@ -243,6 +247,14 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         }
         let now = clock.now_ms();
         let policy = client.retry_policy();
+        let slack = in_doubt::DEPARTURE_SLACK_MS;
+        // A wall clock stepped forward since this handle sent writes: their steady ends go to
+        // the file first (the usual round writes nothing here).
+        let stepped = parts.steady.stepped((clock, now), slack);
+        if !stepped.is_empty() {
+            let ends = stepped.iter().map(|(key, until)| (key.as_str(), *until));
+            store.run(|conn| store::leaving(conn, ends, request_ms))?;
+        }
         let claimed = store.run(|conn| {
             store::claim(
                 conn,
@@ -250,9 +262,23 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 options,
                 (now, &rfc3339(now)),
                 store.path(),
-                (request_ms, |n| backoff(policy, n)),
+                (
+                    request_ms,
+                    |n| backoff(policy, n),
+                    |key: &str| parts.steady.floor(key, (clock, now)),
+                ),
             )
         })?;
+        // What a claimed write's known outcome brings back, as its row's `in_doubt_before`.
+        let steady_before: HashMap<String, _> = claimed
+            .due
+            .iter()
+            .map(|due| (due.key.clone(), parts.steady.get(&due.key)))
+            .collect();
+        let claimed_keys = claimed.due.iter().map(|due| due.key.as_str());
+        parts
+            .steady
+            .note(claimed_keys, (clock, now), request_ms + slack);
         report.skipped += claimed.skipped;
         report.failed += claimed.unreadable;
         left -= (claimed.skipped + claimed.unreadable).min(left);
@@ -324,6 +350,10 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                 let hold = Some((until, until - now));
                 store
                     .run(|conn| store::record(conn, &not_sent, options, (now, request_ms), hold))?;
+                for (due, _) in &not_sent {
+                    let before = steady_before.get(&due.key).copied().flatten();
+                    parts.steady.restore(&due.key, before);
+                }
                 let error = results
                     .into_iter()
                     .find_map(Result::err)
@@ -370,6 +400,16 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
             .map(|until| (until, until - now));
         let dropped =
             store.run(|conn| store::record(conn, &outcomes, options, (now, request_ms), hold))?;
+        for (due, outcome) in &outcomes {
+            if outcome.known() {
+                let before = steady_before.get(&due.key).copied().flatten();
+                parts.steady.restore(&due.key, before);
+            } else {
+                parts
+                    .steady
+                    .note([due.key.as_str()], (clock, now), request_ms);
+            }
+        }
         tally.add_to(report);
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
@@ -544,6 +584,7 @@ fn deliver(
 fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) -> Departure {
     let store = parts.store.clone();
     let clock = parts.clock.clone();
+    let steady = std::sync::Arc::clone(parts.steady);
     let keys: Vec<String> = batch.iter().map(|due| due.key.clone()).collect();
     let slack = in_doubt::DEPARTURE_SLACK_MS;
     let written = AtomicI64::new(claimed.saturating_add(request_ms).saturating_add(slack));
@@ -553,9 +594,14 @@ fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) ->
             return Ok(());
         }
         let until = now.saturating_add(request_ms).saturating_add(slack);
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        store.run(|conn| store::leaving(conn, &keys, (until, request_ms)))?;
+        let ends = keys.iter().map(|key| (key.as_str(), until));
+        store.run(|conn| store::leaving(conn, ends, request_ms))?;
         written.store(until, Ordering::Relaxed);
+        steady.note(
+            keys.iter().map(String::as_str),
+            (&clock, now),
+            request_ms + slack,
+        );
         Ok(())
     })
 }

@@ -19,6 +19,7 @@
 //! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
 //! - [`failure`]: which errors are final, which stop a flush, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
+//! - [`steady`]: until when the writes a handle sent may land, on the steady clock;
 //! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files);
 //! - `seam` (tests only, feature `test-seams`): a pause at a named point of a flush.
 
@@ -42,6 +43,7 @@ mod room;
 mod schema;
 #[cfg(any(test, feature = "test-seams"))]
 mod seam;
+mod steady;
 mod store;
 mod stored_text;
 
@@ -94,6 +96,8 @@ pub struct Outbox {
     store: Store,
     /// [`interrupt`](Self::interrupt)'s signal; a flush watches its client's too.
     signal: Arc<Signal>,
+    /// Until when the writes this handle sent may land, on the steady clock (steady.rs).
+    steady: Arc<steady::SteadyEnds>,
     #[cfg(any(test, feature = "test-seams"))]
     seam: seam::Seam,
 }
@@ -152,6 +156,7 @@ impl Outbox {
             clock,
             store: Store::new(path, conn),
             signal: Signal::new(),
+            steady: Arc::default(),
             #[cfg(any(test, feature = "test-seams"))]
             seam: seam::Seam::default(),
         })
@@ -252,6 +257,7 @@ impl Outbox {
                 lock: &self.lock,
                 file: &self.canonical,
                 signal: &self.signal,
+                steady: &self.steady,
                 #[cfg(any(test, feature = "test-seams"))]
                 seam: &self.seam,
             },

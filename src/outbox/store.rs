@@ -238,6 +238,18 @@ pub(crate) enum Outcome {
     NotSent,
 }
 
+impl Outcome {
+    /// Whether what became of the write is known: else Graph may still apply it.
+    pub(crate) fn known(&self) -> bool {
+        match self {
+            Outcome::Applied { known }
+            | Outcome::Retry { known, .. }
+            | Outcome::Failed { known, .. } => *known,
+            Outcome::NotSent => true,
+        }
+    }
+}
+
 /// A patch as stored: its wire JSON, as text, so `sqlite3` shows it.
 fn text(patch: &UserStatusPatch) -> String {
     String::from_utf8(patch.to_json()).unwrap_or_default()
@@ -716,7 +728,7 @@ pub(crate) fn claim(
     options: &OutboxOptions,
     (now, failed_at): (i64, &str),
     file: &str,
-    (request_ms, backoff): (i64, impl Fn(u32) -> i64),
+    (request_ms, backoff, steady): (i64, impl Fn(u32) -> i64, impl Fn(&str) -> Option<i64>),
 ) -> Result<Claimed> {
     within_max_bytes(conn, options.max_bytes, |conn| {
         let tx = write_tx(conn)?;
@@ -746,7 +758,17 @@ pub(crate) fn claim(
                 claimed.skipped += 1;
                 continue;
             }
-            let in_doubt_before = in_doubt::get(&tx, &key)?;
+            let in_doubt_before = match (in_doubt::get(&tx, &key)?, steady(&key)) {
+                // This handle sent it, and its steady end is later than the file's (the wall
+                // clock was stepped forward): that end holds, and is written (so no record
+                // prunes the row as over).
+                (Some(mut before), Some(end)) if end > before.until => {
+                    in_doubt::extend(&tx, &key, end, before.window_or(request_ms))?;
+                    before.until = end;
+                    Some(before)
+                }
+                (before, _) => before,
+            };
             if let Some(until) = in_doubt_before
                 .as_ref()
                 .and_then(|before| before.holds_back(item.patch(), now, request_ms))
@@ -801,18 +823,21 @@ pub(crate) fn claim(
     })
 }
 
-/// A request carrying `keys`, claimed earlier, leaves now: Graph may apply its writes until
-/// `until` (now + `request_ms` + the departure slack), later than their claim noted (a later batch
+/// A request carrying the keys of `ends`, claimed earlier, leaves now: Graph may apply its writes
+/// until their `until` (now + `request_ms` + the departure slack), later than their claim noted (a later batch
 /// of the round, a retry within the call, a wait at the pacing gate or for a token). In its own
 /// small transaction, before the request leaves, so a kill while it is in flight leaves that end
 /// on disk.
-pub(crate) fn leaving(
+///
+/// Also what a wall clock stepped forward needs: the steady ends of the writes this handle sent,
+/// each `(key, until)` (steady.rs).
+pub(crate) fn leaving<'a>(
     conn: &mut Connection,
-    keys: &[&str],
-    (until, request_ms): (i64, i64),
+    ends: impl IntoIterator<Item = (&'a str, i64)>,
+    request_ms: i64,
 ) -> Result<()> {
     let tx = write_tx(conn)?;
-    for key in keys {
+    for (key, until) in ends {
         in_doubt::extend(&tx, key, until, request_ms)?;
     }
     tx.commit()?;
@@ -863,8 +888,8 @@ pub(crate) fn record(
             let before = due.in_doubt_before.as_ref();
             let restored = before.map_or(0, |b| in_doubt::bytes(&due.key, &b.patch, page));
             dropped += eviction::make_way(&tx, restored + page, options, now)?;
-            let known = match outcome {
-                Outcome::Applied { known } => {
+            match outcome {
+                Outcome::Applied { .. } => {
                     applied += 1;
                     let removed = tx
                         .prepare_cached("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
@@ -873,24 +898,16 @@ pub(crate) fn record(
                         due_at_once(&tx, &due.key, now)?;
                     }
                     acknowledge(&tx, &due.key, due.item.patch(), options, now)?;
-                    *known
                 }
-                Outcome::Retry {
-                    until,
-                    message,
-                    known,
-                } => {
+                Outcome::Retry { until, message, .. } => {
                     tx.prepare_cached(
                         "UPDATE pending SET failures = failures + 1, next_attempt_at = ?2,
                              last_error = ?3 WHERE key = ?1",
                     )?
                     .execute(params![due.key, until, message])?;
-                    *known
                 }
                 Outcome::Failed {
-                    error,
-                    failed_at,
-                    known,
+                    error, failed_at, ..
                 } => {
                     let patch = text(due.item.patch());
                     let row = FailedRow {
@@ -907,15 +924,13 @@ pub(crate) fn record(
                     if removed == 0 {
                         due_at_once(&tx, &due.key, now)?;
                     }
-                    *known
                 }
                 Outcome::NotSent => {
                     tx.prepare_cached("UPDATE pending SET next_attempt_at = ?2 WHERE key = ?1")?
                         .execute(params![due.key, due.due_at])?;
-                    true
                 }
-            };
-            if known {
+            }
+            if outcome.known() {
                 in_doubt::restore(&tx, &due.key, due.in_doubt_before.as_ref())?;
             } else {
                 in_doubt::extend(&tx, &due.key, now.saturating_add(request_ms), request_ms)?;
