@@ -57,6 +57,21 @@ pub struct FlushReport {
     pub stopped_by: Option<FlushStop>,
 }
 
+impl FlushReport {
+    /// Whether this report, filled by [`Outbox::flush_into`](super::Outbox::flush_into), says
+    /// what a flush that ended with `flushed` did: when it ran (`Ok`), was interrupted
+    /// ([`Error::Cancelled`]), stopped for want of a token ([`Error::Auth`]), or ended with any
+    /// other error after requests went out (`sent` > 0, e.g. [`Error::Storage`] recording their
+    /// outcomes: those reports stay pending). Not when it could not run at all. The C API and
+    /// the `ius` CLI hand the report back exactly then.
+    pub fn tells_of(&self, flushed: &Result<(), Error>) -> bool {
+        match flushed {
+            Ok(()) => true,
+            Err(error) => error.is_cancelled() || error.auth().is_some() || self.sent > 0,
+        }
+    }
+}
+
 /// An outbox's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -100,4 +115,31 @@ pub struct FailedReport {
     pub error: Error,
     /// When it failed (UTC).
     pub failed_at: DateTimeOffset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_tells_of_a_flush_that_ran_or_sent_and_not_of_one_that_could_not_run() {
+        let storage = || {
+            Err(Error::Storage {
+                path: "/var/lib/o.db".into(),
+                reason: "disk I/O error".into(),
+            })
+        };
+        let nothing_sent = FlushReport::default();
+        assert!(nothing_sent.tells_of(&Ok(())));
+        assert!(nothing_sent.tells_of(&Err(Error::cancelled("between rounds", "", 0))));
+        assert!(nothing_sent.tells_of(&Err(crate::AuthError::new("no token").into())));
+        // Could not run (the lock, the file): no report.
+        assert!(!nothing_sent.tells_of(&storage()));
+        // Requests went out, then the record failed: what was sent is said.
+        let sent = FlushReport {
+            sent: 3,
+            ..FlushReport::default()
+        };
+        assert!(sent.tells_of(&storage()));
+    }
 }
