@@ -1470,11 +1470,17 @@ fn a_token_that_fails_mid_flush_is_asked_once_and_the_rest_waits_out_the_backoff
         outbox.enqueue(&Target::new("c1", id), &count(1)).unwrap();
     }
     // Three batches: the first has a token, the second none; the third is not tried.
-    let report = outbox.flush().unwrap();
+    let mut report = FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
     assert_eq!(
         calls.load(std::sync::atomic::Ordering::SeqCst),
         2,
         "one token attempt after the failure: {report:?}"
+    );
+    // The flush could not go on for want of a token: it says so, as when the first batch has none.
+    assert!(
+        flushed.as_ref().is_err_and(|e| e.auth().is_some()),
+        "{flushed:?}"
     );
     assert_eq!(
         (
@@ -1483,11 +1489,16 @@ fn a_token_that_fails_mid_flush_is_asked_once_and_the_rest_waits_out_the_backoff
             report.retry_later,
             report.failed
         ),
-        // Sent: only the 20 a request carried; the 20 without a token retry later.
-        (20, 20, 20, 0),
+        // Sent: only the 20 a request carried; the 20 without a token were never sent, and
+        // failed nothing (no failure counted, no backoff grown).
+        (20, 20, 0, 0),
         "{report:?}"
     );
     assert_eq!(report.pending, 40, "{report:?}");
+    assert_eq!(
+        read_number(&dir.join("outbox.db"), "SELECT max(failures) FROM pending"),
+        0
+    );
     assert!(
         report
             .next_attempt_in

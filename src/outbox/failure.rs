@@ -70,11 +70,18 @@ pub(crate) fn never_processed(error: &Error) -> bool {
     }
 }
 
-/// True when no request carried the item: an interrupt, or the client's own gate (pacing, the
-/// hold after another call's 429), stopped it before the first left. Nothing of it is in doubt,
-/// and it failed nothing: it is due as before its claim.
+/// True when no request carried the item: an interrupt, the client's own gate (pacing, the
+/// hold after another call's 429), or no token stopped it before the first left. Nothing of it
+/// is in doubt, and it failed nothing: it is due as before its claim.
 pub(crate) fn never_sent(error: &Error) -> bool {
-    matches!(error, Error::Cancelled { .. } | Error::Throttled { .. }) && error.attempts() == 0
+    (matches!(error, Error::Cancelled { .. } | Error::Throttled { .. }) || error.auth().is_some())
+        && error.attempts() == 0
+}
+
+/// True when no token could be had before any request carried the item: the flush cannot go
+/// on, and returns that error (as when its first batch has none).
+pub(crate) fn no_token(error: &Error) -> bool {
+    error.auth().is_some() && error.attempts() == 0
 }
 
 /// True when the client's own gate (pacing, or the hold after another call's 429) kept the item

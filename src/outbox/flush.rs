@@ -384,6 +384,14 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
                     .filter(|e| e.is_cancelled() || matches!(e, Error::Storage { .. }))
                     .cloned()
             });
+            // No token for a whole batch after an earlier one went out: the flush stops (judge)
+            // and says so, as when its first batch has none.
+            let tokenless = results
+                .iter()
+                .all(|r| matches!(r, Err(e) if failure::no_token(e)));
+            if tokenless && interrupted.is_none() {
+                interrupted = results.iter().find_map(|r| r.as_ref().err().cloned());
+            }
             let (batch_outcomes, batch_stop) = judge(parts, batch, results, &attempts, &mut tally);
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
@@ -415,6 +423,14 @@ fn send(parts: &Flush<'_>, watch: &Watch, report: &mut FlushReport) -> Result<()
         report.pending = left;
         failed_list::warn(store.path(), 0, dropped);
         report.stopped_by = stop.as_ref().map(Stop::cause);
+        // An error other than an interrupt (whose report flush() reads) still says what is
+        // pending and when, as after any flush; if even that read fails, the error stands.
+        if interrupted
+            .as_ref()
+            .is_some_and(|error| !error.is_cancelled())
+        {
+            let _ = remaining(parts, report);
+        }
         if let Some((until, _)) = hold {
             if let Some(Stop::Refused(_, error)) = &stop {
                 warn_refused(parts, error, report, Some(until));
@@ -476,8 +492,15 @@ fn judge(
                     tally.applied += 1;
                     Outcome::Applied { known: one }
                 }
-                // Nothing of it left: nothing is in doubt, and it is due as before its claim.
-                Err(ref err) if failure::never_sent(err) => Outcome::NotSent,
+                // Nothing of it left: nothing is in doubt, and it is due as before its claim
+                // (a stop for want of a token holds the outbox for its backoff).
+                Err(ref err) if failure::never_sent(err) => {
+                    if failure::no_token(err) {
+                        let until = now.saturating_add(backoff(policy, due.failures));
+                        latest_retry = latest_retry.max(until);
+                    }
+                    Outcome::NotSent
+                }
                 Err(err) if failure::is_permanent(&err) => {
                     tally.failed += 1;
                     Outcome::Failed {

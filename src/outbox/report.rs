@@ -20,9 +20,10 @@ pub enum Enqueued {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlushReport {
-    /// Reports a request carried to Graph. Reports no request carried are never counted here:
-    /// those an interrupt stopped first (they stay due), and those no token could be had for
-    /// after an earlier batch went out (counted in `retry_later`). So `sent` is at most
+    /// Reports a request carried to Graph. Reports no request carried are never counted here nor
+    /// in `retry_later`: those an interrupt or the pacing gate stopped first (they stay due), and
+    /// those no token could be had for (the flush stops, returns the [`Error::Auth`], and holds
+    /// them for their backoff, no failure counted). So `sent` is at most
     /// `applied + retry_later + failed + interrupted` (`failed` also counts rows that could not
     /// be read, never sent), except after a flush that could not record its last round (the
     /// file busy when interrupted): those reports are counted as sent only, and stay pending.
