@@ -6,9 +6,11 @@
 //! the record replaces it. A kill between the two loses nothing: the reports are still pending and
 //! are sent again after that backoff (PATCH is idempotent), and since one flush runs at a time
 //! and a pending row always holds the newest merged report, an older value is never sent after a
-//! newer one. A write whose outcome is unknown may still be applied by Graph late, until its
-//! claim + `requestMs`: the claim notes it (in_doubt.rs), and a report that changes one of its
-//! values is not claimed before then, so the late write cannot overwrite it. The claim puts the reports' acknowledged state in doubt, so a report set
+//! newer one. A write whose outcome is unknown may still be applied by Graph late, until
+//! `requestMs` after its last request left: the claim notes it (in_doubt.rs), each request that
+//! leaves later than the claim allowed writes its own end first (`departure`), the handle keeps
+//! the ends on the steady clock too (steady.rs), and a report that changes one of its values is
+//! not claimed before then, so the late write cannot overwrite it. The claim puts the reports' acknowledged state in doubt, so a report set
 //! back to an old value after an unknown outcome is sent, never skipped.
 //!
 //! A flush stops sending (the rest stays pending) after a batch that Graph throttled or asked to

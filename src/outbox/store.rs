@@ -720,6 +720,9 @@ pub(crate) struct Claimed {
 /// and counted as skipped; one whose row cannot be read goes to the failed list; one that changes
 /// a value a write in doubt may still set is not claimed, and waits until that write's end.
 ///
+/// `steady` gives, for a user status this handle sent a write for, that write's end on the
+/// steady clock as a wall-clock time (steady.rs): the later of it and the row's end holds.
+///
 /// Its writes never fail for want of room (a full file must flush, and so shrink): see
 /// `eviction::make_way`.
 pub(crate) fn claim(
