@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use crate::departure::Departure;
+
 /// Something blocked that an interrupt must wake: a condvar's waiters, a socket's reader.
 pub(crate) trait Wake: Send + Sync {
     /// Ends the wait now (the waiter then sees that it was cancelled).
@@ -123,6 +125,9 @@ pub(crate) enum Waited {
 pub(crate) struct Watch {
     first: (Arc<Signal>, u64),
     second: Option<(Arc<Signal>, u64)>,
+    /// What the layer above must do before each request of the call leaves (not part of what
+    /// the watch is: two watches of the same signals are equal whatever it is).
+    departure: Option<Departure>,
 }
 
 impl fmt::Debug for Watch {
@@ -156,7 +161,20 @@ impl Watch {
         Watch {
             first: (Arc::clone(signal), signal.epoch()),
             second: None,
+            departure: None,
         }
+    }
+
+    /// This watch, whose call runs `departure` before each of its requests leaves.
+    pub(crate) fn before_each_request(mut self, departure: Departure) -> Watch {
+        self.departure = Some(departure);
+        self
+    }
+
+    /// A request of the call leaves now: what the layer above must do first (nothing, for most
+    /// calls). An error keeps the request from leaving.
+    pub(crate) fn leaving(&self) -> Result<(), crate::Error> {
+        self.departure.as_ref().map_or(Ok(()), Departure::leaving)
     }
 
     /// This watch, also watching `signal` from now on (an outbox's flush watches the outbox's

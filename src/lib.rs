@@ -44,6 +44,7 @@ mod collection;
 mod config;
 mod config_json;
 mod datetime;
+mod departure;
 mod error;
 mod error_json;
 #[allow(unsafe_code)]

@@ -324,6 +324,12 @@ impl Pipeline {
             if watch.cancelled() {
                 return cancelled("waiting for a token", attempts - 1);
             }
+            // What the layer above must do before the request leaves (the outbox writes until
+            // when Graph may apply it); unable to, the request does not leave.
+            if let Err(mut error) = watch.leaving() {
+                error.set_attempts(attempts - 1);
+                return Err(error);
+            }
             let sent_at = Instant::now();
             self.metrics.sent(request.operation);
             let outcome = self.attempt(

@@ -21,6 +21,7 @@ const LAYERS: &[(u32, &[&str])] = &[
             "json",
             "request_id",
             "cancel",
+            "departure",
             "metrics",
         ],
     ),

@@ -481,9 +481,10 @@ fn a_changed_value_waits_until_a_write_in_doubt_can_no_longer_land() {
     );
     assert_eq!(devices(&emu, "u1"), 1);
     let next = report.next_attempt_in.expect("u0 is pending");
+    // The claim's end: requestMs and 250 ms of slack for the request to leave.
     assert!(
         next > Duration::from_millis(IN_DOUBT_MS - 500)
-            && next <= Duration::from_millis(IN_DOUBT_MS),
+            && next <= Duration::from_millis(IN_DOUBT_MS + 250),
         "{next:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1518,11 +1519,17 @@ fn a_token_that_fails_mid_flush_is_asked_once_and_the_rest_waits_out_the_backoff
         outbox.enqueue(&Target::new("c1", id), &count(1)).unwrap();
     }
     // Three batches: the first has a token, the second none; the third is not tried.
-    let report = outbox.flush().unwrap();
+    let mut report = FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
     assert_eq!(
         calls.load(std::sync::atomic::Ordering::SeqCst),
         2,
         "one token attempt after the failure: {report:?}"
+    );
+    // The flush could not go on for want of a token: it says so, as when the first batch has none.
+    assert!(
+        flushed.as_ref().is_err_and(|e| e.auth().is_some()),
+        "{flushed:?}"
     );
     assert_eq!(
         (
@@ -1531,11 +1538,16 @@ fn a_token_that_fails_mid_flush_is_asked_once_and_the_rest_waits_out_the_backoff
             report.retry_later,
             report.failed
         ),
-        // Sent: only the 20 a request carried; the 20 without a token retry later.
-        (20, 20, 20, 0),
+        // Sent: only the 20 a request carried; the 20 without a token were never sent, and
+        // failed nothing (no failure counted, no backoff grown).
+        (20, 20, 0, 0),
         "{report:?}"
     );
     assert_eq!(report.pending, 40, "{report:?}");
+    assert_eq!(
+        read_number(&dir.join("outbox.db"), "SELECT max(failures) FROM pending"),
+        0
+    );
     assert!(
         report
             .next_attempt_in
@@ -3537,4 +3549,289 @@ fn a_write_in_doubt_left_by_a_clock_that_ran_ahead_holds_a_changed_value_one_req
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(devices(&emu, "u0"), 2, "the newer value lands last");
+}
+
+// Writes in doubt: what the file holds while a write may still land (review18).
+
+/// The writes in doubt the file holds now (what `kill -9` would leave): (key, until).
+fn in_doubt_rows(path: &Path) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut statement = conn.prepare("SELECT key, until FROM in_doubt").unwrap();
+    statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// What an agent does: flush every 50 ms until nothing is pending (bounded).
+fn drain_every_50_ms(outbox: &Outbox) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox.stats().unwrap().pending > 0 {
+        assert!(Instant::now() < deadline, "never drained");
+        let _ = outbox.flush();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A retry the pacing gate refuses (`Throttled`, attempts 1: the request before it) tells nothing
+/// of that request: W1 {devicesCount 1} leaves, Graph gets it and the answer is lost, the retry
+/// cannot pass the gate within `maxTotalMs`. The file keeps W1 in doubt (a changed value must
+/// wait for it), as after any unknown outcome. (The emulator applies a lost-answer write at once,
+/// so this checks the file.)
+#[test]
+fn a_retry_refused_at_the_gate_keeps_the_request_before_it_in_doubt() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-gate-throttled");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::none()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(500),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::LostAnswer).method("POST"));
+    let report = outbox.flush().unwrap();
+    let rows = in_doubt_rows(&path);
+    let now = unix_ms();
+    assert!(
+        rows.iter()
+            .any(|(key, until)| key.ends_with("/u0") && *until > now),
+        "W1's answer was lost after Graph got it, yet the file holds nothing in doubt for u0: \
+         {rows:?}; flush {report:?}; requests {:?}",
+        emu.requests()
+            .iter()
+            .map(|r| (r.method.clone(), r.path().to_owned()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The agent flushes every 50 ms until {devicesCount 2} went; W1 (sent at `sent_w1`, applied by
+/// Graph 2.5 s after it left) lands; the agent flushes again: Graph must end with 2.
+fn drain_and_let_w1_land(emu: &Emulator, outbox: &Outbox, sent_w1: Instant) {
+    drain_every_50_ms(outbox);
+    let sent_2 = sent_w1.elapsed();
+    while sent_w1.elapsed() < Duration::from_millis(3_200) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drain_every_50_ms(outbox);
+    assert_eq!(
+        devices(emu, "u0"),
+        2,
+        "Graph ends with the older value: devicesCount 2 was applied {sent_2:?} after W1, which \
+         may land until ~3 s (it did at 2.5 s); stats {:?}",
+        outbox.stats().unwrap()
+    );
+}
+
+/// A write in doubt keeps the window it was sent with: W1 {devicesCount 1} sent with requestMs
+/// 1.5 s times out, and Graph applies it 2.5 s after it left (within its record + 1.5 s). The file
+/// is reopened with requestMs 300 ms (a config change, the `ius` CLI), {devicesCount 2} is
+/// enqueued and the agent flushes every 50 ms: 2 waits for W1's own end, and Graph ends with 2.
+#[test]
+fn a_shorter_request_ms_after_reopening_does_not_cut_a_write_in_doubt_short() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-cut-short");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let sent_w1 = Instant::now();
+    {
+        let outbox =
+            Outbox::open(&one_try_client(&emu, 1_500), &path, OutboxOptions::new()).unwrap();
+        outbox.enqueue(&u0, &count(1)).unwrap();
+        emu.add_fault(
+            FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"),
+        );
+        let report = outbox.flush().unwrap();
+        assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
+    }
+    let outbox = Outbox::open(&one_try_client(&emu, 300), &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    drain_and_let_w1_land(&emu, &outbox, sent_w1);
+}
+
+/// A file whose `in_doubt` table predates the window each row keeps (`request_ms`) opens, gets
+/// the column, and keeps its writes in doubt, read with the current `requestMs`.
+#[test]
+fn a_file_whose_writes_in_doubt_keep_no_window_opens_and_keeps_them() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-no-window");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    drop(Outbox::open(&one_try_client(&emu, 1_000), &path, OutboxOptions::new()).unwrap());
+    let until = unix_ms() + 60_000;
+    edit(
+        &path,
+        &format!(
+            "DROP TABLE in_doubt;
+             CREATE TABLE in_doubt (key TEXT PRIMARY KEY NOT NULL, patch TEXT NOT NULL,
+                 until INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO in_doubt VALUES ('/deviceManagement/deviceConfigurations/c1/userStatuses/u0',
+                 '{{\"devicesCount\":1}}', {until});"
+        ),
+    );
+    let outbox = Outbox::open(&one_try_client(&emu, 1_000), &path, OutboxOptions::new()).unwrap();
+    assert_eq!(
+        read_number(
+            &path,
+            "SELECT count(*) FROM pragma_table_info('in_doubt') WHERE name = 'request_ms'"
+        ),
+        1
+    );
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!(
+        (report.sent, emu.wire_requests().len()),
+        (0, 0),
+        "held back: {report:?}"
+    );
+    let left = report.next_attempt_in.expect("pending");
+    assert!(
+        left <= Duration::from_millis(1_250) && left > Duration::from_millis(500),
+        "read with the current requestMs (+ 250 ms of departure slack): {left:?}"
+    );
+}
+
+/// Flushes `outbox` on a thread until `requests` requests are on the wire (the one of interest
+/// left last), reads what the file holds in doubt for `id` then (what a kill leaves while it is
+/// in flight), and checks that the end is at least when it left + `request_ms`.
+fn assert_in_doubt_after_it_left(
+    emu: &Emulator,
+    outbox: &Arc<Outbox>,
+    requests: usize,
+    id: &str,
+    request_ms: i64,
+) {
+    let flusher = {
+        let outbox = Arc::clone(outbox);
+        std::thread::spawn(move || outbox.flush())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A lone report goes as a PATCH or in a `$batch`: count what went on the wire.
+    while emu.wire_requests().len() < requests {
+        assert!(Instant::now() < deadline, "the request never left");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = unix_ms();
+    let rows = in_doubt_rows(outbox.path());
+    let _ = flusher.join();
+    let until = rows
+        .iter()
+        .filter(|(key, _)| key.ends_with(&format!("/{id}")))
+        .map(|(_, until)| *until)
+        .min()
+        .expect("in doubt");
+    assert!(
+        until >= left + request_ms - 100,
+        "{id}'s write left at {left} and may land until {}, but the file holds it in doubt only \
+         until {until} ({} ms after it left)",
+        left + request_ms,
+        until - left
+    );
+}
+
+/// A retry within one call (after a 504, an unknown outcome) leaves ~800 ms after the claim: the
+/// file holds it in doubt until it left + requestMs before it leaves, so a kill while it is in
+/// flight leaves an end true for it.
+#[test]
+fn the_file_holds_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left() {
+    const R: i64 = 1_000;
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-retry-left");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(R as u64))
+        .retry_policy(
+            RetryPolicy::none()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(800)),
+        )
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 504,
+                retry_after: None,
+            },
+        )
+        .method("PATCH"),
+    );
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_000))).method("PATCH"));
+    // The retry is the second request.
+    assert_in_doubt_after_it_left(&emu, &outbox, 2, "u0", R);
+}
+
+/// A round's first batch may wait before it leaves (here ~1.5 s at the pacing gate the agent's
+/// direct update filled; a 429 hold or a token fetch alike): the file holds it in doubt until it
+/// left + requestMs before it leaves.
+#[test]
+fn the_file_holds_a_first_batch_that_waited_at_the_gate_in_doubt_after_it_left() {
+    const R: i64 = 1_000;
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let dir = folder("doubt-gate-left");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(R as u64))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_500),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    // The agent's own direct update takes the pacing slot.
+    client
+        .update_user_status(&Target::new("c1", "u1"), &count(5))
+        .unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_000))).method("PATCH"));
+    // The flush's batch is the second request, after the direct update.
+    assert_in_doubt_after_it_left(&emu, &outbox, 2, "u0", R);
+}
+
+/// A wall clock stepped forward (NTP after a resume, a VM restored) must not end a write in doubt
+/// early in the process that sent it: W1 {devicesCount 1} times out (Graph applies it 2.5 s after
+/// it left, within its record + requestMs 1.5 s); the clock steps forward 2 s (simulated: the
+/// stored ends moved back 2 s, which is what the file then looks like against the clock);
+/// {devicesCount 2} is enqueued and flushed every 50 ms. The handle's steady end holds it back
+/// until W1 can no longer land: Graph ends with 2.
+#[test]
+fn a_clock_stepped_forward_does_not_end_a_write_in_doubt_early_in_the_same_process() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-forward");
+    let path = dir.join("o.db");
+    let u0 = Target::new("c1", "u0");
+    let sent_w1 = Instant::now();
+    let outbox = Outbox::open(&one_try_client(&emu, 1_500), &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&u0, &count(1)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"));
+    let report = outbox.flush().unwrap();
+    assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
+    // The wall clock steps forward 2 s: the stored end is 2 s nearer.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch("UPDATE in_doubt SET until = until - 2000")
+        .unwrap();
+    conn.execute_batch("UPDATE pending SET next_attempt_at = next_attempt_at - 2000")
+        .unwrap();
+    drop(conn);
+    outbox.enqueue(&u0, &count(2)).unwrap();
+    drain_and_let_w1_land(&emu, &outbox, sent_w1);
 }

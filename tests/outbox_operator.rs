@@ -675,3 +675,91 @@ fn a_flush_whose_token_endpoint_is_unreachable_says_offline_not_auth() {
     );
     assert!(warned.is_empty(), "{warned:?}");
 }
+
+/// An operator (or a backup tool) hard-links the agent's outbox: SQLite names its journal after
+/// the name it opens, so a second name would fail every write with "disk I/O error". Opening
+/// either name is refused, STORAGE naming the path and the hard links; the handle opened before
+/// the link keeps working.
+#[cfg(unix)]
+#[test]
+fn a_hard_linked_file_is_refused_by_either_name_saying_why() {
+    let emu = emulator_with(["u0"]);
+    let dir = folder("hard-linked");
+    let (a, b) = (dir.join("a.db"), dir.join("b.db"));
+    let client = common::client(&emu.base_url());
+    let first = Outbox::open(&client, &a, OutboxOptions::new()).unwrap();
+    std::fs::hard_link(&a, &b).unwrap();
+    for name in [&b, &a] {
+        let Err(error) = Outbox::open(&client, name, OutboxOptions::new()) else {
+            panic!("a hard-linked file opened");
+        };
+        let shown = error.to_string();
+        assert!(
+            shown.contains(&name.display().to_string()),
+            "names the path: {shown}"
+        );
+        let reason = storage_reason(error);
+        assert!(
+            reason.contains("2 names (hard links)"),
+            "says why: {reason}"
+        );
+    }
+    let patch = UserStatusPatch::new().devices_count(1);
+    first.enqueue(&Target::new("c1", "u0"), &patch).unwrap();
+    assert_eq!(first.flush().unwrap().applied, 1);
+}
+
+/// A flush whose batch the client's OWN pacing gate could not let leave within the call's budget
+/// (the agent's direct update took the slot) says `paced`, not `throttled` (Graph answered no
+/// 429), holds nothing, counts no failure for a report never sent (it stays due as before), and
+/// the metrics count it as `paced`.
+#[test]
+fn a_flush_the_pacing_gate_held_says_paced_and_holds_nothing() {
+    let emu = emulator_with(["u0", "u1"]);
+    let dir = folder("paced");
+    let path = dir.join("outbox.db");
+    let client = common::builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            intune_user_status::RetryPolicy::none()
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_000),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    let patch = UserStatusPatch::new().devices_count(1);
+    outbox.enqueue(&Target::new("c1", "u0"), &patch).unwrap();
+    // The agent's own direct update takes the pacing slot.
+    client
+        .update_user_status(&Target::new("c1", "u1"), &patch)
+        .unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!(emu.throttled_count(), 0);
+    assert_eq!(stopped_by(&report), "paced", "{report:?}");
+    assert_eq!(
+        (report.sent, report.retry_later, report.pending),
+        (0, 0, 1),
+        "{report:?}"
+    );
+    let stats = outbox.stats().unwrap();
+    assert_eq!(stats.held_until, None, "{stats:?}");
+    let failures = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("SELECT failures FROM pending", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(failures, 0, "a report never sent failed nothing");
+    let metrics = serde_json::to_value(client.metrics()).unwrap();
+    assert_eq!(metrics["flushesStopped"]["paced"], 1, "{metrics}");
+    assert_eq!(metrics["flushesStopped"]["throttled"], 0, "{metrics}");
+    // Once the slot is free, the next flush sends it.
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(outbox.flush().unwrap().applied, 1);
+}

@@ -43,8 +43,9 @@ pub fn run(
         OutboxAction::Flush(bounds) => {
             let mut report = FlushReport::default();
             let flushed = open(client, path, bounds)?.flush_into(&mut report);
-            // A flush stopped for want of a token says so (stoppedBy) and still fails.
-            if flushed.is_ok() || flushed.as_ref().is_err_and(|e| e.auth().is_some()) {
+            // A flush that stopped for want of a token, was interrupted, or failed after requests
+            // went out says what it did (stoppedBy, sent, pending) and still fails.
+            if report.tells_of(&flushed) {
                 print(out, &report)?;
             }
             Ok(flushed?)

@@ -164,7 +164,9 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// (the token endpoint or source refused the credentials, or Graph answered 401 to a whole
 /// batch: also logged at WARN, without the token; an operator must fix the credentials),
 /// `"offline"` (a batch got no answer at all, or the token endpoint could not be reached),
-/// `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"held"`
+/// `"throttled"` (Graph throttled a batch or asked to wait past `retry.maxDelayMs`), `"paced"`
+/// (the client's own gate, its pacing or the hold after another call's 429, could not let a
+/// batch leave within the call's budget: nothing held, the rest stays due), `"held"`
 /// (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
 /// `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
 /// 401 that a fresh token did not cure included) kept for a later flush (after their
@@ -177,8 +179,9 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// connect timeout), no token or only 401s (the rest waits out the same backoff), and after
 /// `flushTimeMs`; what a stop holds back is held by one stored time for the whole outbox.
 /// A report that changes a value a write with an unknown outcome (no answer, a timeout, a 5xx,
-/// an interrupt, a kill) may still set is not sent until that write can no longer land: its
-/// claim + `timeouts.requestMs`; a retry of the same value goes after the backoff.
+/// an interrupt, a kill) may still set is not sent until that write can no longer land: the
+/// time its last request left (or its unknown outcome was recorded) + the `timeouts.requestMs`
+/// it was sent with; a retry of the same value goes after the backoff.
 /// A stored time is bounded, never trusted: a next attempt later than now + the longer of
 /// `retry.maxDelayMs` and `timeouts.requestMs` (left by a clock that ran ahead) is due now, and
 /// so is a hold later than now + the longer of `retry.maxDelayMs` and the wait it was set for.
@@ -186,7 +189,7 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 ///
 /// Returns `IUS_STATUS_OK` whenever the flush ran, whatever became of the reports; a failure
 /// status only when it could not run (`STORAGE`, `AUTH` before anything was sent, ...). Waits
-/// for a flush of the same file (by any path to it but a hard link) by another thread or process
+/// for a flush of the same file (by any path to it) by another thread or process
 /// to end first; that wait spends `flushTimeMs` too, and a flush still waiting when it is spent
 /// returns `IUS_STATUS_OK` having sent nothing (`sent` 0, its reports `pending`,
 /// `nextAttemptInSeconds` when the earliest is due: 0 unless every one is held back by a backoff
@@ -216,8 +219,9 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// read after the stop, which holds the whole outbox as any stop does.
 ///
 /// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
-/// every status where the flush ran: `IUS_STATUS_OK`, `IUS_STATUS_CANCELLED` and
-/// `IUS_STATUS_AUTH`; else (it could not run) NULL; `*out_error_json` as for
+/// every status where the flush ran: `IUS_STATUS_OK`, `IUS_STATUS_CANCELLED`, `IUS_STATUS_AUTH`,
+/// and any other status (e.g. `IUS_STATUS_STORAGE` recording the outcomes) once requests went
+/// out (`sent` > 0: those reports stay pending); else (it could not run) NULL; `*out_error_json` as for
 /// `ius_outbox_enqueue`.
 /// Thread safety: may be called from any thread; blocks while reports are sent.
 #[unsafe(no_mangle)]
@@ -232,11 +236,7 @@ pub unsafe extern "C" fn ius_outbox_flush(
         let outbox = unsafe { outbox_ref(outbox) }?;
         let mut report = FlushReport::default();
         let flushed = outbox.flush_into(&mut report);
-        // Where the flush ran (Outbox::flush_into says what its report holds then).
-        if flushed
-            .as_ref()
-            .map_or_else(|e| e.is_cancelled() || e.auth().is_some(), |()| true)
-        {
+        if report.tells_of(&flushed) {
             // SAFETY: as above.
             unsafe { write_json(out_report_json, &report) }?;
         }

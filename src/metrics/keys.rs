@@ -186,6 +186,10 @@ table! {
         Throttled = "throttled",
         /// An earlier flush's stop still holds the whole outbox back: nothing was sent.
         Held = "held",
+        /// The client's own gate (its `pacing`, or the hold after a 429 another call received)
+        /// could not let a batch leave within the call's budget: Graph was not asked, so nothing
+        /// is held and no report counts a failure; the rest stays due.
+        Paced = "paced",
         /// `flushTimeMs` ran out (the wait for another flush of the file included).
         Time = "time",
         /// An interrupt ended the flush (`Outbox::interrupt`, or its client's).
@@ -246,7 +250,7 @@ mod tests {
         stops[FlushStop::Auth] = 1;
         assert_eq!(
             serde_json::to_string(&stops).unwrap(),
-            r#"{"auth":1,"offline":0,"throttled":0,"held":0,"time":0,"interrupt":0}"#
+            r#"{"auth":1,"offline":0,"throttled":0,"held":0,"paced":0,"time":0,"interrupt":0}"#
         );
     }
 }

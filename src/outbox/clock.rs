@@ -15,6 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub(crate) struct Clock {
     #[cfg(test)]
     set: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
+    /// A set clock's steady time: (the set time last read, the steady time then).
+    #[cfg(test)]
+    steady: std::sync::Arc<std::sync::Mutex<Option<(i64, i64)>>>,
 }
 
 impl Clock {
@@ -29,6 +32,28 @@ impl Clock {
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 
+    /// Milliseconds on the steady (monotonic) clock since an origin of this process: never
+    /// stepped, unlike the wall clock (steady.rs). A test's set clock moving forward is time
+    /// passing, and moving back a step of the wall clock alone: its steady time counts the
+    /// forward moves only.
+    pub(crate) fn steady_ms(&self) -> i64 {
+        #[cfg(test)]
+        if let Some(set) = &self.set {
+            let now = set.load(std::sync::atomic::Ordering::SeqCst);
+            let mut steady = self
+                .steady
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (last, at) = steady.unwrap_or((now, 0));
+            let at = at + (now - last).max(0);
+            *steady = Some((now, at));
+            return at;
+        }
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let elapsed = ORIGIN.get_or_init(std::time::Instant::now).elapsed();
+        i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// A clock that reads `at` until the test stores another time in it.
     #[cfg(test)]
     pub(crate) fn fixed(at: i64) -> (Clock, std::sync::Arc<std::sync::atomic::AtomicI64>) {
@@ -36,6 +61,7 @@ impl Clock {
         (
             Clock {
                 set: Some(std::sync::Arc::clone(&set)),
+                steady: std::sync::Arc::default(),
             },
             set,
         )

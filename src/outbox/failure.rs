@@ -48,12 +48,15 @@ pub(crate) fn refuses_the_credentials(error: &Error) -> bool {
 /// client's own hold after a 429 kept it from being sent, no token could be had before any
 /// request carried it, or the connection (or its TLS session) could not be made, so the request
 /// was never written. A timeout or a connection lost once the request may have been written, a
-/// 504, any other answer-less end, or a retry that found no token after requests carried it
-/// (what became of those is unknown) is not: Graph may still apply it.
+/// 504, any other answer-less end, or a retry that found no token or was refused at the pacing
+/// gate after requests carried it (the error then tells nothing of those, whose fate is
+/// unknown) is not: Graph may still apply it.
 pub(crate) fn never_processed(error: &Error) -> bool {
     match error {
         Error::Graph(graph) => matches!(graph.status, 401 | 429 | 503),
-        Error::Throttled { .. } => true,
+        // Raised before a request leaves: it speaks for the requests before it only when there
+        // were none.
+        Error::Throttled { attempts, .. } => *attempts == 0,
         Error::Transport {
             kind: TransportKind::Connect | TransportKind::Dns | TransportKind::Tls,
             no_answer: true,
@@ -65,6 +68,27 @@ pub(crate) fn never_processed(error: &Error) -> bool {
         } => true,
         other => other.auth().is_some() && other.attempts() == 0,
     }
+}
+
+/// True when no request carried the item: an interrupt, the client's own gate (pacing, the
+/// hold after another call's 429), or no token stopped it before the first left. Nothing of it
+/// is in doubt, and it failed nothing: it is due as before its claim.
+pub(crate) fn never_sent(error: &Error) -> bool {
+    (matches!(error, Error::Cancelled { .. } | Error::Throttled { .. }) || error.auth().is_some())
+        && error.attempts() == 0
+}
+
+/// True when no token could be had before any request carried the item: the flush cannot go
+/// on, and returns that error (as when its first batch has none).
+pub(crate) fn no_token(error: &Error) -> bool {
+    error.auth().is_some() && error.attempts() == 0
+}
+
+/// True when the client's own gate (pacing, or the hold after another call's 429) kept the item
+/// from leaving at all: Graph was not asked about it. (A retry refused there after a request
+/// carried it is that request's outcome: a 429 that set the hold, say, and a throttled stop.)
+pub(crate) fn refused_at_the_gate(error: &Error) -> bool {
+    matches!(error, Error::Throttled { .. }) && error.attempts() == 0
 }
 
 /// An error as stored in the failed list.
@@ -206,5 +230,19 @@ mod tests {
         assert!(fails_every_request(&timeout("connect", true)));
         assert!(!fails_every_request(&timeout("connect", false)));
         assert!(!fails_every_request(&timeout("response", false)));
+    }
+
+    #[test]
+    fn a_refusal_at_the_gate_is_never_processed_only_when_no_request_went_before_it() {
+        let refused = |attempts| Error::Throttled {
+            wait: std::time::Duration::from_secs(1),
+            client_request_id: "crid".into(),
+            attempts,
+        };
+        assert!(never_processed(&refused(0)));
+        // The request before the refused retry may still land.
+        assert!(!never_processed(&refused(1)) && !never_processed(&refused(2)));
+        let cancelled = Error::cancelled("waiting at the pacing gate", "crid", 1);
+        assert!(!never_processed(&cancelled));
     }
 }

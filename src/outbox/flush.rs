@@ -6,9 +6,11 @@
 //! the record replaces it. A kill between the two loses nothing: the reports are still pending and
 //! are sent again after that backoff (PATCH is idempotent), and since one flush runs at a time
 //! and a pending row always holds the newest merged report, an older value is never sent after a
-//! newer one. A write whose outcome is unknown may still be applied by Graph late, until its
-//! claim + `requestMs`: the claim notes it (in_doubt.rs), and a report that changes one of its
-//! values is not claimed before then, so the late write cannot overwrite it. The claim puts the reports' acknowledged state in doubt, so a report set
+//! newer one. A write whose outcome is unknown may still be applied by Graph late, until
+//! `requestMs` after its last request left: the claim notes it (in_doubt.rs), each request that
+//! leaves later than the claim allowed writes its own end first (`departure`), the handle keeps
+//! the ends on the steady clock too (steady.rs), and a report that changes one of its values is
+//! not claimed before then, so the late write cannot overwrite it. The claim puts the reports' acknowledged state in doubt, so a report set
 //! back to an old value after an unknown outcome is sent, never skipped.
 //!
 //! A flush stops sending (the rest stays pending) after a batch that Graph throttled or asked to
@@ -16,8 +18,10 @@
 //! `MAX_OUTBOX_HOLD`), after a batch
 //! whose every report got no answer at all (Graph cannot be reached now), no token, or a 401 a
 //! fresh token did not cure (the rest waits out the same backoff, so an offline flush pays one
-//! batch's retries and one token attempt, not one per batch), and once it has run `flushTime`
-//! (the rest stays due). What a stop holds back is held by one stored time for the whole outbox
+//! batch's retries and one token attempt, not one per batch), after a batch the client's own gate
+//! (pacing, the hold after another call's 429) could not let leave within the call's budget
+//! (paced: Graph was not asked, so nothing is held and the reports not sent stay due, no failure
+//! counted), and once it has run `flushTime` (the rest stays due). What a stop holds back is held by one stored time for the whole outbox
 //! (`hold`), so a stop writes the rows of its batch and one more, whatever the backlog. The
 //! report's `stopped_by` says why a flush stopped early ([`FlushStop`]), the client's metrics
 //! count it, and a stop for the credentials is logged at WARN (an operator must act). The flush's
@@ -38,6 +42,8 @@
 //! next attempt are then read through a read-only connection of the file's canonical path; if
 //! even that fails, `pending` keeps what the flush knew was pending.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::busy;
@@ -45,13 +51,16 @@ use super::clock::{Clock, Horizon, rfc3339};
 use super::failed_list;
 use super::failure;
 use super::hold;
+use super::in_doubt;
 use super::lock::FlushLock;
 use super::options::OutboxOptions;
 use super::report::FlushReport;
 use super::schema;
+use super::steady::SteadyEnds;
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
+use crate::departure::Departure;
 use crate::metrics::FlushStop;
 use crate::{BulkResult, CallOptions, Client, Error, UpdateOutcome};
 
@@ -71,6 +80,8 @@ pub(crate) struct Flush<'a> {
     pub file: &'a std::path::Path,
     /// The outbox's own cancellation signal (the client's is watched too).
     pub signal: &'a std::sync::Arc<Signal>,
+    /// Until when the writes this handle sent may land, on the steady clock.
+    pub steady: &'a std::sync::Arc<SteadyEnds>,
     /// Tests only: where the flush pauses for a test's hook.
     #[cfg(any(test, feature = "test-seams"))]
     pub seam: &'a super::seam::Seam,
@@ -103,6 +114,9 @@ enum Stop {
     Refused(i64, String),
     /// `flushTime` ran out: what was not sent stays due.
     OutOfTime,
+    /// The client's own gate refused a batch within the call's budget: what was not sent stays
+    /// due, nothing is held (Graph throttled nothing).
+    Paced,
 }
 
 impl Stop {
@@ -111,6 +125,7 @@ impl Stop {
             Stop::Until(_, why) => *why,
             Stop::Refused(..) => FlushStop::Auth,
             Stop::OutOfTime => FlushStop::Time,
+            Stop::Paced => FlushStop::Paced,
         }
     }
 
@@ -118,7 +133,7 @@ impl Stop {
     fn holds_until(&self) -> Option<i64> {
         match self {
             Stop::Until(until, _) | Stop::Refused(until, _) => Some(*until),
-            Stop::OutOfTime => None,
+            Stop::OutOfTime | Stop::Paced => None,
         }
     }
 }
@@ -246,6 +261,14 @@ fn send(
         }
         let now = clock.now_ms();
         let policy = client.retry_policy();
+        let slack = in_doubt::DEPARTURE_SLACK_MS;
+        // A wall clock stepped forward since this handle sent writes: their steady ends go to
+        // the file first (the usual round writes nothing here).
+        let stepped = parts.steady.stepped((clock, now), slack);
+        if !stepped.is_empty() {
+            let ends = stepped.iter().map(|(key, until)| (key.as_str(), *until));
+            store.run(|conn| store::leaving(conn, ends, request_ms))?;
+        }
         let claimed = store.run(|conn| {
             store::claim(
                 conn,
@@ -253,9 +276,23 @@ fn send(
                 options,
                 (now, &rfc3339(now)),
                 store.path(),
-                (request_ms, |n| backoff(policy, n)),
+                (
+                    request_ms,
+                    |n| backoff(policy, n),
+                    |key: &str| parts.steady.floor(key, (clock, now)),
+                ),
             )
         })?;
+        // What a claimed write's known outcome brings back, as its row's `in_doubt_before`.
+        let steady_before: HashMap<String, _> = claimed
+            .due
+            .iter()
+            .map(|due| (due.key.clone(), parts.steady.get(&due.key)))
+            .collect();
+        let claimed_keys = claimed.due.iter().map(|due| due.key.as_str());
+        parts
+            .steady
+            .note(claimed_keys, (clock, now), request_ms + slack);
         report.skipped += claimed.skipped;
         report.failed += claimed.unreadable;
         left -= (claimed.skipped + claimed.unreadable).min(left);
@@ -297,20 +334,9 @@ fn send(
                 outcomes.extend(not_sent(batch));
                 continue;
             }
-            // A later batch of the round leaves after the earlier ones' answers: its writes may
-            // land until requestMs from now, not from the claim. Unwritten, the batch is not sent
-            // (its claim's end stays, and is then true), nor are the rest; the error ends the flush.
-            if !outcomes.is_empty() {
-                let keys: Vec<&str> = batch.iter().map(|due| due.key.as_str()).collect();
-                let until = clock.now_ms().saturating_add(request_ms);
-                if let Err(error) = store.run(|conn| store::leaving(conn, &keys, until)) {
-                    interrupted = Some(error);
-                    outcomes.extend(not_sent(batch));
-                    continue;
-                }
-            }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
-            let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch)
+            let departure = departure(parts, &batch, now, request_ms);
+            let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch, departure)
                 .into_iter()
                 .map(|r| (r.result, r.attempts))
                 .unzip();
@@ -342,6 +368,10 @@ fn send(
                 let hold = Some((until, until - now));
                 store
                     .run(|conn| store::record(conn, &not_sent, options, (now, request_ms), hold))?;
+                for (due, _) in &not_sent {
+                    let before = steady_before.get(&due.key).copied().flatten();
+                    parts.steady.restore(&due.key, before);
+                }
                 let error = results
                     .into_iter()
                     .find_map(Result::err)
@@ -364,9 +394,22 @@ fn send(
             // for a token or for their turn; or no token could be had) were never sent.
             let unsent = attempts.iter().filter(|&&n| n == 0).count();
             report.sent += (batch.len() - unsent) as u64;
-            interrupted = results
+            // An interrupt, or an end in doubt that could not be written before a request left
+            // (that request did not leave): the flush ends once the round is recorded.
+            interrupted = results.iter().find_map(|r| {
+                r.as_ref()
+                    .err()
+                    .filter(|e| e.is_cancelled() || matches!(e, Error::Storage { .. }))
+                    .cloned()
+            });
+            // No token for a whole batch after an earlier one went out: the flush stops (judge)
+            // and says so, as when its first batch has none.
+            let tokenless = results
                 .iter()
-                .find_map(|r| r.as_ref().err().filter(|e| e.is_cancelled()).cloned());
+                .all(|r| matches!(r, Err(e) if failure::no_token(e)));
+            if tokenless && interrupted.is_none() {
+                interrupted = results.iter().find_map(|r| r.as_ref().err().cloned());
+            }
             let (batch_outcomes, batch_stop) = judge(parts, batch, results, &attempts, &mut tally);
             outcomes.extend(batch_outcomes);
             stop = batch_stop;
@@ -383,11 +426,29 @@ fn send(
             .map(|until| (until, until - now));
         let dropped =
             store.run(|conn| store::record(conn, &outcomes, options, (now, request_ms), hold))?;
+        for (due, outcome) in &outcomes {
+            if outcome.known() {
+                let before = steady_before.get(&due.key).copied().flatten();
+                parts.steady.restore(&due.key, before);
+            } else {
+                parts
+                    .steady
+                    .note([due.key.as_str()], (clock, now), request_ms);
+            }
+        }
         tally.add_to(report);
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
         warnings.extend(failed_list::warnings(store.path(), 0, dropped));
         report.stopped_by = stop.as_ref().map(Stop::cause);
+        // An error other than an interrupt (whose report flush() reads) still says what is
+        // pending and when, as after any flush; if even that read fails, the error stands.
+        if interrupted
+            .as_ref()
+            .is_some_and(|error| !error.is_cancelled())
+        {
+            let _ = remaining(parts, report);
+        }
         if let Some((until, _)) = hold {
             if let Some(Stop::Refused(_, error)) = &stop {
                 warnings.push(refused(parts, error, report, until));
@@ -431,6 +492,11 @@ fn judge(
         .flatten();
     let mut throttled_until: Option<i64> = None;
     let mut latest_retry = now;
+    // The client's own gate kept one from leaving at all (it is not sent, and Graph throttled
+    // nothing): the next batch would meet the gate too.
+    let paced = results
+        .iter()
+        .any(|r| matches!(r, Err(e) if failure::refused_at_the_gate(e)));
     let outcomes = batch
         .into_iter()
         .zip(results)
@@ -444,8 +510,15 @@ fn judge(
                     tally.applied += 1;
                     Outcome::Applied { known: one }
                 }
-                // Nothing of it left: nothing is in doubt, and it is due as before its claim.
-                ref unsent if never_sent(unsent) => Outcome::NotSent,
+                // Nothing of it left: nothing is in doubt, and it is due as before its claim
+                // (a stop for want of a token holds the outbox for its backoff).
+                Err(ref err) if failure::never_sent(err) => {
+                    if failure::no_token(err) {
+                        let until = now.saturating_add(backoff(policy, due.failures));
+                        latest_retry = latest_retry.max(until);
+                    }
+                    Outcome::NotSent
+                }
                 Err(err) if failure::is_permanent(&err) => {
                     tally.failed += 1;
                     Outcome::Failed {
@@ -492,14 +565,10 @@ fn judge(
     let stop = match (throttled_until, refused) {
         (Some(until), _) => Some(Stop::Until(until, FlushStop::Throttled)),
         (None, Some(error)) => Some(Stop::Refused(latest_retry, error)),
-        (None, None) => every_fails.then_some(Stop::Until(latest_retry, FlushStop::Offline)),
+        (None, None) if every_fails => Some(Stop::Until(latest_retry, FlushStop::Offline)),
+        (None, None) => paced.then_some(Stop::Paced),
     };
     (outcomes, stop)
-}
-
-/// Whether an item's result is an interrupt that came before any request carrying it was sent.
-fn never_sent(result: &Result<UpdateOutcome, Error>) -> bool {
-    matches!(result, Err(err) if err.is_cancelled() && err.attempts() == 0)
 }
 
 /// The wait (ms) after the next failure of a report that failed `failures` times in a row: what
@@ -514,9 +583,11 @@ fn backoff(policy: &crate::RetryPolicy, failures: u32) -> i64 {
 }
 
 /// The latest stored time believed (ms after now): a next attempt is at most `maxDelayMs` away,
-/// or `requestMs` for a changed value held back behind a write in doubt (in_doubt.rs).
+/// or `requestMs` + the departure slack for a changed value held back behind a write in doubt
+/// (in_doubt.rs).
 fn latest_wait(client: &Client) -> i64 {
-    millis(client.retry_policy().max_delay).max(millis(client.request_timeout()))
+    millis(client.retry_policy().max_delay)
+        .max(millis(client.request_timeout()).saturating_add(in_doubt::DEPARTURE_SLACK_MS))
 }
 
 /// How the outbox-wide hold is read at `now`: believed up to now + the longer of `maxDelayMs` and
@@ -530,10 +601,48 @@ fn millis(wait: Duration) -> i64 {
 }
 
 /// Sends `items` (one batch) through the bulk path (`$batch`, per-item retries, pacing) and
-/// returns one result per item, in order; the call watches the flush's `watch`.
-fn deliver(client: &Client, items: &[crate::BulkItem], watch: &Watch) -> Vec<BulkResult> {
+/// returns one result per item, in order; the call watches the flush's `watch`, and runs
+/// `departure` before each of its requests leaves.
+fn deliver(
+    client: &Client,
+    items: &[crate::BulkItem],
+    watch: &Watch,
+    departure: Departure,
+) -> Vec<BulkResult> {
     let options = CallOptions::new()
         .fetch_after_no_content(false)
-        .watched_by(watch.clone());
+        .watched_by(watch.clone().before_each_request(departure));
     client.update_user_statuses_detailed(items, &options)
+}
+
+/// What runs before each request carrying `batch` (claimed at `claimed`) leaves: the claim wrote
+/// its writes in doubt until `claimed` + `request_ms` + the slack; a request leaving later than
+/// the slack allows (a later batch of the round, a retry within the call, a wait at the pacing
+/// gate, for a token or a 429 hold) first writes now + `request_ms` + the slack, in its own small
+/// transaction, so the file holds each request in doubt for `requestMs` after it left whatever
+/// stops the process meanwhile. The end written is kept in memory: a request that leaves in time
+/// writes nothing.
+fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) -> Departure {
+    let store = parts.store.clone();
+    let clock = parts.clock.clone();
+    let steady = std::sync::Arc::clone(parts.steady);
+    let keys: Vec<String> = batch.iter().map(|due| due.key.clone()).collect();
+    let slack = in_doubt::DEPARTURE_SLACK_MS;
+    let written = AtomicI64::new(claimed.saturating_add(request_ms).saturating_add(slack));
+    Departure::new(move || {
+        let now = clock.now_ms();
+        if now.saturating_add(request_ms) <= written.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let until = now.saturating_add(request_ms).saturating_add(slack);
+        let ends = keys.iter().map(|key| (key.as_str(), until));
+        store.run(|conn| store::leaving(conn, ends, request_ms))?;
+        written.store(until, Ordering::Relaxed);
+        steady.note(
+            keys.iter().map(String::as_str),
+            (&clock, now),
+            request_ms + slack,
+        );
+        Ok(())
+    })
 }

@@ -9,59 +9,82 @@
 //! (PATCH is idempotent: an equal late write changes nothing).
 //!
 //! The bound is the request's budget (`timeouts.requestMs`, 100 s by default, the timeout
-//! Microsoft's own SDKs give a request): from the claim (the request left after it), or from the
-//! record of an unknown outcome (it left before that), the client waits for an answer at most that
-//! long. Graph documents no time after which a request it received can no longer be applied: that
+//! Microsoft's own SDKs give a request): from the time the request left (written before it leaves:
+//! the claim's end covers a request leaving within [`DEPARTURE_SLACK_MS`] of it, and a later one,
+//! a retry within the call, a wait at the pacing gate or for a token, writes its own first), or
+//! from the record of an unknown outcome (it left before that), the client waits for an answer at
+//! most that long. Graph documents no time after which a request it received can no longer be applied: that
 //! a write not applied `requestMs` after it left is never applied is this bound's assumption.
-//! Like every stored time it is bounded when read, never trusted: an end later than now +
-//! `requestMs` (written under a longer `requestMs`, or before the clock was stepped back, or by a
-//! clock that ran ahead) is read as now + `requestMs`, still in doubt. It is never read as over:
-//! a write that may still land is not dropped for a clock's error. Each claim writes such an end
-//! back as now + `requestMs` ([`bound`]), so a clock that ran ahead costs a changed value one
-//! `requestMs` once the clock is right, not the time until the clock reaches that end.
+//! Like every stored time it is bounded when read, never trusted: each row keeps the `requestMs`
+//! its write was sent with (its window), and an end later than now + that window (written before
+//! the clock was stepped back, or by a clock that ran ahead) is read as now + the window, still in
+//! doubt. The window is the row's, not the client's that opened the file now: a file reopened
+//! with a shorter `requestMs` (a config change, the `ius` CLI) must not cut short a write sent
+//! under a longer one. A row without one (written by a version that did not keep it) reads the
+//! current `requestMs`. An end is never read as over: a write that may still land is not dropped
+//! for a clock's error. Each claim writes such an end back as now + its window ([`bound`]), so a
+//! clock that ran ahead costs a changed value one window once the clock is right, not the time
+//! until the clock reaches that end.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::acknowledged;
 use crate::UserStatusPatch;
 
-/// A write in doubt: the patch sent (its JSON text) and until when Graph may apply it (unix ms).
+/// How long after an end is written the request may still leave without writing its own (ms): a
+/// claim's end is its time + `requestMs` + this, so a first request that leaves at once writes
+/// nothing more; one that leaves later (a later batch, a retry within the call, a wait at the
+/// pacing gate or for a token) first writes its time + `requestMs` + this (`store::leaving`).
+pub(crate) const DEPARTURE_SLACK_MS: i64 = 250;
+
+/// The latest end believed at `now` for a write sent with a window of `window` ms: one that
+/// leaves now may land until then.
+fn latest(now: i64, window: i64) -> i64 {
+    now.saturating_add(window)
+        .saturating_add(DEPARTURE_SLACK_MS)
+}
+
+/// A write in doubt: the patch sent (its JSON text), until when Graph may apply it (unix ms), and
+/// the `requestMs` it was sent with (`None` in a row written before rows kept it).
 #[derive(Clone, Debug)]
 pub(crate) struct InDoubt {
     pub patch: String,
     pub until: i64,
+    pub window: Option<i64>,
 }
 
 /// The write in doubt for `key`, if any (a row the file holds damaged reads as none).
 pub(crate) fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<InDoubt>> {
     Ok(conn
-        .prepare_cached("SELECT patch, until FROM in_doubt WHERE key = ?1")?
+        .prepare_cached("SELECT patch, until, request_ms FROM in_doubt WHERE key = ?1")?
         .query_row([key], |row| {
             Ok((
                 row.get::<_, String>(0).ok(),
                 row.get::<_, Option<i64>>(1).ok().flatten(),
+                row.get::<_, Option<i64>>(2).ok().flatten(),
             ))
         })
         .optional()?
-        .and_then(|(patch, until)| {
+        .and_then(|(patch, until, window)| {
             Some(InDoubt {
                 patch: patch?,
                 until: until?,
+                window: window.filter(|&w| w > 0),
             })
         }))
 }
 
 impl InDoubt {
     /// Until when a report of `patch` must wait (unix ms): `Some` while this write may still land
-    /// (its end is after `now`; an end past now + `request_ms` reads as now + `request_ms`) and
-    /// `patch` sets one of its properties to another value.
+    /// (its end is after `now`; an end past now + its window + the departure slack reads as that,
+    /// see [`InDoubt::window_or`]) and `patch` sets one of its properties to another value.
     pub(crate) fn holds_back(
         &self,
         patch: &UserStatusPatch,
         now: i64,
         request_ms: i64,
     ) -> Option<i64> {
-        let until = self.until.min(now.saturating_add(request_ms));
+        let until = self.until.min(latest(now, self.window_or(request_ms)));
         if until <= now {
             return None;
         }
@@ -74,33 +97,41 @@ impl InDoubt {
             .any(|(name, value)| sent.iter().any(|(n, v)| n == name && v != value));
         changed.then_some(until)
     }
+
+    /// Its window: the `requestMs` it was sent with, or `request_ms` (the current one) for a row
+    /// that did not keep it.
+    pub(crate) fn window_or(&self, request_ms: i64) -> i64 {
+        self.window.unwrap_or(request_ms)
+    }
 }
 
-/// What is in doubt for a user status once `patch` is claimed, sent until `until` (unix ms), with
-/// `before` in doubt at `now`: a write claimed changes no property `before` may still set to
-/// another value (else [`InDoubt::holds_back`] held it), so both may land, and the row holds the
-/// union of both patches, until the later of both ends. A `before` that is over, or unreadable
-/// (a row the file holds damaged reads as none, as in [`get`]), adds nothing.
+/// What is in doubt for a user status once `patch` is claimed, sent with a window of
+/// `request_ms` until `until` (unix ms), with `before` in doubt at `now`: a write claimed changes
+/// no property `before` may still set to another value (else [`InDoubt::holds_back`] held it), so
+/// both may land, and the row holds the union of both patches, until the later of both ends, with
+/// the longer of both windows. A `before` that is over, or unreadable (a row the file holds
+/// damaged reads as none, as in [`get`]), adds nothing. Returns the union, its end and window.
 pub(crate) fn joined(
     before: Option<&InDoubt>,
     patch: &UserStatusPatch,
     now: i64,
-    until: i64,
-) -> (UserStatusPatch, i64) {
+    (until, request_ms): (i64, i64),
+) -> (UserStatusPatch, i64, i64) {
     let earlier = before
         .filter(|before| before.until > now)
         .and_then(|before| {
             Some((
                 UserStatusPatch::from_json(&before.patch).ok()?,
                 before.until,
+                before.window_or(request_ms),
             ))
         });
     match earlier {
-        Some((mut union, earlier_until)) => {
+        Some((mut union, earlier_until, window)) => {
             union.merge(patch);
-            (union, earlier_until.max(until))
+            (union, earlier_until.max(until), window.max(request_ms))
         }
-        None => (patch.clone(), until),
+        None => (patch.clone(), until, request_ms),
     }
 }
 
@@ -110,22 +141,37 @@ pub(crate) fn bytes(key: &str, patch: &str, page: u64) -> u64 {
     (key.len() + patch.len() + 32) as u64 + page
 }
 
-/// `patch` for `key` is on its way, and Graph may apply it until `until` (unix ms).
-pub(crate) fn set(conn: &Connection, key: &str, patch: &str, until: i64) -> rusqlite::Result<()> {
+/// `patch` for `key` is on its way, and Graph may apply it until `until` (unix ms); `window` is
+/// the `requestMs` it is sent with (`None`: not known, as in the row it restores).
+pub(crate) fn set(
+    conn: &Connection,
+    key: &str,
+    patch: &str,
+    (until, window): (i64, Option<i64>),
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO in_doubt (key, patch, until) VALUES (?1, ?2, ?3)
-         ON CONFLICT (key) DO UPDATE SET patch = excluded.patch, until = excluded.until",
+        "INSERT INTO in_doubt (key, patch, until, request_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (key) DO UPDATE SET patch = excluded.patch, until = excluded.until,
+             request_ms = excluded.request_ms",
     )?
-    .execute(params![key, patch, until])
+    .execute(params![key, patch, until, window])
     .map(drop)
 }
 
-/// The write last sent for `key` left, or had an unknown outcome known, at `until - requestMs`:
-/// it may land until `until`, or later if its row said so.
-pub(crate) fn extend(conn: &Connection, key: &str, until: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE in_doubt SET until = max(until, ?2) WHERE key = ?1")?
-        .execute(params![key, until])
-        .map(drop)
+/// The write last sent for `key`, with a window of `request_ms`, left (or had an unknown outcome
+/// known) at `until - request_ms`: it may land until `until`, or later if its row said so.
+pub(crate) fn extend(
+    conn: &Connection,
+    key: &str,
+    until: i64,
+    request_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE in_doubt SET until = max(until, ?2),
+             request_ms = max(coalesce(request_ms, ?3), ?3) WHERE key = ?1",
+    )?
+    .execute(params![key, until, request_ms])
+    .map(drop)
 }
 
 /// The write last sent for `key` has a known outcome (applied, refused, or never sent): what was
@@ -136,7 +182,7 @@ pub(crate) fn restore(
     before: Option<&InDoubt>,
 ) -> rusqlite::Result<()> {
     match before {
-        Some(before) => set(conn, key, &before.patch, before.until),
+        Some(before) => set(conn, key, &before.patch, (before.until, before.window)),
         None => conn
             .prepare_cached("DELETE FROM in_doubt WHERE key = ?1")?
             .execute([key])
@@ -144,24 +190,26 @@ pub(crate) fn restore(
     }
 }
 
-/// [`bound`]'s statement: every claim runs it, so it finds the ends it changes through the index
-/// on `until` (schema.rs), not by reading every row in doubt.
-const BOUND: &str = "UPDATE in_doubt SET until = ?1 WHERE until > ?1";
+/// [`bound`]'s statement. Each row keeps its own window, so the index on `until` cannot find the
+/// rows it changes: it reads every row in doubt, once per claim.
+const BOUND: &str = "UPDATE in_doubt SET until = ?1 + coalesce(request_ms, ?2) + ?3
+     WHERE until > ?1 + coalesce(request_ms, ?2) + ?3";
 
-/// [`prune`]'s statement: every record runs it, through the same index.
+/// [`prune`]'s statement: every record runs it, through the index on `until`.
 const PRUNE: &str =
     "DELETE FROM in_doubt WHERE key IN (SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2)";
 
-/// Writes every end later than now + `request_ms` back as now + `request_ms` (see the module's
-/// doc): read that way anyway, and stored so, it ends `request_ms` after the clock was right.
+/// Writes every end later than now + its window back as now + its window (see the module's doc;
+/// `request_ms` for a row without one): read that way anyway, and stored so, it ends one window
+/// after the clock was right.
 pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(BOUND)?
-        .execute([now.saturating_add(request_ms)])
+        .execute([now, request_ms, DEPARTURE_SLACK_MS])
         .map(drop)
 }
 
 /// Removes up to `limit` writes that can no longer land at `now`. Returns how many. An end past
-/// now + `requestMs` is still in doubt (see the module's doc), so it stays.
+/// now + its window is still in doubt (see the module's doc), so it stays.
 pub(crate) fn prune(conn: &Connection, now: i64, limit: u64) -> rusqlite::Result<usize> {
     conn.prepare_cached(PRUNE)?
         .execute(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])
@@ -169,7 +217,7 @@ pub(crate) fn prune(conn: &Connection, now: i64, limit: u64) -> rusqlite::Result
 
 #[cfg(test)]
 mod tests {
-    use super::{BOUND, PRUNE};
+    use super::PRUNE;
 
     /// What SQLite's planner does for `sql` on an outbox of schema 3 made before the index on
     /// `until` (so the index comes from the open): `EXPLAIN QUERY PLAN`'s details, one per line.
@@ -200,19 +248,17 @@ mod tests {
         details.join("\n")
     }
 
-    /// A claim bounds the ends and a record prunes them through the index on `until`, in a file
-    /// written before that index too: with 100,000 writes in doubt, a scan of the table at every
-    /// claim and record made a flush grind.
+    /// A record prunes the ends through the index on `until`, in a file written before that
+    /// index too: with 100,000 writes in doubt, a scan of the table at every record made a flush
+    /// grind. ([`super::bound`] still reads every row: see [`super::BOUND`].)
     #[test]
-    fn bound_and_prune_find_their_rows_through_the_index_on_until() {
-        for sql in [BOUND, PRUNE] {
-            let plan = plan(sql);
-            assert!(
-                plan.contains("USING COVERING INDEX in_doubt_until")
-                    || plan.contains("USING INDEX in_doubt_until"),
-                "{sql}\n{plan}"
-            );
-            assert!(!plan.contains("SCAN in_doubt"), "{sql}\n{plan}");
-        }
+    fn prune_finds_its_rows_through_the_index_on_until() {
+        let plan = plan(PRUNE);
+        assert!(
+            plan.contains("USING COVERING INDEX in_doubt_until")
+                || plan.contains("USING INDEX in_doubt_until"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN in_doubt"), "{plan}");
     }
 }

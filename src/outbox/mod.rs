@@ -19,6 +19,7 @@
 //! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
 //! - [`failure`]: which errors are final, which stop a flush, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
+//! - [`steady`]: until when the writes a handle sent may land, on the steady clock;
 //! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files);
 //! - `seam` (tests only, feature `test-seams`): a pause at a named point of a flush.
 
@@ -42,6 +43,7 @@ mod room;
 mod schema;
 #[cfg(any(test, feature = "test-seams"))]
 mod seam;
+mod steady;
 mod store;
 mod stored_text;
 
@@ -94,6 +96,8 @@ pub struct Outbox {
     store: Store,
     /// [`interrupt`](Self::interrupt)'s signal; a flush watches its client's too.
     signal: Arc<Signal>,
+    /// Until when the writes this handle sent may land, on the steady clock (steady.rs).
+    steady: Arc<steady::SteadyEnds>,
     #[cfg(any(test, feature = "test-seams"))]
     seam: seam::Seam,
 }
@@ -114,8 +118,9 @@ impl Outbox {
     /// on Unix (mode 0600), and so is an existing empty file (it holds nothing yet); an existing
     /// outbox's mode is left as it is, with a WARN when other users can read it. A file of an older version of this library is migrated, keeping every
     /// report. A missing or unwritable folder, a file that is not SQLite, an SQLite file that is
-    /// not an outbox, or one from a newer version of this library is an [`Error::Storage`] naming
-    /// the path and the reason, and the file is left as it was; so is, on Windows, a name that
+    /// not an outbox, one from a newer version of this library, or (on Unix) a file with more
+    /// than one name through hard links is an [`Error::Storage`] naming the path and the reason,
+    /// and the file is left as it was; so is, on Windows, a name that
     /// is not valid Unicode (SQLite opens files by UTF-8 names there). Bad options are
     /// [`Error::Config`].
     pub fn open(
@@ -133,6 +138,10 @@ impl Outbox {
         clock: Clock,
     ) -> Result<Outbox, Error> {
         options.validate()?;
+        paths::one_name(path).map_err(|reason| Error::Storage {
+            path: path.display().to_string(),
+            reason,
+        })?;
         let conn = schema::open(path, options.max_bytes)?;
         let canonical = paths::canonical(path).map_err(|err| Error::Storage {
             path: path.display().to_string(),
@@ -147,6 +156,7 @@ impl Outbox {
             clock,
             store: Store::new(path, conn),
             signal: Signal::new(),
+            steady: Arc::default(),
             #[cfg(any(test, feature = "test-seams"))]
             seam: seam::Seam::default(),
         })
@@ -250,6 +260,7 @@ impl Outbox {
                 lock: &self.lock,
                 file: &self.canonical,
                 signal: &self.signal,
+                steady: &self.steady,
                 #[cfg(any(test, feature = "test-seams"))]
                 seam: &self.seam,
             },

@@ -84,11 +84,17 @@ const RESEND_AFTER: i64 = 60_000;
 /// The client's `timeouts.requestMs`: how long a write in doubt may still land after its claim,
 /// which holds back a changed value of its user status.
 const REQUEST: i64 = 5_000;
+/// The shorter `timeouts.requestMs` a reopening may switch to (a config change, the `ius` CLI):
+/// a write in doubt keeps the window it was sent with.
+const SHORT_REQUEST: i64 = 1_000;
+/// How much later than claim + requestMs the outbox holds a claimed write in doubt: the slack a
+/// request has to leave before it writes its own end (docs/outbox.md).
+const SLACK: i64 = 250;
 /// The latest stored time believed, after now: the longer of maxDelay and requestMs.
-const LATEST: i64 = if MAX_DELAY > REQUEST {
+const LATEST: i64 = if MAX_DELAY > REQUEST + SLACK {
     MAX_DELAY
 } else {
-    REQUEST
+    REQUEST + SLACK
 };
 /// A throttled request's `Retry-After`, in ms (sent as "0.01").
 const THROTTLE: i64 = 10;
@@ -129,8 +135,9 @@ enum Step {
     EnqueueAll { v1: bool, count: i32 },
     /// A flush; each user status's requests meet its fate.
     Flush(Vec<Fate>),
-    /// A kill: the handle dropped, the file opened again.
-    Reopen,
+    /// A kill: the handle dropped, the file opened again, through a client whose `requestMs` is
+    /// [`SHORT_REQUEST`] if `true`, else [`REQUEST`].
+    Reopen(bool),
     /// The wall clock jumps by this many milliseconds.
     Clock(i64),
     /// A flush whose call carrying user status `stalled` gets no answer at all, and another
@@ -191,7 +198,7 @@ fn step(setup: Setup) -> impl Strategy<Value = Step> {
         2 => (proptest::collection::vec(fate, setup.targets), 0..setup.targets, any::<bool>())
             .prop_map(|(fates, stalled, late)| Step::Interrupt { fates, stalled, late }),
         1 => Just(Step::Land),
-        1 => Just(Step::Reopen),
+        1 => any::<bool>().prop_map(Step::Reopen),
         3 => jump.prop_map(Step::Clock),
         1 => (0..setup.targets, any::<bool>(), 0..COUNTS, any::<bool>())
             .prop_map(|(target, v1, count, requeue)| Step::InterruptWait { target, v1, count, requeue }),
@@ -257,9 +264,12 @@ struct Model {
     hold: Option<(i64, i64)>,
     /// Per user status, the union of the writes sent whose outcome is unknown and that may still
     /// land, and until when the last of them may.
-    in_doubt: BTreeMap<usize, (Props, i64)>,
+    /// The window each was sent with (the `requestMs` of the client then) comes third.
+    in_doubt: BTreeMap<usize, (Props, i64, i64)>,
     /// The client's retries within a call: after several requests, an outcome is unknown.
     retries: u32,
+    /// The `requestMs` of the client the file is open with now.
+    request: i64,
 }
 
 /// What a flush should report; `next` is the range of `nextAttemptInSeconds` in ms.
@@ -299,6 +309,7 @@ impl Model {
             hold: None,
             in_doubt: BTreeMap::new(),
             retries,
+            request: REQUEST,
         }
     }
 
@@ -348,7 +359,7 @@ impl Model {
 
     /// A stored next attempt as believed now: one past now + max(maxDelay, requestMs) is now.
     fn believed(&self, (low, high): (i64, i64)) -> (i64, i64) {
-        let latest = self.now + LATEST;
+        let latest = self.now + MAX_DELAY.max(self.request + SLACK);
         if low > latest {
             (self.now, self.now)
         } else {
@@ -380,8 +391,8 @@ impl Model {
     /// land (its end after now; an end past now + requestMs, from before the clock went back,
     /// reads as now + requestMs) and the report sets one of its properties to another value.
     fn holds_back(&self, target: usize) -> Option<i64> {
-        let (sent, until) = self.in_doubt.get(&target)?;
-        let until = &(*until).min(self.now + REQUEST);
+        let (sent, until, window) = self.in_doubt.get(&target)?;
+        let until = &(*until).min(self.now + window + SLACK);
         let props = &self.pending[&target].props;
         let live = *until > self.now;
         let changed = sent
@@ -392,16 +403,17 @@ impl Model {
 
     /// `target`'s write has a known outcome: what was in doubt before its claim is again all
     /// that may land.
-    fn restore(&mut self, target: usize, before: &mut BTreeMap<usize, Option<(Props, i64)>>) {
+    fn restore(&mut self, target: usize, before: &mut BTreeMap<usize, Option<(Props, i64, i64)>>) {
         match before.remove(&target).flatten() {
             Some(earlier) => self.in_doubt.insert(target, earlier),
             None => self.in_doubt.remove(&target),
         };
     }
 
-    /// Whether a write Graph may apply late, claimed at `claimed`, can still land at `at`.
-    fn may_land(claimed: i64, at: i64) -> bool {
-        at < claimed + REQUEST
+    /// Whether a write Graph may apply late, claimed at `claimed` by a client whose `requestMs`
+    /// was `window`, can still land at `at`.
+    fn may_land((claimed, window): (i64, i64), at: i64) -> bool {
+        at < claimed + window
     }
 
     /// Graph applies an abandoned request late: it holds `props` for `target` now, whatever the
@@ -511,16 +523,16 @@ impl Model {
             .collect();
         // A claim first writes every end in doubt past now + requestMs back as now + requestMs.
         if !due.is_empty() {
-            let latest = self.now + REQUEST;
-            for (_, until) in self.in_doubt.values_mut() {
-                *until = (*until).min(latest);
+            let now = self.now;
+            for (_, until, window) in self.in_doubt.values_mut() {
+                *until = (*until).min(now + *window + SLACK);
             }
         }
         // The claim: skipped if acknowledged; held back if it changes a value a write in doubt
         // may still set; else in doubt until a 2xx, and a write that may land until now +
         // requestMs.
         let mut claimed = Vec::new();
-        let mut before: BTreeMap<usize, Option<(Props, i64)>> = BTreeMap::new();
+        let mut before: BTreeMap<usize, Option<(Props, i64, i64)>> = BTreeMap::new();
         for target in due {
             if self.covers(target, &self.pending[&target].props) {
                 self.pending.remove(&target);
@@ -537,13 +549,18 @@ impl Model {
             }
             // Added to a write in doubt that may still land (it sets none of these properties
             // to another value, or the report was held back): both may land.
-            let mut sent = (self.pending[&target].props.clone(), self.now + REQUEST);
-            if let Some((earlier, until)) = self.in_doubt.get(&target)
+            // Sent with the current client's window; a union keeps the longer.
+            let mut sent = (
+                self.pending[&target].props.clone(),
+                self.now + self.request + SLACK,
+                self.request,
+            );
+            if let Some((earlier, until, window)) = self.in_doubt.get(&target)
                 && *until > self.now
             {
                 let mut union = earlier.clone();
                 union.extend(sent.0);
-                sent = (union, sent.1.max(*until));
+                sent = (union, sent.1.max(*until), sent.2.max(*window));
             }
             before.insert(target, self.in_doubt.insert(target, sent));
             claimed.push(target);
@@ -677,7 +694,7 @@ impl Model {
         // cannot be told from time passing, so they stay forgotten if it comes back.
         if !claimed.is_empty() {
             let now = self.now;
-            self.in_doubt.retain(|_, (_, until)| *until > now);
+            self.in_doubt.retain(|_, (_, until, _)| *until > now);
         }
         if stop.is_some() {
             self.hold = stop;
@@ -706,6 +723,8 @@ impl Model {
 struct Real {
     emulator: Emulator,
     client: Client,
+    /// The same client with `requestMs` [`SHORT_REQUEST`].
+    short: Client,
     path: std::path::PathBuf,
     clock: Clock,
     set: Arc<AtomicI64>,
@@ -740,38 +759,45 @@ impl Real {
             ..Config::default()
         })
         .expect("start the emulator");
-        let client = Client::builder()
-            .base_url(emulator.base_url())
-            .access_token("model-token")
-            .retry_policy(
-                RetryPolicy::none()
-                    .max_retries(setup.retries)
-                    .base_delay(Duration::from_millis(BASE_DELAY as u64))
-                    .max_delay(Duration::from_millis(MAX_DELAY as u64)),
-            )
-            .total_timeout(Duration::from_secs(10))
-            .request_timeout(Duration::from_millis(REQUEST as u64))
-            .build()
-            .expect("a client");
+        let client = |request: i64| {
+            Client::builder()
+                .base_url(emulator.base_url())
+                .access_token("model-token")
+                .retry_policy(
+                    RetryPolicy::none()
+                        .max_retries(setup.retries)
+                        .base_delay(Duration::from_millis(BASE_DELAY as u64))
+                        .max_delay(Duration::from_millis(MAX_DELAY as u64)),
+                )
+                .total_timeout(Duration::from_secs(10))
+                .request_timeout(Duration::from_millis(request as u64))
+                .build()
+                .expect("a client")
+        };
+        let (client, short) = (client(REQUEST), client(SHORT_REQUEST));
         let (clock, set) = Clock::fixed(START);
         let path = folder.join("outbox.db");
         let mut real = Real {
             emulator,
             client,
+            short,
             path,
             clock,
             set,
             outbox: None,
             enqueued: vec![Vec::new(); setup.targets],
         };
-        real.reopen();
+        real.reopen(false);
         real
     }
 
-    fn reopen(&mut self) {
+    /// The handle dropped, the file opened again through the client with the shorter
+    /// `requestMs` if `short`.
+    fn reopen(&mut self, short: bool) {
         self.outbox = None;
+        let client = if short { &self.short } else { &self.client };
         self.outbox = Some(
-            Outbox::open_with_clock(&self.client, &self.path, options(), self.clock.clone())
+            Outbox::open_with_clock(client, &self.path, options(), self.clock.clone())
                 .expect("open the outbox"),
         );
     }
@@ -1103,7 +1129,8 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
         };
     // Abandoned requests Graph applies late, not landed yet, and when they were claimed.
     let mut late: Vec<(usize, Value)> = Vec::new();
-    let mut late_claimed = START;
+    // With the window of the client that sent them.
+    let mut late_claimed = (START, REQUEST);
     let land = |real: &Real, model: &mut Model, late: &mut Vec<(usize, Value)>| {
         real.land(late);
         for (t, body) in late.drain(..) {
@@ -1159,7 +1186,7 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                         // Those of an earlier interrupt land first: one window at a time.
                         land(&real, &mut model, &mut late);
                         late.extend(abandoned);
-                        late_claimed = model.now;
+                        late_claimed = (model.now, model.request);
                     }
                 }
                 Step::InterruptWait {
@@ -1175,7 +1202,10 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
                         .map_err(|why| TestCaseError::fail(format!("step {index}: {why}")))?;
                 }
                 Step::Land => land(&real, &mut model, &mut late),
-                Step::Reopen => real.reopen(),
+                Step::Reopen(short) => {
+                    model.request = if *short { SHORT_REQUEST } else { REQUEST };
+                    real.reopen(*short);
+                }
                 Step::Clock(jump) => {
                     // Graph applies an abandoned request, if at all, while it may still land
                     // (requestMs after its claim): before a jump past that, or back (the outbox
@@ -1192,7 +1222,10 @@ fn run(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
         // A healthy drain, past every backoff and hold (and what Graph applies late, before it),
         // and past every write in doubt: one dated ahead of a clock set back stays in doubt.
         land(&real, &mut model, &mut late);
-        let in_doubt_left = model.in_doubt.values().map(|(_, until)| until - model.now);
+        let in_doubt_left = model
+            .in_doubt
+            .values()
+            .map(|(_, until, _)| until - model.now);
         let drain = in_doubt_left.fold(REQUEST, i64::max) + 2 * MAX_DELAY;
         real.set.fetch_add(drain, Ordering::SeqCst);
         model.now += drain;

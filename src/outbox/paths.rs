@@ -1,5 +1,5 @@
 //! The outbox file's one name, whichever path reached it (a symbolic link, a relative path, `..`;
-//! not a hard link, which is a name of its own):
+//! not a hard link, which is a name of its own, and refused on Unix: [`one_name`]):
 //! the flush lock is named after it, so two handles on one file always share one lock.
 
 use std::ffi::OsString;
@@ -45,6 +45,29 @@ fn without_verbatim_prefix(path: PathBuf) -> PathBuf {
     } else {
         path
     }
+}
+
+/// Refuses (on Unix) a file with more than one name (hard links): SQLite names its `-wal` and
+/// `-shm` after the name it opens, so two names of one file would write two journals of it (it
+/// fails such a handle's writes with "disk I/O error"), and two flush locks. `Err` is the reason,
+/// for an [`Error::Storage`](crate::Error::Storage) naming the path. A missing file has no names
+/// yet. Windows is not checked (its hard links are rare, and SQLite does not refuse them there).
+pub(crate) fn one_name(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(metadata) = std::fs::metadata(path)
+            && metadata.nlink() > 1
+        {
+            return Err(format!(
+                "has {} names (hard links), and SQLite names the journal after the name it                  opens, so the names would corrupt it; open it by one name (remove the other                  hard links, or use a symbolic link)",
+                metadata.nlink()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// `<outbox>` + `suffix`, next to it, as SQLite names its `-wal` and `-shm`.

@@ -20,9 +20,10 @@ pub enum Enqueued {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlushReport {
-    /// Reports a request carried to Graph. Reports no request carried are never counted here:
-    /// those an interrupt stopped first (they stay due), and those no token could be had for
-    /// after an earlier batch went out (counted in `retry_later`). So `sent` is at most
+    /// Reports a request carried to Graph. Reports no request carried are never counted here nor
+    /// in `retry_later`: those an interrupt or the pacing gate stopped first (they stay due), and
+    /// those no token could be had for (the flush stops, returns the [`Error::Auth`], and holds
+    /// them for their backoff, no failure counted). So `sent` is at most
     /// `applied + retry_later + failed + interrupted` (`failed` also counts rows that could not
     /// be read, never sent), except after a flush that could not record its last round (the
     /// file busy when interrupted): those reports are counted as sent only, and stay pending.
@@ -55,6 +56,21 @@ pub struct FlushReport {
     /// Why the flush stopped before working through what was due; `None` when it drained, or
     /// sent everything that was due (what is left waits for its own next attempt).
     pub stopped_by: Option<FlushStop>,
+}
+
+impl FlushReport {
+    /// Whether this report, filled by [`Outbox::flush_into`](super::Outbox::flush_into), says
+    /// what a flush that ended with `flushed` did: when it ran (`Ok`), was interrupted
+    /// ([`Error::Cancelled`]), stopped for want of a token ([`Error::Auth`]), or ended with any
+    /// other error after requests went out (`sent` > 0, e.g. [`Error::Storage`] recording their
+    /// outcomes: those reports stay pending). Not when it could not run at all. The C API and
+    /// the `ius` CLI hand the report back exactly then.
+    pub fn tells_of(&self, flushed: &Result<(), Error>) -> bool {
+        match flushed {
+            Ok(()) => true,
+            Err(error) => error.is_cancelled() || error.auth().is_some() || self.sent > 0,
+        }
+    }
 }
 
 /// An outbox's figures.
@@ -100,4 +116,31 @@ pub struct FailedReport {
     pub error: Error,
     /// When it failed (UTC).
     pub failed_at: DateTimeOffset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_tells_of_a_flush_that_ran_or_sent_and_not_of_one_that_could_not_run() {
+        let storage = || {
+            Err(Error::Storage {
+                path: "/var/lib/o.db".into(),
+                reason: "disk I/O error".into(),
+            })
+        };
+        let nothing_sent = FlushReport::default();
+        assert!(nothing_sent.tells_of(&Ok(())));
+        assert!(nothing_sent.tells_of(&Err(Error::cancelled("between rounds", "", 0))));
+        assert!(nothing_sent.tells_of(&Err(crate::AuthError::new("no token").into())));
+        // Could not run (the lock, the file): no report.
+        assert!(!nothing_sent.tells_of(&storage()));
+        // Requests went out, then the record failed: what was sent is said.
+        let sent = FlushReport {
+            sent: 3,
+            ..FlushReport::default()
+        };
+        assert!(sent.tells_of(&storage()));
+    }
 }

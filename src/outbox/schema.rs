@@ -86,11 +86,17 @@ const IN_DOUBT: &str = "
 CREATE TABLE IF NOT EXISTS in_doubt (
     key TEXT PRIMARY KEY NOT NULL,      -- the user status, as pending.key
     patch TEXT NOT NULL,                -- the patch last sent whose outcome is unknown
-    until INTEGER NOT NULL              -- unix ms: Graph may apply it until then
+    until INTEGER NOT NULL,             -- unix ms: Graph may apply it until then
+    request_ms INTEGER                  -- the requestMs it was sent with (NULL: not kept)
 ) WITHOUT ROWID;
--- Each claim bounds the ends and each record prunes the ended: through this, not a scan.
+-- Each record prunes the ended through this, not a scan.
 CREATE INDEX IF NOT EXISTS in_doubt_until ON in_doubt (until);
 ";
+
+/// A file of schema 3 whose `in_doubt` predates the window each row keeps gets the column at open
+/// (NULL: the current `requestMs` is read for those rows). Nullable, so a version that does not
+/// know it still reads and writes the table: the schema stays 3.
+const IN_DOUBT_WINDOW: &str = "ALTER TABLE in_doubt ADD COLUMN request_ms INTEGER;";
 
 /// Statements kept prepared on the connection: more than the outbox's per-row statements.
 const STATEMENTS_KEPT: usize = 64;
@@ -325,15 +331,21 @@ fn identify(conn: &Connection) -> Result<Kind, String> {
 /// under the write lock, so two processes opening a file at once create or migrate it once.
 fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
     let sql = |err: rusqlite::Error| reason(&err);
-    if identify(conn)? == Kind::Current && has_in_doubt(conn).map_err(sql)? {
+    if identify(conn)? == Kind::Current && in_doubt_table(conn).map_err(sql)? == Table::Complete {
         return Ok(());
     }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;
     match identify(&tx)? {
-        Kind::Current if has_in_doubt(&tx).map_err(sql)? => return Ok(()),
-        Kind::Current => tx.execute_batch(IN_DOUBT).map_err(sql)?,
+        Kind::Current => match in_doubt_table(&tx).map_err(sql)? {
+            Table::Complete => return Ok(()),
+            Table::WithoutWindow => {
+                tx.execute_batch(IN_DOUBT_WINDOW).map_err(sql)?;
+                tx.execute_batch(IN_DOUBT).map_err(sql)?;
+            }
+            Table::WithoutIndex | Table::Missing => tx.execute_batch(IN_DOUBT).map_err(sql)?,
+        },
         Kind::Empty => {
             tx.execute_batch(CREATE).map_err(sql)?;
             tx.execute_batch(ACKNOWLEDGED).map_err(sql)?;
@@ -358,15 +370,39 @@ fn create_or_migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
     tx.commit().map_err(sql)
 }
 
-/// Whether the file has its table of writes in doubt and that table's index.
-fn has_in_doubt(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT count(*) FROM sqlite_master
-         WHERE (type = 'table' AND name = 'in_doubt') OR (type = 'index' AND name = 'in_doubt_until')",
+/// What the file has of its table of writes in doubt.
+#[derive(PartialEq)]
+enum Table {
+    Missing,
+    /// Made before each row kept its window (`request_ms`).
+    WithoutWindow,
+    /// Made before its index.
+    WithoutIndex,
+    Complete,
+}
+
+/// What the file has of its table of writes in doubt.
+fn in_doubt_table(conn: &Connection) -> rusqlite::Result<Table> {
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('in_doubt')")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if columns.is_empty() {
+        return Ok(Table::Missing);
+    }
+    if !columns.iter().any(|name| name == "request_ms") {
+        return Ok(Table::WithoutWindow);
+    }
+    let indexed: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'in_doubt_until'",
         [],
-        |row| row.get::<_, i64>(0),
-    )
-    .map(|n| n == 2)
+        |row| row.get(0),
+    )?;
+    Ok(if indexed == 1 {
+        Table::Complete
+    } else {
+        Table::WithoutIndex
+    })
 }
 
 /// Schema 1 named a user status by API version and path, and kept one acknowledgement time per

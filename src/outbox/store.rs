@@ -45,7 +45,9 @@ impl From<rusqlite::Error> for StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// The open file: one connection, lent to one call at a time and never across a request.
+/// The open file: one connection, lent to one call at a time and never across a request. A clone
+/// shares the connection (a flush's hook run before each request leaves writes through it).
+#[derive(Clone)]
 pub(crate) struct Store {
     /// The path as the caller gave it, for errors.
     path: String,
@@ -234,6 +236,18 @@ pub(crate) enum Outcome {
     },
     /// Claimed and not sent (a stop or an interrupt came first): due when it was before.
     NotSent,
+}
+
+impl Outcome {
+    /// Whether what became of the write is known: else Graph may still apply it.
+    pub(crate) fn known(&self) -> bool {
+        match self {
+            Outcome::Applied { known }
+            | Outcome::Retry { known, .. }
+            | Outcome::Failed { known, .. } => *known,
+            Outcome::NotSent => true,
+        }
+    }
 }
 
 /// A patch as stored: its wire JSON, as text, so `sqlite3` shows it.
@@ -697,7 +711,7 @@ pub(crate) struct Claimed {
 
 /// Reads the reports for `keys` as they are now, to send them, puts their properties'
 /// acknowledged state in doubt, notes each as a write Graph may apply until `now` + `request_ms`
-/// (in_doubt.rs: added to what was in doubt for its user status), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
+/// and the departure slack (in_doubt.rs: added to what was in doubt for its user status), and holds each back until `now` + `backoff(failures)` (ms: the wait after its
 /// next failure, at most `maxDelayMs`), in the same transaction. The outcome's unknown until
 /// [`record`] runs, and may never be (an interrupt, a busy or full file, a kill): the file then
 /// says what is safe, a resend of the same value after the backoff (an equal late write is
@@ -705,6 +719,9 @@ pub(crate) struct Claimed {
 /// that equals what Graph acknowledged recently (a later report set it back) is removed unsent
 /// and counted as skipped; one whose row cannot be read goes to the failed list; one that changes
 /// a value a write in doubt may still set is not claimed, and waits until that write's end.
+///
+/// `steady` gives, for a user status this handle sent a write for, that write's end on the
+/// steady clock as a wall-clock time (steady.rs): the later of it and the row's end holds.
 ///
 /// Its writes never fail for want of room (a full file must flush, and so shrink): see
 /// `eviction::make_way`.
@@ -714,7 +731,7 @@ pub(crate) fn claim(
     options: &OutboxOptions,
     (now, failed_at): (i64, &str),
     file: &str,
-    (request_ms, backoff): (i64, impl Fn(u32) -> i64),
+    (request_ms, backoff, steady): (i64, impl Fn(u32) -> i64, impl Fn(&str) -> Option<i64>),
 ) -> Result<Claimed> {
     within_max_bytes(conn, options.max_bytes, |conn| {
         let tx = write_tx(conn)?;
@@ -744,7 +761,17 @@ pub(crate) fn claim(
                 claimed.skipped += 1;
                 continue;
             }
-            let in_doubt_before = in_doubt::get(&tx, &key)?;
+            let in_doubt_before = match (in_doubt::get(&tx, &key)?, steady(&key)) {
+                // This handle sent it, and its steady end is later than the file's (the wall
+                // clock was stepped forward): that end holds, and is written (so no record
+                // prunes the row as over).
+                (Some(mut before), Some(end)) if end > before.until => {
+                    in_doubt::extend(&tx, &key, end, before.window_or(request_ms))?;
+                    before.until = end;
+                    Some(before)
+                }
+                (before, _) => before,
+            };
             if let Some(until) = in_doubt_before
                 .as_ref()
                 .and_then(|before| before.holds_back(item.patch(), now, request_ms))
@@ -755,17 +782,21 @@ pub(crate) fn claim(
                 continue;
             }
             acknowledged::put_in_doubt(&tx, &key, item.patch())?;
-            let (in_doubt, until) = in_doubt::joined(
+            let (in_doubt, until, window) = in_doubt::joined(
                 in_doubt_before.as_ref(),
                 item.patch(),
                 now,
-                now.saturating_add(request_ms),
+                (
+                    now.saturating_add(request_ms)
+                        .saturating_add(in_doubt::DEPARTURE_SLACK_MS),
+                    request_ms,
+                ),
             );
             let in_doubt = text(&in_doubt);
             // Its row in doubt, and a page for the index of its next attempt.
             let needed = in_doubt::bytes(&key, &in_doubt, page) + page;
             claimed.dropped += eviction::make_way(&tx, needed, options, now)?;
-            in_doubt::set(&tx, &key, &in_doubt, until)?;
+            in_doubt::set(&tx, &key, &in_doubt, (until, Some(window)))?;
             // A first-enqueue time in the future (a clock that ran ahead) is brought back to now,
             // so the report's age counts from here.
             let enqueued_at = row.enqueued_at.filter(|&at| at <= now).unwrap_or(now);
@@ -795,14 +826,22 @@ pub(crate) fn claim(
     })
 }
 
-/// A batch of `keys`, claimed earlier in its round, leaves now: Graph may apply its writes until
-/// `until` (now + `requestMs`), later than their claim noted when the round's earlier batches took
-/// time. In its own small transaction, before the batch leaves, so a kill while it is in flight
-/// leaves that end on disk.
-pub(crate) fn leaving(conn: &mut Connection, keys: &[&str], until: i64) -> Result<()> {
+/// A request carrying the keys of `ends`, claimed earlier, leaves now: Graph may apply its writes
+/// until their `until` (now + `request_ms` + the departure slack), later than their claim noted (a later batch
+/// of the round, a retry within the call, a wait at the pacing gate or for a token). In its own
+/// small transaction, before the request leaves, so a kill while it is in flight leaves that end
+/// on disk.
+///
+/// Also what a wall clock stepped forward needs: the steady ends of the writes this handle sent,
+/// each `(key, until)` (steady.rs).
+pub(crate) fn leaving<'a>(
+    conn: &mut Connection,
+    ends: impl IntoIterator<Item = (&'a str, i64)>,
+    request_ms: i64,
+) -> Result<()> {
     let tx = write_tx(conn)?;
-    for key in keys {
-        in_doubt::extend(&tx, key, until)?;
+    for (key, until) in ends {
+        in_doubt::extend(&tx, key, until, request_ms)?;
     }
     tx.commit()?;
     Ok(())
@@ -852,8 +891,8 @@ pub(crate) fn record(
             let before = due.in_doubt_before.as_ref();
             let restored = before.map_or(0, |b| in_doubt::bytes(&due.key, &b.patch, page));
             dropped += eviction::make_way(&tx, restored + page, options, now)?;
-            let known = match outcome {
-                Outcome::Applied { known } => {
+            match outcome {
+                Outcome::Applied { .. } => {
                     applied += 1;
                     let removed = tx
                         .prepare_cached("DELETE FROM pending WHERE key = ?1 AND revision = ?2")?
@@ -862,24 +901,16 @@ pub(crate) fn record(
                         due_at_once(&tx, &due.key, now)?;
                     }
                     acknowledge(&tx, &due.key, due.item.patch(), options, now)?;
-                    *known
                 }
-                Outcome::Retry {
-                    until,
-                    message,
-                    known,
-                } => {
+                Outcome::Retry { until, message, .. } => {
                     tx.prepare_cached(
                         "UPDATE pending SET failures = failures + 1, next_attempt_at = ?2,
                              last_error = ?3 WHERE key = ?1",
                     )?
                     .execute(params![due.key, until, message])?;
-                    *known
                 }
                 Outcome::Failed {
-                    error,
-                    failed_at,
-                    known,
+                    error, failed_at, ..
                 } => {
                     let patch = text(due.item.patch());
                     let row = FailedRow {
@@ -896,18 +927,16 @@ pub(crate) fn record(
                     if removed == 0 {
                         due_at_once(&tx, &due.key, now)?;
                     }
-                    *known
                 }
                 Outcome::NotSent => {
                     tx.prepare_cached("UPDATE pending SET next_attempt_at = ?2 WHERE key = ?1")?
                         .execute(params![due.key, due.due_at])?;
-                    true
                 }
-            };
-            if known {
+            }
+            if outcome.known() {
                 in_doubt::restore(&tx, &due.key, due.in_doubt_before.as_ref())?;
             } else {
-                in_doubt::extend(&tx, &due.key, now.saturating_add(request_ms))?;
+                in_doubt::extend(&tx, &due.key, now.saturating_add(request_ms), request_ms)?;
             }
         }
         if outcomes
