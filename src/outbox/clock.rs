@@ -112,3 +112,19 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_fresh;
+
+    /// An acknowledgement suppresses an equal report for less than its window: at exactly the
+    /// window it has expired (docs/outbox.md: re-asserted once `resendAfter` has passed), and one
+    /// dated in the future has expired too.
+    #[test]
+    fn an_acknowledgement_is_fresh_for_less_than_its_window() {
+        assert!(is_fresh(1_000, 1_000, 2_000));
+        assert!(is_fresh(1_000, 2_999, 2_000));
+        assert!(!is_fresh(1_000, 3_000, 2_000), "exactly the window ago");
+        assert!(!is_fresh(1_001, 1_000, 2_000), "in the future");
+    }
+}

@@ -248,6 +248,35 @@ mod tests {
         details.join("\n")
     }
 
+    /// A write in doubt whose end is now can no longer land: a claim at that instant adds
+    /// nothing of it (its patch, its end, its window) to the row it writes.
+    #[test]
+    fn a_write_whose_end_is_now_adds_nothing_to_the_next() {
+        use crate::UserStatusPatch;
+        let before = super::InDoubt {
+            patch: String::from_utf8(UserStatusPatch::new().devices_count(1).to_json()).unwrap(),
+            until: 5_000,
+            window: Some(9_000),
+        };
+        let next = UserStatusPatch::new().devices_count(2);
+        let (patch, until, window) = super::joined(Some(&before), &next, 5_000, (8_000, 3_000));
+        assert_eq!((patch, until, window), (next.clone(), 8_000, 3_000));
+        // A millisecond earlier it may still land: the union, the later end, the longer window.
+        let (patch, until, window) = super::joined(Some(&before), &next, 4_999, (8_000, 3_000));
+        assert_eq!((until, window), (8_000, 9_000));
+        assert_eq!(patch, next, "devicesCount 2 merged over 1");
+    }
+
+    /// The room a write in doubt is counted for: at least its row and a page (a split), and not
+    /// much more (room counted twice refuses reports a full file could take).
+    #[test]
+    fn a_write_in_doubt_is_counted_its_row_and_a_page() {
+        let (key, patch) = ("c1/userStatuses/u0", r#"{"devicesCount":1}"#);
+        let bytes = super::bytes(key, patch, 4_096);
+        let row = (key.len() + patch.len()) as u64;
+        assert!((row + 4_096..row + 4_096 + 64).contains(&bytes), "{bytes}");
+    }
+
     /// A record prunes the ends through the index on `until`, in a file written before that
     /// index too: with 100,000 writes in doubt, a scan of the table at every record made a flush
     /// grind. ([`super::bound`] still reads every row: see [`super::BOUND`].)
