@@ -125,3 +125,79 @@ fn probe_an_older_builds_write_in_doubt_keeps_its_own_window_after_a_roll_forwar
         "2 is held back only {left:?}, though the older build's 1 may land for ~30 s"
     );
 }
+
+/// Severity LOW-MEDIUM (wrong report, a write never sent held in doubt). The departure hook
+/// (src/departure.rs, flush.rs `departure`) fails when it cannot write the end in doubt before a
+/// request leaves: flush.rs says "that request did not leave". Sequence: 21 reports due; the
+/// first `$batch` (20) leaves at the claim and Graph answers 600 ms later; meanwhile an operator's
+/// `sqlite3` (or the `ius` CLI, or a second agent process) holds the file's write lock for 11 s,
+/// so the hook of the second request (u20, leaving > 250 ms after the claim) waits BUSY_TIMEOUT
+/// (10 s) and fails: u20's request does not leave. Seen: the flush's report counts u20 in
+/// `retryLater` (FlushReport's doc: reports no request carried are never counted there), and u20
+/// is written in doubt (a later changed value for it waits `requestMs` for a write that never
+/// left) with a backoff: judge() reads the hook's Storage error (attempts 0) as an unknown
+/// outcome. Should: u20 NotSent, due as before its claim, nothing of it in doubt.
+#[test]
+fn probe_a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt() {
+    let ids: Vec<String> = (0..21).map(|i| format!("u{i}")).collect();
+    let emu = common::emulator_with_statuses(&ids);
+    let dir = folder("hook-busy");
+    let path = dir.join("o.db");
+    let outbox = std::sync::Arc::new(
+        Outbox::open(&one_try_client(&emu, 5_000), &path, OutboxOptions::new()).unwrap(),
+    );
+    for id in &ids {
+        outbox
+            .enqueue(
+                &Target::new("c1", id),
+                &UserStatusPatch::new().devices_count(7),
+            )
+            .unwrap();
+    }
+    emu.add_fault(ius_emulator::FaultRule::next(
+        1,
+        ius_emulator::Fault::Latency(Duration::from_millis(600)),
+    ));
+    let flusher = {
+        let outbox = std::sync::Arc::clone(&outbox);
+        std::thread::spawn(move || {
+            let mut report = intune_user_status::FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while emu.wire_requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing left");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The operator's write lock, taken while the first batch waits for its answer.
+    let operator = rusqlite::Connection::open(&path).unwrap();
+    operator.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_secs(11));
+    operator.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let requests = emu.wire_requests().len();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let u20_in_doubt: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM in_doubt WHERE key LIKE '%/u20'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        requests, 1,
+        "u20's request left after all: {flushed:?} {report:?}"
+    );
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.retry_later,
+            u20_in_doubt
+        ),
+        (20, 20, 0, 0),
+        "u20 never left, yet: {flushed:?} {report:?}, u20 rows in doubt {u20_in_doubt}"
+    );
+}
