@@ -201,3 +201,62 @@ fn probe_a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt
         "u20 never left, yet: {flushed:?} {report:?}, u20 rows in doubt {u20_in_doubt}"
     );
 }
+
+/// The doc comment of the C function (or C++ method) `name` in `header`: the comment block just
+/// above its declaration.
+fn doc_of(header: &str, declaration: &str) -> String {
+    let at = header.find(declaration).expect("declared");
+    let before = &header[..at];
+    let start = before
+        .rfind("/**")
+        .or_else(|| before.rfind("\n\n"))
+        .unwrap_or(0);
+    let mut doc = before[start..].to_owned();
+    // The C++ header's `///` lines just above.
+    if !doc.contains("/**") {
+        doc = before
+            .lines()
+            .rev()
+            .take_while(|line| line.trim_start().starts_with("///") || line.trim().is_empty())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    doc
+}
+
+/// Severity LOW (docs the C/C++ agent reads say something false or leave out a failure).
+/// 1. `ius_outbox_open`'s header comment lists every STORAGE cause (missing folder, not SQLite,
+///    newer version...) but not the one doubt-fix2 added: on Unix a file with more than one name
+///    (hard links) is refused. An agent whose backup tool hard-links /var/lib (`cp -al`) stops
+///    opening its outbox at its next start, and nothing in the header says why that can be.
+/// 2. The C++ `Outbox::flush()` comment (and its FlushReport's) says a value comes back for
+///    IUS_STATUS_OK, CANCELLED and AUTH only; since `FlushReport::tells_of`, `ius_outbox_flush`
+///    also writes a report with any other status once requests went out (e.g. STORAGE recording
+///    their outcomes, or the departure hook's STORAGE), so `flush()` returns a value with
+///    `stopped` = STORAGE: an agent following the comment treats `stopped` as "interrupt or auth".
+#[test]
+fn probe_the_headers_say_what_open_refuses_and_when_flush_returns_a_report() {
+    let c = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/include/intune_user_status.h"
+    ))
+    .unwrap();
+    let cpp = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/include/intune_user_status.hpp"
+    ))
+    .unwrap();
+    let open = doc_of(&c, "ius_status ius_outbox_open(");
+    let flush = doc_of(&cpp, "Result<FlushReport> flush() const");
+    let mut wrong = Vec::new();
+    if !open.to_lowercase().contains("hard link") {
+        wrong.push("ius_outbox_open's comment never says a hard-linked file is STORAGE");
+    }
+    if !flush.contains("STORAGE") && !flush.contains("sent >") {
+        wrong.push("Outbox::flush()'s comment says a report comes only with OK, CANCELLED, AUTH");
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}\n--- flush():\n{flush}");
+}
