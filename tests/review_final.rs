@@ -260,3 +260,136 @@ fn probe_the_headers_say_what_open_refuses_and_when_flush_returns_a_report() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}\n--- flush():\n{flush}");
 }
+
+/// A loopback HTTP proxy that answers each `CONNECT` only after `delay` (a slow or far proxy, a
+/// captive network), then tunnels `*.test` hosts to loopback: (its URL).
+fn slow_connect_proxy(delay: Duration) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            std::thread::spawn(move || {
+                let mut writer = client.try_clone().unwrap();
+                let mut reader = BufReader::new(client);
+                let mut first = String::new();
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if first.is_empty() {
+                        first = line.clone();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let port = first
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|t| t.rsplit_once(':'))
+                    .unwrap()
+                    .1;
+                std::thread::sleep(delay);
+                let upstream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+                writer
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let mut up_writer = upstream.try_clone().unwrap();
+                let mut up_reader = upstream;
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = up_reader.read(&mut buf) {
+                        if n == 0 || writer.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut client_reader = reader.into_inner();
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = client_reader.read(&mut buf) {
+                    if n == 0 || up_writer.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Severity MEDIUM-LOW (after a kill: an older value may land last). doubt-fix2's rule: "each
+/// request writes its end in doubt before it leaves when later than the claim allowed" (until =
+/// the time it leaves + requestMs + 250 ms; in_doubt.rs: "a write not applied requestMs after it
+/// left is never applied"). The departure hook runs before the attempt, and the attempt's
+/// connect, proxy CONNECT and TLS handshake come after it: a request that spends seconds there
+/// (a slow proxy, SYN retransmits on a flaky network, a captive portal) leaves seconds later
+/// than the end written for it. Sequence: one report claimed at t0, the proxy answers CONNECT
+/// 2 s later, the PATCH reaches Graph at ~t0 + 2 s; the file holds it in doubt until t0 + 5 s
+/// + 250 ms (requestMs 5 s). A kill now (power loss of the laptop) leaves that end: after the
+/// restart a changed value goes out at t0 + 5.25 s while the first may land until ~t0 + 7 s.
+/// Should: the end covers the time the request really left (hook after the connection is made,
+/// or the connect's time added), i.e. until >= left + requestMs.
+#[test]
+fn probe_a_request_delayed_by_a_slow_proxy_connect_is_in_doubt_from_when_it_left() {
+    let emu = Emulator::start(ius_emulator::Config {
+        token: Some(common::TOKEN.into()),
+        tls: Some(common::proxied_tls()),
+        seed: vec![ius_emulator::SeedEntry {
+            collection: "/deviceManagement/deviceConfigurations/c1/userStatuses".into(),
+            entity: serde_json::json!({ "id": "u0", "devicesCount": 0 }),
+        }],
+        ..ius_emulator::Config::default()
+    })
+    .unwrap();
+    let client = builder(&common::proxied_url("graph.proxied.test", &emu))
+        .proxy(slow_connect_proxy(Duration::from_secs(2)))
+        .extra_root_certificates_pem(common::TEST_CA)
+        .request_timeout(Duration::from_millis(5_000))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let dir = folder("slow-connect");
+    let path = dir.join("o.db");
+    let outbox = std::sync::Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    // Graph answers 3 s after the request arrived, so it is in flight when the file is read.
+    emu.add_fault(ius_emulator::FaultRule::next(
+        1,
+        ius_emulator::Fault::Latency(Duration::from_millis(3_000)),
+    ));
+    let flusher = {
+        let outbox = std::sync::Arc::clone(&outbox);
+        std::thread::spawn(move || outbox.flush())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while emu.wire_requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never left"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = unix_ms();
+    // What a kill leaves now.
+    let until: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT max(until) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    let flushed = flusher.join().unwrap();
+    assert!(
+        until >= left + 5_000 - 300,
+        "the PATCH reached Graph at {left} and may land until {}, but the file holds it in \
+         doubt only until {until} ({} ms short): {flushed:?}",
+        left + 5_000,
+        left + 5_000 - until
+    );
+}
