@@ -328,8 +328,8 @@ fn slow_connect_proxy(delay: Duration) -> String {
 /// connect, proxy CONNECT and TLS handshake come after it: a request that spends seconds there
 /// (a slow proxy, SYN retransmits on a flaky network, a captive portal) leaves seconds later
 /// than the end written for it. Sequence: one report claimed at t0, the proxy answers CONNECT
-/// 2 s later, the PATCH reaches Graph at ~t0 + 2 s; the file holds it in doubt until t0 + 5 s
-/// + 250 ms (requestMs 5 s). A kill now (power loss of the laptop) leaves that end: after the
+/// 2 s later, the PATCH reaches Graph at ~t0 + 2 s; the file holds it in doubt until t0 +
+/// 5.25 s (requestMs 5 s + 250 ms). A kill now (power loss of the laptop) leaves that end: after the
 /// restart a changed value goes out at t0 + 5.25 s while the first may land until ~t0 + 7 s.
 /// Should: the end covers the time the request really left (hook after the connection is made,
 /// or the connect's time added), i.e. until >= left + requestMs.
