@@ -393,3 +393,59 @@ fn probe_a_request_delayed_by_a_slow_proxy_connect_is_in_doubt_from_when_it_left
         left + 5_000 - until
     );
 }
+
+/// Severity LOW (the operator is told Graph throttled, and the whole outbox is held, when Graph
+/// throttled nothing). The header (`ius_outbox_flush`) defines stoppedBy `"throttled"` as "Graph
+/// throttled a batch or asked to wait past retry.maxDelayMs", and `"paced"` as the client's own
+/// gate. Sequence: pacing 1 request per 1 s, retry.maxTotalMs 100 ms; the report's PATCH gets a
+/// 503 (no Retry-After); its retry is refused at the client's own pacing gate (attempts 1).
+/// Seen: stoppedBy "throttled", heldUntil set (the outbox held, metrics flushesStopped.throttled),
+/// with zero 429s from Graph. docs/outbox.md's `paced` row does say "a retry refused at the gate
+/// after its request left is ... a throttled stop", so the two docs disagree; the fix made for
+/// attempts 0 (review18) stopped at the first request. Should: `paced`, nothing held (the 503's
+/// retry stays pending after its backoff).
+#[test]
+fn probe_a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
+    let emu = common::emulator_with_statuses(["u0"]);
+    let dir = folder("paced-after-503");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_000),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    emu.add_fault(ius_emulator::FaultRule::next(
+        1,
+        ius_emulator::Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+    ));
+    let mut report = intune_user_status::FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
+    let stats = outbox.stats().unwrap();
+    assert_eq!(emu.throttled_count(), 0, "Graph throttled nothing");
+    assert_eq!(emu.wire_requests().len(), 1, "the retry left: {report:?}");
+    assert!(
+        report.stopped_by != Some(intune_user_status::FlushStop::Throttled)
+            && stats.held_until.is_none(),
+        "Graph answered one 503, yet: {flushed:?} {report:?}, heldUntil {:?}",
+        stats.held_until
+    );
+}
