@@ -570,7 +570,9 @@ ius_status ius_set_log_callback(ius_log_callback callback,
  * older version of this library is migrated, keeping every report. A missing or unwritable
  * folder, a file that is not SQLite, an SQLite file that is not an outbox, or one from a newer
  * version of this library is `IUS_STATUS_STORAGE`, the error JSON's `path` naming the file and
- * `message` the reason; the file is left as it was.
+ * `message` the reason; the file is left as it was. So is, on Unix, a file with more than one
+ * name (hard links): SQLite names its journal after the name it opens, so two names would corrupt
+ * it (open it by one name, or through symbolic links; Windows does not check).
  *
  * Ownership: inputs are borrowed for the call. On success `*out_outbox` receives an outbox the
  * caller frees with `ius_outbox_free`; on failure it is set to NULL and `*out_error_json` (if not

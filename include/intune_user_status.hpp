@@ -494,17 +494,19 @@ class Outbox {
 
   /// What flush wrote: the report JSON and, when the flush returned a status other than OK with
   /// its report (as ius_outbox_flush does), that status's Error: IUS_STATUS_CANCELLED (an
-  /// interrupt ended it; the report says what was done) or IUS_STATUS_AUTH (no token before
-  /// anything was sent; the report says stoppedBy "auth" or "offline", what is pending and when
-  /// the next attempt is, the hold included).
+  /// interrupt ended it; the report says what was done), IUS_STATUS_AUTH (no token; the report
+  /// says stoppedBy "auth" or "offline", what is pending and when the next attempt is, the hold
+  /// included), or any other status once requests went out (the report's "sent" > 0, e.g.
+  /// IUS_STATUS_STORAGE recording their outcomes: those reports stay pending).
   struct FlushReport {
     std::string json;
     std::optional<Error> stopped;
   };
 
   /// Sends what is due and records each outcome (ius_outbox_flush). A value whenever the C
-  /// function wrote a report (IUS_STATUS_OK, IUS_STATUS_CANCELLED, IUS_STATUS_AUTH: check
-  /// `stopped`); an Error when the flush could not run (no report).
+  /// function wrote a report (IUS_STATUS_OK, IUS_STATUS_CANCELLED, IUS_STATUS_AUTH, or STORAGE
+  /// and others once requests went out: check `stopped`); an Error when the flush could not run
+  /// (no report).
   Result<FlushReport> flush() const {
     char *report = nullptr;
     char *error = nullptr;

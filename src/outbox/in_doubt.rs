@@ -98,10 +98,13 @@ impl InDoubt {
         changed.then_some(until)
     }
 
-    /// Its window: the `requestMs` it was sent with, or `request_ms` (the current one) for a row
-    /// that did not keep it.
+    /// Its window: the longer of the `requestMs` it was sent with and `request_ms` (the current
+    /// one). The current one counts too: a build that does not know the column (schema 3 before
+    /// it; an agent rolled back, then forward) writes an end with its own window and leaves the
+    /// column as an earlier write set it.
     pub(crate) fn window_or(&self, request_ms: i64) -> i64 {
-        self.window.unwrap_or(request_ms)
+        self.window
+            .map_or(request_ms, |window| window.max(request_ms))
     }
 }
 
@@ -192,16 +195,16 @@ pub(crate) fn restore(
 
 /// [`bound`]'s statement. Each row keeps its own window, so the index on `until` cannot find the
 /// rows it changes: it reads every row in doubt, once per claim.
-const BOUND: &str = "UPDATE in_doubt SET until = ?1 + coalesce(request_ms, ?2) + ?3
-     WHERE until > ?1 + coalesce(request_ms, ?2) + ?3";
+const BOUND: &str = "UPDATE in_doubt SET until = ?1 + max(coalesce(request_ms, ?2), ?2) + ?3
+     WHERE until > ?1 + max(coalesce(request_ms, ?2), ?2) + ?3";
 
 /// [`prune`]'s statement: every record runs it, through the index on `until`.
 const PRUNE: &str =
     "DELETE FROM in_doubt WHERE key IN (SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2)";
 
 /// Writes every end later than now + its window back as now + its window (see the module's doc;
-/// `request_ms` for a row without one): read that way anyway, and stored so, it ends one window
-/// after the clock was right.
+/// its window as [`InDoubt::window_or`] reads it): read that way anyway, and stored so, it ends
+/// one window after the clock was right.
 pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(BOUND)?
         .execute([now, request_ms, DEPARTURE_SLACK_MS])

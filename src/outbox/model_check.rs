@@ -392,7 +392,7 @@ impl Model {
     /// reads as now + requestMs) and the report sets one of its properties to another value.
     fn holds_back(&self, target: usize) -> Option<i64> {
         let (sent, until, window) = self.in_doubt.get(&target)?;
-        let until = &(*until).min(self.now + window + SLACK);
+        let until = &(*until).min(self.now + (*window).max(self.request) + SLACK);
         let props = &self.pending[&target].props;
         let live = *until > self.now;
         let changed = sent
@@ -523,9 +523,9 @@ impl Model {
             .collect();
         // A claim first writes every end in doubt past now + requestMs back as now + requestMs.
         if !due.is_empty() {
-            let now = self.now;
+            let (now, request) = (self.now, self.request);
             for (_, until, window) in self.in_doubt.values_mut() {
-                *until = (*until).min(now + *window + SLACK);
+                *until = (*until).min(now + (*window).max(request) + SLACK);
             }
         }
         // The claim: skipped if acknowledged; held back if it changes a value a write in doubt

@@ -60,7 +60,9 @@ pub(crate) fn one_name(path: &Path) -> Result<(), String> {
             && metadata.nlink() > 1
         {
             return Err(format!(
-                "has {} names (hard links), and SQLite names the journal after the name it                  opens, so the names would corrupt it; open it by one name (remove the other                  hard links, or use a symbolic link)",
+                "has {} names (hard links), and SQLite names the journal after the name it \
+                 opens, so the names would corrupt it; open it by one name (remove the other \
+                 hard links, or use a symbolic link)",
                 metadata.nlink()
             ));
         }
