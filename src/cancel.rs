@@ -171,10 +171,12 @@ impl Watch {
         self
     }
 
-    /// A request of the call leaves now: what the layer above must do first (nothing, for most
-    /// calls). An error keeps the request from leaving.
-    pub(crate) fn leaving(&self) -> Result<(), crate::Error> {
-        self.departure.as_ref().map_or(Ok(()), Departure::leaving)
+    /// A request of the call leaves now, after `sent` earlier sends of it: what the layer above
+    /// must do first (nothing, for most calls). An error keeps the request from leaving.
+    pub(crate) fn leaving(&self, sent: u32) -> Result<(), crate::Error> {
+        self.departure
+            .as_ref()
+            .map_or(Ok(()), |departure| departure.leaving(sent))
     }
 
     /// This watch, also watching `signal` from now on (an outbox's flush watches the outbox's

@@ -6,27 +6,59 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Error;
 
 /// The hook run before each request of a call leaves.
 #[derive(Clone)]
-pub(crate) struct Departure(Arc<dyn Fn() -> Result<(), Error> + Send + Sync>);
+pub(crate) struct Departure {
+    before: Arc<dyn Fn() -> Result<(), Error> + Send + Sync>,
+    /// Set when the hook kept a resend from leaving (its error, STORAGE, cannot count the sends
+    /// before it, which may still land).
+    refused_a_resend: Arc<AtomicBool>,
+}
 
 impl Departure {
     /// `before` runs before each request of the call leaves.
     pub(crate) fn new(before: impl Fn() -> Result<(), Error> + Send + Sync + 'static) -> Self {
-        Departure(Arc::new(before))
+        Departure {
+            before: Arc::new(before),
+            refused_a_resend: Arc::default(),
+        }
     }
 
-    /// A request leaves now: runs the hook.
-    pub(crate) fn leaving(&self) -> Result<(), Error> {
-        (self.0)()
+    /// A request leaves now, after `sent` earlier sends of it: runs the hook.
+    pub(crate) fn leaving(&self, sent: u32) -> Result<(), Error> {
+        let left = (self.before)();
+        if left.is_err() && sent > 0 {
+            self.refused_a_resend.store(true, Ordering::Relaxed);
+        }
+        left
+    }
+
+    /// True once the hook kept a resend from leaving: a request of the call whose error says
+    /// no request carried it may have been sent before.
+    pub(crate) fn refused_a_resend(&self) -> bool {
+        self.refused_a_resend.load(Ordering::Relaxed)
     }
 }
 
 impl fmt::Debug for Departure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Departure")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hook_failure_is_noted_only_for_a_resend() {
+        let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
+        assert!(departure.leaving(0).is_err() && !departure.refused_a_resend());
+        assert!(departure.clone().leaving(1).is_err() && departure.refused_a_resend());
+        assert!(Departure::new(|| Ok(())).leaving(3).is_ok());
     }
 }

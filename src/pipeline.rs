@@ -326,7 +326,7 @@ impl Pipeline {
             }
             // What the layer above must do before the request leaves (the outbox writes until
             // when Graph may apply it); unable to, the request does not leave.
-            if let Err(mut error) = watch.leaving() {
+            if let Err(mut error) = watch.leaving(attempts - 1) {
                 error.set_attempts(attempts - 1);
                 return Err(error);
             }

@@ -171,6 +171,23 @@ pub(crate) fn run_reporting(
     watch: &Watch,
     report: Option<&dyn Fn(BulkProgress)>,
 ) -> Vec<Result<Response, Error>> {
+    run_carried(sender, method, requests, budget, watch, report)
+        .into_iter()
+        .map(|(result, _)| result)
+        .collect()
+}
+
+/// [`run_reporting`], each result with the requests that carried its item, also when its error
+/// cannot hold that count (the outbox's [`Error::Storage`] from the hook run before a request
+/// leaves: the item's earlier requests, if any, still count).
+pub(crate) fn run_carried(
+    sender: &impl Sender,
+    method: &str,
+    requests: &[Prepared],
+    budget: Budget,
+    watch: &Watch,
+    report: Option<&dyn Fn(BulkProgress)>,
+) -> Vec<(Result<Response, Error>, u32)> {
     let mut reporter = Reporter { report, told: None };
     let mut progress = BulkProgress {
         total: requests.len(),
@@ -421,8 +438,9 @@ pub(crate) fn run_reporting(
     sender.count_items(0, 0, failed.count() as u64);
     results
         .into_iter()
-        .map(|result| {
-            result.unwrap_or_else(|| {
+        .zip(spent)
+        .map(|(result, spent)| {
+            let result = result.unwrap_or_else(|| {
                 Err(Error::UnexpectedResponse {
                     status: 0,
                     reason: "the item was never sent (a defect; please report it)".into(),
@@ -430,7 +448,8 @@ pub(crate) fn run_reporting(
                     client_request_id: String::new(),
                     attempts: 0,
                 })
-            })
+            });
+            (result, spent.attempts)
         })
         .collect()
 }

@@ -3837,3 +3837,87 @@ fn a_clock_stepped_forward_does_not_end_a_write_in_doubt_early_in_the_same_proce
     outbox.enqueue(&u0, &count(2)).unwrap();
     drain_and_let_w1_land(&emu, &outbox, sent_w1);
 }
+
+/// The departure hook (flush.rs `departure`) cannot write the end in doubt before a request
+/// leaves (an operator's `sqlite3` holds the write lock past BUSY_TIMEOUT): that request does not
+/// leave, so its report is not sent, not counted in `retryLater`, not in doubt, and the flush
+/// returns STORAGE. Sequence: 21 reports due; the first `$batch` (20) leaves at the claim and
+/// Graph answers 600 ms later; meanwhile the lock is held 11 s, so the hook of the second
+/// request (u20, leaving > 250 ms after the claim) waits 10 s and fails.
+#[test]
+fn a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt() {
+    let ids: Vec<String> = (0..21).map(|i| format!("u{i}")).collect();
+    let emu = common::emulator_with_statuses(&ids);
+    let dir = folder("departure-hook-busy");
+    let path = dir.join("o.db");
+    let outbox = Arc::new(
+        Outbox::open(
+            &builder(&emu.base_url())
+                .request_timeout(Duration::from_millis(5_000))
+                .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+                .build()
+                .unwrap(),
+            &path,
+            OutboxOptions::new(),
+        )
+        .unwrap(),
+    );
+    for id in &ids {
+        outbox
+            .enqueue(
+                &Target::new("c1", id),
+                &UserStatusPatch::new().devices_count(7),
+            )
+            .unwrap();
+    }
+    emu.add_fault(FaultRule::next(
+        1,
+        Fault::Latency(Duration::from_millis(600)),
+    ));
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || {
+            let mut report = FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while emu.wire_requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing left");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The operator's write lock, taken while the first batch waits for its answer.
+    let operator = rusqlite::Connection::open(&path).unwrap();
+    operator.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_secs(11));
+    operator.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let requests = emu.wire_requests().len();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let u20_in_doubt: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM in_doubt WHERE key LIKE '%/u20'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(
+        matches!(flushed, Err(Error::Storage { .. })),
+        "the hook's STORAGE: {flushed:?}"
+    );
+    assert_eq!(
+        requests, 1,
+        "u20's request left after all: {flushed:?} {report:?}"
+    );
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.retry_later,
+            u20_in_doubt
+        ),
+        (20, 20, 0, 0),
+        "u20 never left, yet: {flushed:?} {report:?}, u20 rows in doubt {u20_in_doubt}"
+    );
+}
