@@ -277,6 +277,9 @@ impl Pipeline {
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
         let mut outcome_unknown = false;
+        // The answer (or failure) a retry follows: what the call ends with when the client's own
+        // gate refuses that retry, unless it was Graph's 429.
+        let mut previous: Option<Result<Response, Failure>> = None;
         let cancelled =
             |stage: &str, attempts: u32| Err(Error::cancelled(stage, &client_request_id, attempts));
         // The token cache and sources count into this client's metrics through the thread.
@@ -292,6 +295,17 @@ impl Pipeline {
             let admission = match self.gate.admit_many(count, Some(admit_by), watch) {
                 Ok(admission) => admission,
                 Err(Refused::Wait(wait)) => {
+                    // Graph throttled nothing: the call ends with the answer the retry followed
+                    // (as a retry past the budget does), not THROTTLED.
+                    if let Some(previous) = previous.take().filter(
+                        |previous| !matches!(previous, Ok(response) if response.status == 429),
+                    ) {
+                        let why = format!(
+                            "its retry would wait {:.3} s at the client's own pacing gate, past the call's budget",
+                            wait.as_secs_f64()
+                        );
+                        return finish(previous, attempts, waited, Some(why), outcome_unknown);
+                    }
                     return Err(Error::Throttled {
                         wait,
                         client_request_id: client_request_id.clone(),
@@ -462,6 +476,7 @@ impl Pipeline {
                     }
                     waited += wait;
                     retries += 1;
+                    previous = Some(outcome);
                 }
                 Verdict::Exhausted => {
                     return finish(outcome, attempts, waited, None, outcome_unknown);

@@ -3921,3 +3921,64 @@ fn a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt() {
         "u20 never left, yet: {flushed:?} {report:?}, u20 rows in doubt {u20_in_doubt}"
     );
 }
+
+/// A retry the client's own pacing gate refuses after a 503 is not Graph throttling: Graph
+/// answered one 503 and throttled nothing, so the flush neither stops as throttled nor holds the
+/// outbox; the report waits out its backoff. The 503 keeps its rule (failure.rs never_processed:
+/// Graph's front door refused it), so nothing of it is in doubt. Sequence: pacing 1 request per
+/// 1 s, retry.maxTotalMs 100 ms; the PATCH gets a 503 (no Retry-After); its retry would wait
+/// ~1 s at the gate.
+#[test]
+fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
+    let emu = common::emulator_with_statuses(["u0"]);
+    let dir = folder("paced-after-a-503");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_000),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    emu.add_fault(FaultRule::next(
+        1,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+    ));
+    let mut report = FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
+    let stats = outbox.stats().unwrap();
+    assert_eq!(emu.throttled_count(), 0, "Graph throttled nothing");
+    assert_eq!(emu.wire_requests().len(), 1, "the retry left: {report:?}");
+    assert!(
+        report.stopped_by != Some(FlushStop::Throttled) && stats.held_until.is_none(),
+        "Graph answered one 503, yet: {flushed:?} {report:?}, heldUntil {:?}",
+        stats.held_until
+    );
+    assert_eq!(
+        (report.sent, report.retry_later, stats.pending),
+        (1, 1, 1),
+        "the 503'd report is retried later: {report:?}"
+    );
+    let in_doubt: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(in_doubt, 0, "a 503 was not processed");
+}
