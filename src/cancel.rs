@@ -179,6 +179,17 @@ impl Watch {
             .map_or(Ok(()), |departure| departure.leaving(sent))
     }
 
+    /// The connection for the request leaving now is made: [`Departure::connected`]; `false`
+    /// when the request must not be written.
+    pub(crate) fn connected(&self) -> bool {
+        self.departure.as_ref().is_none_or(Departure::connected)
+    }
+
+    /// The error that kept the call's request from being written once connected, if any.
+    pub(crate) fn take_kept_back(&self) -> Option<crate::Error> {
+        self.departure.as_ref().and_then(Departure::take_kept_back)
+    }
+
     /// This watch, also watching `signal` from now on (an outbox's flush watches the outbox's
     /// signal and its client's). A watch holds two signals at most: a third replaces the second.
     pub fn and(mut self, signal: &Arc<Signal>) -> Watch {

@@ -6,7 +6,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::Error;
 
@@ -17,6 +18,11 @@ pub(crate) struct Departure {
     /// Set when the hook kept a resend from leaving (its error, STORAGE, cannot count the sends
     /// before it, which may still land).
     refused_a_resend: Arc<AtomicBool>,
+    /// The earlier sends of the request leaving now.
+    sent: Arc<AtomicU32>,
+    /// The hook's error once a fresh connection was made (a proxy CONNECT, a TLS handshake can
+    /// take long): the request was not written; the pipeline returns it.
+    kept_back: Arc<Mutex<Option<Error>>>,
 }
 
 impl Departure {
@@ -25,16 +31,45 @@ impl Departure {
         Departure {
             before: Arc::new(before),
             refused_a_resend: Arc::default(),
+            sent: Arc::default(),
+            kept_back: Arc::default(),
         }
     }
 
     /// A request leaves now, after `sent` earlier sends of it: runs the hook.
     pub(crate) fn leaving(&self, sent: u32) -> Result<(), Error> {
+        self.sent.store(sent, Ordering::Relaxed);
+        self.take_kept_back();
         let left = (self.before)();
         if left.is_err() && sent > 0 {
             self.refused_a_resend.store(true, Ordering::Relaxed);
         }
         left
+    }
+
+    /// The connection for the request leaving now is made (its first byte goes next): runs the
+    /// hook again, so the end it writes counts from here. `false` when its error keeps the
+    /// request from being written ([`take_kept_back`](Self::take_kept_back) has it).
+    pub(crate) fn connected(&self) -> bool {
+        let Err(error) = (self.before)() else {
+            return true;
+        };
+        if self.sent.load(Ordering::Relaxed) > 0 {
+            self.refused_a_resend.store(true, Ordering::Relaxed);
+        }
+        *self
+            .kept_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+        false
+    }
+
+    /// The error with which the hook kept a request from being written once connected, if it did.
+    pub(crate) fn take_kept_back(&self) -> Option<Error> {
+        self.kept_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// True once the hook kept a resend from leaving: a request of the call whose error says

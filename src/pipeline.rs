@@ -357,6 +357,14 @@ impl Pipeline {
             // (perhaps pooled again) is no longer this call's to cut.
             drop(admission);
             cancel::unblock();
+            // Kept back once connected (the layer above could not note its departure): nothing
+            // of it was written, as when kept back before.
+            if outcome.is_err()
+                && let Some(mut error) = watch.take_kept_back()
+            {
+                error.set_attempts(attempts - 1);
+                return Err(error);
+            }
             let abandoned = outcome.is_err() && watch.cancelled();
             self.count(request, &outcome, abandoned, sent_at);
             if let Err(failure) = &outcome
