@@ -3982,3 +3982,129 @@ fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
         .unwrap();
     assert_eq!(in_doubt, 0, "a 503 was not processed");
 }
+
+/// A request delayed by a slow proxy CONNECT is in doubt from when it left, not from the claim:
+/// the departure hook runs again once the connection is made, so a kill while it is in flight
+/// leaves an end of at least its leaving + `requestMs`. Sequence: one report claimed at t0, the
+/// proxy answers CONNECT 2 s later, the PATCH reaches Graph at ~t0 + 2 s and is answered 3 s
+/// later; the file is read while it is in flight.
+#[test]
+fn a_request_delayed_by_a_slow_proxy_connect_is_in_doubt_from_when_it_left() {
+    let emu = Emulator::start(Config {
+        token: Some(TOKEN.into()),
+        tls: Some(common::proxied_tls()),
+        seed: vec![SeedEntry {
+            collection: DIRECT.into(),
+            entity: json!({ "id": "u0", "devicesCount": 0 }),
+        }],
+        ..Config::default()
+    })
+    .unwrap();
+    let client = builder(&common::proxied_url("graph.proxied.test", &emu))
+        .proxy(slow_connect_proxy(Duration::from_secs(2)))
+        .extra_root_certificates_pem(common::TEST_CA)
+        .request_timeout(Duration::from_millis(5_000))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let dir = folder("slow-connect");
+    let path = dir.join("o.db");
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    // Graph answers 3 s after the request arrived, so it is in flight when the file is read.
+    emu.add_fault(FaultRule::next(
+        1,
+        Fault::Latency(Duration::from_millis(3_000)),
+    ));
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || outbox.flush())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while emu.wire_requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never left"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = unix_ms();
+    // What a kill leaves now.
+    let until: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT max(until) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    let flushed = flusher.join().unwrap();
+    assert!(
+        until >= left + 5_000 - 300,
+        "the PATCH reached Graph at {left} and may land until {}, but the file holds it in \
+         doubt only until {until} ({} ms short): {flushed:?}",
+        left + 5_000,
+        left + 5_000 - until
+    );
+}
+
+/// A loopback HTTP proxy that answers each `CONNECT` only after `delay` (a slow or far proxy, a
+/// captive network), then tunnels `*.test` hosts to loopback: (its URL).
+fn slow_connect_proxy(delay: Duration) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            std::thread::spawn(move || {
+                let mut writer = client.try_clone().unwrap();
+                let mut reader = BufReader::new(client);
+                let mut first = String::new();
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if first.is_empty() {
+                        first = line.clone();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let port = first
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|t| t.rsplit_once(':'))
+                    .unwrap()
+                    .1;
+                std::thread::sleep(delay);
+                let upstream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+                writer
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let mut up_writer = upstream.try_clone().unwrap();
+                let mut up_reader = upstream;
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = up_reader.read(&mut buf) {
+                        if n == 0 || writer.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut client_reader = reader.into_inner();
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = client_reader.read(&mut buf) {
+                    if n == 0 || up_writer.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
