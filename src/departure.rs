@@ -2,7 +2,8 @@
 //! Graph may apply the request (a retry within the call, or a first request that waited at the
 //! pacing gate or for a token, leaves later than the claim noted). The call's
 //! [`Watch`](crate::cancel::Watch) carries it to the pipeline, which runs it just before each
-//! attempt is written; its error keeps that request from leaving and ends the call.
+//! attempt, and to the connector, which runs it again once a fresh connection is made (a proxy's
+//! `CONNECT` and TLS can take long); its error keeps that request from leaving and ends the call.
 
 use std::fmt;
 use std::sync::Arc;
