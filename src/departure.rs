@@ -97,4 +97,19 @@ mod tests {
         assert!(departure.clone().leaving(1).is_err() && departure.refused_a_resend());
         assert!(Departure::new(|| Ok(())).leaving(3).is_ok());
     }
+
+    #[test]
+    fn a_hook_failure_once_connected_is_kept_for_the_pipeline_until_the_next_request() {
+        let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
+        assert!(departure.leaving(0).is_err());
+        assert!(!departure.connected() && !departure.refused_a_resend());
+        assert!(departure.take_kept_back().is_some() && departure.take_kept_back().is_none());
+        let _ = departure.leaving(2);
+        assert!(!departure.connected() && departure.refused_a_resend());
+        let _ = departure.leaving(0);
+        assert!(
+            departure.take_kept_back().is_none(),
+            "a new request starts clean"
+        );
+    }
 }
