@@ -142,6 +142,13 @@ where
             return Ok(None);
         };
         let socket = opened.lock().unwrap_or_else(PoisonError::into_inner).take();
+        // Connected (a proxy's CONNECT and TLS included): the layer above notes the request's
+        // departure from here; unable to, nothing of it is written.
+        if !cancel::current().is_none_or(|watch| watch.connected()) {
+            return Err(Error::Io(Unsent::wrap(io::Error::other(
+                "the request was kept back once connected",
+            ))));
+        }
         Ok(Some(Abortable {
             inner,
             socket,

@@ -326,7 +326,7 @@ impl Client {
                 })
             }
         });
-        let answers = scheduler::run_reporting(
+        let answers = scheduler::run_carried(
             self.pipeline(),
             "PATCH",
             &prepared,
@@ -336,11 +336,7 @@ impl Client {
                 .as_ref()
                 .map(|report| report as &dyn Fn(BulkProgress)),
         );
-        for (&index, answer) in slots.iter().zip(answers) {
-            let attempts = match &answer {
-                Ok(inner) => inner.attempts,
-                Err(error) => error.attempts(),
-            };
+        for (&index, (answer, attempts)) in slots.iter().zip(answers) {
             results[index] = BulkResult {
                 result: answer.and_then(|inner| match inner.status {
                     200 => response::entity(&inner).map(UpdateOutcome::Updated),

@@ -171,10 +171,23 @@ impl Watch {
         self
     }
 
-    /// A request of the call leaves now: what the layer above must do first (nothing, for most
-    /// calls). An error keeps the request from leaving.
-    pub(crate) fn leaving(&self) -> Result<(), crate::Error> {
-        self.departure.as_ref().map_or(Ok(()), Departure::leaving)
+    /// A request of the call leaves now, after `sent` earlier sends of it: what the layer above
+    /// must do first (nothing, for most calls). An error keeps the request from leaving.
+    pub(crate) fn leaving(&self, sent: u32) -> Result<(), crate::Error> {
+        self.departure
+            .as_ref()
+            .map_or(Ok(()), |departure| departure.leaving(sent))
+    }
+
+    /// The connection for the request leaving now is made: [`Departure::connected`]; `false`
+    /// when the request must not be written.
+    pub(crate) fn connected(&self) -> bool {
+        self.departure.as_ref().is_none_or(Departure::connected)
+    }
+
+    /// The error that kept the call's request from being written once connected, if any.
+    pub(crate) fn take_kept_back(&self) -> Option<crate::Error> {
+        self.departure.as_ref().and_then(Departure::take_kept_back)
     }
 
     /// This watch, also watching `signal` from now on (an outbox's flush watches the outbox's

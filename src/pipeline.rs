@@ -277,6 +277,9 @@ impl Pipeline {
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
         let mut outcome_unknown = false;
+        // The answer (or failure) a retry follows: what the call ends with when the client's own
+        // gate refuses that retry, unless it was Graph's 429.
+        let mut previous: Option<Result<Response, Failure>> = None;
         let cancelled =
             |stage: &str, attempts: u32| Err(Error::cancelled(stage, &client_request_id, attempts));
         // The token cache and sources count into this client's metrics through the thread.
@@ -292,6 +295,17 @@ impl Pipeline {
             let admission = match self.gate.admit_many(count, Some(admit_by), watch) {
                 Ok(admission) => admission,
                 Err(Refused::Wait(wait)) => {
+                    // Graph throttled nothing: the call ends with the answer the retry followed
+                    // (as a retry past the budget does), not THROTTLED.
+                    if let Some(previous) = previous.take().filter(
+                        |previous| !matches!(previous, Ok(response) if response.status == 429),
+                    ) {
+                        let why = format!(
+                            "its retry would wait {:.3} s at the client's own pacing gate, past the call's budget",
+                            wait.as_secs_f64()
+                        );
+                        return finish(previous, attempts, waited, Some(why), outcome_unknown);
+                    }
                     return Err(Error::Throttled {
                         wait,
                         client_request_id: client_request_id.clone(),
@@ -326,7 +340,7 @@ impl Pipeline {
             }
             // What the layer above must do before the request leaves (the outbox writes until
             // when Graph may apply it); unable to, the request does not leave.
-            if let Err(mut error) = watch.leaving() {
+            if let Err(mut error) = watch.leaving(attempts - 1) {
                 error.set_attempts(attempts - 1);
                 return Err(error);
             }
@@ -343,6 +357,14 @@ impl Pipeline {
             // (perhaps pooled again) is no longer this call's to cut.
             drop(admission);
             cancel::unblock();
+            // Kept back once connected (the layer above could not note its departure): nothing
+            // of it was written, as when kept back before.
+            if outcome.is_err()
+                && let Some(mut error) = watch.take_kept_back()
+            {
+                error.set_attempts(attempts - 1);
+                return Err(error);
+            }
             let abandoned = outcome.is_err() && watch.cancelled();
             self.count(request, &outcome, abandoned, sent_at);
             if let Err(failure) = &outcome
@@ -462,6 +484,7 @@ impl Pipeline {
                     }
                     waited += wait;
                     retries += 1;
+                    previous = Some(outcome);
                 }
                 Verdict::Exhausted => {
                     return finish(outcome, attempts, waited, None, outcome_unknown);

@@ -158,19 +158,24 @@ pub(crate) fn run(
     budget: Budget,
     watch: &Watch,
 ) -> Vec<Result<Response, Error>> {
-    run_reporting(sender, method, requests, budget, watch, None)
+    run_carried(sender, method, requests, budget, watch, None)
+        .into_iter()
+        .map(|(result, _)| result)
+        .collect()
 }
 
 /// [`run`], telling `report` its progress before each batch and at the end (no lock is held while
-/// it runs).
-pub(crate) fn run_reporting(
+/// it runs), each result with the requests that carried its item, also when its error cannot
+/// hold that count (the outbox's [`Error::Storage`] from the hook run before a request leaves:
+/// the item's earlier requests, if any, still count).
+pub(crate) fn run_carried(
     sender: &impl Sender,
     method: &str,
     requests: &[Prepared],
     budget: Budget,
     watch: &Watch,
     report: Option<&dyn Fn(BulkProgress)>,
-) -> Vec<Result<Response, Error>> {
+) -> Vec<(Result<Response, Error>, u32)> {
     let mut reporter = Reporter { report, told: None };
     let mut progress = BulkProgress {
         total: requests.len(),
@@ -421,8 +426,9 @@ pub(crate) fn run_reporting(
     sender.count_items(0, 0, failed.count() as u64);
     results
         .into_iter()
-        .map(|result| {
-            result.unwrap_or_else(|| {
+        .zip(spent)
+        .map(|(result, spent)| {
+            let result = result.unwrap_or_else(|| {
                 Err(Error::UnexpectedResponse {
                     status: 0,
                     reason: "the item was never sent (a defect; please report it)".into(),
@@ -430,7 +436,8 @@ pub(crate) fn run_reporting(
                     client_request_id: String::new(),
                     attempts: 0,
                 })
-            })
+            });
+            (result, spent.attempts)
         })
         .collect()
 }
@@ -744,7 +751,7 @@ mod tests {
         let told = RefCell::new(Vec::new());
         let report = |progress: BulkProgress| told.borrow_mut().push(progress);
         let report: &dyn Fn(BulkProgress) = &report;
-        let results = run_reporting(
+        let results = run_carried(
             &sender,
             "PATCH",
             &prepared(25, ApiVersion::Beta),
@@ -752,7 +759,11 @@ mod tests {
             &Watch::new(&Signal::new()),
             Some(report),
         );
-        assert!(results.iter().all(|r| r.as_ref().unwrap().status == 204));
+        assert!(
+            results
+                .iter()
+                .all(|(r, _)| r.as_ref().unwrap().status == 204)
+        );
         assert_eq!(sender.batches().len(), 4, "20, 5, then the two retries");
         let told: Vec<(usize, u32, Duration)> = told
             .borrow()
@@ -790,7 +801,7 @@ mod tests {
         let report: &dyn Fn(BulkProgress) = &report;
         let mut requests = prepared(2, ApiVersion::Beta);
         requests.extend(prepared(3, ApiVersion::V1_0));
-        run_reporting(
+        run_carried(
             &sender,
             "PATCH",
             &requests,

@@ -3837,3 +3837,274 @@ fn a_clock_stepped_forward_does_not_end_a_write_in_doubt_early_in_the_same_proce
     outbox.enqueue(&u0, &count(2)).unwrap();
     drain_and_let_w1_land(&emu, &outbox, sent_w1);
 }
+
+/// The departure hook (flush.rs `departure`) cannot write the end in doubt before a request
+/// leaves (an operator's `sqlite3` holds the write lock past BUSY_TIMEOUT): that request does not
+/// leave, so its report is not sent, not counted in `retryLater`, not in doubt, and the flush
+/// returns STORAGE. Sequence: 21 reports due; the first `$batch` (20) leaves at the claim and
+/// Graph answers 600 ms later; meanwhile the lock is held 11 s, so the hook of the second
+/// request (u20, leaving > 250 ms after the claim) waits 10 s and fails.
+#[test]
+fn a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt() {
+    let ids: Vec<String> = (0..21).map(|i| format!("u{i}")).collect();
+    let emu = common::emulator_with_statuses(&ids);
+    let dir = folder("departure-hook-busy");
+    let path = dir.join("o.db");
+    let outbox = Arc::new(
+        Outbox::open(
+            &builder(&emu.base_url())
+                .request_timeout(Duration::from_millis(5_000))
+                .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+                .build()
+                .unwrap(),
+            &path,
+            OutboxOptions::new(),
+        )
+        .unwrap(),
+    );
+    for id in &ids {
+        outbox
+            .enqueue(
+                &Target::new("c1", id),
+                &UserStatusPatch::new().devices_count(7),
+            )
+            .unwrap();
+    }
+    emu.add_fault(FaultRule::next(
+        1,
+        Fault::Latency(Duration::from_millis(600)),
+    ));
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || {
+            let mut report = FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while emu.wire_requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing left");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The operator's write lock, taken while the first batch waits for its answer.
+    let operator = rusqlite::Connection::open(&path).unwrap();
+    operator.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_secs(11));
+    operator.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let requests = emu.wire_requests().len();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let u20_in_doubt: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM in_doubt WHERE key LIKE '%/u20'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(
+        matches!(flushed, Err(Error::Storage { .. })),
+        "the hook's STORAGE: {flushed:?}"
+    );
+    assert_eq!(
+        requests, 1,
+        "u20's request left after all: {flushed:?} {report:?}"
+    );
+    assert_eq!(
+        (
+            report.sent,
+            report.applied,
+            report.retry_later,
+            u20_in_doubt
+        ),
+        (20, 20, 0, 0),
+        "u20 never left, yet: {flushed:?} {report:?}, u20 rows in doubt {u20_in_doubt}"
+    );
+}
+
+/// A retry the client's own pacing gate refuses after a 503 is not Graph throttling: Graph
+/// answered one 503 and throttled nothing, so the flush neither stops as throttled nor holds the
+/// outbox; the report waits out its backoff. The 503 keeps its rule (failure.rs never_processed:
+/// Graph's front door refused it), so nothing of it is in doubt. Sequence: pacing 1 request per
+/// 1 s, retry.maxTotalMs 100 ms; the PATCH gets a 503 (no Retry-After); its retry would wait
+/// ~1 s at the gate.
+#[test]
+fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
+    let emu = common::emulator_with_statuses(["u0"]);
+    let dir = folder("paced-after-a-503");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_000),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    emu.add_fault(FaultRule::next(
+        1,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+    ));
+    let mut report = FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
+    let stats = outbox.stats().unwrap();
+    assert_eq!(emu.throttled_count(), 0, "Graph throttled nothing");
+    assert_eq!(emu.wire_requests().len(), 1, "the retry left: {report:?}");
+    assert!(
+        report.stopped_by != Some(FlushStop::Throttled) && stats.held_until.is_none(),
+        "Graph answered one 503, yet: {flushed:?} {report:?}, heldUntil {:?}",
+        stats.held_until
+    );
+    assert_eq!(
+        (report.sent, report.retry_later, stats.pending),
+        (1, 1, 1),
+        "the 503'd report is retried later: {report:?}"
+    );
+    let in_doubt: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(in_doubt, 0, "a 503 was not processed");
+}
+
+/// A request delayed by a slow proxy CONNECT is in doubt from when it left, not from the claim:
+/// the departure hook runs again once the connection is made, so a kill while it is in flight
+/// leaves an end of at least its leaving + `requestMs`. Sequence: one report claimed at t0, the
+/// proxy answers CONNECT 2 s later, the PATCH reaches Graph at ~t0 + 2 s and is answered 3 s
+/// later; the file is read while it is in flight.
+#[test]
+fn a_request_delayed_by_a_slow_proxy_connect_is_in_doubt_from_when_it_left() {
+    let emu = Emulator::start(Config {
+        token: Some(TOKEN.into()),
+        tls: Some(common::proxied_tls()),
+        seed: vec![SeedEntry {
+            collection: DIRECT.into(),
+            entity: json!({ "id": "u0", "devicesCount": 0 }),
+        }],
+        ..Config::default()
+    })
+    .unwrap();
+    let client = builder(&common::proxied_url("graph.proxied.test", &emu))
+        .proxy(slow_connect_proxy(Duration::from_secs(2)))
+        .extra_root_certificates_pem(common::TEST_CA)
+        .request_timeout(Duration::from_millis(5_000))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let dir = folder("slow-connect");
+    let path = dir.join("o.db");
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    // Graph answers 3 s after the request arrived, so it is in flight when the file is read.
+    emu.add_fault(FaultRule::next(
+        1,
+        Fault::Latency(Duration::from_millis(3_000)),
+    ));
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || outbox.flush())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while emu.wire_requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never left"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = unix_ms();
+    // What a kill leaves now.
+    let until: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT max(until) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    let flushed = flusher.join().unwrap();
+    assert!(
+        until >= left + 5_000 - 300,
+        "the PATCH reached Graph at {left} and may land until {}, but the file holds it in \
+         doubt only until {until} ({} ms short): {flushed:?}",
+        left + 5_000,
+        left + 5_000 - until
+    );
+}
+
+/// A loopback HTTP proxy that answers each `CONNECT` only after `delay` (a slow or far proxy, a
+/// captive network), then tunnels `*.test` hosts to loopback: (its URL).
+fn slow_connect_proxy(delay: Duration) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            std::thread::spawn(move || {
+                let mut writer = client.try_clone().unwrap();
+                let mut reader = BufReader::new(client);
+                let mut first = String::new();
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if first.is_empty() {
+                        first = line.clone();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let port = first
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|t| t.rsplit_once(':'))
+                    .unwrap()
+                    .1;
+                std::thread::sleep(delay);
+                let upstream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+                writer
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let mut up_writer = upstream.try_clone().unwrap();
+                let mut up_reader = upstream;
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = up_reader.read(&mut buf) {
+                        if n == 0 || writer.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut client_reader = reader.into_inner();
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = client_reader.read(&mut buf) {
+                    if n == 0 || up_writer.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}

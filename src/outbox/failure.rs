@@ -70,12 +70,17 @@ pub(crate) fn never_processed(error: &Error) -> bool {
     }
 }
 
-/// True when no request carried the item: an interrupt, the client's own gate (pacing, the
-/// hold after another call's 429), or no token stopped it before the first left. Nothing of it
-/// is in doubt, and it failed nothing: it is due as before its claim.
-pub(crate) fn never_sent(error: &Error) -> bool {
-    (matches!(error, Error::Cancelled { .. } | Error::Throttled { .. }) || error.auth().is_some())
-        && error.attempts() == 0
+/// True when no request carried the item (`carried` requests did): an interrupt, the client's
+/// own gate (pacing, the hold after another call's 429), no token, or the outbox unable to write
+/// until when Graph may apply the request (the departure hook's STORAGE: the request did not
+/// leave) stopped it before the first left. Nothing of it is in doubt, and it failed nothing: it
+/// is due as before its claim.
+pub(crate) fn never_sent(error: &Error, carried: u32) -> bool {
+    (matches!(
+        error,
+        Error::Cancelled { .. } | Error::Throttled { .. } | Error::Storage { .. }
+    ) || error.auth().is_some())
+        && carried == 0
 }
 
 /// True when no token could be had before any request carried the item: the flush cannot go
@@ -244,5 +249,16 @@ mod tests {
         assert!(!never_processed(&refused(1)) && !never_processed(&refused(2)));
         let cancelled = Error::cancelled("waiting at the pacing gate", "crid", 1);
         assert!(!never_processed(&cancelled));
+    }
+
+    #[test]
+    fn the_departure_hooks_storage_error_is_not_sent_only_when_no_request_carried_the_item() {
+        let hook = Error::Storage {
+            path: "o.db".into(),
+            reason: "database is locked".into(),
+        };
+        assert!(never_sent(&hook, 0));
+        // A resend the hook kept back: the request before it may still land.
+        assert!(!never_sent(&hook, 1) && !never_processed(&hook));
     }
 }
