@@ -4108,3 +4108,50 @@ fn slow_connect_proxy(delay: Duration) -> String {
     });
     url
 }
+
+/// A build from before each write in doubt kept its window (rolled back, then forward) writes an
+/// end with its own requestMs (30 s) and leaves the column as the newer build's earlier write set
+/// it (1 s): the window read is the longer of the column and the current requestMs, so the
+/// changed value waits for the older build's write (seen failing: held back only 1.244 s).
+#[test]
+fn an_older_builds_write_in_doubt_keeps_its_own_window_after_a_roll_forward() {
+    let emu = emulator_with(ids("u", 1), Config::default());
+    let dir = folder("older-build");
+    let path = dir.join("o.db");
+    // The newer build, requestMs 1 s, once sent a write for u0 whose end has passed (not pruned).
+    drop(Outbox::open(&one_try_client(&emu, 1_000), &path, OutboxOptions::new()).unwrap());
+    let now = unix_ms();
+    edit(
+        &path,
+        &format!(
+            "INSERT INTO in_doubt (key, patch, until, request_ms)
+                 VALUES ('/deviceManagement/deviceConfigurations/c1/userStatuses/u0', '{{\"devicesCount\":0}}', {}, 1000);",
+            now - 5_000
+        ),
+    );
+    // The older build (rolled back, requestMs 30 s): its {devicesCount 1} timed out; it records
+    // it with its own statement (010b5da src/outbox/in_doubt.rs `set`).
+    let older_until = unix_ms() + 30_000;
+    edit(
+        &path,
+        &format!(
+            "INSERT INTO in_doubt (key, patch, until) VALUES ('/deviceManagement/deviceConfigurations/c1/userStatuses/u0', '{{\"devicesCount\":1}}', {older_until})
+             ON CONFLICT (key) DO UPDATE SET patch = excluded.patch, until = excluded.until;"
+        ),
+    );
+    // Rolled forward, requestMs 30 s again.
+    let outbox = Outbox::open(&one_try_client(&emu, 30_000), &path, OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(2),
+        )
+        .unwrap();
+    let report = outbox.flush().unwrap();
+    assert_eq!(report.sent, 0, "2 went out at once: {report:?}");
+    let left = report.next_attempt_in.expect("pending");
+    assert!(
+        left >= Duration::from_secs(25),
+        "2 is held back only {left:?}, though the older build's 1 may land for ~30 s"
+    );
+}

@@ -703,6 +703,8 @@ fn a_hard_linked_file_is_refused_by_either_name_saying_why() {
             reason.contains("2 names (hard links)"),
             "says why: {reason}"
         );
+        // One sentence: the message once carried its source's line breaks' indentation.
+        assert!(!reason.contains("  "), "{reason:?}");
     }
     let patch = UserStatusPatch::new().devices_count(1);
     first.enqueue(&Target::new("c1", "u0"), &patch).unwrap();
