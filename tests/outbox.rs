@@ -3779,6 +3779,57 @@ fn the_file_holds_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left(
     assert_in_doubt_after_it_left(&emu, &outbox, 2, "u0", R);
 }
 
+/// A retry's departure may wait for the file (another process's write holds it ~1.5 s; SQLite
+/// busy-waits up to 10 s): the end it writes counts from when the retry left, not from before the
+/// wait. On the pooled connection nothing runs the hook again once connected.
+#[test]
+fn a_retry_whose_departure_waited_for_the_file_is_held_in_doubt_after_it_left() {
+    const R: i64 = 1_000;
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-retry-busy");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(R as u64))
+        .retry_policy(
+            RetryPolicy::none()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(800)),
+        )
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 504,
+                retry_after: None,
+            },
+        )
+        .method("PATCH"),
+    );
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"));
+    // Another connection takes the file's write lock once the first request left (the claim is
+    // written), and holds it across the retry's departure (~800 ms later).
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while emu.wire_requests().is_empty() {
+                assert!(Instant::now() < deadline, "the first request never left");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let other = rusqlite::Connection::open(&path).unwrap();
+            other.busy_timeout(Duration::from_secs(5)).unwrap();
+            other.execute_batch("BEGIN IMMEDIATE").unwrap();
+            std::thread::sleep(Duration::from_millis(1_500));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        // The retry is the second request.
+        assert_in_doubt_after_it_left(&emu, &outbox, 2, "u0", R);
+    });
+}
+
 /// A round's first batch may wait before it leaves (here ~1.5 s at the pacing gate the agent's
 /// direct update filled; a 429 hold or a token fetch alike): the file holds it in doubt until it
 /// left + requestMs before it leaves.
