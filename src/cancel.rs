@@ -185,6 +185,18 @@ impl Watch {
         self.departure.as_ref().is_none_or(Departure::connected)
     }
 
+    /// Makes this watch, without its departure hook, the watch of the code this thread runs until
+    /// the returned guard is dropped (as [`enter`](Self::enter)): a token fetch is interruptible
+    /// as the call, but its connections carry none of the call's requests, and a hook failure
+    /// there would come back as an AUTH error instead of the outbox's STORAGE.
+    pub(crate) fn enter_without_departure(&self) -> Entered {
+        Watch {
+            departure: None,
+            ..self.clone()
+        }
+        .enter()
+    }
+
     /// The error that kept the call's request from being written once connected, if any.
     pub(crate) fn take_kept_back(&self) -> Option<crate::Error> {
         self.departure.as_ref().and_then(Departure::take_kept_back)

@@ -99,6 +99,33 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_made_while_the_departure_is_left_out_does_not_run_the_hook() {
+        use crate::cancel::{self, Signal, Watch};
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&runs);
+        let watch = Watch::new(&Signal::new()).before_each_request(Departure::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Err(Error::invalid("outbox", "locked"))
+        }));
+        let _call = watch.enter();
+        {
+            // A token fetch's connection.
+            let _token = watch.enter_without_departure();
+            let current = cancel::current().expect("still the call's watch");
+            assert!(current == watch && current.connected());
+            assert!(current.take_kept_back().is_none());
+            assert_eq!(
+                runs.load(Ordering::Relaxed),
+                0,
+                "the hook ran for the token fetch"
+            );
+        }
+        let current = cancel::current().expect("the call's watch again");
+        assert!(!current.connected() && current.take_kept_back().is_some());
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
     fn a_hook_failure_once_connected_is_kept_for_the_pipeline_until_the_next_request() {
         let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
         assert!(departure.leaving(0).is_err());

@@ -323,7 +323,7 @@ impl Pipeline {
             attempts += 1;
             // The token provider and the transport reach the call's watch through the thread.
             let entered = watch.enter();
-            let token = match self.token.token_before(deadline) {
+            let token = match self.token_before(&watch, deadline) {
                 Ok(token) => token,
                 Err(_) if watch.cancelled() => {
                     return cancelled("waiting for a token", attempts - 1);
@@ -385,7 +385,7 @@ impl Pipeline {
                 // static one) gets its 401 at once instead of a pointless second request.
                 reauthenticated = true;
                 self.token.invalidate(&token);
-                match self.token.token_before(deadline) {
+                match self.token_before(&watch, deadline) {
                     Ok(fresh) if fresh != token => {
                         log::info!(
                             "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
@@ -494,6 +494,13 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// A token for the call watched by `watch`, fetched (when it must be) without the call's
+    /// departure hook: the token endpoint's connections carry none of the call's requests.
+    fn token_before(&self, watch: &Watch, deadline: Option<Instant>) -> Result<AccessToken, Error> {
+        let _fetch = watch.enter_without_departure();
+        self.token.token_before(deadline)
     }
 
     /// One attempt: send, follow redirects, read the whole response.
