@@ -3830,6 +3830,74 @@ fn a_retry_whose_departure_waited_for_the_file_is_held_in_doubt_after_it_left() 
     });
 }
 
+/// A token fetched for a flush's request goes out on a fresh connection of the client's own agent:
+/// it carries none of the flush's requests, so it must not run the outbox's departure hook (which
+/// would wait here for the busy file, and past `BUSY_TIMEOUT` turn the outbox's STORAGE error into
+/// a transient AUTH one for every waiter of the token cache). The token lives 1 s (refreshed after
+/// 0.5 s); the flush's batch waits ~1.5 s at the pacing gate, then needs a fresh token while
+/// another connection holds the file's write lock: the token request reaches the endpoint before
+/// the lock is released.
+#[test]
+fn a_token_fetched_for_a_flush_does_not_wait_for_the_outbox_file() {
+    const R: i64 = 1_000;
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let login = common::RawServer::start(common::http_response(
+        "200 OK",
+        &[
+            ("Content-Type", "application/json"),
+            ("Connection", "close"),
+        ],
+        format!(
+            r#"{{"token_type":"Bearer","expires_in":1,"access_token":"{}"}}"#,
+            common::TOKEN
+        )
+        .as_bytes(),
+    ));
+    let dir = folder("token-busy-file");
+    let path = dir.join("o.db");
+    let client = intune_user_status::Client::builder()
+        .base_url(emu.base_url())
+        .credential(
+            intune_user_status::ClientSecretCredential::new("contoso.onmicrosoft.com", "app", "s")
+                .authority_host(&login.base_url),
+        )
+        .request_timeout(Duration::from_millis(R as u64))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_500),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    // The agent's own direct update takes the pacing slot (and the first token).
+    client
+        .update_user_status(&Target::new("c1", "u1"), &count(5))
+        .unwrap();
+    assert_eq!(login.requests().len(), 1);
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || outbox.flush())
+    };
+    // Once the claim is written, another connection holds the write lock until well after the
+    // gate opened (~1.5 s after the direct update).
+    std::thread::sleep(Duration::from_millis(600));
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_millis(1_800));
+    let fetched_while_busy = login.requests().len();
+    other.execute_batch("COMMIT").unwrap();
+    let report = flusher.join().unwrap().unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(
+        fetched_while_busy, 2,
+        "the flush's token request waited for the outbox file (the departure hook ran on the \
+         token endpoint's connection)"
+    );
+}
+
 /// A round's first batch may wait before it leaves (here ~1.5 s at the pacing gate the agent's
 /// direct update filled; a 429 hold or a token fetch alike): the file holds it in doubt until it
 /// left + requestMs before it leaves.
