@@ -323,7 +323,7 @@ impl Pipeline {
             attempts += 1;
             // The token provider and the transport reach the call's watch through the thread.
             let entered = watch.enter();
-            let token = match self.token_before(&watch, deadline) {
+            let token = match self.token_before(watch, deadline) {
                 Ok(token) => token,
                 Err(_) if watch.cancelled() => {
                     return cancelled("waiting for a token", attempts - 1);
@@ -385,7 +385,7 @@ impl Pipeline {
                 // static one) gets its 401 at once instead of a pointless second request.
                 reauthenticated = true;
                 self.token.invalidate(&token);
-                match self.token_before(&watch, deadline) {
+                match self.token_before(watch, deadline) {
                     Ok(fresh) if fresh != token => {
                         log::info!(
                             "{} {}: HTTP 401; sending once more with a fresh token (client-request-id {client_request_id})",
