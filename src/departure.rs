@@ -3,7 +3,8 @@
 //! pacing gate or for a token, leaves later than the claim noted). The call's
 //! [`Watch`](crate::cancel::Watch) carries it to the pipeline, which runs it just before each
 //! attempt, and to the connector, which runs it again once a fresh connection is made (a proxy's
-//! `CONNECT` and TLS can take long); its error keeps that request from leaving and ends the call.
+//! `CONNECT` and TLS can take long; not for the token endpoint, whose connections carry none of
+//! the call's requests); its error keeps that request from leaving and ends the call.
 
 use std::fmt;
 use std::sync::Arc;
