@@ -3744,17 +3744,18 @@ fn assert_in_doubt_after_it_left(
     );
 }
 
-/// A retry within one call (after a 504, an unknown outcome) leaves ~800 ms after the claim: the
-/// file holds it in doubt until it left + requestMs before it leaves, so a kill while it is in
-/// flight leaves an end true for it.
-#[test]
-fn the_file_holds_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left() {
-    const R: i64 = 1_000;
-    let emu = common::emulator_with_statuses(ids("u", 1));
-    let dir = folder("doubt-retry-left");
-    let path = dir.join("o.db");
+/// An outbox in folder `name` whose client waits `request_ms` for a request and retries once
+/// after 800 ms, with devicesCount 1 pending for u0; Graph answers its first PATCH 504 and takes
+/// `latency_ms` over the next: (the outbox, its file).
+fn a_504_then_a_slow_retry(
+    emu: &Emulator,
+    name: &str,
+    request_ms: i64,
+    latency_ms: u64,
+) -> (Arc<Outbox>, PathBuf) {
+    let path = folder(name).join("o.db");
     let client = builder(&emu.base_url())
-        .request_timeout(Duration::from_millis(R as u64))
+        .request_timeout(Duration::from_millis(request_ms as u64))
         .retry_policy(
             RetryPolicy::none()
                 .max_retries(1)
@@ -3774,7 +3775,20 @@ fn the_file_holds_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left(
         )
         .method("PATCH"),
     );
-    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_000))).method("PATCH"));
+    emu.add_fault(
+        FaultRule::next(1, Fault::Latency(Duration::from_millis(latency_ms))).method("PATCH"),
+    );
+    (outbox, path)
+}
+
+/// A retry within one call (after a 504, an unknown outcome) leaves ~800 ms after the claim: the
+/// file holds it in doubt until it left + requestMs before it leaves, so a kill while it is in
+/// flight leaves an end true for it.
+#[test]
+fn the_file_holds_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left() {
+    const R: i64 = 1_000;
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let (outbox, _) = a_504_then_a_slow_retry(&emu, "doubt-retry-left", R, 2_000);
     // The retry is the second request.
     assert_in_doubt_after_it_left(&emu, &outbox, 2, "u0", R);
 }
@@ -3786,30 +3800,7 @@ fn the_file_holds_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left(
 fn a_retry_whose_departure_waited_for_the_file_is_held_in_doubt_after_it_left() {
     const R: i64 = 1_000;
     let emu = common::emulator_with_statuses(ids("u", 1));
-    let dir = folder("doubt-retry-busy");
-    let path = dir.join("o.db");
-    let client = builder(&emu.base_url())
-        .request_timeout(Duration::from_millis(R as u64))
-        .retry_policy(
-            RetryPolicy::none()
-                .max_retries(1)
-                .base_delay(Duration::from_millis(800)),
-        )
-        .build()
-        .unwrap();
-    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
-    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
-    emu.add_fault(
-        FaultRule::next(
-            1,
-            Fault::Status {
-                status: 504,
-                retry_after: None,
-            },
-        )
-        .method("PATCH"),
-    );
-    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"));
+    let (outbox, path) = a_504_then_a_slow_retry(&emu, "doubt-retry-busy", R, 2_500);
     // Another connection takes the file's write lock once the first request left (the claim is
     // written), and holds it across the retry's departure (~800 ms later).
     std::thread::scope(|scope| {
