@@ -393,6 +393,9 @@ impl Pipeline {
                             path_of(&request.url)
                         );
                         self.metrics.retried(RetryCause::TokenRefresh);
+                        // The resend follows this 401: what the call ends with if the client's
+                        // own gate refuses it.
+                        previous = Some(outcome);
                         continue;
                     }
                     Ok(_) => {}
