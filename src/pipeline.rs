@@ -345,7 +345,6 @@ impl Pipeline {
                 return Err(error);
             }
             let sent_at = Instant::now();
-            self.metrics.sent(request.operation);
             let outcome = self.attempt(
                 request,
                 &token,
@@ -669,8 +668,10 @@ impl Pipeline {
         }
     }
 
-    /// Counts an attempt of `request` sent at `sent_at` in the client's metrics: how it ended
-    /// (`abandoned`: an interrupt shut it), how long it took, the bodies' bytes.
+    /// Counts an attempt of `request` sent at `sent_at` in the client's metrics once it ended (a
+    /// request the departure hook kept back once connected was never written, and is not
+    /// counted): sent, how it ended (`abandoned`: an interrupt shut it), how long it took, the
+    /// bodies' bytes.
     fn count(
         &self,
         request: &Request<'_>,
@@ -699,6 +700,7 @@ impl Pipeline {
                 (class, if failure.written { sent } else { 0 }, 0)
             }
         };
+        self.metrics.sent(request.operation);
         self.metrics
             .answered(request.operation, class, sent_at.elapsed());
         self.metrics.bytes(sent, received);
@@ -987,6 +989,57 @@ fn transport(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request the departure hook keeps back once its fresh connection is made (the outbox
+    /// could not write when it may land) was never written: the metrics count it neither as sent
+    /// nor as answered, and the server read nothing of it.
+    #[test]
+    fn a_request_kept_back_once_connected_is_not_counted_as_sent() {
+        use crate::departure::Departure;
+        use crate::metrics::Operation;
+        use std::io::Read;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut read = Vec::new();
+            let _ = conn.read_to_end(&mut read);
+            read.len()
+        });
+        let client = crate::Client::builder()
+            .base_url(&url)
+            .access_token("t")
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
+        // Lets the request leave, then keeps it back once connected.
+        let runs = AtomicU32::new(0);
+        let hook = Departure::new(move || {
+            if runs.fetch_add(1, Ordering::Relaxed) == 0 {
+                Ok(())
+            } else {
+                Err(Error::invalid("outbox", "kept back"))
+            }
+        });
+        let options = crate::CallOptions::new()
+            .watched_by(client.pipeline().watch().before_each_request(hook));
+        let result = client.update_user_status_with(
+            &crate::Target::new("c", "u"),
+            &crate::UserStatusPatch::new().devices_count(1),
+            &options,
+        );
+        assert!(matches!(result, Err(Error::InvalidInput { .. })), "{result:?}");
+        let counts = client.metrics().requests[Operation::Update];
+        drop(client);
+        assert_eq!(server.join().unwrap(), 0, "the request was written");
+        assert_eq!(
+            (counts.sent, counts.answered.iter().map(|(_, n)| n).sum::<u64>()),
+            (0, 0),
+            "nothing was written, yet: {counts:?}"
+        );
+    }
 
     #[test]
     fn redirect_locations_resolve_and_insecure_ones_are_refused() {
