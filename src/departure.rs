@@ -4,45 +4,55 @@
 //! [`Watch`](crate::cancel::Watch) carries it to the pipeline, which runs it just before each
 //! attempt, and to the connector, which runs it again once a fresh connection is made (a proxy's
 //! `CONNECT` and TLS can take long; not for the token endpoint, whose connections carry none of
-//! the call's requests); its error keeps that request from leaving and ends the call.
+//! the call's requests); its error keeps that request from leaving and ends the call. The hook
+//! is given the call's deadline (`timeouts.totalMs`), so its waits end with the call's budget.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use crate::Error;
 
 /// The hook run before each request of a call leaves.
 #[derive(Clone)]
 pub(crate) struct Departure {
-    before: Arc<dyn Fn() -> Result<(), Error> + Send + Sync>,
+    /// Given the call's deadline, if it has one.
+    before: Arc<dyn Fn(Option<Instant>) -> Result<(), Error> + Send + Sync>,
     /// Set when the hook kept a resend from leaving (its error, STORAGE, cannot count the sends
     /// before it, which may still land).
     refused_a_resend: Arc<AtomicBool>,
     /// The earlier sends of the request leaving now.
     sent: Arc<AtomicU32>,
+    /// The deadline of the call whose request is leaving now.
+    deadline: Arc<Mutex<Option<Instant>>>,
     /// The hook's error once a fresh connection was made (a proxy CONNECT, a TLS handshake can
     /// take long): the request was not written; the pipeline returns it.
     kept_back: Arc<Mutex<Option<Error>>>,
 }
 
 impl Departure {
-    /// `before` runs before each request of the call leaves.
-    pub(crate) fn new(before: impl Fn() -> Result<(), Error> + Send + Sync + 'static) -> Self {
+    /// `before` runs before each request of the call leaves, given the call's deadline.
+    pub(crate) fn new(
+        before: impl Fn(Option<Instant>) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> Self {
         Departure {
             before: Arc::new(before),
             refused_a_resend: Arc::default(),
             sent: Arc::default(),
+            deadline: Arc::default(),
             kept_back: Arc::default(),
         }
     }
 
-    /// A request leaves now, after `sent` earlier sends of it: runs the hook.
-    pub(crate) fn leaving(&self, sent: u32) -> Result<(), Error> {
+    /// A request of a call that must end by `deadline` leaves now, after `sent` earlier sends of
+    /// it: runs the hook.
+    pub(crate) fn leaving(&self, sent: u32, deadline: Option<Instant>) -> Result<(), Error> {
         self.sent.store(sent, Ordering::Relaxed);
+        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) = deadline;
         self.take_kept_back();
-        let left = (self.before)();
+        let left = (self.before)(deadline);
         if left.is_err() && sent > 0 {
             self.refused_a_resend.store(true, Ordering::Relaxed);
         }
@@ -53,7 +63,8 @@ impl Departure {
     /// hook again, so the end it writes counts from here. `false` when its error keeps the
     /// request from being written ([`take_kept_back`](Self::take_kept_back) has it).
     pub(crate) fn connected(&self) -> bool {
-        let Err(error) = (self.before)() else {
+        let deadline = *self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        let Err(error) = (self.before)(deadline) else {
             return true;
         };
         if self.sent.load(Ordering::Relaxed) > 0 {
@@ -93,10 +104,10 @@ mod tests {
 
     #[test]
     fn a_hook_failure_is_noted_only_for_a_resend() {
-        let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
-        assert!(departure.leaving(0).is_err() && !departure.refused_a_resend());
-        assert!(departure.clone().leaving(1).is_err() && departure.refused_a_resend());
-        assert!(Departure::new(|| Ok(())).leaving(3).is_ok());
+        let departure = Departure::new(|_| Err(Error::invalid("outbox", "locked")));
+        assert!(departure.leaving(0, None).is_err() && !departure.refused_a_resend());
+        assert!(departure.clone().leaving(1, None).is_err() && departure.refused_a_resend());
+        assert!(Departure::new(|_| Ok(())).leaving(3, None).is_ok());
     }
 
     #[test]
@@ -104,7 +115,7 @@ mod tests {
         use crate::cancel::{self, Signal, Watch};
         let runs = Arc::new(AtomicU32::new(0));
         let counted = Arc::clone(&runs);
-        let watch = Watch::new(&Signal::new()).before_each_request(Departure::new(move || {
+        let watch = Watch::new(&Signal::new()).before_each_request(Departure::new(move |_| {
             counted.fetch_add(1, Ordering::Relaxed);
             Err(Error::invalid("outbox", "locked"))
         }));
@@ -128,13 +139,13 @@ mod tests {
 
     #[test]
     fn a_hook_failure_once_connected_is_kept_for_the_pipeline_until_the_next_request() {
-        let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
-        assert!(departure.leaving(0).is_err());
+        let departure = Departure::new(|_| Err(Error::invalid("outbox", "locked")));
+        assert!(departure.leaving(0, None).is_err());
         assert!(!departure.connected() && !departure.refused_a_resend());
         assert!(departure.take_kept_back().is_some() && departure.take_kept_back().is_none());
-        let _ = departure.leaving(2);
+        let _ = departure.leaving(2, None);
         assert!(!departure.connected() && departure.refused_a_resend());
-        let _ = departure.leaving(0);
+        let _ = departure.leaving(0, None);
         assert!(
             departure.take_kept_back().is_none(),
             "a new request starts clean"

@@ -340,7 +340,7 @@ impl Pipeline {
             }
             // What the layer above must do before the request leaves (the outbox writes until
             // when Graph may apply it); unable to, the request does not leave.
-            if let Err(mut error) = watch.leaving(attempts - 1) {
+            if let Err(mut error) = watch.leaving(attempts - 1, deadline) {
                 error.set_attempts(attempts - 1);
                 return Err(error);
             }
@@ -1016,7 +1016,7 @@ mod tests {
             .unwrap();
         // Lets the request leave, then keeps it back once connected.
         let runs = AtomicU32::new(0);
-        let hook = Departure::new(move || {
+        let hook = Departure::new(move |_| {
             if runs.fetch_add(1, Ordering::Relaxed) == 0 {
                 Ok(())
             } else {

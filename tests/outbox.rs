@@ -4036,6 +4036,84 @@ fn a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt() {
     );
 }
 
+/// The departure hook's wait for the file counts against the call's time budget: a request
+/// that may leave only once the file can say until when it may land, while another connection
+/// holds the file's write lock for longer than `totalMs`, stays back, and the call ends within
+/// `totalMs`, not when the lock is released. Sequence: pacing 1 request per 1.5 s, which the
+/// agent's direct update fills; the flush claims u0 at t0, and its batch waits ~1.5 s at the
+/// gate; another connection holds the write lock from t0 + 0.4 s to t0 + 6 s; totalMs 2.5 s.
+#[test]
+fn the_departure_hooks_wait_for_the_file_ends_with_the_calls_budget() {
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let dir = folder("departure-budget");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(5_000))
+        .total_timeout(Duration::from_millis(2_500))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_500),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    // The agent's own direct update takes the pacing slot.
+    client
+        .update_user_status(&Target::new("c1", "u1"), &count(5))
+        .unwrap();
+    let before = emu.wire_requests().len();
+    // When the flush's call returned: it records next.
+    let returned = Arc::new(std::sync::Mutex::new(None));
+    {
+        let returned = Arc::clone(&returned);
+        outbox.set_flush_seam(move |seam| {
+            if seam == intune_user_status::FlushSeam::BeforeRecord {
+                returned.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+        });
+    }
+    let started = Instant::now();
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || {
+            let mut report = FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_millis(5_600));
+    other.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let took = returned
+        .lock()
+        .unwrap()
+        .expect("the flush recorded")
+        .duration_since(started);
+    assert_eq!(
+        emu.wire_requests().len(),
+        before,
+        "u0's request left: {flushed:?} {report:?}"
+    );
+    println!("the flush's call returned after {took:?}: {flushed:?}");
+    assert!(
+        took < Duration::from_millis(2_500 + 1_000),
+        "the call waited for the file {took:?}, past totalMs 2.5 s: {flushed:?}"
+    );
+    match &flushed {
+        Err(Error::Storage { reason, .. }) => {
+            assert!(reason.contains("totalMs"), "{reason}")
+        }
+        other => panic!("the hook's STORAGE, naming the budget: {other:?}"),
+    }
+    assert_eq!((report.sent, report.pending), (0, 1), "{report:?}");
+}
+
 /// A retry the client's own pacing gate refuses after a 503 is not Graph throttling: Graph
 /// answered one 503 and throttled nothing, so the flush neither stops as throttled nor holds the
 /// outbox; the report waits out its backoff. The 503 keeps its rule (failure.rs never_processed:

@@ -631,7 +631,9 @@ fn deliver(
 /// gate, for a token or a 429 hold) first writes now + `request_ms` + the slack, in its own small
 /// transaction, so the file holds each request in doubt for `requestMs` after it left whatever
 /// stops the process meanwhile. The end written is kept in memory: a request that leaves in time
-/// writes nothing.
+/// writes nothing. Its waits for the file end with the call's deadline (`timeouts.totalMs`: the
+/// hook runs inside the call, whose budget bounds every wait of it), and the request then stays
+/// back (STORAGE).
 fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) -> Departure {
     let store = parts.store.clone();
     let clock = parts.clock.clone();
@@ -639,7 +641,7 @@ fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) ->
     let keys: Vec<String> = batch.iter().map(|due| due.key.clone()).collect();
     let slack = in_doubt::DEPARTURE_SLACK_MS;
     let written = AtomicI64::new(claimed.saturating_add(request_ms).saturating_add(slack));
-    Departure::new(move || {
+    Departure::new(move |deadline| {
         // The write may wait for the file (another connection's write: up to `BUSY_TIMEOUT`), and
         // on a pooled connection nothing runs this again: the clock is read again after each
         // write, and a wait that ate the slack writes again, a few times at most.
@@ -650,7 +652,15 @@ fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) ->
             }
             let until = now.saturating_add(request_ms).saturating_add(slack);
             let ends = keys.iter().map(|key| (key.as_str(), until));
-            store.run(|conn| store::leaving(conn, ends, request_ms))?;
+            busy::within(deadline, || {
+                store.run(|conn| store::leaving(conn, ends, request_ms))
+            })
+            .map_err(|error| match error {
+                Error::Storage { reason, .. } => {
+                    store.storage(format!("{reason}; the request was not sent"))
+                }
+                other => other,
+            })?;
             written.store(until, Ordering::Relaxed);
             steady.note(
                 keys.iter().map(String::as_str),
