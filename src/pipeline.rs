@@ -339,8 +339,9 @@ impl Pipeline {
                 return cancelled("waiting for a token", attempts - 1);
             }
             // What the layer above must do before the request leaves (the outbox writes until
-            // when Graph may apply it); unable to, the request does not leave.
-            if let Err(mut error) = watch.leaving(attempts - 1, deadline) {
+            // when Graph may apply it); unable to, the request does not leave, and its error
+            // counts the requests that left before it (their outcome may be unknown).
+            if let Err(mut error) = watch.leaving(deadline) {
                 error.set_attempts(attempts - 1);
                 return Err(error);
             }
@@ -1030,12 +1031,18 @@ mod tests {
             &crate::UserStatusPatch::new().devices_count(1),
             &options,
         );
-        assert!(matches!(result, Err(Error::InvalidInput { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidInput { .. })),
+            "{result:?}"
+        );
         let counts = client.metrics().requests[Operation::Update];
         drop(client);
         assert_eq!(server.join().unwrap(), 0, "the request was written");
         assert_eq!(
-            (counts.sent, counts.answered.iter().map(|(_, n)| n).sum::<u64>()),
+            (
+                counts.sent,
+                counts.answered.iter().map(|(_, n)| n).sum::<u64>()
+            ),
             (0, 0),
             "nothing was written, yet: {counts:?}"
         );

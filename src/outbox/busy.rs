@@ -66,7 +66,9 @@ pub(crate) fn within<T>(deadline: Option<Instant>, job: impl FnOnce() -> T) -> T
 
 /// True when a deadline set by [`within`] has passed: a wait for the file gave up for it.
 pub(crate) fn out_of_time() -> bool {
-    DEADLINE.with(Cell::get).is_some_and(|deadline| Instant::now() >= deadline)
+    DEADLINE
+        .with(Cell::get)
+        .is_some_and(|deadline| Instant::now() >= deadline)
 }
 
 /// SQLite's busy handler (`tries`: how often it was called for this lock so far): `true` to try
@@ -194,7 +196,10 @@ mod tests {
         );
         assert!(!out_of_time(), "the deadline outlived its scope");
         within(Some(Instant::now()), || {
-            assert!(out_of_time() && !wait(0), "a busy wait past the deadline gives up");
+            assert!(
+                out_of_time() && !wait(0),
+                "a busy wait past the deadline gives up"
+            );
         });
     }
 

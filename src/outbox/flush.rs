@@ -336,20 +336,10 @@ fn send(
             }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
             let departure = departure(parts, &batch, now, request_ms);
-            let (results, mut attempts): (Vec<_>, Vec<_>) =
-                deliver(client, &items, watch, departure.clone())
-                    .into_iter()
-                    .map(|r| (r.result, r.attempts))
-                    .unzip();
-            // A STORAGE error cannot count the requests before it: once the hook kept a resend
-            // from leaving, each counts as carried once (its fate unknown), never as not sent.
-            if departure.refused_a_resend() {
-                for (result, carried) in results.iter().zip(&mut attempts) {
-                    if matches!(result, Err(Error::Storage { .. })) {
-                        *carried = (*carried).max(1);
-                    }
-                }
-            }
+            let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch, departure)
+                .into_iter()
+                .map(|r| (r.result, r.attempts))
+                .unzip();
             // No token at all before anything reached Graph: the flush could not run. A retry
             // that found no token after a request carried its item is not this: that request's
             // outcome is unknown (judge).

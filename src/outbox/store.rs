@@ -158,10 +158,7 @@ impl Store {
 
     /// A STORAGE error about this file.
     pub(crate) fn storage(&self, reason: String) -> Error {
-        Error::Storage {
-            path: self.path.clone(),
-            reason,
-        }
+        Error::storage(self.path.clone(), reason)
     }
 }
 
@@ -401,10 +398,10 @@ fn fail_unreadable(
         Ok(key) => key.to_owned(),
         Err(_) => format!("{} (pending row {})", row.key.shown(), row.rowid),
     };
-    let error = failure::to_json(&Error::Storage {
-        path: file.to_owned(),
-        reason: format!("the pending report for {name} cannot be sent: {why}"),
-    });
+    let error = failure::to_json(&Error::storage(
+        file.to_owned(),
+        format!("the pending report for {name} cannot be sent: {why}"),
+    ));
     let failed = FailedRow {
         target: row.target.shown(),
         patch: row.patch.shown(),
