@@ -171,12 +171,12 @@ impl Watch {
         self
     }
 
-    /// A request of the call leaves now, after `sent` earlier sends of it: what the layer above
-    /// must do first (nothing, for most calls). An error keeps the request from leaving.
-    pub(crate) fn leaving(&self, sent: u32) -> Result<(), crate::Error> {
+    /// A request of the call, which must end by `deadline`, leaves now: what the layer above must
+    /// do first (nothing, for most calls). An error keeps the request from leaving.
+    pub(crate) fn leaving(&self, deadline: Option<Instant>) -> Result<(), crate::Error> {
         self.departure
             .as_ref()
-            .map_or(Ok(()), |departure| departure.leaving(sent))
+            .map_or(Ok(()), |departure| departure.leaving(deadline))
     }
 
     /// The connection for the request leaving now is made: [`Departure::connected`]; `false`

@@ -4,61 +4,57 @@
 //! [`Watch`](crate::cancel::Watch) carries it to the pipeline, which runs it just before each
 //! attempt, and to the connector, which runs it again once a fresh connection is made (a proxy's
 //! `CONNECT` and TLS can take long; not for the token endpoint, whose connections carry none of
-//! the call's requests); its error keeps that request from leaving and ends the call.
+//! the call's requests); its error keeps that request from leaving and ends the call, counting
+//! the requests sent before it (the pipeline sets its `attempts`, as for any error), so every
+//! layer reads what carried the request from the error. The hook is given the call's deadline
+//! (`timeouts.totalMs`), so its waits end with the call's budget.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use crate::Error;
 
 /// The hook run before each request of a call leaves.
 #[derive(Clone)]
 pub(crate) struct Departure {
-    before: Arc<dyn Fn() -> Result<(), Error> + Send + Sync>,
-    /// Set when the hook kept a resend from leaving (its error, STORAGE, cannot count the sends
-    /// before it, which may still land).
-    refused_a_resend: Arc<AtomicBool>,
-    /// The earlier sends of the request leaving now.
-    sent: Arc<AtomicU32>,
+    /// Given the call's deadline, if it has one.
+    before: Arc<dyn Fn(Option<Instant>) -> Result<(), Error> + Send + Sync>,
+    /// The deadline of the call whose request is leaving now.
+    deadline: Arc<Mutex<Option<Instant>>>,
     /// The hook's error once a fresh connection was made (a proxy CONNECT, a TLS handshake can
     /// take long): the request was not written; the pipeline returns it.
     kept_back: Arc<Mutex<Option<Error>>>,
 }
 
 impl Departure {
-    /// `before` runs before each request of the call leaves.
-    pub(crate) fn new(before: impl Fn() -> Result<(), Error> + Send + Sync + 'static) -> Self {
+    /// `before` runs before each request of the call leaves, given the call's deadline.
+    pub(crate) fn new(
+        before: impl Fn(Option<Instant>) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> Self {
         Departure {
             before: Arc::new(before),
-            refused_a_resend: Arc::default(),
-            sent: Arc::default(),
+            deadline: Arc::default(),
             kept_back: Arc::default(),
         }
     }
 
-    /// A request leaves now, after `sent` earlier sends of it: runs the hook.
-    pub(crate) fn leaving(&self, sent: u32) -> Result<(), Error> {
-        self.sent.store(sent, Ordering::Relaxed);
+    /// A request of a call that must end by `deadline` leaves now: runs the hook.
+    pub(crate) fn leaving(&self, deadline: Option<Instant>) -> Result<(), Error> {
+        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) = deadline;
         self.take_kept_back();
-        let left = (self.before)();
-        if left.is_err() && sent > 0 {
-            self.refused_a_resend.store(true, Ordering::Relaxed);
-        }
-        left
+        (self.before)(deadline)
     }
 
     /// The connection for the request leaving now is made (its first byte goes next): runs the
     /// hook again, so the end it writes counts from here. `false` when its error keeps the
     /// request from being written ([`take_kept_back`](Self::take_kept_back) has it).
     pub(crate) fn connected(&self) -> bool {
-        let Err(error) = (self.before)() else {
+        let deadline = *self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        let Err(error) = (self.before)(deadline) else {
             return true;
         };
-        if self.sent.load(Ordering::Relaxed) > 0 {
-            self.refused_a_resend.store(true, Ordering::Relaxed);
-        }
         *self
             .kept_back
             .lock()
@@ -73,12 +69,6 @@ impl Departure {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
-
-    /// True once the hook kept a resend from leaving: a request of the call whose error says
-    /// no request carried it may have been sent before.
-    pub(crate) fn refused_a_resend(&self) -> bool {
-        self.refused_a_resend.load(Ordering::Relaxed)
-    }
 }
 
 impl fmt::Debug for Departure {
@@ -91,20 +81,32 @@ impl fmt::Debug for Departure {
 mod tests {
     use super::*;
 
+    /// The hook is given the deadline of the call whose request leaves, when it leaves and again
+    /// once its connection is made.
     #[test]
-    fn a_hook_failure_is_noted_only_for_a_resend() {
-        let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
-        assert!(departure.leaving(0).is_err() && !departure.refused_a_resend());
-        assert!(departure.clone().leaving(1).is_err() && departure.refused_a_resend());
-        assert!(Departure::new(|| Ok(())).leaving(3).is_ok());
+    fn the_hook_is_given_the_calls_deadline() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let noted = Arc::clone(&seen);
+        let departure = Departure::new(move |deadline| {
+            noted.lock().unwrap().push(deadline);
+            Ok(())
+        });
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        assert!(departure.leaving(Some(deadline)).is_ok() && departure.connected());
+        assert!(departure.leaving(None).is_ok() && departure.connected());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [Some(deadline), Some(deadline), None, None]
+        );
     }
 
     #[test]
     fn a_connection_made_while_the_departure_is_left_out_does_not_run_the_hook() {
         use crate::cancel::{self, Signal, Watch};
+        use std::sync::atomic::{AtomicU32, Ordering};
         let runs = Arc::new(AtomicU32::new(0));
         let counted = Arc::clone(&runs);
-        let watch = Watch::new(&Signal::new()).before_each_request(Departure::new(move || {
+        let watch = Watch::new(&Signal::new()).before_each_request(Departure::new(move |_| {
             counted.fetch_add(1, Ordering::Relaxed);
             Err(Error::invalid("outbox", "locked"))
         }));
@@ -128,13 +130,12 @@ mod tests {
 
     #[test]
     fn a_hook_failure_once_connected_is_kept_for_the_pipeline_until_the_next_request() {
-        let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
-        assert!(departure.leaving(0).is_err());
-        assert!(!departure.connected() && !departure.refused_a_resend());
+        let departure = Departure::new(|_| Err(Error::invalid("outbox", "locked")));
+        assert!(departure.leaving(None).is_err());
+        assert!(!departure.connected());
         assert!(departure.take_kept_back().is_some() && departure.take_kept_back().is_none());
-        let _ = departure.leaving(2);
-        assert!(!departure.connected() && departure.refused_a_resend());
-        let _ = departure.leaving(0);
+        assert!(!departure.connected());
+        let _ = departure.leaving(None);
         assert!(
             departure.take_kept_back().is_none(),
             "a new request starts clean"

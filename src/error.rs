@@ -159,13 +159,18 @@ pub enum Error {
 
     /// The outbox file could not be used: its folder is missing or not writable, it is not SQLite,
     /// not an outbox, from a newer version of this library, or the disk is full. The file was
-    /// left as it was.
+    /// left as it was. In a flush, it may also keep a request from leaving (the file could not
+    /// say until when Graph may apply it): `attempts` then counts the requests sent before it.
     #[error("outbox storage {path}: {reason}")]
+    #[non_exhaustive]
     Storage {
         /// The outbox file.
         path: String,
         /// What went wrong.
         reason: String,
+        /// Requests actually sent for the call before the file failed it, retries included
+        /// (0 for every failure outside a call).
+        attempts: u32,
     },
 }
 
@@ -371,6 +376,15 @@ impl Error {
         }
     }
 
+    /// A STORAGE error about the outbox file at `path`, outside any request (no attempts).
+    pub(crate) fn storage(path: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Storage {
+            path: path.into(),
+            reason: reason.into(),
+            attempts: 0,
+        }
+    }
+
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Error {
         Error::Config {
             field: field.into(),
@@ -470,7 +484,8 @@ impl Error {
             | Error::Timeout { attempts, .. }
             | Error::Throttled { attempts, .. }
             | Error::UnexpectedResponse { attempts, .. }
-            | Error::Cancelled { attempts, .. } => *attempts,
+            | Error::Cancelled { attempts, .. }
+            | Error::Storage { attempts, .. } => *attempts,
             Error::Auth(auth) => auth.attempts,
             _ => 0,
         }
@@ -534,7 +549,8 @@ impl Error {
             | Error::Timeout { attempts, .. }
             | Error::Throttled { attempts, .. }
             | Error::UnexpectedResponse { attempts, .. }
-            | Error::Cancelled { attempts, .. } => *attempts = count,
+            | Error::Cancelled { attempts, .. }
+            | Error::Storage { attempts, .. } => *attempts = count,
             Error::Auth(auth) => auth.attempts = count,
             _ => {}
         }

@@ -310,11 +310,18 @@ mod tests {
 
     #[test]
     fn the_status_is_the_kinds_name_and_storage_names_its_file() {
-        let (kind, value) = json(Error::Storage {
-            path: "/var/lib/agent/outbox.db".into(),
-            reason: "disk full".into(),
-        });
+        let (kind, value) = json(Error::storage("/var/lib/agent/outbox.db", "disk full"));
         assert_eq!(value["status"], kind.name());
         assert_eq!(value["path"], "/var/lib/agent/outbox.db");
+        assert!(value.get("attempts").is_none(), "{value}");
+        // The outbox's departure hook keeps a retry back: the requests before it are counted,
+        // as every other kind counts them.
+        let mut kept_back = Error::storage("/var/lib/agent/outbox.db", "busy");
+        kept_back.set_attempts(1);
+        let (_, value) = json(kept_back);
+        assert_eq!(
+            (&value["status"], &value["attempts"]),
+            (&"STORAGE".into(), &1.into())
+        );
     }
 }

@@ -339,13 +339,13 @@ impl Pipeline {
                 return cancelled("waiting for a token", attempts - 1);
             }
             // What the layer above must do before the request leaves (the outbox writes until
-            // when Graph may apply it); unable to, the request does not leave.
-            if let Err(mut error) = watch.leaving(attempts - 1) {
+            // when Graph may apply it); unable to, the request does not leave, and its error
+            // counts the requests that left before it (their outcome may be unknown).
+            if let Err(mut error) = watch.leaving(deadline) {
                 error.set_attempts(attempts - 1);
                 return Err(error);
             }
             let sent_at = Instant::now();
-            self.metrics.sent(request.operation);
             let outcome = self.attempt(
                 request,
                 &token,
@@ -393,6 +393,9 @@ impl Pipeline {
                             path_of(&request.url)
                         );
                         self.metrics.retried(RetryCause::TokenRefresh);
+                        // The resend follows this 401: what the call ends with if the client's
+                        // own gate refuses it.
+                        previous = Some(outcome);
                         continue;
                     }
                     Ok(_) => {}
@@ -666,8 +669,10 @@ impl Pipeline {
         }
     }
 
-    /// Counts an attempt of `request` sent at `sent_at` in the client's metrics: how it ended
-    /// (`abandoned`: an interrupt shut it), how long it took, the bodies' bytes.
+    /// Counts an attempt of `request` sent at `sent_at` in the client's metrics once it ended (a
+    /// request the departure hook kept back once connected was never written, and is not
+    /// counted): sent, how it ended (`abandoned`: an interrupt shut it), how long it took, the
+    /// bodies' bytes.
     fn count(
         &self,
         request: &Request<'_>,
@@ -696,6 +701,7 @@ impl Pipeline {
                 (class, if failure.written { sent } else { 0 }, 0)
             }
         };
+        self.metrics.sent(request.operation);
         self.metrics
             .answered(request.operation, class, sent_at.elapsed());
         self.metrics.bytes(sent, received);
@@ -984,6 +990,63 @@ fn transport(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request the departure hook keeps back once its fresh connection is made (the outbox
+    /// could not write when it may land) was never written: the metrics count it neither as sent
+    /// nor as answered, and the server read nothing of it.
+    #[test]
+    fn a_request_kept_back_once_connected_is_not_counted_as_sent() {
+        use crate::departure::Departure;
+        use crate::metrics::Operation;
+        use std::io::Read;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut read = Vec::new();
+            let _ = conn.read_to_end(&mut read);
+            read.len()
+        });
+        let client = crate::Client::builder()
+            .base_url(&url)
+            .access_token("t")
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
+        // Lets the request leave, then keeps it back once connected.
+        let runs = AtomicU32::new(0);
+        let hook = Departure::new(move |_| {
+            if runs.fetch_add(1, Ordering::Relaxed) == 0 {
+                Ok(())
+            } else {
+                Err(Error::invalid("outbox", "kept back"))
+            }
+        });
+        let options = crate::CallOptions::new()
+            .watched_by(client.pipeline().watch().before_each_request(hook));
+        let result = client.update_user_status_with(
+            &crate::Target::new("c", "u"),
+            &crate::UserStatusPatch::new().devices_count(1),
+            &options,
+        );
+        assert!(
+            matches!(result, Err(Error::InvalidInput { .. })),
+            "{result:?}"
+        );
+        let counts = client.metrics().requests[Operation::Update];
+        drop(client);
+        assert_eq!(server.join().unwrap(), 0, "the request was written");
+        assert_eq!(
+            (
+                counts.sent,
+                counts.answered.iter().map(|(_, n)| n).sum::<u64>()
+            ),
+            (0, 0),
+            "nothing was written, yet: {counts:?}"
+        );
+    }
 
     #[test]
     fn redirect_locations_resolve_and_insecure_ones_are_refused() {

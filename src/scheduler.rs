@@ -165,9 +165,7 @@ pub(crate) fn run(
 }
 
 /// [`run`], telling `report` its progress before each batch and at the end (no lock is held while
-/// it runs), each result with the requests that carried its item, also when its error cannot
-/// hold that count (the outbox's [`Error::Storage`] from the hook run before a request leaves:
-/// the item's earlier requests, if any, still count).
+/// it runs), each result with the requests that carried its item.
 pub(crate) fn run_carried(
     sender: &impl Sender,
     method: &str,

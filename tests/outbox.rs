@@ -642,7 +642,7 @@ fn a_full_outbox_refuses_new_targets_but_still_merges() {
 
 fn storage_reason(result: Result<Outbox, Error>) -> (String, String) {
     match result.unwrap_err() {
-        Error::Storage { path, reason } => (path, reason),
+        Error::Storage { path, reason, .. } => (path, reason),
         other => panic!("expected Storage, got {other:?}"),
     }
 }
@@ -1652,7 +1652,7 @@ fn limit_file_size(bytes: Option<u64>) {
 fn describe<T>(what: &str, result: Result<T, Error>) -> String {
     match result {
         Ok(_) => format!("ok {what}"),
-        Err(Error::Storage { path, reason }) => format!("storage {what}\t{path}\t{reason}"),
+        Err(Error::Storage { path, reason, .. }) => format!("storage {what}\t{path}\t{reason}"),
         Err(other) => format!("other {what}\t{other:?}"),
     }
 }
@@ -2596,7 +2596,9 @@ fn a_damaged_byte_or_a_blob_in_one_row_fails_that_row_only() {
                 Ok(failed) => {
                     assert_eq!(failed.len(), 1, "{case}: {failed:?}");
                     match &failed[0].error {
-                        Error::Storage { path: file, reason } => {
+                        Error::Storage {
+                            path: file, reason, ..
+                        } => {
                             assert_eq!(file, &path.display().to_string(), "{case}");
                             reason.clone()
                         }
@@ -4033,6 +4035,176 @@ fn a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt() {
         ),
         (20, 20, 0, 0),
         "u20 never left, yet: {flushed:?} {report:?}, u20 rows in doubt {u20_in_doubt}"
+    );
+}
+
+/// The departure hook's wait for the file counts against the call's time budget: a request
+/// that may leave only once the file can say until when it may land, while another connection
+/// holds the file's write lock for longer than `totalMs`, stays back, and the call ends within
+/// `totalMs`, not when the lock is released. Sequence: pacing 1 request per 1.5 s, which the
+/// agent's direct update fills; the flush claims u0 at t0, and its batch waits ~1.5 s at the
+/// gate; another connection holds the write lock from t0 + 0.4 s to t0 + 6 s; totalMs 2.5 s.
+#[test]
+fn the_departure_hooks_wait_for_the_file_ends_with_the_calls_budget() {
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let dir = folder("departure-budget");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(5_000))
+        .total_timeout(Duration::from_millis(2_500))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_500),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    // The agent's own direct update takes the pacing slot.
+    client
+        .update_user_status(&Target::new("c1", "u1"), &count(5))
+        .unwrap();
+    let before = emu.wire_requests().len();
+    // When the flush's call returned: it records next.
+    let returned = Arc::new(std::sync::Mutex::new(None));
+    {
+        let returned = Arc::clone(&returned);
+        outbox.set_flush_seam(move |seam| {
+            if seam == intune_user_status::FlushSeam::BeforeRecord {
+                returned.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+        });
+    }
+    let started = Instant::now();
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || {
+            let mut report = FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_millis(5_600));
+    other.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let took = returned
+        .lock()
+        .unwrap()
+        .expect("the flush recorded")
+        .duration_since(started);
+    assert_eq!(
+        emu.wire_requests().len(),
+        before,
+        "u0's request left: {flushed:?} {report:?}"
+    );
+    println!("the flush's call returned after {took:?}: {flushed:?}");
+    assert!(
+        took < Duration::from_millis(2_500 + 1_000),
+        "the call waited for the file {took:?}, past totalMs 2.5 s: {flushed:?}"
+    );
+    match &flushed {
+        Err(Error::Storage { reason, .. }) => {
+            assert!(reason.contains("totalMs"), "{reason}")
+        }
+        other => panic!("the hook's STORAGE, naming the budget: {other:?}"),
+    }
+    assert_eq!((report.sent, report.pending), (0, 1), "{report:?}");
+}
+
+/// A `$batch` whose first envelope got a 504 (an unknown outcome: Graph may apply it late) and
+/// whose retry the departure hook kept back (another connection holds the file's write lock past
+/// the call's budget): the hook's STORAGE counts the request that carried the reports before it,
+/// so the reports stay in doubt (a changed value enqueued next waits until the 504'd envelope can
+/// no longer land), the flush's error says one request carried them, and the metrics count the
+/// envelope's two items as sent. Sequence: u0, u1 pending; requestMs 10 s, totalMs 2 s, one
+/// retry after ~500 ms; the lock is taken once the envelope is on the wire, held 2.8 s.
+#[test]
+fn a_504_batch_whose_retry_the_departure_hook_kept_back_stays_in_doubt() {
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let dir = folder("departure-504-batch");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(10_000))
+        .total_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::none()
+                .max_retries(1)
+                .base_delay(Duration::from_millis(500)),
+        )
+        .build()
+        .unwrap();
+    let outbox = Arc::new(Outbox::open(&client, &path, OutboxOptions::new()).unwrap());
+    for id in ["u0", "u1"] {
+        outbox.enqueue(&Target::new("c1", id), &count(1)).unwrap();
+    }
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 504,
+                retry_after: None,
+            },
+        )
+        .method("POST"),
+    );
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || {
+            let mut report = FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emu.wire_requests().is_empty() {
+        assert!(Instant::now() < deadline, "the envelope never left");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_millis(2_800));
+    other.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let wire = emu.wire_requests();
+    assert_eq!(
+        wire.iter()
+            .map(|r| (r.method.as_str(), r.path().ends_with("$batch")))
+            .collect::<Vec<_>>(),
+        [("POST", true)],
+        "one envelope, its retry kept back: {flushed:?} {report:?}"
+    );
+    let error = flushed.expect_err("the hook's STORAGE");
+    assert!(matches!(error, Error::Storage { .. }), "{error:?}");
+    assert_eq!(error.attempts(), 1, "one request carried them: {error:?}");
+    assert_eq!(report.sent, 2, "{report:?}");
+    // The 504'd envelope may still land: a changed value waits for it.
+    for id in ["u0", "u1"] {
+        outbox.enqueue(&Target::new("c1", id), &count(2)).unwrap();
+    }
+    let again = outbox.flush().unwrap();
+    assert_eq!(
+        (again.sent, emu.wire_requests().len()),
+        (0, 1),
+        "a changed value went out while the 504'd envelope may land: {again:?}"
+    );
+    assert!(
+        again.next_attempt_in > Some(Duration::from_secs(5)),
+        "{again:?}"
+    );
+    let metrics = client.metrics();
+    assert_eq!(
+        (
+            metrics.requests[intune_user_status::Operation::Batch].sent,
+            metrics.batch_items.sent
+        ),
+        (1, 2),
+        "one envelope carried two items: {metrics:?}"
     );
 }
 

@@ -806,3 +806,42 @@ fn r30_a_wait_on_another_threads_hold_counts_against_max_total_wait() {
     assert!(matches!(err, Error::Throttled { .. }), "{err:?}");
     assert_eq!(emu.requests().len(), 1, "nothing more was sent");
 }
+
+/// A 401 answered by a fresh token is resent once; when the client's own pacing gate then keeps
+/// that resend back past the call's budget (pacing 1 request per 2 s, totalMs 500 ms), the call
+/// ends with the 401 the resend followed (Graph's answer, retryStopped naming the gate), not
+/// THROTTLED: Graph throttled nothing.
+#[test]
+fn r31_a_resend_after_a_401_the_own_pacing_gate_refused_ends_with_the_401() {
+    use intune_user_status::{AccessToken, TokenProvider};
+    /// A new token after each refusal, as a revoked one is replaced.
+    struct Rotating(std::sync::atomic::AtomicU32);
+    impl TokenProvider for Rotating {
+        fn token(&self) -> Result<AccessToken, Error> {
+            let n = self.0.load(std::sync::atomic::Ordering::SeqCst);
+            Ok(AccessToken::new(format!("{TOKEN}{n}")))
+        }
+        fn invalidate(&self, _: &AccessToken) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    // Any token is refused once: the fault answers the first PATCH 401.
+    let emu = faulty(vec![next_patch(1, status(401, None))]);
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(Rotating(std::sync::atomic::AtomicU32::new(0)))
+        .pacing(Pacing::new(1, Duration::from_secs(2)))
+        .total_timeout(MS(500))
+        .build()
+        .unwrap();
+    let err = patch_once(&client).unwrap_err();
+    assert_eq!(emu.requests().len(), 1, "the resend left: {err:?}");
+    assert_eq!(err.http_status(), Some(401), "{err:?}");
+    assert!(!err.is_throttled(), "{err:?}");
+    assert!(
+        err.retry_stopped()
+            .is_some_and(|why| why.contains("pacing gate")),
+        "{err:?}"
+    );
+    assert_eq!(err.attempts(), 1, "{err:?}");
+}

@@ -11,8 +11,9 @@ use super::keys::{
 /// [`Client::metrics`](crate::Client::metrics). Serialized (`serde_json::to_string`) it is the
 /// metrics JSON the C API's `ius_client_metrics` writes, camelCase keys.
 ///
-/// Each counter is exact; read while calls are in flight, a request may show as `sent` and not
-/// yet as answered.
+/// Each counter is exact. A request is counted once it ended (answered, failed or abandoned), as
+/// sent and as how it ended together: one kept back before any of it was written (the outbox
+/// could not note when it may land) is not counted.
 ///
 /// ```
 /// use intune_user_status::{AnswerClass, Client, Operation};
@@ -62,7 +63,8 @@ pub struct Metrics {
 pub struct RequestCounts {
     /// Requests sent, retries included.
     pub sent: u64,
-    /// How they ended; once no call is in flight, the classes add up to `sent`.
+    /// How they ended; the classes add up to `sent` (a snapshot taken as a request is counted
+    /// may see one and not yet the other).
     pub answered: PerClass<u64>,
 }
 

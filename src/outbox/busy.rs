@@ -4,9 +4,11 @@
 //! [`wait`]). Both wait through the watch of the outbox call running on this thread, so an
 //! interrupt ends them. The wait for another connection is bounded by [`BUSY_TIMEOUT`]; the wait
 //! for a turn is not (the call holding the connection is working, its own waits bounded), and
-//! ends early by an interrupt only. The busy handler runs only when the
-//! file is busy: an uncontended statement never calls it.
+//! ends early by an interrupt only. Both end by a deadline too where one is set ([`within`]: the
+//! departure hook's writes, which run inside a call and spend its `totalMs`). The busy handler
+//! runs only when the file is busy: an uncontended statement never calls it.
 
+use std::cell::Cell;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,31 @@ fn waited_before(tries: u64) -> Duration {
     Duration::from_millis(head + tail)
 }
 
+thread_local! {
+    /// The deadline this thread's waits for the file end by, if [`within`] set one.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `job` with this thread's waits for the file ending by `deadline` too (`None`: their own
+/// bounds only); the deadline before comes back after.
+pub(crate) fn within<T>(deadline: Option<Instant>, job: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|current| current.set(self.0));
+        }
+    }
+    let _restore = Restore(DEADLINE.with(|current| current.replace(deadline)));
+    job()
+}
+
+/// True when a deadline set by [`within`] has passed: a wait for the file gave up for it.
+pub(crate) fn out_of_time() -> bool {
+    DEADLINE
+        .with(Cell::get)
+        .is_some_and(|deadline| Instant::now() >= deadline)
+}
+
 /// SQLite's busy handler (`tries`: how often it was called for this lock so far): `true` to try
 /// again after a pause, `false` to give up (the statement fails as busy; `Store::run` reports it
 /// as `Cancelled` when the call was interrupted).
@@ -61,29 +88,45 @@ pub(crate) fn wait(tries: i32) -> bool {
     if waited >= BUSY_TIMEOUT {
         return false;
     }
+    let pause = match DEADLINE.with(Cell::get) {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            pause.min(left)
+        }
+        None => pause,
+    };
     // An interrupt cuts the pause short; the next try sees it (above).
     let _ = cancel::sleep(pause);
     true
 }
 
 /// Waits on `on` while `blocked` (another call on the same handle has the connection), with no
-/// time limit of its own: the call holding it is working, and each of its statements' waits for
-/// another connection is bounded ([`wait`]), so the turn comes. Once the call is interrupted, it
-/// waits up to `TURN_AFTER_INTERRUPT` more. `true`: the turn came (interrupted or not: the call
-/// then runs, and its statements wait for another connection as [`wait`] lets an interrupted
-/// call); `false`: interrupted, and no turn within the grace.
+/// time limit of its own but the deadline [`within`] set: the call holding it is working, and
+/// each of its statements' waits for another connection is bounded ([`wait`]), so the turn
+/// comes. Once the call is interrupted, it waits up to `TURN_AFTER_INTERRUPT` more. `Done`: the
+/// turn came (interrupted or not: the call then runs, and its statements wait for another
+/// connection as [`wait`] lets an interrupted call); `Cancelled`: interrupted, and no turn within
+/// the grace; `TimedOut`: the deadline passed first.
 pub(crate) fn wait_for_turn<'a, T: Send + 'static>(
     on: &'a Arc<Guarded<T>>,
     guard: MutexGuard<'a, T>,
     mut blocked: impl FnMut(&mut T) -> bool,
-) -> (MutexGuard<'a, T>, bool) {
-    let (guard, waited) = cancel::wait_while(on, guard, None, &mut blocked);
-    if waited == Waited::Done {
-        return (guard, true);
+) -> (MutexGuard<'a, T>, Waited) {
+    let deadline = DEADLINE.with(Cell::get);
+    let (guard, waited) = cancel::wait_while(on, guard, deadline, &mut blocked);
+    if waited != Waited::Cancelled {
+        return (guard, waited);
     }
     let grace = Instant::now() + TURN_AFTER_INTERRUPT;
     let (guard, waited) = on.wait_until(guard, grace, &mut blocked);
-    (guard, waited == Waited::Done)
+    let waited = match waited {
+        Waited::Done => Waited::Done,
+        Waited::TimedOut | Waited::Cancelled => Waited::Cancelled,
+    };
+    (guard, waited)
 }
 
 #[cfg(test)]
@@ -111,7 +154,7 @@ mod tests {
                     let _entered = watch.enter();
                     let guard = slot.lock();
                     ready.send(()).unwrap();
-                    let got = wait_for_turn(&slot, guard, |taken| *taken).1;
+                    let got = wait_for_turn(&slot, guard, |taken| *taken).1 == Waited::Done;
                     (got, Instant::now())
                 })
             };
@@ -130,6 +173,34 @@ mod tests {
             let took = returned.duration_since(interrupted);
             assert!(took < Duration::from_secs(2), "returned {took:?} after");
         }
+    }
+
+    /// Within a deadline (the departure hook's: the call's budget), a turn that does not come
+    /// ends the wait at the deadline, as `TimedOut` (not an interrupt); outside one, the wait
+    /// has no time limit, and the deadline before comes back after.
+    #[test]
+    fn a_wait_for_a_turn_within_a_deadline_ends_at_it() {
+        // Taken by "another call" for good.
+        let slot = Arc::new(Guarded::new(true));
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(150);
+        let waited = within(Some(deadline), || {
+            let guard = slot.lock();
+            wait_for_turn(&slot, guard, |taken| *taken).1
+        });
+        let took = started.elapsed();
+        assert_eq!(waited, Waited::TimedOut);
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert!(!out_of_time(), "the deadline outlived its scope");
+        within(Some(Instant::now()), || {
+            assert!(
+                out_of_time() && !wait(0),
+                "a busy wait past the deadline gives up"
+            );
+        });
     }
 
     #[test]

@@ -115,14 +115,28 @@ pub(crate) fn to_json(error: &Error) -> String {
             "field": field,
             "reason": reason,
         }),
-        Error::Storage { path, reason } => json!({
+        Error::Storage {
+            path,
+            reason,
+            attempts,
+        } => json!({
             "kind": "storage",
             "path": path,
             "reason": reason,
+            "attempts": attempts,
         }),
         other => json!({ "kind": "other", "message": other.to_string() }),
     };
     value.to_string()
+}
+
+/// A stored error's `attempts` (0 when absent: a file written before it was stored).
+fn attempts_of(value: &Value) -> u32 {
+    value
+        .get("attempts")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 /// The stored error back as the [`Error`] the flush saw.
@@ -143,21 +157,21 @@ pub(crate) fn from_json(text: &str) -> Error {
             date: text_of("date"),
             retry_after: None,
             raw_body: text_of("rawBody"),
-            attempts: value
-                .get("attempts")
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(0),
+            attempts: attempts_of(&value),
             retry_stopped: None,
         })),
         Some("invalidInput") => Error::InvalidInput {
             field: text_of("field").unwrap_or_default(),
             reason: text_of("reason").unwrap_or_default(),
         },
-        Some("storage") => Error::Storage {
-            path: text_of("path").unwrap_or_default(),
-            reason: text_of("reason").unwrap_or_default(),
-        },
+        Some("storage") => {
+            let mut error = Error::storage(
+                text_of("path").unwrap_or_default(),
+                text_of("reason").unwrap_or_default(),
+            );
+            error.set_attempts(attempts_of(&value));
+            error
+        }
         _ => Error::InvalidInput {
             field: "error".into(),
             reason: text_of("message").unwrap_or_else(|| format!("unreadable stored error {text}")),
@@ -193,14 +207,14 @@ mod tests {
         }
         let invalid = from_json(&to_json(&Error::invalid("route", "v1.0")));
         assert!(matches!(invalid, Error::InvalidInput { field, .. } if field == "route"));
-        let storage = Error::Storage {
-            path: "/var/lib/outbox.db".into(),
-            reason: "row /x cannot be read".into(),
-        };
+        let storage = Error::storage("/var/lib/outbox.db", "row /x cannot be read");
         assert!(matches!(
             from_json(&to_json(&storage)),
-            Error::Storage { path, reason } if path == "/var/lib/outbox.db" && reason == "row /x cannot be read"
+            Error::Storage { path, reason, .. } if path == "/var/lib/outbox.db" && reason == "row /x cannot be read"
         ));
+        let mut carried = storage.clone();
+        carried.set_attempts(2);
+        assert_eq!(from_json(&to_json(&carried)).attempts(), 2);
     }
 
     #[test]
@@ -253,10 +267,7 @@ mod tests {
 
     #[test]
     fn the_departure_hooks_storage_error_is_not_sent_only_when_no_request_carried_the_item() {
-        let hook = Error::Storage {
-            path: "o.db".into(),
-            reason: "database is locked".into(),
-        };
+        let hook = Error::storage("o.db", "database is locked");
         assert!(never_sent(&hook, 0));
         // A resend the hook kept back: the request before it may still land.
         assert!(!never_sent(&hook, 1) && !never_processed(&hook));

@@ -336,20 +336,10 @@ fn send(
             }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
             let departure = departure(parts, &batch, now, request_ms);
-            let (results, mut attempts): (Vec<_>, Vec<_>) =
-                deliver(client, &items, watch, departure.clone())
-                    .into_iter()
-                    .map(|r| (r.result, r.attempts))
-                    .unzip();
-            // A STORAGE error cannot count the requests before it: once the hook kept a resend
-            // from leaving, each counts as carried once (its fate unknown), never as not sent.
-            if departure.refused_a_resend() {
-                for (result, carried) in results.iter().zip(&mut attempts) {
-                    if matches!(result, Err(Error::Storage { .. })) {
-                        *carried = (*carried).max(1);
-                    }
-                }
-            }
+            let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch, departure)
+                .into_iter()
+                .map(|r| (r.result, r.attempts))
+                .unzip();
             // No token at all before anything reached Graph: the flush could not run. A retry
             // that found no token after a request carried its item is not this: that request's
             // outcome is unknown (judge).
@@ -631,7 +621,9 @@ fn deliver(
 /// gate, for a token or a 429 hold) first writes now + `request_ms` + the slack, in its own small
 /// transaction, so the file holds each request in doubt for `requestMs` after it left whatever
 /// stops the process meanwhile. The end written is kept in memory: a request that leaves in time
-/// writes nothing.
+/// writes nothing. Its waits for the file end with the call's deadline (`timeouts.totalMs`: the
+/// hook runs inside the call, whose budget bounds every wait of it), and the request then stays
+/// back (STORAGE).
 fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) -> Departure {
     let store = parts.store.clone();
     let clock = parts.clock.clone();
@@ -639,26 +631,26 @@ fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) ->
     let keys: Vec<String> = batch.iter().map(|due| due.key.clone()).collect();
     let slack = in_doubt::DEPARTURE_SLACK_MS;
     let written = AtomicI64::new(claimed.saturating_add(request_ms).saturating_add(slack));
-    Departure::new(move || {
-        // The write may wait for the file (another connection's write: up to `BUSY_TIMEOUT`), and
-        // on a pooled connection nothing runs this again: the clock is read again after each
-        // write, and a wait that ate the slack writes again, a few times at most.
-        for _ in 0..DEPARTURE_WRITES {
-            let now = clock.now_ms();
-            if now.saturating_add(request_ms) <= written.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let until = now.saturating_add(request_ms).saturating_add(slack);
+    Departure::new(move |deadline| {
+        let write = |now: i64, until: i64| {
             let ends = keys.iter().map(|key| (key.as_str(), until));
-            store.run(|conn| store::leaving(conn, ends, request_ms))?;
-            written.store(until, Ordering::Relaxed);
+            busy::within(deadline, || {
+                store.run(|conn| store::leaving(conn, ends, request_ms))
+            })
+            .map_err(|error| match error {
+                Error::Storage { reason, .. } => {
+                    store.storage(format!("{reason}; the request was not sent"))
+                }
+                other => other,
+            })?;
             steady.note(
                 keys.iter().map(String::as_str),
                 (&clock, now),
                 request_ms + slack,
             );
-        }
-        if clock.now_ms().saturating_add(request_ms) <= written.load(Ordering::Relaxed) {
+            Ok(())
+        };
+        if note_departure(|| clock.now_ms(), &written, request_ms, write)? {
             return Ok(());
         }
         Err(store.storage(format!(
@@ -668,7 +660,116 @@ fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) ->
     })
 }
 
+/// Writes through `write(now, until)` until when a request leaving now (`now()`) may land, now +
+/// `request_ms` + the slack, unless `written` (the end last written) covers it already. A write
+/// may wait for the file (another connection's write), and on a pooled connection nothing runs
+/// this again: the clock is read again after each write, and a wait that ate the slack writes
+/// again, [`DEPARTURE_WRITES`] times at most. `Ok(true)`: the end is written; `Ok(false)`: each
+/// write was outwaited, and the request must stay back; an error of `write`, as it came.
+fn note_departure(
+    now: impl Fn() -> i64,
+    written: &AtomicI64,
+    request_ms: i64,
+    mut write: impl FnMut(i64, i64) -> Result<(), Error>,
+) -> Result<bool, Error> {
+    let covered = |now: i64| now.saturating_add(request_ms) <= written.load(Ordering::Relaxed);
+    for _ in 0..DEPARTURE_WRITES {
+        let now = now();
+        if covered(now) {
+            return Ok(true);
+        }
+        let until = now
+            .saturating_add(request_ms)
+            .saturating_add(in_doubt::DEPARTURE_SLACK_MS);
+        write(now, until)?;
+        written.store(until, Ordering::Relaxed);
+    }
+    Ok(covered(now()))
+}
+
 /// How many times a departure writes its end before giving up, when each write waited for the
 /// file longer than the slack: a busy file keeps the request back instead of letting it leave
 /// with an end short of when it may land.
 const DEPARTURE_WRITES: usize = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    const REQUEST_MS: i64 = 1_000;
+    const SLACK: i64 = in_doubt::DEPARTURE_SLACK_MS;
+
+    /// Runs `note_departure` for a request leaving at 10,000 whose claim wrote its end at
+    /// `written`, each write taking the time `took` gives it (by its number): the result, and the
+    /// writes (now, until).
+    fn depart(written: i64, took: impl Fn(usize) -> i64) -> (Result<bool, Error>, Vec<(i64, i64)>) {
+        let clock = Cell::new(10_000);
+        let written = AtomicI64::new(written);
+        let mut writes = Vec::new();
+        let noted = note_departure(
+            || clock.get(),
+            &written,
+            REQUEST_MS,
+            |now, until| {
+                writes.push((now, until));
+                clock.set(clock.get() + took(writes.len()));
+                Ok(())
+            },
+        );
+        (noted, writes)
+    }
+
+    #[test]
+    fn a_request_leaving_within_the_end_written_writes_nothing() {
+        let (noted, writes) = depart(10_000 + REQUEST_MS, |_| 0);
+        assert!(matches!(noted, Ok(true)) && writes.is_empty(), "{writes:?}");
+    }
+
+    /// A write that waited for the busy file longer than the slack is written again from when it
+    /// ended; the second, quick, covers the request.
+    #[test]
+    fn a_write_outwaited_by_the_busy_file_is_written_again_from_its_end() {
+        let (noted, writes) = depart(0, |n| if n == 1 { SLACK + 1 } else { 1 });
+        assert!(matches!(noted, Ok(true)), "{noted:?}");
+        let later = 10_000 + SLACK + 1;
+        assert_eq!(
+            writes,
+            [
+                (10_000, 10_000 + REQUEST_MS + SLACK),
+                (later, later + REQUEST_MS + SLACK)
+            ]
+        );
+    }
+
+    /// The give-up branch: three writes, each outwaited by the busy file (each longer than the
+    /// slack), and the request must stay back (`departure` then returns STORAGE).
+    #[test]
+    fn three_writes_each_outwaited_keep_the_request_back() {
+        let (noted, writes) = depart(0, |_| SLACK + 1);
+        assert!(matches!(noted, Ok(false)), "{noted:?} after {writes:?}");
+        assert_eq!(writes.len(), DEPARTURE_WRITES, "{writes:?}");
+        // A last write that ate less than the slack covers it.
+        let (noted, writes) = depart(0, |n| {
+            if n == DEPARTURE_WRITES {
+                SLACK
+            } else {
+                SLACK + 1
+            }
+        });
+        assert!(matches!(noted, Ok(true)), "{noted:?} after {writes:?}");
+    }
+
+    #[test]
+    fn a_write_that_fails_ends_the_departure_with_its_error() {
+        let written = AtomicI64::new(0);
+        let noted = note_departure(
+            || 10_000,
+            &written,
+            REQUEST_MS,
+            |_, _| Err(Error::storage("o.db", "disk full")),
+        );
+        assert!(matches!(noted, Err(Error::Storage { .. })), "{noted:?}");
+        assert_eq!(written.load(Ordering::Relaxed), 0, "nothing was written");
+    }
+}

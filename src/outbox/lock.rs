@@ -64,10 +64,7 @@ impl FlushLock {
         out_of_time: Instant,
         watch: &Watch,
     ) -> Result<Option<FlushLock>, Error> {
-        let storage = |reason: String| Error::Storage {
-            path: path.display().to_string(),
-            reason,
-        };
+        let storage = |reason: String| Error::storage(path.display().to_string(), reason);
         if HELD.with(|held| held.borrow().iter().any(|held| held == path)) {
             return Err(storage(
                 "a flush of this outbox is already running on this thread: this flush was called \

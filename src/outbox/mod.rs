@@ -138,14 +138,14 @@ impl Outbox {
         clock: Clock,
     ) -> Result<Outbox, Error> {
         options.validate()?;
-        paths::one_name(path).map_err(|reason| Error::Storage {
-            path: path.display().to_string(),
-            reason,
-        })?;
+        paths::one_name(path)
+            .map_err(|reason| Error::storage(path.display().to_string(), reason))?;
         let conn = schema::open(path, options.max_bytes)?;
-        let canonical = paths::canonical(path).map_err(|err| Error::Storage {
-            path: path.display().to_string(),
-            reason: format!("its full path cannot be resolved: {err}"),
+        let canonical = paths::canonical(path).map_err(|err| {
+            Error::storage(
+                path.display().to_string(),
+                format!("its full path cannot be resolved: {err}"),
+            )
         })?;
         Ok(Outbox {
             client: client.clone(),

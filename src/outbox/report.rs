@@ -124,12 +124,7 @@ mod tests {
 
     #[test]
     fn a_report_tells_of_a_flush_that_ran_or_sent_and_not_of_one_that_could_not_run() {
-        let storage = || {
-            Err(Error::Storage {
-                path: "/var/lib/o.db".into(),
-                reason: "disk I/O error".into(),
-            })
-        };
+        let storage = || Err(Error::storage("/var/lib/o.db", "disk I/O error"));
         let nothing_sent = FlushReport::default();
         assert!(nothing_sent.tells_of(&Ok(())));
         assert!(nothing_sent.tells_of(&Err(Error::cancelled("between rounds", "", 0))));

@@ -105,10 +105,7 @@ const STATEMENTS_KEPT: usize = 64;
 /// migrating it if it is of an older schema, and caps it at `max_bytes` through SQLite's page
 /// limit.
 pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
-    let storage = |reason: String| Error::Storage {
-        path: path.display().to_string(),
-        reason,
-    };
+    let storage = |reason: String| Error::storage(path.display().to_string(), reason);
     if let Some(why) = file_name::unopenable(path) {
         return Err(storage(why.to_owned()));
     }
@@ -188,10 +185,7 @@ pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Connection, Error> {
 /// for a connection that locks the file whole (a WAL read waits for no writer otherwise): 10 s
 /// ([`BUSY_TIMEOUT`]) for an operator's look, less for an interrupted flush's last read.
 pub(crate) fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Connection, Error> {
-    let storage = |reason: String| Error::Storage {
-        path: path.display().to_string(),
-        reason,
-    };
+    let storage = |reason: String| Error::storage(path.display().to_string(), reason);
     if let Some(why) = file_name::unopenable(path) {
         return Err(storage(why.to_owned()));
     }
@@ -417,10 +411,7 @@ fn migrate_from_1(tx: &Transaction<'_>, path: &Path) -> rusqlite::Result<()> {
     let now = Clock::default().now_ms();
     let failed_at = rfc3339(now);
     let fail = |target: &str, patch: &str, reason: String| {
-        let error = failure::to_json(&Error::Storage {
-            path: path.display().to_string(),
-            reason,
-        });
+        let error = failure::to_json(&Error::storage(path.display().to_string(), reason));
         let row = FailedRow {
             target,
             patch,

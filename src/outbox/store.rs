@@ -25,7 +25,7 @@ use super::options::OutboxOptions;
 use super::report::{Enqueued, FailedReport, OutboxStats};
 use super::room::{self, at_page_limit, pragma, unsigned, used_bytes};
 use super::stored_text::StoredText;
-use crate::cancel::{self, Guarded};
+use crate::cancel::{self, Guarded, Waited};
 use crate::{ApiVersion, BulkItem, DateTimeOffset, Error, Target, UserStatusPatch};
 
 /// Why a store operation failed.
@@ -44,6 +44,11 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+/// Why a statement run within a deadline (`busy::within`: the departure hook's, within the call's
+/// `timeouts.totalMs`) failed when the file stayed busy past it.
+const OUT_OF_TIME: &str = "the file stayed busy (another connection or call was writing to it) \
+     past the call's time budget (timeouts.totalMs)";
 
 /// The open file: one connection, lent to one call at a time and never across a request. A clone
 /// shares the connection (a flush's hook run before each request leaves writes through it).
@@ -104,6 +109,13 @@ impl Store {
                     0,
                 )
             }
+            // The busy handler stopped waiting at the deadline `busy::within` set.
+            StoreError::Sql(err)
+                if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && busy::out_of_time() =>
+            {
+                self.storage(OUT_OF_TIME.to_owned())
+            }
             StoreError::Sql(err) => self.storage(reason(&err)),
         })
     }
@@ -111,13 +123,17 @@ impl Store {
     /// The connection, once no other call on this handle has it (see `busy::wait_for_turn`).
     fn borrow(&self) -> std::result::Result<Lent<'_>, Error> {
         let slot = self.conn.lock();
-        let (mut slot, got) = busy::wait_for_turn(&self.conn, slot, |conn| conn.is_none());
-        if !got {
-            return Err(Error::cancelled(
-                "waiting for the outbox file (another call on this outbox was using it)",
-                "",
-                0,
-            ));
+        let (mut slot, waited) = busy::wait_for_turn(&self.conn, slot, |conn| conn.is_none());
+        match waited {
+            Waited::Done => {}
+            Waited::TimedOut => return Err(self.storage(OUT_OF_TIME.to_owned())),
+            Waited::Cancelled => {
+                return Err(Error::cancelled(
+                    "waiting for the outbox file (another call on this outbox was using it)",
+                    "",
+                    0,
+                ));
+            }
         }
         Ok(Lent {
             slot: &self.conn,
@@ -142,10 +158,7 @@ impl Store {
 
     /// A STORAGE error about this file.
     pub(crate) fn storage(&self, reason: String) -> Error {
-        Error::Storage {
-            path: self.path.clone(),
-            reason,
-        }
+        Error::storage(self.path.clone(), reason)
     }
 }
 
@@ -385,10 +398,10 @@ fn fail_unreadable(
         Ok(key) => key.to_owned(),
         Err(_) => format!("{} (pending row {})", row.key.shown(), row.rowid),
     };
-    let error = failure::to_json(&Error::Storage {
-        path: file.to_owned(),
-        reason: format!("the pending report for {name} cannot be sent: {why}"),
-    });
+    let error = failure::to_json(&Error::storage(
+        file.to_owned(),
+        format!("the pending report for {name} cannot be sent: {why}"),
+    ));
     let failed = FailedRow {
         target: row.target.shown(),
         patch: row.patch.shown(),
