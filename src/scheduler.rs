@@ -1084,6 +1084,77 @@ mod tests {
         }
     }
 
+    /// The client's own pacing gate refuses the envelope of a retry (the gate's `Throttled`,
+    /// nothing sent): Graph throttled nothing it had not said so. An item whose last answer was
+    /// a 503 or a 504 ends with that answer, its `retry_stopped` naming the gate, as a direct
+    /// call ends (pipeline.rs `previous`); one whose last answer was Graph's 429 stays
+    /// throttled; one never sent stays throttled with no attempt (the outbox's `paced`).
+    #[test]
+    fn a_retry_the_own_gate_refused_ends_with_the_items_last_answer_unless_it_was_a_429() {
+        let mut sender = Canned::new(|n, requests: &[Value]| {
+            if n > 0 {
+                return Err(Error::Throttled {
+                    wait: Duration::from_secs(1),
+                    client_request_id: "crid-gate".into(),
+                    attempts: 0,
+                });
+            }
+            Ok(answer_each(requests, |id, _| {
+                let status = match id {
+                    "0" => 503,
+                    "1" => 429,
+                    _ => 504,
+                };
+                json!({"id": id, "status": status,
+                       "headers": {"Retry-After": "0.01", "request-id": format!("inner-{id}")},
+                       "body": {"error": {"code": format!("Code{status}"), "message": "busy"}}})
+            }))
+        });
+        sender.limit = 3;
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(4, ApiVersion::Beta),
+            budget(None),
+        );
+        assert_eq!(
+            sender.batches(),
+            [vec!["0", "1", "2"], vec!["3"], vec!["0", "1", "2"]]
+        );
+        for (index, status) in [(0, 503), (2, 504)] {
+            match &results[index] {
+                Err(Error::Graph(graph)) => {
+                    assert_eq!((graph.status, graph.attempts), (status, 1), "item {index}");
+                    assert_eq!(
+                        graph.code.as_deref(),
+                        Some(format!("Code{status}").as_str())
+                    );
+                    assert_eq!(
+                        graph.request_id.as_deref(),
+                        Some(format!("inner-{index}").as_str())
+                    );
+                    let why = graph.retry_stopped.as_deref().unwrap_or_default();
+                    assert!(
+                        why.contains("own pacing gate") && why.contains("1.000 s"),
+                        "{why}"
+                    );
+                }
+                other => panic!("item {index}: {:?}", other.as_ref().map(|r| r.status)),
+            }
+        }
+        match &results[1] {
+            Err(error @ Error::Throttled { .. }) => assert_eq!(error.attempts(), 1),
+            other => panic!("the 429'd item: {:?}", other.as_ref().map(|r| r.status)),
+        }
+        match &results[3] {
+            Err(error @ Error::Throttled { .. }) => assert_eq!(error.attempts(), 0),
+            other => panic!(
+                "the item never sent: {:?}",
+                other.as_ref().map(|r| r.status)
+            ),
+        }
+    }
+
     #[test]
     fn a_failed_batch_is_each_of_its_items_result() {
         let sender = Canned::new(|n, _: &[Value]| match n {

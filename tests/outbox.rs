@@ -4097,6 +4097,84 @@ fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
     assert_eq!(in_doubt, 0, "a 503 was not processed");
 }
 
+/// As above, with the 503 inside the `$batch` (the envelope answered 200): the scheduler queues
+/// the item's retry (`Retry-After: 0.05`, within the budget) and its next envelope is refused at
+/// the client's own pacing gate (1 request per second, the call's waits capped at 100 ms). Graph
+/// throttled nothing: the item's error is Graph's 503 saying the gate stopped its retry, the
+/// flush does not stop as throttled and holds nothing, so the next flush is not refused for a
+/// hold.
+#[test]
+fn an_inner_503_whose_retry_the_own_pacing_gate_refused_neither_throttles_nor_holds() {
+    let emu = common::emulator_with_statuses(["u0"]);
+    let dir = folder("paced-after-an-inner-503");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_000),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: Some("0.05".into()),
+            },
+        )
+        .method("PATCH"),
+    );
+    let mut report = FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
+    let stats = outbox.stats().unwrap();
+    assert_eq!(
+        emu.wire_requests().len(),
+        1,
+        "the retry was refused at the gate"
+    );
+    assert_eq!(emu.batch_items().len(), 1, "{report:?}");
+    // Seen failing before the fix: stoppedBy throttled, heldUntil set, the error THROTTLED.
+    assert!(
+        flushed.is_ok()
+            && report.stopped_by != Some(FlushStop::Throttled)
+            && stats.held_until.is_none(),
+        "Graph answered one inner 503, yet: {flushed:?} {report:?}, heldUntil {:?}",
+        stats.held_until
+    );
+    assert_eq!(
+        (report.sent, report.retry_later, stats.pending),
+        (1, 1, 1),
+        "the 503'd report is retried later: {report:?}"
+    );
+    let last_error: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT last_error FROM pending", [], |row| row.get(0))
+        .unwrap();
+    assert!(
+        last_error.contains("503") && last_error.contains("own pacing gate"),
+        "the report's error: {last_error}"
+    );
+    // Once its Retry-After has passed, the next flush meets no hold (at most the gate again).
+    std::thread::sleep(Duration::from_millis(60));
+    let next = outbox.flush().unwrap();
+    assert_ne!(next.stopped_by, Some(FlushStop::Held), "{next:?}");
+}
+
 /// A request delayed by a slow proxy CONNECT is in doubt from when it left, not from the claim:
 /// the departure hook runs again once the connection is made, so a kill while it is in flight
 /// leaves an end of at least its leaving + `requestMs`. Sequence: one report claimed at t0, the
