@@ -4163,7 +4163,8 @@ fn c_flush_whose_first_request_the_departure_hook_kept_back_reports_the_round() 
         "{report_json}"
     );
     assert_eq!(
-        value["nextAttemptInSeconds"], 0,
+        value["nextAttemptInSeconds"].as_f64(),
+        Some(0.0),
         "due as before its claim: {report_json}"
     );
 }
