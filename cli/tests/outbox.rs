@@ -20,6 +20,16 @@ fn snapshot(path: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> {
         .collect()
 }
 
+/// `ius outbox FILE enqueue cfg-1 ID --patch {"devicesCount":7}`, which must succeed.
+fn enqueue(file: &str, id: &str) {
+    let out = ius()
+        .args(["outbox", file, "enqueue", "cfg-1", id, "--patch"])
+        .arg(r#"{"devicesCount":7}"#)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
 #[test]
 fn looking_at_an_older_file_neither_migrates_nor_writes_it() {
     let path = scratch("schema-1.outbox");
@@ -60,12 +70,7 @@ fn a_404d_report_is_kept_in_failed_until_requeued_then_a_flush_delivers_it() {
     let emu = emulator(0, Config::default());
     let path = scratch("failed.outbox");
     let file = path.to_str().unwrap();
-    let out = ius()
-        .args(["outbox", file, "enqueue", "cfg-1", "later", "--patch"])
-        .arg(r#"{"devicesCount":7}"#)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    enqueue(file, "later");
     let out = run(&emu, &["outbox", file, "flush"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -174,12 +179,7 @@ fn a_flush_with_no_token_prints_its_report_and_fails() {
     let emu = emulator(0, Config::default());
     let path = scratch("no-token.outbox");
     let file = path.to_str().unwrap();
-    let out = ius()
-        .args(["outbox", file, "enqueue", "cfg-1", "s0", "--patch"])
-        .arg(r#"{"devicesCount":7}"#)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    enqueue(file, "s0");
     // A loopback port nobody listens on: connection refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -219,12 +219,7 @@ fn a_flush_whose_first_request_the_file_kept_back_prints_its_report_and_fails() 
     let emu = common::app_emulator();
     let path = scratch("kept-back.outbox");
     let file = path.to_str().unwrap();
-    let out = ius()
-        .args(["outbox", file, "enqueue", "cfg-1", "s0", "--patch"])
-        .arg(r#"{"devicesCount":7}"#)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    enqueue(file, "s0");
     emu.add_fault(
         FaultRule::next(1, Fault::Latency(std::time::Duration::from_secs(1)))
             .path_contains("/oauth2/"),
