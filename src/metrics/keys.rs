@@ -255,7 +255,7 @@ mod tests {
         stops[FlushStop::Auth] = 1;
         assert_eq!(
             serde_json::to_string(&stops).unwrap(),
-            r#"{"auth":1,"offline":0,"throttled":0,"held":0,"paced":0,"time":0,"interrupt":0}"#
+            r#"{"auth":1,"offline":0,"throttled":0,"held":0,"paced":0,"time":0,"interrupt":0,"storage":0}"#
         );
     }
 }
