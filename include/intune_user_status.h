@@ -254,7 +254,9 @@ extern "C" {
  * batch itself is retried whole on 429, 503, 504 and failed connections, and a 401 refreshes the
  * token once. `timeouts.totalMs` bounds the whole call: an item whose next retry would pass it
  * gets `THROTTLED` (after a 429) or `TIMEOUT`, with the wait it was given. Pacing counts every
- * inner request.
+ * inner request. A retry the client's own pacing gate cannot let leave within the budgets ends
+ * its item with the answer it followed (a 503 or 504 stays `GRAPH`, `retryStopped` naming the
+ * gate): `THROTTLED` only after Graph's 429, or for an item never sent (`attempts` 0).
  *
  * `*out_results_json` receives a JSON array, one element per item:
  * `{"status":"OK","httpStatus":204,"response":null,"attempts":1}`,
@@ -467,7 +469,7 @@ void ius_client_interrupt(const ius_client *client);
  *   token cache fetched (credentials, identity sources, the token callback; not a fixed
  *   `accessToken`);
  * - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests;
- * - `flushesStopped`: `{"auth","offline","throttled","held","paced","time","interrupt"}`: flushes of
+ * - `flushesStopped`: `{"auth","offline","throttled","held","paced","time","interrupt","storage"}`: flushes of
  *   the outboxes opened with the client that stopped before working through what was due, by
  *   why (the flush report's `stoppedBy`; see `ius_outbox_flush`).
  *
@@ -636,7 +638,10 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * (the client's own gate, its pacing or the hold after another call's 429, could not let a
  * batch leave within the call's budget: nothing held, the rest stays due), `"held"`
  * (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
- * `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
+ * `"time"` (`flushTimeMs` ran out), `"interrupt"`, `"storage"` (the file could not record,
+ * before a request left, until when Graph may apply it: that request was kept back and the
+ * flush returned `IUS_STATUS_STORAGE`, the round recorded, the reports not sent due as before)).
+ * Applied reports are removed; throttled or transiently failed ones (a
  * 401 that a fresh token did not cure included) kept for a later flush (after their
  * Retry-After, or the client's backoff doubling per failed flush, either at most
  * `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 401/408/429, 403
@@ -689,7 +694,9 @@ ius_status ius_outbox_enqueue_many(ius_outbox *outbox,
  * Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
  * every status where the flush ran: `IUS_STATUS_OK`, `IUS_STATUS_CANCELLED`, `IUS_STATUS_AUTH`,
  * and any other status (e.g. `IUS_STATUS_STORAGE` recording the outcomes) once requests went
- * out (`sent` > 0: those reports stay pending); else (it could not run) NULL; `*out_error_json` as for
+ * out (`sent` > 0: those reports stay pending), and `IUS_STATUS_STORAGE` with `stoppedBy`
+ * `"storage"` even when nothing was sent (the file kept the round's first request back: what is
+ * pending and when); else (it could not run: the lock, the file, a record that failed) NULL; `*out_error_json` as for
  * `ius_outbox_enqueue`.
  * Thread safety: may be called from any thread; blocks while reports are sent.
  */

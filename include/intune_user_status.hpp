@@ -497,7 +497,9 @@ class Outbox {
   /// interrupt ended it; the report says what was done), IUS_STATUS_AUTH (no token; the report
   /// says stoppedBy "auth" or "offline", what is pending and when the next attempt is, the hold
   /// included), or any other status once requests went out (the report's "sent" > 0, e.g.
-  /// IUS_STATUS_STORAGE recording their outcomes: those reports stay pending).
+  /// IUS_STATUS_STORAGE recording their outcomes: those reports stay pending), and
+  /// IUS_STATUS_STORAGE with stoppedBy "storage" when the file kept a request back (even the
+  /// first: "sent" 0).
   struct FlushReport {
     std::string json;
     std::optional<Error> stopped;

@@ -231,7 +231,11 @@ impl Client {
     /// [`Error::Throttled`] with the wait it was given (after a 429), or (after a 503 or 504)
     /// that answer as an [`Error::Graph`] whose `retry_stopped` names the budget, as a single
     /// update reports it; an item whose turn comes after the budget gets [`Error::Timeout`].
-    /// Pacing counts every inner request.
+    /// Pacing counts every inner request. When the client's own gate (pacing, the hold after a
+    /// 429) cannot let a retry's batch leave within the budgets, an item whose last answer was a
+    /// 503 or 504 ends with that answer as an [`Error::Graph`] whose `retry_stopped` names the
+    /// gate (Graph throttled nothing), as a single update does; after Graph's 429, or for an item
+    /// never sent (`attempts` 0), it is [`Error::Throttled`].
     ///
     /// Each body is serialized once; memory stays proportional to the input.
     /// [`CallOptions::on_progress`] is told how the call gets on. An

@@ -119,6 +119,16 @@ pub(crate) enum Refused {
     Cancelled,
 }
 
+/// Why a retry stopped when the gate refused it ([`Refused::Wait`]) after an answer that was not
+/// Graph's 429: the `retry_stopped` of that answer, which the call ends with (Graph throttled
+/// nothing), in a direct call (pipeline.rs) and for a bulk item (scheduler.rs) alike.
+pub(crate) fn refused_retry(wait: Duration) -> String {
+    format!(
+        "its retry would wait {:.3} s at the client's own pacing gate, past the call's budget",
+        wait.as_secs_f64()
+    )
+}
+
 /// What a request must wait for before it may leave.
 enum Wait {
     None,

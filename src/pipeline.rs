@@ -18,7 +18,7 @@ use crate::cancel::{self, Signal, Watch};
 use crate::coalesce::CoalescingConnector;
 use crate::limits::{INPUT_BUFFER, MAX_HEADER_BLOCK, OUTPUT_BUFFER};
 use crate::metrics::{AnswerClass, Collector, Operation, RetryCause};
-use crate::pacing::{Gate, Pacing, Refused};
+use crate::pacing::{self, Gate, Pacing, Refused};
 use crate::resolver::CachingResolver;
 use crate::retry::{RetryPolicy, Verdict, decide, parse_retry_after, retryable_status};
 use crate::tcp::TcpConnector;
@@ -300,10 +300,7 @@ impl Pipeline {
                     if let Some(previous) = previous.take().filter(
                         |previous| !matches!(previous, Ok(response) if response.status == 429),
                     ) {
-                        let why = format!(
-                            "its retry would wait {:.3} s at the client's own pacing gate, past the call's budget",
-                            wait.as_secs_f64()
-                        );
+                        let why = pacing::refused_retry(wait);
                         return finish(previous, attempts, waited, Some(why), outcome_unknown);
                     }
                     return Err(Error::Throttled {

@@ -16,6 +16,7 @@ use ureq::http::Method;
 use crate::batch::{self, InnerRequest, MAX_BATCH};
 use crate::cancel::Watch;
 use crate::metrics::Operation;
+use crate::pacing;
 use crate::pipeline::{Budget, Pipeline, Request, Response};
 use crate::response;
 use crate::retry::{Verdict, decide, parse_retry_after, retryable_status};
@@ -148,7 +149,10 @@ fn left_for(policy: RetryPolicy, items: impl Iterator<Item = Spent>) -> RetryPol
 /// its final inner response (whatever its status: a 429 whose retries ran out included, with
 /// `retry_stopped` when a budget stopped them) or the error that ended it: the batch's own
 /// failure, a missing answer, or `Throttled`/`Timeout` when its next retry would pass the
-/// call's total budget. `attempts` is per item: the requests that carried it. An interrupt of
+/// call's total budget. A retry the client's own gate refused (its `Throttled`, nothing sent)
+/// ends its item with the answer it followed, `retry_stopped` naming the gate, unless that was
+/// Graph's 429 (then `Throttled`, as for an item never sent). `attempts` is per item: the
+/// requests that carried it. An interrupt of
 /// `watch` ends the call: the items of a batch in flight and every item not yet finished get
 /// [`Error::Cancelled`]; finished items keep their results.
 pub(crate) fn run(
@@ -186,6 +190,11 @@ pub(crate) fn run_carried(
         .take(requests.len())
         .collect();
     let mut spent = vec![Spent::default(); requests.len()];
+    // The answer each item waiting to retry followed, unless it was Graph's 429: what the item
+    // ends with when the client's own gate refuses that retry (as a direct call does).
+    let mut followed: Vec<Option<Response>> = std::iter::repeat_with(|| None)
+        .take(requests.len())
+        .collect();
     // Never sent yet, in input order, one queue per version; then retries, soonest first.
     let mut fresh = [VecDeque::new(), VecDeque::new()];
     for (index, request) in requests.iter().enumerate() {
@@ -294,8 +303,26 @@ pub(crate) fn run_carried(
                     "POST /{version}/$batch: {} requests failed: {error}",
                     batch.len()
                 );
+                // The client's own gate refused the envelope before it left: Graph throttled
+                // nothing, so a retry that followed a 503 or a 504 ends with that answer, saying
+                // why, as a direct call's does (pipeline.rs); an item Graph throttled, or never
+                // sent, stays THROTTLED.
+                let refused_at_gate = match &error {
+                    Error::Throttled {
+                        wait, attempts: 0, ..
+                    } => Some(*wait),
+                    _ => None,
+                };
                 for &index in &batch {
                     spent[index].attempts += error.attempts();
+                    if let Some(wait) = refused_at_gate
+                        && let Some(mut answer) = followed[index].take()
+                    {
+                        answer.attempts = spent[index].attempts;
+                        answer.retry_stopped = Some(pacing::refused_retry(wait));
+                        results[index] = Some(Err(response::graph_error(answer)));
+                        continue;
+                    }
                     let mut error = error.clone();
                     error.set_attempts(spent[index].attempts);
                     results[index] = Some(Err(error));
@@ -330,6 +357,7 @@ pub(crate) fn run_carried(
         // The longest wait this batch's 429s imposed on the client.
         let mut held = Duration::ZERO;
         for (&index, id) in batch.iter().zip(&ids) {
+            followed[index] = None;
             let mut inner = match by_id.remove(id.as_str()) {
                 Some(Ok(inner)) => inner,
                 unreadable => {
@@ -404,6 +432,7 @@ pub(crate) fn run_carried(
                     }
                     let at = waiting.partition_point(|&(other, _)| other <= ready);
                     waiting.insert(at, (ready, index));
+                    followed[index] = (inner.status != 429).then_some(inner);
                 }
                 Verdict::Exhausted => results[index] = Some(Ok(inner)),
                 Verdict::OverBudget(why) => {
@@ -1079,6 +1108,77 @@ mod tests {
                 assert_eq!(*attempts, 1);
             }
             other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+    }
+
+    /// The client's own pacing gate refuses the envelope of a retry (the gate's `Throttled`,
+    /// nothing sent): Graph throttled nothing it had not said so. An item whose last answer was
+    /// a 503 or a 504 ends with that answer, its `retry_stopped` naming the gate, as a direct
+    /// call ends (pipeline.rs `previous`); one whose last answer was Graph's 429 stays
+    /// throttled; one never sent stays throttled with no attempt (the outbox's `paced`).
+    #[test]
+    fn a_retry_the_own_gate_refused_ends_with_the_items_last_answer_unless_it_was_a_429() {
+        let mut sender = Canned::new(|n, requests: &[Value]| {
+            if n > 0 {
+                return Err(Error::Throttled {
+                    wait: Duration::from_secs(1),
+                    client_request_id: "crid-gate".into(),
+                    attempts: 0,
+                });
+            }
+            Ok(answer_each(requests, |id, _| {
+                let status = match id {
+                    "0" => 503,
+                    "1" => 429,
+                    _ => 504,
+                };
+                json!({"id": id, "status": status,
+                       "headers": {"Retry-After": "0.01", "request-id": format!("inner-{id}")},
+                       "body": {"error": {"code": format!("Code{status}"), "message": "busy"}}})
+            }))
+        });
+        sender.limit = 3;
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(4, ApiVersion::Beta),
+            budget(None),
+        );
+        assert_eq!(
+            sender.batches(),
+            [vec!["0", "1", "2"], vec!["3"], vec!["0", "1", "2"]]
+        );
+        for (index, status) in [(0, 503), (2, 504)] {
+            match &results[index] {
+                Err(Error::Graph(graph)) => {
+                    assert_eq!((graph.status, graph.attempts), (status, 1), "item {index}");
+                    assert_eq!(
+                        graph.code.as_deref(),
+                        Some(format!("Code{status}").as_str())
+                    );
+                    assert_eq!(
+                        graph.request_id.as_deref(),
+                        Some(format!("inner-{index}").as_str())
+                    );
+                    let why = graph.retry_stopped.as_deref().unwrap_or_default();
+                    assert!(
+                        why.contains("own pacing gate") && why.contains("1.000 s"),
+                        "{why}"
+                    );
+                }
+                other => panic!("item {index}: {:?}", other.as_ref().map(|r| r.status)),
+            }
+        }
+        match &results[1] {
+            Err(error @ Error::Throttled { .. }) => assert_eq!(error.attempts(), 1),
+            other => panic!("the 429'd item: {:?}", other.as_ref().map(|r| r.status)),
+        }
+        match &results[3] {
+            Err(error @ Error::Throttled { .. }) => assert_eq!(error.attempts(), 0),
+            other => panic!(
+                "the item never sent: {:?}",
+                other.as_ref().map(|r| r.status)
+            ),
         }
     }
 

@@ -730,3 +730,88 @@ fn the_next_call_waits_out_the_hold_an_inner_429_set_even_when_not_retried() {
     );
     assert_eq!(emu.user_status(DIRECT, "s0").unwrap()["devicesCount"], 9);
 }
+
+/// The client's own pacing gate (1 request per second, the call's waits capped at 100 ms)
+/// refuses the retry of an item Graph answered 503 with `Retry-After: 0.05` inside a `$batch`:
+/// Graph throttled nothing, so the item ends with Graph's 503, `retryStopped` naming the gate,
+/// as a direct update ends (never `THROTTLED`); in Rust and in the C API's bulk results alike.
+#[test]
+fn an_inner_503_whose_retry_the_own_gate_refused_ends_with_the_503_in_rust_and_c() {
+    let emu = emulator_with(1, PatchReturns::NoContent);
+    let inner_503 = || {
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: Some("0.05".into()),
+            },
+        )
+        .method("PATCH")
+    };
+    let assert_the_503 = |what: &str, error: &Value| {
+        assert_eq!(
+            (&error["status"], &error["httpStatus"], &error["attempts"]),
+            (&json!("GRAPH"), &json!(503), &json!(1)),
+            "{what}: {error}"
+        );
+        let why = error["retryStopped"].as_str().unwrap_or_default();
+        assert!(why.contains("own pacing gate"), "{what}: {error}");
+    };
+    emu.add_fault(inner_503());
+    let client = builder(&emu.base_url())
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(Pacing::new(1, Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let results = client.update_user_statuses(&items(1));
+    assert_eq!(batches(&emu).len(), 1, "the retry was refused at the gate");
+    // Seen failing before the fix: THROTTLED (wait 1 s, attempts 1).
+    let error = results[0].as_ref().unwrap_err();
+    assert_the_503(
+        "Rust",
+        &serde_json::to_value(error).expect("the error JSON"),
+    );
+
+    emu.add_fault(inner_503());
+    let config = std::ffi::CString::new(
+        json!({"baseUrl": emu.base_url(), "accessToken": TOKEN,
+               "retry": {"maxRetries": 2, "baseDelayMs": 10, "maxTotalMs": 100},
+               "pacing": {"requests": 1, "perSeconds": 1}})
+        .to_string(),
+    )
+    .unwrap();
+    let items = std::ffi::CString::new(
+        json!([{"target": {"deviceConfigurationId": "cfg-1", "userStatusId": "s0"},
+                "patch": {"devicesCount": 1}}])
+        .to_string(),
+    )
+    .unwrap();
+    use common::c_abi::*;
+    let (mut c_client, mut out, mut error) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    // SAFETY: valid NUL-terminated inputs, writable outputs; each string freed once.
+    let (status, results) = unsafe {
+        assert_eq!(
+            ius_client_new(config.as_ptr(), &mut c_client, &mut error),
+            0
+        );
+        let status = ius_update_user_statuses(c_client, items.as_ptr(), &mut out, &mut error);
+        let results = std::ffi::CStr::from_ptr(out).to_string_lossy().into_owned();
+        ius_string_free(out);
+        ius_string_free(error);
+        ius_client_free(c_client);
+        (status, results)
+    };
+    assert_eq!(status, 107, "IUS_STATUS_PARTIAL: {results}");
+    let results: Vec<Value> = serde_json::from_str(&results).unwrap();
+    assert_eq!(results[0]["status"], "GRAPH", "{results:?}");
+    assert_the_503("C", &results[0]["error"]);
+}

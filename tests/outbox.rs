@@ -4208,6 +4208,139 @@ fn a_504_batch_whose_retry_the_departure_hook_kept_back_stays_in_doubt() {
     );
 }
 
+/// What the token callback of
+/// [`c_flush_whose_first_request_the_departure_hook_kept_back_reports_the_round`] works with.
+struct SlowTokenThenAFailingFile {
+    path: PathBuf,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+/// A token that takes 400 ms (past the departure slack, 250 ms, after the claim); the first call
+/// also makes the file refuse every write that extends an end in doubt, as a full disk or an
+/// I/O error would, so the departure hook of the flush's first request fails.
+unsafe extern "C" fn slow_token_then_a_failing_file(
+    user_data: *mut std::ffi::c_void,
+    buffer: *mut std::ffi::c_char,
+    len: usize,
+    expires: *mut i64,
+) -> i32 {
+    // SAFETY: `user_data` is the test's `SlowTokenThenAFailingFile`, alive for the flush.
+    let state = unsafe { &*(user_data as *const SlowTokenThenAFailingFile) };
+    if state
+        .calls
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        let conn = rusqlite::Connection::open(&state.path).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER the_disk_is_full BEFORE UPDATE OF until ON in_doubt
+             WHEN NEW.until > OLD.until BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let token = TOKEN.as_bytes();
+    assert!(token.len() < len);
+    // SAFETY: the library's buffer holds `len` bytes, all zero: the token and its NUL fit.
+    unsafe {
+        std::ptr::copy_nonoverlapping(token.as_ptr(), buffer as *mut u8, token.len());
+        *expires = 3_600;
+    }
+    0
+}
+
+/// The departure hook keeps back the very first request of a flush (it could not write until
+/// when that request may land: here the file refuses the write): nothing was sent, the flush
+/// returns STORAGE, and the round it ran is recorded (the report due as before its claim). The
+/// agent (C, the CLI) still gets the report: `stoppedBy` "storage", `sent` 0, what is pending.
+#[test]
+fn c_flush_whose_first_request_the_departure_hook_kept_back_reports_the_round() {
+    use common::c_abi::*;
+    use std::ffi::{CStr, CString};
+    let emu = common::emulator_with_statuses(["u0"]);
+    let dir = folder("departure-hook-first");
+    let path = dir.join("o.db");
+    Outbox::open(
+        &common::client(&emu.base_url()),
+        &path,
+        OutboxOptions::new(),
+    )
+    .unwrap()
+    .enqueue(
+        &Target::new("c1", "u0"),
+        &UserStatusPatch::new().devices_count(1),
+    )
+    .unwrap();
+    let state = SlowTokenThenAFailingFile {
+        path: path.clone(),
+        calls: Default::default(),
+    };
+    let config = CString::new(
+        json!({"baseUrl": emu.base_url(), "timeouts": {"requestMs": 1000},
+               "retry": {"maxRetries": 0, "baseDelayMs": 10}})
+        .to_string(),
+    )
+    .unwrap();
+    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let (mut client, mut outbox) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let (mut report, mut error) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: valid NUL-terminated inputs, writable outputs, `state` outlives the client; each
+    // string freed once.
+    let (status, report_json, error_json) = unsafe {
+        assert_eq!(
+            ius_client_new_with_token_callback(
+                config.as_ptr(),
+                Some(slow_token_then_a_failing_file),
+                &state as *const SlowTokenThenAFailingFile as *mut std::ffi::c_void,
+                &mut client,
+                &mut error,
+            ),
+            0
+        );
+        assert_eq!(
+            ius_outbox_open(
+                client,
+                c_path.as_ptr(),
+                std::ptr::null(),
+                &mut outbox,
+                &mut error
+            ),
+            0
+        );
+        let status = ius_outbox_flush(outbox, &mut report, &mut error);
+        let read = |s: *mut std::ffi::c_char| {
+            (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
+        };
+        let (r, e) = (read(report), read(error));
+        ius_string_free(report);
+        ius_string_free(error);
+        ius_outbox_free(outbox);
+        ius_client_free(client);
+        (status, r, e)
+    };
+    assert_eq!(status, 8, "IUS_STATUS_STORAGE: {error_json:?}");
+    assert!(
+        emu.wire_requests().is_empty(),
+        "the request left: {error_json:?}"
+    );
+    // Seen failing before the fix: status 8 (STORAGE), report NULL.
+    let report_json = report_json.unwrap_or_else(|| {
+        panic!("no report JSON for the round the flush ran: error {error_json:?}")
+    });
+    let value: Value = serde_json::from_str(&report_json).unwrap();
+    assert_eq!(
+        (&value["stoppedBy"], &value["sent"], &value["pending"]),
+        (&json!("storage"), &json!(0), &json!(1)),
+        "{report_json}"
+    );
+    assert_eq!(
+        value["nextAttemptInSeconds"].as_f64(),
+        Some(0.0),
+        "due as before its claim: {report_json}"
+    );
+}
+
 /// A retry the client's own pacing gate refuses after a 503 is not Graph throttling: Graph
 /// answered one 503 and throttled nothing, so the flush neither stops as throttled nor holds the
 /// outbox; the report waits out its backoff. The 503 keeps its rule (failure.rs never_processed:
@@ -4267,6 +4400,84 @@ fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
         .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
         .unwrap();
     assert_eq!(in_doubt, 0, "a 503 was not processed");
+}
+
+/// As above, with the 503 inside the `$batch` (the envelope answered 200): the scheduler queues
+/// the item's retry (`Retry-After: 0.05`, within the budget) and its next envelope is refused at
+/// the client's own pacing gate (1 request per second, the call's waits capped at 100 ms). Graph
+/// throttled nothing: the item's error is Graph's 503 saying the gate stopped its retry, the
+/// flush does not stop as throttled and holds nothing, so the next flush is not refused for a
+/// hold.
+#[test]
+fn an_inner_503_whose_retry_the_own_pacing_gate_refused_neither_throttles_nor_holds() {
+    let emu = common::emulator_with_statuses(["u0"]);
+    let dir = folder("paced-after-an-inner-503");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(2_000))
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(1_000),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox
+        .enqueue(
+            &Target::new("c1", "u0"),
+            &UserStatusPatch::new().devices_count(1),
+        )
+        .unwrap();
+    emu.add_fault(
+        FaultRule::next(
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: Some("0.05".into()),
+            },
+        )
+        .method("PATCH"),
+    );
+    let mut report = FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
+    let stats = outbox.stats().unwrap();
+    assert_eq!(
+        emu.wire_requests().len(),
+        1,
+        "the retry was refused at the gate"
+    );
+    assert_eq!(emu.batch_items().len(), 1, "{report:?}");
+    // Seen failing before the fix: stoppedBy throttled, heldUntil set, the error THROTTLED.
+    assert!(
+        flushed.is_ok()
+            && report.stopped_by != Some(FlushStop::Throttled)
+            && stats.held_until.is_none(),
+        "Graph answered one inner 503, yet: {flushed:?} {report:?}, heldUntil {:?}",
+        stats.held_until
+    );
+    assert_eq!(
+        (report.sent, report.retry_later, stats.pending),
+        (1, 1, 1),
+        "the 503'd report is retried later: {report:?}"
+    );
+    let last_error: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT last_error FROM pending", [], |row| row.get(0))
+        .unwrap();
+    assert!(
+        last_error.contains("503") && last_error.contains("own pacing gate"),
+        "the report's error: {last_error}"
+    );
+    // Once its Retry-After has passed, the next flush meets no hold (at most the gate again).
+    std::thread::sleep(Duration::from_millis(60));
+    let next = outbox.flush().unwrap();
+    assert_ne!(next.stopped_by, Some(FlushStop::Held), "{next:?}");
 }
 
 /// A request delayed by a slow proxy CONNECT is in doubt from when it left, not from the claim:

@@ -184,8 +184,9 @@ pub enum OutboxAction {
     /// sends it. Prints {"requeued":N}
     RequeueFailed(Bounds),
     /// Send what is due; print the flush report JSON, as the C API's ius_outbox_flush writes it
-    /// (its stoppedBy says why a flush stopped early: auth, offline, throttled, held, paced, time); a
-    /// flush with no token prints it too, then fails (non-zero exit)
+    /// (its stoppedBy says why a flush stopped early: auth, offline, throttled, held, paced, time,
+    /// storage); a flush with no token, or whose request the file kept back (storage), prints it
+    /// too, then fails (non-zero exit)
     Flush(Bounds),
     /// End the hold a stopped flush left on the whole outbox (stats' heldUntil), so the next
     /// flush sends what is due at once: once the cause is fixed (credentials, network), not to

@@ -20,6 +20,16 @@ fn snapshot(path: &std::path::Path) -> Vec<(String, Option<Vec<u8>>)> {
         .collect()
 }
 
+/// `ius outbox FILE enqueue cfg-1 ID --patch {"devicesCount":7}`, which must succeed.
+fn enqueue(file: &str, id: &str) {
+    let out = ius()
+        .args(["outbox", file, "enqueue", "cfg-1", id, "--patch"])
+        .arg(r#"{"devicesCount":7}"#)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
 #[test]
 fn looking_at_an_older_file_neither_migrates_nor_writes_it() {
     let path = scratch("schema-1.outbox");
@@ -60,12 +70,7 @@ fn a_404d_report_is_kept_in_failed_until_requeued_then_a_flush_delivers_it() {
     let emu = emulator(0, Config::default());
     let path = scratch("failed.outbox");
     let file = path.to_str().unwrap();
-    let out = ius()
-        .args(["outbox", file, "enqueue", "cfg-1", "later", "--patch"])
-        .arg(r#"{"devicesCount":7}"#)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    enqueue(file, "later");
     let out = run(&emu, &["outbox", file, "flush"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -174,12 +179,7 @@ fn a_flush_with_no_token_prints_its_report_and_fails() {
     let emu = emulator(0, Config::default());
     let path = scratch("no-token.outbox");
     let file = path.to_str().unwrap();
-    let out = ius()
-        .args(["outbox", file, "enqueue", "cfg-1", "s0", "--patch"])
-        .arg(r#"{"devicesCount":7}"#)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    enqueue(file, "s0");
     // A loopback port nobody listens on: connection refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -206,4 +206,55 @@ fn a_flush_with_no_token_prints_its_report_and_fails() {
     );
     assert!(report["nextAttemptInSeconds"].is_number(), "{report}");
     assert!(emu.requests().is_empty(), "nothing reached Graph");
+}
+
+/// The file refuses the write the flush's first request needs before it leaves (its end in
+/// doubt: here a trigger stands for a full disk, installed while the token takes 1 s, past the
+/// departure slack): the request is kept back, nothing reaches Graph, and the flush fails as
+/// STORAGE, printing its report first: stoppedBy storage, nothing sent, the report pending and
+/// due as before.
+#[test]
+fn a_flush_whose_first_request_the_file_kept_back_prints_its_report_and_fails() {
+    use ius_emulator::{Fault, FaultRule};
+    let emu = common::app_emulator();
+    let path = scratch("kept-back.outbox");
+    let file = path.to_str().unwrap();
+    enqueue(file, "s0");
+    emu.add_fault(
+        FaultRule::next(1, Fault::Latency(std::time::Duration::from_secs(1)))
+            .path_contains("/oauth2/"),
+    );
+    let flush = ius()
+        .args(["--config", &common::app_config(&emu, "the-right-one")])
+        .args(["outbox", file, "flush"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The claim is written once the token is asked for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while emu.token_requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no token asked for");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER the_disk_is_full BEFORE UPDATE OF until ON in_doubt
+         WHEN NEW.until > OLD.until BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .unwrap();
+    let out = flush.wait_with_output().unwrap();
+    assert_eq!(error_json(&out)["status"], "STORAGE", "{}", stderr(&out));
+    assert_ne!(code(&out), 0);
+    assert!(emu.requests().is_empty(), "nothing reached Graph");
+    // Seen failing before the fix: nothing printed (stdout empty).
+    let report: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("no report ({e}): {:?}", stdout(&out)));
+    assert_eq!(
+        (&report["stoppedBy"], &report["pending"], &report["sent"]),
+        (&json!("storage"), &json!(1), &json!(0)),
+        "{report}"
+    );
 }

@@ -28,7 +28,9 @@ use crate::{BulkItem, BulkResult, CallOptions, Error, UpdateOutcome, bulk_result
 /// batch itself is retried whole on 429, 503, 504 and failed connections, and a 401 refreshes the
 /// token once. `timeouts.totalMs` bounds the whole call: an item whose next retry would pass it
 /// gets `THROTTLED` (after a 429) or `TIMEOUT`, with the wait it was given. Pacing counts every
-/// inner request.
+/// inner request. A retry the client's own pacing gate cannot let leave within the budgets ends
+/// its item with the answer it followed (a 503 or 504 stays `GRAPH`, `retryStopped` naming the
+/// gate): `THROTTLED` only after Graph's 429, or for an item never sent (`attempts` 0).
 ///
 /// `*out_results_json` receives a JSON array, one element per item:
 /// `{"status":"OK","httpStatus":204,"response":null,"attempts":1}`,

@@ -238,7 +238,7 @@ pub unsafe extern "C" fn ius_client_interrupt(client: *const ius_client) {
 ///   token cache fetched (credentials, identity sources, the token callback; not a fixed
 ///   `accessToken`);
 /// - `bytes`: `{"sent","received"}`: request and response bodies of Graph requests;
-/// - `flushesStopped`: `{"auth","offline","throttled","held","paced","time","interrupt"}`: flushes of
+/// - `flushesStopped`: `{"auth","offline","throttled","held","paced","time","interrupt","storage"}`: flushes of
 ///   the outboxes opened with the client that stopped before working through what was due, by
 ///   why (the flush report's `stoppedBy`; see `ius_outbox_flush`).
 ///

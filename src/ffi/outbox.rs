@@ -170,7 +170,10 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// (the client's own gate, its pacing or the hold after another call's 429, could not let a
 /// batch leave within the call's budget: nothing held, the rest stays due), `"held"`
 /// (an earlier stop's hold was in force: nothing sent; see `ius_outbox_stats`' `heldUntil`),
-/// `"time"` (`flushTimeMs` ran out), `"interrupt"`). Applied reports are removed; throttled or transiently failed ones (a
+/// `"time"` (`flushTimeMs` ran out), `"interrupt"`, `"storage"` (the file could not record,
+/// before a request left, until when Graph may apply it: that request was kept back and the
+/// flush returned `IUS_STATUS_STORAGE`, the round recorded, the reports not sent due as before)).
+/// Applied reports are removed; throttled or transiently failed ones (a
 /// 401 that a fresh token did not cure included) kept for a later flush (after their
 /// Retry-After, or the client's backoff doubling per failed flush, either at most
 /// `retry.maxDelayMs`); those Graph refused for good (a 4xx other than 401/408/429, 403
@@ -223,7 +226,9 @@ pub unsafe extern "C" fn ius_outbox_enqueue_many(
 /// Ownership: `*out_report_json` (required) receives a string to free with `ius_string_free` on
 /// every status where the flush ran: `IUS_STATUS_OK`, `IUS_STATUS_CANCELLED`, `IUS_STATUS_AUTH`,
 /// and any other status (e.g. `IUS_STATUS_STORAGE` recording the outcomes) once requests went
-/// out (`sent` > 0: those reports stay pending); else (it could not run) NULL; `*out_error_json` as for
+/// out (`sent` > 0: those reports stay pending), and `IUS_STATUS_STORAGE` with `stoppedBy`
+/// `"storage"` even when nothing was sent (the file kept the round's first request back: what is
+/// pending and when); else (it could not run: the lock, the file, a record that failed) NULL; `*out_error_json` as for
 /// `ius_outbox_enqueue`.
 /// Thread safety: may be called from any thread; blocks while reports are sent.
 #[unsafe(no_mangle)]

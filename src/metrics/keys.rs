@@ -194,6 +194,11 @@ table! {
         Time = "time",
         /// An interrupt ended the flush (`Outbox::interrupt`, or its client's).
         Interrupt = "interrupt",
+        /// The file could not record, before a request left, until when Graph may apply it (the
+        /// write failed, or the file stayed busy past the departure slack): that request was kept
+        /// back and the flush returned [`Error::Storage`](crate::Error::Storage) with its report,
+        /// the round recorded; the reports not sent stay due, and nothing is held.
+        Storage = "storage",
     }
 }
 
@@ -250,7 +255,7 @@ mod tests {
         stops[FlushStop::Auth] = 1;
         assert_eq!(
             serde_json::to_string(&stops).unwrap(),
-            r#"{"auth":1,"offline":0,"throttled":0,"held":0,"paced":0,"time":0,"interrupt":0}"#
+            r#"{"auth":1,"offline":0,"throttled":0,"held":0,"paced":0,"time":0,"interrupt":0,"storage":0}"#
         );
     }
 }

@@ -440,7 +440,13 @@ fn send(
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
         warnings.extend(failed_list::warnings(store.path(), 0, dropped));
-        report.stopped_by = stop.as_ref().map(Stop::cause);
+        // A request the file kept back (the departure's STORAGE) ends the flush: said so,
+        // unless the round's stop holds the outbox (the hold is what the agent must see).
+        report.stopped_by = match (&stop, &interrupted) {
+            (Some(stop), _) if stop.holds_until().is_some() => Some(stop.cause()),
+            (_, Some(Error::Storage { .. })) => Some(FlushStop::Storage),
+            (stop, _) => stop.as_ref().map(Stop::cause),
+        };
         // An error other than an interrupt (whose report flush() reads) still says what is
         // pending and when, as after any flush; if even that read fails, the error stands.
         if interrupted

@@ -61,14 +61,22 @@ pub struct FlushReport {
 impl FlushReport {
     /// Whether this report, filled by [`Outbox::flush_into`](super::Outbox::flush_into), says
     /// what a flush that ended with `flushed` did: when it ran (`Ok`), was interrupted
-    /// ([`Error::Cancelled`]), stopped for want of a token ([`Error::Auth`]), or ended with any
+    /// ([`Error::Cancelled`]), stopped for want of a token ([`Error::Auth`]), ended with any
     /// other error after requests went out (`sent` > 0, e.g. [`Error::Storage`] recording their
-    /// outcomes: those reports stay pending). Not when it could not run at all. The C API and
-    /// the `ius` CLI hand the report back exactly then.
+    /// outcomes: those reports stay pending), or ended with the [`Error::Storage`] of a request
+    /// the file kept back, its round recorded (`stopped_by` [`FlushStop::Storage`], even when
+    /// nothing was sent: the agent sees what is pending and when). Not when it could not run at
+    /// all (the lock, the file, a record that failed). The C API and the `ius` CLI hand the
+    /// report back exactly then.
     pub fn tells_of(&self, flushed: &Result<(), Error>) -> bool {
         match flushed {
             Ok(()) => true,
-            Err(error) => error.is_cancelled() || error.auth().is_some() || self.sent > 0,
+            Err(error) => {
+                error.is_cancelled()
+                    || error.auth().is_some()
+                    || self.sent > 0
+                    || self.stopped_by == Some(FlushStop::Storage)
+            }
         }
     }
 }
@@ -137,5 +145,12 @@ mod tests {
             ..FlushReport::default()
         };
         assert!(sent.tells_of(&storage()));
+        // The file kept the round's first request back: nothing sent, the round recorded.
+        let kept_back = FlushReport {
+            pending: 1,
+            stopped_by: Some(FlushStop::Storage),
+            ..FlushReport::default()
+        };
+        assert!(kept_back.tells_of(&storage()));
     }
 }
