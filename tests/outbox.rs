@@ -4328,6 +4328,19 @@ fn a_clock_stepped_forward_while_another_report_is_sent_does_not_end_a_write_in_
         (1, 1),
         "u1 alone: {report:?}"
     );
+    // On disk too (a kill now keeps it): W1's row was given its steady end, not pruned.
+    let until: Option<i64> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT until FROM in_doubt WHERE key LIKE '%/u0'",
+            [],
+            |row| row.get(0),
+        )
+        .ok();
+    assert!(
+        until.is_some_and(|until| until > unix_ms() + 300),
+        "W1 may land until ~0.9 s from now; its row ends {until:?}"
+    );
     drain_and_let_w1_land(&emu, &outbox, sent_w1);
 }
 

@@ -201,9 +201,19 @@ pub(crate) fn restore(
 const BOUND: &str = "UPDATE in_doubt SET until = ?1 + max(coalesce(request_ms, ?2), ?2) + ?3
      WHERE until > ?1 + ?2 + ?3 AND until > ?1 + max(coalesce(request_ms, ?2), ?2) + ?3";
 
+/// The rows whose end passed at `?1`, up to `?2`: what [`prune`] removes, through the index on
+/// `until`.
+macro_rules! ended {
+    () => {
+        "SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2"
+    };
+}
+
+/// [`prune`]'s look at what it would remove (the ends the process still knows are given back).
+const ENDED: &str = ended!();
+
 /// [`prune`]'s statement: every record runs it, through the index on `until`.
-const PRUNE: &str =
-    "DELETE FROM in_doubt WHERE key IN (SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2)";
+const PRUNE: &str = concat!("DELETE FROM in_doubt WHERE key IN (", ended!(), ")");
 
 /// Writes every end later than now + its window back as now + its window (see the module's doc;
 /// its window as [`InDoubt::window_or`] reads it): read that way anyway, and stored so, it ends
@@ -215,15 +225,38 @@ pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::R
 }
 
 /// Removes up to `limit` writes that can no longer land at `now`. Returns how many. An end past
-/// now + its window is still in doubt (see the module's doc), so it stays.
-pub(crate) fn prune(conn: &Connection, now: i64, limit: u64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(PRUNE)?
-        .execute(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])
+/// now + its window is still in doubt (see the module's doc), so it stays. `steady` gives the end
+/// this process knows for a user status's write on the steady clock, as a wall-clock time
+/// (steady.rs): a row whose stored end passed while that end has not (the wall clock was stepped
+/// forward) is given that end instead of being removed, so the write is never forgotten before it.
+pub(crate) fn prune(
+    conn: &Connection,
+    now: i64,
+    limit: u64,
+    steady: impl Fn(&str) -> Option<i64>,
+) -> rusqlite::Result<usize> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut kept = Vec::new();
+    let mut ended = conn.prepare_cached(ENDED)?;
+    // A key the file holds damaged reads as none.
+    for key in ended.query_map(params![now, limit], |row| Ok(row.get::<_, String>(0).ok()))? {
+        if let Some(key) = key?
+            && let Some(end) = steady(&key).filter(|&end| end > now)
+        {
+            kept.push((key, end));
+        }
+    }
+    drop(ended);
+    for (key, end) in kept {
+        conn.prepare_cached("UPDATE in_doubt SET until = ?2 WHERE key = ?1")?
+            .execute(params![key, end])?;
+    }
+    conn.prepare_cached(PRUNE)?.execute(params![now, limit])
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{BOUND, PRUNE};
+    use super::{BOUND, ENDED, PRUNE};
 
     /// What SQLite's planner does for `sql` on an outbox of schema 3 made before the index on
     /// `until` (so the index comes from the open): `EXPLAIN QUERY PLAN`'s details, one per line.
@@ -288,7 +321,7 @@ mod tests {
     /// table at every record or claim made a flush grind.
     #[test]
     fn prune_and_bound_find_their_rows_through_the_index_on_until() {
-        for sql in [PRUNE, BOUND] {
+        for sql in [PRUNE, ENDED, BOUND] {
             let plan = plan(sql);
             assert!(
                 plan.contains("USING COVERING INDEX in_doubt_until")
