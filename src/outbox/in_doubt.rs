@@ -306,6 +306,40 @@ mod tests {
         assert_eq!(patch, next, "devicesCount 2 merged over 1");
     }
 
+    /// A record's prune keeps, with its steady end, a write whose stored end passed while that
+    /// end has not (the wall clock stepped forward), and drops the others whose end passed: one
+    /// with no steady end, one whose steady end is now, and none whose end is to come.
+    #[test]
+    fn a_prune_keeps_a_write_until_its_steady_end() {
+        use super::super::{MIN_OUTBOX_BYTES, schema};
+        let dir = std::env::temp_dir().join(format!("ius-in-doubt-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = schema::open(&dir.join("outbox.db"), MIN_OUTBOX_BYTES).unwrap();
+        conn.execute_batch(
+            "INSERT INTO in_doubt VALUES ('stepped', '{}', 900, 1000), ('over', '{}', 900, 1000),
+                 ('ends-now', '{}', 1000, 1000), ('to-come', '{}', 1500, 1000);",
+        )
+        .unwrap();
+        let steady = |key: &str| match key {
+            "stepped" => Some(1_700),
+            "ends-now" => Some(1_000),
+            _ => None,
+        };
+        assert_eq!(super::prune(&conn, 1_000, 10, steady).unwrap(), 2);
+        let left: Vec<(String, i64)> = conn
+            .prepare("SELECT key, until FROM in_doubt ORDER BY key")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let left: Vec<_> = left.iter().map(|(k, u)| (k.as_str(), *u)).collect();
+        assert_eq!(left, [("stepped", 1_700), ("to-come", 1_500)]);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The room a write in doubt is counted for: at least its row and a page (a split), and not
     /// much more (room counted twice refuses reports a full file could take).
     #[test]
