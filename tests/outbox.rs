@@ -4652,3 +4652,110 @@ fn an_older_builds_write_in_doubt_keeps_its_own_window_after_a_roll_forward() {
         "2 is held back only {left:?}, though the older build's 1 may land for ~30 s"
     );
 }
+
+/// W1 {devicesCount 1} to u0 leaves through a handle of `path` (requestMs 1.5 s); Graph holds it
+/// 2.5 s, so it times out and lands 2.5 s after it left. The handle, and when W1 left.
+fn w1_in_doubt(emu: &Emulator, path: &Path) -> (Outbox, Instant) {
+    let sent_w1 = Instant::now();
+    let outbox = Outbox::open(&one_try_client(emu, 1_500), path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(2_500))).method("PATCH"));
+    let report = outbox.flush().unwrap();
+    assert_eq!(report.retry_later, 1, "W1 times out: {report:?}");
+    (outbox, sent_w1)
+}
+
+/// The wall clock steps forward 2 s: every stored end and next attempt is 2 s nearer. `also`
+/// runs in the same transaction.
+fn step_forward_2s(path: &Path, also: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         UPDATE in_doubt SET until = until - 2000;
+         UPDATE pending SET next_attempt_at = next_attempt_at - 2000;
+         {also}
+         COMMIT;"
+    ))
+    .unwrap();
+}
+
+/// A forward step while another user status's request is in flight: W1 {devicesCount 1} to u0
+/// is in doubt; {devicesCount 2} for u0 is held back behind it, and a flush sends u1's report,
+/// which Graph holds 600 ms. The wall clock steps forward 2 s meanwhile, so the end stored for W1
+/// has passed when that flush records u1's outcome (its prune runs). The handle's steady end
+/// still holds: 2 waits until W1 can no longer land, and Graph ends with 2.
+#[test]
+fn a_clock_stepped_forward_while_another_report_is_sent_does_not_end_a_write_in_doubt_early() {
+    let emu = common::emulator_with_statuses(ids("u", 2));
+    let dir = folder("doubt-forward-mid-flush");
+    let path = dir.join("o.db");
+    let (outbox, sent_w1) = w1_in_doubt(&emu, &path);
+    let outbox = Arc::new(outbox);
+    outbox.enqueue(&Target::new("c1", "u0"), &count(2)).unwrap();
+    outbox.enqueue(&Target::new("c1", "u1"), &count(5)).unwrap();
+    emu.add_fault(FaultRule::next(1, Fault::Latency(Duration::from_millis(600))).method("PATCH"));
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || outbox.flush())
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while emu.wire_requests().len() < 2 {
+        assert!(Instant::now() < deadline, "u1's report never left");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    step_forward_2s(&path, "");
+    let report = flusher.join().unwrap().unwrap();
+    assert_eq!(
+        (report.sent, report.applied),
+        (1, 1),
+        "u1 alone: {report:?}"
+    );
+    // On disk too (a kill now keeps it): W1's row was given its steady end, not pruned.
+    let until: Option<i64> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT until FROM in_doubt WHERE key LIKE '%/u0'",
+            [],
+            |row| row.get(0),
+        )
+        .ok();
+    assert!(
+        until.is_some_and(|until| until > unix_ms() + 300),
+        "W1 may land until ~0.9 s from now; its row ends {until:?}"
+    );
+    drain_and_let_w1_land(&emu, &outbox, sent_w1);
+}
+
+/// Another process's record prunes W1's row once a forward step made its stored end pass (that
+/// process cannot know this one's steady end). The process that sent W1 still knows it: a changed
+/// value waits for it, though the file no longer names W1's patch, and Graph ends with 2.
+#[test]
+fn a_write_in_doubt_another_process_pruned_after_a_forward_step_still_holds_a_change_back() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-forward-pruned");
+    let path = dir.join("o.db");
+    let (outbox, sent_w1) = w1_in_doubt(&emu, &path);
+    step_forward_2s(&path, "DELETE FROM in_doubt;");
+    outbox.enqueue(&Target::new("c1", "u0"), &count(2)).unwrap();
+    drain_and_let_w1_land(&emu, &outbox, sent_w1);
+}
+
+/// The steady ends are the process's, per file: a handle that sent W1 is freed, the wall clock
+/// steps forward 2 s, and the file is opened again (through another spelling of its path), as an
+/// agent that opens, flushes and frees its outbox each cycle does. {devicesCount 2} still waits
+/// for W1, and Graph ends with 2.
+#[test]
+fn a_clock_stepped_forward_does_not_end_a_write_in_doubt_early_for_the_next_handle_of_the_file() {
+    let emu = common::emulator_with_statuses(ids("u", 1));
+    let dir = folder("doubt-forward-reopened");
+    let path = dir.join("o.db");
+    let (outbox, sent_w1) = w1_in_doubt(&emu, &path);
+    drop(outbox);
+    step_forward_2s(&path, "");
+    let name = dir.file_name().unwrap();
+    let again = dir.join("..").join(name).join(".").join("o.db");
+    let outbox = Outbox::open(&one_try_client(&emu, 1_500), &again, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&Target::new("c1", "u0"), &count(2)).unwrap();
+    drain_and_let_w1_land(&emu, &outbox, sent_w1);
+}

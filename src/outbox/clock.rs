@@ -54,6 +54,16 @@ impl Clock {
         i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// Whether this is the system's clock, whose steady time every handle in the process shares
+    /// (a test's set clock counts its own).
+    pub(crate) fn is_system(&self) -> bool {
+        #[cfg(test)]
+        if self.set.is_some() {
+            return false;
+        }
+        true
+    }
+
     /// A clock that reads `at` until the test stores another time in it.
     #[cfg(test)]
     pub(crate) fn fixed(at: i64) -> (Clock, std::sync::Arc<std::sync::atomic::AtomicI64>) {

@@ -8,7 +8,7 @@
 //! and a pending row always holds the newest merged report, an older value is never sent after a
 //! newer one. A write whose outcome is unknown may still be applied by Graph late, until
 //! `requestMs` after its last request left: the claim notes it (in_doubt.rs), each request that
-//! leaves later than the claim allowed writes its own end first (`departure`), the handle keeps
+//! leaves later than the claim allowed writes its own end first (`departure`), the process keeps
 //! the ends on the steady clock too (steady.rs), and a report that changes one of its values is
 //! not claimed before then, so the late write cannot overwrite it. The claim puts the reports' acknowledged state in doubt, so a report set
 //! back to an old value after an unknown outcome is sent, never skipped.
@@ -56,7 +56,7 @@ use super::lock::FlushLock;
 use super::options::OutboxOptions;
 use super::report::FlushReport;
 use super::schema;
-use super::steady::SteadyEnds;
+use super::steady::{End, SteadyEnds};
 use super::store::{self, Due, Outcome, Store};
 use crate::batch::MAX_BATCH;
 use crate::cancel::{Signal, Watch};
@@ -80,7 +80,7 @@ pub(crate) struct Flush<'a> {
     pub file: &'a std::path::Path,
     /// The outbox's own cancellation signal (the client's is watched too).
     pub signal: &'a std::sync::Arc<Signal>,
-    /// Until when the writes this handle sent may land, on the steady clock.
+    /// Until when the writes this process sent to the file may land, on the steady clock.
     pub steady: &'a std::sync::Arc<SteadyEnds>,
     /// Tests only: where the flush pauses for a test's hook.
     #[cfg(any(test, feature = "test-seams"))]
@@ -262,7 +262,7 @@ fn send(
         let now = clock.now_ms();
         let policy = client.retry_policy();
         let slack = in_doubt::DEPARTURE_SLACK_MS;
-        // A wall clock stepped forward since this handle sent writes: their steady ends go to
+        // A wall clock stepped forward since this process sent writes: their steady ends go to
         // the file first (the usual round writes nothing here).
         let stepped = parts.steady.stepped((clock, now), slack);
         if !stepped.is_empty() {
@@ -366,12 +366,11 @@ fn send(
                     .max()
                     .unwrap_or(now);
                 let hold = Some((until, until - now));
-                store
-                    .run(|conn| store::record(conn, &not_sent, options, (now, request_ms), hold))?;
-                for (due, _) in &not_sent {
-                    let before = steady_before.get(&due.key).copied().flatten();
-                    parts.steady.restore(&due.key, before);
-                }
+                settle_steady(parts, &steady_before, &not_sent, now, request_ms);
+                let steady = |key: &str| parts.steady.floor(key, (clock, now));
+                store.run(|conn| {
+                    store::record(conn, &not_sent, options, (now, request_ms, steady), hold)
+                })?;
                 let error = results
                     .into_iter()
                     .find_map(Result::err)
@@ -424,18 +423,10 @@ fn send(
             .as_ref()
             .and_then(Stop::holds_until)
             .map(|until| (until, until - now));
-        let dropped =
-            store.run(|conn| store::record(conn, &outcomes, options, (now, request_ms), hold))?;
-        for (due, outcome) in &outcomes {
-            if outcome.known() {
-                let before = steady_before.get(&due.key).copied().flatten();
-                parts.steady.restore(&due.key, before);
-            } else {
-                parts
-                    .steady
-                    .note([due.key.as_str()], (clock, now), request_ms);
-            }
-        }
+        settle_steady(parts, &steady_before, &outcomes, now, request_ms);
+        let steady = |key: &str| parts.steady.floor(key, (clock, now));
+        let dropped = store
+            .run(|conn| store::record(conn, &outcomes, options, (now, request_ms, steady), hold))?;
         tally.add_to(report);
         left -= (tally.applied + tally.failed).min(left);
         report.pending = left;
@@ -469,6 +460,29 @@ fn send(
         }
     }
     Ok(())
+}
+
+/// A round's `outcomes`, recorded at `now`, in the steady ends, before the record (whose prune
+/// reads them): a known one brings back what its claim found (`before`), an unknown one may land
+/// until `now` + `request_ms`. A record that fails then leaves the file more cautious than
+/// them, never less: its rows are the claim's.
+fn settle_steady(
+    parts: &Flush<'_>,
+    before: &HashMap<String, Option<End>>,
+    outcomes: &[(Due, Outcome)],
+    now: i64,
+    request_ms: i64,
+) {
+    for (due, outcome) in outcomes {
+        if outcome.known() {
+            let before = before.get(&due.key).copied().flatten();
+            parts.steady.restore(&due.key, before);
+        } else {
+            parts
+                .steady
+                .note([due.key.as_str()], (parts.clock, now), request_ms);
+        }
+    }
 }
 
 /// What each result of one batch means for its report, and whether the flush must stop sending.

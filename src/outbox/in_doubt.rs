@@ -201,9 +201,19 @@ pub(crate) fn restore(
 const BOUND: &str = "UPDATE in_doubt SET until = ?1 + max(coalesce(request_ms, ?2), ?2) + ?3
      WHERE until > ?1 + ?2 + ?3 AND until > ?1 + max(coalesce(request_ms, ?2), ?2) + ?3";
 
+/// The rows whose end passed at `?1`, up to `?2`: what [`prune`] removes, through the index on
+/// `until`.
+macro_rules! ended {
+    () => {
+        "SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2"
+    };
+}
+
+/// [`prune`]'s look at what it would remove (the ends the process still knows are given back).
+const ENDED: &str = ended!();
+
 /// [`prune`]'s statement: every record runs it, through the index on `until`.
-const PRUNE: &str =
-    "DELETE FROM in_doubt WHERE key IN (SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2)";
+const PRUNE: &str = concat!("DELETE FROM in_doubt WHERE key IN (", ended!(), ")");
 
 /// Writes every end later than now + its window back as now + its window (see the module's doc;
 /// its window as [`InDoubt::window_or`] reads it): read that way anyway, and stored so, it ends
@@ -215,15 +225,38 @@ pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::R
 }
 
 /// Removes up to `limit` writes that can no longer land at `now`. Returns how many. An end past
-/// now + its window is still in doubt (see the module's doc), so it stays.
-pub(crate) fn prune(conn: &Connection, now: i64, limit: u64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(PRUNE)?
-        .execute(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])
+/// now + its window is still in doubt (see the module's doc), so it stays. `steady` gives the end
+/// this process knows for a user status's write on the steady clock, as a wall-clock time
+/// (steady.rs): a row whose stored end passed while that end has not (the wall clock was stepped
+/// forward) is given that end instead of being removed, so the write is never forgotten before it.
+pub(crate) fn prune(
+    conn: &Connection,
+    now: i64,
+    limit: u64,
+    steady: impl Fn(&str) -> Option<i64>,
+) -> rusqlite::Result<usize> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut kept = Vec::new();
+    let mut ended = conn.prepare_cached(ENDED)?;
+    // A key the file holds damaged reads as none.
+    for key in ended.query_map(params![now, limit], |row| Ok(row.get::<_, String>(0).ok()))? {
+        if let Some(key) = key?
+            && let Some(end) = steady(&key).filter(|&end| end > now)
+        {
+            kept.push((key, end));
+        }
+    }
+    drop(ended);
+    for (key, end) in kept {
+        conn.prepare_cached("UPDATE in_doubt SET until = ?2 WHERE key = ?1")?
+            .execute(params![key, end])?;
+    }
+    conn.prepare_cached(PRUNE)?.execute(params![now, limit])
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{BOUND, PRUNE};
+    use super::{BOUND, ENDED, PRUNE};
 
     /// What SQLite's planner does for `sql` on an outbox of schema 3 made before the index on
     /// `until` (so the index comes from the open): `EXPLAIN QUERY PLAN`'s details, one per line.
@@ -273,6 +306,40 @@ mod tests {
         assert_eq!(patch, next, "devicesCount 2 merged over 1");
     }
 
+    /// A record's prune keeps, with its steady end, a write whose stored end passed while that
+    /// end has not (the wall clock stepped forward), and drops the others whose end passed: one
+    /// with no steady end, one whose steady end is now, and none whose end is to come.
+    #[test]
+    fn a_prune_keeps_a_write_until_its_steady_end() {
+        use super::super::{MIN_OUTBOX_BYTES, schema};
+        let dir = std::env::temp_dir().join(format!("ius-in-doubt-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = schema::open(&dir.join("outbox.db"), MIN_OUTBOX_BYTES).unwrap();
+        conn.execute_batch(
+            "INSERT INTO in_doubt VALUES ('stepped', '{}', 900, 1000), ('over', '{}', 900, 1000),
+                 ('ends-now', '{}', 1000, 1000), ('to-come', '{}', 1500, 1000);",
+        )
+        .unwrap();
+        let steady = |key: &str| match key {
+            "stepped" => Some(1_700),
+            "ends-now" => Some(1_000),
+            _ => None,
+        };
+        assert_eq!(super::prune(&conn, 1_000, 10, steady).unwrap(), 2);
+        let left: Vec<(String, i64)> = conn
+            .prepare("SELECT key, until FROM in_doubt ORDER BY key")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let left: Vec<_> = left.iter().map(|(k, u)| (k.as_str(), *u)).collect();
+        assert_eq!(left, [("stepped", 1_700), ("to-come", 1_500)]);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The room a write in doubt is counted for: at least its row and a page (a split), and not
     /// much more (room counted twice refuses reports a full file could take).
     #[test]
@@ -288,7 +355,7 @@ mod tests {
     /// table at every record or claim made a flush grind.
     #[test]
     fn prune_and_bound_find_their_rows_through_the_index_on_until() {
-        for sql in [PRUNE, BOUND] {
+        for sql in [PRUNE, ENDED, BOUND] {
             let plan = plan(sql);
             assert!(
                 plan.contains("USING COVERING INDEX in_doubt_until")

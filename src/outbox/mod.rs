@@ -19,7 +19,7 @@
 //! - [`reader`]: a file opened to look at only (its figures and failed list), never written;
 //! - [`failure`]: which errors are final, which stop a flush, and how they are kept;
 //! - [`clock`]: the wall clock, and how stored times are bounded;
-//! - [`steady`]: until when the writes a handle sent may land, on the steady clock;
+//! - [`steady`]: until when the writes the process sent to a file may land, on the steady clock;
 //! - [`paths`], [`permissions`]: the platform's part (the file's one name, owner-only files);
 //! - `seam` (tests only, feature `test-seams`): a pause at a named point of a flush.
 
@@ -96,7 +96,8 @@ pub struct Outbox {
     store: Store,
     /// [`interrupt`](Self::interrupt)'s signal; a flush watches its client's too.
     signal: Arc<Signal>,
-    /// Until when the writes this handle sent may land, on the steady clock (steady.rs).
+    /// Until when the writes this process sent to the file may land, on the steady clock: every
+    /// handle of the file in the process shares them (steady.rs).
     steady: Arc<steady::SteadyEnds>,
     #[cfg(any(test, feature = "test-seams"))]
     seam: seam::Seam,
@@ -147,6 +148,7 @@ impl Outbox {
                 format!("its full path cannot be resolved: {err}"),
             )
         })?;
+        let steady = steady::SteadyEnds::of_file(&canonical, &clock);
         Ok(Outbox {
             client: client.clone(),
             path: path.to_path_buf(),
@@ -156,7 +158,7 @@ impl Outbox {
             clock,
             store: Store::new(path, conn),
             signal: Signal::new(),
-            steady: Arc::default(),
+            steady,
             #[cfg(any(test, feature = "test-seams"))]
             seam: seam::Seam::default(),
         })

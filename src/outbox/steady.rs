@@ -1,23 +1,35 @@
-//! Until when the writes this handle sent may land, on the steady (monotonic) clock: a wall clock
-//! stepped forward (NTP after a resume, a VM restored, an operator) makes a stored end pass early,
-//! while Graph's window is real time. Within the process that sent a write, its end here is
-//! believed as well as the stored one, and the later wins: a changed value waits for both.
-//! Across a restart only the stored (wall-clock) ends exist, and a forward step cannot be told
-//! from time passing (docs/outbox.md says so).
+//! Until when the writes this process sent to a file may land, on the steady (monotonic) clock: a
+//! wall clock stepped forward (NTP after a resume, a VM restored, an operator) makes a stored end
+//! pass early, while Graph's window is real time. Within the process that sent a write, its end
+//! here is believed as well as the stored one, and the later wins: a changed value waits for both,
+//! a record's prune keeps the row until then (in_doubt.rs `prune`), and a row another process
+//! pruned still holds any report of its user status back. Across a restart only the stored
+//! (wall-clock) ends exist, and a forward step cannot be told from time passing (docs/outbox.md
+//! says so).
+//!
+//! The ends are the process's, per file ([`SteadyEnds::of_file`], by canonical path as the flush
+//! lock is): every handle of the file shares them, so an agent that opens, flushes and frees its
+//! outbox each cycle keeps them. Flushes of a file take turns (the flush lock), and only a flush
+//! reads or changes them.
 //!
 //! An end here is `requestMs` (+ the departure slack) after the write left, on
 //! [`Clock::steady_ms`], which may not count a system's sleep: a write in doubt before a sleep is
 //! then held one window of awake time after it, never longer.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::clock::Clock;
+
+/// The files' steady ends, by canonical path. An entry no handle holds goes once every end in it
+/// passed (each open looks), so it holds only files with writes that may still land.
+static FILES: Mutex<BTreeMap<PathBuf, Arc<SteadyEnds>>> = Mutex::new(BTreeMap::new());
 
 /// A user status's entry: until when (steady ms), and the wall-clock end last written for it.
 pub(crate) type End = (i64, i64);
 
-/// The steady ends of the writes this handle sent that may still land.
+/// The steady ends of the writes this process sent to one file that may still land.
 #[derive(Default)]
 pub(crate) struct SteadyEnds {
     /// Per user status: until when (steady ms), and the wall-clock end last written for it.
@@ -25,6 +37,27 @@ pub(crate) struct SteadyEnds {
 }
 
 impl SteadyEnds {
+    /// The ends of the file at `canonical` (its canonical path) in this process, which a handle
+    /// opened with `clock` shares with every other handle of the file. A test's set clock counts
+    /// its own steady time, so its handle keeps its own.
+    pub(crate) fn of_file(canonical: &Path, clock: &Clock) -> Arc<SteadyEnds> {
+        if !clock.is_system() {
+            return Arc::default();
+        }
+        let at = clock.steady_ms();
+        let mut files = FILES.lock().unwrap_or_else(PoisonError::into_inner);
+        // Held by a handle (the map's own reference aside), or with a write that may still land.
+        files.retain(|_, ends| Arc::strong_count(ends) > 1 || ends.any_after(at));
+        Arc::clone(files.entry(canonical.to_path_buf()).or_default())
+    }
+
+    /// Forgets the ends passed at `at` (steady ms); whether any is left.
+    fn any_after(&self, at: i64) -> bool {
+        let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
+        ends.retain(|_, (steady, _)| *steady > at);
+        !ends.is_empty()
+    }
+
     /// `keys` were sent (or had an unknown outcome known) at `now` (unix ms), and their writes may
     /// land for `window` ms; the file was given `now + window` as their end.
     pub(crate) fn note<'a>(
@@ -95,6 +128,36 @@ impl SteadyEnds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every handle of a file in the process shares its ends, a freed one's included; the file's
+    /// entry goes once no handle holds it and every end passed. A set clock's are its own.
+    #[test]
+    fn the_ends_are_the_files_in_the_process_and_go_once_passed() {
+        let clock = Clock::default();
+        let file = Path::new("/steady-test/the-ends-are-the-files/o.db");
+        let first = SteadyEnds::of_file(file, &clock);
+        first.note(["a"], (&clock, 1_000), 60_000);
+        drop(first);
+        let reopened = SteadyEnds::of_file(file, &clock);
+        assert!(reopened.get("a").is_some(), "a freed handle's end is kept");
+        let other = SteadyEnds::of_file(Path::new("/steady-test/another/o.db"), &clock);
+        assert!(other.get("a").is_none(), "another file's ends are its own");
+        let (set, _) = Clock::fixed(1_000);
+        assert!(SteadyEnds::of_file(file, &set).get("a").is_none());
+        // Its write's outcome known: nothing left to hold, and nobody holds the entry.
+        reopened.restore("a", None);
+        drop(reopened);
+        drop(SteadyEnds::of_file(
+            Path::new("/steady-test/a-third/o.db"),
+            &clock,
+        ));
+        let files = FILES.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(!files.contains_key(file), "an entry with no end left stays");
+        assert!(
+            files.contains_key(Path::new("/steady-test/another/o.db")),
+            "held"
+        );
+    }
 
     #[test]
     fn a_wall_clock_stepped_forward_leaves_the_steady_end_in_force() {

@@ -733,8 +733,9 @@ pub(crate) struct Claimed {
 /// and counted as skipped; one whose row cannot be read goes to the failed list; one that changes
 /// a value a write in doubt may still set is not claimed, and waits until that write's end.
 ///
-/// `steady` gives, for a user status this handle sent a write for, that write's end on the
-/// steady clock as a wall-clock time (steady.rs): the later of it and the row's end holds.
+/// `steady` gives, for a user status this process sent a write for that may still land, that
+/// write's end on the steady clock as a wall-clock time (steady.rs): the later of it and the row's
+/// end holds, and without a row (another process pruned it) any report of it waits for that end.
 ///
 /// Its writes never fail for want of room (a full file must flush, and so shrink): see
 /// `eviction::make_way`.
@@ -774,8 +775,9 @@ pub(crate) fn claim(
                 claimed.skipped += 1;
                 continue;
             }
-            let in_doubt_before = match (in_doubt::get(&tx, &key)?, steady(&key)) {
-                // This handle sent it, and its steady end is later than the file's (the wall
+            let floor = steady(&key);
+            let in_doubt_before = match (in_doubt::get(&tx, &key)?, floor) {
+                // This process sent it, and its steady end is later than the file's (the wall
                 // clock was stepped forward): that end holds, and is written (so no record
                 // prunes the row as over).
                 (Some(mut before), Some(end)) if end > before.until => {
@@ -785,10 +787,14 @@ pub(crate) fn claim(
                 }
                 (before, _) => before,
             };
-            if let Some(until) = in_doubt_before
-                .as_ref()
-                .and_then(|before| before.holds_back(item.patch(), now, request_ms))
-            {
+            let held = match &in_doubt_before {
+                Some(before) => before.holds_back(item.patch(), now, request_ms),
+                // This process sent a write that may still land, and the file no longer names it
+                // (another process's record pruned it after a forward step): its patch is not
+                // known here, so whatever this report sets waits for its end.
+                None => floor,
+            };
+            if let Some(until) = held {
                 claimed.dropped += eviction::make_way(&tx, page, options, now)?;
                 tx.prepare_cached("UPDATE pending SET next_attempt_at = ?2 WHERE rowid = ?1")?
                     .execute(params![row.rowid, until])?;
@@ -845,7 +851,7 @@ pub(crate) fn claim(
 /// small transaction, before the request leaves, so a kill while it is in flight leaves that end
 /// on disk.
 ///
-/// Also what a wall clock stepped forward needs: the steady ends of the writes this handle sent,
+/// Also what a wall clock stepped forward needs: the steady ends of the writes this process sent,
 /// each `(key, until)` (steady.rs).
 pub(crate) fn leaving<'a>(
     conn: &mut Connection,
@@ -886,12 +892,14 @@ const PRUNED_PER_RECORD: u64 = 1_000;
 ///
 /// `hold` (until, held for: ms), when the round stopped the flush, is the outbox-wide hold
 /// (hold.rs), written in the same transaction: a kill leaves the outcomes and the hold, or
-/// neither. Its writes never fail for want of room, as the claim's.
+/// neither. Its writes never fail for want of room, as the claim's. `steady` gives the ends this
+/// process knows on the steady clock, as the claim's does: the prune of writes no longer in doubt
+/// keeps each until then (in_doubt.rs `prune`).
 pub(crate) fn record(
     conn: &mut Connection,
     outcomes: &[(Due, Outcome)],
     options: &OutboxOptions,
-    (now, request_ms): (i64, i64),
+    (now, request_ms, steady): (i64, i64, impl Fn(&str) -> Option<i64>),
     hold: Option<(i64, i64)>,
 ) -> Result<u64> {
     within_max_bytes(conn, options.max_bytes, |conn| {
@@ -962,7 +970,7 @@ pub(crate) fn record(
             // A few at a time as flushes record, so they never pile up to fill the file.
             acknowledged::prune_expired(&tx, options, now, PRUNED_PER_RECORD)?;
         }
-        in_doubt::prune(&tx, now, PRUNED_PER_RECORD)?;
+        in_doubt::prune(&tx, now, PRUNED_PER_RECORD, steady)?;
         if let Some((until, held_for)) = hold {
             hold::set(&tx, until, held_for)?;
         }
