@@ -142,17 +142,11 @@ where
             return Ok(None);
         };
         let socket = opened.lock().unwrap_or_else(PoisonError::into_inner).take();
-        // Connected (a proxy's CONNECT and TLS included): the layer above notes the request's
-        // departure from here; unable to, nothing of it is written.
-        if !cancel::current().is_none_or(|watch| watch.connected()) {
-            return Err(Error::Io(Unsent::wrap(io::Error::other(
-                "the request was kept back once connected",
-            ))));
-        }
         Ok(Some(Abortable {
             inner,
             socket,
             unanswered: false,
+            in_flight: false,
         }))
     }
 }
@@ -164,6 +158,21 @@ pub(crate) struct Abortable<T> {
     socket: Option<Socket>,
     /// Bytes of the current request were written and no answer has arrived yet.
     unanswered: bool,
+    /// A write of the current request began and no answer has arrived yet: dropped now (a
+    /// timeout, an interrupt, an error), the connection is reset, so nothing of the request still
+    /// queued in the kernel is delivered later, after a newer request.
+    in_flight: bool,
+}
+
+impl<T> Drop for Abortable<T> {
+    fn drop(&mut self) {
+        if self.in_flight
+            && let Some(socket) = self.socket.as_ref().and_then(|s| s.handle.upgrade())
+        {
+            // Our TCP transport's shutdown resets on close (tcp.rs); the close follows at once.
+            socket.shutdown();
+        }
+    }
 }
 
 impl<T: Transport> fmt::Debug for Abortable<T> {
@@ -190,14 +199,23 @@ impl<T: Transport> Transport for Abortable<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
-        if !self.unanswered
-            && let Some(socket) = &mut self.socket
-        {
+        let first = !self.unanswered;
+        if first && let Some(socket) = &mut self.socket {
             socket.next_request();
         }
-        let sent = self
-            .block()
-            .and_then(|()| self.inner.transmit_output(amount, timeout));
+        let sent = self.block().and_then(|()| {
+            // The request's first byte goes now, whatever came before it (a DNS lookup before a
+            // pooled connection was taken, a connect, TLS, a proxy's CONNECT, a redirect's
+            // earlier hop): the layer above notes its departure from here; unable to, nothing of
+            // it is written.
+            if first && !cancel::current().is_none_or(|watch| watch.writing()) {
+                return Err(Error::Io(io::Error::other(
+                    "the request was kept back before it was written",
+                )));
+            }
+            self.in_flight = true;
+            self.inner.transmit_output(amount, timeout)
+        });
         match sent {
             Ok(()) => {
                 self.unanswered = true;
@@ -214,6 +232,7 @@ impl<T: Transport> Transport for Abortable<T> {
         if matches!(read, Ok(true)) {
             // The answer began: the next write is the next request's.
             self.unanswered = false;
+            self.in_flight = false;
         }
         read
     }
@@ -333,6 +352,7 @@ mod tests {
             },
             socket: None,
             unanswered: false,
+            in_flight: false,
         };
         // The first write of a request fails: Graph cannot have seen it.
         let err = connection.transmit_output(10, timeout()).unwrap_err();

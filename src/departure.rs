@@ -2,9 +2,11 @@
 //! Graph may apply the request (a retry within the call, or a first request that waited at the
 //! pacing gate or for a token, leaves later than the claim noted). The call's
 //! [`Watch`](crate::cancel::Watch) carries it to the pipeline, which runs it just before each
-//! attempt, and to the connector, which runs it again once a fresh connection is made (a proxy's
-//! `CONNECT` and TLS can take long; not for the token endpoint, whose connections carry none of
-//! the call's requests); its error keeps that request from leaving and ends the call.
+//! attempt, and to the transport (`abortable`), which runs it again as each request's first byte
+//! is written: whatever ran between (a DNS lookup before a pooled connection is taken, a connect,
+//! a proxy's `CONNECT`, TLS, a redirect's earlier hop) cannot make a request leave later than the
+//! end written for it. Not for the token endpoint, whose connections carry none of the call's
+//! requests. Its error keeps that request from leaving and ends the call.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,8 +24,8 @@ pub(crate) struct Departure {
     refused_a_resend: Arc<AtomicBool>,
     /// The earlier sends of the request leaving now.
     sent: Arc<AtomicU32>,
-    /// The hook's error once a fresh connection was made (a proxy CONNECT, a TLS handshake can
-    /// take long): the request was not written; the pipeline returns it.
+    /// The hook's error as the request's first byte was about to be written: the request was
+    /// not written; the pipeline returns it.
     kept_back: Arc<Mutex<Option<Error>>>,
 }
 
@@ -49,10 +51,11 @@ impl Departure {
         left
     }
 
-    /// The connection for the request leaving now is made (its first byte goes next): runs the
-    /// hook again, so the end it writes counts from here. `false` when its error keeps the
+    /// The first byte of the request leaving now is written next (on a fresh or a pooled
+    /// connection, for each redirect hop alike): runs the hook again, so the end it writes counts
+    /// from here; a request that leaves in time writes nothing. `false` when its error keeps the
     /// request from being written ([`take_kept_back`](Self::take_kept_back) has it).
-    pub(crate) fn connected(&self) -> bool {
+    pub(crate) fn writing(&self) -> bool {
         let Err(error) = (self.before)() else {
             return true;
         };
@@ -66,7 +69,7 @@ impl Departure {
         false
     }
 
-    /// The error with which the hook kept a request from being written once connected, if it did.
+    /// The error with which the hook kept a request from being written, if it did.
     pub(crate) fn take_kept_back(&self) -> Option<Error> {
         self.kept_back
             .lock()
@@ -100,7 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_made_while_the_departure_is_left_out_does_not_run_the_hook() {
+    fn a_request_written_while_the_departure_is_left_out_does_not_run_the_hook() {
         use crate::cancel::{self, Signal, Watch};
         let runs = Arc::new(AtomicU32::new(0));
         let counted = Arc::clone(&runs);
@@ -113,7 +116,7 @@ mod tests {
             // A token fetch's connection.
             let _token = watch.enter_without_departure();
             let current = cancel::current().expect("still the call's watch");
-            assert!(current == watch && current.connected());
+            assert!(current == watch && current.writing());
             assert!(current.take_kept_back().is_none());
             assert_eq!(
                 runs.load(Ordering::Relaxed),
@@ -122,18 +125,18 @@ mod tests {
             );
         }
         let current = cancel::current().expect("the call's watch again");
-        assert!(!current.connected() && current.take_kept_back().is_some());
+        assert!(!current.writing() && current.take_kept_back().is_some());
         assert_eq!(runs.load(Ordering::Relaxed), 1);
     }
 
     #[test]
-    fn a_hook_failure_once_connected_is_kept_for_the_pipeline_until_the_next_request() {
+    fn a_hook_failure_at_the_first_write_is_kept_for_the_pipeline_until_the_next_request() {
         let departure = Departure::new(|| Err(Error::invalid("outbox", "locked")));
         assert!(departure.leaving(0).is_err());
-        assert!(!departure.connected() && !departure.refused_a_resend());
+        assert!(!departure.writing() && !departure.refused_a_resend());
         assert!(departure.take_kept_back().is_some() && departure.take_kept_back().is_none());
         let _ = departure.leaving(2);
-        assert!(!departure.connected() && departure.refused_a_resend());
+        assert!(!departure.writing() && departure.refused_a_resend());
         let _ = departure.leaving(0);
         assert!(
             departure.take_kept_back().is_none(),

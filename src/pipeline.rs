@@ -357,8 +357,8 @@ impl Pipeline {
             // (perhaps pooled again) is no longer this call's to cut.
             drop(admission);
             cancel::unblock();
-            // Kept back once connected (the layer above could not note its departure): nothing
-            // of it was written, as when kept back before.
+            // Kept back at its first write (the layer above could not note its departure):
+            // nothing of it was written, as when kept back before.
             if outcome.is_err()
                 && let Some(mut error) = watch.take_kept_back()
             {
