@@ -371,13 +371,15 @@ impl Pipeline {
                 && abandoned
             {
                 // The interrupt shut the connection: the request was abandoned (or, when nothing
-                // was written, the lookup or the connect was left to end alone).
-                let stage = if failure.written {
-                    "waiting for the response"
-                } else {
-                    "connecting or sending the request (nothing of it was written)"
-                };
-                return cancelled(stage, attempts);
+                // was written, the lookup or the connect was left to end alone: it carried
+                // nothing, and counts as no attempt).
+                if failure.written {
+                    return cancelled("waiting for the response", attempts);
+                }
+                return cancelled(
+                    "connecting or sending the request (nothing of it was written)",
+                    attempts - 1,
+                );
             }
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
                 // Graph refused the token (revoked, or expired early): drop it from the cache and
