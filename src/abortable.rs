@@ -15,6 +15,14 @@
 //!
 //! A write that fails before any byte of the request was written is marked [`Unsent`]: Graph
 //! cannot have seen that request, so even a create may be sent again.
+//!
+//! Each request's first write runs the call's departure hook (`departure`) first, on a fresh or
+//! a pooled connection alike, so whatever came before (a DNS lookup ureq makes before it takes a
+//! pooled connection, a connect, TLS, a proxy's CONNECT, a redirect's earlier hop) cannot make
+//! the request leave after the end the hook wrote; its error keeps the request from being
+//! written. A connection dropped with a request written and unanswered (a timeout, an error, an
+//! interrupt) is shut down through its socket's handle, which resets it on close (`tcp`): the
+//! kernel then delivers nothing of that request later, after a newer one.
 
 use std::error::Error as StdError;
 use std::fmt;

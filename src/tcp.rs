@@ -27,6 +27,13 @@
 //! closes its connection, never reusing it.) Reads and writes sit below TLS and the proxy
 //! negotiation, so a handshake's are sliced too. Each still ends as one wait of the whole timeout
 //! would, with ureq's error naming the same timeout.
+//!
+//! The socket's shutdown handle abandons the request on it: it sets SO_LINGER 0 (through
+//! `socket2`: std's is unstable, and the option differs between Unix and Windows) before it shuts
+//! the socket down, so the close that follows resets the connection instead of sending on what
+//! the kernel still holds of the request, which a retransmission after a network outage could
+//! deliver minutes later, after a newer request. An interrupt shuts a socket down, and so does
+//! `abortable` when it drops a connection whose request is unanswered.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
