@@ -15,6 +15,14 @@
 //!
 //! A write that fails before any byte of the request was written is marked [`Unsent`]: Graph
 //! cannot have seen that request, so even a create may be sent again.
+//!
+//! Each request's first write runs the call's departure hook (`departure`) first, on a fresh or
+//! a pooled connection alike, so whatever came before (a DNS lookup ureq makes before it takes a
+//! pooled connection, a connect, TLS, a proxy's CONNECT, a redirect's earlier hop) cannot make
+//! the request leave after the end the hook wrote; its error keeps the request from being
+//! written. A connection dropped with a request written and unanswered (a timeout, an error, an
+//! interrupt) is shut down through its socket's handle, which resets it on close (`tcp`): the
+//! kernel then delivers nothing of that request later, after a newer one.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -142,17 +150,11 @@ where
             return Ok(None);
         };
         let socket = opened.lock().unwrap_or_else(PoisonError::into_inner).take();
-        // Connected (a proxy's CONNECT and TLS included): the layer above notes the request's
-        // departure from here; unable to, nothing of it is written.
-        if !cancel::current().is_none_or(|watch| watch.connected()) {
-            return Err(Error::Io(Unsent::wrap(io::Error::other(
-                "the request was kept back once connected",
-            ))));
-        }
         Ok(Some(Abortable {
             inner,
             socket,
             unanswered: false,
+            in_flight: false,
         }))
     }
 }
@@ -164,6 +166,21 @@ pub(crate) struct Abortable<T> {
     socket: Option<Socket>,
     /// Bytes of the current request were written and no answer has arrived yet.
     unanswered: bool,
+    /// A write of the current request began and no answer has arrived yet: dropped now (a
+    /// timeout, an interrupt, an error), the connection is reset, so nothing of the request still
+    /// queued in the kernel is delivered later, after a newer request.
+    in_flight: bool,
+}
+
+impl<T> Drop for Abortable<T> {
+    fn drop(&mut self) {
+        if self.in_flight
+            && let Some(socket) = self.socket.as_ref().and_then(|s| s.handle.upgrade())
+        {
+            // Our TCP transport's shutdown resets on close (tcp.rs); the close follows at once.
+            socket.shutdown();
+        }
+    }
 }
 
 impl<T: Transport> fmt::Debug for Abortable<T> {
@@ -190,14 +207,23 @@ impl<T: Transport> Transport for Abortable<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
-        if !self.unanswered
-            && let Some(socket) = &mut self.socket
-        {
+        let first = !self.unanswered;
+        if first && let Some(socket) = &mut self.socket {
             socket.next_request();
         }
-        let sent = self
-            .block()
-            .and_then(|()| self.inner.transmit_output(amount, timeout));
+        let sent = self.block().and_then(|()| {
+            // The request's first byte goes now, whatever came before it (a DNS lookup before a
+            // pooled connection was taken, a connect, TLS, a proxy's CONNECT, a redirect's
+            // earlier hop): the layer above notes its departure from here; unable to, nothing of
+            // it is written.
+            if first && !cancel::current().is_none_or(|watch| watch.writing()) {
+                return Err(Error::Io(io::Error::other(
+                    "the request was kept back before it was written",
+                )));
+            }
+            self.in_flight = true;
+            self.inner.transmit_output(amount, timeout)
+        });
         match sent {
             Ok(()) => {
                 self.unanswered = true;
@@ -214,6 +240,7 @@ impl<T: Transport> Transport for Abortable<T> {
         if matches!(read, Ok(true)) {
             // The answer began: the next write is the next request's.
             self.unanswered = false;
+            self.in_flight = false;
         }
         read
     }
@@ -333,6 +360,7 @@ mod tests {
             },
             socket: None,
             unanswered: false,
+            in_flight: false,
         };
         // The first write of a request fails: Graph cannot have seen it.
         let err = connection.transmit_output(10, timeout()).unwrap_err();
@@ -462,5 +490,192 @@ mod tests {
             1,
             "B reused A's pooled connection (else this proves nothing)"
         );
+    }
+
+    /// Looks names up as ureq's default resolver does, after waiting `delay_ms` (a slow DNS
+    /// server), and notes when its latest answer came.
+    #[derive(Debug, Clone, Default)]
+    struct SlowLookups(Arc<Lookups>);
+
+    #[derive(Debug, Default)]
+    struct Lookups {
+        delay_ms: std::sync::atomic::AtomicU64,
+        answered: Mutex<Option<Instant>>,
+    }
+
+    impl ureq::unversioned::resolver::Resolver for SlowLookups {
+        fn resolve(
+            &self,
+            uri: &ureq::http::Uri,
+            config: &ureq::config::Config,
+            timeout: NextTimeout,
+        ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, Error> {
+            let delay = self.0.delay_ms.load(Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            let addrs = ureq::unversioned::resolver::DefaultResolver::default()
+                .resolve(uri, config, timeout);
+            *self.0.answered.lock().unwrap() = Some(Instant::now());
+            addrs
+        }
+    }
+
+    /// An agent on the pipeline's connector chain (TLS aside) and `lookups`, answering any status.
+    fn agent_on(
+        lookups: &SlowLookups,
+        config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    ) -> ureq::Agent {
+        use ureq::unversioned::transport::ConnectProxyConnector;
+        ureq::Agent::with_parts(
+            config.http_status_as_error(false).build(),
+            AbortableConnector(
+                ().chain(ConnectProxyConnector::default())
+                    .chain(crate::tcp::TcpConnector),
+            ),
+            lookups.clone(),
+        )
+    }
+
+    /// A GET of `url`, its answer read to the end (so the connection goes back to the pool).
+    fn get(agent: &ureq::Agent, url: &str) -> Result<(), Error> {
+        agent.get(url).call()?.body_mut().read_to_vec().map(drop)
+    }
+
+    /// What the departure hook is for: it runs as each request's first byte goes, after
+    /// everything before (here a DNS lookup of 300 ms that ureq makes before it takes a pooled
+    /// connection), so the end it writes counts from when the request really left. Once on a
+    /// fresh connection, once on the pooled one. Before: only a fresh connection ran it.
+    #[test]
+    fn the_departure_runs_at_the_first_write_of_each_request_after_its_lookup() {
+        let emu = Emulator::start(Config::default()).unwrap();
+        let url = format!("{}/v1.0/anything", emu.base_url());
+        let lookups = SlowLookups::default();
+        let agent = agent_on(&lookups, ureq::Agent::config_builder());
+        let runs: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let refuse = Arc::new(AtomicBool::new(false));
+        let departure = {
+            let (runs, refuse) = (Arc::clone(&runs), Arc::clone(&refuse));
+            crate::departure::Departure::new(move |_| {
+                runs.lock().unwrap().push(Instant::now());
+                if refuse.load(Ordering::SeqCst) {
+                    return Err(CallError::invalid("outbox", "the file is busy"));
+                }
+                Ok(())
+            })
+        };
+        let watch = Watch::new(&Signal::new()).before_each_request(departure);
+        let _call = watch.enter();
+        get(&agent, &url).unwrap();
+        lookups.0.delay_ms.store(300, Ordering::SeqCst);
+        get(&agent, &url).unwrap();
+        assert_eq!(
+            emu.connections_accepted(),
+            1,
+            "the second request was pooled"
+        );
+        let looked_up = lookups.0.answered.lock().unwrap().unwrap();
+        let runs_now = runs.lock().unwrap().clone();
+        assert_eq!(runs_now.len(), 2, "one run per request: {runs_now:?}");
+        assert!(
+            runs_now[1] >= looked_up,
+            "the pooled request's departure ran {:?} before its lookup ended",
+            looked_up - runs_now[1]
+        );
+        // Its error keeps the request from being written, on a pooled connection too; the
+        // pipeline finds it kept back.
+        refuse.store(true, Ordering::SeqCst);
+        let err = get(&agent, &url).unwrap_err();
+        assert!(Unsent::is(&err), "{err:?}");
+        assert!(watch.take_kept_back().is_some());
+        assert_eq!(
+            emu.requests().len(),
+            2,
+            "the refused request reached the server"
+        );
+    }
+
+    /// A peer that takes 4 KiB and reads nothing more, for a request of `body` bytes: its URL, and
+    /// a thread that, once `abandoned` is received, reads what arrives and returns how it ended
+    /// (the bytes read, and the error that ended the read, if one did).
+    fn stalled_peer(
+        abandoned: mpsc::Receiver<()>,
+    ) -> (
+        String,
+        std::thread::JoinHandle<(usize, Option<io::ErrorKind>)>,
+    ) {
+        use socket2::{Domain, Socket as RawSocket, Type};
+        let socket = RawSocket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        socket.listen(8).unwrap();
+        let listener: std::net::TcpListener = socket.into();
+        let url = format!("http://{}/v1.0/big", listener.local_addr().unwrap());
+        let reader = std::thread::spawn(move || {
+            let (mut peer, _) = listener.accept().unwrap();
+            abandoned.recv().unwrap();
+            peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut read = 0;
+            let mut buffer = vec![0u8; 64 << 10];
+            loop {
+                match std::io::Read::read(&mut peer, &mut buffer) {
+                    Ok(0) => return (read, None),
+                    Ok(n) => read += n,
+                    Err(err) => return (read, Some(err.kind())),
+                }
+            }
+        });
+        (url, reader)
+    }
+
+    const BIG: usize = 1 << 20;
+
+    /// Sends a PUT of [`BIG`] bytes to a peer that stops reading, abandoned by `abandon` (a
+    /// timeout or an interrupt): the peer must see the connection reset, never the whole request
+    /// and then the end of the stream (bytes still queued in the kernel, delivered late, as a
+    /// retransmission after a network outage could deliver them minutes later).
+    fn assert_reset_when_abandoned(timeout_ms: u64, interrupt_after_ms: Option<u64>) {
+        let (abandoned, wait) = mpsc::channel();
+        let (url, peer) = stalled_peer(wait);
+        let lookups = SlowLookups::default();
+        let agent = agent_on(
+            &lookups,
+            ureq::Agent::config_builder()
+                .timeout_global(Some(std::time::Duration::from_millis(timeout_ms))),
+        );
+        let signal = Signal::new();
+        let interrupter = interrupt_after_ms.map(|after| {
+            let signal = Arc::clone(&signal);
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(after));
+                signal.interrupt();
+            })
+        });
+        let sent = {
+            let _call = Watch::new(&signal).enter();
+            agent.put(&url).send(&vec![b'x'; BIG][..]).map(drop)
+        };
+        assert!(sent.is_err(), "{sent:?}");
+        if let Some(interrupter) = interrupter {
+            interrupter.join().unwrap();
+        }
+        abandoned.send(()).unwrap();
+        let (read, ended) = peer.join().unwrap();
+        assert!(
+            read < BIG && ended == Some(io::ErrorKind::ConnectionReset),
+            "the abandoned request ({sent:?}) was delivered: the peer read {read} bytes, then \
+             {ended:?} (the end of the stream when None)"
+        );
+    }
+
+    #[test]
+    fn a_connection_abandoned_at_its_timeout_is_reset_and_delivers_nothing_late() {
+        assert_reset_when_abandoned(300, None);
+    }
+
+    #[test]
+    fn a_connection_abandoned_at_an_interrupt_is_reset_and_delivers_nothing_late() {
+        assert_reset_when_abandoned(10_000, Some(300));
     }
 }

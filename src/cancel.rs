@@ -179,10 +179,10 @@ impl Watch {
             .map_or(Ok(()), |departure| departure.leaving(deadline))
     }
 
-    /// The connection for the request leaving now is made: [`Departure::connected`]; `false`
-    /// when the request must not be written.
-    pub(crate) fn connected(&self) -> bool {
-        self.departure.as_ref().is_none_or(Departure::connected)
+    /// The first byte of the request leaving now is written next: [`Departure::writing`];
+    /// `false` when the request must not be written.
+    pub(crate) fn writing(&self) -> bool {
+        self.departure.as_ref().is_none_or(Departure::writing)
     }
 
     /// Makes this watch, without its departure hook, the watch of the code this thread runs until
@@ -197,7 +197,7 @@ impl Watch {
         .enter()
     }
 
-    /// The error that kept the call's request from being written once connected, if any.
+    /// The error that kept the call's request from being written, if any.
     pub(crate) fn take_kept_back(&self) -> Option<crate::Error> {
         self.departure.as_ref().and_then(Departure::take_kept_back)
     }

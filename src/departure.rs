@@ -2,11 +2,13 @@
 //! Graph may apply the request (a retry within the call, or a first request that waited at the
 //! pacing gate or for a token, leaves later than the claim noted). The call's
 //! [`Watch`](crate::cancel::Watch) carries it to the pipeline, which runs it just before each
-//! attempt, and to the connector, which runs it again once a fresh connection is made (a proxy's
-//! `CONNECT` and TLS can take long; not for the token endpoint, whose connections carry none of
-//! the call's requests); its error keeps that request from leaving and ends the call, counting
-//! the requests sent before it (the pipeline sets its `attempts`, as for any error), so every
-//! layer reads what carried the request from the error. The hook is given the call's deadline
+//! attempt, and to the transport (`abortable`), which runs it again as each request's first byte
+//! is written: whatever ran between (a DNS lookup before a pooled connection is taken, a connect,
+//! a proxy's `CONNECT`, TLS, a redirect's earlier hop) cannot make a request leave later than the
+//! end written for it. Not for the token endpoint, whose connections carry none of the call's
+//! requests. Its error keeps that request from leaving and ends the call, counting the requests
+//! sent before it (the pipeline sets its `attempts`, as for any error), so every layer reads what
+//! carried the request from the error. The hook is given the call's deadline
 //! (`timeouts.totalMs`), so its waits end with the call's budget.
 
 use std::fmt;
@@ -23,8 +25,8 @@ pub(crate) struct Departure {
     before: Arc<dyn Fn(Option<Instant>) -> Result<(), Error> + Send + Sync>,
     /// The deadline of the call whose request is leaving now.
     deadline: Arc<Mutex<Option<Instant>>>,
-    /// The hook's error once a fresh connection was made (a proxy CONNECT, a TLS handshake can
-    /// take long): the request was not written; the pipeline returns it.
+    /// The hook's error as the request's first byte was about to be written: the request was
+    /// not written; the pipeline returns it.
     kept_back: Arc<Mutex<Option<Error>>>,
 }
 
@@ -47,10 +49,11 @@ impl Departure {
         (self.before)(deadline)
     }
 
-    /// The connection for the request leaving now is made (its first byte goes next): runs the
-    /// hook again, so the end it writes counts from here. `false` when its error keeps the
+    /// The first byte of the request leaving now is written next (on a fresh or a pooled
+    /// connection, for each redirect hop alike): runs the hook again, so the end it writes counts
+    /// from here; a request that leaves in time writes nothing. `false` when its error keeps the
     /// request from being written ([`take_kept_back`](Self::take_kept_back) has it).
-    pub(crate) fn connected(&self) -> bool {
+    pub(crate) fn writing(&self) -> bool {
         let deadline = *self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
         let Err(error) = (self.before)(deadline) else {
             return true;
@@ -62,7 +65,7 @@ impl Departure {
         false
     }
 
-    /// The error with which the hook kept a request from being written once connected, if it did.
+    /// The error with which the hook kept a request from being written, if it did.
     pub(crate) fn take_kept_back(&self) -> Option<Error> {
         self.kept_back
             .lock()
@@ -82,7 +85,7 @@ mod tests {
     use super::*;
 
     /// The hook is given the deadline of the call whose request leaves, when it leaves and again
-    /// once its connection is made.
+    /// as its first byte is written.
     #[test]
     fn the_hook_is_given_the_calls_deadline() {
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -92,8 +95,8 @@ mod tests {
             Ok(())
         });
         let deadline = Instant::now() + std::time::Duration::from_secs(1);
-        assert!(departure.leaving(Some(deadline)).is_ok() && departure.connected());
-        assert!(departure.leaving(None).is_ok() && departure.connected());
+        assert!(departure.leaving(Some(deadline)).is_ok() && departure.writing());
+        assert!(departure.leaving(None).is_ok() && departure.writing());
         assert_eq!(
             *seen.lock().unwrap(),
             [Some(deadline), Some(deadline), None, None]
@@ -101,7 +104,7 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_made_while_the_departure_is_left_out_does_not_run_the_hook() {
+    fn a_request_written_while_the_departure_is_left_out_does_not_run_the_hook() {
         use crate::cancel::{self, Signal, Watch};
         use std::sync::atomic::{AtomicU32, Ordering};
         let runs = Arc::new(AtomicU32::new(0));
@@ -115,7 +118,7 @@ mod tests {
             // A token fetch's connection.
             let _token = watch.enter_without_departure();
             let current = cancel::current().expect("still the call's watch");
-            assert!(current == watch && current.connected());
+            assert!(current == watch && current.writing());
             assert!(current.take_kept_back().is_none());
             assert_eq!(
                 runs.load(Ordering::Relaxed),
@@ -124,17 +127,17 @@ mod tests {
             );
         }
         let current = cancel::current().expect("the call's watch again");
-        assert!(!current.connected() && current.take_kept_back().is_some());
+        assert!(!current.writing() && current.take_kept_back().is_some());
         assert_eq!(runs.load(Ordering::Relaxed), 1);
     }
 
     #[test]
-    fn a_hook_failure_once_connected_is_kept_for_the_pipeline_until_the_next_request() {
+    fn a_hook_failure_at_the_first_write_is_kept_for_the_pipeline_until_the_next_request() {
         let departure = Departure::new(|_| Err(Error::invalid("outbox", "locked")));
         assert!(departure.leaving(None).is_err());
-        assert!(!departure.connected());
+        assert!(!departure.writing());
         assert!(departure.take_kept_back().is_some() && departure.take_kept_back().is_none());
-        assert!(!departure.connected());
+        assert!(!departure.writing());
         let _ = departure.leaving(None);
         assert!(
             departure.take_kept_back().is_none(),

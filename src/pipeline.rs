@@ -354,8 +354,8 @@ impl Pipeline {
             // (perhaps pooled again) is no longer this call's to cut.
             drop(admission);
             cancel::unblock();
-            // Kept back once connected (the layer above could not note its departure): nothing
-            // of it was written, as when kept back before.
+            // Kept back at its first write (the layer above could not note its departure):
+            // nothing of it was written, as when kept back before.
             if outcome.is_err()
                 && let Some(mut error) = watch.take_kept_back()
             {
@@ -368,13 +368,15 @@ impl Pipeline {
                 && abandoned
             {
                 // The interrupt shut the connection: the request was abandoned (or, when nothing
-                // was written, the lookup or the connect was left to end alone).
-                let stage = if failure.written {
-                    "waiting for the response"
-                } else {
-                    "connecting or sending the request (nothing of it was written)"
-                };
-                return cancelled(stage, attempts);
+                // was written, the lookup or the connect was left to end alone: it carried
+                // nothing, and counts as no attempt).
+                if failure.written {
+                    return cancelled("waiting for the response", attempts);
+                }
+                return cancelled(
+                    "connecting or sending the request (nothing of it was written)",
+                    attempts - 1,
+                );
             }
             if !reauthenticated && matches!(&outcome, Ok(response) if response.status == 401) {
                 // Graph refused the token (revoked, or expired early): drop it from the cache and
@@ -667,7 +669,7 @@ impl Pipeline {
     }
 
     /// Counts an attempt of `request` sent at `sent_at` in the client's metrics once it ended (a
-    /// request the departure hook kept back once connected was never written, and is not
+    /// request the departure hook kept back at its first write was never written, and is not
     /// counted): sent, how it ended (`abandoned`: an interrupt shut it), how long it took, the
     /// bodies' bytes.
     fn count(
@@ -988,11 +990,11 @@ fn transport(
 mod tests {
     use super::*;
 
-    /// A request the departure hook keeps back once its fresh connection is made (the outbox
+    /// A request the departure hook keeps back as its first byte is about to be written (the outbox
     /// could not write when it may land) was never written: the metrics count it neither as sent
     /// nor as answered, and the server read nothing of it.
     #[test]
-    fn a_request_kept_back_once_connected_is_not_counted_as_sent() {
+    fn a_request_kept_back_at_its_first_write_is_not_counted_as_sent() {
         use crate::departure::Departure;
         use crate::metrics::Operation;
         use std::io::Read;
@@ -1012,7 +1014,7 @@ mod tests {
             .retry_policy(RetryPolicy::none())
             .build()
             .unwrap();
-        // Lets the request leave, then keeps it back once connected.
+        // Lets the request leave, then keeps it back at its first write.
         let runs = AtomicU32::new(0);
         let hook = Departure::new(move |_| {
             if runs.fetch_add(1, Ordering::Relaxed) == 0 {

@@ -27,6 +27,13 @@
 //! closes its connection, never reusing it.) Reads and writes sit below TLS and the proxy
 //! negotiation, so a handshake's are sliced too. Each still ends as one wait of the whole timeout
 //! would, with ureq's error naming the same timeout.
+//!
+//! The socket's shutdown handle abandons the request on it: it sets SO_LINGER 0 (through
+//! `socket2`: std's is unstable, and the option differs between Unix and Windows) before it shuts
+//! the socket down, so the close that follows resets the connection instead of sending on what
+//! the kernel still holds of the request, which a retransmission after a network outage could
+//! deliver minutes later, after a newer request. An interrupt shuts a socket down, and so does
+//! `abortable` when it drops a connection whose request is unanswered.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -186,8 +193,31 @@ fn connect_one(
 /// A TCP connection (ureq's transport is not public): the socket, shared with the handle an
 /// interrupt shuts it down by, its buffers, and reads and writes in slices.
 pub(crate) struct Tcp {
-    stream: Arc<TcpStream>,
+    stream: Arc<Socket>,
     buffers: LazyBuffers,
+}
+
+/// The socket of a [`Tcp`]. Its shutdown abandons the request on it: an interrupt's (through
+/// `abortable`), or a connection dropped with its request unanswered (a timeout).
+struct Socket(TcpStream);
+
+impl ShutdownHandle for Socket {
+    /// Sets SO_LINGER to 0, so the close that follows resets the connection and discards what
+    /// the kernel still holds of the request (a graceful close would go on sending it, and a
+    /// retransmission after a network outage may deliver it minutes later, after a newer
+    /// request); then shuts the socket down, which wakes a read or write blocked on it.
+    fn shutdown(&self) {
+        let _ = socket2::SockRef::from(&self.0).set_linger(Some(std::time::Duration::ZERO));
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl std::ops::Deref for Socket {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
 }
 
 impl Tcp {
@@ -195,7 +225,7 @@ impl Tcp {
     fn new(stream: TcpStream, buffers: LazyBuffers) -> io::Result<Tcp> {
         stream.set_nonblocking(true)?;
         Ok(Tcp {
-            stream: Arc::new(stream),
+            stream: Arc::new(Socket(stream)),
             buffers,
         })
     }
@@ -263,7 +293,7 @@ impl Transport for Tcp {
         let started = Instant::now();
         let mut output = &self.buffers.output()[..amount];
         while !output.is_empty() {
-            match (&*self.stream).write(output) {
+            match (&**self.stream).write(output) {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(written) => output = &output[written..],
                 // No room: wait for some (a peer that does not read, a slow network). A write
@@ -285,7 +315,7 @@ impl Transport for Tcp {
         let started = Instant::now();
         loop {
             wait(&self.stream, &whole, started, readiness::wait_readable)?;
-            match (&*self.stream).read(self.buffers.input_append_buf()) {
+            match (&**self.stream).read(self.buffers.input_append_buf()) {
                 Ok(amount) => {
                     self.buffers.input_appended(amount);
                     return Ok(amount > 0);
