@@ -593,9 +593,9 @@ mod tests {
         );
     }
 
-    /// A peer that takes 4 KiB and reads nothing more, for a request of `body` bytes: its URL, and
-    /// a thread that, once `abandoned` is received, reads what arrives and returns how it ended
-    /// (the bytes read, and the error that ended the read, if one did).
+    /// A peer whose receive buffer holds 4 KiB and that reads nothing until `abandoned` is
+    /// received: its URL, and a thread that then reads what arrives and returns how it ended (the
+    /// bytes read, and the error that ended the read, if one did).
     fn stalled_peer(
         abandoned: mpsc::Receiver<()>,
     ) -> (

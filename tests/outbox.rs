@@ -3801,7 +3801,7 @@ fn the_file_holds_a_retry_within_the_call_in_doubt_for_request_ms_after_it_left(
 
 /// A retry's departure may wait for the file (another process's write holds it ~1.5 s; SQLite
 /// busy-waits up to 10 s): the end it writes counts from when the retry left, not from before the
-/// wait. On the pooled connection nothing runs the hook again once connected.
+/// wait (the hook writes again after a wait that ate the slack, before its first byte goes).
 #[test]
 fn a_retry_whose_departure_waited_for_the_file_is_held_in_doubt_after_it_left() {
     const R: i64 = 1_000;
