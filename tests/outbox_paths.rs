@@ -123,6 +123,7 @@ fn a_name_that_is_not_valid_unicode_is_refused_with_the_reason() {
         Err(intune_user_status::Error::Storage {
             path: shown,
             reason,
+            ..
         }) => {
             assert_eq!(shown, path.display().to_string());
             assert!(reason.contains("not valid Unicode"), "{reason}");
