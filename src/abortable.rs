@@ -13,8 +13,10 @@
 //! The DNS lookup and the connect before the socket exists, and a read a shutdown does not wake
 //! (Windows), end at an interrupt by waiting themselves: `resolver` and `tcp`.
 //!
-//! A write that fails before any byte of the request was written is marked [`Unsent`]: Graph
-//! cannot have seen that request, so even a create may be sent again.
+//! A write that fails before any byte of the request was written is marked [`Unsent`], and so is
+//! an I/O error of the connector chain (a connect, a proxy's `CONNECT`, a TLS handshake, an
+//! interrupt of any of them): Graph cannot have seen that request, so even a create may be sent
+//! again.
 //!
 //! Each request's first write runs the call's departure hook (`departure`) first, on a fresh or
 //! a pooled connection alike, so whatever came before (a DNS lookup ureq makes before it takes a
@@ -105,8 +107,13 @@ pub(crate) fn interrupted(_: Cancelled) -> Error {
 /// [`interrupted`] for a wait before the connection existed (its DNS lookup, its connect):
 /// nothing of the request was written, so it is [`Unsent`].
 pub(crate) fn interrupted_unsent(cancelled: Cancelled) -> Error {
-    match interrupted(cancelled) {
-        Error::Io(err) => Error::Io(Unsent::wrap(err)),
+    unsent(interrupted(cancelled))
+}
+
+/// `err` marked [`Unsent`] if it is an I/O error (not already marked).
+fn unsent(err: Error) -> Error {
+    match err {
+        Error::Io(io) if Unsent::of(&io).is_none() => Error::Io(Unsent::wrap(io)),
         other => other,
     }
 }
@@ -146,7 +153,9 @@ where
             run_connector: Arc::clone(&details.run_connector),
             register_shutdown: register,
         };
-        let Some(inner) = self.0.connect(&details, chained)? else {
+        // Nothing of the request is written before the chain returns a connection: an I/O
+        // error out of it (an interrupt during TLS or a proxy's CONNECT included) is unsent.
+        let Some(inner) = self.0.connect(&details, chained).map_err(unsent)? else {
             return Ok(None);
         };
         let socket = opened.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -229,7 +238,7 @@ impl<T: Transport> Transport for Abortable<T> {
                 self.unanswered = true;
                 Ok(())
             }
-            Err(Error::Io(err)) if !self.unanswered => Err(Error::Io(Unsent::wrap(err))),
+            Err(err) if !self.unanswered => Err(unsent(err)),
             Err(err) => Err(err),
         }
     }
@@ -266,7 +275,17 @@ impl Unsent {
 
     /// Whether ureq's `err` is a write that failed before any byte of the request left.
     pub(crate) fn is(err: &Error) -> bool {
-        matches!(err, Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<Unsent>()))
+        matches!(err, Error::Io(io) if Unsent::of(io).is_some())
+    }
+
+    /// The error `io` marked unsent, or `io` itself: what failed (a TLS error rustls reported
+    /// through the stream, say), whether or not a request was written.
+    pub(crate) fn original(io: &io::Error) -> &io::Error {
+        Unsent::of(io).map_or(io, |unsent| &unsent.0)
+    }
+
+    fn of(io: &io::Error) -> Option<&Unsent> {
+        io.get_ref()?.downcast_ref::<Unsent>()
     }
 }
 

@@ -9,7 +9,9 @@
 //! requests. Its error keeps that request from leaving and ends the call, counting the requests
 //! sent before it (the pipeline sets its `attempts`, as for any error), so every layer reads what
 //! carried the request from the error. The hook is given the call's deadline
-//! (`timeouts.totalMs`), so its waits end with the call's budget.
+//! (`timeouts.totalMs`), so its waits end with the call's budget (or sooner: the outbox's flush
+//! ends them at its `flushTime` too, as `totalMs` is unset by default). A bulk call whose envelope
+//! the hook's `Error::Storage` kept back sends no later envelope (`scheduler`).
 
 use std::fmt;
 use std::sync::Arc;

@@ -957,7 +957,7 @@ impl ErrorContext<'_> {
             | ureq::Error::RequireHttpsOnly(_) => TransportKind::Tls,
             // rustls reports handshake and certificate failures through the I/O stream.
             ureq::Error::Io(io)
-                if io
+                if Unsent::original(io)
                     .get_ref()
                     .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
             {

@@ -5,7 +5,9 @@
 //!
 //! The batch itself goes through the one pipeline (pacing counts every inner request, auth,
 //! Graph's headers, the retry of the whole batch on 429/503/504 and failed connections); this
-//! layer only decides which items go again.
+//! layer only decides which items go again. An envelope the call's departure hook kept back
+//! (`Error::Storage`: the outbox could not write when it may land) ends the call: no later
+//! envelope is sent, and the items not yet answered end with that error.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -204,16 +206,14 @@ pub(crate) fn run_carried(
     let mut turn = 0;
     loop {
         if watch.cancelled() {
-            for (index, result) in results.iter_mut().enumerate() {
-                if result.is_none() {
-                    let stage = if spent[index].attempts == 0 {
-                        "waiting for its turn in a batch"
-                    } else {
-                        "waiting to retry (Retry-After or backoff)"
-                    };
-                    *result = Some(Err(Error::cancelled(stage, "", spent[index].attempts)));
-                }
-            }
+            end_the_rest(&mut results, &spent, |attempts| {
+                let stage = if attempts == 0 {
+                    "waiting for its turn in a batch"
+                } else {
+                    "waiting to retry (Retry-After or backoff)"
+                };
+                Error::cancelled(stage, "", attempts)
+            });
             break;
         }
         // No batch is in flight here: every item not queued has its result.
@@ -326,6 +326,18 @@ pub(crate) fn run_carried(
                     let mut error = error.clone();
                     error.set_attempts(spent[index].attempts);
                     results[index] = Some(Err(error));
+                }
+                if matches!(error, Error::Storage { .. }) {
+                    // The layer above could not note when the envelope may land (its departure
+                    // hook: the outbox's file stayed busy past the time it had). Every later
+                    // envelope would wait for the same file: none is sent, and the items not yet
+                    // answered end with that error, carried as often as they were.
+                    end_the_rest(&mut results, &spent, |attempts| {
+                        let mut error = error.clone();
+                        error.set_attempts(attempts);
+                        error
+                    });
+                    break;
                 }
                 continue;
             }
@@ -467,6 +479,19 @@ pub(crate) fn run_carried(
             (result, spent.attempts)
         })
         .collect()
+}
+
+/// Ends every item without a result yet with `error(the requests that carried it)`.
+fn end_the_rest(
+    results: &mut [Option<Result<Response, Error>>],
+    spent: &[Spent],
+    error: impl Fn(u32) -> Error,
+) {
+    for (result, spent) in results.iter_mut().zip(spent) {
+        if result.is_none() {
+            *result = Some(Err(error(spent.attempts)));
+        }
+    }
 }
 
 fn slot(version: ApiVersion) -> usize {
@@ -990,6 +1015,56 @@ mod tests {
             (2, 0, 2),
             "items sent, retried, failed"
         );
+    }
+
+    /// The outbox's departure hook could not write when an envelope may land (its file stayed
+    /// busy past the call's or the flush's time, R2): every later envelope would wait for the
+    /// same file, so none is sent; the items not answered end with that STORAGE, each with the
+    /// requests that carried it (item 1's 503'd envelope), and nothing waits for item 1's retry.
+    #[test]
+    fn the_departure_hooks_storage_error_ends_the_call() {
+        let mut sender = Canned::new(|n, requests: &[Value]| match n {
+            0 => Ok(answer_each(requests, |id, _| {
+                if id == "1" {
+                    json!({"id": id, "status": 503, "headers": {"Retry-After": "1"},
+                           "body": {"error": {"code": "ServiceUnavailable"}}})
+                } else {
+                    json!({"id": id, "status": 204})
+                }
+            })),
+            _ => Err(Error::storage(
+                "o.db",
+                "database is locked; the request was not sent",
+            )),
+        });
+        sender.limit = 2;
+        let started = Instant::now();
+        let results = run(
+            &sender,
+            "PATCH",
+            &prepared(5, ApiVersion::Beta),
+            budget(None),
+        );
+        assert_eq!(
+            sender.batches(),
+            [vec!["0", "1"], vec!["2", "3"]],
+            "an envelope left after the hook's STORAGE"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "waited for a retry the call would not send: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(results[0].as_ref().map(|r| r.status).ok(), Some(204));
+        let ended: Vec<(bool, u32)> = results[1..]
+            .iter()
+            .map(|r| {
+                r.as_ref().err().map_or((false, u32::MAX), |error| {
+                    (matches!(error, Error::Storage { .. }), error.attempts())
+                })
+            })
+            .collect();
+        assert_eq!(ended, [(true, 1), (true, 0), (true, 0), (true, 0)]);
     }
 
     #[test]

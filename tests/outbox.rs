@@ -4116,6 +4116,104 @@ fn the_departure_hooks_wait_for_the_file_ends_with_the_calls_budget() {
     assert_eq!((report.sent, report.pending), (0, 1), "{report:?}");
 }
 
+/// Was a defect (R2 of the departure hook's review; the test keeps it fixed): without
+/// `timeouts.totalMs` (the default) nothing but `BUSY_TIMEOUT` (10 s) bounded the departure hook's
+/// wait for the file, and after its STORAGE the bulk call sent its next envelope, which waited
+/// again, far past `flushTimeMs`. Now the hook's waits end with the flush's `flushTime`, and the
+/// bulk call sends nothing after the hook's STORAGE. Sequence: pacing 2 requests per 1.5 s
+/// (so envelopes of 2), which the agent's direct updates fill; 6 reports due; the flush claims
+/// them at t0 and its first envelope waits ~1.5 s at the gate; another connection holds the write
+/// lock from t0 + 0.4 s until the flush's call returned (12 s at most); no totalMs, flushTime 3 s.
+#[test]
+fn the_departure_hooks_wait_for_the_file_ends_with_the_flush_time_and_ends_the_bulk_call() {
+    let emu = common::emulator_with_statuses(ids("u", 8));
+    let dir = folder("departure-flush-time");
+    let path = dir.join("o.db");
+    let client = builder(&emu.base_url())
+        .request_timeout(Duration::from_millis(5_000))
+        .retry_policy(RetryPolicy::none().base_delay(Duration::from_millis(10)))
+        .pacing(intune_user_status::Pacing::new(
+            2,
+            Duration::from_millis(1_500),
+        ))
+        .build()
+        .unwrap();
+    let outbox = Arc::new(
+        Outbox::open(
+            &client,
+            &path,
+            OutboxOptions::new().flush_time(Duration::from_millis(3_000)),
+        )
+        .unwrap(),
+    );
+    for i in 0..6 {
+        outbox
+            .enqueue(&Target::new("c1", format!("u{i}")), &count(1))
+            .unwrap();
+    }
+    // The agent's own direct updates take both pacing slots.
+    for id in ["u6", "u7"] {
+        client
+            .update_user_status(&Target::new("c1", id), &count(5))
+            .unwrap();
+    }
+    let before = emu.wire_requests().len();
+    // When the flush's call returned: it records next.
+    let returned = Arc::new(std::sync::Mutex::new(None));
+    {
+        let returned = Arc::clone(&returned);
+        outbox.set_flush_seam(move |seam| {
+            if seam == intune_user_status::FlushSeam::BeforeRecord {
+                returned.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+        });
+    }
+    let started = Instant::now();
+    let flusher = {
+        let outbox = Arc::clone(&outbox);
+        std::thread::spawn(move || {
+            let mut report = FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let give_up = started + Duration::from_secs(12);
+    while returned.lock().unwrap().is_none() && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    other.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let took = returned
+        .lock()
+        .unwrap()
+        .expect("the flush recorded")
+        .duration_since(started);
+    println!("the flush's call returned after {took:?}: {flushed:?} {report:?}");
+    assert_eq!(
+        emu.wire_requests().len(),
+        before,
+        "an envelope left: {flushed:?} {report:?}"
+    );
+    assert!(
+        took < Duration::from_millis(3_000 + 1_000),
+        "the call waited for the file {took:?}, past flushTimeMs 3 s: {flushed:?}"
+    );
+    assert!(
+        matches!(&flushed, Err(Error::Storage { .. })),
+        "the hook's STORAGE: {flushed:?}"
+    );
+    assert_eq!((report.sent, report.pending), (0, 6), "{report:?}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let in_doubt: i64 = conn
+        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(in_doubt, 0, "a report never sent is not in doubt");
+}
+
 /// A `$batch` whose first envelope got a 504 (an unknown outcome: Graph may apply it late) and
 /// whose retry the departure hook kept back (another connection holds the file's write lock past
 /// the call's budget): the hook's STORAGE counts the request that carried the reports before it,

@@ -1034,3 +1034,64 @@ fn an_interrupt_while_connecting_counts_nothing_sent_and_leaves_nothing_in_doubt
         .unwrap();
     assert_eq!(in_doubt, 0, "a request never written is not in doubt");
 }
+
+/// Was a defect (R3 of the departure hook's review; the test keeps it fixed): an interrupt during
+/// the TLS handshake (a middlebox accepts the connection and never answers the ClientHello) cut a
+/// request of which nothing was written, yet the flush counted its report sent and interrupted,
+/// held it back by its backoff and kept it in doubt, as F6 was for the connect. Nothing of the
+/// request leaves before the handshake ends: sent 0, nothing in doubt, due at once.
+#[test]
+fn an_interrupt_during_the_tls_handshake_counts_nothing_sent_and_leaves_nothing_in_doubt() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    // Accepts, reads the ClientHello and never answers; ends once the client closed.
+    let accepted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let silent = {
+        let accepted = Arc::clone(&accepted);
+        thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            accepted.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::io::copy(&mut stream, &mut std::io::sink());
+        })
+    };
+    let dir = folder("tls-hangs");
+    let path = dir.join("outbox.db");
+    let client = builder(&url)
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let outbox = open(&client, &path);
+    enqueue(&outbox, 1, 1);
+    let flushing = Arc::clone(&outbox);
+    let stopper = Arc::clone(&outbox);
+    let ((result, report), took) = interrupt_during(
+        || accepted.load(std::sync::atomic::Ordering::SeqCst),
+        move || stopper.interrupt(),
+        move || flush(&flushing),
+    );
+    assert!(took < PROMPTLY, "returned {took:?} after the interrupt");
+    let error = result.as_ref().expect_err("interrupted");
+    assert!(error.is_cancelled(), "{error:?}");
+    assert_eq!(error.attempts(), 0, "no request was written: {error:?}");
+    assert!(
+        stage(&result).contains("nothing of it was written"),
+        "{result:?}"
+    );
+    assert_eq!(
+        (report.sent, report.interrupted, report.pending),
+        (0, 0, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.next_attempt_in.is_some_and(|due| due.is_zero()),
+        "due as before its claim, not held back by a backoff: {report:?}"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let in_doubt: i64 = conn
+        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(in_doubt, 0, "a request never written is not in doubt");
+    drop(outbox);
+    drop(client);
+    silent.join().unwrap();
+}

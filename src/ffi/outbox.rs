@@ -48,7 +48,8 @@ unsafe fn outbox_ref<'a>(outbox: *const ius_outbox) -> Result<&'a Outbox, FfiErr
 /// carries was acknowledged by Graph with that value less than `resendAfterSeconds` ago, default
 /// 86400, each property by its own time), `flushTimeMs` (default 300000, at most 86400000: a flush
 /// starts no batch after running this long, its wait for another flush of the file included,
-/// records what finished and returns with the rest pending), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
+/// records what finished and returns with the rest pending; a request's wait for the busy file
+/// before it leaves ends then too, with `IUS_STATUS_STORAGE`), `maxFailed` (reports in the failed list at most, default 10000: beyond it, or when
 /// new reports need the room within `maxBytes`, the oldest are dropped, counted in the stats'
 /// `failedDropped` and logged at WARN); unknown keys are refused (`IUS_STATUS_CONFIG`, `field`
 /// names the key). Within `maxBytes`, what Graph acknowledged gives way first (expired

@@ -5,7 +5,8 @@
 //! interrupt ends them. The wait for another connection is bounded by [`BUSY_TIMEOUT`]; the wait
 //! for a turn is not (the call holding the connection is working, its own waits bounded), and
 //! ends early by an interrupt only. Both end by a deadline too where one is set ([`within`]: the
-//! departure hook's writes, which run inside a call and spend its `totalMs`). The busy handler
+//! departure hook's writes, which run inside a call and spend its `totalMs`, and end with the
+//! flush's `flushTime`). The busy handler
 //! runs only when the file is busy: an uncontended statement never calls it.
 
 use std::cell::Cell;

@@ -335,7 +335,8 @@ fn send(
                 continue;
             }
             let items: Vec<_> = batch.iter().map(|due| due.item.clone()).collect();
-            let departure = departure(parts, &batch, now, request_ms);
+            let ends = started + options.flush_time;
+            let departure = departure(parts, &batch, (now, ends), request_ms);
             let (results, attempts): (Vec<_>, Vec<_>) = deliver(client, &items, watch, departure)
                 .into_iter()
                 .map(|r| (r.result, r.attempts))
@@ -641,10 +642,19 @@ fn deliver(
 /// gate, for a token or a 429 hold) first writes now + `request_ms` + the slack, in its own small
 /// transaction, so the file holds each request in doubt for `requestMs` after it left whatever
 /// stops the process meanwhile. The end written is kept in memory: a request that leaves in time
-/// writes nothing. Its waits for the file end with the call's deadline (`timeouts.totalMs`: the
-/// hook runs inside the call, whose budget bounds every wait of it), and the request then stays
-/// back (STORAGE).
-fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) -> Departure {
+/// writes nothing. Its waits for the file end with the call's deadline (`timeouts.totalMs`, unset
+/// by default) or the flush's end (`flush_ends`, `flushTime` after it began), whichever comes
+/// first, and the request then stays back (STORAGE, which ends the bulk call: scheduler.rs). A
+/// request leaving at or past the flush's end (a retry within the call) still waits
+/// `busy::AFTER_INTERRUPT` for another connection's transaction. Only the hook's waits: the
+/// flush's end does not cut a request in flight (its outcome would be unknown) nor the call's
+/// other waits, which `flushTime` never bounded.
+fn departure(
+    parts: &Flush<'_>,
+    batch: &[Due],
+    (claimed, flush_ends): (i64, Instant),
+    request_ms: i64,
+) -> Departure {
     let store = parts.store.clone();
     let clock = parts.clock.clone();
     let steady = std::sync::Arc::clone(parts.steady);
@@ -652,9 +662,11 @@ fn departure(parts: &Flush<'_>, batch: &[Due], claimed: i64, request_ms: i64) ->
     let slack = in_doubt::DEPARTURE_SLACK_MS;
     let written = AtomicI64::new(claimed.saturating_add(request_ms).saturating_add(slack));
     Departure::new(move |deadline| {
+        let by = flush_ends.max(Instant::now() + busy::AFTER_INTERRUPT);
+        let by = Some(deadline.map_or(by, |deadline| deadline.min(by)));
         let write = |now: i64, until: i64| {
             let ends = keys.iter().map(|key| (key.as_str(), until));
-            busy::within(deadline, || {
+            busy::within(by, || {
                 store.run(|conn| store::leaving(conn, ends, request_ms))
             })
             .map_err(|error| match error {

@@ -28,7 +28,8 @@ pub struct OutboxOptions {
     pub resend_after: Duration,
     /// A flush starts no batch after running this long (default 5 minutes): it records what
     /// finished and returns with the rest pending, so an agent's loop keeps its rhythm. A wait
-    /// for another flush of the file counts: past this, the flush sends nothing and returns.
+    /// for another flush of the file counts: past this, the flush sends nothing and returns. A
+    /// request's wait for the busy file before it leaves ends here too (then `Error::Storage`).
     pub flush_time: Duration,
     /// At most this many reports in the failed list (default 10,000); beyond it the oldest are
     /// dropped, counted in [`OutboxStats::failed_dropped`](super::OutboxStats::failed_dropped)

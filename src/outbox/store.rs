@@ -46,9 +46,9 @@ impl From<rusqlite::Error> for StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Why a statement run within a deadline (`busy::within`: the departure hook's, within the call's
-/// `timeouts.totalMs`) failed when the file stayed busy past it.
+/// `timeouts.totalMs` and the flush's `flushTimeMs`) failed when the file stayed busy past it.
 const OUT_OF_TIME: &str = "the file stayed busy (another connection or call was writing to it) \
-     past the call's time budget (timeouts.totalMs)";
+     past the time the call had (timeouts.totalMs) or the flush had (the outbox's flushTimeMs)";
 
 /// The open file: one connection, lent to one call at a time and never across a request. A clone
 /// shares the connection (a flush's hook run before each request leaves writes through it).
