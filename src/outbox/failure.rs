@@ -39,8 +39,11 @@ pub(crate) fn fails_every_request(error: &Error) -> bool {
 /// token source failed so), or Graph answered 401 (a fresh token did not cure it). The flush
 /// that stops for it logs at WARN. A token endpoint that could not be reached or failed for a
 /// while (a transient [`AuthError`](crate::AuthError)) refused nothing: the flush is offline.
+/// Nor did a 401 whose resend with a fresh token never left (the client's own pacing gate
+/// refused it: `retry_stopped` says so): the fresh token was not tried.
 pub(crate) fn refuses_the_credentials(error: &Error) -> bool {
-    error.auth().is_some_and(|auth| !auth.transient) || error.http_status() == Some(401)
+    error.auth().is_some_and(|auth| !auth.transient)
+        || (error.http_status() == Some(401) && error.retry_stopped().is_none())
 }
 
 /// True when the request that ended so certainly was not processed by Graph, so it cannot land
