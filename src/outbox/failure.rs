@@ -186,6 +186,34 @@ pub(crate) fn from_json(text: &str) -> Error {
 mod tests {
     use super::*;
 
+    /// A report Graph would refuse as sent (invalid input) fails at once: it is not retried by
+    /// every flush for ever. (Kills the mutant that drops `InvalidInput` from `is_permanent`.)
+    #[test]
+    fn an_invalid_report_is_permanent() {
+        assert!(is_permanent(&Error::invalid("devicesCount", "negative")));
+        assert!(!is_permanent(&Error::storage("o.db", "disk I/O error")));
+    }
+
+    /// Only the client's own gate refusing a request before any left is "paced": a THROTTLED
+    /// after a request carried the item is that request's outcome, and another error that carried
+    /// nothing (an interrupt, the departure hook's STORAGE) is not the gate. (Kills `&&` -> `||`.)
+    #[test]
+    fn only_a_gate_refusal_before_any_request_is_paced() {
+        let throttled = |attempts| Error::Throttled {
+            wait: std::time::Duration::from_secs(1),
+            client_request_id: "crid".into(),
+            attempts,
+        };
+        assert!(refused_at_the_gate(&throttled(0)));
+        assert!(!refused_at_the_gate(&throttled(1)));
+        assert!(!refused_at_the_gate(&Error::cancelled(
+            "about to send",
+            "crid",
+            0
+        )));
+        assert!(!refused_at_the_gate(&Error::storage("o.db", "busy")));
+    }
+
     #[test]
     fn a_graph_error_round_trips_and_only_real_refusals_are_permanent() {
         let graph = |status| {
