@@ -33,7 +33,8 @@
 //! the socket down, so the close that follows resets the connection instead of sending on what
 //! the kernel still holds of the request, which a retransmission after a network outage could
 //! deliver minutes later, after a newer request. An interrupt shuts a socket down, and so does
-//! `abortable` when it drops a connection whose request is unanswered.
+//! `abortable` when it drops a connection whose request is unanswered. The reset reaches the
+//! next hop only: a proxy may still forward what it already read.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -4904,3 +4904,79 @@ fn a_redirect_hop_on_the_pooled_connection_is_held_in_doubt_for_request_ms_after
         .collect();
     assert_eq!(paths, ["/beta/$batch", "/beta/$batch"], "hop 1 and hop 2");
 }
+
+/// A resend after Graph's 401 that the client's own pacing gate refused never tried the fresh
+/// token: the credentials were not refused. The flush neither stops for refused credentials
+/// (`auth`, its backoff on the whole outbox) nor logs that WARN; the report is retried later, and
+/// the 401 (not processed) leaves nothing in doubt. Sequence: a token provider that hands a new
+/// token after each invalidation, pacing 1 request per 2 s, the call's waits capped at 100 ms; the
+/// `$batch` envelope gets one 401. (Seen failing before failure.rs read `retryStopped`: stoppedBy
+/// `auth` and the WARN.)
+#[test]
+fn a_401_whose_fresh_token_resend_the_own_pacing_gate_refused_refuses_no_credentials() {
+    use intune_user_status::{AccessToken, TokenProvider};
+    /// A new token after each refusal, as a revoked one is replaced.
+    struct Rotating(std::sync::atomic::AtomicU32);
+    impl TokenProvider for Rotating {
+        fn token(&self) -> Result<AccessToken, Error> {
+            let n = self.0.load(std::sync::atomic::Ordering::SeqCst);
+            Ok(AccessToken::new(format!("{TOKEN}{n}")))
+        }
+        fn invalidate(&self, _: &AccessToken) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    warnings();
+    let emu = common::emulator_with_statuses(["u0"]);
+    let dir = folder("paced-after-a-401");
+    let client = Client::builder()
+        .base_url(emu.base_url())
+        .token_provider(Rotating(std::sync::atomic::AtomicU32::new(0)))
+        .retry_policy(
+            RetryPolicy::default()
+                .base_delay(Duration::from_millis(10))
+                .max_total_wait(Duration::from_millis(100)),
+        )
+        .pacing(intune_user_status::Pacing::new(
+            1,
+            Duration::from_millis(2_000),
+        ))
+        .build()
+        .unwrap();
+    let path = dir.join("o.db");
+    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+    emu.add_fault(FaultRule::next(
+        1,
+        Fault::Status {
+            status: 401,
+            retry_after: None,
+        },
+    ));
+    let mut report = FlushReport::default();
+    let flushed = outbox.flush_into(&mut report);
+    assert_eq!(emu.wire_requests().len(), 1, "the resend left: {report:?}");
+    assert!(
+        report.stopped_by != Some(FlushStop::Auth),
+        "the fresh token was never tried, yet: {flushed:?} {report:?}"
+    );
+    let refused: Vec<String> = warnings()
+        .into_iter()
+        .filter(|line| line.contains("paced-after-a-401"))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(
+        (
+            report.sent,
+            report.retry_later,
+            outbox.stats().unwrap().pending
+        ),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let in_doubt: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(in_doubt, 0, "a 401 was not processed");
+}

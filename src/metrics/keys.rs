@@ -16,6 +16,8 @@ macro_rules! table {
         }
     ) => {
         $(#[$meta])*
+        // A table grows (a new stop, a new answer class) without breaking a caller's `match`.
+        #[non_exhaustive]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $( $(#[$variant_meta])* $variant, )+

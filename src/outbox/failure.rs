@@ -39,8 +39,11 @@ pub(crate) fn fails_every_request(error: &Error) -> bool {
 /// token source failed so), or Graph answered 401 (a fresh token did not cure it). The flush
 /// that stops for it logs at WARN. A token endpoint that could not be reached or failed for a
 /// while (a transient [`AuthError`](crate::AuthError)) refused nothing: the flush is offline.
+/// Nor did a 401 whose resend with a fresh token never left (the client's own pacing gate
+/// refused it: `retry_stopped` says so): the fresh token was not tried.
 pub(crate) fn refuses_the_credentials(error: &Error) -> bool {
-    error.auth().is_some_and(|auth| !auth.transient) || error.http_status() == Some(401)
+    error.auth().is_some_and(|auth| !auth.transient)
+        || (error.http_status() == Some(401) && error.retry_stopped().is_none())
 }
 
 /// True when the request that ended so certainly was not processed by Graph, so it cannot land
@@ -182,6 +185,34 @@ pub(crate) fn from_json(text: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report Graph would refuse as sent (invalid input) fails at once: it is not retried by
+    /// every flush for ever. (Kills the mutant that drops `InvalidInput` from `is_permanent`.)
+    #[test]
+    fn an_invalid_report_is_permanent() {
+        assert!(is_permanent(&Error::invalid("devicesCount", "negative")));
+        assert!(!is_permanent(&Error::storage("o.db", "disk I/O error")));
+    }
+
+    /// Only the client's own gate refusing a request before any left is "paced": a THROTTLED
+    /// after a request carried the item is that request's outcome, and another error that carried
+    /// nothing (an interrupt, the departure hook's STORAGE) is not the gate. (Kills `&&` -> `||`.)
+    #[test]
+    fn only_a_gate_refusal_before_any_request_is_paced() {
+        let throttled = |attempts| Error::Throttled {
+            wait: std::time::Duration::from_secs(1),
+            client_request_id: "crid".into(),
+            attempts,
+        };
+        assert!(refused_at_the_gate(&throttled(0)));
+        assert!(!refused_at_the_gate(&throttled(1)));
+        assert!(!refused_at_the_gate(&Error::cancelled(
+            "about to send",
+            "crid",
+            0
+        )));
+        assert!(!refused_at_the_gate(&Error::storage("o.db", "busy")));
+    }
 
     #[test]
     fn a_graph_error_round_trips_and_only_real_refusals_are_permanent() {
