@@ -340,6 +340,45 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A prune that keeps some rows removes only rows it examined: with `limit` 2 it looks at a
+    /// and b (the ends first), keeps a, removes b, and leaves c, whose steady end it never read,
+    /// for a later record (removed now, a kill or another process would find no row while the
+    /// write may still land).
+    #[test]
+    fn a_prune_removes_only_the_rows_it_examined() {
+        use super::super::{MIN_OUTBOX_BYTES, schema};
+        let dir =
+            std::env::temp_dir().join(format!("ius-in-doubt-examined-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = schema::open(&dir.join("outbox.db"), MIN_OUTBOX_BYTES).unwrap();
+        conn.execute_batch(
+            "INSERT INTO in_doubt VALUES ('a', '{}', 900, 1000), ('b', '{}', 950, 1000),
+                 ('c', '{}', 980, 1000);",
+        )
+        .unwrap();
+        let steady = |key: &str| matches!(key, "a" | "c").then_some(1_700);
+        let left = |conn: &rusqlite::Connection| -> Vec<(String, i64)> {
+            conn.prepare("SELECT key, until FROM in_doubt ORDER BY key")
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let expected = |rows: &[(&str, i64)]| -> Vec<(String, i64)> {
+            rows.iter().map(|&(k, u)| (k.to_owned(), u)).collect()
+        };
+        let removed = super::prune(&conn, 1_000, 2, steady).unwrap();
+        assert_eq!(left(&conn), expected(&[("a", 1_700), ("c", 980)]));
+        assert_eq!(removed, 1);
+        // The next record reaches c and gives it its steady end.
+        assert_eq!(super::prune(&conn, 1_000, 2, steady).unwrap(), 0);
+        assert_eq!(left(&conn), expected(&[("a", 1_700), ("c", 1_700)]));
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The room a write in doubt is counted for: at least its row and a page (a split), and not
     /// much more (room counted twice refuses reports a full file could take).
     #[test]
