@@ -26,6 +26,8 @@
 //! clock that ran ahead costs a changed value one window once the clock is right, not the time
 //! until the clock reaches that end.
 
+use rusqlite::ToSql;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::acknowledged;
@@ -201,19 +203,16 @@ pub(crate) fn restore(
 const BOUND: &str = "UPDATE in_doubt SET until = ?1 + max(coalesce(request_ms, ?2), ?2) + ?3
      WHERE until > ?1 + ?2 + ?3 AND until > ?1 + max(coalesce(request_ms, ?2), ?2) + ?3";
 
-/// The rows whose end passed at `?1`, up to `?2`: what [`prune`] removes, through the index on
-/// `until`.
-macro_rules! ended {
-    () => {
-        "SELECT key FROM in_doubt WHERE until <= ?1 LIMIT ?2"
-    };
-}
+/// The rows whose end passed at `?1`, the earliest first, up to `?2`: what [`prune`] examines,
+/// through the index on `until`.
+const ENDED: &str = "SELECT key FROM in_doubt WHERE until <= ?1 ORDER BY until LIMIT ?2";
 
-/// [`prune`]'s look at what it would remove (the ends the process still knows are given back).
-const ENDED: &str = ended!();
+/// [`prune`]'s removal of one row it examined, by its key: only a row whose steady end was read
+/// is ever removed (a second look at the ended rows would reach rows never examined).
+const FORGET: &str = "DELETE FROM in_doubt WHERE key = ?1";
 
-/// [`prune`]'s statement: every record runs it, through the index on `until`.
-const PRUNE: &str = concat!("DELETE FROM in_doubt WHERE key IN (", ended!(), ")");
+/// [`prune`]'s move of a kept row's end to the steady end the process knows for it.
+const STEADY_END: &str = "UPDATE in_doubt SET until = ?2 WHERE key = ?1";
 
 /// Writes every end later than now + its window back as now + its window (see the module's doc;
 /// its window as [`InDoubt::window_or`] reads it): read that way anyway, and stored so, it ends
@@ -224,7 +223,8 @@ pub(crate) fn bound(conn: &Connection, now: i64, request_ms: i64) -> rusqlite::R
         .map(drop)
 }
 
-/// Removes up to `limit` writes that can no longer land at `now`. Returns how many. An end past
+/// Examines up to `limit` rows whose end passed at `now`, the earliest first, and removes those
+/// whose writes can no longer land; never a row it did not examine. Returns how many. An end past
 /// now + its window is still in doubt (see the module's doc), so it stays. `steady` gives the end
 /// this process knows for a user status's write on the steady clock, as a wall-clock time
 /// (steady.rs): a row whose stored end passed while that end has not (the wall clock was stepped
@@ -236,27 +236,71 @@ pub(crate) fn prune(
     steady: impl Fn(&str) -> Option<i64>,
 ) -> rusqlite::Result<usize> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut kept = Vec::new();
     let mut ended = conn.prepare_cached(ENDED)?;
-    // A key the file holds damaged reads as none.
-    for key in ended.query_map(params![now, limit], |row| Ok(row.get::<_, String>(0).ok()))? {
-        if let Some(key) = key?
-            && let Some(end) = steady(&key).filter(|&end| end > now)
-        {
-            kept.push((key, end));
+    // Each examined key with the steady end it keeps, if any.
+    let examined = ended
+        .query_map(params![now, limit], |row| Ok(Stored::read(row.get_ref(0)?)))?
+        .map(|key| {
+            let key = key?;
+            let end = key.text().and_then(&steady).filter(|&end| end > now);
+            Ok((key, end))
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(ended);
+    let mut removed = 0;
+    for (key, end) in examined {
+        if let Some(end) = end {
+            conn.prepare_cached(STEADY_END)?
+                .execute(params![key, end])?;
+        } else {
+            removed += conn.prepare_cached(FORGET)?.execute([key])?;
         }
     }
-    drop(ended);
-    for (key, end) in kept {
-        conn.prepare_cached("UPDATE in_doubt SET until = ?2 WHERE key = ?1")?
-            .execute(params![key, end])?;
+    Ok(removed)
+}
+
+/// A key as the file holds it, so [`prune`] finds its row again by it. A key the file holds
+/// damaged (an operator's blob, or text that is not UTF-8) has no steady end and is removed like
+/// any other ended row; read as a `String`, it would stop every record.
+enum Stored {
+    /// Text, as its bytes: UTF-8 or not, it is bound back as the same text.
+    Text(Vec<u8>),
+    /// Any other value (the column's TEXT affinity leaves only blobs here).
+    Other(Value),
+}
+
+impl Stored {
+    fn read(value: ValueRef<'_>) -> Stored {
+        match value {
+            ValueRef::Text(bytes) => Stored::Text(bytes.to_vec()),
+            ValueRef::Blob(bytes) => Stored::Other(Value::Blob(bytes.to_vec())),
+            ValueRef::Integer(n) => Stored::Other(Value::Integer(n)),
+            ValueRef::Real(x) => Stored::Other(Value::Real(x)),
+            ValueRef::Null => Stored::Other(Value::Null),
+        }
     }
-    conn.prepare_cached(PRUNE)?.execute(params![now, limit])
+
+    /// The key as the user status it names, if it is one.
+    fn text(&self) -> Option<&str> {
+        match self {
+            Stored::Text(bytes) => std::str::from_utf8(bytes).ok(),
+            Stored::Other(_) => None,
+        }
+    }
+}
+
+impl ToSql for Stored {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Stored::Text(bytes) => ToSqlOutput::Borrowed(ValueRef::Text(bytes)),
+            Stored::Other(value) => ToSqlOutput::from(value),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{BOUND, ENDED, PRUNE};
+    use super::{BOUND, ENDED, FORGET, STEADY_END};
 
     /// What SQLite's planner does for `sql` on an outbox of schema 3 made before the index on
     /// `until` (so the index comes from the open): `EXPLAIN QUERY PLAN`'s details, one per line.
@@ -306,36 +350,96 @@ mod tests {
         assert_eq!(patch, next, "devicesCount 2 merged over 1");
     }
 
+    /// A fresh outbox in a directory of its own named after `name`, whose `in_doubt` holds the
+    /// rows `values` gives (an SQL `VALUES` list).
+    fn holding(name: &str, values: &str) -> (std::path::PathBuf, rusqlite::Connection) {
+        use super::super::{MIN_OUTBOX_BYTES, schema};
+        let dir = std::env::temp_dir().join(format!("ius-in-doubt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = schema::open(&dir.join("outbox.db"), MIN_OUTBOX_BYTES).unwrap();
+        conn.execute_batch(&format!("INSERT INTO in_doubt VALUES {values};"))
+            .unwrap();
+        (dir, conn)
+    }
+
+    /// The keys (a damaged one read lossily) and ends left in `in_doubt`, by key.
+    fn left(conn: &rusqlite::Connection) -> Vec<(String, i64)> {
+        conn.prepare("SELECT CAST(key AS BLOB), until FROM in_doubt ORDER BY key")
+            .unwrap()
+            .query_map([], |row| {
+                let key: Vec<u8> = row.get(0)?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), row.get(1)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// `rows` as [`left`] reads them.
+    fn rows(rows: &[(&str, i64)]) -> Vec<(String, i64)> {
+        rows.iter()
+            .map(|&(key, until)| (key.to_owned(), until))
+            .collect()
+    }
+
     /// A record's prune keeps, with its steady end, a write whose stored end passed while that
     /// end has not (the wall clock stepped forward), and drops the others whose end passed: one
     /// with no steady end, one whose steady end is now, and none whose end is to come.
     #[test]
     fn a_prune_keeps_a_write_until_its_steady_end() {
-        use super::super::{MIN_OUTBOX_BYTES, schema};
-        let dir = std::env::temp_dir().join(format!("ius-in-doubt-prune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let conn = schema::open(&dir.join("outbox.db"), MIN_OUTBOX_BYTES).unwrap();
-        conn.execute_batch(
-            "INSERT INTO in_doubt VALUES ('stepped', '{}', 900, 1000), ('over', '{}', 900, 1000),
-                 ('ends-now', '{}', 1000, 1000), ('to-come', '{}', 1500, 1000);",
-        )
-        .unwrap();
+        let (dir, conn) = holding(
+            "prune",
+            "('stepped', '{}', 900, 1000), ('over', '{}', 900, 1000),
+                 ('ends-now', '{}', 1000, 1000), ('to-come', '{}', 1500, 1000)",
+        );
         let steady = |key: &str| match key {
             "stepped" => Some(1_700),
             "ends-now" => Some(1_000),
             _ => None,
         };
         assert_eq!(super::prune(&conn, 1_000, 10, steady).unwrap(), 2);
-        let left: Vec<(String, i64)> = conn
-            .prepare("SELECT key, until FROM in_doubt ORDER BY key")
-            .unwrap()
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let left: Vec<_> = left.iter().map(|(k, u)| (k.as_str(), *u)).collect();
-        assert_eq!(left, [("stepped", 1_700), ("to-come", 1_500)]);
+        assert_eq!(left(&conn), rows(&[("stepped", 1_700), ("to-come", 1_500)]));
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A prune that keeps some rows removes only rows it examined: with `limit` 2 it looks at a
+    /// and b (the ends first), keeps a, removes b, and leaves c, whose steady end it never read,
+    /// for a later record (removed now, a kill or another process would find no row while the
+    /// write may still land).
+    #[test]
+    fn a_prune_removes_only_the_rows_it_examined() {
+        let (dir, conn) = holding(
+            "examined",
+            "('a', '{}', 900, 1000), ('b', '{}', 950, 1000), ('c', '{}', 980, 1000)",
+        );
+        let steady = |key: &str| matches!(key, "a" | "c").then_some(1_700);
+        let removed = super::prune(&conn, 1_000, 2, steady).unwrap();
+        assert_eq!(left(&conn), rows(&[("a", 1_700), ("c", 980)]));
+        assert_eq!(removed, 1);
+        // The next record reaches c and gives it its steady end.
+        assert_eq!(super::prune(&conn, 1_000, 2, steady).unwrap(), 0);
+        assert_eq!(left(&conn), rows(&[("a", 1_700), ("c", 1_700)]));
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Keys an operator's `sqlite3` left damaged (a blob, text that is not UTF-8) do not stop a
+    /// record: their ended rows are removed, each by itself, and the others are pruned as ever.
+    #[test]
+    fn a_prune_removes_ended_rows_whose_key_is_damaged() {
+        let (dir, conn) = holding(
+            "damaged",
+            "(x'ff', '{}', 900, 1000), (CAST(x'ff' AS TEXT), '{}', 900, 1000),
+                 ('over', '{}', 900, 1000), ('to-come', '{}', 1500, 1000),
+                 (CAST(x'fe' AS TEXT), '{}', 1500, 1000)",
+        );
+        assert_eq!(super::prune(&conn, 1_000, 10, |_| None).unwrap(), 3);
+        assert_eq!(
+            left(&conn),
+            rows(&[("to-come", 1_500), ("\u{fffd}", 1_500)])
+        );
         drop(conn);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -355,13 +459,21 @@ mod tests {
     /// table at every record or claim made a flush grind.
     #[test]
     fn prune_and_bound_find_their_rows_through_the_index_on_until() {
-        for sql in [PRUNE, ENDED, BOUND] {
+        for sql in [ENDED, BOUND] {
             let plan = plan(sql);
             assert!(
                 plan.contains("USING COVERING INDEX in_doubt_until")
                     || plan.contains("USING INDEX in_doubt_until"),
                 "{sql}: {plan}"
             );
+            assert!(!plan.contains("SCAN in_doubt"), "{sql}: {plan}");
+            // The earliest ends come first in the index's own order, with no sort of the table.
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+        }
+        // What the prune then does to each row it examined goes straight to that row.
+        for sql in [FORGET, STEADY_END] {
+            let plan = plan(sql);
+            assert!(plan.contains("USING PRIMARY KEY"), "{sql}: {plan}");
             assert!(!plan.contains("SCAN in_doubt"), "{sql}: {plan}");
         }
     }
