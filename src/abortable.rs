@@ -681,8 +681,14 @@ mod tests {
         }
         abandoned.send(()).unwrap();
         let (read, ended) = peer.join().unwrap();
+        // Wine (CI's Windows) discards what was queued but ends the stream with a FIN (6,255
+        // bytes read, then the end); Windows' closesocket after SO_LINGER 0 is a hard close (a
+        // reset), which only a real Windows would show. The request is not delivered whole
+        // either way.
+        let reset =
+            ended == Some(io::ErrorKind::ConnectionReset) || cfg!(windows) && ended.is_none();
         assert!(
-            read < BIG && ended == Some(io::ErrorKind::ConnectionReset),
+            read < BIG && reset,
             "the abandoned request ({sent:?}) was delivered: the peer read {read} bytes, then \
              {ended:?} (the end of the stream when None)"
         );

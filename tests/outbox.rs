@@ -4439,18 +4439,11 @@ fn c_flush_whose_first_request_the_departure_hook_kept_back_reports_the_round() 
     );
 }
 
-/// A retry the client's own pacing gate refuses after a 503 is not Graph throttling: Graph
-/// answered one 503 and throttled nothing, so the flush neither stops as throttled nor holds the
-/// outbox; the report waits out its backoff. The 503 keeps its rule (failure.rs never_processed:
-/// Graph's front door refused it), so nothing of it is in doubt. Sequence: pacing 1 request per
-/// 1 s, retry.maxTotalMs 100 ms; the PATCH gets a 503 (no Retry-After); its retry would wait
-/// ~1 s at the gate.
-#[test]
-fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
-    let emu = common::emulator_with_statuses(["u0"]);
-    let dir = folder("paced-after-a-503");
-    let path = dir.join("o.db");
-    let client = builder(&emu.base_url())
+/// An outbox at `path` whose client's own pacing gate lets 1 request a second through and whose
+/// calls wait 100 ms at most in all (`retry.maxTotalMs`), so a retry meets the gate and is
+/// refused; {devicesCount 1} to u0 pending.
+fn paced_with_one_pending(client: intune_user_status::ClientBuilder, path: &Path) -> Outbox {
+    let client = client
         .request_timeout(Duration::from_millis(2_000))
         .retry_policy(
             RetryPolicy::default()
@@ -4464,13 +4457,22 @@ fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
         ))
         .build()
         .unwrap();
-    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
+    let outbox = Outbox::open(&client, path, OutboxOptions::new()).unwrap();
+    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
     outbox
-        .enqueue(
-            &Target::new("c1", "u0"),
-            &UserStatusPatch::new().devices_count(1),
-        )
-        .unwrap();
+}
+
+/// A retry the client's own pacing gate refuses after a 503 is not Graph throttling: Graph
+/// answered one 503 and throttled nothing, so the flush neither stops as throttled nor holds the
+/// outbox; the report waits out its backoff. The 503 keeps its rule (failure.rs never_processed:
+/// Graph's front door refused it), so nothing of it is in doubt. Sequence: pacing 1 request per
+/// 1 s, retry.maxTotalMs 100 ms; the PATCH gets a 503 (no Retry-After); its retry would wait
+/// ~1 s at the gate.
+#[test]
+fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
+    let emu = common::emulator_with_statuses(["u0"]);
+    let path = folder("paced-after-a-503").join("o.db");
+    let outbox = paced_with_one_pending(builder(&emu.base_url()), &path);
     emu.add_fault(FaultRule::next(
         1,
         Fault::Status {
@@ -4493,11 +4495,7 @@ fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
         (1, 1, 1),
         "the 503'd report is retried later: {report:?}"
     );
-    let in_doubt: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(in_doubt, 0, "a 503 was not processed");
+    assert!(in_doubt_rows(&path).is_empty(), "a 503 was not processed");
 }
 
 /// As above, with the 503 inside the `$batch` (the envelope answered 200): the scheduler queues
@@ -4509,29 +4507,8 @@ fn a_retry_the_own_pacing_gate_refused_after_a_503_is_not_graph_throttling() {
 #[test]
 fn an_inner_503_whose_retry_the_own_pacing_gate_refused_neither_throttles_nor_holds() {
     let emu = common::emulator_with_statuses(["u0"]);
-    let dir = folder("paced-after-an-inner-503");
-    let path = dir.join("o.db");
-    let client = builder(&emu.base_url())
-        .request_timeout(Duration::from_millis(2_000))
-        .retry_policy(
-            RetryPolicy::default()
-                .max_retries(2)
-                .base_delay(Duration::from_millis(10))
-                .max_total_wait(Duration::from_millis(100)),
-        )
-        .pacing(intune_user_status::Pacing::new(
-            1,
-            Duration::from_millis(1_000),
-        ))
-        .build()
-        .unwrap();
-    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
-    outbox
-        .enqueue(
-            &Target::new("c1", "u0"),
-            &UserStatusPatch::new().devices_count(1),
-        )
-        .unwrap();
+    let path = folder("paced-after-an-inner-503").join("o.db");
+    let outbox = paced_with_one_pending(builder(&emu.base_url()), &path);
     emu.add_fault(
         FaultRule::next(
             1,
@@ -4909,43 +4886,18 @@ fn a_redirect_hop_on_the_pooled_connection_is_held_in_doubt_for_request_ms_after
 /// token: the credentials were not refused. The flush neither stops for refused credentials
 /// (`auth`, its backoff on the whole outbox) nor logs that WARN; the report is retried later, and
 /// the 401 (not processed) leaves nothing in doubt. Sequence: a token provider that hands a new
-/// token after each invalidation, pacing 1 request per 2 s, the call's waits capped at 100 ms; the
+/// token after each invalidation, pacing 1 request per 1 s, the call's waits capped at 100 ms; the
 /// `$batch` envelope gets one 401. (Seen failing before failure.rs read `retryStopped`: stoppedBy
 /// `auth` and the WARN.)
 #[test]
 fn a_401_whose_fresh_token_resend_the_own_pacing_gate_refused_refuses_no_credentials() {
-    use intune_user_status::{AccessToken, TokenProvider};
-    /// A new token after each refusal, as a revoked one is replaced.
-    struct Rotating(std::sync::atomic::AtomicU32);
-    impl TokenProvider for Rotating {
-        fn token(&self) -> Result<AccessToken, Error> {
-            let n = self.0.load(std::sync::atomic::Ordering::SeqCst);
-            Ok(AccessToken::new(format!("{TOKEN}{n}")))
-        }
-        fn invalidate(&self, _: &AccessToken) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
     warnings();
     let emu = common::emulator_with_statuses(["u0"]);
-    let dir = folder("paced-after-a-401");
+    let path = folder("paced-after-a-401").join("o.db");
     let client = Client::builder()
         .base_url(emu.base_url())
-        .token_provider(Rotating(std::sync::atomic::AtomicU32::new(0)))
-        .retry_policy(
-            RetryPolicy::default()
-                .base_delay(Duration::from_millis(10))
-                .max_total_wait(Duration::from_millis(100)),
-        )
-        .pacing(intune_user_status::Pacing::new(
-            1,
-            Duration::from_millis(2_000),
-        ))
-        .build()
-        .unwrap();
-    let path = dir.join("o.db");
-    let outbox = Outbox::open(&client, &path, OutboxOptions::new()).unwrap();
-    outbox.enqueue(&Target::new("c1", "u0"), &count(1)).unwrap();
+        .token_provider(common::Rotating::default());
+    let outbox = paced_with_one_pending(client, &path);
     emu.add_fault(FaultRule::next(
         1,
         Fault::Status {
@@ -4974,9 +4926,5 @@ fn a_401_whose_fresh_token_resend_the_own_pacing_gate_refused_refuses_no_credent
         (1, 1, 1),
         "{report:?}"
     );
-    let in_doubt: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM in_doubt", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(in_doubt, 0, "a 401 was not processed");
+    assert!(in_doubt_rows(&path).is_empty(), "a 401 was not processed");
 }

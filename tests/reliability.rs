@@ -813,23 +813,11 @@ fn r30_a_wait_on_another_threads_hold_counts_against_max_total_wait() {
 /// THROTTLED: Graph throttled nothing.
 #[test]
 fn r31_a_resend_after_a_401_the_own_pacing_gate_refused_ends_with_the_401() {
-    use intune_user_status::{AccessToken, TokenProvider};
-    /// A new token after each refusal, as a revoked one is replaced.
-    struct Rotating(std::sync::atomic::AtomicU32);
-    impl TokenProvider for Rotating {
-        fn token(&self) -> Result<AccessToken, Error> {
-            let n = self.0.load(std::sync::atomic::Ordering::SeqCst);
-            Ok(AccessToken::new(format!("{TOKEN}{n}")))
-        }
-        fn invalidate(&self, _: &AccessToken) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
     // Any token is refused once: the fault answers the first PATCH 401.
     let emu = faulty(vec![next_patch(1, status(401, None))]);
     let client = Client::builder()
         .base_url(emu.base_url())
-        .token_provider(Rotating(std::sync::atomic::AtomicU32::new(0)))
+        .token_provider(common::Rotating::default())
         .pacing(Pacing::new(1, Duration::from_secs(2)))
         .total_timeout(MS(500))
         .build()

@@ -139,6 +139,21 @@ impl Drop for Scratch {
     }
 }
 
+/// A token provider that hands out a new token after each invalidation, as a revoked token is
+/// replaced: `TOKEN` followed by how many were invalidated.
+#[derive(Default)]
+pub struct Rotating(std::sync::atomic::AtomicU32);
+
+impl intune_user_status::TokenProvider for Rotating {
+    fn token(&self) -> Result<intune_user_status::AccessToken, Error> {
+        let n = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(intune_user_status::AccessToken::new(format!("{TOKEN}{n}")))
+    }
+    fn invalidate(&self, _: &intune_user_status::AccessToken) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A token source that gives the emulator's token `good` times, then fails for good (a sealed
 /// vault, a rotated secret), counting every call in `calls`.
 pub struct TokenThenNone {
