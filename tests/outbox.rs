@@ -4038,6 +4038,57 @@ fn a_request_the_departure_hook_kept_from_leaving_is_not_sent_nor_in_doubt() {
     );
 }
 
+/// Flushes `outbox` on a thread while another connection holds the file's write lock from 0.4 s
+/// after the flush started, for `hold`, or (`None`) until the flush's call returned (12 s at most).
+/// The flush's result, its report, and when its call returned (it records next: the
+/// `BeforeRecord` seam) after the flush started.
+fn flush_while_another_holds_the_file(
+    outbox: &Arc<Outbox>,
+    path: &Path,
+    hold: Option<Duration>,
+) -> (Result<(), Error>, FlushReport, Duration) {
+    // When the flush's call returned: it records next.
+    let returned = Arc::new(std::sync::Mutex::new(None));
+    {
+        let returned = Arc::clone(&returned);
+        outbox.set_flush_seam(move |seam| {
+            if seam == intune_user_status::FlushSeam::BeforeRecord {
+                returned.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+        });
+    }
+    let started = Instant::now();
+    let flusher = {
+        let outbox = Arc::clone(outbox);
+        std::thread::spawn(move || {
+            let mut report = FlushReport::default();
+            let flushed = outbox.flush_into(&mut report);
+            (flushed, report)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let other = rusqlite::Connection::open(path).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    match hold {
+        Some(hold) => std::thread::sleep(hold),
+        None => {
+            let give_up = started + Duration::from_secs(12);
+            while returned.lock().unwrap().is_none() && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    other.execute_batch("COMMIT").unwrap();
+    let (flushed, report) = flusher.join().unwrap();
+    let took = returned
+        .lock()
+        .unwrap()
+        .expect("the flush recorded")
+        .duration_since(started);
+    (flushed, report, took)
+}
+
 /// The departure hook's wait for the file counts against the call's time budget: a request
 /// that may leave only once the file can say until when it may land, while another connection
 /// holds the file's write lock for longer than `totalMs`, stays back, and the call ends within
@@ -4066,37 +4117,8 @@ fn the_departure_hooks_wait_for_the_file_ends_with_the_calls_budget() {
         .update_user_status(&Target::new("c1", "u1"), &count(5))
         .unwrap();
     let before = emu.wire_requests().len();
-    // When the flush's call returned: it records next.
-    let returned = Arc::new(std::sync::Mutex::new(None));
-    {
-        let returned = Arc::clone(&returned);
-        outbox.set_flush_seam(move |seam| {
-            if seam == intune_user_status::FlushSeam::BeforeRecord {
-                returned.lock().unwrap().get_or_insert_with(Instant::now);
-            }
-        });
-    }
-    let started = Instant::now();
-    let flusher = {
-        let outbox = Arc::clone(&outbox);
-        std::thread::spawn(move || {
-            let mut report = FlushReport::default();
-            let flushed = outbox.flush_into(&mut report);
-            (flushed, report)
-        })
-    };
-    std::thread::sleep(Duration::from_millis(400));
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other.busy_timeout(Duration::from_secs(5)).unwrap();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    std::thread::sleep(Duration::from_millis(5_600));
-    other.execute_batch("COMMIT").unwrap();
-    let (flushed, report) = flusher.join().unwrap();
-    let took = returned
-        .lock()
-        .unwrap()
-        .expect("the flush recorded")
-        .duration_since(started);
+    let (flushed, report, took) =
+        flush_while_another_holds_the_file(&outbox, &path, Some(Duration::from_millis(5_600)));
     assert_eq!(
         emu.wire_requests().len(),
         before,
@@ -4158,40 +4180,7 @@ fn the_departure_hooks_wait_for_the_file_ends_with_the_flush_time_and_ends_the_b
             .unwrap();
     }
     let before = emu.wire_requests().len();
-    // When the flush's call returned: it records next.
-    let returned = Arc::new(std::sync::Mutex::new(None));
-    {
-        let returned = Arc::clone(&returned);
-        outbox.set_flush_seam(move |seam| {
-            if seam == intune_user_status::FlushSeam::BeforeRecord {
-                returned.lock().unwrap().get_or_insert_with(Instant::now);
-            }
-        });
-    }
-    let started = Instant::now();
-    let flusher = {
-        let outbox = Arc::clone(&outbox);
-        std::thread::spawn(move || {
-            let mut report = FlushReport::default();
-            let flushed = outbox.flush_into(&mut report);
-            (flushed, report)
-        })
-    };
-    std::thread::sleep(Duration::from_millis(400));
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other.busy_timeout(Duration::from_secs(5)).unwrap();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let give_up = started + Duration::from_secs(12);
-    while returned.lock().unwrap().is_none() && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    other.execute_batch("COMMIT").unwrap();
-    let (flushed, report) = flusher.join().unwrap();
-    let took = returned
-        .lock()
-        .unwrap()
-        .expect("the flush recorded")
-        .duration_since(started);
+    let (flushed, report, took) = flush_while_another_holds_the_file(&outbox, &path, None);
     println!("the flush's call returned after {took:?}: {flushed:?} {report:?}");
     assert_eq!(
         emu.wire_requests().len(),
